@@ -1,0 +1,50 @@
+# EdgeLab. `make exp NAME=quickstart` runs an experiment and draws its figure; `make test` runs the tests.
+# Both install missing system packages first (apt; root or passwordless sudo).
+SHELL := /bin/bash
+SWIFT ?= swift
+NAME ?= quickstart
+EDGELAB := .build/release/edgelab
+APT_PACKAGES := pkg-config libopenblas-dev libhdf5-dev hdf5-tools gnuplot-nox iproute2 nftables ethtool
+PLOT_DATA := build/plot-data
+
+.PHONY: help deps build test exp figure figures list clean
+
+help:
+	@echo "make exp NAME=<experiment>  run an experiment (release build) and render its figure"
+	@echo "make test                   install what is missing, build and run the tests"
+	@echo "make figures                re-render every figure from results/*.h5 (no re-running)"
+	@echo "make list                   list the experiments"
+	@echo "make clean                  remove build outputs (results/ is kept)"
+
+deps:
+	@scripts/install-deps.sh $(APT_PACKAGES)
+
+build: deps
+	$(SWIFT) build -c release --product edgelab
+
+test: deps
+	$(SWIFT) build
+	$(SWIFT) test
+
+exp: build
+	$(EDGELAB) run $(NAME)
+	@$(MAKE) --no-print-directory figure NAME=$(NAME)
+
+# Renders results/$(NAME).png and .pdf from results/$(NAME).h5 with plots/$(NAME).gp.
+figure:
+	@if [ ! -f plots/$(NAME).gp ]; then echo "no plots/$(NAME).gp: no figure for $(NAME)"; exit 0; fi; \
+	if [ ! -x $(EDGELAB) ]; then $(MAKE) --no-print-directory build; fi; \
+	$(EDGELAB) export results/$(NAME).h5 --dir $(PLOT_DATA)/$(NAME) >/dev/null && \
+	gnuplot -e "datadir='$(PLOT_DATA)/$(NAME)'; outbase='results/$(NAME)'" plots/$(NAME).gp && \
+	echo "figure: results/$(NAME).png results/$(NAME).pdf"
+
+figures: deps
+	@shopt -s nullglob; found=0; for f in results/*.h5; do n=$$(basename $$f .h5); \
+	  if [ -f plots/$$n.gp ]; then found=1; $(MAKE) --no-print-directory figure NAME=$$n || exit 1; fi; done; \
+	  [ $$found = 1 ] || echo "no results with a figure script yet: run make exp NAME=... first"
+
+list: build
+	@$(EDGELAB) list
+
+clean:
+	rm -rf .build build

@@ -1,0 +1,91 @@
+// swift-tools-version: 6.1
+// EdgeLab: a reproducible lab for splitting Llama-family models across edge devices.
+//
+// One target per subsystem; the folder names are the architecture:
+//   EdgeLabCore  units, seeded randomness, JSON values, text tables (no dependencies)
+//   Catalog      model architectures and device presets (facts, cited)
+//   Spec         the experiment as plain Codable data, sweeps, validation, workload materialisation
+//   DSL          result builders that produce a Spec
+//   Partitioning partition problems, plans, the Partitioner protocol, the algorithms
+//   CostModel    per-layer costs, rooflines, Spec -> partition problem
+//   Metrics      what a run measured (requests, links, devices) and its summary statistics
+//   Simulator    the simulated backend (discrete-event, virtual time)
+//   Results      HDF5 results files (the only importer of CHDF5), TSV export
+//   Runner       expands experiments into runs, dispatches them to backends, writes results
+//   Experiments  the experiment files in experiments/ (compiled in)
+//   edgelab      the thin command-line interface
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+  .enableUpcomingFeature("ExistentialAny"),
+  .enableUpcomingFeature("InternalImportsByDefault"),
+  .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+var package = Package(
+  name: "EdgeLab",
+  platforms: [.macOS(.v15)],
+  products: [
+    .executable(name: "edgelab", targets: ["edgelab"])
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+    .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+    .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+  ],
+  targets: [
+    // C libraries, through pkg-config. Exactly one Swift target imports each.
+    .systemLibrary(
+      name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
+      providers: [.apt(["libhdf5-dev"])]),
+
+    .target(name: "EdgeLabCore"),
+    .target(name: "Catalog", dependencies: ["EdgeLabCore"]),
+    .target(name: "Spec", dependencies: ["EdgeLabCore", "Catalog"]),
+    .target(name: "DSL", dependencies: ["EdgeLabCore", "Catalog", "Spec"]),
+    .target(name: "Partitioning", dependencies: ["EdgeLabCore"]),
+    .target(name: "CostModel", dependencies: ["EdgeLabCore", "Catalog", "Spec", "Partitioning"]),
+    .target(name: "Metrics", dependencies: ["EdgeLabCore"]),
+    .target(
+      name: "Simulator",
+      dependencies: [
+        "EdgeLabCore", "Catalog", "Spec", "CostModel", "Partitioning", "Metrics",
+        .product(name: "HeapModule", package: "swift-collections"),
+      ]),
+    .target(name: "Results", dependencies: ["EdgeLabCore", "Metrics", "CHDF5"]),
+    .target(
+      name: "Runner",
+      dependencies: [
+        "EdgeLabCore", "Catalog", "Spec", "CostModel", "Partitioning", "Metrics", "Simulator", "Results",
+      ]),
+    .target(name: "Experiments", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL"], path: "experiments"),
+    .executableTarget(
+      name: "edgelab",
+      dependencies: [
+        "EdgeLabCore", "Spec", "DSL", "CostModel", "Partitioning", "Metrics", "Results", "Runner", "Experiments",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+
+    .target(name: "TestSupport", path: "Tests/TestSupport"),
+    .testTarget(name: "EdgeLabCoreTests", dependencies: ["EdgeLabCore", "TestSupport"]),
+    .testTarget(name: "SpecTests", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL", "Experiments", "TestSupport"]),
+    .testTarget(name: "CostModelTests", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Partitioning", "TestSupport"]),
+    .testTarget(
+      name: "PartitioningTests",
+      dependencies: [
+        "EdgeLabCore", "Partitioning", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+      ]),
+    .testTarget(
+      name: "SimulatorTests",
+      dependencies: ["EdgeLabCore", "Spec", "DSL", "Catalog", "CostModel", "Partitioning", "Metrics", "Simulator", "TestSupport"]),
+    .testTarget(name: "ResultsTests", dependencies: ["EdgeLabCore", "Metrics", "Partitioning", "Results", "TestSupport"]),
+    .testTarget(
+      name: "RunnerTests",
+      dependencies: ["EdgeLabCore", "Spec", "DSL", "Catalog", "Metrics", "Runner", "Results", "Experiments", "TestSupport"]),
+    .testTarget(name: "CLITests", dependencies: ["EdgeLabCore", "TestSupport"]),
+  ]
+)
+
+for target in package.targets where target.type != .system {
+  target.swiftSettings = (target.swiftSettings ?? []) + swiftSettings
+}

@@ -1,0 +1,49 @@
+public import EdgeLabCore
+
+/// The hardware facts the cost model needs about one device.
+public struct DeviceProfile: Codable, Hashable, Sendable {
+  /// The product name, e.g. "Jetson AGX Orin 32GB".
+  public var model: String
+  /// Rated memory.
+  public var memory: Bytes
+  /// Memory available to the model (weights, KV cache, activations), below the rated size.
+  public var usableMemory: Bytes
+  public var memoryBandwidth: Bandwidth
+  public var fp32Peak: FlopRate
+  public var fp16Peak: FlopRate
+  /// Sequential read bandwidth of the storage that offloaded layers are loaded from.
+  public var storageReadBandwidth: Bandwidth
+  /// A server in a data centre or closet, as opposed to a board at the edge (EdgeShard's "cloud" device).
+  public var isServer: Bool
+
+  public init(model: String, memory: Bytes, usableMemory: Bytes, memoryBandwidth: Bandwidth, fp32Peak: FlopRate,
+              fp16Peak: FlopRate, storageReadBandwidth: Bandwidth, isServer: Bool = false) {
+    self.model = model
+    self.memory = memory
+    self.usableMemory = usableMemory
+    self.memoryBandwidth = memoryBandwidth
+    self.fp32Peak = fp32Peak
+    self.fp16Peak = fp16Peak
+    self.storageReadBandwidth = storageReadBandwidth
+    self.isServer = isServer
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case model, memory, isServer = "is_server"
+    case usableMemory = "usable_memory", memoryBandwidth = "memory_bandwidth"
+    case fp32Peak = "fp32_peak", fp16Peak = "fp16_peak", storageReadBandwidth = "storage_read_bandwidth"
+  }
+
+  /// Peak arithmetic rate for a weight precision (16-bit formats use the FP16 rate).
+  public func peak(for precision: Precision) -> FlopRate { precision == .fp32 ? fp32Peak : fp16Peak }
+
+  public func problems() -> [String] {
+    var p: [String] = []
+    if usableMemory.value <= 0 { p.append("usable_memory must be positive") }
+    if usableMemory > memory { p.append("usable_memory \(usableMemory) exceeds memory \(memory)") }
+    if memoryBandwidth.bitsPerSecond <= 0 { p.append("memory_bandwidth must be positive") }
+    if fp32Peak.flopsPerSecond <= 0 || fp16Peak.flopsPerSecond <= 0 { p.append("fp32_peak and fp16_peak must be positive") }
+    if storageReadBandwidth.bitsPerSecond <= 0 { p.append("storage_read_bandwidth must be positive") }
+    return p
+  }
+}

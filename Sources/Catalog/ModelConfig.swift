@@ -1,0 +1,156 @@
+public import EdgeLabCore
+
+/// A Llama-architecture configuration, with the keys of Hugging Face's `config.json`.
+///
+/// The engine reads checkpoints' `config.json` into this type, and the cost model derives every per-layer
+/// size from it, so a custom model is just a different value.
+public struct ModelConfig: Codable, Hashable, Sendable {
+  public var hiddenSize: Int
+  public var numHiddenLayers: Int
+  public var numAttentionHeads: Int
+  public var numKeyValueHeads: Int
+  public var intermediateSize: Int
+  public var vocabSize: Int
+  public var ropeTheta: Double
+  public var rmsNormEps: Double
+  public var tieWordEmbeddings: Bool
+  public var maxPositionEmbeddings: Int
+  public var ropeScaling: RopeScaling?
+  /// Explicit head dimension (newer configs carry it); `hiddenSize / numAttentionHeads` otherwise.
+  public var explicitHeadDim: Int?
+
+  public init(
+    hiddenSize: Int, numHiddenLayers: Int, numAttentionHeads: Int, numKeyValueHeads: Int, intermediateSize: Int,
+    vocabSize: Int, ropeTheta: Double, rmsNormEps: Double = 1e-5, tieWordEmbeddings: Bool,
+    maxPositionEmbeddings: Int, ropeScaling: RopeScaling? = nil, headDim: Int? = nil
+  ) {
+    self.hiddenSize = hiddenSize
+    self.numHiddenLayers = numHiddenLayers
+    self.numAttentionHeads = numAttentionHeads
+    self.numKeyValueHeads = numKeyValueHeads
+    self.intermediateSize = intermediateSize
+    self.vocabSize = vocabSize
+    self.ropeTheta = ropeTheta
+    self.rmsNormEps = rmsNormEps
+    self.tieWordEmbeddings = tieWordEmbeddings
+    self.maxPositionEmbeddings = maxPositionEmbeddings
+    self.ropeScaling = ropeScaling
+    self.explicitHeadDim = headDim
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case hiddenSize = "hidden_size"
+    case numHiddenLayers = "num_hidden_layers"
+    case numAttentionHeads = "num_attention_heads"
+    case numKeyValueHeads = "num_key_value_heads"
+    case intermediateSize = "intermediate_size"
+    case vocabSize = "vocab_size"
+    case ropeTheta = "rope_theta"
+    case rmsNormEps = "rms_norm_eps"
+    case tieWordEmbeddings = "tie_word_embeddings"
+    case maxPositionEmbeddings = "max_position_embeddings"
+    case ropeScaling = "rope_scaling"
+    case explicitHeadDim = "head_dim"
+  }
+
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    hiddenSize = try c.decode(Int.self, forKey: .hiddenSize)
+    numHiddenLayers = try c.decode(Int.self, forKey: .numHiddenLayers)
+    numAttentionHeads = try c.decode(Int.self, forKey: .numAttentionHeads)
+    // HF's default: no grouping when the key is absent (Llama-2 configs omit it).
+    numKeyValueHeads = try c.decodeIfPresent(Int.self, forKey: .numKeyValueHeads) ?? numAttentionHeads
+    intermediateSize = try c.decode(Int.self, forKey: .intermediateSize)
+    vocabSize = try c.decode(Int.self, forKey: .vocabSize)
+    ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? 10000
+    rmsNormEps = try c.decodeIfPresent(Double.self, forKey: .rmsNormEps) ?? 1e-6
+    tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false
+    maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? 2048
+    ropeScaling = try c.decodeIfPresent(RopeScaling.self, forKey: .ropeScaling)
+    explicitHeadDim = try c.decodeIfPresent(Int.self, forKey: .explicitHeadDim)
+  }
+
+  public var headDim: Int { explicitHeadDim ?? hiddenSize / numAttentionHeads }
+  public var kvDim: Int { numKeyValueHeads * headDim }
+  public var qDim: Int { numAttentionHeads * headDim }
+
+  /// Parameters of one decoder block (attention, MLP, two RMSNorm weights).
+  public var parametersPerBlock: Int {
+    hiddenSize * qDim + 2 * hiddenSize * kvDim + qDim * hiddenSize + 3 * hiddenSize * intermediateSize + 2 * hiddenSize
+  }
+  /// Parameters of the whole model, counting a tied embedding once.
+  public var parameterCount: Int {
+    let embedding = vocabSize * hiddenSize
+    let head = tieWordEmbeddings ? 0 : vocabSize * hiddenSize
+    return embedding + numHiddenLayers * parametersPerBlock + hiddenSize + head
+  }
+
+  /// Structural problems, each a sentence; empty when the configuration is usable.
+  public func problems() -> [String] {
+    var p: [String] = []
+    for (name, v) in [("hidden_size", hiddenSize), ("num_hidden_layers", numHiddenLayers),
+                      ("num_attention_heads", numAttentionHeads), ("num_key_value_heads", numKeyValueHeads),
+                      ("intermediate_size", intermediateSize), ("vocab_size", vocabSize)] where v <= 0 {
+      p.append("\(name) must be positive (it is \(v))")
+    }
+    if p.isEmpty {
+      if explicitHeadDim == nil && hiddenSize % numAttentionHeads != 0 {
+        p.append("hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
+      }
+      if numAttentionHeads % numKeyValueHeads != 0 {
+        p.append("num_attention_heads \(numAttentionHeads) is not a multiple of num_key_value_heads \(numKeyValueHeads)")
+      }
+      if headDim % 2 != 0 { p.append("the head dimension \(headDim) must be even for rotary embeddings") }
+    }
+    return p
+  }
+}
+
+/// Rotary-embedding frequency scaling. Only the `llama3` type (Llama 3.1/3.2/3.3) is implemented.
+public struct RopeScaling: Codable, Hashable, Sendable {
+  public var ropeType: String
+  public var factor: Double
+  public var lowFreqFactor: Double
+  public var highFreqFactor: Double
+  public var originalMaxPositionEmbeddings: Int
+
+  public init(ropeType: String = "llama3", factor: Double, lowFreqFactor: Double = 1, highFreqFactor: Double = 4,
+              originalMaxPositionEmbeddings: Int = 8192) {
+    self.ropeType = ropeType
+    self.factor = factor
+    self.lowFreqFactor = lowFreqFactor
+    self.highFreqFactor = highFreqFactor
+    self.originalMaxPositionEmbeddings = originalMaxPositionEmbeddings
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case ropeType = "rope_type", legacyType = "type", factor
+    case lowFreqFactor = "low_freq_factor", highFreqFactor = "high_freq_factor"
+    case originalMaxPositionEmbeddings = "original_max_position_embeddings"
+  }
+
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    ropeType = try c.decodeIfPresent(String.self, forKey: .ropeType)
+      ?? c.decodeIfPresent(String.self, forKey: .legacyType) ?? "default"
+    factor = try c.decodeIfPresent(Double.self, forKey: .factor) ?? 1
+    lowFreqFactor = try c.decodeIfPresent(Double.self, forKey: .lowFreqFactor) ?? 1
+    highFreqFactor = try c.decodeIfPresent(Double.self, forKey: .highFreqFactor) ?? 4
+    originalMaxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .originalMaxPositionEmbeddings) ?? 8192
+  }
+
+  public func encode(to encoder: any Encoder) throws {
+    var c = encoder.container(keyedBy: CodingKeys.self)
+    try c.encode(ropeType, forKey: .ropeType)
+    try c.encode(factor, forKey: .factor)
+    try c.encode(lowFreqFactor, forKey: .lowFreqFactor)
+    try c.encode(highFreqFactor, forKey: .highFreqFactor)
+    try c.encode(originalMaxPositionEmbeddings, forKey: .originalMaxPositionEmbeddings)
+  }
+}
+
+/// Numeric format of stored weights (and of arithmetic in the cost model's roofline).
+public enum Precision: String, Codable, Hashable, Sendable, CaseIterable {
+  case fp32, fp16, bf16
+  public var bytesPerWeight: Int { self == .fp32 ? 4 : 2 }
+}

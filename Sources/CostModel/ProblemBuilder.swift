@@ -1,0 +1,70 @@
+public import Catalog
+public import EdgeLabCore
+public import Partitioning
+public import Spec
+
+/// Builds the partition problem for an experiment (at one sweep point): per-layer memory, activation sizes and
+/// per-device times from the cost model, links from the network.
+///
+/// Choices the papers leave open, made here:
+/// - **Per-layer memory** is weights plus the KV cache of `kvSequences` sequences at the longest context the
+///   workload can reach (prompt + output upper bounds). `kvSequences` is the closed loop's concurrency, or the
+///   smaller of `max_batch` and the request count for open-loop arrivals.
+/// - **Per-layer time** (`time_s`) is one decode step at batch 1 with the mean context (mean prompt + half the
+///   mean output); `prefill_time_s` is the mean prompt's prefill.
+/// - **Output bytes** are one token's activations (hidden size × wire precision), 4 bytes (a token id) for the head.
+/// - **Links** carry their bandwidth at time 0 and their one-way latency.
+public struct ProblemBuilder: Sendable {
+  public var timeModel: any LayerTimeModel
+
+  public init(timeModel: any LayerTimeModel) { self.timeModel = timeModel }
+
+  public static func roofline(_ calibration: Calibration) -> ProblemBuilder {
+    ProblemBuilder(timeModel: RooflineModel(calibration: calibration))
+  }
+
+  /// Sequences whose KV cache the plan must hold at once.
+  public static func kvSequences(_ w: WorkloadSpec, _ e: ExecutionOptions) -> Int {
+    switch w.arrival {
+    case .closedLoop(let n, _): return max(1, min(n, w.requests))
+    default: return max(1, min(e.maxBatch, w.requests))
+    }
+  }
+
+  public func layers(for x: ResolvedExperiment) -> ModelLayers {
+    ModelLayers(config: x.model, precision: x.spec.model.precision, wirePrecision: x.spec.execution.wirePrecision)
+  }
+
+  public func problem(for x: ResolvedExperiment, objective: Objective) -> PartitionProblem {
+    let model = layers(for: x)
+    let w = x.spec.workload
+    let maxContext = w.promptTokens.bounds.upperBound + w.outputTokens.bounds.upperBound
+    let kvTokens = Double(Self.kvSequences(w, x.spec.execution) * maxContext)
+    let meanPrompt = max(1, Int(w.promptTokens.mean.rounded()))
+    let meanContext = meanPrompt + Int((w.outputTokens.mean / 2).rounded())
+    let precision = x.spec.model.precision
+    let layers = model.layers.map { l in
+      PartitionProblem.Layer(
+        name: l.kind.name,
+        memoryBytes: l.weightBytes.value + l.kvBytesPerToken.value * kvTokens,
+        outputBytes: l.outputBytesPerToken.value,
+        timeS: Dictionary(uniqueKeysWithValues: x.devices.map {
+          ($0.name, timeModel.time(l, on: $0.profile, work: .decode(contexts: [meanContext]), precision: precision).value)
+        }),
+        prefillTimeS: Dictionary(uniqueKeysWithValues: x.devices.map {
+          ($0.name, timeModel.time(l, on: $0.profile, work: .prefill(tokens: meanPrompt), precision: precision).value)
+        }),
+        weightBytes: l.weightBytes.value)
+    }
+    return PartitionProblem(
+      objective: objective, source: x.source, returnToSource: x.spec.execution.returnToSource,
+      devices: x.devices.map {
+        .init(name: $0.name, memoryBytes: $0.profile.usableMemory.value,
+              storageBytesPerS: $0.profile.storageReadBandwidth.bytesPerSecond, server: $0.profile.isServer)
+      },
+      layers: layers,
+      links: x.links.map {
+        .init(from: $0.from, to: $0.to, bandwidthBytesPerS: $0.spec.bandwidth.bytesPerSecond, latencyS: $0.spec.latency.value)
+      })
+  }
+}

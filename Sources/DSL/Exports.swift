@@ -1,0 +1,4 @@
+// An experiment file needs only `import DSL`: the spec types, presets and units come with it.
+@_exported public import Catalog
+@_exported public import EdgeLabCore
+@_exported public import Spec

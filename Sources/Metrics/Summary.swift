@@ -1,0 +1,84 @@
+/// Summary statistics of a run, as stored in the results file and plotted.
+///
+/// Percentiles use linear interpolation between closest ranks (NumPy's default), over completed requests.
+public struct RunSummary: Hashable, Sendable, Codable {
+  public var requestsCompleted: Int
+  public var requestsTotal: Int
+  public var outputTokens: Int
+  /// First arrival to last completion.
+  public var makespanSeconds: Double
+  /// Output tokens per second over the makespan.
+  public var throughputTokensPerSecond: Double
+  public var ttft: Distribution
+  public var tpot: Distribution
+  public var endToEnd: Distribution
+  public var bytesOnLinks: Double
+  public var peakMemoryBytes: Double
+
+  public struct Distribution: Hashable, Sendable, Codable {
+    public var mean: Double
+    public var p50: Double
+    public var p90: Double
+    public var p99: Double
+    public var max: Double
+    public static let empty = Distribution(mean: .nan, p50: .nan, p90: .nan, p99: .nan, max: .nan)
+
+    public init(mean: Double, p50: Double, p90: Double, p99: Double, max: Double) {
+      self.mean = mean
+      self.p50 = p50
+      self.p90 = p90
+      self.p99 = p99
+      self.max = max
+    }
+
+    public init(_ values: [Double]) {
+      guard !values.isEmpty else { self = .empty; return }
+      let s = values.sorted()
+      mean = s.reduce(0, +) / Double(s.count)
+      p50 = Self.percentile(s, 50)
+      p90 = Self.percentile(s, 90)
+      p99 = Self.percentile(s, 99)
+      max = s.last!
+    }
+
+    /// Linear interpolation between closest ranks of sorted values (NumPy's "linear" method).
+    public static func percentile(_ sorted: [Double], _ q: Double) -> Double {
+      guard !sorted.isEmpty else { return .nan }
+      let pos = q / 100 * Double(sorted.count - 1)
+      let lo = Int(pos.rounded(.down))
+      let hi = Swift.min(lo + 1, sorted.count - 1)
+      return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - Double(lo))
+    }
+  }
+
+  public init(_ outcome: RunOutcome) {
+    let done = outcome.requests.filter(\.isComplete)
+    requestsCompleted = done.count
+    requestsTotal = outcome.requests.count
+    outputTokens = outcome.requests.reduce(0) { $0 + $1.tokenTimes.count }
+    let start = outcome.requests.map(\.arrival).min() ?? 0
+    let end = outcome.requests.compactMap { $0.completion ?? $0.tokenTimes.last }.max() ?? start
+    makespanSeconds = end - start
+    throughputTokensPerSecond = makespanSeconds > 0 ? Double(outputTokens) / makespanSeconds : 0
+    ttft = Distribution(done.compactMap(\.ttft))
+    tpot = Distribution(done.compactMap(\.tpot))
+    endToEnd = Distribution(done.compactMap(\.endToEnd))
+    bytesOnLinks = outcome.links.reduce(0) { $0 + $1.bytes }
+    peakMemoryBytes = outcome.devices.map(\.peakMemoryBytes).max() ?? 0
+  }
+
+  /// Flat (name, value) pairs with units in the names, for attributes and exports.
+  public var scalars: [(String, Double)] {
+    var out: [(String, Double)] = [
+      ("requests_completed", Double(requestsCompleted)), ("requests_total", Double(requestsTotal)),
+      ("output_tokens", Double(outputTokens)), ("makespan_s", makespanSeconds),
+      ("throughput_tokens_per_s", throughputTokensPerSecond),
+    ]
+    for (name, d) in [("ttft", ttft), ("tpot", tpot), ("e2e", endToEnd)] {
+      out += [("\(name)_mean_s", d.mean), ("\(name)_p50_s", d.p50), ("\(name)_p90_s", d.p90),
+              ("\(name)_p99_s", d.p99), ("\(name)_max_s", d.max)]
+    }
+    out += [("bytes_on_links", bytesOnLinks), ("peak_memory_bytes", peakMemoryBytes)]
+    return out
+  }
+}

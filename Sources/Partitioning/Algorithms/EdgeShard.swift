@@ -1,0 +1,285 @@
+/// EdgeShard's joint device selection and partition for the **latency** objective (Zhang et al., "EdgeShard:
+/// Efficient LLM Inference via Collaborative Edge Computing", arXiv 2405.14371), made exact under memory.
+///
+/// The paper's recurrence D(i, j) = min_k D(i−1, k) + t(i, j) + O(i−1)/B(k, j) keeps no record of which devices
+/// are used or how full they are, so it can reuse a device or overfill one. This version's state is
+/// (layers placed i, devices used, last device): g(i, S, k) = min over the previous stage of
+/// g(i', S∖{k}, k') + transfer(k'→k after layer i'−1) + compute(k, i'..<i), with the stage i'..<i fitting k's
+/// memory, so each device holds one contiguous stage and the optimum is exact. Interchangeable devices are
+/// counted rather than enumerated (see `DeviceClasses`).
+///
+/// - Complexity: O(N² · Π(nᵢ+1) · K²) for N layers and K device classes of sizes nᵢ (O(N²·2^M·M²) with M
+///   distinct devices). Above `max_states` states it falls back to a beam search over the same recurrence
+///   (`beam` partial plans per layer boundary; not guaranteed optimal; the plan says so).
+public struct EdgeShardLatency: Partitioner {
+  public static let name = "edgeshard-latency"
+  public static let summary = "EdgeShard DP, latency objective: joint device selection + partition, exact under memory"
+  let search: SubsetSearch
+
+  public init(parameters: inout Parameters) throws(PartitionError) {
+    search = try SubsetSearch(parameters: &parameters, combine: .sum, algorithm: Self.name)
+  }
+
+  public func partition(_ p: IndexedProblem) throws(PartitionError) -> Plan {
+    var q = p
+    q = try q.with(objective: .latency)
+    return try search.solve(q, algorithm: Self.name)
+  }
+}
+
+/// EdgeShard's DP for the **throughput** objective (pipeline parallelism): g(i, S, k) = the smallest possible
+/// bottleneck for layers 0..<i placed on device set S with the last stage on k, minimising the largest stage
+/// compute or transfer (and the return to the source). Exact; interchangeable devices are counted.
+///
+/// - Complexity: as `EdgeShardLatency`.
+public struct EdgeShardThroughput: Partitioner {
+  public static let name = "edgeshard-throughput"
+  public static let summary = "EdgeShard DP, throughput objective: minimise the pipeline bottleneck, exact"
+  let search: SubsetSearch
+
+  public init(parameters: inout Parameters) throws(PartitionError) {
+    search = try SubsetSearch(parameters: &parameters, combine: .max, algorithm: Self.name)
+  }
+
+  public func partition(_ p: IndexedProblem) throws(PartitionError) -> Plan {
+    let q = try p.with(objective: .throughput)
+    return try search.solve(q, algorithm: Self.name)
+  }
+}
+
+extension IndexedProblem {
+  /// The same problem with another objective.
+  func with(objective: Objective) throws(PartitionError) -> IndexedProblem {
+    if problem.objective == objective { return self }
+    var copy = problem
+    copy.objective = objective
+    return try IndexedProblem(copy)
+  }
+}
+
+public import EdgeLabCore
+
+/// The dynamic programme over (layers placed, device-class counts, last class) shared by both objectives.
+struct SubsetSearch: Sendable {
+  enum Combine: Sendable { case sum, max }
+  let combine: Combine
+  let maxStates: Int
+  let beam: Int
+  let useSymmetry: Bool
+
+  init(parameters: inout Parameters, combine: Combine, algorithm: String) throws(PartitionError) {
+    self.combine = combine
+    maxStates = try parameters.int("max_states", default: 40_000_000)
+    beam = try parameters.int("beam", default: 2048)
+    useSymmetry = try parameters.bool("symmetry", default: true)
+    if maxStates < 1 || beam < 1 { throw .badParameter(algorithm: algorithm, "max_states and beam must be ≥ 1") }
+  }
+
+  @inline(__always) func join(_ a: Double, _ b: Double, _ c: Double) -> Double {
+    combine == .sum ? a + b + c : Swift.max(a, Swift.max(b, c))
+  }
+  @inline(__always) func join(_ a: Double, _ b: Double) -> Double { combine == .sum ? a + b : Swift.max(a, b) }
+
+  func solve(_ p: IndexedProblem, algorithm: String) throws(PartitionError) -> Plan {
+    let classes = DeviceClasses(p, useSymmetry: useSymmetry)
+    var product = 1
+    var overflow = false
+    for n in classes.capacities {
+      let (r, o) = product.multipliedReportingOverflow(by: n + 1)
+      if o { overflow = true; break }
+      product = r
+    }
+    let states = overflow ? Int.max : (p.layerCount + 1).multipliedReportingOverflow(by: product).partialValue
+      .multipliedReportingOverflow(by: classes.count).partialValue
+    if !overflow && states <= maxStates {
+      guard let spans = exact(p, classes, countStates: product) else {
+        throw .infeasible(Infeasibility.diagnose(p))
+      }
+      return StandardSemantics.plan(spans, p, algorithm: algorithm, exact: true)
+    }
+    guard let spans = beamSearch(p, classes) else {
+      throw .infeasible(Infeasibility.diagnose(p) + " (beam search found no plan; exact search would need \(overflow ? "more than 2⁶³" : String(states)) states)")
+    }
+    return StandardSemantics.plan(spans, p, algorithm: algorithm, exact: false, notes: [
+      "heuristic: exact search needs \(overflow ? "more than 2⁶³" : String(states)) states (> max_states \(maxStates)); beam search over the same recurrence with \(beam) partial plans per layer boundary, not guaranteed optimal",
+    ])
+  }
+
+  /// Representative devices for a transition from class a to class b (two distinct members when a == b).
+  private func pair(_ a: Int, _ b: Int, _ classes: DeviceClasses) -> (Int, Int) {
+    a == b ? (classes.members[a][0], classes.members[a][1]) : (classes.members[a][0], classes.members[b][0])
+  }
+
+  /// Exact DP over count vectors. Returns spans of the optimal plan, or nil if infeasible.
+  private func exact(_ p: IndexedProblem, _ classes: DeviceClasses, countStates: Int) -> [StandardSemantics.Span]? {
+    let n = p.layerCount
+    let kc = classes.count
+    let caps = classes.capacities
+    var stride = [Int](repeating: 1, count: kc)
+    for c in 1..<max(kc, 1) { stride[c] = stride[c - 1] * (caps[c - 1] + 1) }
+    let s = countStates
+    @inline(__always) func at(_ i: Int, _ c: Int, _ k: Int) -> Int { (i * s + c) * kc + k }
+    var value = [Double](repeating: .infinity, count: (n + 1) * s * kc)
+    var parentI = [Int32](repeating: -1, count: value.count)
+    var parentK = [Int16](repeating: -1, count: value.count)
+    let reps = classes.members.map { $0[0] }
+    let src = p.sourceIndex
+    let srcState = stride[classes.sourceClass]
+
+    // Stage 0 on the source: layers 0..<j.
+    for j in 1...n {
+      if p.memory(0, j) > p.memory[src] { break }
+      let c = p.compute(src, 0, j)
+      if !c.isFinite { break }
+      value[at(j, srcState, classes.sourceClass)] = c
+    }
+    // Decode a count-vector index into counts, once per vector.
+    var counts = [[Int]](repeating: [], count: s)
+    for c in 0..<s {
+      var rest = c
+      counts[c] = (0..<kc).map { k in
+        let v = (rest / stride[k]) % (caps[k] + 1)
+        if k == kc - 1 { rest = 0 }
+        return v
+      }
+    }
+    for i in 1..<n {
+      for c in 0..<s {
+        let cnt = counts[c]
+        for k in 0..<kc {
+          let v = value[at(i, c, k)]
+          if !v.isFinite { continue }
+          for k2 in 0..<kc where cnt[k2] < caps[k2] {
+            let (from, to) = pair(k, k2, classes)
+            let t = p.transfer(from, to, afterLayer: i - 1)
+            if !t.isFinite { continue }
+            let dev = reps[k2]
+            let c2 = c + stride[k2]
+            let budget = p.memory[dev]
+            var j = i + 1
+            while j <= n {
+              if p.memory(i, j) > budget { break }
+              let comp = p.compute(dev, i, j)
+              if !comp.isFinite { break }
+              let nv = join(v, t, comp)
+              let idx = at(j, c2, k2)
+              if nv < value[idx] {
+                value[idx] = nv
+                parentI[idx] = Int32(i)
+                parentK[idx] = Int16(k)
+              }
+              j += 1
+            }
+          }
+        }
+      }
+    }
+    // Best final state, with the return to the source.
+    var best = Double.infinity
+    var bestState: (Int, Int)?
+    for c in 0..<s {
+      for k in 0..<kc {
+        let v = value[at(n, c, k)]
+        if !v.isFinite { continue }
+        let last = k == classes.sourceClass ? src : reps[k]
+        let r = p.returnTransfer(from: last)
+        if !r.isFinite { continue }
+        let total = join(v, r)
+        if total < best {
+          best = total
+          bestState = (c, k)
+        }
+      }
+    }
+    guard var (c, k) = bestState else { return nil }
+    var stagesRev: [(cls: Int, first: Int, end: Int)] = []
+    var end = n
+    while true {
+      let idx = at(end, c, k)
+      let first = Int(parentI[idx])
+      if first < 0 {
+        stagesRev.append((k, 0, end))
+        break
+      }
+      stagesRev.append((k, first, end))
+      let prevK = Int(parentK[idx])
+      c -= stride[k]
+      k = prevK
+      end = first
+    }
+    return assignMembers(stagesRev.reversed(), classes)
+  }
+
+  /// Maps class-level stages to concrete devices: each class's members in order of use.
+  private func assignMembers(_ stages: some Sequence<(cls: Int, first: Int, end: Int)>, _ classes: DeviceClasses) -> [StandardSemantics.Span] {
+    var used = [Int](repeating: 0, count: classes.count)
+    return stages.map { st in
+      let d = classes.members[st.cls][used[st.cls]]
+      used[st.cls] += 1
+      return StandardSemantics.Span(device: d, first: st.first, end: st.end)
+    }
+  }
+
+  /// Beam search over the same recurrence for instances too large for the exact DP.
+  private func beamSearch(_ p: IndexedProblem, _ classes: DeviceClasses) -> [StandardSemantics.Span]? {
+    struct Partial {
+      var counts: [UInt16]
+      var last: Int
+      var value: Double
+      var stages: [(cls: Int, first: Int, end: Int)]
+    }
+    let n = p.layerCount
+    let caps = classes.capacities
+    let reps = classes.members.map { $0[0] }
+    let src = p.sourceIndex
+    var frontier = [[Partial]](repeating: [], count: n + 1)
+    for j in 1...n {
+      if p.memory(0, j) > p.memory[src] { break }
+      let c = p.compute(src, 0, j)
+      if !c.isFinite { break }
+      var counts = [UInt16](repeating: 0, count: classes.count)
+      counts[classes.sourceClass] = 1
+      frontier[j].append(Partial(counts: counts, last: classes.sourceClass, value: c, stages: [(classes.sourceClass, 0, j)]))
+    }
+    var best: (Double, [(cls: Int, first: Int, end: Int)])?
+    for i in 1...n {
+      // Keep the best `beam` partial plans at this boundary, one per (counts, last) state.
+      var unique: [String: Partial] = [:]
+      for q in frontier[i] {
+        let key = q.counts.map(String.init).joined(separator: ",") + "|\(q.last)"
+        if let e = unique[key], e.value <= q.value { continue }
+        unique[key] = q
+      }
+      let kept = unique.values.sorted { $0.value < $1.value }.prefix(beam)
+      frontier[i] = []
+      if i == n {
+        for q in kept {
+          let last = q.last == classes.sourceClass ? src : reps[q.last]
+          let total = join(q.value, p.returnTransfer(from: last))
+          if total.isFinite && (best == nil || total < best!.0) { best = (total, q.stages) }
+        }
+        break
+      }
+      for q in kept {
+        for k2 in 0..<classes.count where Int(q.counts[k2]) < caps[k2] {
+          let (from, to) = pair(q.last, k2, classes)
+          let t = p.transfer(from, to, afterLayer: i - 1)
+          if !t.isFinite { continue }
+          let dev = reps[k2]
+          var j = i + 1
+          while j <= n {
+            if p.memory(i, j) > p.memory[dev] { break }
+            let comp = p.compute(dev, i, j)
+            if !comp.isFinite { break }
+            var c2 = q.counts
+            c2[k2] += 1
+            frontier[j].append(Partial(counts: c2, last: k2, value: join(q.value, t, comp), stages: q.stages + [(k2, i, j)]))
+            j += 1
+          }
+        }
+      }
+    }
+    guard let best else { return nil }
+    return assignMembers(best.1, classes)
+  }
+}

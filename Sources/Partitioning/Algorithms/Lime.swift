@@ -1,0 +1,379 @@
+public import EdgeLabCore
+
+/// LIME: interleaved pipeline parallelism with model offloading for memory-constrained heterogeneous devices
+/// (Sun et al., "LIME: Lossless collaborative inference…", arXiv 2512.21835).
+///
+/// The paper publishes the mechanisms, not the schedule, the allocation algorithm or the adaptation rule, so
+/// this is a design from those mechanisms; every assumption is a parameter:
+///
+/// - **Interleaving.** Devices form a ring (source first, then declared order). The layers are cut into
+///   `M·v` contiguous chunks, chunk c on device c mod M, so each device holds `v` non-contiguous chunks and
+///   activations cycle round the ring `v` times per token. Interleaving gives a device time between its chunks
+///   (while the others compute and communicate) to load its next offloaded layers.
+/// - **Offloading.** A device may be assigned more layers than fit its memory: non-resident layers are read
+///   from storage (`storage_bytes_per_s`) into one of `prefetch_depth` layer-sized staging slots just before
+///   use. Loads on a device are sequential, in order of use, and may start as soon as a slot is free, i.e.
+///   overlapped with computation and communication anywhere in the ring. A device without storage bandwidth
+///   keeps all its layers resident.
+/// - **Residency.** Per device, the KV cache of all its layers stays resident; weights are made resident in
+///   *chunk-head-first* order (the first layer of each chunk, then the second, …) while memory lasts, because a
+///   chunk's first layer has no earlier compute on that device to hide its load behind.
+/// - **Offloading-aware cost model.** Per-token decode latency from a timeline of `steady_tokens` consecutive
+///   tokens of one request (the last token's latency is reported, so prefetching across token boundaries is in
+///   steady state): each layer starts when its input is there and, if offloaded, its load has finished.
+/// - **Offline allocation.** For v = 1…`max_interleave`: chunk sizes start proportional to each device's speed
+///   and are refined by local search (move one layer across a chunk boundary while it lowers the cost model);
+///   the best v wins.
+/// - **Online memory adaptation.** `LimeMemoryAdapter` recomputes residency as the KV cache grows or shrinks
+///   (the runtime and simulator call it), and re-plans when bandwidth changes by more than `replan_threshold`.
+///
+/// For the throughput objective the value is the steady-state cycle time with many requests in flight: the
+/// largest per-token busy time of any device (compute, or storage reads when they cannot be hidden) or link.
+/// When the plan is expressible in the standard semantics (v = 1, nothing offloaded), the plan's notes also
+/// give its standard value.
+public struct Lime: Partitioner {
+  public static let name = "lime"
+  public static let summary = "LIME: interleaved pipeline + offloading, offloading-aware allocation, online memory adaptation"
+
+  public let maxInterleave: Int
+  public let prefetchDepth: Int
+  public let steadyTokens: Int
+  public let offload: Bool
+  public let replanThreshold: Double
+
+  public init(parameters: inout Parameters) throws(PartitionError) {
+    maxInterleave = try parameters.int("max_interleave", default: 4)
+    prefetchDepth = try parameters.int("prefetch_depth", default: 2)
+    steadyTokens = try parameters.int("steady_tokens", default: 3)
+    offload = try parameters.bool("offload", default: true)
+    replanThreshold = try parameters.double("replan_threshold", default: 0.1)
+    if maxInterleave < 1 || prefetchDepth < 1 || steadyTokens < 1 {
+      throw .badParameter(algorithm: Self.name, "max_interleave, prefetch_depth and steady_tokens must be ≥ 1")
+    }
+  }
+
+  public init(maxInterleave: Int = 4, prefetchDepth: Int = 2, steadyTokens: Int = 3, offload: Bool = true,
+              replanThreshold: Double = 0.1) {
+    self.maxInterleave = maxInterleave
+    self.prefetchDepth = prefetchDepth
+    self.steadyTokens = steadyTokens
+    self.offload = offload
+    self.replanThreshold = replanThreshold
+  }
+
+  public func partition(_ p: IndexedProblem) throws(PartitionError) -> Plan {
+    let model = LimeCostModel(p, prefetchDepth: prefetchDepth, steadyTokens: steadyTokens, offload: offload)
+    let ring = [p.sourceIndex] + (0..<p.deviceCount).filter { $0 != p.sourceIndex }
+    // Ring order must be linked all the way round.
+    for (a, b) in zip(ring, ring.dropFirst() + [ring[0]]) where a != b && !p.hasLink(a, b) {
+      if ring.count > 1 { throw .infeasible("lime's ring needs a link from \(p.name(a)) to \(p.name(b))") }
+    }
+    var best: LimeCostModel.Allocation?
+    for v in 1...maxInterleave where ring.count * v <= p.layerCount {
+      let a = model.optimise(ring: ring, interleave: v)
+      if a.cost.feasible, best == nil || a.cost.value(p.problem.objective) < best!.cost.value(p.problem.objective) { best = a }
+    }
+    guard let best else { throw .infeasible(model.diagnose(ring: ring)) }
+    return model.plan(best, algorithm: Self.name)
+  }
+}
+
+/// LIME's offloading-aware cost model and allocation search (see `Lime`).
+public struct LimeCostModel: Sendable {
+  let p: IndexedProblem
+  public let prefetchDepth: Int
+  let steadyTokens: Int
+  let offload: Bool
+
+  public init(_ p: IndexedProblem, prefetchDepth: Int = 2, steadyTokens: Int = 3, offload: Bool = true) {
+    self.p = p
+    self.prefetchDepth = prefetchDepth
+    self.steadyTokens = steadyTokens
+    self.offload = offload
+  }
+
+  struct Chunk: Hashable { var device: Int; var first: Int; var end: Int }
+
+  struct Cost {
+    var feasible: Bool
+    var latency: Double
+    var cycle: Double
+    var excessBytes: Double
+    func value(_ o: Objective) -> Double { o == .latency ? latency : cycle }
+    /// Infeasible allocations rank by how far over memory they are, so local search can walk out of them.
+    func score(_ o: Objective) -> Double { feasible ? value(o) : 1e12 + excessBytes }
+  }
+
+  struct Allocation {
+    var chunks: [Chunk]
+    var offloaded: [Bool]
+    var cost: Cost
+  }
+
+  func weight(_ layer: Int) -> Double { p.problem.layers[layer].weightBytes ?? p.problem.layers[layer].memoryBytes }
+  func kv(_ layer: Int) -> Double { max(0, p.problem.layers[layer].memoryBytes - weight(layer)) }
+  func storage(_ d: Int) -> Double? {
+    guard offload, let s = p.problem.devices[d].storageBytesPerS, s > 0 else { return nil }
+    return s
+  }
+
+  /// Layers of device `d` in chunk-head-first priority order.
+  func priority(_ chunks: [Chunk], device d: Int) -> [Int] {
+    let mine = chunks.filter { $0.device == d }
+    var out: [Int] = []
+    var rank = 0
+    while out.count < mine.reduce(0, { $0 + $1.end - $1.first }) {
+      for c in mine where c.first + rank < c.end { out.append(c.first + rank) }
+      rank += 1
+    }
+    return out
+  }
+
+  /// Resident layers of device `d` given `kvBytes` of KV cache in memory: chunk-head-first while memory lasts.
+  /// Returns nil when even the KV cache and staging slots do not fit.
+  func residency(_ chunks: [Chunk], device d: Int, kvBytes: Double) -> (resident: Set<Int>, excess: Double)? {
+    let order = priority(chunks, device: d)
+    let budget = p.memory[d] - kvBytes
+    let all = order.reduce(0.0) { $0 + weight($1) }
+    if all <= budget { return (Set(order), 0) }
+    guard storage(d) != nil else { return nil }
+    var resident = Set<Int>()
+    var used = 0.0
+    var remainingMax = order.map(weight).max() ?? 0
+    var offloadedWeights = order.map(weight)
+    for (i, l) in order.enumerated() {
+      // Staging for the layers still offloaded after adding l.
+      offloadedWeights[i] = 0
+      remainingMax = offloadedWeights.max() ?? 0
+      let staging = Double(prefetchDepth) * remainingMax
+      if used + weight(l) + staging <= budget {
+        resident.insert(l)
+        used += weight(l)
+      } else {
+        offloadedWeights[i] = weight(l)
+      }
+    }
+    let staging = Double(prefetchDepth) * (order.filter { !resident.contains($0) }.map(weight).max() ?? 0)
+    if used + staging > budget { return nil }
+    return (resident, 0)
+  }
+
+  /// KV bytes the plan reserves on device d (from the problem's memory − weight per layer).
+  func plannedKV(_ chunks: [Chunk], device d: Int) -> Double {
+    chunks.filter { $0.device == d }.reduce(0.0) { acc, c in acc + (c.first..<c.end).reduce(0.0) { $0 + kv($1) } }
+  }
+
+  func evaluate(_ chunks: [Chunk]) -> (Cost, [Bool]) {
+    var offloaded = [Bool](repeating: false, count: p.layerCount)
+    var feasible = true
+    var excess = 0.0
+    for d in Set(chunks.map(\.device)) {
+      let kvBytes = plannedKV(chunks, device: d)
+      if let r = residency(chunks, device: d, kvBytes: kvBytes) {
+        for c in chunks where c.device == d { for l in c.first..<c.end where !r.resident.contains(l) { offloaded[l] = true } }
+      } else {
+        feasible = false
+        let weights = chunks.filter { $0.device == d }.reduce(0.0) { a, c in a + (c.first..<c.end).reduce(0.0) { $0 + weight($1) } }
+        let need = kvBytes + (storage(d) != nil ? Double(prefetchDepth) * (chunks.filter { $0.device == d }.flatMap { Array($0.first..<$0.end) }.map(weight).max() ?? 0) : weights)
+        excess += max(need - p.memory[d], 1)
+      }
+    }
+    for c in chunks where !p.compute(c.device, c.first, c.end).isFinite { feasible = false; excess += 1e9 }
+    let (latency, cycle) = timeline(chunks, offloaded: offloaded)
+    return (Cost(feasible: feasible, latency: latency, cycle: cycle, excessBytes: excess), offloaded)
+  }
+
+  /// Per-token latency (last of `steadyTokens` tokens) and the steady-state pipelined cycle time.
+  func timeline(_ chunks: [Chunk], offloaded: [Bool]) -> (latency: Double, cycle: Double) {
+    var storageFree = [Double](repeating: 0, count: p.deviceCount)
+    var useEnds = [[Double]](repeating: [], count: p.deviceCount)
+    var t = 0.0
+    var lastLatency = 0.0
+    for _ in 0..<steadyTokens {
+      let start = t
+      var finish = t
+      for (ci, c) in chunks.enumerated() {
+        var ready = finish
+        if ci > 0 { ready += p.transfer(chunks[ci - 1].device, c.device, afterLayer: c.first - 1) }
+        var prevEnd = ready
+        for l in c.first..<c.end {
+          let compute = p.compute(c.device, l, l + 1)
+          if offloaded[l], let bw = storage(c.device) {
+            let uses = useEnds[c.device]
+            let slotFree = uses.count >= prefetchDepth ? uses[uses.count - prefetchDepth] : 0
+            let loadStart = max(storageFree[c.device], slotFree)
+            let loadEnd = loadStart + weight(l) / bw
+            storageFree[c.device] = loadEnd
+            prevEnd = max(prevEnd, loadEnd) + compute
+            useEnds[c.device].append(prevEnd)
+          } else {
+            prevEnd += compute
+          }
+        }
+        finish = prevEnd
+      }
+      if let last = chunks.last { finish += p.returnTransfer(from: last.device) }
+      lastLatency = finish - start
+      t = finish
+    }
+    // Cycle: the busiest resource per token when many requests keep every device busy.
+    var cycle = 0.0
+    for d in Set(chunks.map(\.device)) {
+      let mine = chunks.filter { $0.device == d }
+      let compute = mine.reduce(0.0) { $0 + p.compute(d, $1.first, $1.end) }
+      var loads = 0.0
+      if let bw = storage(d) { for c in mine { for l in c.first..<c.end where offloaded[l] { loads += weight(l) / bw } } }
+      cycle = max(cycle, max(compute, loads))
+    }
+    for (ci, c) in chunks.enumerated() where ci > 0 {
+      cycle = max(cycle, p.transfer(chunks[ci - 1].device, c.device, afterLayer: c.first - 1))
+    }
+    if let last = chunks.last { cycle = max(cycle, p.returnTransfer(from: last.device)) }
+    return (lastLatency, cycle)
+  }
+
+  /// Initial chunk sizes ∝ device speed, then local search over chunk boundaries.
+  func optimise(ring: [Int], interleave v: Int) -> Allocation {
+    let n = p.layerCount
+    let count = ring.count * v
+    let speeds = (0..<count).map { c -> Double in
+      let d = ring[c % ring.count]
+      let t = p.compute(d, 0, n)
+      return t.isFinite && t > 0 ? 1 / t : 1e-9
+    }
+    let total = speeds.reduce(0, +)
+    var sizes = speeds.map { max(1, Int((Double(n) * $0 / total).rounded(.down))) }
+    while sizes.reduce(0, +) < n {
+      // Give the next layer to the chunk with the largest deficit against its ideal share.
+      let i = (0..<count).max { a, b in
+        Double(n) * speeds[a] / total - Double(sizes[a]) < Double(n) * speeds[b] / total - Double(sizes[b])
+      }!
+      sizes[i] += 1
+    }
+    while sizes.reduce(0, +) > n, let i = sizes.indices.filter({ sizes[$0] > 1 }).max(by: { sizes[$0] < sizes[$1] }) {
+      sizes[i] -= 1
+    }
+    func chunks(_ sizes: [Int]) -> [Chunk] {
+      var first = 0
+      return sizes.enumerated().map { c, s in
+        defer { first += s }
+        return Chunk(device: ring[c % ring.count], first: first, end: first + s)
+      }
+    }
+    let objective = p.problem.objective
+    var current = sizes
+    var (cost, offloaded) = evaluate(chunks(current))
+    var improved = true
+    var rounds = 0
+    while improved && rounds < 4 * n {
+      improved = false
+      rounds += 1
+      var bestMove: ([Int], Cost, [Bool])?
+      for b in 0..<(count - 1) {
+        for delta in [-1, 1] {
+          var s = current
+          s[b] += delta
+          s[b + 1] -= delta
+          if s[b] < 1 || s[b + 1] < 1 { continue }
+          let (c, o) = evaluate(chunks(s))
+          if c.score(objective) < (bestMove?.1.score(objective) ?? cost.score(objective)) - 1e-12 { bestMove = (s, c, o) }
+        }
+      }
+      if let m = bestMove {
+        current = m.0
+        cost = m.1
+        offloaded = m.2
+        improved = true
+      }
+    }
+    return Allocation(chunks: chunks(current), offloaded: offloaded, cost: cost)
+  }
+
+  func diagnose(ring: [Int]) -> String {
+    let noStorage = ring.filter { storage($0) == nil }
+    let need = p.memoryPrefix.last!
+    if noStorage.count == ring.count {
+      return "the model needs \(Bytes(need)); the devices offer \(Bytes(ring.reduce(0.0) { $0 + p.memory[$1] })) and none can offload (no storage_bytes_per_s)"
+    }
+    let kvAll = (0..<p.layerCount).reduce(0.0) { $0 + kv($1) }
+    return "even with offloading, the KV cache (\(Bytes(kvAll))) and staging slots (\(prefetchDepth) per device) do not fit the devices' memory"
+  }
+
+  func plan(_ a: Allocation, algorithm: String) -> Plan {
+    let objective = p.problem.objective
+    let stages = a.chunks.map { c in
+      Plan.Stage(device: p.name(c.device), firstLayer: c.first, endLayer: c.end,
+                 offloadedLayers: (c.first..<c.end).filter { a.offloaded[$0] })
+    }
+    let devices = Set(a.chunks.map(\.device)).count
+    let v = a.chunks.count / max(devices, 1)
+    let offloadedCount = a.offloaded.filter { $0 }.count
+    var notes = ["interleave \(v) (\(a.chunks.count) chunks on \(devices) devices); \(offloadedCount) of \(p.layerCount) layers offloaded; prefetch depth \(prefetchDepth)"]
+    let spans = a.chunks.map { StandardSemantics.Span(device: $0.device, first: $0.first, end: $0.end) }
+    var plan = Plan(
+      algorithm: algorithm, objective: objective, stages: stages,
+      microBatches: objective == .throughput ? devices : 1, valueSeconds: a.cost.value(objective),
+      valueModel: "lime", exact: false, explanation: "", notes: [])
+    if plan.isStandard && StandardSemantics.violations(spans, p).isEmpty {
+      let e = StandardSemantics.evaluate(spans, p)
+      notes.append("standard semantics value: \(e.value(objective)) s")
+      plan.explanation = e.explanation(stageCount: spans.count)
+    } else {
+      let loads = a.chunks.reduce(0.0) { acc, c in
+        acc + (storage(c.device).map { bw in (c.first..<c.end).filter { a.offloaded[$0] }.reduce(0.0) { $0 + weight($1) / bw } } ?? 0)
+      }
+      plan.explanation = "\(a.chunks.count) chunks on \(devices) devices (interleave \(v)); \(offloadedCount) layers offloaded, \(String(format: loads * 1e3, digits: 1)) ms of storage reads per token, overlapped"
+    }
+    plan.notes = notes
+    return plan
+  }
+}
+
+/// LIME's online memory adaptation, for the runtime and the simulator: as a device's KV cache grows or
+/// shrinks, how many (and which) layers stay resident; and when bandwidth changes, whether to re-plan.
+public struct LimeMemoryAdapter: Sendable {
+  let model: LimeCostModel
+  /// Layer-sized staging slots per device for offloaded layers.
+  public var prefetchDepth: Int { lime.prefetchDepth }
+  let chunks: [LimeCostModel.Chunk]
+  let lime: Lime
+
+  /// - Parameters:
+  ///   - plan: a plan (any algorithm's; contiguous plans are single-chunk LIME plans).
+  ///   - problem: the problem it was made for.
+  public init(plan: Plan, problem: PartitionProblem, lime: Lime = Lime()) throws(PartitionError) {
+    let p = try IndexedProblem(problem)
+    model = LimeCostModel(p, prefetchDepth: lime.prefetchDepth, steadyTokens: lime.steadyTokens, offload: lime.offload)
+    var cs: [LimeCostModel.Chunk] = []
+    for s in plan.stages {
+      guard let d = p.index(of: s.device) else { throw .invalidProblem(["plan device '\(s.device)' is not in the problem"]) }
+      cs.append(.init(device: d, first: s.firstLayer, end: s.endLayer))
+    }
+    chunks = cs
+    self.lime = lime
+  }
+
+  /// Layers of `device` that stay resident when its KV cache holds `kvBytes`; nil if even the KV cache and the
+  /// staging slots no longer fit (the caller must shed load).
+  public func residentLayers(device: String, kvBytes: Double) -> Set<Int>? {
+    guard let d = model.p.index(of: device) else { return nil }
+    return model.residency(chunks, device: d, kvBytes: kvBytes)?.resident
+  }
+
+  /// Layers `device` reads from storage on each use when its KV cache holds `kvBytes`.
+  public func offloadedLayers(device: String, kvBytes: Double) -> [Int]? {
+    guard let d = model.p.index(of: device), let r = residentLayers(device: device, kvBytes: kvBytes) else { return nil }
+    return chunks.filter { $0.device == d }.flatMap { Array($0.first..<$0.end) }.filter { !r.contains($0) }
+  }
+
+  /// A new plan if re-planning for `problem` (e.g. changed link bandwidths) lowers the predicted value by more
+  /// than `replan_threshold`; nil to keep the current plan.
+  public func replan(for problem: PartitionProblem) throws(PartitionError) -> Plan? {
+    let p = try IndexedProblem(problem)
+    let now = LimeCostModel(p, prefetchDepth: lime.prefetchDepth, steadyTokens: lime.steadyTokens, offload: lime.offload)
+    let (current, _) = now.evaluate(chunks)
+    let fresh = try lime.partition(p)
+    let currentValue = current.feasible ? current.value(p.problem.objective) : .infinity
+    return fresh.valueSeconds < currentValue * (1 - lime.replanThreshold) ? fresh : nil
+  }
+}

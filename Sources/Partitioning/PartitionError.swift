@@ -1,0 +1,20 @@
+/// Why a partitioner produced no plan.
+public enum PartitionError: Error, CustomStringConvertible, Equatable, Sendable {
+  /// No plan satisfies the constraints; the message names the binding one.
+  case infeasible(String)
+  /// The problem itself is malformed.
+  case invalidProblem([String])
+  /// An algorithm parameter is unknown or has a bad value.
+  case badParameter(algorithm: String, String)
+  /// No algorithm by that name is registered.
+  case unknownAlgorithm(String, known: [String])
+
+  public var description: String {
+    switch self {
+    case .infeasible(let why): "infeasible: \(why)"
+    case .invalidProblem(let issues): "invalid problem: " + issues.joined(separator: "; ")
+    case .badParameter(let a, let why): "algorithm '\(a)': \(why)"
+    case .unknownAlgorithm(let n, let known): "unknown algorithm '\(n)'; registered: \(known.joined(separator: ", "))"
+    }
+  }
+}

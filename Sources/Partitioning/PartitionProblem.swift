@@ -1,0 +1,186 @@
+public import EdgeLabCore
+
+/// What a partitioner is given: ordered layers, devices, directed links, the source and the objective.
+///
+/// JSON (the form `edgelab partition --problem` reads):
+/// ```json
+/// {"objective": "latency", "source": "d0", "return_to_source": false,
+///  "devices": [{"name": "d0", "memory_bytes": 8000000000}],
+///  "layers": [{"name": "L0", "memory_bytes": 500000000, "output_bytes": 16384, "time_s": {"d0": 0.0012}}],
+///  "links": [{"from": "d0", "to": "d1", "bandwidth_bytes_per_s": 12500000, "latency_s": 0.002}]}
+/// ```
+/// Optional fields: `layers[].prefill_time_s` (per device), `layers[].weight_bytes` (bytes loaded from storage
+/// when the layer is offloaded; `memory_bytes` by default), `devices[].storage_bytes_per_s` (read bandwidth
+/// for offloading), `devices[].server` (EdgeShard's cloud device), and `options` (free-form).
+public struct PartitionProblem: Codable, Hashable, Sendable {
+  public var objective: Objective
+  public var source: String
+  public var returnToSource: Bool
+  public var devices: [Device]
+  public var layers: [Layer]
+  public var links: [Link]
+
+  public struct Device: Codable, Hashable, Sendable {
+    public var name: String
+    public var memoryBytes: Double
+    public var storageBytesPerS: Double?
+    public var server: Bool?
+    public init(name: String, memoryBytes: Double, storageBytesPerS: Double? = nil, server: Bool? = nil) {
+      self.name = name
+      self.memoryBytes = memoryBytes
+      self.storageBytesPerS = storageBytesPerS
+      self.server = server
+    }
+    enum CodingKeys: String, CodingKey {
+      case name, memoryBytes = "memory_bytes", storageBytesPerS = "storage_bytes_per_s", server
+    }
+  }
+
+  public struct Layer: Codable, Hashable, Sendable {
+    public var name: String
+    public var memoryBytes: Double
+    public var outputBytes: Double
+    /// Decode-step compute time on each device (a device that is missing cannot run the layer).
+    public var timeS: [String: Double]
+    public var prefillTimeS: [String: Double]?
+    public var weightBytes: Double?
+    public init(name: String, memoryBytes: Double, outputBytes: Double, timeS: [String: Double],
+                prefillTimeS: [String: Double]? = nil, weightBytes: Double? = nil) {
+      self.name = name
+      self.memoryBytes = memoryBytes
+      self.outputBytes = outputBytes
+      self.timeS = timeS
+      self.prefillTimeS = prefillTimeS
+      self.weightBytes = weightBytes
+    }
+    enum CodingKeys: String, CodingKey {
+      case name, memoryBytes = "memory_bytes", outputBytes = "output_bytes", timeS = "time_s"
+      case prefillTimeS = "prefill_time_s", weightBytes = "weight_bytes"
+    }
+  }
+
+  public struct Link: Codable, Hashable, Sendable {
+    public var from: String
+    public var to: String
+    public var bandwidthBytesPerS: Double
+    public var latencyS: Double
+    public init(from: String, to: String, bandwidthBytesPerS: Double, latencyS: Double) {
+      self.from = from
+      self.to = to
+      self.bandwidthBytesPerS = bandwidthBytesPerS
+      self.latencyS = latencyS
+    }
+    enum CodingKeys: String, CodingKey {
+      case from, to, bandwidthBytesPerS = "bandwidth_bytes_per_s", latencyS = "latency_s"
+    }
+  }
+
+  public init(objective: Objective, source: String, returnToSource: Bool = false, devices: [Device], layers: [Layer],
+              links: [Link]) {
+    self.objective = objective
+    self.source = source
+    self.returnToSource = returnToSource
+    self.devices = devices
+    self.layers = layers
+    self.links = links
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case objective, source, returnToSource = "return_to_source", devices, layers, links
+  }
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    objective = try c.decode(Objective.self, forKey: .objective)
+    source = try c.decode(String.self, forKey: .source)
+    returnToSource = try c.decodeIfPresent(Bool.self, forKey: .returnToSource) ?? false
+    devices = try c.decode([Device].self, forKey: .devices)
+    layers = try c.decode([Layer].self, forKey: .layers)
+    links = try c.decodeIfPresent([Link].self, forKey: .links) ?? []
+  }
+
+  /// Structural problems (names, sizes, missing times), each a sentence naming the field.
+  public func problems() -> [String] {
+    var p: [String] = []
+    let names = devices.map(\.name)
+    if devices.isEmpty { p.append("devices: the problem has no devices") }
+    if layers.isEmpty { p.append("layers: the problem has no layers") }
+    if Set(names).count != names.count { p.append("devices: device names must be unique") }
+    if !names.contains(source) { p.append("source: '\(source)' is not one of the devices (\(names.joined(separator: ", ")))") }
+    for d in devices where !(d.memoryBytes >= 0) { p.append("devices[\(d.name)].memory_bytes must be ≥ 0") }
+    for (i, l) in layers.enumerated() {
+      if !(l.memoryBytes >= 0) || !(l.outputBytes >= 0) { p.append("layers[\(i)] (\(l.name)): memory_bytes and output_bytes must be ≥ 0") }
+      for (d, t) in l.timeS where !names.contains(d) || !(t >= 0) || !t.isFinite {
+        p.append("layers[\(i)] (\(l.name)).time_s[\(d)]: " + (names.contains(d) ? "must be a finite time ≥ 0" : "'\(d)' is not a device"))
+      }
+    }
+    for (i, l) in links.enumerated() {
+      if !names.contains(l.from) || !names.contains(l.to) { p.append("links[\(i)]: '\(l.from)' → '\(l.to)' names an unknown device") }
+      if !(l.bandwidthBytesPerS > 0) { p.append("links[\(i)] (\(l.from)→\(l.to)).bandwidth_bytes_per_s must be > 0") }
+      if !(l.latencyS >= 0) { p.append("links[\(i)] (\(l.from)→\(l.to)).latency_s must be ≥ 0") }
+    }
+    return p
+  }
+}
+
+/// A problem in index form for the algorithms: prefix sums and dense link tables, built once per solve.
+public struct IndexedProblem: Sendable {
+  public let problem: PartitionProblem
+  public let deviceCount: Int
+  public let layerCount: Int
+  public let sourceIndex: Int
+  /// memoryPrefix[i] = Σ memory of layers 0..<i.
+  public let memoryPrefix: [Double]
+  /// timePrefix[d][i] = Σ decode time of layers 0..<i on device d (∞ when d cannot run a layer).
+  public let timePrefix: [[Double]]
+  public let memory: [Double]
+  /// bandwidth[k][j] in bytes/s, 0 when there is no link; latency[k][j] in seconds.
+  public let bandwidth: [[Double]]
+  public let latency: [[Double]]
+
+  public init(_ problem: PartitionProblem) throws(PartitionError) {
+    let issues = problem.problems()
+    if !issues.isEmpty { throw .invalidProblem(issues) }
+    self.problem = problem
+    let names = problem.devices.map(\.name)
+    deviceCount = names.count
+    layerCount = problem.layers.count
+    sourceIndex = names.firstIndex(of: problem.source)!
+    var mp = [0.0]
+    for l in problem.layers { mp.append(mp.last! + l.memoryBytes) }
+    memoryPrefix = mp
+    timePrefix = names.map { d in
+      var tp = [0.0]
+      for l in problem.layers { tp.append(tp.last! + (l.timeS[d] ?? .infinity)) }
+      return tp
+    }
+    memory = problem.devices.map(\.memoryBytes)
+    var bw = [[Double]](repeating: [Double](repeating: 0, count: names.count), count: names.count)
+    var lat = bw
+    let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+    for l in problem.links {
+      bw[index[l.from]!][index[l.to]!] = l.bandwidthBytesPerS
+      lat[index[l.from]!][index[l.to]!] = l.latencyS
+    }
+    bandwidth = bw
+    latency = lat
+  }
+
+  public func name(_ d: Int) -> String { problem.devices[d].name }
+  public func index(of name: String) -> Int? { problem.devices.firstIndex { $0.name == name } }
+
+  /// Memory of layers first..<end.
+  @inline(__always) public func memory(_ first: Int, _ end: Int) -> Double { memoryPrefix[end] - memoryPrefix[first] }
+  /// Compute time of layers first..<end on device d.
+  @inline(__always) public func compute(_ d: Int, _ first: Int, _ end: Int) -> Double { timePrefix[d][end] - timePrefix[d][first] }
+  @inline(__always) public func hasLink(_ k: Int, _ j: Int) -> Bool { bandwidth[k][j] > 0 }
+  /// Time to move the output of layer `layer` from k to j (∞ without a link, 0 on the same device).
+  @inline(__always) public func transfer(_ k: Int, _ j: Int, afterLayer layer: Int) -> Double {
+    if k == j { return 0 }
+    let b = bandwidth[k][j]
+    return b > 0 ? problem.layers[layer].outputBytes / b + latency[k][j] : .infinity
+  }
+  /// The return of the last layer's output to the source (0 when not asked for or already there).
+  @inline(__always) public func returnTransfer(from k: Int) -> Double {
+    problem.returnToSource ? transfer(k, sourceIndex, afterLayer: layerCount - 1) : 0
+  }
+}

@@ -1,0 +1,252 @@
+import Catalog
+public import CostModel
+public import EdgeLabCore
+import Foundation
+public import Metrics
+public import Partitioning
+public import Results
+public import Spec
+
+/// How to run an experiment.
+public struct RunOptions: Sendable {
+  /// The results file; `results/<experiment>.h5` when nil.
+  public var outputPath: String?
+  public var seed: UInt64?
+  public var backend: BackendKind?
+  /// Skip runs already in the results file (same spec, same run keys).
+  public var resume: Bool
+  /// Where an existing results file is moved before a fresh run (kept, never overwritten).
+  public var archiveDirectory: String?
+  /// Seconds between checkpoints of the results file during a sweep.
+  public var checkpointInterval: Double
+
+  public init(outputPath: String? = nil, seed: UInt64? = nil, backend: BackendKind? = nil, resume: Bool = false,
+              archiveDirectory: String? = nil, checkpointInterval: Double = 2) {
+    self.outputPath = outputPath
+    self.seed = seed
+    self.backend = backend
+    self.resume = resume
+    self.archiveDirectory = archiveDirectory
+    self.checkpointInterval = checkpointInterval
+  }
+}
+
+/// What a finished (or stopped) invocation produced.
+public struct RunReport: Sendable {
+  public var path: String
+  public var runsTotal: Int
+  public var runsExecuted: Int
+  public var runsSkipped: Int
+  public var statusCounts: [RunStatus: Int]
+  public var archivedPrevious: String?
+}
+
+/// Errors of the runner that a user must act on.
+public struct RunnerError: Error, CustomStringConvertible {
+  public var message: String
+  public var description: String { message }
+}
+
+/// A backend error that stops the sweep, with what the stopped run finished.
+struct StopSweep: Error {
+  var record: RunRecord?
+  var error: BackendError
+}
+
+/// Runs experiments: expands sweeps, builds each run's partition problem, partitions, executes on a backend,
+/// and keeps the results file up to date (atomically) as runs finish.
+public struct ExperimentRunner: Sendable {
+  public var backends: [BackendKind: any ExecutionBackend]
+  public var progress: any ProgressSink
+
+  public init(backends: [BackendKind: any ExecutionBackend] = [.simulated: SimulatedBackend()],
+              progress: any ProgressSink = SilentProgress()) {
+    self.backends = backends
+    self.progress = progress
+  }
+
+  /// The spec with command-line overrides applied.
+  public static func applying(_ options: RunOptions, to spec: ExperimentSpec) -> ExperimentSpec {
+    var s = spec
+    if let seed = options.seed { s.seed = seed }
+    if let b = options.backend { s.backend = b }
+    return s
+  }
+
+  /// Every run of the experiment, validated against the registered algorithms.
+  public static func expand(_ spec: ExperimentSpec) throws(SpecError) -> [RunDescriptor] {
+    try spec.expand(knownAlgorithms: Set(Partitioners.names))
+  }
+
+  /// The objective of a run: the algorithm's own (edgeshard-latency/-throughput), the choice's, or the spec's.
+  public static func objective(for run: RunDescriptor) -> Objective {
+    switch run.algorithm.name {
+    case EdgeShardLatency.name: .latency
+    case EdgeShardThroughput.name: .throughput
+    default: run.algorithm.objective ?? run.point.experiment.spec.objective
+    }
+  }
+
+  public static func describe(_ run: RunDescriptor) -> String {
+    var parts = [run.algorithm.displayLabel]
+    parts += run.point.settings.map { "\($0.label)=\($0.value.stringValue ?? $0.value.description)" }
+    if run.point.experiment.spec.repetitions > 1 { parts.append("rep \(run.repetition)") }
+    return parts.joined(separator: " ")
+  }
+
+  /// Plans one run: its problem and the algorithm's plan (or why there is none).
+  public static func plan(_ run: RunDescriptor, builder: ProblemBuilder) -> (PartitionProblem, Result<Plan, PartitionError>) {
+    let problem = builder.problem(for: run.point.experiment, objective: objective(for: run))
+    do {
+      return (problem, .success(try Partitioners.solve(problem, algorithm: run.algorithm.name, parameters: run.algorithm.parameters)))
+    } catch {
+      return (problem, .failure(error))
+    }
+  }
+
+  public func run(_ original: ExperimentSpec, options: RunOptions = RunOptions()) throws -> RunReport {
+    let spec = Self.applying(options, to: original)
+    let runs: [RunDescriptor]
+    do { runs = try Self.expand(spec) } catch { throw RunnerError(message: error.description) }
+    guard let backend = backends[spec.backend] else {
+      throw BackendError.unavailable(spec.backend, spec.backend == .boards
+        ? "running on real boards is not implemented in this build; use 'simulated' or 'loopback'"
+        : "this build has no '\(spec.backend.rawValue)' backend; use 'simulated'")
+    }
+    let path = options.outputPath ?? "results/\(spec.name).h5"
+    let specJSON = try JSONCoding.compactString(spec)
+
+    // Resume: keep runs of the same spec whose keys match; otherwise keep the old file aside.
+    var kept: [String: RunRecord] = [:]
+    var archived: String?
+    if FileManager.default.fileExists(atPath: path) {
+      if options.resume {
+        let old = try ResultsStore.read(path)
+        guard old.info.specJSON == specJSON else {
+          throw RunnerError(message: "\(path) was produced by a different spec (or seed/backend); run without --resume, or with --out to write elsewhere")
+        }
+        for r in old.runs where r.outcome.status == .complete || r.outcome.status == .infeasible { kept[r.key] = r }
+      } else {
+        archived = try archive(path, directory: options.archiveDirectory)
+        if let archived { progress.note("kept the previous \(path) as \(archived)") }
+      }
+    }
+
+    let git = Provenance.git()
+    var info = FileInfo(
+      experiment: spec.name, specJSON: specJSON, toolkitVersion: Provenance.toolkitVersion, gitCommit: git.commit,
+      gitDirty: git.dirty, gitDiff: git.diff, host: Provenance.host(), startedAt: Provenance.timestamp(), finishedAt: "",
+      seed: spec.seed, backend: spec.backend.rawValue, runsTotal: runs.count, complete: false)
+    var records: [RunRecord] = []
+    var counts: [RunStatus: Int] = [:]
+    var executed = 0
+    let skipped = runs.filter { kept[$0.key] != nil }.count
+    progress.started(total: runs.count, skipped: skipped)
+    var lastCheckpoint = MonotonicClock.now()
+    var done = skipped
+
+    func save(complete: Bool) throws {
+      info.finishedAt = Provenance.timestamp()
+      info.complete = complete
+      try ResultsStore.write(ResultsFile(info: info, runs: records.sorted { $0.index < $1.index }), to: path)
+    }
+
+    for run in runs {
+      if var old = kept[run.key] {
+        old.index = run.index
+        records.append(old)
+        counts[old.outcome.status, default: 0] += 1
+        continue
+      }
+      let started = MonotonicClock.now()
+      let record: RunRecord
+      do {
+        record = try execute(run, backend: backend)
+      } catch let stop as StopSweep {
+        // Save what finished, mark the file incomplete, and stop.
+        if let partial = stop.record { records.append(partial) }
+        try save(complete: false)
+        throw stop.error
+      }
+      records.append(record)
+      counts[record.outcome.status, default: 0] += 1
+      executed += 1
+      done += 1
+      progress.runFinished(done: done, total: runs.count, description: Self.describe(run),
+                           status: record.outcome.status.rawValue, runSeconds: MonotonicClock.now() - started)
+      if MonotonicClock.now() - lastCheckpoint > options.checkpointInterval {
+        try save(complete: false)
+        lastCheckpoint = MonotonicClock.now()
+      }
+    }
+    try save(complete: true)
+    progress.finished()
+    return RunReport(path: path, runsTotal: runs.count, runsExecuted: executed, runsSkipped: skipped,
+                     statusCounts: counts, archivedPrevious: archived)
+  }
+
+  func execute(_ run: RunDescriptor, backend: any ExecutionBackend) throws -> RunRecord {
+    let x = run.point.experiment
+    let builder = ProblemBuilder.roofline(x.spec.calibration)
+    let (problem, result) = Self.plan(run, builder: builder)
+    switch result {
+    case .failure(let error):
+      let message: String
+      if case .infeasible(let why) = error { message = why } else { message = error.description }
+      return makeRecord(run, plan: nil, outcome: .infeasible(message))
+    case .success(let plan):
+      let requests = x.spec.workload.materialize(seed: run.seed, vocabularySize: x.model.vocabSize)
+      let job = RunJob(descriptor: run, plan: plan, problem: problem, requests: requests, builder: builder)
+      do {
+        return makeRecord(run, plan: plan, outcome: try backend.execute(job))
+      } catch let e as BackendError {
+        var partial: RunOutcome?
+        var why = "interrupted"
+        switch e {
+        case .fatal(let w, let p): (partial, why) = (p, w)
+        case .interrupted(let p): partial = p
+        case .unavailable: break
+        }
+        let record = partial.map { p -> RunRecord in
+          var o = p
+          o.status = .incomplete
+          o.message = why
+          return makeRecord(run, plan: plan, outcome: o)
+        }
+        throw StopSweep(record: record, error: e)
+      } catch {
+        return makeRecord(run, plan: plan, outcome: RunOutcome(status: .failed, message: "\(error)"))
+      }
+    }
+  }
+
+  func makeRecord(_ run: RunDescriptor, plan: Plan?, outcome: RunOutcome) -> RunRecord {
+    RunRecord(
+      index: run.index, point: run.point.index, algorithm: run.algorithm.name, label: run.algorithm.displayLabel,
+      repetition: run.repetition, seed: run.seed, key: run.key,
+      parameters: run.point.settings.map { RunParameter(label: $0.label, path: $0.path, value: $0.value) },
+      plan: plan, outcome: outcome)
+  }
+
+  /// Moves an existing results file aside; returns its new path.
+  func archive(_ path: String, directory: String?) throws -> String {
+    let url = URL(fileURLWithPath: path)
+    let dir = directory ?? url.deletingLastPathComponent().appendingPathComponent("archive").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    var stamp = "previous"
+    if let old = try? ResultsStore.read(path), !old.info.startedAt.isEmpty {
+      stamp = old.info.startedAt.replacingOccurrences(of: ":", with: "-")
+    } else if let attrs = try? FileManager.default.attributesOfItem(atPath: path), let date = attrs[.modificationDate] as? Date {
+      stamp = Provenance.timestamp(date).replacingOccurrences(of: ":", with: "-")
+    }
+    let base = url.deletingPathExtension().lastPathComponent
+    var target = dir + "/\(base)-\(stamp).h5"
+    var n = 1
+    while FileManager.default.fileExists(atPath: target) {
+      target = dir + "/\(base)-\(stamp)-\(n).h5"
+      n += 1
+    }
+    try FileManager.default.moveItem(atPath: path, toPath: target)
+    return target
+  }
+}

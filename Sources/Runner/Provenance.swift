@@ -1,0 +1,60 @@
+public import Foundation
+
+/// Where and from what a results file came: toolkit version, git state, host.
+public enum Provenance {
+  public static let toolkitVersion = "0.1.0"
+
+  /// Output of a command, or nil if it failed or is missing.
+  static func capture(_ arguments: [String], directory: String? = nil) -> String? {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = arguments
+    if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = FileHandle.nullDevice
+    do { try p.run() } catch { return nil }
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    guard p.terminationStatus == 0 else { return nil }
+    return String(decoding: data, as: UTF8.self)
+  }
+
+  public struct Git: Sendable {
+    public var commit: String
+    public var dirty: Bool
+    public var diff: String
+  }
+
+  /// The git state of the working directory (commit "unknown" outside a repository).
+  public static func git() -> Git {
+    guard let commit = capture(["git", "rev-parse", "HEAD"])?.trimmingCharacters(in: .whitespacesAndNewlines) else {
+      return Git(commit: "unknown", dirty: false, diff: "")
+    }
+    let status = capture(["git", "status", "--porcelain", "--untracked-files=no"]) ?? ""
+    let dirty = !status.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+    let diff = dirty ? (capture(["git", "diff", "HEAD"]) ?? "") : ""
+    return Git(commit: commit, dirty: dirty, diff: diff)
+  }
+
+  /// "hostname; Linux 6.1.0 x86_64; AMD EPYC …; 2 cores".
+  public static func host() -> String {
+    var u = utsname()
+    uname(&u)
+    func field<T>(_ v: inout T) -> String {
+      withUnsafeBytes(of: &v) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+    let name = field(&u.nodename), sys = field(&u.sysname), rel = field(&u.release), machine = field(&u.machine)
+    let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+      .split(separator: "\n").first { $0.hasPrefix("model name") }
+      .map { String($0.split(separator: ":", maxSplits: 1).last ?? "").trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+    return "\(name); \(sys) \(rel) \(machine); \(cpu); \(ProcessInfo.processInfo.activeProcessorCount) cores"
+  }
+
+  /// ISO 8601 UTC time.
+  public static func timestamp(_ date: Date = Date()) -> String {
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return f.string(from: date)
+  }
+}

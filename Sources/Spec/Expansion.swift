@@ -1,0 +1,106 @@
+public import EdgeLabCore
+
+/// One point of the sweep: the values of every axis, and the experiment with them applied.
+public struct SweepPoint: Sendable {
+  public struct Setting: Hashable, Sendable {
+    public var path: String
+    public var label: String
+    public var value: JSONValue
+  }
+  public var index: Int
+  public var settings: [Setting]
+  public var experiment: ResolvedExperiment
+}
+
+/// One run: a sweep point × an algorithm × a repetition.
+public struct RunDescriptor: Sendable {
+  /// Position in the experiment's run order; names the run's group in the results file.
+  public var index: Int
+  public var point: SweepPoint
+  public var algorithmIndex: Int
+  public var algorithm: AlgorithmChoice
+  public var repetition: Int
+  /// Seed of this run's workload and randomness. Derived from the experiment seed and the repetition only, so
+  /// every algorithm and sweep point of one repetition sees the same requests.
+  public var seed: UInt64
+
+  /// A stable identifier for resuming: the same sweep values, algorithm and repetition give the same key.
+  public var key: String {
+    let params = point.settings.map { "\($0.path)=\($0.value)" }.joined(separator: ";")
+    return "\(params)|\(algorithm.displayLabel)|\(repetition)"
+  }
+}
+
+extension ExperimentSpec {
+  /// The Cartesian product of the sweep axes, each point validated and resolved.
+  ///
+  /// - Throws: `SpecError` naming the sweep path and value that made a point invalid.
+  public func expandPoints(knownAlgorithms: Set<String>? = nil) throws(SpecError) -> [SweepPoint] {
+    var base = self
+    base.sweeps = []
+    let tree: JSONValue
+    do { tree = try JSONValue(encoding: base) } catch {
+      throw SpecError(field: "(spec)", "cannot encode the experiment: \(error)")
+    }
+    var paths: [JSONPath] = []
+    for (i, axis) in sweeps.enumerated() {
+      do { paths.append(try JSONPath(axis.path)) } catch { throw SpecError(field: "sweeps[\(i)].path", error.description) }
+      if axis.values.isEmpty { throw SpecError(field: "sweeps[\(i)].values", "a sweep needs at least one value") }
+    }
+    var points: [SweepPoint] = []
+    var combination = [Int](repeating: 0, count: sweeps.count)
+    while true {
+      var t = tree
+      var settings: [SweepPoint.Setting] = []
+      for (axis, (s, path)) in zip(combination, zip(sweeps, paths)) {
+        let v = s.values[axis]
+        do { try t.set(v, at: path) } catch { throw SpecError(field: "sweeps: \(s.path)", error.reason) }
+        settings.append(.init(path: s.path, label: s.displayLabel, value: v))
+      }
+      let spec: ExperimentSpec
+      do { spec = try t.decode(ExperimentSpec.self) } catch {
+        let where_ = settings.map { "\($0.path) = \($0.value)" }.joined(separator: ", ")
+        throw SpecError(field: "sweeps", "with \(where_): \(JSONCoding.explain(error))")
+      }
+      do {
+        let resolved = try spec.resolve(knownAlgorithms: knownAlgorithms)
+        points.append(SweepPoint(index: points.count, settings: settings, experiment: resolved))
+      } catch {
+        var e = error
+        if !settings.isEmpty { e.context = "experiment '\(name)' at " + settings.map { "\($0.path) = \($0.value)" }.joined(separator: ", ") }
+        throw e
+      }
+      // Odometer over the axes; the last axis varies fastest.
+      var k = sweeps.count - 1
+      while k >= 0 {
+        combination[k] += 1
+        if combination[k] < sweeps[k].values.count { break }
+        combination[k] = 0
+        k -= 1
+      }
+      if k < 0 { break }
+    }
+    return points
+  }
+
+  /// The seed of repetition `rep`: one stream per repetition, shared by every algorithm and sweep point.
+  public static func runSeed(_ seed: UInt64, repetition rep: Int) -> UInt64 {
+    var g = SeededRandom.derived(seed: seed, UInt64(rep))
+    return g.next()
+  }
+
+  /// Every run of the experiment, in order: for each sweep point, each algorithm, each repetition.
+  public func expand(knownAlgorithms: Set<String>? = nil) throws(SpecError) -> [RunDescriptor] {
+    let points = try expandPoints(knownAlgorithms: knownAlgorithms)
+    var runs: [RunDescriptor] = []
+    for p in points {
+      for (ai, a) in p.experiment.spec.algorithms.enumerated() {
+        for rep in 0..<p.experiment.spec.repetitions {
+          runs.append(RunDescriptor(index: runs.count, point: p, algorithmIndex: ai, algorithm: a, repetition: rep,
+                                    seed: Self.runSeed(seed, repetition: rep)))
+        }
+      }
+    }
+    return runs
+  }
+}

@@ -1,0 +1,318 @@
+public import Catalog
+public import EdgeLabCore
+
+/// An experiment as plain data: what the DSL produces, what `edgelab spec` prints and `edgelab run --spec`
+/// reads. Nothing here does I/O or draws random numbers; `validate()` and `expand()` are separate steps.
+public struct ExperimentSpec: Codable, Hashable, Sendable {
+  /// Identifier used for file names (`results/<name>.h5`, `plots/<name>.gp`): letters, digits, '.', '_', '-'.
+  public var name: String
+  /// One line for `edgelab list`.
+  public var summary: String
+  public var model: ModelChoice
+  public var devices: [DeviceGroup]
+  /// The device that holds the user's input and receives the output; the first device when nil.
+  public var source: String?
+  public var network: NetworkSpec
+  public var workload: WorkloadSpec
+  public var algorithms: [AlgorithmChoice]
+  /// The objective for algorithms that take one and were not given one.
+  public var objective: Objective
+  public var sweeps: [SweepAxis]
+  public var repetitions: Int
+  public var backend: BackendKind
+  public var seed: UInt64
+  public var calibration: Calibration
+  public var execution: ExecutionOptions
+
+  public init(
+    name: String, summary: String = "", model: ModelChoice, devices: [DeviceGroup], source: String? = nil,
+    network: NetworkSpec = NetworkSpec(), workload: WorkloadSpec = WorkloadSpec(),
+    algorithms: [AlgorithmChoice] = [], objective: Objective = .latency, sweeps: [SweepAxis] = [],
+    repetitions: Int = 1, backend: BackendKind = .simulated, seed: UInt64 = 1,
+    calibration: Calibration = Calibration(), execution: ExecutionOptions = ExecutionOptions()
+  ) {
+    self.name = name
+    self.summary = summary
+    self.model = model
+    self.devices = devices
+    self.source = source
+    self.network = network
+    self.workload = workload
+    self.algorithms = algorithms
+    self.objective = objective
+    self.sweeps = sweeps
+    self.repetitions = repetitions
+    self.backend = backend
+    self.seed = seed
+    self.calibration = calibration
+    self.execution = execution
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case name, summary, model, devices, source, network, workload, algorithms, objective, sweeps, repetitions
+    case backend, seed, calibration, execution
+  }
+
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    name = try c.decode(String.self, forKey: .name)
+    summary = try c.decodeIfPresent(String.self, forKey: .summary) ?? ""
+    model = try c.decode(ModelChoice.self, forKey: .model)
+    devices = try c.decode([DeviceGroup].self, forKey: .devices)
+    source = try c.decodeIfPresent(String.self, forKey: .source)
+    network = try c.decodeIfPresent(NetworkSpec.self, forKey: .network) ?? NetworkSpec()
+    workload = try c.decodeIfPresent(WorkloadSpec.self, forKey: .workload) ?? WorkloadSpec()
+    algorithms = try c.decodeIfPresent([AlgorithmChoice].self, forKey: .algorithms) ?? []
+    objective = try c.decodeIfPresent(Objective.self, forKey: .objective) ?? .latency
+    sweeps = try c.decodeIfPresent([SweepAxis].self, forKey: .sweeps) ?? []
+    repetitions = try c.decodeIfPresent(Int.self, forKey: .repetitions) ?? 1
+    backend = try c.decodeIfPresent(BackendKind.self, forKey: .backend) ?? .simulated
+    seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? 1
+    calibration = try c.decodeIfPresent(Calibration.self, forKey: .calibration) ?? Calibration()
+    execution = try c.decodeIfPresent(ExecutionOptions.self, forKey: .execution) ?? ExecutionOptions()
+  }
+}
+
+/// Where runs execute. All three write the same results schema.
+public enum BackendKind: String, Codable, Hashable, Sendable, CaseIterable {
+  /// The calibrated simulator (virtual time; any model and device set).
+  case simulated
+  /// Real worker processes on this machine, real TCP between stages (optionally emulated links).
+  case loopback
+  /// Real boards reached over the network.
+  case boards
+}
+
+// MARK: - Model
+
+/// The model to split: a preset by name, or a custom configuration.
+public struct ModelChoice: Codable, Hashable, Sendable {
+  /// A `ModelPreset` name; when set, `config` is derived from it.
+  public var preset: String?
+  /// A custom architecture (ignored when `preset` is set).
+  public var config: ModelConfig?
+  /// Display name of a custom model.
+  public var name: String?
+  public var precision: Precision
+  /// A local Hugging Face checkpoint directory for real backends; synthetic weights when nil.
+  public var checkpoint: String?
+  /// Seed of the synthetic weights (real backends without a checkpoint).
+  public var weightsSeed: UInt64?
+
+  public init(preset: String, precision: Precision = .fp32, checkpoint: String? = nil, weightsSeed: UInt64? = nil) {
+    self.preset = preset
+    self.precision = precision
+    self.checkpoint = checkpoint
+    self.weightsSeed = weightsSeed
+  }
+
+  public init(name: String, config: ModelConfig, precision: Precision = .fp32, checkpoint: String? = nil) {
+    self.name = name
+    self.config = config
+    self.precision = precision
+    self.checkpoint = checkpoint
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case preset, config, name, precision, checkpoint, weightsSeed = "weights_seed"
+  }
+
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    preset = try c.decodeIfPresent(String.self, forKey: .preset)
+    config = try c.decodeIfPresent(ModelConfig.self, forKey: .config)
+    name = try c.decodeIfPresent(String.self, forKey: .name)
+    precision = try c.decodeIfPresent(Precision.self, forKey: .precision) ?? .fp32
+    checkpoint = try c.decodeIfPresent(String.self, forKey: .checkpoint)
+    weightsSeed = try c.decodeIfPresent(UInt64.self, forKey: .weightsSeed)
+  }
+
+  public var displayName: String { preset ?? name ?? "custom" }
+
+  /// The architecture, from the preset or the custom configuration.
+  public func resolvedConfig() throws(SpecError) -> ModelConfig {
+    if let preset {
+      if preset.isEmpty { throw SpecError(field: "model", "declare a model (Model(...) in an experiment file, 'model' in JSON)") }
+      guard let p = ModelPreset.named(preset) else {
+        throw SpecError(field: "model.preset", "unknown model preset '\(preset)'; known: \(ModelPreset.all.map(\.name).joined(separator: ", "))")
+      }
+      return p.config
+    }
+    guard let config else { throw SpecError(field: "model", "give either 'preset' or 'config'") }
+    return config
+  }
+}
+
+// MARK: - Devices
+
+/// One or more identical devices. A group of `count` > 1 named "agx" yields devices agx0, agx1, …
+public struct DeviceGroup: Codable, Hashable, Sendable {
+  public var name: String
+  public var count: Int
+  /// A `DevicePreset` name; when set, the hardware facts come from it.
+  public var preset: String?
+  /// Custom hardware facts (ignored when `preset` is set).
+  public var profile: DeviceProfile?
+  /// Overrides the memory budget available to the model.
+  public var usableMemory: Bytes?
+
+  public init(name: String, count: Int = 1, preset: String, usableMemory: Bytes? = nil) {
+    self.name = name
+    self.count = count
+    self.preset = preset
+    self.usableMemory = usableMemory
+  }
+
+  public init(name: String, count: Int = 1, profile: DeviceProfile, usableMemory: Bytes? = nil) {
+    self.name = name
+    self.count = count
+    self.profile = profile
+    self.usableMemory = usableMemory
+  }
+
+  enum CodingKeys: String, CodingKey { case name, count, preset, profile, usableMemory = "usable_memory" }
+
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    name = try c.decode(String.self, forKey: .name)
+    count = try c.decodeIfPresent(Int.self, forKey: .count) ?? 1
+    preset = try c.decodeIfPresent(String.self, forKey: .preset)
+    profile = try c.decodeIfPresent(DeviceProfile.self, forKey: .profile)
+    usableMemory = try c.decodeIfPresent(Bytes.self, forKey: .usableMemory)
+  }
+
+  /// Names of the devices in this group.
+  public var instanceNames: [String] {
+    count == 1 ? [name] : (0..<max(count, 0)).map { "\(name)\($0)" }
+  }
+
+  public func resolvedProfile() throws(SpecError) -> DeviceProfile {
+    var p: DeviceProfile
+    if let preset {
+      guard let d = DevicePreset.named(preset) else {
+        throw SpecError(field: "devices[\(name)].preset", "unknown device preset '\(preset)'; known: \(DevicePreset.all.map(\.name).joined(separator: ", "))")
+      }
+      p = d.profile
+    } else if let profile {
+      p = profile
+    } else {
+      throw SpecError(field: "devices[\(name)]", "give either 'preset' or 'profile'")
+    }
+    if let usableMemory { p.usableMemory = usableMemory }
+    return p
+  }
+}
+
+/// A single device of the experiment, with its group's hardware facts.
+public struct ResolvedDevice: Hashable, Sendable {
+  public var name: String
+  public var group: String
+  public var profile: DeviceProfile
+}
+
+// MARK: - Algorithms, sweeps, options
+
+/// A partition algorithm to compare, by registered name, with parameters.
+public struct AlgorithmChoice: Codable, Hashable, Sendable {
+  public var name: String
+  /// How runs of this choice are labelled in results and figures; the name (and objective) by default.
+  public var label: String?
+  public var objective: Objective?
+  public var parameters: [String: JSONValue]
+
+  public init(_ name: String, label: String? = nil, objective: Objective? = nil, parameters: [String: JSONValue] = [:]) {
+    self.name = name
+    self.label = label
+    self.objective = objective
+    self.parameters = parameters
+  }
+
+  enum CodingKeys: String, CodingKey { case name, label, objective, parameters }
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    name = try c.decode(String.self, forKey: .name)
+    label = try c.decodeIfPresent(String.self, forKey: .label)
+    objective = try c.decodeIfPresent(Objective.self, forKey: .objective)
+    parameters = try c.decodeIfPresent([String: JSONValue].self, forKey: .parameters) ?? [:]
+  }
+
+  public var displayLabel: String { label ?? name }
+}
+
+/// One axis of a Cartesian sweep: a JSON path into the experiment and the values it takes.
+public struct SweepAxis: Codable, Hashable, Sendable {
+  /// A path such as `network.link.bandwidth`, `devices[agx].count`, `network.overrides[wan].bandwidth`.
+  public var path: String
+  public var values: [JSONValue]
+  /// Column name in results and exports; the path's last component by default.
+  public var label: String?
+
+  public init(path: String, values: [JSONValue], label: String? = nil) {
+    self.path = path
+    self.values = values
+    self.label = label
+  }
+
+  public var displayLabel: String { label ?? ((try? JSONPath(path))?.leaf ?? path) }
+}
+
+/// Cost-model calibration of the simulated backend (named efficiency factors of the roofline).
+public struct Calibration: Codable, Hashable, Sendable {
+  /// Fraction of peak FLOP/s reached by large matrix products (prefill). Not published for Jetsons: 0.5 is an
+  /// assumption; calibrate with measured profiles.
+  public var computeEfficiency: Double
+  /// Fraction of the memory bandwidth reached while streaming weights (decode). 0.94 reproduces EdgeShard's
+  /// measured ≈140 ms/token for Llama-2-7B FP32 on an AGX Orin (26.95 GB / 204.8 GB/s = 132 ms at 100%).
+  public var memoryEfficiency: Double
+  /// Fixed cost per layer and step (kernel launches, synchronisation).
+  public var layerOverhead: Seconds
+
+  public init(computeEfficiency: Double = 0.5, memoryEfficiency: Double = 0.94, layerOverhead: Seconds = .zero) {
+    self.computeEfficiency = computeEfficiency
+    self.memoryEfficiency = memoryEfficiency
+    self.layerOverhead = layerOverhead
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case computeEfficiency = "compute_efficiency", memoryEfficiency = "memory_efficiency", layerOverhead = "layer_overhead"
+  }
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    let d = Calibration()
+    computeEfficiency = try c.decodeIfPresent(Double.self, forKey: .computeEfficiency) ?? d.computeEfficiency
+    memoryEfficiency = try c.decodeIfPresent(Double.self, forKey: .memoryEfficiency) ?? d.memoryEfficiency
+    layerOverhead = try c.decodeIfPresent(Seconds.self, forKey: .layerOverhead) ?? d.layerOverhead
+  }
+}
+
+/// How requests are batched and pipelined (used by every backend).
+public struct ExecutionOptions: Codable, Hashable, Sendable {
+  /// Most decode steps of different requests that share one micro-batch.
+  public var maxBatch: Int
+  /// Most micro-batches in flight in the pipeline; the number of pipeline stages when nil.
+  public var microBatches: Int?
+  /// Number format of activations on the wire.
+  public var wirePrecision: Precision
+  /// Whether each generated token travels from the last stage back to the source (autoregressive decoding).
+  public var returnToSource: Bool
+
+  public init(maxBatch: Int = 8, microBatches: Int? = nil, wirePrecision: Precision = .fp32, returnToSource: Bool = true) {
+    self.maxBatch = maxBatch
+    self.microBatches = microBatches
+    self.wirePrecision = wirePrecision
+    self.returnToSource = returnToSource
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case maxBatch = "max_batch", microBatches = "micro_batches", wirePrecision = "wire_precision"
+    case returnToSource = "return_to_source"
+  }
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    let d = ExecutionOptions()
+    maxBatch = try c.decodeIfPresent(Int.self, forKey: .maxBatch) ?? d.maxBatch
+    microBatches = try c.decodeIfPresent(Int.self, forKey: .microBatches)
+    wirePrecision = try c.decodeIfPresent(Precision.self, forKey: .wirePrecision) ?? d.wirePrecision
+    returnToSource = try c.decodeIfPresent(Bool.self, forKey: .returnToSource) ?? d.returnToSource
+  }
+}

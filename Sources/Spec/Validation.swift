@@ -1,0 +1,173 @@
+public import Catalog
+public import EdgeLabCore
+
+/// An experiment with every name resolved: devices expanded, presets looked up, links materialised.
+public struct ResolvedExperiment: Sendable {
+  public var spec: ExperimentSpec
+  public var model: ModelConfig
+  public var devices: [ResolvedDevice]
+  public var source: String
+  /// Every directed link between distinct devices that are connected.
+  public var links: [ResolvedLink]
+
+  public func device(_ name: String) -> ResolvedDevice? { devices.first { $0.name == name } }
+  public func link(from: String, to: String) -> ResolvedLink? { links.first { $0.from == from && $0.to == to } }
+}
+
+extension ExperimentSpec {
+  /// Every problem with this experiment, each naming its field; empty when it can run.
+  ///
+  /// - Parameter knownAlgorithms: registered partitioner names, to check `algorithms` against (skipped if nil).
+  public func problems(knownAlgorithms: Set<String>? = nil) -> [SpecError.Issue] {
+    var issues: [SpecError.Issue] = []
+    func add(_ field: String, _ message: String) { issues.append(.init(field: field, message: message)) }
+
+    if name.isEmpty || !name.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }) {
+      add("name", "'\(name)' must be non-empty and use only letters, digits, '.', '_' and '-' (it names files)")
+    }
+
+    var config: ModelConfig?
+    do { config = try model.resolvedConfig() } catch { issues += error.issues }
+    if model.preset == nil, let c = model.config {
+      for p in c.problems() { add("model.config", p) }
+    }
+
+    if devices.isEmpty { add("devices", "declare at least one device") }
+    var names: [String: String] = [:]
+    for (i, g) in devices.enumerated() {
+      let field = "devices[\(g.name.isEmpty ? String(i) : g.name)]"
+      if g.name.isEmpty { add(field + ".name", "a device group needs a name") }
+      if g.count < 1 { add(field + ".count", "must be at least 1 (it is \(g.count))") }
+      do {
+        let p = try g.resolvedProfile()
+        for problem in p.problems() { add(field, problem) }
+        if let m = g.usableMemory, m > p.memory {
+          add(field + ".usable_memory", "device '\(g.name)' has \(p.memory) but the budget asks for \(m); lower usable_memory or pick a larger device")
+        }
+      } catch { issues += error.issues }
+      for n in g.instanceNames {
+        if let other = names[n] { add(field, "device name '\(n)' is used twice (also in group '\(other)')") }
+        names[n] = g.name
+      }
+    }
+    let groupNames = Set(devices.map(\.name))
+    if let source, names[source] == nil {
+      add("source", "'\(source)' is not a device; devices are \(names.keys.sorted().joined(separator: ", "))")
+    }
+
+    let l = network.link
+    checkLink(l, field: "network.link", add: add)
+    for (i, o) in network.overrides.enumerated() {
+      let field = "network.overrides[\(o.name ?? String(i))]"
+      for n in o.from + o.to where names[n] == nil && !groupNames.contains(n) {
+        add(field, "'\(n)' is neither a device nor a device group")
+      }
+      if o.from.isEmpty || o.to.isEmpty { add(field, "'from' and 'to' must each name at least one device") }
+      checkLink(LinkSpec(bandwidth: o.bandwidth ?? l.bandwidth, latency: o.latency ?? l.latency,
+                         jitter: o.jitter ?? l.jitter, loss: o.loss ?? l.loss), field: field, add: add)
+      if let t = o.trace {
+        if t.points.isEmpty { add(field + ".trace", "a trace needs at least one point") }
+        if zip(t.points, t.points.dropFirst()).contains(where: { $0.at >= $1.at }) {
+          add(field + ".trace", "points must be in increasing time order")
+        }
+        if t.points.contains(where: { $0.bandwidth.bitsPerSecond <= 0 || $0.at.value < 0 }) {
+          add(field + ".trace", "times must be ≥ 0 and bandwidths > 0")
+        }
+      }
+    }
+
+    let w = workload
+    if w.requests < 1 { add("workload.requests", "must be at least 1") }
+    for (f, d) in [("workload.prompt_tokens", w.promptTokens), ("workload.output_tokens", w.outputTokens)] {
+      if d.bounds.lowerBound < 1 { add(f, "lengths must be at least 1 token") }
+      if case .choice(let v) = d, v.isEmpty { add(f, "choice needs at least one length") }
+    }
+    if let config, w.promptTokens.bounds.upperBound + w.outputTokens.bounds.upperBound > config.maxPositionEmbeddings {
+      add("workload", "prompt + output can reach \(w.promptTokens.bounds.upperBound + w.outputTokens.bounds.upperBound) tokens, beyond the model's \(config.maxPositionEmbeddings) positions")
+    }
+    switch w.arrival {
+    case .closedLoop(let n, let think):
+      if n < 1 { add("workload.arrival.concurrency", "must be at least 1") }
+      if think.value < 0 { add("workload.arrival.think", "must be ≥ 0") }
+    case .poisson(let rate): if !(rate > 0) { add("workload.arrival.rate", "must be > 0 requests per second") }
+    case .bursty(let burst, let every):
+      if burst < 1 { add("workload.arrival.burst", "must be at least 1") }
+      if !(every.value > 0) { add("workload.arrival.every", "must be > 0") }
+    case .onOff(let on, let off, let rate):
+      if !(on.value > 0) || off.value < 0 { add("workload.arrival", "'on' must be > 0 and 'off' ≥ 0") }
+      if !(rate > 0) { add("workload.arrival.rate", "must be > 0 requests per second") }
+    }
+
+    if algorithms.isEmpty { add("algorithms", "name at least one partition algorithm to run") }
+    var labels = Set<String>()
+    for (i, a) in algorithms.enumerated() {
+      if let known = knownAlgorithms, !known.contains(a.name) {
+        add("algorithms[\(i)]", "unknown algorithm '\(a.name)'; registered: \(known.sorted().joined(separator: ", "))")
+      }
+      if !labels.insert(a.displayLabel).inserted {
+        add("algorithms[\(i)]", "label '\(a.displayLabel)' is used twice; give each choice a distinct 'label'")
+      }
+    }
+    if repetitions < 1 { add("repetitions", "must be at least 1") }
+    for (i, s) in sweeps.enumerated() {
+      do { _ = try JSONPath(s.path) } catch { add("sweeps[\(i)].path", error.description) }
+      if s.values.isEmpty { add("sweeps[\(i)].values", "a sweep needs at least one value") }
+    }
+    let c = calibration
+    if !(c.computeEfficiency > 0 && c.computeEfficiency <= 1) { add("calibration.compute_efficiency", "must be in (0, 1]") }
+    if !(c.memoryEfficiency > 0 && c.memoryEfficiency <= 1) { add("calibration.memory_efficiency", "must be in (0, 1]") }
+    if execution.maxBatch < 1 { add("execution.max_batch", "must be at least 1") }
+    if let m = execution.microBatches, m < 1 { add("execution.micro_batches", "must be at least 1") }
+    return issues
+  }
+
+  private func checkLink(_ l: LinkSpec, field: String, add: (String, String) -> Void) {
+    if !(l.bandwidth.bitsPerSecond > 0) { add(field + ".bandwidth", "must be > 0 (use 'disconnected' for no link)") }
+    if l.latency.value < 0 { add(field + ".latency", "must be ≥ 0") }
+    if l.jitter.value < 0 { add(field + ".jitter", "must be ≥ 0") }
+    if !(l.loss >= 0 && l.loss < 1) { add(field + ".loss", "must be a fraction in [0, 1) (it is \(l.loss))") }
+  }
+
+  /// Throws a `SpecError` listing every problem, or returns the experiment with all names resolved.
+  public func resolve(knownAlgorithms: Set<String>? = nil) throws(SpecError) -> ResolvedExperiment {
+    let issues = problems(knownAlgorithms: knownAlgorithms)
+    if !issues.isEmpty { throw SpecError(issues: issues, context: "experiment '\(name)'") }
+    let config = try model.resolvedConfig()
+    var devs: [ResolvedDevice] = []
+    for g in devices {
+      let p = try g.resolvedProfile()
+      devs += g.instanceNames.map { ResolvedDevice(name: $0, group: g.name, profile: p) }
+    }
+    let src = source ?? devs[0].name
+    func members(_ names: [String]) -> Set<String> {
+      Set(names.flatMap { n in devs.filter { $0.name == n || $0.group == n }.map(\.name) })
+    }
+    var links: [String: ResolvedLink] = [:]
+    func key(_ a: String, _ b: String) -> String { a + "\u{1}" + b }
+    for a in devs { for b in devs where a.name != b.name {
+      links[key(a.name, b.name)] = ResolvedLink(from: a.name, to: b.name, spec: network.link, trace: nil)
+    } }
+    for o in network.overrides {
+      let f = members(o.from), t = members(o.to)
+      var pairs: [(String, String)] = []
+      for a in f { for b in t where a != b { pairs.append((a, b)) } }
+      if !o.oneWay { pairs += pairs.map { ($0.1, $0.0) } }
+      for (a, b) in pairs {
+        let k = key(a, b)
+        if o.disconnected { links[k] = nil; continue }
+        var l = links[k] ?? ResolvedLink(from: a, to: b, spec: network.link, trace: nil)
+        if let v = o.bandwidth { l.spec.bandwidth = v }
+        if let v = o.latency { l.spec.latency = v }
+        if let v = o.jitter { l.spec.jitter = v }
+        if let v = o.loss { l.spec.loss = v }
+        if let tr = o.trace {
+          l.trace = tr
+          l.spec.bandwidth = tr.bandwidth(at: .zero)
+        }
+        links[k] = l
+      }
+    }
+    let ordered = devs.flatMap { a in devs.compactMap { b in links[key(a.name, b.name)] } }
+    return ResolvedExperiment(spec: self, model: config, devices: devs, source: src, links: ordered)
+  }
+}

@@ -1,0 +1,9 @@
+import Runner
+import Spec
+
+/// The backends this build offers.
+enum Backends {
+  static func all() -> [BackendKind: any ExecutionBackend] {
+    [.simulated: SimulatedBackend()]
+  }
+}

@@ -1,0 +1,239 @@
+public import ArgumentParser
+import DSL
+import Metrics
+import EdgeLabCore
+import Experiments
+import Foundation
+import Partitioning
+import Results
+import Runner
+import Spec
+
+/// Exit codes, documented in the README.
+enum Exit {
+  /// A run or command failed.
+  static let failure: Int32 = 1
+  /// The partition problem has no feasible plan.
+  static let infeasible: Int32 = 2
+  /// An input file (spec, problem, results file) or experiment name is invalid.
+  static let badInput: Int32 = 65
+}
+
+/// Prints `error: …` and exits with `code`.
+func fail(_ message: String, code: Int32) -> ExitCode {
+  FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
+  return ExitCode(code)
+}
+
+@main
+struct EdgeLab: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "edgelab",
+    abstract: "A reproducible lab for splitting Llama-family models across edge devices.",
+    version: Provenance.toolkitVersion,
+    subcommands: [
+      List.self, Run.self, SpecCommand.self, Show.self, Export.self, Partition.self, Algorithms.self, Problem.self,
+    ])
+}
+
+/// Loads an experiment by catalog name or from a JSON spec file.
+func loadSpec(name: String?, file: String?) throws -> ExperimentSpec {
+  if let file {
+    guard let data = FileManager.default.contents(atPath: file) else {
+      throw fail("cannot read spec file '\(file)'", code: Exit.badInput)
+    }
+    do { return try JSONCoding.decoder.decode(ExperimentSpec.self, from: data) } catch {
+      throw fail("\(file): \(JSONCoding.explain(error))", code: Exit.badInput)
+    }
+  }
+  guard let name else { throw fail("give an experiment name or --spec FILE.json", code: Exit.badInput) }
+  guard let e = ExperimentCatalog.named(name) else {
+    let known = ExperimentCatalog.all.map(\.spec.name).joined(separator: ", ")
+    throw fail("no experiment named '\(name)'; known: \(known) (see `edgelab list`)", code: Exit.badInput)
+  }
+  return e.spec
+}
+
+struct List: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "List the experiments with one-line descriptions.")
+  func run() throws {
+    var t = TextTable(header: ["NAME", "BACKEND", "RUNS", "DESCRIPTION"], rightAligned: [2])
+    for e in ExperimentCatalog.all {
+      let runs = (try? ExperimentRunner.expand(e.spec).count).map(String.init) ?? "invalid"
+      t.append([e.spec.name, e.spec.backend.rawValue, runs, e.spec.summary])
+    }
+    print(t.render())
+  }
+}
+
+struct SpecCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "spec", abstract: "Print an experiment's JSON form (what `run --spec` reads).")
+  @Argument(help: "Experiment name.") var name: String
+  func run() throws {
+    let spec = try loadSpec(name: name, file: nil)
+    print(try JSONCoding.prettyString(spec))
+  }
+}
+
+struct Run: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Run an experiment and write its HDF5 results file.")
+  @Argument(help: "Experiment name (see `edgelab list`).") var name: String?
+  @Option(help: "Run the experiment in this JSON spec file instead.") var spec: String?
+  @Option(help: "Results file (default: results/<name>.h5).") var out: String?
+  @Option(help: "Override the experiment's seed.") var seed: UInt64?
+  @Option(help: "Override the backend: simulated, loopback or boards.") var backend: BackendKind?
+  @Flag(help: "Print the expanded runs and exit without running.") var dryRun = false
+  @Flag(help: "Skip runs already in the results file (same spec).") var resume = false
+  @Flag(help: "No progress output.") var quiet = false
+
+  func run() throws {
+    let loaded = try loadSpec(name: name, file: spec)
+    let options = RunOptions(outputPath: out, seed: seed, backend: backend, resume: resume)
+    let effective = ExperimentRunner.applying(options, to: loaded)
+    if dryRun {
+      let runs: [RunDescriptor]
+      do { runs = try ExperimentRunner.expand(effective) } catch { throw fail(error.description, code: Exit.badInput) }
+      var t = TextTable(header: ["RUN", "POINT", "ALGORITHM", "REP", "SEED", "PARAMETERS"], rightAligned: [0, 1, 3])
+      for r in runs {
+        t.append([String(r.index), String(r.point.index), r.algorithm.displayLabel, String(r.repetition), String(r.seed),
+                  r.point.settings.map { "\($0.label)=\($0.value.stringValue ?? $0.value.description)" }.joined(separator: " ")])
+      }
+      print("\(effective.name): \(runs.count) runs on the \(effective.backend.rawValue) backend")
+      print(t.render())
+      return
+    }
+    let runner = ExperimentRunner(backends: Backends.all(), progress: quiet ? SilentProgress() : StderrProgress())
+    do {
+      let report = try runner.run(loaded, options: options)
+      if !quiet {
+        let counts = report.statusCounts.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }
+        print("\(report.path): \(report.runsTotal) runs (\(counts.joined(separator: ", ")))" + (report.runsSkipped > 0 ? "; \(report.runsSkipped) resumed" : ""))
+      }
+    } catch let e as RunnerError {
+      throw fail(e.message, code: Exit.badInput)
+    } catch let e as BackendError {
+      throw fail(e.description, code: Exit.failure)
+    } catch let e as ResultsError {
+      throw fail(e.description, code: Exit.failure)
+    }
+  }
+}
+
+extension BackendKind: ExpressibleByArgument {}
+
+struct Show: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Summarise the runs of a results file.")
+  @Argument(help: "An HDF5 results file.") var file: String
+  func run() throws {
+    let results: ResultsFile
+    do { results = try ResultsStore.read(file) } catch { throw fail("\(error)", code: Exit.badInput) }
+    let i = results.info
+    print("experiment \(i.experiment) · backend \(i.backend) · \(results.runs.count)/\(i.runsTotal) runs\(i.complete ? "" : " (incomplete)")")
+    print("started \(i.startedAt) · finished \(i.finishedAt) · seed \(i.seed)")
+    print("edgelab \(i.toolkitVersion) · git \(i.gitCommit.prefix(12))\(i.gitDirty ? " (dirty)" : "") · \(i.host)")
+    print("")
+    var t = TextTable(header: ["RUN", "ALGORITHM", "PARAMETERS", "STATUS", "STAGES", "TTFT p50", "TPOT mean", "TOK/S", "NOTE"],
+                      rightAligned: [4, 5, 6, 7])
+    for r in results.runs {
+      let s = r.summary
+      let note = r.outcome.status == .complete ? (r.plan?.explanation ?? "") : (r.outcome.message ?? "")
+      t.append([
+        r.groupName, r.label, r.parameters.map { "\($0.label)=\($0.value.stringValue ?? $0.value.description)" }.joined(separator: " "),
+        r.outcome.status.rawValue, r.plan.map { String($0.stages.count) } ?? "-",
+        s.ttft.p50.isNaN ? "-" : Seconds(s.ttft.p50).description, s.tpot.mean.isNaN ? "-" : Seconds(s.tpot.mean).description,
+        s.outputTokens == 0 ? "-" : String(format: s.throughputTokensPerSecond, digits: 2),
+        note.count > 60 ? String(note.prefix(57)) + "..." : note,
+      ])
+    }
+    print(t.render())
+  }
+}
+
+struct Export: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Write tidy TSV tables of a results file (for gnuplot).")
+  @Argument(help: "An HDF5 results file.") var file: String
+  @Option(help: "Output directory (default: build/plot-data/<experiment>).") var dir: String?
+  func run() throws {
+    let results: ResultsFile
+    do { results = try ResultsStore.read(file) } catch { throw fail("\(error)", code: Exit.badInput) }
+    let target = dir ?? "build/plot-data/\(results.info.experiment)"
+    for path in try Exporter.export(results, to: target) { print(path) }
+  }
+}
+
+struct Algorithms: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "List the registered partition algorithms.")
+  func run() throws {
+    var t = TextTable(header: ["NAME", "DESCRIPTION"])
+    for a in Partitioners.registered { t.append([a.name, a.summary]) }
+    print(t.render())
+  }
+}
+
+struct Partition: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Solve a partition problem (JSON) with one algorithm.")
+  @Option(help: "Partition problem JSON file.") var problem: String
+  @Option(help: "Algorithm name (see `edgelab algorithms`).") var algorithm: String
+  @Option(name: .customLong("param"), help: "Algorithm parameter NAME=VALUE (JSON value or plain string); repeatable.")
+  var params: [String] = []
+  @Flag(help: "Print the plan as JSON.") var json = false
+
+  func run() throws {
+    guard let data = FileManager.default.contents(atPath: problem) else {
+      throw fail("cannot read problem file '\(problem)'", code: Exit.badInput)
+    }
+    let p: PartitionProblem
+    do { p = try JSONCoding.decoder.decode(PartitionProblem.self, from: data) } catch {
+      throw fail("\(problem): \(JSONCoding.explain(error))", code: Exit.badInput)
+    }
+    var parameters: [String: JSONValue] = [:]
+    for kv in params {
+      guard let eq = kv.firstIndex(of: "=") else { throw fail("--param takes NAME=VALUE (got '\(kv)')", code: Exit.badInput) }
+      let key = String(kv[..<eq]), raw = String(kv[kv.index(after: eq)...])
+      parameters[key] = (try? JSONCoding.decoder.decode(JSONValue.self, from: Data(raw.utf8))) ?? .string(raw)
+    }
+    let plan: Plan
+    let started = MonotonicClock.now()
+    do { plan = try Partitioners.solve(p, algorithm: algorithm, parameters: parameters) } catch {
+      switch error {
+      case .infeasible: throw fail(error.description, code: Exit.infeasible)
+      default: throw fail("\(problem): \(error)", code: Exit.badInput)
+      }
+    }
+    let elapsed = MonotonicClock.now() - started
+    if json {
+      print(try JSONCoding.compactString(plan))
+    } else {
+      print("\(plan.algorithm) · \(plan.objective.rawValue) · \(Seconds(plan.valueSeconds))\(plan.valueModel == "standard" ? "" : " (\(plan.valueModel) model)")\(plan.exact ? " · optimal" : "") · solved in \(Seconds(elapsed))")
+      print(plan.explanation)
+      var t = TextTable(header: ["STAGE", "DEVICE", "LAYERS", "OFFLOADED"], rightAligned: [0])
+      for (i, s) in plan.stages.enumerated() {
+        t.append([String(i), s.device, "\(s.firstLayer)..<\(s.endLayer)", s.offloadedLayers.isEmpty ? "" : s.offloadedLayers.map(String.init).joined(separator: ",")])
+      }
+      print(t.render())
+      for n in plan.notes { print("note: \(n)") }
+    }
+  }
+}
+
+struct Problem: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Print the partition problem (JSON) of an experiment's sweep point.")
+  @Argument(help: "Experiment name.") var name: String
+  @Option(help: "Sweep point index (see `run --dry-run`).") var point = 0
+  @Option(help: "Objective: latency or throughput (default: the experiment's).") var objective: Objective?
+
+  func run() throws {
+    let spec = try loadSpec(name: name, file: nil)
+    let points: [SweepPoint]
+    do { points = try spec.expandPoints(knownAlgorithms: Set(Partitioners.names)) } catch {
+      throw fail(error.description, code: Exit.badInput)
+    }
+    guard points.indices.contains(point) else { throw fail("point \(point) is out of range (0..<\(points.count))", code: Exit.badInput) }
+    let x = points[point].experiment
+    let problem = ProblemBuilder.roofline(x.spec.calibration).problem(for: x, objective: objective ?? x.spec.objective)
+    print(try JSONCoding.prettyString(problem))
+  }
+}
+
+extension Objective: ExpressibleByArgument {}
+import CostModel

@@ -1,0 +1,110 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// Runs the built `edgelab` binary (next to the test bundle, or $EDGELAB_BIN).
+struct CLI {
+  static var binary: String {
+    if let env = ProcessInfo.processInfo.environment["EDGELAB_BIN"] { return env }
+    return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("edgelab").path
+  }
+
+  struct Result {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+  }
+
+  static func run(_ args: [String], directory: String? = nil) throws -> Result {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: binary)
+    p.arguments = args
+    if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+  }
+}
+
+@Suite("CLI exit codes")
+struct CLITests {
+  @Test func binaryExists() {
+    #expect(FileManager.default.isExecutableFile(atPath: CLI.binary), "build the CLI first (swift build): \(CLI.binary)")
+  }
+
+  @Test func listAndDryRunSucceed() throws {
+    let list = try CLI.run(["list"])
+    #expect(list.status == 0 && list.stdout.contains("quickstart"))
+    let dry = try CLI.run(["run", "quickstart", "--dry-run"])
+    #expect(dry.status == 0 && dry.stdout.contains("quickstart: 20 runs on the simulated backend"))
+  }
+
+  @Test func unknownExperimentIsABadInput() throws {
+    let r = try CLI.run(["run", "no-such-experiment"])
+    #expect(r.status == 65)
+    #expect(r.stderr.contains("no experiment named 'no-such-experiment'"))
+  }
+
+  @Test func specPrintsJSONThatRunAccepts() throws {
+    let dir = temporaryDirectory()
+    let spec = try CLI.run(["spec", "quickstart"])
+    #expect(spec.status == 0)
+    try spec.stdout.write(toFile: dir + "/q.json", atomically: true, encoding: .utf8)
+    let dry = try CLI.run(["run", "--spec", dir + "/q.json", "--dry-run"])
+    #expect(dry.status == 0 && dry.stdout.contains("20 runs"))
+  }
+
+  @Test func badSpecFilesNameTheField() throws {
+    let dir = temporaryDirectory()
+    try #"{"name": "x", "devices": []}"#.write(toFile: dir + "/missing.json", atomically: true, encoding: .utf8)
+    let missing = try CLI.run(["run", "--spec", dir + "/missing.json"])
+    #expect(missing.status == 65 && missing.stderr.contains("missing field 'model'"))
+    let invalid = #"{"name": "x", "model": {"preset": "tiny"}, "devices": [{"name": "a", "preset": "jetson-orin-nano-8gb"}], "algorithms": [{"name": "even"}], "workload": {"requests": 0}}"#
+    try invalid.write(toFile: dir + "/invalid.json", atomically: true, encoding: .utf8)
+    let r = try CLI.run(["run", "--spec", dir + "/invalid.json", "--out", dir + "/x.h5"])
+    #expect(r.status == 65 && r.stderr.contains("workload.requests: must be at least 1"))
+    #expect(!FileManager.default.fileExists(atPath: dir + "/x.h5"))
+  }
+
+  @Test func runShowAndExport() throws {
+    let dir = temporaryDirectory()
+    let spec = #"{"name": "cli-run", "model": {"preset": "tiny"}, "devices": [{"name": "a", "preset": "jetson-orin-nano-8gb", "count": 2}], "algorithms": [{"name": "even"}], "workload": {"requests": 2, "prompt_tokens": 4, "output_tokens": 4}}"#
+    try spec.write(toFile: dir + "/s.json", atomically: true, encoding: .utf8)
+    let run = try CLI.run(["run", "--spec", dir + "/s.json", "--out", dir + "/r.h5", "--quiet"])
+    #expect(run.status == 0, "\(run.stderr)")
+    let show = try CLI.run(["show", dir + "/r.h5"])
+    #expect(show.status == 0 && show.stdout.contains("experiment cli-run") && show.stdout.contains("complete"))
+    let export = try CLI.run(["export", dir + "/r.h5", "--dir", dir + "/tsv"])
+    #expect(export.status == 0 && FileManager.default.fileExists(atPath: dir + "/tsv/even.tsv"))
+  }
+
+  @Test func showRejectsNonResults() throws {
+    let r = try CLI.run(["show", "/etc/hostname"])
+    #expect(r.status == 65 && r.stderr.contains("/etc/hostname"))
+  }
+
+  @Test func partitionExitCodes() throws {
+    let dir = temporaryDirectory()
+    let problem = """
+      {"objective": "latency", "source": "d0", "devices": [{"name": "d0", "memory_bytes": 1000}, {"name": "d1", "memory_bytes": 1000}],
+       "layers": [{"name": "L0", "memory_bytes": 800, "output_bytes": 10, "time_s": {"d0": 0.1, "d1": 0.1}},
+                  {"name": "L1", "memory_bytes": 800, "output_bytes": 10, "time_s": {"d0": 0.1, "d1": 0.1}}],
+       "links": [{"from": "d0", "to": "d1", "bandwidth_bytes_per_s": 1000, "latency_s": 0.001}]}
+      """
+    try problem.write(toFile: dir + "/p.json", atomically: true, encoding: .utf8)
+    let ok = try CLI.run(["partition", "--problem", dir + "/p.json", "--algorithm", "even", "--json"])
+    #expect(ok.status == 0)
+    #expect(ok.stdout.contains(#""stages":[{"device":"d0","end_layer":1,"first_layer":0},{"device":"d1","end_layer":2,"first_layer":1}]"#))
+    let infeasible = try CLI.run(["partition", "--problem", dir + "/p.json", "--algorithm", "edge-solo"])
+    #expect(infeasible.status == 2)
+    #expect(infeasible.stderr.contains("the model needs 1.6 kB; the source d0 offers 1.0 kB"))
+    let unknown = try CLI.run(["partition", "--problem", dir + "/p.json", "--algorithm", "magic"])
+    #expect(unknown.status == 65 && unknown.stderr.contains("unknown algorithm 'magic'"))
+    let usage = try CLI.run(["partition", "--algorithm", "even"])
+    #expect(usage.status == 64)
+  }
+}

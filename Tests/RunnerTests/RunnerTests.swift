@@ -1,0 +1,94 @@
+import DSL
+import Experiments
+import Foundation
+import Metrics
+import Results
+import Runner
+import TestSupport
+import Testing
+
+@Suite("Runner")
+struct RunnerTests {
+  static func small(name: String = "runner-test", requests: Int = 2) -> ExperimentSpec {
+    Experiment(name, "small") {
+      Model(.llama2_7B)
+      Device("nx", .orinNX16GB).source()
+      Device("agx", .agxOrin32GB)
+      Network(bandwidth: .mbit(100))
+      Workload(requests: requests, prompt: 16, output: 8)
+      Algorithm("even")
+      Algorithm("edge-solo")
+      Sweep(.linkBandwidth, [.mbit(10), .mbit(1000)], label: "bandwidth")
+      Repetitions(2)
+    }.spec
+  }
+
+  @Test func runsEverythingAndWritesTheFile() throws {
+    let path = temporaryDirectory() + "/out.h5"
+    let report = try ExperimentRunner().run(Self.small(), options: RunOptions(outputPath: path))
+    #expect(report.runsTotal == 8 && report.runsExecuted == 8)
+    // Edge-solo does not fit the 14 GB Orin NX source: recorded as infeasible, with the binding constraint.
+    #expect(report.statusCounts == [.complete: 4, .infeasible: 4])
+    let file = try ResultsStore.read(path)
+    #expect(file.info.complete && file.info.runsTotal == 8 && file.info.experiment == "runner-test")
+    #expect(file.info.toolkitVersion == Provenance.toolkitVersion)
+    let solo = try #require(file.runs.first { $0.label == "edge-solo" })
+    #expect(solo.outcome.status == .infeasible)
+    #expect(solo.outcome.message?.contains("the source nx offers 14.0 GB") == true)
+    let even = file.runs.filter { $0.label == "even" }
+    #expect(even.allSatisfy { $0.summary.requestsCompleted == 2 })
+    // The slower link is slower.
+    let slow = even.first { $0.parameters[0].value == "10Mbit/s" }!.summary.tpot.mean
+    let fast = even.first { $0.parameters[0].value == "1Gbit/s" }!.summary.tpot.mean
+    #expect(slow > fast)
+    // The spec in the file is the spec that ran.
+    let stored = try JSONCoding.decoder.decode(ExperimentSpec.self, from: Data(file.info.specJSON.utf8))
+    #expect(stored == Self.small())
+  }
+
+  @Test func resumeSkipsFinishedRunsAndRefusesAnotherSpec() throws {
+    let path = temporaryDirectory() + "/out.h5"
+    _ = try ExperimentRunner().run(Self.small(), options: RunOptions(outputPath: path))
+    let again = try ExperimentRunner().run(Self.small(), options: RunOptions(outputPath: path, resume: true))
+    #expect(again.runsExecuted == 0 && again.runsSkipped == 8)
+    #expect(try ResultsStore.read(path).runs.count == 8)
+    #expect(throws: RunnerError.self) {
+      try ExperimentRunner().run(Self.small(requests: 3), options: RunOptions(outputPath: path, resume: true))
+    }
+  }
+
+  @Test func anOlderFileIsKeptNotOverwritten() throws {
+    let dir = temporaryDirectory()
+    let path = dir + "/out.h5"
+    _ = try ExperimentRunner().run(Self.small(), options: RunOptions(outputPath: path, seed: 1))
+    let report = try ExperimentRunner().run(Self.small(), options: RunOptions(outputPath: path, seed: 2))
+    let archived = try #require(report.archivedPrevious)
+    #expect(archived.hasPrefix(dir + "/archive/out-"))
+    #expect(try ResultsStore.read(archived).info.seed == 1)
+    #expect(try ResultsStore.read(path).info.seed == 2)
+  }
+
+  @Test func backendsThatAreNotBuiltSaySo() {
+    var spec = Self.small()
+    spec.backend = .boards
+    do {
+      _ = try ExperimentRunner().run(spec, options: RunOptions(outputPath: temporaryDirectory() + "/x.h5"))
+      Issue.record("ran on a missing backend")
+    } catch {
+      #expect("\(error)".contains("backend 'boards' is not available"))
+    }
+  }
+
+  @Test func quickstartRunsEndToEnd() throws {
+    let path = temporaryDirectory() + "/quickstart.h5"
+    let spec = try #require(ExperimentCatalog.named("quickstart")).spec
+    let report = try ExperimentRunner().run(spec, options: RunOptions(outputPath: path))
+    #expect(report.statusCounts[.complete] == report.runsTotal)
+    let file = try ResultsStore.read(path)
+    // Edge-Solo's time per token does not depend on the network; the even split's falls with bandwidth.
+    let solo = file.runs.filter { $0.label == "edge-solo" }.map(\.summary.tpot.mean)
+    #expect(Set(solo).count == 1)
+    let even = file.runs.filter { $0.label == "even" }.map(\.summary.tpot.mean)
+    #expect(even == even.sorted(by: >))
+  }
+}

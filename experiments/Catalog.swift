@@ -1,0 +1,11 @@
+public import DSL
+
+/// Every experiment that `edgelab list` shows and `make exp NAME=…` runs.
+/// To add one: write `experiments/<name>.swift` declaring an `Experiment`, and add it to this list.
+public enum ExperimentCatalog {
+  public static let all: [Experiment] = [
+    quickstart,
+  ]
+
+  public static func named(_ name: String) -> Experiment? { all.first { $0.spec.name == name } }
+}
