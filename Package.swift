@@ -12,6 +12,7 @@
 //   Simulator    the simulated backend (discrete-event, virtual time)
 //   Results      HDF5 results files (the only importer of CHDF5), TSV export
 //   Runner       expands experiments into runs, dispatches them to backends, writes results
+//   Benchmarks   performance measurements behind `edgelab bench` (never timed assertions in tests)
 //   Experiments  the experiment files in experiments/ (compiled in)
 //   edgelab      the thin command-line interface
 import PackageDescription
@@ -58,11 +59,12 @@ var package = Package(
       dependencies: [
         "EdgeLabCore", "Catalog", "Spec", "CostModel", "Partitioning", "Metrics", "Simulator", "Results",
       ]),
+    .target(name: "Benchmarks", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Partitioning"]),
     .target(name: "Experiments", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL"], path: "experiments"),
     .executableTarget(
       name: "edgelab",
       dependencies: [
-        "EdgeLabCore", "Spec", "DSL", "CostModel", "Partitioning", "Metrics", "Results", "Runner", "Experiments",
+        "EdgeLabCore", "Spec", "DSL", "CostModel", "Partitioning", "Metrics", "Results", "Runner", "Experiments", "Benchmarks",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
 

@@ -5,6 +5,9 @@ public import DSL
 public enum ExperimentCatalog {
   public static let all: [Experiment] = [
     quickstart,
+    edgeShard7B,
+    edgeShard13B,
+    edgeShard70B,
   ]
 
   public static func named(_ name: String) -> Experiment? { all.first { $0.spec.name == name } }

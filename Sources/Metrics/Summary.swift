@@ -7,7 +7,7 @@ public struct RunSummary: Hashable, Sendable, Codable {
   public var outputTokens: Int
   /// First arrival to last completion.
   public var makespanSeconds: Double
-  /// Output tokens per second over the makespan.
+  /// Output tokens per second over the makespan (NaN when no token was produced, e.g. an infeasible run).
   public var throughputTokensPerSecond: Double
   public var ttft: Distribution
   public var tpot: Distribution
@@ -59,7 +59,7 @@ public struct RunSummary: Hashable, Sendable, Codable {
     let start = outcome.requests.map(\.arrival).min() ?? 0
     let end = outcome.requests.compactMap { $0.completion ?? $0.tokenTimes.last }.max() ?? start
     makespanSeconds = end - start
-    throughputTokensPerSecond = makespanSeconds > 0 ? Double(outputTokens) / makespanSeconds : 0
+    throughputTokensPerSecond = makespanSeconds > 0 && outputTokens > 0 ? Double(outputTokens) / makespanSeconds : .nan
     ttft = Distribution(done.compactMap(\.ttft))
     tpot = Distribution(done.compactMap(\.tpot))
     endToEnd = Distribution(done.compactMap(\.endToEnd))

@@ -37,7 +37,9 @@ public struct SimulationInput: Sendable {
 ///   bandwidth trace), then arrives after the link's latency plus jitter (normal, truncated at 0; delivery order
 ///   is kept, as TCP would). Loss p stretches transmission by 1/(1−p) (every lost segment is sent again).
 /// - The source admits work in arrival order: a request's prefill, then one decode step each time its previous
-///   token has returned to the source. At most `micro_batches` micro-batches (default: one per stage) are in flight.
+///   token has returned to the source. At most `micro_batches` micro-batches are in flight (default: the plan's
+///   count — 1 for latency plans, so concurrent requests share one micro-batch, about one per stage for
+///   throughput plans); ready decode steps are batched, up to `max_batch`, into the next micro-batch.
 /// - Offloaded layers load from storage into `prefetch_depth` staging slots, sequentially and in order of use,
 ///   as soon as a slot frees, so loading overlaps with other work; a layer computes once loaded. With LIME's
 ///   adapter, residency follows the device's KV cache as it grows and shrinks.
@@ -132,7 +134,7 @@ struct Simulation {
     stageDevice = input.plan.stages.map { index[$0.device]! }
     sourceIndex = index[x.source]!
     prefetchDepth = input.adapter?.prefetchDepth ?? 2
-    cap = max(1, x.spec.execution.microBatches ?? input.plan.stages.count)
+    cap = max(1, x.spec.execution.microBatches ?? input.plan.microBatches)
     deviceStates = [DeviceState](repeating: DeviceState(), count: x.devices.count)
     requests = [RequestState](repeating: RequestState(), count: input.requests.count)
     stageCompute = [Double](repeating: 0, count: input.plan.stages.count)

@@ -289,7 +289,8 @@ public struct Calibration: Codable, Hashable, Sendable {
 public struct ExecutionOptions: Codable, Hashable, Sendable {
   /// Most decode steps of different requests that share one micro-batch.
   public var maxBatch: Int
-  /// Most micro-batches in flight in the pipeline; the number of pipeline stages when nil.
+  /// Most micro-batches in flight in the pipeline; the plan's own count when nil (1 for latency plans, about
+  /// one per stage for throughput plans).
   public var microBatches: Int?
   /// Number format of activations on the wire.
   public var wirePrecision: Precision

@@ -33,6 +33,7 @@ struct EdgeLab: ParsableCommand {
     version: Provenance.toolkitVersion,
     subcommands: [
       List.self, Run.self, SpecCommand.self, Show.self, Export.self, Partition.self, Algorithms.self, Problem.self,
+      Bench.self,
     ])
 }
 
@@ -141,7 +142,7 @@ struct Show: ParsableCommand {
         r.groupName, r.label, r.parameters.map { "\($0.label)=\($0.value.stringValue ?? $0.value.description)" }.joined(separator: " "),
         r.outcome.status.rawValue, r.plan.map { String($0.stages.count) } ?? "-",
         s.ttft.p50.isNaN ? "-" : Seconds(s.ttft.p50).description, s.tpot.mean.isNaN ? "-" : Seconds(s.tpot.mean).description,
-        s.outputTokens == 0 ? "-" : String(format: s.throughputTokensPerSecond, digits: 2),
+        s.throughputTokensPerSecond.isNaN ? "-" : String(format: s.throughputTokensPerSecond, digits: 2),
         note.count > 60 ? String(note.prefix(57)) + "..." : note,
       ])
     }

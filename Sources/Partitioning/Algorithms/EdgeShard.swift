@@ -9,8 +9,9 @@
 /// counted rather than enumerated (see `DeviceClasses`).
 ///
 /// - Complexity: O(N² · Π(nᵢ+1) · K²) for N layers and K device classes of sizes nᵢ (O(N²·2^M·M²) with M
-///   distinct devices). Above `max_states` states it falls back to a beam search over the same recurrence
-///   (`beam` partial plans per layer boundary; not guaranteed optimal; the plan says so).
+///   distinct devices). Above `max_states` states or about `max_work` transitions (default 2·10⁹, a few
+///   seconds) it falls back to a beam search over the same recurrence (`beam` partial plans per layer
+///   boundary; not guaranteed optimal; the plan says so).
 public struct EdgeShardLatency: Partitioner {
   public static let name = "edgeshard-latency"
   public static let summary = "EdgeShard DP, latency objective: joint device selection + partition, exact under memory"
@@ -64,13 +65,16 @@ struct SubsetSearch: Sendable {
   enum Combine: Sendable { case sum, max }
   let combine: Combine
   let maxStates: Int
+  /// Budget of DP transitions (states × classes × stage lengths) for the exact search.
+  let maxWork: Double
   let beam: Int
   let useSymmetry: Bool
 
   init(parameters: inout Parameters, combine: Combine, algorithm: String) throws(PartitionError) {
     self.combine = combine
     maxStates = try parameters.int("max_states", default: 40_000_000)
-    beam = try parameters.int("beam", default: 2048)
+    maxWork = try parameters.double("max_work", default: 2e9)
+    beam = try parameters.int("beam", default: 256)
     useSymmetry = try parameters.bool("symmetry", default: true)
     if maxStates < 1 || beam < 1 { throw .badParameter(algorithm: algorithm, "max_states and beam must be ≥ 1") }
   }
@@ -91,7 +95,14 @@ struct SubsetSearch: Sendable {
     }
     let states = overflow ? Int.max : (p.layerCount + 1).multipliedReportingOverflow(by: product).partialValue
       .multipliedReportingOverflow(by: classes.count).partialValue
-    if !overflow && states <= maxStates {
+    // Transitions: every state tries every class and every stage length that fits (bounded by memory).
+    let longest = (0..<p.deviceCount).map { d -> Int in
+      var j = 0
+      while j < p.layerCount && p.memory(0, j + 1) <= p.memory[d] { j += 1 }
+      return max(j, 1)
+    }.max() ?? 1
+    let work = overflow ? .infinity : Double(states) * Double(classes.count) * Double(min(longest, p.layerCount))
+    if !overflow && states <= maxStates && work <= maxWork {
       guard let spans = exact(p, classes, countStates: product) else {
         throw .infeasible(Infeasibility.diagnose(p))
       }
@@ -101,7 +112,7 @@ struct SubsetSearch: Sendable {
       throw .infeasible(Infeasibility.diagnose(p) + " (beam search found no plan; exact search would need \(overflow ? "more than 2⁶³" : String(states)) states)")
     }
     return StandardSemantics.plan(spans, p, algorithm: algorithm, exact: false, notes: [
-      "heuristic: exact search needs \(overflow ? "more than 2⁶³" : String(states)) states (> max_states \(maxStates)); beam search over the same recurrence with \(beam) partial plans per layer boundary, not guaranteed optimal",
+      "heuristic: exact search needs \(overflow ? "more than 2⁶³" : String(states)) states and about \(String(format: work, digits: 0)) transitions (limits: max_states \(maxStates), max_work \(String(format: maxWork, digits: 0))); beam search over the same recurrence with \(beam) partial plans per layer boundary, not guaranteed optimal",
     ])
   }
 
@@ -136,12 +147,7 @@ struct SubsetSearch: Sendable {
     // Decode a count-vector index into counts, once per vector.
     var counts = [[Int]](repeating: [], count: s)
     for c in 0..<s {
-      var rest = c
-      counts[c] = (0..<kc).map { k in
-        let v = (rest / stride[k]) % (caps[k] + 1)
-        if k == kc - 1 { rest = 0 }
-        return v
-      }
+      counts[c] = (0..<kc).map { k in (c / stride[k]) % (caps[k] + 1) }
     }
     for i in 1..<n {
       for c in 0..<s {
@@ -220,66 +226,91 @@ struct SubsetSearch: Sendable {
     }
   }
 
-  /// Beam search over the same recurrence for instances too large for the exact DP.
+  /// Beam search over the same recurrence for instances too large for the exact DP: at each layer boundary
+  /// keep the `beam` best partial plans, one per (class counts, last class) state, with back-pointers.
+  /// Class counts are packed into 64 bits (⌈log₂(n+1)⌉ bits per class of n devices; at most 64 devices).
   private func beamSearch(_ p: IndexedProblem, _ classes: DeviceClasses) -> [StandardSemantics.Span]? {
-    struct Partial {
-      var counts: [UInt16]
-      var last: Int
+    struct Node {
+      var counts: UInt64
+      var last: Int32
+      var parent: Int32  // index into `nodes`, −1 for the first stage
+      var first: Int32
+      var end: Int32
       var value: Double
-      var stages: [(cls: Int, first: Int, end: Int)]
+    }
+    struct Key: Hashable {
+      var counts: UInt64
+      var last: Int32
     }
     let n = p.layerCount
     let caps = classes.capacities
+    var shift = [UInt64](repeating: 0, count: classes.count)
+    var bits = 0
+    for (c, cap) in caps.enumerated() {
+      shift[c] = UInt64(bits)
+      bits += max(1, Int.bitWidth - (cap).leadingZeroBitCount)
+    }
+    guard bits <= 64 else { return nil }
+    func count(_ packed: UInt64, _ c: Int) -> Int {
+      let width = max(1, Int.bitWidth - caps[c].leadingZeroBitCount)
+      return Int((packed >> shift[c]) & ((1 << UInt64(width)) - 1))
+    }
     let reps = classes.members.map { $0[0] }
     let src = p.sourceIndex
-    var frontier = [[Partial]](repeating: [], count: n + 1)
+    var nodes: [Node] = []
+    var frontier = [[Key: Int32]](repeating: [:], count: n + 1)
+    func offer(_ node: Node) {
+      let key = Key(counts: node.counts, last: node.last)
+      if let existing = frontier[Int(node.end)][key], nodes[Int(existing)].value <= node.value { return }
+      nodes.append(node)
+      frontier[Int(node.end)][key] = Int32(nodes.count - 1)
+    }
+    let start = UInt64(1) << shift[classes.sourceClass]
     for j in 1...n {
       if p.memory(0, j) > p.memory[src] { break }
       let c = p.compute(src, 0, j)
       if !c.isFinite { break }
-      var counts = [UInt16](repeating: 0, count: classes.count)
-      counts[classes.sourceClass] = 1
-      frontier[j].append(Partial(counts: counts, last: classes.sourceClass, value: c, stages: [(classes.sourceClass, 0, j)]))
+      offer(Node(counts: start, last: Int32(classes.sourceClass), parent: -1, first: 0, end: Int32(j), value: c))
     }
-    var best: (Double, [(cls: Int, first: Int, end: Int)])?
+    var best: (value: Double, node: Int)?
     for i in 1...n {
-      // Keep the best `beam` partial plans at this boundary, one per (counts, last) state.
-      var unique: [String: Partial] = [:]
-      for q in frontier[i] {
-        let key = q.counts.map(String.init).joined(separator: ",") + "|\(q.last)"
-        if let e = unique[key], e.value <= q.value { continue }
-        unique[key] = q
-      }
-      let kept = unique.values.sorted { $0.value < $1.value }.prefix(beam)
-      frontier[i] = []
+      let kept = frontier[i].values.map(Int.init).sorted { (nodes[$0].value, $0) < (nodes[$1].value, $1) }.prefix(beam)
+      frontier[i] = [:]
       if i == n {
-        for q in kept {
-          let last = q.last == classes.sourceClass ? src : reps[q.last]
+        for id in kept {
+          let q = nodes[id]
+          let last = Int(q.last) == classes.sourceClass ? src : reps[Int(q.last)]
           let total = join(q.value, p.returnTransfer(from: last))
-          if total.isFinite && (best == nil || total < best!.0) { best = (total, q.stages) }
+          if total.isFinite && (best == nil || total < best!.value) { best = (total, id) }
         }
         break
       }
-      for q in kept {
-        for k2 in 0..<classes.count where Int(q.counts[k2]) < caps[k2] {
-          let (from, to) = pair(q.last, k2, classes)
+      for id in kept {
+        let q = nodes[id]
+        for k2 in 0..<classes.count where count(q.counts, k2) < caps[k2] {
+          let (from, to) = pair(Int(q.last), k2, classes)
           let t = p.transfer(from, to, afterLayer: i - 1)
           if !t.isFinite { continue }
           let dev = reps[k2]
+          let c2 = q.counts + (UInt64(1) << shift[k2])
           var j = i + 1
           while j <= n {
             if p.memory(i, j) > p.memory[dev] { break }
             let comp = p.compute(dev, i, j)
             if !comp.isFinite { break }
-            var c2 = q.counts
-            c2[k2] += 1
-            frontier[j].append(Partial(counts: c2, last: k2, value: join(q.value, t, comp), stages: q.stages + [(k2, i, j)]))
+            offer(Node(counts: c2, last: Int32(k2), parent: Int32(id), first: Int32(i), end: Int32(j), value: join(q.value, t, comp)))
             j += 1
           }
         }
       }
     }
     guard let best else { return nil }
-    return assignMembers(best.1, classes)
+    var stages: [(cls: Int, first: Int, end: Int)] = []
+    var id = best.node
+    while id >= 0 {
+      stages.append((Int(nodes[id].last), Int(nodes[id].first), Int(nodes[id].end)))
+      id = Int(nodes[id].parent)
+    }
+    return assignMembers(stages.reversed(), classes)
   }
 }

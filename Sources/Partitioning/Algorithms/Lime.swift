@@ -21,9 +21,9 @@ public import EdgeLabCore
 /// - **Offloading-aware cost model.** Per-token decode latency from a timeline of `steady_tokens` consecutive
 ///   tokens of one request (the last token's latency is reported, so prefetching across token boundaries is in
 ///   steady state): each layer starts when its input is there and, if offloaded, its load has finished.
-/// - **Offline allocation.** For v = 1…`max_interleave`: chunk sizes start proportional to each device's speed
-///   and are refined by local search (move one layer across a chunk boundary while it lowers the cost model);
-///   the best v wins.
+/// - **Offline allocation.** For v = 1…`max_interleave`: chunk sizes start by water-filling (shares ∝ device
+///   speed, capped at what each device can hold resident; only what fits nowhere is offloaded) and are refined
+///   by local search (move one layer from any chunk to any other while the cost model improves); the best v wins.
 /// - **Online memory adaptation.** `LimeMemoryAdapter` recomputes residency as the KV cache grows or shrinks
 ///   (the runtime and simulator call it), and re-plans when bandwidth changes by more than `replan_threshold`.
 ///
@@ -72,6 +72,8 @@ public struct Lime: Partitioner {
     for v in 1...maxInterleave where ring.count * v <= p.layerCount {
       let a = model.optimise(ring: ring, interleave: v)
       if a.cost.feasible, best == nil || a.cost.value(p.problem.objective) < best!.cost.value(p.problem.objective) { best = a }
+      // Interleaving only helps to hide loads: with nothing offloaded, more chunks only add hops.
+      if let b = best, !b.offloaded.contains(true) { break }
     }
     guard let best else { throw .infeasible(model.diagnose(ring: ring)) }
     return model.plan(best, algorithm: Self.name)
@@ -137,24 +139,24 @@ public struct LimeCostModel: Sendable {
     let all = order.reduce(0.0) { $0 + weight($1) }
     if all <= budget { return (Set(order), 0) }
     guard storage(d) != nil else { return nil }
+    // Greedy in priority order. After deciding layer i, the offloaded layers are the skipped ones before i and
+    // all after i, so the staging need is depth × max(largest skipped, suffix maximum after i).
+    let w = order.map(weight)
+    var suffixMax = [Double](repeating: 0, count: w.count + 1)
+    for i in stride(from: w.count - 1, through: 0, by: -1) { suffixMax[i] = max(w[i], suffixMax[i + 1]) }
     var resident = Set<Int>()
     var used = 0.0
-    var remainingMax = order.map(weight).max() ?? 0
-    var offloadedWeights = order.map(weight)
+    var skippedMax = 0.0
     for (i, l) in order.enumerated() {
-      // Staging for the layers still offloaded after adding l.
-      offloadedWeights[i] = 0
-      remainingMax = offloadedWeights.max() ?? 0
-      let staging = Double(prefetchDepth) * remainingMax
-      if used + weight(l) + staging <= budget {
+      let staging = Double(prefetchDepth) * max(skippedMax, suffixMax[i + 1])
+      if used + w[i] + staging <= budget {
         resident.insert(l)
-        used += weight(l)
+        used += w[i]
       } else {
-        offloadedWeights[i] = weight(l)
+        skippedMax = max(skippedMax, w[i])
       }
     }
-    let staging = Double(prefetchDepth) * (order.filter { !resident.contains($0) }.map(weight).max() ?? 0)
-    if used + staging > budget { return nil }
+    if used + Double(prefetchDepth) * skippedMax > budget { return nil }
     return (resident, 0)
   }
 
@@ -232,7 +234,9 @@ public struct LimeCostModel: Sendable {
     return (lastLatency, cycle)
   }
 
-  /// Initial chunk sizes ∝ device speed, then local search over chunk boundaries.
+  /// Initial chunk sizes by water-filling: shares ∝ device speed, capped at what each device holds resident;
+  /// what no device can hold resident is spread ∝ speed (and offloaded). Then local search: move one layer
+  /// from any chunk to any other while the cost model improves.
   func optimise(ring: [Int], interleave v: Int) -> Allocation {
     let n = p.layerCount
     let count = ring.count * v
@@ -241,16 +245,42 @@ public struct LimeCostModel: Sendable {
       let t = p.compute(d, 0, n)
       return t.isFinite && t > 0 ? 1 / t : 1e-9
     }
-    let total = speeds.reduce(0, +)
-    var sizes = speeds.map { max(1, Int((Double(n) * $0 / total).rounded(.down))) }
+    let meanLayer = p.memoryPrefix[n] / Double(n)
+    let capacity = (0..<count).map { c -> Double in
+      max(1, (p.memory[ring[c % ring.count]] / Double(v) / max(meanLayer, 1e-12)).rounded(.down))
+    }
+    // Water-filling of real-valued shares.
+    var share = [Double](repeating: 0, count: count)
+    var open = Set(0..<count)
+    var remaining = Double(n)
+    while remaining > 1e-9 && !open.isEmpty {
+      let total = open.reduce(0.0) { $0 + speeds[$1] }
+      var clamped = false
+      for c in open.sorted() {
+        let want = remaining * speeds[c] / total
+        if share[c] + want > capacity[c] {
+          remaining -= capacity[c] - share[c]
+          share[c] = capacity[c]
+          open.remove(c)
+          clamped = true
+        }
+      }
+      if !clamped {
+        for c in open { share[c] += remaining * speeds[c] / total }
+        remaining = 0
+      }
+    }
+    if remaining > 1e-9 {  // Not everything fits resident: spread the rest by speed.
+      let total = speeds.reduce(0, +)
+      for c in 0..<count { share[c] += remaining * speeds[c] / total }
+    }
+    // Integer sizes ≥ 1 by largest remainder.
+    var sizes = share.map { max(1, Int($0.rounded(.down))) }
     while sizes.reduce(0, +) < n {
-      // Give the next layer to the chunk with the largest deficit against its ideal share.
-      let i = (0..<count).max { a, b in
-        Double(n) * speeds[a] / total - Double(sizes[a]) < Double(n) * speeds[b] / total - Double(sizes[b])
-      }!
+      let i = (0..<count).max { share[$0] - Double(sizes[$0]) < share[$1] - Double(sizes[$1]) }!
       sizes[i] += 1
     }
-    while sizes.reduce(0, +) > n, let i = sizes.indices.filter({ sizes[$0] > 1 }).max(by: { sizes[$0] < sizes[$1] }) {
+    while sizes.reduce(0, +) > n, let i = (0..<count).filter({ sizes[$0] > 1 }).max(by: { Double(sizes[$0]) - share[$0] < Double(sizes[$1]) - share[$1] }) {
       sizes[i] -= 1
     }
     func chunks(_ sizes: [Int]) -> [Chunk] {
@@ -263,28 +293,21 @@ public struct LimeCostModel: Sendable {
     let objective = p.problem.objective
     var current = sizes
     var (cost, offloaded) = evaluate(chunks(current))
-    var improved = true
     var rounds = 0
-    while improved && rounds < 4 * n {
-      improved = false
+    while rounds < 2 * n {
       rounds += 1
       var bestMove: ([Int], Cost, [Bool])?
-      for b in 0..<(count - 1) {
-        for delta in [-1, 1] {
+      for from in 0..<count where current[from] > 1 {
+        for to in 0..<count where to != from {
           var s = current
-          s[b] += delta
-          s[b + 1] -= delta
-          if s[b] < 1 || s[b + 1] < 1 { continue }
+          s[from] -= 1
+          s[to] += 1
           let (c, o) = evaluate(chunks(s))
-          if c.score(objective) < (bestMove?.1.score(objective) ?? cost.score(objective)) - 1e-12 { bestMove = (s, c, o) }
+          if c.score(objective) < (bestMove?.1.score(objective) ?? cost.score(objective)) * (1 - 1e-12) { bestMove = (s, c, o) }
         }
       }
-      if let m = bestMove {
-        current = m.0
-        cost = m.1
-        offloaded = m.2
-        improved = true
-      }
+      guard let m = bestMove else { break }
+      (current, cost, offloaded) = m
     }
     return Allocation(chunks: chunks(current), offloaded: offloaded, cost: cost)
   }

@@ -1,0 +1,32 @@
+# Shared body of the EdgeShard figures (loaded by edgeshard-7b.gp, -13b.gp, -70b.gp, which set `model`).
+# Left: time per output token with one request at a time; right: throughput with eight requests in flight;
+# both against the edge-cloud bandwidth, one line per algorithm. Infeasible runs (out of memory) are absent.
+labels = system("cat '".datadir."/labels.txt'")
+
+set datafile separator "\t"
+set datafile missing "nan"
+set logscale x
+set xtics (1, 2, 5, 10, 20, 50)
+set xrange [0.9:56]
+set xlabel "edge-cloud bandwidth (Mbit/s)"
+set grid
+set key outside bottom center horizontal maxrows 2 font ",9"
+
+do for [fmt in "png pdf"] {
+  if (fmt eq "png") { set terminal pngcairo size 1200,560 font ",11" } else { set terminal pdfcairo size 9in,4.2in font ",9" }
+  set output outbase.".".fmt
+  set multiplot layout 1,2 title model." FP32 on EdgeShard's testbed (12 AGX Orin, 2 Orin NX, RTX 3090; simulated)"
+  set ylabel "time per output token (ms), 1 request"
+  set logscale y
+  plot for [l in labels] datadir."/".l.".tsv" \
+       using (column("concurrency") == 1 ? column("bandwidth_mbit_s") : NaN):(column("tpot_mean_s")*1000) \
+       with linespoints lw 2 pt 7 title l
+  unset logscale y
+  set ylabel "throughput (tokens/s), 8 requests in flight"
+  set yrange [0:*]
+  plot for [l in labels] datadir."/".l.".tsv" \
+       using (column("concurrency") == 8 ? column("bandwidth_mbit_s") : NaN):"throughput_tokens_per_s" \
+       with linespoints lw 2 pt 7 title l
+  unset yrange
+  unset multiplot
+}
