@@ -10,6 +10,9 @@
 //   CostModel    per-layer costs, rooflines, Spec -> partition problem
 //   Metrics      what a run measured (requests, links, devices) and its summary statistics
 //   Simulator    the simulated backend (discrete-event, virtual time)
+//   Engine       Llama inference on OpenBLAS and our C kernels; safetensors; synthetic weights
+//   Transport    wire format, handshake, sockets between workers
+//   Runtime      worker processes, the coordinator, the loopback backend
 //   Results      HDF5 results files (the only importer of CHDF5), TSV export
 //   Runner       expands experiments into runs, dispatches them to backends, writes results
 //   Benchmarks   performance measurements behind `edgelab bench` (never timed assertions in tests)
@@ -40,6 +43,15 @@ var package = Package(
       name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
       providers: [.apt(["libhdf5-dev"])]),
 
+    .systemLibrary(
+      name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+      providers: [.apt(["libopenblas-dev"])]),
+    // Our own decode kernels in C (runtime instruction-set dispatch); only Engine imports them.
+    .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+    // Linux calls Swift's Glibc module lacks (O_DIRECT, prctl). Imported by Engine (offload store) and
+    // Runtime (workers die with their coordinator): two small, unrelated uses, so one shim serves both.
+    .target(name: "CLinux"),
+
     .target(name: "EdgeLabCore"),
     .target(name: "Catalog", dependencies: ["EdgeLabCore"]),
     .target(name: "Spec", dependencies: ["EdgeLabCore", "Catalog"]),
@@ -59,12 +71,21 @@ var package = Package(
       dependencies: [
         "EdgeLabCore", "Catalog", "Spec", "CostModel", "Partitioning", "Metrics", "Simulator", "Results",
       ]),
-    .target(name: "Benchmarks", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Partitioning"]),
+    .target(name: "Engine", dependencies: ["EdgeLabCore", "Catalog", "CKernels", "COpenBLAS", "CLinux"]),
+    .target(name: "Transport", dependencies: ["EdgeLabCore"]),
+    .target(
+      name: "Runtime",
+      dependencies: ["EdgeLabCore", "Catalog", "Spec", "Partitioning", "Metrics", "Engine", "Transport", "Runner", "CLinux"]),
+    .target(name: "Benchmarks",
+      dependencies: [
+        "EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Partitioning", "Engine", "Metrics", "Results", "Runner", "Runtime",
+        "Transport",
+      ]),
     .target(name: "Experiments", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL"], path: "experiments"),
     .executableTarget(
       name: "edgelab",
       dependencies: [
-        "EdgeLabCore", "Spec", "DSL", "CostModel", "Partitioning", "Metrics", "Results", "Runner", "Experiments", "Benchmarks",
+        "EdgeLabCore", "Spec", "DSL", "CostModel", "Partitioning", "Metrics", "Results", "Runner", "Experiments", "Benchmarks", "Engine", "Catalog", "Runtime", "Transport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
 
@@ -84,10 +105,17 @@ var package = Package(
     .testTarget(
       name: "RunnerTests",
       dependencies: ["EdgeLabCore", "Spec", "DSL", "Catalog", "Metrics", "Runner", "Results", "Experiments", "TestSupport"]),
+    .testTarget(
+      name: "EngineTests", dependencies: ["EdgeLabCore", "Catalog", "Engine", "TestSupport"],
+      resources: [.copy("Fixtures")]),
+    .testTarget(name: "TransportTests", dependencies: ["Transport", "TestSupport"]),
+    .testTarget(
+      name: "RuntimeTests",
+      dependencies: ["EdgeLabCore", "DSL", "Spec", "Runner", "Runtime", "Results", "Metrics", "Transport", "Engine", "Partitioning", "TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["EdgeLabCore", "TestSupport"]),
   ]
 )
 
-for target in package.targets where target.type != .system {
+for target in package.targets where target.type != .system && !["CKernels", "CLinux"].contains(target.name) {
   target.swiftSettings = (target.swiftSettings ?? []) + swiftSettings
 }

@@ -51,6 +51,31 @@ public struct ModelConfig: Codable, Hashable, Sendable {
     case maxPositionEmbeddings = "max_position_embeddings"
     case ropeScaling = "rope_scaling"
     case explicitHeadDim = "head_dim"
+    case ropeParameters = "rope_parameters"
+  }
+
+  /// Transformers ≥ 5 writes `rope_parameters` (theta and scaling together) instead of `rope_theta` and
+  /// `rope_scaling`; both layouts are read.
+  struct RopeParameters: Decodable {
+    var ropeTheta: Double?
+    var ropeType: String?
+    enum CodingKeys: String, CodingKey { case ropeTheta = "rope_theta", ropeType = "rope_type" }
+  }
+
+  public func encode(to encoder: any Encoder) throws {
+    var c = encoder.container(keyedBy: CodingKeys.self)
+    try c.encode(hiddenSize, forKey: .hiddenSize)
+    try c.encode(numHiddenLayers, forKey: .numHiddenLayers)
+    try c.encode(numAttentionHeads, forKey: .numAttentionHeads)
+    try c.encode(numKeyValueHeads, forKey: .numKeyValueHeads)
+    try c.encode(intermediateSize, forKey: .intermediateSize)
+    try c.encode(vocabSize, forKey: .vocabSize)
+    try c.encode(ropeTheta, forKey: .ropeTheta)
+    try c.encode(rmsNormEps, forKey: .rmsNormEps)
+    try c.encode(tieWordEmbeddings, forKey: .tieWordEmbeddings)
+    try c.encode(maxPositionEmbeddings, forKey: .maxPositionEmbeddings)
+    try c.encodeIfPresent(ropeScaling, forKey: .ropeScaling)
+    try c.encodeIfPresent(explicitHeadDim, forKey: .explicitHeadDim)
   }
 
   public init(from decoder: any Decoder) throws {
@@ -62,11 +87,15 @@ public struct ModelConfig: Codable, Hashable, Sendable {
     numKeyValueHeads = try c.decodeIfPresent(Int.self, forKey: .numKeyValueHeads) ?? numAttentionHeads
     intermediateSize = try c.decode(Int.self, forKey: .intermediateSize)
     vocabSize = try c.decode(Int.self, forKey: .vocabSize)
-    ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? 10000
+    let parameters = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeParameters)
+    ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? parameters?.ropeTheta ?? 10000
     rmsNormEps = try c.decodeIfPresent(Double.self, forKey: .rmsNormEps) ?? 1e-6
     tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false
     maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? 2048
     ropeScaling = try c.decodeIfPresent(RopeScaling.self, forKey: .ropeScaling)
+    if ropeScaling == nil, let type = parameters?.ropeType, type != "default" {
+      ropeScaling = try c.decode(RopeScaling.self, forKey: .ropeParameters)
+    }
     explicitHeadDim = try c.decodeIfPresent(Int.self, forKey: .explicitHeadDim)
   }
 

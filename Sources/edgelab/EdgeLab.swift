@@ -1,6 +1,7 @@
 public import ArgumentParser
 import DSL
 import Metrics
+import Runtime
 import EdgeLabCore
 import Experiments
 import Foundation
@@ -33,7 +34,7 @@ struct EdgeLab: ParsableCommand {
     version: Provenance.toolkitVersion,
     subcommands: [
       List.self, Run.self, SpecCommand.self, Show.self, Export.self, Partition.self, Algorithms.self, Problem.self,
-      Bench.self,
+      Generate.self, Bench.self, WorkerCommand.self,
     ])
 }
 
@@ -103,17 +104,22 @@ struct Run: ParsableCommand {
       print(t.render())
       return
     }
-    let runner = ExperimentRunner(backends: Backends.all(), progress: quiet ? SilentProgress() : StderrProgress())
+    Interrupt.install()
+    let runner = ExperimentRunner(backends: Backends.all(quiet: quiet), progress: quiet ? SilentProgress() : StderrProgress())
     do {
       let report = try runner.run(loaded, options: options)
       if !quiet {
         let counts = report.statusCounts.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }
         print("\(report.path): \(report.runsTotal) runs (\(counts.joined(separator: ", ")))" + (report.runsSkipped > 0 ? "; \(report.runsSkipped) resumed" : ""))
       }
+      if let failed = report.statusCounts[.failed], failed > 0 {
+        throw fail("\(failed) run(s) failed; see `edgelab show \(report.path)`", code: Exit.failure)
+      }
     } catch let e as RunnerError {
       throw fail(e.message, code: Exit.badInput)
     } catch let e as BackendError {
-      throw fail(e.description, code: Exit.failure)
+      if case .interrupted = e { throw fail("interrupted; what finished is saved (run again with --resume)", code: 130) }
+      throw fail(e.description + "; what finished is saved (run again with --resume)", code: Exit.failure)
     } catch let e as ResultsError {
       throw fail(e.description, code: Exit.failure)
     }

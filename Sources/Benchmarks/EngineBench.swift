@@ -1,0 +1,85 @@
+public import EdgeLabCore
+import Catalog
+public import Engine
+import Foundation
+
+/// Engine speed (issue 4): prefill and decode tokens/s on a preset's true shapes with synthetic weights, and
+/// this machine's memory read bandwidth — the roofline for batch-1 decoding, which reads every weight once
+/// per token.
+public enum EngineBench {
+  public struct Result: Sendable, Codable {
+    public var model: String
+    public var dtype: String
+    public var threads: Int
+    public var promptTokens: Int
+    public var newTokens: Int
+    public var prefillTokensPerSecond: Double
+    public var decodeTokensPerSecond: Double
+    public var weightBytes: Int
+    /// Weight bytes read per second while decoding (weight bytes × decode tokens/s).
+    public var effectiveBandwidthGBs: Double
+    public var peakResidentBytes: Int
+    public var kernelISA: String
+    public var repetitions: Int
+
+    enum CodingKeys: String, CodingKey {
+      case model, dtype, threads, repetitions
+      case promptTokens = "prompt_tokens", newTokens = "new_tokens"
+      case prefillTokensPerSecond = "prefill_tokens_per_s", decodeTokensPerSecond = "decode_tokens_per_s"
+      case weightBytes = "weight_bytes", effectiveBandwidthGBs = "effective_bandwidth_gb_s"
+      case peakResidentBytes = "peak_resident_bytes", kernelISA = "kernel_isa"
+    }
+  }
+
+  /// Loads synthetic weights, warms up, then runs `repetitions` generations and reports medians.
+  public static func run(model: String, dtype: WeightDType, prompt: Int, new: Int, threads: Int, repetitions: Int,
+                         progress: (String) -> Void = { _ in }) throws -> Result {
+    Kernels.setThreads(threads)
+    guard let preset = ModelPreset.named(model) else {
+      throw CheckpointError(.missingFile, file: model, "unknown model preset")
+    }
+    progress("generating synthetic \(preset.name) weights (\(dtype.rawValue))…")
+    let pipeline = try LocalPipeline(weights: SyntheticWeights(config: preset.config, seed: 1, dtype: dtype))
+    var rng = SeededRandom(seed: 2)
+    let tokens = (0..<prompt).map { _ in Int32(rng.next() % UInt64(preset.config.vocabSize)) }
+    progress("warm-up…")
+    _ = pipeline.generate(prompt: Array(tokens.prefix(8)), maxNewTokens: 4)
+    var prefill: [Double] = [], decode: [Double] = []
+    for r in 0..<repetitions {
+      let g = pipeline.generate(prompt: tokens, maxNewTokens: new, sequence: r)
+      prefill.append(Double(prompt) / g.prefillSeconds)
+      decode.append(g.decodeTokensPerSecond)
+      progress("run \(r + 1)/\(repetitions): prefill \(String(format: prefill.last!, digits: 1)) tok/s, decode \(String(format: decode.last!, digits: 2)) tok/s")
+    }
+    func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+    let bytes = pipeline.stages.reduce(0) { $0 + $1.weightBytes }
+    let d = median(decode)
+    return Result(model: preset.name, dtype: dtype.rawValue, threads: threads, promptTokens: prompt, newTokens: new,
+                  prefillTokensPerSecond: median(prefill), decodeTokensPerSecond: d, weightBytes: bytes,
+                  effectiveBandwidthGBs: Double(bytes) * d / 1e9, peakResidentBytes: ProcessMemory.peakResidentBytes(),
+                  kernelISA: Kernels.isa, repetitions: repetitions)
+  }
+
+  /// Read bandwidth in GB/s as decoding sees it: `threads` threads stream a `bytes` FP32 matrix through the
+  /// decode kernel (matrix × one vector), `passes` times. This is the roofline of batch-1 decoding.
+  public static func memoryBandwidth(bytes: Int, threads: Int, passes: Int) throws -> Double {
+    Kernels.setThreads(threads)
+    let cols = 4096
+    let rows = bytes / 4 / cols
+    // Distinct values: a buffer of identical pages could be deduplicated by the host and read from cache.
+    let w = try SyntheticWeights(config: ModelPreset.tiny.config, seed: 4).matrix("bandwidth-probe", rows: rows, cols: cols)
+    let x = [Float](repeating: 1, count: cols)
+    var y = [Float](repeating: 0, count: rows)
+    Kernels.stream(w, x, &y)
+    let start = MonotonicSeconds.now()
+    for _ in 0..<passes { Kernels.stream(w, x, &y) }
+    let seconds = MonotonicSeconds.now() - start
+    return Double(rows * cols * 4 * passes) / seconds / 1e9
+  }
+
+  struct Box: @unchecked Sendable { let pointer: UnsafeMutablePointer<Float> }
+}
+
+enum MonotonicSeconds {
+  static func now() -> Double { monotonicSeconds() }
+}

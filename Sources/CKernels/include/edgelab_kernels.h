@@ -1,0 +1,38 @@
+#ifndef EDGELAB_KERNELS_H
+#define EDGELAB_KERNELS_H
+// Matrix-times-few-vectors kernels for decoding (memory-bound), with runtime instruction-set dispatch.
+//
+// y[b][r] = dot(W[r, :], x[b]) for rows r in [row_begin, row_end) and inputs b in [0, batch).
+// W is row-major [rows, cols] (Hugging Face's [out, in] layout), stored as float32, bfloat16 or float16;
+// 16-bit weights are widened exactly to float32 inside the loop. Each output is one dot product with a fixed
+// summation order that depends only on `cols` and the instruction set chosen at startup, never on `batch`,
+// on the row range or on the calling thread: splitting rows across threads, or batching requests, gives
+// bit-identical results.
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { EL_F32 = 0, EL_BF16 = 1, EL_F16 = 2 } el_dtype;
+
+void el_matvec(const void *w, el_dtype dtype, size_t cols, const float *x, size_t x_stride, size_t batch,
+               float *y, size_t y_stride, size_t row_begin, size_t row_end);
+
+// Attention of one query (one head) over a cache of `ctx` positions: k and v are [ctx][head_dim] contiguous.
+// out[d] = Σ_j softmax_j(scale · q·k_j) · v_j[d]. `scores` is scratch of ≥ ctx floats. Fixed summation order.
+void el_attend(const float *q, const float *k, const float *v, size_t ctx, size_t head_dim, float scale,
+               float *scores, float *out);
+
+// Widens n 16-bit values to float32 (exact).
+void el_widen(const void *src, el_dtype dtype, float *dst, size_t n);
+
+// The instruction set in use: "avx512", "avx2" or "portable".
+const char *el_kernel_isa(void);
+#endif
+
+#ifndef EDGELAB_POOL_H
+#define EDGELAB_POOL_H
+// A persistent thread pool for the kernels: `el_parallel` runs fn(ctx, i) for i in [0, count) on the caller and
+// up to count − 1 pool threads, which spin briefly between jobs before sleeping. Set the size first.
+typedef void (*el_task_fn)(void *ctx, int index);
+void el_pool_set_threads(int threads);
+void el_parallel(int count, el_task_fn fn, void *ctx);
+#endif

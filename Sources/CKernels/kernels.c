@@ -1,0 +1,250 @@
+#include "edgelab_kernels.h"
+#include <string.h>
+#include <math.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define EL_X86 1
+#endif
+
+// ---------------------------------------------------------------------------------------------------------
+// Portable path: 8 partial sums per input, combined in a fixed tree.
+
+static inline float widen_bf16(uint16_t v) { uint32_t u = (uint32_t)v << 16; float f; memcpy(&f, &u, 4); return f; }
+
+static inline float widen_f16(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
+  if (exp == 0) {
+    if (man == 0) { u = sign; }
+    else {  // subnormal: normalise
+      exp = 127 - 15 + 1;
+      while ((man & 0x400) == 0) { man <<= 1; exp--; }
+      man &= 0x3ff;
+      u = sign | (exp << 23) | (man << 13);
+    }
+  } else if (exp == 31) {
+    u = sign | 0x7f800000 | (man << 13);
+  } else {
+    u = sign | ((exp + 127 - 15) << 23) | (man << 13);
+  }
+  float f; memcpy(&f, &u, 4); return f;
+}
+
+static inline float load_w(const void *w, el_dtype t, size_t i) {
+  switch (t) {
+  case EL_F32: return ((const float *)w)[i];
+  case EL_BF16: return widen_bf16(((const uint16_t *)w)[i]);
+  default: return widen_f16(((const uint16_t *)w)[i]);
+  }
+}
+
+static void matvec_portable(const void *w, el_dtype t, size_t cols, const float *x, size_t xs, size_t batch,
+                            float *y, size_t ys, size_t r0, size_t r1) {
+  for (size_t r = r0; r < r1; r++) {
+    size_t base = r * cols;
+    for (size_t b = 0; b < batch; b++) {
+      const float *xb = x + b * xs;
+      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      size_t c = 0;
+      for (; c + 8 <= cols; c += 8)
+        for (int k = 0; k < 8; k++) acc[k] += load_w(w, t, base + c + k) * xb[c + k];
+      float s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+      for (; c < cols; c++) s += load_w(w, t, base + c) * xb[c];
+      y[b * ys + r] = s;
+    }
+  }
+}
+
+#ifdef EL_X86
+// ---------------------------------------------------------------------------------------------------------
+// AVX-512: per input two 16-lane accumulators (32 columns per step), masked tail, fixed reduction.
+
+__attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
+static inline __m512 load16_avx512(const void *w, el_dtype t, size_t i, __mmask16 m) {
+  switch (t) {
+  case EL_F32: return _mm512_maskz_loadu_ps(m, (const float *)w + i);
+  case EL_BF16: {
+    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+  default: {
+    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i);
+    return _mm512_cvtph_ps(h);
+  }
+  }
+}
+
+// Per input, four 16-lane accumulators (64 columns per step); a masked 16-column tail goes into the first.
+// The same order for every group size, so a row's result does not depend on the batch. One function per
+// group size (1–4 inputs) keeps the accumulators in registers.
+#define EL_AVX512_GROUP(NB)                                                                                        \
+  __attribute__((target("avx512f,avx512bw,avx512vl,f16c")))                                                     \
+  static void matvec_avx512_##NB(const void *w, el_dtype t, size_t cols, const float *x, size_t xs, float *y,     \
+                                 size_t ys, size_t r0, size_t r1) {                                              \
+    for (size_t r = r0; r < r1; r++) {                                                                           \
+      size_t base = r * cols;                                                                                    \
+      __m512 a0[NB], a1[NB], a2[NB], a3[NB];                                                                     \
+      for (int k = 0; k < NB; k++) a0[k] = a1[k] = a2[k] = a3[k] = _mm512_setzero_ps();                          \
+      size_t c = 0;                                                                                              \
+      for (; c + 64 <= cols; c += 64) {                                                                          \
+        __m512 w0 = load16_avx512(w, t, base + c, 0xffff), w1 = load16_avx512(w, t, base + c + 16, 0xffff);      \
+        __m512 w2 = load16_avx512(w, t, base + c + 32, 0xffff), w3 = load16_avx512(w, t, base + c + 48, 0xffff); \
+        for (int k = 0; k < NB; k++) {                                                                           \
+          const float *xb = x + k * xs + c;                                                                      \
+          a0[k] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xb), a0[k]);                                               \
+          a1[k] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xb + 16), a1[k]);                                          \
+          a2[k] = _mm512_fmadd_ps(w2, _mm512_loadu_ps(xb + 32), a2[k]);                                          \
+          a3[k] = _mm512_fmadd_ps(w3, _mm512_loadu_ps(xb + 48), a3[k]);                                          \
+        }                                                                                                        \
+      }                                                                                                          \
+      for (; c < cols; c += 16) {                                                                                \
+        size_t left = cols - c;                                                                                  \
+        __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);                           \
+        __m512 w0 = load16_avx512(w, t, base + c, m);                                                            \
+        for (int k = 0; k < NB; k++) a0[k] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, x + k * xs + c), a0[k]); \
+      }                                                                                                          \
+      for (int k = 0; k < NB; k++)                                                                               \
+        y[k * ys + r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0[k], a1[k]), _mm512_add_ps(a2[k], a3[k]))); \
+    }                                                                                                            \
+  }
+EL_AVX512_GROUP(1)
+EL_AVX512_GROUP(2)
+EL_AVX512_GROUP(3)
+EL_AVX512_GROUP(4)
+
+static void matvec_avx512(const void *w, el_dtype t, size_t cols, const float *x, size_t xs, size_t batch,
+                          float *y, size_t ys, size_t r0, size_t r1) {
+  for (size_t b0 = 0; b0 < batch; b0 += 4) {
+    size_t nb = batch - b0 < 4 ? batch - b0 : 4;
+    const float *xg = x + b0 * xs;
+    float *yg = y + b0 * ys;
+    switch (nb) {
+    case 1: matvec_avx512_1(w, t, cols, xg, xs, yg, ys, r0, r1); break;
+    case 2: matvec_avx512_2(w, t, cols, xg, xs, yg, ys, r0, r1); break;
+    case 3: matvec_avx512_3(w, t, cols, xg, xs, yg, ys, r0, r1); break;
+    default: matvec_avx512_4(w, t, cols, xg, xs, yg, ys, r0, r1); break;
+    }
+  }
+}
+
+// AVX2 + FMA + F16C: per input four 8-lane accumulators (32 columns per step), scalar tail.
+__attribute__((target("avx2,fma,f16c")))
+static inline __m256 load8_avx2(const void *w, el_dtype t, size_t i) {
+  switch (t) {
+  case EL_F32: return _mm256_loadu_ps((const float *)w + i);
+  case EL_BF16: {
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  default: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
+  }
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static inline float hsum256(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+  __m128 s = _mm_add_ps(lo, hi);
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static void matvec_avx2(const void *w, el_dtype t, size_t cols, const float *x, size_t xs, size_t batch,
+                        float *y, size_t ys, size_t r0, size_t r1) {
+  for (size_t r = r0; r < r1; r++) {
+    size_t base = r * cols;
+    for (size_t b0 = 0; b0 < batch; b0 += 2) {
+      size_t nb = batch - b0 < 2 ? batch - b0 : 2;
+      __m256 a[2][4];
+      for (int k = 0; k < 2; k++) for (int j = 0; j < 4; j++) a[k][j] = _mm256_setzero_ps();
+      size_t c = 0;
+      for (; c + 32 <= cols; c += 32) {
+        __m256 w0 = load8_avx2(w, t, base + c), w1 = load8_avx2(w, t, base + c + 8);
+        __m256 w2 = load8_avx2(w, t, base + c + 16), w3 = load8_avx2(w, t, base + c + 24);
+        for (size_t k = 0; k < nb; k++) {
+          const float *xb = x + (b0 + k) * xs + c;
+          a[k][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xb), a[k][0]);
+          a[k][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xb + 8), a[k][1]);
+          a[k][2] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xb + 16), a[k][2]);
+          a[k][3] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xb + 24), a[k][3]);
+        }
+      }
+      for (size_t k = 0; k < nb; k++) {
+        const float *xb = x + (b0 + k) * xs;
+        float s = hsum256(_mm256_add_ps(_mm256_add_ps(a[k][0], a[k][1]), _mm256_add_ps(a[k][2], a[k][3])));
+        for (size_t cc = c; cc < cols; cc++) s += load_w(w, t, base + cc) * xb[cc];
+        y[(b0 + k) * ys + r] = s;
+      }
+    }
+  }
+}
+
+#endif
+
+typedef enum { ISA_UNKNOWN, ISA_PORTABLE, ISA_AVX2, ISA_AVX512 } isa_t;
+static isa_t chosen = ISA_UNKNOWN;
+
+static isa_t isa(void) {
+  if (chosen != ISA_UNKNOWN) return chosen;
+  isa_t c = ISA_PORTABLE;
+#ifdef EL_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+    c = ISA_AVX512;
+  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    c = ISA_AVX2;
+#endif
+  chosen = c;  // Benign race: every thread computes the same value.
+  return c;
+}
+
+const char *el_kernel_isa(void) {
+  switch (isa()) {
+  case ISA_AVX512: return "avx512";
+  case ISA_AVX2: return "avx2";
+  default: return "portable";
+  }
+}
+
+void el_matvec(const void *w, el_dtype dtype, size_t cols, const float *x, size_t x_stride, size_t batch,
+               float *y, size_t y_stride, size_t row_begin, size_t row_end) {
+  switch (isa()) {
+#ifdef EL_X86
+  case ISA_AVX512: matvec_avx512(w, dtype, cols, x, x_stride, batch, y, y_stride, row_begin, row_end); return;
+  case ISA_AVX2: matvec_avx2(w, dtype, cols, x, x_stride, batch, y, y_stride, row_begin, row_end); return;
+#endif
+  default: matvec_portable(w, dtype, cols, x, x_stride, batch, y, y_stride, row_begin, row_end); return;
+  }
+}
+
+void el_attend(const float *q, const float *k, const float *v, size_t ctx, size_t head_dim, float scale,
+               float *scores, float *out) {
+  float mx = -INFINITY;
+  for (size_t j = 0; j < ctx; j++) {
+    const float *kj = k + j * head_dim;
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t d = 0;
+    for (; d + 8 <= head_dim; d += 8)
+      for (int u = 0; u < 8; u++) acc[u] += q[d + u] * kj[d + u];
+    float s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    for (; d < head_dim; d++) s += q[d] * kj[d];
+    s *= scale;
+    scores[j] = s;
+    if (s > mx) mx = s;
+  }
+  float sum = 0;
+  for (size_t j = 0; j < ctx; j++) { scores[j] = expf(scores[j] - mx); sum += scores[j]; }
+  float inv = 1.0f / sum;
+  for (size_t d = 0; d < head_dim; d++) out[d] = 0;
+  for (size_t j = 0; j < ctx; j++) {
+    float p = scores[j] * inv;
+    const float *vj = v + j * head_dim;
+    for (size_t d = 0; d < head_dim; d++) out[d] += p * vj[d];
+  }
+}
+
+void el_widen(const void *src, el_dtype dtype, float *dst, size_t n) {
+  for (size_t i = 0; i < n; i++) dst[i] = load_w(src, dtype, i);
+}
+

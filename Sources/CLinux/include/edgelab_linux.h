@@ -1,0 +1,9 @@
+#ifndef EDGELAB_LINUX_H
+#define EDGELAB_LINUX_H
+// Linux calls and flags that Swift's Glibc module does not expose (no _GNU_SOURCE, variadic prctl).
+
+// The O_DIRECT open flag (0 where unsupported).
+int el_o_direct(void);
+// Asks the kernel to send `sig` to this process when its parent exits (prctl PR_SET_PDEATHSIG). 0 on success.
+int el_set_parent_death_signal(int sig);
+#endif

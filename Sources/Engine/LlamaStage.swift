@@ -1,0 +1,478 @@
+public import Catalog
+import CKernels
+import Foundation
+
+/// The tokens of one sequence in a batch: `count` tokens at positions start..<start+count.
+public struct SequenceSpan: Hashable, Sendable, Codable {
+  public var id: Int
+  public var start: Int
+  public var count: Int
+  public init(id: Int, start: Int, count: Int) {
+    self.id = id
+    self.start = start
+    self.count = count
+  }
+}
+
+/// What a stage consumes: token ids (a stage that starts at the embedding) or hidden states [tokens × hidden].
+public enum StageInput: Sendable {
+  case tokens([Int32])
+  case hidden([Float])
+}
+
+/// What a stage produces: hidden states, or logits (one row per sequence — its last token — unless all rows
+/// were asked for).
+public enum StageOutput: Sendable {
+  case hidden([Float])
+  case logits([Float], rows: Int)
+
+  public var floats: [Float] {
+    switch self {
+    case .hidden(let h): h
+    case .logits(let l, _): l
+    }
+  }
+}
+
+/// A contiguous range of a Llama model's layers, with only those layers' weights loaded.
+///
+/// Layers are numbered as in partition problems: 0 is the token embedding, 1…L the decoder blocks, L+1 the
+/// head (final RMSNorm and LM head, tied to the embedding when the checkpoint says so). A stage keeps the KV
+/// cache of its blocks for every sequence it has seen until `release(sequence:)`.
+///
+/// Arithmetic is FP32. Decode batches (one token per sequence) use the per-row kernels, so a sequence's
+/// results do not depend on what else is in the batch; prefill uses OpenBLAS sgemm.
+public final class LlamaStage: @unchecked Sendable {
+  public let config: ModelConfig
+  public let layers: Range<Int>
+  let embedding: WeightMatrix?
+  var blocks: [Slot]
+  let store: OffloadStore?
+  let finalNorm: [Float]?
+  let lmHead: WeightMatrix?
+  let invFreq: [Float]
+  var caches: [Int: [KVCache]] = [:]
+
+  struct Block {
+    var attnNorm: [Float]
+    var q: WeightMatrix, k: WeightMatrix, v: WeightMatrix, o: WeightMatrix
+    var mlpNorm: [Float]
+    var gate: WeightMatrix, up: WeightMatrix, down: WeightMatrix
+
+    static let names = ["q", "k", "v", "o", "gate", "up", "down"]
+    var matrices: [(String, WeightMatrix)] { [("q", q), ("k", k), ("v", v), ("o", o), ("gate", gate), ("up", up), ("down", down)] }
+    init(attnNorm: [Float], q: WeightMatrix, k: WeightMatrix, v: WeightMatrix, o: WeightMatrix, mlpNorm: [Float],
+         gate: WeightMatrix, up: WeightMatrix, down: WeightMatrix) {
+      (self.attnNorm, self.q, self.k, self.v, self.o, self.mlpNorm, self.gate, self.up, self.down) = (attnNorm, q, k, v, o, mlpNorm, gate, up, down)
+    }
+    init(norms: ([Float], [Float]), _ m: [String: WeightMatrix]) {
+      self.init(attnNorm: norms.0, q: m["q"]!, k: m["k"]!, v: m["v"]!, o: m["o"]!, mlpNorm: norms.1, gate: m["gate"]!, up: m["up"]!, down: m["down"]!)
+    }
+  }
+
+  /// A decoder block, resident or read from the offload store before each use.
+  enum Slot {
+    case resident(layer: Int, Block)
+    case offloaded(layer: Int, norms: ([Float], [Float]))
+    var layer: Int {
+      switch self {
+      case .resident(let l, _), .offloaded(let l, _): l
+      }
+    }
+  }
+
+  /// Where offloaded blocks are stored and how fast they are read.
+  public struct OffloadOptions: Sendable {
+    public var directory: String
+    public var bytesPerSecond: Double?
+    public var depth: Int
+    /// Store every block, so that residency can change during the run (online memory adaptation).
+    public var adaptive: Bool
+    public init(directory: String, bytesPerSecond: Double? = nil, depth: Int = 2, adaptive: Bool = false) {
+      self.directory = directory
+      self.bytesPerSecond = bytesPerSecond
+      self.depth = depth
+      self.adaptive = adaptive
+    }
+  }
+
+  /// Builds a stage for `layers` (a range within 0…L+1), loading only its weights.
+  ///
+  /// - Parameters:
+  ///   - offloaded: decoder blocks (problem-layer indices) kept out of memory and read from `offload`'s store.
+  public init(weights: any WeightSource, layers: Range<Int>, offloaded: Set<Int> = [], offload: OffloadOptions? = nil) throws(CheckpointError) {
+    let c = weights.config
+    config = c
+    let total = c.numHiddenLayers + 2
+    guard !layers.isEmpty, layers.lowerBound >= 0, layers.upperBound <= total else {
+      throw CheckpointError(.badConfig, file: "(stage)", "layer range \(layers) is outside 0..<\(total)")
+    }
+    self.layers = layers
+    let h = c.hiddenSize
+    embedding = layers.contains(0) ? try weights.matrix("model.embed_tokens.weight", rows: c.vocabSize, cols: h) : nil
+    let needsStore = !offloaded.isEmpty || offload?.adaptive == true
+    if needsStore && offload == nil {
+      throw CheckpointError(.badConfig, file: "(stage)", "offloaded layers need a store directory")
+    }
+    let store = needsStore ? try OffloadStore(directory: offload!.directory, bytesPerSecond: offload!.bytesPerSecond, depth: offload!.depth) : nil
+    self.store = store
+    var bs: [Slot] = []
+    for l in layers where l >= 1 && l <= c.numHiddenLayers {
+      let p = "model.layers.\(l - 1)."
+      let block = Block(
+        attnNorm: try weights.vector(p + "input_layernorm.weight", count: h),
+        q: try weights.matrix(p + "self_attn.q_proj.weight", rows: c.qDim, cols: h),
+        k: try weights.matrix(p + "self_attn.k_proj.weight", rows: c.kvDim, cols: h),
+        v: try weights.matrix(p + "self_attn.v_proj.weight", rows: c.kvDim, cols: h),
+        o: try weights.matrix(p + "self_attn.o_proj.weight", rows: h, cols: c.qDim),
+        mlpNorm: try weights.vector(p + "post_attention_layernorm.weight", count: h),
+        gate: try weights.matrix(p + "mlp.gate_proj.weight", rows: c.intermediateSize, cols: h),
+        up: try weights.matrix(p + "mlp.up_proj.weight", rows: c.intermediateSize, cols: h),
+        down: try weights.matrix(p + "mlp.down_proj.weight", rows: h, cols: c.intermediateSize))
+      if let store, offloaded.contains(l) || offload!.adaptive {
+        try store.add(layer: l, matrices: block.matrices, vectors: [])
+      }
+      bs.append(offloaded.contains(l) ? .offloaded(layer: l, norms: (block.attnNorm, block.mlpNorm)) : .resident(layer: l, block))
+    }
+    blocks = bs
+    if layers.contains(total - 1) {
+      finalNorm = try weights.vector("model.norm.weight", count: h)
+      let tied = c.tieWordEmbeddings || !weights.has("lm_head.weight")
+      if tied && !c.tieWordEmbeddings {
+        throw CheckpointError(.missingTensor, file: "(checkpoint)", tensor: "lm_head.weight", "missing, and tie_word_embeddings is false")
+      }
+      if tied {
+        if let embedding { lmHead = embedding } else {
+          lmHead = try weights.matrix("model.embed_tokens.weight", rows: c.vocabSize, cols: h)
+        }
+      } else {
+        lmHead = try weights.matrix("lm_head.weight", rows: c.vocabSize, cols: h)
+      }
+    } else {
+      finalNorm = nil
+      lmHead = nil
+    }
+    invFreq = Rope.inverseFrequencies(c)
+  }
+
+  /// Bytes of weights this stage holds (a tied head counted once when it shares the embedding).
+  public var weightBytes: Int {
+    var b = embedding?.byteCount ?? 0
+    for slot in blocks {
+      guard case .resident(_, let x) = slot else { continue }
+      b += [x.q, x.k, x.v, x.o, x.gate, x.up, x.down].reduce(0) { $0 + $1.byteCount } + 8 * config.hiddenSize
+    }
+    if let lmHead, embedding == nil || lmHead.memory !== embedding!.memory { b += lmHead.byteCount }
+    if finalNorm != nil { b += 4 * config.hiddenSize }
+    return b
+  }
+
+  /// KV-cache bytes held for all sequences.
+  public var kvBytes: Int { caches.values.reduce(0) { $0 + $1.reduce(0) { $0 + $1.bytes } } }
+
+  /// Decoder blocks (problem-layer indices) currently read from storage on use.
+  public var offloadedLayers: [Int] { blocks.compactMap { if case .offloaded(let l, _) = $0 { l } else { nil } } }
+  /// Reads from the offload store so far, and seconds spent waiting for them.
+  public var offloadReads: Int { store?.reads ?? 0 }
+  public var offloadStallSeconds: Double { store?.stallSeconds ?? 0 }
+
+  /// Changes which blocks are offloaded (online memory adaptation). Blocks made resident are read from the
+  /// store once and kept; blocks offloaded are dropped from memory. Needs a store holding every block
+  /// (`OffloadOptions.adaptive`) unless only already-offloaded blocks change. Returns how many blocks changed.
+  @discardableResult
+  public func setOffloaded(_ wanted: Set<Int>) -> Int {
+    guard let store else { return 0 }
+    var changed = 0
+    for (i, slot) in blocks.enumerated() {
+      switch slot {
+      case .resident(let l, let b) where wanted.contains(l) && store.entries[l] != nil:
+        blocks[i] = .offloaded(layer: l, norms: (b.attnNorm, b.mlpNorm))
+        changed += 1
+      case .offloaded(let l, let norms) where !wanted.contains(l):
+        blocks[i] = .resident(layer: l, Block(norms: norms, store.matrices(l, in: store.acquire(l))))
+        changed += 1
+      default: break
+      }
+    }
+    return changed
+  }
+
+  public var startsAtEmbedding: Bool { layers.lowerBound == 0 }
+  public var endsWithHead: Bool { lmHead != nil }
+
+  /// Drops a sequence's KV cache.
+  public func release(sequence: Int) { caches[sequence] = nil }
+
+  /// Runs the stage on a batch.
+  ///
+  /// - Parameters:
+  ///   - spans: the sequences in the batch, in the order of their tokens in `input`.
+  ///   - input: token ids if the stage starts at the embedding, else hidden states [Σ count × hidden].
+  ///   - allLogits: on the last stage, logits for every token instead of each sequence's last.
+  public func forward(_ spans: [SequenceSpan], _ input: StageInput, allLogits: Bool = false) -> StageOutput {
+    let h = config.hiddenSize
+    let t = spans.reduce(0) { $0 + $1.count }
+    var x = [Float](repeating: 0, count: t * h)
+    switch input {
+    case .tokens(let ids):
+      precondition(embedding != nil && ids.count == t, "token input needs the embedding layer and one id per token")
+      x.withUnsafeMutableBufferPointer { xb in
+        for (i, id) in ids.enumerated() {
+          let row = min(max(Int(id), 0), config.vocabSize - 1)
+          embedding!.row(row, into: xb.baseAddress! + i * h)
+        }
+      }
+    case .hidden(let hs):
+      precondition(hs.count == t * h, "hidden input has \(hs.count) values, expected \(t) × \(h)")
+      x = hs
+    }
+    let rowwise = spans.allSatisfy { $0.count == 1 }
+    let offloadedLayers = blocks.compactMap { if case .offloaded(let l, _) = $0 { l } else { nil } }
+    if let first = offloadedLayers.first { store?.prefetch(first) }
+    for (bi, slot) in blocks.enumerated() {
+      switch slot {
+      case .resident(_, let b):
+        blockForward(b, index: bi, spans: spans, x: &x, tokens: t, rowwise: rowwise)
+      case .offloaded(let l, let norms):
+        let memory = store!.acquire(l)
+        if let next = offloadedLayers.first(where: { $0 > l }) ?? offloadedLayers.first, next != l { store!.prefetch(next) }
+        blockForward(Block(norms: norms, store!.matrices(l, in: memory)), index: bi, spans: spans, x: &x, tokens: t, rowwise: rowwise)
+      }
+    }
+    guard let lmHead, let finalNorm else { return .hidden(x) }
+    // Rows to project: every token, or each sequence's last.
+    var rows: [Int] = []
+    if allLogits { rows = Array(0..<t) } else {
+      var offset = 0
+      for s in spans {
+        offset += s.count
+        rows.append(offset - 1)
+      }
+    }
+    var normed = [Float](repeating: 0, count: rows.count * h)
+    x.withUnsafeBufferPointer { xb in
+      normed.withUnsafeMutableBufferPointer { nb in
+        for (i, r) in rows.enumerated() { Ops.rmsNorm(xb.baseAddress! + r * h, finalNorm, h, config.rmsNormEps, nb.baseAddress! + i * h) }
+      }
+    }
+    var logits = [Float](repeating: 0, count: rows.count * config.vocabSize)
+    normed.withUnsafeBufferPointer { nb in
+      logits.withUnsafeMutableBufferPointer { lb in
+        Kernels.linear(lmHead, nb.baseAddress!, tokens: rows.count, lb.baseAddress!, rowwise: rowwise || !allLogits)
+      }
+    }
+    return .logits(logits, rows: rows.count)
+  }
+
+  func cache(_ sequence: Int) -> [KVCache] {
+    if let c = caches[sequence] { return c }
+    let c = blocks.map { _ in KVCache(heads: config.numKeyValueHeads, headDim: config.headDim) }
+    caches[sequence] = c
+    return c
+  }
+
+  func blockForward(_ b: Block, index: Int, spans: [SequenceSpan], x: inout [Float], tokens t: Int, rowwise: Bool) {
+    let c = config
+    let h = c.hiddenSize, qd = c.qDim, kvd = c.kvDim, hd = c.headDim, f = c.intermediateSize
+    var xn = [Float](repeating: 0, count: t * h)
+    var q = [Float](repeating: 0, count: t * qd)
+    var k = [Float](repeating: 0, count: t * kvd)
+    var v = [Float](repeating: 0, count: t * kvd)
+    x.withUnsafeBufferPointer { xb in
+      xn.withUnsafeMutableBufferPointer { nb in
+        for i in 0..<t { Ops.rmsNorm(xb.baseAddress! + i * h, b.attnNorm, h, c.rmsNormEps, nb.baseAddress! + i * h) }
+      }
+    }
+    xn.withUnsafeBufferPointer { nb in
+      q.withUnsafeMutableBufferPointer { Kernels.linear(b.q, nb.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise) }
+      k.withUnsafeMutableBufferPointer { Kernels.linear(b.k, nb.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise) }
+      v.withUnsafeMutableBufferPointer { Kernels.linear(b.v, nb.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise) }
+    }
+    // Rotary embeddings at each token's position, then append K and V to each sequence's cache.
+    var positions: [Int] = []
+    positions.reserveCapacity(t)
+    for s in spans { for p in s.start..<(s.start + s.count) { positions.append(p) } }
+    q.withUnsafeMutableBufferPointer { qb in
+      k.withUnsafeMutableBufferPointer { kb in
+        for i in 0..<t {
+          Rope.apply(qb.baseAddress! + i * qd, heads: c.numAttentionHeads, headDim: hd, position: positions[i], invFreq: invFreq)
+          Rope.apply(kb.baseAddress! + i * kvd, heads: c.numKeyValueHeads, headDim: hd, position: positions[i], invFreq: invFreq)
+        }
+      }
+    }
+    var offset = 0
+    for s in spans {
+      let kv = cache(s.id)[index]
+      k.withUnsafeBufferPointer { kb in
+        v.withUnsafeBufferPointer { vb in
+          kv.write(keys: kb.baseAddress! + offset * kvd, values: vb.baseAddress! + offset * kvd, at: s.start, count: s.count)
+        }
+      }
+      offset += s.count
+    }
+    // Attention: every (token, head) pair over the sequence's cache up to the token's position (causal).
+    var attn = [Float](repeating: 0, count: t * qd)
+    var work: [(token: Int, cache: KVCache)] = []
+    offset = 0
+    for s in spans {
+      let kv = cache(s.id)[index]
+      for j in 0..<s.count { work.append((offset + j, kv)) }
+      offset += s.count
+    }
+    let group = c.numAttentionHeads / c.numKeyValueHeads
+    let scale = 1 / Float(hd).squareRoot()
+    let heads = c.numAttentionHeads
+    let qp = q.withUnsafeBufferPointer { UnsafePointerBox($0.baseAddress!) }
+    let ap = attn.withUnsafeMutableBufferPointer { UnsafeMutablePointerBox($0.baseAddress!) }
+    let posBox = positions
+    let workBox = work
+    withExtendedLifetime((q, attn)) {
+      Parallel.forEach(min(max(1, Kernels.threads), workBox.count * heads)) { worker in
+        let n = workBox.count * heads
+        let per = (n + max(1, Kernels.threads) - 1) / max(1, Kernels.threads)
+        var scores = [Float](repeating: 0, count: 1)
+        for item in (worker * per)..<min(n, (worker + 1) * per) {
+          let (i, head) = (item / heads, item % heads)
+          let (token, kv) = workBox[i]
+          let ctx = posBox[token] + 1
+          if scores.count < ctx { scores = [Float](repeating: 0, count: max(ctx, 2 * scores.count)) }
+          let kvHead = head / group
+          scores.withUnsafeMutableBufferPointer { sb in
+            kv.withHead(kvHead) { kp, vp in
+              el_attend(qp.pointer + token * qd + head * hd, kp, vp, ctx, hd, scale, sb.baseAddress!,
+                        ap.pointer + token * qd + head * hd)
+            }
+          }
+        }
+      }
+    }
+    // Output projection and residual.
+    var o = [Float](repeating: 0, count: t * h)
+    attn.withUnsafeBufferPointer { ab in
+      o.withUnsafeMutableBufferPointer { Kernels.linear(b.o, ab.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise) }
+    }
+    for i in 0..<(t * h) { x[i] += o[i] }
+    // SwiGLU MLP and residual.
+    x.withUnsafeBufferPointer { xb in
+      xn.withUnsafeMutableBufferPointer { nb in
+        for i in 0..<t { Ops.rmsNorm(xb.baseAddress! + i * h, b.mlpNorm, h, c.rmsNormEps, nb.baseAddress! + i * h) }
+      }
+    }
+    var g = [Float](repeating: 0, count: t * f)
+    var u = [Float](repeating: 0, count: t * f)
+    xn.withUnsafeBufferPointer { nb in
+      g.withUnsafeMutableBufferPointer { Kernels.linear(b.gate, nb.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise) }
+      u.withUnsafeMutableBufferPointer { Kernels.linear(b.up, nb.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise) }
+    }
+    for i in 0..<(t * f) {
+      let gi = g[i]
+      g[i] = gi / (1 + expf(-gi)) * u[i]
+    }
+    g.withUnsafeBufferPointer { gb in
+      o.withUnsafeMutableBufferPointer { Kernels.linear(b.down, gb.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise) }
+    }
+    for i in 0..<(t * h) { x[i] += o[i] }
+  }
+}
+
+/// Elementwise operations, in FP32 as Hugging Face computes them.
+enum Ops {
+  /// out = x / sqrt(mean(x²) + eps) · w.
+  static func rmsNorm(_ x: UnsafePointer<Float>, _ w: [Float], _ n: Int, _ eps: Double, _ out: UnsafeMutablePointer<Float>) {
+    var ss: Float = 0
+    for i in 0..<n { ss += x[i] * x[i] }
+    let r = 1 / (ss / Float(n) + Float(eps)).squareRoot()
+    for i in 0..<n { out[i] = w[i] * (x[i] * r) }
+  }
+}
+
+/// Rotary position embeddings (the half-split layout of Hugging Face's Llama), with llama3 frequency scaling.
+enum Rope {
+  /// HF's `_compute_default_rope_parameters` and `_compute_llama3_parameters`, in FP32.
+  static func inverseFrequencies(_ c: ModelConfig) -> [Float] {
+    let d = c.headDim
+    var inv = (0..<(d / 2)).map { i in 1 / powf(Float(c.ropeTheta), Float(2 * i) / Float(d)) }
+    guard let s = c.ropeScaling, s.ropeType == "llama3" else { return inv }
+    let factor = Float(s.factor), low = Float(s.lowFreqFactor), high = Float(s.highFreqFactor)
+    let old = Float(s.originalMaxPositionEmbeddings)
+    let lowWavelen = old / low, highWavelen = old / high
+    inv = inv.map { f in
+      let wavelen = 2 * Float.pi / f
+      if wavelen < highWavelen { return f }
+      if wavelen > lowWavelen { return f / factor }
+      let smooth = (old / wavelen - low) / (high - low)
+      return (1 - smooth) * f / factor + smooth * f
+    }
+    return inv
+  }
+
+  static func apply(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim d: Int, position: Int, invFreq: [Float]) {
+    let half = d / 2
+    for i in 0..<half {
+      let angle = Float(position) * invFreq[i]
+      let cs = cosf(angle), sn = sinf(angle)
+      for hh in 0..<heads {
+        let p = x + hh * d
+        let a = p[i], b = p[i + half]
+        p[i] = a * cs - b * sn
+        p[i + half] = b * cs + a * sn
+      }
+    }
+  }
+}
+
+/// The K and V cache of one block for one sequence: per KV head, positions × head_dim, contiguous.
+final class KVCache: @unchecked Sendable {
+  let heads: Int
+  let headDim: Int
+  private(set) var capacity = 0
+  private var keys: UnsafeMutablePointer<Float>?
+  private var values: UnsafeMutablePointer<Float>?
+  private(set) var length = 0
+
+  init(heads: Int, headDim: Int) {
+    self.heads = heads
+    self.headDim = headDim
+  }
+  deinit {
+    keys?.deallocate()
+    values?.deallocate()
+  }
+
+  var bytes: Int { 2 * heads * capacity * headDim * 4 }
+
+  private func grow(to needed: Int) {
+    var cap = max(capacity, 16)
+    while cap < needed { cap *= 2 }
+    if cap == capacity { return }
+    let nk = UnsafeMutablePointer<Float>.allocate(capacity: heads * cap * headDim)
+    let nv = UnsafeMutablePointer<Float>.allocate(capacity: heads * cap * headDim)
+    if let keys, let values {
+      for hh in 0..<heads {
+        (nk + hh * cap * headDim).update(from: keys + hh * capacity * headDim, count: length * headDim)
+        (nv + hh * cap * headDim).update(from: values + hh * capacity * headDim, count: length * headDim)
+      }
+      keys.deallocate()
+      values.deallocate()
+    }
+    keys = nk
+    values = nv
+    capacity = cap
+  }
+
+  /// Writes `count` tokens' keys and values ([count × heads·headDim]) at positions start..<start+count.
+  func write(keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>, at start: Int, count: Int) {
+    if start + count > capacity { grow(to: start + count) }
+    for j in 0..<count {
+      for hh in 0..<heads {
+        (keys! + (hh * capacity + start + j) * headDim).update(from: k + j * heads * headDim + hh * headDim, count: headDim)
+        (values! + (hh * capacity + start + j) * headDim).update(from: v + j * heads * headDim + hh * headDim, count: headDim)
+      }
+    }
+    length = max(length, start + count)
+  }
+
+  func withHead<R>(_ head: Int, _ body: (UnsafePointer<Float>, UnsafePointer<Float>) -> R) -> R {
+    body(keys! + head * capacity * headDim, values! + head * capacity * headDim)
+  }
+}

@@ -1,0 +1,180 @@
+public import Catalog
+public import EdgeLabCore
+import Foundation
+
+/// Memory that holds weights: a region of a memory-mapped checkpoint, or an allocation of our own.
+final class WeightMemory: @unchecked Sendable {
+  let base: UnsafeRawPointer
+  let owned: UnsafeMutableRawPointer?
+  let mapping: MappedFile?
+  let parent: WeightMemory?
+  let bytes: Int
+
+  init(view: UnsafeRawPointer, keeping parent: WeightMemory, bytes: Int) {
+    base = view
+    owned = nil
+    mapping = nil
+    self.parent = parent
+    self.bytes = bytes
+  }
+
+  init(mapping: MappedFile, offset: Int, bytes: Int) {
+    self.mapping = mapping
+    base = mapping.base + offset
+    owned = nil
+    parent = nil
+    self.bytes = bytes
+  }
+
+  init(allocating bytes: Int, alignment: Int = 64) {
+    let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: alignment)
+    owned = p
+    base = UnsafeRawPointer(p)
+    mapping = nil
+    parent = nil
+    self.bytes = bytes
+  }
+
+  deinit { owned?.deallocate() }
+}
+
+/// A weight matrix in Hugging Face's [out, in] row-major layout, stored as FP32 or a 16-bit type.
+public struct WeightMatrix: Sendable {
+  public let rows: Int
+  public let cols: Int
+  public let dtype: WeightDType
+  let memory: WeightMemory
+
+  public var byteCount: Int { rows * cols * dtype.size }
+  var base: UnsafeRawPointer { memory.base }
+
+  /// Row `r` widened to FP32 (for the embedding lookup).
+  func row(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+    let p = base + r * cols * dtype.size
+    switch dtype {
+    case .f32: out.update(from: p.assumingMemoryBound(to: Float.self), count: cols)
+    default: Kernels.widen(p, dtype: dtype, into: out, count: cols)
+    }
+  }
+}
+
+/// Where a stage's weights come from.
+public protocol WeightSource: Sendable {
+  var config: ModelConfig { get }
+  func matrix(_ name: String, rows: Int, cols: Int) throws(CheckpointError) -> WeightMatrix
+  func vector(_ name: String, count: Int) throws(CheckpointError) -> [Float]
+  /// Whether a tensor exists (`lm_head.weight` is absent from tied checkpoints).
+  func has(_ name: String) -> Bool
+}
+
+/// How stored 16-bit weights are kept in memory.
+public enum WeightStorage: String, Sendable, Hashable, CaseIterable {
+  /// Keep the checkpoint's type (16-bit weights are widened inside the kernels; half the bytes per token).
+  case native
+  /// Widen to FP32 when loading (twice the memory for 16-bit checkpoints; same results).
+  case fp32
+}
+
+/// Weights read from a Hugging Face checkpoint, in place from the memory mapping where possible.
+public struct CheckpointWeights: WeightSource {
+  public let checkpoint: Checkpoint
+  public let storage: WeightStorage
+  public var config: ModelConfig { checkpoint.config }
+
+  public init(_ checkpoint: Checkpoint, storage: WeightStorage = .native) {
+    self.checkpoint = checkpoint
+    self.storage = storage
+  }
+
+  public func has(_ name: String) -> Bool { checkpoint.has(name) }
+
+  public func matrix(_ name: String, rows: Int, cols: Int) throws(CheckpointError) -> WeightMatrix {
+    let (file, e) = try checkpoint.tensor(name, shape: [rows, cols])
+    if e.dtype == .f32 || storage == .native {
+      if e.begin % e.dtype.size == 0 {
+        return WeightMatrix(rows: rows, cols: cols, dtype: e.dtype, memory: WeightMemory(mapping: file.file, offset: e.begin, bytes: e.end - e.begin))
+      }
+      let m = WeightMemory(allocating: e.end - e.begin)
+      m.owned!.copyMemory(from: file.file.base + e.begin, byteCount: e.end - e.begin)
+      return WeightMatrix(rows: rows, cols: cols, dtype: e.dtype, memory: m)
+    }
+    let m = WeightMemory(allocating: rows * cols * 4)
+    Kernels.widen(file.file.base + e.begin, dtype: e.dtype, into: m.owned!.assumingMemoryBound(to: Float.self), count: rows * cols)
+    return WeightMatrix(rows: rows, cols: cols, dtype: .f32, memory: m)
+  }
+
+  public func vector(_ name: String, count: Int) throws(CheckpointError) -> [Float] {
+    let (file, e) = try checkpoint.tensor(name, shape: [count])
+    var out = [Float](repeating: 0, count: count)
+    out.withUnsafeMutableBufferPointer { b in
+      if e.dtype == .f32 {
+        for i in 0..<count { b[i] = (file.file.base + e.begin + 4 * i).loadUnaligned(as: Float.self) }
+      } else {
+        Kernels.widen(file.file.base + e.begin, dtype: e.dtype, into: b.baseAddress!, count: count)
+      }
+    }
+    return out
+  }
+}
+
+/// Synthetic weights at a model's true shapes, from a seed: the same seed gives the same weights in every
+/// process, whatever the thread count. Matrices are uniform in ±0.02·√3 (standard deviation 0.02, like
+/// Hugging Face's initialisation); norm weights are 1 ± 0.1. Stored as FP32, BF16 or FP16 (rounded to
+/// nearest even).
+public struct SyntheticWeights: WeightSource {
+  public let config: ModelConfig
+  public let seed: UInt64
+  public let dtype: WeightDType
+
+  public init(config: ModelConfig, seed: UInt64, dtype: WeightDType = .f32) {
+    self.config = config
+    self.seed = seed
+    self.dtype = dtype
+  }
+
+  public func has(_ name: String) -> Bool { !(config.tieWordEmbeddings && name == "lm_head.weight") }
+
+  /// A stable 64-bit hash of a tensor name (FNV-1a), so every process derives the same stream.
+  public static func nameHash(_ name: String) -> UInt64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+    return h
+  }
+
+  static let chunk = 1 << 16
+
+  public func matrix(_ name: String, rows: Int, cols: Int) throws(CheckpointError) -> WeightMatrix {
+    let n = rows * cols
+    let m = WeightMemory(allocating: n * dtype.size)
+    let scale = 0.02 * 3.0.squareRoot()
+    let base = Self.nameHash(name)
+    let chunks = (n + Self.chunk - 1) / Self.chunk
+    let dst = UnsafeMutableRawPointerBox(m.owned!)
+    let dt = dtype
+    let seed = self.seed
+    Parallel.forEach(chunks) { c in
+      var g = SeededRandom.derived(seed: seed, base, UInt64(c))
+      let start = c * Self.chunk, end = min(n, start + Self.chunk)
+      for i in start..<end {
+        let v = Float((2 * g.nextUnit() - 1) * scale)
+        Kernels.store(v, dtype: dt, at: dst.pointer, index: i)
+      }
+    }
+    return WeightMatrix(rows: rows, cols: cols, dtype: dtype, memory: m)
+  }
+
+  public func vector(_ name: String, count: Int) throws(CheckpointError) -> [Float] {
+    var g = SeededRandom.derived(seed: seed, Self.nameHash(name))
+    return (0..<count).map { _ in
+      let v = Float(1 + 0.1 * (2 * g.nextUnit() - 1))
+      // Round through the storage type, as a stored checkpoint would be.
+      return Kernels.roundTrip(v, dtype: dtype)
+    }
+  }
+}
+
+/// Lets a pointer cross into `Parallel.forEach` (the caller guarantees disjoint writes).
+struct UnsafeMutableRawPointerBox: @unchecked Sendable {
+  let pointer: UnsafeMutableRawPointer
+  init(_ p: UnsafeMutableRawPointer) { pointer = p }
+}

@@ -1,0 +1,50 @@
+public import Spec
+
+/// Where and how a worker process runs: the seam between the runtime and the emulated cluster (issue 7).
+public protocol WorkerLauncher: Sendable {
+  /// How links are realised, recorded per link in results ("loopback-tcp", "tc-htb+nft-loss+transport-delay", …).
+  var mechanism: String { get }
+  /// Sets up hosts for `devices`; returns how to start each worker and how to reach it.
+  func prepare(devices: [String], experiment: ResolvedExperiment, runID: String) throws -> [String: LaunchTarget]
+  /// Undoes everything `prepare` did (called on every exit path).
+  func teardown()
+  /// Facts about the emulation for the results file (dilation factor, commands, kernel version, …).
+  func facts() -> [String: String]
+}
+
+/// How to start and reach one worker.
+public struct LaunchTarget: Sendable {
+  /// Address the worker binds.
+  public var listenHost: String
+  /// Command prefix, e.g. `ip netns exec NS` (empty: run directly).
+  public var prefix: [String]
+  /// Emulated delays of links into this worker, by sending device (transport-level).
+  public var delays: [String: LinkDelay]
+  /// Scale from wall time to device time (time dilation); 1 without emulation.
+  public var dilation: Double
+  /// Storage read pacing for offloaded layers, bytes per second of wall time.
+  public var storageBytesPerSecond: Double?
+  /// Runs after the worker has started (e.g. put it into its cgroup).
+  public var attach: (@Sendable (Int32) throws -> Void)?
+
+  public init(listenHost: String, prefix: [String] = [], delays: [String: LinkDelay] = [:], dilation: Double = 1,
+              storageBytesPerSecond: Double? = nil, attach: (@Sendable (Int32) throws -> Void)? = nil) {
+    self.listenHost = listenHost
+    self.prefix = prefix
+    self.delays = delays
+    self.dilation = dilation
+    self.storageBytesPerSecond = storageBytesPerSecond
+    self.attach = attach
+  }
+}
+
+/// Workers as plain processes on 127.0.0.1: real TCP over loopback, no shaping.
+public struct LocalLauncher: WorkerLauncher {
+  public init() {}
+  public var mechanism: String { "loopback-tcp" }
+  public func prepare(devices: [String], experiment: ResolvedExperiment, runID: String) throws -> [String: LaunchTarget] {
+    Dictionary(uniqueKeysWithValues: devices.map { ($0, LaunchTarget(listenHost: "127.0.0.1")) })
+  }
+  public func teardown() {}
+  public func facts() -> [String: String] { ["emulation": "none"] }
+}

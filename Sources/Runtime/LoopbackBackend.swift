@@ -1,0 +1,463 @@
+import Catalog
+public import EdgeLabCore
+import Synchronization
+import Engine
+import Foundation
+public import Metrics
+import Partitioning
+public import Runner
+public import Spec
+import Transport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Options of real runs.
+public struct LoopbackOptions: Sendable {
+  /// The `edgelab` executable that workers run as (`edgelab worker …`).
+  public var executable: String
+  /// Where run directories (token, port files, worker logs, offload stores) are created.
+  public var workDirectory: String
+  /// Kernel threads per worker. The lossless reference uses the same count.
+  public var threadsPerWorker: Int
+  /// A worker that sends nothing (not even heartbeats) for this long is declared hung.
+  public var heartbeatTimeout: Double
+  /// Longest wait for workers to load their weights.
+  public var readyTimeout: Double
+  /// Recompute every request unsplit and compare tokens.
+  public var checkLossless: Bool
+  /// Cache of unsplit reference tokens (nil: recompute every time).
+  public var referenceCache: String?
+  public var launcher: any WorkerLauncher
+  public var log: @Sendable (String) -> Void
+  /// Called once the worker processes run (device → pid); for tools and fault-injection tests.
+  public var onWorkersStarted: (@Sendable ([String: Int32]) -> Void)?
+  /// Called when the run's workload starts (after every worker is ready and linked).
+  public var onServing: (@Sendable () -> Void)?
+
+  public init(executable: String, workDirectory: String = "/tmp", threadsPerWorker: Int = 1,
+              heartbeatTimeout: Double = 5, readyTimeout: Double = 900, checkLossless: Bool = true,
+              referenceCache: String? = "results/.reference-cache", launcher: any WorkerLauncher = LocalLauncher(),
+              log: @escaping @Sendable (String) -> Void = { _ in }) {
+    self.executable = executable
+    self.workDirectory = workDirectory
+    self.threadsPerWorker = threadsPerWorker
+    self.heartbeatTimeout = heartbeatTimeout
+    self.readyTimeout = readyTimeout
+    self.checkLossless = checkLossless
+    self.referenceCache = referenceCache
+    self.launcher = launcher
+    self.log = log
+  }
+}
+
+/// The loopback backend: one worker process per device of the plan, real TCP between pipeline stages, the
+/// workload driven open-loop (or closed-loop) by this coordinator, and a lossless check against the unsplit
+/// model.
+public struct LoopbackBackend: ExecutionBackend {
+  public let kind = BackendKind.loopback
+  public let options: LoopbackOptions
+  public init(options: LoopbackOptions) { self.options = options }
+
+  public func execute(_ job: RunJob) throws -> RunOutcome {
+    let run = try CoordinatedRun(job: job, options: options)
+    return try run.execute()
+  }
+}
+
+/// One run of the coordinator. All state lives here; `execute` cleans up on every path.
+final class CoordinatedRun: @unchecked Sendable {
+  enum Event {
+    case message(String, ControlMessage)
+    case lost(String, String)
+  }
+
+  let job: RunJob
+  let options: LoopbackOptions
+  let devices: [String]
+  let runDirectory: String
+  let token: [UInt8]
+  let events = BlockingQueue<Event>()
+  var children: [String: ChildProcess] = [:]
+  var controls: [String: Connection] = [:]
+  let lastSeen = NSLock()
+  var seen: [String: UInt64] = [:]
+  var targets: [String: LaunchTarget] = [:]
+
+  // Requests.
+  var arrivals: [Int: UInt64] = [:]
+  var tokenTimes: [Int: [UInt64]] = [:]
+  var generated: [Int: [Int32]] = [:]
+  var completed: Set<Int> = []
+  var t0: UInt64 = 0
+  var serving = false
+
+  init(job: RunJob, options: LoopbackOptions) throws {
+    self.job = job
+    self.options = options
+    var ds: [String] = []
+    for s in job.plan.stages where !ds.contains(s.device) { ds.append(s.device) }
+    if !ds.contains(job.experiment.source) { ds.insert(job.experiment.source, at: 0) }
+    devices = ds
+    try FileManager.default.createDirectory(atPath: options.workDirectory, withIntermediateDirectories: true)
+    var template = Array((options.workDirectory + "/edgelab-run-XXXXXX").utf8CString)
+    guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+      throw RuntimeError("cannot create a run directory in \(options.workDirectory)")
+    }
+    runDirectory = String(cString: dir)
+    var rng = SystemRandomNumberGenerator()
+    token = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+  }
+
+  func stagesOf(_ device: String) -> String {
+    let idx = job.plan.stages.indices.filter { job.plan.stages[$0].device == device }
+    return idx.isEmpty ? "no stage" : "stage" + (idx.count > 1 ? "s " : " ") + idx.map(String.init).joined(separator: ", ")
+  }
+
+  func execute() throws -> RunOutcome {
+    var failed = false
+    defer {
+      for c in controls.values { c.close() }
+      for p in children.values { p.stop(grace: 1) }
+      options.launcher.teardown()
+      if !failed { try? FileManager.default.removeItem(atPath: runDirectory) }
+    }
+    do {
+      return try drive()
+    } catch let e as RuntimeError {
+      // Any fault stops the sweep; what finished is kept (the run is marked incomplete).
+      failed = true
+      throw BackendError.fatal(e.message + " (worker logs: \(runDirectory))", partial: serving ? partialOutcome(e.message) : nil)
+    } catch {
+      failed = true
+      throw error
+    }
+  }
+
+  // MARK: Setting up
+
+  func drive() throws -> RunOutcome {
+    let started = monotonicNanoseconds()
+    let x = job.experiment
+    targets = try options.launcher.prepare(devices: devices, experiment: x, runID: URL(fileURLWithPath: runDirectory).lastPathComponent)
+    let tokenFile = runDirectory + "/token"
+    FileManager.default.createFile(atPath: tokenFile, contents: Data(token.map { String(format: "%02x", $0) }.joined().utf8),
+                                   attributes: [.posixPermissions: 0o600])
+    for d in devices {
+      let t = targets[d]!
+      let portFile = runDirectory + "/\(d).port"
+      let args = t.prefix + [options.executable, "worker", "--listen", "\(t.listenHost):0", "--token-file", tokenFile,
+                             "--port-file", portFile, "--name", d, "--parent-pid", String(getpid())]
+      let child = try ChildProcess(args, logPath: runDirectory + "/\(d).log")
+      children[d] = child
+      try t.attach?(child.pid)
+    }
+    options.onWorkersStarted?(children.mapValues(\.pid))
+    var endpoints: [String: Endpoint] = [:]
+    for d in devices {
+      endpoints[d] = try waitForPort(d)
+    }
+    for d in devices {
+      let c = try Connection.connect(to: endpoints[d]!, token: token, name: "coordinator")
+      controls[d] = c
+      touch(d)
+      spawnThread("coordinator-\(d)") { [self] in read(d, c) }
+    }
+    // Assign, then wait until every worker has loaded its weights.
+    let e = x.spec.execution
+    let stageDevices = job.plan.stages.map(\.device)
+    let w = x.spec.model
+    let weights = WeightsSpec(checkpoint: w.checkpoint, preset: w.checkpoint == nil ? (w.preset ?? "tiny") : nil,
+                              seed: w.weightsSeed ?? x.spec.seed, dtype: w.precision == .fp32 ? "F32" : (w.precision == .bf16 ? "BF16" : "F16"))
+    if w.preset == nil && w.checkpoint == nil {
+      throw RuntimeError("the loopback backend needs a model preset or a checkpoint path (custom configurations have no weights)")
+    }
+    for d in devices {
+      let t = targets[d]!
+      let a = Assignment(
+        device: d, weights: weights, threads: options.threadsPerWorker,
+        stages: job.plan.stages.enumerated().filter { $0.element.device == d }.map {
+          StageAssignment(index: $0.offset, firstLayer: $0.element.firstLayer, endLayer: $0.element.endLayer, offloaded: $0.element.offloadedLayers)
+        },
+        stageCount: job.plan.stages.count, stageDevices: stageDevices, peers: endpoints, source: x.source,
+        maxBatch: e.maxBatch, microBatches: e.microBatches ?? job.plan.microBatches, halfPrecisionWire: e.wirePrecision != .fp32,
+        memoryBudgetBytes: x.device(d)?.profile.usableMemory.value ?? 0, storageDirectory: runDirectory + "/store-\(d)",
+        storageBytesPerSecond: t.storageBytesPerSecond, delays: t.delays, seed: job.descriptor.seed,
+        lime: job.plan.valueModel == "lime" ? LimeContext(plan: job.plan, problem: job.problem, parameters: job.descriptor.algorithm.parameters) : nil)
+      try send(d, .assign(a))
+    }
+    var loadSeconds = 0.0
+    try awaitMessages(devices.count, timeout: options.readyTimeout, what: "loading weights") { d, m in
+      if case .ready(_, let s) = m { loadSeconds = max(loadSeconds, s); return true }
+      return false
+    }
+    for d in devices { try send(d, .link) }
+    try awaitMessages(devices.count, timeout: 30, what: "connecting the pipeline") { _, m in
+      if case .linked = m { return true }
+      return false
+    }
+    options.onServing?()
+    options.log("\(devices.count) workers ready in \(String(format: Double(monotonicNanoseconds() - started) * 1e-9, digits: 1)) s")
+    return try serve(loadSeconds: loadSeconds)
+  }
+
+  func waitForPort(_ d: String) throws -> Endpoint {
+    let path = runDirectory + "/\(d).port"
+    let deadline = monotonicNanoseconds() + 60_000_000_000
+    while monotonicNanoseconds() < deadline {
+      if let s = try? String(contentsOfFile: path, encoding: .utf8), let ep = Endpoint(s.trimmingCharacters(in: .whitespacesAndNewlines)) {
+        return ep
+      }
+      if let c = children[d], !c.isRunning {
+        throw RuntimeError("worker \(d) (\(stagesOf(d))) \(c.exitDescription) before listening; its log (\(c.logPath)):\n\(c.logTail())")
+      }
+      usleep(5_000)
+    }
+    throw RuntimeError("worker \(d) did not start listening within 60 s; see \(runDirectory)/\(d).log")
+  }
+
+  func read(_ d: String, _ c: Connection) {
+    while true {
+      do {
+        let f = try c.receive()
+        touch(d)
+        switch f.type {
+        case .heartbeat: continue
+        case .control: events.push(.message(d, try ControlMessage.decode(f.payload)))
+        default: throw WireError.malformed("a \(f.type) frame on the control connection")
+        }
+      } catch {
+        events.push(.lost(d, "\(error)"))
+        return
+      }
+    }
+  }
+
+  func touch(_ d: String) {
+    lastSeen.lock()
+    seen[d] = monotonicNanoseconds()
+    lastSeen.unlock()
+  }
+
+  func send(_ d: String, _ m: ControlMessage) throws {
+    guard let c = controls[d] else { throw RuntimeError("no control connection to \(d)") }
+    do { try c.send(.control, try m.frame()) } catch { throw fault(d, "cannot be reached: \(error)") }
+  }
+
+  /// A fault naming the worker and its stages, with the process's state and log tail.
+  func fault(_ d: String, _ what: String) -> RuntimeError {
+    let child = children[d]
+    var m = "worker \(d) (\(stagesOf(d))) \(what)"
+    if let child, !child.isRunning { m += "; it \(child.exitDescription)" }
+    if let tail = child?.logTail(3), !tail.isEmpty { m += "; log \(child!.logPath): \(tail.replacingOccurrences(of: "\n", with: " | "))" }
+    return RuntimeError(m)
+  }
+
+  /// Checks liveness: exited processes, silent workers, interrupts.
+  func checkHealth() throws {
+    if Interrupt.requested.load(ordering: .relaxed) { throw BackendError.interrupted(partial: partialOutcome("interrupted")) }
+    for (d, c) in children where !c.isRunning {
+      throw fault(d, "stopped unexpectedly")
+    }
+    lastSeen.lock()
+    let now = monotonicNanoseconds()
+    let stale = seen.first { now - $0.value > UInt64(options.heartbeatTimeout * 1e9) }
+    lastSeen.unlock()
+    if let stale { throw fault(stale.key, "is not responding (no message for \(options.heartbeatTimeout) s)") }
+  }
+
+  /// Waits for `count` messages accepted by `accept`, checking health.
+  func awaitMessages(_ count: Int, timeout: Double, what: String, _ accept: (String, ControlMessage) -> Bool) throws {
+    var got = 0
+    let deadline = monotonicNanoseconds() + UInt64(timeout * 1e9)
+    while got < count {
+      try checkHealth()
+      if monotonicNanoseconds() > deadline { throw RuntimeError("workers took longer than \(timeout) s \(what)") }
+      guard let e = events.pop(timeout: 0.05) else { continue }
+      switch e {
+      case .lost(let d, let why): throw fault(d, "closed its control connection (\(why))")
+      case .message(let d, .failure(let why)): throw fault(d, "failed: \(why)")
+      case .message(let d, let m):
+        if accept(d, m) { got += 1 }
+      }
+    }
+  }
+
+  // MARK: Running the workload
+
+  func serve(loadSeconds: Double) throws -> RunOutcome {
+    let x = job.experiment
+    let source = x.source
+    let requests = job.requests
+    var pending: [(time: UInt64, id: Int)] = []
+    t0 = monotonicNanoseconds()
+    serving = true
+    var closedLoop: (next: Int, think: Double)?
+    switch x.spec.workload.arrival {
+    case .closedLoop(let n, let think):
+      for i in 0..<min(n, requests.count) { pending.append((t0, i)) }
+      closedLoop = (min(n, requests.count), think.value)
+    default:
+      pending = requests.enumerated().map { (t0 + UInt64(($0.element.arrival?.value ?? 0) * 1e9), $0.offset) }
+    }
+    pending.sort { $0.time < $1.time }
+    while completed.count < requests.count {
+      try checkHealth()
+      let now = monotonicNanoseconds()
+      while let first = pending.first, first.time <= now {
+        pending.removeFirst()
+        let r = requests[first.id]
+        arrivals[r.id] = monotonicNanoseconds()
+        try send(source, .request(RequestMessage(id: r.id, prompt: r.promptTokens, outputLength: r.outputLength)))
+      }
+      let wait = pending.first.map { min(0.05, Double($0.time - min($0.time, monotonicNanoseconds())) * 1e-9) } ?? 0.05
+      guard let e = events.pop(timeout: max(wait, 0.0005)) else { continue }
+      switch e {
+      case .lost(let d, let why): throw BackendError.fatal(fault(d, "closed its control connection (\(why))").message, partial: partialOutcome(nil))
+      case .message(let d, .failure(let why)): throw BackendError.fatal(fault(d, "failed: \(why)").message, partial: partialOutcome(nil))
+      case .message(_, .tokens(let evs)):
+        var done: [Int] = []
+        for ev in evs {
+          tokenTimes[ev.request, default: []].append(ev.time)
+          generated[ev.request, default: []].append(ev.token)
+          if generated[ev.request]!.count == requests[ev.request].outputLength {
+            completed.insert(ev.request)
+            done.append(ev.request)
+          }
+        }
+        if !done.isEmpty {
+          for d in devices { try send(d, .release(done)) }
+          if var loop = closedLoop {
+            for _ in done where loop.next < requests.count {
+              pending.append((monotonicNanoseconds() + UInt64(loop.think * 1e9), loop.next))
+              loop.next += 1
+            }
+            pending.sort { $0.time < $1.time }
+            closedLoop = loop
+          }
+        }
+      case .message(let d, let m):
+        options.log("ignored \(m) from \(d)")
+      }
+    }
+    let end = monotonicNanoseconds()
+    // Statistics from every worker, then shut them down.
+    var stats: [String: WorkerStats] = [:]
+    for d in devices { try send(d, .collect) }
+    try awaitMessages(devices.count, timeout: 30, what: "reporting statistics") { d, m in
+      if case .stats(let s) = m { stats[d] = s; return true }
+      return false
+    }
+    for d in devices { try? send(d, .shutdown) }
+    for c in children.values { c.stop(grace: 5) }
+    var outcome = buildOutcome(stats: stats, end: end, status: .complete, message: nil)
+    outcome.facts["worker_load_s"] = .number(loadSeconds)
+    outcome.facts["worker_threads"] = .number(Double(options.threadsPerWorker))
+    outcome.facts["wire_precision"] = .string(x.spec.execution.wirePrecision.rawValue)
+    outcome.facts["kernel_isa"] = .string(Kernels.isa)
+    outcome.facts["offload_reads"] = .number(Double(stats.values.reduce(0) { $0 + $1.offloadReads }))
+    outcome.facts["lime_adaptations"] = .number(Double(stats.values.reduce(0) { $0 + $1.adaptations }))
+    for (k, v) in options.launcher.facts() { outcome.facts[k] = .string(v) }
+    if options.checkLossless { try losslessCheck(&outcome) }
+    return outcome
+  }
+
+  func seconds(_ t: UInt64) -> Double { Double(Int64(t) - Int64(t0)) * 1e-9 / dilation }
+  var dilation: Double { targets.values.first?.dilation ?? 1 }
+
+  func requestRecords() -> [RequestRecord] {
+    job.requests.map { r in
+      let times = (tokenTimes[r.id] ?? []).map(seconds)
+      return RequestRecord(id: r.id, arrival: arrivals[r.id].map(seconds) ?? .nan, firstToken: times.first,
+                           completion: completed.contains(r.id) ? times.last : nil, promptTokens: r.promptLength,
+                           outputTokens: r.outputLength, tokenTimes: times)
+    }
+  }
+
+  func partialOutcome(_ message: String?) -> RunOutcome {
+    RunOutcome(status: .incomplete, message: message, requests: requestRecords().filter { !$0.arrival.isNaN }, facts: ["mechanism": .string(options.launcher.mechanism)])
+  }
+
+  func buildOutcome(stats: [String: WorkerStats], end: UInt64, status: RunStatus, message: String?) -> RunOutcome {
+    let makespan = seconds(end)
+    var links: [LinkRecord] = []
+    var devs: [DeviceRecord] = []
+    var stageStats: [Int: WorkerStats.Stage] = [:]
+    for d in devices {
+      guard let s = stats[d] else { continue }
+      for l in s.links {
+        links.append(LinkRecord(from: d, to: l.to, bytes: Double(l.counters.bytesSent), messages: Int(l.counters.framesSent),
+                                busySeconds: l.counters.sendSeconds / dilation, mechanism: options.launcher.mechanism))
+      }
+      let compute = s.computeSeconds / dilation
+      let transfer = s.links.reduce(0.0) { $0 + $1.counters.sendSeconds } / dilation
+      devs.append(DeviceRecord(name: d, peakMemoryBytes: Double(s.peakResidentBytes), computeSeconds: compute, transferSeconds: transfer,
+                               loadStallSeconds: s.loadStallSeconds / dilation, idleSeconds: max(0, makespan - compute - transfer)))
+      for st in s.stages { stageStats[st.index] = st }
+    }
+    let stages = job.plan.stages.enumerated().map { i, st in
+      StageRecord(index: i, device: st.device, firstLayer: st.firstLayer, endLayer: st.endLayer, offloadedLayers: st.offloadedLayers.count,
+                  computeSeconds: (stageStats[i]?.computeSeconds ?? 0) / dilation, microBatches: stageStats[i]?.microBatches ?? 0)
+    }
+    return RunOutcome(status: status, message: message, requests: requestRecords(), links: links, devices: devs, stages: stages,
+                      facts: ["mechanism": .string(options.launcher.mechanism), "dilation": .number(dilation)])
+  }
+
+  // MARK: Lossless check
+
+  func losslessCheck(_ outcome: inout RunOutcome) throws {
+    let reference = try ReferenceTokens.compute(job: job, threads: options.threadsPerWorker, cache: options.referenceCache)
+    var mismatch: String?
+    for r in job.requests {
+      let got = generated[r.id] ?? [], want = reference[r.id] ?? []
+      if got != want {
+        let i = zip(got, want).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(got.count, want.count)
+        mismatch = "request \(r.id) differs at token \(i): split \(i < got.count ? String(got[i]) : "none"), unsplit \(i < want.count ? String(want[i]) : "none")"
+        break
+      }
+    }
+    outcome.facts["lossless_checked_requests"] = .number(Double(job.requests.count))
+    outcome.facts["lossless"] = .number(mismatch == nil ? 1 : 0)
+    if let mismatch {
+      outcome.status = .failed
+      outcome.message = "lossless check failed: \(mismatch)"
+      options.log("LOSSLESS CHECK FAILED: \(mismatch)")
+    }
+  }
+}
+
+/// The tokens the unsplit model generates for a run's requests (greedy), computed in this process or read
+/// from a cache keyed by weights, requests, kernel instruction set and thread count.
+enum ReferenceTokens {
+  static func compute(job: RunJob, threads: Int, cache: String?) throws -> [Int: [Int32]] {
+    let w = job.experiment.spec.model
+    let spec = WeightsSpec(checkpoint: w.checkpoint, preset: w.checkpoint == nil ? w.preset : nil, seed: w.weightsSeed ?? job.experiment.spec.seed,
+                           dtype: w.precision == .fp32 ? "F32" : (w.precision == .bf16 ? "BF16" : "F16"))
+    struct Key: Codable { var weights: WeightsSpec; var requests: [RequestMessage]; var isa: String; var threads: Int; var version: Int }
+    let key = Key(weights: spec, requests: job.requests.map { RequestMessage(id: $0.id, prompt: $0.promptTokens, outputLength: $0.outputLength) },
+                  isa: Kernels.isa, threads: threads, version: 1)
+    let keyData = try JSONEncoder().encode(key)
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in keyData { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+    let path = cache.map { $0 + "/" + String(h, radix: 16) + ".json" }
+    if let path, let data = FileManager.default.contents(atPath: path),
+      let stored = try? JSONDecoder().decode([String: [Int32]].self, from: data)
+    {
+      return Dictionary(uniqueKeysWithValues: stored.compactMap { k, v in Int(k).map { ($0, v) } })
+    }
+    let previous = Kernels.threads
+    Kernels.setThreads(threads)
+    defer { Kernels.setThreads(previous) }
+    let pipeline = try LocalPipeline(weights: spec.source().open())
+    var out: [Int: [Int32]] = [:]
+    for r in job.requests {
+      out[r.id] = pipeline.generate(prompt: r.promptTokens, maxNewTokens: r.outputLength, sequence: r.id).tokens
+    }
+    if let path, let cache {
+      try? FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
+      let stored = Dictionary(uniqueKeysWithValues: out.map { (String($0.key), $0.value) })
+      if let data = try? JSONEncoder().encode(stored) { try? data.write(to: URL(fileURLWithPath: path), options: .atomic) }
+    }
+    return out
+  }
+}

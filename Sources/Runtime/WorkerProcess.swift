@@ -1,0 +1,112 @@
+import CLinux
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A child process (a worker), in its own process group so a terminal's Ctrl-C reaches only the coordinator,
+/// which then stops the workers itself. Its stdout and stderr go to a log file.
+public final class ChildProcess: @unchecked Sendable {
+  public let pid: Int32
+  public let logPath: String
+  private let exit = Mutex<Int32?>(nil)
+
+  /// Starts `arguments[0]` with `arguments` (after an optional prefix such as `ip netns exec NS`).
+  public init(_ arguments: [String], logPath: String, environment: [String: String] = [:]) throws {
+    self.logPath = logPath
+    var fa = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&fa)
+    defer { posix_spawn_file_actions_destroy(&fa) }
+    posix_spawn_file_actions_addopen(&fa, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    posix_spawn_file_actions_adddup2(&fa, 1, 2)
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    posix_spawnattr_setpgroup(&attr, 0)
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attr, &empty)
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    for s in [SIGINT, SIGTERM, SIGPIPE, SIGHUP] { sigaddset(&defaults, s) }
+    posix_spawnattr_setsigdefault(&attr, &defaults)
+    var env = ProcessInfo.processInfo.environment
+    for (k, v) in environment { env[k] = v }
+    let argv = arguments.map { strdup($0) } + [nil]
+    let envp = env.map { strdup("\($0)=\($1)") } + [nil]
+    defer {
+      for p in argv { free(p) }
+      for p in envp { free(p) }
+    }
+    var child: pid_t = 0
+    let r = posix_spawnp(&child, arguments[0], &fa, &attr, argv, envp)
+    if r != 0 { throw RuntimeError("cannot start \(arguments[0]): \(String(cString: strerror(r)))") }
+    pid = child
+    spawnThread("wait-\(child)") { [self] in
+      var status: Int32 = 0
+      while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+      exit.withLock { $0 = status }
+    }
+  }
+
+  /// The wait status once the process has exited.
+  public var exitStatus: Int32? { exit.withLock { $0 } }
+  public var isRunning: Bool { exitStatus == nil }
+
+  /// "exited with status 3" / "killed by signal 9".
+  public var exitDescription: String {
+    guard let s = exitStatus else { return "running" }
+    let sig = s & 0x7f
+    return sig == 0 ? "exited with status \((s >> 8) & 0xff)" : "killed by signal \(sig)"
+  }
+
+  public func signal(_ sig: Int32) { if isRunning { kill(pid, sig) } }
+
+  /// SIGTERM, then SIGKILL after `grace` seconds; waits until it has exited.
+  public func stop(grace: Double = 2) {
+    if !isRunning { return }
+    signal(SIGTERM)
+    let deadline = Date().addingTimeInterval(grace)
+    while isRunning && Date() < deadline { usleep(10_000) }
+    while isRunning {
+      signal(SIGKILL)
+      usleep(10_000)
+    }
+  }
+
+  /// The last lines of the log, for error messages.
+  public func logTail(_ lines: Int = 5) -> String {
+    guard let s = try? String(contentsOfFile: logPath, encoding: .utf8) else { return "" }
+    return s.split(separator: "\n").suffix(lines).joined(separator: "\n")
+  }
+}
+
+/// An error of the distributed runtime, as a sentence.
+public struct RuntimeError: Error, CustomStringConvertible, Sendable {
+  public var message: String
+  public init(_ message: String) { self.message = message }
+  public var description: String { message }
+}
+
+/// Sets this process to die when its parent does (Linux), so killing a coordinator with SIGKILL leaves no
+/// workers behind. Returns false if the parent is already gone.
+public func dieWithParent(expectedParent: Int32) -> Bool {
+  _ = el_set_parent_death_signal(SIGKILL)
+  return getppid() == expectedParent
+}
+
+/// Set by the SIGINT handler; the coordinator checks it while a run is in progress.
+public enum Interrupt {
+  static let requested = Atomic<Bool>(false)
+  /// Whether Ctrl-C (SIGINT) or SIGTERM arrived since the handler was installed.
+  public static var isRequested: Bool { requested.load(ordering: .relaxed) }
+
+  /// Installs a SIGINT/SIGTERM handler that only sets the flag (the run then stops cleanly).
+  public static func install() {
+    signal(SIGINT) { _ in Interrupt.requested.store(true, ordering: .relaxed) }
+    signal(SIGTERM) { _ in Interrupt.requested.store(true, ordering: .relaxed) }
+  }
+}

@@ -1,0 +1,109 @@
+public import ArgumentParser
+import Catalog
+import Benchmarks
+import EdgeLabCore
+public import Engine
+import Foundation
+
+extension WeightDType: ExpressibleByArgument {
+  public init?(argument: String) {
+    switch argument.lowercased() {
+    case "f32", "fp32": self = .f32
+    case "bf16": self = .bf16
+    case "f16", "fp16": self = .f16
+    default: return nil
+    }
+  }
+}
+extension WeightStorage: ExpressibleByArgument {}
+
+struct Generate: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Generate tokens with the engine (greedy by default).")
+  @Option(help: "A Hugging Face checkpoint directory, or a model preset (synthetic weights).") var model: String
+  @Option(help: "Seed of synthetic weights (presets only).") var syntheticSeed: UInt64 = 1
+  @Option(help: "Storage type of synthetic weights: f32, bf16 or f16.") var dtype: WeightDType = .f32
+  @Option(help: "Checkpoint 16-bit weights: native (widened in the kernels) or fp32 (widened at load).") var storage: WeightStorage = .native
+  @Option(help: "Prompt token ids, comma-separated.") var promptTokens: String
+  @Option(help: "Number of tokens to generate (no stop at end-of-sequence).") var maxNewTokens: Int
+  @Option(help: "Write the logits of every generated position (float32, little-endian, row-major).") var dumpLogits: String?
+  @Option(help: "Cut the model into stages at these problem-layer indices (comma-separated), in one process.") var cuts: String?
+  @Option(help: "Threads for the kernels and OpenBLAS.") var threads = 1
+  @Option(help: "Sampling temperature (0: greedy).") var temperature = 0.0
+  @Option(help: "Top-k (0: all).") var topK = 0
+  @Option(help: "Top-p (1: all).") var topP = 1.0
+  @Option(help: "Sampling seed.") var seed: UInt64 = 0
+  @Flag(help: "Print JSON.") var json = false
+
+  func run() throws {
+    let prompt = promptTokens.split(separator: ",").compactMap { Int32($0.trimmingCharacters(in: .whitespaces)) }
+    guard !prompt.isEmpty, prompt.count == promptTokens.split(separator: ",").count else {
+      throw fail("--prompt-tokens takes comma-separated integers (got '\(promptTokens)')", code: Exit.badInput)
+    }
+    guard maxNewTokens >= 1 else { throw fail("--max-new-tokens must be at least 1", code: Exit.badInput) }
+    Kernels.setThreads(threads)
+    let source = ModelSource.parse(model, seed: syntheticSeed, dtype: dtype, storage: storage)
+    let pipeline: LocalPipeline
+    do {
+      let weights = try source.open()
+      if let bad = prompt.first(where: { $0 < 0 || Int($0) >= weights.config.vocabSize }) {
+        throw fail("prompt token \(bad) is outside the vocabulary (0..<\(weights.config.vocabSize))", code: Exit.badInput)
+      }
+      let cutList = (cuts ?? "").split(separator: ",").compactMap { Int($0) }
+      pipeline = try LocalPipeline(weights: weights, cuts: cutList)
+    } catch let e as CheckpointError {
+      throw fail(e.description, code: Exit.badInput)
+    }
+    let sampler = Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
+    let g = pipeline.generate(prompt: prompt, maxNewTokens: maxNewTokens, sampler: sampler, recordLogits: dumpLogits != nil)
+    if let dumpLogits {
+      var data = Data(capacity: g.logits.count * 4)
+      for v in g.logits { withUnsafeBytes(of: v.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+      try data.write(to: URL(fileURLWithPath: dumpLogits))
+    }
+    if json {
+      struct Out: Encodable {
+        var tokens: [Int32]
+        var prefill_s: Double
+        var decode_tokens_per_s: Double?
+      }
+      let d = g.decodeTokensPerSecond
+      print(try JSONCoding.compactString(Out(tokens: g.tokens, prefill_s: g.prefillSeconds, decode_tokens_per_s: d.isNaN ? nil : d)))
+    } else {
+      print(g.tokens.map(String.init).joined(separator: ","))
+    }
+  }
+}
+
+struct EngineBenchCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "engine", abstract: "Prefill and decode speed of the engine on a preset's shapes.")
+  @Option(help: "Model preset.") var model = "Llama-3.2-1B"
+  @Option(help: "Prompt tokens.") var prompt = 128
+  @Option(help: "Generated tokens.") var new = 64
+  @Option(help: "Threads.") var threads = 1
+  @Option(help: "Weight storage: f32, bf16 or f16.") var dtype: WeightDType = .f32
+  @Option(help: "Repetitions (medians are reported).") var repetitions = 3
+  @Flag(help: "Print one JSON line.") var json = false
+
+  func run() throws {
+    let r = try EngineBench.run(model: model, dtype: dtype, prompt: prompt, new: new, threads: threads, repetitions: repetitions) {
+      FileHandleStderr.write($0 + "\n")
+    }
+    if json { print(try JSONCoding.compactString(r)); return }
+    print("\(r.model) \(r.dtype), \(r.threads) thread(s), kernels \(r.kernelISA): prefill \(String(format: r.prefillTokensPerSecond, digits: 1)) tok/s, decode \(String(format: r.decodeTokensPerSecond, digits: 2)) tok/s, weights \(Bytes(Double(r.weightBytes))) → \(String(format: r.effectiveBandwidthGBs, digits: 1)) GB/s effective, peak RSS \(Bytes(Double(r.peakResidentBytes)))")
+  }
+}
+
+struct MemoryBenchCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "memory", abstract: "Memory read bandwidth (the decode roofline).")
+  @Option(help: "Threads.") var threads = 1
+  @Option(help: "Buffer size in MiB.") var mib = 1024
+  @Option(help: "Passes over the buffer.") var passes = 10
+  @Flag(help: "Print one JSON line.") var json = false
+
+  func run() throws {
+    let gbs = try EngineBench.memoryBandwidth(bytes: mib << 20, threads: threads, passes: passes)
+    if json { print(#"{"threads": \#(threads), "read_bandwidth_gb_s": \#(String(format: gbs, digits: 2))}"#) } else {
+      print("read bandwidth with \(threads) thread(s): \(String(format: gbs, digits: 2)) GB/s")
+    }
+  }
+}

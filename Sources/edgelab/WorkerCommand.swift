@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import Runtime
+import Transport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct WorkerCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "worker", abstract: "Run a pipeline worker (started by the coordinator, or by hand on a board).")
+  @Option(help: "Address to listen on, HOST:PORT (port 0: any free port).") var listen = "127.0.0.1:0"
+  @Option(help: "File holding the run token (hex); connections without it are refused.") var tokenFile: String
+  @Option(help: "Write the bound HOST:PORT here once listening.") var portFile: String?
+  @Option(help: "This worker's device name (for logs).") var name = "worker"
+  @Option(help: "Exit when this process (the coordinator) exits.") var parentPid: Int32?
+
+  func run() throws {
+    if let parentPid, !dieWithParent(expectedParent: parentPid) { throw ExitCode(1) }
+    guard let endpoint = Endpoint(listen) else { throw fail("--listen takes HOST:PORT (got '\(listen)')", code: Exit.badInput) }
+    guard let hex = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+      hex.count >= 16, hex.count % 2 == 0
+    else { throw fail("cannot read a hex token from \(tokenFile)", code: Exit.badInput) }
+    var token: [UInt8] = []
+    var i = hex.startIndex
+    while i < hex.endIndex {
+      let j = hex.index(i, offsetBy: 2)
+      guard let b = UInt8(hex[i..<j], radix: 16) else { throw fail("\(tokenFile) is not hex", code: Exit.badInput) }
+      token.append(b)
+      i = j
+    }
+    let name = self.name
+    let worker = try Worker(listen: endpoint, token: token) { line in
+      FileHandle.standardError.write(Data("[\(name)] \(line)\n".utf8))
+    }
+    signal(SIGPIPE, SIG_IGN)
+    if let portFile {
+      let tmp = portFile + ".tmp"
+      try worker.endpoint.description.write(toFile: tmp, atomically: false, encoding: .utf8)
+      rename(tmp, portFile)
+    }
+    FileHandle.standardOutput.write(Data("listening \(worker.endpoint)\n".utf8))
+    let status = worker.run()
+    if status != 0 { throw ExitCode(status) }
+  }
+}

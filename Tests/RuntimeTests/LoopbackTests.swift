@@ -1,0 +1,209 @@
+import DSL
+import Foundation
+import Metrics
+import Partitioning
+import Results
+import Runner
+@testable import Runtime
+import TestSupport
+import Testing
+import Transport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The built `edgelab` binary (next to the test bundle, or $EDGELAB_BIN).
+enum Binary {
+  static var path: String {
+    if let env = ProcessInfo.processInfo.environment["EDGELAB_BIN"] { return env }
+    return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("edgelab").path
+  }
+}
+
+/// Processes of a run, for checking that none outlive it.
+final class Pids: @unchecked Sendable {
+  private var value: [String: Int32] = [:]
+  private let lock = NSLock()
+  func set(_ v: [String: Int32]) {
+    lock.lock()
+    value = v
+    lock.unlock()
+  }
+  var all: [String: Int32] {
+    lock.lock()
+    defer { lock.unlock() }
+    return value
+  }
+  /// True when none of the processes exists any more (zombies are reaped by the runtime).
+  var allGone: Bool { all.values.allSatisfy { kill($0, 0) != 0 } }
+}
+
+enum Runs {
+  static func spec(model: ModelPreset = .tiny, devices: Int = 3, requests: Int = 3, output: Int = 6,
+                   arrival: ArrivalProcess = .closedLoop(), algorithm: String = "even") -> ExperimentSpec {
+    Experiment("loopback-test") {
+      Model(model, precision: .fp32)
+      Device("d", .orinNano8GB, count: devices).source()
+      Workload(requests: requests, prompt: .uniform(min: 3, max: 9), output: .fixed(output), arrival: arrival)
+      Algorithm(algorithm)
+      Backend(.loopback)
+      Seed(11)
+    }.spec
+  }
+
+  static func options(pids: Pids? = nil, heartbeat: Double = 5, onServing: (@Sendable () -> Void)? = nil) -> LoopbackOptions {
+    var o = LoopbackOptions(executable: Binary.path, workDirectory: temporaryDirectory("edgelab-loopback"), heartbeatTimeout: heartbeat,
+                            referenceCache: nil)
+    o.onWorkersStarted = { p in pids?.set(p) }
+    o.onServing = onServing
+    return o
+  }
+
+  static func run(_ spec: ExperimentSpec, _ options: LoopbackOptions) throws -> (RunReport, ResultsFile) {
+    let path = temporaryDirectory() + "/r.h5"
+    let runner = ExperimentRunner(backends: [.loopback: LoopbackBackend(options: options)])
+    let report = try runner.run(spec, options: RunOptions(outputPath: path))
+    return (report, try ResultsStore.read(path))
+  }
+}
+
+@Suite("Loopback runtime with real worker processes", .serialized)
+struct LoopbackTests {
+  @Test func threeStagePipelineGivesTheUnsplitTokens() throws {
+    let pids = Pids()
+    let (report, file) = try Runs.run(Runs.spec(), Runs.options(pids: pids))
+    #expect(report.statusCounts == [.complete: 1], "\(file.runs.first?.outcome.message ?? "")")
+    let run = try #require(file.runs.first)
+    #expect(run.plan?.stages.map(\.device) == ["d0", "d1", "d2"])
+    #expect(run.outcome.facts["lossless"] == .number(1))
+    #expect(run.outcome.requests.allSatisfy { $0.isComplete && $0.tokenTimes.count == 6 })
+    // Activations went d0 → d1 → d2 and tokens back d2 → d0, all over TCP.
+    let links = Set(run.outcome.links.filter { $0.bytes > 0 }.map { "\($0.from)→\($0.to)" })
+    #expect(links == ["d0→d1", "d1→d2", "d2→d0"])
+    #expect(run.outcome.links.allSatisfy { $0.mechanism == "loopback-tcp" })
+    #expect(run.outcome.devices.allSatisfy { $0.peakMemoryBytes > 0 && $0.computeSeconds > 0 })
+    #expect(pids.allGone)
+  }
+
+  @Test func concurrentOpenLoopRequestsAllComplete() throws {
+    let spec = Runs.spec(model: .small, devices: 2, requests: 8, output: 5, arrival: .bursty(burst: 8, every: .ms(100)))
+    let (report, file) = try Runs.run(spec, Runs.options())
+    #expect(report.statusCounts == [.complete: 1], "\(file.runs.first?.outcome.message ?? "")")
+    let run = try #require(file.runs.first)
+    #expect(run.outcome.requests.count == 8 && run.outcome.requests.allSatisfy(\.isComplete))
+    #expect(run.outcome.facts["lossless"] == .number(1))
+    // Requests overlapped: some decode micro-batches carried several requests.
+    let batches = run.outcome.stages[0].microBatches
+    #expect(batches < 8 * 5, "expected batching, got \(batches) micro-batches for 40 steps")
+  }
+
+  @Test func lossyLIMEChunksCycleThroughDevices() throws {
+    // A LIME plan with interleaved chunks: activations revisit devices.
+    var spec = Runs.spec(model: .small, devices: 2, requests: 2, output: 4, algorithm: "lime")
+    spec.algorithms = [AlgorithmChoice("lime", parameters: ["max_interleave": 2])]
+    spec.devices[0].usableMemory = .MB(40)
+    let (_, file) = try Runs.run(spec, Runs.options())
+    let run = try #require(file.runs.first)
+    #expect(run.outcome.status == .complete, "\(run.outcome.message ?? "")")
+    #expect(run.outcome.facts["lossless"] == .number(1))
+  }
+
+  @Test func aKilledWorkerStopsTheRunWithItsNameAndSavesWhatFinished() throws {
+    let pids = Pids()
+    let spec = Runs.spec(model: .small, devices: 3, requests: 40, output: 40)
+    let killer: @Sendable () -> Void = {
+      Thread.detachNewThread {
+        usleep(1_500_000)
+        if let pid = pids.all["d1"] { kill(pid, SIGKILL) }
+      }
+    }
+    let path = temporaryDirectory() + "/r.h5"
+    let runner = ExperimentRunner(backends: [.loopback: LoopbackBackend(options: Runs.options(pids: pids, onServing: killer))])
+    let started = Date()
+    do {
+      _ = try runner.run(spec, options: RunOptions(outputPath: path))
+      Issue.record("the run survived a killed worker")
+    } catch {
+      #expect("\(error)".contains("worker d1 (stage 1)"), "\(error)")
+      #expect("\(error)".contains("killed by signal 9") || "\(error)".contains("closed its control connection"), "\(error)")
+    }
+    #expect(Date().timeIntervalSince(started) < 60)
+    let file = try ResultsStore.read(path)
+    #expect(!file.info.complete)
+    let run = try #require(file.runs.first)
+    #expect(run.outcome.status == .incomplete)
+    #expect(run.outcome.requests.contains { $0.isComplete } || run.outcome.requests.contains { !$0.tokenTimes.isEmpty })
+    usleep(200_000)
+    #expect(pids.allGone, "workers left running: \(pids.all)")
+  }
+
+  @Test func aHungWorkerIsDetectedWithinTheHeartbeatTimeout() throws {
+    let pids = Pids()
+    let spec = Runs.spec(model: .small, devices: 2, requests: 40, output: 40)
+    let stopper: @Sendable () -> Void = {
+      Thread.detachNewThread {
+        usleep(500_000)
+        if let pid = pids.all["d1"] { kill(pid, SIGSTOP) }
+      }
+    }
+    let started = Date()
+    do {
+      _ = try Runs.run(spec, Runs.options(pids: pids, heartbeat: 2, onServing: stopper))
+      Issue.record("the run survived a hung worker")
+    } catch {
+      #expect("\(error)".contains("worker d1 (stage 1) is not responding"), "\(error)")
+    }
+    #expect(Date().timeIntervalSince(started) < 60)
+    usleep(200_000)
+    #expect(pids.allGone, "workers left running: \(pids.all)")
+  }
+}
+
+@Suite("A worker under attack", .serialized)
+struct WorkerRobustnessTests {
+  /// Starts `edgelab worker` by hand, as on a board.
+  static func startWorker() throws -> (ChildProcess, Endpoint, [UInt8], String) {
+    let dir = temporaryDirectory("edgelab-worker")
+    let token = (0..<16).map { UInt8($0 * 7 + 1) }
+    try token.map { String(format: "%02x", $0) }.joined().write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+    let child = try ChildProcess([Binary.path, "worker", "--listen", "127.0.0.1:0", "--token-file", dir + "/token", "--port-file", dir + "/port", "--name", "w"],
+                                 logPath: dir + "/log")
+    for _ in 0..<500 {
+      if let s = try? String(contentsOfFile: dir + "/port", encoding: .utf8), let ep = Endpoint(s) { return (child, ep, token, dir) }
+      usleep(10_000)
+    }
+    child.stop()
+    throw RuntimeError("worker did not start")
+  }
+
+  @Test func wrongTokenIsRefusedAndGarbageDoesNotKillIt() throws {
+    let (child, ep, token, dir) = try Self.startWorker()
+    defer { child.stop() }
+    #expect(throws: (any Error).self) { try Connection.connect(to: ep, token: Array("wrong token 0000".utf8), name: "x") }
+    // Raw garbage, an oversized frame header, and a frame out of order.
+    for garbage: [UInt8] in [Array("GET / HTTP/1.1\r\n\r\n".utf8), [255, 255, 255, 255, 1, 0, 0, 0, 0, 0, 0, 0, 0]] {
+      let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+      var a = sockaddr_in()
+      a.sin_family = sa_family_t(AF_INET)
+      a.sin_port = ep.port.bigEndian
+      inet_pton(AF_INET, "127.0.0.1", &a.sin_addr)
+      _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+      _ = garbage.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+      usleep(50_000)
+      close(fd)
+    }
+    let data = try Connection.connect(to: ep, token: token, name: "peer")
+    try data.send(.activation, [1, 2, 3])  // a malformed activation: the worker drops this connection
+    usleep(100_000)
+    data.close()
+    #expect(child.isRunning, "the worker died: \(child.logTail())")
+    // And it still takes a coordinator.
+    let c = try Connection.connect(to: ep, token: token, name: "coordinator")
+    try c.send(.control, try ControlMessage.shutdown.frame())
+    for _ in 0..<300 where child.isRunning { usleep(10_000) }
+    #expect(!child.isRunning && child.exitDescription == "exited with status 0")
+    let log = (try? String(contentsOfFile: dir + "/log", encoding: .utf8)) ?? ""
+    #expect(log.contains("wrong run token"))
+    #expect(log.contains("closed the data connection from peer"))
+  }
+}
