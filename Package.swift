@@ -13,6 +13,7 @@
 //   Engine       Llama inference on OpenBLAS and our C kernels; safetensors; synthetic weights
 //   Transport    wire format, handshake, sockets between workers
 //   Runtime      worker processes, the coordinator, the loopback backend
+//   Emulation    emulated clusters: namespaces, tc/nft links, cgroup devices, time dilation, cleanup
 //   Results      HDF5 results files (the only importer of CHDF5), TSV export
 //   Runner       expands experiments into runs, dispatches them to backends, writes results
 //   Benchmarks   performance measurements behind `edgelab bench` (never timed assertions in tests)
@@ -76,6 +77,8 @@ var package = Package(
     .target(
       name: "Runtime",
       dependencies: ["EdgeLabCore", "Catalog", "Spec", "Partitioning", "Metrics", "Engine", "Transport", "Runner", "CLinux"]),
+    .target(
+      name: "Emulation", dependencies: ["EdgeLabCore", "Catalog", "Spec", "Engine", "Transport", "Runtime", "CLinux"]),
     .target(name: "Benchmarks",
       dependencies: [
         "EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Partitioning", "Engine", "Metrics", "Results", "Runner", "Runtime",
@@ -85,7 +88,7 @@ var package = Package(
     .executableTarget(
       name: "edgelab",
       dependencies: [
-        "EdgeLabCore", "Spec", "DSL", "CostModel", "Partitioning", "Metrics", "Results", "Runner", "Experiments", "Benchmarks", "Engine", "Catalog", "Runtime", "Transport",
+        "EdgeLabCore", "Spec", "DSL", "CostModel", "Partitioning", "Metrics", "Results", "Runner", "Experiments", "Benchmarks", "Engine", "Catalog", "Runtime", "Transport", "Emulation",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
 
@@ -111,7 +114,10 @@ var package = Package(
     .testTarget(name: "TransportTests", dependencies: ["Transport", "TestSupport"]),
     .testTarget(
       name: "RuntimeTests",
-      dependencies: ["EdgeLabCore", "DSL", "Spec", "Runner", "Runtime", "Results", "Metrics", "Transport", "Engine", "Partitioning", "TestSupport"]),
+      dependencies: ["EdgeLabCore", "DSL", "Spec", "Runner", "Runtime", "Results", "Metrics", "Transport", "Engine", "Partitioning", "Experiments", "TestSupport"]),
+    .testTarget(
+      name: "EmulationTests",
+      dependencies: ["EdgeLabCore", "DSL", "Spec", "Runner", "Runtime", "Results", "Metrics", "Emulation", "TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["EdgeLabCore", "TestSupport"]),
   ]
 )

@@ -8,6 +8,8 @@ public enum ExperimentCatalog {
     edgeShard7B,
     edgeShard13B,
     edgeShard70B,
+    demo3xOrinNano,
+    emulatedOrinNano,
   ]
 
   public static func named(_ name: String) -> Experiment? { all.first { $0.spec.name == name } }

@@ -58,40 +58,46 @@ public enum PipelineBench {
     public var lossless: Bool
   }
 
-  /// Time per output token of one request (closed loop) through 1…`maxStages` worker processes (even split),
-  /// against the same generation in this process. The extra time per token, divided by the hops a token makes
-  /// (N stages + the return to the source), is the per-hop overhead in a real pipeline.
-  public static func overhead(model: ModelPreset, maxStages: Int, tokens: Int, executable: String) throws -> (local: Double, rows: [Overhead]) {
+  /// Time per output token of one request at a time (closed loop) through 1…`maxStages` worker processes
+  /// (even split), against the same generation in this process, in `rounds` interleaved rounds (medians).
+  /// The extra time per token divided by the hops a token makes (N − 1 forward, one back) is the per-hop cost
+  /// in a real pipeline.
+  public static func overhead(model: ModelPreset, maxStages: Int, tokens: Int, rounds: Int, executable: String) throws -> (local: Double, rows: [Overhead]) {
     Kernels.setThreads(1)
-    let pipeline = try LocalPipeline(weights: SyntheticWeights(config: model.config, seed: 5))
     var rng = SeededRandom(seed: 3)
     let prompt = (0..<16).map { _ in Int32(rng.next() % UInt64(model.config.vocabSize)) }
-    _ = pipeline.generate(prompt: prompt, maxNewTokens: 4)
     var local: [Double] = []
-    for i in 0..<3 {
-      let g = pipeline.generate(prompt: prompt, maxNewTokens: tokens, sequence: i)
-      local.append(g.decodeSeconds / Double(tokens - 1))
+    var staged = [[Double]](repeating: [], count: maxStages + 1)
+    var lossless = [Bool](repeating: true, count: maxStages + 1)
+    let dir = NSTemporaryDirectory() + "/edgelab-pipeline-bench-\(getpid())"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    for _ in 0..<rounds {
+      do {
+        let pipeline = try LocalPipeline(weights: SyntheticWeights(config: model.config, seed: 5))
+        _ = pipeline.generate(prompt: prompt, maxNewTokens: 4)
+        for i in 0..<3 { local.append(pipeline.generate(prompt: prompt, maxNewTokens: tokens, sequence: i).decodeSeconds / Double(tokens - 1)) }
+      }
+      for n in 1...maxStages {
+        let spec = Experiment("pipeline-bench") {
+          Model(model, precision: .fp32, weightsSeed: 5)
+          Device("d", .orinNano8GB, count: n).source()
+          Workload(requests: 3, prompt: 16, output: .fixed(tokens))
+          Algorithm("even")
+          Backend(.loopback)
+          Emulation(.none)
+        }.spec
+        let runner = ExperimentRunner(backends: [.loopback: LoopbackBackend(options: LoopbackOptions(executable: executable, referenceCache: nil))])
+        let path = dir + "/\(n).h5"
+        _ = try runner.run(spec, options: RunOptions(outputPath: path, archiveDirectory: dir + "/archive"))
+        let run = try Results.ResultsStore.read(path).runs[0]
+        staged[n] += run.outcome.requests.compactMap(\.tpot)
+        lossless[n] = lossless[n] && run.outcome.facts["lossless"] == .number(1)
+      }
     }
-    let localTPOT = local.sorted()[1]
-    var rows: [Overhead] = []
-    for n in 1...maxStages {
-      let spec = Experiment("pipeline-bench") {
-        Model(model, precision: .fp32, weightsSeed: 5)
-        Device("d", .orinNano8GB, count: n).source()
-        Workload(requests: 3, prompt: 16, output: .fixed(tokens))
-        Algorithm("even")
-        Backend(.loopback)
-      }.spec
-      let runner = ExperimentRunner(backends: [.loopback: LoopbackBackend(options: LoopbackOptions(executable: executable, referenceCache: nil))])
-      let path = NSTemporaryDirectory() + "/edgelab-pipeline-bench-\(getpid()).h5"
-      _ = try runner.run(spec, options: RunOptions(outputPath: path))
-      let file = try Results.ResultsStore.read(path)
-      try? FileManager.default.removeItem(atPath: path)
-      try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "/archive")
-      let run = file.runs[0]
-      let tpot = run.summary.tpot.p50
-      rows.append(Overhead(stages: n, timePerTokenSeconds: tpot, overheadPerTokenSeconds: tpot - localTPOT,
-                           lossless: run.outcome.facts["lossless"] == .number(1)))
+    func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+    let localTPOT = median(local)
+    let rows = (1...maxStages).map { n in
+      Overhead(stages: n, timePerTokenSeconds: median(staged[n]), overheadPerTokenSeconds: median(staged[n]) - localTPOT, lossless: lossless[n])
     }
     return (localTPOT, rows)
   }

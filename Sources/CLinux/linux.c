@@ -2,7 +2,9 @@
 #include <fcntl.h>
 #include "edgelab_linux.h"
 #ifdef __linux__
+#include <sched.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 #endif
 
 int el_o_direct(void) {
@@ -18,6 +20,19 @@ int el_set_parent_death_signal(int sig) {
   return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0);
 #else
   (void)sig;
+  return -1;
+#endif
+}
+
+int el_enter_netns(const char *path) {
+#ifdef __linux__
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  int r = setns(fd, CLONE_NEWNET);
+  close(fd);
+  return r;
+#else
+  (void)path;
   return -1;
 #endif
 }

@@ -94,6 +94,10 @@ public func Backend(_ kind: BackendKind) -> ExperimentPart { .backend(kind) }
 public func Seed(_ seed: UInt64) -> ExperimentPart { .seed(seed) }
 public func Calibrate(_ calibration: Calibration) -> ExperimentPart { .calibration(calibration) }
 public func Execution(_ options: ExecutionOptions) -> ExperimentPart { .execution(options) }
+/// How real runs emulate the declared devices and network (`.none`, `.namespaces`, `.userspace`, `.auto`).
+public func Emulation(_ mode: EmulationOptions.Mode, dilation: Double? = nil, hostBandwidth: Bandwidth? = nil) -> ExperimentPart {
+  .emulation(EmulationOptions(mode: mode, dilation: dilation, hostBandwidth: hostBandwidth))
+}
 
 /// A field that a sweep can vary, with the Swift type of its values.
 public struct SweepTarget<Value: Encodable>: Sendable {

@@ -20,6 +20,7 @@ public enum ExperimentPart: Hashable, Sendable {
   case seed(UInt64)
   case calibration(Calibration)
   case execution(ExecutionOptions)
+  case emulation(EmulationOptions)
 }
 
 /// Anything that can appear in an experiment block.
@@ -88,6 +89,7 @@ extension ExperimentSpec {
     case .seed(let s): seed = s
     case .calibration(let c): calibration = c
     case .execution(let e): execution = e
+    case .emulation(let e): emulation = e
     }
   }
 }

@@ -108,10 +108,11 @@ public struct ExperimentRunner: Sendable {
     let spec = Self.applying(options, to: original)
     let runs: [RunDescriptor]
     do { runs = try Self.expand(spec) } catch { throw RunnerError(message: error.description) }
-    guard let backend = backends[spec.backend] else {
-      throw BackendError.unavailable(spec.backend, spec.backend == .boards
+    // Every backend the sweep needs must exist (a sweep may vary `backend` to compare them run for run).
+    for kind in Set(runs.map(\.point.experiment.spec.backend)) where backends[kind] == nil {
+      throw BackendError.unavailable(kind, kind == .boards
         ? "running on real boards is not implemented in this build; use 'simulated' or 'loopback'"
-        : "this build has no '\(spec.backend.rawValue)' backend; use 'simulated'")
+        : "this build has no '\(kind.rawValue)' backend; use 'simulated'")
     }
     let path = options.outputPath ?? "results/\(spec.name).h5"
     let specJSON = try JSONCoding.compactString(spec)
@@ -161,7 +162,7 @@ public struct ExperimentRunner: Sendable {
       let started = MonotonicClock.now()
       let record: RunRecord
       do {
-        record = try execute(run, backend: backend)
+        record = try execute(run, backend: backends[run.point.experiment.spec.backend]!)
       } catch let stop as StopSweep {
         // Save what finished, mark the file incomplete, and stop.
         if let partial = stop.record { records.append(partial) }

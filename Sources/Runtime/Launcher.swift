@@ -10,6 +10,23 @@ public protocol WorkerLauncher: Sendable {
   func teardown()
   /// Facts about the emulation for the results file (dilation factor, commands, kernel version, …).
   func facts() -> [String: String]
+  /// How the link from → to is realised.
+  func mechanism(from: String, to: String) -> String
+}
+
+extension WorkerLauncher {
+  public func mechanism(from: String, to: String) -> String { mechanism }
+}
+
+/// Makes the launcher for a run from the experiment's emulation options.
+public typealias LauncherFactory = @Sendable (EmulationOptions) throws -> any WorkerLauncher
+
+/// Without the Emulation module: plain processes only.
+public let plainLauncherFactory: LauncherFactory = { options in
+  switch options.mode {
+  case .none: return LocalLauncher()
+  default: throw RuntimeError("emulation '\(options.mode.rawValue)' is not available here; set emulation to none")
+  }
 }
 
 /// How to start and reach one worker.
@@ -26,6 +43,8 @@ public struct LaunchTarget: Sendable {
   public var storageBytesPerSecond: Double?
   /// Runs after the worker has started (e.g. put it into its cgroup).
   public var attach: (@Sendable (Int32) throws -> Void)?
+  /// Sender-side rate pacing of links out of this worker, bytes/s by destination device (userspace shaping).
+  public var pacing: [String: Double] = [:]
 
   public init(listenHost: String, prefix: [String] = [], delays: [String: LinkDelay] = [:], dilation: Double = 1,
               storageBytesPerSecond: Double? = nil, attach: (@Sendable (Int32) throws -> Void)? = nil) {

@@ -28,7 +28,8 @@ public struct LoopbackOptions: Sendable {
   public var checkLossless: Bool
   /// Cache of unsplit reference tokens (nil: recompute every time).
   public var referenceCache: String?
-  public var launcher: any WorkerLauncher
+  /// Makes each run's launcher from its emulation options.
+  public var launcherFactory: LauncherFactory
   public var log: @Sendable (String) -> Void
   /// Called once the worker processes run (device → pid); for tools and fault-injection tests.
   public var onWorkersStarted: (@Sendable ([String: Int32]) -> Void)?
@@ -37,7 +38,7 @@ public struct LoopbackOptions: Sendable {
 
   public init(executable: String, workDirectory: String = "/tmp", threadsPerWorker: Int = 1,
               heartbeatTimeout: Double = 5, readyTimeout: Double = 900, checkLossless: Bool = true,
-              referenceCache: String? = "results/.reference-cache", launcher: any WorkerLauncher = LocalLauncher(),
+              referenceCache: String? = "results/.reference-cache", launcherFactory: @escaping LauncherFactory = plainLauncherFactory,
               log: @escaping @Sendable (String) -> Void = { _ in }) {
     self.executable = executable
     self.workDirectory = workDirectory
@@ -46,7 +47,7 @@ public struct LoopbackOptions: Sendable {
     self.readyTimeout = readyTimeout
     self.checkLossless = checkLossless
     self.referenceCache = referenceCache
-    self.launcher = launcher
+    self.launcherFactory = launcherFactory
     self.log = log
   }
 }
@@ -60,8 +61,11 @@ public struct LoopbackBackend: ExecutionBackend {
   public init(options: LoopbackOptions) { self.options = options }
 
   public func execute(_ job: RunJob) throws -> RunOutcome {
+    let started = monotonicNanoseconds()
     let run = try CoordinatedRun(job: job, options: options)
-    return try run.execute()
+    var outcome = try run.execute()
+    outcome.wallSeconds = Double(monotonicNanoseconds() - started) * 1e-9
+    return outcome
   }
 }
 
@@ -74,6 +78,7 @@ final class CoordinatedRun: @unchecked Sendable {
 
   let job: RunJob
   let options: LoopbackOptions
+  let launcher: any WorkerLauncher
   let devices: [String]
   let runDirectory: String
   let token: [UInt8]
@@ -95,6 +100,9 @@ final class CoordinatedRun: @unchecked Sendable {
   init(job: RunJob, options: LoopbackOptions) throws {
     self.job = job
     self.options = options
+    do { launcher = try options.launcherFactory(job.experiment.spec.emulation) } catch {
+      throw BackendError.unavailable(.loopback, "\(error)")
+    }
     var ds: [String] = []
     for s in job.plan.stages where !ds.contains(s.device) { ds.append(s.device) }
     if !ds.contains(job.experiment.source) { ds.insert(job.experiment.source, at: 0) }
@@ -119,7 +127,7 @@ final class CoordinatedRun: @unchecked Sendable {
     defer {
       for c in controls.values { c.close() }
       for p in children.values { p.stop(grace: 1) }
-      options.launcher.teardown()
+      launcher.teardown()
       if !failed { try? FileManager.default.removeItem(atPath: runDirectory) }
     }
     do {
@@ -139,7 +147,7 @@ final class CoordinatedRun: @unchecked Sendable {
   func drive() throws -> RunOutcome {
     let started = monotonicNanoseconds()
     let x = job.experiment
-    targets = try options.launcher.prepare(devices: devices, experiment: x, runID: URL(fileURLWithPath: runDirectory).lastPathComponent)
+    targets = try launcher.prepare(devices: devices, experiment: x, runID: URL(fileURLWithPath: runDirectory).lastPathComponent)
     let tokenFile = runDirectory + "/token"
     FileManager.default.createFile(atPath: tokenFile, contents: Data(token.map { String(format: "%02x", $0) }.joined().utf8),
                                    attributes: [.posixPermissions: 0o600])
@@ -182,7 +190,7 @@ final class CoordinatedRun: @unchecked Sendable {
         stageCount: job.plan.stages.count, stageDevices: stageDevices, peers: endpoints, source: x.source,
         maxBatch: e.maxBatch, microBatches: e.microBatches ?? job.plan.microBatches, halfPrecisionWire: e.wirePrecision != .fp32,
         memoryBudgetBytes: x.device(d)?.profile.usableMemory.value ?? 0, storageDirectory: runDirectory + "/store-\(d)",
-        storageBytesPerSecond: t.storageBytesPerSecond, delays: t.delays, seed: job.descriptor.seed,
+        storageBytesPerSecond: t.storageBytesPerSecond, delays: t.delays, pacing: t.pacing, seed: job.descriptor.seed,
         lime: job.plan.valueModel == "lime" ? LimeContext(plan: job.plan, problem: job.problem, parameters: job.descriptor.algorithm.parameters) : nil)
       try send(d, .assign(a))
     }
@@ -357,7 +365,7 @@ final class CoordinatedRun: @unchecked Sendable {
     outcome.facts["kernel_isa"] = .string(Kernels.isa)
     outcome.facts["offload_reads"] = .number(Double(stats.values.reduce(0) { $0 + $1.offloadReads }))
     outcome.facts["lime_adaptations"] = .number(Double(stats.values.reduce(0) { $0 + $1.adaptations }))
-    for (k, v) in options.launcher.facts() { outcome.facts[k] = .string(v) }
+    for (k, v) in launcher.facts() { outcome.facts[k] = .string(v) }
     if options.checkLossless { try losslessCheck(&outcome) }
     return outcome
   }
@@ -375,7 +383,7 @@ final class CoordinatedRun: @unchecked Sendable {
   }
 
   func partialOutcome(_ message: String?) -> RunOutcome {
-    RunOutcome(status: .incomplete, message: message, requests: requestRecords().filter { !$0.arrival.isNaN }, facts: ["mechanism": .string(options.launcher.mechanism)])
+    RunOutcome(status: .incomplete, message: message, requests: requestRecords().filter { !$0.arrival.isNaN }, facts: ["mechanism": .string(launcher.mechanism)])
   }
 
   func buildOutcome(stats: [String: WorkerStats], end: UInt64, status: RunStatus, message: String?) -> RunOutcome {
@@ -387,7 +395,7 @@ final class CoordinatedRun: @unchecked Sendable {
       guard let s = stats[d] else { continue }
       for l in s.links {
         links.append(LinkRecord(from: d, to: l.to, bytes: Double(l.counters.bytesSent), messages: Int(l.counters.framesSent),
-                                busySeconds: l.counters.sendSeconds / dilation, mechanism: options.launcher.mechanism))
+                                busySeconds: l.counters.sendSeconds / dilation, mechanism: launcher.mechanism(from: d, to: l.to)))
       }
       let compute = s.computeSeconds / dilation
       let transfer = s.links.reduce(0.0) { $0 + $1.counters.sendSeconds } / dilation
@@ -400,7 +408,8 @@ final class CoordinatedRun: @unchecked Sendable {
                   computeSeconds: (stageStats[i]?.computeSeconds ?? 0) / dilation, microBatches: stageStats[i]?.microBatches ?? 0)
     }
     return RunOutcome(status: status, message: message, requests: requestRecords(), links: links, devices: devs, stages: stages,
-                      facts: ["mechanism": .string(options.launcher.mechanism), "dilation": .number(dilation)])
+                      facts: ["mechanism": .string(launcher.mechanism), "dilation": .number(dilation),
+                              "wall_makespan_s": .number(Double(Int64(end) - Int64(t0)) * 1e-9)])
   }
 
   // MARK: Lossless check

@@ -41,8 +41,14 @@ public struct StageAssignment: Codable, Sendable, Hashable {
 
 /// Emulated delay of the links into this worker (issue 7's transport-level delay), by sending device.
 public struct LinkDelay: Codable, Sendable, Hashable {
+  /// Added one-way delay and its jitter (standard deviation), seconds.
   public var latency: Double
   public var jitter: Double
+
+  public init(latency: Double, jitter: Double) {
+    self.latency = latency
+    self.jitter = jitter
+  }
 }
 
 /// Everything a worker needs to take part in a run.
@@ -66,6 +72,8 @@ public struct Assignment: Codable, Sendable {
   /// Storage read pacing for offloaded layers (bytes/s; nil: as fast as the disk).
   public var storageBytesPerSecond: Double?
   public var delays: [String: LinkDelay]
+  /// Sender-side pacing of outbound links, bytes/s by destination device (userspace shaping).
+  public var pacing: [String: Double]
   public var seed: UInt64
   /// For LIME plans: what the online memory adaptation needs.
   public var lime: LimeContext?

@@ -203,7 +203,11 @@ public final class Worker: @unchecked Sendable {
       }
       for t in targets.sorted() {
         guard let ep = a.peers[t] else { return send(.failure("\(a.device): no address for \(t)")) }
-        do { outbound[t] = try Connection.connect(to: ep, token: token, name: a.device) } catch {
+        do {
+          let c = try Connection.connect(to: ep, token: token, name: a.device)
+          c.pacing = a.pacing[t]
+          outbound[t] = c
+        } catch {
           return send(.failure("\(a.device): cannot connect to \(t) at \(ep): \(error)"))
         }
       }

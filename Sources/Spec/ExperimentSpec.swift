@@ -23,13 +23,16 @@ public struct ExperimentSpec: Codable, Hashable, Sendable {
   public var seed: UInt64
   public var calibration: Calibration
   public var execution: ExecutionOptions
+  /// How real (loopback) runs emulate the declared devices and network.
+  public var emulation: EmulationOptions
 
   public init(
     name: String, summary: String = "", model: ModelChoice, devices: [DeviceGroup], source: String? = nil,
     network: NetworkSpec = NetworkSpec(), workload: WorkloadSpec = WorkloadSpec(),
     algorithms: [AlgorithmChoice] = [], objective: Objective = .latency, sweeps: [SweepAxis] = [],
     repetitions: Int = 1, backend: BackendKind = .simulated, seed: UInt64 = 1,
-    calibration: Calibration = Calibration(), execution: ExecutionOptions = ExecutionOptions()
+    calibration: Calibration = Calibration(), execution: ExecutionOptions = ExecutionOptions(),
+    emulation: EmulationOptions = EmulationOptions()
   ) {
     self.name = name
     self.summary = summary
@@ -46,11 +49,12 @@ public struct ExperimentSpec: Codable, Hashable, Sendable {
     self.seed = seed
     self.calibration = calibration
     self.execution = execution
+    self.emulation = emulation
   }
 
   enum CodingKeys: String, CodingKey {
     case name, summary, model, devices, source, network, workload, algorithms, objective, sweeps, repetitions
-    case backend, seed, calibration, execution
+    case backend, seed, calibration, execution, emulation
   }
 
   public init(from decoder: any Decoder) throws {
@@ -70,6 +74,7 @@ public struct ExperimentSpec: Codable, Hashable, Sendable {
     seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? 1
     calibration = try c.decodeIfPresent(Calibration.self, forKey: .calibration) ?? Calibration()
     execution = try c.decodeIfPresent(ExecutionOptions.self, forKey: .execution) ?? ExecutionOptions()
+    emulation = try c.decodeIfPresent(EmulationOptions.self, forKey: .emulation) ?? EmulationOptions()
   }
 }
 
@@ -315,5 +320,51 @@ public struct ExecutionOptions: Codable, Hashable, Sendable {
     microBatches = try c.decodeIfPresent(Int.self, forKey: .microBatches)
     wirePrecision = try c.decodeIfPresent(Precision.self, forKey: .wirePrecision) ?? d.wirePrecision
     returnToSource = try c.decodeIfPresent(Bool.self, forKey: .returnToSource) ?? d.returnToSource
+  }
+}
+
+/// How a real run emulates the declared hardware on this machine.
+public struct EmulationOptions: Codable, Hashable, Sendable {
+  public enum Mode: String, Codable, Hashable, Sendable, CaseIterable {
+    /// `namespaces` when running as root, otherwise an error that suggests `userspace`.
+    case auto
+    /// Plain processes over 127.0.0.1: no shaping, no CPU or memory limits.
+    case none
+    /// A network namespace per device on a bridge, kernel shaping (tc, nftables), cgroup CPU and memory limits,
+    /// time dilation. Needs root.
+    case namespaces
+    /// Shaping inside the transport only (rate pacing and delay at the sender and receiver); no root needed.
+    case userspace
+  }
+  public var mode: Mode
+  /// Time dilation factor D ≥ 1 (wall time = D × device time); computed from a profile of this host when nil.
+  public var dilation: Double?
+  /// Decode bandwidth of one core of this host (the host profile); measured when nil.
+  public var hostBandwidth: Bandwidth?
+  /// Fraction of one core kept for the coordinator when fitting the workers' CPU quotas.
+  public var coordinatorShare: Double
+  /// Memory added to each worker's cgroup limit for the process itself (runtime, buffers).
+  public var memoryHeadroom: Bytes
+
+  public init(mode: Mode = .auto, dilation: Double? = nil, hostBandwidth: Bandwidth? = nil, coordinatorShare: Double = 0.25,
+              memoryHeadroom: Bytes = .MB(256)) {
+    self.mode = mode
+    self.dilation = dilation
+    self.hostBandwidth = hostBandwidth
+    self.coordinatorShare = coordinatorShare
+    self.memoryHeadroom = memoryHeadroom
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case mode, dilation, hostBandwidth = "host_bandwidth", coordinatorShare = "coordinator_share", memoryHeadroom = "memory_headroom"
+  }
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    let d = EmulationOptions()
+    mode = try c.decodeIfPresent(Mode.self, forKey: .mode) ?? d.mode
+    dilation = try c.decodeIfPresent(Double.self, forKey: .dilation)
+    hostBandwidth = try c.decodeIfPresent(Bandwidth.self, forKey: .hostBandwidth)
+    coordinatorShare = try c.decodeIfPresent(Double.self, forKey: .coordinatorShare) ?? d.coordinatorShare
+    memoryHeadroom = try c.decodeIfPresent(Bytes.self, forKey: .memoryHeadroom) ?? d.memoryHeadroom
   }
 }

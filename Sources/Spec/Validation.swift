@@ -117,6 +117,8 @@ extension ExperimentSpec {
     if !(c.computeEfficiency > 0 && c.computeEfficiency <= 1) { add("calibration.compute_efficiency", "must be in (0, 1]") }
     if !(c.memoryEfficiency > 0 && c.memoryEfficiency <= 1) { add("calibration.memory_efficiency", "must be in (0, 1]") }
     if execution.maxBatch < 1 { add("execution.max_batch", "must be at least 1") }
+    if let d = emulation.dilation, !(d >= 1) { add("emulation.dilation", "must be ≥ 1 (it is \(d))") }
+    if !(emulation.coordinatorShare >= 0 && emulation.coordinatorShare < 1) { add("emulation.coordinator_share", "must be in [0, 1)") }
     if let m = execution.microBatches, m < 1 { add("execution.micro_batches", "must be at least 1") }
     return issues
   }

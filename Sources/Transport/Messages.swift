@@ -52,7 +52,13 @@ public struct ActivationMessage: Sendable, Equatable {
     if let tokens {
       for t in tokens { out.appendLE(UInt32(bitPattern: t)) }
     } else if halfPrecision {
-      for v in values { out.appendLE(Float16(v).bitPattern) }
+      let start = out.count
+      out.append(contentsOf: repeatElement(0, count: 2 * values.count))
+      out.withUnsafeMutableBytes { raw in
+        values.withUnsafeBufferPointer { v in
+          for i in 0..<v.count { raw.storeBytes(of: HalfFloat.bits(v[i]).littleEndian, toByteOffset: start + 2 * i, as: UInt16.self) }
+        }
+      }
     } else {
       values.withUnsafeBytes { raw in
         if UInt32(1).littleEndian == 1 { out.append(contentsOf: raw) } else { for v in values { out.appendLE(v.bitPattern) } }
@@ -78,12 +84,23 @@ public struct ActivationMessage: Sendable, Equatable {
       throw .malformed("\(n) values of \(width) bytes need \(n * width) bytes, the payload has \(r.remaining)")
     }
     var m = ActivationMessage(batch: batch, stage: stage, prefill: flags & 1 != 0, spans: spans)
-    if flags & 4 != 0 {
-      m.tokens = (0..<n).map { _ in Int32(bitPattern: r.unchecked(UInt32.self)) }
-    } else if flags & 2 != 0 {
-      m.values = (0..<n).map { _ in Float(Float16(bitPattern: r.unchecked(UInt16.self))) }
-    } else {
-      m.values = (0..<n).map { _ in Float(bitPattern: r.unchecked(UInt32.self)) }
+    let offset = r.offset
+    p.withUnsafeBytes { raw in
+      if flags & 4 != 0 {
+        m.tokens = (0..<n).map { Int32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4 * $0, as: Int32.self)) }
+      } else if flags & 2 != 0 {
+        HalfFloat.table.withUnsafeBufferPointer { table in
+          m.values = [Float](unsafeUninitializedCapacity: n) { out, count in
+            for i in 0..<n { out[i] = table[Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 2 * i, as: UInt16.self)))] }
+            count = n
+          }
+        }
+      } else {
+        m.values = [Float](unsafeUninitializedCapacity: n) { out, count in
+          for i in 0..<n { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4 * i, as: UInt32.self))) }
+          count = n
+        }
+      }
     }
     return m
   }
@@ -104,5 +121,35 @@ struct Reader {
     let v = bytes.readLE(T.self, at: offset)
     offset += MemoryLayout<T>.size
     return v
+  }
+}
+
+/// IEEE half-precision conversion without a library call per value: round-to-nearest-even by bit
+/// manipulation on the way out, a 65,536-entry table on the way in (both exact, as `Float16` would be).
+enum HalfFloat {
+  static let table: [Float] = (0...0xFFFF).map { Float(Float16(bitPattern: UInt16($0))) }
+
+  @inline(__always) static func bits(_ f: Float) -> UInt16 {
+    let x = f.bitPattern
+    let sign = UInt16((x >> 16) & 0x8000)
+    let e = Int((x >> 23) & 0xFF) - 127 + 15
+    var m = x & 0x7F_FFFF
+    if e >= 31 {  // overflow, infinity or NaN
+      let nan = (x & 0x7FFF_FFFF) > 0x7F80_0000
+      return sign | 0x7C00 | (nan ? 0x200 : 0)
+    }
+    if e <= 0 {  // subnormal half, or zero
+      if e < -10 { return sign }
+      m |= 0x80_0000
+      let shift = UInt32(14 - e)
+      var h = m >> shift
+      let rem = m & ((1 << shift) - 1), halfway = UInt32(1) << (shift - 1)
+      if rem > halfway || (rem == halfway && (h & 1) == 1) { h += 1 }
+      return sign | UInt16(h)
+    }
+    var h = UInt32(e) << 10 | (m >> 13)
+    let rem = m & 0x1FFF
+    if rem > 0x1000 || (rem == 0x1000 && (h & 1) == 1) { h += 1 }  // may carry into the exponent: correct
+    return sign | UInt16(h)
   }
 }

@@ -75,6 +75,9 @@ public final class Connection: @unchecked Sendable {
   private let closed = Atomic<Bool>(false)
   /// Emulated one-way delay for a frame (receive side): the frame is released at its send time plus this.
   public var delay: (@Sendable (Frame) -> Double)?
+  /// Emulated link rate (send side), bytes per second: sends are paced as by a token bucket.
+  public var pacing: Double?
+  private var paceUntil: UInt64 = 0
 
   init(fd: Int32, peer: String, peerName: String, decoder: FrameDecoder, encoder: FrameEncoder) {
     self.fd = fd
@@ -107,6 +110,12 @@ public final class Connection: @unchecked Sendable {
   /// Sends one frame (thread-safe).
   public func send(_ type: FrameType, _ payload: [UInt8]) throws(TransportError) {
     let result: TransportError? = sendState.withLock { state in
+      if let pacing, pacing > 0 {
+        // Wait for the link to finish "transmitting" the previous frame, then account for this one.
+        let now = monotonicNanoseconds()
+        if paceUntil > now { sleepNanoseconds(paceUntil - now) }
+        paceUntil = max(paceUntil, monotonicNanoseconds()) + UInt64(Double(Wire.headerSize + payload.count) / pacing * 1e9)
+      }
       let bytes = state.encoder.encode(type, payload, sentAt: monotonicNanoseconds())
       let t0 = monotonicNanoseconds()
       let ok = bytes.withUnsafeBytes { raw -> Bool in

@@ -1,3 +1,4 @@
+import Emulation
 import Foundation
 import Runner
 import Runtime
@@ -16,7 +17,7 @@ enum Backends {
     }
     return [
       .simulated: SimulatedBackend(),
-      .loopback: LoopbackBackend(options: LoopbackOptions(executable: executable, log: log)),
+      .loopback: LoopbackBackend(options: LoopbackOptions(executable: executable, launcherFactory: emulationLauncherFactory(log: log), log: log)),
     ]
   }
 }

@@ -46,11 +46,12 @@ struct PipelineBenchCommand: ParsableCommand {
   static let configuration = CommandConfiguration(commandName: "pipeline", abstract: "Overhead of N worker processes over one process.")
   @Option(help: "Model preset (synthetic weights).") var model = "small"
   @Option(help: "Largest number of stages.") var stages = 4
-  @Option(help: "Generated tokens per request.") var tokens = 32
+  @Option(help: "Generated tokens per request.") var tokens = 64
+  @Option(help: "Interleaved rounds (medians are reported).") var rounds = 3
 
   func run() throws {
     guard let preset = ModelPreset.named(model) else { throw fail("unknown model preset '\(model)'", code: Exit.badInput) }
-    let (local, rows) = try PipelineBench.overhead(model: preset, maxStages: stages, tokens: tokens, executable: Backends.executable)
+    let (local, rows) = try PipelineBench.overhead(model: preset, maxStages: stages, tokens: tokens, rounds: rounds, executable: Backends.executable)
     var t = TextTable(header: ["stages", "time per token", "overhead per token", "per hop", "lossless"], rightAligned: [0, 1, 2, 3])
     t.append(["in-process", Seconds(local).description, "", "", ""])
     for r in rows {

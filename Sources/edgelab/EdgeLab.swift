@@ -34,7 +34,7 @@ struct EdgeLab: ParsableCommand {
     version: Provenance.toolkitVersion,
     subcommands: [
       List.self, Run.self, SpecCommand.self, Show.self, Export.self, Partition.self, Algorithms.self, Problem.self,
-      Generate.self, Bench.self, WorkerCommand.self,
+      Generate.self, Bench.self, WorkerCommand.self, EmulationCommand.self,
     ])
 }
 

@@ -47,6 +47,7 @@ enum Runs {
       Workload(requests: requests, prompt: .uniform(min: 3, max: 9), output: .fixed(output), arrival: arrival)
       Algorithm(algorithm)
       Backend(.loopback)
+      Emulation(.none)
       Seed(11)
     }.spec
   }
@@ -205,5 +206,75 @@ struct WorkerRobustnessTests {
     let log = (try? String(contentsOfFile: dir + "/log", encoding: .utf8)) ?? ""
     #expect(log.contains("wrong run token"))
     #expect(log.contains("closed the data connection from peer"))
+  }
+}
+
+@Suite("The demo experiment, CI-sized", .serialized)
+struct DemoTests {
+  /// `demo-3x-orin-nano` as declared, but with the tiny model and two short requests.
+  @Test func demoRunsEveryAlgorithmLosslessly() throws {
+    var spec = try #require(ExperimentCatalog.named("demo-3x-orin-nano")).spec
+    spec.model = ModelChoice(preset: "tiny")
+    spec.workload.requests = 2
+    spec.workload.outputTokens = .fixed(4)
+    let (report, file) = try Runs.run(spec, Runs.options())
+    #expect(report.statusCounts == [.complete: 3], "\(file.runs.map { $0.outcome.message ?? "" })")
+    #expect(file.runs.map(\.label) == ["even", "edgeshard-latency", "lime"])
+    #expect(file.runs.allSatisfy { $0.outcome.facts["lossless"] == .number(1) })
+  }
+}
+import Experiments
+
+@Suite("Stopping the coordinator", .serialized)
+struct CoordinatorSignalTests {
+  /// Processes whose command line carries `--parent-pid <pid>` (the workers of that coordinator).
+  static func workers(of pid: Int32) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap(Int32.init).filter { p in
+      guard let raw = FileManager.default.contents(atPath: "/proc/\(p)/cmdline") else { return false }
+      let args = raw.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+      return zip(args, args.dropFirst()).contains { $0 == "--parent-pid" && $1 == String(pid) }
+    }
+  }
+
+  static func startLongRun() throws -> (ChildProcess, String, String) {
+    let dir = temporaryDirectory("edgelab-signal")
+    let spec = #"{"name": "signal", "model": {"preset": "small"}, "devices": [{"name": "d", "preset": "jetson-orin-nano-8gb", "count": 3}], "algorithms": [{"name": "even"}], "backend": "loopback", "emulation": {"mode": "none"}, "workload": {"requests": 200, "prompt_tokens": 8, "output_tokens": 64}}"#
+    try spec.write(toFile: dir + "/spec.json", atomically: true, encoding: .utf8)
+    let cli = try ChildProcess([Binary.path, "run", "--spec", dir + "/spec.json", "--out", dir + "/r.h5"], logPath: dir + "/cli.log")
+    // Wait until the workload runs.
+    for _ in 0..<3000 {
+      if let log = try? String(contentsOfFile: dir + "/cli.log", encoding: .utf8), log.contains("workers ready") { break }
+      usleep(10_000)
+    }
+    usleep(500_000)
+    return (cli, dir, dir + "/r.h5")
+  }
+
+  @Test func ctrlCSavesWhatFinishedAndLeavesNoWorkers() throws {
+    let (cli, dir, results) = try Self.startLongRun()
+    #expect(Self.workers(of: cli.pid).count == 3)
+    cli.signal(SIGINT)
+    for _ in 0..<2000 where cli.isRunning { usleep(10_000) }
+    #expect(cli.exitDescription == "exited with status 130", "\(cli.logTail())")
+    let log = (try? String(contentsOfFile: dir + "/cli.log", encoding: .utf8)) ?? ""
+    #expect(log.contains("interrupted; what finished is saved"))
+    let file = try ResultsStore.read(results)
+    #expect(!file.info.complete && file.runs.first?.outcome.status == .incomplete)
+    #expect(file.runs.first?.outcome.requests.contains { !$0.tokenTimes.isEmpty } == true)
+    #expect(Self.workers(of: cli.pid).isEmpty)
+  }
+
+  @Test func sigkillOfTheCoordinatorTakesItsWorkersWithIt() throws {
+    let (cli, _, _) = try Self.startLongRun()
+    let pid = cli.pid
+    #expect(Self.workers(of: pid).count == 3)
+    cli.signal(SIGKILL)
+    var left = Self.workers(of: pid)
+    for _ in 0..<300 where !left.isEmpty {
+      usleep(10_000)
+      left = Self.workers(of: pid)
+    }
+    #expect(left.isEmpty, "orphaned workers: \(left)")
   }
 }

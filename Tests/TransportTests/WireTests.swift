@@ -140,3 +140,22 @@ final class AcceptLog: @unchecked Sendable {
     return items
   }
 }
+
+@Suite("Half precision")
+struct HalfTests {
+  /// Our conversion equals Swift's Float16 on every float that matters: a sweep of magnitudes, edge cases,
+  /// ties and subnormals.
+  @Test func matchesFloat16Exactly() {
+    var values: [Float] = [0, -0, 1, -1, 65504, 65505, 65520, 1e9, -1e9, .infinity, -.infinity, 6.1e-5, 5.96e-8, 2.98e-8,
+                           1e-10, 0.1, 0.3333333, 1.0009765625, 1.00048828125, 1.00146484375, 2049, 2051]
+    var g = UInt32(12345)
+    for _ in 0..<200_000 {
+      g = g &* 1_664_525 &+ 1_013_904_223
+      values.append(Float(bitPattern: g & 0x8FFF_FFFF | 0x3000_0000 & g))
+    }
+    for v in values where !v.isNaN {
+      #expect(HalfFloat.bits(v) == Float16(v).bitPattern, "\(v)")
+    }
+    #expect(Float16(bitPattern: HalfFloat.bits(.nan)).isNaN)
+  }
+}

@@ -6,4 +6,6 @@
 int el_o_direct(void);
 // Asks the kernel to send `sig` to this process when its parent exits (prctl PR_SET_PDEATHSIG). 0 on success.
 int el_set_parent_death_signal(int sig);
+// Moves the calling thread into the network namespace at `path` (e.g. /var/run/netns/NAME). 0 on success.
+int el_enter_netns(const char *path);
 #endif

@@ -1,0 +1,232 @@
+import EdgeLabCore
+import Foundation
+public import Runtime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An emulated cluster: one network namespace per device, each attached by a veth pair to a bridge (the
+/// switch) with its own address; the bridge has the coordinator's address. Names carry the run id so parallel
+/// runs and leftovers can be told apart: namespaces `edgelab-<id>-<device>`, bridge `el<id>br`, host-side veths
+/// `el<id>h<n>`.
+///
+/// Links (A → B) are shaped where the kernel allows:
+/// - rate: an HTB class per destination on A's `eth0` egress (u32 filter on B's address) and one per source on
+///   B's host-side veth egress (filter on A's address), so both ends shape like switch ports; burst =
+///   max(rate/100, 2 MTU), which is ≥ rate/HZ for any kernel HZ ≥ 100; GSO, TSO and GRO off on both ends;
+/// - loss: `netem` where present, else an nftables rule on B's input, `ip saddr A numgen random mod 10000 < k
+///   drop` (on arrival, so TCP sees real loss);
+/// - delay and jitter: `netem` where present, else in the transport (a receive-side release queue; frames are
+///   stamped at send time with CLOCK_MONOTONIC, shared by all namespaces);
+/// - bandwidth traces: `tc class change` at the trace's times.
+/// Traffic to and from the coordinator goes through an unshaped default class.
+final class Cluster: @unchecked Sendable {
+  struct Host: Codable, Sendable {
+    var device: String
+    var netns: String
+    var address: String
+    var hostVeth: String
+    var index: Int
+  }
+  struct Link: Sendable {
+    var from: String
+    var to: String
+    /// Bytes per second of wall time (already divided by the dilation factor).
+    var rate: Double
+    var loss: Double
+    var latency: Double
+    var jitter: Double
+    var trace: [(at: Double, rate: Double)]
+  }
+
+  let id: String
+  let features: KernelFeatures
+  let shell = Shell()
+  let subnet: String
+  private(set) var hosts: [String: Host] = [:]
+  let bridge: String
+  var bridgeAddress: String { subnet + ".1" }
+  private var traceThread: Thread?
+  private let stopTraces = NSCondition()
+  private var stopped = false
+
+  init(id: String, devices: [String], features: KernelFeatures) throws {
+    self.id = id
+    self.features = features
+    bridge = "el\(id)br"
+    subnet = try Self.freeSubnet(seed: id)
+    for (i, d) in devices.enumerated() {
+      hosts[d] = Host(device: d, netns: "edgelab-\(id)-\(Self.safe(d))", address: "\(subnet).\(i + 2)", hostVeth: "el\(id)h\(i)", index: i)
+    }
+  }
+
+  static func safe(_ s: String) -> String { String(s.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" }) }
+
+  /// A 10.x.y.0/24 subnet no interface of this host uses.
+  static func freeSubnet(seed: String) throws -> String {
+    let used = Shell.capture(["ip", "-4", "-o", "addr", "show"]).1
+    var h = UInt64(seed.utf8.reduce(7) { $0 &* 31 &+ UInt64($1) })
+    for _ in 0..<500 {
+      h = SeededRandom.mix(h)
+      let candidate = "10.\(180 + Int(h % 60)).\(Int((h >> 8) % 256))"
+      if !used.contains(candidate + ".") { return candidate }
+    }
+    throw EmulationError("no free 10.x.y.0/24 subnet for the emulated network")
+  }
+
+  /// What this run creates, for `edgelab emulation clean` after a hard kill.
+  struct Record: Codable {
+    var id: String
+    var bridge: String
+    var hosts: [Host]
+    var pidOfCoordinator: Int32
+  }
+  static let stateDirectory = "/run/edgelab/emulation"
+
+  func saveRecord() {
+    try? FileManager.default.createDirectory(atPath: Self.stateDirectory, withIntermediateDirectories: true)
+    let r = Record(id: id, bridge: bridge, hosts: Array(hosts.values), pidOfCoordinator: getpid())
+    if let data = try? JSONEncoder().encode(r) { try? data.write(to: URL(fileURLWithPath: Self.stateDirectory + "/\(id).json")) }
+  }
+
+  // MARK: Up
+
+  func up(links: [Link]) throws {
+    saveRecord()
+    try shell.run(["ip", "link", "add", bridge, "type", "bridge"])
+    try shell.run(["ip", "addr", "add", bridgeAddress + "/24", "dev", bridge])
+    try shell.run(["ip", "link", "set", bridge, "up"])
+    for h in hosts.values.sorted(by: { $0.index < $1.index }) {
+      let peer = "el\(id)n\(h.index)"
+      try shell.run(["ip", "netns", "add", h.netns])
+      try shell.run(["ip", "link", "add", h.hostVeth, "type", "veth", "peer", "name", peer])
+      try shell.run(["ip", "link", "set", h.hostVeth, "master", bridge])
+      try shell.run(["ip", "link", "set", peer, "netns", h.netns])
+      try shell.run(["ip", "-n", h.netns, "link", "set", peer, "name", "eth0"])
+      try shell.run(["ip", "-n", h.netns, "addr", "add", h.address + "/24", "dev", "eth0"])
+      try shell.run(["ip", "-n", h.netns, "link", "set", "eth0", "up"])
+      try shell.run(["ip", "-n", h.netns, "link", "set", "lo", "up"])
+      try shell.run(["ip", "link", "set", h.hostVeth, "up"])
+      if features.ethtool {
+        try shell.run(["ip", "netns", "exec", h.netns, "ethtool", "-K", "eth0", "gso", "off", "tso", "off", "gro", "off"], check: false)
+        try shell.run(["ethtool", "-K", h.hostVeth, "gso", "off", "tso", "off", "gro", "off"], check: false)
+      }
+      // Root HTB on both ends; unshaped default class for coordinator traffic.
+      try shell.run(["tc", "-n", h.netns, "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb", "default", "9999", "r2q", "1000"])
+      try shell.run(["tc", "-n", h.netns, "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:9999", "htb", "rate", "10gbit"])
+      try shell.run(["tc", "qdisc", "add", "dev", h.hostVeth, "root", "handle", "1:", "htb", "default", "9999", "r2q", "1000"])
+      try shell.run(["tc", "class", "add", "dev", h.hostVeth, "parent", "1:", "classid", "1:9999", "htb", "rate", "10gbit"])
+    }
+    var nftTables = Set<String>()
+    for l in links {
+      guard let a = hosts[l.from], let b = hosts[l.to] else { continue }
+      try shape(l, a, b)
+      if l.loss > 0 && !features.netem {
+        // Dropped on arrival at B, as a lossy wire would: a drop in A's output hook is reported to A's TCP
+        // as a local failure and retransmitted at once, which hides the loss from congestion control.
+        if !nftTables.contains(b.netns) {
+          try shell.run(["ip", "netns", "exec", b.netns, "nft", "add", "table", "inet", "edgelab"])
+          try shell.run(["ip", "netns", "exec", b.netns, "nft", "add", "chain", "inet", "edgelab", "in", "{ type filter hook input priority 0; }"])
+          nftTables.insert(b.netns)
+        }
+        let k = Int((l.loss * 10000).rounded())
+        try shell.run(["ip", "netns", "exec", b.netns, "nft", "add", "rule", "inet", "edgelab", "in", "ip", "saddr", a.address,
+                       "numgen", "random", "mod", "10000", "lt", String(k), "drop"])
+      }
+    }
+    startTraces(links)
+  }
+
+  func classID(_ h: Host) -> String { "1:\(10 + h.index)" }
+
+  static func rateArg(_ bytesPerSecond: Double) -> String { "\(max(8, Int((bytesPerSecond * 8).rounded())))bit" }
+  static func burst(_ bytesPerSecond: Double) -> String { String(max(3028, Int(bytesPerSecond / 100))) }
+
+  func shape(_ l: Link, _ a: Host, _ b: Host) throws {
+    let rate = Self.rateArg(l.rate), burst = Self.burst(l.rate)
+    try shell.run(["tc", "-n", a.netns, "class", "add", "dev", "eth0", "parent", "1:", "classid", classID(b), "htb",
+                   "rate", rate, "ceil", rate, "burst", burst, "cburst", burst])
+    try shell.run(["tc", "-n", a.netns, "filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+                   "match", "ip", "dst", b.address + "/32", "flowid", classID(b)])
+    if features.netem && (l.latency > 0 || l.jitter > 0 || l.loss > 0) {
+      var args = ["tc", "-n", a.netns, "qdisc", "add", "dev", "eth0", "parent", classID(b), "handle", "\(10 + b.index):", "netem",
+                  "delay", "\(l.latency * 1e3)ms"]
+      if l.jitter > 0 { args += ["\(l.jitter * 1e3)ms", "distribution", "normal"] }
+      if l.loss > 0 { args += ["loss", "\(l.loss * 100)%"] }
+      try shell.run(args)
+    }
+    try shell.run(["tc", "class", "add", "dev", b.hostVeth, "parent", "1:", "classid", classID(a), "htb",
+                   "rate", rate, "ceil", rate, "burst", burst, "cburst", burst])
+    try shell.run(["tc", "filter", "add", "dev", b.hostVeth, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+                   "match", "ip", "src", a.address + "/32", "flowid", classID(a)])
+  }
+
+  /// How a link is realised, e.g. "tc-htb+nft-loss+transport-delay".
+  func mechanism(_ l: Link) -> String {
+    var m = "tc-htb"
+    if features.netem && (l.latency > 0 || l.jitter > 0 || l.loss > 0) { return m + "+tc-netem" }
+    if l.loss > 0 { m += "+nft-loss" }
+    if l.latency > 0 || l.jitter > 0 { m += "+transport-delay" }
+    return m
+  }
+
+  /// Follows bandwidth traces: changes the HTB classes at the trace's (wall) times.
+  func startTraces(_ links: [Link]) {
+    let changes = links.flatMap { l in l.trace.map { (at: $0.at, link: l, rate: $0.rate) } }.sorted { $0.at < $1.at }
+    guard !changes.isEmpty else { return }
+    let start = Date()
+    let t = Thread { [self] in
+      for c in changes {
+        stopTraces.lock()
+        while !stopped && Date().timeIntervalSince(start) < c.at { _ = stopTraces.wait(until: start.addingTimeInterval(c.at)) }
+        let done = stopped
+        stopTraces.unlock()
+        if done { return }
+        guard let a = hosts[c.link.from], let b = hosts[c.link.to] else { continue }
+        let rate = Self.rateArg(c.rate), burst = Self.burst(c.rate)
+        try? shell.run(["tc", "-n", a.netns, "class", "change", "dev", "eth0", "parent", "1:", "classid", classID(b), "htb",
+                        "rate", rate, "ceil", rate, "burst", burst, "cburst", burst])
+        try? shell.run(["tc", "class", "change", "dev", b.hostVeth, "parent", "1:", "classid", classID(a), "htb",
+                        "rate", rate, "ceil", rate, "burst", burst, "cburst", burst])
+      }
+    }
+    traceThread = t
+    t.start()
+  }
+
+  // MARK: Down
+
+  /// Removes everything (idempotent): processes in the namespaces, namespaces (with their veths, qdiscs and
+  /// nft tables), the bridge, and the state record; waits until the kernel has let go of the links.
+  func down() {
+    stopTraces.lock()
+    stopped = true
+    stopTraces.broadcast()
+    stopTraces.unlock()
+    Self.remove(Record(id: id, bridge: bridge, hosts: Array(hosts.values), pidOfCoordinator: getpid()))
+  }
+
+  static func remove(_ r: Record) {
+    for h in r.hosts {
+      let pids = Shell.capture(["ip", "netns", "pids", h.netns]).1.split(separator: "\n").compactMap { Int32($0) }
+      for p in pids { kill(p, SIGKILL) }
+      _ = Shell.capture(["ip", "netns", "del", h.netns])
+    }
+    _ = Shell.capture(["ip", "link", "del", r.bridge])
+    // Deleting a namespace frees its veths asynchronously; wait until none of this run's links is left.
+    for _ in 0..<200 {
+      let links = Shell.capture(["ip", "-o", "link", "show"]).1
+      if !links.contains("el\(r.id)") { break }
+      for name in links.split(separator: "\n").compactMap({ $0.split(separator: ":").dropFirst().first?.trimmingCharacters(in: .whitespaces) })
+      where name.hasPrefix("el\(r.id)") {
+        _ = Shell.capture(["ip", "link", "del", String(name.split(separator: "@").first ?? "")])
+      }
+      usleep(20_000)
+    }
+    DeviceCgroup.remove(run: r.id)
+    try? FileManager.default.removeItem(atPath: stateDirectory + "/\(r.id).json")
+    try? FileManager.default.removeItem(atPath: stateDirectory + "/\(r.id).playground")
+  }
+
+  var commands: [String] { shell.log }
+}

@@ -1,0 +1,174 @@
+public import EdgeLabCore
+import Engine
+import Foundation
+public import Runtime
+public import Spec
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Starts workers in an emulated cluster (`emulation: namespaces`): namespaces and kernel shaping for the
+/// network, cgroups for CPU and memory, time dilation. See `Cluster` and `DilationPlan`.
+public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
+  let options: EmulationOptions
+  let log: @Sendable (String) -> Void
+  var cluster: Cluster?
+  var links: [String: Cluster.Link] = [:]
+  var plan: DilationPlan?
+  var memoryLimits: [String: Int] = [:]
+  var features: KernelFeatures?
+  var measured: [Fidelity.LinkMeasurement] = []
+  /// The no-netem warning is printed once per process, not once per run of a sweep.
+  nonisolated(unsafe) private static var warned = false
+  private static let warnLock = NSLock()
+
+  public init(options: EmulationOptions, log: @escaping @Sendable (String) -> Void = { _ in }) {
+    self.options = options
+    self.log = log
+  }
+
+  public var mechanism: String { "namespaces" }
+
+  public func mechanism(from: String, to: String) -> String {
+    guard let l = links[from + "→" + to], let c = cluster else { return "namespaces-unshaped" }
+    return c.mechanism(l)
+  }
+
+  public func prepare(devices: [String], experiment x: ResolvedExperiment, runID: String) throws -> [String: LaunchTarget] {
+    let features = KernelFeatures.current
+    self.features = features
+    guard features.root else {
+      throw EmulationError("emulation: namespaces needs root (network namespaces, tc, cgroups); run as root, or set emulation to userspace (shaping in the transport) or none")
+    }
+    guard features.htb else { throw EmulationError("the kernel has no htb qdisc; use emulation: userspace") }
+    let host = try options.hostBandwidth ?? HostProfile.measure()
+    let used = x.devices.filter { devices.contains($0.name) }
+    let plan = DilationPlan.plan(devices: used, calibration: x.spec.calibration, hostBandwidth: host,
+                                 cores: ProcessInfo.processInfo.activeProcessorCount, coordinatorShare: options.coordinatorShare,
+                                 fixed: options.dilation)
+    self.plan = plan
+    let d = plan.factor
+    let id = String(format: "%04x", UInt32.random(in: 0...0xFFFF))
+    let cluster = try Cluster(id: id, devices: devices, features: features)
+    self.cluster = cluster
+    var shaped: [Cluster.Link] = []
+    for l in x.links where devices.contains(l.from) && devices.contains(l.to) {
+      let trace = (l.trace?.points ?? []).filter { $0.at.value > 0 }.map { (at: $0.at.value * d, rate: $0.bandwidth.bytesPerSecond / d) }
+      let link = Cluster.Link(from: l.from, to: l.to, rate: l.spec.bandwidth.bytesPerSecond / d, loss: l.spec.loss,
+                              latency: l.spec.latency.value * d, jitter: l.spec.jitter.value * d, trace: trace)
+      links[l.from + "→" + l.to] = link
+      shaped.append(link)
+    }
+    if !features.netem && shaped.contains(where: { $0.latency > 0 || $0.jitter > 0 }) && Self.warnLock.withLock({ () -> Bool in
+      defer { Self.warned = true }
+      return !Self.warned
+    }) {
+      log("warning: this kernel has no netem; link delay and jitter are emulated in the transport (receive-side release queue)")
+    }
+    do {
+      try cluster.up(links: shaped)
+      // The links this run's pipeline uses (stage to stage, last back to first), measured before it starts.
+      for (i, from) in devices.enumerated() where devices.count > 1 {
+        let to = devices[(i + 1) % devices.count]
+        guard let l = links[from + "→" + to] else { continue }
+        measured.append(try Fidelity.measure(cluster: cluster, link: l, dilation: d))
+      }
+    } catch {
+      cluster.down()
+      throw error
+    }
+    var targets: [String: LaunchTarget] = [:]
+    for dev in devices {
+      guard let h = cluster.hosts[dev], let device = x.device(dev) else { continue }
+      // The worker's memory limit: its budget, scaled from the declared weight bytes to the engine's (the engine
+      // stores what the checkpoint or the precision says, so the scale is 1), plus headroom for the process.
+      let limit = Int(device.profile.usableMemory.value + options.memoryHeadroom.value)
+      memoryLimits[dev] = limit
+      let cgroup = DeviceCgroup(run: cluster.id, device: Cluster.safe(dev), cpuShare: plan.cpuShares[dev] ?? 1,
+                                memoryLimit: features.cgroupV1Memory ? limit : nil)
+      if features.cgroupV1CPU { try cgroup.create(cluster.shell) }
+      var delays: [String: LinkDelay] = [:]
+      if !features.netem {
+        for (_, l) in links where l.to == dev && (l.latency > 0 || l.jitter > 0) { delays[l.from] = LinkDelay(latency: l.latency, jitter: l.jitter) }
+      }
+      let shell = cluster.shell
+      let cpu = features.cgroupV1CPU
+      targets[dev] = LaunchTarget(
+        listenHost: h.address, prefix: ["ip", "netns", "exec", h.netns], delays: delays, dilation: d,
+        storageBytesPerSecond: device.profile.storageReadBandwidth.bytesPerSecond / d,
+        attach: { pid in if cpu { try cgroup.attach(pid, shell) } })
+    }
+    return targets
+  }
+
+  public func teardown() {
+    cluster?.down()
+    cluster = nil
+  }
+
+  public func facts() -> [String: String] {
+    guard let plan else { return ["emulation": "namespaces"] }
+    var f: [String: String] = [
+      "emulation": "namespaces", "dilation_factor": String(plan.factor),
+      "host_bandwidth": plan.hostBandwidth.canonical, "kernel": features?.kernel ?? "",
+      "kernel_features": (try? JSONCoding.compactString(features)) ?? "",
+      "cpu_quotas": plan.cpuShares.sorted { $0.key < $1.key }.map { "\($0.key)=\(Int($0.value * Double(DeviceCgroup.period)))us/\(DeviceCgroup.period)us" }.joined(separator: ","),
+      "memory_limits": memoryLimits.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
+    ]
+    if !measured.isEmpty { f["measured_links"] = (try? JSONCoding.compactString(measured)) ?? "" }
+    if let c = cluster {
+      f["link_mechanisms"] = links.keys.sorted().map { "\($0)=\(c.mechanism(links[$0]!))" }.joined(separator: ",")
+      f["emulation_commands"] = c.commands.joined(separator: "\n")
+    }
+    return f
+  }
+}
+
+/// Shaping inside the transport only (`emulation: userspace`): delays at the receiver, rate pacing at the
+/// sender; no root needed, no CPU or memory limits, no loss (a reliable byte stream cannot drop).
+public final class UserspaceLauncher: WorkerLauncher, @unchecked Sendable {
+  var links: [String: (rate: Double, latency: Double, jitter: Double)] = [:]
+  public init() {}
+  public var mechanism: String { "transport-pacing+transport-delay" }
+  public func prepare(devices: [String], experiment x: ResolvedExperiment, runID: String) throws -> [String: LaunchTarget] {
+    var targets: [String: LaunchTarget] = [:]
+    for d in devices {
+      var delays: [String: LinkDelay] = [:]
+      var pacing: [String: Double] = [:]
+      for l in x.links where devices.contains(l.from) && devices.contains(l.to) {
+        links[l.from + "→" + l.to] = (l.spec.bandwidth.bytesPerSecond, l.spec.latency.value, l.spec.jitter.value)
+        if l.to == d && (l.spec.latency.value > 0 || l.spec.jitter.value > 0) {
+          delays[l.from] = LinkDelay(latency: l.spec.latency.value, jitter: l.spec.jitter.value)
+        }
+        if l.from == d { pacing[l.to] = l.spec.bandwidth.bytesPerSecond }
+      }
+      var t = LaunchTarget(listenHost: "127.0.0.1", delays: delays)
+      t.pacing = pacing
+      targets[d] = t
+    }
+    return targets
+  }
+  public func teardown() {}
+  public func facts() -> [String: String] { ["emulation": "userspace", "loss": "not emulated in userspace mode"] }
+}
+
+/// The host profile: decode bandwidth of one core of this machine, measured with the engine's kernel.
+public enum HostProfile {
+  public static func measure(bytes: Int = 512 << 20, passes: Int = 3) throws -> Bandwidth {
+    let previous = Kernels.threads
+    Kernels.setThreads(1)
+    defer { Kernels.setThreads(previous) }
+    let cols = 4096
+    let rows = bytes / 4 / cols
+    let w = try SyntheticWeights(config: ModelPreset.tiny.config, seed: 4).matrix("host-profile", rows: rows, cols: cols)
+    let x = [Float](repeating: 1, count: cols)
+    var y = [Float](repeating: 0, count: rows)
+    Kernels.stream(w, x, &y)
+    let t0 = monotonicNanoseconds()
+    for _ in 0..<passes { Kernels.stream(w, x, &y) }
+    let s = Double(monotonicNanoseconds() - t0) * 1e-9
+    return Bandwidth(bitsPerSecond: Double(rows * cols * 4 * passes) / s * 8)
+  }
+}
+import Catalog
+import Transport

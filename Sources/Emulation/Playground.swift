@@ -1,0 +1,134 @@
+public import EdgeLabCore
+public import Spec
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `edgelab emulation up/down/clean`: emulated hosts for users' own tools, and cleanup after hard kills.
+public enum Playground {
+  public struct HostInfo: Codable, Sendable {
+    public var name: String
+    public var netns: String
+    public var address: String
+  }
+  public struct Created: Codable, Sendable {
+    public var id: String
+    public var hosts: [HostInfo]
+    public var bridge: String
+    public var mechanism: String
+    public var warnings: [String]
+  }
+
+  /// Creates `hosts` hosts h0… joined by symmetric links, and leaves them up.
+  public static func up(hosts n: Int, bandwidth: Bandwidth, delay: Seconds, jitter: Seconds, loss: Double) throws -> Created {
+    let names = (0..<n).map { "h\($0)" }
+    var links: [Cluster.Link] = []
+    for a in names { for b in names where a != b {
+      links.append(Cluster.Link(from: a, to: b, rate: bandwidth.bytesPerSecond, loss: loss, latency: delay.value, jitter: jitter.value, trace: []))
+    } }
+    return try up(hosts: names, links: links)
+  }
+
+  /// Creates one host per device of an experiment (its first sweep point), with the experiment's links, in real
+  /// time (no dilation: the playground has no devices to slow down); bandwidth traces are followed.
+  public static func up(experiment x: ResolvedExperiment) throws -> Created {
+    let links = x.links.map { (l: ResolvedLink) -> Cluster.Link in
+      Cluster.Link(from: l.from, to: l.to, rate: l.spec.bandwidth.bytesPerSecond, loss: l.spec.loss, latency: l.spec.latency.value,
+                   jitter: l.spec.jitter.value,
+                   trace: (l.trace?.points ?? []).filter { $0.at.value > 0 }.map { (at: $0.at.value, rate: $0.bandwidth.bytesPerSecond) })
+    }
+    return try up(hosts: x.devices.map(\.name), links: links)
+  }
+
+  static func up(hosts names: [String], links declared: [Cluster.Link]) throws -> Created {
+    let features = KernelFeatures.current
+    guard features.root else { throw EmulationError("emulation up needs root (network namespaces)") }
+    let id = String(format: "%04x", UInt32.random(in: 0...0xFFFF))
+    let cluster = try Cluster(id: id, devices: names, features: features)
+    // Without netem, delay lives in EdgeLab's transport and cannot be applied to other tools' traffic.
+    let links = declared.map { l in
+      var l = l
+      if !features.netem { (l.latency, l.jitter) = (0, 0) }
+      return l
+    }
+    let delayed = declared.contains { $0.latency > 0 || $0.jitter > 0 }
+    do { try cluster.up(links: links) } catch {
+      cluster.down()
+      throw error
+    }
+    Cluster.markPlayground(id)
+    var warnings: [String] = []
+    if !features.netem && delayed {
+      warnings.append("this kernel has no netem: delay and jitter are not applied to traffic of other tools (EdgeLab's transport emulates them in runs)")
+    }
+    return Created(id: id, hosts: names.map { n in HostInfo(name: n, netns: cluster.hosts[n]!.netns, address: cluster.hosts[n]!.address) },
+                   bridge: cluster.bridge, mechanism: links.first.map(cluster.mechanism) ?? "none", warnings: warnings)
+  }
+
+  /// Removes a cluster made by `up` (or left by a run).
+  public static func down(id: String) throws {
+    guard let r = Cluster.record(id) else { throw EmulationError("no emulated cluster '\(id)' (see /run/edgelab/emulation)") }
+    Cluster.remove(r)
+  }
+
+  /// Removes what runs that were killed hard left behind: clusters whose coordinator is gone, then anything
+  /// carrying EdgeLab's names (namespaces edgelab-*, links el<id>…, cgroups edgelab-*) that no live run owns.
+  /// Playground clusters (from `up`) are kept unless `all`. Returns what was removed.
+  public static func clean(all: Bool = false) -> [String] {
+    var removed: [String] = []
+    var live = Set<String>()
+    for r in Cluster.records() {
+      let playground = Cluster.isPlayground(r.id)
+      let owner = !playground && kill(r.pidOfCoordinator, 0) == 0 && isEdgeLab(r.pidOfCoordinator)
+      if owner || (playground && !all) { live.insert(r.id); continue }
+      Cluster.remove(r)
+      removed.append("cluster \(r.id)")
+    }
+    // Leftovers without a record.
+    for ns in Shell.capture(["ip", "netns", "list"]).1.split(separator: "\n").map({ String($0.split(separator: " ").first ?? "") })
+    where ns.hasPrefix("edgelab-") && !live.contains(where: { ns.hasPrefix("edgelab-\($0)-") }) {
+      for p in Shell.capture(["ip", "netns", "pids", ns]).1.split(separator: "\n").compactMap({ Int32($0) }) { kill(p, SIGKILL) }
+      _ = Shell.capture(["ip", "netns", "del", ns])
+      removed.append("netns \(ns)")
+    }
+    let links = Shell.capture(["ip", "-o", "link", "show"]).1.split(separator: "\n")
+      .compactMap { $0.split(separator: ":").dropFirst().first?.trimmingCharacters(in: .whitespaces).split(separator: "@").first.map(String.init) }
+    for l in links where l.count >= 7 && l.hasPrefix("el") && l.dropFirst(2).prefix(4).allSatisfy(\.isHexDigit) {
+      let id = String(l.dropFirst(2).prefix(4))
+      if live.contains(id) { continue }
+      _ = Shell.capture(["ip", "link", "del", l])
+      removed.append("link \(l)")
+    }
+    for controller in ["cpu", "memory"] {
+      let base = "\(DeviceCgroup.root)/\(controller)"
+      for dir in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] where dir.hasPrefix("edgelab-") {
+        let id = String(dir.dropFirst(8))
+        if live.contains(id) { continue }
+        DeviceCgroup.remove(run: id)
+        removed.append("cgroup \(controller)/\(dir)")
+      }
+    }
+    return removed
+  }
+
+  static func isEdgeLab(_ pid: Int32) -> Bool {
+    guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+    return String(decoding: raw.split(separator: 0).first ?? [], as: UTF8.self).hasSuffix("edgelab")
+  }
+}
+
+extension Cluster {
+  static func records() -> [Record] {
+    let files = (try? FileManager.default.contentsOfDirectory(atPath: stateDirectory)) ?? []
+    return files.filter { $0.hasSuffix(".json") }.compactMap { record(String($0.dropLast(5))) }
+  }
+  static func record(_ id: String) -> Record? {
+    guard let data = FileManager.default.contents(atPath: stateDirectory + "/\(id).json") else { return nil }
+    return try? JSONDecoder().decode(Record.self, from: data)
+  }
+  static func markPlayground(_ id: String) {
+    FileManager.default.createFile(atPath: stateDirectory + "/\(id).playground", contents: Data())
+  }
+  static func isPlayground(_ id: String) -> Bool { FileManager.default.fileExists(atPath: stateDirectory + "/\(id).playground") }
+}

@@ -1,0 +1,96 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An emulation step that failed, with the command and what it printed.
+public struct EmulationError: Error, CustomStringConvertible, Sendable {
+  public var message: String
+  public init(_ message: String) { self.message = message }
+  public var description: String { message }
+}
+
+/// Runs system commands (ip, tc, nft, ethtool) and keeps the exact command lines, so results can say what
+/// was configured.
+final class Shell: @unchecked Sendable {
+  private(set) var log: [String] = []
+  private let lock = NSLock()
+
+  /// Runs a command; throws with its output when it fails (unless `check` is false). Returns stdout.
+  @discardableResult
+  func run(_ args: [String], check: Bool = true, record: Bool = true) throws -> String {
+    if record {
+      lock.lock()
+      log.append(args.map { $0.contains(" ") || $0.contains("{") ? "'\($0)'" : $0 }.joined(separator: " "))
+      lock.unlock()
+    }
+    let (status, out, err) = Self.capture(args)
+    if check && status != 0 {
+      throw EmulationError("`\(args.joined(separator: " "))` failed (status \(status)): \((err + out).trimmingCharacters(in: .whitespacesAndNewlines))")
+    }
+    return out
+  }
+
+  /// Runs a command and returns (status, stdout, stderr); status 127 if it cannot start.
+  static func capture(_ args: [String]) -> (Int32, String, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = FileHandle.nullDevice
+    do { try p.run() } catch { return (127, "", "\(error)") }
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+  }
+
+  /// Records an action that is not a command (e.g. a cgroup file write).
+  func note(_ line: String) {
+    lock.lock()
+    log.append(line)
+    lock.unlock()
+  }
+
+  static func exists(_ tool: String) -> Bool { capture(["which", tool]).0 == 0 }
+}
+
+/// What this machine's kernel and tools offer for emulation.
+public struct KernelFeatures: Sendable, Codable {
+  public var kernel: String
+  public var root: Bool
+  public var netem: Bool
+  public var htb: Bool
+  public var nftables: Bool
+  public var ethtool: Bool
+  public var cgroupV1CPU: Bool
+  public var cgroupV1Memory: Bool
+
+  /// What this machine offers, probed once per process (concurrent runs share the answer).
+  public static var current: KernelFeatures { cached }
+  private static let cached = probe()
+
+  /// Probes in a throwaway namespace (root only; nothing is left behind).
+  public static func probe() -> KernelFeatures {
+    var u = utsname()
+    uname(&u)
+    let kernel = withUnsafeBytes(of: &u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    let root = geteuid() == 0
+    var f = KernelFeatures(kernel: kernel, root: root, netem: false, htb: false, nftables: Shell.exists("nft"),
+                           ethtool: Shell.exists("ethtool"),
+                           cgroupV1CPU: FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"),
+                           cgroupV1Memory: FileManager.default.fileExists(atPath: "/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+    guard root else { return f }
+    let ns = "edgelab-probe-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    guard Shell.capture(["ip", "netns", "add", ns]).0 == 0 else { return f }
+    defer { _ = Shell.capture(["ip", "netns", "del", ns]) }
+    // A veth pair: the dummy driver is a module that minimal kernels lack.
+    _ = Shell.capture(["ip", "-n", ns, "link", "add", "probe0", "type", "veth", "peer", "name", "probe1"])
+    f.netem = Shell.capture(["tc", "-n", ns, "qdisc", "add", "dev", "probe0", "root", "netem", "delay", "1ms"]).0 == 0
+    _ = Shell.capture(["tc", "-n", ns, "qdisc", "del", "dev", "probe0", "root"])
+    f.htb = Shell.capture(["tc", "-n", ns, "qdisc", "add", "dev", "probe0", "root", "handle", "1:", "htb"]).0 == 0
+    return f
+  }
+}

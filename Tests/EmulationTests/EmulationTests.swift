@@ -1,0 +1,233 @@
+import DSL
+@testable import Emulation
+import Foundation
+import Metrics
+import Results
+import Runner
+import Runtime
+import TestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let isRoot = geteuid() == 0
+
+/// Nothing of emulated cluster `id` is left: namespace (with its nft table and qdiscs), link, qdisc on the host
+/// side, cgroup, process started in its namespaces, state file.
+func assertGone(_ id: String, sourceLocation: SourceLocation = #_sourceLocation) {
+  let qdiscs = Shell.capture(["tc", "qdisc", "show"]).1
+  #expect(!qdiscs.contains("el\(id)"), "qdiscs left: \(qdiscs)", sourceLocation: sourceLocation)
+  let processes = Shell.capture(["pgrep", "-af", "edgelab-\(id)-"]).1
+  #expect(processes.isEmpty, "processes left: \(processes)", sourceLocation: sourceLocation)
+  let netns = Shell.capture(["ip", "netns", "list"]).1
+  #expect(!netns.contains("edgelab-\(id)-"), "namespaces left: \(netns)", sourceLocation: sourceLocation)
+  let links = Shell.capture(["ip", "-o", "link", "show"]).1
+  #expect(!links.contains("el\(id)"), "links left", sourceLocation: sourceLocation)
+  for c in ["cpu", "memory"] {
+    #expect(!FileManager.default.fileExists(atPath: "/sys/fs/cgroup/\(c)/edgelab-\(id)"), "cgroup \(c) left", sourceLocation: sourceLocation)
+  }
+  #expect(!FileManager.default.fileExists(atPath: Cluster.stateDirectory + "/\(id).json"), sourceLocation: sourceLocation)
+}
+
+@Suite("Time dilation")
+struct DilationTests {
+  @Test func factorFitsTheHostAndKeepsRelativeSpeeds() throws {
+    let x = try Experiment("d") {
+      Model(.tiny)
+      Device("nano", .orinNano8GB, count: 2)
+      Device("agx", .agxOrin32GB)
+      Algorithm("even")
+    }.spec.resolve()
+    let plan = DilationPlan.plan(devices: x.devices, calibration: Calibration(memoryEfficiency: 1), hostBandwidth: .gigabytesPerSecond(20),
+                                 cores: 2, coordinatorShare: 0.25)
+    // Speeds: Nano 68/20 = 3.4, AGX 204.8/20 = 10.24; AGX alone needs D ≥ 10.24, all need (3.4·2 + 10.24)/1.75.
+    #expect(isClose(plan.factor, max(10.24, (6.8 + 10.24) / 1.75)))
+    #expect(isClose(plan.cpuShares["agx"]! / plan.cpuShares["nano0"]!, 204.8 / 68))
+    #expect(plan.cpuShares.values.reduce(0, +) <= 1.75 + 1e-9 && plan.cpuShares.values.allSatisfy { $0 <= 1 })
+    let slow = DilationPlan.plan(devices: [x.devices[0]], calibration: Calibration(memoryEfficiency: 1), hostBandwidth: .gigabytesPerSecond(200),
+                                 cores: 2, coordinatorShare: 0.25)
+    #expect(slow.factor == 1)
+  }
+}
+
+/// Everything that builds emulated hosts runs one test at a time: the tests check that nothing of theirs is left,
+/// and measure links, so they must not share the machine's namespaces or cores with each other.
+@Suite("Emulation as root", .serialized, .enabled(if: isRoot, "network namespaces need root"))
+struct RootEmulationTests {}
+
+extension RootEmulationTests {
+@Suite("Emulated links")
+struct LinkFidelityTests {
+  @Test(arguments: [10.0, 100.0])
+  func throughputWithinTenPercentBothWays(mbit: Double) throws {
+    var id = ""
+    try Fidelity.withPair(bandwidth: .mbit(mbit)) { p in
+      id = p.id
+      let forward = try p.throughput(), back = try p.throughput(reverse: true)
+      #expect(abs(forward - mbit) <= 0.1 * mbit, "A→B measured \(forward) Mbit/s at \(mbit)")
+      #expect(abs(back - mbit) <= 0.1 * mbit, "B→A measured \(back) Mbit/s at \(mbit)")
+    }
+    assertGone(id)
+  }
+
+  @Test func addedDelayWithinOneMillisecond() throws {
+    var id = ""
+    let base = try Fidelity.withPair(bandwidth: .mbit(100)) { p in
+      id = p.id
+      return try p.roundTrip() / 2
+    }
+    assertGone(id)
+    let delayed = try Fidelity.withPair(bandwidth: .mbit(100), latency: .ms(5)) { p in
+      id = p.id
+      return try p.roundTrip() / 2
+    }
+    #expect(abs(delayed - base - 5) <= 1, "added delay measured \(delayed - base) ms for 5 ms")
+    assertGone(id)
+  }
+
+  @Test func lossWithinOnePointFiveAtFivePercent() throws {
+    var id = ""
+    let loss = try Fidelity.withPair(bandwidth: .gbit(1), loss: 0.05) { p in
+      id = p.id
+      #expect(p.mechanism.contains("loss"))
+      return try p.loss()
+    }
+    #expect(abs(loss * 100 - 5) <= 1.5, "measured \(loss * 100)% at 5%")
+    assertGone(id)
+  }
+}
+
+enum EmulatedRuns {
+  static var binary: String {
+    ProcessInfo.processInfo.environment["EDGELAB_BIN"]
+      ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("edgelab").path
+  }
+
+  static func spec(bandwidth: Bandwidth, requests: Int = 2, output: Int = 4, prompt: Int = 64) -> ExperimentSpec {
+    Experiment("emulated-test") {
+      Model(.small, precision: .fp32)
+      Device("nano", .orinNano8GB, count: 2).source()
+      Network(bandwidth: bandwidth, latency: .ms(1))
+      Workload(requests: requests, prompt: .fixed(prompt), output: .fixed(output))
+      Algorithm("even")
+      Backend(.loopback)
+      Emulation(.namespaces)
+      Seed(5)
+    }.spec
+  }
+
+  static func backend(pids: (@Sendable ([String: Int32]) -> Void)? = nil, onServing: (@Sendable () -> Void)? = nil) -> LoopbackBackend {
+    var o = LoopbackOptions(executable: binary, workDirectory: temporaryDirectory("edgelab-emu"), referenceCache: nil,
+                            launcherFactory: emulationLauncherFactory(log: { _ in }))
+    o.onWorkersStarted = pids
+    o.onServing = onServing
+    return LoopbackBackend(options: o)
+  }
+
+  static func run(_ spec: ExperimentSpec, _ backend: LoopbackBackend) throws -> RunRecord {
+    let path = temporaryDirectory() + "/r.h5"
+    _ = try ExperimentRunner(backends: [.loopback: backend]).run(spec, options: RunOptions(outputPath: path))
+    return try ResultsStore.read(path).runs[0]
+  }
+
+  /// Run ids whose namespaces exist now.
+  static func liveClusters() -> Set<String> {
+    Set(Shell.capture(["ip", "netns", "list"]).1.split(separator: "\n").compactMap { line -> String? in
+      let name = line.split(separator: " ").first.map(String.init) ?? ""
+      guard name.hasPrefix("edgelab-") else { return nil }
+      return String(name.dropFirst(8).prefix(4))
+    })
+  }
+}
+
+@Suite("Emulated runs")
+struct EmulatedRunTests {
+  /// A 10 Mbit/s link makes the prefill's activation transfer slower by about its size over the rate.
+  @Test func aSlowLinkSlowsTransfersByTheExpectedAmount() throws {
+    let before = EmulatedRuns.liveClusters()
+    let fast = try EmulatedRuns.run(EmulatedRuns.spec(bandwidth: .gbit(1)), EmulatedRuns.backend())
+    let slow = try EmulatedRuns.run(EmulatedRuns.spec(bandwidth: .mbit(10)), EmulatedRuns.backend())
+    for r in [fast, slow] {
+      #expect(r.outcome.status == .complete, "\(r.outcome.message ?? "")")
+      #expect(r.outcome.facts["lossless"] == .number(1))
+      #expect(r.outcome.facts["emulation"] == .string("namespaces"))
+      #expect((r.outcome.facts["dilation_factor"]?.stringValue.flatMap(Double.init) ?? 0) >= 1)
+      #expect(r.outcome.links.allSatisfy { $0.mechanism.hasPrefix("tc-htb") })
+      #expect(r.outcome.facts["emulation_commands"]?.stringValue?.contains("htb") == true)
+      // The run's own link measurement, in device terms, agrees with the configuration.
+      let json = r.outcome.facts["measured_links"]?.stringValue ?? "[]"
+      let measured = try JSONDecoder().decode([Fidelity.LinkMeasurement].self, from: Data(json.utf8))
+      #expect(measured.count == 2, "\(json)")
+      for m in measured {
+        #expect(abs(m.measuredMbit - m.bandwidthMbit) <= 0.15 * m.bandwidthMbit, "\(json)")
+        #expect(abs(m.measuredDelayMs - m.delayMs) <= 1, "\(json)")
+      }
+    }
+    // 64 prompt tokens × 512 hidden × 4 bytes cross one link before the first token.
+    let expected = 64.0 * 512 * 4 * 8 / 10e6 - 64.0 * 512 * 4 * 8 / 1e9
+    let measured = slow.summary.ttft.mean - fast.summary.ttft.mean
+    #expect(measured > 0.6 * expected && measured < 1.6 * expected, "TTFT grew by \(measured) s, expected about \(expected) s")
+    #expect(EmulatedRuns.liveClusters() == before)
+  }
+
+  @Test func aKilledWorkerLeavesNothingBehind() throws {
+    let before = EmulatedRuns.liveClusters()
+    let pids = PidBox()
+    let backend = EmulatedRuns.backend(pids: { pids.set($0) }, onServing: {
+      Thread.detachNewThread {
+        usleep(1_000_000)
+        if let p = pids.get()["nano1"] { kill(p, SIGKILL) }
+      }
+    })
+    do {
+      _ = try EmulatedRuns.run(EmulatedRuns.spec(bandwidth: .mbit(100), requests: 50, output: 50, prompt: 8), backend)
+      Issue.record("survived a killed worker")
+    } catch {
+      #expect("\(error)".contains("worker nano1 (stage 1)"), "\(error)")
+    }
+    #expect(EmulatedRuns.liveClusters() == before)
+    #expect(pids.get().values.allSatisfy { kill($0, 0) != 0 })
+  }
+
+  @Test func cleanRemovesWhatAKilledCoordinatorLeft() throws {
+    let dir = temporaryDirectory("edgelab-emu-kill")
+    let spec = try JSONCoding.compactString(EmulatedRuns.spec(bandwidth: .mbit(100), requests: 200, output: 64, prompt: 8))
+    try spec.write(toFile: dir + "/spec.json", atomically: true, encoding: .utf8)
+    let before = EmulatedRuns.liveClusters()
+    let cli = try ChildProcess([EmulatedRuns.binary, "run", "--spec", dir + "/spec.json", "--out", dir + "/r.h5"], logPath: dir + "/cli.log")
+    for _ in 0..<6000 {
+      if let log = try? String(contentsOfFile: dir + "/cli.log", encoding: .utf8), log.contains("workers ready") { break }
+      usleep(10_000)
+    }
+    let leftovers = EmulatedRuns.liveClusters().subtracting(before)
+    #expect(leftovers.count == 1)
+    cli.signal(SIGKILL)
+    for _ in 0..<500 where cli.isRunning { usleep(10_000) }
+    #expect(EmulatedRuns.liveClusters().subtracting(before) == leftovers, "a SIGKILLed coordinator cannot clean up")
+    let clean = try ChildProcess([EmulatedRuns.binary, "emulation", "clean"], logPath: dir + "/clean.log")
+    for _ in 0..<3000 where clean.isRunning { usleep(10_000) }
+    #expect(clean.exitDescription == "exited with status 0", "\(clean.logTail())")
+    for id in leftovers { assertGone(id) }
+    // The workers that ran inside the namespaces are gone too.
+    let pgrep = Shell.capture(["pgrep", "-f", "--parent-pid \(cli.pid)"])
+    #expect(pgrep.1.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+  }
+}
+
+}
+
+final class PidBox: @unchecked Sendable {
+  private var v: [String: Int32] = [:]
+  private let lock = NSLock()
+  func set(_ x: [String: Int32]) {
+    lock.lock()
+    v = x
+    lock.unlock()
+  }
+  func get() -> [String: Int32] {
+    lock.lock()
+    defer { lock.unlock() }
+    return v
+  }
+}
