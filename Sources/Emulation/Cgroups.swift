@@ -18,17 +18,25 @@ struct DeviceCgroup: Sendable {
   var cpuPath: String { "\(Self.root)/cpu/edgelab-\(run)/\(device)" }
   var memoryPath: String { "\(Self.root)/memory/edgelab-\(run)/\(device)" }
 
-  func create(_ shell: Shell) throws {
+  /// Creates the cgroups; returns the memory limit the kernel applied (it rounds down to whole pages).
+  @discardableResult
+  func create(_ shell: Shell) throws -> Int? {
     let fm = FileManager.default
     try fm.createDirectory(atPath: cpuPath, withIntermediateDirectories: true)
     try write(String(Self.period), cpuPath + "/cpu.cfs_period_us", shell)
-    // The kernel's minimum quota is 1000 µs.
-    try write(String(max(1000, Int(cpuShare * Double(Self.period)))), cpuPath + "/cpu.cfs_quota_us", shell)
+    try write(String(Self.quota(cpuShare)), cpuPath + "/cpu.cfs_quota_us", shell)
     if let memoryLimit {
       try fm.createDirectory(atPath: memoryPath, withIntermediateDirectories: true)
       try write(String(memoryLimit), memoryPath + "/memory.limit_in_bytes", shell)
+      let applied = (try? String(contentsOfFile: memoryPath + "/memory.limit_in_bytes", encoding: .utf8))
+        .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+      return applied ?? memoryLimit
     }
+    return nil
   }
+
+  /// The quota for a share of one core, in µs per period (the kernel's minimum is 1000 µs).
+  static func quota(_ share: Double) -> Int { max(1000, Int(share * Double(period))) }
 
   func attach(_ pid: Int32, _ shell: Shell) throws {
     try write(String(pid), cpuPath + "/cgroup.procs", shell)

@@ -46,18 +46,40 @@ final class Cluster: @unchecked Sendable {
   private(set) var hosts: [String: Host] = [:]
   let bridge: String
   var bridgeAddress: String { subnet + ".1" }
-  private var traceThread: Thread?
+  private var links: [Link] = []
   private let stopTraces = NSCondition()
   private var stopped = false
+  private var traceRunning = false
 
-  init(id: String, devices: [String], features: KernelFeatures) throws {
-    self.id = id
+  /// Reserves a fresh run id (its state file is created exclusively, so concurrent runs never share one) and
+  /// records what the cluster will create before anything is created.
+  init(devices: [String], features: KernelFeatures) throws {
     self.features = features
+    id = try Self.reserveID()
     bridge = "el\(id)br"
-    subnet = try Self.freeSubnet(seed: id)
+    do { subnet = try Self.freeSubnet(seed: id) } catch {
+      try? FileManager.default.removeItem(atPath: Self.stateDirectory + "/\(id).json")
+      throw error
+    }
     for (i, d) in devices.enumerated() {
       hosts[d] = Host(device: d, netns: "edgelab-\(id)-\(Self.safe(d))", address: "\(subnet).\(i + 2)", hostVeth: "el\(id)h\(i)", index: i)
     }
+    saveRecord()
+  }
+
+  static func reserveID() throws -> String {
+    try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+    let netns = Shell.capture(["ip", "netns", "list"]).1, links = Shell.capture(["ip", "-o", "link", "show"]).1
+    for _ in 0..<1000 {
+      let id = String(format: "%04x", UInt32.random(in: 0...0xFFFF))
+      if netns.contains("edgelab-\(id)-") || links.contains("el\(id)") { continue }
+      let fd = open(stateDirectory + "/\(id).json", O_CREAT | O_EXCL | O_WRONLY, 0o644)
+      if fd >= 0 {
+        close(fd)
+        return id
+      }
+    }
+    throw EmulationError("no free emulation run id in \(stateDirectory); run `edgelab emulation clean`")
   }
 
   static func safe(_ s: String) -> String { String(s.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" }) }
@@ -80,19 +102,35 @@ final class Cluster: @unchecked Sendable {
     var bridge: String
     var hosts: [Host]
     var pidOfCoordinator: Int32
+    /// The coordinator's start time (clock ticks since boot, /proc/PID/stat field 22): a recycled pid is not it.
+    var coordinatorStart: UInt64?
+
+    var coordinatorAlive: Bool {
+      guard kill(pidOfCoordinator, 0) == 0 else { return false }
+      guard let start = coordinatorStart else { return true }
+      return Cluster.startTime(of: pidOfCoordinator) == start
+    }
+  }
+
+  static func startTime(of pid: Int32) -> UInt64? {
+    guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return nil }
+    let s = String(decoding: raw, as: UTF8.self)
+    // Fields after the command name (which may contain spaces) start at the last ')'.
+    guard let close = s.lastIndex(of: ")") else { return nil }
+    let fields = s[s.index(after: close)...].split(separator: " ")
+    return fields.count > 19 ? UInt64(fields[19]) : nil
   }
   static let stateDirectory = "/run/edgelab/emulation"
 
   func saveRecord() {
     try? FileManager.default.createDirectory(atPath: Self.stateDirectory, withIntermediateDirectories: true)
-    let r = Record(id: id, bridge: bridge, hosts: Array(hosts.values), pidOfCoordinator: getpid())
+    let r = Record(id: id, bridge: bridge, hosts: Array(hosts.values), pidOfCoordinator: getpid(), coordinatorStart: Self.startTime(of: getpid()))
     if let data = try? JSONEncoder().encode(r) { try? data.write(to: URL(fileURLWithPath: Self.stateDirectory + "/\(id).json")) }
   }
 
   // MARK: Up
 
   func up(links: [Link]) throws {
-    saveRecord()
     try shell.run(["ip", "link", "add", bridge, "type", "bridge"])
     try shell.run(["ip", "addr", "add", bridgeAddress + "/24", "dev", bridge])
     try shell.run(["ip", "link", "set", bridge, "up"])
@@ -134,7 +172,7 @@ final class Cluster: @unchecked Sendable {
                        "numgen", "random", "mod", "10000", "lt", String(k), "drop"])
       }
     }
-    startTraces(links)
+    self.links = links
   }
 
   func classID(_ h: Host) -> String { "1:\(10 + h.index)" }
@@ -148,17 +186,19 @@ final class Cluster: @unchecked Sendable {
                    "rate", rate, "ceil", rate, "burst", burst, "cburst", burst])
     try shell.run(["tc", "-n", a.netns, "filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "prio", "1", "u32",
                    "match", "ip", "dst", b.address + "/32", "flowid", classID(b)])
-    if features.netem && (l.latency > 0 || l.jitter > 0 || l.loss > 0) {
-      var args = ["tc", "-n", a.netns, "qdisc", "add", "dev", "eth0", "parent", classID(b), "handle", "\(10 + b.index):", "netem",
-                  "delay", "\(l.latency * 1e3)ms"]
-      if l.jitter > 0 { args += ["\(l.jitter * 1e3)ms", "distribution", "normal"] }
-      if l.loss > 0 { args += ["loss", "\(l.loss * 100)%"] }
-      try shell.run(args)
-    }
     try shell.run(["tc", "class", "add", "dev", b.hostVeth, "parent", "1:", "classid", classID(a), "htb",
                    "rate", rate, "ceil", rate, "burst", burst, "cburst", burst])
     try shell.run(["tc", "filter", "add", "dev", b.hostVeth, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
                    "match", "ip", "src", a.address + "/32", "flowid", classID(a)])
+    // netem on B's switch port, not on A's own egress: a drop there is real loss to A's TCP, not a local one.
+    if features.netem && (l.latency > 0 || l.jitter > 0 || l.loss > 0) {
+      var args = ["tc", "qdisc", "add", "dev", b.hostVeth, "parent", classID(a), "handle", "\(10 + a.index):", "netem",
+                  "delay", "\(l.latency * 1e3)ms"]
+      if l.jitter > 0 { args += ["\(l.jitter * 1e3)ms", "distribution", "normal"] }
+      if l.loss > 0 { args += ["loss", "\(l.loss * 100)%"] }
+      args += ["limit", "100000"]
+      try shell.run(args)
+    }
   }
 
   /// How a link is realised, e.g. "tc-htb+nft-loss+transport-delay".
@@ -170,12 +210,21 @@ final class Cluster: @unchecked Sendable {
     return m
   }
 
-  /// Follows bandwidth traces: changes the HTB classes at the trace's (wall) times.
-  func startTraces(_ links: [Link]) {
+  /// Follows bandwidth traces from now (the run's time zero): changes the HTB classes at the trace's (wall) times.
+  func startTraces() {
     let changes = links.flatMap { l in l.trace.map { (at: $0.at, link: l, rate: $0.rate) } }.sorted { $0.at < $1.at }
-    guard !changes.isEmpty else { return }
+    stopTraces.lock()
+    defer { stopTraces.unlock() }
+    guard !changes.isEmpty, !stopped, !traceRunning else { return }
+    traceRunning = true
     let start = Date()
     let t = Thread { [self] in
+      defer {
+        stopTraces.lock()
+        traceRunning = false
+        stopTraces.broadcast()
+        stopTraces.unlock()
+      }
       for c in changes {
         stopTraces.lock()
         while !stopped && Date().timeIntervalSince(start) < c.at { _ = stopTraces.wait(until: start.addingTimeInterval(c.at)) }
@@ -190,7 +239,6 @@ final class Cluster: @unchecked Sendable {
                         "rate", rate, "ceil", rate, "burst", burst, "cburst", burst])
       }
     }
-    traceThread = t
     t.start()
   }
 
@@ -202,6 +250,7 @@ final class Cluster: @unchecked Sendable {
     stopTraces.lock()
     stopped = true
     stopTraces.broadcast()
+    while traceRunning { stopTraces.wait() }
     stopTraces.unlock()
     Self.remove(Record(id: id, bridge: bridge, hosts: Array(hosts.values), pidOfCoordinator: getpid()))
   }
@@ -228,5 +277,5 @@ final class Cluster: @unchecked Sendable {
     try? FileManager.default.removeItem(atPath: stateDirectory + "/\(r.id).playground")
   }
 
-  var commands: [String] { shell.log }
+  var commands: [String] { shell.commands }
 }

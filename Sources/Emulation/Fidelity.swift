@@ -64,8 +64,7 @@ public enum Fidelity {
                                  _ body: (ClusterHandle) throws -> T) throws -> T {
     let features = KernelFeatures.current
     guard features.root else { throw EmulationError("measuring emulated links needs root (network namespaces)") }
-    let id = String(format: "%04x", UInt32.random(in: 0...0xFFFF))
-    let cluster = try Cluster(id: id, devices: ["a", "b"], features: features)
+    let cluster = try Cluster(devices: ["a", "b"], features: features)
     defer { cluster.down() }
     let links = [("a", "b"), ("b", "a")].map {
       Cluster.Link(from: $0.0, to: $0.1, rate: bandwidth.bytesPerSecond, loss: loss, latency: latency.value, jitter: jitter.value, trace: [])
@@ -100,26 +99,28 @@ public enum Fidelity {
       Thread.detachNewThread {
         _ = el_enter_netns("/var/run/netns/" + dst.netns)
         guard let c = try? listener.accept() else { return received.set(.success(0)) }
-        var bytes = 0, start: UInt64 = 0
+        // Counts what arrives in [warm-up, warm-up + seconds], then closes: the sender's queued bytes are
+        // discarded rather than drained, so a slow link costs no more than the window.
+        var bytes = 0, start: UInt64 = 0, last: UInt64 = 0
         let begin = monotonicNanoseconds()
-        while let f = try? c.receive() {
-          if f.type == .goodbye { break }
+        let stop = begin + UInt64((warmup + seconds) * 1e9)
+        while let f = try? c.receive(), f.type != .goodbye {
           let now = monotonicNanoseconds()
           if Double(now - begin) * 1e-9 > warmup {
-            if start == 0 { start = now } else { bytes += Wire.headerSize + f.payload.count }
+            if start == 0 { start = now } else { bytes += Wire.headerSize + f.payload.count; last = now }
           }
+          if now >= stop { break }
         }
-        let elapsed = Double(monotonicNanoseconds() - start) * 1e-9
         c.close()
+        let elapsed = Double(last - min(start, last)) * 1e-9
         received.set(.success(start == 0 || elapsed <= 0 ? 0 : Double(bytes) * 8 / elapsed / 1e6))
       }
       try Fidelity.inNamespace(src.netns) {
         let c = try Connection.connect(to: listener.endpoint, token: token, name: "probe")
         let chunk = [UInt8](repeating: 7, count: 16 * 1024)
-        let end = monotonicNanoseconds() + UInt64((seconds + warmup) * 1e9)
-        while monotonicNanoseconds() < end { try c.send(.activation, chunk) }
-        try c.send(.goodbye, [])
-        usleep(100_000)
+        // Sends until the receiver hangs up (or well past the window, should it not).
+        let end = monotonicNanoseconds() + UInt64((seconds + warmup + 30) * 1e9)
+        while monotonicNanoseconds() < end, (try? c.send(.activation, chunk)) != nil {}
         c.close()
       }
       return try received.wait().get()
@@ -135,7 +136,7 @@ public enum Fidelity {
       @Sendable func delayer() -> (@Sendable (Frame) -> Double)? {
         guard let d else { return nil }
         let rng = RandomBox(seed: 99)
-        return { _ in d + (j > 0 ? max(0, rng.gaussian() * j) : 0) }
+        return { _ in j > 0 ? max(0, d + rng.gaussian() * j) : d }
       }
       let echoDelay = delayer()
       Thread.detachNewThread {
@@ -232,10 +233,11 @@ public enum Fidelity {
 
   /// The fidelity table: throughput at 1, 10, 100 and 1000 Mbit/s (no delay), delay at 5 and 50 ms (100 Mbit/s),
   /// and loss at 5% (100 Mbit/s); every row also measures round trip and, on the loss row, UDP loss.
-  public static func check(progress: (String) -> Void = { _ in }) throws -> [Row] {
+  /// `progress` is called before each row; it may throw to stop (each row's cluster is removed first).
+  public static func check(progress: (String) throws -> Void = { _ in }) throws -> [Row] {
     var rows: [Row] = []
     for mbit in [1.0, 10, 100, 1000] {
-      progress("throughput at \(Int(mbit)) Mbit/s…")
+      try progress("throughput at \(Int(mbit)) Mbit/s…")
       let seconds = mbit < 5 ? 4.0 : 2.0
       rows.append(try withPair(bandwidth: .mbit(mbit)) { p in
         Row(bandwidthMbit: mbit, measuredMbit: try p.throughput(seconds: seconds), measuredMbitReverse: try p.throughput(reverse: true, seconds: seconds),
@@ -243,13 +245,13 @@ public enum Fidelity {
       })
     }
     for ms in [5.0, 50] {
-      progress("delay \(Int(ms)) ms…")
+      try progress("delay \(Int(ms)) ms…")
       rows.append(try withPair(bandwidth: .mbit(100), latency: .ms(ms)) { p in
         Row(bandwidthMbit: 100, measuredMbit: try p.throughput(), measuredMbitReverse: try p.throughput(reverse: true),
             delayMs: ms, measuredRttMs: try p.roundTrip(), mechanism: p.mechanism)
       })
     }
-    progress("loss 5%…")
+    try progress("loss 5%…")
     rows.append(try withPair(bandwidth: .mbit(100), loss: 0.05) { p in
       Row(bandwidthMbit: 100, measuredMbit: try p.throughput(), measuredMbitReverse: try p.throughput(reverse: true),
           delayMs: 0, measuredRttMs: try p.roundTrip(), lossPct: 5, measuredLossPct: try p.loss() * 100, mechanism: p.mechanism)

@@ -41,15 +41,28 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
       throw EmulationError("emulation: namespaces needs root (network namespaces, tc, cgroups); run as root, or set emulation to userspace (shaping in the transport) or none")
     }
     guard features.htb else { throw EmulationError("the kernel has no htb qdisc; use emulation: userspace") }
+    // Dilated time is only faithful when every worker really gets its CPU quota.
+    guard features.cgroupV1CPU else {
+      throw EmulationError("emulation: namespaces needs the cgroup v1 cpu controller (/sys/fs/cgroup/cpu/cpu.cfs_quota_us) to give each device its CPU share; this system has none (cgroup v2 is not supported yet); use emulation: userspace or none")
+    }
+    if !features.cgroupV1Memory {
+      log("warning: no cgroup v1 memory controller: workers run without their devices' memory limits")
+    }
     let host = try options.hostBandwidth ?? HostProfile.measure()
     let used = x.devices.filter { devices.contains($0.name) }
+    let cores = ProcessInfo.processInfo.activeProcessorCount
     let plan = DilationPlan.plan(devices: used, calibration: x.spec.calibration, hostBandwidth: host,
-                                 cores: ProcessInfo.processInfo.activeProcessorCount, coordinatorShare: options.coordinatorShare,
-                                 fixed: options.dilation)
+                                 cores: cores, coordinatorShare: options.coordinatorShare, fixed: options.dilation)
+    if let fixed = options.dilation {
+      let needed = DilationPlan.plan(devices: used, calibration: x.spec.calibration, hostBandwidth: host, cores: cores,
+                                     coordinatorShare: options.coordinatorShare).factor
+      guard fixed >= needed * 0.999 else {
+        throw EmulationError("emulation.dilation \(fixed) is below \(String(format: "%.2f", needed)), the smallest factor at which these devices fit this host's \(cores) cores (host profile \(host.canonical) per core); raise it or leave it unset")
+      }
+    }
     self.plan = plan
     let d = plan.factor
-    let id = String(format: "%04x", UInt32.random(in: 0...0xFFFF))
-    let cluster = try Cluster(id: id, devices: devices, features: features)
+    let cluster = try Cluster(devices: devices, features: features)
     self.cluster = cluster
     var shaped: [Cluster.Link] = []
     for l in x.links where devices.contains(l.from) && devices.contains(l.to) {
@@ -83,23 +96,24 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
       // The worker's memory limit: its budget, scaled from the declared weight bytes to the engine's (the engine
       // stores what the checkpoint or the precision says, so the scale is 1), plus headroom for the process.
       let limit = Int(device.profile.usableMemory.value + options.memoryHeadroom.value)
-      memoryLimits[dev] = limit
+
       let cgroup = DeviceCgroup(run: cluster.id, device: Cluster.safe(dev), cpuShare: plan.cpuShares[dev] ?? 1,
                                 memoryLimit: features.cgroupV1Memory ? limit : nil)
-      if features.cgroupV1CPU { try cgroup.create(cluster.shell) }
+      if let applied = try cgroup.create(cluster.shell) { memoryLimits[dev] = applied }
       var delays: [String: LinkDelay] = [:]
       if !features.netem {
         for (_, l) in links where l.to == dev && (l.latency > 0 || l.jitter > 0) { delays[l.from] = LinkDelay(latency: l.latency, jitter: l.jitter) }
       }
       let shell = cluster.shell
-      let cpu = features.cgroupV1CPU
       targets[dev] = LaunchTarget(
         listenHost: h.address, prefix: ["ip", "netns", "exec", h.netns], delays: delays, dilation: d,
         storageBytesPerSecond: device.profile.storageReadBandwidth.bytesPerSecond / d,
-        attach: { pid in if cpu { try cgroup.attach(pid, shell) } })
+        attach: { pid in try cgroup.attach(pid, shell) })
     }
     return targets
   }
+
+  public func runStarted() { cluster?.startTraces() }
 
   public func teardown() {
     cluster?.down()
@@ -112,8 +126,9 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
       "emulation": "namespaces", "dilation_factor": String(plan.factor),
       "host_bandwidth": plan.hostBandwidth.canonical, "kernel": features?.kernel ?? "",
       "kernel_features": (try? JSONCoding.compactString(features)) ?? "",
-      "cpu_quotas": plan.cpuShares.sorted { $0.key < $1.key }.map { "\($0.key)=\(Int($0.value * Double(DeviceCgroup.period)))us/\(DeviceCgroup.period)us" }.joined(separator: ","),
-      "memory_limits": memoryLimits.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
+      "cpu_quotas": plan.cpuShares.sorted { $0.key < $1.key }.map { "\($0.key)=\(DeviceCgroup.quota($0.value))us/\(DeviceCgroup.period)us" }.joined(separator: ","),
+      "memory_limits": memoryLimits.isEmpty ? "not applied (no cgroup v1 memory controller)"
+        : memoryLimits.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
     ]
     if !measured.isEmpty { f["measured_links"] = (try? JSONCoding.compactString(measured)) ?? "" }
     if let c = cluster {

@@ -44,8 +44,8 @@ public enum Playground {
   static func up(hosts names: [String], links declared: [Cluster.Link]) throws -> Created {
     let features = KernelFeatures.current
     guard features.root else { throw EmulationError("emulation up needs root (network namespaces)") }
-    let id = String(format: "%04x", UInt32.random(in: 0...0xFFFF))
-    let cluster = try Cluster(id: id, devices: names, features: features)
+    let cluster = try Cluster(devices: names, features: features)
+    let id = cluster.id
     // Without netem, delay lives in EdgeLab's transport and cannot be applied to other tools' traffic.
     let links = declared.map { l in
       var l = l
@@ -58,6 +58,7 @@ public enum Playground {
       throw error
     }
     Cluster.markPlayground(id)
+    cluster.startTraces()
     var warnings: [String] = []
     if !features.netem && delayed {
       warnings.append("this kernel has no netem: delay and jitter are not applied to traffic of other tools (EdgeLab's transport emulates them in runs)")
@@ -80,7 +81,7 @@ public enum Playground {
     var live = Set<String>()
     for r in Cluster.records() {
       let playground = Cluster.isPlayground(r.id)
-      let owner = !playground && kill(r.pidOfCoordinator, 0) == 0 && isEdgeLab(r.pidOfCoordinator)
+      let owner = !playground && r.coordinatorAlive
       if owner || (playground && !all) { live.insert(r.id); continue }
       Cluster.remove(r)
       removed.append("cluster \(r.id)")
@@ -88,6 +89,8 @@ public enum Playground {
     // Leftovers without a record.
     for ns in Shell.capture(["ip", "netns", "list"]).1.split(separator: "\n").map({ String($0.split(separator: " ").first ?? "") })
     where ns.hasPrefix("edgelab-") && !live.contains(where: { ns.hasPrefix("edgelab-\($0)-") }) {
+      // A feature probe of a live process (edgelab-probe-PID-…) is its own business.
+      if ns.hasPrefix("edgelab-probe-"), let pid = Int32(ns.split(separator: "-")[2]), kill(pid, 0) == 0 { continue }
       for p in Shell.capture(["ip", "netns", "pids", ns]).1.split(separator: "\n").compactMap({ Int32($0) }) { kill(p, SIGKILL) }
       _ = Shell.capture(["ip", "netns", "del", ns])
       removed.append("netns \(ns)")
@@ -112,10 +115,6 @@ public enum Playground {
     return removed
   }
 
-  static func isEdgeLab(_ pid: Int32) -> Bool {
-    guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-    return String(decoding: raw.split(separator: 0).first ?? [], as: UTF8.self).hasSuffix("edgelab")
-  }
 }
 
 extension Cluster {

@@ -13,8 +13,11 @@ public struct EmulationError: Error, CustomStringConvertible, Sendable {
 /// Runs system commands (ip, tc, nft, ethtool) and keeps the exact command lines, so results can say what
 /// was configured.
 final class Shell: @unchecked Sendable {
-  private(set) var log: [String] = []
+  private var log: [String] = []
   private let lock = NSLock()
+
+  /// The commands run so far.
+  var commands: [String] { lock.withLock { log } }
 
   /// Runs a command; throws with its output when it fails (unless `check` is false). Returns stdout.
   @discardableResult

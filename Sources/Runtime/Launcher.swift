@@ -12,10 +12,13 @@ public protocol WorkerLauncher: Sendable {
   func facts() -> [String: String]
   /// How the link from → to is realised.
   func mechanism(from: String, to: String) -> String
+  /// The workload starts now (time zero of the run): bandwidth traces start here.
+  func runStarted()
 }
 
 extension WorkerLauncher {
   public func mechanism(from: String, to: String) -> String { mechanism }
+  public func runStarted() {}
 }
 
 /// Makes the launcher for a run from the experiment's emulation options.

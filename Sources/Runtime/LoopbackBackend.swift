@@ -300,13 +300,16 @@ final class CoordinatedRun: @unchecked Sendable {
     var pending: [(time: UInt64, id: Int)] = []
     t0 = monotonicNanoseconds()
     serving = true
+    launcher.runStarted()
+    // Arrivals and think times are device times; in dilated time they happen D times later on the wall clock.
+    let d = dilation
     var closedLoop: (next: Int, think: Double)?
     switch x.spec.workload.arrival {
     case .closedLoop(let n, let think):
       for i in 0..<min(n, requests.count) { pending.append((t0, i)) }
-      closedLoop = (min(n, requests.count), think.value)
+      closedLoop = (min(n, requests.count), think.value * d)
     default:
-      pending = requests.enumerated().map { (t0 + UInt64(($0.element.arrival?.value ?? 0) * 1e9), $0.offset) }
+      pending = requests.enumerated().map { (t0 + UInt64(($0.element.arrival?.value ?? 0) * d * 1e9), $0.offset) }
     }
     pending.sort { $0.time < $1.time }
     while completed.count < requests.count {

@@ -111,7 +111,9 @@ public final class Worker: @unchecked Sendable {
           var rng = SeededRandom.derived(seed: assignment?.seed ?? 0, SyntheticWeights.nameHash(c.peerName))
           let jitter = LockedRandom(rng: rng)
           _ = rng.next()
-          c.delay = { _ in delay.latency + (delay.jitter > 0 ? max(0, jitter.gaussian() * delay.jitter) : 0) }
+          // Normal jitter around the latency (as netem's "distribution normal"), never below zero delay; the
+          // release queue keeps frames in order.
+          c.delay = { _ in delay.jitter > 0 ? max(0, delay.latency + jitter.gaussian() * delay.jitter) : delay.latency }
         }
         lock.unlock()
         spawnThread("data-\(c.peerName)") { [self] in readData(c) }

@@ -18,6 +18,8 @@ enum Exit {
   static let infeasible: Int32 = 2
   /// An input file (spec, problem, results file) or experiment name is invalid.
   static let badInput: Int32 = 65
+  /// Stopped by Ctrl-C or SIGTERM (what finished is saved or removed).
+  static let interrupted: Int32 = 130
 }
 
 /// Prints `error: …` and exits with `code`.
@@ -84,12 +86,15 @@ struct Run: ParsableCommand {
   @Option(help: "Results file (default: results/<name>.h5).") var out: String?
   @Option(help: "Override the experiment's seed.") var seed: UInt64?
   @Option(help: "Override the backend: simulated, loopback or boards.") var backend: BackendKind?
+  @Option(help: "Override how loopback runs are emulated: auto, none, namespaces (root) or userspace.")
+  var emulation: EmulationOptions.Mode?
   @Flag(help: "Print the expanded runs and exit without running.") var dryRun = false
   @Flag(help: "Skip runs already in the results file (same spec).") var resume = false
   @Flag(help: "No progress output.") var quiet = false
 
   func run() throws {
-    let loaded = try loadSpec(name: name, file: spec)
+    var loaded = try loadSpec(name: name, file: spec)
+    if let emulation { loaded.emulation.mode = emulation }
     let options = RunOptions(outputPath: out, seed: seed, backend: backend, resume: resume)
     let effective = ExperimentRunner.applying(options, to: loaded)
     if dryRun {
@@ -118,7 +123,7 @@ struct Run: ParsableCommand {
     } catch let e as RunnerError {
       throw fail(e.message, code: Exit.badInput)
     } catch let e as BackendError {
-      if case .interrupted = e { throw fail("interrupted; what finished is saved (run again with --resume)", code: 130) }
+      if case .interrupted = e { throw fail("interrupted; what finished is saved (run again with --resume)", code: Exit.interrupted) }
       throw fail(e.description + "; what finished is saved (run again with --resume)", code: Exit.failure)
     } catch let e as ResultsError {
       throw fail(e.description, code: Exit.failure)
@@ -127,6 +132,7 @@ struct Run: ParsableCommand {
 }
 
 extension BackendKind: ExpressibleByArgument {}
+extension EmulationOptions.Mode: ExpressibleByArgument {}
 
 struct Show: ParsableCommand {
   static let configuration = CommandConfiguration(abstract: "Summarise the runs of a results file.")

@@ -2,6 +2,7 @@ import ArgumentParser
 import EdgeLabCore
 import Emulation
 import Foundation
+import Runtime
 import Spec
 
 struct EmulationCommand: ParsableCommand {
@@ -32,6 +33,7 @@ struct EmulationCommand: ParsableCommand {
         let s = try loadSpec(name: isFile ? nil : spec, file: isFile ? spec : nil)
         do { experiment = try s.expandPoints().first?.experiment } catch { throw fail("\(spec): \(error)", code: Exit.badInput) }
       }
+      Interrupt.install()
       let created: Playground.Created
       do {
         if let experiment {
@@ -40,7 +42,11 @@ struct EmulationCommand: ParsableCommand {
           created = try Playground.up(hosts: hosts, bandwidth: bw, delay: .ms(delay), jitter: .ms(jitter), loss: loss / 100)
         }
       } catch {
-        throw fail("\(error)", code: Exit.failure)
+        throw fail("\(error)", code: Interrupt.isRequested ? Exit.interrupted : Exit.failure)
+      }
+      if Interrupt.isRequested {
+        try? Playground.down(id: created.id)
+        throw fail("interrupted; nothing left up", code: Exit.interrupted)
       }
       for w in created.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
       if json {
@@ -74,8 +80,15 @@ struct EmulationCommand: ParsableCommand {
     @Flag(help: "Print one JSON line.") var json = false
     func run() throws {
       let rows: [Fidelity.Row]
-      do { rows = try Fidelity.check { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } } catch {
-        throw fail("\(error)", code: Exit.failure)
+      // Ctrl-C stops after the current row, whose hosts are removed first.
+      Interrupt.install()
+      do {
+        rows = try Fidelity.check {
+          if Interrupt.isRequested { throw EmulationError("interrupted") }
+          FileHandle.standardError.write(Data(($0 + "\n").utf8))
+        }
+      } catch {
+        throw fail("\(error)", code: Interrupt.isRequested ? Exit.interrupted : Exit.failure)
       }
       if json {
         print(try JSONCoding.compactString(rows))
