@@ -1,6 +1,7 @@
 import EdgeLabCore
 import Foundation
 public import Runtime
+import Spec
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -208,6 +209,15 @@ final class Cluster: @unchecked Sendable {
     if l.loss > 0 { m += "+nft-loss" }
     if l.latency > 0 || l.jitter > 0 { m += "+transport-delay" }
     return m
+  }
+
+  /// The rate changes of a trace after time zero (the rate at zero is the link's own), in wall time: times × D,
+  /// rates ÷ D. Periodic traces repeat for up to 6 hours of device time.
+  static func traceChanges(_ trace: BandwidthTrace?, dilation d: Double) -> [(at: Double, rate: Double)] {
+    guard let trace else { return [] }
+    return trace.changes(from: .zero, to: Seconds(6 * 3600)).prefix(100_000).map {
+      (at: $0.value * d, rate: trace.bandwidth(at: $0).bytesPerSecond / d)
+    }
   }
 
   /// Follows bandwidth traces from now (the run's time zero): changes the HTB classes at the trace's (wall) times.

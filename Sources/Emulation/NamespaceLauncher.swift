@@ -48,7 +48,7 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
     if !features.cgroupV1Memory {
       log("warning: no cgroup v1 memory controller: workers run without their devices' memory limits")
     }
-    let host = try options.hostBandwidth ?? HostProfile.measure()
+    let host = try options.hostBandwidth ?? HostProfile.perProcess()
     let used = x.devices.filter { devices.contains($0.name) }
     let cores = ProcessInfo.processInfo.activeProcessorCount
     let plan = DilationPlan.plan(devices: used, calibration: x.spec.calibration, hostBandwidth: host,
@@ -66,7 +66,7 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
     self.cluster = cluster
     var shaped: [Cluster.Link] = []
     for l in x.links where devices.contains(l.from) && devices.contains(l.to) {
-      let trace = (l.trace?.points ?? []).filter { $0.at.value > 0 }.map { (at: $0.at.value * d, rate: $0.bandwidth.bytesPerSecond / d) }
+      let trace = Cluster.traceChanges(l.trace, dilation: d)
       let link = Cluster.Link(from: l.from, to: l.to, rate: l.spec.bandwidth.bytesPerSecond / d, loss: l.spec.loss,
                               latency: l.spec.latency.value * d, jitter: l.spec.jitter.value * d, trace: trace)
       links[l.from + "→" + l.to] = link
@@ -169,7 +169,21 @@ public final class UserspaceLauncher: WorkerLauncher, @unchecked Sendable {
 
 /// The host profile: decode bandwidth of one core of this machine, measured with the engine's kernel.
 public enum HostProfile {
-  public static func measure(bytes: Int = 512 << 20, passes: Int = 3) throws -> Bandwidth {
+  nonisolated(unsafe) private static var measured: Bandwidth?
+  private static let lock = NSLock()
+
+  /// Measured once per process, so every run of a sweep gets the same dilation factor.
+  public static func perProcess() throws -> Bandwidth {
+    try lock.withLock {
+      if let measured { return measured }
+      let b = try measure()
+      measured = b
+      return b
+    }
+  }
+
+  /// The median over `passes` of streaming `bytes` of weights through the decode kernel on one thread.
+  public static func measure(bytes: Int = 512 << 20, passes: Int = 5) throws -> Bandwidth {
     let previous = Kernels.threads
     Kernels.setThreads(1)
     defer { Kernels.setThreads(previous) }
@@ -179,10 +193,13 @@ public enum HostProfile {
     let x = [Float](repeating: 1, count: cols)
     var y = [Float](repeating: 0, count: rows)
     Kernels.stream(w, x, &y)
-    let t0 = monotonicNanoseconds()
-    for _ in 0..<passes { Kernels.stream(w, x, &y) }
-    let s = Double(monotonicNanoseconds() - t0) * 1e-9
-    return Bandwidth(bitsPerSecond: Double(rows * cols * 4 * passes) / s * 8)
+    var rates: [Double] = []
+    for _ in 0..<passes {
+      let t0 = monotonicNanoseconds()
+      Kernels.stream(w, x, &y)
+      rates.append(Double(rows * cols * 4) / (Double(monotonicNanoseconds() - t0) * 1e-9))
+    }
+    return Bandwidth(bitsPerSecond: rates.sorted()[rates.count / 2] * 8)
   }
 }
 import Catalog

@@ -36,7 +36,7 @@ public enum Playground {
     let links = x.links.map { (l: ResolvedLink) -> Cluster.Link in
       Cluster.Link(from: l.from, to: l.to, rate: l.spec.bandwidth.bytesPerSecond, loss: l.spec.loss, latency: l.spec.latency.value,
                    jitter: l.spec.jitter.value,
-                   trace: (l.trace?.points ?? []).filter { $0.at.value > 0 }.map { (at: $0.at.value, rate: $0.bandwidth.bytesPerSecond) })
+                   trace: Cluster.traceChanges(l.trace, dilation: 1))
     }
     return try up(hosts: x.devices.map(\.name), links: links)
   }

@@ -226,6 +226,34 @@ struct EmulatedRunTests {
     #expect(Shell.capture([EmulatedRuns.binary, "emulation", "down", created.id]).0 == 65)
   }
 
+  /// A bandwidth trace is followed on both ends of the link: the HTB classes change at the trace's times.
+  @Test func bandwidthTracesChangeTheLinks() throws {
+    let spec = Experiment("trace-test") {
+      Model(.small, precision: .fp32)
+      Device("nano", .orinNano8GB, count: 2).source()
+      Network(bandwidth: .mbit(100)) {
+        Link(from: ["nano0"], to: ["nano1"], oneWay: true,
+             trace: BandwidthTrace(points: [.init(at: .zero, bandwidth: .mbit(50)), .init(at: Seconds(1), bandwidth: .mbit(5))]))
+      }
+      Workload(requests: 1, prompt: .fixed(4), output: .fixed(2))
+      Algorithm("even")
+    }.spec
+    let x = try #require(try spec.expandPoints().first?.experiment)
+    let created = try Playground.up(experiment: x)
+    defer { try? Playground.down(id: created.id) }
+    let ns0 = try #require(created.hosts.first { $0.name == "nano0" }?.netns)
+    let port1 = "el\(created.id)h1"  // nano1's switch port shapes what arrives from nano0
+    func rates() -> (String, String) {
+      (Shell.capture(["tc", "-n", ns0, "class", "show", "dev", "eth0"]).1, Shell.capture(["tc", "class", "show", "dev", port1]).1)
+    }
+    let before = rates()
+    #expect(before.0.contains("rate 50Mbit") && before.1.contains("rate 50Mbit"), "\(before)")
+    usleep(1_600_000)
+    let after = rates()
+    #expect(after.0.contains("rate 5Mbit") && after.1.contains("rate 5Mbit"), "\(after)")
+    #expect(!after.0.contains("rate 50Mbit"), "\(after)")
+  }
+
   @Test func aKilledWorkerLeavesNothingBehind() throws {
     let before = EmulatedRuns.liveClusters()
     let pids = PidBox()
