@@ -1,4 +1,4 @@
-public import EdgeLabCore
+import EdgeLabCore
 import Catalog
 public import Engine
 import Foundation

@@ -1,10 +1,10 @@
 public import DSL
-public import EdgeLabCore
+import EdgeLabCore
 import Engine
 import Foundation
 import Metrics
 import Runner
-public import Runtime
+import Runtime
 import Transport
 
 /// Costs of the distributed runtime (issue 5): one pipeline hop over loopback TCP, and the end-to-end overhead

@@ -1,4 +1,4 @@
-public import EdgeLabCore
+import EdgeLabCore
 
 /// Device presets. Sources, so every number can be checked:
 /// - memory, memory bandwidth, FP32 peak: NVIDIA datasheets as collected in ../shared/reference/literature.md

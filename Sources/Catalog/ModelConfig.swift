@@ -1,4 +1,4 @@
-public import EdgeLabCore
+import EdgeLabCore
 
 /// A Llama-architecture configuration, with the keys of Hugging Face's `config.json`.
 ///

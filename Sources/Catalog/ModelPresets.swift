@@ -1,4 +1,4 @@
-public import EdgeLabCore
+import EdgeLabCore
 
 /// A named model architecture. The large presets' numbers are the public Hugging Face `config.json` values
 /// (../shared/reference/literature.md, "Models"); the test presets are small shapes for CI and demos.

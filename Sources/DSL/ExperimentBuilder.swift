@@ -1,4 +1,4 @@
-public import Catalog
+import Catalog
 public import EdgeLabCore
 public import Spec
 

@@ -1,6 +1,6 @@
 import EdgeLabCore
 import Foundation
-public import Runtime
+import Runtime
 import Spec
 #if canImport(Glibc)
 import Glibc
@@ -243,9 +243,9 @@ final class Cluster: @unchecked Sendable {
         if done { return }
         guard let a = hosts[c.link.from], let b = hosts[c.link.to] else { continue }
         let rate = Self.rateArg(c.rate), burst = Self.burst(c.rate)
-        try? shell.run(["tc", "-n", a.netns, "class", "change", "dev", "eth0", "parent", "1:", "classid", classID(b), "htb",
+        _ = try? shell.run(["tc", "-n", a.netns, "class", "change", "dev", "eth0", "parent", "1:", "classid", classID(b), "htb",
                         "rate", rate, "ceil", rate, "burst", burst, "cburst", burst])
-        try? shell.run(["tc", "class", "change", "dev", b.hostVeth, "parent", "1:", "classid", classID(a), "htb",
+        _ = try? shell.run(["tc", "class", "change", "dev", b.hostVeth, "parent", "1:", "classid", classID(a), "htb",
                         "rate", rate, "ceil", rate, "burst", burst, "cburst", burst])
       }
     }

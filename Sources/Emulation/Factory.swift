@@ -1,6 +1,6 @@
 import Foundation
 public import Runtime
-public import Spec
+import Spec
 
 /// The launcher for a run's emulation mode (what the CLI hands to the loopback backend).
 public func emulationLauncherFactory(log: @escaping @Sendable (String) -> Void) -> LauncherFactory {

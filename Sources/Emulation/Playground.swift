@@ -127,7 +127,7 @@ extension Cluster {
     return try? JSONDecoder().decode(Record.self, from: data)
   }
   static func markPlayground(_ id: String) {
-    FileManager.default.createFile(atPath: stateDirectory + "/\(id).playground", contents: Data())
+    _ = FileManager.default.createFile(atPath: stateDirectory + "/\(id).playground", contents: Data())
   }
   static func isPlayground(_ id: String) -> Bool { FileManager.default.fileExists(atPath: stateDirectory + "/\(id).playground") }
 }

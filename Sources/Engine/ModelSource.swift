@@ -1,4 +1,4 @@
-public import Catalog
+import Catalog
 import Foundation
 
 /// Where weights come from: a checkpoint directory, or a preset's shapes with synthetic weights.

@@ -1,5 +1,5 @@
 public import Catalog
-public import EdgeLabCore
+import EdgeLabCore
 import Foundation
 
 /// Memory that holds weights: a region of a memory-mapped checkpoint, or an allocation of our own.

@@ -1,5 +1,5 @@
 import Foundation
-public import Metrics
+import Metrics
 
 /// Tidy TSV exports of a results file, for gnuplot and spreadsheets.
 ///

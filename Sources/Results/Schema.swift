@@ -1,7 +1,7 @@
 import Foundation
-public import EdgeLabCore
-public import Metrics
-public import Partitioning
+import EdgeLabCore
+import Metrics
+import Partitioning
 
 /// The results file layout (documented in docs/results.md):
 ///

@@ -4,7 +4,7 @@ public import EdgeLabCore
 import Foundation
 public import Metrics
 public import Partitioning
-public import Results
+import Results
 public import Spec
 
 /// How to run an experiment.

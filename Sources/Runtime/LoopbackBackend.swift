@@ -1,5 +1,5 @@
 import Catalog
-public import EdgeLabCore
+import EdgeLabCore
 import Synchronization
 import Engine
 import Foundation
@@ -149,7 +149,7 @@ final class CoordinatedRun: @unchecked Sendable {
     let x = job.experiment
     targets = try launcher.prepare(devices: devices, experiment: x, runID: URL(fileURLWithPath: runDirectory).lastPathComponent)
     let tokenFile = runDirectory + "/token"
-    FileManager.default.createFile(atPath: tokenFile, contents: Data(token.map { String(format: "%02x", $0) }.joined().utf8),
+    _ = FileManager.default.createFile(atPath: tokenFile, contents: Data(token.map { String(format: "%02x", $0) }.joined().utf8),
                                    attributes: [.posixPermissions: 0o600])
     for d in devices {
       let t = targets[d]!

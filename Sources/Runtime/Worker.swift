@@ -1,4 +1,4 @@
-public import Engine
+import Engine
 import EdgeLabCore
 import Partitioning
 import Foundation

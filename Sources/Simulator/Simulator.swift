@@ -1,6 +1,6 @@
 import Catalog
 public import CostModel
-public import EdgeLabCore
+import EdgeLabCore
 import HeapModule
 public import Metrics
 public import Partitioning

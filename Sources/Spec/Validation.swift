@@ -1,5 +1,5 @@
 public import Catalog
-public import EdgeLabCore
+import EdgeLabCore
 
 /// An experiment with every name resolved: devices expanded, presets looked up, links materialised.
 public struct ResolvedExperiment: Sendable {

@@ -100,7 +100,7 @@ public struct CloudEdgeOptimal: Partitioner {
   }
 }
 
-public import EdgeLabCore
+import EdgeLabCore
 
 /// Throws `.infeasible` naming the first broken rule, phrased for a fixed (non-searching) algorithm.
 func requireValid(_ spans: [StandardSemantics.Span], _ p: IndexedProblem, what: String) throws(PartitionError) {

@@ -58,7 +58,7 @@ extension IndexedProblem {
   }
 }
 
-public import EdgeLabCore
+import EdgeLabCore
 
 /// The dynamic programme over (layers placed, device-class counts, last class) shared by both objectives.
 struct SubsetSearch: Sendable {

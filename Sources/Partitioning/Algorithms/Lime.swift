@@ -1,4 +1,4 @@
-public import EdgeLabCore
+import EdgeLabCore
 
 /// LIME: interleaved pipeline parallelism with model offloading for memory-constrained heterogeneous devices
 /// (Sun et al., "LIME: Lossless collaborative inference…", arXiv 2512.21835).
