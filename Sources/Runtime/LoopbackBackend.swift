@@ -144,9 +144,23 @@ final class CoordinatedRun: @unchecked Sendable {
 
   // MARK: Setting up
 
+  /// All workers run on this machine: their weights together (and the unsplit reference, computed after they
+  /// stop) must fit its memory, or the kernel kills one of them half-way through loading.
+  func checkHostMemory() throws {
+    let x = job.experiment
+    let bytesPerWeight = Double(x.spec.model.precision.bytesPerWeight)
+    let offloaded = job.plan.stages.reduce(0) { $0 + $1.offloadedLayers.count }
+    let resident = (Double(x.model.parameterCount) - Double(offloaded * x.model.parametersPerBlock)) * bytesPerWeight
+    guard let available = HostMemory.availableBytes(), resident > 0.9 * available else { return }
+    throw BackendError.unavailable(.loopback, String(
+      format: "the plan keeps %.1f GB of %@ weights in worker memory, but this machine has %.1f GB available; choose a smaller model or precision (e.g. Model(.llama32_1B) or precision .bf16), or run it with --backend simulated",
+      resident / 1e9, x.spec.model.precision.rawValue, available / 1e9))
+  }
+
   func drive() throws -> RunOutcome {
     let started = monotonicNanoseconds()
     let x = job.experiment
+    try checkHostMemory()
     targets = try launcher.prepare(devices: devices, experiment: x, runID: URL(fileURLWithPath: runDirectory).lastPathComponent)
     let tokenFile = runDirectory + "/token"
     _ = FileManager.default.createFile(atPath: tokenFile, contents: Data(token.map { String(format: "%02x", $0) }.joined().utf8),
@@ -435,6 +449,18 @@ final class CoordinatedRun: @unchecked Sendable {
       outcome.message = "lossless check failed: \(mismatch)"
       options.log("LOSSLESS CHECK FAILED: \(mismatch)")
     }
+  }
+}
+
+/// Memory this machine can give to new processes (MemAvailable in /proc/meminfo).
+enum HostMemory {
+  static func availableBytes() -> Double? {
+    guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return nil }
+    for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+      let parts = line.split(separator: " ")
+      if parts.count >= 2, let kb = Double(parts[1]) { return kb * 1024 }
+    }
+    return nil
   }
 }
 

@@ -86,6 +86,26 @@ struct LoopbackTests {
     #expect(pids.allGone)
   }
 
+  /// A model whose shards cannot all fit this machine is refused before any worker starts, with the sizes.
+  @Test func aPlanTooBigForThisMachineIsRefusedUpFront() throws {
+    let spec = Experiment("too-big") {
+      Model(.llama2_70B, precision: .fp32)
+      Device("agx", .agxOrin64GB, count: 8).source()
+      Workload(requests: 1, prompt: .fixed(4), output: .fixed(2))
+      Algorithm("even")
+      Backend(.loopback)
+      Emulation(.none)
+    }.spec
+    let pids = Pids()
+    #expect {
+      _ = try Runs.run(spec, Runs.options(pids: pids))
+    } throws: { error in
+      let text = "\(error)"
+      return text.contains("GB of fp32 weights") && text.contains("available") && text.contains("--backend simulated")
+    }
+    #expect(pids.all.isEmpty, "no worker should start")
+  }
+
   @Test func concurrentOpenLoopRequestsAllComplete() throws {
     let spec = Runs.spec(model: .small, devices: 2, requests: 8, output: 5, arrival: .bursty(burst: 8, every: .ms(100)))
     let (report, file) = try Runs.run(spec, Runs.options())
