@@ -51,6 +51,7 @@ final class Cluster: @unchecked Sendable {
   private let stopTraces = NSCondition()
   private var stopped = false
   private var traceRunning = false
+  private var removed = false
 
   /// Reserves a fresh run id (its state file is created exclusively, so concurrent runs never share one) and
   /// records what the cluster will create before anything is created.
@@ -258,6 +259,12 @@ final class Cluster: @unchecked Sendable {
   /// nft tables), the bridge, and the state record; waits until the kernel has let go of the links.
   func down() {
     stopTraces.lock()
+    // Once removed, the id may be reserved by another run: never remove twice.
+    if removed {
+      stopTraces.unlock()
+      return
+    }
+    removed = true
     stopped = true
     stopTraces.broadcast()
     while traceRunning { stopTraces.wait() }

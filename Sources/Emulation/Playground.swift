@@ -31,7 +31,8 @@ public enum Playground {
   }
 
   /// Creates one host per device of an experiment (its first sweep point), with the experiment's links, in real
-  /// time (no dilation: the playground has no devices to slow down); bandwidth traces are followed.
+  /// time (no dilation: the playground has no devices to slow down). Bandwidth traces are followed only while
+  /// this process lives (the tests); `edgelab emulation up` returns at once and warns that they are not.
   public static func up(experiment x: ResolvedExperiment) throws -> Created {
     let links = x.links.map { (l: ResolvedLink) -> Cluster.Link in
       Cluster.Link(from: l.from, to: l.to, rate: l.spec.bandwidth.bytesPerSecond, loss: l.spec.loss, latency: l.spec.latency.value,
@@ -60,6 +61,9 @@ public enum Playground {
     Cluster.markPlayground(id)
     cluster.startTraces()
     var warnings: [String] = []
+    if links.contains(where: { !$0.trace.isEmpty }) {
+      warnings.append("bandwidth traces are not followed in the playground: links keep their rate at time zero")
+    }
     if !features.netem && delayed {
       warnings.append("this kernel has no netem: delay and jitter are not applied to traffic of other tools (EdgeLab's transport emulates them in runs)")
     }
@@ -79,6 +83,15 @@ public enum Playground {
   public static func clean(all: Bool = false) -> [String] {
     var removed: [String] = []
     var live = Set<String>()
+    // A state file that does not decode is a run killed between reserving its id and recording it.
+    for file in (try? FileManager.default.contentsOfDirectory(atPath: Cluster.stateDirectory)) ?? [] where file.hasSuffix(".json") {
+      let path = Cluster.stateDirectory + "/" + file
+      let age = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date).map { -$0.timeIntervalSinceNow } ?? 0
+      if Cluster.record(String(file.dropLast(5))) == nil && age > 60 {
+        try? FileManager.default.removeItem(atPath: path)
+        removed.append("state file \(file)")
+      }
+    }
     for r in Cluster.records() {
       let playground = Cluster.isPlayground(r.id)
       let owner = !playground && r.coordinatorAlive
@@ -90,7 +103,8 @@ public enum Playground {
     for ns in Shell.capture(["ip", "netns", "list"]).1.split(separator: "\n").map({ String($0.split(separator: " ").first ?? "") })
     where ns.hasPrefix("edgelab-") && !live.contains(where: { ns.hasPrefix("edgelab-\($0)-") }) {
       // A feature probe of a live process (edgelab-probe-PID-…) is its own business.
-      if ns.hasPrefix("edgelab-probe-"), let pid = Int32(ns.split(separator: "-")[2]), kill(pid, 0) == 0 { continue }
+      let parts = ns.split(separator: "-")
+      if ns.hasPrefix("edgelab-probe-"), parts.count > 2, let pid = Int32(parts[2]), kill(pid, 0) == 0 { continue }
       for p in Shell.capture(["ip", "netns", "pids", ns]).1.split(separator: "\n").compactMap({ Int32($0) }) { kill(p, SIGKILL) }
       _ = Shell.capture(["ip", "netns", "del", ns])
       removed.append("netns \(ns)")

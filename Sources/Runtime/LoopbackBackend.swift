@@ -144,13 +144,20 @@ final class CoordinatedRun: @unchecked Sendable {
 
   // MARK: Setting up
 
-  /// All workers run on this machine: their weights together (and the unsplit reference, computed after they
-  /// stop) must fit its memory, or the kernel kills one of them half-way through loading.
+  /// All workers run on this machine: their synthetic weights together must fit its memory, or the kernel kills
+  /// one of them half-way through loading. (The unsplit reference is computed after they stop, and is smaller.)
+  /// Checkpoints are memory-mapped files the kernel can page, so they are not checked.
   func checkHostMemory() throws {
     let x = job.experiment
+    guard x.spec.model.checkpoint == nil else { return }
     let bytesPerWeight = Double(x.spec.model.precision.bytesPerWeight)
     let offloaded = job.plan.stages.reduce(0) { $0 + $1.offloadedLayers.count }
-    let resident = (Double(x.model.parameterCount) - Double(offloaded * x.model.parametersPerBlock)) * bytesPerWeight
+    var parameters = Double(x.model.parameterCount) - Double(offloaded * x.model.parametersPerBlock)
+    // Tied embeddings: the first stage embeds and the last projects, each with its own copy.
+    if x.model.tieWordEmbeddings && Set(job.plan.stages.map(\.device)).count > 1 {
+      parameters += Double(x.model.vocabSize * x.model.hiddenSize)
+    }
+    let resident = parameters * bytesPerWeight
     guard let available = HostMemory.availableBytes(), resident > 0.9 * available else { return }
     throw BackendError.unavailable(.loopback, String(
       format: "the plan keeps %.1f GB of %@ weights in worker memory, but this machine has %.1f GB available; choose a smaller model or precision (e.g. Model(.llama32_1B) or precision .bf16), or run it with --backend simulated",

@@ -299,9 +299,10 @@ struct Simulation {
     let start = max(now, st.freeAt)
     let duration = transmitTime(bytes: bytes, start: start, link: link) / (1 - link.spec.loss)
     st.freeAt = start + duration
-    var jitter = 0.0
-    if link.spec.jitter.value > 0 { jitter = max(0, rng.nextGaussian() * link.spec.jitter.value) }
-    let delivery = max(st.freeAt + link.spec.latency.value + jitter, st.lastDelivery)
+    // Normal jitter around the latency, never below zero delay, in order: as the runtime's release queue.
+    var delay = link.spec.latency.value
+    if link.spec.jitter.value > 0 { delay = max(0, delay + rng.nextGaussian() * link.spec.jitter.value) }
+    let delivery = max(st.freeAt + delay, st.lastDelivery)
     st.lastDelivery = delivery
     st.bytes += bytes
     st.messages += 1

@@ -124,7 +124,6 @@ struct Run: ParsableCommand {
       throw fail(e.message, code: Exit.badInput)
     } catch let e as BackendError {
       if case .interrupted = e { throw fail("interrupted; what finished is saved (run again with --resume)", code: Exit.interrupted) }
-      if case .unavailable = e { throw fail(e.description, code: Exit.failure) }
       throw fail(e.description + "; what finished is saved (run again with --resume)", code: Exit.failure)
     } catch let e as ResultsError {
       throw fail(e.description, code: Exit.failure)
