@@ -2,6 +2,7 @@ import EdgeLabCore
 import Foundation
 import Runtime
 import Spec
+import Transport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -228,7 +229,7 @@ final class Cluster: @unchecked Sendable {
     defer { stopTraces.unlock() }
     guard !changes.isEmpty, !stopped, !traceRunning else { return }
     traceRunning = true
-    let start = Date()
+    let start = monotonicNanoseconds()  // immune to wall-clock steps
     let t = Thread { [self] in
       defer {
         stopTraces.lock()
@@ -238,7 +239,11 @@ final class Cluster: @unchecked Sendable {
       }
       for c in changes {
         stopTraces.lock()
-        while !stopped && Date().timeIntervalSince(start) < c.at { _ = stopTraces.wait(until: start.addingTimeInterval(c.at)) }
+        while !stopped {
+          let elapsed = Double(monotonicNanoseconds() - start) * 1e-9
+          if elapsed >= c.at { break }
+          _ = stopTraces.wait(until: Date().addingTimeInterval(c.at - elapsed))
+        }
         let done = stopped
         stopTraces.unlock()
         if done { return }

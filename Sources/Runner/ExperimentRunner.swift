@@ -124,7 +124,7 @@ public struct ExperimentRunner: Sendable {
       if options.resume {
         let old = try ResultsStore.read(path)
         guard old.info.specJSON == specJSON else {
-          throw RunnerError(message: "\(path) was produced by a different spec (or seed/backend); run without --resume, or with --out to write elsewhere")
+          throw RunnerError(message: "\(path) was produced by a different spec (or --seed/--backend/--emulation override); repeat the same overrides, run without --resume, or with --out to write elsewhere")
         }
         for r in old.runs where r.outcome.status == .complete || r.outcome.status == .infeasible { kept[r.key] = r }
       } else {
