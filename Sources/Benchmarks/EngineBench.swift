@@ -64,22 +64,9 @@ public enum EngineBench {
   /// decode kernel (matrix × one vector), `passes` times. This is the roofline of batch-1 decoding.
   public static func memoryBandwidth(bytes: Int, threads: Int, passes: Int) throws -> Double {
     Kernels.setThreads(threads)
-    let cols = 4096
-    let rows = bytes / 4 / cols
-    // Distinct values: a buffer of identical pages could be deduplicated by the host and read from cache.
-    let w = try SyntheticWeights(config: ModelPreset.tiny.config, seed: 4).matrix("bandwidth-probe", rows: rows, cols: cols)
-    let x = [Float](repeating: 1, count: cols)
-    var y = [Float](repeating: 0, count: rows)
-    Kernels.stream(w, x, &y)
-    let start = MonotonicSeconds.now()
-    for _ in 0..<passes { Kernels.stream(w, x, &y) }
-    let seconds = MonotonicSeconds.now() - start
-    return Double(rows * cols * 4 * passes) / seconds / 1e9
+    let (perPass, seconds) = try Kernels.streamPasses(bytes: bytes, passes: passes)
+    return Double(perPass * passes) / seconds.reduce(0, +) / 1e9
   }
 
   struct Box: @unchecked Sendable { let pointer: UnsafeMutablePointer<Float> }
-}
-
-enum MonotonicSeconds {
-  static func now() -> Double { monotonicSeconds() }
 }

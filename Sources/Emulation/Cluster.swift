@@ -72,10 +72,10 @@ final class Cluster: @unchecked Sendable {
 
   static func reserveID() throws -> String {
     try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
-    let netns = Shell.capture(["ip", "netns", "list"]).1, links = Shell.capture(["ip", "-o", "link", "show"]).1
+    let namespaces = Shell.namespaces(), links = Shell.linkNames()
     for _ in 0..<1000 {
       let id = String(format: "%04x", UInt32.random(in: 0...0xFFFF))
-      if netns.contains("edgelab-\(id)-") || links.contains("el\(id)") { continue }
+      if namespaces.contains(where: { $0.hasPrefix("edgelab-\(id)-") }) || links.contains(where: { $0.hasPrefix("el\(id)") }) { continue }
       let fd = open(stateDirectory + "/\(id).json", O_CREAT | O_EXCL | O_WRONLY, 0o644)
       if fd >= 0 {
         close(fd)
@@ -278,20 +278,13 @@ final class Cluster: @unchecked Sendable {
   }
 
   static func remove(_ r: Record) {
-    for h in r.hosts {
-      let pids = Shell.capture(["ip", "netns", "pids", h.netns]).1.split(separator: "\n").compactMap { Int32($0) }
-      for p in pids { kill(p, SIGKILL) }
-      _ = Shell.capture(["ip", "netns", "del", h.netns])
-    }
+    for h in r.hosts { Shell.deleteNamespace(h.netns) }
     _ = Shell.capture(["ip", "link", "del", r.bridge])
     // Deleting a namespace frees its veths asynchronously; wait until none of this run's links is left.
     for _ in 0..<200 {
-      let links = Shell.capture(["ip", "-o", "link", "show"]).1
-      if !links.contains("el\(r.id)") { break }
-      for name in links.split(separator: "\n").compactMap({ $0.split(separator: ":").dropFirst().first?.trimmingCharacters(in: .whitespaces) })
-      where name.hasPrefix("el\(r.id)") {
-        _ = Shell.capture(["ip", "link", "del", String(name.split(separator: "@").first ?? "")])
-      }
+      let left = Shell.linkNames().filter { $0.hasPrefix("el\(r.id)") }
+      if left.isEmpty { break }
+      for name in left { _ = Shell.capture(["ip", "link", "del", name]) }
       usleep(20_000)
     }
     DeviceCgroup.remove(run: r.id)
@@ -300,4 +293,12 @@ final class Cluster: @unchecked Sendable {
   }
 
   var commands: [String] { shell.commands }
+}
+
+extension Cluster.Link {
+  /// A declared link in wall time under dilation `d`: bandwidth ÷ d, latency and jitter × d, the trace's changes.
+  init(_ l: ResolvedLink, dilation d: Double) {
+    self.init(from: l.from, to: l.to, rate: l.spec.bandwidth.bytesPerSecond / d, loss: l.spec.loss, latency: l.spec.latency.value * d,
+              jitter: l.spec.jitter.value * d, trace: Cluster.traceChanges(l.trace, dilation: d))
+  }
 }

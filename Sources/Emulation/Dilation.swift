@@ -14,6 +14,8 @@ public import Spec
 /// one core (workers are single-threaded) and all of them fit the host's cores less the coordinator's share.
 public struct DilationPlan: Sendable, Hashable {
   public var factor: Double
+  /// The smallest factor at which the devices fit the host (`factor` unless one was fixed).
+  public var minimum: Double
   /// CPU share of each device's worker, in cores.
   public var cpuShares: [String: Double]
   /// Speed of each device relative to one host core.
@@ -32,6 +34,6 @@ public struct DilationPlan: Sendable, Hashable {
     let factor = fixed ?? needed
     var shares: [String: Double] = [:]
     for (name, speed) in r { shares[name] = min(1, speed / factor) }
-    return DilationPlan(factor: factor, cpuShares: shares, speedups: r, hostBandwidth: hostBandwidth, availableCores: available)
+    return DilationPlan(factor: factor, minimum: needed, cpuShares: shares, speedups: r, hostBandwidth: hostBandwidth, availableCores: available)
   }
 }

@@ -59,6 +59,14 @@ public enum Fidelity {
     return try box.wait().get()
   }
 
+  /// Runs `body` on a new thread inside the namespace, without waiting (the far end of a measurement).
+  static func detached(in netns: String, _ body: @escaping @Sendable () -> Void) {
+    Thread.detachNewThread {
+      _ = el_enter_netns("/var/run/netns/" + netns)
+      body()
+    }
+  }
+
   /// A two-host cluster with one symmetric link; `body` gets the cluster, A's and B's hosts.
   public static func withPair<T>(bandwidth: Bandwidth, latency: Seconds = .zero, jitter: Seconds = .zero, loss: Double = 0,
                                  _ body: (ClusterHandle) throws -> T) throws -> T {
@@ -96,8 +104,7 @@ public enum Fidelity {
       let listener = try Fidelity.inNamespace(dst.netns) { try Listener(host: dst.address, port: 0, token: token) }
       defer { listener.close() }
       let received = ResultBox<Double>()
-      Thread.detachNewThread {
-        _ = el_enter_netns("/var/run/netns/" + dst.netns)
+      Fidelity.detached(in: dst.netns) {
         guard let c = try? listener.accept() else { return received.set(.success(0)) }
         // Counts what arrives in [warm-up, warm-up + seconds], then closes: the sender's queued bytes are
         // discarded rather than drained, so a slow link costs no more than the window.
@@ -139,8 +146,7 @@ public enum Fidelity {
         return { _ in j > 0 ? max(0, d + rng.gaussian() * j) : d }
       }
       let echoDelay = delayer()
-      Thread.detachNewThread {
-        _ = el_enter_netns("/var/run/netns/" + b.netns)
+      Fidelity.detached(in: b.netns) {
         guard let c = try? listener.accept() else { return }
         c.delay = echoDelay
         while let f = try? c.receive(), f.type != .goodbye { try? c.send(.heartbeat, f.payload) }
@@ -168,8 +174,7 @@ public enum Fidelity {
       let port: UInt16 = 47_000 + UInt16.random(in: 0...999)
       let count = ResultBox<Int>()
       let ready = ResultBox<Bool>()
-      Thread.detachNewThread {
-        _ = el_enter_netns("/var/run/netns/" + b.netns)
+      Fidelity.detached(in: b.netns) {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)

@@ -1,4 +1,5 @@
 public import EdgeLabCore
+import Catalog
 import Engine
 import Foundation
 public import Runtime
@@ -54,10 +55,8 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
     let plan = DilationPlan.plan(devices: used, calibration: x.spec.calibration, hostBandwidth: host,
                                  cores: cores, coordinatorShare: options.coordinatorShare, fixed: options.dilation)
     if let fixed = options.dilation {
-      let needed = DilationPlan.plan(devices: used, calibration: x.spec.calibration, hostBandwidth: host, cores: cores,
-                                     coordinatorShare: options.coordinatorShare).factor
-      guard fixed >= needed * 0.999 else {
-        throw EmulationError("emulation.dilation \(fixed) is below \(String(format: "%.2f", needed)), the smallest factor at which these devices fit this host's \(cores) cores (host profile \(host.canonical) per core); raise it or leave it unset")
+      guard fixed >= plan.minimum * 0.999 else {
+        throw EmulationError("emulation.dilation \(fixed) is below \(String(format: "%.2f", plan.minimum)), the smallest factor at which these devices fit this host's \(cores) cores (host profile \(host.canonical) per core); raise it or leave it unset")
       }
     }
     self.plan = plan
@@ -66,9 +65,7 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
     self.cluster = cluster
     var shaped: [Cluster.Link] = []
     for l in x.links where devices.contains(l.from) && devices.contains(l.to) {
-      let trace = Cluster.traceChanges(l.trace, dilation: d)
-      let link = Cluster.Link(from: l.from, to: l.to, rate: l.spec.bandwidth.bytesPerSecond / d, loss: l.spec.loss,
-                              latency: l.spec.latency.value * d, jitter: l.spec.jitter.value * d, trace: trace)
+      let link = Cluster.Link(l, dilation: d)
       links[l.from + "→" + l.to] = link
       shaped.append(link)
     }
@@ -187,20 +184,8 @@ public enum HostProfile {
     let previous = Kernels.threads
     Kernels.setThreads(1)
     defer { Kernels.setThreads(previous) }
-    let cols = 4096
-    let rows = bytes / 4 / cols
-    let w = try SyntheticWeights(config: ModelPreset.tiny.config, seed: 4).matrix("host-profile", rows: rows, cols: cols)
-    let x = [Float](repeating: 1, count: cols)
-    var y = [Float](repeating: 0, count: rows)
-    Kernels.stream(w, x, &y)
-    var rates: [Double] = []
-    for _ in 0..<passes {
-      let t0 = monotonicNanoseconds()
-      Kernels.stream(w, x, &y)
-      rates.append(Double(rows * cols * 4) / (Double(monotonicNanoseconds() - t0) * 1e-9))
-    }
-    return Bandwidth(bitsPerSecond: rates.sorted()[rates.count / 2] * 8)
+    let (perPass, seconds) = try Kernels.streamPasses(bytes: bytes, passes: passes)
+    let rates = seconds.map { Double(perPass) / $0 }.sorted()
+    return Bandwidth(bitsPerSecond: rates[rates.count / 2] * 8)
   }
 }
-import Catalog
-import Transport

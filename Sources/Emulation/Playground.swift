@@ -34,12 +34,7 @@ public enum Playground {
   /// time (no dilation: the playground has no devices to slow down). Bandwidth traces are followed only while
   /// this process lives (the tests); `edgelab emulation up` returns at once and warns that they are not.
   public static func up(experiment x: ResolvedExperiment) throws -> Created {
-    let links = x.links.map { (l: ResolvedLink) -> Cluster.Link in
-      Cluster.Link(from: l.from, to: l.to, rate: l.spec.bandwidth.bytesPerSecond, loss: l.spec.loss, latency: l.spec.latency.value,
-                   jitter: l.spec.jitter.value,
-                   trace: Cluster.traceChanges(l.trace, dilation: 1))
-    }
-    return try up(hosts: x.devices.map(\.name), links: links)
+    try up(hosts: x.devices.map(\.name), links: x.links.map { Cluster.Link($0, dilation: 1) })
   }
 
   static func up(hosts names: [String], links declared: [Cluster.Link]) throws -> Created {
@@ -100,18 +95,14 @@ public enum Playground {
       removed.append("cluster \(r.id)")
     }
     // Leftovers without a record.
-    for ns in Shell.capture(["ip", "netns", "list"]).1.split(separator: "\n").map({ String($0.split(separator: " ").first ?? "") })
-    where ns.hasPrefix("edgelab-") && !live.contains(where: { ns.hasPrefix("edgelab-\($0)-") }) {
+    for ns in Shell.namespaces() where ns.hasPrefix("edgelab-") && !live.contains(where: { ns.hasPrefix("edgelab-\($0)-") }) {
       // A feature probe of a live process (edgelab-probe-PID-…) is its own business.
       let parts = ns.split(separator: "-")
       if ns.hasPrefix("edgelab-probe-"), parts.count > 2, let pid = Int32(parts[2]), kill(pid, 0) == 0 { continue }
-      for p in Shell.capture(["ip", "netns", "pids", ns]).1.split(separator: "\n").compactMap({ Int32($0) }) { kill(p, SIGKILL) }
-      _ = Shell.capture(["ip", "netns", "del", ns])
+      Shell.deleteNamespace(ns)
       removed.append("netns \(ns)")
     }
-    let links = Shell.capture(["ip", "-o", "link", "show"]).1.split(separator: "\n")
-      .compactMap { $0.split(separator: ":").dropFirst().first?.trimmingCharacters(in: .whitespaces).split(separator: "@").first.map(String.init) }
-    for l in links where l.count >= 7 && l.hasPrefix("el") && l.dropFirst(2).prefix(4).allSatisfy(\.isHexDigit) {
+    for l in Shell.linkNames() where l.count >= 7 && l.hasPrefix("el") && l.dropFirst(2).prefix(4).allSatisfy(\.isHexDigit) {
       let id = String(l.dropFirst(2).prefix(4))
       if live.contains(id) { continue }
       _ = Shell.capture(["ip", "link", "del", l])

@@ -58,6 +58,24 @@ final class Shell: @unchecked Sendable {
   }
 
   static func exists(_ tool: String) -> Bool { capture(["which", tool]).0 == 0 }
+
+  /// Names of the network namespaces (`ip netns list`).
+  static func namespaces() -> [String] {
+    capture(["ip", "netns", "list"]).1.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) }
+  }
+
+  /// Names of the links in this namespace (`ip -o link show`), without the `@peer` suffix.
+  static func linkNames() -> [String] {
+    capture(["ip", "-o", "link", "show"]).1.split(separator: "\n").compactMap {
+      $0.split(separator: ":").dropFirst().first?.trimmingCharacters(in: .whitespaces).split(separator: "@").first.map(String.init)
+    }
+  }
+
+  /// Kills what runs in a namespace, then deletes it (with its links, qdiscs and nft tables).
+  static func deleteNamespace(_ netns: String) {
+    for p in capture(["ip", "netns", "pids", netns]).1.split(separator: "\n").compactMap({ Int32($0) }) { kill(p, SIGKILL) }
+    _ = capture(["ip", "netns", "del", netns])
+  }
 }
 
 /// What this machine's kernel and tools offer for emulation.

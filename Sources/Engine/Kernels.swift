@@ -1,5 +1,6 @@
 import CKernels
 import COpenBLAS
+import Catalog
 import Dispatch
 
 /// Runs `body(i)` for i in 0..<count on up to `Parallel.threads` threads of a persistent pool (C, spinning
@@ -120,6 +121,25 @@ public enum Kernels {
     x.withUnsafeBufferPointer { xb in
       y.withUnsafeMutableBufferPointer { yb in linear(w, xb.baseAddress!, tokens: 1, yb.baseAddress!, rowwise: true) }
     }
+  }
+
+  /// The decode roofline as the kernel sees it: streams a `bytes` FP32 matrix (matrix × one vector) on the
+  /// configured threads, once to warm up and then `passes` times; returns the bytes read per pass and the
+  /// seconds of each pass. The matrix holds distinct values: identical pages could be deduplicated by the
+  /// host and read from cache.
+  public static func streamPasses(bytes: Int, passes: Int) throws -> (bytesPerPass: Int, seconds: [Double]) {
+    let cols = 4096
+    let rows = bytes / 4 / cols
+    let w = try SyntheticWeights(config: ModelPreset.tiny.config, seed: 4).matrix("bandwidth-probe", rows: rows, cols: cols)
+    let x = [Float](repeating: 1, count: cols)
+    var y = [Float](repeating: 0, count: rows)
+    stream(w, x, &y)
+    let seconds = (0..<passes).map { _ in
+      let start = monotonic()
+      stream(w, x, &y)
+      return monotonic() - start
+    }
+    return (rows * cols * 4, seconds)
   }
 }
 

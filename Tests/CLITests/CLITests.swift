@@ -4,10 +4,7 @@ import Testing
 
 /// Runs the built `edgelab` binary (next to the test bundle, or $EDGELAB_BIN).
 struct CLI {
-  static var binary: String {
-    if let env = ProcessInfo.processInfo.environment["EDGELAB_BIN"] { return env }
-    return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("edgelab").path
-  }
+  static var binary: String { Binary.path }
 
   struct Result {
     var status: Int32

@@ -98,10 +98,7 @@ struct LinkFidelityTests {
 }
 
 enum EmulatedRuns {
-  static var binary: String {
-    ProcessInfo.processInfo.environment["EDGELAB_BIN"]
-      ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("edgelab").path
-  }
+  static var binary: String { Binary.path }
 
   static func spec(bandwidth: Bandwidth, latency: Seconds = .ms(1), requests: Int = 2, output: Int = 4, prompt: Int = 64) -> ExperimentSpec {
     Experiment("emulated-test") {
@@ -132,11 +129,7 @@ enum EmulatedRuns {
 
   /// Run ids whose namespaces exist now.
   static func liveClusters() -> Set<String> {
-    Set(Shell.capture(["ip", "netns", "list"]).1.split(separator: "\n").compactMap { line -> String? in
-      let name = line.split(separator: " ").first.map(String.init) ?? ""
-      guard name.hasPrefix("edgelab-") else { return nil }
-      return String(name.dropFirst(8).prefix(4))
-    })
+    Set(Shell.namespaces().filter { $0.hasPrefix("edgelab-") }.map { String($0.dropFirst(8).prefix(4)) })
   }
 }
 
@@ -145,12 +138,12 @@ struct EmulatedRunTests {
   /// A 10 Mbit/s link makes the prefill's activation transfer slower by about its size over the rate.
   @Test func aSlowLinkSlowsTransfersByTheExpectedAmount() throws {
     let before = EmulatedRuns.liveClusters()
-    let pids = PidBox()
+    let pids = Pids()
     let cgroups = CgroupBox()
     // While serving: every worker is in its device's cgroups, with the recorded quota and memory limit.
     let inspect: @Sendable () -> Void = {
       guard let id = EmulatedRuns.liveClusters().subtracting(before).first else { return }
-      for (device, pid) in pids.get() {
+      for (device, pid) in pids.all {
         let cpu = "/sys/fs/cgroup/cpu/edgelab-\(id)/\(device)", mem = "/sys/fs/cgroup/memory/edgelab-\(id)/\(device)"
         let read = { (path: String) in (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "" }
         cgroups.add(device, quota: Int(read(cpu + "/cpu.cfs_quota_us")) ?? -1,
@@ -160,7 +153,7 @@ struct EmulatedRunTests {
       }
     }
     let fast = try EmulatedRuns.run(EmulatedRuns.spec(bandwidth: .gbit(1)), EmulatedRuns.backend(pids: { pids.set($0) }, onServing: inspect))
-    #expect(pids.get().count == 2 && pids.get().values.allSatisfy { kill($0, 0) != 0 }, "workers outlived the run")
+    #expect(pids.all.count == 2 && pids.allGone, "workers outlived the run")
     let slow = try EmulatedRuns.run(EmulatedRuns.spec(bandwidth: .mbit(10)), EmulatedRuns.backend())
     let seen = cgroups.get()
     #expect(seen.count == 2)
@@ -256,11 +249,11 @@ struct EmulatedRunTests {
 
   @Test func aKilledWorkerLeavesNothingBehind() throws {
     let before = EmulatedRuns.liveClusters()
-    let pids = PidBox()
+    let pids = Pids()
     let backend = EmulatedRuns.backend(pids: { pids.set($0) }, onServing: {
       Thread.detachNewThread {
         usleep(1_000_000)
-        if let p = pids.get()["nano1"] { kill(p, SIGKILL) }
+        if let p = pids.all["nano1"] { kill(p, SIGKILL) }
       }
     })
     do {
@@ -270,7 +263,7 @@ struct EmulatedRunTests {
       #expect("\(error)".contains("worker nano1 (stage 1)"), "\(error)")
     }
     #expect(EmulatedRuns.liveClusters() == before)
-    #expect(pids.get().values.allSatisfy { kill($0, 0) != 0 })
+    #expect(pids.allGone)
   }
 
   @Test func cleanRemovesWhatAKilledCoordinatorLeft() throws {
@@ -310,17 +303,3 @@ final class CgroupBox: @unchecked Sendable {
   func get() -> [String: Seen] { lock.withLock { v } }
 }
 
-final class PidBox: @unchecked Sendable {
-  private var v: [String: Int32] = [:]
-  private let lock = NSLock()
-  func set(_ x: [String: Int32]) {
-    lock.lock()
-    v = x
-    lock.unlock()
-  }
-  func get() -> [String: Int32] {
-    lock.lock()
-    defer { lock.unlock() }
-    return v
-  }
-}

@@ -12,32 +12,6 @@ import Transport
 import Glibc
 #endif
 
-/// The built `edgelab` binary (next to the test bundle, or $EDGELAB_BIN).
-enum Binary {
-  static var path: String {
-    if let env = ProcessInfo.processInfo.environment["EDGELAB_BIN"] { return env }
-    return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("edgelab").path
-  }
-}
-
-/// Processes of a run, for checking that none outlive it.
-final class Pids: @unchecked Sendable {
-  private var value: [String: Int32] = [:]
-  private let lock = NSLock()
-  func set(_ v: [String: Int32]) {
-    lock.lock()
-    value = v
-    lock.unlock()
-  }
-  var all: [String: Int32] {
-    lock.lock()
-    defer { lock.unlock() }
-    return value
-  }
-  /// True when none of the processes exists any more (zombies are reaped by the runtime).
-  var allGone: Bool { all.values.allSatisfy { kill($0, 0) != 0 } }
-}
-
 enum Runs {
   static func spec(model: ModelPreset = .tiny, devices: Int = 3, requests: Int = 3, output: Int = 6,
                    arrival: ArrivalProcess = .closedLoop(), algorithm: String = "even") -> ExperimentSpec {
