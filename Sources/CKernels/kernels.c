@@ -1,6 +1,7 @@
 #include "edgelab_kernels.h"
 #include <string.h>
 #include <math.h>
+#include <stdatomic.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -216,6 +217,39 @@ void el_matvec(const void *w, el_dtype dtype, size_t cols, const float *x, size_
 #endif
   default: matvec_portable(w, dtype, cols, x, x_stride, batch, y, y_stride, row_begin, row_end); return;
   }
+}
+
+typedef struct {
+  const el_matvec_job *jobs;
+  int job_count;
+  size_t batch, chunk;
+  _Atomic size_t next;  // next chunk to hand out, over all jobs in order
+} many_ctx;
+
+static void many_task(void *raw, int index) {
+  (void)index;
+  many_ctx *m = raw;
+  int j = 0;
+  size_t first = 0;  // first chunk index of job j
+  for (;;) {
+    size_t c = atomic_fetch_add_explicit(&m->next, 1, memory_order_relaxed);
+    // Chunks are claimed in increasing order by each thread, so the job only moves forward.
+    for (;;) {
+      if (j >= m->job_count) return;
+      size_t n = (m->jobs[j].rows + m->chunk - 1) / m->chunk;
+      if (c < first + n) break;
+      first += n;
+      j++;
+    }
+    const el_matvec_job *job = &m->jobs[j];
+    size_t r0 = (c - first) * m->chunk, r1 = r0 + m->chunk < job->rows ? r0 + m->chunk : job->rows;
+    el_matvec(job->w, job->dtype, job->cols, job->x, job->x_stride, m->batch, job->y, job->y_stride, r0, r1);
+  }
+}
+
+void el_matvec_many(const el_matvec_job *jobs, int job_count, size_t batch, size_t chunk_rows, int threads) {
+  many_ctx m = {jobs, job_count, batch, chunk_rows ? chunk_rows : 1, 0};
+  el_parallel(threads > 1 ? threads : 1, many_task, &m);
 }
 
 void el_attend(const float *q, const float *k, const float *v, size_t ctx, size_t head_dim, float scale,

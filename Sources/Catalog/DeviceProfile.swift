@@ -34,6 +34,17 @@ public struct DeviceProfile: Codable, Hashable, Sendable {
     case fp32Peak = "fp32_peak", fp16Peak = "fp16_peak", storageReadBandwidth = "storage_read_bandwidth"
   }
 
+  /// Decodes a profile; `is_server` may be left out (a board).
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    self.init(model: try c.decode(String.self, forKey: .model), memory: try c.decode(Bytes.self, forKey: .memory),
+              usableMemory: try c.decode(Bytes.self, forKey: .usableMemory),
+              memoryBandwidth: try c.decode(Bandwidth.self, forKey: .memoryBandwidth),
+              fp32Peak: try c.decode(FlopRate.self, forKey: .fp32Peak), fp16Peak: try c.decode(FlopRate.self, forKey: .fp16Peak),
+              storageReadBandwidth: try c.decode(Bandwidth.self, forKey: .storageReadBandwidth),
+              isServer: try c.decodeIfPresent(Bool.self, forKey: .isServer) ?? false)
+  }
+
   /// Peak arithmetic rate for a weight precision (16-bit formats use the FP16 rate).
   public func peak(for precision: Precision) -> FlopRate { precision == .fp32 ? fp32Peak : fp16Peak }
 

@@ -144,6 +144,51 @@ extension JSONValue {
 
   public var objectValue: [String: JSONValue]? { if case .object(let o) = self { o } else { nil } }
 
+  /// Object keys (as dotted paths) that this tree has and `known` lacks, where both are objects at the same
+  /// place; lists are compared element by element. Compare what a user wrote with what decoding it and
+  /// encoding it again gives, and these are the keys the decoder ignored (misspelt or unsupported).
+  public func keysMissing(from known: JSONValue, at prefix: String = "") -> [String] {
+    switch (self, known) {
+    case (.object(let mine), .object(let theirs)):
+      return mine.keys.sorted().flatMap { k -> [String] in
+        let path = prefix.isEmpty ? k : prefix + "." + k
+        guard let v = mine[k], v != .null else { return [] }
+        guard let t = theirs[k] else { return [path] }
+        return v.keysMissing(from: t, at: path)
+      }
+    case (.array(let mine), .array(let theirs)) where mine.count == theirs.count:
+      return zip(mine, theirs).enumerated().flatMap { i, pair in pair.0.keysMissing(from: pair.1, at: "\(prefix)[\(i)]") }
+    default:
+      return []
+    }
+  }
+
+  /// The keys of the deepest object along `path` that exists, with that object's path (for "did you mean").
+  public func deepestKeys(along path: JSONPath) -> (path: String, keys: [String]) {
+    var node = self
+    var reached: [String] = []
+    for c in path.components {
+      let text: String
+      switch c {
+      case .key(let k): text = k
+      case .index(let i): text = "[\(i)]"
+      case .named(let n): text = "[\(n)]"
+      }
+      let next: JSONValue?
+      switch (c, node) {
+      case (.key(let k), .object(let o)): next = o[k]
+      case (.index(let i), .array(let a)): next = a.indices.contains(i) ? a[i] : nil
+      case (.named(let name), .array(let a)): next = a.first { $0.objectValue?["name"]?.stringValue == name }
+      default: next = nil
+      }
+      guard let next else { break }
+      node = next
+      reached.append(text)
+    }
+    let keys = node.objectValue.map { $0.keys.sorted() } ?? []
+    return (reached.joined(separator: ".").replacingOccurrences(of: ".[", with: "["), keys)
+  }
+
   /// Sets the value at `path`. Object keys that do not exist yet are created (so an optional field can be
   /// swept); array elements must exist.
   public mutating func set(_ value: JSONValue, at path: JSONPath) throws(JSONPathError) {

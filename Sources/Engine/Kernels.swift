@@ -23,17 +23,6 @@ enum Parallel {
     }
   }
 
-  /// Splits 0..<n into `threads` contiguous blocks (multiples of `align`) and runs them in parallel.
-  static func blocks(_ n: Int, align: Int = 8, _ body: (Range<Int>) -> Void) {
-    let t = max(1, min(threads, n / max(align, 1)))
-    if t == 1 { body(0..<n); return }
-    let per = ((n + t - 1) / t + align - 1) / align * align
-    forEach(t) { i in
-      let lo = min(n, i * per), hi = min(n, lo + per)
-      if lo < hi { body(lo..<hi) }
-    }
-  }
-
   struct TaskBox { var body: (Int) -> Void }
 }
 
@@ -90,14 +79,29 @@ public enum Kernels {
   /// - Parameter rowwise: use the per-row kernel (deterministic per row, independent of `tokens` and threads);
   ///   decode steps always do. Otherwise (prefill), OpenBLAS sgemm; 16-bit weights are widened in blocks.
   static func linear(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, _ out: UnsafeMutablePointer<Float>, rowwise: Bool) {
+    linear([(w, out)], x, tokens: tokens, rowwise: rowwise)
+  }
+
+  /// out_i[t, :] = W_i · x[t, :] for several matrices with the same input, in one parallel region when
+  /// decoding (Q, K and V; gate and up), so they cost one synchronisation of the threads instead of one each.
+  static func linear(_ group: [(WeightMatrix, UnsafeMutablePointer<Float>)], _ x: UnsafePointer<Float>, tokens: Int,
+                     rowwise: Bool) {
     if rowwise || tokens == 1 {
-      let xs = UnsafePointerBox(x), ys = UnsafeMutablePointerBox(out)
-      let type = cType(w.dtype)
-      Parallel.blocks(w.rows) { r in
-        el_matvec(w.base, type, w.cols, xs.pointer, w.cols, tokens, ys.pointer, w.rows, r.lowerBound, r.upperBound)
+      let jobs = group.map { w, out in
+        el_matvec_job(w: w.base, dtype: cType(w.dtype), rows: w.rows, cols: w.cols, x: x, x_stride: w.cols,
+                      y: out, y_stride: w.rows)
       }
+      // Chunks of about 256 KiB of weights: small enough to balance two threads on a noisy host, large
+      // enough that handing them out costs nothing next to reading them.
+      let rowBytes = group.map { $0.0.cols * $0.0.dtype.size }.max() ?? 1
+      el_matvec_many(jobs, Int32(jobs.count), tokens, max(4, (256 << 10) / max(1, rowBytes)), Int32(Parallel.threads))
       return
     }
+    for (w, out) in group { gemm(w, x, tokens: tokens, out) }
+  }
+
+  /// Prefill: OpenBLAS sgemm; 16-bit weights are widened in blocks.
+  static func gemm(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, _ out: UnsafeMutablePointer<Float>) {
     if w.dtype == .f32 {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(w.rows), Int32(w.cols), 1,
                   x, Int32(w.cols), w.base.assumingMemoryBound(to: Float.self), Int32(w.cols), 0, out, Int32(w.rows))

@@ -284,9 +284,14 @@ public final class LlamaStage: @unchecked Sendable {
       }
     }
     xn.withUnsafeBufferPointer { nb in
-      q.withUnsafeMutableBufferPointer { Kernels.linear(b.q, nb.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise) }
-      k.withUnsafeMutableBufferPointer { Kernels.linear(b.k, nb.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise) }
-      v.withUnsafeMutableBufferPointer { Kernels.linear(b.v, nb.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise) }
+      q.withUnsafeMutableBufferPointer { qb in
+        k.withUnsafeMutableBufferPointer { kb in
+          v.withUnsafeMutableBufferPointer { vb in
+            Kernels.linear([(b.q, qb.baseAddress!), (b.k, kb.baseAddress!), (b.v, vb.baseAddress!)], nb.baseAddress!,
+                           tokens: t, rowwise: rowwise)
+          }
+        }
+      }
     }
     // Rotary embeddings at each token's position, then append K and V to each sequence's cache.
     var positions: [Int] = []
@@ -361,8 +366,11 @@ public final class LlamaStage: @unchecked Sendable {
     var g = [Float](repeating: 0, count: t * f)
     var u = [Float](repeating: 0, count: t * f)
     xn.withUnsafeBufferPointer { nb in
-      g.withUnsafeMutableBufferPointer { Kernels.linear(b.gate, nb.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise) }
-      u.withUnsafeMutableBufferPointer { Kernels.linear(b.up, nb.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise) }
+      g.withUnsafeMutableBufferPointer { gb in
+        u.withUnsafeMutableBufferPointer { ub in
+          Kernels.linear([(b.gate, gb.baseAddress!), (b.up, ub.baseAddress!)], nb.baseAddress!, tokens: t, rowwise: rowwise)
+        }
+      }
     }
     for i in 0..<(t * f) {
       let gi = g[i]

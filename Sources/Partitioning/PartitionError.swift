@@ -2,6 +2,8 @@
 public enum PartitionError: Error, CustomStringConvertible, Equatable, Sendable {
   /// No plan satisfies the constraints; the message names the binding one.
   case infeasible(String)
+  /// A heuristic (used where exact search is too large) found no plan; the problem is not proven infeasible.
+  case noPlanFound(String)
   /// The problem itself is malformed.
   case invalidProblem([String])
   /// An algorithm parameter is unknown or has a bad value.
@@ -12,6 +14,7 @@ public enum PartitionError: Error, CustomStringConvertible, Equatable, Sendable 
   public var description: String {
     switch self {
     case .infeasible(let why): "infeasible: \(why)"
+    case .noPlanFound(let why): "no plan found: \(why)"
     case .invalidProblem(let issues): "invalid problem: " + issues.joined(separator: "; ")
     case .badParameter(let a, let why): "algorithm '\(a)': \(why)"
     case .unknownAlgorithm(let n, let known): "unknown algorithm '\(n)'; registered: \(known.joined(separator: ", "))"

@@ -154,12 +154,15 @@ public enum Infeasibility {
     if p.problem.returnToSource {
       let back = devs.filter { $0 != p.sourceIndex && p.hasLink($0, p.sourceIndex) }
       if back.isEmpty && need > p.memory[p.sourceIndex] {
-        let other = devs.first { $0 != p.sourceIndex }.map(p.name) ?? "any device"
-        return "no link from \(other) to \(p.name(p.sourceIndex)) to return the output to the source"
+        let others = devs.filter { $0 != p.sourceIndex }.map(p.name)
+        return "the model does not fit the source alone, and no device has a link back to it to return the output (no link from \(others.isEmpty ? "any device" : others.joined(separator: ", ")) to \(p.name(p.sourceIndex)))"
       }
     }
+    if let l = (0..<p.layerCount).first(where: { l in !devs.contains { p.compute($0, l, l + 1).isFinite } }) {
+      return "layer \(p.problem.layers[l].name) has no compute time on any device"
+    }
     if devs.contains(where: { d in (0..<p.layerCount).contains { !p.compute(d, $0, $0 + 1).isFinite } }) {
-      return "some devices have no compute time for some layers, and the others cannot hold the model"
+      return "some devices have no compute time for some layers, and no plan runs every layer on a device that has a time for it within memory"
     }
     return "no assignment of contiguous layer ranges, one per device, fits the devices' memory along a linked path"
   }

@@ -19,9 +19,14 @@ public struct RunOptions: Sendable {
   public var archiveDirectory: String?
   /// Seconds between checkpoints of the results file during a sweep.
   public var checkpointInterval: Double
+  /// Polled between runs: true stops the sweep (Ctrl-C), saving what finished. Backends that run long (loopback)
+  /// also stop within a run.
+  public var stopRequested: @Sendable () -> Bool
 
   public init(outputPath: String? = nil, seed: UInt64? = nil, backend: BackendKind? = nil, resume: Bool = false,
-              archiveDirectory: String? = nil, checkpointInterval: Double = 2) {
+              archiveDirectory: String? = nil, checkpointInterval: Double = 2,
+              stopRequested: @escaping @Sendable () -> Bool = { false }) {
+    self.stopRequested = stopRequested
     self.outputPath = outputPath
     self.seed = seed
     self.backend = backend
@@ -74,8 +79,19 @@ public struct ExperimentRunner: Sendable {
   }
 
   /// Every run of the experiment, validated against the registered algorithms.
+  /// Every run of the experiment, after checking that every algorithm accepts its parameters (an unknown or
+  /// bad parameter is an error in the spec, found before anything runs, not a failed run).
   public static func expand(_ spec: ExperimentSpec) throws(SpecError) -> [RunDescriptor] {
-    try spec.expand(knownAlgorithms: Set(Partitioners.names))
+    let runs = try spec.expand(knownAlgorithms: Set(Partitioners.names))
+    var issues: [SpecError.Issue] = []
+    var checked: Set<AlgorithmChoice> = []
+    for run in runs where checked.insert(run.algorithm).inserted {
+      do { _ = try Partitioners.make(run.algorithm.name, parameters: run.algorithm.parameters) } catch {
+        issues.append(.init(field: "algorithms[\(run.algorithmIndex)] (\(run.algorithm.displayLabel))", message: error.description))
+      }
+    }
+    if !issues.isEmpty { throw SpecError(issues: issues) }
+    return runs
   }
 
   /// The objective of a run: the algorithm's own (edgeshard-latency/-throughput), the choice's, or the spec's.
@@ -127,11 +143,11 @@ public struct ExperimentRunner: Sendable {
           throw RunnerError(message: "\(path) was produced by a different spec (or --seed/--backend/--emulation override); repeat the same overrides, run without --resume, or with --out to write elsewhere")
         }
         for r in old.runs where r.outcome.status == .complete || r.outcome.status == .infeasible { kept[r.key] = r }
-      } else {
-        archived = try archive(path, directory: options.archiveDirectory)
-        if let archived { progress.note("kept the previous \(path) as \(archived)") }
       }
     }
+    // A fresh run keeps the previous file aside, but only when the new one is first written: a run stopped
+    // before that leaves the previous file where it was.
+    var mustArchive = !options.resume && FileManager.default.fileExists(atPath: path)
 
     let git = Provenance.git()
     var info = FileInfo(
@@ -147,6 +163,11 @@ public struct ExperimentRunner: Sendable {
     var done = skipped
 
     func save(complete: Bool) throws {
+      if mustArchive {
+        archived = try archive(path, directory: options.archiveDirectory)
+        if let archived { progress.note("kept the previous \(path) as \(archived)") }
+        mustArchive = false
+      }
       info.finishedAt = Provenance.timestamp()
       info.complete = complete
       try ResultsStore.write(ResultsFile(info: info, runs: records.sorted { $0.index < $1.index }), to: path)
@@ -158,6 +179,10 @@ public struct ExperimentRunner: Sendable {
         records.append(old)
         counts[old.outcome.status, default: 0] += 1
         continue
+      }
+      if options.stopRequested() {
+        try save(complete: false)
+        throw BackendError.interrupted(partial: nil)
       }
       let started = MonotonicClock.now()
       let record: RunRecord
@@ -192,9 +217,8 @@ public struct ExperimentRunner: Sendable {
     let (problem, result) = Self.plan(run, builder: builder)
     switch result {
     case .failure(let error):
-      let message: String
-      if case .infeasible(let why) = error { message = why } else { message = error.description }
-      return makeRecord(run, plan: nil, outcome: .infeasible(message))
+      if case .infeasible(let why) = error { return makeRecord(run, plan: nil, outcome: .infeasible(why)) }
+      return makeRecord(run, plan: nil, outcome: RunOutcome(status: .failed, message: error.description))
     case .success(let plan):
       let requests = x.spec.workload.materialize(seed: run.seed, vocabularySize: x.model.vocabSize)
       let job = RunJob(descriptor: run, plan: plan, problem: problem, requests: requests, builder: builder)

@@ -32,9 +32,20 @@ public enum Provenance {
       return Git(commit: "unknown", dirty: false, diff: "")
     }
     let status = capture(["git", "status", "--porcelain", "--untracked-files=no"]) ?? ""
-    let dirty = !status.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
-    let diff = dirty ? (capture(["git", "diff", "HEAD"]) ?? "") : ""
-    return Git(commit: commit, dirty: dirty, diff: diff)
+    // New files that are not ignored count too: a new algorithm or experiment is compiled in before it is
+    // committed. Their whole text goes into the diff (up to 256 KiB each).
+    let untracked = (capture(["git", "ls-files", "--others", "--exclude-standard", "-z"]) ?? "")
+      .split(separator: "\0").map(String.init)
+    let dirty = !status.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || !untracked.isEmpty
+    guard dirty else { return Git(commit: commit, dirty: false, diff: "") }
+    var diff = capture(["git", "diff", "HEAD"]) ?? ""
+    for file in untracked {
+      guard let data = FileManager.default.contents(atPath: file) else { continue }
+      let lines = String(decoding: data.prefix(256 << 10), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+      diff += "new file (untracked): \(file)\n--- /dev/null\n+++ b/\(file)\n"
+      diff += lines.map { "+" + $0 }.joined(separator: "\n") + (data.count > 256 << 10 ? "\n(truncated at 256 KiB)\n" : "\n")
+    }
+    return Git(commit: commit, dirty: true, diff: diff)
   }
 
   /// "hostname; Linux 6.1.0 x86_64; AMD EPYC …; 2 cores".

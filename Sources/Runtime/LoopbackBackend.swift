@@ -128,10 +128,16 @@ final class CoordinatedRun: @unchecked Sendable {
       for c in controls.values { c.close() }
       for p in children.values { p.stop(grace: 1) }
       launcher.teardown()
-      if !failed { try? FileManager.default.removeItem(atPath: runDirectory) }
+      // The worker logs are kept after a fault (the error names them); the token never outlives the run.
+      if failed { try? FileManager.default.removeItem(atPath: runDirectory + "/token") } else {
+        try? FileManager.default.removeItem(atPath: runDirectory)
+      }
     }
     do {
       return try drive()
+    } catch let e as BackendError {
+      if case .interrupted = e {} else { failed = true }  // a Ctrl-C is not a fault: nothing to keep
+      throw e
     } catch let e as RuntimeError {
       // Any fault stops the sweep; what finished is kept (the run is marked incomplete).
       failed = true
@@ -164,9 +170,30 @@ final class CoordinatedRun: @unchecked Sendable {
       resident / 1e9, x.spec.model.precision.rawValue, available / 1e9))
   }
 
+  /// The plan was made from the spec's model shapes (preset or config); a checkpoint with other shapes would
+  /// fail half-way through loading with a confusing layer-range error, so compare first.
+  func checkCheckpointShapes() throws {
+    guard let dir = job.experiment.spec.model.checkpoint else { return }
+    let c: ModelConfig
+    do { c = try Checkpoint(directory: dir).config } catch {
+      throw BackendError.unavailable(.loopback, "model.checkpoint: \(error)")
+    }
+    let m = job.experiment.model
+    let fields: [(String, Int, Int)] = [
+      ("num_hidden_layers", m.numHiddenLayers, c.numHiddenLayers), ("hidden_size", m.hiddenSize, c.hiddenSize),
+      ("intermediate_size", m.intermediateSize, c.intermediateSize), ("num_attention_heads", m.numAttentionHeads, c.numAttentionHeads),
+      ("num_key_value_heads", m.numKeyValueHeads, c.numKeyValueHeads), ("vocab_size", m.vocabSize, c.vocabSize),
+    ]
+    let differ = fields.filter { $0.1 != $0.2 }.map { "\($0.0) \($0.1) vs \($0.2)" }
+    if !differ.isEmpty {
+      throw BackendError.unavailable(.loopback, "model.checkpoint \(dir) does not match the model the plan was made for (\(differ.joined(separator: ", ")) in its config.json); set model.preset or model.config to the checkpoint's shapes")
+    }
+  }
+
   func drive() throws -> RunOutcome {
     let started = monotonicNanoseconds()
     let x = job.experiment
+    try checkCheckpointShapes()
     try checkHostMemory()
     targets = try launcher.prepare(devices: devices, experiment: x, runID: URL(fileURLWithPath: runDirectory).lastPathComponent)
     let tokenFile = runDirectory + "/token"
@@ -277,7 +304,9 @@ final class CoordinatedRun: @unchecked Sendable {
   func fault(_ d: String, _ what: String) -> RuntimeError {
     let child = children[d]
     var m = "worker \(d) (\(stagesOf(d))) \(what)"
-    if let child, !child.isRunning { m += "; it \(child.exitDescription)" }
+    // A killed worker's connections close before its exit is reaped: give the reaper a moment.
+    for _ in 0..<30 where child?.isRunning == true { usleep(10_000) }
+    if let child, !child.isRunning { m += "; the process \(child.exitDescription)" }
     if let tail = child?.logTail(3), !tail.isEmpty { m += "; log \(child!.logPath): \(tail.replacingOccurrences(of: "\n", with: " | "))" }
     return RuntimeError(m)
   }
@@ -478,10 +507,20 @@ enum ReferenceTokens {
     let w = job.experiment.spec.model
     let spec = WeightsSpec(checkpoint: w.checkpoint, preset: w.checkpoint == nil ? w.preset : nil, seed: w.weightsSeed ?? job.experiment.spec.seed,
                            dtype: w.precision == .fp32 ? "F32" : (w.precision == .bf16 ? "BF16" : "F16"))
-    struct Key: Codable { var weights: WeightsSpec; var requests: [RequestMessage]; var isa: String; var threads: Int; var version: Int }
-    let key = Key(weights: spec, requests: job.requests.map { RequestMessage(id: $0.id, prompt: $0.promptTokens, outputLength: $0.outputLength) },
-                  isa: Kernels.isa, threads: threads, version: 1)
-    let keyData = try JSONEncoder().encode(key)
+    struct Key: Codable {
+      var weights: WeightsSpec
+      /// A checkpoint's files, sizes and modification times: new weights at the same path are a new key.
+      var checkpointFiles: [String]
+      var requests: [RequestMessage]
+      var isa: String
+      var threads: Int
+      var version: Int
+    }
+    let key = Key(weights: spec, checkpointFiles: w.checkpoint.map(Self.fingerprint) ?? [],
+                  requests: job.requests.map { RequestMessage(id: $0.id, prompt: $0.promptTokens, outputLength: $0.outputLength) },
+                  isa: Kernels.isa, threads: threads, version: 2)
+    // Sorted keys: the same key must give the same bytes in every process.
+    let keyData = try JSONCoding.encoder.encode(key)
     var h: UInt64 = 0xcbf2_9ce4_8422_2325
     for b in keyData { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
     let path = cache.map { $0 + "/" + String(h, radix: 16) + ".json" }
@@ -504,5 +543,15 @@ enum ReferenceTokens {
       if let data = try? JSONEncoder().encode(stored) { try? data.write(to: URL(fileURLWithPath: path), options: .atomic) }
     }
     return out
+  }
+
+  static func fingerprint(_ directory: String) -> [String] {
+    let files = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
+    return files.map { f in
+      let a = try? FileManager.default.attributesOfItem(atPath: directory + "/" + f)
+      let size = (a?[.size] as? NSNumber)?.int64Value ?? -1
+      let mtime = (a?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+      return "\(f):\(size):\(mtime)"
+    }
   }
 }

@@ -56,11 +56,11 @@ public final class ChildProcess: @unchecked Sendable {
   public var exitStatus: Int32? { exit.withLock { $0 } }
   public var isRunning: Bool { exitStatus == nil }
 
-  /// "exited with status 3" / "killed by signal 9".
+  /// "exited with status 3" / "was killed by signal 9".
   public var exitDescription: String {
     guard let s = exitStatus else { return "running" }
     let sig = s & 0x7f
-    return sig == 0 ? "exited with status \((s >> 8) & 0xff)" : "killed by signal \(sig)"
+    return sig == 0 ? "exited with status \((s >> 8) & 0xff)" : "was killed by signal \(sig)"
   }
 
   public func signal(_ sig: Int32) { if isRunning { kill(pid, sig) } }
@@ -104,9 +104,15 @@ public enum Interrupt {
   /// Whether Ctrl-C (SIGINT) or SIGTERM arrived since the handler was installed.
   public static var isRequested: Bool { requested.load(ordering: .relaxed) }
 
-  /// Installs a SIGINT/SIGTERM handler that only sets the flag (the run then stops cleanly).
+  /// Installs a SIGINT/SIGTERM handler that sets the flag (the run then stops cleanly: loopback runs at once,
+  /// simulated sweeps after the run in progress) and says so; a second signal exits at once.
   public static func install() {
-    signal(SIGINT) { _ in Interrupt.requested.store(true, ordering: .relaxed) }
-    signal(SIGTERM) { _ in Interrupt.requested.store(true, ordering: .relaxed) }
+    let handler: @convention(c) (Int32) -> Void = { _ in
+      if Interrupt.requested.exchange(true, ordering: .relaxed) { _exit(130) }
+      let note = "\nstopping: saving what finished (press Ctrl-C again to quit at once)\n"
+      _ = note.withCString { write(2, $0, strlen($0)) }
+    }
+    signal(SIGINT, handler)
+    signal(SIGTERM, handler)
   }
 }

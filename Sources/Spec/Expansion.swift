@@ -62,6 +62,7 @@ extension ExperimentSpec {
         let where_ = settings.map { "\($0.path) = \($0.value)" }.joined(separator: ", ")
         throw SpecError(field: "sweeps", "with \(where_): \(JSONCoding.explain(error))")
       }
+      if points.isEmpty { try Self.checkSweepPaths(sweeps, paths, decoded: spec) }
       do {
         let resolved = try spec.resolve(knownAlgorithms: knownAlgorithms)
         points.append(SweepPoint(index: points.count, settings: settings, experiment: resolved))
@@ -81,6 +82,20 @@ extension ExperimentSpec {
       if k < 0 { break }
     }
     return points
+  }
+
+  /// A sweep path the experiment does not have (a typo, or a setting that does not exist) would be created in
+  /// the JSON tree and then ignored by decoding, so every point would run the same experiment. The setting must
+  /// survive decoding and encoding again.
+  static func checkSweepPaths(_ sweeps: [SweepAxis], _ paths: [JSONPath], decoded: ExperimentSpec) throws(SpecError) {
+    var spec = decoded
+    spec.sweeps = []
+    guard let tree = try? JSONValue(encoding: spec) else { return }
+    for (i, (axis, path)) in zip(sweeps, paths).enumerated() where tree.value(at: path) == nil {
+      let (reached, keys) = tree.deepestKeys(along: path)
+      let known = keys.isEmpty ? "" : "; settings under '\(reached.isEmpty ? "(top level)" : reached)': \(keys.joined(separator: ", "))"
+      throw SpecError(field: "sweeps[\(i)].path", "the experiment has no setting '\(axis.path)'\(known)")
+    }
   }
 
   /// The seed of repetition `rep`: one stream per repetition, shared by every algorithm and sweep point.

@@ -46,9 +46,18 @@ func loadSpec(name: String?, file: String?) throws -> ExperimentSpec {
     guard let data = FileManager.default.contents(atPath: file) else {
       throw fail("cannot read spec file '\(file)'", code: Exit.badInput)
     }
-    do { return try JSONCoding.decoder.decode(ExperimentSpec.self, from: data) } catch {
+    let spec: ExperimentSpec
+    do { spec = try JSONCoding.decoder.decode(ExperimentSpec.self, from: data) } catch {
       throw fail("\(file): \(JSONCoding.explain(error))", code: Exit.badInput)
     }
+    // Keys the decoder ignored are misspelt or unsupported settings: refuse them rather than run without them.
+    if let written = try? JSONCoding.decoder.decode(JSONValue.self, from: data), let understood = try? JSONValue(encoding: spec) {
+      let unknown = written.keysMissing(from: understood)
+      if !unknown.isEmpty {
+        throw fail("\(file): unknown field\(unknown.count == 1 ? "" : "s") \(unknown.map { "'\($0)'" }.joined(separator: ", ")) (check the spelling; `edgelab spec quickstart` prints a complete spec)", code: Exit.badInput)
+      }
+    }
+    return spec
   }
   guard let name else { throw fail("give an experiment name or --spec FILE.json", code: Exit.badInput) }
   guard let e = ExperimentCatalog.named(name) else {
@@ -95,7 +104,8 @@ struct Run: ParsableCommand {
   func run() throws {
     var loaded = try loadSpec(name: name, file: spec)
     if let emulation { loaded.emulation.mode = emulation }
-    let options = RunOptions(outputPath: out, seed: seed, backend: backend, resume: resume)
+    let options = RunOptions(outputPath: out, seed: seed, backend: backend, resume: resume,
+                             stopRequested: { Interrupt.isRequested })
     let effective = ExperimentRunner.applying(options, to: loaded)
     if dryRun {
       let runs: [RunDescriptor]
@@ -210,6 +220,7 @@ struct Partition: ParsableCommand {
     do { plan = try Partitioners.solve(p, algorithm: algorithm, parameters: parameters) } catch {
       switch error {
       case .infeasible: throw fail(error.description, code: Exit.infeasible)
+      case .noPlanFound: throw fail(error.description, code: Exit.failure)
       default: throw fail("\(problem): \(error)", code: Exit.badInput)
       }
     }

@@ -34,12 +34,19 @@ struct Generate: ParsableCommand {
   @Option(help: "Sampling seed.") var seed: UInt64 = 0
   @Flag(help: "Print JSON.") var json = false
 
+  func validate() throws {
+    guard maxNewTokens >= 1 else { throw ValidationError("--max-new-tokens must be at least 1") }
+    guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
+    guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be ≥ 0 (0 is greedy)") }
+    guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0 (0 keeps every token)") }
+    guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1] (1 keeps every token)") }
+  }
+
   func run() throws {
     let prompt = promptTokens.split(separator: ",").compactMap { Int32($0.trimmingCharacters(in: .whitespaces)) }
     guard !prompt.isEmpty, prompt.count == promptTokens.split(separator: ",").count else {
       throw fail("--prompt-tokens takes comma-separated integers (got '\(promptTokens)')", code: Exit.badInput)
     }
-    guard maxNewTokens >= 1 else { throw fail("--max-new-tokens must be at least 1", code: Exit.badInput) }
     Kernels.setThreads(threads)
     let source = ModelSource.parse(model, seed: syntheticSeed, dtype: dtype, storage: storage)
     let pipeline: LocalPipeline
@@ -47,6 +54,10 @@ struct Generate: ParsableCommand {
       let weights = try source.open()
       if let bad = prompt.first(where: { $0 < 0 || Int($0) >= weights.config.vocabSize }) {
         throw fail("prompt token \(bad) is outside the vocabulary (0..<\(weights.config.vocabSize))", code: Exit.badInput)
+      }
+      let positions = weights.config.maxPositionEmbeddings
+      if prompt.count + maxNewTokens > positions {
+        throw fail("\(prompt.count) prompt tokens + \(maxNewTokens) new tokens exceed the model's \(positions) positions (max_position_embeddings)", code: Exit.badInput)
       }
       let cutList = (cuts ?? "").split(separator: ",").compactMap { Int($0) }
       pipeline = try LocalPipeline(weights: weights, cuts: cutList)
@@ -58,16 +69,15 @@ struct Generate: ParsableCommand {
     if let dumpLogits {
       var data = Data(capacity: g.logits.count * 4)
       for v in g.logits { withUnsafeBytes(of: v.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
-      try data.write(to: URL(fileURLWithPath: dumpLogits))
+      do { try data.write(to: URL(fileURLWithPath: dumpLogits), options: .atomic) } catch {
+        throw fail("cannot write --dump-logits file '\(dumpLogits)': \((error as NSError).localizedFailureReason ?? error.localizedDescription)", code: Exit.failure)
+      }
     }
     if json {
-      struct Out: Encodable {
-        var tokens: [Int32]
-        var prefill_s: Double
-        var decode_tokens_per_s: Double?
-      }
+      // The documented key order; decode_tokens_per_s is null when only one token was generated (no decode step).
       let d = g.decodeTokensPerSecond
-      print(try JSONCoding.compactString(Out(tokens: g.tokens, prefill_s: g.prefillSeconds, decode_tokens_per_s: d.isNaN ? nil : d)))
+      let tokens = g.tokens.map(String.init).joined(separator: ", ")
+      print(#"{"tokens": [\#(tokens)], "prefill_s": \#(g.prefillSeconds), "decode_tokens_per_s": \#(d.isFinite ? String(d) : "null")}"#)
     } else {
       print(g.tokens.map(String.init).joined(separator: ","))
     }
@@ -84,6 +94,13 @@ struct EngineBenchCommand: ParsableCommand {
   @Option(help: "Repetitions (medians are reported).") var repetitions = 3
   @Flag(help: "Print one JSON line.") var json = false
 
+  func validate() throws {
+    guard prompt >= 1 else { throw ValidationError("--prompt must be at least 1") }
+    guard new >= 2 else { throw ValidationError("--new must be at least 2 (the first token comes from the prefill; decode speed needs more)") }
+    guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
+    guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
+  }
+
   func run() throws {
     let r = try EngineBench.run(model: model, dtype: dtype, prompt: prompt, new: new, threads: threads, repetitions: repetitions) {
       FileHandleStderr.write($0 + "\n")
@@ -99,6 +116,11 @@ struct MemoryBenchCommand: ParsableCommand {
   @Option(help: "Buffer size in MiB.") var mib = 1024
   @Option(help: "Passes over the buffer.") var passes = 10
   @Flag(help: "Print one JSON line.") var json = false
+
+  func validate() throws {
+    guard mib >= 1, passes >= 1 else { throw ValidationError("--mib and --passes must be at least 1") }
+    guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
+  }
 
   func run() throws {
     let gbs = try EngineBench.memoryBandwidth(bytes: mib << 20, threads: threads, passes: passes)

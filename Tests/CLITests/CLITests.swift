@@ -67,6 +67,43 @@ struct CLITests {
     #expect(!FileManager.default.fileExists(atPath: dir + "/x.h5"))
   }
 
+  /// Settings the decoder would ignore are refused before anything runs: misspelt keys, sweeps over settings
+  /// that do not exist, parameters an algorithm does not take.
+  @Test func misspeltSettingsAreRefused() throws {
+    let dir = temporaryDirectory()
+    let base = #""name": "x", "model": {"preset": "tiny"}, "devices": [{"name": "a", "preset": "jetson-orin-nano-8gb", "count": 2}]"#
+    let cases: [(String, String)] = [
+      (#"{\#(base), "algorithms": [{"name": "even"}], "workload": {"arival": {"kind": "closed_loop"}}}"#, "unknown field 'workload.arival'"),
+      (#"{\#(base), "algorithms": [{"name": "even"}], "sweeps": [{"path": "network.link.bandwdith", "values": ["1Mbit/s"]}]}"#,
+       "the experiment has no setting 'network.link.bandwdith'; settings under 'network.link': bandwidth"),
+      (#"{\#(base), "algorithms": [{"name": "lime", "parameters": {"bogus": 1}}]}"#, "algorithm 'lime': unknown parameter 'bogus'"),
+    ]
+    for (i, (json, message)) in cases.enumerated() {
+      try json.write(toFile: dir + "/s\(i).json", atomically: true, encoding: .utf8)
+      let r = try CLI.run(["run", "--spec", dir + "/s\(i).json", "--dry-run"])
+      #expect(r.status == 65 && r.stderr.contains(message), "\(json): \(r.status) \(r.stderr)")
+    }
+  }
+
+  @Test func generateAndBenchCheckTheirArguments() throws {
+    let one = try CLI.run(["generate", "--model", "tiny", "--prompt-tokens", "1,2,3", "--max-new-tokens", "1", "--json"])
+    #expect(one.status == 0, "\(one.stderr)")
+    #expect(one.stdout.hasPrefix(#"{"tokens": ["#) && one.stdout.contains(#""decode_tokens_per_s": null}"#), "\(one.stdout)")
+    let three = try CLI.run(["generate", "--model", "tiny", "--prompt-tokens", "1,2,3", "--max-new-tokens", "3", "--json"])
+    let object = try JSONSerialization.jsonObject(with: Data(three.stdout.utf8)) as? [String: Any]
+    #expect((object?["tokens"] as? [Int])?.count == 3 && object?["prefill_s"] is Double && object?["decode_tokens_per_s"] is Double)
+    for args in [["--top-p", "2"], ["--temperature=-1"], ["--threads", "0"]] {
+      let r = try CLI.run(["generate", "--model", "tiny", "--prompt-tokens", "1", "--max-new-tokens", "2"] + args)
+      #expect(r.status == 64, "\(args): \(r.status) \(r.stderr)")
+    }
+    let dump = try CLI.run(["generate", "--model", "tiny", "--prompt-tokens", "1", "--max-new-tokens", "2", "--dump-logits", "/nonexistent/x.f32"])
+    #expect(dump.status == 1 && dump.stderr.contains("cannot write --dump-logits file '/nonexistent/x.f32'"), "\(dump.stderr)")
+    for args in [["--prompt", "0"], ["--new", "1"], ["--repetitions", "0"]] {
+      let r = try CLI.run(["bench", "engine", "--model", "tiny"] + args)
+      #expect(r.status == 64, "\(args): \(r.status) \(r.stderr)")
+    }
+  }
+
   @Test func runShowAndExport() throws {
     let dir = temporaryDirectory()
     let spec = #"{"name": "cli-run", "model": {"preset": "tiny"}, "devices": [{"name": "a", "preset": "jetson-orin-nano-8gb", "count": 2}], "algorithms": [{"name": "even"}], "workload": {"requests": 2, "prompt_tokens": 4, "output_tokens": 4}}"#

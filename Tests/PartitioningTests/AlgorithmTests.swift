@@ -38,8 +38,33 @@ struct AlgorithmTests {
     var unlinked = Problems.uniform(layers: 4, memory: [2, 3], time: [0.1, 0.1])
     unlinked.links.removeAll { $0.from == "d1" }
     unlinked.returnToSource = true
-    #expect(throws: PartitionError.infeasible("no link from d1 to d0 to return the output to the source")) {
+    #expect(throws: PartitionError.infeasible("the model does not fit the source alone, and no device has a link back to it to return the output (no link from d1 to d0)")) {
       try Partitioners.solve(unlinked, algorithm: "edgeshard-latency")
+    }
+  }
+
+  /// 16 devices of slightly different memory are 16 classes, far beyond exact search: the beam used to keep
+  /// only plans of many short stages (cheapest bottleneck so far) that ran out of devices, and reported this
+  /// feasible problem as infeasible.
+  @Test func theHeuristicFindsPlansForLargeFeasibleProblems() throws {
+    let memory = (0..<16).map { 4.0e9 + 1e7 * Double($0) }
+    for objective in [Objective.latency, .throughput] {
+      let p = Problems.uniform(layers: 64, memory: memory, time: memory.map { _ in 0.01 }, layerBytes: 0.3e9,
+                               objective: objective)
+      let plan = try Partitioners.solve(p, algorithm: objective == .latency ? "edgeshard-latency" : "edgeshard-throughput")
+      #expect(!plan.exact && plan.notes.first?.contains("heuristic") == true)
+      let ip = try IndexedProblem(p)
+      #expect(StandardSemantics.violations(StandardSemantics.spans(of: plan, ip)!, ip).isEmpty)
+    }
+  }
+
+  @Test func bruteForceRefusesHugeProblemsWithoutCrashing() {
+    let p = Testbeds.edgeShard(blocks: 80)
+    #expect {
+      try Partitioners.solve(p, algorithm: "brute-force")
+    } throws: { error in
+      guard case PartitionError.badParameter(_, let why) = error else { return false }
+      return why.contains("candidate plans") && why.contains("e+")
     }
   }
 

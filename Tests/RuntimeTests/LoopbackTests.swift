@@ -101,6 +101,36 @@ struct LoopbackTests {
     let run = try #require(file.runs.first)
     #expect(run.outcome.status == .complete, "\(run.outcome.message ?? "")")
     #expect(run.outcome.facts["lossless"] == .number(1))
+    // The plan really is interleaved (a device holds several chunks) and offloads layers.
+    let stages = try #require(run.plan?.stages)
+    #expect(Set(stages.map(\.device)).count == 2 && stages.count > 2, "\(stages)")
+    #expect(stages.contains { !$0.offloadedLayers.isEmpty }, "\(stages)")
+  }
+
+  /// The lossless check can fail: a second run reads the unsplit reference from the cache, and a cache whose
+  /// tokens were altered makes the run fail loudly with the first differing token.
+  @Test func aLosslessMismatchFailsTheRun() throws {
+    let cache = temporaryDirectory("edgelab-reference")
+    var options = Runs.options()
+    options.referenceCache = cache
+    let spec = Runs.spec(devices: 2, requests: 2, output: 4)
+    let (_, first) = try Runs.run(spec, options)
+    #expect(first.runs.first?.outcome.facts["lossless"] == .number(1))
+    let entries = try FileManager.default.contentsOfDirectory(atPath: cache)
+    #expect(entries.count == 1, "\(entries)")
+    for entry in entries {
+      let path = cache + "/" + entry
+      var stored = try JSONDecoder().decode([String: [Int32]].self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+      for k in stored.keys { stored[k]![1] = stored[k]![1] == 0 ? 1 : 0 }
+      try JSONEncoder().encode(stored).write(to: URL(fileURLWithPath: path))
+    }
+    let (report, second) = try Runs.run(spec, options)
+    let run = try #require(second.runs.first)
+    #expect(report.statusCounts[.failed] == 1)
+    #expect(run.outcome.status == .failed)
+    #expect(run.outcome.facts["lossless"] == .number(0))
+    #expect(run.outcome.message?.contains("lossless check failed") == true && run.outcome.message?.contains("at token 1") == true,
+            "\(run.outcome.message ?? "")")
   }
 
   @Test func aKilledWorkerStopsTheRunWithItsNameAndSavesWhatFinished() throws {

@@ -16,6 +16,23 @@ typedef enum { EL_F32 = 0, EL_BF16 = 1, EL_F16 = 2 } el_dtype;
 void el_matvec(const void *w, el_dtype dtype, size_t cols, const float *x, size_t x_stride, size_t batch,
                float *y, size_t y_stride, size_t row_begin, size_t row_end);
 
+// One matrix of a group multiplied by the same inputs: y[b * y_stride + r] = dot(W[r, :], x[b * x_stride]).
+typedef struct {
+  const void *w;
+  el_dtype dtype;
+  size_t rows, cols;
+  const float *x;
+  size_t x_stride;
+  float *y;
+  size_t y_stride;
+} el_matvec_job;
+
+// Runs el_matvec over every row of every job on `threads` threads of the pool in one parallel region: rows are handed out
+// in chunks of `chunk_rows` from a shared counter, so a thread slowed by the host takes fewer chunks than a
+// fast one, and several matrices (Q, K and V; gate and up) cost one synchronisation instead of one each. Each
+// output is computed exactly as el_matvec computes it, so the results do not depend on the chunking.
+void el_matvec_many(const el_matvec_job *jobs, int job_count, size_t batch, size_t chunk_rows, int threads);
+
 // Attention of one query (one head) over a cache of `ctx` positions: k and v are [ctx][head_dim] contiguous.
 // out[d] = Σ_j softmax_j(scale · q·k_j) · v_j[d]. `scores` is scratch of ≥ ctx floats. Fixed summation order.
 void el_attend(const float *q, const float *k, const float *v, size_t ctx, size_t head_dim, float scale,

@@ -12,12 +12,15 @@ public struct BruteForce: Partitioner {
     maxPlans = try parameters.double("max_plans", default: 5e7)
   }
 
+  /// A plan count as an integer while it is one exactly, else in scientific notation (it can exceed Int.max).
+  static func describe(_ count: Double) -> String { count < 9e15 ? String(Int(count)) : "\(count)" }
+
   public func partition(_ p: IndexedProblem) throws(PartitionError) -> Plan {
     let n = p.layerCount, m = p.deviceCount
     var count = 0.0
     for l in 1...min(n, m) { count += permutations(m - 1, l - 1) * binomial(n - 1, l - 1) }
     if count > maxPlans {
-      throw .badParameter(algorithm: Self.name, "the problem has \(Int(count)) candidate plans, more than max_plans \(Int(maxPlans))")
+      throw .badParameter(algorithm: Self.name, "the problem has \(Self.describe(count)) candidate plans, more than max_plans \(Self.describe(maxPlans)); use an exact DP (edgeshard-latency, edgeshard-throughput) or raise max_plans")
     }
     let objective = p.problem.objective
     var best: (Double, [StandardSemantics.Span])?

@@ -108,12 +108,19 @@ struct SubsetSearch: Sendable {
       }
       return StandardSemantics.plan(spans, p, algorithm: algorithm, exact: true)
     }
-    guard let spans = beamSearch(p, classes) else {
-      throw .infeasible(Infeasibility.diagnose(p) + " (beam search found no plan; exact search would need \(overflow ? "more than 2⁶³" : String(states)) states)")
+    let size = "exact search needs \(overflow ? "more than 2⁶³" : String(states)) states and about \(String(format: work, digits: 0)) transitions (limits: max_states \(maxStates), max_work \(String(format: maxWork, digits: 0)))"
+    if let spans = beamSearch(p, classes) {
+      return StandardSemantics.plan(spans, p, algorithm: algorithm, exact: false, notes: [
+        "heuristic: \(size); beam search over the same recurrence with \(beam) partial plans per layer boundary, not guaranteed optimal",
+      ])
     }
-    return StandardSemantics.plan(spans, p, algorithm: algorithm, exact: false, notes: [
-      "heuristic: exact search needs \(overflow ? "more than 2⁶³" : String(states)) states and about \(String(format: work, digits: 0)) transitions (limits: max_states \(maxStates), max_work \(String(format: maxWork, digits: 0))); beam search over the same recurrence with \(beam) partial plans per layer boundary, not guaranteed optimal",
-    ])
+    if let spans = greedy(p) {
+      return StandardSemantics.plan(spans, p, algorithm: algorithm, exact: false, notes: [
+        "heuristic: \(size); beam search found no plan, so this is a greedy fill (devices by memory, largest first), far from optimal",
+      ])
+    }
+    let diagnosis = Infeasibility.diagnose(p)
+    throw .noPlanFound("\(diagnosis) (not proven: \(size); beam search and a greedy fill found no plan)")
   }
 
   /// Representative devices for a transition from class a to class b (two distinct members when a == b).
@@ -226,6 +233,29 @@ struct SubsetSearch: Sendable {
     }
   }
 
+  /// Last resort for instances too large for the exact DP when the beam finds nothing: the source first, then
+  /// the other devices by memory (largest first), each taking as many layers as fit, skipping devices that
+  /// cannot be reached from the previous stage.
+  func greedy(_ p: IndexedProblem) -> [StandardSemantics.Span]? {
+    let n = p.layerCount
+    let others = (0..<p.deviceCount).filter { $0 != p.sourceIndex }.sorted { (-p.memory[$0], $0) < (-p.memory[$1], $1) }
+    var spans: [StandardSemantics.Span] = []
+    var first = 0
+    for d in [p.sourceIndex] + others where first < n {
+      if let last = spans.last, !p.transfer(last.device, d, afterLayer: first - 1).isFinite { continue }
+      var end = first
+      while end < n && p.memory(first, end + 1) <= p.memory[d] && p.compute(d, first, end + 1).isFinite { end += 1 }
+      if end == first {
+        if spans.isEmpty { return nil }  // stage 0 must be on the source
+        continue
+      }
+      spans.append(.init(device: d, first: first, end: end))
+      first = end
+    }
+    guard first == n, let last = spans.last, p.returnTransfer(from: last.device).isFinite else { return nil }
+    return StandardSemantics.violations(spans, p).isEmpty ? spans : nil
+  }
+
   /// Beam search over the same recurrence for instances too large for the exact DP: at each layer boundary
   /// keep the `beam` best partial plans, one per (class counts, last class) state, with back-pointers.
   /// Class counts are packed into 64 bits (⌈log₂(n+1)⌉ bits per class of n devices; at most 64 devices).
@@ -259,7 +289,18 @@ struct SubsetSearch: Sendable {
     let src = p.sourceIndex
     var nodes: [Node] = []
     var frontier = [[Key: Int32]](repeating: [:], count: n + 1)
+    // A partial plan whose remaining layers cannot fit the unused devices' memory is dead: dropping it keeps
+    // the beam from filling up with plans of many short stages that run out of devices (the throughput
+    // objective favours them).
+    let tail = (0...n).map { i in i < n ? p.memory(i, n) : 0 }
+    func canFinish(_ counts: UInt64, after end: Int) -> Bool {
+      if end == n { return true }
+      var free = 0.0
+      for c in 0..<classes.count { free += Double(caps[c] - count(counts, c)) * p.memory[reps[c]] }
+      return free >= tail[end]
+    }
     func offer(_ node: Node) {
+      if !canFinish(node.counts, after: Int(node.end)) { return }
       let key = Key(counts: node.counts, last: node.last)
       if let existing = frontier[Int(node.end)][key], nodes[Int(existing)].value <= node.value { return }
       nodes.append(node)

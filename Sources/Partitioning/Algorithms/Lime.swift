@@ -27,6 +27,23 @@ import EdgeLabCore
 /// - **Online memory adaptation.** `LimeMemoryAdapter` recomputes residency as the KV cache grows or shrinks
 ///   (the runtime and simulator call it), and re-plans when bandwidth changes by more than `replan_threshold`.
 ///
+/// - **Device selection.** With `prefixes` (default), rings of the first k devices (source first, declared
+///   order) for every k are tried and the best kept, so that a fast source is not forced to hand work to slow
+///   neighbours; `prefixes = false` always uses every device, as in the paper's testbed.
+///
+/// Parameters and why their defaults are what they are (none is published in the paper):
+/// - `max_interleave` = 4: chunks per device tried (v = 1…4). Each extra chunk adds M hops per token; beyond
+///   4 the added hops outweigh the load-hiding gained on the paper's device counts (2–4 Jetsons), and v stops
+///   early anyway once nothing is offloaded.
+/// - `prefetch_depth` = 2: layer-sized staging slots per device: one layer computing while the next loads
+///   (double buffering). More slots cost a layer of memory each and help only when loads are bursty.
+/// - `steady_tokens` = 3: tokens simulated by the cost model; the first token pays cold loads, the second may
+///   still be catching up, the third is in steady state, which is what decoding many tokens sees.
+/// - `offload` = true: allow assigning more layers than fit (the point of LIME); false keeps every layer resident.
+/// - `replan_threshold` = 0.1: the online adapter re-plans when a link's bandwidth moves by more than 10%,
+///   about the run-to-run noise of a shared Wi-Fi link; smaller thresholds re-plan on noise.
+/// - `prefixes` = true: see Device selection.
+///
 /// For the throughput objective the value is the steady-state cycle time with many requests in flight: the
 /// largest per-token busy time of any device (compute, or storage reads when they cannot be hidden) or link.
 /// When the plan is expressible in the standard semantics (v = 1, nothing offloaded), the plan's notes also
@@ -40,6 +57,7 @@ public struct Lime: Partitioner {
   public let steadyTokens: Int
   public let offload: Bool
   public let replanThreshold: Double
+  public let prefixes: Bool
 
   public init(parameters: inout Parameters) throws(PartitionError) {
     maxInterleave = try parameters.int("max_interleave", default: 4)
@@ -47,35 +65,50 @@ public struct Lime: Partitioner {
     steadyTokens = try parameters.int("steady_tokens", default: 3)
     offload = try parameters.bool("offload", default: true)
     replanThreshold = try parameters.double("replan_threshold", default: 0.1)
+    prefixes = try parameters.bool("prefixes", default: true)
     if maxInterleave < 1 || prefetchDepth < 1 || steadyTokens < 1 {
       throw .badParameter(algorithm: Self.name, "max_interleave, prefetch_depth and steady_tokens must be ≥ 1")
     }
   }
 
   public init(maxInterleave: Int = 4, prefetchDepth: Int = 2, steadyTokens: Int = 3, offload: Bool = true,
-              replanThreshold: Double = 0.1) {
+              replanThreshold: Double = 0.1, prefixes: Bool = true) {
     self.maxInterleave = maxInterleave
     self.prefetchDepth = prefetchDepth
     self.steadyTokens = steadyTokens
     self.offload = offload
     self.replanThreshold = replanThreshold
+    self.prefixes = prefixes
   }
 
   public func partition(_ p: IndexedProblem) throws(PartitionError) -> Plan {
     let model = LimeCostModel(p, prefetchDepth: prefetchDepth, steadyTokens: steadyTokens, offload: offload)
-    let ring = [p.sourceIndex] + (0..<p.deviceCount).filter { $0 != p.sourceIndex }
-    // Ring order must be linked all the way round.
-    for (a, b) in zip(ring, ring.dropFirst() + [ring[0]]) where a != b && !p.hasLink(a, b) {
-      if ring.count > 1 { throw .infeasible("lime's ring needs a link from \(p.name(a)) to \(p.name(b))") }
-    }
+    let all = [p.sourceIndex] + (0..<p.deviceCount).filter { $0 != p.sourceIndex }
+    let objective = p.problem.objective
     var best: LimeCostModel.Allocation?
-    for v in 1...maxInterleave where ring.count * v <= p.layerCount {
-      let a = model.optimise(ring: ring, interleave: v)
-      if a.cost.feasible, best == nil || a.cost.value(p.problem.objective) < best!.cost.value(p.problem.objective) { best = a }
-      // Interleaving only helps to hide loads: with nothing offloaded, more chunks only add hops.
-      if let b = best, !b.offloaded.contains(true) { break }
+    var why: String?
+    for size in (prefixes ? 1 : all.count)...all.count {
+      let ring = Array(all.prefix(size))
+      // Ring order must be linked all the way round.
+      if let (a, b) = zip(ring, ring.dropFirst() + [ring[0]]).first(where: { $0 != $1 && !p.hasLink($0, $1) }) {
+        why = "lime's ring needs a link from \(p.name(a)) to \(p.name(b))"
+        continue
+      }
+      var bestOfRing: LimeCostModel.Allocation?
+      // One device has no ring to interleave over: its chunks would only hand activations to itself.
+      for v in 1...(ring.count == 1 ? 1 : maxInterleave) where ring.count * v <= p.layerCount {
+        let a = model.optimise(ring: ring, interleave: v)
+        if a.cost.feasible, bestOfRing == nil || a.cost.value(objective) < bestOfRing!.cost.value(objective) { bestOfRing = a }
+        // Interleaving only helps to hide loads: with nothing offloaded, more chunks only add hops.
+        if let b = bestOfRing, !b.offloaded.contains(true) { break }
+      }
+      if let a = bestOfRing {
+        if best == nil || a.cost.value(objective) < best!.cost.value(objective) { best = a }
+      } else {
+        why = model.diagnose(ring: ring)
+      }
     }
-    guard let best else { throw .infeasible(model.diagnose(ring: ring)) }
+    guard let best else { throw .infeasible(why ?? model.diagnose(ring: all)) }
     return model.plan(best, algorithm: Self.name)
   }
 }
