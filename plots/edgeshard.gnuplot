@@ -1,5 +1,5 @@
 # Shared body of the EdgeShard figures (loaded by edgeshard-7b.gp, -13b.gp, -70b.gp, which set `model`).
-# Left: time per output token with one request at a time; right: throughput with eight requests in flight;
+# Left: time per output token with one request at a time; right: throughput with 16 requests in flight;
 # both against the edge-cloud bandwidth, one line per algorithm. Infeasible runs (out of memory) are absent.
 labels = system("cat '".datadir."/labels.txt'")
 
@@ -22,10 +22,10 @@ do for [fmt in "png pdf"] {
        using (column("concurrency") == 1 ? column("bandwidth_mbit_s") : NaN):(column("tpot_mean_s")*1000) \
        with linespoints lw 2 pt 7 title l
   unset logscale y
-  set ylabel "throughput (tokens/s), 8 requests in flight"
+  set ylabel "throughput (tokens/s), 16 requests in flight"
   set yrange [0:*]
   plot for [l in labels] datadir."/".l.".tsv" \
-       using (column("concurrency") == 8 ? column("bandwidth_mbit_s") : NaN):"throughput_tokens_per_s" \
+       using (column("concurrency") == 16 ? column("bandwidth_mbit_s") : NaN):"throughput_tokens_per_s" \
        with linespoints lw 2 pt 7 title l
   unset yrange
   unset multiplot
