@@ -86,38 +86,47 @@ public final class Worker: @unchecked Sendable {
 
   func acceptLoop() {
     while true {
-      let c: Connection
-      do { c = try listener.accept() } catch {
+      let raw: Connection
+      do { raw = try listener.acceptSocket() } catch {
         if "\(error)".contains("Bad file descriptor") || "\(error)".contains("Invalid argument") { return }
         log("refused a connection: \(error)")
         continue
       }
-      if c.peerName == "coordinator" {
-        lock.lock()
-        let first = control == nil
-        if first { control = c }
-        lock.unlock()
-        if !first {
-          log("refused a second coordinator connection from \(c.peer)")
-          c.close()
-          continue
-        }
-        spawnThread("control") { [self] in readControl(c) }
-        spawnThread("heartbeat") { [self] in heartbeat(c) }
-      } else {
-        lock.lock()
-        if let d = assignment?.delays[c.peerName] {
-          let delay = d
-          var rng = SeededRandom.derived(seed: assignment?.seed ?? 0, SyntheticWeights.nameHash(c.peerName))
-          let jitter = LockedRandom(rng: rng)
-          _ = rng.next()
-          // Normal jitter around the latency (as netem's "distribution normal"), never below zero delay; the
-          // release queue keeps frames in order.
-          c.delay = { _ in delay.jitter > 0 ? max(0, delay.latency + jitter.gaussian() * delay.jitter) : delay.latency }
-        }
-        lock.unlock()
-        spawnThread("data-\(c.peerName)") { [self] in readData(c) }
+      // Each handshake on its own thread: a peer that connects and stays silent only delays itself.
+      spawnThread("handshake") { [self] in
+        do { adopt(try listener.handshake(raw)) } catch { log("refused a connection: \(error)") }
       }
+    }
+  }
+
+  /// Serves a connection that passed the handshake: the coordinator's control connection, or a data
+  /// connection from another stage.
+  func adopt(_ c: Connection) {
+    if c.peerName == "coordinator" {
+      lock.lock()
+      let first = control == nil
+      if first { control = c }
+      lock.unlock()
+      if !first {
+        log("refused a second coordinator connection from \(c.peer)")
+        c.close()
+        return
+      }
+      spawnThread("control") { [self] in readControl(c) }
+      spawnThread("heartbeat") { [self] in heartbeat(c) }
+    } else {
+      lock.lock()
+      if let d = assignment?.delays[c.peerName] {
+        let delay = d
+        var rng = SeededRandom.derived(seed: assignment?.seed ?? 0, SyntheticWeights.nameHash(c.peerName))
+        let jitter = LockedRandom(rng: rng)
+        _ = rng.next()
+        // Normal jitter around the latency (as netem's "distribution normal"), never below zero delay; the
+        // release queue keeps frames in order.
+        c.delay = { _ in delay.jitter > 0 ? max(0, delay.latency + jitter.gaussian() * delay.jitter) : delay.latency }
+      }
+      lock.unlock()
+      spawnThread("data-\(c.peerName)") { [self] in readData(c) }
     }
   }
 

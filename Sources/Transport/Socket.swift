@@ -265,6 +265,12 @@ public final class Listener: @unchecked Sendable {
   /// Accepts the next connection and runs the server handshake. A peer that fails it gets a `reject` frame
   /// and is closed; the error says why (the caller logs it and accepts again).
   public func accept(handshakeTimeout: Double = 5) throws -> Connection {
+    try handshake(try acceptSocket(), timeout: handshakeTimeout)
+  }
+
+  /// Accepts the next TCP connection without the handshake (run `handshake` on it, e.g. on its own thread, so
+  /// that a peer that connects and says nothing cannot hold up the others).
+  public func acceptSocket() throws -> Connection {
     var addr = sockaddr_in()
     var len = socklen_t(MemoryLayout<sockaddr_in>.size)
     let cfd = withUnsafeMutablePointer(to: &addr) {
@@ -274,7 +280,13 @@ public final class Listener: @unchecked Sendable {
     var ip = [CChar](repeating: 0, count: 32)
     inet_ntop(AF_INET, &addr.sin_addr, &ip, 32)
     let peer = "\(String(cString: ip)):\(UInt16(bigEndian: addr.sin_port))"
-    let raw = Connection(fd: cfd, peer: peer, peerName: "", decoder: FrameDecoder(maxPayload: min(maxPayload, 1 << 16)), encoder: FrameEncoder())
+    return Connection(fd: cfd, peer: peer, peerName: "", decoder: FrameDecoder(maxPayload: min(maxPayload, 1 << 16)), encoder: FrameEncoder())
+  }
+
+  /// The server side of the handshake on a connection from `acceptSocket`: a peer that fails it gets a `reject`
+  /// frame and is closed, and the error says why.
+  public func handshake(_ raw: Connection, timeout handshakeTimeout: Double = 5) throws -> Connection {
+    let peer = raw.peer
     raw.setReceiveTimeout(handshakeTimeout)
     var machine = HandshakeServer(token: token)
     let hello: Frame
