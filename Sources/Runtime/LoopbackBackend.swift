@@ -184,9 +184,9 @@ final class CoordinatedRun: @unchecked Sendable {
       ("intermediate_size", m.intermediateSize, c.intermediateSize), ("num_attention_heads", m.numAttentionHeads, c.numAttentionHeads),
       ("num_key_value_heads", m.numKeyValueHeads, c.numKeyValueHeads), ("vocab_size", m.vocabSize, c.vocabSize),
     ]
-    let differ = fields.filter { $0.1 != $0.2 }.map { "\($0.0) \($0.1) vs \($0.2)" }
+    let differ = fields.filter { $0.1 != $0.2 }.map { "\($0.0): \($0.1) in the spec, \($0.2) in its config.json" }
     if !differ.isEmpty {
-      throw BackendError.unavailable(.loopback, "model.checkpoint \(dir) does not match the model the plan was made for (\(differ.joined(separator: ", ")) in its config.json); set model.preset or model.config to the checkpoint's shapes")
+      throw BackendError.unavailable(.loopback, "model.checkpoint \(dir) does not match the model the plan was made for (\(differ.joined(separator: "; "))); leave out model.preset and model.config to use the checkpoint's own")
     }
   }
 

@@ -143,7 +143,7 @@ public struct ModelChoice: Codable, Hashable, Sendable {
       }
       return p.config
     }
-    guard let config else { throw SpecError(field: "model", "give either 'preset' or 'config'") }
+    guard let config else { throw SpecError(field: "model", "give 'preset', 'config', or a 'checkpoint' (the command line reads its config.json)") }
     return config
   }
 }

@@ -2,6 +2,7 @@ public import ArgumentParser
 import DSL
 import Metrics
 import Runtime
+import Engine
 import EdgeLabCore
 import Experiments
 import Foundation
@@ -40,8 +41,20 @@ struct EdgeLab: ParsableCommand {
     ])
 }
 
-/// Loads an experiment by catalog name or from a JSON spec file.
+/// Loads an experiment by catalog name or from a JSON spec file; a model given only as a checkpoint gets its
+/// shapes from the checkpoint's config.json (read here, at the edge, so the stored spec says what ran).
 func loadSpec(name: String?, file: String?) throws -> ExperimentSpec {
+  var spec = try loadSpecAsWritten(name: name, file: file)
+  if let dir = spec.model.checkpoint, spec.model.preset == nil, spec.model.config == nil {
+    do { spec.model.config = try Checkpoint(directory: dir).config } catch {
+      throw fail("model.checkpoint: \(error)", code: Exit.badInput)
+    }
+    if spec.model.name == nil { spec.model.name = URL(fileURLWithPath: dir).lastPathComponent }
+  }
+  return spec
+}
+
+func loadSpecAsWritten(name: String?, file: String?) throws -> ExperimentSpec {
   if let file {
     guard let data = FileManager.default.contents(atPath: file) else {
       throw fail("cannot read spec file '\(file)'", code: Exit.badInput)

@@ -104,6 +104,23 @@ struct CLITests {
     }
   }
 
+  /// A checkpoint alone is enough: its config.json gives the shapes; a preset that disagrees is refused before
+  /// any worker starts.
+  @Test func checkpointSpecsUseTheCheckpointsShapes() throws {
+    let dir = temporaryDirectory()
+    let checkpoint = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+      .appendingPathComponent("../EngineTests/Fixtures/f16-weights-sharded").standardized.path
+    func spec(_ model: String) -> String {
+      #"{"name": "ck", "model": \#(model), "devices": [{"name": "a", "preset": "jetson-orin-nano-8gb", "count": 2}], "algorithms": [{"name": "even"}], "workload": {"requests": 2, "prompt_tokens": 4, "output_tokens": 3}, "backend": "loopback", "emulation": {"mode": "none"}}"#
+    }
+    try spec(#"{"checkpoint": "\#(checkpoint)"}"#).write(toFile: dir + "/own.json", atomically: true, encoding: .utf8)
+    let own = try CLI.run(["run", "--spec", dir + "/own.json", "--out", dir + "/own.h5", "--quiet"])
+    #expect(own.status == 0, "\(own.stderr)")
+    try spec(#"{"checkpoint": "\#(checkpoint)", "preset": "tiny"}"#).write(toFile: dir + "/tiny.json", atomically: true, encoding: .utf8)
+    let tiny = try CLI.run(["run", "--spec", dir + "/tiny.json", "--out", dir + "/tiny.h5", "--quiet"])
+    #expect(tiny.status == 1 && tiny.stderr.contains("num_hidden_layers: 4 in the spec, 2 in its config.json"), "\(tiny.stderr)")
+  }
+
   @Test func runShowAndExport() throws {
     let dir = temporaryDirectory()
     let spec = #"{"name": "cli-run", "model": {"preset": "tiny"}, "devices": [{"name": "a", "preset": "jetson-orin-nano-8gb", "count": 2}], "algorithms": [{"name": "even"}], "workload": {"requests": 2, "prompt_tokens": 4, "output_tokens": 4}}"#
