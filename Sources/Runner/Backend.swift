@@ -12,6 +12,8 @@ public struct RunJob: Sendable {
   public var problem: PartitionProblem
   public var requests: [RequestPlan]
   public var builder: ProblemBuilder
+  /// True once the user asked to stop (Ctrl-C); long-running backends poll it within a run.
+  public var stopRequested: @Sendable () -> Bool = { false }
 
   public var experiment: ResolvedExperiment { descriptor.point.experiment }
 }
@@ -55,8 +57,9 @@ public struct SimulatedBackend: ExecutionBackend {
     }
     var outcome = Simulator.run(SimulationInput(
       experiment: job.experiment, plan: job.plan, requests: job.requests, timeModel: job.builder.timeModel,
-      seed: job.descriptor.seed, adapter: adapter))
+      seed: job.descriptor.seed, adapter: adapter, stopRequested: job.stopRequested))
     outcome.wallSeconds = MonotonicClock.now() - started
+    if outcome.status == .incomplete && job.stopRequested() { throw BackendError.interrupted(partial: outcome) }
     return outcome
   }
 }

@@ -181,13 +181,14 @@ public struct ExperimentRunner: Sendable {
         continue
       }
       if options.stopRequested() {
-        try save(complete: false)
+        // Save what this invocation finished; if it finished nothing, the file on disk stays as it was.
+        if executed > 0 { try save(complete: false) }
         throw BackendError.interrupted(partial: nil)
       }
       let started = MonotonicClock.now()
       let record: RunRecord
       do {
-        record = try execute(run, backend: backends[run.point.experiment.spec.backend]!)
+        record = try execute(run, backend: backends[run.point.experiment.spec.backend]!, stopRequested: options.stopRequested)
       } catch let stop as StopSweep {
         // Save what finished, mark the file incomplete, and stop.
         if let partial = stop.record { records.append(partial) }
@@ -211,7 +212,8 @@ public struct ExperimentRunner: Sendable {
                      statusCounts: counts, archivedPrevious: archived)
   }
 
-  func execute(_ run: RunDescriptor, backend: any ExecutionBackend) throws -> RunRecord {
+  func execute(_ run: RunDescriptor, backend: any ExecutionBackend,
+               stopRequested: @escaping @Sendable () -> Bool = { false }) throws -> RunRecord {
     let x = run.point.experiment
     let builder = ProblemBuilder.roofline(x.spec.calibration)
     let (problem, result) = Self.plan(run, builder: builder)
@@ -221,7 +223,8 @@ public struct ExperimentRunner: Sendable {
       return makeRecord(run, plan: nil, outcome: RunOutcome(status: .failed, message: error.description))
     case .success(let plan):
       let requests = x.spec.workload.materialize(seed: run.seed, vocabularySize: x.model.vocabSize)
-      let job = RunJob(descriptor: run, plan: plan, problem: problem, requests: requests, builder: builder)
+      var job = RunJob(descriptor: run, plan: plan, problem: problem, requests: requests, builder: builder)
+      job.stopRequested = stopRequested
       do {
         return makeRecord(run, plan: plan, outcome: try backend.execute(job))
       } catch let e as BackendError {

@@ -104,8 +104,8 @@ public enum Interrupt {
   /// Whether Ctrl-C (SIGINT) or SIGTERM arrived since the handler was installed.
   public static var isRequested: Bool { requested.load(ordering: .relaxed) }
 
-  /// Installs a SIGINT/SIGTERM handler that sets the flag (the run then stops cleanly: loopback runs at once,
-  /// simulated sweeps after the run in progress) and says so; a second signal exits at once.
+  /// Installs a SIGINT/SIGTERM handler that sets the flag (the run in progress then stops cleanly and is saved
+  /// as incomplete) and says so; a second signal exits at once.
   public static func install() {
     let handler: @convention(c) (Int32) -> Void = { _ in
       if Interrupt.requested.exchange(true, ordering: .relaxed) { _exit(130) }

@@ -15,9 +15,12 @@ public struct SimulationInput: Sendable {
   public var seed: UInt64
   /// LIME's online memory adaptation, for plans with offloaded layers.
   public var adapter: LimeMemoryAdapter?
+  /// Polled every 65536 events: true ends the run early (status incomplete, message "interrupted").
+  public var stopRequested: @Sendable () -> Bool
 
   public init(experiment: ResolvedExperiment, plan: Plan, requests: [RequestPlan], timeModel: any LayerTimeModel,
-              seed: UInt64, adapter: LimeMemoryAdapter? = nil) {
+              seed: UInt64, adapter: LimeMemoryAdapter? = nil, stopRequested: @escaping @Sendable () -> Bool = { false }) {
+    self.stopRequested = stopRequested
     self.experiment = experiment
     self.plan = plan
     self.requests = requests
@@ -178,6 +181,7 @@ struct Simulation {
       now = e.time
       events += 1
       if events > limit { return outcome(status: .failed, message: "simulation stopped after \(limit) events") }
+      if events & 0xFFFF == 0 && input.stopRequested() { return outcome(status: .incomplete, message: "interrupted") }
       switch e.kind {
       case .arrival(let r):
         requests[r].arrival = now

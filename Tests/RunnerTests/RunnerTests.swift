@@ -68,6 +68,37 @@ struct RunnerTests {
     #expect(try ResultsStore.read(path).info.seed == 2)
   }
 
+  /// A stop request (Ctrl-C) ends the sweep after the run in progress, saves what finished, and a stop before
+  /// anything was written leaves the previous results file where it was.
+  @Test func aStopRequestSavesWhatFinishedAndKeepsThePreviousFile() throws {
+    final class Polls: @unchecked Sendable {
+      let lock = NSLock()
+      var count = 0
+      func next() -> Int { lock.lock(); defer { lock.unlock() }; count += 1; return count }
+    }
+    let dir = temporaryDirectory()
+    let path = dir + "/out.h5"
+    _ = try ExperimentRunner().run(Self.small(), options: RunOptions(outputPath: path, seed: 1))
+    // Stopped before the first run: nothing new is written, the previous file stays in place.
+    #expect(throws: BackendError.self) {
+      try ExperimentRunner().run(Self.small(), options: RunOptions(outputPath: path, seed: 2, stopRequested: { true }))
+    }
+    #expect(try ResultsStore.read(path).info.seed == 1)
+    #expect(!FileManager.default.fileExists(atPath: dir + "/archive"))
+    // Stopped after the first run (the runner polls before each run; the simulator polls within one).
+    let polls = Polls()
+    do {
+      _ = try ExperimentRunner().run(Self.small(), options: RunOptions(outputPath: path, seed: 3, stopRequested: { polls.next() > 1 }))
+      Issue.record("the sweep did not stop")
+    } catch let e as BackendError {
+      guard case .interrupted = e else { Issue.record("\(e)"); return }
+    }
+    let file = try ResultsStore.read(path)
+    #expect(file.info.seed == 3 && !file.info.complete)
+    #expect(file.runs.count == 1 && file.runs[0].outcome.status == .complete)
+    #expect(try ResultsStore.read(try #require(FileManager.default.contentsOfDirectory(atPath: dir + "/archive").first.map { dir + "/archive/" + $0 })).info.seed == 1)
+  }
+
   @Test func backendsThatAreNotBuiltSaySo() {
     var spec = Self.small()
     spec.backend = .boards
