@@ -36,7 +36,10 @@ public enum EngineBench {
                          progress: (String) -> Void = { _ in }) throws -> Result {
     Kernels.setThreads(threads)
     guard let preset = ModelPreset.named(model) else {
-      throw CheckpointError(.missingFile, file: model, "unknown model preset")
+      throw CheckpointError(.missingFile, file: model, "unknown model preset; known: \(ModelPreset.all.map(\.name).joined(separator: ", "))")
+    }
+    if prompt + new > preset.config.maxPositionEmbeddings {
+      throw CheckpointError(.badConfig, file: model, "\(prompt) prompt + \(new) new tokens exceed the model's \(preset.config.maxPositionEmbeddings) positions")
     }
     progress("generating synthetic \(preset.name) weights (\(dtype.rawValue))…")
     let pipeline = try LocalPipeline(weights: SyntheticWeights(config: preset.config, seed: 1, dtype: dtype))

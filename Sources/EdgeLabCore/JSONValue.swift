@@ -219,8 +219,16 @@ extension JSONValue {
       }
       try a[i].set(value, components: rest, path: path)
       self = .array(a)
+    case (.key(let k), .array):
+      throw JSONPathError(path: path.text, reason: "'\(k)' selects from a list: write [\(k)] (the element named \(k)) or [0] (by position)")
     default:
-      throw JSONPathError(path: path.text, reason: "cannot descend into \(self.kindName) with \(first)")
+      let step: String
+      switch first {
+      case .key(let k): step = "'\(k)'"
+      case .index(let i): step = "[\(i)]"
+      case .named(let n): step = "[\(n)]"
+      }
+      throw JSONPathError(path: path.text, reason: "cannot descend into \(self.kindName) with \(step)")
     }
   }
 

@@ -29,6 +29,9 @@ public protocol ExecutionBackend: Sendable {
 /// Errors that stop a sweep.
 public enum BackendError: Error, CustomStringConvertible {
   case unavailable(BackendKind, String)
+  /// The run cannot start with these inputs (a checkpoint that does not match, a plan too big for this host);
+  /// nothing ran.
+  case refused(String)
   /// The run could not go on; `partial` holds what finished.
   case fatal(String, partial: RunOutcome?)
   case interrupted(partial: RunOutcome?)
@@ -36,6 +39,7 @@ public enum BackendError: Error, CustomStringConvertible {
   public var description: String {
     switch self {
     case .unavailable(let k, let why): "backend '\(k.rawValue)' is not available: \(why)"
+    case .refused(let why): why
     case .fatal(let why, _): why
     case .interrupted: "interrupted"
     }

@@ -192,7 +192,8 @@ public struct ExperimentRunner: Sendable {
       } catch let stop as StopSweep {
         // Save what finished, mark the file incomplete, and stop.
         if let partial = stop.record { records.append(partial) }
-        try save(complete: false)
+        // A run refused before it started, as the first of this invocation, leaves the file on disk as it was.
+        if stop.record != nil || executed > 0 { try save(complete: false) }
         throw stop.error
       }
       records.append(record)
@@ -233,7 +234,7 @@ public struct ExperimentRunner: Sendable {
         switch e {
         case .fatal(let w, let p): (partial, why) = (p, w)
         case .interrupted(let p): partial = p
-        case .unavailable: break
+        case .unavailable, .refused: break
         }
         let record = partial.map { p -> RunRecord in
           var o = p

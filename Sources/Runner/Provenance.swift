@@ -26,24 +26,35 @@ public enum Provenance {
     public var diff: String
   }
 
-  /// The git state of the working directory (commit "unknown" outside a repository).
+  /// The git state of the checkout containing the working directory (commit "unknown" outside a repository).
   public static func git() -> Git {
-    guard let commit = capture(["git", "rev-parse", "HEAD"])?.trimmingCharacters(in: .whitespacesAndNewlines) else {
+    guard let commit = capture(["git", "rev-parse", "HEAD"])?.trimmingCharacters(in: .whitespacesAndNewlines),
+      let top = capture(["git", "rev-parse", "--show-toplevel"])?.trimmingCharacters(in: .whitespacesAndNewlines)
+    else {
       return Git(commit: "unknown", dirty: false, diff: "")
     }
-    let status = capture(["git", "status", "--porcelain", "--untracked-files=no"]) ?? ""
+    let status = capture(["git", "status", "--porcelain", "--untracked-files=no"], directory: top) ?? ""
     // New files that are not ignored count too: a new algorithm or experiment is compiled in before it is
-    // committed. Their whole text goes into the diff (up to 256 KiB each).
-    let untracked = (capture(["git", "ls-files", "--others", "--exclude-standard", "-z"]) ?? "")
+    // committed. Their text goes into the diff (the first 256 KiB; binary files by size only).
+    let untracked = (capture(["git", "ls-files", "--others", "--exclude-standard", "-z"], directory: top) ?? "")
       .split(separator: "\0").map(String.init)
     let dirty = !status.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || !untracked.isEmpty
     guard dirty else { return Git(commit: commit, dirty: false, diff: "") }
-    var diff = capture(["git", "diff", "HEAD"]) ?? ""
+    var diff = capture(["git", "diff", "HEAD"], directory: top) ?? ""
+    let limit = 256 << 10
     for file in untracked {
-      guard let data = FileManager.default.contents(atPath: file) else { continue }
-      let lines = String(decoding: data.prefix(256 << 10), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-      diff += "new file (untracked): \(file)\n--- /dev/null\n+++ b/\(file)\n"
-      diff += lines.map { "+" + $0 }.joined(separator: "\n") + (data.count > 256 << 10 ? "\n(truncated at 256 KiB)\n" : "\n")
+      guard let handle = FileHandle(forReadingAtPath: top + "/" + file) else { continue }
+      let head = (try? handle.read(upToCount: limit)) ?? Data()
+      let size = (try? handle.seekToEnd()).map(Int.init) ?? head.count
+      try? handle.close()
+      diff += "new file (untracked): \(file)\n"
+      if head.contains(0) {
+        diff += "(binary, \(size) bytes; content not recorded)\n"
+        continue
+      }
+      let lines = String(decoding: head, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+      diff += "--- /dev/null\n+++ b/\(file)\n" + lines.map { "+" + $0 }.joined(separator: "\n")
+      diff += size > limit ? "\n(truncated: first 256 KiB of \(size) bytes)\n" : "\n"
     }
     return Git(commit: commit, dirty: true, diff: diff)
   }

@@ -128,15 +128,23 @@ final class CoordinatedRun: @unchecked Sendable {
       for c in controls.values { c.close() }
       for p in children.values { p.stop(grace: 1) }
       launcher.teardown()
-      // The worker logs are kept after a fault (the error names them); the token never outlives the run.
-      if failed { try? FileManager.default.removeItem(atPath: runDirectory + "/token") } else {
+      // The worker logs are kept after a fault (the error names them); the token and port files never outlive
+      // the run.
+      if failed {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: runDirectory)) ?? []
+        for f in files where !f.hasSuffix(".log") { try? FileManager.default.removeItem(atPath: runDirectory + "/" + f) }
+      } else {
         try? FileManager.default.removeItem(atPath: runDirectory)
       }
     }
     do {
       return try drive()
     } catch let e as BackendError {
-      if case .interrupted = e {} else { failed = true }  // a Ctrl-C is not a fault: nothing to keep
+      // A Ctrl-C or a refusal before any worker started is not a fault: no logs to keep.
+      switch e {
+      case .interrupted, .refused: break
+      default: failed = true
+      }
       throw e
     } catch let e as RuntimeError {
       // Any fault stops the sweep; what finished is kept (the run is marked incomplete).
@@ -165,7 +173,7 @@ final class CoordinatedRun: @unchecked Sendable {
     }
     let resident = parameters * bytesPerWeight
     guard let available = HostMemory.availableBytes(), resident > 0.9 * available else { return }
-    throw BackendError.unavailable(.loopback, String(
+    throw BackendError.refused(String(
       format: "the plan keeps %.1f GB of %@ weights in worker memory, but this machine has %.1f GB available; choose a smaller model or precision (e.g. Model(.llama32_1B) or precision .bf16), or run it with --backend simulated",
       resident / 1e9, x.spec.model.precision.rawValue, available / 1e9))
   }
@@ -176,7 +184,7 @@ final class CoordinatedRun: @unchecked Sendable {
     guard let dir = job.experiment.spec.model.checkpoint else { return }
     let c: ModelConfig
     do { c = try Checkpoint(directory: dir).config } catch {
-      throw BackendError.unavailable(.loopback, "model.checkpoint: \(error)")
+      throw BackendError.refused("model.checkpoint: \(error)")
     }
     let m = job.experiment.model
     let fields: [(String, Int, Int)] = [
@@ -186,7 +194,7 @@ final class CoordinatedRun: @unchecked Sendable {
     ]
     let differ = fields.filter { $0.1 != $0.2 }.map { "\($0.0): \($0.1) in the spec, \($0.2) in its config.json" }
     if !differ.isEmpty {
-      throw BackendError.unavailable(.loopback, "model.checkpoint \(dir) does not match the model the plan was made for (\(differ.joined(separator: "; "))); leave out model.preset and model.config to use the checkpoint's own")
+      throw BackendError.refused("model.checkpoint \(dir) does not match the model the plan was made for (\(differ.joined(separator: "; "))); leave out model.preset and model.config to use the checkpoint's own")
     }
   }
 

@@ -56,7 +56,7 @@ func loadSpec(name: String?, file: String?) throws -> ExperimentSpec {
 
 func loadSpecAsWritten(name: String?, file: String?) throws -> ExperimentSpec {
   if let file {
-    guard let data = FileManager.default.contents(atPath: file) else {
+    guard let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file) else {
       throw fail("cannot read spec file '\(file)'", code: Exit.badInput)
     }
     let spec: ExperimentSpec
@@ -104,7 +104,7 @@ struct SpecCommand: ParsableCommand {
 struct Run: ParsableCommand {
   static let configuration = CommandConfiguration(abstract: "Run an experiment and write its HDF5 results file.")
   @Argument(help: "Experiment name (see `edgelab list`).") var name: String?
-  @Option(help: "Run the experiment in this JSON spec file instead.") var spec: String?
+  @Option(help: "Run the experiment in this JSON spec file instead (- reads standard input).") var spec: String?
   @Option(help: "Results file (default: results/<name>.h5).") var out: String?
   @Option(help: "Override the experiment's seed.") var seed: UInt64?
   @Option(help: "Override the backend: simulated, loopback or boards.") var backend: BackendKind?
@@ -146,8 +146,12 @@ struct Run: ParsableCommand {
     } catch let e as RunnerError {
       throw fail(e.message, code: Exit.badInput)
     } catch let e as BackendError {
-      if case .interrupted = e { throw fail("interrupted; what finished is saved (run again with --resume)", code: Exit.interrupted) }
-      throw fail(e.description + "; what finished is saved (run again with --resume)", code: Exit.failure)
+      switch e {
+      case .interrupted: throw fail("interrupted; what finished is saved (run again with --resume)", code: Exit.interrupted)
+      case .refused: throw fail(e.description, code: Exit.badInput)
+      case .unavailable: throw fail(e.description, code: Exit.failure)
+      case .fatal: throw fail(e.description + "; what finished is saved (run again with --resume)", code: Exit.failure)
+      }
     } catch let e as ResultsError {
       throw fail(e.description, code: Exit.failure)
     }

@@ -67,10 +67,16 @@ struct Generate: ParsableCommand {
     let sampler = Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
     let g = pipeline.generate(prompt: prompt, maxNewTokens: maxNewTokens, sampler: sampler, recordLogits: dumpLogits != nil)
     if let dumpLogits {
+      var isDirectory: ObjCBool = false
+      if FileManager.default.fileExists(atPath: dumpLogits, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw fail("--dump-logits '\(dumpLogits)' is a directory; give a file path", code: Exit.badInput)
+      }
       var data = Data(capacity: g.logits.count * 4)
       for v in g.logits { withUnsafeBytes(of: v.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
       do { try data.write(to: URL(fileURLWithPath: dumpLogits), options: .atomic) } catch {
-        throw fail("cannot write --dump-logits file '\(dumpLogits)': \((error as NSError).localizedFailureReason ?? error.localizedDescription)", code: Exit.failure)
+        let parent = URL(fileURLWithPath: dumpLogits).deletingLastPathComponent().path
+        let why = FileManager.default.fileExists(atPath: parent) ? "not writable" : "no directory \(parent)"
+        throw fail("cannot write --dump-logits file '\(dumpLogits)' (\(why))", code: Exit.badInput)
       }
     }
     if json {
@@ -102,9 +108,12 @@ struct EngineBenchCommand: ParsableCommand {
   }
 
   func run() throws {
-    let r = try EngineBench.run(model: model, dtype: dtype, prompt: prompt, new: new, threads: threads, repetitions: repetitions) {
-      FileHandleStderr.write($0 + "\n")
-    }
+    let r: EngineBench.Result
+    do {
+      r = try EngineBench.run(model: model, dtype: dtype, prompt: prompt, new: new, threads: threads, repetitions: repetitions) {
+        FileHandleStderr.write($0 + "\n")
+      }
+    } catch let e as CheckpointError { throw fail(e.description, code: Exit.badInput) }
     if json { print(try JSONCoding.compactString(r)); return }
     print("\(r.model) \(r.dtype), \(r.threads) thread(s), kernels \(r.kernelISA): prefill \(String(format: r.prefillTokensPerSecond, digits: 1)) tok/s, decode \(String(format: r.decodeTokensPerSecond, digits: 2)) tok/s, weights \(Bytes(Double(r.weightBytes))) → \(String(format: r.effectiveBandwidthGBs, digits: 1)) GB/s effective, peak RSS \(Bytes(Double(r.peakResidentBytes)))")
   }

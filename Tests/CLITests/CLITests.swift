@@ -97,7 +97,7 @@ struct CLITests {
       #expect(r.status == 64, "\(args): \(r.status) \(r.stderr)")
     }
     let dump = try CLI.run(["generate", "--model", "tiny", "--prompt-tokens", "1", "--max-new-tokens", "2", "--dump-logits", "/nonexistent/x.f32"])
-    #expect(dump.status == 1 && dump.stderr.contains("cannot write --dump-logits file '/nonexistent/x.f32'"), "\(dump.stderr)")
+    #expect(dump.status == 65 && dump.stderr.contains("cannot write --dump-logits file '/nonexistent/x.f32'"), "\(dump.stderr)")
     for args in [["--prompt", "0"], ["--new", "1"], ["--repetitions", "0"]] {
       let r = try CLI.run(["bench", "engine", "--model", "tiny"] + args)
       #expect(r.status == 64, "\(args): \(r.status) \(r.stderr)")
@@ -117,8 +117,13 @@ struct CLITests {
     let own = try CLI.run(["run", "--spec", dir + "/own.json", "--out", dir + "/own.h5", "--quiet"])
     #expect(own.status == 0, "\(own.stderr)")
     try spec(#"{"checkpoint": "\#(checkpoint)", "preset": "tiny"}"#).write(toFile: dir + "/tiny.json", atomically: true, encoding: .utf8)
-    let tiny = try CLI.run(["run", "--spec", dir + "/tiny.json", "--out", dir + "/tiny.h5", "--quiet"])
-    #expect(tiny.status == 1 && tiny.stderr.contains("num_hidden_layers: 4 in the spec, 2 in its config.json"), "\(tiny.stderr)")
+    // Refused before anything ran: exit 65, and the results file at --out stays as it was.
+    let tiny = try CLI.run(["run", "--spec", dir + "/tiny.json", "--out", dir + "/own.h5", "--quiet"])
+    #expect(tiny.status == 65 && tiny.stderr.contains("num_hidden_layers: 4 in the spec, 2 in its config.json"), "\(tiny.stderr)")
+    #expect(!tiny.stderr.contains("--resume"))
+    #expect(!FileManager.default.fileExists(atPath: dir + "/archive"))
+    let show = try CLI.run(["show", dir + "/own.h5"])
+    #expect(show.stdout.contains("experiment ck") && show.stdout.contains("1/1 runs\n"), "\(show.stdout)")
   }
 
   @Test func runShowAndExport() throws {

@@ -1,3 +1,11 @@
+import EdgeLabCore
+
+extension Double {
+  /// ⌊log₁₀ self⌋ for positive values.
+  fileprivate var exponentBase10: Double { var e = 0.0; var v = self; while v >= 10 { v /= 10; e += 1 }; return e }
+  fileprivate static func pow10(_ e: Int) -> Double { var r = 1.0; for _ in 0..<e { r *= 10 }; return r }
+}
+
 /// Exhaustive search under the standard semantics: every ordered sequence of distinct devices starting at the
 /// source, every composition of the layers into that many non-empty contiguous stages. For tests and small
 /// studies; refuses problems with more than `max_plans` candidate plans.
@@ -10,10 +18,16 @@ public struct BruteForce: Partitioner {
 
   public init(parameters: inout Parameters) throws(PartitionError) {
     maxPlans = try parameters.double("max_plans", default: 5e7)
+    if !(maxPlans >= 1) { throw .badParameter(algorithm: Self.name, "max_plans must be ≥ 1") }
   }
 
   /// A plan count as an integer while it is one exactly, else in scientific notation (it can exceed Int.max).
-  static func describe(_ count: Double) -> String { count < 9e15 ? String(Int(count)) : "\(count)" }
+  static func describe(_ count: Double) -> String {
+    if count < 1e12 { return String(Int(count)) }
+    let exponent = Int(count.exponentBase10)
+    let mantissa = count / Double.pow10(exponent)
+    return String(format: mantissa, digits: 2) + "e\(exponent)"
+  }
 
   public func partition(_ p: IndexedProblem) throws(PartitionError) -> Plan {
     let n = p.layerCount, m = p.deviceCount

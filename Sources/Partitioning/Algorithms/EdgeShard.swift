@@ -109,14 +109,18 @@ struct SubsetSearch: Sendable {
       return StandardSemantics.plan(spans, p, algorithm: algorithm, exact: true)
     }
     let size = "exact search needs \(overflow ? "more than 2⁶³" : String(states)) states and about \(String(format: work, digits: 0)) transitions (limits: max_states \(maxStates), max_work \(String(format: maxWork, digits: 0)))"
-    if let spans = beamSearch(p, classes) {
-      return StandardSemantics.plan(spans, p, algorithm: algorithm, exact: false, notes: [
-        "heuristic: \(size); beam search over the same recurrence with \(beam) partial plans per layer boundary, not guaranteed optimal",
-      ])
-    }
-    if let spans = greedy(p) {
-      return StandardSemantics.plan(spans, p, algorithm: algorithm, exact: false, notes: [
-        "heuristic: \(size); beam search found no plan, so this is a greedy fill (devices by memory, largest first), far from optimal",
+    // The beam ranks partial plans by their value so far, which is myopic (for the bottleneck it favours
+    // short early stages); balanced splits and a greedy fill are candidates too, and the best valid plan wins.
+    let objective = p.problem.objective
+    var candidates: [(spans: [StandardSemantics.Span], how: String)] = []
+    if let spans = beamSearch(p, classes) { candidates.append((spans, "beam search over the same recurrence with \(beam) partial plans per layer boundary")) }
+    candidates += balanced(p).map { ($0, "a balanced contiguous split (best over device counts and orders)") }
+    if let spans = greedy(p) { candidates.append((spans, "a greedy fill (devices by memory, largest first)")) }
+    let valued = candidates.filter { StandardSemantics.violations($0.spans, p).isEmpty }
+      .map { (c: $0, v: StandardSemantics.evaluate($0.spans, p).value(objective)) }
+    if let best = valued.min(by: { $0.v < $1.v }) {
+      return StandardSemantics.plan(best.c.spans, p, algorithm: algorithm, exact: false, notes: [
+        "heuristic: \(size); best of beam search, balanced splits and a greedy fill: \(best.c.how); not guaranteed optimal",
       ])
     }
     let diagnosis = Infeasibility.diagnose(p)
@@ -231,6 +235,42 @@ struct SubsetSearch: Sendable {
       used[st.cls] += 1
       return StandardSemantics.Span(device: d, first: st.first, end: st.end)
     }
+  }
+
+  /// Contiguous splits with layer counts proportional to each device's speed, or equal, over the first k devices of two
+  /// orders (declared; fastest first), source always first, for every k: cheap candidates that balance stages,
+  /// which a bottleneck-ranked beam tends to miss.
+  func balanced(_ p: IndexedProblem) -> [[StandardSemantics.Span]] {
+    let n = p.layerCount
+    let others = (0..<p.deviceCount).filter { $0 != p.sourceIndex }
+    let speed = (0..<p.deviceCount).map { d -> Double in
+      let t = p.compute(d, 0, n)
+      return t.isFinite && t > 0 ? 1 / t : 0
+    }
+    let orders = [others, others.sorted { (-speed[$0], $0) < (-speed[$1], $1) }]
+    var out: [[StandardSemantics.Span]] = []
+    for order in orders {
+      let devices = [p.sourceIndex] + order.filter { speed[$0] > 0 }
+      for k in 1...max(1, min(devices.count, n)) {
+        let chosen = Array(devices.prefix(k))
+        // Shares by speed, and equal shares (the even split).
+        for weight in [{ (d: Int) in speed[d] }, { (_: Int) in 1.0 }] {
+          let total = chosen.reduce(0.0) { $0 + weight($1) }
+          guard total > 0 else { continue }
+          var spans: [StandardSemantics.Span] = []
+          var first = 0
+          var share = 0.0
+          for (i, d) in chosen.enumerated() {
+            share += weight(d) / total
+            let end = i == chosen.count - 1 ? n : min(n - (chosen.count - 1 - i), max(first + 1, Int((share * Double(n)).rounded())))
+            spans.append(.init(device: d, first: first, end: end))
+            first = end
+          }
+          out.append(spans)
+        }
+      }
+    }
+    return out
   }
 
   /// Last resort for instances too large for the exact DP when the beam finds nothing: the source first, then
