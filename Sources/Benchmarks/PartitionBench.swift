@@ -94,7 +94,7 @@ public enum PartitionBench {
   public static func table(_ rows: [Row]) -> TextTable {
     var t = TextTable(header: ["setting", "layers", "devices", "algorithm", "median solve time", "exact"], rightAligned: [1, 2, 4])
     for r in rows {
-      t.append([r.setting, String(r.layers), String(r.devices), r.algorithm, Seconds(r.medianSeconds).description, r.exact ? "yes" : "no (beam)"])
+      t.append([r.setting, String(r.layers), String(r.devices), r.algorithm, Seconds(r.medianSeconds).description, r.exact ? "yes" : "no (heuristic)"])
     }
     return t
   }
