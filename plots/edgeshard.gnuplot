@@ -1,7 +1,9 @@
 # Shared body of the EdgeShard figures (loaded by edgeshard-7b.gp, -13b.gp, -70b.gp, which set `model`).
-# Left: time per output token with one request at a time; right: throughput with 16 requests in flight;
-# both against the edge-cloud bandwidth, one line per algorithm. Infeasible runs (out of memory) are absent.
-labels = system("cat '".datadir."/labels.txt'")
+# Left: time per output token with one request at a time; right: throughput with many requests in flight (16);
+# both against the edge-cloud bandwidth, one line per algorithm. Infeasible runs (out of memory) are absent;
+# algorithms with no feasible run at all are named in the title instead of the legend.
+labels = system("cat '".datadir."/labels-with-data.txt'")
+absent = system("tr '\\n' ' ' < '".datadir."/labels-without-data.txt'")
 
 set datafile separator "\t"
 set datafile missing "nan"
@@ -15,17 +17,17 @@ set key outside bottom center horizontal maxrows 2 font ",9"
 do for [fmt in "png pdf"] {
   if (fmt eq "png") { set terminal pngcairo size 1200,560 font ",11" } else { set terminal pdfcairo size 9in,4.2in font ",9" }
   set output outbase.".".fmt
-  set multiplot layout 1,2 title model." FP32 on EdgeShard's testbed (12 AGX Orin, 2 Orin NX, RTX 3090; simulated)"
+  set multiplot layout 1,2 title model." FP32 on EdgeShard's testbed (12 AGX Orin, 2 Orin NX, RTX 3090; simulated)".(strlen(absent) > 0 ? "\nno feasible plan at any bandwidth: ".absent : "")
   set ylabel "time per output token (ms), 1 request"
   set logscale y
   plot for [l in labels] datadir."/".l.".tsv" \
        using (column("concurrency") == 1 ? column("bandwidth_mbit_s") : NaN):(column("tpot_mean_s")*1000) \
        with linespoints lw 2 pt 7 title l
   unset logscale y
-  set ylabel "throughput (tokens/s), 16 requests in flight"
+  set ylabel "throughput (tokens/s), many requests in flight"
   set yrange [0:*]
   plot for [l in labels] datadir."/".l.".tsv" \
-       using (column("concurrency") == 16 ? column("bandwidth_mbit_s") : NaN):"throughput_tokens_per_s" \
+       using (column("concurrency") > 1 ? column("bandwidth_mbit_s") : NaN):"throughput_tokens_per_s" \
        with linespoints lw 2 pt 7 title l
   unset yrange
   unset multiplot

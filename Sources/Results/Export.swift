@@ -8,6 +8,9 @@ import Metrics
 /// - `<label>.tsv`: per algorithm label, one row per sweep point in sweep order, numeric columns averaged over
 ///   repetitions, plus `<metric>_min`/`<metric>_max` for the headline metrics and `n` (repetitions averaged);
 /// - `labels.txt`: the labels in the experiment's order (one per line; file names use `safeName`);
+/// - `labels-with-data.txt`: those of them with at least one complete run, and `labels-without-data.txt` the
+///   others (no feasible plan anywhere, or every run failed), so figures can leave them out of the legend and
+///   say so;
 /// - `requests.tsv`: every request of every run, with the run's identity and sweep values.
 ///
 /// Missing values are written as `nan` (gnuplot: `set datafile missing "nan"`).
@@ -32,6 +35,9 @@ public enum Exporter {
     var labels: [String] = []
     for r in file.runs where !labels.contains(r.label) { labels.append(r.label) }
     try put("labels.txt", labels.map { safeName($0) + "\n" }.joined())
+    let withData = labels.filter { l in file.runs.contains { $0.label == l && $0.outcome.status == .complete } }
+    try put("labels-with-data.txt", withData.map { safeName($0) + "\n" }.joined())
+    try put("labels-without-data.txt", labels.filter { !withData.contains($0) }.map { safeName($0) + "\n" }.joined())
     for label in labels {
       try put(safeName(label) + ".tsv", tsv(aggregate(summary, label: label)))
     }

@@ -98,7 +98,7 @@ struct ResultsTests {
   @Test func exportWritesTidyTables() throws {
     let dir = temporaryDirectory()
     let written = try Exporter.export(Fixtures.file(runs: 4), to: dir)
-    #expect(written.map { URL(fileURLWithPath: $0).lastPathComponent } == ["runs.tsv", "labels.txt", "even_label.tsv", "requests.tsv"])
+    #expect(written.map { URL(fileURLWithPath: $0).lastPathComponent } == ["runs.tsv", "labels.txt", "labels-with-data.txt", "labels-without-data.txt", "even_label.tsv", "requests.tsv"])
     let runs = try String(contentsOfFile: dir + "/runs.tsv", encoding: .utf8).split(separator: "\n")
     #expect(runs.count == 5)
     #expect(runs[0].hasPrefix("run\tindex\tpoint\talgorithm\tlabel\trepetition\tstatus\tparam.bandwidth\tbandwidth_mbit_s"))
