@@ -259,12 +259,13 @@ struct Partition: ParsableCommand {
 
 struct Problem: ParsableCommand {
   static let configuration = CommandConfiguration(abstract: "Print the partition problem (JSON) of an experiment's sweep point.")
-  @Argument(help: "Experiment name.") var name: String
+  @Argument(help: "Experiment name.") var name: String?
+  @Option(help: "A JSON spec file instead of a name (- reads standard input).") var spec: String?
   @Option(help: "Sweep point index (see `run --dry-run`).") var point = 0
   @Option(help: "Objective: latency or throughput (default: the experiment's).") var objective: Objective?
 
   func run() throws {
-    let spec = try loadSpec(name: name, file: nil)
+    let spec = try loadSpec(name: name, file: self.spec)
     let points: [SweepPoint]
     do { points = try spec.expandPoints(knownAlgorithms: Set(Partitioners.names)) } catch {
       throw fail(error.description, code: Exit.badInput)
