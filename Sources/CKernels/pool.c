@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define PAUSE() _mm_pause()
@@ -22,9 +23,18 @@ static el_task_fn job_fn;
 static void *job_ctx;
 static int job_count;
 
+// What a new pool thread starts from: its task index, and the job generation current when it was created
+// (jobs before it are not its to acknowledge).
+typedef struct {
+  int index;
+  uint64_t seen;
+} worker_start;
+
 static void *worker(void *arg) {
-  int index = (int)(intptr_t)arg;  // this thread runs task `index`
-  uint64_t seen = 0;
+  worker_start start = *(worker_start *)arg;
+  free(arg);
+  int index = start.index;  // this thread runs task `index`
+  uint64_t seen = start.seen;
   for (;;) {
     int spins = 0;
     uint64_t g;
@@ -36,10 +46,10 @@ static void *worker(void *arg) {
       break;
     }
     seen = g;
-    if (index < job_count) {
-      job_fn(job_ctx, index);
-      atomic_fetch_sub_explicit(&pending, 1, memory_order_acq_rel);
-    }
+    // Every pool thread acknowledges every job, taking part or not: the next job is published only after all
+    // have, so a thread can never read the next job's parameters while it believes it is in this one.
+    if (index < job_count) job_fn(job_ctx, index);
+    atomic_fetch_sub_explicit(&pending, 1, memory_order_acq_rel);
   }
   return 0;
 }
@@ -49,7 +59,11 @@ void el_pool_set_threads(int threads) {
   if (threads > MAX_THREADS) threads = MAX_THREADS;
   while (started < threads - 1) {
     pthread_t t;
-    pthread_create(&t, 0, worker, (void *)(intptr_t)(started + 1));
+    worker_start *start = malloc(sizeof *start);
+    if (!start) break;
+    start->index = started + 1;
+    start->seen = atomic_load_explicit(&generation, memory_order_acquire);  // no job runs: we hold `submit`
+    if (pthread_create(&t, 0, worker, start) != 0) { free(start); break; }
     pthread_detach(t);
     started++;
   }
@@ -66,7 +80,7 @@ void el_parallel(int count, el_task_fn fn, void *ctx) {
   job_fn = fn;
   job_ctx = ctx;
   job_count = n;
-  atomic_store_explicit(&pending, n - 1, memory_order_release);
+  atomic_store_explicit(&pending, started, memory_order_release);
   pthread_mutex_lock(&lock);
   atomic_fetch_add_explicit(&generation, 1, memory_order_acq_rel);
   pthread_cond_broadcast(&wake);

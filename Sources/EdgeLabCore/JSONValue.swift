@@ -147,17 +147,21 @@ extension JSONValue {
   /// Object keys (as dotted paths) that this tree has and `known` lacks, where both are objects at the same
   /// place; lists are compared element by element. Compare what a user wrote with what decoding it and
   /// encoding it again gives, and these are the keys the decoder ignored (misspelt or unsupported).
-  public func keysMissing(from known: JSONValue, at prefix: String = "") -> [String] {
+  ///
+  /// Keys written as `null` or `false` are not reported (encoders leave out false flags), nor anything under a
+  /// path in `opaque` (objects read leniently on purpose, such as a pasted Hugging Face config).
+  public func keysMissing(from known: JSONValue, at prefix: String = "", opaque: Set<String> = []) -> [String] {
+    if opaque.contains(prefix) { return [] }
     switch (self, known) {
     case (.object(let mine), .object(let theirs)):
       return mine.keys.sorted().flatMap { k -> [String] in
         let path = prefix.isEmpty ? k : prefix + "." + k
-        guard let v = mine[k], v != .null else { return [] }
-        guard let t = theirs[k] else { return [path] }
-        return v.keysMissing(from: t, at: path)
+        guard let v = mine[k], v != .null, v != .bool(false) else { return [] }
+        guard let t = theirs[k] else { return opaque.contains(path) ? [] : [path] }
+        return v.keysMissing(from: t, at: path, opaque: opaque)
       }
     case (.array(let mine), .array(let theirs)) where mine.count == theirs.count:
-      return zip(mine, theirs).enumerated().flatMap { i, pair in pair.0.keysMissing(from: pair.1, at: "\(prefix)[\(i)]") }
+      return zip(mine, theirs).enumerated().flatMap { i, pair in pair.0.keysMissing(from: pair.1, at: "\(prefix)[\(i)]", opaque: opaque) }
     default:
       return []
     }

@@ -124,6 +124,18 @@ public enum StandardSemantics {
 /// Names the constraint that makes a problem (restricted to some devices) infeasible.
 public enum Infeasibility {
   public static func diagnose(_ p: IndexedProblem, devices allowed: [Int]? = nil) -> String {
+    if let proof = proven(p, devices: allowed) { return proof }
+    let devs = allowed ?? Array(0..<p.deviceCount)
+    if devs.contains(where: { d in (0..<p.layerCount).contains { !p.compute(d, $0, $0 + 1).isFinite } }) {
+      return "some devices have no compute time for some layers, and no plan runs every layer on a device that has a time for it within memory"
+    }
+    return "no assignment of contiguous layer ranges, one per device, fits the devices' memory along a linked path"
+  }
+
+  /// A constraint that no plan can meet, when one of the simple checks finds it (memory in total, the source,
+  /// the largest layer, reachability, the return link, a layer no device can compute); nil when infeasibility
+  /// would need a search to prove.
+  public static func proven(_ p: IndexedProblem, devices allowed: [Int]? = nil) -> String? {
     let devs = allowed ?? Array(0..<p.deviceCount)
     let need = p.memoryPrefix.last!
     let offer = devs.reduce(0.0) { $0 + p.memory[$1] }
@@ -161,9 +173,6 @@ public enum Infeasibility {
     if let l = (0..<p.layerCount).first(where: { l in !devs.contains { p.compute($0, l, l + 1).isFinite } }) {
       return "layer \(p.problem.layers[l].name) has no compute time on any device"
     }
-    if devs.contains(where: { d in (0..<p.layerCount).contains { !p.compute(d, $0, $0 + 1).isFinite } }) {
-      return "some devices have no compute time for some layers, and no plan runs every layer on a device that has a time for it within memory"
-    }
-    return "no assignment of contiguous layer ranges, one per device, fits the devices' memory along a linked path"
+    return nil
   }
 }

@@ -170,7 +170,11 @@ public struct ExperimentRunner: Sendable {
       }
       info.finishedAt = Provenance.timestamp()
       info.complete = complete
-      try ResultsStore.write(ResultsFile(info: info, runs: records.sorted { $0.index < $1.index }), to: path)
+      // Runs kept from the previous file that the loop has not reached yet are written too: a stop or a
+      // checkpoint must not drop them (the spec is the same, so their indices still hold).
+      let reached = Set(records.map(\.key))
+      let all = records + kept.values.filter { !reached.contains($0.key) }
+      try ResultsStore.write(ResultsFile(info: info, runs: all.sorted { $0.index < $1.index }), to: path)
     }
 
     for run in runs {

@@ -43,7 +43,17 @@ public enum Provenance {
     var diff = capture(["git", "diff", "HEAD"], directory: top) ?? ""
     let limit = 256 << 10
     for file in untracked {
-      guard let handle = FileHandle(forReadingAtPath: top + "/" + file) else { continue }
+      if diff.utf8.count > 16 << 20 {
+        diff += "(more new files not recorded: the diff is capped at 16 MiB)\n"
+        break
+      }
+      // Regular files only: opening a FIFO would block.
+      guard (try? FileManager.default.attributesOfItem(atPath: top + "/" + file)[.type] as? FileAttributeType) == .typeRegular,
+        let handle = FileHandle(forReadingAtPath: top + "/" + file)
+      else {
+        diff += "new file (untracked): \(file) (not a regular file; not recorded)\n"
+        continue
+      }
       let head = (try? handle.read(upToCount: limit)) ?? Data()
       let size = (try? handle.seekToEnd()).map(Int.init) ?? head.count
       try? handle.close()

@@ -109,8 +109,8 @@ public enum Interrupt {
   public static func install() {
     let handler: @convention(c) (Int32) -> Void = { _ in
       if Interrupt.requested.exchange(true, ordering: .relaxed) { _exit(130) }
-      let note = "\nstopping: saving what finished (press Ctrl-C again to quit at once)\n"
-      _ = note.withCString { write(2, $0, strlen($0)) }
+      let note: StaticString = "\nstopping: saving what finished (Ctrl-C again quits at once; emulated clusters are then left for `edgelab emulation clean`)\n"
+      _ = write(2, note.utf8Start, note.utf8CodeUnitCount)
     }
     signal(SIGINT, handler)
     signal(SIGTERM, handler)

@@ -62,7 +62,7 @@ extension ExperimentSpec {
         let where_ = settings.map { "\($0.path) = \($0.value)" }.joined(separator: ", ")
         throw SpecError(field: "sweeps", "with \(where_): \(JSONCoding.explain(error))")
       }
-      if points.isEmpty { try Self.checkSweepPaths(sweeps, paths, decoded: spec) }
+      if points.isEmpty { try Self.checkSweepPaths(sweeps, paths, base: tree) }
       do {
         let resolved = try spec.resolve(knownAlgorithms: knownAlgorithms)
         points.append(SweepPoint(index: points.count, settings: settings, experiment: resolved))
@@ -85,13 +85,17 @@ extension ExperimentSpec {
   }
 
   /// A sweep path the experiment does not have (a typo, or a setting that does not exist) would be created in
-  /// the JSON tree and then ignored by decoding, so every point would run the same experiment. The setting must
+  /// the JSON tree and then ignored by decoding, so every point would run the same experiment. Each axis's
+  /// setting, applied alone with its first value that is not null or false (encoders leave those out), must
   /// survive decoding and encoding again.
-  static func checkSweepPaths(_ sweeps: [SweepAxis], _ paths: [JSONPath], decoded: ExperimentSpec) throws(SpecError) {
-    var spec = decoded
-    spec.sweeps = []
-    guard let tree = try? JSONValue(encoding: spec) else { return }
-    for (i, (axis, path)) in zip(sweeps, paths).enumerated() where tree.value(at: path) == nil {
+  static func checkSweepPaths(_ sweeps: [SweepAxis], _ paths: [JSONPath], base: JSONValue) throws(SpecError) {
+    for (i, (axis, path)) in zip(sweeps, paths).enumerated() {
+      guard let value = axis.values.first(where: { $0 != .null && $0 != .bool(false) }) else { continue }
+      var t = base
+      guard (try? t.set(value, at: path)) != nil, let decoded = try? t.decode(ExperimentSpec.self),
+        let tree = try? JSONValue(encoding: decoded)
+      else { continue }  // errors in the value itself are reported by the expansion
+      if tree.value(at: path) != nil { continue }
       let (reached, keys) = tree.deepestKeys(along: path)
       let known = keys.isEmpty ? "" : "; settings under '\(reached.isEmpty ? "(top level)" : reached)': \(keys.joined(separator: ", "))"
       throw SpecError(field: "sweeps[\(i)].path", "the experiment has no setting '\(axis.path)'\(known)")

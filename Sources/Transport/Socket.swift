@@ -296,7 +296,10 @@ public final class Listener: @unchecked Sendable {
     }
     switch machine.receive(hello) {
     case .send(let type, let payload):
-      try raw.send(type, payload)
+      do { try raw.send(type, payload) } catch {
+        raw.close()
+        throw error
+      }
       guard case .established(let name) = machine.state else { raw.close(); throw TransportError(peer: peer, "handshake") }
       raw.setReceiveTimeout(0)
       raw.established(peerName: name, maxPayload: maxPayload)

@@ -65,7 +65,8 @@ func loadSpecAsWritten(name: String?, file: String?) throws -> ExperimentSpec {
     }
     // Keys the decoder ignored are misspelt or unsupported settings: refuse them rather than run without them.
     if let written = try? JSONCoding.decoder.decode(JSONValue.self, from: data), let understood = try? JSONValue(encoding: spec) {
-      let unknown = written.keysMissing(from: understood)
+      // model.config may be a Hugging Face config.json pasted whole: its other keys are ignored on purpose.
+      let unknown = written.keysMissing(from: understood, opaque: ["model.config"])
       if !unknown.isEmpty {
         throw fail("\(file): unknown field\(unknown.count == 1 ? "" : "s") \(unknown.map { "'\($0)'" }.joined(separator: ", ")) (check the spelling; `edgelab spec quickstart` prints a complete spec)", code: Exit.badInput)
       }

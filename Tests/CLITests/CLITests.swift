@@ -85,6 +85,30 @@ struct CLITests {
     }
   }
 
+  /// What the check must not refuse: false flags and null sweep values (encoders leave them out), and a
+  /// Hugging Face config pasted whole into model.config.
+  @Test func explicitDefaultsAndPastedConfigsAreAccepted() throws {
+    let dir = temporaryDirectory()
+    let printed = try CLI.run(["spec", "edgeshard-7b"])
+    var spec = try #require(try JSONSerialization.jsonObject(with: Data(printed.stdout.utf8)) as? [String: Any])
+    var network = try #require(spec["network"] as? [String: Any])
+    var overrides = try #require(network["overrides"] as? [[String: Any]])
+    overrides[0]["one_way"] = false
+    overrides[0]["disconnected"] = false
+    network["overrides"] = overrides
+    spec["network"] = network
+    spec["sweeps"] = [["path": "network.overrides[wan].disconnected", "values": [false, true]],
+                      ["path": "execution.micro_batches", "values": [NSNull(), 2]]]
+    spec["model"] = ["name": "pasted", "config": [
+      "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+      "intermediate_size": 128, "vocab_size": 256, "rope_theta": 10000.0, "tie_word_embeddings": true,
+      "max_position_embeddings": 128, "torch_dtype": "float32", "architectures": ["LlamaForCausalLM"],
+    ] as [String: Any]]
+    try JSONSerialization.data(withJSONObject: spec).write(to: URL(fileURLWithPath: dir + "/v.json"))
+    let r = try CLI.run(["run", "--spec", dir + "/v.json", "--dry-run"])
+    #expect(r.status == 0, "\(r.stderr)")
+  }
+
   @Test func generateAndBenchCheckTheirArguments() throws {
     let one = try CLI.run(["generate", "--model", "tiny", "--prompt-tokens", "1,2,3", "--max-new-tokens", "1", "--json"])
     #expect(one.status == 0, "\(one.stderr)")

@@ -61,6 +61,18 @@ struct AlgorithmTests {
     }
   }
 
+  /// Beyond exact search, a problem that a simple check proves infeasible is still reported as infeasible.
+  @Test func theHeuristicStillReportsProvenInfeasibility() {
+    let memory = (0..<16).map { 1.0e9 + 1e7 * Double($0) }
+    let p = Problems.uniform(layers: 64, memory: memory, time: memory.map { _ in 0.01 }, layerBytes: 0.3e9, objective: .throughput)
+    #expect {
+      try Partitioners.solve(p, algorithm: "edgeshard-throughput")
+    } throws: { error in
+      guard case PartitionError.infeasible(let why) = error else { return false }
+      return why.hasPrefix("the model needs")
+    }
+  }
+
   @Test func bruteForceRefusesHugeProblemsWithoutCrashing() {
     let p = Testbeds.edgeShard(blocks: 80)
     #expect {

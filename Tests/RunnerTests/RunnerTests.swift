@@ -99,6 +99,32 @@ struct RunnerTests {
     #expect(try ResultsStore.read(try #require(FileManager.default.contentsOfDirectory(atPath: dir + "/archive").first.map { dir + "/archive/" + $0 })).info.seed == 1)
   }
 
+  /// A resumed sweep that stops keeps every run of the previous file, also those after the stop point.
+  @Test func aStoppedResumeKeepsTheRunsItHadNotReachedYet() throws {
+    final class Polls: @unchecked Sendable {
+      let lock = NSLock()
+      var count = 0
+      func next() -> Int { lock.lock(); defer { lock.unlock() }; count += 1; return count }
+    }
+    let path = temporaryDirectory() + "/out.h5"
+    _ = try ExperimentRunner().run(Self.small(), options: RunOptions(outputPath: path))
+    // Mark the first two runs failed, so that --resume redoes them and keeps the six after.
+    var file = try ResultsStore.read(path)
+    #expect(file.runs.count == 8)
+    for i in 0..<2 { file.runs[i].outcome.status = .failed }
+    try ResultsStore.write(file, to: path)
+    let polls = Polls()
+    do {
+      _ = try ExperimentRunner().run(Self.small(), options: RunOptions(outputPath: path, resume: true, stopRequested: { polls.next() > 1 }))
+      Issue.record("the sweep did not stop")
+    } catch let e as BackendError {
+      guard case .interrupted = e else { Issue.record("\(e)"); return }
+    }
+    let after = try ResultsStore.read(path)
+    #expect(!after.info.complete)
+    #expect(after.runs.map(\.index) == [0] + Array(2..<8), "\(after.runs.map(\.index))")
+  }
+
   @Test func backendsThatAreNotBuiltSaySo() {
     var spec = Self.small()
     spec.backend = .boards

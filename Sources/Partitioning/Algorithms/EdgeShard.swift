@@ -123,8 +123,8 @@ struct SubsetSearch: Sendable {
         "heuristic: \(size); best of beam search, balanced splits and a greedy fill: \(best.c.how); not guaranteed optimal",
       ])
     }
-    let diagnosis = Infeasibility.diagnose(p)
-    throw .noPlanFound("\(diagnosis) (not proven: \(size); beam search and a greedy fill found no plan)")
+    if let proof = Infeasibility.proven(p) { throw .infeasible(proof) }
+    throw .noPlanFound("\(Infeasibility.diagnose(p)) (not proven: \(size); beam search, balanced splits and a greedy fill found no valid plan)")
   }
 
   /// Representative devices for a transition from class a to class b (two distinct members when a == b).
