@@ -321,7 +321,7 @@ final class CoordinatedRun: @unchecked Sendable {
 
   /// Checks liveness: exited processes, silent workers, interrupts.
   func checkHealth() throws {
-    if Interrupt.requested.load(ordering: .relaxed) { throw BackendError.interrupted(partial: partialOutcome("interrupted")) }
+    if Interrupt.requested.load(ordering: .relaxed) || job.stopRequested() { throw BackendError.interrupted(partial: partialOutcome("interrupted")) }
     for (d, c) in children where !c.isRunning {
       throw fault(d, "stopped unexpectedly")
     }
