@@ -213,6 +213,22 @@ extension String {
     return String(s)
   }
 
+  /// Scientific notation without Foundation, for positive values: `String(scientific: 1.9494e26, digits: 2)` is
+  /// "1.95e26".
+  public init(scientific value: Double, digits: Int) {
+    guard value.isFinite, value > 0 else { self = String(format: value, digits: digits); return }
+    var exponent = 0
+    var mantissa = value
+    while mantissa >= 10 { mantissa /= 10; exponent += 1 }
+    while mantissa < 1 { mantissa *= 10; exponent -= 1 }
+    var text = String(format: mantissa, digits: digits)
+    if text.hasPrefix("10") {  // rounded up to the next power of ten
+      exponent += 1
+      text = String(format: mantissa / 10, digits: digits)
+    }
+    self = text + "e\(exponent)"
+  }
+
   /// Fixed-point formatting without Foundation: `String(format: 3.14159, digits: 2)` is "3.14".
   public init(format value: Double, digits: Int) {
     guard value.isFinite else { self = value.isNaN ? "nan" : (value > 0 ? "inf" : "-inf"); return }

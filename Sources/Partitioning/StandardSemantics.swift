@@ -124,7 +124,11 @@ public enum StandardSemantics {
 /// Names the constraint that makes a problem (restricted to some devices) infeasible.
 public enum Infeasibility {
   public static func diagnose(_ p: IndexedProblem, devices allowed: [Int]? = nil) -> String {
-    if let proof = proven(p, devices: allowed) { return proof }
+    proven(p, devices: allowed) ?? unproven(p, devices: allowed)
+  }
+
+  /// What most likely binds when no simple check proves infeasibility (a search found no plan).
+  public static func unproven(_ p: IndexedProblem, devices allowed: [Int]? = nil) -> String {
     let devs = allowed ?? Array(0..<p.deviceCount)
     if devs.contains(where: { d in (0..<p.layerCount).contains { !p.compute(d, $0, $0 + 1).isFinite } }) {
       return "some devices have no compute time for some layers, and no plan runs every layer on a device that has a time for it within memory"
@@ -170,9 +174,14 @@ public enum Infeasibility {
         return "the model does not fit the source alone, and no device has a link back to it to return the output (no link from \(others.isEmpty ? "any device" : others.joined(separator: ", ")) to \(p.name(p.sourceIndex)))"
       }
     }
-    if let l = (0..<p.layerCount).first(where: { l in !devs.contains { p.compute($0, l, l + 1).isFinite } }) {
-      return "layer \(p.problem.layers[l].name) has no compute time on any device"
+    return uncomputable(p, devices: devs)
+  }
+
+  /// "layer L has no compute time on any device" for the first layer none of `devices` has a time for.
+  public static func uncomputable(_ p: IndexedProblem, devices: [Int]) -> String? {
+    guard let l = (0..<p.layerCount).first(where: { l in !devices.contains { p.compute($0, l, l + 1).isFinite } }) else {
+      return nil
     }
-    return nil
+    return "layer \(p.problem.layers[l].name) has no compute time on any device"
   }
 }

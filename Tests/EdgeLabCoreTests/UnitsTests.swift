@@ -49,6 +49,12 @@ struct UnitsTests {
     #expect(String(format: 2.999, digits: 2) == "3.00")
     #expect(String(format: 0.0, digits: 0) == "0")
   }
+
+  @Test func scientificFormatting() {
+    #expect(String(scientific: 1.9494240980837832e26, digits: 2) == "1.95e26")
+    #expect(String(scientific: 9.996e26, digits: 2) == "1.00e27")
+    #expect(String(scientific: 0.00042, digits: 1) == "4.2e-4")
+  }
 }
 
 @Suite("Seeded randomness")

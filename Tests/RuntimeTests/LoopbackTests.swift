@@ -201,32 +201,30 @@ struct WorkerRobustnessTests {
     throw RuntimeError("worker did not start")
   }
 
+  /// A plain TCP connection to the worker on 127.0.0.1, without any handshake.
+  static func rawConnection(to ep: Endpoint) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var a = sockaddr_in()
+    a.sin_family = sa_family_t(AF_INET)
+    a.sin_port = ep.port.bigEndian
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr)
+    _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    return fd
+  }
+
   @Test func wrongTokenIsRefusedAndGarbageDoesNotKillIt() throws {
     let (child, ep, token, dir) = try Self.startWorker()
     defer { child.stop() }
     // Connections that say nothing do not hold up other handshakes (each has its own 5 s timeout).
     var silent: [Int32] = []
     defer { for fd in silent { close(fd) } }
-    for _ in 0..<3 {
-      let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-      var a = sockaddr_in()
-      a.sin_family = sa_family_t(AF_INET)
-      a.sin_port = ep.port.bigEndian
-      inet_pton(AF_INET, "127.0.0.1", &a.sin_addr)
-      _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-      silent.append(fd)
-    }
+    for _ in 0..<3 { silent.append(Self.rawConnection(to: ep)) }
     let refusedAt = Date()
     #expect(throws: (any Error).self) { try Connection.connect(to: ep, token: Array("wrong token 0000".utf8), name: "x") }
     #expect(Date().timeIntervalSince(refusedAt) < 4, "the refusal waited for the silent connections")
     // Raw garbage, an oversized frame header, and a frame out of order.
     for garbage: [UInt8] in [Array("GET / HTTP/1.1\r\n\r\n".utf8), [255, 255, 255, 255, 1, 0, 0, 0, 0, 0, 0, 0, 0]] {
-      let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-      var a = sockaddr_in()
-      a.sin_family = sa_family_t(AF_INET)
-      a.sin_port = ep.port.bigEndian
-      inet_pton(AF_INET, "127.0.0.1", &a.sin_addr)
-      _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+      let fd = Self.rawConnection(to: ep)
       _ = garbage.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
       usleep(50_000)
       close(fd)

@@ -1,11 +1,5 @@
 import EdgeLabCore
 
-extension Double {
-  /// ⌊log₁₀ self⌋ for positive values.
-  fileprivate var exponentBase10: Double { var e = 0.0; var v = self; while v >= 10 { v /= 10; e += 1 }; return e }
-  fileprivate static func pow10(_ e: Int) -> Double { var r = 1.0; for _ in 0..<e { r *= 10 }; return r }
-}
-
 /// Exhaustive search under the standard semantics: every ordered sequence of distinct devices starting at the
 /// source, every composition of the layers into that many non-empty contiguous stages. For tests and small
 /// studies; refuses problems with more than `max_plans` candidate plans.
@@ -23,10 +17,7 @@ public struct BruteForce: Partitioner {
 
   /// A plan count as an integer while it is one exactly, else in scientific notation (it can exceed Int.max).
   static func describe(_ count: Double) -> String {
-    if count < 1e12 { return String(Int(count)) }
-    let exponent = Int(count.exponentBase10)
-    let mantissa = count / Double.pow10(exponent)
-    return String(format: mantissa, digits: 2) + "e\(exponent)"
+    count < 1e12 ? String(Int(count)) : String(scientific: count, digits: 2)
   }
 
   public func partition(_ p: IndexedProblem) throws(PartitionError) -> Plan {

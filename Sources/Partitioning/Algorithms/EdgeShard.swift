@@ -124,7 +124,7 @@ struct SubsetSearch: Sendable {
       ])
     }
     if let proof = Infeasibility.proven(p) { throw .infeasible(proof) }
-    throw .noPlanFound("\(Infeasibility.diagnose(p)) (not proven: \(size); beam search, balanced splits and a greedy fill found no valid plan)")
+    throw .noPlanFound("\(Infeasibility.unproven(p)) (not proven: \(size); beam search, balanced splits and a greedy fill found no valid plan)")
   }
 
   /// Representative devices for a transition from class a to class b (two distinct members when a == b).

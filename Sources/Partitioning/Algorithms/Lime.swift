@@ -347,9 +347,7 @@ public struct LimeCostModel: Sendable {
 
   func diagnose(ring: [Int]) -> String {
     // Every device of the ring computes some layers: one without a time for a layer cannot take part.
-    if let l = (0..<p.layerCount).first(where: { l in !ring.contains { p.compute($0, l, l + 1).isFinite } }) {
-      return "layer \(p.problem.layers[l].name) has no compute time on any device"
-    }
+    if let why = Infeasibility.uncomputable(p, devices: ring) { return why }
     if let d = ring.first(where: { d in (0..<p.layerCount).contains { !p.compute(d, $0, $0 + 1).isFinite } }),
        let l = (0..<p.layerCount).first(where: { !p.compute(d, $0, $0 + 1).isFinite }) {
       return "lime's ring (\(ring.map(p.name).joined(separator: " → "))) puts layers on every device, and \(p.name(d)) has no compute time for layer \(p.problem.layers[l].name)"
