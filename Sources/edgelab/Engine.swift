@@ -17,6 +17,11 @@ extension WeightDType: ExpressibleByArgument {
 }
 extension WeightStorage: ExpressibleByArgument {}
 
+/// The `--threads` check the engine commands share.
+func validateThreads(_ threads: Int) throws {
+  guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
+}
+
 struct Generate: ParsableCommand {
   static let configuration = CommandConfiguration(abstract: "Generate tokens with the engine (greedy by default).")
   @Option(help: "A Hugging Face checkpoint directory, or a model preset (synthetic weights).") var model: String
@@ -36,7 +41,7 @@ struct Generate: ParsableCommand {
 
   func validate() throws {
     guard maxNewTokens >= 1 else { throw ValidationError("--max-new-tokens must be at least 1") }
-    guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
+    try validateThreads(threads)
     guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be ≥ 0 (0 is greedy)") }
     guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0 (0 keeps every token)") }
     guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1] (1 keeps every token)") }
@@ -104,7 +109,7 @@ struct EngineBenchCommand: ParsableCommand {
     guard prompt >= 1 else { throw ValidationError("--prompt must be at least 1") }
     guard new >= 2 else { throw ValidationError("--new must be at least 2 (the first token comes from the prefill; decode speed needs more)") }
     guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
-    guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
+    try validateThreads(threads)
   }
 
   func run() throws {
@@ -128,7 +133,7 @@ struct MemoryBenchCommand: ParsableCommand {
 
   func validate() throws {
     guard mib >= 1, passes >= 1 else { throw ValidationError("--mib and --passes must be at least 1") }
-    guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
+    try validateThreads(threads)
   }
 
   func run() throws {
