@@ -6,16 +6,21 @@
 //   Catalog      model architectures and device presets (facts, cited)
 //   Spec         the experiment as plain Codable data, sweeps, validation, workload materialisation
 //   DSL          result builders that produce a Spec
-//   Partitioning partition problems, plans, the Partitioner protocol, the algorithms
-//   CostModel    per-layer costs, rooflines, Spec -> partition problem
+//   CostModel    per-layer costs and rooflines (the time model of layers on devices)
+//   Pipeline     what a plan is and how a pipeline executes it, as pure state machines: Plan, ResidencyPolicy,
+//                PipelineScheduler (admission, micro-batches), OffloadTimeline (staging slots) — one copy that
+//                LIME's cost model, the simulator and the workers all run
+//   Partitioning partition problems, the Partitioner protocol, the algorithms (the only target that names one)
 //   Metrics      what a run measured (requests, links, devices) and its summary statistics
+//   Execution    the seams of the execution stack: ExecutionBackend, RunJob, BackendError, WorkerLauncher, clocks
 //   Simulator    the simulated backend (discrete-event, virtual time)
-//   Engine       Llama inference on OpenBLAS and our C kernels; safetensors; synthetic weights
+//   Engine       Llama inference on OpenBLAS and our C kernels; safetensors; synthetic weights; offload store
 //   Transport    wire format, handshake, sockets between workers
-//   Runtime      worker processes, the coordinator, the loopback backend
+//   Runtime      worker processes (a pure state machine and its I/O shell), the coordinator, the loopback backend
 //   Emulation    emulated clusters: namespaces, tc/nft links, cgroup devices, time dilation, cleanup
 //   Results      HDF5 results files (the only importer of CHDF5), TSV export
-//   Runner       expands experiments into runs, dispatches them to backends, writes results
+//   Runner       expands experiments into runs, builds partition problems, runs the backends it is given,
+//                writes results
 //   Benchmarks   performance measurements behind `edgelab bench` (never timed assertions in tests)
 //   Experiments  the experiment files in experiments/ (compiled in)
 //   edgelab      the thin command-line interface
@@ -36,6 +41,8 @@ var package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
     .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+    .package(url: "https://github.com/apple/swift-system", from: "1.8.0"),
     .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
   ],
   targets: [
@@ -49,75 +56,104 @@ var package = Package(
       providers: [.apt(["libopenblas-dev"])]),
     // Our own decode kernels in C (runtime instruction-set dispatch); only Engine imports them.
     .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
-    // Linux calls Swift's Glibc module lacks (O_DIRECT, prctl). Imported by Engine (offload store) and
-    // Runtime (workers die with their coordinator): two small, unrelated uses, so one shim serves both.
+    // Linux calls Swift's Glibc module lacks (O_DIRECT, prctl, setns, pidfd_open). Imported by Engine (offload
+    // store), Runtime (workers die with their coordinator), Emulation (namespaces) and the tests' process helpers.
     .target(name: "CLinux"),
 
     .target(name: "EdgeLabCore"),
     .target(name: "Catalog", dependencies: ["EdgeLabCore"]),
     .target(name: "Spec", dependencies: ["EdgeLabCore", "Catalog"]),
     .target(name: "DSL", dependencies: ["EdgeLabCore", "Catalog", "Spec"]),
-    .target(name: "Partitioning", dependencies: ["EdgeLabCore"]),
-    .target(name: "CostModel", dependencies: ["EdgeLabCore", "Catalog", "Spec", "Partitioning"]),
+    .target(name: "CostModel", dependencies: ["EdgeLabCore", "Catalog", "Spec"]),
+    .target(name: "Pipeline", dependencies: ["EdgeLabCore"]),
+    .target(name: "Partitioning", dependencies: ["EdgeLabCore", "Pipeline"]),
     .target(name: "Metrics", dependencies: ["EdgeLabCore"]),
+    .target(name: "Execution", dependencies: ["EdgeLabCore", "Spec", "CostModel", "Pipeline", "Metrics"]),
     .target(
       name: "Simulator",
       dependencies: [
-        "EdgeLabCore", "Catalog", "Spec", "CostModel", "Partitioning", "Metrics",
+        "EdgeLabCore", "Catalog", "Spec", "CostModel", "Pipeline", "Metrics", "Execution",
         .product(name: "HeapModule", package: "swift-collections"),
       ]),
-    .target(name: "Results", dependencies: ["EdgeLabCore", "Metrics", "CHDF5"]),
+    .target(name: "Results", dependencies: ["EdgeLabCore", "Metrics", "Pipeline", "CHDF5"]),
     .target(
       name: "Runner",
       dependencies: [
-        "EdgeLabCore", "Catalog", "Spec", "CostModel", "Partitioning", "Metrics", "Simulator", "Results",
+        "EdgeLabCore", "Catalog", "Spec", "CostModel", "Pipeline", "Partitioning", "Metrics", "Execution", "Results",
       ]),
-    .target(name: "Engine", dependencies: ["EdgeLabCore", "Catalog", "CKernels", "COpenBLAS", "CLinux"]),
-    .target(name: "Transport", dependencies: ["EdgeLabCore"]),
+    .target(name: "Engine", dependencies: ["EdgeLabCore", "Catalog", "Pipeline", "CKernels", "COpenBLAS", "CLinux"]),
+    .target(
+      name: "Transport",
+      dependencies: ["EdgeLabCore", .product(name: "SystemPackage", package: "swift-system")]),
     .target(
       name: "Runtime",
-      dependencies: ["EdgeLabCore", "Catalog", "Spec", "Partitioning", "Metrics", "Engine", "Transport", "Runner", "CLinux"]),
-    .target(
-      name: "Emulation", dependencies: ["EdgeLabCore", "Catalog", "Spec", "Engine", "Transport", "Runtime", "CLinux"]),
-    .target(name: "Benchmarks",
       dependencies: [
-        "EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Partitioning", "Engine", "Metrics", "Results", "Runner", "Runtime",
-        "Transport",
+        "EdgeLabCore", "Catalog", "Spec", "CostModel", "Pipeline", "Metrics", "Execution", "Engine", "Transport", "CLinux",
+        .product(name: "HeapModule", package: "swift-collections"), .product(name: "Logging", package: "swift-log"),
+      ]),
+    .target(
+      name: "Emulation",
+      dependencies: [
+        "EdgeLabCore", "Catalog", "Spec", "Execution", "Transport", "CLinux", .product(name: "Logging", package: "swift-log"),
+      ]),
+    .target(
+      name: "Benchmarks",
+      dependencies: [
+        "EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Pipeline", "Partitioning", "Engine", "Metrics", "Results",
+        "Execution", "Runner", "Runtime", "Transport",
       ]),
     .target(name: "Experiments", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL"], path: "experiments"),
     .executableTarget(
       name: "edgelab",
       dependencies: [
-        "EdgeLabCore", "Spec", "DSL", "CostModel", "Partitioning", "Metrics", "Results", "Runner", "Experiments", "Benchmarks", "Engine", "Catalog", "Runtime", "Transport", "Emulation",
-        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Pipeline", "Partitioning", "Metrics", "Execution", "Results",
+        "Runner", "Simulator", "Experiments", "Benchmarks", "Engine", "Runtime", "Transport", "Emulation",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
       ]),
 
-    .target(name: "TestSupport", path: "Tests/TestSupport"),
+    .target(name: "TestSupport", dependencies: ["CLinux"], path: "Tests/TestSupport"),
     .testTarget(name: "EdgeLabCoreTests", dependencies: ["EdgeLabCore", "TestSupport"]),
     .testTarget(name: "SpecTests", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL", "Experiments", "TestSupport"]),
-    .testTarget(name: "CostModelTests", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Partitioning", "TestSupport"]),
+    .testTarget(
+      name: "CostModelTests", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Partitioning", "Runner", "TestSupport"]),
+    .testTarget(
+      name: "PipelineTests",
+      dependencies: ["EdgeLabCore", "Pipeline", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based")]),
     .testTarget(
       name: "PartitioningTests",
       dependencies: [
-        "EdgeLabCore", "Partitioning", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+        "EdgeLabCore", "Pipeline", "Partitioning", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
       ]),
     .testTarget(
       name: "SimulatorTests",
-      dependencies: ["EdgeLabCore", "Spec", "DSL", "Catalog", "CostModel", "Partitioning", "Metrics", "Simulator", "TestSupport"]),
-    .testTarget(name: "ResultsTests", dependencies: ["EdgeLabCore", "Metrics", "Partitioning", "Results", "TestSupport"]),
+      dependencies: [
+        "EdgeLabCore", "Spec", "DSL", "Catalog", "CostModel", "Pipeline", "Metrics", "Execution", "Simulator", "TestSupport",
+      ]),
+    .testTarget(name: "ResultsTests", dependencies: ["EdgeLabCore", "Metrics", "Pipeline", "Results", "TestSupport"]),
     .testTarget(
       name: "RunnerTests",
-      dependencies: ["EdgeLabCore", "Spec", "DSL", "Catalog", "Metrics", "Runner", "Results", "Experiments", "TestSupport"]),
+      dependencies: [
+        "EdgeLabCore", "Spec", "DSL", "Catalog", "Metrics", "Pipeline", "Execution", "Runner", "Simulator", "Results",
+        "Experiments", "TestSupport",
+      ]),
     .testTarget(
-      name: "EngineTests", dependencies: ["EdgeLabCore", "Catalog", "Engine", "TestSupport"],
+      name: "EngineTests", dependencies: ["EdgeLabCore", "Catalog", "Pipeline", "Engine", "TestSupport"],
       resources: [.copy("Fixtures")]),
-    .testTarget(name: "TransportTests", dependencies: ["Transport", "TestSupport"]),
+    .testTarget(name: "TransportTests", dependencies: ["Transport", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]),
     .testTarget(
       name: "RuntimeTests",
-      dependencies: ["EdgeLabCore", "DSL", "Spec", "Runner", "Runtime", "Results", "Metrics", "Transport", "Engine", "Partitioning", "Experiments", "TestSupport"]),
+      dependencies: [
+        "EdgeLabCore", "DSL", "Spec", "CostModel", "Pipeline", "Partitioning", "Execution", "Runner", "Simulator", "Runtime",
+        "Results", "Metrics", "Transport", "Engine", "Experiments", "TestSupport",
+        .product(name: "PropertyBased", package: "swift-property-based"), .product(name: "Logging", package: "swift-log"),
+        .product(name: "SystemPackage", package: "swift-system"),
+      ]),
     .testTarget(
       name: "EmulationTests",
-      dependencies: ["EdgeLabCore", "DSL", "Spec", "Runner", "Runtime", "Results", "Metrics", "Emulation", "TestSupport"]),
+      dependencies: [
+        "EdgeLabCore", "DSL", "Spec", "Execution", "Runner", "Runtime", "Results", "Metrics", "Engine", "Emulation", "TestSupport",
+        .product(name: "Logging", package: "swift-log"),
+      ]),
     .testTarget(name: "CLITests", dependencies: ["EdgeLabCore", "TestSupport"]),
   ]
 )

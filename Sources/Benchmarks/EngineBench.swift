@@ -34,7 +34,6 @@ public enum EngineBench {
   /// Loads synthetic weights, warms up, then runs `repetitions` generations and reports medians.
   public static func run(model: String, dtype: WeightDType, prompt: Int, new: Int, threads: Int, repetitions: Int,
                          progress: (String) -> Void = { _ in }) throws -> Result {
-    Kernels.setThreads(threads)
     guard let preset = ModelPreset.named(model) else {
       throw CheckpointError(.missingFile, file: model, "unknown model preset; known: \(ModelPreset.all.map(\.name).joined(separator: ", "))")
     }
@@ -42,7 +41,7 @@ public enum EngineBench {
       throw CheckpointError(.badConfig, file: model, "\(prompt) prompt + \(new) new tokens exceed the model's \(preset.config.maxPositionEmbeddings) positions")
     }
     progress("generating synthetic \(preset.name) weights (\(dtype.rawValue))…")
-    let pipeline = try LocalPipeline(weights: SyntheticWeights(config: preset.config, seed: 1, dtype: dtype))
+    let pipeline = try LocalPipeline(weights: SyntheticWeights(config: preset.config, seed: 1, dtype: dtype), threads: threads)
     var rng = SeededRandom(seed: 2)
     let tokens = (0..<prompt).map { _ in Int32(rng.next() % UInt64(preset.config.vocabSize)) }
     progress("warm-up…")
@@ -66,8 +65,7 @@ public enum EngineBench {
   /// Read bandwidth in GB/s as decoding sees it: `threads` threads stream a `bytes` FP32 matrix through the
   /// decode kernel (matrix × one vector), `passes` times. This is the roofline of batch-1 decoding.
   public static func memoryBandwidth(bytes: Int, threads: Int, passes: Int) throws -> Double {
-    Kernels.setThreads(threads)
-    let (perPass, seconds) = try Kernels.streamPasses(bytes: bytes, passes: passes)
+    let (perPass, seconds) = try Kernels.streamPasses(bytes: bytes, passes: passes, threads: threads)
     return Double(perPass * passes) / seconds.reduce(0, +) / 1e9
   }
 

@@ -1,7 +1,10 @@
 public import EdgeLabCore
 import Catalog
 import CostModel
+import Pipeline
+import Runner
 public import Partitioning
+public import Pipeline
 import Spec
 import DSL
 

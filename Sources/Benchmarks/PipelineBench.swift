@@ -63,7 +63,6 @@ public enum PipelineBench {
   /// The extra time per token divided by the hops a token makes (N − 1 forward, one back) is the per-hop cost
   /// in a real pipeline.
   public static func overhead(model: ModelPreset, maxStages: Int, tokens: Int, rounds: Int, executable: String) throws -> (local: Double, rows: [Overhead]) {
-    Kernels.setThreads(1)
     var rng = SeededRandom(seed: 3)
     let prompt = (0..<16).map { _ in Int32(rng.next() % UInt64(model.config.vocabSize)) }
     var local: [Double] = []

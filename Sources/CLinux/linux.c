@@ -4,8 +4,10 @@
 #ifdef __linux__
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #endif
+#include <errno.h>
 
 int el_o_direct(void) {
 #ifdef O_DIRECT
@@ -33,6 +35,16 @@ int el_enter_netns(const char *path) {
   return r;
 #else
   (void)path;
+  return -1;
+#endif
+}
+
+int el_pidfd_open(int pid) {
+#if defined(__linux__) && defined(SYS_pidfd_open)
+  return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+  (void)pid;
+  errno = ENOSYS;
   return -1;
 #endif
 }

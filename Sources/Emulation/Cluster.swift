@@ -1,6 +1,5 @@
 import EdgeLabCore
 import Foundation
-import Runtime
 import Spec
 import Transport
 #if canImport(Glibc)
@@ -247,15 +246,20 @@ final class Cluster: @unchecked Sendable {
         let done = stopped
         stopTraces.unlock()
         if done { return }
-        guard let a = hosts[c.link.from], let b = hosts[c.link.to] else { continue }
-        let rate = Self.rateArg(c.rate), burst = Self.burst(c.rate)
-        _ = try? shell.run(["tc", "-n", a.netns, "class", "change", "dev", "eth0", "parent", "1:", "classid", classID(b), "htb",
-                        "rate", rate, "ceil", rate, "burst", burst, "cburst", burst])
-        _ = try? shell.run(["tc", "class", "change", "dev", b.hostVeth, "parent", "1:", "classid", classID(a), "htb",
-                        "rate", rate, "ceil", rate, "burst", burst, "cburst", burst])
+        try? setRate(c.link, bytesPerSecond: c.rate)
       }
     }
     t.start()
+  }
+
+  /// Changes a shaped link's rate now, on both its ends (a step of a bandwidth trace).
+  func setRate(_ link: Link, bytesPerSecond: Double) throws {
+    guard let a = hosts[link.from], let b = hosts[link.to] else { return }
+    let rate = Self.rateArg(bytesPerSecond), burst = Self.burst(bytesPerSecond)
+    try shell.run(["tc", "-n", a.netns, "class", "change", "dev", "eth0", "parent", "1:", "classid", classID(b), "htb",
+                   "rate", rate, "ceil", rate, "burst", burst, "cburst", burst])
+    try shell.run(["tc", "class", "change", "dev", b.hostVeth, "parent", "1:", "classid", classID(a), "htb",
+                   "rate", rate, "ceil", rate, "burst", burst, "cburst", burst])
   }
 
   // MARK: Down

@@ -1,7 +1,6 @@
 import CLinux
 public import EdgeLabCore
 import Foundation
-import Runtime
 import Transport
 #if canImport(Glibc)
 import Glibc

@@ -1,31 +1,58 @@
 public import EdgeLabCore
 import Catalog
-import Engine
+public import Execution
 import Foundation
-public import Runtime
+public import Logging
+import Synchronization
 public import Spec
 #if canImport(Glibc)
 import Glibc
 #endif
 
+/// What the launchers of one process share: the host profile (measured once, so every run of a sweep gets the
+/// same dilation factor), warnings said once, and the logger.
+public final class EmulationContext: Sendable {
+  let logger: Logger
+  private let probe: @Sendable () throws -> Bandwidth
+  private let state = Mutex<(host: Bandwidth?, warned: Set<String>)>((nil, []))
+
+  /// - Parameter hostProbe: measures this host's decode bandwidth on one core (the engine's kernel does; the
+  ///   CLI passes it in, so emulation does not depend on the engine).
+  public init(logger: Logger, hostProbe: @escaping @Sendable () throws -> Bandwidth) {
+    self.logger = logger
+    probe = hostProbe
+  }
+
+  /// The host profile, measured on first use.
+  public func hostBandwidth() throws -> Bandwidth {
+    if let b = state.withLock({ $0.host }) { return b }
+    let b = try probe()
+    return state.withLock { s in
+      if s.host == nil { s.host = b }
+      return s.host!
+    }
+  }
+
+  /// Logs a warning the first time `key` is seen in this process.
+  func warnOnce(_ key: String, _ message: String) {
+    if state.withLock({ $0.warned.insert(key).inserted }) { logger.warning("\(message)") }
+  }
+}
+
 /// Starts workers in an emulated cluster (`emulation: namespaces`): namespaces and kernel shaping for the
 /// network, cgroups for CPU and memory, time dilation. See `Cluster` and `DilationPlan`.
 public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
   let options: EmulationOptions
-  let log: @Sendable (String) -> Void
+  let context: EmulationContext
   var cluster: Cluster?
   var links: [String: Cluster.Link] = [:]
   var plan: DilationPlan?
   var memoryLimits: [String: Int] = [:]
   var features: KernelFeatures?
   var measured: [Fidelity.LinkMeasurement] = []
-  /// The no-netem warning is printed once per process, not once per run of a sweep.
-  nonisolated(unsafe) private static var warned = false
-  private static let warnLock = NSLock()
-
-  public init(options: EmulationOptions, log: @escaping @Sendable (String) -> Void = { _ in }) {
+  public init(options: EmulationOptions, context: EmulationContext) {
     self.options = options
-    self.log = log
+    self.context = context
   }
 
   public var mechanism: String { "namespaces" }
@@ -47,9 +74,9 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
       throw EmulationError("emulation: namespaces needs the cgroup v1 cpu controller (/sys/fs/cgroup/cpu/cpu.cfs_quota_us) to give each device its CPU share; this system has none (cgroup v2 is not supported yet); use emulation: userspace or none")
     }
     if !features.cgroupV1Memory {
-      log("warning: no cgroup v1 memory controller: workers run without their devices' memory limits")
+      context.warnOnce("memory-cgroup", "no cgroup v1 memory controller: workers run without their devices' memory limits")
     }
-    let host = try options.hostBandwidth ?? HostProfile.perProcess()
+    let host = try options.hostBandwidth ?? context.hostBandwidth()
     let used = x.devices.filter { devices.contains($0.name) }
     let cores = ProcessInfo.processInfo.activeProcessorCount
     let plan = DilationPlan.plan(devices: used, calibration: x.spec.calibration, hostBandwidth: host,
@@ -69,11 +96,8 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
       links[l.from + "→" + l.to] = link
       shaped.append(link)
     }
-    if !features.netem && shaped.contains(where: { $0.latency > 0 || $0.jitter > 0 }) && Self.warnLock.withLock({ () -> Bool in
-      defer { Self.warned = true }
-      return !Self.warned
-    }) {
-      log("warning: this kernel has no netem; link delay and jitter are emulated in the transport (receive-side release queue)")
+    if !features.netem && shaped.contains(where: { $0.latency > 0 || $0.jitter > 0 }) {
+      context.warnOnce("netem", "this kernel has no netem; link delay and jitter are emulated in the transport (receive-side release queue)")
     }
     do {
       try cluster.up(links: shaped)
@@ -162,30 +186,4 @@ public final class UserspaceLauncher: WorkerLauncher, @unchecked Sendable {
   }
   public func teardown() {}
   public func facts() -> [String: String] { ["emulation": "userspace", "loss": "not emulated in userspace mode"] }
-}
-
-/// The host profile: decode bandwidth of one core of this machine, measured with the engine's kernel.
-public enum HostProfile {
-  nonisolated(unsafe) private static var measured: Bandwidth?
-  private static let lock = NSLock()
-
-  /// Measured once per process, so every run of a sweep gets the same dilation factor.
-  public static func perProcess() throws -> Bandwidth {
-    try lock.withLock {
-      if let measured { return measured }
-      let b = try measure()
-      measured = b
-      return b
-    }
-  }
-
-  /// The median over `passes` of streaming `bytes` of weights through the decode kernel on one thread.
-  public static func measure(bytes: Int = 512 << 20, passes: Int = 5) throws -> Bandwidth {
-    let previous = Kernels.threads
-    Kernels.setThreads(1)
-    defer { Kernels.setThreads(previous) }
-    let (perPass, seconds) = try Kernels.streamPasses(bytes: bytes, passes: passes)
-    let rates = seconds.map { Double(perPass) / $0 }.sorted()
-    return Bandwidth(bitsPerSecond: rates[rates.count / 2] * 8)
-  }
 }

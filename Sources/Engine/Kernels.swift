@@ -2,14 +2,16 @@ import CKernels
 import COpenBLAS
 import Catalog
 import Dispatch
+public import EdgeLabCore
+import Foundation
 
-/// Runs `body(i)` for i in 0..<count on up to `Parallel.threads` threads of a persistent pool (C, spinning
-/// briefly between jobs, as the decode loop issues over a hundred short parallel jobs per token).
+/// Runs `body(i)` for i in 0..<count, each on its own thread of a persistent pool (C, spinning briefly between
+/// jobs, as the decode loop issues over a hundred short parallel jobs per token). The pool is process-wide, as
+/// OpenBLAS's is; how many threads a call uses is the caller's `count`, so engines with different thread
+/// counts in one process do not change each other's work split.
 enum Parallel {
-  nonisolated(unsafe) static var threads = 1
-
   static func forEach(_ count: Int, _ body: (Int) -> Void) {
-    if count <= 1 || threads <= 1 {
+    if count <= 1 {
       for i in 0..<count { body(i) }
       return
     }
@@ -27,14 +29,28 @@ enum Parallel {
 }
 
 /// The numeric kernels: the C matrix-vector kernels for decoding, OpenBLAS sgemm for prefill.
+///
+/// Every entry point takes the number of threads to use; nothing here keeps a thread count of its own.
+///
+/// Which results depend on it: decode steps do not (the matrix-vector kernels compute each output row whole on
+/// one thread in a fixed order, and attention gives each (token, head) pair to one thread). Prefill can:
+/// OpenBLAS's threaded sgemm cuts the token dimension into narrower column blocks than its one-thread path,
+/// and some of its kernels (Haswell and Zen in Debian's 0.3.21) sum 4-column blocks in two interleaved
+/// partial sums, so outputs differ in the last bits for prompts of 4 or more tokens once M·N·K exceeds
+/// 262,144 (measured; its SkylakeX kernel gave identical results). The lossless check is immune: the unsplit
+/// reference runs with the workers' thread count, and a stage's sgemm calls have the same shapes as the
+/// unsplit model's, so equal thread counts give equal bits.
 public enum Kernels {
-  /// Sets the threads used by the kernels and by OpenBLAS. Results do not depend on it.
-  public static func setThreads(_ n: Int) {
-    Parallel.threads = max(1, n)
-    el_pool_set_threads(Int32(max(1, n)))
-    openblas_set_num_threads(Int32(max(1, n)))
+  /// Most threads the kernels use (the pool's size limit).
+  public static let maxThreads = 64
+
+  /// Makes sure the pool can run `threads` threads at once (it grows, never shrinks).
+  static func reserve(threads: Int) {
+    el_pool_set_threads(Int32(min(max(1, threads), maxThreads)))
   }
-  public static var threads: Int { Parallel.threads }
+
+  /// OpenBLAS keeps one process-wide thread count: calls with different counts take turns.
+  private static let blas = BLASThreads()
 
   /// The instruction set the C kernels use on this machine.
   public static var isa: String { String(cString: el_kernel_isa()) }
@@ -78,14 +94,15 @@ public enum Kernels {
   ///
   /// - Parameter rowwise: use the per-row kernel (deterministic per row, independent of `tokens` and threads);
   ///   decode steps always do. Otherwise (prefill), OpenBLAS sgemm; 16-bit weights are widened in blocks.
-  static func linear(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, _ out: UnsafeMutablePointer<Float>, rowwise: Bool) {
-    linear([(w, out)], x, tokens: tokens, rowwise: rowwise)
+  static func linear(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, _ out: UnsafeMutablePointer<Float>, rowwise: Bool,
+                     threads: Int) {
+    linear([(w, out)], x, tokens: tokens, rowwise: rowwise, threads: threads)
   }
 
   /// out_i[t, :] = W_i · x[t, :] for several matrices with the same input, in one parallel region when
   /// decoding (Q, K and V; gate and up), so they cost one synchronisation of the threads instead of one each.
   static func linear(_ group: [(WeightMatrix, UnsafeMutablePointer<Float>)], _ x: UnsafePointer<Float>, tokens: Int,
-                     rowwise: Bool) {
+                     rowwise: Bool, threads: Int) {
     if rowwise || tokens == 1 {
       let jobs = group.map { w, out in
         el_matvec_job(w: w.base, dtype: cType(w.dtype), rows: w.rows, cols: w.cols, x: x, x_stride: w.cols,
@@ -94,14 +111,16 @@ public enum Kernels {
       // Chunks of about 256 KiB of weights: small enough to balance two threads on a noisy host, large
       // enough that handing them out costs nothing next to reading them.
       let rowBytes = group.map { $0.0.cols * $0.0.dtype.size }.max() ?? 1
-      el_matvec_many(jobs, Int32(jobs.count), tokens, max(4, (256 << 10) / max(1, rowBytes)), Int32(Parallel.threads))
+      el_matvec_many(jobs, Int32(jobs.count), tokens, max(4, (256 << 10) / max(1, rowBytes)), Int32(threads))
       return
     }
-    for (w, out) in group { gemm(w, x, tokens: tokens, out) }
+    blas.with(threads: threads) {
+      for (w, out) in group { gemm(w, x, tokens: tokens, out) }
+    }
   }
 
-  /// Prefill: OpenBLAS sgemm; 16-bit weights are widened in blocks.
-  static func gemm(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, _ out: UnsafeMutablePointer<Float>) {
+  /// Prefill: OpenBLAS sgemm; 16-bit weights are widened in blocks. Runs inside `blas.with`.
+  private static func gemm(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, _ out: UnsafeMutablePointer<Float>) {
     if w.dtype == .f32 {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(w.rows), Int32(w.cols), 1,
                   x, Int32(w.cols), w.base.assumingMemoryBound(to: Float.self), Int32(w.cols), 0, out, Int32(w.rows))
@@ -120,31 +139,61 @@ public enum Kernels {
     }
   }
 
-  /// y = W · x with the decode kernel on the configured threads (for bandwidth measurements).
-  public static func stream(_ w: WeightMatrix, _ x: [Float], _ y: inout [Float]) {
+  /// y = W · x with the decode kernel on `threads` threads (for bandwidth measurements).
+  public static func stream(_ w: WeightMatrix, _ x: [Float], _ y: inout [Float], threads: Int) {
+    reserve(threads: threads)
     x.withUnsafeBufferPointer { xb in
-      y.withUnsafeMutableBufferPointer { yb in linear(w, xb.baseAddress!, tokens: 1, yb.baseAddress!, rowwise: true) }
+      y.withUnsafeMutableBufferPointer { yb in
+        linear(w, xb.baseAddress!, tokens: 1, yb.baseAddress!, rowwise: true, threads: threads)
+      }
     }
   }
 
-  /// The decode roofline as the kernel sees it: streams a `bytes` FP32 matrix (matrix × one vector) on the
-  /// configured threads, once to warm up and then `passes` times; returns the bytes read per pass and the
+  /// The decode roofline as the kernel sees it: streams a `bytes` FP32 matrix (matrix × one vector) on
+  /// `threads` threads, once to warm up and then `passes` times; returns the bytes read per pass and the
   /// seconds of each pass. The matrix holds distinct values: identical pages could be deduplicated by the
   /// host and read from cache.
-  public static func streamPasses(bytes: Int, passes: Int) throws -> (bytesPerPass: Int, seconds: [Double]) {
+  public static func streamPasses(bytes: Int, passes: Int, threads: Int) throws -> (bytesPerPass: Int, seconds: [Double]) {
     let cols = 4096
     let rows = bytes / 4 / cols
     let w = try SyntheticWeights(config: ModelPreset.tiny.config, seed: 4).matrix("bandwidth-probe", rows: rows, cols: cols)
     let x = [Float](repeating: 1, count: cols)
     var y = [Float](repeating: 0, count: rows)
-    stream(w, x, &y)
+    stream(w, x, &y, threads: threads)
     let seconds = (0..<passes).map { _ in
       let start = monotonic()
-      stream(w, x, &y)
+      stream(w, x, &y, threads: threads)
       return monotonic() - start
     }
     return (rows * cols * 4, seconds)
   }
+}
+
+/// OpenBLAS's process-wide thread count, set for each call that needs another one; calls take turns so that
+/// one engine's setting cannot change under another's running sgemm.
+private final class BLASThreads: @unchecked Sendable {
+  private let lock = NSLock()
+  private var current = 0
+
+  func with(threads: Int, _ body: () -> Void) {
+    lock.lock()
+    defer { lock.unlock() }
+    let n = min(max(1, threads), Kernels.maxThreads)
+    if n != current {
+      openblas_set_num_threads(Int32(n))
+      current = n
+    }
+    body()
+  }
+}
+
+/// The decode bandwidth of this host as the engine sees it: the median over `passes` of streaming `bytes` of
+/// weights through the decode kernel on `threads` threads. The emulated cluster's time dilation is planned
+/// from it (one core's rate), so it is measured once per process by whoever owns the cluster.
+public func hostDecodeBandwidth(bytes: Int = 512 << 20, passes: Int = 5, threads: Int = 1) throws -> Bandwidth {
+  let (perPass, seconds) = try Kernels.streamPasses(bytes: bytes, passes: passes, threads: threads)
+  let rates = seconds.map { Double(perPass) / $0 }.sorted()
+  return Bandwidth(bitsPerSecond: rates[rates.count / 2] * 8)
 }
 
 struct UnsafePointerBox: @unchecked Sendable {

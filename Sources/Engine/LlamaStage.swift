@@ -51,6 +51,8 @@ public final class LlamaStage: @unchecked Sendable {
   let finalNorm: [Float]?
   let lmHead: WeightMatrix?
   let invFreq: [Float]
+  /// Threads the kernels use for this stage (results do not depend on it).
+  public let threads: Int
   var caches: [Int: [KVCache]] = [:]
 
   struct Block {
@@ -81,26 +83,15 @@ public final class LlamaStage: @unchecked Sendable {
     }
   }
 
-  /// Where offloaded blocks are stored and how fast they are read.
-  public struct OffloadOptions: Sendable {
-    public var directory: String
-    public var bytesPerSecond: Double?
-    public var depth: Int
-    /// Store every block, so that residency can change during the run (online memory adaptation).
-    public var adaptive: Bool
-    public init(directory: String, bytesPerSecond: Double? = nil, depth: Int = 2, adaptive: Bool = false) {
-      self.directory = directory
-      self.bytesPerSecond = bytesPerSecond
-      self.depth = depth
-      self.adaptive = adaptive
-    }
-  }
-
   /// Builds a stage for `layers` (a range within 0…L+1), loading only its weights.
   ///
   /// - Parameters:
-  ///   - offloaded: decoder blocks (problem-layer indices) kept out of memory and read from `offload`'s store.
-  public init(weights: any WeightSource, layers: Range<Int>, offloaded: Set<Int> = [], offload: OffloadOptions? = nil) throws(CheckpointError) {
+  ///   - offloaded: decoder blocks (problem-layer indices) kept out of memory and read from `store` on use.
+  ///   - store: the device's offload store, shared by its stages; it receives the offloaded blocks (every block
+  ///     when it `keepsEveryBlock`).
+  ///   - threads: threads this stage's kernels use.
+  public init(weights: any WeightSource, layers: Range<Int>, offloaded: Set<Int> = [], store: OffloadStore? = nil,
+              threads: Int = 1) throws(CheckpointError) {
     let c = weights.config
     config = c
     let total = c.numHiddenLayers + 2
@@ -108,13 +99,13 @@ public final class LlamaStage: @unchecked Sendable {
       throw CheckpointError(.badConfig, file: "(stage)", "layer range \(layers) is outside 0..<\(total)")
     }
     self.layers = layers
+    self.threads = min(max(1, threads), Kernels.maxThreads)
+    Kernels.reserve(threads: self.threads)
     let h = c.hiddenSize
     embedding = layers.contains(0) ? try weights.matrix("model.embed_tokens.weight", rows: c.vocabSize, cols: h) : nil
-    let needsStore = !offloaded.isEmpty || offload?.adaptive == true
-    if needsStore && offload == nil {
-      throw CheckpointError(.badConfig, file: "(stage)", "offloaded layers need a store directory")
+    if !offloaded.intersection(layers).isEmpty && store == nil {
+      throw CheckpointError(.badConfig, file: "(stage)", "offloaded layers need an offload store")
     }
-    let store = needsStore ? try OffloadStore(directory: offload!.directory, bytesPerSecond: offload!.bytesPerSecond, depth: offload!.depth) : nil
     self.store = store
     var bs: [Slot] = []
     for l in layers where l >= 1 && l <= c.numHiddenLayers {
@@ -129,8 +120,8 @@ public final class LlamaStage: @unchecked Sendable {
         gate: try weights.matrix(p + "mlp.gate_proj.weight", rows: c.intermediateSize, cols: h),
         up: try weights.matrix(p + "mlp.up_proj.weight", rows: c.intermediateSize, cols: h),
         down: try weights.matrix(p + "mlp.down_proj.weight", rows: h, cols: c.intermediateSize))
-      if let store, offloaded.contains(l) || offload!.adaptive {
-        try store.add(layer: l, matrices: block.matrices, vectors: [])
+      if let store, offloaded.contains(l) || store.keepsEveryBlock {
+        try store.add(layer: l, matrices: block.matrices)
       }
       bs.append(offloaded.contains(l) ? .offloaded(layer: l, norms: (block.attnNorm, block.mlpNorm)) : .resident(layer: l, block))
     }
@@ -172,24 +163,22 @@ public final class LlamaStage: @unchecked Sendable {
 
   /// Decoder blocks (problem-layer indices) currently read from storage on use.
   public var offloadedLayers: [Int] { blocks.compactMap { if case .offloaded(let l, _) = $0 { l } else { nil } } }
-  /// Reads from the offload store so far, and seconds spent waiting for them.
-  public var offloadReads: Int { store?.reads ?? 0 }
-  public var offloadStallSeconds: Double { store?.stallSeconds ?? 0 }
 
   /// Changes which blocks are offloaded (online memory adaptation). Blocks made resident are read from the
   /// store once and kept; blocks offloaded are dropped from memory. Needs a store holding every block
-  /// (`OffloadOptions.adaptive`) unless only already-offloaded blocks change. Returns how many blocks changed.
+  /// (`OffloadStore.keepsEveryBlock`) unless only already-offloaded blocks change. Returns how many blocks
+  /// changed. The caller then gives the store the device's new order of offloaded blocks.
   @discardableResult
   public func setOffloaded(_ wanted: Set<Int>) -> Int {
     guard let store else { return 0 }
     var changed = 0
     for (i, slot) in blocks.enumerated() {
       switch slot {
-      case .resident(let l, let b) where wanted.contains(l) && store.entries[l] != nil:
+      case .resident(let l, let b) where wanted.contains(l) && store.contains(l):
         blocks[i] = .offloaded(layer: l, norms: (b.attnNorm, b.mlpNorm))
         changed += 1
       case .offloaded(let l, let norms) where !wanted.contains(l):
-        blocks[i] = .resident(layer: l, Block(norms: norms, store.matrices(l, in: store.acquire(l))))
+        blocks[i] = .resident(layer: l, Block(norms: norms, store.readResident(l)))
         changed += 1
       default: break
       }
@@ -227,16 +216,14 @@ public final class LlamaStage: @unchecked Sendable {
       x = hs
     }
     let rowwise = spans.allSatisfy { $0.count == 1 }
-    let offloadedLayers = blocks.compactMap { if case .offloaded(let l, _) = $0 { l } else { nil } }
-    if let first = offloadedLayers.first { store?.prefetch(first) }
     for (bi, slot) in blocks.enumerated() {
       switch slot {
       case .resident(_, let b):
         blockForward(b, index: bi, spans: spans, x: &x, tokens: t, rowwise: rowwise)
       case .offloaded(let l, let norms):
-        let memory = store!.acquire(l)
-        if let next = offloadedLayers.first(where: { $0 > l }) ?? offloadedLayers.first, next != l { store!.prefetch(next) }
-        blockForward(Block(norms: norms, store!.matrices(l, in: memory)), index: bi, spans: spans, x: &x, tokens: t, rowwise: rowwise)
+        let matrices = store!.acquire(l)
+        blockForward(Block(norms: norms, matrices), index: bi, spans: spans, x: &x, tokens: t, rowwise: rowwise)
+        store!.release(l)
       }
     }
     guard let lmHead, let finalNorm else { return .hidden(x) }
@@ -258,7 +245,7 @@ public final class LlamaStage: @unchecked Sendable {
     var logits = [Float](repeating: 0, count: rows.count * config.vocabSize)
     normed.withUnsafeBufferPointer { nb in
       logits.withUnsafeMutableBufferPointer { lb in
-        Kernels.linear(lmHead, nb.baseAddress!, tokens: rows.count, lb.baseAddress!, rowwise: rowwise || !allLogits)
+        Kernels.linear(lmHead, nb.baseAddress!, tokens: rows.count, lb.baseAddress!, rowwise: rowwise || !allLogits, threads: threads)
       }
     }
     return .logits(logits, rows: rows.count)
@@ -288,7 +275,7 @@ public final class LlamaStage: @unchecked Sendable {
         k.withUnsafeMutableBufferPointer { kb in
           v.withUnsafeMutableBufferPointer { vb in
             Kernels.linear([(b.q, qb.baseAddress!), (b.k, kb.baseAddress!), (b.v, vb.baseAddress!)], nb.baseAddress!,
-                           tokens: t, rowwise: rowwise)
+                           tokens: t, rowwise: rowwise, threads: threads)
           }
         }
       }
@@ -332,9 +319,10 @@ public final class LlamaStage: @unchecked Sendable {
     let posBox = positions
     let workBox = work
     withExtendedLifetime((q, attn)) {
-      Parallel.forEach(min(max(1, Kernels.threads), workBox.count * heads)) { worker in
-        let n = workBox.count * heads
-        let per = (n + max(1, Kernels.threads) - 1) / max(1, Kernels.threads)
+      let n = workBox.count * heads
+      let workers = min(threads, n)
+      let per = (n + workers - 1) / workers
+      Parallel.forEach(workers) { worker in
         var scores = [Float](repeating: 0, count: 1)
         for item in (worker * per)..<min(n, (worker + 1) * per) {
           let (i, head) = (item / heads, item % heads)
@@ -354,7 +342,7 @@ public final class LlamaStage: @unchecked Sendable {
     // Output projection and residual.
     var o = [Float](repeating: 0, count: t * h)
     attn.withUnsafeBufferPointer { ab in
-      o.withUnsafeMutableBufferPointer { Kernels.linear(b.o, ab.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise) }
+      o.withUnsafeMutableBufferPointer { Kernels.linear(b.o, ab.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise, threads: threads) }
     }
     for i in 0..<(t * h) { x[i] += o[i] }
     // SwiGLU MLP and residual.
@@ -368,7 +356,7 @@ public final class LlamaStage: @unchecked Sendable {
     xn.withUnsafeBufferPointer { nb in
       g.withUnsafeMutableBufferPointer { gb in
         u.withUnsafeMutableBufferPointer { ub in
-          Kernels.linear([(b.gate, gb.baseAddress!), (b.up, ub.baseAddress!)], nb.baseAddress!, tokens: t, rowwise: rowwise)
+          Kernels.linear([(b.gate, gb.baseAddress!), (b.up, ub.baseAddress!)], nb.baseAddress!, tokens: t, rowwise: rowwise, threads: threads)
         }
       }
     }
@@ -377,7 +365,7 @@ public final class LlamaStage: @unchecked Sendable {
       g[i] = gi / (1 + expf(-gi)) * u[i]
     }
     g.withUnsafeBufferPointer { gb in
-      o.withUnsafeMutableBufferPointer { Kernels.linear(b.down, gb.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise) }
+      o.withUnsafeMutableBufferPointer { Kernels.linear(b.down, gb.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise, threads: threads) }
     }
     for i in 0..<(t * h) { x[i] += o[i] }
   }

@@ -1,42 +1,51 @@
 import CLinux
 import Foundation
-import Synchronization
+public import Pipeline
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Offloaded decoder blocks: their weights live in one file of a local directory and are read back into
-/// staging memory before each use, as LIME loads non-resident layers from storage.
+/// Offloaded decoder blocks of one device (every stage a worker runs shares it): their weights live in one file
+/// of a local directory and are read back into staging slots before each use, as LIME loads non-resident
+/// layers from storage.
+///
+/// What to read and when is `OffloadTimeline`'s decision — the same state machine the simulator and LIME's cost
+/// model run in virtual time: one background thread reads, in order of use, whenever a slot is free; a stage
+/// that needs a block waits for its read (`acquire`) and frees the slot when done (`release`).
 ///
 /// Reads bypass the page cache (`O_DIRECT` where the file system allows it, else `posix_fadvise(DONTNEED)`
 /// after each read) and can be paced to a storage bandwidth, so an emulated device's storage is as slow as
-/// declared. A prefetch thread loads the next offloaded block while the current one computes, into at most
-/// `depth` staging slots.
-final class OffloadStore: @unchecked Sendable {
+/// declared.
+public final class OffloadStore: @unchecked Sendable {
   struct Entry {
     var offset: Int
     var bytes: Int
     /// (name, rows, cols, dtype, offset within the block)
     var matrices: [(String, Int, Int, WeightDType, Int)]
-    var vectors: [(String, [Float])]
   }
 
   let path: String
   let fd: Int32
   let direct: Bool
   let pace: Double?
-  var entries: [Int: Entry] = [:]
-  private let state = Mutex<[Int: WeightMemory]>([:])
+  /// Whether every block is stored (residency may change during the run), not only the offloaded ones.
+  public let keepsEveryBlock: Bool
+  private var entries: [Int: Entry] = [:]
+  private var end = 0
   private let condition = NSCondition()
-  private var loading: Set<Int> = []
-  private(set) var reads = 0
-  private(set) var stallSeconds = 0.0
-  let depth: Int
+  private var timeline: OffloadTimeline
+  private var loaded: [Int: WeightMemory] = [:]
+  private var stopped = false
+  private var loaderRunning = false
+  private var readCount = 0
+  private var stall = 0.0
 
   /// - Parameters:
   ///   - directory: where the store file goes (created if needed).
   ///   - bytesPerSecond: pace reads to this rate (nil: as fast as the disk).
-  init(directory: String, bytesPerSecond: Double?, depth: Int = 2) throws(CheckpointError) {
+  ///   - slots: staging slots (the prefetch depth).
+  ///   - keepsEveryBlock: store every block, so residency can change during the run.
+  public init(directory: String, bytesPerSecond: Double?, slots: Int, keepsEveryBlock: Bool) throws(CheckpointError) {
     do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
       throw CheckpointError(.unreadable, file: directory, "cannot create the offload store: \(error)")
     }
@@ -47,7 +56,8 @@ final class OffloadStore: @unchecked Sendable {
     if d < 0 { throw CheckpointError(.unreadable, file: path, "cannot create: \(String(cString: strerror(errno)))") }
     fd = d
     pace = bytesPerSecond
-    self.depth = max(1, depth)
+    self.keepsEveryBlock = keepsEveryBlock
+    timeline = OffloadTimeline(order: [], slots: max(1, slots))
   }
 
   deinit {
@@ -55,11 +65,25 @@ final class OffloadStore: @unchecked Sendable {
     unlink(path)
   }
 
+  /// Stops the background reads (the store is released once its users drop it).
+  public func stop() {
+    condition.lock()
+    stopped = true
+    condition.broadcast()
+    condition.unlock()
+  }
+
   static let alignment = 4096
 
+  /// Reads so far, and seconds stages spent waiting for them.
+  public var reads: Int { condition.withLock { readCount } }
+  public var stallSeconds: Double { condition.withLock { stall } }
+
+  /// Whether `layer`'s weights are in the store.
+  func contains(_ layer: Int) -> Bool { condition.withLock { entries[layer] != nil } }
+
   /// Appends a block's matrices to the store.
-  func add(layer: Int, matrices: [(String, WeightMatrix)], vectors: [(String, [Float])]) throws(CheckpointError) {
-    let start = entries.values.map { $0.offset + $0.bytes }.max() ?? 0
+  func add(layer: Int, matrices: [(String, WeightMatrix)]) throws(CheckpointError) {
     var layout: [(String, Int, Int, WeightDType, Int)] = []
     var size = 0
     for (name, m) in matrices {
@@ -70,20 +94,55 @@ final class OffloadStore: @unchecked Sendable {
     let buffer = UnsafeMutableRawPointer.allocate(byteCount: padded, alignment: Self.alignment)
     defer { buffer.deallocate() }
     for ((_, m), l) in zip(matrices, layout) { (buffer + l.4).copyMemory(from: m.base, byteCount: m.byteCount) }
+    let start = condition.withLock {
+      defer { end += padded }
+      return end
+    }
     var done = 0
     while done < padded {
       let n = pwrite(fd, buffer + done, padded - done, off_t(start + done))
       if n <= 0 { throw CheckpointError(.unreadable, file: path, "write failed: \(String(cString: strerror(errno)))") }
       done += n
     }
-    entries[layer] = Entry(offset: start, bytes: padded, matrices: layout, vectors: vectors)
+    condition.withLock { entries[layer] = Entry(offset: start, bytes: padded, matrices: layout) }
+  }
+
+  /// Which blocks are offloaded now, in order of use; starts the background reads. Call once every stage has
+  /// stored its blocks, and again whenever residency changes.
+  public func setOrder(_ order: [Int]) {
+    condition.lock()
+    for l in timeline.setOrder(order.filter { entries[$0] != nil }) { loaded[l] = nil }
+    let start = !loaderRunning && !order.isEmpty && !stopped
+    if start { loaderRunning = true }
+    condition.broadcast()
+    condition.unlock()
+    if start { Thread.detachNewThread { [self] in readLoop() } }
+  }
+
+  private func readLoop() {
+    condition.lock()
+    while !stopped {
+      guard let r = timeline.nextRead() else {
+        condition.wait()
+        continue
+      }
+      if let e = r.evicted { loaded[e] = nil }
+      // Only stored blocks are ever ordered (`setOrder` filters), so the entry is there.
+      let entry = entries[r.layer]!
+      condition.unlock()
+      let memory = read(entry, layer: r.layer)
+      condition.lock()
+      readCount += 1
+      if timeline.readFinished(r.layer) { loaded[r.layer] = memory }
+      condition.broadcast()
+    }
+    condition.unlock()
   }
 
   /// Reads a block's weights from the store (paced, bypassing the page cache). The buffer is page-aligned, as
   /// O_DIRECT requires. A failed read of our own store file cannot be recovered from: the worker reports it
   /// and exits, and the coordinator names it.
-  func read(_ layer: Int) -> WeightMemory {
-    let e = entries[layer]!
+  private func read(_ e: Entry, layer: Int) -> WeightMemory {
     let memory = WeightMemory(allocating: e.bytes, alignment: Self.alignment)
     let t0 = monotonic()
     var done = 0
@@ -100,43 +159,45 @@ final class OffloadStore: @unchecked Sendable {
     if !direct { posix_fadvise(fd, off_t(e.offset), off_t(e.bytes), POSIX_FADV_DONTNEED) }
     if let pace, pace > 0 {
       let due = Double(e.bytes) / pace - (monotonic() - t0)
-      if due > 0 { usleep(useconds_t(due * 1e6)) }
+      if due > 0 { usleep(useconds_t(min(due, 60) * 1e6)) }
     }
-    reads += 1
     return memory
   }
 
-  /// Starts loading `layer` in the background unless it is loaded, loading, or the slots are full.
-  func prefetch(_ layer: Int) {
+  /// The block's weights for one use: waits for its read (the wait counts as a stall). Pair with `release`.
+  func acquire(_ layer: Int) -> [String: WeightMatrix] {
+    let t0 = monotonic()
     condition.lock()
-    let busy = loading.contains(layer) || state.withLock { $0[layer] != nil } || loading.count + state.withLock({ $0.count }) >= depth
-    if !busy { loading.insert(layer) }
-    condition.unlock()
-    if busy { return }
-    Thread.detachNewThread { [self] in
-      let m = read(layer)
-      condition.lock()
-      state.withLock { $0[layer] = m }
-      loading.remove(layer)
+    defer { condition.unlock() }
+    while timeline.acquire(layer) == .pending {
       condition.broadcast()
-      condition.unlock()
+      condition.wait()
+    }
+    stall += monotonic() - t0
+    return matrices(layer, in: loaded[layer]!)
+  }
+
+  /// The use of `layer` has ended; its slot frees.
+  func release(_ layer: Int) {
+    condition.lock()
+    timeline.release(layer)
+    if !timeline.isHeld(layer) { loaded[layer] = nil }
+    condition.broadcast()
+    condition.unlock()
+  }
+
+  /// A block's weights read directly, outside the staging slots (for a block that becomes resident).
+  func readResident(_ layer: Int) -> [String: WeightMatrix] {
+    let entry = condition.withLock { entries[layer]! }
+    let memory = read(entry, layer: layer)
+    return condition.withLock {
+      readCount += 1
+      return matrices(layer, in: memory)
     }
   }
 
-  /// The block's weights, waiting for a prefetch in flight or reading now; the wait counts as a stall.
-  func acquire(_ layer: Int) -> WeightMemory {
-    let t0 = monotonic()
-    condition.lock()
-    while loading.contains(layer) { condition.wait() }
-    let ready = state.withLock { $0.removeValue(forKey: layer) }
-    condition.unlock()
-    let m = ready ?? read(layer)
-    stallSeconds += monotonic() - t0
-    return m
-  }
-
   /// Matrices of a block from its loaded memory.
-  func matrices(_ layer: Int, in memory: WeightMemory) -> [String: WeightMatrix] {
+  private func matrices(_ layer: Int, in memory: WeightMemory) -> [String: WeightMatrix] {
     var out: [String: WeightMatrix] = [:]
     for (name, rows, cols, dtype, offset) in entries[layer]!.matrices {
       out[name] = WeightMatrix(rows: rows, cols: cols, dtype: dtype, memory: WeightMemory(parent: memory, offset: offset, bytes: rows * cols * dtype.size))

@@ -30,6 +30,7 @@ public struct StandardEvaluation: Sendable, Equatable {
 }
 
 public import EdgeLabCore
+public import Pipeline
 
 public enum StandardSemantics {
   /// A stage as device index and half-open layer range.

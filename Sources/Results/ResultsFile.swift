@@ -1,6 +1,6 @@
 public import EdgeLabCore
 public import Metrics
-public import Partitioning
+public import Pipeline
 import Foundation
 
 /// Facts about the invocation that produced a results file (root attributes).

@@ -1,7 +1,7 @@
 import Foundation
 import EdgeLabCore
 import Metrics
-import Partitioning
+import Pipeline
 
 /// The results file layout (documented in docs/results.md):
 ///
@@ -82,7 +82,7 @@ enum Schema {
     }
     if let plan = r.plan {
       a["plan_value_s"] = .double(plan.valueSeconds)
-      a["plan_value_model"] = .string(plan.valueModel)
+      a["plan_value_model"] = .string(plan.valueModel.rawValue)
       a["plan_objective"] = .string(plan.objective.rawValue)
       a["plan_exact"] = .int(plan.exact ? 1 : 0)
       a["plan_explanation"] = .string(plan.explanation)

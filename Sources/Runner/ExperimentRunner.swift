@@ -1,9 +1,11 @@
 import Catalog
 public import CostModel
 public import EdgeLabCore
+public import Execution
 import Foundation
 public import Metrics
 public import Partitioning
+public import Pipeline
 import Results
 public import Spec
 
@@ -59,14 +61,17 @@ struct StopSweep: Error {
 }
 
 /// Runs experiments: expands sweeps, builds each run's partition problem, partitions, executes on a backend,
-/// and keeps the results file up to date (atomically) as runs finish.
+/// and keeps the results file up to date (atomically) as runs finish. It composes what it is given: the
+/// backends (the CLI wires the simulator, the loopback runtime, …) and the partition algorithms.
 public struct ExperimentRunner: Sendable {
   public var backends: [BackendKind: any ExecutionBackend]
+  public var partitioners: PartitionerRegistry
   public var progress: any ProgressSink
 
-  public init(backends: [BackendKind: any ExecutionBackend] = [.simulated: SimulatedBackend()],
+  public init(backends: [BackendKind: any ExecutionBackend], partitioners: PartitionerRegistry = .standard,
               progress: any ProgressSink = SilentProgress()) {
     self.backends = backends
+    self.partitioners = partitioners
     self.progress = progress
   }
 
@@ -78,15 +83,14 @@ public struct ExperimentRunner: Sendable {
     return s
   }
 
-  /// Every run of the experiment, validated against the registered algorithms.
   /// Every run of the experiment, after checking that every algorithm accepts its parameters (an unknown or
   /// bad parameter is an error in the spec, found before anything runs, not a failed run).
-  public static func expand(_ spec: ExperimentSpec) throws(SpecError) -> [RunDescriptor] {
-    let runs = try spec.expand(knownAlgorithms: Set(Partitioners.names))
+  public static func expand(_ spec: ExperimentSpec, partitioners: PartitionerRegistry = .standard) throws(SpecError) -> [RunDescriptor] {
+    let runs = try spec.expand(knownAlgorithms: Set(partitioners.names))
     var issues: [SpecError.Issue] = []
     var checked: Set<AlgorithmChoice> = []
     for run in runs where checked.insert(run.algorithm).inserted {
-      do { _ = try Partitioners.make(run.algorithm.name, parameters: run.algorithm.parameters) } catch {
+      do { _ = try partitioners.make(run.algorithm.name, parameters: run.algorithm.parameters) } catch {
         issues.append(.init(field: "algorithms[\(run.algorithmIndex)] (\(run.algorithm.displayLabel))", message: error.description))
       }
     }
@@ -94,13 +98,9 @@ public struct ExperimentRunner: Sendable {
     return runs
   }
 
-  /// The objective of a run: the algorithm's own (edgeshard-latency/-throughput), the choice's, or the spec's.
-  public static func objective(for run: RunDescriptor) -> Objective {
-    switch run.algorithm.name {
-    case EdgeShardLatency.name: .latency
-    case EdgeShardThroughput.name: .throughput
-    default: run.algorithm.objective ?? run.point.experiment.spec.objective
-    }
+  /// The objective of a run: the algorithm's own (if it always optimises one), the choice's, or the spec's.
+  public static func objective(for run: RunDescriptor, partitioners: PartitionerRegistry = .standard) -> Objective {
+    partitioners.objective(for: run.algorithm.name, otherwise: run.algorithm.objective ?? run.point.experiment.spec.objective)
   }
 
   public static func describe(_ run: RunDescriptor) -> String {
@@ -111,10 +111,11 @@ public struct ExperimentRunner: Sendable {
   }
 
   /// Plans one run: its problem and the algorithm's plan (or why there is none).
-  public static func plan(_ run: RunDescriptor, builder: ProblemBuilder) -> (PartitionProblem, Result<Plan, PartitionError>) {
-    let problem = builder.problem(for: run.point.experiment, objective: objective(for: run))
+  public static func plan(_ run: RunDescriptor, builder: ProblemBuilder,
+                          partitioners: PartitionerRegistry = .standard) -> (PartitionProblem, Result<Plan, PartitionError>) {
+    let problem = builder.problem(for: run.point.experiment, objective: objective(for: run, partitioners: partitioners))
     do {
-      return (problem, .success(try Partitioners.solve(problem, algorithm: run.algorithm.name, parameters: run.algorithm.parameters)))
+      return (problem, .success(try partitioners.solve(problem, algorithm: run.algorithm.name, parameters: run.algorithm.parameters)))
     } catch {
       return (problem, .failure(error))
     }
@@ -123,7 +124,7 @@ public struct ExperimentRunner: Sendable {
   public func run(_ original: ExperimentSpec, options: RunOptions = RunOptions()) throws -> RunReport {
     let spec = Self.applying(options, to: original)
     let runs: [RunDescriptor]
-    do { runs = try Self.expand(spec) } catch { throw RunnerError(message: error.description) }
+    do { runs = try Self.expand(spec, partitioners: partitioners) } catch { throw RunnerError(message: error.description) }
     // Every backend the sweep needs must exist (a sweep may vary `backend` to compare them run for run).
     for kind in Set(runs.map(\.point.experiment.spec.backend)) where backends[kind] == nil {
       throw BackendError.unavailable(kind, kind == .boards
@@ -192,7 +193,7 @@ public struct ExperimentRunner: Sendable {
       let started = MonotonicClock.now()
       let record: RunRecord
       do {
-        record = try execute(run, backend: backends[run.point.experiment.spec.backend]!, stopRequested: options.stopRequested)
+        record = try execute(run, backend: backends[run.point.experiment.spec.backend]!, cancellation: Cancellation(options.stopRequested))
       } catch let stop as StopSweep {
         // Save what finished, mark the file incomplete, and stop.
         if let partial = stop.record { records.append(partial) }
@@ -217,19 +218,18 @@ public struct ExperimentRunner: Sendable {
                      statusCounts: counts, archivedPrevious: archived)
   }
 
-  func execute(_ run: RunDescriptor, backend: any ExecutionBackend,
-               stopRequested: @escaping @Sendable () -> Bool = { false }) throws -> RunRecord {
+  func execute(_ run: RunDescriptor, backend: any ExecutionBackend, cancellation: Cancellation = .never) throws -> RunRecord {
     let x = run.point.experiment
     let builder = ProblemBuilder.roofline(x.spec.calibration)
-    let (problem, result) = Self.plan(run, builder: builder)
+    let (_, result) = Self.plan(run, builder: builder, partitioners: partitioners)
     switch result {
     case .failure(let error):
       if case .infeasible(let why) = error { return makeRecord(run, plan: nil, outcome: .infeasible(why)) }
       return makeRecord(run, plan: nil, outcome: RunOutcome(status: .failed, message: error.description))
     case .success(let plan):
       let requests = x.spec.workload.materialize(seed: run.seed, vocabularySize: x.model.vocabSize)
-      var job = RunJob(descriptor: run, plan: plan, problem: problem, requests: requests, builder: builder)
-      job.stopRequested = stopRequested
+      let job = RunJob(experiment: x, plan: plan, requests: requests, seed: run.seed, timeModel: builder.timeModel,
+                       label: Self.describe(run), cancellation: cancellation)
       do {
         return makeRecord(run, plan: plan, outcome: try backend.execute(job))
       } catch let e as BackendError {

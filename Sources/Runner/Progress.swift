@@ -78,3 +78,4 @@ public final class StderrProgress: ProgressSink, @unchecked Sendable {
 }
 
 import EdgeLabCore
+import Execution

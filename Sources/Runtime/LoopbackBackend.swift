@@ -1,12 +1,14 @@
 import Catalog
+import CostModel
 import EdgeLabCore
-import Synchronization
+public import Execution
 import Engine
 import Foundation
+public import Logging
 public import Metrics
-import Partitioning
-public import Runner
+import Pipeline
 public import Spec
+import Synchronization
 import Transport
 #if canImport(Glibc)
 import Glibc
@@ -30,16 +32,21 @@ public struct LoopbackOptions: Sendable {
   public var referenceCache: String?
   /// Makes each run's launcher from its emulation options.
   public var launcherFactory: LauncherFactory
-  public var log: @Sendable (String) -> Void
+  public var logger: Logger
   /// Called once the worker processes run (device → pid); for tools and fault-injection tests.
   public var onWorkersStarted: (@Sendable ([String: Int32]) -> Void)?
   /// Called when the run's workload starts (after every worker is ready and linked).
   public var onServing: (@Sendable () -> Void)?
+  /// Called with every token event as it reaches the coordinator; for tools and fault-injection tests.
+  public var onTokens: (@Sendable ([TokenEvent]) -> Void)?
+  /// Where the coordinator's deadlines read the time.
+  public var clock: any ExecutionClock
 
   public init(executable: String, workDirectory: String = "/tmp", threadsPerWorker: Int = 1,
               heartbeatTimeout: Double = 5, readyTimeout: Double = 900, checkLossless: Bool = true,
               referenceCache: String? = "results/.reference-cache", launcherFactory: @escaping LauncherFactory = plainLauncherFactory,
-              log: @escaping @Sendable (String) -> Void = { _ in }) {
+              logger: Logger = Logger(label: "edgelab.loopback", factory: { _ in SwiftLogNoOpLogHandler() }),
+              clock: any ExecutionClock = MonotonicClock()) {
     self.executable = executable
     self.workDirectory = workDirectory
     self.threadsPerWorker = threadsPerWorker
@@ -48,23 +55,24 @@ public struct LoopbackOptions: Sendable {
     self.checkLossless = checkLossless
     self.referenceCache = referenceCache
     self.launcherFactory = launcherFactory
-    self.log = log
+    self.logger = logger
+    self.clock = clock
   }
 }
 
 /// The loopback backend: one worker process per device of the plan, real TCP between pipeline stages, the
-/// workload driven open-loop (or closed-loop) by this coordinator, and a lossless check against the unsplit
-/// model.
+/// workload scheduled at the source worker by the same `PipelineScheduler` the simulator runs, and a lossless
+/// check against the unsplit model.
 public struct LoopbackBackend: ExecutionBackend {
   public let kind = BackendKind.loopback
   public let options: LoopbackOptions
   public init(options: LoopbackOptions) { self.options = options }
 
   public func execute(_ job: RunJob) throws -> RunOutcome {
-    let started = monotonicNanoseconds()
+    let started = options.clock.now()
     let run = try CoordinatedRun(job: job, options: options)
     var outcome = try run.execute()
-    outcome.wallSeconds = Double(monotonicNanoseconds() - started) * 1e-9
+    outcome.wallSeconds = options.clock.now() - started
     return outcome
   }
 }
@@ -78,6 +86,7 @@ final class CoordinatedRun: @unchecked Sendable {
 
   let job: RunJob
   let options: LoopbackOptions
+  let logger: Logger
   let launcher: any WorkerLauncher
   let devices: [String]
   let runDirectory: String
@@ -85,26 +94,30 @@ final class CoordinatedRun: @unchecked Sendable {
   let events = BlockingQueue<Event>()
   var children: [String: ChildProcess] = [:]
   var controls: [String: Connection] = [:]
-  let lastSeen = NSLock()
-  var seen: [String: UInt64] = [:]
+  let lastSeen = Mutex<[String: Double]>([:])
   var targets: [String: LaunchTarget] = [:]
 
-  // Requests.
-  var arrivals: [Int: UInt64] = [:]
-  var tokenTimes: [Int: [UInt64]] = [:]
+  // What the source reported, in device seconds since it started the run.
+  var arrivals: [Int: Double] = [:]
+  var tokenTimes: [Int: [Double]] = [:]
   var generated: [Int: [Int32]] = [:]
   var completed: Set<Int> = []
-  var t0: UInt64 = 0
+  var refusedRequests: [Int: String] = [:]
+  var t0 = 0.0
   var serving = false
 
   init(job: RunJob, options: LoopbackOptions) throws {
     self.job = job
     self.options = options
-    do { launcher = try options.launcherFactory(job.experiment.spec.emulation) } catch {
+    var logger = options.logger
+    logger[metadataKey: "run"] = "\(job.label)"
+    self.logger = logger
+    do { launcher = try options.launcherFactory(job.experiment.spec.emulation) } catch let e as BackendError {
+      throw e
+    } catch {
       throw BackendError.unavailable(.loopback, "\(error)")
     }
-    var ds: [String] = []
-    for s in job.plan.stages where !ds.contains(s.device) { ds.append(s.device) }
+    var ds = job.plan.devices
     if !ds.contains(job.experiment.source) { ds.insert(job.experiment.source, at: 0) }
     devices = ds
     try FileManager.default.createDirectory(atPath: options.workDirectory, withIntermediateDirectories: true)
@@ -118,7 +131,7 @@ final class CoordinatedRun: @unchecked Sendable {
   }
 
   func stagesOf(_ device: String) -> String {
-    let idx = job.plan.stages.indices.filter { job.plan.stages[$0].device == device }
+    let idx = job.plan.stageIndices(of: device)
     return idx.isEmpty ? "no stage" : "stage" + (idx.count > 1 ? "s " : " ") + idx.map(String.init).joined(separator: ", ")
   }
 
@@ -198,15 +211,43 @@ final class CoordinatedRun: @unchecked Sendable {
     }
   }
 
+  /// The bounds every message of this run must keep.
+  var limits: RunLimits {
+    let x = job.experiment
+    let maxPrompt = job.requests.map(\.promptLength).max() ?? 1
+    let maxContext = job.requests.map { $0.promptLength + $0.outputLength }.max() ?? 1
+    return RunLimits(hiddenSize: x.model.hiddenSize, vocabSize: x.model.vocabSize, requests: job.requests.count,
+                     maxPromptTokens: max(1, maxPrompt), maxContextTokens: max(1, maxContext),
+                     maxBatch: max(1, x.spec.execution.maxBatch))
+  }
+
+  /// Device seconds without movement before the run is declared stuck: the setting, or 50 × the slowest
+  /// stage's predicted prefill of the longest prompt, at least 60 s.
+  var progressBound: Double {
+    let x = job.experiment
+    if let t = x.spec.execution.progressTimeout { return t.value }
+    let layers = ModelLayers(config: x.model, precision: x.spec.model.precision, wirePrecision: x.spec.execution.wirePrecision)
+    let prompt = limits.maxPromptTokens
+    var worst = 0.0
+    for stage in job.plan.stages {
+      guard let profile = x.device(stage.device)?.profile else { continue }
+      let t = stage.layers.reduce(0.0) { acc, l in
+        acc + job.timeModel.time(layers.layers[l], on: profile, work: .prefill(tokens: prompt), precision: x.spec.model.precision).value
+      }
+      if t.isFinite { worst = max(worst, t) }
+    }
+    return max(60, 50 * worst)
+  }
+
   func drive() throws -> RunOutcome {
-    let started = monotonicNanoseconds()
+    let started = options.clock.now()
     let x = job.experiment
     try checkCheckpointShapes()
     try checkHostMemory()
     targets = try launcher.prepare(devices: devices, experiment: x, runID: URL(fileURLWithPath: runDirectory).lastPathComponent)
     let tokenFile = runDirectory + "/token"
     _ = FileManager.default.createFile(atPath: tokenFile, contents: Data(token.map { String(format: "%02x", $0) }.joined().utf8),
-                                   attributes: [.posixPermissions: 0o600])
+                                       attributes: [.posixPermissions: 0o600])
     for d in devices {
       let t = targets[d]!
       let portFile = runDirectory + "/\(d).port"
@@ -222,7 +263,7 @@ final class CoordinatedRun: @unchecked Sendable {
       endpoints[d] = try waitForPort(d)
     }
     for d in devices {
-      let c = try Connection.connect(to: endpoints[d]!, token: token, name: "coordinator")
+      let c = try Connection.connect(to: endpoints[d]!, token: token, name: "coordinator", maxPayload: maxControlPayload)
       controls[d] = c
       touch(d)
       spawnThread("coordinator-\(d)") { [self] in read(d, c) }
@@ -239,15 +280,15 @@ final class CoordinatedRun: @unchecked Sendable {
     for d in devices {
       let t = targets[d]!
       let a = Assignment(
-        device: d, weights: weights, threads: options.threadsPerWorker,
-        stages: job.plan.stages.enumerated().filter { $0.element.device == d }.map {
-          StageAssignment(index: $0.offset, firstLayer: $0.element.firstLayer, endLayer: $0.element.endLayer, offloaded: $0.element.offloadedLayers)
+        run: job.label, device: d, weights: weights, threads: options.threadsPerWorker,
+        stages: job.plan.stageIndices(of: d).map {
+          let s = job.plan.stages[$0]
+          return StageAssignment(index: $0, firstLayer: s.firstLayer, endLayer: s.endLayer, offloaded: s.offloadedLayers)
         },
-        stageCount: job.plan.stages.count, stageDevices: stageDevices, peers: endpoints, source: x.source,
-        maxBatch: e.maxBatch, microBatches: e.microBatches ?? job.plan.microBatches, halfPrecisionWire: e.wirePrecision != .fp32,
-        memoryBudgetBytes: x.device(d)?.profile.usableMemory.value ?? 0, storageDirectory: runDirectory + "/store-\(d)",
-        storageBytesPerSecond: t.storageBytesPerSecond, delays: t.delays, pacing: t.pacing, seed: job.descriptor.seed,
-        lime: job.plan.valueModel == "lime" ? LimeContext(plan: job.plan, problem: job.problem, parameters: job.descriptor.algorithm.parameters) : nil)
+        stageCount: job.plan.stages.count, stageDevices: stageDevices, peers: endpoints, source: x.source, limits: limits,
+        halfPrecisionWire: e.wirePrecision != .fp32, residency: job.plan.residency(of: d),
+        storageDirectory: runDirectory + "/store-\(d)", storageBytesPerSecond: t.storageBytesPerSecond, delays: t.delays,
+        pacing: t.pacing, seed: job.seed, dilation: dilation, scheduler: d == x.source ? job.schedulerConfiguration : nil)
       try send(d, .assign(a))
     }
     var loadSeconds = 0.0
@@ -260,8 +301,21 @@ final class CoordinatedRun: @unchecked Sendable {
       if case .linked = m { return true }
       return false
     }
+    // The workload, in chunks of at most 100,000 prompt tokens (well inside a control frame).
+    var chunk: [RequestMessage] = []
+    var chunkTokens = 0
+    for r in job.requests {
+      chunk.append(RequestMessage(id: r.id, prompt: r.promptTokens, outputLength: r.outputLength, arrival: r.arrival?.value ?? 0))
+      chunkTokens += r.promptTokens.count
+      if chunkTokens > 100_000 {
+        try send(x.source, .workload(chunk))
+        chunk = []
+        chunkTokens = 0
+      }
+    }
+    if !chunk.isEmpty { try send(x.source, .workload(chunk)) }
     options.onServing?()
-    options.log("\(devices.count) workers ready in \(String(format: Double(monotonicNanoseconds() - started) * 1e-9, digits: 1)) s")
+    logger.info("\(devices.count) workers ready in \(String(format: options.clock.now() - started, digits: 1)) s")
     return try serve(loadSeconds: loadSeconds)
   }
 
@@ -298,9 +352,8 @@ final class CoordinatedRun: @unchecked Sendable {
   }
 
   func touch(_ d: String) {
-    lastSeen.lock()
-    seen[d] = monotonicNanoseconds()
-    lastSeen.unlock()
+    let now = options.clock.now()
+    lastSeen.withLock { $0[d] = now }
   }
 
   func send(_ d: String, _ m: ControlMessage) throws {
@@ -321,28 +374,27 @@ final class CoordinatedRun: @unchecked Sendable {
 
   /// Checks liveness: exited processes, silent workers, interrupts.
   func checkHealth() throws {
-    if Interrupt.requested.load(ordering: .relaxed) || job.stopRequested() { throw BackendError.interrupted(partial: partialOutcome("interrupted")) }
+    if Interrupt.isRequested || job.cancellation.isRequested { throw BackendError.interrupted(partial: partialOutcome("interrupted")) }
     for (d, c) in children where !c.isRunning {
       throw fault(d, "stopped unexpectedly")
     }
-    lastSeen.lock()
-    let now = monotonicNanoseconds()
-    let stale = seen.first { now - $0.value > UInt64(options.heartbeatTimeout * 1e9) }
-    lastSeen.unlock()
+    let now = options.clock.now()
+    let stale = lastSeen.withLock { seen in seen.first { now - $0.value > options.heartbeatTimeout } }
     if let stale { throw fault(stale.key, "is not responding (no message for \(options.heartbeatTimeout) s)") }
   }
 
   /// Waits for `count` messages accepted by `accept`, checking health.
   func awaitMessages(_ count: Int, timeout: Double, what: String, _ accept: (String, ControlMessage) -> Bool) throws {
     var got = 0
-    let deadline = monotonicNanoseconds() + UInt64(timeout * 1e9)
+    let deadline = options.clock.now() + timeout
     while got < count {
       try checkHealth()
-      if monotonicNanoseconds() > deadline { throw RuntimeError("workers took longer than \(timeout) s \(what)") }
+      if options.clock.now() > deadline { throw RuntimeError("workers took longer than \(timeout) s \(what)") }
       guard let e = events.pop(timeout: 0.05) else { continue }
       switch e {
       case .lost(let d, let why): throw fault(d, "closed its control connection (\(why))")
       case .message(let d, .failure(let why)): throw fault(d, "failed: \(why)")
+      case .message(let d, .warning(let why)): logger.warning("\(why)", metadata: ["device": "\(d)"])
       case .message(let d, let m):
         if accept(d, m) { got += 1 }
       }
@@ -353,63 +405,50 @@ final class CoordinatedRun: @unchecked Sendable {
 
   func serve(loadSeconds: Double) throws -> RunOutcome {
     let x = job.experiment
-    let source = x.source
     let requests = job.requests
-    var pending: [(time: UInt64, id: Int)] = []
-    t0 = monotonicNanoseconds()
+    let length = Dictionary(uniqueKeysWithValues: requests.map { ($0.id, $0.outputLength) })
+    t0 = options.clock.now()
     serving = true
     launcher.runStarted()
-    // Arrivals and think times are device times; in dilated time they happen D times later on the wall clock.
-    let d = dilation
-    var closedLoop: (next: Int, think: Double)?
-    switch x.spec.workload.arrival {
-    case .closedLoop(let n, let think):
-      for i in 0..<min(n, requests.count) { pending.append((t0, i)) }
-      closedLoop = (min(n, requests.count), think.value * d)
-    default:
-      pending = requests.enumerated().map { (t0 + UInt64(($0.element.arrival?.value ?? 0) * d * 1e9), $0.offset) }
-    }
-    pending.sort { $0.time < $1.time }
-    while completed.count < requests.count {
+    var monitor = ProgressMonitor(bound: progressBound * dilation, stageDevices: job.plan.stages.map(\.device), source: x.source, start: t0)
+    try send(x.source, .start)
+    while completed.count + refusedRequests.count < requests.count {
       try checkHealth()
-      let now = monotonicNanoseconds()
-      while let first = pending.first, first.time <= now {
-        pending.removeFirst()
-        let r = requests[first.id]
-        arrivals[r.id] = monotonicNanoseconds()
-        try send(source, .request(RequestMessage(id: r.id, prompt: r.promptTokens, outputLength: r.outputLength)))
+      let now = options.clock.now()
+      if let stuck = monitor.verdict(at: now, outstanding: true) {
+        throw BackendError.fatal(RuntimeError(stuck + " (execution.progress_timeout is \(String(format: "%.0f", progressBound)) s)").message,
+                                 partial: partialOutcome(stuck))
       }
-      let wait = pending.first.map { min(0.05, Double($0.time - min($0.time, monotonicNanoseconds())) * 1e-9) } ?? 0.05
-      guard let e = events.pop(timeout: max(wait, 0.0005)) else { continue }
+      guard let e = events.pop(timeout: 0.05) else { continue }
       switch e {
       case .lost(let d, let why): throw BackendError.fatal(fault(d, "closed its control connection (\(why))").message, partial: partialOutcome(nil))
       case .message(let d, .failure(let why)): throw BackendError.fatal(fault(d, "failed: \(why)").message, partial: partialOutcome(nil))
+      case .message(let d, .warning(let why)): logger.warning("\(why)", metadata: ["device": "\(d)"])
+      case .message(let d, .progress(let p)): monitor.observe(p, from: d, at: options.clock.now())
+      case .message(_, .arrivals(let evs)):
+        monitor.moved(at: options.clock.now())
+        for ev in evs { arrivals[ev.request] = ev.time }
+      case .message(_, .refusedRequest(let id, let why)):
+        refusedRequests[id] = why
       case .message(_, .tokens(let evs)):
+        monitor.moved(at: options.clock.now())
+        if tokenTimes.isEmpty { logger.info("first token after \(String(format: options.clock.now() - t0, digits: 2)) s") }
+        options.onTokens?(evs)
         var done: [Int] = []
         for ev in evs {
           tokenTimes[ev.request, default: []].append(ev.time)
           generated[ev.request, default: []].append(ev.token)
-          if generated[ev.request]!.count == requests[ev.request].outputLength {
+          if generated[ev.request]!.count == length[ev.request] {
             completed.insert(ev.request)
             done.append(ev.request)
           }
         }
-        if !done.isEmpty {
-          for d in devices { try send(d, .release(done)) }
-          if var loop = closedLoop {
-            for _ in done where loop.next < requests.count {
-              pending.append((monotonicNanoseconds() + UInt64(loop.think * 1e9), loop.next))
-              loop.next += 1
-            }
-            pending.sort { $0.time < $1.time }
-            closedLoop = loop
-          }
-        }
+        if !done.isEmpty { for d in devices { try send(d, .release(done)) } }
       case .message(let d, let m):
-        options.log("ignored \(m) from \(d)")
+        logger.debug("ignored \(m.kind) from \(d)")
       }
     }
-    let end = monotonicNanoseconds()
+    let end = options.clock.now()
     // Statistics from every worker, then shut them down.
     var stats: [String: WorkerStats] = [:]
     for d in devices { try send(d, .collect) }
@@ -419,25 +458,28 @@ final class CoordinatedRun: @unchecked Sendable {
     }
     for d in devices { try? send(d, .shutdown) }
     for c in children.values { c.stop(grace: 5) }
-    var outcome = buildOutcome(stats: stats, end: end, status: .complete, message: nil)
+    let refused = refusedRequests.sorted { $0.key < $1.key }.first
+    var outcome = buildOutcome(stats: stats, end: end, status: refused == nil ? .complete : .failed, message: refused?.value)
     outcome.facts["worker_load_s"] = .number(loadSeconds)
     outcome.facts["worker_threads"] = .number(Double(options.threadsPerWorker))
     outcome.facts["wire_precision"] = .string(x.spec.execution.wirePrecision.rawValue)
     outcome.facts["kernel_isa"] = .string(Kernels.isa)
     outcome.facts["offload_reads"] = .number(Double(stats.values.reduce(0) { $0 + $1.offloadReads }))
-    outcome.facts["lime_adaptations"] = .number(Double(stats.values.reduce(0) { $0 + $1.adaptations }))
+    outcome.facts["residency_adaptations"] = .number(Double(stats.values.reduce(0) { $0 + $1.adaptations }))
+    outcome.facts["refused_messages"] = .number(Double(stats.values.reduce(0) { $0 + $1.refusedMessages }))
     for (k, v) in launcher.facts() { outcome.facts[k] = .string(v) }
-    if options.checkLossless { try losslessCheck(&outcome) }
+    if options.checkLossless && refused == nil { try losslessCheck(&outcome) }
     return outcome
   }
 
-  func seconds(_ t: UInt64) -> Double { Double(Int64(t) - Int64(t0)) * 1e-9 / dilation }
+  /// Device seconds of a coordinator clock reading since the run started.
+  func seconds(_ t: Double) -> Double { (t - t0) / dilation }
   var dilation: Double { targets.values.first?.dilation ?? 1 }
 
   func requestRecords() -> [RequestRecord] {
     job.requests.map { r in
-      let times = (tokenTimes[r.id] ?? []).map(seconds)
-      return RequestRecord(id: r.id, arrival: arrivals[r.id].map(seconds) ?? .nan, firstToken: times.first,
+      let times = tokenTimes[r.id] ?? []
+      return RequestRecord(id: r.id, arrival: arrivals[r.id] ?? .nan, firstToken: times.first,
                            completion: completed.contains(r.id) ? times.last : nil, promptTokens: r.promptLength,
                            outputTokens: r.outputLength, tokenTimes: times)
     }
@@ -447,7 +489,7 @@ final class CoordinatedRun: @unchecked Sendable {
     RunOutcome(status: .incomplete, message: message, requests: requestRecords().filter { !$0.arrival.isNaN }, facts: ["mechanism": .string(launcher.mechanism)])
   }
 
-  func buildOutcome(stats: [String: WorkerStats], end: UInt64, status: RunStatus, message: String?) -> RunOutcome {
+  func buildOutcome(stats: [String: WorkerStats], end: Double, status: RunStatus, message: String?) -> RunOutcome {
     let makespan = seconds(end)
     var links: [LinkRecord] = []
     var devs: [DeviceRecord] = []
@@ -470,7 +512,7 @@ final class CoordinatedRun: @unchecked Sendable {
     }
     return RunOutcome(status: status, message: message, requests: requestRecords(), links: links, devices: devs, stages: stages,
                       facts: ["mechanism": .string(launcher.mechanism), "dilation": .number(dilation),
-                              "wall_makespan_s": .number(Double(Int64(end) - Int64(t0)) * 1e-9)])
+                              "wall_makespan_s": .number(end - t0)])
   }
 
   // MARK: Lossless check
@@ -491,11 +533,10 @@ final class CoordinatedRun: @unchecked Sendable {
     if let mismatch {
       outcome.status = .failed
       outcome.message = "lossless check failed: \(mismatch)"
-      options.log("LOSSLESS CHECK FAILED: \(mismatch)")
+      logger.error("LOSSLESS CHECK FAILED: \(mismatch)")
     }
   }
 }
-
 /// Memory this machine can give to new processes (MemAvailable in /proc/meminfo).
 enum HostMemory {
   static func availableBytes() -> Double? {
@@ -519,13 +560,18 @@ enum ReferenceTokens {
       var weights: WeightsSpec
       /// A checkpoint's files, sizes and modification times: new weights at the same path are a new key.
       var checkpointFiles: [String]
-      var requests: [RequestMessage]
+      var requests: [Request]
       var isa: String
       var threads: Int
       var version: Int
+      struct Request: Codable {
+        var id: Int
+        var prompt: [Int32]
+        var outputLength: Int
+      }
     }
     let key = Key(weights: spec, checkpointFiles: w.checkpoint.map(Self.fingerprint) ?? [],
-                  requests: job.requests.map { RequestMessage(id: $0.id, prompt: $0.promptTokens, outputLength: $0.outputLength) },
+                  requests: job.requests.map { Key.Request(id: $0.id, prompt: $0.promptTokens, outputLength: $0.outputLength) },
                   isa: Kernels.isa, threads: threads, version: 2)
     // Sorted keys: the same key must give the same bytes in every process.
     let keyData = try JSONCoding.encoder.encode(key)
@@ -537,10 +583,7 @@ enum ReferenceTokens {
     {
       return Dictionary(uniqueKeysWithValues: stored.compactMap { k, v in Int(k).map { ($0, v) } })
     }
-    let previous = Kernels.threads
-    Kernels.setThreads(threads)
-    defer { Kernels.setThreads(previous) }
-    let pipeline = try LocalPipeline(weights: spec.source().open())
+    let pipeline = try LocalPipeline(weights: spec.source().open(), threads: threads)
     var out: [Int: [Int32]] = [:]
     for r in job.requests {
       out[r.id] = pipeline.generate(prompt: r.promptTokens, maxNewTokens: r.outputLength, sequence: r.id).tokens

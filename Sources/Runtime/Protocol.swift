@@ -1,6 +1,8 @@
+import Foundation
 public import EdgeLabCore
 public import Engine
-public import Partitioning
+public import Execution
+public import Pipeline
 public import Transport
 
 /// Where a worker gets its weights.
@@ -31,28 +33,61 @@ public struct WeightsSpec: Codable, Sendable, Hashable {
 
 /// One pipeline stage a worker runs.
 public struct StageAssignment: Codable, Sendable, Hashable {
-  /// Position in the pipeline (a device may run several: LIME's interleaved chunks).
+  /// Position in the pipeline (a device may run several: interleaved chunks).
   public var index: Int
   public var firstLayer: Int
   public var endLayer: Int
-  /// Layers read from local storage before each use instead of kept resident.
+  /// Layers read from local storage before each use when the run starts.
   public var offloaded: [Int]
+
+  public init(index: Int, firstLayer: Int, endLayer: Int, offloaded: [Int] = []) {
+    self.index = index
+    self.firstLayer = firstLayer
+    self.endLayer = endLayer
+    self.offloaded = offloaded
+  }
 }
 
-/// Emulated delay of the links into this worker (issue 7's transport-level delay), by sending device.
-public struct LinkDelay: Codable, Sendable, Hashable {
-  /// Added one-way delay and its jitter (standard deviation), seconds.
-  public var latency: Double
-  public var jitter: Double
+/// The bounds every message of a run must keep, derived from the model and the workload. A worker refuses
+/// anything outside them before it reaches the engine.
+public struct RunLimits: Codable, Sendable, Hashable {
+  /// Hidden size and vocabulary of the model.
+  public var hiddenSize: Int
+  public var vocabSize: Int
+  /// Requests of the run: sequence ids are 0..<requests.
+  public var requests: Int
+  /// Longest prompt, and longest context (prompt + output) any sequence reaches.
+  public var maxPromptTokens: Int
+  public var maxContextTokens: Int
+  /// Most decode steps in one micro-batch.
+  public var maxBatch: Int
 
-  public init(latency: Double, jitter: Double) {
-    self.latency = latency
-    self.jitter = jitter
+  public init(hiddenSize: Int, vocabSize: Int, requests: Int, maxPromptTokens: Int, maxContextTokens: Int, maxBatch: Int) {
+    self.hiddenSize = hiddenSize
+    self.vocabSize = vocabSize
+    self.requests = requests
+    self.maxPromptTokens = maxPromptTokens
+    self.maxContextTokens = maxContextTokens
+    self.maxBatch = maxBatch
+  }
+
+  /// Most tokens one micro-batch carries.
+  public var maxTokensPerBatch: Int { max(maxPromptTokens, maxBatch) }
+
+  /// The largest payload of a data frame: a micro-batch's spans and its hidden states in FP32.
+  public var maxActivationPayload: Int {
+    let values = maxTokensPerBatch.multipliedReportingOverflow(by: hiddenSize)
+    let bytes = values.partialValue.multipliedReportingOverflow(by: 4)
+    let spans = max(maxBatch, 1) * 16
+    guard !values.overflow, !bytes.overflow else { return Wire.defaultMaxPayload }
+    return min(Wire.defaultMaxPayload, 64 + spans + bytes.partialValue)
   }
 }
 
 /// Everything a worker needs to take part in a run.
 public struct Assignment: Codable, Sendable {
+  /// The run, for logs.
+  public var run: String
   public var device: String
   public var weights: WeightsSpec
   public var threads: Int
@@ -63,43 +98,75 @@ public struct Assignment: Codable, Sendable {
   /// Data endpoints of the other workers, by device.
   public var peers: [String: Endpoint]
   public var source: String
-  public var maxBatch: Int
-  public var microBatches: Int
+  public var limits: RunLimits
   public var halfPrecisionWire: Bool
-  public var memoryBudgetBytes: Double
+  /// How this device keeps its layers in memory (nil: every layer resident).
+  public var residency: ResidencyPolicy.Device?
   /// Directory for this worker's offloaded-layer store.
   public var storageDirectory: String
-  /// Storage read pacing for offloaded layers (bytes/s; nil: as fast as the disk).
+  /// Storage read pacing for offloaded layers (bytes/s of wall time; nil: as fast as the disk).
   public var storageBytesPerSecond: Double?
+  /// Emulated delay of the links into this worker, by sending device.
   public var delays: [String: LinkDelay]
   /// Sender-side pacing of outbound links, bytes/s by destination device (userspace shaping).
   public var pacing: [String: Double]
   public var seed: UInt64
-  /// For LIME plans: what the online memory adaptation needs.
-  public var lime: LimeContext?
+  /// Wall seconds per device second (time dilation; 1 without emulation).
+  public var dilation: Double
+  /// The source's scheduling (nil on other workers).
+  public var scheduler: PipelineScheduler.Configuration?
 }
 
-/// The plan and problem a LIME worker adapts its residency with (`LimeMemoryAdapter`).
-public struct LimeContext: Codable, Sendable {
-  public var plan: Plan
-  public var problem: PartitionProblem
-  public var parameters: [String: JSONValue]
-}
-
-/// A request handed to the source worker.
-public struct RequestMessage: Codable, Sendable {
+/// A request handed to the source worker before the run starts.
+public struct RequestMessage: Codable, Sendable, Hashable {
   public var id: Int
   public var prompt: [Int32]
   public var outputLength: Int
+  /// Arrival time in device seconds after the start (open loop).
+  public var arrival: Double
+
+  public init(id: Int, prompt: [Int32], outputLength: Int, arrival: Double = 0) {
+    self.id = id
+    self.prompt = prompt
+    self.outputLength = outputLength
+    self.arrival = arrival
+  }
 }
 
 /// A token that reached the source.
-public struct TokenEvent: Codable, Sendable {
+public struct TokenEvent: Codable, Sendable, Hashable {
   public var request: Int
   public var index: Int
   public var token: Int32
-  /// CLOCK_MONOTONIC nanoseconds.
-  public var time: UInt64
+  /// Device seconds since the run started at the source.
+  public var time: Double
+}
+
+/// A request that arrived at the source.
+public struct ArrivalEvent: Codable, Sendable, Hashable {
+  public var request: Int
+  /// Device seconds since the run started at the source.
+  public var time: Double
+}
+
+/// How far work has gone through a worker: counters that only grow, reported with every heartbeat.
+public struct WorkerProgress: Codable, Sendable, Hashable {
+  public struct Stage: Codable, Sendable, Hashable {
+    public var index: Int
+    /// Micro-batches that arrived for this stage, and that it has passed on.
+    public var received: UInt64
+    public var completed: UInt64
+  }
+  public var stages: [Stage]
+  /// On the source: micro-batches sent into the pipeline, and whose tokens came back.
+  public var dispatched: UInt64
+  public var returned: UInt64
+
+  public init(stages: [Stage] = [], dispatched: UInt64 = 0, returned: UInt64 = 0) {
+    self.stages = stages
+    self.dispatched = dispatched
+    self.returned = returned
+  }
 }
 
 /// What a worker measured.
@@ -122,6 +189,8 @@ public struct WorkerStats: Codable, Sendable {
   public var loadStallSeconds: Double
   public var offloadReads: Int
   public var adaptations: Int
+  /// Messages refused as invalid (each closed its connection).
+  public var refusedMessages: Int
 }
 
 /// Control messages (JSON in `control` frames).
@@ -134,17 +203,30 @@ public enum ControlMessage: Codable, Sendable {
   case link
   /// Worker → coordinator: data connections open.
   case linked
-  /// Coordinator → source worker: a request arrives.
-  case request(RequestMessage)
+  /// Coordinator → source worker: requests of the run (several messages, before `start`).
+  case workload([RequestMessage])
+  /// Coordinator → source worker: the run starts now.
+  case start
+  /// Source worker → coordinator: requests arrived.
+  case arrivals([ArrivalEvent])
   /// Source worker → coordinator: tokens reached the source.
   case tokens([TokenEvent])
+  /// Source worker → coordinator: a request can never be admitted (it needs more KV cache than allowed).
+  case refusedRequest(id: Int, reason: String)
   /// Coordinator → every worker: drop these sequences' KV caches.
   case release([Int])
+  /// Worker → coordinator, every heartbeat: how far work has gone.
+  case progress(WorkerProgress)
   case collect
   case stats(WorkerStats)
   case shutdown
-  /// Worker → coordinator: something went wrong (the worker stays up unless it cannot).
+  /// Worker → coordinator: something went wrong that stops the run.
   case failure(String)
+  /// Worker → coordinator: something went wrong that the worker survived (a refused message).
+  case warning(String)
+
+  /// The message's name ("assign", "tokens", …), for logs and errors.
+  public var kind: String { String(describing: self).split(separator: "(").first.map(String.init) ?? "?" }
 
   public func frame() throws -> [UInt8] { Array(try JSONCoder.encoder.encode(self)) }
   public static func decode(_ payload: [UInt8]) throws -> ControlMessage {
@@ -152,7 +234,9 @@ public enum ControlMessage: Codable, Sendable {
   }
 }
 
-import Foundation
+/// Largest control frame either side accepts: an assignment or a chunk of the workload.
+public let maxControlPayload = 32 << 20
+
 enum JSONCoder {
   static let encoder = JSONEncoder()
   static let decoder = JSONDecoder()

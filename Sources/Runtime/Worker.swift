@@ -1,133 +1,184 @@
-import Engine
+import Catalog
 import EdgeLabCore
-import Partitioning
+import Execution
+import Engine
 import Foundation
+public import Logging
+import Pipeline
 public import Transport
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A worker process: runs its pipeline stages of the model with the engine, receives activations from its
-/// predecessors, sends them on to its successors, and (on the source device) schedules requests.
+/// A worker process: the I/O shell around `WorkerMachine`. It accepts connections, reads frames, runs its
+/// pipeline stages with the engine, sends activations on to its successors and (on the source device) drives
+/// the scheduler; every decision about what a message means, and whether it is acceptable, is the machine's.
 ///
-/// Lifecycle: listen → the coordinator connects and sends `assign` → load weights → `ready` → on `link`, connect
-/// to successors → `linked` → requests, activations and tokens flow → `collect` → `stats` → `shutdown`.
-/// A connection with the wrong token, or that sends malformed, truncated, oversized or out-of-order frames, is
-/// closed with a logged reason; the worker carries on. Losing the coordinator ends the worker.
+/// Threads: the accept loop (`Listener.serve`: handshakes with a deadline, a cap on handshakes in progress,
+/// backoff when descriptors run out); one reader per connection; a heartbeat that reports progress to the
+/// coordinator; the offload store's reader; and this one, which owns the machine and the engine. A connection
+/// that sends a bad frame or message is closed with a logged reason and the worker carries on. Losing the
+/// coordinator ends the worker.
 public final class Worker: @unchecked Sendable {
   enum Event {
     case control(ControlMessage)
-    case activation(ActivationMessage)
-    case tokens(ActivationMessage)
+    case data(connection: Int, from: String, type: FrameType, ActivationMessage, receivedAt: UInt64)
     case controlLost(String)
   }
 
   let listener: Listener
   let token: [UInt8]
-  let log: @Sendable (String) -> Void
+  var logger: Logger
   let events = BlockingQueue<Event>()
+  var machine = WorkerMachine()
+  let lock = NSLock()
+  // Guarded by `lock` (read by the accept, reader and heartbeat threads).
   var control: Connection?
   var assignment: Assignment?
-  var stages: [Int: LlamaStage] = [:]
+  var connections: [Int: Connection] = [:]
+  var nextConnection = 0
+  var progress = WorkerProgress()
+  var startedAt: UInt64?
+  // Owned by the run loop.
   var outbound: [String: Connection] = [:]
+  var stages: [Int: LlamaStage] = [:]
+  var store: OffloadStore?
+  var residency: ResidencyTracker?
   var stageCompute: [Int: (seconds: Double, batches: Int)] = [:]
   var computeSeconds = 0.0
   var weightBytes = 0
-  var adapter: LimeMemoryAdapter?
-  var adaptedAtKV = -1.0
-  var adaptations = 0
-  let lock = NSLock()
 
-  // Source-side scheduling.
-  struct Pending {
-    var prompt: [Int32]
-    var outputLength: Int
-    var produced = 0
-    var context = 0
-    var last: Int32 = 0
-  }
-  var requests: [Int: Pending] = [:]
-  var ready: [(id: Int, prefill: Bool)] = []
-  var inFlight = 0
-  var nextBatch: UInt64 = 0
-
-  public init(listen: Endpoint, token: [UInt8], log: @escaping @Sendable (String) -> Void) throws {
+  public init(listen: Endpoint, token: [UInt8], logger: Logger) throws {
     self.token = token
-    self.log = log
+    self.logger = logger
     listener = try Listener(host: listen.host, port: listen.port, token: token)
   }
 
   public var endpoint: Endpoint { listener.endpoint }
 
+  /// Device seconds since the source started the run (0 before).
+  func deviceNow() -> Double {
+    let (start, dilation) = lock.withLock { (startedAt, assignment?.dilation ?? 1) }
+    guard let start else { return 0 }
+    return Double(monotonicNanoseconds() &- start) * 1e-9 / dilation
+  }
+
   /// Serves until the coordinator says `shutdown` or goes away. Returns the exit status.
   public func run() -> Int32 {
-    spawnThread("accept") { [self] in acceptLoop() }
-    while true {
-      guard let e = events.pop() else { continue }
-      switch e {
-      case .controlLost(let why):
-        log("lost the coordinator (\(why)); exiting")
-        return 1
-      case .control(let m):
-        if case .shutdown = m {
-          for c in outbound.values { c.close() }
-          control?.close()
-          listener.close()
-          return 0
+    spawnThread("accept") { [self] in
+      listener.serve { [self] event in
+        switch event {
+        case .connected(let c): adopt(c)
+        case .refused(let e): logger.notice("refused a connection", metadata: ["peer": "\(e.peer)", "why": "\(e.reason)"])
+        case .shortage(let e, _): logger.warning("accept is failing (\(e.reason)); retrying with backoff")
+        case .recovered(let n): logger.notice("accept works again after \(n) failures")
         }
-        handle(m)
-      case .activation(let m):
-        process(m)
-      case .tokens(let m):
-        tokensArrived(m)
       }
     }
-  }
-
-  func acceptLoop() {
     while true {
-      let raw: Connection
-      do { raw = try listener.acceptSocket() } catch {
-        if "\(error)".contains("Bad file descriptor") || "\(error)".contains("Invalid argument") { return }
-        log("refused a connection: \(error)")
+      let wake = machine.nextWake
+      let timeout = wake.map { max(0, ($0 - deviceNow()) * (assignment?.dilation ?? 1)) }
+      guard let e = events.pop(timeout: timeout.map { min($0, 1) }) else {
+        if let code = feed(.tick(now: deviceNow())) { return code }
         continue
       }
-      // Each handshake on its own thread: a peer that connects and stays silent only delays itself.
-      spawnThread("handshake") { [self] in
-        do { adopt(try listener.handshake(raw)) } catch { log("refused a connection: \(error)") }
+      let input: WorkerMachine.Input
+      switch e {
+      case .controlLost(let why):
+        logger.error("lost the coordinator (\(why)); exiting")
+        shutdown()
+        return 1
+      case .control(let m):
+        if case .start = m { lock.withLock { startedAt = monotonicNanoseconds() } }
+        input = .control(m)
+      case .data(let c, let from, let type, let m, let at):
+        let now = lock.withLock { startedAt }.map { Double(at &- $0) * 1e-9 / (assignment?.dilation ?? 1) } ?? 0
+        input = .data(connection: c, from: from, type: type, m, now: now)
       }
+      if let code = feed(input) { return code }
+      if let w = machine.nextWake, w <= deviceNow(), let code = feed(.tick(now: deviceNow())) { return code }
     }
   }
 
+  /// Hands an input to the machine and carries out its actions (and the inputs they lead to). Returns an exit
+  /// status when the worker is to stop.
+  func feed(_ input: WorkerMachine.Input) -> Int32? {
+    var queue = [input]
+    while !queue.isEmpty {
+      let actions = machine.handle(queue.removeFirst())
+      lock.withLock { progress = machine.progress }
+      for a in actions {
+        switch a {
+        case .load(let assignment): queue.append(load(assignment))
+        case .connect(let targets): queue.append(connect(targets))
+        case .reply(let m): send(m)
+        case .compute(let stage, let m, let route):
+          compute(stage: stage, m, route: route)
+          queue.append(.computed(stage: stage))
+        case .deliver(let m, let to, let type): deliver(m, to: to, type: type)
+        case .release(let ids): for id in ids { for s in stages.values { s.release(sequence: id) } }
+        case .reportStats: send(.stats(stats()))
+        case .refuse(let c, let from, let error):
+          logger.warning("refused a message; closing its connection", metadata: ["from": "\(from)", "why": "\(error)"])
+          lock.withLock { connections.removeValue(forKey: c) }?.close()
+        case .exit(let code):
+          shutdown()
+          return code
+        }
+      }
+    }
+    return nil
+  }
+
+  func shutdown() {
+    for c in outbound.values { c.close() }
+    lock.withLock { control }?.close()
+    for c in lock.withLock({ Array(connections.values) }) { c.close() }
+    store?.stop()
+    listener.close()
+  }
+
+  // MARK: Connections
+
   /// Serves a connection that passed the handshake: the coordinator's control connection, or a data
-  /// connection from another stage.
+  /// connection from another stage (refused before the assignment: nobody may send data yet).
   func adopt(_ c: Connection) {
     if c.peerName == "coordinator" {
-      lock.lock()
-      let first = control == nil
-      if first { control = c }
-      lock.unlock()
-      if !first {
-        log("refused a second coordinator connection from \(c.peer)")
+      let first = lock.withLock {
+        if control != nil { return false }
+        control = c
+        return true
+      }
+      guard first else {
+        logger.notice("refused a second coordinator connection", metadata: ["peer": "\(c.peer)"])
         c.close()
         return
       }
+      c.limitPayload(to: maxControlPayload)
       spawnThread("control") { [self] in readControl(c) }
       spawnThread("heartbeat") { [self] in heartbeat(c) }
-    } else {
-      lock.lock()
-      if let d = assignment?.delays[c.peerName] {
-        let delay = d
-        var rng = SeededRandom.derived(seed: assignment?.seed ?? 0, SyntheticWeights.nameHash(c.peerName))
-        let jitter = LockedRandom(rng: rng)
-        _ = rng.next()
-        // Normal jitter around the latency (as netem's "distribution normal"), never below zero delay; the
-        // release queue keeps frames in order.
-        c.delay = { _ in delay.jitter > 0 ? max(0, delay.latency + jitter.gaussian() * delay.jitter) : delay.latency }
-      }
-      lock.unlock()
-      spawnThread("data-\(c.peerName)") { [self] in readData(c) }
+      return
     }
+    let (a, id): (Assignment?, Int) = lock.withLock {
+      nextConnection += 1
+      return (assignment, nextConnection)
+    }
+    guard let a, a.stageDevices.contains(c.peerName) || c.peerName == a.source else {
+      logger.notice("refused a data connection from an unknown device", metadata: ["peer": "\(c.peer)", "name": "\(c.peerName)"])
+      c.close()
+      return
+    }
+    c.limitPayload(to: a.limits.maxActivationPayload)
+    if let d = a.delays[c.peerName] {
+      var rng = SeededRandom.derived(seed: a.seed, SyntheticWeights.nameHash(c.peerName))
+      let jitter = LockedRandom(rng: rng)
+      _ = rng.next()
+      // Normal jitter around the latency (as netem's "distribution normal"), never below zero delay; the
+      // release queue keeps frames in order.
+      c.delay = { _ in d.jitter > 0 ? max(0, d.latency + jitter.gaussian() * d.jitter) : d.latency }
+    }
+    lock.withLock { connections[id] = c }
+    spawnThread("data-\(c.peerName)") { [self] in readData(c, id: id) }
   }
 
   func readControl(_ c: Connection) {
@@ -147,129 +198,96 @@ public final class Worker: @unchecked Sendable {
     }
   }
 
-  func readData(_ c: Connection) {
+  func readData(_ c: Connection, id: Int) {
+    defer { _ = lock.withLock { connections.removeValue(forKey: id) } }
     while true {
       do {
         let f = try c.receive()
         switch f.type {
-        case .activation: events.push(.activation(try ActivationMessage.decode(f.payload)))
-        case .tokens: events.push(.tokens(try ActivationMessage.decode(f.payload)))
-        case .goodbye: c.close(); return
+        case .activation, .tokens:
+          events.push(.data(connection: id, from: c.peerName, type: f.type, try ActivationMessage.decode(f.payload), receivedAt: monotonicNanoseconds()))
+        case .goodbye:
+          c.close()
+          return
         default: throw WireError.malformed("a \(f.type) frame on a data connection")
         }
       } catch WireError.closed {
         c.close()
         return
       } catch {
-        log("closed the data connection from \(c.peerName.isEmpty ? c.peer : c.peerName): \(error)")
+        if !c.isClosed {
+          logger.warning("closed a data connection", metadata: ["from": "\(c.peerName.isEmpty ? c.peer : c.peerName)", "why": "\(error)"])
+        }
         c.close()
         return
       }
     }
   }
 
+  /// Every 200 ms: how far work has gone (also proves the process lives).
   func heartbeat(_ c: Connection) {
     while !c.isClosed {
-      try? c.send(.heartbeat, [])
+      let p = lock.withLock { progress }
+      if let payload = try? ControlMessage.progress(p).frame() { try? c.send(.control, payload) }
       usleep(200_000)
     }
   }
 
   func send(_ m: ControlMessage) {
-    guard let control, let payload = try? m.frame() else { return }
-    do { try control.send(.control, payload) } catch { events.push(.controlLost("\(error)")) }
+    guard let c = lock.withLock({ control }), let payload = try? m.frame() else { return }
+    do { try c.send(.control, payload) } catch { events.push(.controlLost("\(error)")) }
   }
 
-  func handle(_ m: ControlMessage) {
-    switch m {
-    case .assign(let a):
-      lock.lock()
-      assignment = a
-      lock.unlock()
-      Kernels.setThreads(a.threads)
-      let t0 = monotonicNanoseconds()
-      do {
-        let weights = try a.weights.source().open()
-        let offload = LlamaStage.OffloadOptions(directory: a.storageDirectory, bytesPerSecond: a.storageBytesPerSecond, depth: 2,
-                                                adaptive: a.lime != nil)
-        for s in a.stages {
-          stages[s.index] = try LlamaStage(weights: weights, layers: s.firstLayer..<s.endLayer, offloaded: Set(s.offloaded), offload: offload)
-        }
-        if let lime = a.lime {
-          var params = Parameters(algorithm: Lime.name, lime.parameters)
-          adapter = try LimeMemoryAdapter(plan: lime.plan, problem: lime.problem, lime: Lime(parameters: &params))
-        }
-      } catch {
-        send(.failure("\(a.device): cannot load its weights: \(error)"))
-        return
+  // MARK: Actions
+
+  func load(_ a: Assignment) -> WorkerMachine.Input {
+    lock.withLock { assignment = a }
+    logger[metadataKey: "device"] = "\(a.device)"
+    logger[metadataKey: "run"] = "\(a.run)"
+    let t0 = monotonicNanoseconds()
+    do {
+      let weights = try a.weights.source().open()
+      let c = weights.config
+      guard c.hiddenSize == a.limits.hiddenSize, c.vocabSize == a.limits.vocabSize else {
+        return .loadFailed("the weights have hidden size \(c.hiddenSize) and vocabulary \(c.vocabSize); the run expects \(a.limits.hiddenSize) and \(a.limits.vocabSize)")
       }
-      weightBytes = Set(stages.values.map { ObjectIdentifier($0) }).count > 0 ? stages.values.reduce(0) { $0 + $1.weightBytes } : 0
-      send(.ready(weightBytes: weightBytes, loadSeconds: Double(monotonicNanoseconds() - t0) * 1e-9))
-    case .link:
-      guard let a = assignment else { return send(.failure("link before assign")) }
-      var targets = Set<String>()
+      let initial = a.stages.flatMap(\.offloaded)
+      if let policy = a.residency {
+        store = try OffloadStore(directory: a.storageDirectory, bytesPerSecond: a.storageBytesPerSecond,
+                                 slots: policy.stagingSlots, keepsEveryBlock: policy.adaptive)
+        residency = ResidencyTracker(policy: policy, initial: initial)
+      }
       for s in a.stages {
-        let next = s.index + 1 < a.stageCount ? a.stageDevices[s.index + 1] : a.source
-        if next != a.device { targets.insert(next) }
+        stages[s.index] = try LlamaStage(weights: weights, layers: s.firstLayer..<s.endLayer, offloaded: Set(s.offloaded),
+                                         store: store, threads: a.threads)
       }
-      for t in targets.sorted() {
-        guard let ep = a.peers[t] else { return send(.failure("\(a.device): no address for \(t)")) }
-        do {
-          let c = try Connection.connect(to: ep, token: token, name: a.device)
-          c.pacing = a.pacing[t]
-          outbound[t] = c
-        } catch {
-          return send(.failure("\(a.device): cannot connect to \(t) at \(ep): \(error)"))
-        }
-      }
-      send(.linked)
-    case .request(let r):
-      requests[r.id] = Pending(prompt: r.prompt, outputLength: r.outputLength)
-      ready.append((r.id, true))
-      dispatch()
-    case .release(let ids):
-      for id in ids { for s in stages.values { s.release(sequence: id) } }
-    case .collect:
-      send(.stats(stats()))
-    default:
-      send(.failure("unexpected control message \(m)"))
+      store?.setOrder(initial)
+    } catch {
+      return .loadFailed("\(error)")
     }
+    weightBytes = stages.values.reduce(0) { $0 + $1.weightBytes }
+    return .loaded(weightBytes: weightBytes, seconds: Double(monotonicNanoseconds() - t0) * 1e-9)
   }
 
-  /// Forms micro-batches at the source while fewer than `microBatches` are in flight.
-  func dispatch() {
-    guard let a = assignment else { return }
-    while inFlight < max(1, a.microBatches) && !ready.isEmpty {
-      let head = ready.removeFirst()
-      var spans: [ActivationMessage.Span] = []
-      var tokens: [Int32] = []
-      var prefill = false
-      if head.prefill {
-        let r = requests[head.id]!
-        spans = [.init(id: UInt64(head.id), start: 0, count: UInt32(r.prompt.count))]
-        tokens = r.prompt
-        prefill = true
-      } else {
-        var batch = [head.id]
-        while batch.count < a.maxBatch, let i = ready.firstIndex(where: { !$0.prefill }), i == 0 {
-          batch.append(ready.removeFirst().id)
-        }
-        for id in batch {
-          let r = requests[id]!
-          spans.append(.init(id: UInt64(id), start: UInt32(r.context), count: 1))
-          tokens.append(r.last)
-        }
+  func connect(_ targets: [String]) -> WorkerMachine.Input {
+    guard let a = assignment else { return .linkFailed("link before assign") }
+    for t in targets {
+      guard let ep = a.peers[t] else { return .linkFailed("\(a.device): no address for \(t)") }
+      do {
+        let c = try Connection.connect(to: ep, token: token, name: a.device, maxPayload: maxControlPayload)
+        c.pacing = a.pacing[t]
+        outbound[t] = c
+      } catch {
+        return .linkFailed("\(a.device): cannot connect to \(t) at \(ep): \(error)")
       }
-      inFlight += 1
-      nextBatch += 1
-      deliver(ActivationMessage(batch: nextBatch, stage: 0, prefill: prefill, spans: spans, tokens: tokens), to: a.stageDevices[0], type: .activation)
     }
+    return .linkDone
   }
 
   func deliver(_ m: ActivationMessage, to device: String, type: FrameType) {
     guard let a = assignment else { return }
     if device == a.device {
-      events.push(type == .tokens ? .tokens(m) : .activation(m))
+      events.push(.data(connection: -1, from: a.device, type: type, m, receivedAt: monotonicNanoseconds()))
       return
     }
     guard let c = outbound[device] else { return send(.failure("\(a.device): no connection to \(device)")) }
@@ -278,69 +296,43 @@ public final class Worker: @unchecked Sendable {
     }
   }
 
-  func process(_ m: ActivationMessage) {
-    guard let a = assignment, let stage = stages[Int(m.stage)] else {
-      return send(.failure("\(assignment?.device ?? "worker") received a micro-batch for stage \(m.stage), which it does not run"))
-    }
+  func compute(stage s: Int, _ m: ActivationMessage, route: WorkerMachine.Route) {
+    guard let stage = stages[s] else { return }
     let spans = m.spans.map { SequenceSpan(id: Int($0.id), start: Int($0.start), count: Int($0.count)) }
     let input: StageInput = m.tokens.map { .tokens($0) } ?? .hidden(m.values)
     let t0 = monotonicNanoseconds()
     let out = stage.forward(spans, input)
     let dt = Double(monotonicNanoseconds() - t0) * 1e-9
     computeSeconds += dt
-    stageCompute[Int(m.stage), default: (0, 0)].seconds += dt
-    stageCompute[Int(m.stage), default: (0, 0)].batches += 1
-    let s = Int(m.stage)
+    stageCompute[s, default: (0, 0)].seconds += dt
+    stageCompute[s, default: (0, 0)].batches += 1
     adapt()
-    switch out {
-    case .hidden(let h):
-      deliver(ActivationMessage(batch: m.batch, stage: UInt32(s + 1), prefill: m.prefill, spans: m.spans, values: h),
-              to: a.stageDevices[s + 1], type: .activation)
-    case .logits(let l, let rows):
+    switch (out, route) {
+    case (.hidden(let h), .stage(let next, let device)):
+      deliver(ActivationMessage(batch: m.batch, stage: UInt32(next), prefill: m.prefill, spans: m.spans, values: h), to: device, type: .activation)
+    case (.logits(let l, let rows), .source(let device)):
       let vocab = l.count / max(rows, 1)
       let tokens = (0..<rows).map { r in l.withUnsafeBufferPointer { Sampler.argmax(UnsafeBufferPointer(rebasing: $0[(r * vocab)..<((r + 1) * vocab)])) } }
-      deliver(ActivationMessage(batch: m.batch, stage: UInt32(a.stageCount), prefill: m.prefill, spans: m.spans, tokens: tokens),
-              to: a.source, type: .tokens)
+      deliver(ActivationMessage(batch: m.batch, stage: m.stage + 1, prefill: m.prefill, spans: m.spans, tokens: tokens), to: device, type: .tokens)
+    default:
+      send(.failure("\(assignment?.device ?? "worker"): stage \(s) produced \(out) but the plan routes it to \(route)"))
     }
   }
 
-  /// On the source: tokens came back; record them and schedule each request's next step.
-  func tokensArrived(_ m: ActivationMessage) {
-    let now = monotonicNanoseconds()
-    var events: [TokenEvent] = []
-    for (i, span) in m.spans.enumerated() {
-      let id = Int(span.id)
-      guard var r = requests[id], let token = m.tokens?[i] else { continue }
-      r.context = Int(span.start) + Int(span.count)
-      r.last = token
-      events.append(TokenEvent(request: id, index: r.produced, token: token, time: now))
-      r.produced += 1
-      if r.produced < r.outputLength {
-        ready.append((id, false))
-        requests[id] = r
-      } else {
-        requests[id] = nil
-      }
-    }
-    inFlight -= 1
-    send(.tokens(events))
-    dispatch()
-  }
-
-  /// LIME's online memory adaptation: as this worker's KV cache grows or shrinks by more than 1% of its budget,
-  /// recompute which blocks stay resident.
+  /// Online memory adaptation: the residency policy, as the simulator runs it, applied to this worker's KV cache.
   func adapt() {
-    guard let adapter, let a = assignment else { return }
+    guard var tracker = residency, let a = assignment else { return }
     let kv = Double(stages.values.reduce(0) { $0 + $1.kvBytes })
-    guard abs(kv - adaptedAtKV) > 0.01 * a.memoryBudgetBytes else { return }
-    adaptedAtKV = kv
-    guard let off = adapter.offloadedLayers(device: a.device, kvBytes: kv) else {
-      return send(.failure("\(a.device): the KV cache (\(Int(kv)) bytes) no longer fits its memory budget even with every layer offloaded"))
+    switch tracker.update(kvBytes: kv) {
+    case .unchanged: break
+    case .changed(let offloaded):
+      let wanted = Set(offloaded)
+      for stage in stages.values { stage.setOffloaded(wanted.intersection(stage.layers)) }
+      store?.setOrder(offloaded)
+    case .exhausted:
+      send(.failure("\(a.device): the KV cache (\(Int(kv)) bytes) no longer fits its memory budget even with every layer offloaded"))
     }
-    let wanted = Set(off)
-    var changed = 0
-    for stage in stages.values { changed += stage.setOffloaded(wanted.intersection(stage.layers)) }
-    if changed > 0 { adaptations += 1 }
+    residency = tracker
   }
 
   func stats() -> WorkerStats {
@@ -349,8 +341,8 @@ public final class Worker: @unchecked Sendable {
       stages: stageCompute.keys.sorted().map { WorkerStats.Stage(index: $0, computeSeconds: stageCompute[$0]!.seconds, microBatches: stageCompute[$0]!.batches) },
       links: outbound.keys.sorted().map { WorkerStats.Link(to: $0, counters: outbound[$0]!.counters) },
       peakResidentBytes: ProcessMemory.peakResidentBytes(), weightBytes: weightBytes, computeSeconds: computeSeconds,
-      loadStallSeconds: stages.values.reduce(0) { $0 + $1.offloadStallSeconds },
-      offloadReads: stages.values.reduce(0) { $0 + $1.offloadReads }, adaptations: adaptations)
+      loadStallSeconds: store?.stallSeconds ?? 0, offloadReads: store?.reads ?? 0, adaptations: residency?.adaptations ?? 0,
+      refusedMessages: machine.refused)
   }
 }
 

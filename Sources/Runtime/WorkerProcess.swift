@@ -11,6 +11,7 @@ public final class ChildProcess: @unchecked Sendable {
   public let pid: Int32
   public let logPath: String
   private let exit = Mutex<Int32?>(nil)
+  private let exited = NSCondition()
 
   /// Starts `arguments[0]` with `arguments` (after an optional prefix such as `ip netns exec NS`).
   public init(_ arguments: [String], logPath: String, environment: [String: String] = [:]) throws {
@@ -49,6 +50,9 @@ public final class ChildProcess: @unchecked Sendable {
       var status: Int32 = 0
       while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
       exit.withLock { $0 = status }
+      exited.lock()
+      exited.broadcast()
+      exited.unlock()
     }
   }
 
@@ -65,16 +69,27 @@ public final class ChildProcess: @unchecked Sendable {
 
   public func signal(_ sig: Int32) { if isRunning { kill(pid, sig) } }
 
+  /// Blocks until the process has exited; returns its wait status.
+  @discardableResult
+  public func wait() -> Int32 {
+    exited.lock()
+    defer { exited.unlock() }
+    while true {
+      if let s = exitStatus { return s }
+      exited.wait()
+    }
+  }
+
   /// SIGTERM, then SIGKILL after `grace` seconds; waits until it has exited.
   public func stop(grace: Double = 2) {
     if !isRunning { return }
     signal(SIGTERM)
+    exited.lock()
     let deadline = Date().addingTimeInterval(grace)
-    while isRunning && Date() < deadline { usleep(10_000) }
-    while isRunning {
-      signal(SIGKILL)
-      usleep(10_000)
-    }
+    while exitStatus == nil && exited.wait(until: deadline) {}
+    exited.unlock()
+    if isRunning { signal(SIGKILL) }
+    wait()
   }
 
   /// The last lines of the log, for error messages.

@@ -1,9 +1,10 @@
 import Catalog
 public import CostModel
 import EdgeLabCore
+public import Execution
 import HeapModule
 public import Metrics
-public import Partitioning
+public import Pipeline
 public import Spec
 
 /// Everything one simulated run needs.
@@ -13,39 +14,37 @@ public struct SimulationInput: Sendable {
   public var requests: [RequestPlan]
   public var timeModel: any LayerTimeModel
   public var seed: UInt64
-  /// LIME's online memory adaptation, for plans with offloaded layers.
-  public var adapter: LimeMemoryAdapter?
   /// Polled every 65536 events: true ends the run early (status incomplete, message "interrupted").
-  public var stopRequested: @Sendable () -> Bool
+  public var cancellation: Cancellation
 
   public init(experiment: ResolvedExperiment, plan: Plan, requests: [RequestPlan], timeModel: any LayerTimeModel,
-              seed: UInt64, adapter: LimeMemoryAdapter? = nil, stopRequested: @escaping @Sendable () -> Bool = { false }) {
-    self.stopRequested = stopRequested
+              seed: UInt64, cancellation: Cancellation = .never) {
     self.experiment = experiment
     self.plan = plan
     self.requests = requests
     self.timeModel = timeModel
     self.seed = seed
-    self.adapter = adapter
+    self.cancellation = cancellation
+  }
+
+  public init(_ job: RunJob) {
+    self.init(experiment: job.experiment, plan: job.plan, requests: job.requests, timeModel: job.timeModel, seed: job.seed,
+              cancellation: job.cancellation)
   }
 }
 
 /// The simulated backend: a single-threaded discrete-event simulation in virtual time.
 ///
-/// Model:
+/// The source runs `PipelineScheduler` (admission in arrival order, the in-flight cap, micro-batches up to
+/// `max_batch`, closed-loop think time, tokens back at the source) — the same state machine the source worker
+/// runs in wall time — and devices read offloaded layers through `OffloadTimeline`, whose residency follows the
+/// plan's `ResidencyPolicy` as the workers' does. What is the simulator's own:
 /// - Each device is a FIFO server that runs one micro-batch through one stage at a time; a stage's time is the
 ///   sum of its layers' times from the `LayerTimeModel` for the micro-batch's work (a prefill of one request,
-///   or a decode step of up to `max_batch` requests at their current contexts).
+///   or a decode step of up to `max_batch` requests at their current contexts), plus waits for offloaded reads.
 /// - Each directed link is a FIFO server: a message of b bytes occupies it for b / bandwidth (integrated over a
 ///   bandwidth trace), then arrives after the link's latency plus jitter (normal, truncated at 0; delivery order
 ///   is kept, as TCP would). Loss p stretches transmission by 1/(1−p) (every lost segment is sent again).
-/// - The source admits work in arrival order: a request's prefill, then one decode step each time its previous
-///   token has returned to the source. At most `micro_batches` micro-batches are in flight (default: the plan's
-///   count — 1 for latency plans, so concurrent requests share one micro-batch, about one per stage for
-///   throughput plans); ready decode steps are batched, up to `max_batch`, into the next micro-batch.
-/// - Offloaded layers load from storage into `prefetch_depth` staging slots, sequentially and in order of use,
-///   as soon as a slot frees, so loading overlaps with other work; a layer computes once loaded. With LIME's
-///   adapter, residency follows the device's KV cache as it grows and shrinks.
 /// - Events are ordered by (time, insertion sequence), so the same input and seed give the same trace.
 public enum Simulator {
   public static func run(_ input: SimulationInput) -> RunOutcome {
@@ -54,9 +53,23 @@ public enum Simulator {
   }
 }
 
+/// The calibrated simulator as an execution backend.
+public struct SimulatedBackend: ExecutionBackend {
+  public let kind = BackendKind.simulated
+  public init() {}
+
+  public func execute(_ job: RunJob) throws -> RunOutcome {
+    let started = MonotonicClock.now()
+    var outcome = Simulator.run(SimulationInput(job))
+    outcome.wallSeconds = MonotonicClock.now() - started
+    if outcome.status == .incomplete && job.cancellation.isRequested { throw BackendError.interrupted(partial: outcome) }
+    return outcome
+  }
+}
+
 struct Simulation {
   enum EventKind {
-    case arrival(request: Int)
+    case wake
     case stageInput(batch: Int, stage: Int)
     case deviceDone(device: Int)
     case tokensAtSource(batch: Int)
@@ -68,10 +81,6 @@ struct Simulation {
     static func < (a: Event, b: Event) -> Bool { a.time != b.time ? a.time < b.time : a.seq < b.seq }
     static func == (a: Event, b: Event) -> Bool { a.time == b.time && a.seq == b.seq }
   }
-  struct MicroBatch {
-    var requests: [Int]
-    var prefill: Bool
-  }
   struct Job { var batch: Int; var stage: Int }
   struct DeviceState {
     var queue: [Job] = []
@@ -79,15 +88,14 @@ struct Simulation {
     var busy = false
     var current: Job?
     var compute = 0.0
-    var stall = 0.0
-    var storageFree = 0.0
-    var useEnds: [Double] = []
-    var residentWeights = 0.0
-    var staging = 0.0
     var blockLayers = 0
     var peak = 0.0
+    /// Resident weight bytes and staging-slot bytes now.
+    var residentWeights = 0.0
+    var staging = 0.0
     var offloaded: Set<Int> = []
-    var lastAdaptKV = -1.0
+    var storage: VirtualOffloadTimeline?
+    var residency: ResidencyTracker?
   }
   struct LinkState {
     var freeAt = 0.0
@@ -100,32 +108,30 @@ struct Simulation {
     var arrival: Double?
     var tokens: [Double] = []
     var done = false
-    var context = 0
   }
 
   let input: SimulationInput
   let layers: ModelLayers
   let devices: [ResolvedDevice]
-  let deviceIndex: [String: Int]
   let stageDevice: [Int]
   let sourceIndex: Int
-  let prefetchDepth: Int
-  let cap: Int
   var heap = Heap<Event>()
   var seq = 0
   var now = 0.0
-  var batches: [MicroBatch] = []
+  var scheduler: PipelineScheduler
+  var batches: [Int: PipelineScheduler.MicroBatch] = [:]
   var deviceStates: [DeviceState]
   var links: [String: LinkState] = [:]
   var requests: [RequestState]
-  var ready: [(request: Int, prefill: Bool)] = []
-  var readyHead = 0
-  var inFlight = 0
-  var released = 0
+  var requestIndex: [Int: Int] = [:]
   var stageCompute: [Double]
   var stageBatches: [Int]
   var rng: SeededRandom
-  var adaptations = 0
+  var failure: String?
+  /// With `recordBatches`: every micro-batch in dispatch order, and when its tokens reached the source.
+  var recordBatches = false
+  var dispatched: [(batch: PipelineScheduler.MicroBatch, at: Double)] = []
+  var returned: [Int: Double] = [:]
 
   init(_ input: SimulationInput) {
     self.input = input
@@ -133,13 +139,13 @@ struct Simulation {
     layers = ModelLayers(config: x.model, precision: x.spec.model.precision, wirePrecision: x.spec.execution.wirePrecision)
     devices = x.devices
     let index = Dictionary(uniqueKeysWithValues: x.devices.enumerated().map { ($1.name, $0) })
-    deviceIndex = index
     stageDevice = input.plan.stages.map { index[$0.device]! }
     sourceIndex = index[x.source]!
-    prefetchDepth = input.adapter?.prefetchDepth ?? 2
-    cap = max(1, x.spec.execution.microBatches ?? input.plan.microBatches)
+    let job = RunJob(experiment: x, plan: input.plan, requests: input.requests, seed: input.seed, timeModel: input.timeModel)
+    scheduler = PipelineScheduler(configuration: job.schedulerConfiguration, requests: job.schedulerRequests)
     deviceStates = [DeviceState](repeating: DeviceState(), count: x.devices.count)
     requests = [RequestState](repeating: RequestState(), count: input.requests.count)
+    for (i, r) in input.requests.enumerated() { requestIndex[r.id] = i }
     stageCompute = [Double](repeating: 0, count: input.plan.stages.count)
     stageBatches = [Int](repeating: 0, count: input.plan.stages.count)
     rng = SeededRandom.derived(seed: input.seed, 17)
@@ -152,12 +158,21 @@ struct Simulation {
         if !offloaded.contains(l) { deviceStates[d].residentWeights += layers.layers[l].weightBytes.value }
       }
     }
-    for d in deviceStates.indices { recomputeStaging(d) }
+    for (d, dev) in devices.enumerated() {
+      guard let policy = input.plan.residency(of: dev.name) else { continue }
+      let initial = input.plan.stageIndices(of: dev.name).flatMap { input.plan.stages[$0].offloadedLayers }
+      deviceStates[d].residency = ResidencyTracker(policy: policy, initial: initial)
+      let storage = dev.profile.storageReadBandwidth.bytesPerSecond
+      let read = layers.layers.map { $0.weightBytes.value / storage }
+      deviceStates[d].storage = VirtualOffloadTimeline(order: initial, slots: policy.stagingSlots, readSeconds: read)
+      recomputeStaging(d)
+    }
   }
 
   mutating func recomputeStaging(_ d: Int) {
+    let depth = deviceStates[d].residency?.policy.stagingSlots ?? 0
     let maxOffloaded = deviceStates[d].offloaded.map { layers.layers[$0].weightBytes.value }.max() ?? 0
-    deviceStates[d].staging = Double(prefetchDepth) * maxOffloaded
+    deviceStates[d].staging = Double(depth) * maxOffloaded
   }
 
   mutating func schedule(_ time: Double, _ kind: EventKind) {
@@ -166,28 +181,17 @@ struct Simulation {
   }
 
   mutating func run() -> RunOutcome {
-    let x = input.experiment
-    switch x.spec.workload.arrival {
-    case .closedLoop(let n, _):
-      for r in 0..<min(n, requests.count) { schedule(0, .arrival(request: r)) }
-      released = min(n, requests.count)
-    default:
-      for r in input.requests.indices { schedule(input.requests[r].arrival?.value ?? 0, .arrival(request: r)) }
-      released = requests.count
-    }
+    apply(scheduler.start(at: 0))
     var events = 0
     let limit = 200_000_000
     while let e = heap.popMin() {
       now = e.time
       events += 1
       if events > limit { return outcome(status: .failed, message: "simulation stopped after \(limit) events") }
-      if events & 0xFFFF == 0 && input.stopRequested() { return outcome(status: .incomplete, message: "interrupted") }
+      if events & 0xFFFF == 0 && input.cancellation.isRequested { return outcome(status: .incomplete, message: "interrupted") }
       switch e.kind {
-      case .arrival(let r):
-        requests[r].arrival = now
-        requests[r].context = 0
-        ready.append((r, true))
-        dispatch()
+      case .wake:
+        apply(scheduler.wake(at: now))
       case .stageInput(let b, let s):
         let d = stageDevice[s]
         deviceStates[d].queue.append(Job(batch: b, stage: s))
@@ -196,40 +200,40 @@ struct Simulation {
         finishJob(d)
         startNext(d)
       case .tokensAtSource(let b):
-        tokensArrived(b)
-        dispatch()
+        if recordBatches { returned[b] = now }
+        batches[b] = nil
+        // Only batches the scheduler dispatched travel, so it knows every one that returns.
+        let actions = (try? scheduler.tokensReturned(batch: b, at: now)) ?? []
+        apply(actions)
+        trackMemory()
       }
+      if let failure { return outcome(status: .failed, message: failure) }
     }
     let allDone = requests.allSatisfy(\.done)
     return outcome(status: allDone ? .complete : .incomplete, message: allDone ? nil : "the simulation ran out of events before every request finished")
   }
 
-  /// Forms micro-batches at the source while the in-flight cap allows.
-  mutating func dispatch() {
-    let maxBatch = max(1, input.experiment.spec.execution.maxBatch)
-    while inFlight < cap && readyHead < ready.count {
-      let head = ready[readyHead]
-      var batch = MicroBatch(requests: [head.request], prefill: head.prefill)
-      readyHead += 1
-      if !head.prefill {
-        while batch.requests.count < maxBatch && readyHead < ready.count && !ready[readyHead].prefill {
-          batch.requests.append(ready[readyHead].request)
-          readyHead += 1
-        }
+  /// Carries out the scheduler's decisions.
+  mutating func apply(_ actions: [PipelineScheduler.Action]) {
+    for a in actions {
+      switch a {
+      case .wake(let t): schedule(t, .wake)
+      case .arrived(let r, let t): requests[requestIndex[r]!].arrival = t
+      case .token(let r, _, let t): requests[requestIndex[r]!].tokens.append(t)
+      case .finished(let r, _): requests[requestIndex[r]!].done = true
+      case .refused(let r, let tokens, let budget):
+        failure = "request \(r) needs \(tokens) tokens of KV cache, more than the budget of \(budget)"
+      case .dispatch(let b):
+        batches[b.id] = b
+        if recordBatches { dispatched.append((b, now)) }
+        schedule(now, .stageInput(batch: b.id, stage: 0))
       }
-      batches.append(batch)
-      inFlight += 1
-      schedule(now, .stageInput(batch: batches.count - 1, stage: 0))
-    }
-    if readyHead > 1024 && readyHead * 2 > ready.count {
-      ready.removeFirst(readyHead)
-      readyHead = 0
     }
   }
 
-  func work(_ b: MicroBatch) -> Work {
-    if b.prefill { return .prefill(tokens: input.requests[b.requests[0]].promptLength) }
-    return .decode(contexts: b.requests.map { requests[$0].context })
+  func work(_ b: PipelineScheduler.MicroBatch) -> Work {
+    if b.prefill { return .prefill(tokens: b.entries[0].count) }
+    return .decode(contexts: b.entries.map(\.start))
   }
 
   mutating func startNext(_ d: Int) {
@@ -241,23 +245,17 @@ struct Simulation {
       deviceStates[d].queueHead = 0
     }
     let stage = input.plan.stages[job.stage]
-    let w = work(batches[job.batch])
+    let w = work(batches[job.batch]!)
     let profile = devices[d].profile
     let precision = input.experiment.spec.model.precision
-    let storage = profile.storageReadBandwidth.bytesPerSecond
     var t = now
     var computeTime = 0.0
     for l in stage.layers {
       let c = input.timeModel.time(layers.layers[l], on: profile, work: w, precision: precision).value
-      if deviceStates[d].offloaded.contains(l) {
-        let ends = deviceStates[d].useEnds
-        let slotFree = ends.count >= prefetchDepth ? ends[ends.count - prefetchDepth] : 0
-        let loadEnd = max(deviceStates[d].storageFree, slotFree) + layers.layers[l].weightBytes.value / storage
-        deviceStates[d].storageFree = loadEnd
-        if loadEnd > t { deviceStates[d].stall += loadEnd - t; t = loadEnd }
-        t += c
-        deviceStates[d].useEnds.append(t)
-        if deviceStates[d].useEnds.count > 4 * prefetchDepth { deviceStates[d].useEnds.removeFirst(2 * prefetchDepth) }
+      if deviceStates[d].offloaded.contains(l), var storage = deviceStates[d].storage {
+        t = storage.acquire(l, at: t) + c
+        storage.release(l, at: t)
+        deviceStates[d].storage = storage
       } else {
         t += c
       }
@@ -275,17 +273,16 @@ struct Simulation {
     guard let job = deviceStates[d].current else { return }
     deviceStates[d].busy = false
     deviceStates[d].current = nil
-    let b = batches[job.batch]
+    let b = batches[job.batch]!
     let stage = input.plan.stages[job.stage]
-    let tokens = b.prefill ? input.requests[b.requests[0]].promptLength : b.requests.count
     if job.stage + 1 < input.plan.stages.count {
       let next = stageDevice[job.stage + 1]
-      let bytes = layers.layers[stage.endLayer - 1].outputBytesPerToken.value * Double(tokens)
+      let bytes = layers.layers[stage.endLayer - 1].outputBytesPerToken.value * Double(b.tokenCount)
       let at = send(from: d, to: next, bytes: bytes)
       schedule(at, .stageInput(batch: job.batch, stage: job.stage + 1))
     } else {
       let returns = input.experiment.spec.execution.returnToSource && d != sourceIndex
-      let at = returns ? send(from: d, to: sourceIndex, bytes: 4 * Double(b.requests.count)) : now
+      let at = returns ? send(from: d, to: sourceIndex, bytes: 4 * Double(b.entries.count)) : now
       schedule(at, .tokensAtSource(batch: job.batch))
     }
   }
@@ -335,50 +332,24 @@ struct Simulation {
     return t - start
   }
 
-  mutating func tokensArrived(_ b: Int) {
-    inFlight -= 1
-    let batch = batches[b]
-    for r in batch.requests {
-      let plan = input.requests[r]
-      if batch.prefill { requests[r].context = plan.promptLength }
-      requests[r].tokens.append(now)
-      requests[r].context += batch.prefill ? 0 : 1
-      if requests[r].tokens.count >= plan.outputLength {
-        requests[r].done = true
-        releaseNext()
-      } else {
-        ready.append((r, false))
-      }
-    }
-    trackMemory()
-  }
-
-  mutating func releaseNext() {
-    guard case .closedLoop(_, let think) = input.experiment.spec.workload.arrival, released < requests.count else { return }
-    schedule(now + think.value, .arrival(request: released))
-    released += 1
-  }
-
-  /// Updates peak memory per device and, with LIME's adapter, residency as KV caches change.
+  /// Updates peak memory per device and, where the plan's residency policy adapts, residency as the KV cache
+  /// grows and shrinks (`ResidencyTracker`, as the workers run it).
   mutating func trackMemory() {
-    let activeTokens = requests.reduce(0) { $0 + ($1.done || $1.arrival == nil ? 0 : $1.context) }
+    let activeTokens = scheduler.activeContextTokens
     let kvPerTokenPerBlock = layers.layers.count > 2 ? layers.layers[1].kvBytesPerToken.value : 0
     for d in deviceStates.indices where deviceStates[d].blockLayers > 0 || deviceStates[d].residentWeights > 0 {
       let kv = Double(activeTokens) * kvPerTokenPerBlock * Double(deviceStates[d].blockLayers)
-      if let adapter = input.adapter, !deviceStates[d].offloaded.isEmpty || deviceStates[d].lastAdaptKV >= 0,
-        abs(kv - deviceStates[d].lastAdaptKV) > 0.01 * devices[d].profile.usableMemory.value,
-        let off = adapter.offloadedLayers(device: devices[d].name, kvBytes: kv)
-      {
-        let newSet = Set(off)
-        if newSet != deviceStates[d].offloaded {
-          adaptations += 1
+      if var tracker = deviceStates[d].residency {
+        if case .changed(let off) = tracker.update(kvBytes: kv) {
+          let newSet = Set(off)
           deviceStates[d].offloaded = newSet
-          deviceStates[d].residentWeights = input.plan.stages.indices.filter { stageDevice[$0] == d }
+          deviceStates[d].residentWeights = input.plan.stageIndices(of: devices[d].name)
             .flatMap { input.plan.stages[$0].layers }.filter { !newSet.contains($0) }
             .reduce(0.0) { $0 + layers.layers[$1].weightBytes.value }
           recomputeStaging(d)
+          deviceStates[d].storage?.setOrder(off, at: now)
         }
-        deviceStates[d].lastAdaptKV = kv
+        deviceStates[d].residency = tracker
       }
       let total = deviceStates[d].residentWeights + deviceStates[d].staging + kv
       deviceStates[d].peak = max(deviceStates[d].peak, total)
@@ -403,17 +374,21 @@ struct Simulation {
     var deviceRecords: [DeviceRecord] = []
     for (d, dev) in devices.enumerated() {
       let st = deviceStates[d]
+      let stall = st.storage?.stallSeconds ?? 0
       let outgoing = linkRecords.filter { $0.from == dev.name }.reduce(0.0) { $0 + $1.busySeconds }
       deviceRecords.append(DeviceRecord(
         name: dev.name, peakMemoryBytes: max(st.peak, st.residentWeights + st.staging), computeSeconds: st.compute,
-        transferSeconds: outgoing, loadStallSeconds: st.stall, idleSeconds: max(0, end - st.compute - st.stall)))
+        transferSeconds: outgoing, loadStallSeconds: stall, idleSeconds: max(0, end - st.compute - stall)))
     }
     let stageRecords = input.plan.stages.enumerated().map { s, stage in
       StageRecord(index: s, device: stage.device, firstLayer: stage.firstLayer, endLayer: stage.endLayer,
                   offloadedLayers: stage.offloadedLayers.count, computeSeconds: stageCompute[s], microBatches: stageBatches[s])
     }
     var facts: [String: JSONValue] = ["simulated_events": .number(Double(seq))]
-    if input.adapter != nil { facts["lime_adaptations"] = .number(Double(adaptations)) }
+    let trackers = deviceStates.compactMap(\.residency)
+    if trackers.contains(where: \.policy.adaptive) {
+      facts["residency_adaptations"] = .number(Double(trackers.reduce(0) { $0 + $1.adaptations }))
+    }
     return RunOutcome(status: status, message: message, requests: records, links: linkRecords, devices: deviceRecords,
                       stages: stageRecords, facts: facts)
   }

@@ -301,17 +301,23 @@ public struct ExecutionOptions: Codable, Hashable, Sendable {
   public var wirePrecision: Precision
   /// Whether each generated token travels from the last stage back to the source (autoregressive decoding).
   public var returnToSource: Bool
+  /// Real runs: device seconds without any micro-batch moving anywhere in the pipeline, while requests are
+  /// outstanding, before the run fails naming the stage or link that holds the work. Nil: derived from the
+  /// plan (50 × the slowest stage's predicted prefill of the longest prompt, at least 60 s).
+  public var progressTimeout: Seconds?
 
-  public init(maxBatch: Int = 8, microBatches: Int? = nil, wirePrecision: Precision = .fp32, returnToSource: Bool = true) {
+  public init(maxBatch: Int = 8, microBatches: Int? = nil, wirePrecision: Precision = .fp32, returnToSource: Bool = true,
+              progressTimeout: Seconds? = nil) {
     self.maxBatch = maxBatch
     self.microBatches = microBatches
     self.wirePrecision = wirePrecision
     self.returnToSource = returnToSource
+    self.progressTimeout = progressTimeout
   }
 
   enum CodingKeys: String, CodingKey {
     case maxBatch = "max_batch", microBatches = "micro_batches", wirePrecision = "wire_precision"
-    case returnToSource = "return_to_source"
+    case returnToSource = "return_to_source", progressTimeout = "progress_timeout"
   }
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -320,6 +326,7 @@ public struct ExecutionOptions: Codable, Hashable, Sendable {
     microBatches = try c.decodeIfPresent(Int.self, forKey: .microBatches)
     wirePrecision = try c.decodeIfPresent(Precision.self, forKey: .wirePrecision) ?? d.wirePrecision
     returnToSource = try c.decodeIfPresent(Bool.self, forKey: .returnToSource) ?? d.returnToSource
+    progressTimeout = try c.decodeIfPresent(Seconds.self, forKey: .progressTimeout)
   }
 }
 

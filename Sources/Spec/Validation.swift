@@ -120,6 +120,9 @@ extension ExperimentSpec {
     if let d = emulation.dilation, !(d >= 1) { add("emulation.dilation", "must be ≥ 1 (it is \(d))") }
     if !(emulation.coordinatorShare >= 0 && emulation.coordinatorShare < 1) { add("emulation.coordinator_share", "must be in [0, 1)") }
     if let m = execution.microBatches, m < 1 { add("execution.micro_batches", "must be at least 1") }
+    if let t = execution.progressTimeout, !(t.value > 0 && t.value.isFinite) {
+      add("execution.progress_timeout", "must be a positive, finite duration (e.g. \"30s\")")
+    }
     return issues
   }
 

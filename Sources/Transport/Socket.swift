@@ -1,4 +1,5 @@
 import Foundation
+public import SystemPackage
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -31,17 +32,32 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible, Codable {
   }
 }
 
-/// A transport failure, naming the peer.
+/// A transport failure, naming the peer; a failed system call carries its errno as a typed value, so callers
+/// decide by `errno`, never by the text.
 public struct TransportError: Error, CustomStringConvertible, Sendable {
   public var peer: String
   public var reason: String
-  public init(peer: String, _ reason: String) {
+  /// The system call's error, when one failed (`.timedOut` for a deadline that passed).
+  public var errno: Errno?
+
+  public init(peer: String, _ reason: String, errno: Errno? = nil) {
     self.peer = peer
     self.reason = reason
+    self.errno = errno
   }
   public var description: String { "\(peer): \(reason)" }
-  static func errno(_ peer: String, _ what: String) -> TransportError {
-    TransportError(peer: peer, "\(what): \(String(cString: strerror(Glibc.errno)))")
+
+  /// The error of the system call that just failed (reads the thread's errno).
+  static func system(_ peer: String, _ what: String) -> TransportError {
+    let e = Errno(rawValue: Glibc.errno)
+    return TransportError(peer: peer, "\(what): \(e)", errno: e)
+  }
+
+  /// Whether the failure means the socket was closed under us (the listener or connection is shutting down).
+  public var isClosedSocket: Bool { errno == .badFileDescriptor || errno == .invalidArgument }
+  /// Whether the failure is a shortage of file descriptors or buffers, which passes if one waits.
+  public var isResourceShortage: Bool {
+    errno == .tooManyOpenFiles || errno == .tooManyOpenFilesInSystem || errno == .noBufferSpace || errno == .noMemory
   }
 }
 
@@ -128,7 +144,7 @@ public final class Connection: @unchecked Sendable {
         }
         return true
       }
-      if !ok { return TransportError.errno(peer, "send") }
+      if !ok { return TransportError.system(peer, "send") }
       state.counters.sendSeconds += Double(monotonicNanoseconds() - t0) * 1e-9
       state.counters.bytesSent += UInt64(bytes.count)
       state.counters.framesSent += 1
@@ -137,8 +153,10 @@ public final class Connection: @unchecked Sendable {
     if let result { throw result }
   }
 
-  /// The next frame; throws `WireError` for a bad stream and `.closed` at end of stream.
-  public func receive() throws -> Frame {
+  /// The next frame; throws `WireError` for a bad stream and `.closed` at end of stream, and a
+  /// `TransportError` with errno `.timedOut` if `deadline` (CLOCK_MONOTONIC ns) passes before the frame is
+  /// complete. The deadline bounds the whole frame, however slowly its bytes trickle in.
+  public func receive(deadline: UInt64? = nil) throws -> Frame {
     while true {
       if let f = try decoder.next() {
         received.bytes += UInt64(Wire.headerSize + f.payload.count)
@@ -150,14 +168,29 @@ public final class Connection: @unchecked Sendable {
         }
         return f
       }
+      if let deadline { try waitReadable(until: deadline) }
       var chunk = [UInt8](repeating: 0, count: 1 << 16)
       let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
       if n < 0 && errno == EINTR { continue }
+      if n < 0 && !isClosed { throw TransportError.system(peer, "recv") }
       if n <= 0 {
         try decoder.finish()
         throw WireError.closed
       }
       decoder.feed(chunk[0..<n])
+    }
+  }
+
+  /// Waits until the socket has bytes to read, or throws once `deadline` has passed.
+  private func waitReadable(until deadline: UInt64) throws(TransportError) {
+    while true {
+      let now = monotonicNanoseconds()
+      if now >= deadline { throw TransportError(peer: peer, "no complete frame before the deadline", errno: .timedOut) }
+      var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+      let ms = Int32(min((deadline - now + 999_999) / 1_000_000, 60_000))
+      let r = poll(&p, 1, ms)
+      if r > 0 { return }
+      if r < 0 && errno != EINTR { throw TransportError.system(peer, "poll") }
     }
   }
 
@@ -167,17 +200,15 @@ public final class Connection: @unchecked Sendable {
     decoder.maxPayload = maxPayload
   }
 
-  /// Sets a receive timeout (0 = none), so a silent peer cannot block a handshake forever.
-  func setReceiveTimeout(_ seconds: Double) {
-    var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1e6))
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-  }
+  /// The largest payload this connection accepts from now on; a longer frame is refused before it is read.
+  /// Set it before the connection's reader starts.
+  public func limitPayload(to bytes: Int) { decoder.maxPayload = bytes }
 
   /// Connects and performs the client side of the handshake.
   public static func connect(to endpoint: Endpoint, token: [UInt8], name: String, timeout: Double = 10,
                              maxPayload: Int = Wire.defaultMaxPayload) throws -> Connection {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    if fd < 0 { throw TransportError.errno(endpoint.description, "socket") }
+    if fd < 0 { throw TransportError.system(endpoint.description, "socket") }
     var addr = try endpoint.sockaddr()
     let deadline = monotonicNanoseconds() + UInt64(timeout * 1e9)
     while true {
@@ -189,19 +220,17 @@ public final class Connection: @unchecked Sendable {
         sleepNanoseconds(20_000_000)
         continue
       }
-      let e = TransportError.errno(endpoint.description, "connect")
+      let e = TransportError.system(endpoint.description, "connect")
       Glibc.close(fd)
       throw e
     }
     let c = Connection(fd: fd, peer: endpoint.description, peerName: "", decoder: FrameDecoder(maxPayload: maxPayload), encoder: FrameEncoder())
-    c.setReceiveTimeout(timeout)
     try c.send(.hello, Hello(token: token, name: name).encoded())
     let reply: Frame
-    do { reply = try c.receive() } catch {
+    do { reply = try c.receive(deadline: deadline) } catch {
       c.close()
-      throw TransportError(peer: endpoint.description, "handshake failed: \(error)")
+      throw TransportError(peer: endpoint.description, "handshake failed: \(error)", errno: (error as? TransportError)?.errno)
     }
-    c.setReceiveTimeout(0)
     switch reply.type {
     case .welcome: return c
     case .reject:
@@ -231,7 +260,7 @@ public final class Listener: @unchecked Sendable {
   /// Binds `host:port` (port 0: any free port; the bound one is in `endpoint`).
   public init(host: String, port: UInt16, token: [UInt8], maxPayload: Int = Wire.defaultMaxPayload) throws(TransportError) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    if fd < 0 { throw TransportError.errno("\(host):\(port)", "socket") }
+    if fd < 0 { throw TransportError.system("\(host):\(port)", "socket") }
     var one: Int32 = 1
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
     var addr = try Endpoint(host: host, port: port).sockaddr()
@@ -239,7 +268,7 @@ public final class Listener: @unchecked Sendable {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
     if r != 0 || listen(fd, 64) != 0 {
-      let e = TransportError.errno("\(host):\(port)", "bind/listen")
+      let e = TransportError.system("\(host):\(port)", "bind/listen")
       Glibc.close(fd)
       throw e
     }
@@ -276,7 +305,7 @@ public final class Listener: @unchecked Sendable {
     let cfd = withUnsafeMutablePointer(to: &addr) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(fd, $0, &len) }
     }
-    if cfd < 0 { throw TransportError.errno(endpoint.description, "accept") }
+    if cfd < 0 { throw TransportError.system(endpoint.description, "accept") }
     var ip = [CChar](repeating: 0, count: 32)
     inet_ntop(AF_INET, &addr.sin_addr, &ip, 32)
     let peer = "\(String(cString: ip)):\(UInt16(bigEndian: addr.sin_port))"
@@ -284,15 +313,16 @@ public final class Listener: @unchecked Sendable {
   }
 
   /// The server side of the handshake on a connection from `acceptSocket`: a peer that fails it gets a `reject`
-  /// frame and is closed, and the error says why.
+  /// frame and is closed, and the error says why. The whole handshake must arrive within `handshakeTimeout`
+  /// seconds, however slowly its bytes trickle in.
   public func handshake(_ raw: Connection, timeout handshakeTimeout: Double = 5) throws -> Connection {
     let peer = raw.peer
-    raw.setReceiveTimeout(handshakeTimeout)
+    let deadline = monotonicNanoseconds() + UInt64(max(0, handshakeTimeout) * 1e9)
     var machine = HandshakeServer(token: token)
     let hello: Frame
-    do { hello = try raw.receive() } catch {
+    do { hello = try raw.receive(deadline: deadline) } catch {
       raw.close()
-      throw TransportError(peer: peer, "no valid hello: \(error)")
+      throw TransportError(peer: peer, "no valid hello: \(error)", errno: (error as? TransportError)?.errno)
     }
     switch machine.receive(hello) {
     case .send(let type, let payload):
@@ -301,7 +331,6 @@ public final class Listener: @unchecked Sendable {
         throw error
       }
       guard case .established(let name) = machine.state else { raw.close(); throw TransportError(peer: peer, "handshake") }
-      raw.setReceiveTimeout(0)
       raw.established(peerName: name, maxPayload: maxPayload)
       return raw
     case .reject(let reason):
@@ -313,5 +342,75 @@ public final class Listener: @unchecked Sendable {
       throw TransportError(peer: peer, "handshake state machine delivered before the hello")
     }
   }
+
+  /// What the accept loop reports.
+  public enum Event: Sendable {
+    /// A connection passed the handshake.
+    case connected(Connection)
+    /// A connection was refused or failed its handshake; the loop goes on.
+    case refused(TransportError)
+    /// `accept` failed for lack of descriptors or buffers (`failures` in a row so far); the loop waits and
+    /// retries with exponential backoff. Reported once per episode, and again (`recovered`) when it passes.
+    case shortage(TransportError, failures: Int)
+    case recovered(afterFailures: Int)
+  }
+
+  /// Accepts connections until the listener is closed: each handshake runs on its own thread with a deadline
+  /// for the whole handshake, at most `maxPending` handshakes run at once (later connections are closed at
+  /// once), and `accept` failures for lack of resources back off from 10 ms to 1 s instead of spinning.
+  public func serve(handshakeTimeout: Double = 5, maxPending: Int = 16, _ report: @escaping @Sendable (Event) -> Void) {
+    let pending = Counter()
+    var failures = 0
+    var backoff: UInt64 = 10_000_000
+    while !closed.load(ordering: .acquiring) {
+      let raw: Connection
+      do { raw = try acceptSocket() } catch let e as TransportError {
+        if e.isClosedSocket || closed.load(ordering: .acquiring) { return }
+        if e.isResourceShortage {
+          failures += 1
+          if failures == 1 { report(.shortage(e, failures: failures)) }
+          sleepNanoseconds(backoff)
+          backoff = min(backoff * 2, 1_000_000_000)
+        } else {
+          report(.refused(e))
+        }
+        continue
+      } catch {
+        return
+      }
+      if failures > 0 {
+        report(.recovered(afterFailures: failures))
+        failures = 0
+        backoff = 10_000_000
+      }
+      if pending.value.add(1, ordering: .acquiringAndReleasing).newValue > maxPending {
+        pending.value.subtract(1, ordering: .acquiringAndReleasing)
+        raw.close()
+        report(.refused(TransportError(peer: raw.peer, "refused: \(maxPending) handshakes already in progress")))
+        continue
+      }
+      let box = UncheckedBox((self, raw, pending))
+      Thread.detachNewThread {
+        let (listener, raw, pending) = box.value
+        defer { pending.value.subtract(1, ordering: .acquiringAndReleasing) }
+        do { report(.connected(try listener.handshake(raw, timeout: handshakeTimeout))) } catch let e as TransportError {
+          report(.refused(e))
+        } catch {
+          report(.refused(TransportError(peer: raw.peer, "\(error)")))
+        }
+      }
+    }
+  }
+}
+
+/// A count shared between threads.
+private final class Counter: Sendable {
+  let value = Atomic<Int>(0)
+}
+
+/// Carries a value the caller knows is safe into a thread.
+private struct UncheckedBox<T>: @unchecked Sendable {
+  let value: T
+  init(_ value: T) { self.value = value }
 }
 

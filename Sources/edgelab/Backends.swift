@@ -1,10 +1,12 @@
 import Emulation
+import Engine
+import Execution
 import Foundation
-import Runner
 import Runtime
+import Simulator
 import Spec
 
-/// The backends this build offers.
+/// The backends this build offers: the CLI wires them, the runner only runs what it is given.
 enum Backends {
   /// The path of this executable (workers are started as `edgelab worker`).
   static var executable: String {
@@ -12,12 +14,12 @@ enum Backends {
   }
 
   static func all(quiet: Bool = false) -> [BackendKind: any ExecutionBackend] {
-    let log: @Sendable (String) -> Void = { line in
-      if !quiet { FileHandle.standardError.write(Data(("loopback: " + line + "\n").utf8)) }
-    }
+    let logger = CLILogging.logger("loopback", quiet: quiet)
+    let emulation = EmulationContext(logger: CLILogging.logger("emulation", quiet: quiet)) { try hostDecodeBandwidth() }
     return [
       .simulated: SimulatedBackend(),
-      .loopback: LoopbackBackend(options: LoopbackOptions(executable: executable, launcherFactory: emulationLauncherFactory(log: log), log: log)),
+      .loopback: LoopbackBackend(
+        options: LoopbackOptions(executable: executable, launcherFactory: emulationLauncherFactory(context: emulation), logger: logger)),
     ]
   }
 }

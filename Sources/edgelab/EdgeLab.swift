@@ -1,14 +1,16 @@
 public import ArgumentParser
 import DSL
-import Metrics
-import Runtime
-import Engine
 import EdgeLabCore
+import Engine
+import Execution
 import Experiments
 import Foundation
+import Metrics
 import Partitioning
+import Pipeline
 import Results
 import Runner
+import Runtime
 import Spec
 
 /// Exit codes, documented in the README.
@@ -246,7 +248,7 @@ struct Partition: ParsableCommand {
     if json {
       print(try JSONCoding.compactString(plan))
     } else {
-      print("\(plan.algorithm) · \(plan.objective.rawValue) · \(Seconds(plan.valueSeconds))\(plan.valueModel == "standard" ? "" : " (\(plan.valueModel) model)")\(plan.exact ? " · optimal" : "") · solved in \(Seconds(elapsed))")
+      print("\(plan.algorithm) · \(plan.objective.rawValue) · \(Seconds(plan.valueSeconds))\(plan.valueModel == .standard ? "" : " (\(plan.valueModel.rawValue) model)")\(plan.exact ? " · optimal" : "") · solved in \(Seconds(elapsed))")
       print(plan.explanation)
       var t = TextTable(header: ["STAGE", "DEVICE", "LAYERS", "OFFLOADED"], rightAligned: [0])
       for (i, s) in plan.stages.enumerated() {

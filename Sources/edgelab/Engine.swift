@@ -52,7 +52,6 @@ struct Generate: ParsableCommand {
     guard !prompt.isEmpty, prompt.count == promptTokens.split(separator: ",").count else {
       throw fail("--prompt-tokens takes comma-separated integers (got '\(promptTokens)')", code: Exit.badInput)
     }
-    Kernels.setThreads(threads)
     let source = ModelSource.parse(model, seed: syntheticSeed, dtype: dtype, storage: storage)
     let pipeline: LocalPipeline
     do {
@@ -65,7 +64,7 @@ struct Generate: ParsableCommand {
         throw fail("\(prompt.count) prompt tokens + \(maxNewTokens) new tokens exceed the model's \(positions) positions (max_position_embeddings)", code: Exit.badInput)
       }
       let cutList = (cuts ?? "").split(separator: ",").compactMap { Int($0) }
-      pipeline = try LocalPipeline(weights: weights, cuts: cutList)
+      pipeline = try LocalPipeline(weights: weights, cuts: cutList, threads: threads)
     } catch let e as CheckpointError {
       throw fail(e.description, code: Exit.badInput)
     }

@@ -29,10 +29,7 @@ struct WorkerCommand: ParsableCommand {
       token.append(b)
       i = j
     }
-    let name = self.name
-    let worker = try Worker(listen: endpoint, token: token) { line in
-      FileHandle.standardError.write(Data("[\(name)] \(line)\n".utf8))
-    }
+    let worker = try Worker(listen: endpoint, token: token, logger: CLILogging.logger("worker \(name)"))
     signal(SIGPIPE, SIG_IGN)
     if let portFile {
       let tmp = portFile + ".tmp"

@@ -1,6 +1,7 @@
 import CostModel
 import DSL
 import Partitioning
+import Runner
 import TestSupport
 import Testing
 

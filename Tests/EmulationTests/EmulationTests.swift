@@ -1,6 +1,9 @@
 import DSL
 @testable import Emulation
+import Engine
+import Execution
 import Foundation
+import Logging
 import Metrics
 import Results
 import Runner
@@ -12,6 +15,13 @@ import Glibc
 #endif
 
 let isRoot = geteuid() == 0
+
+/// True the first time only.
+final class Once: @unchecked Sendable {
+  private var done = false
+  private let lock = NSLock()
+  func first() -> Bool { lock.withLock { defer { done = true }; return !done } }
+}
 
 /// Nothing of emulated cluster `id` is left: namespace (with its nft table and qdiscs), link, qdisc on the host
 /// side, cgroup, state file. (Worker processes are checked by pid where a test starts them.)
@@ -113,11 +123,18 @@ enum EmulatedRuns {
     }.spec
   }
 
-  static func backend(pids: (@Sendable ([String: Int32]) -> Void)? = nil, onServing: (@Sendable () -> Void)? = nil) -> LoopbackBackend {
+  /// One context for every run of the tests: the host is measured once.
+  static let context = EmulationContext(logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })) {
+    try hostDecodeBandwidth()
+  }
+
+  static func backend(pids: (@Sendable ([String: Int32]) -> Void)? = nil, onServing: (@Sendable () -> Void)? = nil,
+                      onTokens: (@Sendable ([TokenEvent]) -> Void)? = nil) -> LoopbackBackend {
     var o = LoopbackOptions(executable: binary, workDirectory: temporaryDirectory("edgelab-emu"), referenceCache: nil,
-                            launcherFactory: emulationLauncherFactory(log: { _ in }))
+                            launcherFactory: emulationLauncherFactory(context: context))
     o.onWorkersStarted = pids
     o.onServing = onServing
+    o.onTokens = onTokens
     return LoopbackBackend(options: o)
   }
 
@@ -219,29 +236,26 @@ struct EmulatedRunTests {
     #expect(Shell.capture([EmulatedRuns.binary, "emulation", "down", created.id]).0 == 65)
   }
 
-  /// A bandwidth trace is followed on both ends of the link: the HTB classes change at the trace's times.
+  /// A bandwidth trace is followed on both ends of the link: its changes, in dilated wall time, become HTB class
+  /// changes on the sender's egress and the receiver's switch port. (When they happen is the follower's sleep
+  /// until each change's time; `edgelab emulation check` measures links, tests do not wait.)
   @Test func bandwidthTracesChangeTheLinks() throws {
-    let spec = Experiment("trace-test") {
-      Model(.small, precision: .fp32)
-      Device("nano", .orinNano8GB, count: 2).source()
-      Network(bandwidth: .mbit(100)) {
-        Link(from: ["nano0"], to: ["nano1"], oneWay: true,
-             trace: BandwidthTrace(points: [.init(at: .zero, bandwidth: .mbit(50)), .init(at: Seconds(1), bandwidth: .mbit(5))]))
-      }
-      Workload(requests: 1, prompt: .fixed(4), output: .fixed(2))
-      Algorithm("even")
-    }.spec
-    let x = try #require(try spec.expandPoints().first?.experiment)
-    let created = try Playground.up(experiment: x)
-    defer { try? Playground.down(id: created.id) }
-    let ns0 = try #require(created.hosts.first { $0.name == "nano0" }?.netns)
-    let port1 = "el\(created.id)h1"  // nano1's switch port shapes what arrives from nano0
+    let trace = BandwidthTrace(points: [.init(at: .zero, bandwidth: .mbit(50)), .init(at: Seconds(1), bandwidth: .mbit(5))])
+    let changes = Cluster.traceChanges(trace, dilation: 2)
+    #expect(changes.count == 1 && changes[0].at == 2 && isClose(changes[0].rate, Bandwidth.mbit(5).bytesPerSecond / 2))
+    let link = Cluster.Link(from: "nano0", to: "nano1", rate: Bandwidth.mbit(50).bytesPerSecond, loss: 0, latency: 0, jitter: 0,
+                            trace: Cluster.traceChanges(trace, dilation: 1))
+    let cluster = try Cluster(devices: ["nano0", "nano1"], features: .current)
+    defer { cluster.down() }
+    try cluster.up(links: [link])
+    let ns0 = try #require(cluster.hosts["nano0"]?.netns)
+    let port1 = try #require(cluster.hosts["nano1"]?.hostVeth)  // nano1's switch port shapes what arrives from nano0
     func rates() -> (String, String) {
       (Shell.capture(["tc", "-n", ns0, "class", "show", "dev", "eth0"]).1, Shell.capture(["tc", "class", "show", "dev", port1]).1)
     }
     let before = rates()
     #expect(before.0.contains("rate 50Mbit") && before.1.contains("rate 50Mbit"), "\(before)")
-    usleep(1_600_000)
+    try cluster.setRate(link, bytesPerSecond: link.trace[0].rate)
     let after = rates()
     #expect(after.0.contains("rate 5Mbit") && after.1.contains("rate 5Mbit"), "\(after)")
     #expect(!after.0.contains("rate 50Mbit"), "\(after)")
@@ -250,11 +264,9 @@ struct EmulatedRunTests {
   @Test func aKilledWorkerLeavesNothingBehind() throws {
     let before = EmulatedRuns.liveClusters()
     let pids = Pids()
-    let backend = EmulatedRuns.backend(pids: { pids.set($0) }, onServing: {
-      Thread.detachNewThread {
-        usleep(1_000_000)
-        if let p = pids.all["nano1"] { kill(p, SIGKILL) }
-      }
+    let once = Once()
+    let backend = EmulatedRuns.backend(pids: { pids.set($0) }, onTokens: { _ in
+      if once.first(), let p = pids.all["nano1"] { kill(p, SIGKILL) }
     })
     do {
       _ = try EmulatedRuns.run(EmulatedRuns.spec(bandwidth: .mbit(100), requests: 50, output: 50, prompt: 8), backend)
@@ -271,19 +283,15 @@ struct EmulatedRunTests {
     let spec = try JSONCoding.compactString(EmulatedRuns.spec(bandwidth: .mbit(100), requests: 200, output: 64, prompt: 8))
     try spec.write(toFile: dir + "/spec.json", atomically: true, encoding: .utf8)
     let before = EmulatedRuns.liveClusters()
-    let cli = try ChildProcess([EmulatedRuns.binary, "run", "--spec", dir + "/spec.json", "--out", dir + "/r.h5"], logPath: dir + "/cli.log")
-    for _ in 0..<6000 {
-      if let log = try? String(contentsOfFile: dir + "/cli.log", encoding: .utf8), log.contains("workers ready") { break }
-      usleep(10_000)
-    }
+    let cli = try LineProcess([EmulatedRuns.binary, "run", "--spec", dir + "/spec.json", "--out", dir + "/r.h5"])
+    #expect(cli.waitForLine(containing: "workers ready"), "\(cli.output)")
     let leftovers = EmulatedRuns.liveClusters().subtracting(before)
     #expect(leftovers.count == 1)
     cli.signal(SIGKILL)
-    for _ in 0..<500 where cli.isRunning { usleep(10_000) }
+    cli.wait()
     #expect(EmulatedRuns.liveClusters().subtracting(before) == leftovers, "a SIGKILLed coordinator cannot clean up")
-    let clean = try ChildProcess([EmulatedRuns.binary, "emulation", "clean"], logPath: dir + "/clean.log")
-    for _ in 0..<3000 where clean.isRunning { usleep(10_000) }
-    #expect(clean.exitDescription == "exited with status 0", "\(clean.logTail())")
+    let clean = try LineProcess([EmulatedRuns.binary, "emulation", "clean"])
+    #expect(clean.wait() == 0, "\(clean.output)")
     for id in leftovers { assertGone(id) }
     // The workers that ran inside the namespaces are gone too.
     let pgrep = Shell.capture(["pgrep", "-f", "--", "--parent-pid \(cli.pid)"])

@@ -146,16 +146,28 @@ struct SplitTests {
     #expect(Self.logits(native, prompt: p, steps: 4) == Self.logits(widened, prompt: p, steps: 4))
   }
 
+  /// The thread count is each engine's own: two pipelines with different counts, running at the same time on
+  /// two threads, each give the results they give alone. Decode steps (and one-token prompts) run the
+  /// row-wise kernels, whose results do not depend on the thread count at all; prompts of several tokens go
+  /// through OpenBLAS's sgemm, whose rounding can (see `Kernels`), so those are compared at equal counts.
   @Test func threadCountDoesNotChangeResults() throws {
     let weights = SyntheticWeights(config: ModelPreset.small.config, seed: 3)
-    let p = try LocalPipeline(weights: weights, cuts: [4])
-    Kernels.setThreads(1)
-    let one = Self.logits(p, prompt: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], steps: 3)
-    Kernels.setThreads(2)
-    let two = Self.logits(p, prompt: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], steps: 3)
-    Kernels.setThreads(1)
-    #expect(one.0 == two.0 && one.1 == two.1)
+    let one = try LocalPipeline(weights: weights, cuts: [4], threads: 1)
+    let two = try LocalPipeline(weights: weights, cuts: [4], threads: 2)
+    let prompt: [Int32] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+    // Row-wise paths: identical for 1 and 2 threads.
+    #expect(Self.logits(one, prompt: [7], steps: 5) == Self.logits(two, prompt: [7], steps: 5))
+    // Alone, then both at once on two threads: each engine's own count holds while the other runs.
+    let alone = (Self.logits(one, prompt: prompt, steps: 3), Self.logits(two, prompt: prompt, steps: 3))
+    let together = Arrivals<(Int, ([Int32], [Float]))>()
+    for (i, p) in [one, two].enumerated() {
+      Thread.detachNewThread { for _ in 0..<3 { together.add((i, Self.logits(p, prompt: prompt, steps: 3))) } }
+    }
+    for (i, result) in together.wait(6) {
+      #expect(result == (i == 0 ? alone.0 : alone.1), "engine with \(i + 1) thread(s) changed while the other ran")
+    }
   }
+
 }
 
 @Suite("Weights")

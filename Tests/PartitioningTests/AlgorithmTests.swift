@@ -1,5 +1,6 @@
 import EdgeLabCore
 import Partitioning
+import Pipeline
 import TestSupport
 import Testing
 
@@ -110,7 +111,8 @@ struct AlgorithmTests {
     for i in p.devices.indices { p.devices[i].storageBytesPerS = 2e9 }
     #expect(throws: PartitionError.self) { try Partitioners.solve(p, algorithm: "edgeshard-latency") }
     let plan = try Partitioners.solve(p, algorithm: "lime")
-    #expect(plan.valueModel == "lime")
+    #expect(plan.valueModel == .timeline)
+    #expect(plan.residency?.devices.map(\.device) == ["d0", "d1"])
     let offloaded = plan.stages.flatMap(\.offloadedLayers)
     #expect(!offloaded.isEmpty)
     // Loads of 1 GB at 2 GB/s take 0.5 s each; per token at least the non-hidden part shows up.
@@ -131,14 +133,16 @@ struct AlgorithmTests {
     for i in p.devices.indices { p.devices[i].storageBytesPerS = 2e9 }
     for i in p.layers.indices { p.layers[i].weightBytes = 0.9e9 }  // 0.1 GB of KV reserve per layer
     let plan = try Partitioners.solve(p, algorithm: "lime")
-    let adapter = try LimeMemoryAdapter(plan: plan, problem: p)
-    let roomy = try #require(adapter.residentLayers(device: "d0", kvBytes: 0))
-    let tight = try #require(adapter.residentLayers(device: "d0", kvBytes: 2e9))
+    // The plan carries the rule as data; backends apply it without knowing the algorithm.
+    let policy = try #require(plan.residency?.device("d0"))
+    #expect(policy.adaptive && policy.stagingSlots == 2)
+    let roomy = try #require(policy.residency(kvBytes: 0)?.resident)
+    let tight = try #require(policy.residency(kvBytes: 2e9)?.resident)
     #expect(tight.count < roomy.count)
     #expect(tight.isSubset(of: roomy))
-    #expect(adapter.residentLayers(device: "d0", kvBytes: 4.9e9) == nil)
+    #expect(policy.residency(kvBytes: 4.9e9) == nil)
     // Faster links change nothing worth re-planning for here.
-    #expect(try adapter.replan(for: p) == nil)
+    #expect(try Lime().replan(plan, for: p) == nil)
   }
 }
 

@@ -1,5 +1,6 @@
 import EdgeLabCore
 import Partitioning
+import Pipeline
 import PropertyBased
 import TestSupport
 import Testing

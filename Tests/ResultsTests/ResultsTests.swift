@@ -1,7 +1,7 @@
 import EdgeLabCore
 import Foundation
 import Metrics
-import Partitioning
+import Pipeline
 @testable import Results
 import TestSupport
 import Testing

@@ -1,9 +1,11 @@
 import DSL
+import Execution
 import Experiments
 import Foundation
 import Metrics
 import Results
 import Runner
+import Simulator
 import TestSupport
 import Testing
 
@@ -25,7 +27,7 @@ struct RunnerTests {
 
   @Test func runsEverythingAndWritesTheFile() throws {
     let path = temporaryDirectory() + "/out.h5"
-    let report = try ExperimentRunner().run(Self.small(), options: RunOptions(outputPath: path))
+    let report = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(), options: RunOptions(outputPath: path))
     #expect(report.runsTotal == 8 && report.runsExecuted == 8)
     // Edge-solo does not fit the 14 GB Orin NX source: recorded as infeasible, with the binding constraint.
     #expect(report.statusCounts == [.complete: 4, .infeasible: 4])
@@ -48,20 +50,20 @@ struct RunnerTests {
 
   @Test func resumeSkipsFinishedRunsAndRefusesAnotherSpec() throws {
     let path = temporaryDirectory() + "/out.h5"
-    _ = try ExperimentRunner().run(Self.small(), options: RunOptions(outputPath: path))
-    let again = try ExperimentRunner().run(Self.small(), options: RunOptions(outputPath: path, resume: true))
+    _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(), options: RunOptions(outputPath: path))
+    let again = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(), options: RunOptions(outputPath: path, resume: true))
     #expect(again.runsExecuted == 0 && again.runsSkipped == 8)
     #expect(try ResultsStore.read(path).runs.count == 8)
     #expect(throws: RunnerError.self) {
-      try ExperimentRunner().run(Self.small(requests: 3), options: RunOptions(outputPath: path, resume: true))
+      try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(requests: 3), options: RunOptions(outputPath: path, resume: true))
     }
   }
 
   @Test func anOlderFileIsKeptNotOverwritten() throws {
     let dir = temporaryDirectory()
     let path = dir + "/out.h5"
-    _ = try ExperimentRunner().run(Self.small(), options: RunOptions(outputPath: path, seed: 1))
-    let report = try ExperimentRunner().run(Self.small(), options: RunOptions(outputPath: path, seed: 2))
+    _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(), options: RunOptions(outputPath: path, seed: 1))
+    let report = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(), options: RunOptions(outputPath: path, seed: 2))
     let archived = try #require(report.archivedPrevious)
     #expect(archived.hasPrefix(dir + "/archive/out-"))
     #expect(try ResultsStore.read(archived).info.seed == 1)
@@ -78,17 +80,17 @@ struct RunnerTests {
     }
     let dir = temporaryDirectory()
     let path = dir + "/out.h5"
-    _ = try ExperimentRunner().run(Self.small(), options: RunOptions(outputPath: path, seed: 1))
+    _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(), options: RunOptions(outputPath: path, seed: 1))
     // Stopped before the first run: nothing new is written, the previous file stays in place.
     #expect(throws: BackendError.self) {
-      try ExperimentRunner().run(Self.small(), options: RunOptions(outputPath: path, seed: 2, stopRequested: { true }))
+      try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(), options: RunOptions(outputPath: path, seed: 2, stopRequested: { true }))
     }
     #expect(try ResultsStore.read(path).info.seed == 1)
     #expect(!FileManager.default.fileExists(atPath: dir + "/archive"))
     // Stopped after the first run (the runner polls before each run; the simulator polls within one).
     let polls = Polls()
     do {
-      _ = try ExperimentRunner().run(Self.small(), options: RunOptions(outputPath: path, seed: 3, stopRequested: { polls.next() > 1 }))
+      _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(), options: RunOptions(outputPath: path, seed: 3, stopRequested: { polls.next() > 1 }))
       Issue.record("the sweep did not stop")
     } catch let e as BackendError {
       guard case .interrupted = e else { Issue.record("\(e)"); return }
@@ -107,7 +109,7 @@ struct RunnerTests {
       func next() -> Int { lock.lock(); defer { lock.unlock() }; count += 1; return count }
     }
     let path = temporaryDirectory() + "/out.h5"
-    _ = try ExperimentRunner().run(Self.small(), options: RunOptions(outputPath: path))
+    _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(), options: RunOptions(outputPath: path))
     // Mark the first two runs failed, so that --resume redoes them and keeps the six after.
     var file = try ResultsStore.read(path)
     #expect(file.runs.count == 8)
@@ -115,7 +117,7 @@ struct RunnerTests {
     try ResultsStore.write(file, to: path)
     let polls = Polls()
     do {
-      _ = try ExperimentRunner().run(Self.small(), options: RunOptions(outputPath: path, resume: true, stopRequested: { polls.next() > 1 }))
+      _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(), options: RunOptions(outputPath: path, resume: true, stopRequested: { polls.next() > 1 }))
       Issue.record("the sweep did not stop")
     } catch let e as BackendError {
       guard case .interrupted = e else { Issue.record("\(e)"); return }
@@ -129,7 +131,7 @@ struct RunnerTests {
     var spec = Self.small()
     spec.backend = .boards
     do {
-      _ = try ExperimentRunner().run(spec, options: RunOptions(outputPath: temporaryDirectory() + "/x.h5"))
+      _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(spec, options: RunOptions(outputPath: temporaryDirectory() + "/x.h5"))
       Issue.record("ran on a missing backend")
     } catch {
       #expect("\(error)".contains("backend 'boards' is not available"))
@@ -139,7 +141,7 @@ struct RunnerTests {
   @Test func quickstartRunsEndToEnd() throws {
     let path = temporaryDirectory() + "/quickstart.h5"
     let spec = try #require(ExperimentCatalog.named("quickstart")).spec
-    let report = try ExperimentRunner().run(spec, options: RunOptions(outputPath: path))
+    let report = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(spec, options: RunOptions(outputPath: path))
     #expect(report.statusCounts[.complete] == report.runsTotal)
     let file = try ResultsStore.read(path)
     // Edge-Solo's time per token does not depend on the network; the even split's falls with bandwidth.

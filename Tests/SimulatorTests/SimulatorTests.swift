@@ -1,7 +1,7 @@
 import CostModel
 import DSL
 import Metrics
-import Partitioning
+import Pipeline
 @testable import Simulator
 import TestSupport
 import Testing

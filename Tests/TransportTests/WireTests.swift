@@ -1,3 +1,4 @@
+import Foundation
 import TestSupport
 import Testing
 @testable import Transport
@@ -100,7 +101,7 @@ struct SocketTests {
     let token = Array("0123456789abcdef".utf8)
     let listener = try Listener(host: "127.0.0.1", port: 0, token: token)
     defer { listener.close() }
-    let accepted = AcceptLog()
+    let accepted = Arrivals<String>()
     Thread.detachNewThread {
       for _ in 0..<2 {
         do { accepted.add(try listener.accept().peerName) } catch { accepted.add("refused: \(error)") }
@@ -117,27 +118,6 @@ struct SocketTests {
     #expect(accepted.wait(2).contains { $0.hasPrefix("refused: ") && $0.contains("wrong run token") })
     #expect(accepted.wait(2).contains("d1"))
     good.close()
-  }
-}
-
-import Foundation
-final class AcceptLog: @unchecked Sendable {
-  private var items: [String] = []
-  private let lock = NSLock()
-  func add(_ s: String) {
-    lock.lock()
-    items.append(s)
-    lock.unlock()
-  }
-  func wait(_ n: Int) -> [String] {
-    for _ in 0..<500 {
-      lock.lock()
-      let c = items
-      lock.unlock()
-      if c.count >= n { return c }
-      usleep(10_000)
-    }
-    return items
   }
 }
 

@@ -8,4 +8,6 @@ int el_o_direct(void);
 int el_set_parent_death_signal(int sig);
 // Moves the calling thread into the network namespace at `path` (e.g. /var/run/netns/NAME). 0 on success.
 int el_enter_netns(const char *path);
+// A file descriptor that becomes readable when process `pid` exits (pidfd_open); -1 with errno set on failure.
+int el_pidfd_open(int pid);
 #endif

@@ -101,6 +101,7 @@ public struct CloudEdgeOptimal: Partitioner {
 }
 
 import EdgeLabCore
+public import Pipeline
 
 /// Throws `.infeasible` naming the first broken rule, phrased for a fixed (non-searching) algorithm.
 func requireValid(_ spans: [StandardSemantics.Span], _ p: IndexedProblem, what: String) throws(PartitionError) {

@@ -1,4 +1,5 @@
 import EdgeLabCore
+public import Pipeline
 
 /// Exhaustive search under the standard semantics: every ordered sequence of distinct devices starting at the
 /// source, every composition of the layers into that many non-empty contiguous stages. For tests and small

@@ -15,6 +15,7 @@
 public struct EdgeShardLatency: Partitioner {
   public static let name = "edgeshard-latency"
   public static let summary = "EdgeShard DP, latency objective: joint device selection + partition, exact under memory"
+  public static var objective: Objective? { .latency }
   let search: SubsetSearch
 
   public init(parameters: inout Parameters) throws(PartitionError) {
@@ -36,6 +37,7 @@ public struct EdgeShardLatency: Partitioner {
 public struct EdgeShardThroughput: Partitioner {
   public static let name = "edgeshard-throughput"
   public static let summary = "EdgeShard DP, throughput objective: minimise the pipeline bottleneck, exact"
+  public static var objective: Objective? { .throughput }
   let search: SubsetSearch
 
   public init(parameters: inout Parameters) throws(PartitionError) {
@@ -58,7 +60,8 @@ extension IndexedProblem {
   }
 }
 
-import EdgeLabCore
+public import EdgeLabCore
+public import Pipeline
 
 /// The dynamic programme over (layers placed, device-class counts, last class) shared by both objectives.
 struct SubsetSearch: Sendable {

@@ -1,4 +1,5 @@
 import EdgeLabCore
+public import Pipeline
 
 /// LIME: interleaved pipeline parallelism with model offloading for memory-constrained heterogeneous devices
 /// (Sun et al., "LIME: Lossless collaborative inference…", arXiv 2512.21835).
@@ -24,8 +25,9 @@ import EdgeLabCore
 /// - **Offline allocation.** For v = 1…`max_interleave`: chunk sizes start by water-filling (shares ∝ device
 ///   speed, capped at what each device can hold resident; only what fits nowhere is offloaded) and are refined
 ///   by local search (move one layer from any chunk to any other while the cost model improves); the best v wins.
-/// - **Online memory adaptation.** `LimeMemoryAdapter` recomputes residency as the KV cache grows or shrinks
-///   (the runtime and simulator call it), and re-plans when bandwidth changes by more than `replan_threshold`.
+/// - **Online memory adaptation.** The plan carries each device's residency rule (`ResidencyPolicy`): the
+///   simulator and the workers recompute residency with it as the KV cache grows or shrinks. `replan(_:for:)`
+///   re-plans when bandwidth changes by more than `replan_threshold`.
 ///
 /// - **Device selection.** With `prefixes` (default), rings of the first k devices (source first, declared
 ///   order) for every k are tried and the best kept, so that a fast source is not forced to hand work to slow
@@ -164,33 +166,23 @@ public struct LimeCostModel: Sendable {
     return out
   }
 
-  /// Resident layers of device `d` given `kvBytes` of KV cache in memory: chunk-head-first while memory lasts.
-  /// Returns nil when even the KV cache and staging slots do not fit.
-  func residency(_ chunks: [Chunk], device d: Int, kvBytes: Double) -> (resident: Set<Int>, excess: Double)? {
+  /// Device `d`'s residency rule for these chunks: chunk-head-first priority, its memory, its staging slots.
+  func policy(_ chunks: [Chunk], device d: Int) -> ResidencyPolicy.Device {
+    let layers = chunks.filter { $0.device == d }.flatMap { Array($0.first..<$0.end) }
+    return ResidencyPolicy.Device(device: p.name(d), layers: layers, weightBytes: layers.map(weight), budgetBytes: p.memory[d],
+                                  priority: priority(chunks, device: d), stagingSlots: prefetchDepth, canOffload: storage(d) != nil)
+  }
+
+  /// Resident layers of device `d` given `kvBytes` of KV cache in memory: chunk-head-first while memory lasts
+  /// (`ResidencyPolicy.Device.residency`, the rule the simulator and workers apply during the run). Nil when
+  /// even the KV cache and staging slots do not fit.
+  func residency(_ chunks: [Chunk], device d: Int, kvBytes: Double) -> Set<Int>? {
     let order = priority(chunks, device: d)
-    let budget = p.memory[d] - kvBytes
-    let all = order.reduce(0.0) { $0 + weight($1) }
-    if all <= budget { return (Set(order), 0) }
-    guard storage(d) != nil else { return nil }
-    // Greedy in priority order. After deciding layer i, the offloaded layers are the skipped ones before i and
-    // all after i, so the staging need is depth × max(largest skipped, suffix maximum after i).
-    let w = order.map(weight)
-    var suffixMax = [Double](repeating: 0, count: w.count + 1)
-    for i in stride(from: w.count - 1, through: 0, by: -1) { suffixMax[i] = max(w[i], suffixMax[i + 1]) }
-    var resident = Set<Int>()
-    var used = 0.0
-    var skippedMax = 0.0
-    for (i, l) in order.enumerated() {
-      let staging = Double(prefetchDepth) * max(skippedMax, suffixMax[i + 1])
-      if used + w[i] + staging <= budget {
-        resident.insert(l)
-        used += w[i]
-      } else {
-        skippedMax = max(skippedMax, w[i])
-      }
-    }
-    if used + Double(prefetchDepth) * skippedMax > budget { return nil }
-    return (resident, 0)
+    guard
+      let mask = ResidencyPolicy.Device.residentMask(priorityWeights: order.map(weight), budget: p.memory[d] - kvBytes,
+                                                     slots: prefetchDepth, canOffload: storage(d) != nil)
+    else { return nil }
+    return Set(zip(order, mask).filter(\.1).map(\.0))
   }
 
   /// KV bytes the plan reserves on device d (from the problem's memory − weight per layer).
@@ -204,8 +196,8 @@ public struct LimeCostModel: Sendable {
     var excess = 0.0
     for d in Set(chunks.map(\.device)) {
       let kvBytes = plannedKV(chunks, device: d)
-      if let r = residency(chunks, device: d, kvBytes: kvBytes) {
-        for c in chunks where c.device == d { for l in c.first..<c.end where !r.resident.contains(l) { offloaded[l] = true } }
+      if let resident = residency(chunks, device: d, kvBytes: kvBytes) {
+        for c in chunks where c.device == d { for l in c.first..<c.end where !resident.contains(l) { offloaded[l] = true } }
       } else {
         feasible = false
         let weights = chunks.filter { $0.device == d }.reduce(0.0) { a, c in a + (c.first..<c.end).reduce(0.0) { $0 + weight($1) } }
@@ -218,10 +210,17 @@ public struct LimeCostModel: Sendable {
     return (Cost(feasible: feasible, latency: latency, cycle: cycle, excessBytes: excess), offloaded)
   }
 
-  /// Per-token latency (last of `steadyTokens` tokens) and the steady-state pipelined cycle time.
+  /// Per-token latency (last of `steadyTokens` tokens) and the steady-state pipelined cycle time. Offloaded
+  /// layers are read through each device's `OffloadTimeline` in virtual time, as the simulator and the workers
+  /// read them.
   func timeline(_ chunks: [Chunk], offloaded: [Bool]) -> (latency: Double, cycle: Double) {
-    var storageFree = [Double](repeating: 0, count: p.deviceCount)
-    var useEnds = [[Double]](repeating: [], count: p.deviceCount)
+    var reads: [Int: VirtualOffloadTimeline] = [:]
+    for d in Set(chunks.map(\.device)) {
+      guard let bw = storage(d) else { continue }
+      let order = chunks.filter { $0.device == d }.flatMap { Array($0.first..<$0.end) }.filter { offloaded[$0] }
+      if order.isEmpty { continue }
+      reads[d] = VirtualOffloadTimeline(order: order, slots: prefetchDepth, readSeconds: (0..<p.layerCount).map { weight($0) / bw })
+    }
     var t = 0.0
     var lastLatency = 0.0
     for _ in 0..<steadyTokens {
@@ -233,14 +232,10 @@ public struct LimeCostModel: Sendable {
         var prevEnd = ready
         for l in c.first..<c.end {
           let compute = p.compute(c.device, l, l + 1)
-          if offloaded[l], let bw = storage(c.device) {
-            let uses = useEnds[c.device]
-            let slotFree = uses.count >= prefetchDepth ? uses[uses.count - prefetchDepth] : 0
-            let loadStart = max(storageFree[c.device], slotFree)
-            let loadEnd = loadStart + weight(l) / bw
-            storageFree[c.device] = loadEnd
-            prevEnd = max(prevEnd, loadEnd) + compute
-            useEnds[c.device].append(prevEnd)
+          if offloaded[l], var r = reads[c.device] {
+            prevEnd = r.acquire(l, at: prevEnd) + compute
+            r.release(l, at: prevEnd)
+            reads[c.device] = r
           } else {
             prevEnd += compute
           }
@@ -375,7 +370,8 @@ public struct LimeCostModel: Sendable {
     var plan = Plan(
       algorithm: algorithm, objective: objective, stages: stages,
       microBatches: objective == .throughput ? devices : 1, valueSeconds: a.cost.value(objective),
-      valueModel: "lime", exact: false, explanation: "", notes: [])
+      valueModel: .timeline, exact: false, explanation: "", notes: [],
+      residency: ResidencyPolicy(devices: Set(a.chunks.map(\.device)).sorted().map { policy(a.chunks, device: $0) }))
     if plan.isStandard && StandardSemantics.violations(spans, p).isEmpty {
       let e = StandardSemantics.evaluate(spans, p)
       notes.append("standard semantics value: \(e.value(objective)) s")
@@ -391,51 +387,20 @@ public struct LimeCostModel: Sendable {
   }
 }
 
-/// LIME's online memory adaptation, for the runtime and the simulator: as a device's KV cache grows or
-/// shrinks, how many (and which) layers stay resident; and when bandwidth changes, whether to re-plan.
-public struct LimeMemoryAdapter: Sendable {
-  let model: LimeCostModel
-  /// Layer-sized staging slots per device for offloaded layers.
-  public var prefetchDepth: Int { lime.prefetchDepth }
-  let chunks: [LimeCostModel.Chunk]
-  let lime: Lime
-
-  /// - Parameters:
-  ///   - plan: a plan (any algorithm's; contiguous plans are single-chunk LIME plans).
-  ///   - problem: the problem it was made for.
-  public init(plan: Plan, problem: PartitionProblem, lime: Lime = Lime()) throws(PartitionError) {
+extension Lime {
+  /// A new plan if re-planning for `problem` (e.g. changed link bandwidths) lowers the predicted value of
+  /// `current` by more than `replan_threshold`; nil to keep the current plan.
+  public func replan(_ current: Plan, for problem: PartitionProblem) throws(PartitionError) -> Plan? {
     let p = try IndexedProblem(problem)
-    model = LimeCostModel(p, prefetchDepth: lime.prefetchDepth, steadyTokens: lime.steadyTokens, offload: lime.offload)
-    var cs: [LimeCostModel.Chunk] = []
-    for s in plan.stages {
+    let model = LimeCostModel(p, prefetchDepth: prefetchDepth, steadyTokens: steadyTokens, offload: offload)
+    var chunks: [LimeCostModel.Chunk] = []
+    for s in current.stages {
       guard let d = p.index(of: s.device) else { throw .invalidProblem(["plan device '\(s.device)' is not in the problem"]) }
-      cs.append(.init(device: d, first: s.firstLayer, end: s.endLayer))
+      chunks.append(.init(device: d, first: s.firstLayer, end: s.endLayer))
     }
-    chunks = cs
-    self.lime = lime
-  }
-
-  /// Layers of `device` that stay resident when its KV cache holds `kvBytes`; nil if even the KV cache and the
-  /// staging slots no longer fit (the caller must shed load).
-  public func residentLayers(device: String, kvBytes: Double) -> Set<Int>? {
-    guard let d = model.p.index(of: device) else { return nil }
-    return model.residency(chunks, device: d, kvBytes: kvBytes)?.resident
-  }
-
-  /// Layers `device` reads from storage on each use when its KV cache holds `kvBytes`.
-  public func offloadedLayers(device: String, kvBytes: Double) -> [Int]? {
-    guard let d = model.p.index(of: device), let r = residentLayers(device: device, kvBytes: kvBytes) else { return nil }
-    return chunks.filter { $0.device == d }.flatMap { Array($0.first..<$0.end) }.filter { !r.contains($0) }
-  }
-
-  /// A new plan if re-planning for `problem` (e.g. changed link bandwidths) lowers the predicted value by more
-  /// than `replan_threshold`; nil to keep the current plan.
-  public func replan(for problem: PartitionProblem) throws(PartitionError) -> Plan? {
-    let p = try IndexedProblem(problem)
-    let now = LimeCostModel(p, prefetchDepth: lime.prefetchDepth, steadyTokens: lime.steadyTokens, offload: lime.offload)
-    let (current, _) = now.evaluate(chunks)
-    let fresh = try lime.partition(p)
-    let currentValue = current.feasible ? current.value(p.problem.objective) : .infinity
-    return fresh.valueSeconds < currentValue * (1 - lime.replanThreshold) ? fresh : nil
+    let (cost, _) = model.evaluate(chunks)
+    let fresh = try partition(p)
+    let currentValue = cost.feasible ? cost.value(p.problem.objective) : .infinity
+    return fresh.valueSeconds < currentValue * (1 - replanThreshold) ? fresh : nil
   }
 }

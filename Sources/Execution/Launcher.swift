@@ -1,6 +1,6 @@
 public import Spec
 
-/// Where and how a worker process runs: the seam between the runtime and the emulated cluster (issue 7).
+/// Where and how a worker process runs: the seam between the runtime and the emulated cluster.
 public protocol WorkerLauncher: Sendable {
   /// How links are realised, recorded per link in results ("loopback-tcp", "tc-htb+nft-loss+transport-delay", …).
   var mechanism: String { get }
@@ -28,7 +28,20 @@ public typealias LauncherFactory = @Sendable (EmulationOptions) throws -> any Wo
 public let plainLauncherFactory: LauncherFactory = { options in
   switch options.mode {
   case .none: return LocalLauncher()
-  default: throw RuntimeError("emulation '\(options.mode.rawValue)' is not available here; set emulation to none")
+  default:
+    throw BackendError.unavailable(.loopback, "emulation '\(options.mode.rawValue)' is not available here; set emulation to none")
+  }
+}
+
+/// Emulated delay of a link into a worker, applied by the transport when the kernel cannot delay (no netem).
+public struct LinkDelay: Codable, Sendable, Hashable {
+  /// Added one-way delay and its jitter (standard deviation), seconds.
+  public var latency: Double
+  public var jitter: Double
+
+  public init(latency: Double, jitter: Double) {
+    self.latency = latency
+    self.jitter = jitter
   }
 }
 

@@ -1,16 +1,39 @@
 public import EdgeLabCore
 
-/// A partition: stages in pipeline order, each a device and the contiguous layer range it runs.
+/// Which model produced a plan's predicted value.
+public enum ValueModel: String, Codable, Hashable, Sendable {
+  /// The standard semantics every algorithm is judged by: stage compute plus transfers, everything resident.
+  case standard
+  /// The offload timeline: stages in order, offloaded layers read from storage through staging slots
+  /// (`OffloadTimeline`), for plans the standard semantics cannot express.
+  case timeline
+
+  public init(from decoder: any Decoder) throws {
+    let raw = try decoder.singleValueContainer().decode(String.self)
+    switch raw {
+    case "standard": self = .standard
+    // Results files written before the offload timeline was shared called it after LIME, its first user.
+    case "timeline", "lime": self = .timeline
+    default:
+      throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown value model '\(raw)'; expected standard or timeline"))
+    }
+  }
+}
+
+/// A partition: stages in pipeline order, each a device and the contiguous layer range it runs, and how each
+/// device keeps its layers in memory.
 ///
-/// Standard plans have one stage per device. LIME's interleaved plans may visit a device several times (one
-/// stage per chunk) and mark layers as offloaded (loaded from storage on use instead of resident).
+/// Standard plans have one stage per device. Interleaved plans (LIME's) may visit a device several times (one
+/// stage per chunk); plans with offloading mark layers as read from storage on use instead of resident, and
+/// say in `residency` how that follows the KV cache during the run. Backends execute exactly this data: no
+/// backend knows which algorithm made a plan.
 public struct Plan: Codable, Hashable, Sendable {
   public struct Stage: Codable, Hashable, Sendable {
     public var device: String
     public var firstLayer: Int
     /// One past the last layer (half-open range).
     public var endLayer: Int
-    /// Layers of this stage that are not resident, loaded from storage just before use.
+    /// Layers of this stage that are not resident when the run starts, read from storage just before use.
     public var offloadedLayers: [Int]
 
     public init(device: String, firstLayer: Int, endLayer: Int, offloadedLayers: [Int] = []) {
@@ -47,9 +70,11 @@ public struct Plan: Codable, Hashable, Sendable {
   public var microBatches: Int
   /// The predicted objective value in seconds: per-token latency, or the bottleneck step time.
   public var valueSeconds: Double
-  /// Which model produced `valueSeconds`: "standard" (the semantics shared by every algorithm) or an
-  /// algorithm's own (e.g. "lime" for interleaving with offloading).
-  public var valueModel: String
+  /// Which model produced `valueSeconds`.
+  public var valueModel: ValueModel
+  /// How devices keep layers resident or offloaded, and how that follows KV-cache growth; nil when every
+  /// layer stays resident.
+  public var residency: ResidencyPolicy?
   /// Whether the algorithm proved the plan optimal under the standard semantics.
   public var exact: Bool
   /// One line for humans: "3 stages; bottleneck: link agx0→nx1, 41% of step time".
@@ -58,7 +83,8 @@ public struct Plan: Codable, Hashable, Sendable {
   public var notes: [String]
 
   public init(algorithm: String, objective: Objective, stages: [Stage], microBatches: Int = 1, valueSeconds: Double,
-              valueModel: String = "standard", exact: Bool, explanation: String = "", notes: [String] = []) {
+              valueModel: ValueModel = .standard, exact: Bool, explanation: String = "", notes: [String] = [],
+              residency: ResidencyPolicy? = nil) {
     self.algorithm = algorithm
     self.objective = objective
     self.stages = stages
@@ -68,11 +94,12 @@ public struct Plan: Codable, Hashable, Sendable {
     self.exact = exact
     self.explanation = explanation
     self.notes = notes
+    self.residency = residency
   }
 
   enum CodingKeys: String, CodingKey {
     case algorithm, objective, stages, microBatches = "micro_batches", valueSeconds = "value_s"
-    case valueModel = "value_model", exact, explanation, notes
+    case valueModel = "value_model", exact, explanation, notes, residency
   }
 
   /// Devices in the order they first appear.
@@ -83,5 +110,18 @@ public struct Plan: Codable, Hashable, Sendable {
   /// Whether the plan fits the standard semantics: contiguous stages, one per device, nothing offloaded.
   public var isStandard: Bool {
     Set(stages.map(\.device)).count == stages.count && stages.allSatisfy { $0.offloadedLayers.isEmpty }
+  }
+
+  /// Indices of the stages `device` runs, in pipeline order.
+  public func stageIndices(of device: String) -> [Int] { stages.indices.filter { stages[$0].device == device } }
+
+  /// The residency of `device`: the policy's entry, or the stages' fixed offloaded layers (no adaptation) when
+  /// the plan has no policy for it; nil when the device keeps every layer resident.
+  public func residency(of device: String) -> ResidencyPolicy.Device? {
+    if let d = residency?.devices.first(where: { $0.device == device }) { return d }
+    let mine = stageIndices(of: device).map { stages[$0] }
+    let offloaded = mine.flatMap(\.offloadedLayers)
+    guard !offloaded.isEmpty else { return nil }
+    return ResidencyPolicy.Device(fixed: device, layers: mine.flatMap { Array($0.layers) }, offloaded: offloaded)
   }
 }

@@ -1,4 +1,5 @@
 import Catalog
+public import CostModel
 public import EdgeLabCore
 public import Partitioning
 public import Spec

@@ -1,0 +1,257 @@
+import EdgeLabCore
+import Execution
+import Pipeline
+import PropertyBased
+@testable import Runtime
+import TestSupport
+import Testing
+import Transport
+
+/// A worker machine in a known state: device "w" runs stages 0 and 2 of a three-stage pipeline
+/// (w → x → w), is the source, and serves a run of `requests` requests.
+enum Machines {
+  static let limits = RunLimits(hiddenSize: 8, vocabSize: 100, requests: 4, maxPromptTokens: 6, maxContextTokens: 10, maxBatch: 2)
+
+  static func assignment(scheduler: PipelineScheduler.Configuration? = .init(arrivals: .closedLoop(concurrency: 2, think: 0), maxBatch: 2, microBatches: 1)) -> Assignment {
+    Assignment(
+      run: "test", device: "w", weights: WeightsSpec(preset: "tiny"), threads: 1,
+      stages: [StageAssignment(index: 0, firstLayer: 0, endLayer: 2), StageAssignment(index: 2, firstLayer: 3, endLayer: 6)],
+      stageCount: 3, stageDevices: ["w", "x", "w"], peers: [:], source: "w", limits: limits, halfPrecisionWire: false,
+      residency: nil, storageDirectory: "/nonexistent", storageBytesPerSecond: nil, delays: [:], pacing: [:], seed: 1,
+      dilation: 1, scheduler: scheduler)
+  }
+
+  static let workload = (0..<4).map { RequestMessage(id: $0, prompt: [Int32](repeating: 5, count: 3 + $0 % 2), outputLength: 3) }
+
+  /// A machine that has started serving; returns the micro-batches it dispatched at the start.
+  static func serving() -> (WorkerMachine, [WorkerMachine.Action]) {
+    var m = WorkerMachine(keepHistory: true)
+    _ = m.handle(.control(.assign(assignment())))
+    _ = m.handle(.loaded(weightBytes: 1, seconds: 0))
+    _ = m.handle(.control(.link))
+    _ = m.handle(.linkDone)
+    _ = m.handle(.control(.workload(workload)))
+    let start = m.handle(.control(.start))
+    return (m, start)
+  }
+
+  static func refusal(_ actions: [WorkerMachine.Action]) -> WorkerError? {
+    for a in actions { if case .refuse(_, _, let e) = a { return e } }
+    return nil
+  }
+}
+
+@Suite("Worker state machine")
+struct WorkerMachineTests {
+  @Test func theLifecycleGoesAssignLoadLinkStart() {
+    var m = WorkerMachine()
+    #expect(m.phase == .awaitingAssignment)
+    let load = m.handle(.control(.assign(Machines.assignment())))
+    guard case .load = load.first else { Issue.record("expected a load, got \(load)"); return }
+    #expect(m.phase == .loading)
+    guard case .reply(.ready) = m.handle(.loaded(weightBytes: 1, seconds: 0)).first else { Issue.record("no ready"); return }
+    guard case .connect(let targets) = m.handle(.control(.link)).first else { Issue.record("no connect"); return }
+    #expect(targets == ["x"])  // stage 0's output goes to x; stage 2's tokens stay here (the source)
+    guard case .reply(.linked) = m.handle(.linkDone).first else { Issue.record("no linked"); return }
+    _ = m.handle(.control(.workload(Machines.workload)))
+    let start = m.handle(.control(.start))
+    #expect(m.phase == .serving)
+    // Closed loop of 2: both requests arrive; one micro-batch in flight, so r0's prefill goes to stage 0 (here).
+    let delivered = start.compactMap { a -> ActivationMessage? in if case .deliver(let msg, "w", .activation) = a { msg } else { nil } }
+    #expect(delivered.count == 1 && delivered[0].prefill && delivered[0].tokens == [5, 5, 5])
+    guard case .reply(.arrivals(let arrivals)) = start.first else { Issue.record("arrivals first: \(start)"); return }
+    #expect(arrivals.map(\.request) == [0, 1])
+  }
+
+  @Test func aSecondAssignmentAndOutOfOrderControlAreRefused() {
+    var m = WorkerMachine()
+    guard case .reply(.failure(let why)) = m.handle(.control(.link)).first else { Issue.record("link before assign accepted"); return }
+    #expect(why.contains("link while awaiting an assignment"))
+    _ = m.handle(.control(.assign(Machines.assignment())))
+    guard case .reply(.failure(let again)) = m.handle(.control(.assign(Machines.assignment()))).first else { Issue.record("second assign"); return }
+    #expect(again.contains("a second assignment"))
+    guard case .reply(.failure(let start)) = m.handle(.control(.start)).first else { Issue.record("start while loading"); return }
+    #expect(start.contains("unexpected start"))
+  }
+
+  @Test(arguments: ["stages", "stage index", "foreign stage", "limits", "threads", "scheduler"])
+  func badAssignmentsAreRefusedByName(_ name: String) {
+    var a = Machines.assignment()
+    let expected: String
+    switch name {
+    case "stages": (a.stages, expected) = ([], "no stages")
+    case "stage index": (a.stages[0].index, expected) = (7, "outside 0..<3")
+    case "foreign stage": (a.stages[0].index, expected) = (1, "belongs to x")
+    case "limits": (a.limits.maxContextTokens, expected) = (1, "limits out of range")
+    case "threads": (a.threads, expected) = (0, "threads 0")
+    default: (a.scheduler, expected) = (nil, "only the source schedules")
+    }
+    var m = WorkerMachine()
+    guard case .reply(.failure(let why)) = m.handle(.control(.assign(a))).first else { Issue.record("\(name) accepted"); return }
+    #expect(why.contains(expected), "\(why)")
+    #expect(m.phase == .awaitingAssignment)
+  }
+
+  @Test func aBadWorkloadIsRefusedByName() {
+    var m = WorkerMachine()
+    _ = m.handle(.control(.assign(Machines.assignment())))
+    _ = m.handle(.loaded(weightBytes: 1, seconds: 0))
+    _ = m.handle(.control(.link))
+    _ = m.handle(.linkDone)
+    for (bad, expected) in [
+      ([RequestMessage(id: 9, prompt: [1], outputLength: 1)], "request id 9 outside 0..<4"),
+      ([RequestMessage(id: 0, prompt: [Int32](repeating: 1, count: 7), outputLength: 1)], "7 prompt tokens"),
+      ([RequestMessage(id: 0, prompt: [1, 2], outputLength: 9)], "at most 10"),
+      ([RequestMessage(id: 0, prompt: [100], outputLength: 1)], "token 100 is outside the vocabulary"),
+      ([RequestMessage(id: 0, prompt: [1], outputLength: 1), RequestMessage(id: 0, prompt: [1], outputLength: 1)], "request 0 twice"),
+    ] {
+      guard case .reply(.failure(let why)) = m.handle(.control(.workload(bad))).first else { Issue.record("\(bad) accepted"); return }
+      #expect(why.contains(expected), "\(why)")
+    }
+  }
+
+  /// The messages a hostile peer holding the run token sent, each refused with its reason, the machine still
+  /// serving afterwards.
+  @Test(arguments: [
+    // An activation whose span covers 5 tokens but carries values for 1.
+    ("x", FrameType.activation, ActivationMessage(batch: 0, stage: 2, prefill: true, spans: [.init(id: 0, start: 0, count: 5)], values: [Float](repeating: 0, count: 8)), "bad payload"),
+    // A tokens frame with 2 spans and 0 tokens (and from the wrong device).
+    ("x", .tokens, ActivationMessage(batch: 0, stage: 3, prefill: false, spans: [.init(id: 0, start: 3, count: 1), .init(id: 1, start: 3, count: 1)], tokens: []), "takes its input from w"),
+    ("w", .tokens, ActivationMessage(batch: 0, stage: 3, prefill: false, spans: [.init(id: 0, start: 3, count: 1), .init(id: 1, start: 3, count: 1)], tokens: []), "one token per sequence"),
+    // A span starting at position 4·10⁹.
+    ("x", .activation, ActivationMessage(batch: 0, stage: 2, prefill: false, spans: [.init(id: 0, start: 4_000_000_000, count: 1)], values: [Float](repeating: 0, count: 8)), "past the run's longest context"),
+    ("x", .activation, ActivationMessage(batch: 0, stage: 0, prefill: true, spans: [.init(id: 0, start: 0, count: 3)], tokens: [1, 2, 3]), "stage 0 takes its input from w"),
+    ("x", .activation, ActivationMessage(batch: 0, stage: 1, prefill: true, spans: [.init(id: 0, start: 0, count: 3)], values: []), "does not run"),
+    ("x", .activation, ActivationMessage(batch: 0, stage: 2, prefill: true, spans: [.init(id: 9, start: 0, count: 3)], values: []), "sequence 9 is not a request"),
+    ("x", .activation, ActivationMessage(batch: 0, stage: 2, prefill: false, spans: [.init(id: 0, start: 2, count: 1)], values: [Float](repeating: 0, count: 8)), "continues at position 0"),
+    ("x", .activation, ActivationMessage(batch: 0, stage: 2, prefill: false, spans: [.init(id: 0, start: 0, count: 1), .init(id: 1, start: 0, count: 1), .init(id: 2, start: 0, count: 1)], values: [Float](repeating: 0, count: 24)), "at most 2"),
+    ("w", .tokens, ActivationMessage(batch: 5, stage: 3, prefill: false, spans: [.init(id: 0, start: 0, count: 3)], tokens: [1]), "not in flight"),
+    ("w", .tokens, ActivationMessage(batch: 0, stage: 3, prefill: true, spans: [.init(id: 0, start: 0, count: 3)], tokens: [1000]), "outside the vocabulary"),
+  ] as [(String, FrameType, ActivationMessage, String)])
+  func hostileMessagesAreRefusedByName(from: String, type: FrameType, message: ActivationMessage, expected: String) throws {
+    var (m, _) = Machines.serving()
+    let actions = m.handle(.data(connection: 3, from: from, type: type, message, now: 1))
+    let error = try #require(Machines.refusal(actions), "accepted: \(actions)")
+    #expect(error.description.contains(expected), "\(error)")
+    guard case .refuse(3, _, _) = actions[0] else { Issue.record("the connection is not closed: \(actions)"); return }
+    #expect(m.phase == .serving && m.refused == 1)
+  }
+
+  @Test func theRealPipelineFlowIsAccepted() throws {
+    var (m, start) = Machines.serving()
+    let prefill = try #require(start.compactMap { a -> ActivationMessage? in if case .deliver(let msg, _, _) = a { msg } else { nil } }.first)
+    // Stage 0 here, stage 1 on x, stage 2 here, tokens back here.
+    guard case .compute(0, _, .stage(1, device: "x")) = m.handle(.data(connection: -1, from: "w", type: .activation, prefill, now: 0)).first else {
+      Issue.record("stage 0 refused the source's prefill"); return
+    }
+    let fromX = ActivationMessage(batch: prefill.batch, stage: 2, prefill: true, spans: prefill.spans, values: [Float](repeating: 0.5, count: 3 * 8))
+    guard case .compute(2, _, .source("w")) = m.handle(.data(connection: 4, from: "x", type: .activation, fromX, now: 0)).first else {
+      Issue.record("stage 2 refused x's activation"); return
+    }
+    let tokens = ActivationMessage(batch: prefill.batch, stage: 3, prefill: true, spans: prefill.spans, tokens: [42])
+    let back = m.handle(.data(connection: -1, from: "w", type: .tokens, tokens, now: 0.25))
+    guard case .reply(.tokens(let events)) = back.first else { Issue.record("no token event: \(back)"); return }
+    #expect(events == [TokenEvent(request: 0, index: 0, token: 42, time: 0.25)])
+    // The next micro-batch: r1's prefill (it was queued before r0's first decode step).
+    let next = back.compactMap { a -> ActivationMessage? in if case .deliver(let msg, _, _) = a { msg } else { nil } }
+    #expect(next.count == 1 && next[0].spans.map(\.id) == [1])
+    // A replay of the same activation is refused: the sequence has moved on.
+    #expect(Machines.refusal(m.handle(.data(connection: 4, from: "x", type: .activation, fromX, now: 0))) != nil)
+  }
+
+  /// Property: whatever arrives — random stages, senders, spans, lengths and payloads — the machine never traps;
+  /// it either refuses with a named error, or passes the engine a message the engine can take.
+  @Test func randomMessagesNeverReachTheEngineMalformed() async {
+    await propertyCheck(count: 2000, input: Gen.int(in: 0...Int(Int32.max))) { seed in
+      var g = SeededRandom(seed: UInt64(seed))
+      func pick<T>(_ xs: [T]) -> T { xs[Int(g.next() % UInt64(xs.count))] }
+      var (m, _) = Machines.serving()
+      for _ in 0..<8 {
+        let n = Int(g.next() % 4)
+        let spans = (0..<n).map { _ in
+          ActivationMessage.Span(id: pick([0, 1, 3, 4, 1 << 40]), start: pick([0, 1, 3, 9, 10, UInt32.max]), count: pick([0, 1, 3, 5, UInt32.max]))
+        }
+        let tokenCount = Int(g.next() % 6)
+        let tokens: [Int32]? = g.next() % 2 == 0 ? (0..<tokenCount).map { _ in pick([0, 5, 99, 100, -1, Int32.max]) } : nil
+        let values = [Float](repeating: 1, count: pick([0, 8, 24, 40]))
+        let msg = ActivationMessage(batch: pick([0, 1, 2, UInt64.max]), stage: pick([0, 1, 2, 3, UInt32.max]), prefill: g.next() % 2 == 0,
+                                    spans: spans, values: tokens == nil ? values : [], tokens: tokens)
+        let type: FrameType = pick([.activation, .tokens, .control])
+        for a in m.handle(.data(connection: 1, from: pick(["w", "x", "y", ""]), type: type, msg, now: 1)) {
+          switch a {
+          case .refuse(_, _, let e): #expect(!e.description.isEmpty)
+          case .compute(let s, let c, _):
+            // What the engine gets: a stage of this worker, one id per token or hidden × tokens values,
+            // positions inside the run's context.
+            let total = c.spans.reduce(0) { $0 + Int($1.count) }
+            #expect([0, 2].contains(s))
+            #expect(s == 0 ? c.tokens?.count == total : c.values.count == total * Machines.limits.hiddenSize, "seed \(seed)")
+            #expect(c.spans.allSatisfy { UInt64($0.start) + UInt64($0.count) <= UInt64(Machines.limits.maxContextTokens) })
+            #expect((c.tokens ?? []).allSatisfy { $0 >= 0 && $0 < 100 })
+          default: break
+          }
+        }
+      }
+      #expect(m.phase == .serving)
+    }
+  }
+
+  /// Property: random bytes never trap the frame and message decoders; they decode or throw `WireError`.
+  @Test func randomBytesNeverTrapTheDecoders() async {
+    await propertyCheck(count: 3000, input: Gen.int(in: 0...Int(Int32.max)), Gen.int(in: 0...200)) { seed, length in
+      var g = SeededRandom(seed: UInt64(seed))
+      var bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: g.next()) }
+      // Half the time, start from a valid message and flip bytes.
+      if g.next() % 2 == 0 {
+        bytes = ActivationMessage(batch: 1, stage: 2, prefill: false, spans: [.init(id: 1, start: 2, count: 1)], values: [1, 2]).encoded()
+        for _ in 0..<3 where !bytes.isEmpty { bytes[Int(g.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: g.next()) }
+      }
+      _ = try? ActivationMessage.decode(bytes)
+      _ = try? ControlMessage.decode(bytes)
+      var d = FrameDecoder(maxPayload: 64)
+      d.feed(bytes)
+      _ = try? d.next()
+    }
+  }
+}
+
+@Suite("Progress deadline")
+struct ProgressMonitorTests {
+  static let devices = ["a", "b", "c"]
+
+  @Test func nothingIsStuckWhileWorkMoves() {
+    var m = ProgressMonitor(bound: 10, stageDevices: Self.devices, source: "a", start: 0)
+    m.observe(WorkerProgress(stages: [.init(index: 0, received: 1, completed: 1)], dispatched: 1), from: "a", at: 5)
+    #expect(m.verdict(at: 14, outstanding: true) == nil)
+    #expect(m.verdict(at: 100, outstanding: false) == nil)
+  }
+
+  @Test func aBlackholedLinkIsNamed() throws {
+    var m = ProgressMonitor(bound: 10, stageDevices: Self.devices, source: "a", start: 0)
+    m.observe(WorkerProgress(stages: [.init(index: 0, received: 3, completed: 3)], dispatched: 3, returned: 2), from: "a", at: 1)
+    m.observe(WorkerProgress(stages: [.init(index: 1, received: 3, completed: 3)]), from: "b", at: 1)
+    m.observe(WorkerProgress(stages: [.init(index: 2, received: 2, completed: 2)]), from: "c", at: 1)
+    // The same reports keep arriving: nothing moves.
+    m.observe(WorkerProgress(stages: [.init(index: 2, received: 2, completed: 2)]), from: "c", at: 9)
+    #expect(m.verdict(at: 10.5, outstanding: true) == nil)
+    let why = try #require(m.verdict(at: 11.5, outstanding: true))
+    #expect(why.contains("never reached stage 2 on c (link b→c)"), "\(why)")
+  }
+
+  @Test func aStageThatHoldsWorkIsNamed() throws {
+    var m = ProgressMonitor(bound: 10, stageDevices: Self.devices, source: "a", start: 0)
+    m.observe(WorkerProgress(stages: [.init(index: 0, received: 1, completed: 1)], dispatched: 1), from: "a", at: 0)
+    m.observe(WorkerProgress(stages: [.init(index: 1, received: 1, completed: 0)]), from: "b", at: 0)
+    let why = try #require(m.verdict(at: 20, outstanding: true))
+    #expect(why.contains("stage 1 on b has held 1 micro-batch"), "\(why)")
+  }
+
+  @Test func tokensThatNeverCameBackAreNamed() throws {
+    var m = ProgressMonitor(bound: 10, stageDevices: Self.devices, source: "a", start: 0)
+    m.observe(WorkerProgress(stages: [.init(index: 0, received: 1, completed: 1)], dispatched: 1, returned: 0), from: "a", at: 0)
+    m.observe(WorkerProgress(stages: [.init(index: 1, received: 1, completed: 1)]), from: "b", at: 0)
+    m.observe(WorkerProgress(stages: [.init(index: 2, received: 1, completed: 1)]), from: "c", at: 0)
+    let why = try #require(m.verdict(at: 20, outstanding: true))
+    #expect(why.contains("never reached the source (link c→a)"), "\(why)")
+  }
+}
