@@ -7,11 +7,12 @@ EDGELAB := .build/release/edgelab
 APT_PACKAGES := pkg-config libopenblas-dev libhdf5-dev hdf5-tools gnuplot-nox iproute2 nftables ethtool
 PLOT_DATA := build/plot-data
 
-.PHONY: help deps build test exp figure figures list clean
+.PHONY: help deps build test lint exp figure figures list clean
 
 help:
 	@echo "make exp NAME=<experiment>  run an experiment (release build) and render its figure"
 	@echo "make test                   install what is missing, build and run the tests"
+	@echo "make lint                   formatting (swift format lint --strict) and declared imports"
 	@echo "make figures                re-render every figure from results/*.h5 (no re-running)"
 	@echo "make list                   list the experiments"
 	@echo "make clean                  remove build outputs (results/ is kept)"
@@ -25,6 +26,13 @@ build: deps
 test: deps
 	$(SWIFT) build
 	$(SWIFT) test
+
+# The checked-in .swift-format (line length 120), strictly; and every target imports only what Package.swift
+# declares. `swift format format --in-place --recursive Sources Tests experiments Package.swift` fixes most.
+lint:
+	$(SWIFT) format lint --strict --recursive Sources Tests experiments Package.swift
+	@command -v python3 >/dev/null || scripts/install-deps.sh python3
+	@python3 scripts/check-imports.py
 
 exp: build
 	$(EDGELAB) run $(NAME)

@@ -88,46 +88,58 @@ var package = Package(
     .target(
       name: "Runtime",
       dependencies: [
-        "EdgeLabCore", "Catalog", "Spec", "CostModel", "Pipeline", "Metrics", "Execution", "Engine", "Transport", "CLinux",
+        "EdgeLabCore", "Catalog", "Spec", "CostModel", "Pipeline", "Metrics", "Execution", "Engine", "Transport",
+        "CLinux",
         .product(name: "HeapModule", package: "swift-collections"), .product(name: "Logging", package: "swift-log"),
+        .product(name: "SystemPackage", package: "swift-system"),
       ]),
     .target(
       name: "Emulation",
       dependencies: [
-        "EdgeLabCore", "Catalog", "Spec", "Execution", "Transport", "CLinux", .product(name: "Logging", package: "swift-log"),
+        "EdgeLabCore", "Catalog", "Spec", "Execution", "Transport", "CLinux",
+        .product(name: "Logging", package: "swift-log"),
       ]),
     .target(
       name: "Benchmarks",
       dependencies: [
-        "EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Pipeline", "Partitioning", "Engine", "Metrics", "Results",
+        "EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Pipeline", "Partitioning", "Engine", "Metrics",
+        "Results",
         "Execution", "Runner", "Runtime", "Transport",
       ]),
     .target(name: "Experiments", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL"], path: "experiments"),
     .executableTarget(
       name: "edgelab",
       dependencies: [
-        "EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Pipeline", "Partitioning", "Metrics", "Execution", "Results",
+        "EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Pipeline", "Partitioning", "Metrics", "Execution",
+        "Results",
         "Runner", "Simulator", "Experiments", "Benchmarks", "Engine", "Runtime", "Transport", "Emulation",
-        .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
       ]),
 
     .target(name: "TestSupport", dependencies: ["CLinux"], path: "Tests/TestSupport"),
     .testTarget(name: "EdgeLabCoreTests", dependencies: ["EdgeLabCore", "TestSupport"]),
-    .testTarget(name: "SpecTests", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL", "Experiments", "TestSupport"]),
     .testTarget(
-      name: "CostModelTests", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Partitioning", "Runner", "TestSupport"]),
+      name: "SpecTests", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL", "Experiments", "TestSupport"]),
+    .testTarget(
+      name: "CostModelTests",
+      dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Partitioning", "Runner", "TestSupport"]),
     .testTarget(
       name: "PipelineTests",
-      dependencies: ["EdgeLabCore", "Pipeline", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based")]),
+      dependencies: [
+        "EdgeLabCore", "Pipeline", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+      ]),
     .testTarget(
       name: "PartitioningTests",
       dependencies: [
-        "EdgeLabCore", "Pipeline", "Partitioning", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+        "EdgeLabCore", "Pipeline", "Partitioning", "TestSupport",
+        .product(name: "PropertyBased", package: "swift-property-based"),
       ]),
     .testTarget(
       name: "SimulatorTests",
       dependencies: [
-        "EdgeLabCore", "Spec", "DSL", "Catalog", "CostModel", "Pipeline", "Metrics", "Execution", "Simulator", "TestSupport",
+        "EdgeLabCore", "Spec", "DSL", "Catalog", "CostModel", "Pipeline", "Metrics", "Execution", "Simulator",
+        "TestSupport",
       ]),
     .testTarget(name: "ResultsTests", dependencies: ["EdgeLabCore", "Metrics", "Pipeline", "Results", "TestSupport"]),
     .testTarget(
@@ -139,19 +151,24 @@ var package = Package(
     .testTarget(
       name: "EngineTests", dependencies: ["EdgeLabCore", "Catalog", "Pipeline", "Engine", "TestSupport"],
       resources: [.copy("Fixtures")]),
-    .testTarget(name: "TransportTests", dependencies: ["Transport", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]),
+    .testTarget(
+      name: "TransportTests",
+      dependencies: ["Transport", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]),
     .testTarget(
       name: "RuntimeTests",
       dependencies: [
-        "EdgeLabCore", "DSL", "Spec", "CostModel", "Pipeline", "Partitioning", "Execution", "Runner", "Simulator", "Runtime",
+        "EdgeLabCore", "DSL", "Spec", "CostModel", "Pipeline", "Partitioning", "Execution", "Runner", "Simulator",
+        "Runtime",
         "Results", "Metrics", "Transport", "Engine", "Experiments", "TestSupport",
-        .product(name: "PropertyBased", package: "swift-property-based"), .product(name: "Logging", package: "swift-log"),
+        .product(name: "PropertyBased", package: "swift-property-based"),
+        .product(name: "Logging", package: "swift-log"),
         .product(name: "SystemPackage", package: "swift-system"),
       ]),
     .testTarget(
       name: "EmulationTests",
       dependencies: [
-        "EdgeLabCore", "DSL", "Spec", "Execution", "Runner", "Runtime", "Results", "Metrics", "Engine", "Emulation", "TestSupport",
+        "EdgeLabCore", "DSL", "Spec", "Execution", "Runner", "Runtime", "Results", "Metrics", "Engine", "Emulation",
+        "TestSupport",
         .product(name: "Logging", package: "swift-log"),
       ]),
     .testTarget(name: "CLITests", dependencies: ["EdgeLabCore", "TestSupport"]),

@@ -19,7 +19,9 @@ func edgeShardSetup(_ name: String, _ model: ModelPreset, _ summary: String) -> 
       Link("wan", from: ["agx", "nx"], to: ["server"], bandwidth: .mbit(50))
     }
     Workload(requests: 32, prompt: 32, output: 96, arrival: .closedLoop(concurrency: 1))
-    for algorithm in ["edge-solo", "cloud-edge-even", "cloud-edge-opt", "even", "edgeshard-latency", "edgeshard-throughput", "lime"] {
+    for algorithm in [
+      "edge-solo", "cloud-edge-even", "cloud-edge-opt", "even", "edgeshard-latency", "edgeshard-throughput", "lime",
+    ] {
       Algorithm(algorithm)
     }
     Sweep(path: "workload.arrival.concurrency", [1, 16], label: "concurrency")
@@ -29,8 +31,11 @@ func edgeShardSetup(_ name: String, _ model: ModelPreset, _ summary: String) -> 
 }
 
 let edgeShard7B = edgeShardSetup(
-  "edgeshard-7b", .llama2_7B, "EdgeShard testbed, Llama-2-7B FP32: all algorithms, latency and throughput vs 1–50 Mbit/s WAN")
+  "edgeshard-7b", .llama2_7B,
+  "EdgeShard testbed, Llama-2-7B FP32: all algorithms, latency and throughput vs 1–50 Mbit/s WAN")
 let edgeShard13B = edgeShardSetup(
-  "edgeshard-13b", .llama2_13B, "EdgeShard testbed, Llama-2-13B FP32: all algorithms, latency and throughput vs 1–50 Mbit/s WAN")
+  "edgeshard-13b", .llama2_13B,
+  "EdgeShard testbed, Llama-2-13B FP32: all algorithms, latency and throughput vs 1–50 Mbit/s WAN")
 let edgeShard70B = edgeShardSetup(
-  "edgeshard-70b", .llama2_70B, "EdgeShard testbed, Llama-2-70B FP32: all algorithms, latency and throughput vs 1–50 Mbit/s WAN")
+  "edgeshard-70b", .llama2_70B,
+  "EdgeShard testbed, Llama-2-70B FP32: all algorithms, latency and throughput vs 1–50 Mbit/s WAN")

@@ -6,7 +6,8 @@ import DSL
 /// calibrated simulator can be checked against real computation run for run. Needs root (namespaces).
 /// Figure: plots/emulated-orin-nano.gp.
 let emulatedOrinNano = Experiment(
-  "emulated-orin-nano", "Llama-3.2-1B FP32 on 2 emulated Orin Nano at 10–1000 Mbit/s: simulator vs emulated cluster (root)"
+  "emulated-orin-nano",
+  "Llama-3.2-1B FP32 on 2 emulated Orin Nano at 10–1000 Mbit/s: simulator vs emulated cluster (root)"
 ) {
   Model(.llama32_1B, precision: .fp32)
   Device("nano", .orinNano8GB, count: 2).source()

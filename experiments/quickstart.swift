@@ -1,6 +1,4 @@
-
 import DSL
-
 
 /// The end-to-end example: Llama-2-7B in FP32 on a source Jetson AGX Orin, two Orin NX and an RTX 3090
 /// server behind one switch; the naive even split against the whole model on the source (Edge-Solo, which

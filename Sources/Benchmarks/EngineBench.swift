@@ -1,5 +1,5 @@
-import EdgeLabCore
 import Catalog
+import EdgeLabCore
 public import Engine
 import Foundation
 
@@ -23,43 +23,61 @@ public enum EngineBench {
     public var repetitions: Int
 
     enum CodingKeys: String, CodingKey {
-      case model, dtype, threads, repetitions
-      case promptTokens = "prompt_tokens", newTokens = "new_tokens"
-      case prefillTokensPerSecond = "prefill_tokens_per_s", decodeTokensPerSecond = "decode_tokens_per_s"
-      case weightBytes = "weight_bytes", effectiveBandwidthGBs = "effective_bandwidth_gb_s"
-      case peakResidentBytes = "peak_resident_bytes", kernelISA = "kernel_isa"
+      case model
+      case dtype
+      case threads
+      case repetitions
+      case promptTokens = "prompt_tokens"
+      case newTokens = "new_tokens"
+      case prefillTokensPerSecond = "prefill_tokens_per_s"
+      case decodeTokensPerSecond = "decode_tokens_per_s"
+      case weightBytes = "weight_bytes"
+      case effectiveBandwidthGBs = "effective_bandwidth_gb_s"
+      case peakResidentBytes = "peak_resident_bytes"
+      case kernelISA = "kernel_isa"
     }
   }
 
   /// Loads synthetic weights, warms up, then runs `repetitions` generations and reports medians.
-  public static func run(model: String, dtype: WeightDType, prompt: Int, new: Int, threads: Int, repetitions: Int,
-                         progress: (String) -> Void = { _ in }) throws -> Result {
+  public static func run(
+    model: String, dtype: WeightDType, prompt: Int, new: Int, threads: Int, repetitions: Int,
+    progress: (String) -> Void = { _ in }
+  ) throws -> Result {
     guard let preset = ModelPreset.named(model) else {
-      throw CheckpointError(.missingFile, file: model, "unknown model preset; known: \(ModelPreset.all.map(\.name).joined(separator: ", "))")
+      throw CheckpointError(
+        .missingFile, file: model, "unknown model preset; known: \(ModelPreset.all.map(\.name).joined(separator: ", "))"
+      )
     }
     if prompt + new > preset.config.maxPositionEmbeddings {
-      throw CheckpointError(.badConfig, file: model, "\(prompt) prompt + \(new) new tokens exceed the model's \(preset.config.maxPositionEmbeddings) positions")
+      throw CheckpointError(
+        .badConfig, file: model,
+        "\(prompt) prompt + \(new) new tokens exceed the model's \(preset.config.maxPositionEmbeddings) positions")
     }
     progress("generating synthetic \(preset.name) weights (\(dtype.rawValue))…")
-    let pipeline = try LocalPipeline(weights: SyntheticWeights(config: preset.config, seed: 1, dtype: dtype), threads: threads)
+    let pipeline = try LocalPipeline(
+      weights: SyntheticWeights(config: preset.config, seed: 1, dtype: dtype), threads: threads)
     var rng = SeededRandom(seed: 2)
     let tokens = (0..<prompt).map { _ in Int32(rng.next() % UInt64(preset.config.vocabSize)) }
     progress("warm-up…")
     _ = pipeline.generate(prompt: Array(tokens.prefix(8)), maxNewTokens: 4)
-    var prefill: [Double] = [], decode: [Double] = []
+    var prefill: [Double] = []
+    var decode: [Double] = []
     for r in 0..<repetitions {
       let g = pipeline.generate(prompt: tokens, maxNewTokens: new, sequence: r)
       prefill.append(Double(prompt) / g.prefillSeconds)
       decode.append(g.decodeTokensPerSecond)
-      progress("run \(r + 1)/\(repetitions): prefill \(String(format: prefill.last!, digits: 1)) tok/s, decode \(String(format: decode.last!, digits: 2)) tok/s")
+      progress(
+        "run \(r + 1)/\(repetitions): prefill \(String(format: prefill.last!, digits: 1)) tok/s, decode \(String(format: decode.last!, digits: 2)) tok/s"
+      )
     }
     func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
     let bytes = pipeline.stages.reduce(0) { $0 + $1.weightBytes }
     let d = median(decode)
-    return Result(model: preset.name, dtype: dtype.rawValue, threads: threads, promptTokens: prompt, newTokens: new,
-                  prefillTokensPerSecond: median(prefill), decodeTokensPerSecond: d, weightBytes: bytes,
-                  effectiveBandwidthGBs: Double(bytes) * d / 1e9, peakResidentBytes: ProcessMemory.peakResidentBytes(),
-                  kernelISA: Kernels.isa, repetitions: repetitions)
+    return Result(
+      model: preset.name, dtype: dtype.rawValue, threads: threads, promptTokens: prompt, newTokens: new,
+      prefillTokensPerSecond: median(prefill), decodeTokensPerSecond: d, weightBytes: bytes,
+      effectiveBandwidthGBs: Double(bytes) * d / 1e9, peakResidentBytes: ProcessMemory.peakResidentBytes(),
+      kernelISA: Kernels.isa, repetitions: repetitions)
   }
 
   /// Read bandwidth in GB/s as decoding sees it: `threads` threads stream a `bytes` FP32 matrix through the

@@ -1,12 +1,11 @@
-public import EdgeLabCore
 import Catalog
 import CostModel
+import DSL
+public import EdgeLabCore
+public import Partitioning
 import Pipeline
 import Runner
-public import Partitioning
-public import Pipeline
 import Spec
-import DSL
 
 /// Solve-time benchmark of the exact partitioners (issue 3): layers × devices, for device sets made of a few
 /// kinds (as real clusters are) and of all-distinct devices (the exponential worst case), plus EdgeShard's
@@ -27,7 +26,8 @@ public enum PartitionBench {
   /// A problem for `layers` problem layers (Llama-3.2-3B-shaped blocks, FP16, so even 128 layers fit on two
   /// devices) on `devices` devices.
   /// - Parameter distinct: give every device a slightly different memory budget so no two are interchangeable.
-  public static func problem(layers: Int, devices: Int, distinct: Bool, objective: Objective) throws -> PartitionProblem {
+  public static func problem(layers: Int, devices: Int, distinct: Bool, objective: Objective) throws -> PartitionProblem
+  {
     var config = ModelPreset.llama32_3B.config
     config.numHiddenLayers = layers - 2
     let spec = Experiment("bench") {
@@ -63,13 +63,17 @@ public enum PartitionBench {
     for distinct in [false, true] {
       for m in deviceCounts {
         for n in layerCounts {
-          for (algorithm, objective) in [("edgeshard-latency", Objective.latency), ("edgeshard-throughput", .throughput)] {
+          for (algorithm, objective) in [
+            ("edgeshard-latency", Objective.latency), ("edgeshard-throughput", .throughput),
+          ] {
             let p = try problem(layers: n, devices: m, distinct: distinct, objective: objective)
             let repeats = n * m <= 256 ? 5 : 3
             let (t, plan) = try time({ try Partitioners.solve(p, algorithm: algorithm) }, repeats: repeats)
             let setting = distinct ? "distinct devices" : "mixed kinds (AGX/NX/Nano/3090)"
-            rows.append(Row(setting: setting, layers: n, devices: m, algorithm: algorithm, medianSeconds: t, exact: plan.exact))
-            progress("\(setting) \(n) layers \(m) devices \(algorithm): \(Seconds(t))\(plan.exact ? "" : " (heuristic)")")
+            rows.append(
+              Row(setting: setting, layers: n, devices: m, algorithm: algorithm, medianSeconds: t, exact: plan.exact))
+            progress(
+              "\(setting) \(n) layers \(m) devices \(algorithm): \(Seconds(t))\(plan.exact ? "" : " (heuristic)")")
           }
         }
       }
@@ -80,7 +84,9 @@ public enum PartitionBench {
       Device("agx", .agxOrin32GB, count: 12).source()
       Device("nx", .orinNX16GB, count: 2)
       Device("server", .rtx3090Server)
-      Network(bandwidth: .gbit(1), latency: .us(500)) { Link("wan", from: ["agx", "nx"], to: ["server"], bandwidth: .mbit(10)) }
+      Network(bandwidth: .gbit(1), latency: .us(500)) {
+        Link("wan", from: ["agx", "nx"], to: ["server"], bandwidth: .mbit(10))
+      }
       Workload(requests: 1, prompt: 32, output: 96)
       Algorithm("edgeshard-latency")
     }.spec
@@ -88,16 +94,22 @@ public enum PartitionBench {
     for (algorithm, objective) in [("edgeshard-latency", Objective.latency), ("edgeshard-throughput", .throughput)] {
       let p = ProblemBuilder.roofline(testbed.calibration).problem(for: x, objective: objective)
       let (t, plan) = try time({ try Partitioners.solve(p, algorithm: algorithm) }, repeats: 5)
-      rows.append(Row(setting: "EdgeShard testbed (Llama-2-70B)", layers: p.layers.count, devices: 15, algorithm: algorithm,
-                      medianSeconds: t, exact: plan.exact))
+      rows.append(
+        Row(
+          setting: "EdgeShard testbed (Llama-2-70B)", layers: p.layers.count, devices: 15, algorithm: algorithm,
+          medianSeconds: t, exact: plan.exact))
     }
     return rows
   }
 
   public static func table(_ rows: [Row]) -> TextTable {
-    var t = TextTable(header: ["setting", "layers", "devices", "algorithm", "median solve time", "exact"], rightAligned: [1, 2, 4])
+    var t = TextTable(
+      header: ["setting", "layers", "devices", "algorithm", "median solve time", "exact"], rightAligned: [1, 2, 4])
     for r in rows {
-      t.append([r.setting, String(r.layers), String(r.devices), r.algorithm, Seconds(r.medianSeconds).description, r.exact ? "yes" : "no (heuristic)"])
+      t.append([
+        r.setting, String(r.layers), String(r.devices), r.algorithm, Seconds(r.medianSeconds).description,
+        r.exact ? "yes" : "no (heuristic)",
+      ])
     }
     return t
   }

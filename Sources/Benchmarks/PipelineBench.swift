@@ -3,6 +3,7 @@ import EdgeLabCore
 import Engine
 import Foundation
 import Metrics
+import Results
 import Runner
 import Runtime
 import Transport
@@ -36,8 +37,9 @@ public enum PipelineBench {
     let c = try Connection.connect(to: listener.endpoint, token: token, name: "bench")
     defer { c.close() }
     var rng = SeededRandom(seed: 1)
-    let m = ActivationMessage(batch: 1, stage: 1, prefill: false, spans: [.init(id: 1, start: 100, count: 1)],
-                              values: (0..<hidden).map { _ in Float(rng.nextUnit()) })
+    let m = ActivationMessage(
+      batch: 1, stage: 1, prefill: false, spans: [.init(id: 1, start: 100, count: 1)],
+      values: (0..<hidden).map { _ in Float(rng.nextUnit()) })
     var times: [Double] = []
     for i in 0..<(iterations + 50) {
       let t0 = monotonicNanoseconds()
@@ -47,8 +49,10 @@ public enum PipelineBench {
       if i >= 50 { times.append(Double(monotonicNanoseconds() - t0) * 1e-9 / 2) }
     }
     times.sort()
-    return Hop(hidden: hidden, halfPrecision: halfPrecision, payloadBytes: m.encoded(halfPrecision: halfPrecision).count + Wire.headerSize,
-               medianSeconds: times[times.count / 2], p99Seconds: times[Int(Double(times.count) * 0.99)])
+    return Hop(
+      hidden: hidden, halfPrecision: halfPrecision,
+      payloadBytes: m.encoded(halfPrecision: halfPrecision).count + Wire.headerSize,
+      medianSeconds: times[times.count / 2], p99Seconds: times[Int(Double(times.count) * 0.99)])
   }
 
   public struct Overhead: Sendable {
@@ -62,7 +66,9 @@ public enum PipelineBench {
   /// (even split), against the same generation in this process, in `rounds` interleaved rounds (medians).
   /// The extra time per token divided by the hops a token makes (N − 1 forward, one back) is the per-hop cost
   /// in a real pipeline.
-  public static func overhead(model: ModelPreset, maxStages: Int, tokens: Int, rounds: Int, executable: String) throws -> (local: Double, rows: [Overhead]) {
+  public static func overhead(model: ModelPreset, maxStages: Int, tokens: Int, rounds: Int, executable: String) throws
+    -> (local: Double, rows: [Overhead])
+  {
     var rng = SeededRandom(seed: 3)
     let prompt = (0..<16).map { _ in Int32(rng.next() % UInt64(model.config.vocabSize)) }
     var local: [Double] = []
@@ -74,7 +80,10 @@ public enum PipelineBench {
       do {
         let pipeline = try LocalPipeline(weights: SyntheticWeights(config: model.config, seed: 5))
         _ = pipeline.generate(prompt: prompt, maxNewTokens: 4)
-        for i in 0..<3 { local.append(pipeline.generate(prompt: prompt, maxNewTokens: tokens, sequence: i).decodeSeconds / Double(tokens - 1)) }
+        for i in 0..<3 {
+          local.append(
+            pipeline.generate(prompt: prompt, maxNewTokens: tokens, sequence: i).decodeSeconds / Double(tokens - 1))
+        }
       }
       for n in 1...maxStages {
         let spec = Experiment("pipeline-bench") {
@@ -85,7 +94,9 @@ public enum PipelineBench {
           Backend(.loopback)
           Emulation(.none)
         }.spec
-        let runner = ExperimentRunner(backends: [.loopback: LoopbackBackend(options: LoopbackOptions(executable: executable, referenceCache: nil))])
+        let runner = ExperimentRunner(backends: [
+          .loopback: LoopbackBackend(options: LoopbackOptions(executable: executable, referenceCache: nil))
+        ])
         let path = dir + "/\(n).h5"
         _ = try runner.run(spec, options: RunOptions(outputPath: path, archiveDirectory: dir + "/archive"))
         let run = try Results.ResultsStore.read(path).runs[0]
@@ -96,9 +107,10 @@ public enum PipelineBench {
     func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
     let localTPOT = median(local)
     let rows = (1...maxStages).map { n in
-      Overhead(stages: n, timePerTokenSeconds: median(staged[n]), overheadPerTokenSeconds: median(staged[n]) - localTPOT, lossless: lossless[n])
+      Overhead(
+        stages: n, timePerTokenSeconds: median(staged[n]), overheadPerTokenSeconds: median(staged[n]) - localTPOT,
+        lossless: lossless[n])
     }
     return (localTPOT, rows)
   }
 }
-import Results

@@ -26,37 +26,61 @@ public struct DevicePreset: Hashable, Sendable {
 
   static let jetsonNVMe = Bandwidth.megabytesPerSecond(1360)
 
-  public static let orinNano8GB = DevicePreset(name: "jetson-orin-nano-8gb", profile: DeviceProfile(
-    model: "Jetson Orin Nano 8GB", memory: .GB(8), usableMemory: .GB(5.5), memoryBandwidth: .gigabytesPerSecond(68),
-    fp32Peak: .tflops(1.28), fp16Peak: .tflops(10.2), storageReadBandwidth: jetsonNVMe))
-  public static let orinNano8GBSuper = DevicePreset(name: "jetson-orin-nano-8gb-super", profile: DeviceProfile(
-    model: "Jetson Orin Nano 8GB (Super mode)", memory: .GB(8), usableMemory: .GB(5.5),
-    memoryBandwidth: .gigabytesPerSecond(102), fp32Peak: .tflops(2.09), fp16Peak: .tflops(16.7),
-    storageReadBandwidth: jetsonNVMe))
-  public static let orinNano4GB = DevicePreset(name: "jetson-orin-nano-4gb", profile: DeviceProfile(
-    model: "Jetson Orin Nano 4GB", memory: .GB(4), usableMemory: .GB(2.5), memoryBandwidth: .gigabytesPerSecond(34),
-    fp32Peak: .tflops(0.64), fp16Peak: .tflops(5.1), storageReadBandwidth: jetsonNVMe))
-  public static let orinNX16GB = DevicePreset(name: "jetson-orin-nx-16gb", profile: DeviceProfile(
-    model: "Jetson Orin NX 16GB", memory: .GB(16), usableMemory: .GB(14), memoryBandwidth: .gigabytesPerSecond(102),
-    fp32Peak: .tflops(1.88), fp16Peak: .tflops(15.0), storageReadBandwidth: jetsonNVMe))
-  public static let orinNX8GB = DevicePreset(name: "jetson-orin-nx-8gb", profile: DeviceProfile(
-    model: "Jetson Orin NX 8GB", memory: .GB(8), usableMemory: .GB(6.5), memoryBandwidth: .gigabytesPerSecond(102),
-    fp32Peak: .tflops(1.57), fp16Peak: .tflops(12.5), storageReadBandwidth: jetsonNVMe))
-  public static let agxOrin32GB = DevicePreset(name: "jetson-agx-orin-32gb", profile: DeviceProfile(
-    model: "Jetson AGX Orin 32GB", memory: .GB(32), usableMemory: .GB(29), memoryBandwidth: .gigabytesPerSecond(204.8),
-    fp32Peak: .tflops(3.33), fp16Peak: .tflops(26.7), storageReadBandwidth: jetsonNVMe))
-  public static let agxOrin64GB = DevicePreset(name: "jetson-agx-orin-64gb", profile: DeviceProfile(
-    model: "Jetson AGX Orin 64GB", memory: .GB(64), usableMemory: .GB(61), memoryBandwidth: .gigabytesPerSecond(204.8),
-    fp32Peak: .tflops(5.32), fp16Peak: .tflops(42.6), storageReadBandwidth: jetsonNVMe))
-  public static let xavierNX = DevicePreset(name: "jetson-xavier-nx", profile: DeviceProfile(
-    model: "Jetson Xavier NX 8GB", memory: .GB(8), usableMemory: .GB(6.5), memoryBandwidth: .gigabytesPerSecond(59.7),
-    fp32Peak: .tflops(0.845), fp16Peak: .tflops(6.8), storageReadBandwidth: jetsonNVMe))
-  public static let agxXavier = DevicePreset(name: "jetson-agx-xavier", profile: DeviceProfile(
-    model: "Jetson AGX Xavier 32GB", memory: .GB(32), usableMemory: .GB(29), memoryBandwidth: .gigabytesPerSecond(136.5),
-    fp32Peak: .tflops(1.41), fp16Peak: .tflops(11.3), storageReadBandwidth: jetsonNVMe))
-  public static let rtx3090Server = DevicePreset(name: "rtx3090-server", profile: DeviceProfile(
-    model: "Server with RTX 3090 24GB", memory: .GB(24), usableMemory: .GB(23), memoryBandwidth: .gigabytesPerSecond(936),
-    fp32Peak: .tflops(35.6), fp16Peak: .tflops(142), storageReadBandwidth: .megabytesPerSecond(3500), isServer: true))
+  public static let orinNano8GB = DevicePreset(
+    name: "jetson-orin-nano-8gb",
+    profile: DeviceProfile(
+      model: "Jetson Orin Nano 8GB", memory: .GB(8), usableMemory: .GB(5.5), memoryBandwidth: .gigabytesPerSecond(68),
+      fp32Peak: .tflops(1.28), fp16Peak: .tflops(10.2), storageReadBandwidth: jetsonNVMe))
+  public static let orinNano8GBSuper = DevicePreset(
+    name: "jetson-orin-nano-8gb-super",
+    profile: DeviceProfile(
+      model: "Jetson Orin Nano 8GB (Super mode)", memory: .GB(8), usableMemory: .GB(5.5),
+      memoryBandwidth: .gigabytesPerSecond(102), fp32Peak: .tflops(2.09), fp16Peak: .tflops(16.7),
+      storageReadBandwidth: jetsonNVMe))
+  public static let orinNano4GB = DevicePreset(
+    name: "jetson-orin-nano-4gb",
+    profile: DeviceProfile(
+      model: "Jetson Orin Nano 4GB", memory: .GB(4), usableMemory: .GB(2.5), memoryBandwidth: .gigabytesPerSecond(34),
+      fp32Peak: .tflops(0.64), fp16Peak: .tflops(5.1), storageReadBandwidth: jetsonNVMe))
+  public static let orinNX16GB = DevicePreset(
+    name: "jetson-orin-nx-16gb",
+    profile: DeviceProfile(
+      model: "Jetson Orin NX 16GB", memory: .GB(16), usableMemory: .GB(14), memoryBandwidth: .gigabytesPerSecond(102),
+      fp32Peak: .tflops(1.88), fp16Peak: .tflops(15.0), storageReadBandwidth: jetsonNVMe))
+  public static let orinNX8GB = DevicePreset(
+    name: "jetson-orin-nx-8gb",
+    profile: DeviceProfile(
+      model: "Jetson Orin NX 8GB", memory: .GB(8), usableMemory: .GB(6.5), memoryBandwidth: .gigabytesPerSecond(102),
+      fp32Peak: .tflops(1.57), fp16Peak: .tflops(12.5), storageReadBandwidth: jetsonNVMe))
+  public static let agxOrin32GB = DevicePreset(
+    name: "jetson-agx-orin-32gb",
+    profile: DeviceProfile(
+      model: "Jetson AGX Orin 32GB", memory: .GB(32), usableMemory: .GB(29),
+      memoryBandwidth: .gigabytesPerSecond(204.8),
+      fp32Peak: .tflops(3.33), fp16Peak: .tflops(26.7), storageReadBandwidth: jetsonNVMe))
+  public static let agxOrin64GB = DevicePreset(
+    name: "jetson-agx-orin-64gb",
+    profile: DeviceProfile(
+      model: "Jetson AGX Orin 64GB", memory: .GB(64), usableMemory: .GB(61),
+      memoryBandwidth: .gigabytesPerSecond(204.8),
+      fp32Peak: .tflops(5.32), fp16Peak: .tflops(42.6), storageReadBandwidth: jetsonNVMe))
+  public static let xavierNX = DevicePreset(
+    name: "jetson-xavier-nx",
+    profile: DeviceProfile(
+      model: "Jetson Xavier NX 8GB", memory: .GB(8), usableMemory: .GB(6.5), memoryBandwidth: .gigabytesPerSecond(59.7),
+      fp32Peak: .tflops(0.845), fp16Peak: .tflops(6.8), storageReadBandwidth: jetsonNVMe))
+  public static let agxXavier = DevicePreset(
+    name: "jetson-agx-xavier",
+    profile: DeviceProfile(
+      model: "Jetson AGX Xavier 32GB", memory: .GB(32), usableMemory: .GB(29),
+      memoryBandwidth: .gigabytesPerSecond(136.5),
+      fp32Peak: .tflops(1.41), fp16Peak: .tflops(11.3), storageReadBandwidth: jetsonNVMe))
+  public static let rtx3090Server = DevicePreset(
+    name: "rtx3090-server",
+    profile: DeviceProfile(
+      model: "Server with RTX 3090 24GB", memory: .GB(24), usableMemory: .GB(23),
+      memoryBandwidth: .gigabytesPerSecond(936),
+      fp32Peak: .tflops(35.6), fp16Peak: .tflops(142), storageReadBandwidth: .megabytesPerSecond(3500), isServer: true))
 
   public static let all: [DevicePreset] = [
     orinNano8GB, orinNano8GBSuper, orinNano4GB, orinNX16GB, orinNX8GB, agxOrin32GB, agxOrin64GB, xavierNX, agxXavier,

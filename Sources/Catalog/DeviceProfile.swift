@@ -16,8 +16,10 @@ public struct DeviceProfile: Codable, Hashable, Sendable {
   /// A server in a data centre or closet, as opposed to a board at the edge (EdgeShard's "cloud" device).
   public var isServer: Bool
 
-  public init(model: String, memory: Bytes, usableMemory: Bytes, memoryBandwidth: Bandwidth, fp32Peak: FlopRate,
-              fp16Peak: FlopRate, storageReadBandwidth: Bandwidth, isServer: Bool = false) {
+  public init(
+    model: String, memory: Bytes, usableMemory: Bytes, memoryBandwidth: Bandwidth, fp32Peak: FlopRate,
+    fp16Peak: FlopRate, storageReadBandwidth: Bandwidth, isServer: Bool = false
+  ) {
     self.model = model
     self.memory = memory
     self.usableMemory = usableMemory
@@ -29,20 +31,26 @@ public struct DeviceProfile: Codable, Hashable, Sendable {
   }
 
   enum CodingKeys: String, CodingKey {
-    case model, memory, isServer = "is_server"
-    case usableMemory = "usable_memory", memoryBandwidth = "memory_bandwidth"
-    case fp32Peak = "fp32_peak", fp16Peak = "fp16_peak", storageReadBandwidth = "storage_read_bandwidth"
+    case model, memory
+    case isServer = "is_server"
+    case usableMemory = "usable_memory"
+    case memoryBandwidth = "memory_bandwidth"
+    case fp32Peak = "fp32_peak"
+    case fp16Peak = "fp16_peak"
+    case storageReadBandwidth = "storage_read_bandwidth"
   }
 
   /// Decodes a profile; `is_server` may be left out (a board).
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
-    self.init(model: try c.decode(String.self, forKey: .model), memory: try c.decode(Bytes.self, forKey: .memory),
-              usableMemory: try c.decode(Bytes.self, forKey: .usableMemory),
-              memoryBandwidth: try c.decode(Bandwidth.self, forKey: .memoryBandwidth),
-              fp32Peak: try c.decode(FlopRate.self, forKey: .fp32Peak), fp16Peak: try c.decode(FlopRate.self, forKey: .fp16Peak),
-              storageReadBandwidth: try c.decode(Bandwidth.self, forKey: .storageReadBandwidth),
-              isServer: try c.decodeIfPresent(Bool.self, forKey: .isServer) ?? false)
+    self.init(
+      model: try c.decode(String.self, forKey: .model), memory: try c.decode(Bytes.self, forKey: .memory),
+      usableMemory: try c.decode(Bytes.self, forKey: .usableMemory),
+      memoryBandwidth: try c.decode(Bandwidth.self, forKey: .memoryBandwidth),
+      fp32Peak: try c.decode(FlopRate.self, forKey: .fp32Peak),
+      fp16Peak: try c.decode(FlopRate.self, forKey: .fp16Peak),
+      storageReadBandwidth: try c.decode(Bandwidth.self, forKey: .storageReadBandwidth),
+      isServer: try c.decodeIfPresent(Bool.self, forKey: .isServer) ?? false)
   }
 
   /// Peak arithmetic rate for a weight precision (16-bit formats use the FP16 rate).
@@ -53,7 +61,9 @@ public struct DeviceProfile: Codable, Hashable, Sendable {
     if usableMemory.value <= 0 { p.append("usable_memory must be positive") }
     if usableMemory > memory { p.append("usable_memory \(usableMemory) exceeds memory \(memory)") }
     if memoryBandwidth.bitsPerSecond <= 0 { p.append("memory_bandwidth must be positive") }
-    if fp32Peak.flopsPerSecond <= 0 || fp16Peak.flopsPerSecond <= 0 { p.append("fp32_peak and fp16_peak must be positive") }
+    if fp32Peak.flopsPerSecond <= 0 || fp16Peak.flopsPerSecond <= 0 {
+      p.append("fp32_peak and fp16_peak must be positive")
+    }
     if storageReadBandwidth.bitsPerSecond <= 0 { p.append("storage_read_bandwidth must be positive") }
     return p
   }

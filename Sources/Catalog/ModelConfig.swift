@@ -59,7 +59,10 @@ public struct ModelConfig: Codable, Hashable, Sendable {
   struct RopeParameters: Decodable {
     var ropeTheta: Double?
     var ropeType: String?
-    enum CodingKeys: String, CodingKey { case ropeTheta = "rope_theta", ropeType = "rope_type" }
+    enum CodingKeys: String, CodingKey {
+      case ropeTheta = "rope_theta"
+      case ropeType = "rope_type"
+    }
   }
 
   public func encode(to encoder: any Encoder) throws {
@@ -117,9 +120,11 @@ public struct ModelConfig: Codable, Hashable, Sendable {
   /// Structural problems, each a sentence; empty when the configuration is usable.
   public func problems() -> [String] {
     var p: [String] = []
-    for (name, v) in [("hidden_size", hiddenSize), ("num_hidden_layers", numHiddenLayers),
-                      ("num_attention_heads", numAttentionHeads), ("num_key_value_heads", numKeyValueHeads),
-                      ("intermediate_size", intermediateSize), ("vocab_size", vocabSize)] where v <= 0 {
+    for (name, v) in [
+      ("hidden_size", hiddenSize), ("num_hidden_layers", numHiddenLayers),
+      ("num_attention_heads", numAttentionHeads), ("num_key_value_heads", numKeyValueHeads),
+      ("intermediate_size", intermediateSize), ("vocab_size", vocabSize),
+    ] where v <= 0 {
       p.append("\(name) must be positive (it is \(v))")
     }
     if p.isEmpty {
@@ -127,7 +132,8 @@ public struct ModelConfig: Codable, Hashable, Sendable {
         p.append("hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
       }
       if numAttentionHeads % numKeyValueHeads != 0 {
-        p.append("num_attention_heads \(numAttentionHeads) is not a multiple of num_key_value_heads \(numKeyValueHeads)")
+        p.append(
+          "num_attention_heads \(numAttentionHeads) is not a multiple of num_key_value_heads \(numKeyValueHeads)")
       }
       if headDim % 2 != 0 { p.append("the head dimension \(headDim) must be even for rotary embeddings") }
     }
@@ -143,8 +149,10 @@ public struct RopeScaling: Codable, Hashable, Sendable {
   public var highFreqFactor: Double
   public var originalMaxPositionEmbeddings: Int
 
-  public init(ropeType: String = "llama3", factor: Double, lowFreqFactor: Double = 1, highFreqFactor: Double = 4,
-              originalMaxPositionEmbeddings: Int = 8192) {
+  public init(
+    ropeType: String = "llama3", factor: Double, lowFreqFactor: Double = 1, highFreqFactor: Double = 4,
+    originalMaxPositionEmbeddings: Int = 8192
+  ) {
     self.ropeType = ropeType
     self.factor = factor
     self.lowFreqFactor = lowFreqFactor
@@ -153,14 +161,18 @@ public struct RopeScaling: Codable, Hashable, Sendable {
   }
 
   enum CodingKeys: String, CodingKey {
-    case ropeType = "rope_type", legacyType = "type", factor
-    case lowFreqFactor = "low_freq_factor", highFreqFactor = "high_freq_factor"
+    case ropeType = "rope_type"
+    case legacyType = "type"
+    case factor
+    case lowFreqFactor = "low_freq_factor"
+    case highFreqFactor = "high_freq_factor"
     case originalMaxPositionEmbeddings = "original_max_position_embeddings"
   }
 
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
-    ropeType = try c.decodeIfPresent(String.self, forKey: .ropeType)
+    ropeType =
+      try c.decodeIfPresent(String.self, forKey: .ropeType)
       ?? c.decodeIfPresent(String.self, forKey: .legacyType) ?? "default"
     factor = try c.decodeIfPresent(Double.self, forKey: .factor) ?? 1
     lowFreqFactor = try c.decodeIfPresent(Double.self, forKey: .lowFreqFactor) ?? 1

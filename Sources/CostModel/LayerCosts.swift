@@ -116,20 +116,26 @@ public struct ModelLayers: Sendable {
     let kvPerToken = Bytes(2 * Double(config.kvDim) * b)
     var ls: [LayerCost] = []
     let embeddingParams = config.vocabSize * h
-    ls.append(LayerCost(index: 0, kind: .embedding, parameters: embeddingParams, weightBytes: Bytes(Double(embeddingParams) * b),
-                        kvBytesPerToken: .zero, outputBytesPerToken: Bytes(Double(h) * act), config: config,
-                        bytesPerValue: b, activationBytes: act))
+    ls.append(
+      LayerCost(
+        index: 0, kind: .embedding, parameters: embeddingParams, weightBytes: Bytes(Double(embeddingParams) * b),
+        kvBytesPerToken: .zero, outputBytesPerToken: Bytes(Double(h) * act), config: config,
+        bytesPerValue: b, activationBytes: act))
     for i in 0..<config.numHiddenLayers {
       let params = config.parametersPerBlock
-      ls.append(LayerCost(index: i + 1, kind: .block(i), parameters: params, weightBytes: Bytes(Double(params) * b),
-                          kvBytesPerToken: kvPerToken, outputBytesPerToken: Bytes(Double(h) * act), config: config,
-                          bytesPerValue: b, activationBytes: act))
+      ls.append(
+        LayerCost(
+          index: i + 1, kind: .block(i), parameters: params, weightBytes: Bytes(Double(params) * b),
+          kvBytesPerToken: kvPerToken, outputBytesPerToken: Bytes(Double(h) * act), config: config,
+          bytesPerValue: b, activationBytes: act))
     }
     // The head holds its own copy of the LM head matrix even when tied (the embedding may be on another device).
     let headParams = config.vocabSize * h + h
-    ls.append(LayerCost(index: config.numHiddenLayers + 1, kind: .head, parameters: headParams,
-                        weightBytes: Bytes(Double(headParams) * b), kvBytesPerToken: .zero, outputBytesPerToken: Bytes(4),
-                        config: config, bytesPerValue: b, activationBytes: act))
+    ls.append(
+      LayerCost(
+        index: config.numHiddenLayers + 1, kind: .head, parameters: headParams,
+        weightBytes: Bytes(Double(headParams) * b), kvBytesPerToken: .zero, outputBytesPerToken: Bytes(4),
+        config: config, bytesPerValue: b, activationBytes: act))
     layers = ls
   }
 

@@ -1,3 +1,6 @@
+// swift-format-ignore-file: AlwaysUseLowerCamelCase
+
+// (The DSL reads as declarations, units as their symbols, presets as model names.)
 public import Catalog
 public import EdgeLabCore
 public import Spec
@@ -5,7 +8,9 @@ public import Spec
 /// The model: a preset and a weight precision; optionally a local checkpoint for real backends.
 public struct Model: ExperimentComponent {
   public var choice: ModelChoice
-  public init(_ preset: ModelPreset, precision: Precision = .fp32, checkpoint: String? = nil, weightsSeed: UInt64? = nil) {
+  public init(
+    _ preset: ModelPreset, precision: Precision = .fp32, checkpoint: String? = nil, weightsSeed: UInt64? = nil
+  ) {
     choice = ModelChoice(preset: preset.name, precision: precision, checkpoint: checkpoint, weightsSeed: weightsSeed)
   }
   /// A custom architecture.
@@ -45,8 +50,10 @@ public func Source(_ name: String) -> ExperimentPart { .source(name) }
 public struct Network: ExperimentComponent {
   var link: LinkSpec
   var overrides: [ExperimentPart]
-  public init(bandwidth: Bandwidth = .gbit(1), latency: Seconds = .zero, jitter: Seconds = .zero, loss: Double = 0,
-              @ExperimentBuilder _ overrides: () -> [ExperimentPart] = { [] }) {
+  public init(
+    bandwidth: Bandwidth = .gbit(1), latency: Seconds = .zero, jitter: Seconds = .zero, loss: Double = 0,
+    @ExperimentBuilder _ overrides: () -> [ExperimentPart] = { [] }
+  ) {
     link = LinkSpec(bandwidth: bandwidth, latency: latency, jitter: jitter, loss: loss)
     self.overrides = overrides()
   }
@@ -56,11 +63,14 @@ public struct Network: ExperimentComponent {
 /// Link properties between two sets of devices or groups (both directions unless `oneWay`).
 public struct Link: ExperimentComponent {
   public var override: LinkOverride
-  public init(_ name: String? = nil, from: [String], to: [String], oneWay: Bool = false, bandwidth: Bandwidth? = nil,
-              latency: Seconds? = nil, jitter: Seconds? = nil, loss: Double? = nil, trace: BandwidthTrace? = nil,
-              disconnected: Bool = false) {
-    override = LinkOverride(name: name, from: from, to: to, oneWay: oneWay, bandwidth: bandwidth, latency: latency,
-                            jitter: jitter, loss: loss, trace: trace, disconnected: disconnected)
+  public init(
+    _ name: String? = nil, from: [String], to: [String], oneWay: Bool = false, bandwidth: Bandwidth? = nil,
+    latency: Seconds? = nil, jitter: Seconds? = nil, loss: Double? = nil, trace: BandwidthTrace? = nil,
+    disconnected: Bool = false
+  ) {
+    override = LinkOverride(
+      name: name, from: from, to: to, oneWay: oneWay, bandwidth: bandwidth, latency: latency,
+      jitter: jitter, loss: loss, trace: trace, disconnected: disconnected)
   }
   public var parts: [ExperimentPart] { [.linkOverride(override)] }
 }
@@ -68,7 +78,9 @@ public struct Link: ExperimentComponent {
 /// The requests.
 public struct Workload: ExperimentComponent {
   public var spec: WorkloadSpec
-  public init(requests: Int, prompt: LengthDistribution, output: LengthDistribution, arrival: ArrivalProcess = .closedLoop()) {
+  public init(
+    requests: Int, prompt: LengthDistribution, output: LengthDistribution, arrival: ArrivalProcess = .closedLoop()
+  ) {
     spec = WorkloadSpec(arrival: arrival, requests: requests, promptTokens: prompt, outputTokens: output)
   }
   public var parts: [ExperimentPart] { [.workload(spec)] }
@@ -81,7 +93,9 @@ extension LengthDistribution: ExpressibleByIntegerLiteral {
 /// A partition algorithm to compare.
 public struct Algorithm: ExperimentComponent {
   public var choice: AlgorithmChoice
-  public init(_ name: String, label: String? = nil, objective: Objective? = nil, _ parameters: [String: JSONValue] = [:]) {
+  public init(
+    _ name: String, label: String? = nil, objective: Objective? = nil, _ parameters: [String: JSONValue] = [:]
+  ) {
     choice = AlgorithmChoice(name, label: label, objective: objective, parameters: parameters)
   }
   public var parts: [ExperimentPart] { [.algorithm(choice)] }
@@ -95,7 +109,9 @@ public func Seed(_ seed: UInt64) -> ExperimentPart { .seed(seed) }
 public func Calibrate(_ calibration: Calibration) -> ExperimentPart { .calibration(calibration) }
 public func Execution(_ options: ExecutionOptions) -> ExperimentPart { .execution(options) }
 /// How real runs emulate the declared devices and network (`.none`, `.namespaces`, `.userspace`, `.auto`).
-public func Emulation(_ mode: EmulationOptions.Mode, dilation: Double? = nil, hostBandwidth: Bandwidth? = nil) -> ExperimentPart {
+public func Emulation(_ mode: EmulationOptions.Mode, dilation: Double? = nil, hostBandwidth: Bandwidth? = nil)
+  -> ExperimentPart
+{
   .emulation(EmulationOptions(mode: mode, dilation: dilation, hostBandwidth: hostBandwidth))
 }
 

@@ -12,12 +12,19 @@ public enum JSONValue: Hashable, Sendable, Codable, CustomStringConvertible {
 
   public init(from decoder: any Decoder) throws {
     let c = try decoder.singleValueContainer()
-    if c.decodeNil() { self = .null }
-    else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-    else if let n = try? c.decode(Double.self) { self = .number(n) }
-    else if let s = try? c.decode(String.self) { self = .string(s) }
-    else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-    else { self = .object(try c.decode([String: JSONValue].self)) }
+    if c.decodeNil() {
+      self = .null
+    } else if let b = try? c.decode(Bool.self) {
+      self = .bool(b)
+    } else if let n = try? c.decode(Double.self) {
+      self = .number(n)
+    } else if let s = try? c.decode(String.self) {
+      self = .string(s)
+    } else if let a = try? c.decode([JSONValue].self) {
+      self = .array(a)
+    } else {
+      self = .object(try c.decode([String: JSONValue].self))
+    }
   }
 
   public func encode(to encoder: any Encoder) throws {
@@ -84,14 +91,21 @@ public struct JSONPath: Hashable, Sendable, CustomStringConvertible {
     var comps: [Component] = []
     var i = text.startIndex
     var current = ""
-    func flush() { if !current.isEmpty { comps.append(.key(current)); current = "" } }
+    func flush() {
+      if !current.isEmpty {
+        comps.append(.key(current))
+        current = ""
+      }
+    }
     while i < text.endIndex {
       let ch = text[i]
       if ch == "." {
         flush()
       } else if ch == "[" {
         flush()
-        guard let close = text[i...].firstIndex(of: "]") else { throw JSONPathError(path: text, reason: "unclosed '['") }
+        guard let close = text[i...].firstIndex(of: "]") else {
+          throw JSONPathError(path: text, reason: "unclosed '['")
+        }
         let inner = String(text[text.index(after: i)..<close])
         if inner.isEmpty { throw JSONPathError(path: text, reason: "empty '[]'") }
         if let n = Int(inner) { comps.append(.index(n)) } else { comps.append(.named(inner)) }
@@ -131,8 +145,12 @@ extension JSONValue {
     var node = self
     for c in path.components {
       switch (c, node) {
-      case (.key(let k), .object(let o)): guard let n = o[k] else { return nil }; node = n
-      case (.index(let i), .array(let a)): guard a.indices.contains(i) else { return nil }; node = a[i]
+      case (.key(let k), .object(let o)):
+        guard let n = o[k] else { return nil }
+        node = n
+      case (.index(let i), .array(let a)):
+        guard a.indices.contains(i) else { return nil }
+        node = a[i]
       case (.named(let name), .array(let a)):
         guard let n = a.first(where: { $0.objectValue?["name"]?.stringValue == name }) else { return nil }
         node = n
@@ -161,7 +179,9 @@ extension JSONValue {
         return v.keysMissing(from: t, at: path, opaque: opaque)
       }
     case (.array(let mine), .array(let theirs)) where mine.count == theirs.count:
-      return zip(mine, theirs).enumerated().flatMap { i, pair in pair.0.keysMissing(from: pair.1, at: "\(prefix)[\(i)]", opaque: opaque) }
+      return zip(mine, theirs).enumerated().flatMap { i, pair in
+        pair.0.keysMissing(from: pair.1, at: "\(prefix)[\(i)]", opaque: opaque)
+      }
     default:
       return []
     }
@@ -199,8 +219,13 @@ extension JSONValue {
     try set(value, components: path.components[...], path: path)
   }
 
-  private mutating func set(_ value: JSONValue, components: ArraySlice<JSONPath.Component>, path: JSONPath) throws(JSONPathError) {
-    guard let first = components.first else { self = value; return }
+  private mutating func set(_ value: JSONValue, components: ArraySlice<JSONPath.Component>, path: JSONPath)
+    throws(JSONPathError)
+  {
+    guard let first = components.first else {
+      self = value
+      return
+    }
     let rest = components.dropFirst()
     switch (first, self) {
     case (.key(let k), .object(var o)):
@@ -213,18 +238,23 @@ extension JSONValue {
       try child.set(value, components: rest, path: path)
       self = .object([k: child])
     case (.index(let i), .array(var a)):
-      guard a.indices.contains(i) else { throw JSONPathError(path: path.text, reason: "index \(i) is out of range (the list has \(a.count) elements)") }
+      guard a.indices.contains(i) else {
+        throw JSONPathError(path: path.text, reason: "index \(i) is out of range (the list has \(a.count) elements)")
+      }
       try a[i].set(value, components: rest, path: path)
       self = .array(a)
     case (.named(let name), .array(var a)):
       guard let i = a.firstIndex(where: { $0.objectValue?["name"]?.stringValue == name }) else {
         let names = a.compactMap { $0.objectValue?["name"]?.stringValue }
-        throw JSONPathError(path: path.text, reason: "no element named '\(name)' (names: \(names.joined(separator: ", ")))")
+        throw JSONPathError(
+          path: path.text, reason: "no element named '\(name)' (names: \(names.joined(separator: ", ")))")
       }
       try a[i].set(value, components: rest, path: path)
       self = .array(a)
     case (.key(let k), .array):
-      throw JSONPathError(path: path.text, reason: "'\(k)' selects from a list: write [\(k)] (the element named \(k)) or [0] (by position)")
+      throw JSONPathError(
+        path: path.text,
+        reason: "'\(k)' selects from a list: write [\(k)] (the element named \(k)) or [0] (by position)")
     default:
       let step: String
       switch first {

@@ -5,4 +5,3 @@ public enum Objective: String, Codable, Hashable, Sendable, CaseIterable {
   /// Many requests pipelined: the slowest stage or transfer.
   case throughput
 }
-

@@ -1,3 +1,5 @@
+// swift-format-ignore-file: AlwaysUseLowerCamelCase
+// (The DSL reads as declarations, units as their symbols, presets as model names.)
 // Physical quantities with their units in the type. Arithmetic is on `Double` base units (bytes, bit/s,
 // seconds, FLOPs); the string forms ("8GB", "100Mbit/s", "2ms") are what experiment JSON carries.
 
@@ -81,7 +83,9 @@ public struct Seconds: Hashable, Comparable, Sendable, AdditiveArithmetic, Custo
     return UnitFormat.number(value, digits: 3) + " s"
   }
 
-  static let units: [(String, Double)] = [("ms", 1e-3), ("us", 1e-6), ("µs", 1e-6), ("ns", 1e-9), ("s", 1), ("min", 60)]
+  static let units: [(String, Double)] = [
+    ("ms", 1e-3), ("us", 1e-6), ("µs", 1e-6), ("ns", 1e-9), ("s", 1), ("min", 60),
+  ]
 }
 
 // MARK: - Parsing and the canonical string forms
@@ -148,16 +152,21 @@ extension Bytes {
   }
   /// Canonical string: "8GB", "1.5MB", "4GiB" round-trip exactly.
   public var canonical: String {
-    UnitFormat.canonical(value, units: [("GiB", 1_073_741_824), ("MiB", 1_048_576), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)], base: "B")
+    UnitFormat.canonical(
+      value, units: [("GiB", 1_073_741_824), ("MiB", 1_048_576), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)],
+      base: "B")
   }
 }
 
 extension Bandwidth {
   public init(parsing text: String) throws {
-    self.init(bitsPerSecond: try UnitFormat.parse(text, units: Bandwidth.units, expected: "a bandwidth such as '100Mbit/s', '1Gbit/s' or '68GB/s'"))
+    self.init(
+      bitsPerSecond: try UnitFormat.parse(
+        text, units: Bandwidth.units, expected: "a bandwidth such as '100Mbit/s', '1Gbit/s' or '68GB/s'"))
   }
   public var canonical: String {
-    UnitFormat.canonical(bitsPerSecond, units: [("GB/s", 8e9), ("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)], base: "bit/s")
+    UnitFormat.canonical(
+      bitsPerSecond, units: [("GB/s", 8e9), ("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)], base: "bit/s")
   }
 }
 
@@ -188,14 +197,18 @@ extension Bandwidth: Codable {
   }
 }
 extension Seconds: Codable {
-  public init(from decoder: any Decoder) throws { self = try decodeQuantity(decoder, Seconds.init(parsing:), Seconds.init) }
+  public init(from decoder: any Decoder) throws {
+    self = try decodeQuantity(decoder, Seconds.init(parsing:), Seconds.init)
+  }
   public func encode(to encoder: any Encoder) throws {
     var c = encoder.singleValueContainer()
     try c.encode(canonical)
   }
 }
 
-private func decodeQuantity<T>(_ decoder: any Decoder, _ parse: (String) throws -> T, _ fromNumber: (Double) -> T) throws -> T {
+private func decodeQuantity<T>(_ decoder: any Decoder, _ parse: (String) throws -> T, _ fromNumber: (Double) -> T)
+  throws -> T
+{
   let c = try decoder.singleValueContainer()
   if let number = try? c.decode(Double.self) { return fromNumber(number) }
   let text = try c.decode(String.self)
@@ -216,11 +229,20 @@ extension String {
   /// Scientific notation without Foundation, for positive values: `String(scientific: 1.9494e26, digits: 2)` is
   /// "1.95e26".
   public init(scientific value: Double, digits: Int) {
-    guard value.isFinite, value > 0 else { self = String(format: value, digits: digits); return }
+    guard value.isFinite, value > 0 else {
+      self = String(format: value, digits: digits)
+      return
+    }
     var exponent = 0
     var mantissa = value
-    while mantissa >= 10 { mantissa /= 10; exponent += 1 }
-    while mantissa < 1 { mantissa *= 10; exponent -= 1 }
+    while mantissa >= 10 {
+      mantissa /= 10
+      exponent += 1
+    }
+    while mantissa < 1 {
+      mantissa *= 10
+      exponent -= 1
+    }
     var text = String(format: mantissa, digits: digits)
     if text.hasPrefix("10") {  // rounded up to the next power of ten
       exponent += 1
@@ -231,14 +253,24 @@ extension String {
 
   /// Fixed-point formatting without Foundation: `String(format: 3.14159, digits: 2)` is "3.14".
   public init(format value: Double, digits: Int) {
-    guard value.isFinite else { self = value.isNaN ? "nan" : (value > 0 ? "inf" : "-inf"); return }
+    guard value.isFinite else {
+      self = value.isNaN ? "nan" : (value > 0 ? "inf" : "-inf")
+      return
+    }
     let scale = (0..<digits).reduce(1.0) { acc, _ in acc * 10 }
     var rounded = (abs(value) * scale).rounded()
     let negative = value < 0 && rounded != 0
-    if rounded > 9.007e15 { self = "\(value)"; return }
+    if rounded > 9.007e15 {
+      self = "\(value)"
+      return
+    }
     var intPart = UInt64(rounded / scale)
     var frac = UInt64(rounded - Double(intPart) * scale)
-    if Double(frac) >= scale { intPart += 1; frac = 0; rounded = 0 }
+    if Double(frac) >= scale {
+      intPart += 1
+      frac = 0
+      rounded = 0
+    }
     var s = negative ? "-" : ""
     s += String(intPart)
     if digits > 0 {
@@ -261,7 +293,9 @@ public struct FlopRate: Hashable, Comparable, Sendable, CustomStringConvertible 
   static let units: [(String, Double)] = [("TFLOPS", 1e12), ("GFLOPS", 1e9), ("MFLOPS", 1e6), ("FLOPS", 1)]
 
   public init(parsing text: String) throws {
-    self.init(flopsPerSecond: try UnitFormat.parse(text, units: FlopRate.units, expected: "a compute rate such as '3.33TFLOPS'"))
+    self.init(
+      flopsPerSecond: try UnitFormat.parse(text, units: FlopRate.units, expected: "a compute rate such as '3.33TFLOPS'")
+    )
   }
   public var canonical: String {
     UnitFormat.canonical(flopsPerSecond, units: [("TFLOPS", 1e12), ("GFLOPS", 1e9)], base: "FLOPS")

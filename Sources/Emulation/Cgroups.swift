@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -57,7 +58,8 @@ struct DeviceCgroup: Sendable {
       guard let devices = try? FileManager.default.contentsOfDirectory(atPath: base) else { continue }
       for d in devices {
         let dir = base + "/" + d
-        guard (try? FileManager.default.attributesOfItem(atPath: dir)[.type] as? FileAttributeType) == .typeDirectory else { continue }
+        guard (try? FileManager.default.attributesOfItem(atPath: dir)[.type] as? FileAttributeType) == .typeDirectory
+        else { continue }
         killAll(in: dir)
         rmdir(dir)
       }
@@ -67,11 +69,11 @@ struct DeviceCgroup: Sendable {
 
   static func killAll(in dir: String) {
     for _ in 0..<100 {
-      let pids = ((try? String(contentsOfFile: dir + "/cgroup.procs", encoding: .utf8)) ?? "").split(separator: "\n").compactMap { Int32($0) }
+      let pids = ((try? String(contentsOfFile: dir + "/cgroup.procs", encoding: .utf8)) ?? "").split(separator: "\n")
+        .compactMap { Int32($0) }
       if pids.isEmpty { return }
       for p in pids { kill(p, SIGKILL) }
       usleep(10_000)
     }
   }
 }
-

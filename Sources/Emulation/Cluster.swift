@@ -2,6 +2,7 @@ import EdgeLabCore
 import Foundation
 import Spec
 import Transport
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -64,17 +65,24 @@ final class Cluster: @unchecked Sendable {
       throw error
     }
     for (i, d) in devices.enumerated() {
-      hosts[d] = Host(device: d, netns: "edgelab-\(id)-\(Self.safe(d))", address: "\(subnet).\(i + 2)", hostVeth: "el\(id)h\(i)", index: i)
+      hosts[d] = Host(
+        device: d, netns: "edgelab-\(id)-\(Self.safe(d))", address: "\(subnet).\(i + 2)", hostVeth: "el\(id)h\(i)",
+        index: i)
     }
     saveRecord()
   }
 
   static func reserveID() throws -> String {
     try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
-    let namespaces = Shell.namespaces(), links = Shell.linkNames()
+    let namespaces = Shell.namespaces()
+    let links = Shell.linkNames()
     for _ in 0..<1000 {
       let id = String(format: "%04x", UInt32.random(in: 0...0xFFFF))
-      if namespaces.contains(where: { $0.hasPrefix("edgelab-\(id)-") }) || links.contains(where: { $0.hasPrefix("el\(id)") }) { continue }
+      if namespaces.contains(where: { $0.hasPrefix("edgelab-\(id)-") })
+        || links.contains(where: { $0.hasPrefix("el\(id)") })
+      {
+        continue
+      }
       let fd = open(stateDirectory + "/\(id).json", O_CREAT | O_EXCL | O_WRONLY, 0o644)
       if fd >= 0 {
         close(fd)
@@ -126,8 +134,12 @@ final class Cluster: @unchecked Sendable {
 
   func saveRecord() {
     try? FileManager.default.createDirectory(atPath: Self.stateDirectory, withIntermediateDirectories: true)
-    let r = Record(id: id, bridge: bridge, hosts: Array(hosts.values), pidOfCoordinator: getpid(), coordinatorStart: Self.startTime(of: getpid()))
-    if let data = try? JSONEncoder().encode(r) { try? data.write(to: URL(fileURLWithPath: Self.stateDirectory + "/\(id).json")) }
+    let r = Record(
+      id: id, bridge: bridge, hosts: Array(hosts.values), pidOfCoordinator: getpid(),
+      coordinatorStart: Self.startTime(of: getpid()))
+    if let data = try? JSONEncoder().encode(r) {
+      try? data.write(to: URL(fileURLWithPath: Self.stateDirectory + "/\(id).json"))
+    }
   }
 
   // MARK: Up
@@ -148,14 +160,26 @@ final class Cluster: @unchecked Sendable {
       try shell.run(["ip", "-n", h.netns, "link", "set", "lo", "up"])
       try shell.run(["ip", "link", "set", h.hostVeth, "up"])
       if features.ethtool {
-        try shell.run(["ip", "netns", "exec", h.netns, "ethtool", "-K", "eth0", "gso", "off", "tso", "off", "gro", "off"], check: false)
+        try shell.run(
+          ["ip", "netns", "exec", h.netns, "ethtool", "-K", "eth0", "gso", "off", "tso", "off", "gro", "off"],
+          check: false)
         try shell.run(["ethtool", "-K", h.hostVeth, "gso", "off", "tso", "off", "gro", "off"], check: false)
       }
       // Root HTB on both ends; unshaped default class for coordinator traffic.
-      try shell.run(["tc", "-n", h.netns, "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb", "default", "9999", "r2q", "1000"])
-      try shell.run(["tc", "-n", h.netns, "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:9999", "htb", "rate", "10gbit"])
-      try shell.run(["tc", "qdisc", "add", "dev", h.hostVeth, "root", "handle", "1:", "htb", "default", "9999", "r2q", "1000"])
-      try shell.run(["tc", "class", "add", "dev", h.hostVeth, "parent", "1:", "classid", "1:9999", "htb", "rate", "10gbit"])
+      try shell.run([
+        "tc", "-n", h.netns, "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb", "default", "9999", "r2q",
+        "1000",
+      ])
+      try shell.run([
+        "tc", "-n", h.netns, "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:9999", "htb", "rate",
+        "10gbit",
+      ])
+      try shell.run([
+        "tc", "qdisc", "add", "dev", h.hostVeth, "root", "handle", "1:", "htb", "default", "9999", "r2q", "1000",
+      ])
+      try shell.run([
+        "tc", "class", "add", "dev", h.hostVeth, "parent", "1:", "classid", "1:9999", "htb", "rate", "10gbit",
+      ])
     }
     var nftTables = Set<String>()
     for l in links {
@@ -166,12 +190,17 @@ final class Cluster: @unchecked Sendable {
         // as a local failure and retransmitted at once, which hides the loss from congestion control.
         if !nftTables.contains(b.netns) {
           try shell.run(["ip", "netns", "exec", b.netns, "nft", "add", "table", "inet", "edgelab"])
-          try shell.run(["ip", "netns", "exec", b.netns, "nft", "add", "chain", "inet", "edgelab", "in", "{ type filter hook input priority 0; }"])
+          try shell.run([
+            "ip", "netns", "exec", b.netns, "nft", "add", "chain", "inet", "edgelab", "in",
+            "{ type filter hook input priority 0; }",
+          ])
           nftTables.insert(b.netns)
         }
         let k = Int((l.loss * 10000).rounded())
-        try shell.run(["ip", "netns", "exec", b.netns, "nft", "add", "rule", "inet", "edgelab", "in", "ip", "saddr", a.address,
-                       "numgen", "random", "mod", "10000", "lt", String(k), "drop"])
+        try shell.run([
+          "ip", "netns", "exec", b.netns, "nft", "add", "rule", "inet", "edgelab", "in", "ip", "saddr", a.address,
+          "numgen", "random", "mod", "10000", "lt", String(k), "drop",
+        ])
       }
     }
     self.links = links
@@ -183,19 +212,30 @@ final class Cluster: @unchecked Sendable {
   static func burst(_ bytesPerSecond: Double) -> String { String(max(3028, Int(bytesPerSecond / 100))) }
 
   func shape(_ l: Link, _ a: Host, _ b: Host) throws {
-    let rate = Self.rateArg(l.rate), burst = Self.burst(l.rate)
-    try shell.run(["tc", "-n", a.netns, "class", "add", "dev", "eth0", "parent", "1:", "classid", classID(b), "htb",
-                   "rate", rate, "ceil", rate, "burst", burst, "cburst", burst])
-    try shell.run(["tc", "-n", a.netns, "filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "prio", "1", "u32",
-                   "match", "ip", "dst", b.address + "/32", "flowid", classID(b)])
-    try shell.run(["tc", "class", "add", "dev", b.hostVeth, "parent", "1:", "classid", classID(a), "htb",
-                   "rate", rate, "ceil", rate, "burst", burst, "cburst", burst])
-    try shell.run(["tc", "filter", "add", "dev", b.hostVeth, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
-                   "match", "ip", "src", a.address + "/32", "flowid", classID(a)])
+    let rate = Self.rateArg(l.rate)
+    let burst = Self.burst(l.rate)
+    try shell.run([
+      "tc", "-n", a.netns, "class", "add", "dev", "eth0", "parent", "1:", "classid", classID(b), "htb",
+      "rate", rate, "ceil", rate, "burst", burst, "cburst", burst,
+    ])
+    try shell.run([
+      "tc", "-n", a.netns, "filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+      "match", "ip", "dst", b.address + "/32", "flowid", classID(b),
+    ])
+    try shell.run([
+      "tc", "class", "add", "dev", b.hostVeth, "parent", "1:", "classid", classID(a), "htb",
+      "rate", rate, "ceil", rate, "burst", burst, "cburst", burst,
+    ])
+    try shell.run([
+      "tc", "filter", "add", "dev", b.hostVeth, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+      "match", "ip", "src", a.address + "/32", "flowid", classID(a),
+    ])
     // netem on B's switch port, not on A's own egress: a drop there is real loss to A's TCP, not a local one.
     if features.netem && (l.latency > 0 || l.jitter > 0 || l.loss > 0) {
-      var args = ["tc", "qdisc", "add", "dev", b.hostVeth, "parent", classID(a), "handle", "\(10 + a.index):", "netem",
-                  "delay", "\(l.latency * 1e3)ms"]
+      var args = [
+        "tc", "qdisc", "add", "dev", b.hostVeth, "parent", classID(a), "handle", "\(10 + a.index):", "netem",
+        "delay", "\(l.latency * 1e3)ms",
+      ]
       if l.jitter > 0 { args += ["\(l.jitter * 1e3)ms", "distribution", "normal"] }
       if l.loss > 0 { args += ["loss", "\(l.loss * 100)%"] }
       args += ["limit", "100000"]
@@ -255,11 +295,16 @@ final class Cluster: @unchecked Sendable {
   /// Changes a shaped link's rate now, on both its ends (a step of a bandwidth trace).
   func setRate(_ link: Link, bytesPerSecond: Double) throws {
     guard let a = hosts[link.from], let b = hosts[link.to] else { return }
-    let rate = Self.rateArg(bytesPerSecond), burst = Self.burst(bytesPerSecond)
-    try shell.run(["tc", "-n", a.netns, "class", "change", "dev", "eth0", "parent", "1:", "classid", classID(b), "htb",
-                   "rate", rate, "ceil", rate, "burst", burst, "cburst", burst])
-    try shell.run(["tc", "class", "change", "dev", b.hostVeth, "parent", "1:", "classid", classID(a), "htb",
-                   "rate", rate, "ceil", rate, "burst", burst, "cburst", burst])
+    let rate = Self.rateArg(bytesPerSecond)
+    let burst = Self.burst(bytesPerSecond)
+    try shell.run([
+      "tc", "-n", a.netns, "class", "change", "dev", "eth0", "parent", "1:", "classid", classID(b), "htb",
+      "rate", rate, "ceil", rate, "burst", burst, "cburst", burst,
+    ])
+    try shell.run([
+      "tc", "class", "change", "dev", b.hostVeth, "parent", "1:", "classid", classID(a), "htb",
+      "rate", rate, "ceil", rate, "burst", burst, "cburst", burst,
+    ])
   }
 
   // MARK: Down
@@ -302,7 +347,9 @@ final class Cluster: @unchecked Sendable {
 extension Cluster.Link {
   /// A declared link in wall time under dilation `d`: bandwidth ÷ d, latency and jitter × d, the trace's changes.
   init(_ l: ResolvedLink, dilation d: Double) {
-    self.init(from: l.from, to: l.to, rate: l.spec.bandwidth.bytesPerSecond / d, loss: l.spec.loss, latency: l.spec.latency.value * d,
-              jitter: l.spec.jitter.value * d, trace: Cluster.traceChanges(l.trace, dilation: d))
+    self.init(
+      from: l.from, to: l.to, rate: l.spec.bandwidth.bytesPerSecond / d, loss: l.spec.loss,
+      latency: l.spec.latency.value * d,
+      jitter: l.spec.jitter.value * d, trace: Cluster.traceChanges(l.trace, dilation: d))
   }
 }

@@ -1,5 +1,5 @@
-public import EdgeLabCore
 import Catalog
+public import EdgeLabCore
 public import Spec
 
 /// Time dilation (Gupta et al., "To Infinity and Beyond", NSDI 2006; DieCast, NSDI 2008): a host slower than
@@ -23,17 +23,22 @@ public struct DilationPlan: Sendable, Hashable {
   public var hostBandwidth: Bandwidth
   public var availableCores: Double
 
-  public static func plan(devices: [ResolvedDevice], calibration: Calibration, hostBandwidth: Bandwidth, cores: Int,
-                          coordinatorShare: Double, fixed: Double? = nil) -> DilationPlan {
+  public static func plan(
+    devices: [ResolvedDevice], calibration: Calibration, hostBandwidth: Bandwidth, cores: Int,
+    coordinatorShare: Double, fixed: Double? = nil
+  ) -> DilationPlan {
     let host = hostBandwidth.bytesPerSecond
     var r: [String: Double] = [:]
     for d in devices { r[d.name] = d.profile.memoryBandwidth.bytesPerSecond * calibration.memoryEfficiency / host }
     let available = max(0.1, Double(cores) - coordinatorShare)
-    let total = r.values.reduce(0, +), largest = r.values.max() ?? 1
+    let total = r.values.reduce(0, +)
+    let largest = r.values.max() ?? 1
     let needed = max(1, total / available, largest)
     let factor = fixed ?? needed
     var shares: [String: Double] = [:]
     for (name, speed) in r { shares[name] = min(1, speed / factor) }
-    return DilationPlan(factor: factor, minimum: needed, cpuShares: shares, speedups: r, hostBandwidth: hostBandwidth, availableCores: available)
+    return DilationPlan(
+      factor: factor, minimum: needed, cpuShares: shares, speedups: r, hostBandwidth: hostBandwidth,
+      availableCores: available)
   }
 }

@@ -1,5 +1,5 @@
-import Foundation
 public import Execution
+import Foundation
 import Spec
 
 /// The launcher for a run's emulation mode (what the CLI hands to the loopback backend).
@@ -11,7 +11,9 @@ public func emulationLauncherFactory(context: EmulationContext) -> LauncherFacto
     case .namespaces: return NamespaceLauncher(options: options, context: context)
     case .auto:
       guard geteuid() == 0 else {
-        throw EmulationError("emulation (auto) uses network namespaces, which need root; run as root, or set emulation to userspace (shaping in the transport) or none (plain processes)")
+        throw EmulationError(
+          "emulation (auto) uses network namespaces, which need root; run as root, or set emulation to userspace (shaping in the transport) or none (plain processes)"
+        )
       }
       return NamespaceLauncher(options: options, context: context)
     }

@@ -2,6 +2,7 @@ import CLinux
 public import EdgeLabCore
 import Foundation
 import Transport
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,13 +25,22 @@ public enum Fidelity {
     public var measuredLossPct: Double?
     public var mechanism: String
     enum CodingKeys: String, CodingKey {
-      case bandwidthMbit = "bandwidth_mbit", measuredMbit = "measured_mbit", measuredMbitReverse = "measured_mbit_reverse"
-      case delayMs = "delay_ms", measuredDelayMs = "measured_delay_ms", rttMs = "rtt_ms", measuredRttMs = "measured_rtt_ms"
-      case lossPct = "loss_pct", measuredLossPct = "measured_loss_pct", mechanism
+      case bandwidthMbit = "bandwidth_mbit"
+      case measuredMbit = "measured_mbit"
+      case measuredMbitReverse = "measured_mbit_reverse"
+      case delayMs = "delay_ms"
+      case measuredDelayMs = "measured_delay_ms"
+      case rttMs = "rtt_ms"
+      case measuredRttMs = "measured_rtt_ms"
+      case lossPct = "loss_pct"
+      case measuredLossPct = "measured_loss_pct"
+      case mechanism
     }
 
-    init(bandwidthMbit: Double, measuredMbit: Double, measuredMbitReverse: Double, delayMs: Double, measuredRttMs: Double,
-         lossPct: Double = 0, measuredLossPct: Double? = nil, mechanism: String) {
+    init(
+      bandwidthMbit: Double, measuredMbit: Double, measuredMbitReverse: Double, delayMs: Double, measuredRttMs: Double,
+      lossPct: Double = 0, measuredLossPct: Double? = nil, mechanism: String
+    ) {
       self.lossPct = lossPct
       self.measuredLossPct = measuredLossPct
       self.bandwidthMbit = bandwidthMbit
@@ -49,7 +59,8 @@ public enum Fidelity {
     let box = ResultBox<T>()
     let t = Thread {
       if el_enter_netns("/var/run/netns/" + netns) != 0 {
-        box.set(.failure(EmulationError("cannot enter network namespace \(netns): \(String(cString: strerror(errno)))")))
+        box.set(
+          .failure(EmulationError("cannot enter network namespace \(netns): \(String(cString: strerror(errno)))")))
         return
       }
       box.set(Result { try body() })
@@ -67,14 +78,18 @@ public enum Fidelity {
   }
 
   /// A two-host cluster with one symmetric link; `body` gets the cluster, A's and B's hosts.
-  public static func withPair<T>(bandwidth: Bandwidth, latency: Seconds = .zero, jitter: Seconds = .zero, loss: Double = 0,
-                                 _ body: (ClusterHandle) throws -> T) throws -> T {
+  public static func withPair<T>(
+    bandwidth: Bandwidth, latency: Seconds = .zero, jitter: Seconds = .zero, loss: Double = 0,
+    _ body: (ClusterHandle) throws -> T
+  ) throws -> T {
     let features = KernelFeatures.current
     guard features.root else { throw EmulationError("measuring emulated links needs root (network namespaces)") }
     let cluster = try Cluster(devices: ["a", "b"], features: features)
     defer { cluster.down() }
     let links = [("a", "b"), ("b", "a")].map {
-      Cluster.Link(from: $0.0, to: $0.1, rate: bandwidth.bytesPerSecond, loss: loss, latency: latency.value, jitter: jitter.value, trace: [])
+      Cluster.Link(
+        from: $0.0, to: $0.1, rate: bandwidth.bytesPerSecond, loss: loss, latency: latency.value, jitter: jitter.value,
+        trace: [])
     }
     try cluster.up(links: links)
     return try body(ClusterHandle(cluster: cluster, links: links, from: "a", to: "b"))
@@ -107,13 +122,20 @@ public enum Fidelity {
         guard let c = try? listener.accept() else { return received.set(.success(0)) }
         // Counts what arrives in [warm-up, warm-up + seconds], then closes: the sender's queued bytes are
         // discarded rather than drained, so a slow link costs no more than the window.
-        var bytes = 0, start: UInt64 = 0, last: UInt64 = 0
+        var bytes = 0
+        var start: UInt64 = 0
+        var last: UInt64 = 0
         let begin = monotonicNanoseconds()
         let stop = begin + UInt64((warmup + seconds) * 1e9)
         while let f = try? c.receive(), f.type != .goodbye {
           let now = monotonicNanoseconds()
           if Double(now - begin) * 1e-9 > warmup {
-            if start == 0 { start = now } else { bytes += Wire.headerSize + f.payload.count; last = now }
+            if start == 0 {
+              start = now
+            } else {
+              bytes += Wire.headerSize + f.payload.count
+              last = now
+            }
           }
           if now >= stop { break }
         }
@@ -138,7 +160,8 @@ public enum Fidelity {
       let (a, b) = (self.a, self.b)
       let listener = try Fidelity.inNamespace(b.netns) { try Listener(host: b.address, port: 0, token: token) }
       defer { listener.close() }
-      let d = transportDelay, j = transportJitter
+      let d = transportDelay
+      let j = transportJitter
       @Sendable func delayer() -> (@Sendable (Frame) -> Double)? {
         guard let d else { return nil }
         let rng = RandomBox(seed: 99)
@@ -179,7 +202,11 @@ public enum Fidelity {
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = port.bigEndian
         inet_pton(AF_INET, b.address, &addr.sin_addr)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        _ = withUnsafePointer(to: &addr) {
+          $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+          }
+        }
         var tv = timeval(tv_sec: 1, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         ready.set(.success(true))
@@ -199,7 +226,9 @@ public enum Fidelity {
         let payload = [UInt8](repeating: 1, count: 200)
         for i in 0..<datagrams {
           _ = withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, payload, payload.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+              sendto(fd, payload, payload.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
           }
           if i % 50 == 49 { usleep(1000) }
         }
@@ -221,8 +250,13 @@ public enum Fidelity {
     public var measuredDelayMs: Double
     public var mechanism: String
     enum CodingKeys: String, CodingKey {
-      case from, to, bandwidthMbit = "bandwidth_mbit", measuredMbit = "measured_mbit", delayMs = "delay_ms"
-      case measuredDelayMs = "measured_delay_ms", mechanism
+      case from
+      case to
+      case bandwidthMbit = "bandwidth_mbit"
+      case measuredMbit = "measured_mbit"
+      case delayMs = "delay_ms"
+      case measuredDelayMs = "measured_delay_ms"
+      case mechanism
     }
   }
 
@@ -231,8 +265,9 @@ public enum Fidelity {
     let h = ClusterHandle(cluster: cluster, links: [link], from: link.from, to: link.to)
     let mbit = try h.throughput(seconds: 0.5, warmup: 0.2)
     let rtt = try h.roundTrip(pings: 10)
-    return LinkMeasurement(from: link.from, to: link.to, bandwidthMbit: link.rate * 8 / 1e6 * d, measuredMbit: mbit * d,
-                           delayMs: link.latency * 1e3 / d, measuredDelayMs: rtt / 2 / d, mechanism: cluster.mechanism(link))
+    return LinkMeasurement(
+      from: link.from, to: link.to, bandwidthMbit: link.rate * 8 / 1e6 * d, measuredMbit: mbit * d,
+      delayMs: link.latency * 1e3 / d, measuredDelayMs: rtt / 2 / d, mechanism: cluster.mechanism(link))
   }
 
   /// The fidelity table: throughput at 1, 10, 100 and 1000 Mbit/s (no delay), delay at 5 and 50 ms (100 Mbit/s),
@@ -243,23 +278,31 @@ public enum Fidelity {
     for mbit in [1.0, 10, 100, 1000] {
       try progress("throughput at \(Int(mbit)) Mbit/s…")
       let seconds = mbit < 5 ? 4.0 : 2.0
-      rows.append(try withPair(bandwidth: .mbit(mbit)) { p in
-        Row(bandwidthMbit: mbit, measuredMbit: try p.throughput(seconds: seconds), measuredMbitReverse: try p.throughput(reverse: true, seconds: seconds),
+      rows.append(
+        try withPair(bandwidth: .mbit(mbit)) { p in
+          Row(
+            bandwidthMbit: mbit, measuredMbit: try p.throughput(seconds: seconds),
+            measuredMbitReverse: try p.throughput(reverse: true, seconds: seconds),
             delayMs: 0, measuredRttMs: try p.roundTrip(), mechanism: p.mechanism)
-      })
+        })
     }
     for ms in [5.0, 50] {
       try progress("delay \(Int(ms)) ms…")
-      rows.append(try withPair(bandwidth: .mbit(100), latency: .ms(ms)) { p in
-        Row(bandwidthMbit: 100, measuredMbit: try p.throughput(), measuredMbitReverse: try p.throughput(reverse: true),
+      rows.append(
+        try withPair(bandwidth: .mbit(100), latency: .ms(ms)) { p in
+          Row(
+            bandwidthMbit: 100, measuredMbit: try p.throughput(), measuredMbitReverse: try p.throughput(reverse: true),
             delayMs: ms, measuredRttMs: try p.roundTrip(), mechanism: p.mechanism)
-      })
+        })
     }
     try progress("loss 5%…")
-    rows.append(try withPair(bandwidth: .mbit(100), loss: 0.05) { p in
-      Row(bandwidthMbit: 100, measuredMbit: try p.throughput(), measuredMbitReverse: try p.throughput(reverse: true),
-          delayMs: 0, measuredRttMs: try p.roundTrip(), lossPct: 5, measuredLossPct: try p.loss() * 100, mechanism: p.mechanism)
-    })
+    rows.append(
+      try withPair(bandwidth: .mbit(100), loss: 0.05) { p in
+        Row(
+          bandwidthMbit: 100, measuredMbit: try p.throughput(), measuredMbitReverse: try p.throughput(reverse: true),
+          delayMs: 0, measuredRttMs: try p.roundTrip(), lossPct: 5, measuredLossPct: try p.loss() * 100,
+          mechanism: p.mechanism)
+      })
     return rows
   }
 }

@@ -1,10 +1,11 @@
-public import EdgeLabCore
 import Catalog
+public import EdgeLabCore
 public import Execution
 import Foundation
 public import Logging
-import Synchronization
 public import Spec
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -62,28 +63,38 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
     return c.mechanism(l)
   }
 
-  public func prepare(devices: [String], experiment x: ResolvedExperiment, runID: String) throws -> [String: LaunchTarget] {
+  public func prepare(devices: [String], experiment x: ResolvedExperiment, runID: String) throws -> [String:
+    LaunchTarget]
+  {
     let features = KernelFeatures.current
     self.features = features
     guard features.root else {
-      throw EmulationError("emulation: namespaces needs root (network namespaces, tc, cgroups); run as root, or set emulation to userspace (shaping in the transport) or none")
+      throw EmulationError(
+        "emulation: namespaces needs root (network namespaces, tc, cgroups); run as root, or set emulation to userspace (shaping in the transport) or none"
+      )
     }
     guard features.htb else { throw EmulationError("the kernel has no htb qdisc; use emulation: userspace") }
     // Dilated time is only faithful when every worker really gets its CPU quota.
     guard features.cgroupV1CPU else {
-      throw EmulationError("emulation: namespaces needs the cgroup v1 cpu controller (/sys/fs/cgroup/cpu/cpu.cfs_quota_us) to give each device its CPU share; this system has none (cgroup v2 is not supported yet); use emulation: userspace or none")
+      throw EmulationError(
+        "emulation: namespaces needs the cgroup v1 cpu controller (/sys/fs/cgroup/cpu/cpu.cfs_quota_us) to give each device its CPU share; this system has none (cgroup v2 is not supported yet); use emulation: userspace or none"
+      )
     }
     if !features.cgroupV1Memory {
-      context.warnOnce("memory-cgroup", "no cgroup v1 memory controller: workers run without their devices' memory limits")
+      context.warnOnce(
+        "memory-cgroup", "no cgroup v1 memory controller: workers run without their devices' memory limits")
     }
     let host = try options.hostBandwidth ?? context.hostBandwidth()
     let used = x.devices.filter { devices.contains($0.name) }
     let cores = ProcessInfo.processInfo.activeProcessorCount
-    let plan = DilationPlan.plan(devices: used, calibration: x.spec.calibration, hostBandwidth: host,
-                                 cores: cores, coordinatorShare: options.coordinatorShare, fixed: options.dilation)
+    let plan = DilationPlan.plan(
+      devices: used, calibration: x.spec.calibration, hostBandwidth: host,
+      cores: cores, coordinatorShare: options.coordinatorShare, fixed: options.dilation)
     if let fixed = options.dilation {
       guard fixed >= plan.minimum * 0.999 else {
-        throw EmulationError("emulation.dilation \(fixed) is below \(String(format: "%.2f", plan.minimum)), the smallest factor at which these devices fit this host's \(cores) cores (host profile \(host.canonical) per core); raise it or leave it unset")
+        throw EmulationError(
+          "emulation.dilation \(fixed) is below \(String(format: "%.2f", plan.minimum)), the smallest factor at which these devices fit this host's \(cores) cores (host profile \(host.canonical) per core); raise it or leave it unset"
+        )
       }
     }
     self.plan = plan
@@ -97,7 +108,9 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
       shaped.append(link)
     }
     if !features.netem && shaped.contains(where: { $0.latency > 0 || $0.jitter > 0 }) {
-      context.warnOnce("netem", "this kernel has no netem; link delay and jitter are emulated in the transport (receive-side release queue)")
+      context.warnOnce(
+        "netem",
+        "this kernel has no netem; link delay and jitter are emulated in the transport (receive-side release queue)")
     }
     do {
       try cluster.up(links: shaped)
@@ -118,12 +131,15 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
       // stores what the checkpoint or the precision says, so the scale is 1), plus headroom for the process.
       let limit = Int(device.profile.usableMemory.value + options.memoryHeadroom.value)
 
-      let cgroup = DeviceCgroup(run: cluster.id, device: Cluster.safe(dev), cpuShare: plan.cpuShares[dev] ?? 1,
-                                memoryLimit: features.cgroupV1Memory ? limit : nil)
+      let cgroup = DeviceCgroup(
+        run: cluster.id, device: Cluster.safe(dev), cpuShare: plan.cpuShares[dev] ?? 1,
+        memoryLimit: features.cgroupV1Memory ? limit : nil)
       if let applied = try cgroup.create(cluster.shell) { memoryLimits[dev] = applied }
       var delays: [String: LinkDelay] = [:]
       if !features.netem {
-        for (_, l) in links where l.to == dev && (l.latency > 0 || l.jitter > 0) { delays[l.from] = LinkDelay(latency: l.latency, jitter: l.jitter) }
+        for (_, l) in links where l.to == dev && (l.latency > 0 || l.jitter > 0) {
+          delays[l.from] = LinkDelay(latency: l.latency, jitter: l.jitter)
+        }
       }
       let shell = cluster.shell
       targets[dev] = LaunchTarget(
@@ -147,8 +163,11 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
       "emulation": "namespaces", "dilation_factor": String(plan.factor),
       "host_bandwidth": plan.hostBandwidth.canonical, "kernel": features?.kernel ?? "",
       "kernel_features": (try? JSONCoding.compactString(features)) ?? "",
-      "cpu_quotas": plan.cpuShares.sorted { $0.key < $1.key }.map { "\($0.key)=\(DeviceCgroup.quota($0.value))us/\(DeviceCgroup.period)us" }.joined(separator: ","),
-      "memory_limits": memoryLimits.isEmpty ? "not applied (no cgroup v1 memory controller)"
+      "cpu_quotas": plan.cpuShares.sorted { $0.key < $1.key }.map {
+        "\($0.key)=\(DeviceCgroup.quota($0.value))us/\(DeviceCgroup.period)us"
+      }.joined(separator: ","),
+      "memory_limits": memoryLimits.isEmpty
+        ? "not applied (no cgroup v1 memory controller)"
         : memoryLimits.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
     ]
     if !measured.isEmpty { f["measured_links"] = (try? JSONCoding.compactString(measured)) ?? "" }
@@ -166,7 +185,9 @@ public final class UserspaceLauncher: WorkerLauncher, @unchecked Sendable {
   var links: [String: (rate: Double, latency: Double, jitter: Double)] = [:]
   public init() {}
   public var mechanism: String { "transport-pacing+transport-delay" }
-  public func prepare(devices: [String], experiment x: ResolvedExperiment, runID: String) throws -> [String: LaunchTarget] {
+  public func prepare(devices: [String], experiment x: ResolvedExperiment, runID: String) throws -> [String:
+    LaunchTarget]
+  {
     var targets: [String: LaunchTarget] = [:]
     for d in devices {
       var delays: [String: LinkDelay] = [:]

@@ -1,6 +1,7 @@
 public import EdgeLabCore
-public import Spec
 import Foundation
+public import Spec
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,12 +22,19 @@ public enum Playground {
   }
 
   /// Creates `hosts` hosts h0… joined by symmetric links, and leaves them up.
-  public static func up(hosts n: Int, bandwidth: Bandwidth, delay: Seconds, jitter: Seconds, loss: Double) throws -> Created {
+  public static func up(hosts n: Int, bandwidth: Bandwidth, delay: Seconds, jitter: Seconds, loss: Double) throws
+    -> Created
+  {
     let names = (0..<n).map { "h\($0)" }
     var links: [Cluster.Link] = []
-    for a in names { for b in names where a != b {
-      links.append(Cluster.Link(from: a, to: b, rate: bandwidth.bytesPerSecond, loss: loss, latency: delay.value, jitter: jitter.value, trace: []))
-    } }
+    for a in names {
+      for b in names where a != b {
+        links.append(
+          Cluster.Link(
+            from: a, to: b, rate: bandwidth.bytesPerSecond, loss: loss, latency: delay.value, jitter: jitter.value,
+            trace: []))
+      }
+    }
     return try up(hosts: names, links: links)
   }
 
@@ -60,15 +68,21 @@ public enum Playground {
       warnings.append("bandwidth traces are not followed in the playground: links keep their rate at time zero")
     }
     if !features.netem && delayed {
-      warnings.append("this kernel has no netem: delay and jitter are not applied to traffic of other tools (EdgeLab's transport emulates them in runs)")
+      warnings.append(
+        "this kernel has no netem: delay and jitter are not applied to traffic of other tools (EdgeLab's transport emulates them in runs)"
+      )
     }
-    return Created(id: id, hosts: names.map { n in HostInfo(name: n, netns: cluster.hosts[n]!.netns, address: cluster.hosts[n]!.address) },
-                   bridge: cluster.bridge, mechanism: links.first.map(cluster.mechanism) ?? "none", warnings: warnings)
+    return Created(
+      id: id,
+      hosts: names.map { n in HostInfo(name: n, netns: cluster.hosts[n]!.netns, address: cluster.hosts[n]!.address) },
+      bridge: cluster.bridge, mechanism: links.first.map(cluster.mechanism) ?? "none", warnings: warnings)
   }
 
   /// Removes a cluster made by `up` (or left by a run).
   public static func down(id: String) throws {
-    guard let r = Cluster.record(id) else { throw EmulationError("no emulated cluster '\(id)' (see /run/edgelab/emulation)") }
+    guard let r = Cluster.record(id) else {
+      throw EmulationError("no emulated cluster '\(id)' (see /run/edgelab/emulation)")
+    }
     Cluster.remove(r)
   }
 
@@ -79,9 +93,13 @@ public enum Playground {
     var removed: [String] = []
     var live = Set<String>()
     // A state file that does not decode is a run killed between reserving its id and recording it.
-    for file in (try? FileManager.default.contentsOfDirectory(atPath: Cluster.stateDirectory)) ?? [] where file.hasSuffix(".json") {
+    for file in (try? FileManager.default.contentsOfDirectory(atPath: Cluster.stateDirectory)) ?? []
+    where file.hasSuffix(".json") {
       let path = Cluster.stateDirectory + "/" + file
-      let age = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date).map { -$0.timeIntervalSinceNow } ?? 0
+      let age =
+        (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date).map {
+          -$0.timeIntervalSinceNow
+        } ?? 0
       if Cluster.record(String(file.dropLast(5))) == nil && age > 60 {
         try? FileManager.default.removeItem(atPath: path)
         removed.append("state file \(file)")
@@ -90,19 +108,24 @@ public enum Playground {
     for r in Cluster.records() {
       let playground = Cluster.isPlayground(r.id)
       let owner = !playground && r.coordinatorAlive
-      if owner || (playground && !all) { live.insert(r.id); continue }
+      if owner || (playground && !all) {
+        live.insert(r.id)
+        continue
+      }
       Cluster.remove(r)
       removed.append("cluster \(r.id)")
     }
     // Leftovers without a record.
-    for ns in Shell.namespaces() where ns.hasPrefix("edgelab-") && !live.contains(where: { ns.hasPrefix("edgelab-\($0)-") }) {
+    for ns in Shell.namespaces()
+    where ns.hasPrefix("edgelab-") && !live.contains(where: { ns.hasPrefix("edgelab-\($0)-") }) {
       // A feature probe of a live process (edgelab-probe-PID-…) is its own business.
       let parts = ns.split(separator: "-")
       if ns.hasPrefix("edgelab-probe-"), parts.count > 2, let pid = Int32(parts[2]), kill(pid, 0) == 0 { continue }
       Shell.deleteNamespace(ns)
       removed.append("netns \(ns)")
     }
-    for l in Shell.linkNames() where l.count >= 7 && l.hasPrefix("el") && l.dropFirst(2).prefix(4).allSatisfy(\.isHexDigit) {
+    for l in Shell.linkNames()
+    where l.count >= 7 && l.hasPrefix("el") && l.dropFirst(2).prefix(4).allSatisfy(\.isHexDigit) {
       let id = String(l.dropFirst(2).prefix(4))
       if live.contains(id) { continue }
       _ = Shell.capture(["ip", "link", "del", l])
@@ -119,7 +142,6 @@ public enum Playground {
     }
     return removed
   }
-
 }
 
 extension Cluster {
@@ -134,5 +156,7 @@ extension Cluster {
   static func markPlayground(_ id: String) {
     _ = FileManager.default.createFile(atPath: stateDirectory + "/\(id).playground", contents: Data())
   }
-  static func isPlayground(_ id: String) -> Bool { FileManager.default.fileExists(atPath: stateDirectory + "/\(id).playground") }
+  static func isPlayground(_ id: String) -> Bool {
+    FileManager.default.fileExists(atPath: stateDirectory + "/\(id).playground")
+  }
 }

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,7 +30,9 @@ final class Shell: @unchecked Sendable {
     }
     let (status, out, err) = Self.capture(args)
     if check && status != 0 {
-      throw EmulationError("`\(args.joined(separator: " "))` failed (status \(status)): \((err + out).trimmingCharacters(in: .whitespacesAndNewlines))")
+      throw EmulationError(
+        "`\(args.joined(separator: " "))` failed (status \(status)): \((err + out).trimmingCharacters(in: .whitespacesAndNewlines))"
+      )
     }
     return out
   }
@@ -39,7 +42,8 @@ final class Shell: @unchecked Sendable {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = args
-    let out = Pipe(), err = Pipe()
+    let out = Pipe()
+    let err = Pipe()
     p.standardOutput = out
     p.standardError = err
     p.standardInput = FileHandle.nullDevice
@@ -61,19 +65,24 @@ final class Shell: @unchecked Sendable {
 
   /// Names of the network namespaces (`ip netns list`).
   static func namespaces() -> [String] {
-    capture(["ip", "netns", "list"]).1.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) }
+    capture(["ip", "netns", "list"]).1.split(separator: "\n").compactMap {
+      $0.split(separator: " ").first.map(String.init)
+    }
   }
 
   /// Names of the links in this namespace (`ip -o link show`), without the `@peer` suffix.
   static func linkNames() -> [String] {
     capture(["ip", "-o", "link", "show"]).1.split(separator: "\n").compactMap {
-      $0.split(separator: ":").dropFirst().first?.trimmingCharacters(in: .whitespaces).split(separator: "@").first.map(String.init)
+      $0.split(separator: ":").dropFirst().first?.trimmingCharacters(in: .whitespaces).split(separator: "@").first.map(
+        String.init)
     }
   }
 
   /// Kills what runs in a namespace, then deletes it (with its links, qdiscs and nft tables).
   static func deleteNamespace(_ netns: String) {
-    for p in capture(["ip", "netns", "pids", netns]).1.split(separator: "\n").compactMap({ Int32($0) }) { kill(p, SIGKILL) }
+    for p in capture(["ip", "netns", "pids", netns]).1.split(separator: "\n").compactMap({ Int32($0) }) {
+      kill(p, SIGKILL)
+    }
     _ = capture(["ip", "netns", "del", netns])
   }
 }
@@ -99,10 +108,11 @@ public struct KernelFeatures: Sendable, Codable {
     uname(&u)
     let kernel = withUnsafeBytes(of: &u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
     let root = geteuid() == 0
-    var f = KernelFeatures(kernel: kernel, root: root, netem: false, htb: false, nftables: Shell.exists("nft"),
-                           ethtool: Shell.exists("ethtool"),
-                           cgroupV1CPU: FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"),
-                           cgroupV1Memory: FileManager.default.fileExists(atPath: "/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+    var f = KernelFeatures(
+      kernel: kernel, root: root, netem: false, htb: false, nftables: Shell.exists("nft"),
+      ethtool: Shell.exists("ethtool"),
+      cgroupV1CPU: FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"),
+      cgroupV1Memory: FileManager.default.fileExists(atPath: "/sys/fs/cgroup/memory/memory.limit_in_bytes"))
     guard root else { return f }
     let ns = "edgelab-probe-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     guard Shell.capture(["ip", "netns", "add", ns]).0 == 0 else { return f }

@@ -14,16 +14,21 @@ public struct Checkpoint: Sendable {
     self.directory = directory
     let configPath = directory + "/config.json"
     guard let data = FileManager.default.contents(atPath: configPath) else {
-      throw CheckpointError(.missingFile, file: configPath, "no config.json (is this a Hugging Face checkpoint directory?)")
+      throw CheckpointError(
+        .missingFile, file: configPath, "no config.json (is this a Hugging Face checkpoint directory?)")
     }
     guard let raw = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
       throw CheckpointError(.badConfig, file: configPath, "not a JSON object")
     }
     let archs = raw["architectures"] as? [String] ?? []
     let modelType = raw["model_type"] as? String
-    if !(archs.contains("LlamaForCausalLM") || (archs.isEmpty && modelType == "llama")) || (modelType != nil && modelType != "llama") {
-      throw CheckpointError(.unknownArchitecture, file: configPath,
-                            "architecture \(archs.isEmpty ? modelType ?? "unknown" : archs.joined(separator: ", ")) is not supported (LlamaForCausalLM only)")
+    if !(archs.contains("LlamaForCausalLM") || (archs.isEmpty && modelType == "llama"))
+      || (modelType != nil && modelType != "llama")
+    {
+      throw CheckpointError(
+        .unknownArchitecture, file: configPath,
+        "architecture \(archs.isEmpty ? modelType ?? "unknown" : archs.joined(separator: ", ")) is not supported (LlamaForCausalLM only)"
+      )
     }
     if let act = raw["hidden_act"] as? String, act != "silu" {
       throw CheckpointError(.badConfig, file: configPath, "hidden_act '\(act)' is not supported (silu only)")
@@ -61,10 +66,13 @@ public struct Checkpoint: Sendable {
       throw CheckpointError(.missingTensor, file: directory, tensor: name, "the checkpoint has no such tensor")
     }
     guard let entry = file.tensors[name] else {
-      throw CheckpointError(.missingTensor, file: directory + "/" + fileName, tensor: name, "listed in the index but not in the file")
+      throw CheckpointError(
+        .missingTensor, file: directory + "/" + fileName, tensor: name, "listed in the index but not in the file")
     }
     guard entry.shape == shape else {
-      throw CheckpointError(.wrongShape, file: directory + "/" + fileName, tensor: name, "shape \(entry.shape), expected \(shape) from config.json")
+      throw CheckpointError(
+        .wrongShape, file: directory + "/" + fileName, tensor: name,
+        "shape \(entry.shape), expected \(shape) from config.json")
     }
     return (file, entry)
   }

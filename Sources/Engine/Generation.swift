@@ -104,8 +104,10 @@ public struct GenerationResult: Sendable {
 
 extension LocalPipeline {
   /// Generates exactly `maxNewTokens` tokens after `prompt` (no stop at end-of-sequence).
-  public func generate(prompt: [Int32], maxNewTokens: Int, sampler: Sampler = .greedy, sequence: Int = 0,
-                       recordLogits: Bool = false) -> GenerationResult {
+  public func generate(
+    prompt: [Int32], maxNewTokens: Int, sampler: Sampler = .greedy, sequence: Int = 0,
+    recordLogits: Bool = false
+  ) -> GenerationResult {
     precondition(!prompt.isEmpty, "the prompt needs at least one token")
     var rng = SeededRandom(seed: sampler.seed)
     var tokens: [Int32] = []

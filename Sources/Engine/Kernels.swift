@@ -18,9 +18,11 @@ enum Parallel {
     withoutActuallyEscaping(body) { body in
       var box = TaskBox(body: body)
       withUnsafeMutablePointer(to: &box) { ctx in
-        el_parallel(Int32(count), { raw, i in
-          raw!.assumingMemoryBound(to: TaskBox.self).pointee.body(Int(i))
-        }, ctx)
+        el_parallel(
+          Int32(count),
+          { raw, i in
+            raw!.assumingMemoryBound(to: TaskBox.self).pointee.body(Int(i))
+          }, ctx)
       }
     }
   }
@@ -94,19 +96,24 @@ public enum Kernels {
   ///
   /// - Parameter rowwise: use the per-row kernel (deterministic per row, independent of `tokens` and threads);
   ///   decode steps always do. Otherwise (prefill), OpenBLAS sgemm; 16-bit weights are widened in blocks.
-  static func linear(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, _ out: UnsafeMutablePointer<Float>, rowwise: Bool,
-                     threads: Int) {
+  static func linear(
+    _ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, _ out: UnsafeMutablePointer<Float>, rowwise: Bool,
+    threads: Int
+  ) {
     linear([(w, out)], x, tokens: tokens, rowwise: rowwise, threads: threads)
   }
 
   /// out_i[t, :] = W_i · x[t, :] for several matrices with the same input, in one parallel region when
   /// decoding (Q, K and V; gate and up), so they cost one synchronisation of the threads instead of one each.
-  static func linear(_ group: [(WeightMatrix, UnsafeMutablePointer<Float>)], _ x: UnsafePointer<Float>, tokens: Int,
-                     rowwise: Bool, threads: Int) {
+  static func linear(
+    _ group: [(WeightMatrix, UnsafeMutablePointer<Float>)], _ x: UnsafePointer<Float>, tokens: Int,
+    rowwise: Bool, threads: Int
+  ) {
     if rowwise || tokens == 1 {
       let jobs = group.map { w, out in
-        el_matvec_job(w: w.base, dtype: cType(w.dtype), rows: w.rows, cols: w.cols, x: x, x_stride: w.cols,
-                      y: out, y_stride: w.rows)
+        el_matvec_job(
+          w: w.base, dtype: cType(w.dtype), rows: w.rows, cols: w.cols, x: x, x_stride: w.cols,
+          y: out, y_stride: w.rows)
       }
       // Chunks of about 256 KiB of weights: small enough to balance two threads on a noisy host, large
       // enough that handing them out costs nothing next to reading them.
@@ -120,10 +127,13 @@ public enum Kernels {
   }
 
   /// Prefill: OpenBLAS sgemm; 16-bit weights are widened in blocks. Runs inside `blas.with`.
-  private static func gemm(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, _ out: UnsafeMutablePointer<Float>) {
+  private static func gemm(
+    _ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, _ out: UnsafeMutablePointer<Float>
+  ) {
     if w.dtype == .f32 {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(w.rows), Int32(w.cols), 1,
-                  x, Int32(w.cols), w.base.assumingMemoryBound(to: Float.self), Int32(w.cols), 0, out, Int32(w.rows))
+      cblas_sgemm(
+        CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(w.rows), Int32(w.cols), 1,
+        x, Int32(w.cols), w.base.assumingMemoryBound(to: Float.self), Int32(w.cols), 0, out, Int32(w.rows))
       return
     }
     let block = 256
@@ -133,8 +143,9 @@ public enum Kernels {
     while r < w.rows {
       let n = min(block, w.rows - r)
       widen(w.base + r * w.cols * w.dtype.size, dtype: w.dtype, into: scratch, count: n * w.cols)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(n), Int32(w.cols), 1,
-                  x, Int32(w.cols), scratch, Int32(w.cols), 0, out + r, Int32(w.rows))
+      cblas_sgemm(
+        CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(n), Int32(w.cols), 1,
+        x, Int32(w.cols), scratch, Int32(w.cols), 0, out + r, Int32(w.rows))
       r += n
     }
   }
@@ -153,10 +164,13 @@ public enum Kernels {
   /// `threads` threads, once to warm up and then `passes` times; returns the bytes read per pass and the
   /// seconds of each pass. The matrix holds distinct values: identical pages could be deduplicated by the
   /// host and read from cache.
-  public static func streamPasses(bytes: Int, passes: Int, threads: Int) throws -> (bytesPerPass: Int, seconds: [Double]) {
+  public static func streamPasses(bytes: Int, passes: Int, threads: Int) throws -> (
+    bytesPerPass: Int, seconds: [Double]
+  ) {
     let cols = 4096
     let rows = bytes / 4 / cols
-    let w = try SyntheticWeights(config: ModelPreset.tiny.config, seed: 4).matrix("bandwidth-probe", rows: rows, cols: cols)
+    let w = try SyntheticWeights(config: ModelPreset.tiny.config, seed: 4).matrix(
+      "bandwidth-probe", rows: rows, cols: cols)
     let x = [Float](repeating: 1, count: cols)
     var y = [Float](repeating: 0, count: rows)
     stream(w, x, &y, threads: threads)

@@ -1,5 +1,5 @@
-public import Catalog
 import CKernels
+public import Catalog
 import Foundation
 
 /// The tokens of one sequence in a batch: `count` tokens at positions start..<start+count.
@@ -62,13 +62,21 @@ public final class LlamaStage: @unchecked Sendable {
     var gate: WeightMatrix, up: WeightMatrix, down: WeightMatrix
 
     static let names = ["q", "k", "v", "o", "gate", "up", "down"]
-    var matrices: [(String, WeightMatrix)] { [("q", q), ("k", k), ("v", v), ("o", o), ("gate", gate), ("up", up), ("down", down)] }
-    init(attnNorm: [Float], q: WeightMatrix, k: WeightMatrix, v: WeightMatrix, o: WeightMatrix, mlpNorm: [Float],
-         gate: WeightMatrix, up: WeightMatrix, down: WeightMatrix) {
-      (self.attnNorm, self.q, self.k, self.v, self.o, self.mlpNorm, self.gate, self.up, self.down) = (attnNorm, q, k, v, o, mlpNorm, gate, up, down)
+    var matrices: [(String, WeightMatrix)] {
+      [("q", q), ("k", k), ("v", v), ("o", o), ("gate", gate), ("up", up), ("down", down)]
+    }
+    init(
+      attnNorm: [Float], q: WeightMatrix, k: WeightMatrix, v: WeightMatrix, o: WeightMatrix, mlpNorm: [Float],
+      gate: WeightMatrix, up: WeightMatrix, down: WeightMatrix
+    ) {
+      (self.attnNorm, self.q, self.k, self.v, self.o, self.mlpNorm, self.gate, self.up, self.down) = (
+        attnNorm, q, k, v, o, mlpNorm, gate, up, down
+      )
     }
     init(norms: ([Float], [Float]), _ m: [String: WeightMatrix]) {
-      self.init(attnNorm: norms.0, q: m["q"]!, k: m["k"]!, v: m["v"]!, o: m["o"]!, mlpNorm: norms.1, gate: m["gate"]!, up: m["up"]!, down: m["down"]!)
+      self.init(
+        attnNorm: norms.0, q: m["q"]!, k: m["k"]!, v: m["v"]!, o: m["o"]!, mlpNorm: norms.1, gate: m["gate"]!,
+        up: m["up"]!, down: m["down"]!)
     }
   }
 
@@ -90,8 +98,10 @@ public final class LlamaStage: @unchecked Sendable {
   ///   - store: the device's offload store, shared by its stages; it receives the offloaded blocks (every block
   ///     when it `keepsEveryBlock`).
   ///   - threads: threads this stage's kernels use.
-  public init(weights: any WeightSource, layers: Range<Int>, offloaded: Set<Int> = [], store: OffloadStore? = nil,
-              threads: Int = 1) throws(CheckpointError) {
+  public init(
+    weights: any WeightSource, layers: Range<Int>, offloaded: Set<Int> = [], store: OffloadStore? = nil,
+    threads: Int = 1
+  ) throws(CheckpointError) {
     let c = weights.config
     config = c
     let total = c.numHiddenLayers + 2
@@ -123,17 +133,22 @@ public final class LlamaStage: @unchecked Sendable {
       if let store, offloaded.contains(l) || store.keepsEveryBlock {
         try store.add(layer: l, matrices: block.matrices)
       }
-      bs.append(offloaded.contains(l) ? .offloaded(layer: l, norms: (block.attnNorm, block.mlpNorm)) : .resident(layer: l, block))
+      bs.append(
+        offloaded.contains(l)
+          ? .offloaded(layer: l, norms: (block.attnNorm, block.mlpNorm)) : .resident(layer: l, block))
     }
     blocks = bs
     if layers.contains(total - 1) {
       finalNorm = try weights.vector("model.norm.weight", count: h)
       let tied = c.tieWordEmbeddings || !weights.has("lm_head.weight")
       if tied && !c.tieWordEmbeddings {
-        throw CheckpointError(.missingTensor, file: "(checkpoint)", tensor: "lm_head.weight", "missing, and tie_word_embeddings is false")
+        throw CheckpointError(
+          .missingTensor, file: "(checkpoint)", tensor: "lm_head.weight", "missing, and tie_word_embeddings is false")
       }
       if tied {
-        if let embedding { lmHead = embedding } else {
+        if let embedding {
+          lmHead = embedding
+        } else {
           lmHead = try weights.matrix("model.embed_tokens.weight", rows: c.vocabSize, cols: h)
         }
       } else {
@@ -229,7 +244,9 @@ public final class LlamaStage: @unchecked Sendable {
     guard let lmHead, let finalNorm else { return .hidden(x) }
     // Rows to project: every token, or each sequence's last.
     var rows: [Int] = []
-    if allLogits { rows = Array(0..<t) } else {
+    if allLogits {
+      rows = Array(0..<t)
+    } else {
       var offset = 0
       for s in spans {
         offset += s.count
@@ -239,13 +256,17 @@ public final class LlamaStage: @unchecked Sendable {
     var normed = [Float](repeating: 0, count: rows.count * h)
     x.withUnsafeBufferPointer { xb in
       normed.withUnsafeMutableBufferPointer { nb in
-        for (i, r) in rows.enumerated() { Ops.rmsNorm(xb.baseAddress! + r * h, finalNorm, h, config.rmsNormEps, nb.baseAddress! + i * h) }
+        for (i, r) in rows.enumerated() {
+          Ops.rmsNorm(xb.baseAddress! + r * h, finalNorm, h, config.rmsNormEps, nb.baseAddress! + i * h)
+        }
       }
     }
     var logits = [Float](repeating: 0, count: rows.count * config.vocabSize)
     normed.withUnsafeBufferPointer { nb in
       logits.withUnsafeMutableBufferPointer { lb in
-        Kernels.linear(lmHead, nb.baseAddress!, tokens: rows.count, lb.baseAddress!, rowwise: rowwise || !allLogits, threads: threads)
+        Kernels.linear(
+          lmHead, nb.baseAddress!, tokens: rows.count, lb.baseAddress!, rowwise: rowwise || !allLogits, threads: threads
+        )
       }
     }
     return .logits(logits, rows: rows.count)
@@ -260,7 +281,11 @@ public final class LlamaStage: @unchecked Sendable {
 
   func blockForward(_ b: Block, index: Int, spans: [SequenceSpan], x: inout [Float], tokens t: Int, rowwise: Bool) {
     let c = config
-    let h = c.hiddenSize, qd = c.qDim, kvd = c.kvDim, hd = c.headDim, f = c.intermediateSize
+    let h = c.hiddenSize
+    let qd = c.qDim
+    let kvd = c.kvDim
+    let hd = c.headDim
+    let f = c.intermediateSize
     var xn = [Float](repeating: 0, count: t * h)
     var q = [Float](repeating: 0, count: t * qd)
     var k = [Float](repeating: 0, count: t * kvd)
@@ -274,8 +299,9 @@ public final class LlamaStage: @unchecked Sendable {
       q.withUnsafeMutableBufferPointer { qb in
         k.withUnsafeMutableBufferPointer { kb in
           v.withUnsafeMutableBufferPointer { vb in
-            Kernels.linear([(b.q, qb.baseAddress!), (b.k, kb.baseAddress!), (b.v, vb.baseAddress!)], nb.baseAddress!,
-                           tokens: t, rowwise: rowwise, threads: threads)
+            Kernels.linear(
+              [(b.q, qb.baseAddress!), (b.k, kb.baseAddress!), (b.v, vb.baseAddress!)], nb.baseAddress!,
+              tokens: t, rowwise: rowwise, threads: threads)
           }
         }
       }
@@ -287,8 +313,10 @@ public final class LlamaStage: @unchecked Sendable {
     q.withUnsafeMutableBufferPointer { qb in
       k.withUnsafeMutableBufferPointer { kb in
         for i in 0..<t {
-          Rope.apply(qb.baseAddress! + i * qd, heads: c.numAttentionHeads, headDim: hd, position: positions[i], invFreq: invFreq)
-          Rope.apply(kb.baseAddress! + i * kvd, heads: c.numKeyValueHeads, headDim: hd, position: positions[i], invFreq: invFreq)
+          Rope.apply(
+            qb.baseAddress! + i * qd, heads: c.numAttentionHeads, headDim: hd, position: positions[i], invFreq: invFreq)
+          Rope.apply(
+            kb.baseAddress! + i * kvd, heads: c.numKeyValueHeads, headDim: hd, position: positions[i], invFreq: invFreq)
         }
       }
     }
@@ -297,7 +325,8 @@ public final class LlamaStage: @unchecked Sendable {
       let kv = cache(s.id)[index]
       k.withUnsafeBufferPointer { kb in
         v.withUnsafeBufferPointer { vb in
-          kv.write(keys: kb.baseAddress! + offset * kvd, values: vb.baseAddress! + offset * kvd, at: s.start, count: s.count)
+          kv.write(
+            keys: kb.baseAddress! + offset * kvd, values: vb.baseAddress! + offset * kvd, at: s.start, count: s.count)
         }
       }
       offset += s.count
@@ -332,8 +361,9 @@ public final class LlamaStage: @unchecked Sendable {
           let kvHead = head / group
           scores.withUnsafeMutableBufferPointer { sb in
             kv.withHead(kvHead) { kp, vp in
-              el_attend(qp.pointer + token * qd + head * hd, kp, vp, ctx, hd, scale, sb.baseAddress!,
-                        ap.pointer + token * qd + head * hd)
+              el_attend(
+                qp.pointer + token * qd + head * hd, kp, vp, ctx, hd, scale, sb.baseAddress!,
+                ap.pointer + token * qd + head * hd)
             }
           }
         }
@@ -342,7 +372,9 @@ public final class LlamaStage: @unchecked Sendable {
     // Output projection and residual.
     var o = [Float](repeating: 0, count: t * h)
     attn.withUnsafeBufferPointer { ab in
-      o.withUnsafeMutableBufferPointer { Kernels.linear(b.o, ab.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise, threads: threads) }
+      o.withUnsafeMutableBufferPointer {
+        Kernels.linear(b.o, ab.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise, threads: threads)
+      }
     }
     for i in 0..<(t * h) { x[i] += o[i] }
     // SwiGLU MLP and residual.
@@ -356,7 +388,9 @@ public final class LlamaStage: @unchecked Sendable {
     xn.withUnsafeBufferPointer { nb in
       g.withUnsafeMutableBufferPointer { gb in
         u.withUnsafeMutableBufferPointer { ub in
-          Kernels.linear([(b.gate, gb.baseAddress!), (b.up, ub.baseAddress!)], nb.baseAddress!, tokens: t, rowwise: rowwise, threads: threads)
+          Kernels.linear(
+            [(b.gate, gb.baseAddress!), (b.up, ub.baseAddress!)], nb.baseAddress!, tokens: t, rowwise: rowwise,
+            threads: threads)
         }
       }
     }
@@ -365,7 +399,9 @@ public final class LlamaStage: @unchecked Sendable {
       g[i] = gi / (1 + expf(-gi)) * u[i]
     }
     g.withUnsafeBufferPointer { gb in
-      o.withUnsafeMutableBufferPointer { Kernels.linear(b.down, gb.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise, threads: threads) }
+      o.withUnsafeMutableBufferPointer {
+        Kernels.linear(b.down, gb.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise, threads: threads)
+      }
     }
     for i in 0..<(t * h) { x[i] += o[i] }
   }
@@ -374,7 +410,9 @@ public final class LlamaStage: @unchecked Sendable {
 /// Elementwise operations, in FP32 as Hugging Face computes them.
 enum Ops {
   /// out = x / sqrt(mean(x²) + eps) · w.
-  static func rmsNorm(_ x: UnsafePointer<Float>, _ w: [Float], _ n: Int, _ eps: Double, _ out: UnsafeMutablePointer<Float>) {
+  static func rmsNorm(
+    _ x: UnsafePointer<Float>, _ w: [Float], _ n: Int, _ eps: Double, _ out: UnsafeMutablePointer<Float>
+  ) {
     var ss: Float = 0
     for i in 0..<n { ss += x[i] * x[i] }
     let r = 1 / (ss / Float(n) + Float(eps)).squareRoot()
@@ -389,9 +427,12 @@ enum Rope {
     let d = c.headDim
     var inv = (0..<(d / 2)).map { i in 1 / powf(Float(c.ropeTheta), Float(2 * i) / Float(d)) }
     guard let s = c.ropeScaling, s.ropeType == "llama3" else { return inv }
-    let factor = Float(s.factor), low = Float(s.lowFreqFactor), high = Float(s.highFreqFactor)
+    let factor = Float(s.factor)
+    let low = Float(s.lowFreqFactor)
+    let high = Float(s.highFreqFactor)
     let old = Float(s.originalMaxPositionEmbeddings)
-    let lowWavelen = old / low, highWavelen = old / high
+    let lowWavelen = old / low
+    let highWavelen = old / high
     inv = inv.map { f in
       let wavelen = 2 * Float.pi / f
       if wavelen < highWavelen { return f }
@@ -406,10 +447,12 @@ enum Rope {
     let half = d / 2
     for i in 0..<half {
       let angle = Float(position) * invFreq[i]
-      let cs = cosf(angle), sn = sinf(angle)
+      let cs = cosf(angle)
+      let sn = sinf(angle)
       for hh in 0..<heads {
         let p = x + hh * d
-        let a = p[i], b = p[i + half]
+        let a = p[i]
+        let b = p[i + half]
         p[i] = a * cs - b * sn
         p[i + half] = b * cs + a * sn
       }
@@ -461,8 +504,10 @@ final class KVCache: @unchecked Sendable {
     if start + count > capacity { grow(to: start + count) }
     for j in 0..<count {
       for hh in 0..<heads {
-        (keys! + (hh * capacity + start + j) * headDim).update(from: k + j * heads * headDim + hh * headDim, count: headDim)
-        (values! + (hh * capacity + start + j) * headDim).update(from: v + j * heads * headDim + hh * headDim, count: headDim)
+        (keys! + (hh * capacity + start + j) * headDim).update(
+          from: k + j * heads * headDim + hh * headDim, count: headDim)
+        (values! + (hh * capacity + start + j) * headDim).update(
+          from: v + j * heads * headDim + hh * headDim, count: headDim)
       }
     }
     length = max(length, start + count)

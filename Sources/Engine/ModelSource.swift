@@ -21,7 +21,9 @@ public enum ModelSource: Sendable, Hashable {
       return CheckpointWeights(try Checkpoint(directory: path), storage: storage)
     case .synthetic(let preset, let seed, let dtype):
       guard let p = ModelPreset.named(preset) else {
-        throw CheckpointError(.missingFile, file: preset, "neither a checkpoint directory nor a model preset (\(ModelPreset.all.map(\.name).joined(separator: ", ")))")
+        throw CheckpointError(
+          .missingFile, file: preset,
+          "neither a checkpoint directory nor a model preset (\(ModelPreset.all.map(\.name).joined(separator: ", ")))")
       }
       return SyntheticWeights(config: p.config, seed: seed, dtype: dtype)
     }

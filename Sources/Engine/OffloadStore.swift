@@ -1,6 +1,7 @@
 import CLinux
 import Foundation
-public import Pipeline
+import Pipeline
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -200,7 +201,9 @@ public final class OffloadStore: @unchecked Sendable {
   private func matrices(_ layer: Int, in memory: WeightMemory) -> [String: WeightMatrix] {
     var out: [String: WeightMatrix] = [:]
     for (name, rows, cols, dtype, offset) in entries[layer]!.matrices {
-      out[name] = WeightMatrix(rows: rows, cols: cols, dtype: dtype, memory: WeightMemory(parent: memory, offset: offset, bytes: rows * cols * dtype.size))
+      out[name] = WeightMatrix(
+        rows: rows, cols: cols, dtype: dtype,
+        memory: WeightMemory(parent: memory, offset: offset, bytes: rows * cols * dtype.size))
     }
     return out
   }

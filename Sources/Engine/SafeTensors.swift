@@ -37,7 +37,9 @@ final class MappedFile: @unchecked Sendable {
 
 /// Element types of stored weights the engine reads.
 public enum WeightDType: String, Sendable, Hashable, CaseIterable {
-  case f32 = "F32", bf16 = "BF16", f16 = "F16"
+  case f32 = "F32"
+  case bf16 = "BF16"
+  case f16 = "F16"
   public var size: Int { self == .f32 ? 4 : 2 }
 }
 
@@ -62,7 +64,9 @@ struct SafeTensorsFile: Sendable {
     guard file.size >= 8 else { throw CheckpointError(.truncated, file: path, "shorter than the 8-byte header length") }
     let headerLength = Int(UInt64(littleEndian: file.base.loadUnaligned(as: UInt64.self)))
     guard headerLength > 0, headerLength <= file.size - 8 else {
-      throw CheckpointError(.truncated, file: path, "the header claims \(headerLength) bytes but the file has \(file.size) (truncated or not a safetensors file)")
+      throw CheckpointError(
+        .truncated, file: path,
+        "the header claims \(headerLength) bytes but the file has \(file.size) (truncated or not a safetensors file)")
     }
     let headerData = Data(bytes: file.base + 8, count: headerLength)
     guard let json = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any] else {
@@ -73,20 +77,29 @@ struct SafeTensorsFile: Sendable {
     for (name, value) in json where name != "__metadata__" {
       guard let d = value as? [String: Any], let dtype = d["dtype"] as? String, let shape = d["shape"] as? [Int],
         let offsets = d["data_offsets"] as? [Int], offsets.count == 2
-      else { throw CheckpointError(.malformedHeader, file: path, tensor: name, "entry lacks dtype, shape or data_offsets") }
-      guard let t = WeightDType(rawValue: dtype) else {
-        throw CheckpointError(.unsupportedDType, file: path, tensor: name, "dtype \(dtype) is not supported (use F32, F16 or BF16)")
+      else {
+        throw CheckpointError(.malformedHeader, file: path, tensor: name, "entry lacks dtype, shape or data_offsets")
       }
-      let begin = dataStart + offsets[0], end = dataStart + offsets[1]
+      guard let t = WeightDType(rawValue: dtype) else {
+        throw CheckpointError(
+          .unsupportedDType, file: path, tensor: name, "dtype \(dtype) is not supported (use F32, F16 or BF16)")
+      }
+      let begin = dataStart + offsets[0]
+      let end = dataStart + offsets[1]
       guard offsets[0] >= 0, offsets[1] >= offsets[0] else {
-        throw CheckpointError(.malformedHeader, file: path, tensor: name, "data_offsets \(offsets) are not an increasing pair")
+        throw CheckpointError(
+          .malformedHeader, file: path, tensor: name, "data_offsets \(offsets) are not an increasing pair")
       }
       guard end <= file.size else {
-        throw CheckpointError(.truncated, file: path, tensor: name, "the data ends at byte \(end) but the file has \(file.size) bytes (truncated download?)")
+        throw CheckpointError(
+          .truncated, file: path, tensor: name,
+          "the data ends at byte \(end) but the file has \(file.size) bytes (truncated download?)")
       }
       let count = shape.reduce(1, *)
       guard count * t.size == end - begin else {
-        throw CheckpointError(.malformedHeader, file: path, tensor: name, "shape \(shape) of \(dtype) needs \(count * t.size) bytes, the file gives \(end - begin)")
+        throw CheckpointError(
+          .malformedHeader, file: path, tensor: name,
+          "shape \(shape) of \(dtype) needs \(count * t.size) bytes, the file gives \(end - begin)")
       }
       tensors[name] = TensorEntry(dtype: t, shape: shape, begin: begin, end: end)
     }

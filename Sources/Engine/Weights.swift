@@ -92,14 +92,17 @@ public struct CheckpointWeights: WeightSource {
     let (file, e) = try checkpoint.tensor(name, shape: [rows, cols])
     if e.dtype == .f32 || storage == .native {
       if e.begin % e.dtype.size == 0 {
-        return WeightMatrix(rows: rows, cols: cols, dtype: e.dtype, memory: WeightMemory(mapping: file.file, offset: e.begin, bytes: e.end - e.begin))
+        return WeightMatrix(
+          rows: rows, cols: cols, dtype: e.dtype,
+          memory: WeightMemory(mapping: file.file, offset: e.begin, bytes: e.end - e.begin))
       }
       let m = WeightMemory(allocating: e.end - e.begin)
       m.owned!.copyMemory(from: file.file.base + e.begin, byteCount: e.end - e.begin)
       return WeightMatrix(rows: rows, cols: cols, dtype: e.dtype, memory: m)
     }
     let m = WeightMemory(allocating: rows * cols * 4)
-    Kernels.widen(file.file.base + e.begin, dtype: e.dtype, into: m.owned!.assumingMemoryBound(to: Float.self), count: rows * cols)
+    Kernels.widen(
+      file.file.base + e.begin, dtype: e.dtype, into: m.owned!.assumingMemoryBound(to: Float.self), count: rows * cols)
     return WeightMatrix(rows: rows, cols: cols, dtype: .f32, memory: m)
   }
 
@@ -154,7 +157,8 @@ public struct SyntheticWeights: WeightSource {
     let seed = self.seed
     Parallel.forEach(chunks) { c in
       var g = SeededRandom.derived(seed: seed, base, UInt64(c))
-      let start = c * Self.chunk, end = min(n, start + Self.chunk)
+      let start = c * Self.chunk
+      let end = min(n, start + Self.chunk)
       for i in start..<end {
         let v = Float((2 * g.nextUnit() - 1) * scale)
         Kernels.store(v, dtype: dt, at: dst.pointer, index: i)

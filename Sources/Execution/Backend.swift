@@ -20,8 +20,10 @@ public struct RunJob: Sendable {
   /// Polled by backends that run long: the user asked to stop (Ctrl-C).
   public var cancellation: Cancellation
 
-  public init(experiment: ResolvedExperiment, plan: Plan, requests: [RequestPlan], seed: UInt64,
-              timeModel: any LayerTimeModel, label: String = "", cancellation: Cancellation = .never) {
+  public init(
+    experiment: ResolvedExperiment, plan: Plan, requests: [RequestPlan], seed: UInt64,
+    timeModel: any LayerTimeModel, label: String = "", cancellation: Cancellation = .never
+  ) {
     self.experiment = experiment
     self.plan = plan
     self.requests = requests
@@ -79,15 +81,17 @@ extension RunJob {
     case .closedLoop(let n, let think): arrivals = .closedLoop(concurrency: n, think: think.value)
     default: arrivals = .open
     }
-    return PipelineScheduler.Configuration(arrivals: arrivals, maxBatch: experiment.spec.execution.maxBatch,
-                                           microBatches: microBatches)
+    return PipelineScheduler.Configuration(
+      arrivals: arrivals, maxBatch: experiment.spec.execution.maxBatch,
+      microBatches: microBatches)
   }
 
   /// The requests as the scheduler sees them (arrival times in device seconds).
   public var schedulerRequests: [PipelineScheduler.Request] {
     requests.map {
-      PipelineScheduler.Request(id: $0.id, arrival: $0.arrival?.value ?? 0, promptLength: $0.promptLength,
-                                outputLength: $0.outputLength)
+      PipelineScheduler.Request(
+        id: $0.id, arrival: $0.arrival?.value ?? 0, promptLength: $0.promptLength,
+        outputLength: $0.outputLength)
     }
   }
 }

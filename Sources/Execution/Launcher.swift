@@ -29,7 +29,8 @@ public let plainLauncherFactory: LauncherFactory = { options in
   switch options.mode {
   case .none: return LocalLauncher()
   default:
-    throw BackendError.unavailable(.loopback, "emulation '\(options.mode.rawValue)' is not available here; set emulation to none")
+    throw BackendError.unavailable(
+      .loopback, "emulation '\(options.mode.rawValue)' is not available here; set emulation to none")
   }
 }
 
@@ -62,8 +63,10 @@ public struct LaunchTarget: Sendable {
   /// Sender-side rate pacing of links out of this worker, bytes/s by destination device (userspace shaping).
   public var pacing: [String: Double] = [:]
 
-  public init(listenHost: String, prefix: [String] = [], delays: [String: LinkDelay] = [:], dilation: Double = 1,
-              storageBytesPerSecond: Double? = nil, attach: (@Sendable (Int32) throws -> Void)? = nil) {
+  public init(
+    listenHost: String, prefix: [String] = [], delays: [String: LinkDelay] = [:], dilation: Double = 1,
+    storageBytesPerSecond: Double? = nil, attach: (@Sendable (Int32) throws -> Void)? = nil
+  ) {
     self.listenHost = listenHost
     self.prefix = prefix
     self.delays = delays
@@ -77,7 +80,8 @@ public struct LaunchTarget: Sendable {
 public struct LocalLauncher: WorkerLauncher {
   public init() {}
   public var mechanism: String { "loopback-tcp" }
-  public func prepare(devices: [String], experiment: ResolvedExperiment, runID: String) throws -> [String: LaunchTarget] {
+  public func prepare(devices: [String], experiment: ResolvedExperiment, runID: String) throws -> [String: LaunchTarget]
+  {
     Dictionary(uniqueKeysWithValues: devices.map { ($0, LaunchTarget(listenHost: "127.0.0.1")) })
   }
   public func teardown() {}

@@ -12,8 +12,10 @@ public struct RequestRecord: Hashable, Sendable, Codable {
   /// When each output token reached the source, in order.
   public var tokenTimes: [Double]
 
-  public init(id: Int, arrival: Double, firstToken: Double? = nil, completion: Double? = nil, promptTokens: Int,
-              outputTokens: Int, tokenTimes: [Double] = []) {
+  public init(
+    id: Int, arrival: Double, firstToken: Double? = nil, completion: Double? = nil, promptTokens: Int,
+    outputTokens: Int, tokenTimes: [Double] = []
+  ) {
     self.id = id
     self.arrival = arrival
     self.firstToken = firstToken
@@ -65,8 +67,10 @@ public struct DeviceRecord: Hashable, Sendable, Codable {
   public var loadStallSeconds: Double
   public var idleSeconds: Double
 
-  public init(name: String, peakMemoryBytes: Double, computeSeconds: Double, transferSeconds: Double,
-              loadStallSeconds: Double, idleSeconds: Double) {
+  public init(
+    name: String, peakMemoryBytes: Double, computeSeconds: Double, transferSeconds: Double,
+    loadStallSeconds: Double, idleSeconds: Double
+  ) {
     self.name = name
     self.peakMemoryBytes = peakMemoryBytes
     self.computeSeconds = computeSeconds
@@ -86,8 +90,10 @@ public struct StageRecord: Hashable, Sendable, Codable {
   public var computeSeconds: Double
   public var microBatches: Int
 
-  public init(index: Int, device: String, firstLayer: Int, endLayer: Int, offloadedLayers: Int, computeSeconds: Double,
-              microBatches: Int) {
+  public init(
+    index: Int, device: String, firstLayer: Int, endLayer: Int, offloadedLayers: Int, computeSeconds: Double,
+    microBatches: Int
+  ) {
     self.index = index
     self.device = device
     self.firstLayer = firstLayer
@@ -121,9 +127,11 @@ public struct RunOutcome: Hashable, Sendable, Codable {
   /// Backend-specific scalar facts (e.g. the lossless check, dilation factor), stored as attributes.
   public var facts: [String: JSONValue]
 
-  public init(status: RunStatus, message: String? = nil, requests: [RequestRecord] = [], links: [LinkRecord] = [],
-              devices: [DeviceRecord] = [], stages: [StageRecord] = [], wallSeconds: Double = 0,
-              facts: [String: JSONValue] = [:]) {
+  public init(
+    status: RunStatus, message: String? = nil, requests: [RequestRecord] = [], links: [LinkRecord] = [],
+    devices: [DeviceRecord] = [], stages: [StageRecord] = [], wallSeconds: Double = 0,
+    facts: [String: JSONValue] = [:]
+  ) {
     self.status = status
     self.message = message
     self.requests = requests

@@ -32,7 +32,10 @@ public struct RunSummary: Hashable, Sendable, Codable {
     }
 
     public init(_ values: [Double]) {
-      guard !values.isEmpty else { self = .empty; return }
+      guard !values.isEmpty else {
+        self = .empty
+        return
+      }
       let s = values.sorted()
       mean = s.reduce(0, +) / Double(s.count)
       p50 = Self.percentile(s, 50)
@@ -75,8 +78,10 @@ public struct RunSummary: Hashable, Sendable, Codable {
       ("throughput_tokens_per_s", throughputTokensPerSecond),
     ]
     for (name, d) in [("ttft", ttft), ("tpot", tpot), ("e2e", endToEnd)] {
-      out += [("\(name)_mean_s", d.mean), ("\(name)_p50_s", d.p50), ("\(name)_p90_s", d.p90),
-              ("\(name)_p99_s", d.p99), ("\(name)_max_s", d.max)]
+      out += [
+        ("\(name)_mean_s", d.mean), ("\(name)_p50_s", d.p50), ("\(name)_p90_s", d.p90),
+        ("\(name)_p99_s", d.p99), ("\(name)_max_s", d.max),
+      ]
     }
     out += [("bytes_on_links", bytesOnLinks), ("peak_memory_bytes", peakMemoryBytes)]
     return out

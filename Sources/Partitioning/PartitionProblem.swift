@@ -32,7 +32,10 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
       self.server = server
     }
     enum CodingKeys: String, CodingKey {
-      case name, memoryBytes = "memory_bytes", storageBytesPerS = "storage_bytes_per_s", server
+      case name
+      case memoryBytes = "memory_bytes"
+      case storageBytesPerS = "storage_bytes_per_s"
+      case server
     }
   }
 
@@ -44,8 +47,10 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
     public var timeS: [String: Double]
     public var prefillTimeS: [String: Double]?
     public var weightBytes: Double?
-    public init(name: String, memoryBytes: Double, outputBytes: Double, timeS: [String: Double],
-                prefillTimeS: [String: Double]? = nil, weightBytes: Double? = nil) {
+    public init(
+      name: String, memoryBytes: Double, outputBytes: Double, timeS: [String: Double],
+      prefillTimeS: [String: Double]? = nil, weightBytes: Double? = nil
+    ) {
       self.name = name
       self.memoryBytes = memoryBytes
       self.outputBytes = outputBytes
@@ -54,8 +59,12 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
       self.weightBytes = weightBytes
     }
     enum CodingKeys: String, CodingKey {
-      case name, memoryBytes = "memory_bytes", outputBytes = "output_bytes", timeS = "time_s"
-      case prefillTimeS = "prefill_time_s", weightBytes = "weight_bytes"
+      case name
+      case memoryBytes = "memory_bytes"
+      case outputBytes = "output_bytes"
+      case timeS = "time_s"
+      case prefillTimeS = "prefill_time_s"
+      case weightBytes = "weight_bytes"
     }
   }
 
@@ -71,12 +80,16 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
       self.latencyS = latencyS
     }
     enum CodingKeys: String, CodingKey {
-      case from, to, bandwidthBytesPerS = "bandwidth_bytes_per_s", latencyS = "latency_s"
+      case from, to
+      case bandwidthBytesPerS = "bandwidth_bytes_per_s"
+      case latencyS = "latency_s"
     }
   }
 
-  public init(objective: Objective, source: String, returnToSource: Bool = false, devices: [Device], layers: [Layer],
-              links: [Link]) {
+  public init(
+    objective: Objective, source: String, returnToSource: Bool = false, devices: [Device], layers: [Layer],
+    links: [Link]
+  ) {
     self.objective = objective
     self.source = source
     self.returnToSource = returnToSource
@@ -86,7 +99,9 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
   }
 
   enum CodingKeys: String, CodingKey {
-    case objective, source, returnToSource = "return_to_source", devices, layers, links
+    case objective, source
+    case returnToSource = "return_to_source"
+    case devices, layers, links
   }
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -105,16 +120,24 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
     if devices.isEmpty { p.append("devices: the problem has no devices") }
     if layers.isEmpty { p.append("layers: the problem has no layers") }
     if Set(names).count != names.count { p.append("devices: device names must be unique") }
-    if !names.contains(source) { p.append("source: '\(source)' is not one of the devices (\(names.joined(separator: ", ")))") }
+    if !names.contains(source) {
+      p.append("source: '\(source)' is not one of the devices (\(names.joined(separator: ", ")))")
+    }
     for d in devices where !(d.memoryBytes >= 0) { p.append("devices[\(d.name)].memory_bytes must be ≥ 0") }
     for (i, l) in layers.enumerated() {
-      if !(l.memoryBytes >= 0) || !(l.outputBytes >= 0) { p.append("layers[\(i)] (\(l.name)): memory_bytes and output_bytes must be ≥ 0") }
+      if !(l.memoryBytes >= 0) || !(l.outputBytes >= 0) {
+        p.append("layers[\(i)] (\(l.name)): memory_bytes and output_bytes must be ≥ 0")
+      }
       for (d, t) in l.timeS where !names.contains(d) || !(t >= 0) || !t.isFinite {
-        p.append("layers[\(i)] (\(l.name)).time_s[\(d)]: " + (names.contains(d) ? "must be a finite time ≥ 0" : "'\(d)' is not a device"))
+        p.append(
+          "layers[\(i)] (\(l.name)).time_s[\(d)]: "
+            + (names.contains(d) ? "must be a finite time ≥ 0" : "'\(d)' is not a device"))
       }
     }
     for (i, l) in links.enumerated() {
-      if !names.contains(l.from) || !names.contains(l.to) { p.append("links[\(i)]: '\(l.from)' → '\(l.to)' names an unknown device") }
+      if !names.contains(l.from) || !names.contains(l.to) {
+        p.append("links[\(i)]: '\(l.from)' → '\(l.to)' names an unknown device")
+      }
       if !(l.bandwidthBytesPerS > 0) { p.append("links[\(i)] (\(l.from)→\(l.to)).bandwidth_bytes_per_s must be > 0") }
       if !(l.latencyS >= 0) { p.append("links[\(i)] (\(l.from)→\(l.to)).latency_s must be ≥ 0") }
     }
@@ -171,7 +194,9 @@ public struct IndexedProblem: Sendable {
   /// Memory of layers first..<end.
   @inline(__always) public func memory(_ first: Int, _ end: Int) -> Double { memoryPrefix[end] - memoryPrefix[first] }
   /// Compute time of layers first..<end on device d.
-  @inline(__always) public func compute(_ d: Int, _ first: Int, _ end: Int) -> Double { timePrefix[d][end] - timePrefix[d][first] }
+  @inline(__always) public func compute(_ d: Int, _ first: Int, _ end: Int) -> Double {
+    timePrefix[d][end] - timePrefix[d][first]
+  }
   @inline(__always) public func hasLink(_ k: Int, _ j: Int) -> Bool { bandwidth[k][j] > 0 }
   /// Time to move the output of layer `layer` from k to j (∞ without a link, 0 on the same device).
   @inline(__always) public func transfer(_ k: Int, _ j: Int, afterLayer layer: Int) -> Double {

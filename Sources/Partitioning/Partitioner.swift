@@ -36,25 +36,33 @@ public struct Parameters: Sendable {
   public mutating func double(_ name: String, default value: Double) throws(PartitionError) -> Double {
     read.insert(name)
     guard let v = values[name] else { return value }
-    guard let d = v.doubleValue else { throw .badParameter(algorithm: algorithm, "parameter '\(name)' must be a number (it is \(v))") }
+    guard let d = v.doubleValue else {
+      throw .badParameter(algorithm: algorithm, "parameter '\(name)' must be a number (it is \(v))")
+    }
     return d
   }
   public mutating func int(_ name: String, default value: Int) throws(PartitionError) -> Int {
     read.insert(name)
     guard let v = values[name] else { return value }
-    guard let d = v.intValue else { throw .badParameter(algorithm: algorithm, "parameter '\(name)' must be an integer (it is \(v))") }
+    guard let d = v.intValue else {
+      throw .badParameter(algorithm: algorithm, "parameter '\(name)' must be an integer (it is \(v))")
+    }
     return d
   }
   public mutating func string(_ name: String) throws(PartitionError) -> String? {
     read.insert(name)
     guard let v = values[name] else { return nil }
-    guard let s = v.stringValue else { throw .badParameter(algorithm: algorithm, "parameter '\(name)' must be a string (it is \(v))") }
+    guard let s = v.stringValue else {
+      throw .badParameter(algorithm: algorithm, "parameter '\(name)' must be a string (it is \(v))")
+    }
     return s
   }
   public mutating func bool(_ name: String, default value: Bool) throws(PartitionError) -> Bool {
     read.insert(name)
     guard let v = values[name] else { return value }
-    guard let b = v.boolValue else { throw .badParameter(algorithm: algorithm, "parameter '\(name)' must be true or false (it is \(v))") }
+    guard let b = v.boolValue else {
+      throw .badParameter(algorithm: algorithm, "parameter '\(name)' must be true or false (it is \(v))")
+    }
     return b
   }
 
@@ -63,7 +71,10 @@ public struct Parameters: Sendable {
     let unknown = Set(values.keys).subtracting(read)
     if !unknown.isEmpty {
       let known = read.sorted()
-      throw .badParameter(algorithm: algorithm, "unknown parameter\(unknown.count > 1 ? "s" : "") \(unknown.sorted().map { "'\($0)'" }.joined(separator: ", ")); known: \(known.isEmpty ? "none" : known.joined(separator: ", "))")
+      throw .badParameter(
+        algorithm: algorithm,
+        "unknown parameter\(unknown.count > 1 ? "s" : "") \(unknown.sorted().map { "'\($0)'" }.joined(separator: ", ")); known: \(known.isEmpty ? "none" : known.joined(separator: ", "))"
+      )
     }
   }
 }
@@ -101,8 +112,10 @@ public struct PartitionerRegistry: Sendable {
   }
 
   /// Solves `problem` with the named algorithm.
-  public func solve(_ problem: PartitionProblem, algorithm name: String,
-                    parameters: [String: JSONValue] = [:]) throws(PartitionError) -> Plan {
+  public func solve(
+    _ problem: PartitionProblem, algorithm name: String,
+    parameters: [String: JSONValue] = [:]
+  ) throws(PartitionError) -> Plan {
     let algorithm = try make(name, parameters: parameters)
     return try algorithm.partition(try IndexedProblem(problem))
   }
@@ -124,16 +137,22 @@ public enum Partitioners {
 
   public static var names: [String] { PartitionerRegistry.standard.names }
 
-  public static func type(named name: String) -> (any Partitioner.Type)? { PartitionerRegistry.standard.type(named: name) }
+  public static func type(named name: String) -> (any Partitioner.Type)? {
+    PartitionerRegistry.standard.type(named: name)
+  }
 
   /// Builds the named algorithm with parameters.
-  public static func make(_ name: String, parameters: [String: JSONValue] = [:]) throws(PartitionError) -> any Partitioner {
+  public static func make(_ name: String, parameters: [String: JSONValue] = [:]) throws(PartitionError)
+    -> any Partitioner
+  {
     try PartitionerRegistry.standard.make(name, parameters: parameters)
   }
 
   /// Solves `problem` with the named algorithm.
-  public static func solve(_ problem: PartitionProblem, algorithm name: String,
-                           parameters: [String: JSONValue] = [:]) throws(PartitionError) -> Plan {
+  public static func solve(
+    _ problem: PartitionProblem, algorithm name: String,
+    parameters: [String: JSONValue] = [:]
+  ) throws(PartitionError) -> Plan {
     try PartitionerRegistry.standard.solve(problem, algorithm: name, parameters: parameters)
   }
 }

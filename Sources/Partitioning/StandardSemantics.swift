@@ -1,3 +1,6 @@
+public import EdgeLabCore
+public import Pipeline
+
 /// The semantics every algorithm is judged by, so their values are comparable.
 ///
 /// A stage is a contiguous layer range on one device; each device holds at most one stage; stage 0 starts at
@@ -28,9 +31,6 @@ public struct StandardEvaluation: Sendable, Equatable {
     return "\(stageCount) stage\(stageCount == 1 ? "" : "s"); bottleneck: \(worst.label), \(share)% of step time"
   }
 }
-
-public import EdgeLabCore
-public import Pipeline
 
 public enum StandardSemantics {
   /// A stage as device index and half-open layer range.
@@ -66,7 +66,8 @@ public enum StandardSemantics {
     }
     if let last = spans.last, p.problem.returnToSource, last.device != p.sourceIndex {
       let r = p.returnTransfer(from: last.device)
-      items.append(.init(label: "link \(p.name(last.device))→\(p.name(p.sourceIndex)) (return)", seconds: r, isTransfer: true))
+      items.append(
+        .init(label: "link \(p.name(last.device))→\(p.name(p.sourceIndex)) (return)", seconds: r, isTransfer: true))
       latency += r
       bottleneck = max(bottleneck, r)
     }
@@ -77,9 +78,13 @@ public enum StandardSemantics {
   public static func violations(_ spans: [Span], _ p: IndexedProblem) -> [String] {
     var v: [String] = []
     guard let first = spans.first else { return ["the plan has no stages"] }
-    if first.device != p.sourceIndex { v.append("stage 0 runs on \(p.name(first.device)), not on the source \(p.name(p.sourceIndex))") }
+    if first.device != p.sourceIndex {
+      v.append("stage 0 runs on \(p.name(first.device)), not on the source \(p.name(p.sourceIndex))")
+    }
     if first.first != 0 { v.append("stage 0 starts at layer \(first.first), not 0") }
-    if spans.last!.end != p.layerCount { v.append("the last stage ends at layer \(spans.last!.end), not \(p.layerCount)") }
+    if spans.last!.end != p.layerCount {
+      v.append("the last stage ends at layer \(spans.last!.end), not \(p.layerCount)")
+    }
     var seen = Set<Int>()
     for (s, span) in spans.enumerated() {
       if !seen.insert(span.device).inserted { v.append("device \(p.name(span.device)) holds more than one stage") }
@@ -89,25 +94,32 @@ public enum StandardSemantics {
       if m > p.memory[span.device] {
         v.append("stage \(s) needs \(Bytes(m)) on \(p.name(span.device)), which offers \(Bytes(p.memory[span.device]))")
       }
-      if !p.compute(span.device, span.first, span.end).isFinite { v.append("\(p.name(span.device)) has no time for some layer of stage \(s)") }
+      if !p.compute(span.device, span.first, span.end).isFinite {
+        v.append("\(p.name(span.device)) has no time for some layer of stage \(s)")
+      }
       if s > 0 && !p.hasLink(spans[s - 1].device, span.device) {
         v.append("no link from \(p.name(spans[s - 1].device)) to \(p.name(span.device))")
       }
     }
-    if p.problem.returnToSource, let last = spans.last, last.device != p.sourceIndex, !p.hasLink(last.device, p.sourceIndex) {
+    if p.problem.returnToSource, let last = spans.last, last.device != p.sourceIndex,
+      !p.hasLink(last.device, p.sourceIndex)
+    {
       v.append("no link from \(p.name(last.device)) to \(p.name(p.sourceIndex))")
     }
     return v
   }
 
   /// A plan for `spans` with its value and explanation under the standard semantics.
-  public static func plan(_ spans: [Span], _ p: IndexedProblem, algorithm: String, exact: Bool, notes: [String] = []) -> Plan {
+  public static func plan(_ spans: [Span], _ p: IndexedProblem, algorithm: String, exact: Bool, notes: [String] = [])
+    -> Plan
+  {
     let e = evaluate(spans, p)
     let objective = p.problem.objective
     return Plan(
       algorithm: algorithm, objective: objective,
       stages: spans.map { Plan.Stage(device: p.name($0.device), firstLayer: $0.first, endLayer: $0.end) },
-      microBatches: objective == .throughput ? max(1, spans.count + (p.problem.returnToSource && spans.last?.device != p.sourceIndex ? 1 : 0)) : 1,
+      microBatches: objective == .throughput
+        ? max(1, spans.count + (p.problem.returnToSource && spans.last?.device != p.sourceIndex ? 1 : 0)) : 1,
       valueSeconds: e.value(objective), exact: exact, explanation: e.explanation(stageCount: spans.count), notes: notes)
   }
 
@@ -132,7 +144,8 @@ public enum Infeasibility {
   public static func unproven(_ p: IndexedProblem, devices allowed: [Int]? = nil) -> String {
     let devs = allowed ?? Array(0..<p.deviceCount)
     if devs.contains(where: { d in (0..<p.layerCount).contains { !p.compute(d, $0, $0 + 1).isFinite } }) {
-      return "some devices have no compute time for some layers, and no plan runs every layer on a device that has a time for it within memory"
+      return
+        "some devices have no compute time for some layers, and no plan runs every layer on a device that has a time for it within memory"
     }
     return "no assignment of contiguous layer ranges, one per device, fits the devices' memory along a linked path"
   }
@@ -146,13 +159,17 @@ public enum Infeasibility {
     let offer = devs.reduce(0.0) { $0 + p.memory[$1] }
     if need > offer { return "the model needs \(Bytes(need)); the devices offer \(Bytes(offer))" }
     if p.problem.layers[0].memoryBytes > p.memory[p.sourceIndex] {
-      return "the source \(p.name(p.sourceIndex)) offers \(Bytes(p.memory[p.sourceIndex])) but layer \(p.problem.layers[0].name) needs \(Bytes(p.problem.layers[0].memoryBytes))"
+      return
+        "the source \(p.name(p.sourceIndex)) offers \(Bytes(p.memory[p.sourceIndex])) but layer \(p.problem.layers[0].name) needs \(Bytes(p.problem.layers[0].memoryBytes))"
     }
-    if let biggest = p.problem.layers.indices.max(by: { p.problem.layers[$0].memoryBytes < p.problem.layers[$1].memoryBytes }),
+    if let biggest = p.problem.layers.indices.max(by: {
+      p.problem.layers[$0].memoryBytes < p.problem.layers[$1].memoryBytes
+    }),
       let roomiest = devs.max(by: { p.memory[$0] < p.memory[$1] }),
       p.problem.layers[biggest].memoryBytes > p.memory[roomiest]
     {
-      return "layer \(p.problem.layers[biggest].name) needs \(Bytes(p.problem.layers[biggest].memoryBytes)); the largest device (\(p.name(roomiest))) offers \(Bytes(p.memory[roomiest]))"
+      return
+        "layer \(p.problem.layers[biggest].name) needs \(Bytes(p.problem.layers[biggest].memoryBytes)); the largest device (\(p.name(roomiest))) offers \(Bytes(p.memory[roomiest]))"
     }
     // Reachability from the source over links between allowed devices.
     var reached: Set<Int> = [p.sourceIndex]
@@ -166,13 +183,15 @@ public enum Infeasibility {
     let reachOffer = reached.reduce(0.0) { $0 + p.memory[$1] }
     if need > reachOffer {
       let cut = devs.filter { !reached.contains($0) }.map(p.name)
-      return "the model needs \(Bytes(need)) but the devices reachable from the source offer \(Bytes(reachOffer)); no link from \(p.name(p.sourceIndex)) (or the devices it reaches) to \(cut.joined(separator: ", "))"
+      return
+        "the model needs \(Bytes(need)) but the devices reachable from the source offer \(Bytes(reachOffer)); no link from \(p.name(p.sourceIndex)) (or the devices it reaches) to \(cut.joined(separator: ", "))"
     }
     if p.problem.returnToSource {
       let back = devs.filter { $0 != p.sourceIndex && p.hasLink($0, p.sourceIndex) }
       if back.isEmpty && need > p.memory[p.sourceIndex] {
         let others = devs.filter { $0 != p.sourceIndex }.map(p.name)
-        return "the model does not fit the source alone, and no device has a link back to it to return the output (no link from \(others.isEmpty ? "any device" : others.joined(separator: ", ")) to \(p.name(p.sourceIndex)))"
+        return
+          "the model does not fit the source alone, and no device has a link back to it to return the output (no link from \(others.isEmpty ? "any device" : others.joined(separator: ", ")) to \(p.name(p.sourceIndex)))"
       }
     }
     return uncomputable(p, devices: devs)
@@ -180,7 +199,8 @@ public enum Infeasibility {
 
   /// "layer L has no compute time on any device" for the first layer none of `devices` has a time for.
   public static func uncomputable(_ p: IndexedProblem, devices: [Int]) -> String? {
-    guard let l = (0..<p.layerCount).first(where: { l in !devices.contains { p.compute($0, l, l + 1).isFinite } }) else {
+    guard let l = (0..<p.layerCount).first(where: { l in !devices.contains { p.compute($0, l, l + 1).isFinite } })
+    else {
       return nil
     }
     return "layer \(p.problem.layers[l].name) has no compute time on any device"

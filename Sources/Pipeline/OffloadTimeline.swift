@@ -56,7 +56,8 @@ public struct OffloadTimeline: Sendable {
 
   private mutating func set(_ l: Int, _ h: Hold) {
     grow(l)
-    let was = hold[l] != .free, now = h != .free
+    let was = hold[l] != .free
+    let now = h != .free
     heldCount += (now ? 1 : 0) - (was ? 1 : 0)
     hold[l] = h
   }

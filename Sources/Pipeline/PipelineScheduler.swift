@@ -132,7 +132,9 @@ public struct PipelineScheduler: Sendable {
   public mutating func start(at t: Double) -> [Action] {
     switch configuration.arrivals {
     case .open:
-      upcoming = requests.indices.map { (requests[$0].arrival, $0) }.sorted { $0.time != $1.time ? $0.time < $1.time : $0.request < $1.request }
+      upcoming = requests.indices.map { (requests[$0].arrival, $0) }.sorted {
+        $0.time != $1.time ? $0.time < $1.time : $0.request < $1.request
+      }
       // One wake per request in id order, as arrivals are events of their own.
       return requests.map { .wake(at: $0.arrival) }
     case .closedLoop(let n, _):

@@ -15,7 +15,10 @@ public enum ValueModel: String, Codable, Hashable, Sendable {
     // Results files written before the offload timeline was shared called it after LIME, its first user.
     case "timeline", "lime": self = .timeline
     default:
-      throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown value model '\(raw)'; expected standard or timeline"))
+      throw DecodingError.dataCorrupted(
+        .init(
+          codingPath: decoder.codingPath,
+          debugDescription: "unknown value model '\(raw)'; expected standard or timeline"))
     }
   }
 }
@@ -45,7 +48,10 @@ public struct Plan: Codable, Hashable, Sendable {
     public var layers: Range<Int> { firstLayer..<endLayer }
 
     enum CodingKeys: String, CodingKey {
-      case device, firstLayer = "first_layer", endLayer = "end_layer", offloadedLayers = "offloaded_layers"
+      case device
+      case firstLayer = "first_layer"
+      case endLayer = "end_layer"
+      case offloadedLayers = "offloaded_layers"
     }
     public init(from decoder: any Decoder) throws {
       let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -82,9 +88,11 @@ public struct Plan: Codable, Hashable, Sendable {
   /// Further remarks, e.g. a fallback to a heuristic.
   public var notes: [String]
 
-  public init(algorithm: String, objective: Objective, stages: [Stage], microBatches: Int = 1, valueSeconds: Double,
-              valueModel: ValueModel = .standard, exact: Bool, explanation: String = "", notes: [String] = [],
-              residency: ResidencyPolicy? = nil) {
+  public init(
+    algorithm: String, objective: Objective, stages: [Stage], microBatches: Int = 1, valueSeconds: Double,
+    valueModel: ValueModel = .standard, exact: Bool, explanation: String = "", notes: [String] = [],
+    residency: ResidencyPolicy? = nil
+  ) {
     self.algorithm = algorithm
     self.objective = objective
     self.stages = stages
@@ -98,8 +106,11 @@ public struct Plan: Codable, Hashable, Sendable {
   }
 
   enum CodingKeys: String, CodingKey {
-    case algorithm, objective, stages, microBatches = "micro_batches", valueSeconds = "value_s"
-    case valueModel = "value_model", exact, explanation, notes, residency
+    case algorithm, objective, stages
+    case microBatches = "micro_batches"
+    case valueSeconds = "value_s"
+    case valueModel = "value_model"
+    case exact, explanation, notes, residency
   }
 
   /// Devices in the order they first appear.

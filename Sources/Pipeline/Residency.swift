@@ -24,8 +24,10 @@ public struct ResidencyPolicy: Codable, Hashable, Sendable {
     /// Residency is re-evaluated when the KV cache has moved by more than this fraction of `budgetBytes`.
     public var adaptThreshold: Double
 
-    public init(device: String, layers: [Int], weightBytes: [Double], budgetBytes: Double, priority: [Int],
-                stagingSlots: Int, canOffload: Bool = true, adaptive: Bool = true, adaptThreshold: Double = 0.01) {
+    public init(
+      device: String, layers: [Int], weightBytes: [Double], budgetBytes: Double, priority: [Int],
+      stagingSlots: Int, canOffload: Bool = true, adaptive: Bool = true, adaptThreshold: Double = 0.01
+    ) {
       self.device = device
       self.layers = layers
       self.weightBytes = weightBytes
@@ -40,9 +42,10 @@ public struct ResidencyPolicy: Codable, Hashable, Sendable {
     /// A fixed rule: `offloaded` stay offloaded whatever the KV cache holds, with two staging slots.
     public init(fixed device: String, layers: [Int], offloaded: [Int]) {
       let off = Set(offloaded)
-      self.init(device: device, layers: layers, weightBytes: layers.map { _ in 0 }, budgetBytes: 0,
-                priority: layers.filter { !off.contains($0) } + layers.filter { off.contains($0) }, stagingSlots: 2,
-                adaptive: false)
+      self.init(
+        device: device, layers: layers, weightBytes: layers.map { _ in 0 }, budgetBytes: 0,
+        priority: layers.filter { !off.contains($0) } + layers.filter { off.contains($0) }, stagingSlots: 2,
+        adaptive: false)
       fixedOffloaded = offloaded
     }
 
@@ -50,8 +53,14 @@ public struct ResidencyPolicy: Codable, Hashable, Sendable {
     public var fixedOffloaded: [Int]?
 
     enum CodingKeys: String, CodingKey {
-      case device, layers, weightBytes = "weight_bytes", budgetBytes = "budget_bytes", priority
-      case stagingSlots = "staging_slots", canOffload = "can_offload", adaptive, adaptThreshold = "adapt_threshold"
+      case device, layers
+      case weightBytes = "weight_bytes"
+      case budgetBytes = "budget_bytes"
+      case priority
+      case stagingSlots = "staging_slots"
+      case canOffload = "can_offload"
+      case adaptive
+      case adaptThreshold = "adapt_threshold"
       case fixedOffloaded = "fixed_offloaded"
     }
 
@@ -63,15 +72,17 @@ public struct ResidencyPolicy: Codable, Hashable, Sendable {
     public func residency(kvBytes: Double) -> Residency? {
       if let fixedOffloaded {
         let off = Set(fixedOffloaded)
-        return Residency(resident: Set(layers.filter { !off.contains($0) }), offloaded: layers.filter { off.contains($0) },
-                         residentBytes: 0, stagingBytes: 0)
+        return Residency(
+          resident: Set(layers.filter { !off.contains($0) }), offloaded: layers.filter { off.contains($0) },
+          residentBytes: 0, stagingBytes: 0)
       }
       var weight: [Int: Double] = [:]
       for (l, w) in zip(layers, weightBytes) { weight[l] = w }
       let ordered = priority.map { weight[$0] ?? 0 }
       guard
-        let mask = Self.residentMask(priorityWeights: ordered, budget: budgetBytes - kvBytes, slots: stagingSlots,
-                                     canOffload: canOffload)
+        let mask = Self.residentMask(
+          priorityWeights: ordered, budget: budgetBytes - kvBytes, slots: stagingSlots,
+          canOffload: canOffload)
       else { return nil }
       var resident = Set<Int>()
       var residentBytes = 0.0
@@ -84,8 +95,9 @@ public struct ResidencyPolicy: Codable, Hashable, Sendable {
           largestOffloaded = max(largestOffloaded, ordered[i])
         }
       }
-      return Residency(resident: resident, offloaded: layers.filter { !resident.contains($0) },
-                       residentBytes: residentBytes, stagingBytes: Double(stagingSlots) * largestOffloaded)
+      return Residency(
+        resident: resident, offloaded: layers.filter { !resident.contains($0) },
+        residentBytes: residentBytes, stagingBytes: Double(stagingSlots) * largestOffloaded)
     }
 
     /// The residency rule on its own: which entries of a priority-ordered list of layer weights stay resident
@@ -96,7 +108,9 @@ public struct ResidencyPolicy: Codable, Hashable, Sendable {
     /// and all after i, so the staging need is `slots` × max(largest skipped, largest after i).
     ///
     /// - Complexity: O(n).
-    public static func residentMask(priorityWeights w: [Double], budget: Double, slots: Int, canOffload: Bool) -> [Bool]? {
+    public static func residentMask(priorityWeights w: [Double], budget: Double, slots: Int, canOffload: Bool)
+      -> [Bool]?
+    {
       let all = w.reduce(0, +)
       if all <= budget { return [Bool](repeating: true, count: w.count) }
       guard canOffload else { return nil }

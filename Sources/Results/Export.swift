@@ -48,7 +48,9 @@ public enum Exporter {
   public static func tsv(_ t: Table) -> String {
     var lines = [t.columns.map(\.name).joined(separator: "\t")]
     for r in 0..<t.rowCount {
-      lines.append(t.columns.map { $0.text(r).replacingOccurrences(of: "\t", with: " ").replacingOccurrences(of: "\n", with: " ") }.joined(separator: "\t"))
+      lines.append(
+        t.columns.map { $0.text(r).replacingOccurrences(of: "\t", with: " ").replacingOccurrences(of: "\n", with: " ") }
+          .joined(separator: "\t"))
     }
     return lines.joined(separator: "\n") + "\n"
   }
@@ -75,8 +77,14 @@ public enum Exporter {
         let name = c.name
         columns.append(.double(name, order.map { p in mean(byPoint[p]!.map { c.double($0) ?? .nan }) }))
         if headlineMetrics.contains(name) {
-          columns.append(.double(name + "_min", order.map { p in byPoint[p]!.compactMap { c.double($0) }.filter { !$0.isNaN }.min() ?? .nan }))
-          columns.append(.double(name + "_max", order.map { p in byPoint[p]!.compactMap { c.double($0) }.filter { !$0.isNaN }.max() ?? .nan }))
+          columns.append(
+            .double(
+              name + "_min",
+              order.map { p in byPoint[p]!.compactMap { c.double($0) }.filter { !$0.isNaN }.min() ?? .nan }))
+          columns.append(
+            .double(
+              name + "_max",
+              order.map { p in byPoint[p]!.compactMap { c.double($0) }.filter { !$0.isNaN }.max() ?? .nan }))
         }
       }
     }
@@ -90,9 +98,19 @@ public enum Exporter {
   }
 
   static func requestsTable(_ runs: [RunRecord]) -> Table {
-    var run: [String] = [], label: [String] = [], point: [Int64] = [], rep: [Int64] = [], params: [String] = []
-    var id: [Int64] = [], arrival: [Double] = [], first: [Double] = [], done: [Double] = []
-    var prompt: [Int64] = [], output: [Int64] = [], ttft: [Double] = [], tpot: [Double] = []
+    var run: [String] = []
+    var label: [String] = []
+    var point: [Int64] = []
+    var rep: [Int64] = []
+    var params: [String] = []
+    var id: [Int64] = []
+    var arrival: [Double] = []
+    var first: [Double] = []
+    var done: [Double] = []
+    var prompt: [Int64] = []
+    var output: [Int64] = []
+    var ttft: [Double] = []
+    var tpot: [Double] = []
     for r in runs {
       let p = r.parameters.map { "\($0.label)=\($0.value)" }.joined(separator: ";")
       for q in r.outcome.requests {
@@ -111,10 +129,13 @@ public enum Exporter {
         tpot.append(q.tpot ?? .nan)
       }
     }
-    return Table(name: "requests", columns: [
-      .string("run", run), .string("label", label), .int("point", point), .int("repetition", rep), .string("params", params),
-      .int("id", id), .double("arrival_s", arrival), .double("first_token_s", first), .double("completion_s", done),
-      .int("prompt_tokens", prompt), .int("output_tokens", output), .double("ttft_s", ttft), .double("tpot_s", tpot),
-    ])
+    return Table(
+      name: "requests",
+      columns: [
+        .string("run", run), .string("label", label), .int("point", point), .int("repetition", rep),
+        .string("params", params),
+        .int("id", id), .double("arrival_s", arrival), .double("first_token_s", first), .double("completion_s", done),
+        .int("prompt_tokens", prompt), .int("output_tokens", output), .double("ttft_s", ttft), .double("tpot_s", tpot),
+      ])
   }
 }

@@ -1,4 +1,5 @@
 import CHDF5
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -129,17 +130,25 @@ enum HDF5 {
 
   static func write(_ root: Group, to path: String) throws(HDF5Error) {
     edgelab_H5_silence_errors()
-    let file = Handle(try check(H5Fcreate(path, edgelab_H5F_ACC_TRUNC(), edgelab_H5P_DEFAULT(), edgelab_H5P_DEFAULT()), "H5Fcreate", path), closer: H5Fclose)
+    let file = Handle(
+      try check(
+        H5Fcreate(path, edgelab_H5F_ACC_TRUNC(), edgelab_H5P_DEFAULT(), edgelab_H5P_DEFAULT()), "H5Fcreate", path),
+      closer: H5Fclose)
     try writeContents(root, into: file.id, path: "/")
     try check(H5Fflush(file.id, H5F_SCOPE_GLOBAL), "H5Fflush", path)
   }
 
   static func writeContents(_ g: Group, into loc: hid_t, path: String) throws(HDF5Error) {
-    for (name, value) in g.attributes.sorted(by: { $0.key < $1.key }) { try writeAttribute(name, value, on: loc, path: path) }
+    for (name, value) in g.attributes.sorted(by: { $0.key < $1.key }) {
+      try writeAttribute(name, value, on: loc, path: path)
+    }
     for t in g.tables { try writeTable(t, into: loc, path: path) }
     for (name, child) in g.groups.sorted(by: { $0.key < $1.key }) {
       let childPath = path == "/" ? "/" + name : path + "/" + name
-      let gid = Handle(try check(H5Gcreate2(loc, name, edgelab_H5P_DEFAULT(), edgelab_H5P_DEFAULT(), edgelab_H5P_DEFAULT()), "H5Gcreate2", childPath), closer: H5Gclose)
+      let gid = Handle(
+        try check(
+          H5Gcreate2(loc, name, edgelab_H5P_DEFAULT(), edgelab_H5P_DEFAULT(), edgelab_H5P_DEFAULT()), "H5Gcreate2",
+          childPath), closer: H5Gclose)
       try writeContents(child, into: gid.id, path: childPath)
     }
   }
@@ -148,14 +157,23 @@ enum HDF5 {
     let space = Handle(H5Screate(H5S_SCALAR), closer: H5Sclose)
     switch value {
     case .double(var d):
-      let a = Handle(try check(H5Acreate2(loc, name, edgelab_H5T_NATIVE_DOUBLE(), space.id, edgelab_H5P_DEFAULT(), edgelab_H5P_DEFAULT()), "H5Acreate2", path + "@" + name), closer: H5Aclose)
+      let a = Handle(
+        try check(
+          H5Acreate2(loc, name, edgelab_H5T_NATIVE_DOUBLE(), space.id, edgelab_H5P_DEFAULT(), edgelab_H5P_DEFAULT()),
+          "H5Acreate2", path + "@" + name), closer: H5Aclose)
       try check(H5Awrite(a.id, edgelab_H5T_NATIVE_DOUBLE(), &d), "H5Awrite", path + "@" + name)
     case .int(var i):
-      let a = Handle(try check(H5Acreate2(loc, name, edgelab_H5T_NATIVE_INT64(), space.id, edgelab_H5P_DEFAULT(), edgelab_H5P_DEFAULT()), "H5Acreate2", path + "@" + name), closer: H5Aclose)
+      let a = Handle(
+        try check(
+          H5Acreate2(loc, name, edgelab_H5T_NATIVE_INT64(), space.id, edgelab_H5P_DEFAULT(), edgelab_H5P_DEFAULT()),
+          "H5Acreate2", path + "@" + name), closer: H5Aclose)
       try check(H5Awrite(a.id, edgelab_H5T_NATIVE_INT64(), &i), "H5Awrite", path + "@" + name)
     case .string(let s):
       let t = try stringType()
-      let a = Handle(try check(H5Acreate2(loc, name, t.id, space.id, edgelab_H5P_DEFAULT(), edgelab_H5P_DEFAULT()), "H5Acreate2", path + "@" + name), closer: H5Aclose)
+      let a = Handle(
+        try check(
+          H5Acreate2(loc, name, t.id, space.id, edgelab_H5P_DEFAULT(), edgelab_H5P_DEFAULT()), "H5Acreate2",
+          path + "@" + name), closer: H5Aclose)
       let status = s.withCString { cs -> herr_t in
         var ptr: UnsafePointer<CChar>? = cs
         return H5Awrite(a.id, t.id, &ptr)
@@ -185,7 +203,11 @@ enum HDF5 {
     }
     var dims: [hsize_t] = [hsize_t(rows)]
     let space = Handle(H5Screate_simple(1, &dims, nil), closer: H5Sclose)
-    let ds = Handle(try check(H5Dcreate2(loc, table.name, compound.id, space.id, edgelab_H5P_DEFAULT(), edgelab_H5P_DEFAULT(), edgelab_H5P_DEFAULT()), "H5Dcreate2", tablePath), closer: H5Dclose)
+    let ds = Handle(
+      try check(
+        H5Dcreate2(
+          loc, table.name, compound.id, space.id, edgelab_H5P_DEFAULT(), edgelab_H5P_DEFAULT(), edgelab_H5P_DEFAULT()),
+        "H5Dcreate2", tablePath), closer: H5Dclose)
     if rows > 0 {
       let buffer = UnsafeMutableRawPointer.allocate(byteCount: rows * rowSize, alignment: 8)
       var strings: [UnsafeMutablePointer<CChar>] = []
@@ -206,16 +228,21 @@ enum HDF5 {
           }
         }
       }
-      try check(H5Dwrite(ds.id, compound.id, edgelab_H5S_ALL(), edgelab_H5S_ALL(), edgelab_H5P_DEFAULT(), buffer), "H5Dwrite", tablePath)
+      try check(
+        H5Dwrite(ds.id, compound.id, edgelab_H5S_ALL(), edgelab_H5S_ALL(), edgelab_H5P_DEFAULT(), buffer), "H5Dwrite",
+        tablePath)
     }
-    for (name, value) in table.attributes.sorted(by: { $0.key < $1.key }) { try writeAttribute(name, value, on: ds.id, path: tablePath) }
+    for (name, value) in table.attributes.sorted(by: { $0.key < $1.key }) {
+      try writeAttribute(name, value, on: ds.id, path: tablePath)
+    }
   }
 
   // MARK: Reading
 
   static func read(_ path: String) throws(HDF5Error) -> Group {
     edgelab_H5_silence_errors()
-    let file = Handle(try check(H5Fopen(path, edgelab_H5F_ACC_RDONLY(), edgelab_H5P_DEFAULT()), "H5Fopen", path), closer: H5Fclose)
+    let file = Handle(
+      try check(H5Fopen(path, edgelab_H5F_ACC_RDONLY(), edgelab_H5P_DEFAULT()), "H5Fopen", path), closer: H5Fclose)
     return try readGroup(file.id, path: "/")
   }
 
@@ -235,7 +262,8 @@ enum HDF5 {
   static func readAttributes(_ loc: hid_t, path: String) throws(HDF5Error) -> [String: AttributeValue] {
     var out: [String: AttributeValue] = [:]
     for name in names(loc, attributes: true) {
-      let a = Handle(try check(H5Aopen(loc, name, edgelab_H5P_DEFAULT()), "H5Aopen", path + "@" + name), closer: H5Aclose)
+      let a = Handle(
+        try check(H5Aopen(loc, name, edgelab_H5P_DEFAULT()), "H5Aopen", path + "@" + name), closer: H5Aclose)
       let type = Handle(H5Aget_type(a.id), closer: H5Tclose)
       switch H5Tget_class(type.id) {
       case H5T_FLOAT:
@@ -264,7 +292,9 @@ enum HDF5 {
     for name in names(loc, attributes: false) {
       let childPath = path == "/" ? "/" + name : path + "/" + name
       var info = H5O_info_t()
-      try check(H5Oget_info_by_name2(loc, name, &info, UInt32(H5O_INFO_BASIC), edgelab_H5P_DEFAULT()), "H5Oget_info_by_name", childPath)
+      try check(
+        H5Oget_info_by_name2(loc, name, &info, UInt32(H5O_INFO_BASIC), edgelab_H5P_DEFAULT()), "H5Oget_info_by_name",
+        childPath)
       switch info.type {
       case H5O_TYPE_GROUP:
         let gid = Handle(try check(H5Gopen2(loc, name, edgelab_H5P_DEFAULT()), "H5Gopen2", childPath), closer: H5Gclose)
@@ -307,11 +337,15 @@ enum HDF5 {
       let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(rows, 1) * 8, alignment: 8)
       defer { buffer.deallocate() }
       if rows > 0 {
-        try check(H5Dread(ds.id, one.id, edgelab_H5S_ALL(), edgelab_H5S_ALL(), edgelab_H5P_DEFAULT(), buffer), "H5Dread", path + "." + colName)
+        try check(
+          H5Dread(ds.id, one.id, edgelab_H5S_ALL(), edgelab_H5S_ALL(), edgelab_H5P_DEFAULT(), buffer), "H5Dread",
+          path + "." + colName)
       }
       switch cls {
-      case H5T_FLOAT: columns.append(.double(colName, (0..<rows).map { buffer.load(fromByteOffset: $0 * 8, as: Double.self) }))
-      case H5T_INTEGER: columns.append(.int(colName, (0..<rows).map { buffer.load(fromByteOffset: $0 * 8, as: Int64.self) }))
+      case H5T_FLOAT:
+        columns.append(.double(colName, (0..<rows).map { buffer.load(fromByteOffset: $0 * 8, as: Double.self) }))
+      case H5T_INTEGER:
+        columns.append(.int(colName, (0..<rows).map { buffer.load(fromByteOffset: $0 * 8, as: Int64.self) }))
       default:
         var values: [String] = []
         for r in 0..<rows {

@@ -1,7 +1,7 @@
 public import EdgeLabCore
+import Foundation
 public import Metrics
 public import Pipeline
-import Foundation
 
 /// Facts about the invocation that produced a results file (root attributes).
 public struct FileInfo: Hashable, Sendable {
@@ -22,9 +22,11 @@ public struct FileInfo: Hashable, Sendable {
   /// Further facts (e.g. emulation details), as attributes.
   public var extra: [String: String]
 
-  public init(experiment: String, specJSON: String, toolkitVersion: String, gitCommit: String, gitDirty: Bool,
-              gitDiff: String, host: String, startedAt: String, finishedAt: String, seed: UInt64, backend: String,
-              runsTotal: Int, complete: Bool, extra: [String: String] = [:]) {
+  public init(
+    experiment: String, specJSON: String, toolkitVersion: String, gitCommit: String, gitDirty: Bool,
+    gitDiff: String, host: String, startedAt: String, finishedAt: String, seed: UInt64, backend: String,
+    runsTotal: Int, complete: Bool, extra: [String: String] = [:]
+  ) {
     self.experiment = experiment
     self.specJSON = specJSON
     self.toolkitVersion = toolkitVersion
@@ -84,8 +86,10 @@ public struct RunRecord: Hashable, Sendable {
   public var plan: Plan?
   public var outcome: RunOutcome
 
-  public init(index: Int, point: Int, algorithm: String, label: String, repetition: Int, seed: UInt64, key: String,
-              parameters: [RunParameter], plan: Plan?, outcome: RunOutcome) {
+  public init(
+    index: Int, point: Int, algorithm: String, label: String, repetition: Int, seed: UInt64, key: String,
+    parameters: [RunParameter], plan: Plan?, outcome: RunOutcome
+  ) {
     self.index = index
     self.point = point
     self.algorithm = algorithm
@@ -98,7 +102,9 @@ public struct RunRecord: Hashable, Sendable {
     self.outcome = outcome
   }
 
-  public var groupName: String { "run" + String(repeating: "0", count: max(0, 4 - String(index).count)) + String(index) }
+  public var groupName: String {
+    "run" + String(repeating: "0", count: max(0, 4 - String(index).count)) + String(index)
+  }
   public var summary: RunSummary { RunSummary(outcome) }
 }
 
@@ -138,7 +144,8 @@ public enum ResultsStore {
       try HDF5.write(tree, to: tmp)
       try syncFile(tmp)
       if rename(tmp, path) != 0 {
-        throw ResultsError(path: path, reason: "cannot rename the temporary file into place: \(String(cString: strerror(errno)))")
+        throw ResultsError(
+          path: path, reason: "cannot rename the temporary file into place: \(String(cString: strerror(errno)))")
       }
       try? syncFile(dir.isEmpty ? "." : dir)
     } catch {

@@ -1,5 +1,5 @@
-import Foundation
 import EdgeLabCore
+import Foundation
 import Metrics
 import Pipeline
 
@@ -22,7 +22,8 @@ enum Schema {
   static func encode(_ file: ResultsFile) -> Group {
     let i = file.info
     var root = Group(attributes: [
-      "experiment": .string(i.experiment), "spec_json": .string(i.specJSON), "toolkit_version": .string(i.toolkitVersion),
+      "experiment": .string(i.experiment), "spec_json": .string(i.specJSON),
+      "toolkit_version": .string(i.toolkitVersion),
       "git_commit": .string(i.gitCommit), "git_dirty": .int(i.gitDirty ? 1 : 0), "git_diff": .string(i.gitDiff),
       "host": .string(i.host), "started_at": .string(i.startedAt), "finished_at": .string(i.finishedAt),
       "seed": .int(Int64(bitPattern: i.seed)), "backend": .string(i.backend), "runs_total": .int(Int64(i.runsTotal)),
@@ -41,9 +42,13 @@ enum Schema {
     guard let first = runs.first else { return [] }
     var cols: [Column] = []
     for (k, p) in first.parameters.enumerated() {
-      cols.append(.string("param." + p.label, runs.map { k < $0.parameters.count ? $0.parameters[k].value.description : "" }))
+      cols.append(
+        .string("param." + p.label, runs.map { k < $0.parameters.count ? $0.parameters[k].value.description : "" }))
       if let n = p.numeric {
-        cols.append(.double(p.label + n.suffix, runs.map { k < $0.parameters.count ? ($0.parameters[k].numeric?.value ?? .nan) : .nan }))
+        cols.append(
+          .double(
+            p.label + n.suffix, runs.map { k < $0.parameters.count ? ($0.parameters[k].numeric?.value ?? .nan) : .nan })
+        )
       }
     }
     return cols
@@ -74,7 +79,8 @@ enum Schema {
       "label": .string(r.label), "repetition": .int(Int64(r.repetition)), "seed": .int(Int64(bitPattern: r.seed)),
       "key": .string(r.key), "status": .string(r.outcome.status.rawValue), "message": .string(r.outcome.message ?? ""),
       "wall_s": .double(r.outcome.wallSeconds),
-      "params_json": .string((try? JSONCoding.compactString(r.parameters.map { [$0.label, $0.path, $0.value.description] })) ?? "[]"),
+      "params_json": .string(
+        (try? JSONCoding.compactString(r.parameters.map { [$0.label, $0.path, $0.value.description] })) ?? "[]"),
     ]
     for p in r.parameters {
       a["param." + p.label] = .string(p.value.description)
@@ -100,15 +106,23 @@ enum Schema {
     }
     var g = Group(attributes: a)
     let summary = r.summary
-    g.groups["summary"] = Group(attributes: Dictionary(uniqueKeysWithValues: summary.scalars.map { ($0.0, AttributeValue.double($0.1)) }))
+    g.groups["summary"] = Group(
+      attributes: Dictionary(uniqueKeysWithValues: summary.scalars.map { ($0.0, AttributeValue.double($0.1)) }))
     let reqs = r.outcome.requests
-    g.tables.append(Table(name: "requests", columns: [
-      .int("id", reqs.map { Int64($0.id) }), .double("arrival_s", reqs.map(\.arrival)),
-      .double("first_token_s", reqs.map { $0.firstToken ?? .nan }), .double("completion_s", reqs.map { $0.completion ?? .nan }),
-      .int("prompt_tokens", reqs.map { Int64($0.promptTokens) }), .int("output_tokens", reqs.map { Int64($0.outputTokens) }),
-      .double("ttft_s", reqs.map { $0.ttft ?? .nan }), .double("tpot_s", reqs.map { $0.tpot ?? .nan }),
-    ]))
-    var rid: [Int64] = [], tix: [Int64] = [], tt: [Double] = []
+    g.tables.append(
+      Table(
+        name: "requests",
+        columns: [
+          .int("id", reqs.map { Int64($0.id) }), .double("arrival_s", reqs.map(\.arrival)),
+          .double("first_token_s", reqs.map { $0.firstToken ?? .nan }),
+          .double("completion_s", reqs.map { $0.completion ?? .nan }),
+          .int("prompt_tokens", reqs.map { Int64($0.promptTokens) }),
+          .int("output_tokens", reqs.map { Int64($0.outputTokens) }),
+          .double("ttft_s", reqs.map { $0.ttft ?? .nan }), .double("tpot_s", reqs.map { $0.tpot ?? .nan }),
+        ]))
+    var rid: [Int64] = []
+    var tix: [Int64] = []
+    var tt: [Double] = []
     for q in reqs {
       for (k, t) in q.tokenTimes.enumerated() {
         rid.append(Int64(q.id))
@@ -116,32 +130,46 @@ enum Schema {
         tt.append(t)
       }
     }
-    g.tables.append(Table(name: "tokens", columns: [.int("request_id", rid), .int("token_index", tix), .double("time_s", tt)]))
+    g.tables.append(
+      Table(name: "tokens", columns: [.int("request_id", rid), .int("token_index", tix), .double("time_s", tt)]))
     let stages = r.plan?.stages ?? []
-    g.tables.append(Table(name: "plan", columns: [
-      .int("stage", stages.indices.map { Int64($0) }), .string("device", stages.map(\.device)),
-      .int("first_layer", stages.map { Int64($0.firstLayer) }), .int("end_layer", stages.map { Int64($0.endLayer) }),
-      .string("offloaded_layers", stages.map { $0.offloadedLayers.map(String.init).joined(separator: ",") }),
-    ]))
+    g.tables.append(
+      Table(
+        name: "plan",
+        columns: [
+          .int("stage", stages.indices.map { Int64($0) }), .string("device", stages.map(\.device)),
+          .int("first_layer", stages.map { Int64($0.firstLayer) }),
+          .int("end_layer", stages.map { Int64($0.endLayer) }),
+          .string("offloaded_layers", stages.map { $0.offloadedLayers.map(String.init).joined(separator: ",") }),
+        ]))
     let st = r.outcome.stages
-    g.tables.append(Table(name: "stages", columns: [
-      .int("stage", st.map { Int64($0.index) }), .string("device", st.map(\.device)),
-      .int("first_layer", st.map { Int64($0.firstLayer) }), .int("end_layer", st.map { Int64($0.endLayer) }),
-      .int("offloaded_count", st.map { Int64($0.offloadedLayers) }), .double("compute_s", st.map(\.computeSeconds)),
-      .int("micro_batches", st.map { Int64($0.microBatches) }),
-    ]))
+    g.tables.append(
+      Table(
+        name: "stages",
+        columns: [
+          .int("stage", st.map { Int64($0.index) }), .string("device", st.map(\.device)),
+          .int("first_layer", st.map { Int64($0.firstLayer) }), .int("end_layer", st.map { Int64($0.endLayer) }),
+          .int("offloaded_count", st.map { Int64($0.offloadedLayers) }), .double("compute_s", st.map(\.computeSeconds)),
+          .int("micro_batches", st.map { Int64($0.microBatches) }),
+        ]))
     let ls = r.outcome.links
-    g.tables.append(Table(name: "links", columns: [
-      .string("from", ls.map(\.from)), .string("to", ls.map(\.to)), .double("bytes", ls.map(\.bytes)),
-      .int("messages", ls.map { Int64($0.messages) }), .double("busy_s", ls.map(\.busySeconds)),
-      .string("mechanism", ls.map(\.mechanism)),
-    ]))
+    g.tables.append(
+      Table(
+        name: "links",
+        columns: [
+          .string("from", ls.map(\.from)), .string("to", ls.map(\.to)), .double("bytes", ls.map(\.bytes)),
+          .int("messages", ls.map { Int64($0.messages) }), .double("busy_s", ls.map(\.busySeconds)),
+          .string("mechanism", ls.map(\.mechanism)),
+        ]))
     let ds = r.outcome.devices
-    g.tables.append(Table(name: "devices", columns: [
-      .string("device", ds.map(\.name)), .double("peak_memory_bytes", ds.map(\.peakMemoryBytes)),
-      .double("compute_s", ds.map(\.computeSeconds)), .double("transfer_s", ds.map(\.transferSeconds)),
-      .double("load_stall_s", ds.map(\.loadStallSeconds)), .double("idle_s", ds.map(\.idleSeconds)),
-    ]))
+    g.tables.append(
+      Table(
+        name: "devices",
+        columns: [
+          .string("device", ds.map(\.name)), .double("peak_memory_bytes", ds.map(\.peakMemoryBytes)),
+          .double("compute_s", ds.map(\.computeSeconds)), .double("transfer_s", ds.map(\.transferSeconds)),
+          .double("load_stall_s", ds.map(\.loadStallSeconds)), .double("idle_s", ds.map(\.idleSeconds)),
+        ]))
     return g
   }
 
@@ -150,13 +178,19 @@ enum Schema {
   static func decode(_ root: Group, path: String) throws -> ResultsFile {
     let a = root.attributes
     func str(_ k: String) -> String { a[k]?.stringValue ?? "" }
-    func int(_ k: String) -> Int64 { if case .int(let i)? = a[k] { return i }; return Int64(a[k]?.doubleValue ?? 0) }
-    guard a["schema_version"] != nil, a["experiment"] != nil else {
-      throw ResultsError(path: path, reason: "an HDF5 file, but not an EdgeLab results file (no schema_version/experiment attributes)")
+    func int(_ k: String) -> Int64 {
+      if case .int(let i)? = a[k] { return i }
+      return Int64(a[k]?.doubleValue ?? 0)
     }
-    let known: Set<String> = ["experiment", "spec_json", "toolkit_version", "git_commit", "git_dirty", "git_diff", "host",
-                              "started_at", "finished_at", "seed", "backend", "runs_total", "runs_written", "complete",
-                              "schema_version"]
+    guard a["schema_version"] != nil, a["experiment"] != nil else {
+      throw ResultsError(
+        path: path, reason: "an HDF5 file, but not an EdgeLab results file (no schema_version/experiment attributes)")
+    }
+    let known: Set<String> = [
+      "experiment", "spec_json", "toolkit_version", "git_commit", "git_dirty", "git_diff", "host",
+      "started_at", "finished_at", "seed", "backend", "runs_total", "runs_written", "complete",
+      "schema_version",
+    ]
     var extra: [String: String] = [:]
     for (k, v) in a where !known.contains(k) { extra[k] = v.stringValue ?? v.doubleValue.map(formatNumber) ?? "" }
     let info = FileInfo(
@@ -173,16 +207,22 @@ enum Schema {
 
   static func decodeRun(_ g: Group, path: String) throws -> RunRecord {
     let a = g.attributes
-    func int(_ k: String) -> Int { if case .int(let i)? = a[k] { return Int(i) }; return Int(a[k]?.doubleValue ?? 0) }
+    func int(_ k: String) -> Int {
+      if case .int(let i)? = a[k] { return Int(i) }
+      return Int(a[k]?.doubleValue ?? 0)
+    }
     func str(_ k: String) -> String { a[k]?.stringValue ?? "" }
     var params: [RunParameter] = []
-    if let data = str("params_json").data(using: .utf8), let triples = try? JSONCoding.decoder.decode([[String]].self, from: data) {
+    if let data = str("params_json").data(using: .utf8),
+      let triples = try? JSONCoding.decoder.decode([[String]].self, from: data)
+    {
       for t in triples where t.count == 3 {
         let value = (try? JSONCoding.decoder.decode(JSONValue.self, from: Data(t[2].utf8))) ?? .string(t[2])
         params.append(RunParameter(label: t[0], path: t[1], value: value))
       }
     }
-    let plan = str("plan_json").isEmpty ? nil : try? JSONCoding.decoder.decode(Plan.self, from: Data(str("plan_json").utf8))
+    let plan =
+      str("plan_json").isEmpty ? nil : try? JSONCoding.decoder.decode(Plan.self, from: Data(str("plan_json").utf8))
     var facts: [String: JSONValue] = [:]
     for (k, v) in a where k.hasPrefix("fact.") {
       switch v {
@@ -195,9 +235,11 @@ enum Schema {
     if let t = g.table("requests") {
       for r in 0..<t.rowCount {
         func d(_ c: String) -> Double? { t.column(c)?.double(r).flatMap { $0.isNaN ? nil : $0 } }
-        requests.append(RequestRecord(
-          id: Int(d("id") ?? 0), arrival: t.column("arrival_s")?.double(r) ?? .nan, firstToken: d("first_token_s"),
-          completion: d("completion_s"), promptTokens: Int(d("prompt_tokens") ?? 0), outputTokens: Int(d("output_tokens") ?? 0)))
+        requests.append(
+          RequestRecord(
+            id: Int(d("id") ?? 0), arrival: t.column("arrival_s")?.double(r) ?? .nan, firstToken: d("first_token_s"),
+            completion: d("completion_s"), promptTokens: Int(d("prompt_tokens") ?? 0),
+            outputTokens: Int(d("output_tokens") ?? 0)))
       }
     }
     if let t = g.table("tokens"), let rid = t.column("request_id"), let time = t.column("time_s") {
@@ -209,34 +251,41 @@ enum Schema {
     var links: [LinkRecord] = []
     if let t = g.table("links") {
       for r in 0..<t.rowCount {
-        links.append(LinkRecord(
-          from: t.column("from")?.text(r) ?? "", to: t.column("to")?.text(r) ?? "", bytes: t.column("bytes")?.double(r) ?? 0,
-          messages: Int(t.column("messages")?.double(r) ?? 0), busySeconds: t.column("busy_s")?.double(r) ?? 0,
-          mechanism: t.column("mechanism")?.text(r) ?? ""))
+        links.append(
+          LinkRecord(
+            from: t.column("from")?.text(r) ?? "", to: t.column("to")?.text(r) ?? "",
+            bytes: t.column("bytes")?.double(r) ?? 0,
+            messages: Int(t.column("messages")?.double(r) ?? 0), busySeconds: t.column("busy_s")?.double(r) ?? 0,
+            mechanism: t.column("mechanism")?.text(r) ?? ""))
       }
     }
     var devices: [DeviceRecord] = []
     if let t = g.table("devices") {
       for r in 0..<t.rowCount {
         func d(_ c: String) -> Double { t.column(c)?.double(r) ?? 0 }
-        devices.append(DeviceRecord(
-          name: t.column("device")?.text(r) ?? "", peakMemoryBytes: d("peak_memory_bytes"), computeSeconds: d("compute_s"),
-          transferSeconds: d("transfer_s"), loadStallSeconds: d("load_stall_s"), idleSeconds: d("idle_s")))
+        devices.append(
+          DeviceRecord(
+            name: t.column("device")?.text(r) ?? "", peakMemoryBytes: d("peak_memory_bytes"),
+            computeSeconds: d("compute_s"),
+            transferSeconds: d("transfer_s"), loadStallSeconds: d("load_stall_s"), idleSeconds: d("idle_s")))
       }
     }
     var stages: [StageRecord] = []
     if let t = g.table("stages") {
       for r in 0..<t.rowCount {
         func i(_ c: String) -> Int { Int(t.column(c)?.double(r) ?? 0) }
-        stages.append(StageRecord(
-          index: i("stage"), device: t.column("device")?.text(r) ?? "", firstLayer: i("first_layer"), endLayer: i("end_layer"),
-          offloadedLayers: i("offloaded_count"), computeSeconds: t.column("compute_s")?.double(r) ?? 0,
-          microBatches: i("micro_batches")))
+        stages.append(
+          StageRecord(
+            index: i("stage"), device: t.column("device")?.text(r) ?? "", firstLayer: i("first_layer"),
+            endLayer: i("end_layer"),
+            offloadedLayers: i("offloaded_count"), computeSeconds: t.column("compute_s")?.double(r) ?? 0,
+            microBatches: i("micro_batches")))
       }
     }
     let message = str("message")
     let outcome = RunOutcome(
-      status: RunStatus(rawValue: str("status")) ?? .failed, message: message.isEmpty ? nil : message, requests: requests,
+      status: RunStatus(rawValue: str("status")) ?? .failed, message: message.isEmpty ? nil : message,
+      requests: requests,
       links: links, devices: devices, stages: stages, wallSeconds: a["wall_s"]?.doubleValue ?? 0, facts: facts)
     return RunRecord(
       index: int("index"), point: int("point"), algorithm: str("algorithm"), label: str("label"),

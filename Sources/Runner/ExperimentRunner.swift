@@ -25,9 +25,11 @@ public struct RunOptions: Sendable {
   /// also stop within a run.
   public var stopRequested: @Sendable () -> Bool
 
-  public init(outputPath: String? = nil, seed: UInt64? = nil, backend: BackendKind? = nil, resume: Bool = false,
-              archiveDirectory: String? = nil, checkpointInterval: Double = 2,
-              stopRequested: @escaping @Sendable () -> Bool = { false }) {
+  public init(
+    outputPath: String? = nil, seed: UInt64? = nil, backend: BackendKind? = nil, resume: Bool = false,
+    archiveDirectory: String? = nil, checkpointInterval: Double = 2,
+    stopRequested: @escaping @Sendable () -> Bool = { false }
+  ) {
     self.stopRequested = stopRequested
     self.outputPath = outputPath
     self.seed = seed
@@ -68,8 +70,10 @@ public struct ExperimentRunner: Sendable {
   public var partitioners: PartitionerRegistry
   public var progress: any ProgressSink
 
-  public init(backends: [BackendKind: any ExecutionBackend], partitioners: PartitionerRegistry = .standard,
-              progress: any ProgressSink = SilentProgress()) {
+  public init(
+    backends: [BackendKind: any ExecutionBackend], partitioners: PartitionerRegistry = .standard,
+    progress: any ProgressSink = SilentProgress()
+  ) {
     self.backends = backends
     self.partitioners = partitioners
     self.progress = progress
@@ -85,13 +89,16 @@ public struct ExperimentRunner: Sendable {
 
   /// Every run of the experiment, after checking that every algorithm accepts its parameters (an unknown or
   /// bad parameter is an error in the spec, found before anything runs, not a failed run).
-  public static func expand(_ spec: ExperimentSpec, partitioners: PartitionerRegistry = .standard) throws(SpecError) -> [RunDescriptor] {
+  public static func expand(_ spec: ExperimentSpec, partitioners: PartitionerRegistry = .standard) throws(SpecError)
+    -> [RunDescriptor]
+  {
     let runs = try spec.expand(knownAlgorithms: Set(partitioners.names))
     var issues: [SpecError.Issue] = []
     var checked: Set<AlgorithmChoice> = []
     for run in runs where checked.insert(run.algorithm).inserted {
       do { _ = try partitioners.make(run.algorithm.name, parameters: run.algorithm.parameters) } catch {
-        issues.append(.init(field: "algorithms[\(run.algorithmIndex)] (\(run.algorithm.displayLabel))", message: error.description))
+        issues.append(
+          .init(field: "algorithms[\(run.algorithmIndex)] (\(run.algorithm.displayLabel))", message: error.description))
       }
     }
     if !issues.isEmpty { throw SpecError(issues: issues) }
@@ -100,7 +107,8 @@ public struct ExperimentRunner: Sendable {
 
   /// The objective of a run: the algorithm's own (if it always optimises one), the choice's, or the spec's.
   public static func objective(for run: RunDescriptor, partitioners: PartitionerRegistry = .standard) -> Objective {
-    partitioners.objective(for: run.algorithm.name, otherwise: run.algorithm.objective ?? run.point.experiment.spec.objective)
+    partitioners.objective(
+      for: run.algorithm.name, otherwise: run.algorithm.objective ?? run.point.experiment.spec.objective)
   }
 
   public static func describe(_ run: RunDescriptor) -> String {
@@ -111,11 +119,16 @@ public struct ExperimentRunner: Sendable {
   }
 
   /// Plans one run: its problem and the algorithm's plan (or why there is none).
-  public static func plan(_ run: RunDescriptor, builder: ProblemBuilder,
-                          partitioners: PartitionerRegistry = .standard) -> (PartitionProblem, Result<Plan, PartitionError>) {
+  public static func plan(
+    _ run: RunDescriptor, builder: ProblemBuilder,
+    partitioners: PartitionerRegistry = .standard
+  ) -> (PartitionProblem, Result<Plan, PartitionError>) {
     let problem = builder.problem(for: run.point.experiment, objective: objective(for: run, partitioners: partitioners))
     do {
-      return (problem, .success(try partitioners.solve(problem, algorithm: run.algorithm.name, parameters: run.algorithm.parameters)))
+      return (
+        problem,
+        .success(try partitioners.solve(problem, algorithm: run.algorithm.name, parameters: run.algorithm.parameters))
+      )
     } catch {
       return (problem, .failure(error))
     }
@@ -124,12 +137,16 @@ public struct ExperimentRunner: Sendable {
   public func run(_ original: ExperimentSpec, options: RunOptions = RunOptions()) throws -> RunReport {
     let spec = Self.applying(options, to: original)
     let runs: [RunDescriptor]
-    do { runs = try Self.expand(spec, partitioners: partitioners) } catch { throw RunnerError(message: error.description) }
+    do { runs = try Self.expand(spec, partitioners: partitioners) } catch {
+      throw RunnerError(message: error.description)
+    }
     // Every backend the sweep needs must exist (a sweep may vary `backend` to compare them run for run).
     for kind in Set(runs.map(\.point.experiment.spec.backend)) where backends[kind] == nil {
-      throw BackendError.unavailable(kind, kind == .boards
-        ? "running on real boards is not implemented in this build; use 'simulated' or 'loopback'"
-        : "this build has no '\(kind.rawValue)' backend; use 'simulated'")
+      throw BackendError.unavailable(
+        kind,
+        kind == .boards
+          ? "running on real boards is not implemented in this build; use 'simulated' or 'loopback'"
+          : "this build has no '\(kind.rawValue)' backend; use 'simulated'")
     }
     let path = options.outputPath ?? "results/\(spec.name).h5"
     let specJSON = try JSONCoding.compactString(spec)
@@ -141,7 +158,10 @@ public struct ExperimentRunner: Sendable {
       if options.resume {
         let old = try ResultsStore.read(path)
         guard old.info.specJSON == specJSON else {
-          throw RunnerError(message: "\(path) was produced by a different spec (or --seed/--backend/--emulation override); repeat the same overrides, run without --resume, or with --out to write elsewhere")
+          throw RunnerError(
+            message:
+              "\(path) was produced by a different spec (or --seed/--backend/--emulation override); repeat the same overrides, run without --resume, or with --out to write elsewhere"
+          )
         }
         for r in old.runs where r.outcome.status == .complete || r.outcome.status == .infeasible { kept[r.key] = r }
       }
@@ -153,7 +173,8 @@ public struct ExperimentRunner: Sendable {
     let git = Provenance.git()
     var info = FileInfo(
       experiment: spec.name, specJSON: specJSON, toolkitVersion: Provenance.toolkitVersion, gitCommit: git.commit,
-      gitDirty: git.dirty, gitDiff: git.diff, host: Provenance.host(), startedAt: Provenance.timestamp(), finishedAt: "",
+      gitDirty: git.dirty, gitDiff: git.diff, host: Provenance.host(), startedAt: Provenance.timestamp(),
+      finishedAt: "",
       seed: spec.seed, backend: spec.backend.rawValue, runsTotal: runs.count, complete: false)
     var records: [RunRecord] = []
     var counts: [RunStatus: Int] = [:]
@@ -193,7 +214,8 @@ public struct ExperimentRunner: Sendable {
       let started = MonotonicClock.now()
       let record: RunRecord
       do {
-        record = try execute(run, backend: backends[run.point.experiment.spec.backend]!, cancellation: Cancellation(options.stopRequested))
+        record = try execute(
+          run, backend: backends[run.point.experiment.spec.backend]!, cancellation: Cancellation(options.stopRequested))
       } catch let stop as StopSweep {
         // Save what finished, mark the file incomplete, and stop.
         if let partial = stop.record { records.append(partial) }
@@ -205,8 +227,9 @@ public struct ExperimentRunner: Sendable {
       counts[record.outcome.status, default: 0] += 1
       executed += 1
       done += 1
-      progress.runFinished(done: done, total: runs.count, description: Self.describe(run),
-                           status: record.outcome.status.rawValue, runSeconds: MonotonicClock.now() - started)
+      progress.runFinished(
+        done: done, total: runs.count, description: Self.describe(run),
+        status: record.outcome.status.rawValue, runSeconds: MonotonicClock.now() - started)
       if MonotonicClock.now() - lastCheckpoint > options.checkpointInterval {
         try save(complete: false)
         lastCheckpoint = MonotonicClock.now()
@@ -214,11 +237,14 @@ public struct ExperimentRunner: Sendable {
     }
     try save(complete: true)
     progress.finished()
-    return RunReport(path: path, runsTotal: runs.count, runsExecuted: executed, runsSkipped: skipped,
-                     statusCounts: counts, archivedPrevious: archived)
+    return RunReport(
+      path: path, runsTotal: runs.count, runsExecuted: executed, runsSkipped: skipped,
+      statusCounts: counts, archivedPrevious: archived)
   }
 
-  func execute(_ run: RunDescriptor, backend: any ExecutionBackend, cancellation: Cancellation = .never) throws -> RunRecord {
+  func execute(_ run: RunDescriptor, backend: any ExecutionBackend, cancellation: Cancellation = .never) throws
+    -> RunRecord
+  {
     let x = run.point.experiment
     let builder = ProblemBuilder.roofline(x.spec.calibration)
     let (_, result) = Self.plan(run, builder: builder, partitioners: partitioners)
@@ -228,8 +254,9 @@ public struct ExperimentRunner: Sendable {
       return makeRecord(run, plan: nil, outcome: RunOutcome(status: .failed, message: error.description))
     case .success(let plan):
       let requests = x.spec.workload.materialize(seed: run.seed, vocabularySize: x.model.vocabSize)
-      let job = RunJob(experiment: x, plan: plan, requests: requests, seed: run.seed, timeModel: builder.timeModel,
-                       label: Self.describe(run), cancellation: cancellation)
+      let job = RunJob(
+        experiment: x, plan: plan, requests: requests, seed: run.seed, timeModel: builder.timeModel,
+        label: Self.describe(run), cancellation: cancellation)
       do {
         return makeRecord(run, plan: plan, outcome: try backend.execute(job))
       } catch let e as BackendError {
@@ -269,7 +296,9 @@ public struct ExperimentRunner: Sendable {
     var stamp = "previous"
     if let old = try? ResultsStore.read(path), !old.info.startedAt.isEmpty {
       stamp = old.info.startedAt.replacingOccurrences(of: ":", with: "-")
-    } else if let attrs = try? FileManager.default.attributesOfItem(atPath: path), let date = attrs[.modificationDate] as? Date {
+    } else if let attrs = try? FileManager.default.attributesOfItem(atPath: path),
+      let date = attrs[.modificationDate] as? Date
+    {
       stamp = Provenance.timestamp(date).replacingOccurrences(of: ":", with: "-")
     }
     let base = url.deletingPathExtension().lastPathComponent

@@ -49,23 +49,31 @@ public struct ProblemBuilder: Sendable {
         name: l.kind.name,
         memoryBytes: l.weightBytes.value + l.kvBytesPerToken.value * kvTokens,
         outputBytes: l.outputBytesPerToken.value,
-        timeS: Dictionary(uniqueKeysWithValues: x.devices.map {
-          ($0.name, timeModel.time(l, on: $0.profile, work: .decode(contexts: [meanContext]), precision: precision).value)
-        }),
-        prefillTimeS: Dictionary(uniqueKeysWithValues: x.devices.map {
-          ($0.name, timeModel.time(l, on: $0.profile, work: .prefill(tokens: meanPrompt), precision: precision).value)
-        }),
+        timeS: Dictionary(
+          uniqueKeysWithValues: x.devices.map {
+            (
+              $0.name,
+              timeModel.time(l, on: $0.profile, work: .decode(contexts: [meanContext]), precision: precision).value
+            )
+          }),
+        prefillTimeS: Dictionary(
+          uniqueKeysWithValues: x.devices.map {
+            ($0.name, timeModel.time(l, on: $0.profile, work: .prefill(tokens: meanPrompt), precision: precision).value)
+          }),
         weightBytes: l.weightBytes.value)
     }
     return PartitionProblem(
       objective: objective, source: x.source, returnToSource: x.spec.execution.returnToSource,
       devices: x.devices.map {
-        .init(name: $0.name, memoryBytes: $0.profile.usableMemory.value,
-              storageBytesPerS: $0.profile.storageReadBandwidth.bytesPerSecond, server: $0.profile.isServer)
+        .init(
+          name: $0.name, memoryBytes: $0.profile.usableMemory.value,
+          storageBytesPerS: $0.profile.storageReadBandwidth.bytesPerSecond, server: $0.profile.isServer)
       },
       layers: layers,
       links: x.links.map {
-        .init(from: $0.from, to: $0.to, bandwidthBytesPerS: $0.spec.bandwidth.bytesPerSecond, latencyS: $0.spec.latency.value)
+        .init(
+          from: $0.from, to: $0.to, bandwidthBytesPerS: $0.spec.bandwidth.bytesPerSecond,
+          latencyS: $0.spec.latency.value)
       })
   }
 }

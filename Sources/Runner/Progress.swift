@@ -1,3 +1,6 @@
+import EdgeLabCore
+import Execution
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -62,11 +65,14 @@ public final class StderrProgress: ProgressSink, @unchecked Sendable {
       let now = MonotonicClock.now()
       if done < total && now - lastDraw < 0.1 { return }
       lastDraw = now
-      var line = "[\(done)/\(total)] \(pct)%  elapsed \(Self.clock(elapsed))  ETA \(done == total ? "0:00" : Self.clock(eta))  \(description)"
+      var line =
+        "[\(done)/\(total)] \(pct)%  elapsed \(Self.clock(elapsed))  ETA \(done == total ? "0:00" : Self.clock(eta))  \(description)"
       if line.count > 110 { line = String(line.prefix(107)) + "..." }
       write("\r\u{1B}[K" + line + (done == total ? "\n" : ""))
     } else {
-      write("run \(done)/\(total) (\(pct)%) \(description): \(status) in \(String(format: runSeconds, digits: 2)) s; elapsed \(Self.clock(elapsed)), ETA \(Self.clock(eta))\n")
+      write(
+        "run \(done)/\(total) (\(pct)%) \(description): \(status) in \(String(format: runSeconds, digits: 2)) s; elapsed \(Self.clock(elapsed)), ETA \(Self.clock(eta))\n"
+      )
     }
   }
 
@@ -76,6 +82,3 @@ public final class StderrProgress: ProgressSink, @unchecked Sendable {
 
   public func finished() {}
 }
-
-import EdgeLabCore
-import Execution

@@ -48,7 +48,9 @@ public enum Provenance {
         break
       }
       // Regular files only: opening a FIFO would block.
-      guard (try? FileManager.default.attributesOfItem(atPath: top + "/" + file)[.type] as? FileAttributeType) == .typeRegular,
+      guard
+        (try? FileManager.default.attributesOfItem(atPath: top + "/" + file)[.type] as? FileAttributeType)
+          == .typeRegular,
         let handle = FileHandle(forReadingAtPath: top + "/" + file)
       else {
         diff += "new file (untracked): \(file) (not a regular file; not recorded)\n"
@@ -76,10 +78,15 @@ public enum Provenance {
     func field<T>(_ v: inout T) -> String {
       withUnsafeBytes(of: &v) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
     }
-    let name = field(&u.nodename), sys = field(&u.sysname), rel = field(&u.release), machine = field(&u.machine)
-    let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+    let name = field(&u.nodename)
+    let sys = field(&u.sysname)
+    let rel = field(&u.release)
+    let machine = field(&u.machine)
+    let cpu =
+      (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
       .split(separator: "\n").first { $0.hasPrefix("model name") }
-      .map { String($0.split(separator: ":", maxSplits: 1).last ?? "").trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+      .map { String($0.split(separator: ":", maxSplits: 1).last ?? "").trimmingCharacters(in: .whitespaces) }
+      ?? "unknown CPU"
     return "\(name); \(sys) \(rel) \(machine); \(cpu); \(ProcessInfo.processInfo.activeProcessorCount) cores"
   }
 

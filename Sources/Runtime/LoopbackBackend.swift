@@ -1,8 +1,8 @@
 import Catalog
 import CostModel
 import EdgeLabCore
-public import Execution
 import Engine
+public import Execution
 import Foundation
 public import Logging
 public import Metrics
@@ -10,6 +10,7 @@ import Pipeline
 public import Spec
 import Synchronization
 import Transport
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -42,11 +43,14 @@ public struct LoopbackOptions: Sendable {
   /// Where the coordinator's deadlines read the time.
   public var clock: any ExecutionClock
 
-  public init(executable: String, workDirectory: String = "/tmp", threadsPerWorker: Int = 1,
-              heartbeatTimeout: Double = 5, readyTimeout: Double = 900, checkLossless: Bool = true,
-              referenceCache: String? = "results/.reference-cache", launcherFactory: @escaping LauncherFactory = plainLauncherFactory,
-              logger: Logger = Logger(label: "edgelab.loopback", factory: { _ in SwiftLogNoOpLogHandler() }),
-              clock: any ExecutionClock = MonotonicClock()) {
+  public init(
+    executable: String, workDirectory: String = "/tmp", threadsPerWorker: Int = 1,
+    heartbeatTimeout: Double = 5, readyTimeout: Double = 900, checkLossless: Bool = true,
+    referenceCache: String? = "results/.reference-cache",
+    launcherFactory: @escaping LauncherFactory = plainLauncherFactory,
+    logger: Logger = Logger(label: "edgelab.loopback", factory: { _ in SwiftLogNoOpLogHandler() }),
+    clock: any ExecutionClock = MonotonicClock()
+  ) {
     self.executable = executable
     self.workDirectory = workDirectory
     self.threadsPerWorker = threadsPerWorker
@@ -132,7 +136,8 @@ final class CoordinatedRun: @unchecked Sendable {
 
   func stagesOf(_ device: String) -> String {
     let idx = job.plan.stageIndices(of: device)
-    return idx.isEmpty ? "no stage" : "stage" + (idx.count > 1 ? "s " : " ") + idx.map(String.init).joined(separator: ", ")
+    return idx.isEmpty
+      ? "no stage" : "stage" + (idx.count > 1 ? "s " : " ") + idx.map(String.init).joined(separator: ", ")
   }
 
   func execute() throws -> RunOutcome {
@@ -145,7 +150,9 @@ final class CoordinatedRun: @unchecked Sendable {
       // the run.
       if failed {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: runDirectory)) ?? []
-        for f in files where !f.hasSuffix(".log") { try? FileManager.default.removeItem(atPath: runDirectory + "/" + f) }
+        for f in files where !f.hasSuffix(".log") {
+          try? FileManager.default.removeItem(atPath: runDirectory + "/" + f)
+        }
       } else {
         try? FileManager.default.removeItem(atPath: runDirectory)
       }
@@ -162,7 +169,8 @@ final class CoordinatedRun: @unchecked Sendable {
     } catch let e as RuntimeError {
       // Any fault stops the sweep; what finished is kept (the run is marked incomplete).
       failed = true
-      throw BackendError.fatal(e.message + " (worker logs: \(runDirectory))", partial: serving ? partialOutcome(e.message) : nil)
+      throw BackendError.fatal(
+        e.message + " (worker logs: \(runDirectory))", partial: serving ? partialOutcome(e.message) : nil)
     } catch {
       failed = true
       throw error
@@ -186,9 +194,11 @@ final class CoordinatedRun: @unchecked Sendable {
     }
     let resident = parameters * bytesPerWeight
     guard let available = HostMemory.availableBytes(), resident > 0.9 * available else { return }
-    throw BackendError.refused(String(
-      format: "the plan keeps %.1f GB of %@ weights in worker memory, but this machine has %.1f GB available; choose a smaller model or precision (e.g. Model(.llama32_1B) or precision .bf16), or run it with --backend simulated",
-      resident / 1e9, x.spec.model.precision.rawValue, available / 1e9))
+    throw BackendError.refused(
+      String(
+        format:
+          "the plan keeps %.1f GB of %@ weights in worker memory, but this machine has %.1f GB available; choose a smaller model or precision (e.g. Model(.llama32_1B) or precision .bf16), or run it with --backend simulated",
+        resident / 1e9, x.spec.model.precision.rawValue, available / 1e9))
   }
 
   /// The plan was made from the spec's model shapes (preset or config); a checkpoint with other shapes would
@@ -202,12 +212,15 @@ final class CoordinatedRun: @unchecked Sendable {
     let m = job.experiment.model
     let fields: [(String, Int, Int)] = [
       ("num_hidden_layers", m.numHiddenLayers, c.numHiddenLayers), ("hidden_size", m.hiddenSize, c.hiddenSize),
-      ("intermediate_size", m.intermediateSize, c.intermediateSize), ("num_attention_heads", m.numAttentionHeads, c.numAttentionHeads),
+      ("intermediate_size", m.intermediateSize, c.intermediateSize),
+      ("num_attention_heads", m.numAttentionHeads, c.numAttentionHeads),
       ("num_key_value_heads", m.numKeyValueHeads, c.numKeyValueHeads), ("vocab_size", m.vocabSize, c.vocabSize),
     ]
     let differ = fields.filter { $0.1 != $0.2 }.map { "\($0.0): \($0.1) in the spec, \($0.2) in its config.json" }
     if !differ.isEmpty {
-      throw BackendError.refused("model.checkpoint \(dir) does not match the model the plan was made for (\(differ.joined(separator: "; "))); leave out model.preset and model.config to use the checkpoint's own")
+      throw BackendError.refused(
+        "model.checkpoint \(dir) does not match the model the plan was made for (\(differ.joined(separator: "; "))); leave out model.preset and model.config to use the checkpoint's own"
+      )
     }
   }
 
@@ -216,9 +229,10 @@ final class CoordinatedRun: @unchecked Sendable {
     let x = job.experiment
     let maxPrompt = job.requests.map(\.promptLength).max() ?? 1
     let maxContext = job.requests.map { $0.promptLength + $0.outputLength }.max() ?? 1
-    return RunLimits(hiddenSize: x.model.hiddenSize, vocabSize: x.model.vocabSize, requests: job.requests.count,
-                     maxPromptTokens: max(1, maxPrompt), maxContextTokens: max(1, maxContext),
-                     maxBatch: max(1, x.spec.execution.maxBatch))
+    return RunLimits(
+      hiddenSize: x.model.hiddenSize, vocabSize: x.model.vocabSize, requests: job.requests.count,
+      maxPromptTokens: max(1, maxPrompt), maxContextTokens: max(1, maxContext),
+      maxBatch: max(1, x.spec.execution.maxBatch))
   }
 
   /// Device seconds without movement before the run is declared stuck: the setting, or 50 × the slowest
@@ -226,13 +240,17 @@ final class CoordinatedRun: @unchecked Sendable {
   var progressBound: Double {
     let x = job.experiment
     if let t = x.spec.execution.progressTimeout { return t.value }
-    let layers = ModelLayers(config: x.model, precision: x.spec.model.precision, wirePrecision: x.spec.execution.wirePrecision)
+    let layers = ModelLayers(
+      config: x.model, precision: x.spec.model.precision, wirePrecision: x.spec.execution.wirePrecision)
     let prompt = limits.maxPromptTokens
     var worst = 0.0
     for stage in job.plan.stages {
       guard let profile = x.device(stage.device)?.profile else { continue }
       let t = stage.layers.reduce(0.0) { acc, l in
-        acc + job.timeModel.time(layers.layers[l], on: profile, work: .prefill(tokens: prompt), precision: x.spec.model.precision).value
+        acc
+          + job.timeModel.time(
+            layers.layers[l], on: profile, work: .prefill(tokens: prompt), precision: x.spec.model.precision
+          ).value
       }
       if t.isFinite { worst = max(worst, t) }
     }
@@ -244,15 +262,20 @@ final class CoordinatedRun: @unchecked Sendable {
     let x = job.experiment
     try checkCheckpointShapes()
     try checkHostMemory()
-    targets = try launcher.prepare(devices: devices, experiment: x, runID: URL(fileURLWithPath: runDirectory).lastPathComponent)
+    targets = try launcher.prepare(
+      devices: devices, experiment: x, runID: URL(fileURLWithPath: runDirectory).lastPathComponent)
     let tokenFile = runDirectory + "/token"
-    _ = FileManager.default.createFile(atPath: tokenFile, contents: Data(token.map { String(format: "%02x", $0) }.joined().utf8),
-                                       attributes: [.posixPermissions: 0o600])
+    _ = FileManager.default.createFile(
+      atPath: tokenFile, contents: Data(token.map { String(format: "%02x", $0) }.joined().utf8),
+      attributes: [.posixPermissions: 0o600])
     for d in devices {
       let t = targets[d]!
       let portFile = runDirectory + "/\(d).port"
-      let args = t.prefix + [options.executable, "worker", "--listen", "\(t.listenHost):0", "--token-file", tokenFile,
-                             "--port-file", portFile, "--name", d, "--parent-pid", String(getpid())]
+      let args =
+        t.prefix + [
+          options.executable, "worker", "--listen", "\(t.listenHost):0", "--token-file", tokenFile,
+          "--port-file", portFile, "--name", d, "--parent-pid", String(getpid()),
+        ]
       let child = try ChildProcess(args, logPath: runDirectory + "/\(d).log")
       children[d] = child
       try t.attach?(child.pid)
@@ -263,7 +286,8 @@ final class CoordinatedRun: @unchecked Sendable {
       endpoints[d] = try waitForPort(d)
     }
     for d in devices {
-      let c = try Connection.connect(to: endpoints[d]!, token: token, name: "coordinator", maxPayload: maxControlPayload)
+      let c = try Connection.connect(
+        to: endpoints[d]!, token: token, name: "coordinator", maxPayload: maxControlPayload)
       controls[d] = c
       touch(d)
       spawnThread("coordinator-\(d)") { [self] in read(d, c) }
@@ -272,10 +296,12 @@ final class CoordinatedRun: @unchecked Sendable {
     let e = x.spec.execution
     let stageDevices = job.plan.stages.map(\.device)
     let w = x.spec.model
-    let weights = WeightsSpec(checkpoint: w.checkpoint, preset: w.checkpoint == nil ? (w.preset ?? "tiny") : nil,
-                              seed: w.weightsSeed ?? x.spec.seed, dtype: w.precision == .fp32 ? "F32" : (w.precision == .bf16 ? "BF16" : "F16"))
+    let weights = WeightsSpec(
+      checkpoint: w.checkpoint, preset: w.checkpoint == nil ? (w.preset ?? "tiny") : nil,
+      seed: w.weightsSeed ?? x.spec.seed, dtype: w.precision == .fp32 ? "F32" : (w.precision == .bf16 ? "BF16" : "F16"))
     if w.preset == nil && w.checkpoint == nil {
-      throw RuntimeError("the loopback backend needs a model preset or a checkpoint path (custom configurations have no weights)")
+      throw RuntimeError(
+        "the loopback backend needs a model preset or a checkpoint path (custom configurations have no weights)")
     }
     for d in devices {
       let t = targets[d]!
@@ -283,17 +309,24 @@ final class CoordinatedRun: @unchecked Sendable {
         run: job.label, device: d, weights: weights, threads: options.threadsPerWorker,
         stages: job.plan.stageIndices(of: d).map {
           let s = job.plan.stages[$0]
-          return StageAssignment(index: $0, firstLayer: s.firstLayer, endLayer: s.endLayer, offloaded: s.offloadedLayers)
+          return StageAssignment(
+            index: $0, firstLayer: s.firstLayer, endLayer: s.endLayer, offloaded: s.offloadedLayers)
         },
-        stageCount: job.plan.stages.count, stageDevices: stageDevices, peers: endpoints, source: x.source, limits: limits,
+        stageCount: job.plan.stages.count, stageDevices: stageDevices, peers: endpoints, source: x.source,
+        limits: limits,
         halfPrecisionWire: e.wirePrecision != .fp32, residency: job.plan.residency(of: d),
-        storageDirectory: runDirectory + "/store-\(d)", storageBytesPerSecond: t.storageBytesPerSecond, delays: t.delays,
-        pacing: t.pacing, seed: job.seed, dilation: dilation, scheduler: d == x.source ? job.schedulerConfiguration : nil)
+        storageDirectory: runDirectory + "/store-\(d)", storageBytesPerSecond: t.storageBytesPerSecond,
+        delays: t.delays,
+        pacing: t.pacing, seed: job.seed, dilation: dilation,
+        scheduler: d == x.source ? job.schedulerConfiguration : nil)
       try send(d, .assign(a))
     }
     var loadSeconds = 0.0
     try awaitMessages(devices.count, timeout: options.readyTimeout, what: "loading weights") { d, m in
-      if case .ready(_, let s) = m { loadSeconds = max(loadSeconds, s); return true }
+      if case .ready(_, let s) = m {
+        loadSeconds = max(loadSeconds, s)
+        return true
+      }
       return false
     }
     for d in devices { try send(d, .link) }
@@ -305,7 +338,8 @@ final class CoordinatedRun: @unchecked Sendable {
     var chunk: [RequestMessage] = []
     var chunkTokens = 0
     for r in job.requests {
-      chunk.append(RequestMessage(id: r.id, prompt: r.promptTokens, outputLength: r.outputLength, arrival: r.arrival?.value ?? 0))
+      chunk.append(
+        RequestMessage(id: r.id, prompt: r.promptTokens, outputLength: r.outputLength, arrival: r.arrival?.value ?? 0))
       chunkTokens += r.promptTokens.count
       if chunkTokens > 100_000 {
         try send(x.source, .workload(chunk))
@@ -323,11 +357,14 @@ final class CoordinatedRun: @unchecked Sendable {
     let path = runDirectory + "/\(d).port"
     let deadline = monotonicNanoseconds() + 60_000_000_000
     while monotonicNanoseconds() < deadline {
-      if let s = try? String(contentsOfFile: path, encoding: .utf8), let ep = Endpoint(s.trimmingCharacters(in: .whitespacesAndNewlines)) {
+      if let s = try? String(contentsOfFile: path, encoding: .utf8),
+        let ep = Endpoint(s.trimmingCharacters(in: .whitespacesAndNewlines))
+      {
         return ep
       }
       if let c = children[d], !c.isRunning {
-        throw RuntimeError("worker \(d) (\(stagesOf(d))) \(c.exitDescription) before listening; its log (\(c.logPath)):\n\(c.logTail())")
+        throw RuntimeError(
+          "worker \(d) (\(stagesOf(d))) \(c.exitDescription) before listening; its log (\(c.logPath)):\n\(c.logTail())")
       }
       usleep(5_000)
     }
@@ -368,13 +405,17 @@ final class CoordinatedRun: @unchecked Sendable {
     // A killed worker's connections close before its exit is reaped: give the reaper a moment.
     for _ in 0..<30 where child?.isRunning == true { usleep(10_000) }
     if let child, !child.isRunning { m += "; the process \(child.exitDescription)" }
-    if let tail = child?.logTail(3), !tail.isEmpty { m += "; log \(child!.logPath): \(tail.replacingOccurrences(of: "\n", with: " | "))" }
+    if let tail = child?.logTail(3), !tail.isEmpty {
+      m += "; log \(child!.logPath): \(tail.replacingOccurrences(of: "\n", with: " | "))"
+    }
     return RuntimeError(m)
   }
 
   /// Checks liveness: exited processes, silent workers, interrupts.
   func checkHealth() throws {
-    if Interrupt.isRequested || job.cancellation.isRequested { throw BackendError.interrupted(partial: partialOutcome("interrupted")) }
+    if Interrupt.isRequested || job.cancellation.isRequested {
+      throw BackendError.interrupted(partial: partialOutcome("interrupted"))
+    }
     for (d, c) in children where !c.isRunning {
       throw fault(d, "stopped unexpectedly")
     }
@@ -410,19 +451,24 @@ final class CoordinatedRun: @unchecked Sendable {
     t0 = options.clock.now()
     serving = true
     launcher.runStarted()
-    var monitor = ProgressMonitor(bound: progressBound * dilation, stageDevices: job.plan.stages.map(\.device), source: x.source, start: t0)
+    var monitor = ProgressMonitor(
+      bound: progressBound * dilation, stageDevices: job.plan.stages.map(\.device), source: x.source, start: t0)
     try send(x.source, .start)
     while completed.count + refusedRequests.count < requests.count {
       try checkHealth()
       let now = options.clock.now()
       if let stuck = monitor.verdict(at: now, outstanding: true) {
-        throw BackendError.fatal(RuntimeError(stuck + " (execution.progress_timeout is \(String(format: "%.0f", progressBound)) s)").message,
-                                 partial: partialOutcome(stuck))
+        throw BackendError.fatal(
+          RuntimeError(stuck + " (execution.progress_timeout is \(String(format: "%.0f", progressBound)) s)").message,
+          partial: partialOutcome(stuck))
       }
       guard let e = events.pop(timeout: 0.05) else { continue }
       switch e {
-      case .lost(let d, let why): throw BackendError.fatal(fault(d, "closed its control connection (\(why))").message, partial: partialOutcome(nil))
-      case .message(let d, .failure(let why)): throw BackendError.fatal(fault(d, "failed: \(why)").message, partial: partialOutcome(nil))
+      case .lost(let d, let why):
+        throw BackendError.fatal(
+          fault(d, "closed its control connection (\(why))").message, partial: partialOutcome(nil))
+      case .message(let d, .failure(let why)):
+        throw BackendError.fatal(fault(d, "failed: \(why)").message, partial: partialOutcome(nil))
       case .message(let d, .warning(let why)): logger.warning("\(why)", metadata: ["device": "\(d)"])
       case .message(let d, .progress(let p)): monitor.observe(p, from: d, at: options.clock.now())
       case .message(_, .arrivals(let evs)):
@@ -432,7 +478,9 @@ final class CoordinatedRun: @unchecked Sendable {
         refusedRequests[id] = why
       case .message(_, .tokens(let evs)):
         monitor.moved(at: options.clock.now())
-        if tokenTimes.isEmpty { logger.info("first token after \(String(format: options.clock.now() - t0, digits: 2)) s") }
+        if tokenTimes.isEmpty {
+          logger.info("first token after \(String(format: options.clock.now() - t0, digits: 2)) s")
+        }
         options.onTokens?(evs)
         var done: [Int] = []
         for ev in evs {
@@ -453,13 +501,17 @@ final class CoordinatedRun: @unchecked Sendable {
     var stats: [String: WorkerStats] = [:]
     for d in devices { try send(d, .collect) }
     try awaitMessages(devices.count, timeout: 30, what: "reporting statistics") { d, m in
-      if case .stats(let s) = m { stats[d] = s; return true }
+      if case .stats(let s) = m {
+        stats[d] = s
+        return true
+      }
       return false
     }
     for d in devices { try? send(d, .shutdown) }
     for c in children.values { c.stop(grace: 5) }
     let refused = refusedRequests.sorted { $0.key < $1.key }.first
-    var outcome = buildOutcome(stats: stats, end: end, status: refused == nil ? .complete : .failed, message: refused?.value)
+    var outcome = buildOutcome(
+      stats: stats, end: end, status: refused == nil ? .complete : .failed, message: refused?.value)
     outcome.facts["worker_load_s"] = .number(loadSeconds)
     outcome.facts["worker_threads"] = .number(Double(options.threadsPerWorker))
     outcome.facts["wire_precision"] = .string(x.spec.execution.wirePrecision.rawValue)
@@ -479,14 +531,17 @@ final class CoordinatedRun: @unchecked Sendable {
   func requestRecords() -> [RequestRecord] {
     job.requests.map { r in
       let times = tokenTimes[r.id] ?? []
-      return RequestRecord(id: r.id, arrival: arrivals[r.id] ?? .nan, firstToken: times.first,
-                           completion: completed.contains(r.id) ? times.last : nil, promptTokens: r.promptLength,
-                           outputTokens: r.outputLength, tokenTimes: times)
+      return RequestRecord(
+        id: r.id, arrival: arrivals[r.id] ?? .nan, firstToken: times.first,
+        completion: completed.contains(r.id) ? times.last : nil, promptTokens: r.promptLength,
+        outputTokens: r.outputLength, tokenTimes: times)
     }
   }
 
   func partialOutcome(_ message: String?) -> RunOutcome {
-    RunOutcome(status: .incomplete, message: message, requests: requestRecords().filter { !$0.arrival.isNaN }, facts: ["mechanism": .string(launcher.mechanism)])
+    RunOutcome(
+      status: .incomplete, message: message, requests: requestRecords().filter { !$0.arrival.isNaN },
+      facts: ["mechanism": .string(launcher.mechanism)])
   }
 
   func buildOutcome(stats: [String: WorkerStats], end: Double, status: RunStatus, message: String?) -> RunOutcome {
@@ -497,34 +552,46 @@ final class CoordinatedRun: @unchecked Sendable {
     for d in devices {
       guard let s = stats[d] else { continue }
       for l in s.links {
-        links.append(LinkRecord(from: d, to: l.to, bytes: Double(l.counters.bytesSent), messages: Int(l.counters.framesSent),
-                                busySeconds: l.counters.sendSeconds / dilation, mechanism: launcher.mechanism(from: d, to: l.to)))
+        links.append(
+          LinkRecord(
+            from: d, to: l.to, bytes: Double(l.counters.bytesSent), messages: Int(l.counters.framesSent),
+            busySeconds: l.counters.sendSeconds / dilation, mechanism: launcher.mechanism(from: d, to: l.to)))
       }
       let compute = s.computeSeconds / dilation
       let transfer = s.links.reduce(0.0) { $0 + $1.counters.sendSeconds } / dilation
-      devs.append(DeviceRecord(name: d, peakMemoryBytes: Double(s.peakResidentBytes), computeSeconds: compute, transferSeconds: transfer,
-                               loadStallSeconds: s.loadStallSeconds / dilation, idleSeconds: max(0, makespan - compute - transfer)))
+      devs.append(
+        DeviceRecord(
+          name: d, peakMemoryBytes: Double(s.peakResidentBytes), computeSeconds: compute, transferSeconds: transfer,
+          loadStallSeconds: s.loadStallSeconds / dilation, idleSeconds: max(0, makespan - compute - transfer)))
       for st in s.stages { stageStats[st.index] = st }
     }
     let stages = job.plan.stages.enumerated().map { i, st in
-      StageRecord(index: i, device: st.device, firstLayer: st.firstLayer, endLayer: st.endLayer, offloadedLayers: st.offloadedLayers.count,
-                  computeSeconds: (stageStats[i]?.computeSeconds ?? 0) / dilation, microBatches: stageStats[i]?.microBatches ?? 0)
+      StageRecord(
+        index: i, device: st.device, firstLayer: st.firstLayer, endLayer: st.endLayer,
+        offloadedLayers: st.offloadedLayers.count,
+        computeSeconds: (stageStats[i]?.computeSeconds ?? 0) / dilation, microBatches: stageStats[i]?.microBatches ?? 0)
     }
-    return RunOutcome(status: status, message: message, requests: requestRecords(), links: links, devices: devs, stages: stages,
-                      facts: ["mechanism": .string(launcher.mechanism), "dilation": .number(dilation),
-                              "wall_makespan_s": .number(end - t0)])
+    return RunOutcome(
+      status: status, message: message, requests: requestRecords(), links: links, devices: devs, stages: stages,
+      facts: [
+        "mechanism": .string(launcher.mechanism), "dilation": .number(dilation),
+        "wall_makespan_s": .number(end - t0),
+      ])
   }
 
   // MARK: Lossless check
 
   func losslessCheck(_ outcome: inout RunOutcome) throws {
-    let reference = try ReferenceTokens.compute(job: job, threads: options.threadsPerWorker, cache: options.referenceCache)
+    let reference = try ReferenceTokens.compute(
+      job: job, threads: options.threadsPerWorker, cache: options.referenceCache)
     var mismatch: String?
     for r in job.requests {
-      let got = generated[r.id] ?? [], want = reference[r.id] ?? []
+      let got = generated[r.id] ?? []
+      let want = reference[r.id] ?? []
       if got != want {
         let i = zip(got, want).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(got.count, want.count)
-        mismatch = "request \(r.id) differs at token \(i): split \(i < got.count ? String(got[i]) : "none"), unsplit \(i < want.count ? String(want[i]) : "none")"
+        mismatch =
+          "request \(r.id) differs at token \(i): split \(i < got.count ? String(got[i]) : "none"), unsplit \(i < want.count ? String(want[i]) : "none")"
         break
       }
     }
@@ -554,8 +621,10 @@ enum HostMemory {
 enum ReferenceTokens {
   static func compute(job: RunJob, threads: Int, cache: String?) throws -> [Int: [Int32]] {
     let w = job.experiment.spec.model
-    let spec = WeightsSpec(checkpoint: w.checkpoint, preset: w.checkpoint == nil ? w.preset : nil, seed: w.weightsSeed ?? job.experiment.spec.seed,
-                           dtype: w.precision == .fp32 ? "F32" : (w.precision == .bf16 ? "BF16" : "F16"))
+    let spec = WeightsSpec(
+      checkpoint: w.checkpoint, preset: w.checkpoint == nil ? w.preset : nil,
+      seed: w.weightsSeed ?? job.experiment.spec.seed,
+      dtype: w.precision == .fp32 ? "F32" : (w.precision == .bf16 ? "BF16" : "F16"))
     struct Key: Codable {
       var weights: WeightsSpec
       /// A checkpoint's files, sizes and modification times: new weights at the same path are a new key.
@@ -570,9 +639,10 @@ enum ReferenceTokens {
         var outputLength: Int
       }
     }
-    let key = Key(weights: spec, checkpointFiles: w.checkpoint.map(Self.fingerprint) ?? [],
-                  requests: job.requests.map { Key.Request(id: $0.id, prompt: $0.promptTokens, outputLength: $0.outputLength) },
-                  isa: Kernels.isa, threads: threads, version: 2)
+    let key = Key(
+      weights: spec, checkpointFiles: w.checkpoint.map(Self.fingerprint) ?? [],
+      requests: job.requests.map { Key.Request(id: $0.id, prompt: $0.promptTokens, outputLength: $0.outputLength) },
+      isa: Kernels.isa, threads: threads, version: 2)
     // Sorted keys: the same key must give the same bytes in every process.
     let keyData = try JSONCoding.encoder.encode(key)
     var h: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -591,7 +661,9 @@ enum ReferenceTokens {
     if let path, let cache {
       try? FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
       let stored = Dictionary(uniqueKeysWithValues: out.map { (String($0.key), $0.value) })
-      if let data = try? JSONEncoder().encode(stored) { try? data.write(to: URL(fileURLWithPath: path), options: .atomic) }
+      if let data = try? JSONEncoder().encode(stored) {
+        try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
+      }
     }
     return out
   }

@@ -1,4 +1,5 @@
 import Foundation
+
 /// The coordinator's progress deadline, as a pure function of what workers report: when work is outstanding and
 /// nothing has moved anywhere in the pipeline for `bound` seconds, the run is stuck, and the counters say where —
 /// the first place, from the source along the pipeline, where more micro-batches went in than came out.
@@ -43,18 +44,21 @@ public struct ProgressMonitor: Sendable {
       let received = s?.received ?? 0
       if upstream > received {
         let link = "\(i == 0 ? source : stageDevices[i - 1])→\(device)"
-        return "no progress for \(held): \(upstream - received) micro-batch(es) sent by \(from) never reached stage \(i) on \(device) (link \(link))"
+        return
+          "no progress for \(held): \(upstream - received) micro-batch(es) sent by \(from) never reached stage \(i) on \(device) (link \(link))"
       }
       let completed = s?.completed ?? 0
       if received > completed {
-        return "no progress for \(held): stage \(i) on \(device) has held \(received - completed) micro-batch(es) without finishing them"
+        return
+          "no progress for \(held): stage \(i) on \(device) has held \(received - completed) micro-batch(es) without finishing them"
       }
       upstream = completed
       from = "stage \(i) on \(device)"
     }
     let returned = sourceProgress?.returned ?? 0
     if upstream > returned, let last = stageDevices.last {
-      return "no progress for \(held): tokens of \(upstream - returned) micro-batch(es) from stage \(stageDevices.count - 1) never reached the source (link \(last)→\(source))"
+      return
+        "no progress for \(held): tokens of \(upstream - returned) micro-batch(es) from stage \(stageDevices.count - 1) never reached the source (link \(last)→\(source))"
     }
     return "no progress for \(held) with requests outstanding, and no micro-batch in flight"
   }

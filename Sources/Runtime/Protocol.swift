@@ -1,7 +1,7 @@
-import Foundation
-public import EdgeLabCore
+import EdgeLabCore
 public import Engine
 public import Execution
+import Foundation
 public import Pipeline
 public import Transport
 
@@ -17,7 +17,10 @@ public struct WeightsSpec: Codable, Sendable, Hashable {
   /// "native" or "fp32" for checkpoint 16-bit weights.
   public var storage: String
 
-  public init(checkpoint: String? = nil, preset: String? = nil, seed: UInt64 = 1, dtype: String = "F32", storage: String = "native") {
+  public init(
+    checkpoint: String? = nil, preset: String? = nil, seed: UInt64 = 1, dtype: String = "F32",
+    storage: String = "native"
+  ) {
     self.checkpoint = checkpoint
     self.preset = preset
     self.seed = seed
@@ -62,7 +65,9 @@ public struct RunLimits: Codable, Sendable, Hashable {
   /// Most decode steps in one micro-batch.
   public var maxBatch: Int
 
-  public init(hiddenSize: Int, vocabSize: Int, requests: Int, maxPromptTokens: Int, maxContextTokens: Int, maxBatch: Int) {
+  public init(
+    hiddenSize: Int, vocabSize: Int, requests: Int, maxPromptTokens: Int, maxContextTokens: Int, maxBatch: Int
+  ) {
     self.hiddenSize = hiddenSize
     self.vocabSize = vocabSize
     self.requests = requests

@@ -29,7 +29,9 @@ public struct SourceScheduler: Sendable {
   public init(configuration: PipelineScheduler.Configuration, requests: [RequestMessage], keepHistory: Bool = false) {
     scheduler = PipelineScheduler(
       configuration: configuration,
-      requests: requests.map { .init(id: $0.id, arrival: $0.arrival, promptLength: $0.prompt.count, outputLength: $0.outputLength) })
+      requests: requests.map {
+        .init(id: $0.id, arrival: $0.arrival, promptLength: $0.prompt.count, outputLength: $0.outputLength)
+      })
     for r in requests { prompts[r.id] = r.prompt }
     self.keepHistory = keepHistory
   }
@@ -40,7 +42,9 @@ public struct SourceScheduler: Sendable {
 
   /// Whether micro-batch `batch` is in flight with exactly these spans.
   public func matches(batch: UInt64, spans: [ActivationMessage.Span]) -> Bool {
-    guard let id = Int(exactly: batch), let b = scheduler.inFlightBatch(id), b.entries.count == spans.count else { return false }
+    guard let id = Int(exactly: batch), let b = scheduler.inFlightBatch(id), b.entries.count == spans.count else {
+      return false
+    }
     return zip(b.entries, spans).allSatisfy { e, s in
       UInt64(e.request) == s.id && UInt64(e.start) == UInt64(s.start) && UInt64(e.count) == UInt64(s.count)
     }
@@ -77,12 +81,16 @@ public struct SourceScheduler: Sendable {
         prompts[r] = nil
         last[r] = nil
       case .refused(let r, let tokens, let budget):
-        out.append(.refused(request: r, reason: "request \(r) needs \(tokens) tokens of KV cache; the budget is \(budget)"))
+        out.append(
+          .refused(request: r, reason: "request \(r) needs \(tokens) tokens of KV cache; the budget is \(budget)"))
       case .dispatch(let b):
         if keepHistory { dispatched.append(b) }
-        let spans = b.entries.map { ActivationMessage.Span(id: UInt64($0.request), start: UInt32($0.start), count: UInt32($0.count)) }
+        let spans = b.entries.map {
+          ActivationMessage.Span(id: UInt64($0.request), start: UInt32($0.start), count: UInt32($0.count))
+        }
         let tokens = b.prefill ? (prompts[b.entries[0].request] ?? []) : b.entries.map { last[$0.request] ?? 0 }
-        out.append(.dispatch(ActivationMessage(batch: UInt64(b.id), stage: 0, prefill: b.prefill, spans: spans, tokens: tokens)))
+        out.append(
+          .dispatch(ActivationMessage(batch: UInt64(b.id), stage: 0, prefill: b.prefill, spans: spans, tokens: tokens)))
       }
     }
     return out

@@ -1,11 +1,12 @@
 import Catalog
 import EdgeLabCore
-import Execution
 import Engine
+import Execution
 import Foundation
 public import Logging
 import Pipeline
 public import Transport
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -69,7 +70,8 @@ public final class Worker: @unchecked Sendable {
       listener.serve { [self] event in
         switch event {
         case .connected(let c): adopt(c)
-        case .refused(let e): logger.notice("refused a connection", metadata: ["peer": "\(e.peer)", "why": "\(e.reason)"])
+        case .refused(let e):
+          logger.notice("refused a connection", metadata: ["peer": "\(e.peer)", "why": "\(e.reason)"])
         case .shortage(let e, _): logger.warning("accept is failing (\(e.reason)); retrying with backoff")
         case .recovered(let n): logger.notice("accept works again after \(n) failures")
         }
@@ -164,7 +166,8 @@ public final class Worker: @unchecked Sendable {
       return (assignment, nextConnection)
     }
     guard let a, a.stageDevices.contains(c.peerName) || c.peerName == a.source else {
-      logger.notice("refused a data connection from an unknown device", metadata: ["peer": "\(c.peer)", "name": "\(c.peerName)"])
+      logger.notice(
+        "refused a data connection from an unknown device", metadata: ["peer": "\(c.peer)", "name": "\(c.peerName)"])
       c.close()
       return
     }
@@ -205,7 +208,10 @@ public final class Worker: @unchecked Sendable {
         let f = try c.receive()
         switch f.type {
         case .activation, .tokens:
-          events.push(.data(connection: id, from: c.peerName, type: f.type, try ActivationMessage.decode(f.payload), receivedAt: monotonicNanoseconds()))
+          events.push(
+            .data(
+              connection: id, from: c.peerName, type: f.type, try ActivationMessage.decode(f.payload),
+              receivedAt: monotonicNanoseconds()))
         case .goodbye:
           c.close()
           return
@@ -216,7 +222,9 @@ public final class Worker: @unchecked Sendable {
         return
       } catch {
         if !c.isClosed {
-          logger.warning("closed a data connection", metadata: ["from": "\(c.peerName.isEmpty ? c.peer : c.peerName)", "why": "\(error)"])
+          logger.warning(
+            "closed a data connection",
+            metadata: ["from": "\(c.peerName.isEmpty ? c.peer : c.peerName)", "why": "\(error)"])
         }
         c.close()
         return
@@ -249,17 +257,21 @@ public final class Worker: @unchecked Sendable {
       let weights = try a.weights.source().open()
       let c = weights.config
       guard c.hiddenSize == a.limits.hiddenSize, c.vocabSize == a.limits.vocabSize else {
-        return .loadFailed("the weights have hidden size \(c.hiddenSize) and vocabulary \(c.vocabSize); the run expects \(a.limits.hiddenSize) and \(a.limits.vocabSize)")
+        return .loadFailed(
+          "the weights have hidden size \(c.hiddenSize) and vocabulary \(c.vocabSize); the run expects \(a.limits.hiddenSize) and \(a.limits.vocabSize)"
+        )
       }
       let initial = a.stages.flatMap(\.offloaded)
       if let policy = a.residency {
-        store = try OffloadStore(directory: a.storageDirectory, bytesPerSecond: a.storageBytesPerSecond,
-                                 slots: policy.stagingSlots, keepsEveryBlock: policy.adaptive)
+        store = try OffloadStore(
+          directory: a.storageDirectory, bytesPerSecond: a.storageBytesPerSecond,
+          slots: policy.stagingSlots, keepsEveryBlock: policy.adaptive)
         residency = ResidencyTracker(policy: policy, initial: initial)
       }
       for s in a.stages {
-        stages[s.index] = try LlamaStage(weights: weights, layers: s.firstLayer..<s.endLayer, offloaded: Set(s.offloaded),
-                                         store: store, threads: a.threads)
+        stages[s.index] = try LlamaStage(
+          weights: weights, layers: s.firstLayer..<s.endLayer, offloaded: Set(s.offloaded),
+          store: store, threads: a.threads)
       }
       store?.setOrder(initial)
     } catch {
@@ -309,11 +321,17 @@ public final class Worker: @unchecked Sendable {
     adapt()
     switch (out, route) {
     case (.hidden(let h), .stage(let next, let device)):
-      deliver(ActivationMessage(batch: m.batch, stage: UInt32(next), prefill: m.prefill, spans: m.spans, values: h), to: device, type: .activation)
+      deliver(
+        ActivationMessage(batch: m.batch, stage: UInt32(next), prefill: m.prefill, spans: m.spans, values: h),
+        to: device, type: .activation)
     case (.logits(let l, let rows), .source(let device)):
       let vocab = l.count / max(rows, 1)
-      let tokens = (0..<rows).map { r in l.withUnsafeBufferPointer { Sampler.argmax(UnsafeBufferPointer(rebasing: $0[(r * vocab)..<((r + 1) * vocab)])) } }
-      deliver(ActivationMessage(batch: m.batch, stage: m.stage + 1, prefill: m.prefill, spans: m.spans, tokens: tokens), to: device, type: .tokens)
+      let tokens = (0..<rows).map { r in
+        l.withUnsafeBufferPointer { Sampler.argmax(UnsafeBufferPointer(rebasing: $0[(r * vocab)..<((r + 1) * vocab)])) }
+      }
+      deliver(
+        ActivationMessage(batch: m.batch, stage: m.stage + 1, prefill: m.prefill, spans: m.spans, tokens: tokens),
+        to: device, type: .tokens)
     default:
       send(.failure("\(assignment?.device ?? "worker"): stage \(s) produced \(out) but the plan routes it to \(route)"))
     }
@@ -330,7 +348,10 @@ public final class Worker: @unchecked Sendable {
       for stage in stages.values { stage.setOffloaded(wanted.intersection(stage.layers)) }
       store?.setOrder(offloaded)
     case .exhausted:
-      send(.failure("\(a.device): the KV cache (\(Int(kv)) bytes) no longer fits its memory budget even with every layer offloaded"))
+      send(
+        .failure(
+          "\(a.device): the KV cache (\(Int(kv)) bytes) no longer fits its memory budget even with every layer offloaded"
+        ))
     }
     residency = tracker
   }
@@ -338,10 +359,13 @@ public final class Worker: @unchecked Sendable {
   func stats() -> WorkerStats {
     WorkerStats(
       device: assignment?.device ?? "",
-      stages: stageCompute.keys.sorted().map { WorkerStats.Stage(index: $0, computeSeconds: stageCompute[$0]!.seconds, microBatches: stageCompute[$0]!.batches) },
+      stages: stageCompute.keys.sorted().map {
+        WorkerStats.Stage(index: $0, computeSeconds: stageCompute[$0]!.seconds, microBatches: stageCompute[$0]!.batches)
+      },
       links: outbound.keys.sorted().map { WorkerStats.Link(to: $0, counters: outbound[$0]!.counters) },
       peakResidentBytes: ProcessMemory.peakResidentBytes(), weightBytes: weightBytes, computeSeconds: computeSeconds,
-      loadStallSeconds: store?.stallSeconds ?? 0, offloadReads: store?.reads ?? 0, adaptations: residency?.adaptations ?? 0,
+      loadStallSeconds: store?.stallSeconds ?? 0, offloadReads: store?.reads ?? 0,
+      adaptations: residency?.adaptations ?? 0,
       refusedMessages: machine.refused)
   }
 }

@@ -1,4 +1,4 @@
-public import Pipeline
+import Pipeline
 public import Transport
 
 /// Why a worker refused a message. Each names what was wrong; the connection it came on is closed and the worker
@@ -29,12 +29,15 @@ public enum WorkerError: Error, Equatable, Sendable, CustomStringConvertible {
   public var description: String {
     switch self {
     case .unexpected(let what, let phase): "unexpected \(what) while \(phase)"
-    case .wrongStage(let s, let runs): "a micro-batch for stage \(s), which this worker does not run (it runs \(runs.map(String.init).joined(separator: ", ")))"
+    case .wrongStage(let s, let runs):
+      "a micro-batch for stage \(s), which this worker does not run (it runs \(runs.map(String.init).joined(separator: ", ")))"
     case .wrongSender(let s, let expected, let got): "stage \(s) takes its input from \(expected), not from \(got)"
     case .badSpans(let why): "bad spans: \(why)"
     case .unknownSequence(let id, let n): "sequence \(id) is not a request of this run (0..<\(n))"
-    case .position(let id, let stage, let expected, let got): "sequence \(id) at stage \(stage) continues at position \(expected), the message starts at \(got)"
-    case .beyondContext(let id, let end, let limit): "sequence \(id) would reach position \(end), past the run's longest context (\(limit))"
+    case .position(let id, let stage, let expected, let got):
+      "sequence \(id) at stage \(stage) continues at position \(expected), the message starts at \(got)"
+    case .beyondContext(let id, let end, let limit):
+      "sequence \(id) would reach position \(end), past the run's longest context (\(limit))"
     case .payload(let why): "bad payload: \(why)"
     case .tokenOutOfRange(let t, let v): "token \(t) is outside the vocabulary (0..<\(v))"
     case .unknownBatch(let b): "tokens for micro-batch \(b), which is not in flight with these spans"
@@ -128,7 +131,10 @@ public struct WorkerMachine: Sendable {
     case .data(let c, let from, let type, let m, let now):
       do { return try data(from: from, type: type, m, now: now) } catch {
         refused += 1
-        return [.refuse(connection: c, from: from, error), .reply(.warning("\(assignment?.device ?? "worker") refused a message from \(from): \(error)"))]
+        return [
+          .refuse(connection: c, from: from, error),
+          .reply(.warning("\(assignment?.device ?? "worker") refused a message from \(from): \(error)")),
+        ]
       }
     case .loaded(let bytes, let seconds):
       guard phase == .loading else { return [] }
@@ -173,7 +179,8 @@ public struct WorkerMachine: Sendable {
         progress.dispatched += 1
         out.append(.deliver(m, to: a.stageDevices[0], type: .activation))
       case .arrived(let r, let t): arrivals.append(ArrivalEvent(request: r, time: t))
-      case .token(let r, let i, let token, let t): tokens.append(TokenEvent(request: r, index: i, token: token, time: t))
+      case .token(let r, let i, let token, let t):
+        tokens.append(TokenEvent(request: r, index: i, token: token, time: t))
       case .finished: break
       case .refused(let r, let why): out.append(.reply(.refusedRequest(id: r, reason: why)))
       }
@@ -190,7 +197,9 @@ public struct WorkerMachine: Sendable {
   private mutating func control(_ m: ControlMessage) -> [Action] {
     switch m {
     case .assign(let a):
-      guard phase == .awaitingAssignment else { return [.reply(.failure("a second assignment while \(phase.rawValue)"))] }
+      guard phase == .awaitingAssignment else {
+        return [.reply(.failure("a second assignment while \(phase.rawValue)"))]
+      }
       if let why = Self.check(a) { return [.reply(.failure(WorkerError.badAssignment(why).description))] }
       assignment = a
       for s in a.stages {
@@ -225,7 +234,12 @@ public struct WorkerMachine: Sendable {
       }
       phase = .serving
       guard workload.count == a.limits.requests else {
-        return [.reply(.failure(WorkerError.badWorkload("\(workload.count) requests arrived, the run has \(a.limits.requests)").description))]
+        return [
+          .reply(
+            .failure(
+              WorkerError.badWorkload("\(workload.count) requests arrived, the run has \(a.limits.requests)")
+                .description))
+        ]
       }
       var s = SourceScheduler(configuration: config, requests: workload, keepHistory: keepHistory)
       workload = []
@@ -248,14 +262,20 @@ public struct WorkerMachine: Sendable {
   /// What is wrong with an assignment, if anything.
   static func check(_ a: Assignment) -> String? {
     let l = a.limits
-    if a.stageCount < 1 || a.stageDevices.count != a.stageCount { return "stage_count \(a.stageCount) and \(a.stageDevices.count) stage devices" }
+    if a.stageCount < 1 || a.stageDevices.count != a.stageCount {
+      return "stage_count \(a.stageCount) and \(a.stageDevices.count) stage devices"
+    }
     if a.stages.isEmpty { return "no stages for \(a.device)" }
     for s in a.stages {
       if s.index < 0 || s.index >= a.stageCount { return "stage \(s.index) outside 0..<\(a.stageCount)" }
       if a.stageDevices[s.index] != a.device { return "stage \(s.index) belongs to \(a.stageDevices[s.index])" }
-      if s.firstLayer < 0 || s.endLayer <= s.firstLayer { return "stage \(s.index) has layers \(s.firstLayer)..<\(s.endLayer)" }
+      if s.firstLayer < 0 || s.endLayer <= s.firstLayer {
+        return "stage \(s.index) has layers \(s.firstLayer)..<\(s.endLayer)"
+      }
     }
-    if !a.stageDevices.contains(a.source) && a.device != a.source { return "source \(a.source) runs no stage and is not this device" }
+    if !a.stageDevices.contains(a.source) && a.device != a.source {
+      return "source \(a.source) runs no stage and is not this device"
+    }
     if l.hiddenSize < 1 || l.vocabSize < 1 || l.requests < 0 || l.maxBatch < 1 || l.maxPromptTokens < 1
       || l.maxContextTokens < l.maxPromptTokens || l.maxContextTokens > Int(UInt32.max)
     {
@@ -274,11 +294,15 @@ public struct WorkerMachine: Sendable {
     for r in requests {
       if r.id < 0 || r.id >= l.requests { return "request id \(r.id) outside 0..<\(l.requests)" }
       if !ids.insert(r.id).inserted { return "request \(r.id) twice" }
-      if r.prompt.isEmpty || r.prompt.count > l.maxPromptTokens { return "request \(r.id) has \(r.prompt.count) prompt tokens (1...\(l.maxPromptTokens))" }
+      if r.prompt.isEmpty || r.prompt.count > l.maxPromptTokens {
+        return "request \(r.id) has \(r.prompt.count) prompt tokens (1...\(l.maxPromptTokens))"
+      }
       if r.outputLength < 1 || r.prompt.count + r.outputLength > l.maxContextTokens {
         return "request \(r.id) reaches \(r.prompt.count) + \(r.outputLength) tokens (at most \(l.maxContextTokens))"
       }
-      if let t = r.prompt.first(where: { $0 < 0 || Int($0) >= l.vocabSize }) { return WorkerError.tokenOutOfRange(t, vocabulary: l.vocabSize).description }
+      if let t = r.prompt.first(where: { $0 < 0 || Int($0) >= l.vocabSize }) {
+        return WorkerError.tokenOutOfRange(t, vocabulary: l.vocabSize).description
+      }
       if !(r.arrival >= 0 && r.arrival.isFinite) { return "request \(r.id) arrives at \(r.arrival)" }
     }
     return nil
@@ -286,7 +310,9 @@ public struct WorkerMachine: Sendable {
 
   // MARK: Data
 
-  private mutating func data(from: String, type: FrameType, _ m: ActivationMessage, now: Double) throws(WorkerError) -> [Action] {
+  private mutating func data(from: String, type: FrameType, _ m: ActivationMessage, now: Double) throws(WorkerError)
+    -> [Action]
+  {
     guard phase == .serving, let a = assignment else { throw .unexpected("a \(type) frame", phase: phase.rawValue) }
     switch type {
     case .activation: return try activation(from: from, m, a)
@@ -295,8 +321,12 @@ public struct WorkerMachine: Sendable {
     }
   }
 
-  private mutating func activation(from: String, _ m: ActivationMessage, _ a: Assignment) throws(WorkerError) -> [Action] {
-    guard let s = Int(exactly: m.stage), let stage = myStages[s] else { throw .wrongStage(m.stage, runs: a.stages.map(\.index)) }
+  private mutating func activation(from: String, _ m: ActivationMessage, _ a: Assignment) throws(WorkerError)
+    -> [Action]
+  {
+    guard let s = Int(exactly: m.stage), let stage = myStages[s] else {
+      throw .wrongStage(m.stage, runs: a.stages.map(\.index))
+    }
     let feeder = s == 0 ? a.source : a.stageDevices[s - 1]
     guard from == feeder else { throw .wrongSender(stage: m.stage, expected: feeder, got: from) }
     let l = a.limits
@@ -304,7 +334,9 @@ public struct WorkerMachine: Sendable {
     if m.prefill {
       guard m.spans.count == 1 else { throw .badSpans("a prefill carries one sequence, this one \(m.spans.count)") }
     } else {
-      guard m.spans.count <= l.maxBatch else { throw .badSpans("\(m.spans.count) sequences in a decode step, at most \(l.maxBatch)") }
+      guard m.spans.count <= l.maxBatch else {
+        throw .badSpans("\(m.spans.count) sequences in a decode step, at most \(l.maxBatch)")
+      }
     }
     var tokens = 0
     var ids = Set<UInt64>()
@@ -320,20 +352,30 @@ public struct WorkerMachine: Sendable {
         guard span.count == 1 else { throw .badSpans("a decode step of \(span.count) tokens for sequence \(span.id)") }
       }
       let end = UInt64(span.start) + UInt64(span.count)
-      guard end <= UInt64(l.maxContextTokens) else { throw .beyondContext(sequence: span.id, end: end, limit: l.maxContextTokens) }
+      guard end <= UInt64(l.maxContextTokens) else {
+        throw .beyondContext(sequence: span.id, end: end, limit: l.maxContextTokens)
+      }
       let expected = next[span.id] ?? 0
-      guard Int(span.start) == expected else { throw .position(sequence: span.id, stage: s, expected: expected, got: span.start) }
+      guard Int(span.start) == expected else {
+        throw .position(sequence: span.id, stage: s, expected: expected, got: span.start)
+      }
       next[span.id] = Int(end)
       tokens += Int(span.count)
     }
     if stage.firstLayer == 0 {
       guard let ids = m.tokens, ids.count == tokens else {
-        throw .payload("stage \(s) starts at the embedding and needs \(tokens) token ids, got \(m.tokens.map { String($0.count) } ?? "hidden states")")
+        throw .payload(
+          "stage \(s) starts at the embedding and needs \(tokens) token ids, got \(m.tokens.map { String($0.count) } ?? "hidden states")"
+        )
       }
-      if let bad = ids.first(where: { $0 < 0 || Int($0) >= l.vocabSize }) { throw .tokenOutOfRange(bad, vocabulary: l.vocabSize) }
+      if let bad = ids.first(where: { $0 < 0 || Int($0) >= l.vocabSize }) {
+        throw .tokenOutOfRange(bad, vocabulary: l.vocabSize)
+      }
     } else {
       guard m.tokens == nil, m.values.count == tokens * l.hiddenSize else {
-        throw .payload("stage \(s) needs \(tokens) × \(l.hiddenSize) hidden values, got \(m.tokens.map { "\($0.count) token ids" } ?? "\(m.values.count) values")")
+        throw .payload(
+          "stage \(s) needs \(tokens) × \(l.hiddenSize) hidden values, got \(m.tokens.map { "\($0.count) token ids" } ?? "\(m.values.count) values")"
+        )
       }
     }
     positions[s] = next
@@ -342,15 +384,22 @@ public struct WorkerMachine: Sendable {
     return [.compute(stage: s, m, route: route)]
   }
 
-  private mutating func tokens(from: String, _ m: ActivationMessage, _ a: Assignment, now: Double) throws(WorkerError) -> [Action] {
+  private mutating func tokens(from: String, _ m: ActivationMessage, _ a: Assignment, now: Double) throws(WorkerError)
+    -> [Action]
+  {
     guard isSource, var src = source else { throw .unexpected("tokens", phase: "not the source") }
     let last = a.stageDevices[a.stageCount - 1]
     guard from == last else { throw .wrongSender(stage: m.stage, expected: last, got: from) }
     guard let tokens = m.tokens, tokens.count == m.spans.count else {
-      throw .payload("one token per sequence: \(m.spans.count) sequences, \(m.tokens.map { String($0.count) } ?? "no") tokens")
+      throw .payload(
+        "one token per sequence: \(m.spans.count) sequences, \(m.tokens.map { String($0.count) } ?? "no") tokens")
     }
-    if let bad = tokens.first(where: { $0 < 0 || Int($0) >= a.limits.vocabSize }) { throw .tokenOutOfRange(bad, vocabulary: a.limits.vocabSize) }
-    guard src.matches(batch: m.batch, spans: m.spans), let batch = Int(exactly: m.batch) else { throw .unknownBatch(m.batch) }
+    if let bad = tokens.first(where: { $0 < 0 || Int($0) >= a.limits.vocabSize }) {
+      throw .tokenOutOfRange(bad, vocabulary: a.limits.vocabSize)
+    }
+    guard src.matches(batch: m.batch, spans: m.spans), let batch = Int(exactly: m.batch) else {
+      throw .unknownBatch(m.batch)
+    }
     let out: [SourceScheduler.Action]
     do { out = try src.tokensReturned(batch: batch, tokens: tokens, at: now) } catch { throw .unknownBatch(m.batch) }
     source = src

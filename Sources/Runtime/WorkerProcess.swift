@@ -1,6 +1,8 @@
 import CLinux
 import Foundation
 import Synchronization
+public import SystemPackage
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -44,7 +46,10 @@ public final class ChildProcess: @unchecked Sendable {
     }
     var child: pid_t = 0
     let r = posix_spawnp(&child, arguments[0], &fa, &attr, argv, envp)
-    if r != 0 { throw RuntimeError("cannot start \(arguments[0]): \(String(cString: strerror(r)))") }
+    if r != 0 {
+      let e = Errno(rawValue: r)
+      throw RuntimeError("cannot start \(arguments[0]): \(e)", errno: e)
+    }
     pid = child
     spawnThread("wait-\(child)") { [self] in
       var status: Int32 = 0
@@ -99,10 +104,14 @@ public final class ChildProcess: @unchecked Sendable {
   }
 }
 
-/// An error of the distributed runtime, as a sentence.
+/// An error of the distributed runtime, as a sentence; a failed system call's errno as a typed value.
 public struct RuntimeError: Error, CustomStringConvertible, Sendable {
   public var message: String
-  public init(_ message: String) { self.message = message }
+  public var errno: Errno?
+  public init(_ message: String, errno: Errno? = nil) {
+    self.message = message
+    self.errno = errno
+  }
   public var description: String { message }
 }
 
@@ -124,7 +133,8 @@ public enum Interrupt {
   public static func install() {
     let handler: @convention(c) (Int32) -> Void = { _ in
       if Interrupt.requested.exchange(true, ordering: .relaxed) { _exit(130) }
-      let note: StaticString = "\nstopping: saving what finished (Ctrl-C again quits at once; emulated clusters are then left for `edgelab emulation clean`)\n"
+      let note: StaticString =
+        "\nstopping: saving what finished (Ctrl-C again quits at once; emulated clusters are then left for `edgelab emulation clean`)\n"
       _ = write(2, note.utf8Start, note.utf8CodeUnitCount)
     }
     signal(SIGINT, handler)

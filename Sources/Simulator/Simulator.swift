@@ -17,8 +17,10 @@ public struct SimulationInput: Sendable {
   /// Polled every 65536 events: true ends the run early (status incomplete, message "interrupted").
   public var cancellation: Cancellation
 
-  public init(experiment: ResolvedExperiment, plan: Plan, requests: [RequestPlan], timeModel: any LayerTimeModel,
-              seed: UInt64, cancellation: Cancellation = .never) {
+  public init(
+    experiment: ResolvedExperiment, plan: Plan, requests: [RequestPlan], timeModel: any LayerTimeModel,
+    seed: UInt64, cancellation: Cancellation = .never
+  ) {
     self.experiment = experiment
     self.plan = plan
     self.requests = requests
@@ -28,8 +30,9 @@ public struct SimulationInput: Sendable {
   }
 
   public init(_ job: RunJob) {
-    self.init(experiment: job.experiment, plan: job.plan, requests: job.requests, timeModel: job.timeModel, seed: job.seed,
-              cancellation: job.cancellation)
+    self.init(
+      experiment: job.experiment, plan: job.plan, requests: job.requests, timeModel: job.timeModel, seed: job.seed,
+      cancellation: job.cancellation)
   }
 }
 
@@ -62,7 +65,9 @@ public struct SimulatedBackend: ExecutionBackend {
     let started = MonotonicClock.now()
     var outcome = Simulator.run(SimulationInput(job))
     outcome.wallSeconds = MonotonicClock.now() - started
-    if outcome.status == .incomplete && job.cancellation.isRequested { throw BackendError.interrupted(partial: outcome) }
+    if outcome.status == .incomplete && job.cancellation.isRequested {
+      throw BackendError.interrupted(partial: outcome)
+    }
     return outcome
   }
 }
@@ -81,7 +86,10 @@ struct Simulation {
     static func < (a: Event, b: Event) -> Bool { a.time != b.time ? a.time < b.time : a.seq < b.seq }
     static func == (a: Event, b: Event) -> Bool { a.time == b.time && a.seq == b.seq }
   }
-  struct Job { var batch: Int; var stage: Int }
+  struct Job {
+    var batch: Int
+    var stage: Int
+  }
   struct DeviceState {
     var queue: [Job] = []
     var queueHead = 0
@@ -136,12 +144,14 @@ struct Simulation {
   init(_ input: SimulationInput) {
     self.input = input
     let x = input.experiment
-    layers = ModelLayers(config: x.model, precision: x.spec.model.precision, wirePrecision: x.spec.execution.wirePrecision)
+    layers = ModelLayers(
+      config: x.model, precision: x.spec.model.precision, wirePrecision: x.spec.execution.wirePrecision)
     devices = x.devices
     let index = Dictionary(uniqueKeysWithValues: x.devices.enumerated().map { ($1.name, $0) })
     stageDevice = input.plan.stages.map { index[$0.device]! }
     sourceIndex = index[x.source]!
-    let job = RunJob(experiment: x, plan: input.plan, requests: input.requests, seed: input.seed, timeModel: input.timeModel)
+    let job = RunJob(
+      experiment: x, plan: input.plan, requests: input.requests, seed: input.seed, timeModel: input.timeModel)
     scheduler = PipelineScheduler(configuration: job.schedulerConfiguration, requests: job.schedulerRequests)
     deviceStates = [DeviceState](repeating: DeviceState(), count: x.devices.count)
     requests = [RequestState](repeating: RequestState(), count: input.requests.count)
@@ -188,7 +198,9 @@ struct Simulation {
       now = e.time
       events += 1
       if events > limit { return outcome(status: .failed, message: "simulation stopped after \(limit) events") }
-      if events & 0xFFFF == 0 && input.cancellation.isRequested { return outcome(status: .incomplete, message: "interrupted") }
+      if events & 0xFFFF == 0 && input.cancellation.isRequested {
+        return outcome(status: .incomplete, message: "interrupted")
+      }
       switch e.kind {
       case .wake:
         apply(scheduler.wake(at: now))
@@ -210,7 +222,9 @@ struct Simulation {
       if let failure { return outcome(status: .failed, message: failure) }
     }
     let allDone = requests.allSatisfy(\.done)
-    return outcome(status: allDone ? .complete : .incomplete, message: allDone ? nil : "the simulation ran out of events before every request finished")
+    return outcome(
+      status: allDone ? .complete : .incomplete,
+      message: allDone ? nil : "the simulation ran out of events before every request finished")
   }
 
   /// Carries out the scheduler's decisions.
@@ -360,36 +374,42 @@ struct Simulation {
     var records: [RequestRecord] = []
     for (i, r) in requests.enumerated() {
       let plan = input.requests[i]
-      records.append(RequestRecord(
-        id: plan.id, arrival: r.arrival ?? .nan, firstToken: r.tokens.first, completion: r.done ? r.tokens.last : nil,
-        promptTokens: plan.promptLength, outputTokens: plan.outputLength, tokenTimes: r.tokens))
+      records.append(
+        RequestRecord(
+          id: plan.id, arrival: r.arrival ?? .nan, firstToken: r.tokens.first, completion: r.done ? r.tokens.last : nil,
+          promptTokens: plan.promptLength, outputTokens: plan.outputLength, tokenTimes: r.tokens))
     }
     let end = records.compactMap { $0.completion ?? $0.tokenTimes.last }.max() ?? now
     var linkRecords: [LinkRecord] = []
     for l in input.experiment.links {
       let key = l.from + "\u{1}" + l.to
       guard let st = links[key] else { continue }
-      linkRecords.append(LinkRecord(from: l.from, to: l.to, bytes: st.bytes, messages: st.messages, busySeconds: st.busy, mechanism: "simulated"))
+      linkRecords.append(
+        LinkRecord(
+          from: l.from, to: l.to, bytes: st.bytes, messages: st.messages, busySeconds: st.busy, mechanism: "simulated"))
     }
     var deviceRecords: [DeviceRecord] = []
     for (d, dev) in devices.enumerated() {
       let st = deviceStates[d]
       let stall = st.storage?.stallSeconds ?? 0
       let outgoing = linkRecords.filter { $0.from == dev.name }.reduce(0.0) { $0 + $1.busySeconds }
-      deviceRecords.append(DeviceRecord(
-        name: dev.name, peakMemoryBytes: max(st.peak, st.residentWeights + st.staging), computeSeconds: st.compute,
-        transferSeconds: outgoing, loadStallSeconds: stall, idleSeconds: max(0, end - st.compute - stall)))
+      deviceRecords.append(
+        DeviceRecord(
+          name: dev.name, peakMemoryBytes: max(st.peak, st.residentWeights + st.staging), computeSeconds: st.compute,
+          transferSeconds: outgoing, loadStallSeconds: stall, idleSeconds: max(0, end - st.compute - stall)))
     }
     let stageRecords = input.plan.stages.enumerated().map { s, stage in
-      StageRecord(index: s, device: stage.device, firstLayer: stage.firstLayer, endLayer: stage.endLayer,
-                  offloadedLayers: stage.offloadedLayers.count, computeSeconds: stageCompute[s], microBatches: stageBatches[s])
+      StageRecord(
+        index: s, device: stage.device, firstLayer: stage.firstLayer, endLayer: stage.endLayer,
+        offloadedLayers: stage.offloadedLayers.count, computeSeconds: stageCompute[s], microBatches: stageBatches[s])
     }
     var facts: [String: JSONValue] = ["simulated_events": .number(Double(seq))]
     let trackers = deviceStates.compactMap(\.residency)
     if trackers.contains(where: \.policy.adaptive) {
       facts["residency_adaptations"] = .number(Double(trackers.reduce(0) { $0 + $1.adaptations }))
     }
-    return RunOutcome(status: status, message: message, requests: records, links: linkRecords, devices: deviceRecords,
-                      stages: stageRecords, facts: facts)
+    return RunOutcome(
+      status: status, message: message, requests: records, links: linkRecords, devices: deviceRecords,
+      stages: stageRecords, facts: facts)
   }
 }

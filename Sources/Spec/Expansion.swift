@@ -44,7 +44,9 @@ extension ExperimentSpec {
     }
     var paths: [JSONPath] = []
     for (i, axis) in sweeps.enumerated() {
-      do { paths.append(try JSONPath(axis.path)) } catch { throw SpecError(field: "sweeps[\(i)].path", error.description) }
+      do { paths.append(try JSONPath(axis.path)) } catch {
+        throw SpecError(field: "sweeps[\(i)].path", error.description)
+      }
       if axis.values.isEmpty { throw SpecError(field: "sweeps[\(i)].values", "a sweep needs at least one value") }
     }
     var points: [SweepPoint] = []
@@ -59,8 +61,8 @@ extension ExperimentSpec {
       }
       let spec: ExperimentSpec
       do { spec = try t.decode(ExperimentSpec.self) } catch {
-        let where_ = settings.map { "\($0.path) = \($0.value)" }.joined(separator: ", ")
-        throw SpecError(field: "sweeps", "with \(where_): \(JSONCoding.explain(error))")
+        let assignments = settings.map { "\($0.path) = \($0.value)" }.joined(separator: ", ")
+        throw SpecError(field: "sweeps", "with \(assignments): \(JSONCoding.explain(error))")
       }
       if points.isEmpty { try Self.checkSweepPaths(sweeps, paths, base: tree) }
       do {
@@ -68,7 +70,9 @@ extension ExperimentSpec {
         points.append(SweepPoint(index: points.count, settings: settings, experiment: resolved))
       } catch {
         var e = error
-        if !settings.isEmpty { e.context = "experiment '\(name)' at " + settings.map { "\($0.path) = \($0.value)" }.joined(separator: ", ") }
+        if !settings.isEmpty {
+          e.context = "experiment '\(name)' at " + settings.map { "\($0.path) = \($0.value)" }.joined(separator: ", ")
+        }
         throw e
       }
       // Odometer over the axes; the last axis varies fastest.
@@ -97,7 +101,9 @@ extension ExperimentSpec {
       else { continue }  // errors in the value itself are reported by the expansion
       if tree.value(at: path) != nil { continue }
       let (reached, keys) = tree.deepestKeys(along: path)
-      let known = keys.isEmpty ? "" : "; settings under '\(reached.isEmpty ? "(top level)" : reached)': \(keys.joined(separator: ", "))"
+      let known =
+        keys.isEmpty
+        ? "" : "; settings under '\(reached.isEmpty ? "(top level)" : reached)': \(keys.joined(separator: ", "))"
       throw SpecError(field: "sweeps[\(i)].path", "the experiment has no setting '\(axis.path)'\(known)")
     }
   }
@@ -115,8 +121,10 @@ extension ExperimentSpec {
     for p in points {
       for (ai, a) in p.experiment.spec.algorithms.enumerated() {
         for rep in 0..<p.experiment.spec.repetitions {
-          runs.append(RunDescriptor(index: runs.count, point: p, algorithmIndex: ai, algorithm: a, repetition: rep,
-                                    seed: Self.runSeed(seed, repetition: rep)))
+          runs.append(
+            RunDescriptor(
+              index: runs.count, point: p, algorithmIndex: ai, algorithm: a, repetition: rep,
+              seed: Self.runSeed(seed, repetition: rep)))
         }
       }
     }

@@ -119,7 +119,8 @@ public struct ModelChoice: Codable, Hashable, Sendable {
   }
 
   enum CodingKeys: String, CodingKey {
-    case preset, config, name, precision, checkpoint, weightsSeed = "weights_seed"
+    case preset, config, name, precision, checkpoint
+    case weightsSeed = "weights_seed"
   }
 
   public init(from decoder: any Decoder) throws {
@@ -137,13 +138,20 @@ public struct ModelChoice: Codable, Hashable, Sendable {
   /// The architecture, from the preset or the custom configuration.
   public func resolvedConfig() throws(SpecError) -> ModelConfig {
     if let preset {
-      if preset.isEmpty { throw SpecError(field: "model", "declare a model (Model(...) in an experiment file, 'model' in JSON)") }
+      if preset.isEmpty {
+        throw SpecError(field: "model", "declare a model (Model(...) in an experiment file, 'model' in JSON)")
+      }
       guard let p = ModelPreset.named(preset) else {
-        throw SpecError(field: "model.preset", "unknown model preset '\(preset)'; known: \(ModelPreset.all.map(\.name).joined(separator: ", "))")
+        throw SpecError(
+          field: "model.preset",
+          "unknown model preset '\(preset)'; known: \(ModelPreset.all.map(\.name).joined(separator: ", "))")
       }
       return p.config
     }
-    guard let config else { throw SpecError(field: "model", "give 'preset', 'config', or a 'checkpoint' (the command line reads its config.json)") }
+    guard let config else {
+      throw SpecError(
+        field: "model", "give 'preset', 'config', or a 'checkpoint' (the command line reads its config.json)")
+    }
     return config
   }
 }
@@ -175,7 +183,10 @@ public struct DeviceGroup: Codable, Hashable, Sendable {
     self.usableMemory = usableMemory
   }
 
-  enum CodingKeys: String, CodingKey { case name, count, preset, profile, usableMemory = "usable_memory" }
+  enum CodingKeys: String, CodingKey {
+    case name, count, preset, profile
+    case usableMemory = "usable_memory"
+  }
 
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -195,7 +206,9 @@ public struct DeviceGroup: Codable, Hashable, Sendable {
     var p: DeviceProfile
     if let preset {
       guard let d = DevicePreset.named(preset) else {
-        throw SpecError(field: "devices[\(name)].preset", "unknown device preset '\(preset)'; known: \(DevicePreset.all.map(\.name).joined(separator: ", "))")
+        throw SpecError(
+          field: "devices[\(name)].preset",
+          "unknown device preset '\(preset)'; known: \(DevicePreset.all.map(\.name).joined(separator: ", "))")
       }
       p = d.profile
     } else if let profile {
@@ -225,7 +238,8 @@ public struct AlgorithmChoice: Codable, Hashable, Sendable {
   public var objective: Objective?
   public var parameters: [String: JSONValue]
 
-  public init(_ name: String, label: String? = nil, objective: Objective? = nil, parameters: [String: JSONValue] = [:]) {
+  public init(_ name: String, label: String? = nil, objective: Objective? = nil, parameters: [String: JSONValue] = [:])
+  {
     self.name = name
     self.label = label
     self.objective = objective
@@ -279,7 +293,9 @@ public struct Calibration: Codable, Hashable, Sendable {
   }
 
   enum CodingKeys: String, CodingKey {
-    case computeEfficiency = "compute_efficiency", memoryEfficiency = "memory_efficiency", layerOverhead = "layer_overhead"
+    case computeEfficiency = "compute_efficiency"
+    case memoryEfficiency = "memory_efficiency"
+    case layerOverhead = "layer_overhead"
   }
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -306,8 +322,10 @@ public struct ExecutionOptions: Codable, Hashable, Sendable {
   /// plan (50 × the slowest stage's predicted prefill of the longest prompt, at least 60 s).
   public var progressTimeout: Seconds?
 
-  public init(maxBatch: Int = 8, microBatches: Int? = nil, wirePrecision: Precision = .fp32, returnToSource: Bool = true,
-              progressTimeout: Seconds? = nil) {
+  public init(
+    maxBatch: Int = 8, microBatches: Int? = nil, wirePrecision: Precision = .fp32, returnToSource: Bool = true,
+    progressTimeout: Seconds? = nil
+  ) {
     self.maxBatch = maxBatch
     self.microBatches = microBatches
     self.wirePrecision = wirePrecision
@@ -316,8 +334,11 @@ public struct ExecutionOptions: Codable, Hashable, Sendable {
   }
 
   enum CodingKeys: String, CodingKey {
-    case maxBatch = "max_batch", microBatches = "micro_batches", wirePrecision = "wire_precision"
-    case returnToSource = "return_to_source", progressTimeout = "progress_timeout"
+    case maxBatch = "max_batch"
+    case microBatches = "micro_batches"
+    case wirePrecision = "wire_precision"
+    case returnToSource = "return_to_source"
+    case progressTimeout = "progress_timeout"
   }
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -353,8 +374,10 @@ public struct EmulationOptions: Codable, Hashable, Sendable {
   /// Memory added to each worker's cgroup limit for the process itself (runtime, buffers).
   public var memoryHeadroom: Bytes
 
-  public init(mode: Mode = .auto, dilation: Double? = nil, hostBandwidth: Bandwidth? = nil, coordinatorShare: Double = 0.25,
-              memoryHeadroom: Bytes = .MB(256)) {
+  public init(
+    mode: Mode = .auto, dilation: Double? = nil, hostBandwidth: Bandwidth? = nil, coordinatorShare: Double = 0.25,
+    memoryHeadroom: Bytes = .MB(256)
+  ) {
     self.mode = mode
     self.dilation = dilation
     self.hostBandwidth = hostBandwidth
@@ -363,7 +386,10 @@ public struct EmulationOptions: Codable, Hashable, Sendable {
   }
 
   enum CodingKeys: String, CodingKey {
-    case mode, dilation, hostBandwidth = "host_bandwidth", coordinatorShare = "coordinator_share", memoryHeadroom = "memory_headroom"
+    case mode, dilation
+    case hostBandwidth = "host_bandwidth"
+    case coordinatorShare = "coordinator_share"
+    case memoryHeadroom = "memory_headroom"
   }
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)

@@ -72,9 +72,11 @@ public struct LinkOverride: Codable, Hashable, Sendable {
   /// No link at all between these devices.
   public var disconnected: Bool
 
-  public init(name: String? = nil, from: [String], to: [String], oneWay: Bool = false, bandwidth: Bandwidth? = nil,
-              latency: Seconds? = nil, jitter: Seconds? = nil, loss: Double? = nil, trace: BandwidthTrace? = nil,
-              disconnected: Bool = false) {
+  public init(
+    name: String? = nil, from: [String], to: [String], oneWay: Bool = false, bandwidth: Bandwidth? = nil,
+    latency: Seconds? = nil, jitter: Seconds? = nil, loss: Double? = nil, trace: BandwidthTrace? = nil,
+    disconnected: Bool = false
+  ) {
     self.name = name
     self.from = from
     self.to = to
@@ -88,7 +90,9 @@ public struct LinkOverride: Codable, Hashable, Sendable {
   }
 
   enum CodingKeys: String, CodingKey {
-    case name, from, to, oneWay = "one_way", bandwidth, latency, jitter, loss, trace, disconnected
+    case name, from, to
+    case oneWay = "one_way"
+    case bandwidth, latency, jitter, loss, trace, disconnected
   }
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)

@@ -42,7 +42,10 @@ extension ExperimentSpec {
         let p = try g.resolvedProfile()
         for problem in p.problems() { add(field, problem) }
         if let m = g.usableMemory, m > p.memory {
-          add(field + ".usable_memory", "device '\(g.name)' has \(p.memory) but the budget asks for \(m); lower usable_memory or pick a larger device")
+          add(
+            field + ".usable_memory",
+            "device '\(g.name)' has \(p.memory) but the budget asks for \(m); lower usable_memory or pick a larger device"
+          )
         }
       } catch { issues += error.issues }
       for n in g.instanceNames {
@@ -63,8 +66,10 @@ extension ExperimentSpec {
         add(field, "'\(n)' is neither a device nor a device group")
       }
       if o.from.isEmpty || o.to.isEmpty { add(field, "'from' and 'to' must each name at least one device") }
-      checkLink(LinkSpec(bandwidth: o.bandwidth ?? l.bandwidth, latency: o.latency ?? l.latency,
-                         jitter: o.jitter ?? l.jitter, loss: o.loss ?? l.loss), field: field, add: add)
+      checkLink(
+        LinkSpec(
+          bandwidth: o.bandwidth ?? l.bandwidth, latency: o.latency ?? l.latency,
+          jitter: o.jitter ?? l.jitter, loss: o.loss ?? l.loss), field: field, add: add)
       if let t = o.trace {
         if t.points.isEmpty { add(field + ".trace", "a trace needs at least one point") }
         if zip(t.points, t.points.dropFirst()).contains(where: { $0.at >= $1.at }) {
@@ -83,7 +88,10 @@ extension ExperimentSpec {
       if case .choice(let v) = d, v.isEmpty { add(f, "choice needs at least one length") }
     }
     if let config, w.promptTokens.bounds.upperBound + w.outputTokens.bounds.upperBound > config.maxPositionEmbeddings {
-      add("workload", "prompt + output can reach \(w.promptTokens.bounds.upperBound + w.outputTokens.bounds.upperBound) tokens, beyond the model's \(config.maxPositionEmbeddings) positions")
+      add(
+        "workload",
+        "prompt + output can reach \(w.promptTokens.bounds.upperBound + w.outputTokens.bounds.upperBound) tokens, beyond the model's \(config.maxPositionEmbeddings) positions"
+      )
     }
     switch w.arrival {
     case .closedLoop(let n, let think):
@@ -114,11 +122,17 @@ extension ExperimentSpec {
       if s.values.isEmpty { add("sweeps[\(i)].values", "a sweep needs at least one value") }
     }
     let c = calibration
-    if !(c.computeEfficiency > 0 && c.computeEfficiency <= 1) { add("calibration.compute_efficiency", "must be in (0, 1]") }
-    if !(c.memoryEfficiency > 0 && c.memoryEfficiency <= 1) { add("calibration.memory_efficiency", "must be in (0, 1]") }
+    if !(c.computeEfficiency > 0 && c.computeEfficiency <= 1) {
+      add("calibration.compute_efficiency", "must be in (0, 1]")
+    }
+    if !(c.memoryEfficiency > 0 && c.memoryEfficiency <= 1) {
+      add("calibration.memory_efficiency", "must be in (0, 1]")
+    }
     if execution.maxBatch < 1 { add("execution.max_batch", "must be at least 1") }
     if let d = emulation.dilation, !(d >= 1) { add("emulation.dilation", "must be ≥ 1 (it is \(d))") }
-    if !(emulation.coordinatorShare >= 0 && emulation.coordinatorShare < 1) { add("emulation.coordinator_share", "must be in [0, 1)") }
+    if !(emulation.coordinatorShare >= 0 && emulation.coordinatorShare < 1) {
+      add("emulation.coordinator_share", "must be in [0, 1)")
+    }
     if let m = execution.microBatches, m < 1 { add("execution.micro_batches", "must be at least 1") }
     if let t = execution.progressTimeout, !(t.value > 0 && t.value.isFinite) {
       add("execution.progress_timeout", "must be a positive, finite duration (e.g. \"30s\")")
@@ -149,17 +163,23 @@ extension ExperimentSpec {
     }
     var links: [String: ResolvedLink] = [:]
     func key(_ a: String, _ b: String) -> String { a + "\u{1}" + b }
-    for a in devs { for b in devs where a.name != b.name {
-      links[key(a.name, b.name)] = ResolvedLink(from: a.name, to: b.name, spec: network.link, trace: nil)
-    } }
+    for a in devs {
+      for b in devs where a.name != b.name {
+        links[key(a.name, b.name)] = ResolvedLink(from: a.name, to: b.name, spec: network.link, trace: nil)
+      }
+    }
     for o in network.overrides {
-      let f = members(o.from), t = members(o.to)
+      let f = members(o.from)
+      let t = members(o.to)
       var pairs: [(String, String)] = []
       for a in f { for b in t where a != b { pairs.append((a, b)) } }
       if !o.oneWay { pairs += pairs.map { ($0.1, $0.0) } }
       for (a, b) in pairs {
         let k = key(a, b)
-        if o.disconnected { links[k] = nil; continue }
+        if o.disconnected {
+          links[k] = nil
+          continue
+        }
         var l = links[k] ?? ResolvedLink(from: a, to: b, spec: network.link, trace: nil)
         if let v = o.bandwidth { l.spec.bandwidth = v }
         if let v = o.latency { l.spec.latency = v }

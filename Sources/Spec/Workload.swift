@@ -7,8 +7,10 @@ public struct WorkloadSpec: Codable, Hashable, Sendable {
   public var promptTokens: LengthDistribution
   public var outputTokens: LengthDistribution
 
-  public init(arrival: ArrivalProcess = .closedLoop(), requests: Int = 4, promptTokens: LengthDistribution = .fixed(32),
-              outputTokens: LengthDistribution = .fixed(96)) {
+  public init(
+    arrival: ArrivalProcess = .closedLoop(), requests: Int = 4, promptTokens: LengthDistribution = .fixed(32),
+    outputTokens: LengthDistribution = .fixed(96)
+  ) {
     self.arrival = arrival
     self.requests = requests
     self.promptTokens = promptTokens
@@ -16,7 +18,9 @@ public struct WorkloadSpec: Codable, Hashable, Sendable {
   }
 
   enum CodingKeys: String, CodingKey {
-    case arrival, requests, promptTokens = "prompt_tokens", outputTokens = "output_tokens"
+    case arrival, requests
+    case promptTokens = "prompt_tokens"
+    case outputTokens = "output_tokens"
   }
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -50,15 +54,20 @@ public enum ArrivalProcess: Codable, Hashable, Sendable {
     let kind = try c.decode(String.self, forKey: .kind)
     switch kind {
     case "closed_loop":
-      self = .closedLoop(concurrency: try c.decodeIfPresent(Int.self, forKey: .concurrency) ?? 1,
-                         think: try c.decodeIfPresent(Seconds.self, forKey: .think) ?? .zero)
+      self = .closedLoop(
+        concurrency: try c.decodeIfPresent(Int.self, forKey: .concurrency) ?? 1,
+        think: try c.decodeIfPresent(Seconds.self, forKey: .think) ?? .zero)
     case "poisson": self = .poisson(rate: try c.decode(Double.self, forKey: .rate))
-    case "bursty": self = .bursty(burst: try c.decode(Int.self, forKey: .burst), every: try c.decode(Seconds.self, forKey: .every))
+    case "bursty":
+      self = .bursty(burst: try c.decode(Int.self, forKey: .burst), every: try c.decode(Seconds.self, forKey: .every))
     case "on_off":
-      self = .onOff(on: try c.decode(Seconds.self, forKey: .on), off: try c.decode(Seconds.self, forKey: .off),
-                    rate: try c.decode(Double.self, forKey: .rate))
+      self = .onOff(
+        on: try c.decode(Seconds.self, forKey: .on), off: try c.decode(Seconds.self, forKey: .off),
+        rate: try c.decode(Double.self, forKey: .rate))
     default:
-      throw DecodingError.dataCorruptedError(forKey: .kind, in: c, debugDescription: "unknown arrival kind '\(kind)'; use closed_loop, poisson, bursty or on_off")
+      throw DecodingError.dataCorruptedError(
+        forKey: .kind, in: c,
+        debugDescription: "unknown arrival kind '\(kind)'; use closed_loop, poisson, bursty or on_off")
     }
   }
 
@@ -97,7 +106,12 @@ public enum LengthDistribution: Codable, Hashable, Sendable {
   case normal(mean: Double, std: Double, min: Int, max: Int)
   case choice([Int])
 
-  struct NormalParams: Codable { var mean: Double; var std: Double; var min: Int; var max: Int }
+  struct NormalParams: Codable {
+    var mean: Double
+    var std: Double
+    var min: Int
+    var max: Int
+  }
   enum CodingKeys: String, CodingKey { case uniform, normal, choice }
 
   public init(from decoder: any Decoder) throws {
@@ -116,7 +130,11 @@ public enum LengthDistribution: Codable, Hashable, Sendable {
     } else if let ch = try c.decodeIfPresent([Int].self, forKey: .choice) {
       self = .choice(ch)
     } else {
-      throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "a length is an integer or one of {\"uniform\": [a, b]}, {\"normal\": {...}}, {\"choice\": [...]}"))
+      throw DecodingError.dataCorrupted(
+        .init(
+          codingPath: decoder.codingPath,
+          debugDescription:
+            "a length is an integer or one of {\"uniform\": [a, b]}, {\"normal\": {...}}, {\"choice\": [...]}"))
     }
   }
 
@@ -160,7 +178,8 @@ public enum LengthDistribution: Codable, Hashable, Sendable {
     switch self {
     case .fixed(let n): return n
     case .uniform(let a, let b):
-      let lo = min(a, b), hi = max(a, b)
+      let lo = min(a, b)
+      let hi = max(a, b)
       return lo + Int(rng.next() % UInt64(hi - lo + 1))
     case .normal(let m, let s, let lo, let hi):
       let v = (m + s * rng.nextGaussian()).rounded()
@@ -221,7 +240,10 @@ extension WorkloadSpec {
       while out.count < requests {
         let cycle = on.value + off.value
         let phase = t.truncatingRemainder(dividingBy: cycle)
-        if phase >= on.value { t += cycle - phase; continue }
+        if phase >= on.value {
+          t += cycle - phase
+          continue
+        }
         out.append(Seconds(t))
         t += rng.nextExponential(rate: rate)
       }

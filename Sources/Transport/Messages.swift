@@ -22,7 +22,8 @@ public struct ActivationMessage: Sendable, Equatable {
   public var values: [Float]
   public var tokens: [Int32]?
 
-  public init(batch: UInt64, stage: UInt32, prefill: Bool, spans: [Span], values: [Float] = [], tokens: [Int32]? = nil) {
+  public init(batch: UInt64, stage: UInt32, prefill: Bool, spans: [Span], values: [Float] = [], tokens: [Int32]? = nil)
+  {
     self.batch = batch
     self.stage = stage
     self.prefill = prefill
@@ -56,12 +57,18 @@ public struct ActivationMessage: Sendable, Equatable {
       out.append(contentsOf: repeatElement(0, count: 2 * values.count))
       out.withUnsafeMutableBytes { raw in
         values.withUnsafeBufferPointer { v in
-          for i in 0..<v.count { raw.storeBytes(of: HalfFloat.bits(v[i]).littleEndian, toByteOffset: start + 2 * i, as: UInt16.self) }
+          for i in 0..<v.count {
+            raw.storeBytes(of: HalfFloat.bits(v[i]).littleEndian, toByteOffset: start + 2 * i, as: UInt16.self)
+          }
         }
       }
     } else {
       values.withUnsafeBytes { raw in
-        if UInt32(1).littleEndian == 1 { out.append(contentsOf: raw) } else { for v in values { out.appendLE(v.bitPattern) } }
+        if UInt32(1).littleEndian == 1 {
+          out.append(contentsOf: raw)
+        } else {
+          for v in values { out.appendLE(v.bitPattern) }
+        }
       }
     }
     return out
@@ -87,17 +94,25 @@ public struct ActivationMessage: Sendable, Equatable {
     let offset = r.offset
     p.withUnsafeBytes { raw in
       if flags & 4 != 0 {
-        m.tokens = (0..<n).map { Int32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4 * $0, as: Int32.self)) }
+        m.tokens = (0..<n).map {
+          Int32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4 * $0, as: Int32.self))
+        }
       } else if flags & 2 != 0 {
         HalfFloat.table.withUnsafeBufferPointer { table in
           m.values = [Float](unsafeUninitializedCapacity: n) { out, count in
-            for i in 0..<n { out[i] = table[Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 2 * i, as: UInt16.self)))] }
+            for i in 0..<n {
+              out[i] =
+                table[Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 2 * i, as: UInt16.self)))]
+            }
             count = n
           }
         }
       } else {
         m.values = [Float](unsafeUninitializedCapacity: n) { out, count in
-          for i in 0..<n { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4 * i, as: UInt32.self))) }
+          for i in 0..<n {
+            out[i] = Float(
+              bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4 * i, as: UInt32.self)))
+          }
           count = n
         }
       }
@@ -143,7 +158,8 @@ enum HalfFloat {
       m |= 0x80_0000
       let shift = UInt32(14 - e)
       var h = m >> shift
-      let rem = m & ((1 << shift) - 1), halfway = UInt32(1) << (shift - 1)
+      let rem = m & ((1 << shift) - 1)
+      let halfway = UInt32(1) << (shift - 1)
       if rem > halfway || (rem == halfway && (h & 1) == 1) { h += 1 }
       return sign | UInt16(h)
     }

@@ -1,6 +1,7 @@
 import Foundation
-public import SystemPackage
 import Synchronization
+public import SystemPackage
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -130,7 +131,8 @@ public final class Connection: @unchecked Sendable {
         // Wait for the link to finish "transmitting" the previous frame, then account for this one.
         let now = monotonicNanoseconds()
         if paceUntil > now { sleepNanoseconds(paceUntil - now) }
-        paceUntil = max(paceUntil, monotonicNanoseconds()) + UInt64(Double(Wire.headerSize + payload.count) / pacing * 1e9)
+        paceUntil =
+          max(paceUntil, monotonicNanoseconds()) + UInt64(Double(Wire.headerSize + payload.count) / pacing * 1e9)
       }
       let bytes = state.encoder.encode(type, payload, sentAt: monotonicNanoseconds())
       let t0 = monotonicNanoseconds()
@@ -205,15 +207,19 @@ public final class Connection: @unchecked Sendable {
   public func limitPayload(to bytes: Int) { decoder.maxPayload = bytes }
 
   /// Connects and performs the client side of the handshake.
-  public static func connect(to endpoint: Endpoint, token: [UInt8], name: String, timeout: Double = 10,
-                             maxPayload: Int = Wire.defaultMaxPayload) throws -> Connection {
+  public static func connect(
+    to endpoint: Endpoint, token: [UInt8], name: String, timeout: Double = 10,
+    maxPayload: Int = Wire.defaultMaxPayload
+  ) throws -> Connection {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     if fd < 0 { throw TransportError.system(endpoint.description, "socket") }
     var addr = try endpoint.sockaddr()
     let deadline = monotonicNanoseconds() + UInt64(timeout * 1e9)
     while true {
       let r = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+          Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
       }
       if r == 0 { break }
       if (errno == ECONNREFUSED || errno == EINTR) && monotonicNanoseconds() < deadline {
@@ -224,18 +230,22 @@ public final class Connection: @unchecked Sendable {
       Glibc.close(fd)
       throw e
     }
-    let c = Connection(fd: fd, peer: endpoint.description, peerName: "", decoder: FrameDecoder(maxPayload: maxPayload), encoder: FrameEncoder())
+    let c = Connection(
+      fd: fd, peer: endpoint.description, peerName: "", decoder: FrameDecoder(maxPayload: maxPayload),
+      encoder: FrameEncoder())
     try c.send(.hello, Hello(token: token, name: name).encoded())
     let reply: Frame
     do { reply = try c.receive(deadline: deadline) } catch {
       c.close()
-      throw TransportError(peer: endpoint.description, "handshake failed: \(error)", errno: (error as? TransportError)?.errno)
+      throw TransportError(
+        peer: endpoint.description, "handshake failed: \(error)", errno: (error as? TransportError)?.errno)
     }
     switch reply.type {
     case .welcome: return c
     case .reject:
       c.close()
-      throw TransportError(peer: endpoint.description, "refused the connection: \(String(decoding: reply.payload, as: UTF8.self))")
+      throw TransportError(
+        peer: endpoint.description, "refused the connection: \(String(decoding: reply.payload, as: UTF8.self))")
     default:
       c.close()
       throw TransportError(peer: endpoint.description, "unexpected \(reply.type) frame during the handshake")
@@ -258,7 +268,9 @@ public final class Listener: @unchecked Sendable {
   private let closed = Atomic<Bool>(false)
 
   /// Binds `host:port` (port 0: any free port; the bound one is in `endpoint`).
-  public init(host: String, port: UInt16, token: [UInt8], maxPayload: Int = Wire.defaultMaxPayload) throws(TransportError) {
+  public init(host: String, port: UInt16, token: [UInt8], maxPayload: Int = Wire.defaultMaxPayload)
+    throws(TransportError)
+  {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     if fd < 0 { throw TransportError.system("\(host):\(port)", "socket") }
     var one: Int32 = 1
@@ -308,8 +320,11 @@ public final class Listener: @unchecked Sendable {
     if cfd < 0 { throw TransportError.system(endpoint.description, "accept") }
     var ip = [CChar](repeating: 0, count: 32)
     inet_ntop(AF_INET, &addr.sin_addr, &ip, 32)
-    let peer = "\(String(cString: ip)):\(UInt16(bigEndian: addr.sin_port))"
-    return Connection(fd: cfd, peer: peer, peerName: "", decoder: FrameDecoder(maxPayload: min(maxPayload, 1 << 16)), encoder: FrameEncoder())
+    let host = String(decoding: ip.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let peer = "\(host):\(UInt16(bigEndian: addr.sin_port))"
+    return Connection(
+      fd: cfd, peer: peer, peerName: "", decoder: FrameDecoder(maxPayload: min(maxPayload, 1 << 16)),
+      encoder: FrameEncoder())
   }
 
   /// The server side of the handshake on a connection from `acceptSocket`: a peer that fails it gets a `reject`
@@ -330,7 +345,10 @@ public final class Listener: @unchecked Sendable {
         raw.close()
         throw error
       }
-      guard case .established(let name) = machine.state else { raw.close(); throw TransportError(peer: peer, "handshake") }
+      guard case .established(let name) = machine.state else {
+        raw.close()
+        throw TransportError(peer: peer, "handshake")
+      }
       raw.established(peerName: name, maxPayload: maxPayload)
       return raw
     case .reject(let reason):
@@ -393,7 +411,8 @@ public final class Listener: @unchecked Sendable {
       Thread.detachNewThread {
         let (listener, raw, pending) = box.value
         defer { pending.value.subtract(1, ordering: .acquiringAndReleasing) }
-        do { report(.connected(try listener.handshake(raw, timeout: handshakeTimeout))) } catch let e as TransportError {
+        do { report(.connected(try listener.handshake(raw, timeout: handshakeTimeout))) } catch let e as TransportError
+        {
           report(.refused(e))
         } catch {
           report(.refused(TransportError(peer: raw.peer, "\(error)")))
@@ -413,4 +432,3 @@ private struct UncheckedBox<T>: @unchecked Sendable {
   let value: T
   init(_ value: T) { self.value = value }
 }
-

@@ -17,7 +17,9 @@ public enum Wire {
 
 /// Frame types.
 public enum FrameType: UInt8, Sendable, CaseIterable {
-  case hello = 1, welcome = 2, reject = 3
+  case hello = 1
+  case welcome = 2
+  case reject = 3
   /// JSON control messages (assignments, requests, events, statistics).
   case control = 10
   /// A micro-batch's activations between pipeline stages (binary, see `ActivationMessage`).
@@ -76,7 +78,7 @@ public struct FrameEncoder: Sendable {
   public init() {}
 
   public mutating func encode(_ type: FrameType, _ payload: [UInt8], sentAt: UInt64 = 0) -> [UInt8] {
-    var out = [UInt8]()
+    var out: [UInt8] = []
     out.reserveCapacity(Wire.headerSize + payload.count)
     out.appendLE(UInt32(payload.count))
     out.append(type.rawValue)
@@ -127,7 +129,8 @@ public struct FrameDecoder: Sendable {
   /// At end of stream: an error if a frame was cut short.
   public func finish() throws(WireError) {
     if pending > 0 {
-      let need = pending >= Wire.headerSize ? Wire.headerSize + Int(buffer.readLE(UInt32.self, at: start)) : Wire.headerSize
+      let need =
+        pending >= Wire.headerSize ? Wire.headerSize + Int(buffer.readLE(UInt32.self, at: start)) : Wire.headerSize
       throw .truncated(needed: need, got: pending)
     }
   }
@@ -165,7 +168,11 @@ public struct Hello: Sendable, Equatable {
 
 /// The accepting side of the handshake as a pure state machine: feed it frames, do what it returns.
 public struct HandshakeServer: Sendable {
-  public enum State: Sendable, Equatable { case awaitingHello, established(peer: String), rejected }
+  public enum State: Sendable, Equatable {
+    case awaitingHello
+    case established(peer: String)
+    case rejected
+  }
   public enum Action: Sendable, Equatable {
     /// Send this frame type with this payload, then carry on.
     case send(FrameType, [UInt8])

@@ -19,7 +19,8 @@ enum Backends {
     return [
       .simulated: SimulatedBackend(),
       .loopback: LoopbackBackend(
-        options: LoopbackOptions(executable: executable, launcherFactory: emulationLauncherFactory(context: emulation), logger: logger)),
+        options: LoopbackOptions(
+          executable: executable, launcherFactory: emulationLauncherFactory(context: emulation), logger: logger)),
     ]
   }
 }

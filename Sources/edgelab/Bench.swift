@@ -2,14 +2,20 @@ import ArgumentParser
 import Benchmarks
 import Catalog
 import EdgeLabCore
+import Foundation
 
 struct Bench: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Performance benchmarks (tables for docs/).", subcommands: [PartitionBenchCommand.self, EngineBenchCommand.self, MemoryBenchCommand.self, HopBenchCommand.self, PipelineBenchCommand.self])
+    abstract: "Performance benchmarks (tables for docs/).",
+    subcommands: [
+      PartitionBenchCommand.self, EngineBenchCommand.self, MemoryBenchCommand.self, HopBenchCommand.self,
+      PipelineBenchCommand.self,
+    ])
 }
 
 struct PartitionBenchCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "partition", abstract: "Solve times of the exact partitioners.")
+  static let configuration = CommandConfiguration(
+    commandName: "partition", abstract: "Solve times of the exact partitioners.")
   @Flag(help: "A small grid (smoke test).") var quick = false
   @Flag(help: "Print a markdown table.") var markdown = false
 
@@ -22,7 +28,6 @@ struct PartitionBenchCommand: ParsableCommand {
   }
 }
 
-import Foundation
 enum FileHandleStderr {
   static func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
 }
@@ -33,31 +38,43 @@ struct HopBenchCommand: ParsableCommand {
   @Option(help: "Round trips measured.") var iterations = 2000
 
   func run() throws {
-    var t = TextTable(header: ["hidden", "wire", "frame bytes", "median one-way", "p99 one-way"], rightAligned: [0, 2, 3, 4])
+    var t = TextTable(
+      header: ["hidden", "wire", "frame bytes", "median one-way", "p99 one-way"], rightAligned: [0, 2, 3, 4])
     for half in [false, true] {
       let h = try PipelineBench.hop(hidden: hidden, halfPrecision: half, iterations: iterations)
-      t.append([String(h.hidden), half ? "FP16" : "FP32", String(h.payloadBytes), Seconds(h.medianSeconds).description, Seconds(h.p99Seconds).description])
+      t.append([
+        String(h.hidden), half ? "FP16" : "FP32", String(h.payloadBytes), Seconds(h.medianSeconds).description,
+        Seconds(h.p99Seconds).description,
+      ])
     }
     print(t.markdown())
   }
 }
 
 struct PipelineBenchCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "pipeline", abstract: "Overhead of N worker processes over one process.")
+  static let configuration = CommandConfiguration(
+    commandName: "pipeline", abstract: "Overhead of N worker processes over one process.")
   @Option(help: "Model preset (synthetic weights).") var model = "small"
   @Option(help: "Largest number of stages.") var stages = 4
   @Option(help: "Generated tokens per request.") var tokens = 64
   @Option(help: "Interleaved rounds (medians are reported).") var rounds = 3
 
   func run() throws {
-    guard let preset = ModelPreset.named(model) else { throw fail("unknown model preset '\(model)'", code: Exit.badInput) }
-    let (local, rows) = try PipelineBench.overhead(model: preset, maxStages: stages, tokens: tokens, rounds: rounds, executable: Backends.executable)
-    var t = TextTable(header: ["stages", "time per token", "overhead per token", "per hop", "lossless"], rightAligned: [0, 1, 2, 3])
+    guard let preset = ModelPreset.named(model) else {
+      throw fail("unknown model preset '\(model)'", code: Exit.badInput)
+    }
+    let (local, rows) = try PipelineBench.overhead(
+      model: preset, maxStages: stages, tokens: tokens, rounds: rounds, executable: Backends.executable)
+    var t = TextTable(
+      header: ["stages", "time per token", "overhead per token", "per hop", "lossless"], rightAligned: [0, 1, 2, 3])
     t.append(["in-process", Seconds(local).description, "", "", ""])
     for r in rows {
-      t.append([String(r.stages), Seconds(r.timePerTokenSeconds).description, Seconds(r.overheadPerTokenSeconds).description,
-                // N stages: N − 1 forward hops and the token's return to the source.
-                r.stages > 1 ? Seconds(r.overheadPerTokenSeconds / Double(r.stages)).description : "(no hops)", r.lossless ? "yes" : "NO"])
+      t.append([
+        String(r.stages), Seconds(r.timePerTokenSeconds).description, Seconds(r.overheadPerTokenSeconds).description,
+        // N stages: N − 1 forward hops and the token's return to the source.
+        r.stages > 1 ? Seconds(r.overheadPerTokenSeconds / Double(r.stages)).description : "(no hops)",
+        r.lossless ? "yes" : "NO",
+      ])
     }
     print(t.markdown())
   }

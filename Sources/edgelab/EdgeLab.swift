@@ -1,4 +1,5 @@
 public import ArgumentParser
+import CostModel
 import DSL
 import EdgeLabCore
 import Engine
@@ -58,7 +59,10 @@ func loadSpec(name: String?, file: String?) throws -> ExperimentSpec {
 
 func loadSpecAsWritten(name: String?, file: String?) throws -> ExperimentSpec {
   if let file {
-    guard let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file) else {
+    guard
+      let data = file == "-"
+        ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file)
+    else {
       throw fail("cannot read spec file '\(file)'", code: Exit.badInput)
     }
     let spec: ExperimentSpec
@@ -66,11 +70,15 @@ func loadSpecAsWritten(name: String?, file: String?) throws -> ExperimentSpec {
       throw fail("\(file): \(JSONCoding.explain(error))", code: Exit.badInput)
     }
     // Keys the decoder ignored are misspelt or unsupported settings: refuse them rather than run without them.
-    if let written = try? JSONCoding.decoder.decode(JSONValue.self, from: data), let understood = try? JSONValue(encoding: spec) {
+    if let written = try? JSONCoding.decoder.decode(JSONValue.self, from: data),
+      let understood = try? JSONValue(encoding: spec)
+    {
       // model.config may be a Hugging Face config.json pasted whole: its other keys are ignored on purpose.
       let unknown = written.keysMissing(from: understood, opaque: ["model.config"])
       if !unknown.isEmpty {
-        throw fail("\(file): unknown field\(unknown.count == 1 ? "" : "s") \(unknown.map { "'\($0)'" }.joined(separator: ", ")) (check the spelling; `edgelab spec quickstart` prints a complete spec)", code: Exit.badInput)
+        throw fail(
+          "\(file): unknown field\(unknown.count == 1 ? "" : "s") \(unknown.map { "'\($0)'" }.joined(separator: ", ")) (check the spelling; `edgelab spec quickstart` prints a complete spec)",
+          code: Exit.badInput)
       }
     }
     return spec
@@ -96,7 +104,8 @@ struct List: ParsableCommand {
 }
 
 struct SpecCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "spec", abstract: "Print an experiment's JSON form (what `run --spec` reads).")
+  static let configuration = CommandConfiguration(
+    commandName: "spec", abstract: "Print an experiment's JSON form (what `run --spec` reads).")
   @Argument(help: "Experiment name.") var name: String
   func run() throws {
     let spec = try loadSpec(name: name, file: nil)
@@ -120,28 +129,36 @@ struct Run: ParsableCommand {
   func run() throws {
     var loaded = try loadSpec(name: name, file: spec)
     if let emulation { loaded.emulation.mode = emulation }
-    let options = RunOptions(outputPath: out, seed: seed, backend: backend, resume: resume,
-                             stopRequested: { Interrupt.isRequested })
+    let options = RunOptions(
+      outputPath: out, seed: seed, backend: backend, resume: resume,
+      stopRequested: { Interrupt.isRequested })
     let effective = ExperimentRunner.applying(options, to: loaded)
     if dryRun {
       let runs: [RunDescriptor]
       do { runs = try ExperimentRunner.expand(effective) } catch { throw fail(error.description, code: Exit.badInput) }
       var t = TextTable(header: ["RUN", "POINT", "ALGORITHM", "REP", "SEED", "PARAMETERS"], rightAligned: [0, 1, 3])
       for r in runs {
-        t.append([String(r.index), String(r.point.index), r.algorithm.displayLabel, String(r.repetition), String(r.seed),
-                  r.point.settings.map { "\($0.label)=\($0.value.stringValue ?? $0.value.description)" }.joined(separator: " ")])
+        t.append([
+          String(r.index), String(r.point.index), r.algorithm.displayLabel, String(r.repetition), String(r.seed),
+          r.point.settings.map { "\($0.label)=\($0.value.stringValue ?? $0.value.description)" }.joined(separator: " "),
+        ])
       }
       print("\(effective.name): \(runs.count) runs on the \(effective.backend.rawValue) backend")
       print(t.render())
       return
     }
     Interrupt.install()
-    let runner = ExperimentRunner(backends: Backends.all(quiet: quiet), progress: quiet ? SilentProgress() : StderrProgress())
+    let runner = ExperimentRunner(
+      backends: Backends.all(quiet: quiet), progress: quiet ? SilentProgress() : StderrProgress())
     do {
       let report = try runner.run(loaded, options: options)
       if !quiet {
-        let counts = report.statusCounts.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }
-        print("\(report.path): \(report.runsTotal) runs (\(counts.joined(separator: ", ")))" + (report.runsSkipped > 0 ? "; \(report.runsSkipped) resumed" : ""))
+        let counts = report.statusCounts.sorted { $0.key.rawValue < $1.key.rawValue }.map {
+          "\($0.value) \($0.key.rawValue)"
+        }
+        print(
+          "\(report.path): \(report.runsTotal) runs (\(counts.joined(separator: ", ")))"
+            + (report.runsSkipped > 0 ? "; \(report.runsSkipped) resumed" : ""))
       }
       if let failed = report.statusCounts[.failed], failed > 0 {
         throw fail("\(failed) run(s) failed; see `edgelab show \(report.path)`", code: Exit.failure)
@@ -150,7 +167,8 @@ struct Run: ParsableCommand {
       throw fail(e.message, code: Exit.badInput)
     } catch let e as BackendError {
       switch e {
-      case .interrupted: throw fail("interrupted; what finished is saved (run again with --resume)", code: Exit.interrupted)
+      case .interrupted:
+        throw fail("interrupted; what finished is saved (run again with --resume)", code: Exit.interrupted)
       case .refused: throw fail(e.description, code: Exit.badInput)
       case .unavailable: throw fail(e.description, code: Exit.failure)
       case .fatal: throw fail(e.description + "; what finished is saved (run again with --resume)", code: Exit.failure)
@@ -171,19 +189,24 @@ struct Show: ParsableCommand {
     let results: ResultsFile
     do { results = try ResultsStore.read(file) } catch { throw fail("\(error)", code: Exit.badInput) }
     let i = results.info
-    print("experiment \(i.experiment) · backend \(i.backend) · \(results.runs.count)/\(i.runsTotal) runs\(i.complete ? "" : " (incomplete)")")
+    print(
+      "experiment \(i.experiment) · backend \(i.backend) · \(results.runs.count)/\(i.runsTotal) runs\(i.complete ? "" : " (incomplete)")"
+    )
     print("started \(i.startedAt) · finished \(i.finishedAt) · seed \(i.seed)")
     print("edgelab \(i.toolkitVersion) · git \(i.gitCommit.prefix(12))\(i.gitDirty ? " (dirty)" : "") · \(i.host)")
     print("")
-    var t = TextTable(header: ["RUN", "ALGORITHM", "PARAMETERS", "STATUS", "STAGES", "TTFT p50", "TPOT mean", "TOK/S", "NOTE"],
-                      rightAligned: [4, 5, 6, 7])
+    var t = TextTable(
+      header: ["RUN", "ALGORITHM", "PARAMETERS", "STATUS", "STAGES", "TTFT p50", "TPOT mean", "TOK/S", "NOTE"],
+      rightAligned: [4, 5, 6, 7])
     for r in results.runs {
       let s = r.summary
       let note = r.outcome.status == .complete ? (r.plan?.explanation ?? "") : (r.outcome.message ?? "")
       t.append([
-        r.groupName, r.label, r.parameters.map { "\($0.label)=\($0.value.stringValue ?? $0.value.description)" }.joined(separator: " "),
+        r.groupName, r.label,
+        r.parameters.map { "\($0.label)=\($0.value.stringValue ?? $0.value.description)" }.joined(separator: " "),
         r.outcome.status.rawValue, r.plan.map { String($0.stages.count) } ?? "-",
-        s.ttft.p50.isNaN ? "-" : Seconds(s.ttft.p50).description, s.tpot.mean.isNaN ? "-" : Seconds(s.tpot.mean).description,
+        s.ttft.p50.isNaN ? "-" : Seconds(s.ttft.p50).description,
+        s.tpot.mean.isNaN ? "-" : Seconds(s.tpot.mean).description,
         s.throughputTokensPerSecond.isNaN ? "-" : String(format: s.throughputTokensPerSecond, digits: 2),
         note.count > 60 ? String(note.prefix(57)) + "..." : note,
       ])
@@ -231,8 +254,11 @@ struct Partition: ParsableCommand {
     }
     var parameters: [String: JSONValue] = [:]
     for kv in params {
-      guard let eq = kv.firstIndex(of: "=") else { throw fail("--param takes NAME=VALUE (got '\(kv)')", code: Exit.badInput) }
-      let key = String(kv[..<eq]), raw = String(kv[kv.index(after: eq)...])
+      guard let eq = kv.firstIndex(of: "=") else {
+        throw fail("--param takes NAME=VALUE (got '\(kv)')", code: Exit.badInput)
+      }
+      let key = String(kv[..<eq])
+      let raw = String(kv[kv.index(after: eq)...])
       parameters[key] = (try? JSONCoding.decoder.decode(JSONValue.self, from: Data(raw.utf8))) ?? .string(raw)
     }
     let plan: Plan
@@ -248,11 +274,16 @@ struct Partition: ParsableCommand {
     if json {
       print(try JSONCoding.compactString(plan))
     } else {
-      print("\(plan.algorithm) · \(plan.objective.rawValue) · \(Seconds(plan.valueSeconds))\(plan.valueModel == .standard ? "" : " (\(plan.valueModel.rawValue) model)")\(plan.exact ? " · optimal" : "") · solved in \(Seconds(elapsed))")
+      print(
+        "\(plan.algorithm) · \(plan.objective.rawValue) · \(Seconds(plan.valueSeconds))\(plan.valueModel == .standard ? "" : " (\(plan.valueModel.rawValue) model)")\(plan.exact ? " · optimal" : "") · solved in \(Seconds(elapsed))"
+      )
       print(plan.explanation)
       var t = TextTable(header: ["STAGE", "DEVICE", "LAYERS", "OFFLOADED"], rightAligned: [0])
       for (i, s) in plan.stages.enumerated() {
-        t.append([String(i), s.device, "\(s.firstLayer)..<\(s.endLayer)", s.offloadedLayers.isEmpty ? "" : s.offloadedLayers.map(String.init).joined(separator: ",")])
+        t.append([
+          String(i), s.device, "\(s.firstLayer)..<\(s.endLayer)",
+          s.offloadedLayers.isEmpty ? "" : s.offloadedLayers.map(String.init).joined(separator: ","),
+        ])
       }
       print(t.render())
       for n in plan.notes { print("note: \(n)") }
@@ -261,7 +292,8 @@ struct Partition: ParsableCommand {
 }
 
 struct Problem: ParsableCommand {
-  static let configuration = CommandConfiguration(abstract: "Print the partition problem (JSON) of an experiment's sweep point.")
+  static let configuration = CommandConfiguration(
+    abstract: "Print the partition problem (JSON) of an experiment's sweep point.")
   @Argument(help: "Experiment name.") var name: String?
   @Option(help: "A JSON spec file instead of a name (- reads standard input).") var spec: String?
   @Option(help: "Sweep point index (see `run --dry-run`).") var point = 0
@@ -273,7 +305,9 @@ struct Problem: ParsableCommand {
     do { points = try spec.expandPoints(knownAlgorithms: Set(Partitioners.names)) } catch {
       throw fail(error.description, code: Exit.badInput)
     }
-    guard points.indices.contains(point) else { throw fail("point \(point) is out of range (0..<\(points.count))", code: Exit.badInput) }
+    guard points.indices.contains(point) else {
+      throw fail("point \(point) is out of range (0..<\(points.count))", code: Exit.badInput)
+    }
     let x = points[point].experiment
     let problem = ProblemBuilder.roofline(x.spec.calibration).problem(for: x, objective: objective ?? x.spec.objective)
     print(try JSONCoding.prettyString(problem))
@@ -281,4 +315,3 @@ struct Problem: ParsableCommand {
 }
 
 extension Objective: ExpressibleByArgument {}
-import CostModel

@@ -11,10 +11,12 @@ struct EmulationCommand: ParsableCommand {
     subcommands: [Up.self, Down.self, Clean.self, Check.self])
 
   struct Up: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create emulated hosts and leave them up (for iperf3 and friends).")
+    static let configuration = CommandConfiguration(
+      abstract: "Create emulated hosts and leave them up (for iperf3 and friends).")
     @Option(help: "Number of hosts.") var hosts = 2
     @Option(help: "Bandwidth of every link, e.g. 10Mbit/s.") var bandwidth = "100Mbit/s"
-    @Option(help: "One-way delay in ms (needs netem in the kernel; without it only EdgeLab's own transport delays).") var delay = 0.0
+    @Option(help: "One-way delay in ms (needs netem in the kernel; without it only EdgeLab's own transport delays).")
+    var delay = 0.0
     @Option(help: "Jitter in ms (needs netem in the kernel).") var jitter = 0.0
     @Option(help: "Loss in percent.") var loss = 0.0
     @Option(help: "Take hosts and links from an experiment (name or JSON spec file; its first sweep point) instead.")
@@ -31,7 +33,9 @@ struct EmulationCommand: ParsableCommand {
       if let spec {
         let isFile = spec.hasSuffix(".json") || spec.contains("/")
         let s = try loadSpec(name: isFile ? nil : spec, file: isFile ? spec : nil)
-        do { experiment = try s.expandPoints().first?.experiment } catch { throw fail("\(spec): \(error)", code: Exit.badInput) }
+        do { experiment = try s.expandPoints().first?.experiment } catch {
+          throw fail("\(spec): \(error)", code: Exit.badInput)
+        }
       }
       Interrupt.install()
       let created: Playground.Created
@@ -39,7 +43,8 @@ struct EmulationCommand: ParsableCommand {
         if let experiment {
           created = try Playground.up(experiment: experiment)
         } else {
-          created = try Playground.up(hosts: hosts, bandwidth: bw, delay: .ms(delay), jitter: .ms(jitter), loss: loss / 100)
+          created = try Playground.up(
+            hosts: hosts, bandwidth: bw, delay: .ms(delay), jitter: .ms(jitter), loss: loss / 100)
         }
       } catch {
         throw fail("\(error)", code: Interrupt.isRequested ? Exit.interrupted : Exit.failure)
@@ -52,8 +57,11 @@ struct EmulationCommand: ParsableCommand {
       if json {
         print(try JSONCoding.compactString(created))
       } else {
-        print("emulated cluster \(created.id) (\(created.mechanism)); remove with: edgelab emulation down \(created.id)")
-        for h in created.hosts { print("  \(h.name)  netns \(h.netns)  address \(h.address)   e.g. ip netns exec \(h.netns) iperf3 -s") }
+        print(
+          "emulated cluster \(created.id) (\(created.mechanism)); remove with: edgelab emulation down \(created.id)")
+        for h in created.hosts {
+          print("  \(h.name)  netns \(h.netns)  address \(h.address)   e.g. ip netns exec \(h.netns) iperf3 -s")
+        }
       }
     }
   }
@@ -67,7 +75,8 @@ struct EmulationCommand: ParsableCommand {
   }
 
   struct Clean: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Remove leftovers of runs that were killed hard (namespaces, links, cgroups, processes).")
+    static let configuration = CommandConfiguration(
+      abstract: "Remove leftovers of runs that were killed hard (namespaces, links, cgroups, processes).")
     @Flag(help: "Also remove playground clusters made by `emulation up`.") var all = false
     func run() throws {
       let removed = Playground.clean(all: all)
@@ -76,7 +85,8 @@ struct EmulationCommand: ParsableCommand {
   }
 
   struct Check: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Measure emulated links through the transport: configured vs measured.")
+    static let configuration = CommandConfiguration(
+      abstract: "Measure emulated links through the transport: configured vs measured.")
     @Flag(help: "Print one JSON line.") var json = false
     func run() throws {
       let rows: [Fidelity.Row]
@@ -94,13 +104,20 @@ struct EmulationCommand: ParsableCommand {
         print(try JSONCoding.compactString(rows))
         return
       }
-      var t = TextTable(header: ["Mbit/s", "measured A→B", "measured B→A", "one-way delay (ms)", "measured", "RTT (ms)", "measured",
-                                 "loss %", "measured", "mechanism"], rightAligned: Set(0...8))
+      var t = TextTable(
+        header: [
+          "Mbit/s", "measured A→B", "measured B→A", "one-way delay (ms)", "measured", "RTT (ms)", "measured",
+          "loss %", "measured", "mechanism",
+        ], rightAligned: Set(0...8))
       for r in rows {
-        t.append([String(format: r.bandwidthMbit, digits: 0), String(format: r.measuredMbit, digits: 2), String(format: r.measuredMbitReverse, digits: 2),
-                  String(format: r.delayMs, digits: 0), String(format: r.measuredDelayMs, digits: 2),
-                  String(format: r.rttMs, digits: 0), String(format: r.measuredRttMs, digits: 2),
-                  String(format: r.lossPct, digits: 0), r.measuredLossPct.map { String(format: $0, digits: 2) } ?? "–", r.mechanism])
+        t.append([
+          String(format: r.bandwidthMbit, digits: 0), String(format: r.measuredMbit, digits: 2),
+          String(format: r.measuredMbitReverse, digits: 2),
+          String(format: r.delayMs, digits: 0), String(format: r.measuredDelayMs, digits: 2),
+          String(format: r.rttMs, digits: 0), String(format: r.measuredRttMs, digits: 2),
+          String(format: r.lossPct, digits: 0), r.measuredLossPct.map { String(format: $0, digits: 2) } ?? "–",
+          r.mechanism,
+        ])
       }
       print(t.markdown())
     }

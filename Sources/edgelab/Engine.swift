@@ -1,6 +1,6 @@
 public import ArgumentParser
-import Catalog
 import Benchmarks
+import Catalog
 import EdgeLabCore
 public import Engine
 import Foundation
@@ -27,11 +27,14 @@ struct Generate: ParsableCommand {
   @Option(help: "A Hugging Face checkpoint directory, or a model preset (synthetic weights).") var model: String
   @Option(help: "Seed of synthetic weights (presets only).") var syntheticSeed: UInt64 = 1
   @Option(help: "Storage type of synthetic weights: f32, bf16 or f16.") var dtype: WeightDType = .f32
-  @Option(help: "Checkpoint 16-bit weights: native (widened in the kernels) or fp32 (widened at load).") var storage: WeightStorage = .native
+  @Option(help: "Checkpoint 16-bit weights: native (widened in the kernels) or fp32 (widened at load).") var storage:
+    WeightStorage = .native
   @Option(help: "Prompt token ids, comma-separated.") var promptTokens: String
   @Option(help: "Number of tokens to generate (no stop at end-of-sequence).") var maxNewTokens: Int
-  @Option(help: "Write the logits of every generated position (float32, little-endian, row-major).") var dumpLogits: String?
-  @Option(help: "Cut the model into stages at these problem-layer indices (comma-separated), in one process.") var cuts: String?
+  @Option(help: "Write the logits of every generated position (float32, little-endian, row-major).") var dumpLogits:
+    String?
+  @Option(help: "Cut the model into stages at these problem-layer indices (comma-separated), in one process.") var cuts:
+    String?
   @Option(help: "Threads for the kernels and OpenBLAS.") var threads = 1
   @Option(help: "Sampling temperature (0: greedy).") var temperature = 0.0
   @Option(help: "Top-k (0: all).") var topK = 0
@@ -42,7 +45,9 @@ struct Generate: ParsableCommand {
   func validate() throws {
     guard maxNewTokens >= 1 else { throw ValidationError("--max-new-tokens must be at least 1") }
     try validateThreads(threads)
-    guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be ≥ 0 (0 is greedy)") }
+    guard temperature >= 0, temperature.isFinite else {
+      throw ValidationError("--temperature must be ≥ 0 (0 is greedy)")
+    }
     guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0 (0 keeps every token)") }
     guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1] (1 keeps every token)") }
   }
@@ -57,11 +62,14 @@ struct Generate: ParsableCommand {
     do {
       let weights = try source.open()
       if let bad = prompt.first(where: { $0 < 0 || Int($0) >= weights.config.vocabSize }) {
-        throw fail("prompt token \(bad) is outside the vocabulary (0..<\(weights.config.vocabSize))", code: Exit.badInput)
+        throw fail(
+          "prompt token \(bad) is outside the vocabulary (0..<\(weights.config.vocabSize))", code: Exit.badInput)
       }
       let positions = weights.config.maxPositionEmbeddings
       if prompt.count + maxNewTokens > positions {
-        throw fail("\(prompt.count) prompt tokens + \(maxNewTokens) new tokens exceed the model's \(positions) positions (max_position_embeddings)", code: Exit.badInput)
+        throw fail(
+          "\(prompt.count) prompt tokens + \(maxNewTokens) new tokens exceed the model's \(positions) positions (max_position_embeddings)",
+          code: Exit.badInput)
       }
       let cutList = (cuts ?? "").split(separator: ",").compactMap { Int($0) }
       pipeline = try LocalPipeline(weights: weights, cuts: cutList, threads: threads)
@@ -69,7 +77,8 @@ struct Generate: ParsableCommand {
       throw fail(e.description, code: Exit.badInput)
     }
     let sampler = Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
-    let g = pipeline.generate(prompt: prompt, maxNewTokens: maxNewTokens, sampler: sampler, recordLogits: dumpLogits != nil)
+    let g = pipeline.generate(
+      prompt: prompt, maxNewTokens: maxNewTokens, sampler: sampler, recordLogits: dumpLogits != nil)
     if let dumpLogits {
       var isDirectory: ObjCBool = false
       if FileManager.default.fileExists(atPath: dumpLogits, isDirectory: &isDirectory), isDirectory.boolValue {
@@ -87,7 +96,9 @@ struct Generate: ParsableCommand {
       // The documented key order; decode_tokens_per_s is null when only one token was generated (no decode step).
       let d = g.decodeTokensPerSecond
       let tokens = g.tokens.map(String.init).joined(separator: ", ")
-      print(#"{"tokens": [\#(tokens)], "prefill_s": \#(g.prefillSeconds), "decode_tokens_per_s": \#(d.isFinite ? String(d) : "null")}"#)
+      print(
+        #"{"tokens": [\#(tokens)], "prefill_s": \#(g.prefillSeconds), "decode_tokens_per_s": \#(d.isFinite ? String(d) : "null")}"#
+      )
     } else {
       print(g.tokens.map(String.init).joined(separator: ","))
     }
@@ -95,7 +106,8 @@ struct Generate: ParsableCommand {
 }
 
 struct EngineBenchCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "engine", abstract: "Prefill and decode speed of the engine on a preset's shapes.")
+  static let configuration = CommandConfiguration(
+    commandName: "engine", abstract: "Prefill and decode speed of the engine on a preset's shapes.")
   @Option(help: "Model preset.") var model = "Llama-3.2-1B"
   @Option(help: "Prompt tokens.") var prompt = 128
   @Option(help: "Generated tokens.") var new = 64
@@ -106,7 +118,10 @@ struct EngineBenchCommand: ParsableCommand {
 
   func validate() throws {
     guard prompt >= 1 else { throw ValidationError("--prompt must be at least 1") }
-    guard new >= 2 else { throw ValidationError("--new must be at least 2 (the first token comes from the prefill; decode speed needs more)") }
+    guard new >= 2 else {
+      throw ValidationError(
+        "--new must be at least 2 (the first token comes from the prefill; decode speed needs more)")
+    }
     guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
     try validateThreads(threads)
   }
@@ -114,17 +129,25 @@ struct EngineBenchCommand: ParsableCommand {
   func run() throws {
     let r: EngineBench.Result
     do {
-      r = try EngineBench.run(model: model, dtype: dtype, prompt: prompt, new: new, threads: threads, repetitions: repetitions) {
+      r = try EngineBench.run(
+        model: model, dtype: dtype, prompt: prompt, new: new, threads: threads, repetitions: repetitions
+      ) {
         FileHandleStderr.write($0 + "\n")
       }
     } catch let e as CheckpointError { throw fail(e.description, code: Exit.badInput) }
-    if json { print(try JSONCoding.compactString(r)); return }
-    print("\(r.model) \(r.dtype), \(r.threads) thread(s), kernels \(r.kernelISA): prefill \(String(format: r.prefillTokensPerSecond, digits: 1)) tok/s, decode \(String(format: r.decodeTokensPerSecond, digits: 2)) tok/s, weights \(Bytes(Double(r.weightBytes))) → \(String(format: r.effectiveBandwidthGBs, digits: 1)) GB/s effective, peak RSS \(Bytes(Double(r.peakResidentBytes)))")
+    if json {
+      print(try JSONCoding.compactString(r))
+      return
+    }
+    print(
+      "\(r.model) \(r.dtype), \(r.threads) thread(s), kernels \(r.kernelISA): prefill \(String(format: r.prefillTokensPerSecond, digits: 1)) tok/s, decode \(String(format: r.decodeTokensPerSecond, digits: 2)) tok/s, weights \(Bytes(Double(r.weightBytes))) → \(String(format: r.effectiveBandwidthGBs, digits: 1)) GB/s effective, peak RSS \(Bytes(Double(r.peakResidentBytes)))"
+    )
   }
 }
 
 struct MemoryBenchCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "memory", abstract: "Memory read bandwidth (the decode roofline).")
+  static let configuration = CommandConfiguration(
+    commandName: "memory", abstract: "Memory read bandwidth (the decode roofline).")
   @Option(help: "Threads.") var threads = 1
   @Option(help: "Buffer size in MiB.") var mib = 1024
   @Option(help: "Passes over the buffer.") var passes = 10
@@ -137,7 +160,9 @@ struct MemoryBenchCommand: ParsableCommand {
 
   func run() throws {
     let gbs = try EngineBench.memoryBandwidth(bytes: mib << 20, threads: threads, passes: passes)
-    if json { print(#"{"threads": \#(threads), "read_bandwidth_gb_s": \#(String(format: gbs, digits: 2))}"#) } else {
+    if json {
+      print(#"{"threads": \#(threads), "read_bandwidth_gb_s": \#(String(format: gbs, digits: 2))}"#)
+    } else {
       print("read bandwidth with \(threads) thread(s): \(String(format: gbs, digits: 2)) GB/s")
     }
   }

@@ -16,7 +16,9 @@ struct StderrLogHandler: LogHandler {
   func log(event: LogEvent) {
     var all = metadata
     if let extra = event.metadata { all.merge(extra) { $1 } }
-    let context = all.isEmpty ? "" : " (" + all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + ")"
+    let context =
+      all.isEmpty
+      ? "" : " (" + all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + ")"
     let level = event.level >= .warning ? "\(event.level): " : ""
     FileHandle.standardError.write(Data("\(label): \(level)\(event.message)\(context)\n".utf8))
   }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Runtime
 import Transport
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,8 +18,11 @@ struct WorkerCommand: ParsableCommand {
 
   func run() throws {
     if let parentPid, !dieWithParent(expectedParent: parentPid) { throw ExitCode(1) }
-    guard let endpoint = Endpoint(listen) else { throw fail("--listen takes HOST:PORT (got '\(listen)')", code: Exit.badInput) }
-    guard let hex = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+    guard let endpoint = Endpoint(listen) else {
+      throw fail("--listen takes HOST:PORT (got '\(listen)')", code: Exit.badInput)
+    }
+    guard
+      let hex = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
       hex.count >= 16, hex.count % 2 == 0
     else { throw fail("cannot read a hex token from \(tokenFile)", code: Exit.badInput) }
     var token: [UInt8] = []

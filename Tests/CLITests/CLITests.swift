@@ -17,20 +17,25 @@ struct CLI {
     p.executableURL = URL(fileURLWithPath: binary)
     p.arguments = args
     if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    let out = Pipe(), err = Pipe()
+    let out = Pipe()
+    let err = Pipe()
     p.standardOutput = out
     p.standardError = err
     try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
-    return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    return Result(
+      status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+      stderr: String(decoding: e, as: UTF8.self))
   }
 }
 
 @Suite("CLI exit codes")
 struct CLITests {
   @Test func binaryExists() {
-    #expect(FileManager.default.isExecutableFile(atPath: CLI.binary), "build the CLI first (swift build): \(CLI.binary)")
+    #expect(
+      FileManager.default.isExecutableFile(atPath: CLI.binary), "build the CLI first (swift build): \(CLI.binary)")
   }
 
   @Test func listAndDryRunSucceed() throws {
@@ -60,7 +65,8 @@ struct CLITests {
     try #"{"name": "x", "devices": []}"#.write(toFile: dir + "/missing.json", atomically: true, encoding: .utf8)
     let missing = try CLI.run(["run", "--spec", dir + "/missing.json"])
     #expect(missing.status == 65 && missing.stderr.contains("missing field 'model'"))
-    let invalid = #"{"name": "x", "model": {"preset": "tiny"}, "devices": [{"name": "a", "preset": "jetson-orin-nano-8gb"}], "algorithms": [{"name": "even"}], "workload": {"requests": 0}}"#
+    let invalid =
+      #"{"name": "x", "model": {"preset": "tiny"}, "devices": [{"name": "a", "preset": "jetson-orin-nano-8gb"}], "algorithms": [{"name": "even"}], "workload": {"requests": 0}}"#
     try invalid.write(toFile: dir + "/invalid.json", atomically: true, encoding: .utf8)
     let r = try CLI.run(["run", "--spec", dir + "/invalid.json", "--out", dir + "/x.h5"])
     #expect(r.status == 65 && r.stderr.contains("workload.requests: must be at least 1"))
@@ -71,12 +77,21 @@ struct CLITests {
   /// that do not exist, parameters an algorithm does not take.
   @Test func misspeltSettingsAreRefused() throws {
     let dir = temporaryDirectory()
-    let base = #""name": "x", "model": {"preset": "tiny"}, "devices": [{"name": "a", "preset": "jetson-orin-nano-8gb", "count": 2}]"#
+    let base =
+      #""name": "x", "model": {"preset": "tiny"}, "devices": [{"name": "a", "preset": "jetson-orin-nano-8gb", "count": 2}]"#
     let cases: [(String, String)] = [
-      (#"{\#(base), "algorithms": [{"name": "even"}], "workload": {"arival": {"kind": "closed_loop"}}}"#, "unknown field 'workload.arival'"),
-      (#"{\#(base), "algorithms": [{"name": "even"}], "sweeps": [{"path": "network.link.bandwdith", "values": ["1Mbit/s"]}]}"#,
-       "the experiment has no setting 'network.link.bandwdith'; settings under 'network.link': bandwidth"),
-      (#"{\#(base), "algorithms": [{"name": "lime", "parameters": {"bogus": 1}}]}"#, "algorithm 'lime': unknown parameter 'bogus'"),
+      (
+        #"{\#(base), "algorithms": [{"name": "even"}], "workload": {"arival": {"kind": "closed_loop"}}}"#,
+        "unknown field 'workload.arival'"
+      ),
+      (
+        #"{\#(base), "algorithms": [{"name": "even"}], "sweeps": [{"path": "network.link.bandwdith", "values": ["1Mbit/s"]}]}"#,
+        "the experiment has no setting 'network.link.bandwdith'; settings under 'network.link': bandwidth"
+      ),
+      (
+        #"{\#(base), "algorithms": [{"name": "lime", "parameters": {"bogus": 1}}]}"#,
+        "algorithm 'lime': unknown parameter 'bogus'"
+      ),
     ]
     for (i, (json, message)) in cases.enumerated() {
       try json.write(toFile: dir + "/s\(i).json", atomically: true, encoding: .utf8)
@@ -97,31 +112,48 @@ struct CLITests {
     overrides[0]["disconnected"] = false
     network["overrides"] = overrides
     spec["network"] = network
-    spec["sweeps"] = [["path": "network.overrides[wan].disconnected", "values": [false, true]],
-                      ["path": "execution.micro_batches", "values": [NSNull(), 2]]]
-    spec["model"] = ["name": "pasted", "config": [
-      "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-      "intermediate_size": 128, "vocab_size": 256, "rope_theta": 10000.0, "tie_word_embeddings": true,
-      "max_position_embeddings": 128, "torch_dtype": "float32", "architectures": ["LlamaForCausalLM"],
-    ] as [String: Any]]
+    spec["sweeps"] = [
+      ["path": "network.overrides[wan].disconnected", "values": [false, true]],
+      ["path": "execution.micro_batches", "values": [NSNull(), 2]],
+    ]
+    spec["model"] = [
+      "name": "pasted",
+      "config": [
+        "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "intermediate_size": 128, "vocab_size": 256, "rope_theta": 10000.0, "tie_word_embeddings": true,
+        "max_position_embeddings": 128, "torch_dtype": "float32", "architectures": ["LlamaForCausalLM"],
+      ] as [String: Any],
+    ]
     try JSONSerialization.data(withJSONObject: spec).write(to: URL(fileURLWithPath: dir + "/v.json"))
     let r = try CLI.run(["run", "--spec", dir + "/v.json", "--dry-run"])
     #expect(r.status == 0, "\(r.stderr)")
   }
 
   @Test func generateAndBenchCheckTheirArguments() throws {
-    let one = try CLI.run(["generate", "--model", "tiny", "--prompt-tokens", "1,2,3", "--max-new-tokens", "1", "--json"])
+    let one = try CLI.run([
+      "generate", "--model", "tiny", "--prompt-tokens", "1,2,3", "--max-new-tokens", "1", "--json",
+    ])
     #expect(one.status == 0, "\(one.stderr)")
-    #expect(one.stdout.hasPrefix(#"{"tokens": ["#) && one.stdout.contains(#""decode_tokens_per_s": null}"#), "\(one.stdout)")
-    let three = try CLI.run(["generate", "--model", "tiny", "--prompt-tokens", "1,2,3", "--max-new-tokens", "3", "--json"])
+    #expect(
+      one.stdout.hasPrefix(#"{"tokens": ["#) && one.stdout.contains(#""decode_tokens_per_s": null}"#), "\(one.stdout)")
+    let three = try CLI.run([
+      "generate", "--model", "tiny", "--prompt-tokens", "1,2,3", "--max-new-tokens", "3", "--json",
+    ])
     let object = try JSONSerialization.jsonObject(with: Data(three.stdout.utf8)) as? [String: Any]
-    #expect((object?["tokens"] as? [Int])?.count == 3 && object?["prefill_s"] is Double && object?["decode_tokens_per_s"] is Double)
+    #expect(
+      (object?["tokens"] as? [Int])?.count == 3 && object?["prefill_s"] is Double
+        && object?["decode_tokens_per_s"] is Double)
     for args in [["--top-p", "2"], ["--temperature=-1"], ["--threads", "0"]] {
       let r = try CLI.run(["generate", "--model", "tiny", "--prompt-tokens", "1", "--max-new-tokens", "2"] + args)
       #expect(r.status == 64, "\(args): \(r.status) \(r.stderr)")
     }
-    let dump = try CLI.run(["generate", "--model", "tiny", "--prompt-tokens", "1", "--max-new-tokens", "2", "--dump-logits", "/nonexistent/x.f32"])
-    #expect(dump.status == 65 && dump.stderr.contains("cannot write --dump-logits file '/nonexistent/x.f32'"), "\(dump.stderr)")
+    let dump = try CLI.run([
+      "generate", "--model", "tiny", "--prompt-tokens", "1", "--max-new-tokens", "2", "--dump-logits",
+      "/nonexistent/x.f32",
+    ])
+    #expect(
+      dump.status == 65 && dump.stderr.contains("cannot write --dump-logits file '/nonexistent/x.f32'"),
+      "\(dump.stderr)")
     for args in [["--prompt", "0"], ["--new", "1"], ["--repetitions", "0"]] {
       let r = try CLI.run(["bench", "engine", "--model", "tiny"] + args)
       #expect(r.status == 64, "\(args): \(r.status) \(r.stderr)")
@@ -140,10 +172,13 @@ struct CLITests {
     try spec(#"{"checkpoint": "\#(checkpoint)"}"#).write(toFile: dir + "/own.json", atomically: true, encoding: .utf8)
     let own = try CLI.run(["run", "--spec", dir + "/own.json", "--out", dir + "/own.h5", "--quiet"])
     #expect(own.status == 0, "\(own.stderr)")
-    try spec(#"{"checkpoint": "\#(checkpoint)", "preset": "tiny"}"#).write(toFile: dir + "/tiny.json", atomically: true, encoding: .utf8)
+    try spec(#"{"checkpoint": "\#(checkpoint)", "preset": "tiny"}"#).write(
+      toFile: dir + "/tiny.json", atomically: true, encoding: .utf8)
     // Refused before anything ran: exit 65, and the results file at --out stays as it was.
     let tiny = try CLI.run(["run", "--spec", dir + "/tiny.json", "--out", dir + "/own.h5", "--quiet"])
-    #expect(tiny.status == 65 && tiny.stderr.contains("num_hidden_layers: 4 in the spec, 2 in its config.json"), "\(tiny.stderr)")
+    #expect(
+      tiny.status == 65 && tiny.stderr.contains("num_hidden_layers: 4 in the spec, 2 in its config.json"),
+      "\(tiny.stderr)")
     #expect(!tiny.stderr.contains("--resume"))
     #expect(!FileManager.default.fileExists(atPath: dir + "/archive"))
     let show = try CLI.run(["show", dir + "/own.h5"])
@@ -152,7 +187,8 @@ struct CLITests {
 
   @Test func runShowAndExport() throws {
     let dir = temporaryDirectory()
-    let spec = #"{"name": "cli-run", "model": {"preset": "tiny"}, "devices": [{"name": "a", "preset": "jetson-orin-nano-8gb", "count": 2}], "algorithms": [{"name": "even"}], "workload": {"requests": 2, "prompt_tokens": 4, "output_tokens": 4}}"#
+    let spec =
+      #"{"name": "cli-run", "model": {"preset": "tiny"}, "devices": [{"name": "a", "preset": "jetson-orin-nano-8gb", "count": 2}], "algorithms": [{"name": "even"}], "workload": {"requests": 2, "prompt_tokens": 4, "output_tokens": 4}}"#
     try spec.write(toFile: dir + "/s.json", atomically: true, encoding: .utf8)
     let run = try CLI.run(["run", "--spec", dir + "/s.json", "--out", dir + "/r.h5", "--quiet"])
     #expect(run.status == 0, "\(run.stderr)")
@@ -178,7 +214,9 @@ struct CLITests {
     try problem.write(toFile: dir + "/p.json", atomically: true, encoding: .utf8)
     let ok = try CLI.run(["partition", "--problem", dir + "/p.json", "--algorithm", "even", "--json"])
     #expect(ok.status == 0)
-    #expect(ok.stdout.contains(#""stages":[{"device":"d0","end_layer":1,"first_layer":0},{"device":"d1","end_layer":2,"first_layer":1}]"#))
+    #expect(
+      ok.stdout.contains(
+        #""stages":[{"device":"d0","end_layer":1,"first_layer":0},{"device":"d1","end_layer":2,"first_layer":1}]"#))
     let infeasible = try CLI.run(["partition", "--problem", dir + "/p.json", "--algorithm", "edge-solo"])
     #expect(infeasible.status == 2)
     #expect(infeasible.stderr.contains("the model needs 1.6 kB; the source d0 offers 1.0 kB"))

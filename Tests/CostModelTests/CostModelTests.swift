@@ -40,7 +40,9 @@ struct CostModelTests {
     #expect(block.flops(.decode(contexts: [0])) == matmul + elementwise + 4 * 4096)
     #expect(block.flops(.decode(contexts: [99])) == matmul + elementwise + 4 * 4096 * 100)
     // Weights + KV written for one token + activations in and out.
-    let weights: Double = 809_533_440, kv: Double = 32768, act: Double = 16384
+    let weights: Double = 809_533_440
+    let kv: Double = 32768
+    let act: Double = 16384
     #expect(block.bytesMoved(.decode(contexts: [0])) == weights + kv + 2 * act)
     // A batch of two shares the weights; each reads its own KV cache (10 + 20 tokens) and writes one entry.
     let batchBytes: Double = weights + kv * 30 + 2 * kv + 4 * act
@@ -55,10 +57,13 @@ struct CostModelTests {
     let model = RooflineModel(calibration: Calibration(computeEfficiency: 0.5, memoryEfficiency: 0.94))
     // Memory-bound: 809,598,976 bytes at 204.8 GB/s × 0.94.
     let expected = 809_598_976.0 / (204.8e9 * 0.94)
-    #expect(isClose(model.time(block, on: agx, work: .decode(contexts: [0]), precision: .fp32).value, expected, rtol: 1e-12))
+    #expect(
+      isClose(model.time(block, on: agx, work: .decode(contexts: [0]), precision: .fp32).value, expected, rtol: 1e-12))
     // A 512-token prefill is compute-bound: FLOPs at 3.33 TFLOPS × 0.5.
     let w = Work.prefill(tokens: 512)
-    #expect(isClose(model.time(block, on: agx, work: w, precision: .fp32).value, block.flops(w) / (3.33e12 * 0.5), rtol: 1e-12))
+    #expect(
+      isClose(
+        model.time(block, on: agx, work: w, precision: .fp32).value, block.flops(w) / (3.33e12 * 0.5), rtol: 1e-12))
     // The whole model per token on one AGX Orin ≈ EdgeShard's measured ≈140 ms (calibration target).
     let total = ModelLayers(config: config, precision: .fp32).layers.reduce(0.0) {
       $0 + model.time($1, on: agx, work: .decode(contexts: [64]), precision: .fp32).value

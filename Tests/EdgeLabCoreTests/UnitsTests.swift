@@ -60,8 +60,12 @@ struct UnitsTests {
 @Suite("Seeded randomness")
 struct RandomTests {
   @Test func sameSeedSameStream() {
-    var a = SeededRandom(seed: 42), b = SeededRandom(seed: 42), c = SeededRandom(seed: 43)
-    let sa = (0..<5).map { _ in a.next() }, sb = (0..<5).map { _ in b.next() }, sc = (0..<5).map { _ in c.next() }
+    var a = SeededRandom(seed: 42)
+    var b = SeededRandom(seed: 42)
+    var c = SeededRandom(seed: 43)
+    let sa = (0..<5).map { _ in a.next() }
+    let sb = (0..<5).map { _ in b.next() }
+    let sc = (0..<5).map { _ in c.next() }
     #expect(sa == sb)
     #expect(sa != sc)
   }

@@ -1,16 +1,20 @@
 import Catalog
 import EdgeLabCore
-@testable import Engine
 import Foundation
 import TestSupport
 import Testing
+
+@testable import Engine
 
 /// Reference outputs of Hugging Face Transformers (scripts/fixtures/make_llama_fixtures.py).
 struct Reference: Decodable {
   struct Block: Decodable {
     var rowOffset: Int
     var rows: Int
-    enum CodingKeys: String, CodingKey { case rowOffset = "row_offset", rows }
+    enum CodingKeys: String, CodingKey {
+      case rowOffset = "row_offset"
+      case rows
+    }
   }
   struct Case: Decodable {
     var promptIds: [Int32]
@@ -18,7 +22,10 @@ struct Reference: Decodable {
     var prefillLogits: Block
     var stepLogits: Block
     enum CodingKeys: String, CodingKey {
-      case promptIds = "prompt_ids", generatedIds = "generated_ids", prefillLogits = "prefill_logits", stepLogits = "step_logits"
+      case promptIds = "prompt_ids"
+      case generatedIds = "generated_ids"
+      case prefillLogits = "prefill_logits"
+      case stepLogits = "step_logits"
     }
   }
   struct Rope: Decodable {
@@ -33,13 +40,20 @@ struct Reference: Decodable {
 
   static func load(_ name: String) throws -> (dir: String, ref: Reference) {
     let dir = Fixtures.directory + "/" + name
-    var r = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/reference.json")))
+    var r = try JSONDecoder().decode(
+      Reference.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/reference.json")))
     let raw = try Data(contentsOf: URL(fileURLWithPath: dir + "/logits.f32"))
-    r.logits = raw.withUnsafeBytes { b in (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) } }
+    r.logits = raw.withUnsafeBytes { b in
+      (0..<(raw.count / 4)).map {
+        Float(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
+      }
+    }
     return (dir, r)
   }
 
-  func rows(_ b: Block, vocab: Int) -> [Float] { Array(logits[(b.rowOffset * vocab)..<((b.rowOffset + b.rows) * vocab)]) }
+  func rows(_ b: Block, vocab: Int) -> [Float] {
+    Array(logits[(b.rowOffset * vocab)..<((b.rowOffset + b.rows) * vocab)])
+  }
 }
 
 enum Fixtures {
@@ -61,13 +75,17 @@ struct FixtureTests {
     let pipeline = try LocalPipeline(weights: weights)
     for (i, c) in ref.cases.enumerated() {
       // Prefill: logits of every prompt position.
-      let prefill = pipeline.forward([SequenceSpan(id: 100 + i, start: 0, count: c.promptIds.count)], tokens: c.promptIds, allLogits: true)
+      let prefill = pipeline.forward(
+        [SequenceSpan(id: 100 + i, start: 0, count: c.promptIds.count)], tokens: c.promptIds, allLogits: true)
       pipeline.release(sequence: 100 + i)
       let expectedPrefill = ref.rows(c.prefillLogits, vocab: vocab)
       #expect(!expectedPrefill.isEmpty && expectedPrefill.count == c.promptIds.count * vocab)
-      #expect(firstMismatch(prefill.floats, expectedPrefill, rtol: 0, atol: logitTolerance) == nil, "\(model) case \(i) prefill")
+      #expect(
+        firstMismatch(prefill.floats, expectedPrefill, rtol: 0, atol: logitTolerance) == nil,
+        "\(model) case \(i) prefill")
       // Greedy generation with the KV cache.
-      let g = pipeline.generate(prompt: c.promptIds, maxNewTokens: c.generatedIds.count, sequence: i, recordLogits: true)
+      let g = pipeline.generate(
+        prompt: c.promptIds, maxNewTokens: c.generatedIds.count, sequence: i, recordLogits: true)
       #expect(g.tokens == c.generatedIds, "\(model) case \(i) tokens")
       let mismatch = firstMismatch(g.logits, ref.rows(c.stepLogits, vocab: vocab), rtol: 0, atol: logitTolerance)
       #expect(mismatch == nil, "\(model) case \(i): step logits differ at \(mismatch ?? -1)")
@@ -108,7 +126,8 @@ struct SplitTests {
     for cuts in [[1], [total - 1], [2], [1, total - 1], [1, 2]] where cuts.allSatisfy({ $0 > 0 && $0 < total }) {
       let split = try LocalPipeline(weights: weights, cuts: cuts)
       for c in ref.cases {
-        let a = Self.logits(whole, prompt: c.promptIds, steps: 6), b = Self.logits(split, prompt: c.promptIds, steps: 6)
+        let a = Self.logits(whole, prompt: c.promptIds, steps: 6)
+        let b = Self.logits(split, prompt: c.promptIds, steps: 6)
         #expect(a.0 == b.0)
         #expect(a.1 == b.1, "\(model) cut at \(cuts): logits differ")
       }
@@ -167,17 +186,21 @@ struct SplitTests {
       #expect(result == (i == 0 ? alone.0 : alone.1), "engine with \(i + 1) thread(s) changed while the other ran")
     }
   }
-
 }
 
 @Suite("Weights")
 struct WeightTests {
   @Test func syntheticWeightsDependOnlyOnTheSeed() throws {
     let c = ModelPreset.tiny.config
-    let a = try SyntheticWeights(config: c, seed: 5).matrix("model.layers.0.mlp.up_proj.weight", rows: c.intermediateSize, cols: c.hiddenSize)
-    let b = try SyntheticWeights(config: c, seed: 5).matrix("model.layers.0.mlp.up_proj.weight", rows: c.intermediateSize, cols: c.hiddenSize)
-    let d = try SyntheticWeights(config: c, seed: 6).matrix("model.layers.0.mlp.up_proj.weight", rows: c.intermediateSize, cols: c.hiddenSize)
-    func floats(_ m: WeightMatrix) -> [Float] { Array(UnsafeBufferPointer(start: m.base.assumingMemoryBound(to: Float.self), count: m.rows * m.cols)) }
+    let a = try SyntheticWeights(config: c, seed: 5).matrix(
+      "model.layers.0.mlp.up_proj.weight", rows: c.intermediateSize, cols: c.hiddenSize)
+    let b = try SyntheticWeights(config: c, seed: 5).matrix(
+      "model.layers.0.mlp.up_proj.weight", rows: c.intermediateSize, cols: c.hiddenSize)
+    let d = try SyntheticWeights(config: c, seed: 6).matrix(
+      "model.layers.0.mlp.up_proj.weight", rows: c.intermediateSize, cols: c.hiddenSize)
+    func floats(_ m: WeightMatrix) -> [Float] {
+      Array(UnsafeBufferPointer(start: m.base.assumingMemoryBound(to: Float.self), count: m.rows * m.cols))
+    }
     #expect(floats(a) == floats(b))
     #expect(floats(a) != floats(d))
     let values = floats(a)
@@ -202,9 +225,11 @@ struct WeightTests {
   @Test func samplingIsSeededAndTopKOneIsGreedy() {
     let logits: [Float] = [0.1, 2.0, 1.9, -1, 0.5]
     logits.withUnsafeBufferPointer { l in
-      var r1 = SeededRandom(seed: 9), r2 = SeededRandom(seed: 9)
+      var r1 = SeededRandom(seed: 9)
+      var r2 = SeededRandom(seed: 9)
       let s = Sampler(temperature: 1, topK: 0, topP: 0.9, seed: 9)
-      let a = (0..<20).map { _ in s.pick(l, &r1) }, b = (0..<20).map { _ in s.pick(l, &r2) }
+      let a = (0..<20).map { _ in s.pick(l, &r1) }
+      let b = (0..<20).map { _ in s.pick(l, &r2) }
       #expect(a == b)
       #expect(Set(a).isSubset(of: [1, 2, 4, 0]))
       var r3 = SeededRandom(seed: 1)
@@ -224,13 +249,14 @@ struct BadCheckpointTests {
     } catch { return error }
   }
 
-  @Test(arguments: [
-    ("missing-tensor", CheckpointError.Kind.missingTensor, "model.layers.1.mlp.down_proj.weight"),
-    ("wrong-shape", .wrongShape, "model.layers.0.mlp.up_proj.weight"),
-    ("truncated", .truncated, nil),
-    ("bad-dtype", .unsupportedDType, "model.layers.0.self_attn.q_proj.weight"),
-    ("unknown-arch", .unknownArchitecture, nil),
-  ] as [(String, CheckpointError.Kind, String?)])
+  @Test(
+    arguments: [
+      ("missing-tensor", CheckpointError.Kind.missingTensor, "model.layers.1.mlp.down_proj.weight"),
+      ("wrong-shape", .wrongShape, "model.layers.0.mlp.up_proj.weight"),
+      ("truncated", .truncated, nil),
+      ("bad-dtype", .unsupportedDType, "model.layers.0.self_attn.q_proj.weight"),
+      ("unknown-arch", .unknownArchitecture, nil),
+    ] as [(String, CheckpointError.Kind, String?)])
   func areReportedWithFileAndTensor(name: String, kind: CheckpointError.Kind, tensor: String?) throws {
     let e = try #require(Self.error(name), "\(name) loaded")
     #expect(e.kind == kind)

@@ -39,7 +39,11 @@ struct AlgorithmTests {
     var unlinked = Problems.uniform(layers: 4, memory: [2, 3], time: [0.1, 0.1])
     unlinked.links.removeAll { $0.from == "d1" }
     unlinked.returnToSource = true
-    #expect(throws: PartitionError.infeasible("the model does not fit the source alone, and no device has a link back to it to return the output (no link from d1 to d0)")) {
+    #expect(
+      throws: PartitionError.infeasible(
+        "the model does not fit the source alone, and no device has a link back to it to return the output (no link from d1 to d0)"
+      )
+    ) {
       try Partitioners.solve(unlinked, algorithm: "edgeshard-latency")
     }
   }
@@ -50,22 +54,27 @@ struct AlgorithmTests {
   @Test func theHeuristicFindsPlansForLargeFeasibleProblems() throws {
     let memory = (0..<16).map { 4.0e9 + 1e7 * Double($0) }
     for objective in [Objective.latency, .throughput] {
-      let p = Problems.uniform(layers: 64, memory: memory, time: memory.map { _ in 0.01 }, layerBytes: 0.3e9,
-                               objective: objective)
-      let plan = try Partitioners.solve(p, algorithm: objective == .latency ? "edgeshard-latency" : "edgeshard-throughput")
+      let p = Problems.uniform(
+        layers: 64, memory: memory, time: memory.map { _ in 0.01 }, layerBytes: 0.3e9,
+        objective: objective)
+      let plan = try Partitioners.solve(
+        p, algorithm: objective == .latency ? "edgeshard-latency" : "edgeshard-throughput")
       #expect(!plan.exact && plan.notes.first?.contains("heuristic") == true)
       let ip = try IndexedProblem(p)
       #expect(StandardSemantics.violations(StandardSemantics.spans(of: plan, ip)!, ip).isEmpty)
       // Never worse than the naive even split over the same devices.
       let even = try Partitioners.solve(p, algorithm: "even")
-      #expect(plan.valueSeconds <= even.valueSeconds * (1 + 1e-9), "\(objective): \(plan.valueSeconds) vs even \(even.valueSeconds)")
+      #expect(
+        plan.valueSeconds <= even.valueSeconds * (1 + 1e-9),
+        "\(objective): \(plan.valueSeconds) vs even \(even.valueSeconds)")
     }
   }
 
   /// Beyond exact search, a problem that a simple check proves infeasible is still reported as infeasible.
   @Test func theHeuristicStillReportsProvenInfeasibility() {
     let memory = (0..<16).map { 1.0e9 + 1e7 * Double($0) }
-    let p = Problems.uniform(layers: 64, memory: memory, time: memory.map { _ in 0.01 }, layerBytes: 0.3e9, objective: .throughput)
+    let p = Problems.uniform(
+      layers: 64, memory: memory, time: memory.map { _ in 0.01 }, layerBytes: 0.3e9, objective: .throughput)
     #expect {
       try Partitioners.solve(p, algorithm: "edgeshard-throughput")
     } throws: { error in
@@ -96,7 +105,8 @@ struct AlgorithmTests {
   }
 
   @Test func tooManyDistinctDevicesFallBackAndSaySo() throws {
-    var p = Problems.uniform(layers: 12, memory: Array(repeating: 6, count: 9), time: (0..<9).map { 0.01 + 0.001 * Double($0) })
+    var p = Problems.uniform(
+      layers: 12, memory: Array(repeating: 6, count: 9), time: (0..<9).map { 0.01 + 0.001 * Double($0) })
     p.objective = .latency
     let plan = try Partitioners.solve(p, algorithm: "edgeshard-latency", parameters: ["max_states": 1000])
     #expect(!plan.exact)
@@ -107,7 +117,8 @@ struct AlgorithmTests {
 
   @Test func limeOffloadsWhenTheModelDoesNotFit() throws {
     // 8 layers of 1 GB weights on two 3 GB devices: 8 GB > 6 GB, so every standard algorithm is infeasible.
-    var p = Problems.uniform(layers: 8, memory: [3e9, 3e9], time: [0.01, 0.01], layerBytes: 1e9, bandwidth: 1e8, latency: 0.001)
+    var p = Problems.uniform(
+      layers: 8, memory: [3e9, 3e9], time: [0.01, 0.01], layerBytes: 1e9, bandwidth: 1e8, latency: 0.001)
     for i in p.devices.indices { p.devices[i].storageBytesPerS = 2e9 }
     #expect(throws: PartitionError.self) { try Partitioners.solve(p, algorithm: "edgeshard-latency") }
     let plan = try Partitioners.solve(p, algorithm: "lime")
@@ -154,13 +165,18 @@ enum Testbeds {
     // Declared in a scrambled order, so nothing relies on identical devices being adjacent.
     var rng = SeededRandom(seed: 1)
     let names = ((0..<12).map { "agx\($0)" } + ["nx0", "nx1", "server"]).shuffled(using: &rng)
-    let memory: [String: Double] = Dictionary(uniqueKeysWithValues: names.map { n in
-      (n, n.hasPrefix("agx") ? 29e9 : n.hasPrefix("nx") ? 14e9 : 23e9)
-    })
-    let perBlock: [String: Double] = Dictionary(uniqueKeysWithValues: names.map { n in
-      (n, n.hasPrefix("agx") ? 0.0175 : n.hasPrefix("nx") ? 0.035 : 0.0038)
-    })
-    var layers = [PartitionProblem.Layer(name: "embed", memoryBytes: 1.05e9, outputBytes: 32768, timeS: perBlock.mapValues { $0 * 0.01 })]
+    let memory: [String: Double] = Dictionary(
+      uniqueKeysWithValues: names.map { n in
+        (n, n.hasPrefix("agx") ? 29e9 : n.hasPrefix("nx") ? 14e9 : 23e9)
+      })
+    let perBlock: [String: Double] = Dictionary(
+      uniqueKeysWithValues: names.map { n in
+        (n, n.hasPrefix("agx") ? 0.0175 : n.hasPrefix("nx") ? 0.035 : 0.0038)
+      })
+    var layers = [
+      PartitionProblem.Layer(
+        name: "embed", memoryBytes: 1.05e9, outputBytes: 32768, timeS: perBlock.mapValues { $0 * 0.01 })
+    ]
     for i in 0..<blocks {
       layers.append(.init(name: "block\(i)", memoryBytes: 3.44e9, outputBytes: 32768, timeS: perBlock))
     }
@@ -169,10 +185,12 @@ enum Testbeds {
     for a in names {
       for b in names where a != b {
         let wan = a == "server" || b == "server"
-        links.append(.init(from: a, to: b, bandwidthBytesPerS: wan ? 50e6 / 8 : 1e9 / 8, latencyS: wan ? 0.005 : 0.0005))
+        links.append(
+          .init(from: a, to: b, bandwidthBytesPerS: wan ? 50e6 / 8 : 1e9 / 8, latencyS: wan ? 0.005 : 0.0005))
       }
     }
-    return PartitionProblem(objective: .latency, source: "agx0", returnToSource: true,
-                            devices: names.map { .init(name: $0, memoryBytes: memory[$0]!) }, layers: layers, links: links)
+    return PartitionProblem(
+      objective: .latency, source: "agx0", returnToSource: true,
+      devices: names.map { .init(name: $0, memoryBytes: memory[$0]!) }, layers: layers, links: links)
   }
 }

@@ -1,4 +1,5 @@
 import EdgeLabCore
+import Foundation
 import Partitioning
 import Pipeline
 import TestSupport
@@ -7,18 +8,23 @@ import Testing
 /// Small problems written out by hand.
 enum Problems {
   /// `n` identical layers; devices named d0… with the given memories (bytes) and per-layer times (s).
-  static func uniform(layers n: Int, memory: [Double], time: [Double], layerBytes: Double = 1, outputBytes: Double = 100,
-                      bandwidth: Double = 1000, latency: Double = 0.001, objective: Objective = .latency,
-                      returnToSource: Bool = false) -> PartitionProblem {
+  static func uniform(
+    layers n: Int, memory: [Double], time: [Double], layerBytes: Double = 1, outputBytes: Double = 100,
+    bandwidth: Double = 1000, latency: Double = 0.001, objective: Objective = .latency,
+    returnToSource: Bool = false
+  ) -> PartitionProblem {
     let names = memory.indices.map { "d\($0)" }
     return PartitionProblem(
       objective: objective, source: "d0", returnToSource: returnToSource,
       devices: names.enumerated().map { .init(name: $1, memoryBytes: memory[$0]) },
       layers: (0..<n).map { i in
-        .init(name: "L\(i)", memoryBytes: layerBytes, outputBytes: outputBytes,
-              timeS: Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, time[$0]) }))
+        .init(
+          name: "L\(i)", memoryBytes: layerBytes, outputBytes: outputBytes,
+          timeS: Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, time[$0]) }))
       },
-      links: names.flatMap { a in names.filter { $0 != a }.map { .init(from: a, to: $0, bandwidthBytesPerS: bandwidth, latencyS: latency) } })
+      links: names.flatMap { a in
+        names.filter { $0 != a }.map { .init(from: a, to: $0, bandwidthBytesPerS: bandwidth, latencyS: latency) }
+      })
   }
 }
 
@@ -26,7 +32,8 @@ enum Problems {
 struct BaselineTests {
   @Test(arguments: [(10, 3, [4, 3, 3]), (7, 4, [2, 2, 2, 1]), (2, 3, [1, 1]), (9, 3, [3, 3, 3])])
   func evenSplitSizes(layers: Int, devices: Int, sizes: [Int]) throws {
-    let p = Problems.uniform(layers: layers, memory: Array(repeating: 100, count: devices), time: Array(repeating: 0.01, count: devices))
+    let p = Problems.uniform(
+      layers: layers, memory: Array(repeating: 100, count: devices), time: Array(repeating: 0.01, count: devices))
     let plan = try Partitioners.solve(p, algorithm: "even")
     #expect(plan.stages.map { $0.endLayer - $0.firstLayer } == sizes)
     #expect(plan.stages.map(\.device) == Array(["d0", "d1", "d2", "d3"].prefix(sizes.count)))
@@ -112,13 +119,15 @@ struct BaselineTests {
                   {"name": "L1", "memory_bytes": 500000000, "output_bytes": 16384, "time_s": {"d0": 0.0012, "d1": 0.0031}}],
        "links": [{"from": "d0", "to": "d1", "bandwidth_bytes_per_s": 12500000, "latency_s": 0.002}]}
       """
-    let p = try JSONCoding.decoder.decode(PartitionProblem.self, from: Array(json.utf8).withUnsafeBufferPointer { Data($0) })
+    let p = try JSONCoding.decoder.decode(
+      PartitionProblem.self, from: Array(json.utf8).withUnsafeBufferPointer { Data($0) })
     #expect(p.layers[1].timeS["d1"] == 0.0031 && p.links[0].latencyS == 0.002)
     let plan = try Partitioners.solve(p, algorithm: "even")
     let out = try JSONCoding.compactString(plan)
-    #expect(out.contains(#""stages":[{"device":"d0","end_layer":1,"first_layer":0},{"device":"d1","end_layer":2,"first_layer":1}]"#))
-    #expect(out.contains(#""value_s":"#) && out.contains(#""algorithm":"even""#) && out.contains(#""objective":"latency""#))
+    #expect(
+      out.contains(
+        #""stages":[{"device":"d0","end_layer":1,"first_layer":0},{"device":"d1","end_layer":2,"first_layer":1}]"#))
+    #expect(
+      out.contains(#""value_s":"#) && out.contains(#""algorithm":"even""#) && out.contains(#""objective":"latency""#))
   }
 }
-
-import Foundation

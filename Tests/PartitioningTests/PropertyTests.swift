@@ -12,7 +12,8 @@ import Testing
 /// counting is exercised; otherwise every device and link is drawn independently. Memory is drawn so that
 /// some problems are infeasible; some links are missing.
 enum RandomProblems {
-  static func make(seed: Int, layers n: Int, devices m: Int, symmetric: Bool, objective: Objective) -> PartitionProblem {
+  static func make(seed: Int, layers n: Int, devices m: Int, symmetric: Bool, objective: Objective) -> PartitionProblem
+  {
     var g = SeededRandom(seed: UInt64(seed))
     func uniform(_ a: Double, _ b: Double) -> Double { a + (b - a) * g.nextUnit() }
     let names = (0..<m).map { "d\($0)" }
@@ -25,7 +26,8 @@ enum RandomProblems {
     let layerWork = (0..<n).map { _ in uniform(0.001, 0.02) }
     var typeLink: [[(Double, Double)?]] = []
     for _ in 0..<typeCount {
-      typeLink.append((0..<typeCount).map { _ in g.nextUnit() < 0.85 ? (uniform(100, 10_000).rounded(), uniform(0, 0.01)) : nil })
+      typeLink.append(
+        (0..<typeCount).map { _ in g.nextUnit() < 0.85 ? (uniform(100, 10_000).rounded(), uniform(0, 0.01)) : nil })
     }
     let layers = (0..<n).map { i in
       PartitionProblem.Layer(
@@ -35,17 +37,24 @@ enum RandomProblems {
     var links: [PartitionProblem.Link] = []
     for a in 0..<m {
       for b in 0..<m where a != b {
-        let l: (Double, Double)? = symmetric ? typeLink[types[a]][types[b]]
+        let l: (Double, Double)? =
+          symmetric
+          ? typeLink[types[a]][types[b]]
           : (g.nextUnit() < 0.85 ? (uniform(100, 10_000).rounded(), uniform(0, 0.01)) : nil)
-        if let (bw, lat) = l { links.append(.init(from: names[a], to: names[b], bandwidthBytesPerS: bw, latencyS: lat)) }
+        if let (bw, lat) = l {
+          links.append(.init(from: names[a], to: names[b], bandwidthBytesPerS: bw, latencyS: lat))
+        }
       }
     }
     return PartitionProblem(
       objective: objective, source: "d0", returnToSource: g.nextUnit() < 0.5,
-      devices: names.enumerated().map { .init(name: $1, memoryBytes: typeMemory[types[$0]]) }, layers: layers, links: links)
+      devices: names.enumerated().map { .init(name: $1, memoryBytes: typeMemory[types[$0]]) }, layers: layers,
+      links: links)
   }
 
-  static func solve(_ p: PartitionProblem, _ algorithm: String, _ params: [String: JSONValue] = [:]) -> Result<Plan, PartitionError> {
+  static func solve(_ p: PartitionProblem, _ algorithm: String, _ params: [String: JSONValue] = [:]) -> Result<
+    Plan, PartitionError
+  > {
     Result { () throws(PartitionError) -> Plan in try Partitioners.solve(p, algorithm: algorithm, parameters: params) }
   }
 }
@@ -56,14 +65,19 @@ struct PropertyTests {
   func checkPlan(_ plan: Plan, _ p: PartitionProblem, sourceLocation: SourceLocation = #_sourceLocation) throws {
     let ip = try IndexedProblem(p)
     let spans = try #require(StandardSemantics.spans(of: plan, ip))
-    #expect(StandardSemantics.violations(spans, ip) == [], "\(plan.algorithm): \(plan.stages)", sourceLocation: sourceLocation)
-    #expect(isClose(plan.valueSeconds, StandardSemantics.evaluate(spans, ip).value(plan.objective)), sourceLocation: sourceLocation)
+    #expect(
+      StandardSemantics.violations(spans, ip) == [], "\(plan.algorithm): \(plan.stages)", sourceLocation: sourceLocation
+    )
+    #expect(
+      isClose(plan.valueSeconds, StandardSemantics.evaluate(spans, ip).value(plan.objective)),
+      sourceLocation: sourceLocation)
   }
 
   @Test(arguments: [Objective.latency, .throughput])
   func dynamicProgrammesMatchBruteForce(objective: Objective) async {
     let dp = objective == .latency ? "edgeshard-latency" : "edgeshard-throughput"
-    await propertyCheck(count: 400, input: Gen.int(in: 0...1_000_000), Gen.int(in: 1...7), Gen.int(in: 1...4), Gen.bool) {
+    await propertyCheck(count: 400, input: Gen.int(in: 0...1_000_000), Gen.int(in: 1...7), Gen.int(in: 1...4), Gen.bool)
+    {
       seed, n, m, symmetric in
       let p = RandomProblems.make(seed: seed, layers: n, devices: m, symmetric: symmetric, objective: objective)
       let exact = RandomProblems.solve(p, "brute-force")
@@ -71,7 +85,9 @@ struct PropertyTests {
       let plain = RandomProblems.solve(p, dp, ["symmetry": false])
       switch (exact, fast, plain) {
       case (.success(let e), .success(let f), .success(let q)):
-        #expect(isClose(f.valueSeconds, e.valueSeconds), "seed \(seed): \(dp) \(f.valueSeconds) vs brute force \(e.valueSeconds)")
+        #expect(
+          isClose(f.valueSeconds, e.valueSeconds),
+          "seed \(seed): \(dp) \(f.valueSeconds) vs brute force \(e.valueSeconds)")
         #expect(isClose(q.valueSeconds, e.valueSeconds))
         #expect(f.exact && e.exact)
         try? checkPlan(f, p)
@@ -85,12 +101,15 @@ struct PropertyTests {
   }
 
   @Test func baselinesAreValidAndNeverBeatTheOptimum() async {
-    await propertyCheck(count: 300, input: Gen.int(in: 0...1_000_000), Gen.int(in: 1...8), Gen.int(in: 1...4), Gen.bool) {
+    await propertyCheck(count: 300, input: Gen.int(in: 0...1_000_000), Gen.int(in: 1...8), Gen.int(in: 1...4), Gen.bool)
+    {
       seed, n, m, throughput in
       let objective: Objective = throughput ? .throughput : .latency
       let p = RandomProblems.make(seed: seed, layers: n, devices: m, symmetric: false, objective: objective)
       let best = RandomProblems.solve(p, "brute-force")
-      for algorithm in ["even", "edge-solo", "cloud-edge-even", "cloud-edge-opt", "edgeshard-latency", "edgeshard-throughput"] {
+      for algorithm in [
+        "even", "edge-solo", "cloud-edge-even", "cloud-edge-opt", "edgeshard-latency", "edgeshard-throughput",
+      ] {
         guard case .success(let plan) = RandomProblems.solve(p, algorithm) else { continue }
         try? checkPlan(plan, p)
         guard case .success(let opt) = best else {
@@ -98,21 +117,28 @@ struct PropertyTests {
           continue
         }
         // Each DP is optimal for its own objective only; others are judged under the problem's objective.
-        let own = (algorithm == "edgeshard-latency" && objective == .throughput) || (algorithm == "edgeshard-throughput" && objective == .latency)
-        if !own { #expect(plan.valueSeconds >= opt.valueSeconds * (1 - 1e-9), "seed \(seed): \(algorithm) beat the optimum") }
+        let own =
+          (algorithm == "edgeshard-latency" && objective == .throughput)
+          || (algorithm == "edgeshard-throughput" && objective == .latency)
+        if !own {
+          #expect(plan.valueSeconds >= opt.valueSeconds * (1 - 1e-9), "seed \(seed): \(algorithm) beat the optimum")
+        }
       }
     }
   }
 
   @Test func limePlansCoverTheModelAndFitMemory() async {
-    await propertyCheck(count: 150, input: Gen.int(in: 0...1_000_000), Gen.int(in: 2...10), Gen.int(in: 1...4)) { seed, n, m in
+    await propertyCheck(count: 150, input: Gen.int(in: 0...1_000_000), Gen.int(in: 2...10), Gen.int(in: 1...4)) {
+      seed, n, m in
       var p = RandomProblems.make(seed: seed, layers: n, devices: m, symmetric: false, objective: .latency)
       for i in p.devices.indices { p.devices[i].storageBytesPerS = 1000 }
       for i in p.layers.indices { p.layers[i].weightBytes = p.layers[i].memoryBytes * 0.8 }
       guard case .success(let plan) = RandomProblems.solve(p, "lime") else { return }
       // Chunks tile the layers in order.
       #expect(plan.stages.first?.firstLayer == 0 && plan.stages.last?.endLayer == n)
-      for (a, b) in zip(plan.stages, plan.stages.dropFirst()) { #expect(a.endLayer == b.firstLayer && a.device != b.device || m == 1) }
+      for (a, b) in zip(plan.stages, plan.stages.dropFirst()) {
+        #expect(a.endLayer == b.firstLayer && a.device != b.device || m == 1)
+      }
       // Resident weights + KV + staging fit every device.
       for d in p.devices {
         let mine = plan.stages.filter { $0.device == d.name }

@@ -90,7 +90,8 @@ struct OffloadTimelineTests {
 @Suite("Residency policy")
 struct ResidencyTests {
   static let policy = ResidencyPolicy.Device(
-    device: "d", layers: [1, 2, 3, 4], weightBytes: [10, 10, 10, 10], budgetBytes: 50, priority: [1, 3, 2, 4], stagingSlots: 1)
+    device: "d", layers: [1, 2, 3, 4], weightBytes: [10, 10, 10, 10], budgetBytes: 50, priority: [1, 3, 2, 4],
+    stagingSlots: 1)
 
   @Test func layersStayResidentInPriorityOrderWhileTheyFit() throws {
     #expect(try #require(Self.policy.residency(kvBytes: 0)).resident == [1, 2, 3, 4])

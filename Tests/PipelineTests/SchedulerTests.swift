@@ -16,7 +16,9 @@ struct SchedulerHarness {
     scheduler = PipelineScheduler(configuration: c, requests: requests)
   }
 
-  mutating func apply(_ actions: [PipelineScheduler.Action], at t: Double, stepTime: (PipelineScheduler.MicroBatch) -> Double) {
+  mutating func apply(
+    _ actions: [PipelineScheduler.Action], at t: Double, stepTime: (PipelineScheduler.MicroBatch) -> Double
+  ) {
     for a in actions {
       log.append(a)
       switch a {
@@ -58,7 +60,8 @@ struct SchedulerTests {
   }
 
   @Test func closedLoopOfOneRunsRequestsBackToBackAfterTheThinkTime() throws {
-    var h = SchedulerHarness(.init(arrivals: .closedLoop(concurrency: 1, think: 0.5), maxBatch: 8, microBatches: 1), Self.requests(2))
+    var h = SchedulerHarness(
+      .init(arrivals: .closedLoop(concurrency: 1, think: 0.5), maxBatch: 8, microBatches: 1), Self.requests(2))
     try h.run { _ in 1 }
     // r0: prefill at 0, decode at 1 and 2, done at 3; r1 arrives at 3.5: prefill, two decodes, done at 6.5.
     #expect(h.batches.map(\.prefill) == [true, false, false, true, false, false])
@@ -102,7 +105,8 @@ struct SchedulerTests {
   }
 
   @Test func tokensForABatchNotInFlightAreRefused() throws {
-    var s = PipelineScheduler(configuration: .init(arrivals: .open, maxBatch: 1, microBatches: 1), requests: Self.requests(1))
+    var s = PipelineScheduler(
+      configuration: .init(arrivals: .open, maxBatch: 1, microBatches: 1), requests: Self.requests(1))
     _ = s.start(at: 0)
     _ = s.wake(at: 0)
     #expect(throws: SchedulerError.unknownBatch(7)) { try s.tokensReturned(batch: 7, at: 1) }
@@ -113,13 +117,18 @@ struct SchedulerTests {
   /// Conservation: every request gets exactly its output length of tokens, in order, and finishes once; caps
   /// hold; the same events give the same batches.
   @Test func everyRequestCompletesExactlyOnce() async {
-    await propertyCheck(count: 300, input: Gen.int(in: 0...1_000_000), Gen.int(in: 1...30), Gen.int(in: 1...6), Gen.int(in: 1...4), Gen.bool) {
+    await propertyCheck(
+      count: 300, input: Gen.int(in: 0...1_000_000), Gen.int(in: 1...30), Gen.int(in: 1...6), Gen.int(in: 1...4),
+      Gen.bool
+    ) {
       seed, n, maxBatch, cap, closed in
       var g = SeededRandom(seed: UInt64(seed))
       let reqs = (0..<n).map {
-        PipelineScheduler.Request(id: $0, arrival: g.nextUnit() * 5, promptLength: 1 + Int(g.next() % 9), outputLength: 1 + Int(g.next() % 6))
+        PipelineScheduler.Request(
+          id: $0, arrival: g.nextUnit() * 5, promptLength: 1 + Int(g.next() % 9), outputLength: 1 + Int(g.next() % 6))
       }
-      let arrivals: PipelineScheduler.Configuration.Arrivals = closed ? .closedLoop(concurrency: 1 + Int(g.next() % 4), think: g.nextUnit()) : .open
+      let arrivals: PipelineScheduler.Configuration.Arrivals =
+        closed ? .closedLoop(concurrency: 1 + Int(g.next() % 4), think: g.nextUnit()) : .open
       let config = PipelineScheduler.Configuration(arrivals: arrivals, maxBatch: maxBatch, microBatches: cap)
       let step = { (b: PipelineScheduler.MicroBatch) in 0.1 + 0.01 * Double(b.tokenCount) }
       var h = SchedulerHarness(config, reqs)

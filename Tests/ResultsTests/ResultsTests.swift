@@ -2,9 +2,10 @@ import EdgeLabCore
 import Foundation
 import Metrics
 import Pipeline
-@testable import Results
 import TestSupport
 import Testing
+
+@testable import Results
 
 enum Fixtures {
   static func record(_ index: Int, status: RunStatus = .complete) -> RunRecord {
@@ -12,32 +13,48 @@ enum Fixtures {
     for i in 0..<3 {
       let t = Double(i)
       let times: [Double] = [t + 0.5, t + 1.0, t + 1.5]
-      requests.append(RequestRecord(id: i, arrival: t, firstToken: times[0], completion: times[2], promptTokens: 32,
-                                    outputTokens: 3, tokenTimes: times))
+      requests.append(
+        RequestRecord(
+          id: i, arrival: t, firstToken: times[0], completion: times[2], promptTokens: 32,
+          outputTokens: 3, tokenTimes: times))
     }
     let outcome = RunOutcome(
       status: status, message: status == .complete ? nil : "why not", requests: status == .complete ? requests : [],
       links: [LinkRecord(from: "a", to: "b", bytes: 1234, messages: 7, busySeconds: 0.25, mechanism: "simulated")],
-      devices: [DeviceRecord(name: "a", peakMemoryBytes: 8e9, computeSeconds: 1, transferSeconds: 0.5, loadStallSeconds: 0,
-                             idleSeconds: 2)],
-      stages: [StageRecord(index: 0, device: "a", firstLayer: 0, endLayer: 4, offloadedLayers: 1, computeSeconds: 1, microBatches: 9)],
+      devices: [
+        DeviceRecord(
+          name: "a", peakMemoryBytes: 8e9, computeSeconds: 1, transferSeconds: 0.5, loadStallSeconds: 0,
+          idleSeconds: 2)
+      ],
+      stages: [
+        StageRecord(
+          index: 0, device: "a", firstLayer: 0, endLayer: 4, offloadedLayers: 1, computeSeconds: 1, microBatches: 9)
+      ],
       wallSeconds: 0.01, facts: ["lossless": .number(1), "note": .string("ünïcode ✓")])
-    let plan = Plan(algorithm: "even", objective: .latency,
-                    stages: [.init(device: "a", firstLayer: 0, endLayer: 4, offloadedLayers: [3]), .init(device: "b", firstLayer: 4, endLayer: 8)],
-                    valueSeconds: 0.125, exact: false, explanation: "2 stages; bottleneck: stage on a, 50% of step time",
-                    notes: ["a note"])
-    return RunRecord(index: index, point: index / 2, algorithm: "even", label: "even label", repetition: index % 2,
-                     seed: UInt64.max - 3, key: "k\(index)",
-                     parameters: [RunParameter(label: "bandwidth", path: "network.link.bandwidth", value: "10Mbit/s"),
-                                  RunParameter(label: "requests", path: "workload.requests", value: 4)],
-                     plan: status == .complete ? plan : nil, outcome: outcome)
+    let plan = Plan(
+      algorithm: "even", objective: .latency,
+      stages: [
+        .init(device: "a", firstLayer: 0, endLayer: 4, offloadedLayers: [3]),
+        .init(device: "b", firstLayer: 4, endLayer: 8),
+      ],
+      valueSeconds: 0.125, exact: false, explanation: "2 stages; bottleneck: stage on a, 50% of step time",
+      notes: ["a note"])
+    return RunRecord(
+      index: index, point: index / 2, algorithm: "even", label: "even label", repetition: index % 2,
+      seed: UInt64.max - 3, key: "k\(index)",
+      parameters: [
+        RunParameter(label: "bandwidth", path: "network.link.bandwidth", value: "10Mbit/s"),
+        RunParameter(label: "requests", path: "workload.requests", value: 4),
+      ],
+      plan: status == .complete ? plan : nil, outcome: outcome)
   }
 
   static func file(runs: Int) -> ResultsFile {
     ResultsFile(
-      info: FileInfo(experiment: "test", specJSON: #"{"name":"test"}"#, toolkitVersion: "0.1.0", gitCommit: "abc",
-                     gitDirty: true, gitDiff: "diff --git a b", host: "h", startedAt: "2026-01-01T00:00:00Z",
-                     finishedAt: "2026-01-01T00:01:00Z", seed: 7, backend: "simulated", runsTotal: runs, complete: true),
+      info: FileInfo(
+        experiment: "test", specJSON: #"{"name":"test"}"#, toolkitVersion: "0.1.0", gitCommit: "abc",
+        gitDirty: true, gitDiff: "diff --git a b", host: "h", startedAt: "2026-01-01T00:00:00Z",
+        finishedAt: "2026-01-01T00:01:00Z", seed: 7, backend: "simulated", runsTotal: runs, complete: true),
       runs: (0..<runs).map { record($0, status: $0 == 1 ? .infeasible : .complete) })
   }
 }
@@ -98,10 +115,14 @@ struct ResultsTests {
   @Test func exportWritesTidyTables() throws {
     let dir = temporaryDirectory()
     let written = try Exporter.export(Fixtures.file(runs: 4), to: dir)
-    #expect(written.map { URL(fileURLWithPath: $0).lastPathComponent } == ["runs.tsv", "labels.txt", "labels-with-data.txt", "labels-without-data.txt", "even_label.tsv", "requests.tsv"])
+    #expect(
+      written.map { URL(fileURLWithPath: $0).lastPathComponent } == [
+        "runs.tsv", "labels.txt", "labels-with-data.txt", "labels-without-data.txt", "even_label.tsv", "requests.tsv",
+      ])
     let runs = try String(contentsOfFile: dir + "/runs.tsv", encoding: .utf8).split(separator: "\n")
     #expect(runs.count == 5)
-    #expect(runs[0].hasPrefix("run\tindex\tpoint\talgorithm\tlabel\trepetition\tstatus\tparam.bandwidth\tbandwidth_mbit_s"))
+    #expect(
+      runs[0].hasPrefix("run\tindex\tpoint\talgorithm\tlabel\trepetition\tstatus\tparam.bandwidth\tbandwidth_mbit_s"))
     // Averaged over the two repetitions of each point.
     let agg = try String(contentsOfFile: dir + "/even_label.tsv", encoding: .utf8).split(separator: "\n")
     #expect(agg.count == 3)

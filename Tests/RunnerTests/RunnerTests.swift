@@ -27,7 +27,8 @@ struct RunnerTests {
 
   @Test func runsEverythingAndWritesTheFile() throws {
     let path = temporaryDirectory() + "/out.h5"
-    let report = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(), options: RunOptions(outputPath: path))
+    let report = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(
+      Self.small(), options: RunOptions(outputPath: path))
     #expect(report.runsTotal == 8 && report.runsExecuted == 8)
     // Edge-solo does not fit the 14 GB Orin NX source: recorded as infeasible, with the binding constraint.
     #expect(report.statusCounts == [.complete: 4, .infeasible: 4])
@@ -50,20 +51,25 @@ struct RunnerTests {
 
   @Test func resumeSkipsFinishedRunsAndRefusesAnotherSpec() throws {
     let path = temporaryDirectory() + "/out.h5"
-    _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(), options: RunOptions(outputPath: path))
-    let again = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(), options: RunOptions(outputPath: path, resume: true))
+    _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(
+      Self.small(), options: RunOptions(outputPath: path))
+    let again = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(
+      Self.small(), options: RunOptions(outputPath: path, resume: true))
     #expect(again.runsExecuted == 0 && again.runsSkipped == 8)
     #expect(try ResultsStore.read(path).runs.count == 8)
     #expect(throws: RunnerError.self) {
-      try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(requests: 3), options: RunOptions(outputPath: path, resume: true))
+      try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(
+        Self.small(requests: 3), options: RunOptions(outputPath: path, resume: true))
     }
   }
 
   @Test func anOlderFileIsKeptNotOverwritten() throws {
     let dir = temporaryDirectory()
     let path = dir + "/out.h5"
-    _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(), options: RunOptions(outputPath: path, seed: 1))
-    let report = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(), options: RunOptions(outputPath: path, seed: 2))
+    _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(
+      Self.small(), options: RunOptions(outputPath: path, seed: 1))
+    let report = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(
+      Self.small(), options: RunOptions(outputPath: path, seed: 2))
     let archived = try #require(report.archivedPrevious)
     #expect(archived.hasPrefix(dir + "/archive/out-"))
     #expect(try ResultsStore.read(archived).info.seed == 1)
@@ -76,29 +82,44 @@ struct RunnerTests {
     final class Polls: @unchecked Sendable {
       let lock = NSLock()
       var count = 0
-      func next() -> Int { lock.lock(); defer { lock.unlock() }; count += 1; return count }
+      func next() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        count += 1
+        return count
+      }
     }
     let dir = temporaryDirectory()
     let path = dir + "/out.h5"
-    _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(), options: RunOptions(outputPath: path, seed: 1))
+    _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(
+      Self.small(), options: RunOptions(outputPath: path, seed: 1))
     // Stopped before the first run: nothing new is written, the previous file stays in place.
     #expect(throws: BackendError.self) {
-      try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(), options: RunOptions(outputPath: path, seed: 2, stopRequested: { true }))
+      try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(
+        Self.small(), options: RunOptions(outputPath: path, seed: 2, stopRequested: { true }))
     }
     #expect(try ResultsStore.read(path).info.seed == 1)
     #expect(!FileManager.default.fileExists(atPath: dir + "/archive"))
     // Stopped after the first run (the runner polls before each run; the simulator polls within one).
     let polls = Polls()
     do {
-      _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(), options: RunOptions(outputPath: path, seed: 3, stopRequested: { polls.next() > 1 }))
+      _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(
+        Self.small(), options: RunOptions(outputPath: path, seed: 3, stopRequested: { polls.next() > 1 }))
       Issue.record("the sweep did not stop")
     } catch let e as BackendError {
-      guard case .interrupted = e else { Issue.record("\(e)"); return }
+      guard case .interrupted = e else {
+        Issue.record("\(e)")
+        return
+      }
     }
     let file = try ResultsStore.read(path)
     #expect(file.info.seed == 3 && !file.info.complete)
     #expect(file.runs.count == 1 && file.runs[0].outcome.status == .complete)
-    #expect(try ResultsStore.read(try #require(FileManager.default.contentsOfDirectory(atPath: dir + "/archive").first.map { dir + "/archive/" + $0 })).info.seed == 1)
+    #expect(
+      try ResultsStore.read(
+        try #require(
+          FileManager.default.contentsOfDirectory(atPath: dir + "/archive").first.map { dir + "/archive/" + $0 })
+      ).info.seed == 1)
   }
 
   /// A resumed sweep that stops keeps every run of the previous file, also those after the stop point.
@@ -106,10 +127,16 @@ struct RunnerTests {
     final class Polls: @unchecked Sendable {
       let lock = NSLock()
       var count = 0
-      func next() -> Int { lock.lock(); defer { lock.unlock() }; count += 1; return count }
+      func next() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        count += 1
+        return count
+      }
     }
     let path = temporaryDirectory() + "/out.h5"
-    _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(), options: RunOptions(outputPath: path))
+    _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(
+      Self.small(), options: RunOptions(outputPath: path))
     // Mark the first two runs failed, so that --resume redoes them and keeps the six after.
     var file = try ResultsStore.read(path)
     #expect(file.runs.count == 8)
@@ -117,10 +144,14 @@ struct RunnerTests {
     try ResultsStore.write(file, to: path)
     let polls = Polls()
     do {
-      _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.small(), options: RunOptions(outputPath: path, resume: true, stopRequested: { polls.next() > 1 }))
+      _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(
+        Self.small(), options: RunOptions(outputPath: path, resume: true, stopRequested: { polls.next() > 1 }))
       Issue.record("the sweep did not stop")
     } catch let e as BackendError {
-      guard case .interrupted = e else { Issue.record("\(e)"); return }
+      guard case .interrupted = e else {
+        Issue.record("\(e)")
+        return
+      }
     }
     let after = try ResultsStore.read(path)
     #expect(!after.info.complete)
@@ -131,7 +162,8 @@ struct RunnerTests {
     var spec = Self.small()
     spec.backend = .boards
     do {
-      _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(spec, options: RunOptions(outputPath: temporaryDirectory() + "/x.h5"))
+      _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(
+        spec, options: RunOptions(outputPath: temporaryDirectory() + "/x.h5"))
       Issue.record("ran on a missing backend")
     } catch {
       #expect("\(error)".contains("backend 'boards' is not available"))
@@ -141,7 +173,8 @@ struct RunnerTests {
   @Test func quickstartRunsEndToEnd() throws {
     let path = temporaryDirectory() + "/quickstart.h5"
     let spec = try #require(ExperimentCatalog.named("quickstart")).spec
-    let report = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(spec, options: RunOptions(outputPath: path))
+    let report = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(
+      spec, options: RunOptions(outputPath: path))
     #expect(report.statusCounts[.complete] == report.runsTotal)
     let file = try ResultsStore.read(path)
     // Edge-Solo's time per token does not depend on the network; the even split's falls with bandwidth.

@@ -8,11 +8,12 @@ import Partitioning
 import Pipeline
 import Results
 import Runner
+import TestSupport
+import Testing
+import Transport
+
 @testable import Runtime
 @testable import Simulator
-import TestSupport
-import Transport
-import Testing
 
 /// A second offloading algorithm, written as a user would write one file under Partitioning/Algorithms: the
 /// whole model on the source, every other decoder block read from storage before each use. Nothing else in
@@ -28,10 +29,13 @@ struct AlternateOffload: Partitioner {
     let source = p.name(p.sourceIndex)
     let offloaded = (1..<(n - 1)).filter { $0 % 2 == 1 }
     let compute = p.compute(p.sourceIndex, 0, n)
-    let reads = offloaded.reduce(0.0) { acc, l in acc + (p.problem.layers[l].weightBytes ?? 0) / (p.problem.devices[p.sourceIndex].storageBytesPerS ?? .infinity) }
-    return Plan(algorithm: Self.name, objective: p.problem.objective,
-                stages: [.init(device: source, firstLayer: 0, endLayer: n, offloadedLayers: offloaded)],
-                valueSeconds: compute + reads, valueModel: .timeline, exact: false, explanation: "odd blocks offloaded")
+    let reads = offloaded.reduce(0.0) { acc, l in
+      acc + (p.problem.layers[l].weightBytes ?? 0) / (p.problem.devices[p.sourceIndex].storageBytesPerS ?? .infinity)
+    }
+    return Plan(
+      algorithm: Self.name, objective: p.problem.objective,
+      stages: [.init(device: source, firstLayer: 0, endLayer: n, offloadedLayers: offloaded)],
+      valueSeconds: compute + reads, valueModel: .timeline, exact: false, explanation: "odd blocks offloaded")
   }
 }
 
@@ -42,7 +46,8 @@ struct ExecutionCoreTests {
       Model(.small, precision: .fp32)
       Device("d", .orinNano8GB, count: 2).source()
       Network(bandwidth: .mbit(200), latency: .ms(1))
-      Workload(requests: 10, prompt: .uniform(min: 3, max: 9), output: .uniform(min: 2, max: 6), arrival: .poisson(rate: 2000))
+      Workload(
+        requests: 10, prompt: .uniform(min: 3, max: 9), output: .uniform(min: 2, max: 6), arrival: .poisson(rate: 2000))
       Algorithm(algorithm)
       Execution(ExecutionOptions(maxBatch: 3, microBatches: 2))
       Backend(backend)
@@ -58,7 +63,8 @@ struct ExecutionCoreTests {
     let builder = ProblemBuilder.roofline(x.spec.calibration)
     let plan = try Partitioners.solve(builder.problem(for: x, objective: .latency), algorithm: "even")
     let requests = x.spec.workload.materialize(seed: 3, vocabularySize: x.model.vocabSize)
-    var sim = Simulation(SimulationInput(experiment: x, plan: plan, requests: requests, timeModel: builder.timeModel, seed: 3))
+    var sim = Simulation(
+      SimulationInput(experiment: x, plan: plan, requests: requests, timeModel: builder.timeModel, seed: 3))
     sim.recordBatches = true
     #expect(sim.run().status == .complete)
     #expect(sim.dispatched.contains { $0.batch.entries.count > 1 }, "the trace should exercise batching")
@@ -66,7 +72,10 @@ struct ExecutionCoreTests {
     let job = RunJob(experiment: x, plan: plan, requests: requests, seed: 3, timeModel: builder.timeModel)
     var driver = SourceScheduler(
       configuration: job.schedulerConfiguration,
-      requests: requests.map { RequestMessage(id: $0.id, prompt: $0.promptTokens, outputLength: $0.outputLength, arrival: $0.arrival?.value ?? 0) },
+      requests: requests.map {
+        RequestMessage(
+          id: $0.id, prompt: $0.promptTokens, outputLength: $0.outputLength, arrival: $0.arrival?.value ?? 0)
+      },
       keepHistory: true)
     let clock = ManualClock()
     var inFlight: [Int] = []

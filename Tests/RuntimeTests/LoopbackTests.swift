@@ -1,22 +1,27 @@
 import DSL
+import Experiments
 import Foundation
 import Metrics
 import Partitioning
 import Pipeline
-import SystemPackage
 import Results
 import Runner
-@testable import Runtime
+import SystemPackage
 import TestSupport
 import Testing
 import Transport
+
+@testable import Runtime
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 enum Runs {
-  static func spec(model: ModelPreset = .tiny, devices: Int = 3, requests: Int = 3, output: Int = 6,
-                   arrival: ArrivalProcess = .closedLoop(), algorithm: String = "even") -> ExperimentSpec {
+  static func spec(
+    model: ModelPreset = .tiny, devices: Int = 3, requests: Int = 3, output: Int = 6,
+    arrival: ArrivalProcess = .closedLoop(), algorithm: String = "even"
+  ) -> ExperimentSpec {
     Experiment("loopback-test") {
       Model(model, precision: .fp32)
       Device("d", .orinNano8GB, count: devices).source()
@@ -28,9 +33,12 @@ enum Runs {
     }.spec
   }
 
-  static func options(pids: Pids? = nil, heartbeat: Double = 5, onTokens: (@Sendable ([TokenEvent]) -> Void)? = nil) -> LoopbackOptions {
-    var o = LoopbackOptions(executable: Binary.path, workDirectory: temporaryDirectory("edgelab-loopback"), heartbeatTimeout: heartbeat,
-                            referenceCache: nil)
+  static func options(pids: Pids? = nil, heartbeat: Double = 5, onTokens: (@Sendable ([TokenEvent]) -> Void)? = nil)
+    -> LoopbackOptions
+  {
+    var o = LoopbackOptions(
+      executable: Binary.path, workDirectory: temporaryDirectory("edgelab-loopback"), heartbeatTimeout: heartbeat,
+      referenceCache: nil)
     o.onWorkersStarted = { p in pids?.set(p) }
     o.onTokens = onTokens
     return o
@@ -140,8 +148,10 @@ struct LoopbackTests {
     #expect(report.statusCounts[.failed] == 1)
     #expect(run.outcome.status == .failed)
     #expect(run.outcome.facts["lossless"] == .number(0))
-    #expect(run.outcome.message?.contains("lossless check failed") == true && run.outcome.message?.contains("at token 1") == true,
-            "\(run.outcome.message ?? "")")
+    #expect(
+      run.outcome.message?.contains("lossless check failed") == true
+        && run.outcome.message?.contains("at token 1") == true,
+      "\(run.outcome.message ?? "")")
   }
 
   @Test func aKilledWorkerStopsTheRunWithItsNameAndSavesWhatFinished() throws {
@@ -155,7 +165,8 @@ struct LoopbackTests {
       Issue.record("the run survived a killed worker")
     } catch {
       #expect("\(error)".contains("worker d1 (stage 1)"), "\(error)")
-      #expect("\(error)".contains("killed by signal 9") || "\(error)".contains("closed its control connection"), "\(error)")
+      #expect(
+        "\(error)".contains("killed by signal 9") || "\(error)".contains("closed its control connection"), "\(error)")
     }
     let file = try ResultsStore.read(path)
     #expect(!file.info.complete)
@@ -170,7 +181,8 @@ struct LoopbackTests {
     let pids = Pids()
     let spec = Runs.spec(model: .small, devices: 2, requests: 40, output: 40)
     do {
-      _ = try Runs.run(spec, Runs.options(pids: pids, heartbeat: 2, onTokens: Runs.onFirstTokens(pids, signal: SIGSTOP, to: "d1")))
+      _ = try Runs.run(
+        spec, Runs.options(pids: pids, heartbeat: 4, onTokens: Runs.onFirstTokens(pids, signal: SIGSTOP, to: "d1")))
       Issue.record("the run survived a hung worker")
     } catch {
       #expect("\(error)".contains("worker d1 (stage 1) is not responding"), "\(error)")
@@ -183,7 +195,12 @@ struct LoopbackTests {
 final class Once: @unchecked Sendable {
   private var done = false
   private let lock = NSLock()
-  func first() -> Bool { lock.withLock { defer { done = true }; return !done } }
+  func first() -> Bool {
+    lock.withLock {
+      defer { done = true }
+      return !done
+    }
+  }
 }
 
 @Suite("A worker under attack", .serialized)
@@ -193,11 +210,16 @@ struct WorkerRobustnessTests {
   static func startWorker(fileLimit: Int? = nil) throws -> (LineProcess, Endpoint, [UInt8]) {
     let dir = temporaryDirectory("edgelab-worker")
     let token = (0..<16).map { UInt8($0 * 7 + 1) }
-    try token.map { String(format: "%02x", $0) }.joined().write(toFile: dir + "/token", atomically: true, encoding: .utf8)
-    var args = [Binary.path, "worker", "--listen", "127.0.0.1:0", "--token-file", dir + "/token", "--port-file", dir + "/port", "--name", "w"]
+    try token.map { String(format: "%02x", $0) }.joined().write(
+      toFile: dir + "/token", atomically: true, encoding: .utf8)
+    var args = [
+      Binary.path, "worker", "--listen", "127.0.0.1:0", "--token-file", dir + "/token", "--port-file", dir + "/port",
+      "--name", "w",
+    ]
     if let fileLimit { args = ["/usr/bin/prlimit", "--nofile=\(fileLimit)"] + args }
     let worker = try LineProcess(args, mergeOutput: true)
-    guard worker.waitForLine(containing: "listening "), let line = worker.lines.last(where: { $0.hasPrefix("listening ") }),
+    guard worker.waitForLine(containing: "listening "),
+      let line = worker.lines.last(where: { $0.hasPrefix("listening ") }),
       let ep = Endpoint(String(line.dropFirst("listening ".count)))
     else { throw RuntimeError("worker did not start: \(worker.output)") }
     return (worker, ep, token)
@@ -210,7 +232,11 @@ struct WorkerRobustnessTests {
     a.sin_family = sa_family_t(AF_INET)
     a.sin_port = ep.port.bigEndian
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr)
-    _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    _ = withUnsafePointer(to: &a) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+      }
+    }
     return fd
   }
 
@@ -301,7 +327,6 @@ struct DemoTests {
     #expect(file.runs.allSatisfy { $0.outcome.facts["lossless"] == .number(1) })
   }
 }
-import Experiments
 
 @Suite("Stopping the coordinator", .serialized)
 struct CoordinatorSignalTests {
@@ -318,7 +343,8 @@ struct CoordinatorSignalTests {
   /// Starts a long loopback run through the CLI; returns once its first token has reached the coordinator.
   static func startLongRun() throws -> (LineProcess, String) {
     let dir = temporaryDirectory("edgelab-signal")
-    let spec = #"{"name": "signal", "model": {"preset": "small"}, "devices": [{"name": "d", "preset": "jetson-orin-nano-8gb", "count": 3}], "algorithms": [{"name": "even"}], "backend": "loopback", "emulation": {"mode": "none"}, "workload": {"requests": 200, "prompt_tokens": 8, "output_tokens": 64}}"#
+    let spec =
+      #"{"name": "signal", "model": {"preset": "small"}, "devices": [{"name": "d", "preset": "jetson-orin-nano-8gb", "count": 3}], "algorithms": [{"name": "even"}], "backend": "loopback", "emulation": {"mode": "none"}, "workload": {"requests": 200, "prompt_tokens": 8, "output_tokens": 64}}"#
     try spec.write(toFile: dir + "/spec.json", atomically: true, encoding: .utf8)
     let cli = try LineProcess([Binary.path, "run", "--spec", dir + "/spec.json", "--out", dir + "/r.h5"])
     #expect(cli.waitForLine(containing: "first token"), "\(cli.output)")

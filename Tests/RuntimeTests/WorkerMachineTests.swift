@@ -2,26 +2,35 @@ import EdgeLabCore
 import Execution
 import Pipeline
 import PropertyBased
-@testable import Runtime
 import TestSupport
 import Testing
 import Transport
 
+@testable import Runtime
+
 /// A worker machine in a known state: device "w" runs stages 0 and 2 of a three-stage pipeline
 /// (w → x → w), is the source, and serves a run of `requests` requests.
 enum Machines {
-  static let limits = RunLimits(hiddenSize: 8, vocabSize: 100, requests: 4, maxPromptTokens: 6, maxContextTokens: 10, maxBatch: 2)
+  static let limits = RunLimits(
+    hiddenSize: 8, vocabSize: 100, requests: 4, maxPromptTokens: 6, maxContextTokens: 10, maxBatch: 2)
 
-  static func assignment(scheduler: PipelineScheduler.Configuration? = .init(arrivals: .closedLoop(concurrency: 2, think: 0), maxBatch: 2, microBatches: 1)) -> Assignment {
+  static func assignment(
+    scheduler: PipelineScheduler.Configuration? = .init(
+      arrivals: .closedLoop(concurrency: 2, think: 0), maxBatch: 2, microBatches: 1)
+  ) -> Assignment {
     Assignment(
       run: "test", device: "w", weights: WeightsSpec(preset: "tiny"), threads: 1,
-      stages: [StageAssignment(index: 0, firstLayer: 0, endLayer: 2), StageAssignment(index: 2, firstLayer: 3, endLayer: 6)],
+      stages: [
+        StageAssignment(index: 0, firstLayer: 0, endLayer: 2), StageAssignment(index: 2, firstLayer: 3, endLayer: 6),
+      ],
       stageCount: 3, stageDevices: ["w", "x", "w"], peers: [:], source: "w", limits: limits, halfPrecisionWire: false,
       residency: nil, storageDirectory: "/nonexistent", storageBytesPerSecond: nil, delays: [:], pacing: [:], seed: 1,
       dilation: 1, scheduler: scheduler)
   }
 
-  static let workload = (0..<4).map { RequestMessage(id: $0, prompt: [Int32](repeating: 5, count: 3 + $0 % 2), outputLength: 3) }
+  static let workload = (0..<4).map {
+    RequestMessage(id: $0, prompt: [Int32](repeating: 5, count: 3 + $0 % 2), outputLength: 3)
+  }
 
   /// A machine that has started serving; returns the micro-batches it dispatched at the start.
   static func serving() -> (WorkerMachine, [WorkerMachine.Action]) {
@@ -47,30 +56,56 @@ struct WorkerMachineTests {
     var m = WorkerMachine()
     #expect(m.phase == .awaitingAssignment)
     let load = m.handle(.control(.assign(Machines.assignment())))
-    guard case .load = load.first else { Issue.record("expected a load, got \(load)"); return }
+    guard case .load = load.first else {
+      Issue.record("expected a load, got \(load)")
+      return
+    }
     #expect(m.phase == .loading)
-    guard case .reply(.ready) = m.handle(.loaded(weightBytes: 1, seconds: 0)).first else { Issue.record("no ready"); return }
-    guard case .connect(let targets) = m.handle(.control(.link)).first else { Issue.record("no connect"); return }
+    guard case .reply(.ready) = m.handle(.loaded(weightBytes: 1, seconds: 0)).first else {
+      Issue.record("no ready")
+      return
+    }
+    guard case .connect(let targets) = m.handle(.control(.link)).first else {
+      Issue.record("no connect")
+      return
+    }
     #expect(targets == ["x"])  // stage 0's output goes to x; stage 2's tokens stay here (the source)
-    guard case .reply(.linked) = m.handle(.linkDone).first else { Issue.record("no linked"); return }
+    guard case .reply(.linked) = m.handle(.linkDone).first else {
+      Issue.record("no linked")
+      return
+    }
     _ = m.handle(.control(.workload(Machines.workload)))
     let start = m.handle(.control(.start))
     #expect(m.phase == .serving)
     // Closed loop of 2: both requests arrive; one micro-batch in flight, so r0's prefill goes to stage 0 (here).
-    let delivered = start.compactMap { a -> ActivationMessage? in if case .deliver(let msg, "w", .activation) = a { msg } else { nil } }
+    let delivered = start.compactMap { a -> ActivationMessage? in
+      if case .deliver(let msg, "w", .activation) = a { msg } else { nil }
+    }
     #expect(delivered.count == 1 && delivered[0].prefill && delivered[0].tokens == [5, 5, 5])
-    guard case .reply(.arrivals(let arrivals)) = start.first else { Issue.record("arrivals first: \(start)"); return }
+    guard case .reply(.arrivals(let arrivals)) = start.first else {
+      Issue.record("arrivals first: \(start)")
+      return
+    }
     #expect(arrivals.map(\.request) == [0, 1])
   }
 
   @Test func aSecondAssignmentAndOutOfOrderControlAreRefused() {
     var m = WorkerMachine()
-    guard case .reply(.failure(let why)) = m.handle(.control(.link)).first else { Issue.record("link before assign accepted"); return }
+    guard case .reply(.failure(let why)) = m.handle(.control(.link)).first else {
+      Issue.record("link before assign accepted")
+      return
+    }
     #expect(why.contains("link while awaiting an assignment"))
     _ = m.handle(.control(.assign(Machines.assignment())))
-    guard case .reply(.failure(let again)) = m.handle(.control(.assign(Machines.assignment()))).first else { Issue.record("second assign"); return }
+    guard case .reply(.failure(let again)) = m.handle(.control(.assign(Machines.assignment()))).first else {
+      Issue.record("second assign")
+      return
+    }
     #expect(again.contains("a second assignment"))
-    guard case .reply(.failure(let start)) = m.handle(.control(.start)).first else { Issue.record("start while loading"); return }
+    guard case .reply(.failure(let start)) = m.handle(.control(.start)).first else {
+      Issue.record("start while loading")
+      return
+    }
     #expect(start.contains("unexpected start"))
   }
 
@@ -87,7 +122,10 @@ struct WorkerMachineTests {
     default: (a.scheduler, expected) = (nil, "only the source schedules")
     }
     var m = WorkerMachine()
-    guard case .reply(.failure(let why)) = m.handle(.control(.assign(a))).first else { Issue.record("\(name) accepted"); return }
+    guard case .reply(.failure(let why)) = m.handle(.control(.assign(a))).first else {
+      Issue.record("\(name) accepted")
+      return
+    }
     #expect(why.contains(expected), "\(why)")
     #expect(m.phase == .awaitingAssignment)
   }
@@ -103,54 +141,136 @@ struct WorkerMachineTests {
       ([RequestMessage(id: 0, prompt: [Int32](repeating: 1, count: 7), outputLength: 1)], "7 prompt tokens"),
       ([RequestMessage(id: 0, prompt: [1, 2], outputLength: 9)], "at most 10"),
       ([RequestMessage(id: 0, prompt: [100], outputLength: 1)], "token 100 is outside the vocabulary"),
-      ([RequestMessage(id: 0, prompt: [1], outputLength: 1), RequestMessage(id: 0, prompt: [1], outputLength: 1)], "request 0 twice"),
+      (
+        [RequestMessage(id: 0, prompt: [1], outputLength: 1), RequestMessage(id: 0, prompt: [1], outputLength: 1)],
+        "request 0 twice"
+      ),
     ] {
-      guard case .reply(.failure(let why)) = m.handle(.control(.workload(bad))).first else { Issue.record("\(bad) accepted"); return }
+      guard case .reply(.failure(let why)) = m.handle(.control(.workload(bad))).first else {
+        Issue.record("\(bad) accepted")
+        return
+      }
       #expect(why.contains(expected), "\(why)")
     }
   }
 
   /// The messages a hostile peer holding the run token sent, each refused with its reason, the machine still
   /// serving afterwards.
-  @Test(arguments: [
-    // An activation whose span covers 5 tokens but carries values for 1.
-    ("x", FrameType.activation, ActivationMessage(batch: 0, stage: 2, prefill: true, spans: [.init(id: 0, start: 0, count: 5)], values: [Float](repeating: 0, count: 8)), "bad payload"),
-    // A tokens frame with 2 spans and 0 tokens (and from the wrong device).
-    ("x", .tokens, ActivationMessage(batch: 0, stage: 3, prefill: false, spans: [.init(id: 0, start: 3, count: 1), .init(id: 1, start: 3, count: 1)], tokens: []), "takes its input from w"),
-    ("w", .tokens, ActivationMessage(batch: 0, stage: 3, prefill: false, spans: [.init(id: 0, start: 3, count: 1), .init(id: 1, start: 3, count: 1)], tokens: []), "one token per sequence"),
-    // A span starting at position 4·10⁹.
-    ("x", .activation, ActivationMessage(batch: 0, stage: 2, prefill: false, spans: [.init(id: 0, start: 4_000_000_000, count: 1)], values: [Float](repeating: 0, count: 8)), "past the run's longest context"),
-    ("x", .activation, ActivationMessage(batch: 0, stage: 0, prefill: true, spans: [.init(id: 0, start: 0, count: 3)], tokens: [1, 2, 3]), "stage 0 takes its input from w"),
-    ("x", .activation, ActivationMessage(batch: 0, stage: 1, prefill: true, spans: [.init(id: 0, start: 0, count: 3)], values: []), "does not run"),
-    ("x", .activation, ActivationMessage(batch: 0, stage: 2, prefill: true, spans: [.init(id: 9, start: 0, count: 3)], values: []), "sequence 9 is not a request"),
-    ("x", .activation, ActivationMessage(batch: 0, stage: 2, prefill: false, spans: [.init(id: 0, start: 2, count: 1)], values: [Float](repeating: 0, count: 8)), "continues at position 0"),
-    ("x", .activation, ActivationMessage(batch: 0, stage: 2, prefill: false, spans: [.init(id: 0, start: 0, count: 1), .init(id: 1, start: 0, count: 1), .init(id: 2, start: 0, count: 1)], values: [Float](repeating: 0, count: 24)), "at most 2"),
-    ("w", .tokens, ActivationMessage(batch: 5, stage: 3, prefill: false, spans: [.init(id: 0, start: 0, count: 3)], tokens: [1]), "not in flight"),
-    ("w", .tokens, ActivationMessage(batch: 0, stage: 3, prefill: true, spans: [.init(id: 0, start: 0, count: 3)], tokens: [1000]), "outside the vocabulary"),
-  ] as [(String, FrameType, ActivationMessage, String)])
-  func hostileMessagesAreRefusedByName(from: String, type: FrameType, message: ActivationMessage, expected: String) throws {
+  @Test(
+    arguments: [
+      // An activation whose span covers 5 tokens but carries values for 1.
+      (
+        "x", FrameType.activation,
+        ActivationMessage(
+          batch: 0, stage: 2, prefill: true, spans: [.init(id: 0, start: 0, count: 5)],
+          values: [Float](repeating: 0, count: 8)), "bad payload"
+      ),
+      // A tokens frame with 2 spans and 0 tokens (and from the wrong device).
+      (
+        "x", .tokens,
+        ActivationMessage(
+          batch: 0, stage: 3, prefill: false,
+          spans: [.init(id: 0, start: 3, count: 1), .init(id: 1, start: 3, count: 1)], tokens: []),
+        "takes its input from w"
+      ),
+      (
+        "w", .tokens,
+        ActivationMessage(
+          batch: 0, stage: 3, prefill: false,
+          spans: [.init(id: 0, start: 3, count: 1), .init(id: 1, start: 3, count: 1)], tokens: []),
+        "one token per sequence"
+      ),
+      // A span starting at position 4·10⁹.
+      (
+        "x", .activation,
+        ActivationMessage(
+          batch: 0, stage: 2, prefill: false, spans: [.init(id: 0, start: 4_000_000_000, count: 1)],
+          values: [Float](repeating: 0, count: 8)), "past the run's longest context"
+      ),
+      (
+        "x", .activation,
+        ActivationMessage(
+          batch: 0, stage: 0, prefill: true, spans: [.init(id: 0, start: 0, count: 3)], tokens: [1, 2, 3]),
+        "stage 0 takes its input from w"
+      ),
+      (
+        "x", .activation,
+        ActivationMessage(batch: 0, stage: 1, prefill: true, spans: [.init(id: 0, start: 0, count: 3)], values: []),
+        "does not run"
+      ),
+      (
+        "x", .activation,
+        ActivationMessage(batch: 0, stage: 2, prefill: true, spans: [.init(id: 9, start: 0, count: 3)], values: []),
+        "sequence 9 is not a request"
+      ),
+      (
+        "x", .activation,
+        ActivationMessage(
+          batch: 0, stage: 2, prefill: false, spans: [.init(id: 0, start: 2, count: 1)],
+          values: [Float](repeating: 0, count: 8)), "continues at position 0"
+      ),
+      (
+        "x", .activation,
+        ActivationMessage(
+          batch: 0, stage: 2, prefill: false,
+          spans: [
+            .init(id: 0, start: 0, count: 1), .init(id: 1, start: 0, count: 1), .init(id: 2, start: 0, count: 1),
+          ], values: [Float](repeating: 0, count: 24)), "at most 2"
+      ),
+      (
+        "w", .tokens,
+        ActivationMessage(batch: 5, stage: 3, prefill: false, spans: [.init(id: 0, start: 0, count: 3)], tokens: [1]),
+        "not in flight"
+      ),
+      (
+        "w", .tokens,
+        ActivationMessage(batch: 0, stage: 3, prefill: true, spans: [.init(id: 0, start: 0, count: 3)], tokens: [1000]),
+        "outside the vocabulary"
+      ),
+    ] as [(String, FrameType, ActivationMessage, String)])
+  func hostileMessagesAreRefusedByName(from: String, type: FrameType, message: ActivationMessage, expected: String)
+    throws
+  {
     var (m, _) = Machines.serving()
     let actions = m.handle(.data(connection: 3, from: from, type: type, message, now: 1))
     let error = try #require(Machines.refusal(actions), "accepted: \(actions)")
     #expect(error.description.contains(expected), "\(error)")
-    guard case .refuse(3, _, _) = actions[0] else { Issue.record("the connection is not closed: \(actions)"); return }
+    guard case .refuse(3, _, _) = actions[0] else {
+      Issue.record("the connection is not closed: \(actions)")
+      return
+    }
     #expect(m.phase == .serving && m.refused == 1)
   }
 
   @Test func theRealPipelineFlowIsAccepted() throws {
     var (m, start) = Machines.serving()
-    let prefill = try #require(start.compactMap { a -> ActivationMessage? in if case .deliver(let msg, _, _) = a { msg } else { nil } }.first)
+    let prefill = try #require(
+      start.compactMap { a -> ActivationMessage? in if case .deliver(let msg, _, _) = a { msg } else { nil } }.first)
     // Stage 0 here, stage 1 on x, stage 2 here, tokens back here.
-    guard case .compute(0, _, .stage(1, device: "x")) = m.handle(.data(connection: -1, from: "w", type: .activation, prefill, now: 0)).first else {
-      Issue.record("stage 0 refused the source's prefill"); return
+    guard
+      case .compute(0, _, .stage(1, device: "x")) = m.handle(
+        .data(connection: -1, from: "w", type: .activation, prefill, now: 0)
+      ).first
+    else {
+      Issue.record("stage 0 refused the source's prefill")
+      return
     }
-    let fromX = ActivationMessage(batch: prefill.batch, stage: 2, prefill: true, spans: prefill.spans, values: [Float](repeating: 0.5, count: 3 * 8))
-    guard case .compute(2, _, .source("w")) = m.handle(.data(connection: 4, from: "x", type: .activation, fromX, now: 0)).first else {
-      Issue.record("stage 2 refused x's activation"); return
+    let fromX = ActivationMessage(
+      batch: prefill.batch, stage: 2, prefill: true, spans: prefill.spans, values: [Float](repeating: 0.5, count: 3 * 8)
+    )
+    guard
+      case .compute(2, _, .source("w")) = m.handle(.data(connection: 4, from: "x", type: .activation, fromX, now: 0))
+        .first
+    else {
+      Issue.record("stage 2 refused x's activation")
+      return
     }
     let tokens = ActivationMessage(batch: prefill.batch, stage: 3, prefill: true, spans: prefill.spans, tokens: [42])
     let back = m.handle(.data(connection: -1, from: "w", type: .tokens, tokens, now: 0.25))
-    guard case .reply(.tokens(let events)) = back.first else { Issue.record("no token event: \(back)"); return }
+    guard case .reply(.tokens(let events)) = back.first else {
+      Issue.record("no token event: \(back)")
+      return
+    }
     #expect(events == [TokenEvent(request: 0, index: 0, token: 42, time: 0.25)])
     // The next micro-batch: r1's prefill (it was queued before r0's first decode step).
     let next = back.compactMap { a -> ActivationMessage? in if case .deliver(let msg, _, _) = a { msg } else { nil } }
@@ -169,13 +289,17 @@ struct WorkerMachineTests {
       for _ in 0..<8 {
         let n = Int(g.next() % 4)
         let spans = (0..<n).map { _ in
-          ActivationMessage.Span(id: pick([0, 1, 3, 4, 1 << 40]), start: pick([0, 1, 3, 9, 10, UInt32.max]), count: pick([0, 1, 3, 5, UInt32.max]))
+          ActivationMessage.Span(
+            id: pick([0, 1, 3, 4, 1 << 40]), start: pick([0, 1, 3, 9, 10, UInt32.max]),
+            count: pick([0, 1, 3, 5, UInt32.max]))
         }
         let tokenCount = Int(g.next() % 6)
-        let tokens: [Int32]? = g.next() % 2 == 0 ? (0..<tokenCount).map { _ in pick([0, 5, 99, 100, -1, Int32.max]) } : nil
+        let tokens: [Int32]? =
+          g.next() % 2 == 0 ? (0..<tokenCount).map { _ in pick([0, 5, 99, 100, -1, Int32.max]) } : nil
         let values = [Float](repeating: 1, count: pick([0, 8, 24, 40]))
-        let msg = ActivationMessage(batch: pick([0, 1, 2, UInt64.max]), stage: pick([0, 1, 2, 3, UInt32.max]), prefill: g.next() % 2 == 0,
-                                    spans: spans, values: tokens == nil ? values : [], tokens: tokens)
+        let msg = ActivationMessage(
+          batch: pick([0, 1, 2, UInt64.max]), stage: pick([0, 1, 2, 3, UInt32.max]), prefill: g.next() % 2 == 0,
+          spans: spans, values: tokens == nil ? values : [], tokens: tokens)
         let type: FrameType = pick([.activation, .tokens, .control])
         for a in m.handle(.data(connection: 1, from: pick(["w", "x", "y", ""]), type: type, msg, now: 1)) {
           switch a {
@@ -185,8 +309,10 @@ struct WorkerMachineTests {
             // positions inside the run's context.
             let total = c.spans.reduce(0) { $0 + Int($1.count) }
             #expect([0, 2].contains(s))
-            #expect(s == 0 ? c.tokens?.count == total : c.values.count == total * Machines.limits.hiddenSize, "seed \(seed)")
-            #expect(c.spans.allSatisfy { UInt64($0.start) + UInt64($0.count) <= UInt64(Machines.limits.maxContextTokens) })
+            #expect(
+              s == 0 ? c.tokens?.count == total : c.values.count == total * Machines.limits.hiddenSize, "seed \(seed)")
+            #expect(
+              c.spans.allSatisfy { UInt64($0.start) + UInt64($0.count) <= UInt64(Machines.limits.maxContextTokens) })
             #expect((c.tokens ?? []).allSatisfy { $0 >= 0 && $0 < 100 })
           default: break
           }
@@ -203,8 +329,12 @@ struct WorkerMachineTests {
       var bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: g.next()) }
       // Half the time, start from a valid message and flip bytes.
       if g.next() % 2 == 0 {
-        bytes = ActivationMessage(batch: 1, stage: 2, prefill: false, spans: [.init(id: 1, start: 2, count: 1)], values: [1, 2]).encoded()
-        for _ in 0..<3 where !bytes.isEmpty { bytes[Int(g.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: g.next()) }
+        bytes = ActivationMessage(
+          batch: 1, stage: 2, prefill: false, spans: [.init(id: 1, start: 2, count: 1)], values: [1, 2]
+        ).encoded()
+        for _ in 0..<3 where !bytes.isEmpty {
+          bytes[Int(g.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: g.next())
+        }
       }
       _ = try? ActivationMessage.decode(bytes)
       _ = try? ControlMessage.decode(bytes)
@@ -228,7 +358,9 @@ struct ProgressMonitorTests {
 
   @Test func aBlackholedLinkIsNamed() throws {
     var m = ProgressMonitor(bound: 10, stageDevices: Self.devices, source: "a", start: 0)
-    m.observe(WorkerProgress(stages: [.init(index: 0, received: 3, completed: 3)], dispatched: 3, returned: 2), from: "a", at: 1)
+    m.observe(
+      WorkerProgress(stages: [.init(index: 0, received: 3, completed: 3)], dispatched: 3, returned: 2), from: "a", at: 1
+    )
     m.observe(WorkerProgress(stages: [.init(index: 1, received: 3, completed: 3)]), from: "b", at: 1)
     m.observe(WorkerProgress(stages: [.init(index: 2, received: 2, completed: 2)]), from: "c", at: 1)
     // The same reports keep arriving: nothing moves.
@@ -248,7 +380,9 @@ struct ProgressMonitorTests {
 
   @Test func tokensThatNeverCameBackAreNamed() throws {
     var m = ProgressMonitor(bound: 10, stageDevices: Self.devices, source: "a", start: 0)
-    m.observe(WorkerProgress(stages: [.init(index: 0, received: 1, completed: 1)], dispatched: 1, returned: 0), from: "a", at: 0)
+    m.observe(
+      WorkerProgress(stages: [.init(index: 0, received: 1, completed: 1)], dispatched: 1, returned: 0), from: "a", at: 0
+    )
     m.observe(WorkerProgress(stages: [.init(index: 1, received: 1, completed: 1)]), from: "b", at: 0)
     m.observe(WorkerProgress(stages: [.init(index: 2, received: 1, completed: 1)]), from: "c", at: 0)
     let why = try #require(m.verdict(at: 20, outstanding: true))

@@ -2,14 +2,17 @@ import CostModel
 import DSL
 import Metrics
 import Pipeline
-@testable import Simulator
 import TestSupport
 import Testing
 
+@testable import Simulator
+
 @Suite("Simulator")
 struct SimulatorTests {
-  static func experiment(devices: Int, requests: Int = 1, concurrency: Int = 1, jitter: Seconds = .zero,
-                         arrival: ArrivalProcess? = nil) throws -> ResolvedExperiment {
+  static func experiment(
+    devices: Int, requests: Int = 1, concurrency: Int = 1, jitter: Seconds = .zero,
+    arrival: ArrivalProcess? = nil
+  ) throws -> ResolvedExperiment {
     try Experiment("sim") {
       Model(.llama2_7B)
       Device("agx", .agxOrin32GB)
@@ -21,10 +24,13 @@ struct SimulatorTests {
   }
 
   static func run(_ x: ResolvedExperiment, stages: [Plan.Stage], seed: UInt64 = 1) -> RunOutcome {
-    let plan = Plan(algorithm: "test", objective: .latency, stages: stages, microBatches: stages.count, valueSeconds: 0, exact: false)
+    let plan = Plan(
+      algorithm: "test", objective: .latency, stages: stages, microBatches: stages.count, valueSeconds: 0, exact: false)
     let requests = x.spec.workload.materialize(seed: seed, vocabularySize: x.model.vocabSize)
-    return Simulator.run(SimulationInput(experiment: x, plan: plan, requests: requests,
-                                         timeModel: RooflineModel(calibration: x.spec.calibration), seed: seed))
+    return Simulator.run(
+      SimulationInput(
+        experiment: x, plan: plan, requests: requests,
+        timeModel: RooflineModel(calibration: x.spec.calibration), seed: seed))
   }
 
   @Test func oneDeviceTokenTimesAreTheSumOfLayerTimes() throws {
@@ -49,15 +55,21 @@ struct SimulatorTests {
 
   @Test func twoStagesAddTransfersAndTheReturn() throws {
     let x = try Self.experiment(devices: 2)
-    let out = Self.run(x, stages: [.init(device: "agx", firstLayer: 0, endLayer: 17), .init(device: "nx", firstLayer: 17, endLayer: 34)])
+    let out = Self.run(
+      x, stages: [.init(device: "agx", firstLayer: 0, endLayer: 17), .init(device: "nx", firstLayer: 17, endLayer: 34)])
     let model = RooflineModel(calibration: x.spec.calibration)
     let layers = ModelLayers(config: x.model, precision: .fp32)
     let (agx, nx) = (x.devices[0].profile, x.devices[1].profile)
     let r = try #require(out.requests.first)
     // Second token: decode at context 8 on both stages, 16 KB forward, 4 B back, 2 ms latency each way.
-    let s0 = layers.layers[0..<17].reduce(0.0) { $0 + model.time($1, on: agx, work: .decode(contexts: [8]), precision: .fp32).value }
-    let s1 = layers.layers[17..<34].reduce(0.0) { $0 + model.time($1, on: nx, work: .decode(contexts: [8]), precision: .fp32).value }
-    let forward = 16384.0 * 8 / 1e8 + 0.002, back = 4.0 * 8 / 1e8 + 0.002
+    let s0 = layers.layers[0..<17].reduce(0.0) {
+      $0 + model.time($1, on: agx, work: .decode(contexts: [8]), precision: .fp32).value
+    }
+    let s1 = layers.layers[17..<34].reduce(0.0) {
+      $0 + model.time($1, on: nx, work: .decode(contexts: [8]), precision: .fp32).value
+    }
+    let forward = 16384.0 * 8 / 1e8 + 0.002
+    let back = 4.0 * 8 / 1e8 + 0.002
     #expect(isClose(r.tokenTimes[1] - r.tokenTimes[0], s0 + forward + s1 + back, rtol: 1e-9))
     let link = try #require(out.links.first { $0.from == "agx" && $0.to == "nx" })
     // Prefill sends 8 tokens' activations, each decode one.
@@ -66,10 +78,13 @@ struct SimulatorTests {
   }
 
   @Test func concurrentRequestsArePipelined() throws {
-    let stages: [Plan.Stage] = [.init(device: "agx", firstLayer: 0, endLayer: 17), .init(device: "nx", firstLayer: 17, endLayer: 34)]
+    let stages: [Plan.Stage] = [
+      .init(device: "agx", firstLayer: 0, endLayer: 17), .init(device: "nx", firstLayer: 17, endLayer: 34),
+    ]
     let one = Self.run(try Self.experiment(devices: 2, requests: 4, concurrency: 1), stages: stages)
     let four = Self.run(try Self.experiment(devices: 2, requests: 4, concurrency: 4), stages: stages)
-    let s1 = RunSummary(one), s4 = RunSummary(four)
+    let s1 = RunSummary(one)
+    let s4 = RunSummary(four)
     #expect(s1.requestsCompleted == 4 && s4.requestsCompleted == 4)
     #expect(s4.makespanSeconds < 0.75 * s1.makespanSeconds)
     #expect(s4.throughputTokensPerSecond > 1.3 * s1.throughputTokensPerSecond)
@@ -77,18 +92,28 @@ struct SimulatorTests {
 
   @Test func sameSeedSameTraceEvenWithJitter() throws {
     let x = try Self.experiment(devices: 2, requests: 6, jitter: .ms(3), arrival: .poisson(rate: 2))
-    let stages: [Plan.Stage] = [.init(device: "agx", firstLayer: 0, endLayer: 20), .init(device: "nx", firstLayer: 20, endLayer: 34)]
-    let a = Self.run(x, stages: stages, seed: 5), b = Self.run(x, stages: stages, seed: 5), c = Self.run(x, stages: stages, seed: 6)
+    let stages: [Plan.Stage] = [
+      .init(device: "agx", firstLayer: 0, endLayer: 20), .init(device: "nx", firstLayer: 20, endLayer: 34),
+    ]
+    let a = Self.run(x, stages: stages, seed: 5)
+    let b = Self.run(x, stages: stages, seed: 5)
+    let c = Self.run(x, stages: stages, seed: 6)
     #expect(a == b)
     #expect(a.requests.map(\.tokenTimes) != c.requests.map(\.tokenTimes))
   }
 
   @Test func bandwidthTraceIsIntegrated() throws {
-    let trace = BandwidthTrace(points: [.init(at: .zero, bandwidth: .mbit(8)), .init(at: Seconds(1), bandwidth: .mbit(16))])
+    let trace = BandwidthTrace(points: [
+      .init(at: .zero, bandwidth: .mbit(8)), .init(at: Seconds(1), bandwidth: .mbit(16)),
+    ])
     let link = ResolvedLink(from: "a", to: "b", spec: LinkSpec(bandwidth: .mbit(8)), trace: trace)
-    let sim = Simulation(SimulationInput(experiment: try Self.experiment(devices: 1),
-                                         plan: Plan(algorithm: "t", objective: .latency, stages: [.init(device: "agx", firstLayer: 0, endLayer: 34)], valueSeconds: 0, exact: false),
-                                         requests: [], timeModel: RooflineModel(), seed: 1))
+    let sim = Simulation(
+      SimulationInput(
+        experiment: try Self.experiment(devices: 1),
+        plan: Plan(
+          algorithm: "t", objective: .latency, stages: [.init(device: "agx", firstLayer: 0, endLayer: 34)],
+          valueSeconds: 0, exact: false),
+        requests: [], timeModel: RooflineModel(), seed: 1))
     // 2 MB from t = 0.5: 0.5 MB in the first half second at 1 MB/s, the remaining 1.5 MB at 2 MB/s.
     #expect(isClose(sim.transmitTime(bytes: 2e6, start: 0.5, link: link), 0.5 + 0.75))
     #expect(isClose(sim.transmitTime(bytes: 2e6, start: 2, link: link), 1))

@@ -64,7 +64,8 @@ struct DSLTests {
   }
 
   @Test func minimalJSONGetsDefaults() throws {
-    let json = #"{"name": "tiny-json", "model": {"preset": "tiny"}, "devices": [{"name": "a", "preset": "jetson-orin-nano-8gb"}], "algorithms": [{"name": "even"}]}"#
+    let json =
+      #"{"name": "tiny-json", "model": {"preset": "tiny"}, "devices": [{"name": "a", "preset": "jetson-orin-nano-8gb"}], "algorithms": [{"name": "even"}]}"#
     let spec = try JSONCoding.decoder.decode(ExperimentSpec.self, from: Data(json.utf8))
     #expect(spec.repetitions == 1 && spec.backend == .simulated)
     #expect(spec.network.link.bandwidth == .gbit(1))
@@ -88,9 +89,10 @@ struct SweepTests {
     spec.sweeps.append(SweepAxis(path: "workload.requests", values: [2, 4, 6], label: "requests"))
     let points = try spec.expandPoints()
     #expect(points.count == 6)
-    #expect(points.map { $0.settings.map(\.value) } == [
-      ["1Mbit/s", 2], ["1Mbit/s", 4], ["1Mbit/s", 6], ["50Mbit/s", 2], ["50Mbit/s", 4], ["50Mbit/s", 6],
-    ])
+    #expect(
+      points.map { $0.settings.map(\.value) } == [
+        ["1Mbit/s", 2], ["1Mbit/s", 4], ["1Mbit/s", 6], ["50Mbit/s", 2], ["50Mbit/s", 4], ["50Mbit/s", 6],
+      ])
     let wan = try #require(points[3].experiment.link(from: "agx", to: "server"))
     #expect(wan.spec.bandwidth == .mbit(50))
     #expect(points[5].experiment.spec.workload.requests == 6)

@@ -11,7 +11,9 @@ struct ValidationTests {
     }.spec
   }
 
-  func fields(_ spec: ExperimentSpec, known: Set<String>? = nil) -> [String] { spec.problems(knownAlgorithms: known).map(\.field) }
+  func fields(_ spec: ExperimentSpec, known: Set<String>? = nil) -> [String] {
+    spec.problems(knownAlgorithms: known).map(\.field)
+  }
 
   @Test func aValidSpecHasNoProblems() throws {
     #expect(base().problems().isEmpty)
@@ -55,17 +57,23 @@ struct ValidationTests {
     s.workload.arrival = .poisson(rate: -1)
     s.workload.outputTokens = .fixed(200_000)
     let f = fields(s)
-    for expected in ["network.link.loss", "network.link.bandwidth", "network.overrides[0]", "network.overrides[0].latency",
-                     "workload.requests", "workload.arrival.rate", "workload"] {
+    for expected in [
+      "network.link.loss", "network.link.bandwidth", "network.overrides[0]", "network.overrides[0].latency",
+      "workload.requests", "workload.arrival.rate", "workload",
+    ] {
       #expect(f.contains(expected), "missing \(expected) in \(f)")
     }
   }
 
   @Test func traceMustBeOrdered() {
     var s = base()
-    s.network.overrides = [LinkOverride(name: "t", from: ["nano0"], to: ["nano1"], trace: BandwidthTrace(points: [
-      .init(at: .zero, bandwidth: .mbit(10)), .init(at: .zero, bandwidth: .mbit(5)),
-    ]))]
+    s.network.overrides = [
+      LinkOverride(
+        name: "t", from: ["nano0"], to: ["nano1"],
+        trace: BandwidthTrace(points: [
+          .init(at: .zero, bandwidth: .mbit(10)), .init(at: .zero, bandwidth: .mbit(5)),
+        ]))
+    ]
     #expect(fields(s).contains("network.overrides[t].trace"))
   }
 
@@ -84,8 +92,10 @@ struct ValidationTests {
 
   @Test func asymmetricOverridesApplyOneWay() throws {
     var s = base()
-    s.network.overrides = [LinkOverride(from: ["nano0"], to: ["nano1"], oneWay: true, bandwidth: .mbit(5)),
-                           LinkOverride(from: ["nano2"], to: ["nano"], disconnected: true)]
+    s.network.overrides = [
+      LinkOverride(from: ["nano0"], to: ["nano1"], oneWay: true, bandwidth: .mbit(5)),
+      LinkOverride(from: ["nano2"], to: ["nano"], disconnected: true),
+    ]
     let r = try s.resolve()
     #expect(r.link(from: "nano0", to: "nano1")?.spec.bandwidth == .mbit(5))
     #expect(r.link(from: "nano1", to: "nano0")?.spec.bandwidth == .gbit(1))
@@ -97,9 +107,11 @@ struct ValidationTests {
 @Suite("Workload")
 struct WorkloadTests {
   @Test func materialisationIsDeterministic() {
-    let w = WorkloadSpec(arrival: .poisson(rate: 2), requests: 50, promptTokens: .uniform(min: 8, max: 64),
-                         outputTokens: .normal(mean: 32, std: 8, min: 1, max: 64))
-    let a = w.materialize(seed: 3, vocabularySize: 1000), b = w.materialize(seed: 3, vocabularySize: 1000)
+    let w = WorkloadSpec(
+      arrival: .poisson(rate: 2), requests: 50, promptTokens: .uniform(min: 8, max: 64),
+      outputTokens: .normal(mean: 32, std: 8, min: 1, max: 64))
+    let a = w.materialize(seed: 3, vocabularySize: 1000)
+    let b = w.materialize(seed: 3, vocabularySize: 1000)
     #expect(a == b)
     #expect(a != w.materialize(seed: 4, vocabularySize: 1000))
     #expect(a.allSatisfy { (8...64).contains($0.promptLength) && $0.promptTokens.count == $0.promptLength })

@@ -1,5 +1,6 @@
 import CLinux
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,7 +9,8 @@ import Glibc
 public enum Binary {
   public static var path: String {
     if let env = ProcessInfo.processInfo.environment["EDGELAB_BIN"] { return env }
-    return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("edgelab").path
+    return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("edgelab")
+      .path
   }
 }
 
@@ -60,7 +62,11 @@ public final class LineProcess: @unchecked Sendable {
     posix_spawn_file_actions_init(&fa)
     defer { posix_spawn_file_actions_destroy(&fa) }
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
-    if mergeOutput { posix_spawn_file_actions_adddup2(&fa, fds[1], 1) } else { posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0) }
+    if mergeOutput {
+      posix_spawn_file_actions_adddup2(&fa, fds[1], 1)
+    } else {
+      posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0)
+    }
     posix_spawn_file_actions_adddup2(&fa, fds[1], 2)
     posix_spawn_file_actions_addclose(&fa, fds[0])
     posix_spawn_file_actions_addclose(&fa, fds[1])

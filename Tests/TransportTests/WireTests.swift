@@ -1,13 +1,16 @@
 import Foundation
 import TestSupport
 import Testing
+
 @testable import Transport
 
 @Suite("Wire codec and handshake (no sockets)")
 struct WireTests {
   @Test func framesRoundTripFedByteByByte() throws {
     var enc = FrameEncoder()
-    let bytes = enc.encode(.control, Array("hello".utf8), sentAt: 42) + enc.encode(.activation, [1, 2, 3]) + enc.encode(.heartbeat, [])
+    let bytes =
+      enc.encode(.control, Array("hello".utf8), sentAt: 42) + enc.encode(.activation, [1, 2, 3])
+      + enc.encode(.heartbeat, [])
     var dec = FrameDecoder()
     var frames: [Frame] = []
     for b in bytes {
@@ -28,14 +31,18 @@ struct WireTests {
   }
 
   @Test func outOfOrderAndUnknownFramesAreRefused() {
-    var a = FrameEncoder(), b = FrameEncoder()
+    var a = FrameEncoder()
+    var b = FrameEncoder()
     _ = b.encode(.control, [])
     var dec = FrameDecoder()
     dec.feed(a.encode(.control, []))
     dec.feed(b.encode(.control, []))  // sequence 1 again after 0 → fine; then a repeat of 0
     var fresh = FrameEncoder()
     dec.feed(fresh.encode(.control, []))
-    #expect(throws: Never.self) { _ = try dec.next(); _ = try dec.next() }
+    #expect(throws: Never.self) {
+      _ = try dec.next()
+      _ = try dec.next()
+    }
     #expect(throws: WireError.outOfOrder(expected: 2, got: 0)) { try dec.next() }
     var bad = FrameDecoder()
     var e = FrameEncoder()
@@ -56,19 +63,25 @@ struct WireTests {
   @Test func handshakeAcceptsTheTokenAndNothingElse() {
     let token: [UInt8] = Array("secret-token-123".utf8)
     var good = HandshakeServer(token: token)
-    #expect(good.receive(Frame(type: .hello, payload: Hello(token: token, name: "d1").encoded())) == .send(.welcome, []))
+    #expect(
+      good.receive(Frame(type: .hello, payload: Hello(token: token, name: "d1").encoded())) == .send(.welcome, []))
     #expect(good.state == .established(peer: "d1"))
     #expect(good.receive(Frame(type: .control, payload: [7])) == .deliver(Frame(type: .control, payload: [7])))
 
     var wrong = HandshakeServer(token: token)
-    #expect(wrong.receive(Frame(type: .hello, payload: Hello(token: Array("secret-token-124".utf8), name: "x").encoded())) == .reject("wrong run token"))
+    #expect(
+      wrong.receive(Frame(type: .hello, payload: Hello(token: Array("secret-token-124".utf8), name: "x").encoded()))
+        == .reject("wrong run token"))
     var none = HandshakeServer(token: token)
     #expect(none.receive(Frame(type: .control, payload: [])) == .reject("expected a hello frame first, got control"))
     var foreign = HandshakeServer(token: token)
-    #expect(foreign.receive(Frame(type: .hello, payload: Array("HTTP/1.1 GET".utf8))) == .reject("not an EdgeLab peer (bad magic bytes)"))
+    #expect(
+      foreign.receive(Frame(type: .hello, payload: Array("HTTP/1.1 GET".utf8)))
+        == .reject("not an EdgeLab peer (bad magic bytes)"))
     var old = HandshakeServer(token: token)
-    #expect(old.receive(Frame(type: .hello, payload: Hello(version: 0, token: token, name: "x").encoded()))
-      == .reject("protocol version 0 is not supported (this build speaks 1)"))
+    #expect(
+      old.receive(Frame(type: .hello, payload: Hello(version: 0, token: token, name: "x").encoded()))
+        == .reject("protocol version 0 is not supported (this build speaks 1)"))
     #expect(wrong.state == .rejected)
   }
 
@@ -78,14 +91,18 @@ struct WireTests {
     let m = ActivationMessage(batch: 77, stage: 2, prefill: true, spans: spans, values: values)
     #expect(try ActivationMessage.decode(m.encoded()) == m)
     let half = try ActivationMessage.decode(m.encoded(halfPrecision: true))
-    #expect(half.values.count == 6 && zip(half.values, values).allSatisfy { isClose(Double($0), Double($1), rtol: 1e-3, atol: 1e-4) })
+    #expect(
+      half.values.count == 6
+        && zip(half.values, values).allSatisfy { isClose(Double($0), Double($1), rtol: 1e-3, atol: 1e-4) })
     #expect(m.encoded(halfPrecision: true).count < m.encoded().count)
     let t = ActivationMessage(batch: 1, stage: 5, prefill: false, spans: spans, tokens: [5, 127_999])
     #expect(try ActivationMessage.decode(t.encoded()) == t)
   }
 
   @Test func malformedActivationsAreRejected() {
-    var bytes = ActivationMessage(batch: 1, stage: 0, prefill: false, spans: [.init(id: 1, start: 0, count: 1)], values: [1, 2]).encoded()
+    var bytes = ActivationMessage(
+      batch: 1, stage: 0, prefill: false, spans: [.init(id: 1, start: 0, count: 1)], values: [1, 2]
+    ).encoded()
     bytes.removeLast()
     #expect(throws: WireError.self) { try ActivationMessage.decode(bytes) }
     #expect(throws: WireError.self) { try ActivationMessage.decode([1, 2, 3]) }
@@ -126,8 +143,10 @@ struct HalfTests {
   /// Our conversion equals Swift's Float16 on every float that matters: a sweep of magnitudes, edge cases,
   /// ties and subnormals.
   @Test func matchesFloat16Exactly() {
-    var values: [Float] = [0, -0, 1, -1, 65504, 65505, 65520, 1e9, -1e9, .infinity, -.infinity, 6.1e-5, 5.96e-8, 2.98e-8,
-                           1e-10, 0.1, 0.3333333, 1.0009765625, 1.00048828125, 1.00146484375, 2049, 2051]
+    var values: [Float] = [
+      0, -0, 1, -1, 65504, 65505, 65520, 1e9, -1e9, .infinity, -.infinity, 6.1e-5, 5.96e-8, 2.98e-8,
+      1e-10, 0.1, 0.3333333, 1.0009765625, 1.00048828125, 1.00146484375, 2049, 2051,
+    ]
     var g = UInt32(12345)
     for _ in 0..<200_000 {
       g = g &* 1_664_525 &+ 1_013_904_223

@@ -1,3 +1,6 @@
+import EdgeLabCore
+public import Pipeline
+
 /// The naive even split: contiguous, near-equal layer counts over all devices in declared order, source first.
 /// The first `layers mod devices` stages get one layer more. Infeasible when a share does not fit its device
 /// or two consecutive devices have no link (the naive split does not adapt).
@@ -37,7 +40,8 @@ public struct EdgeSolo: Partitioner {
     let spans = [StandardSemantics.Span(device: p.sourceIndex, first: 0, end: p.layerCount)]
     let need = p.memoryPrefix.last!
     if need > p.memory[p.sourceIndex] {
-      throw .infeasible("the model needs \(Bytes(need)); the source \(p.name(p.sourceIndex)) offers \(Bytes(p.memory[p.sourceIndex]))")
+      throw .infeasible(
+        "the model needs \(Bytes(need)); the source \(p.name(p.sourceIndex)) offers \(Bytes(p.memory[p.sourceIndex]))")
     }
     try requireValid(spans, p, what: "edge-solo")
     return StandardSemantics.plan(spans, p, algorithm: Self.name, exact: true)
@@ -48,16 +52,22 @@ public struct EdgeSolo: Partitioner {
 /// non-source device with the most memory (ties: the fastest on the whole model, then declaration order).
 func cloudDevice(_ p: IndexedProblem, named: String?, algorithm: String) throws(PartitionError) -> Int {
   if let named {
-    guard let d = p.index(of: named) else { throw .badParameter(algorithm: algorithm, "cloud device '\(named)' is not in the problem") }
-    guard d != p.sourceIndex else { throw .badParameter(algorithm: algorithm, "the cloud device must differ from the source") }
+    guard let d = p.index(of: named) else {
+      throw .badParameter(algorithm: algorithm, "cloud device '\(named)' is not in the problem")
+    }
+    guard d != p.sourceIndex else {
+      throw .badParameter(algorithm: algorithm, "the cloud device must differ from the source")
+    }
     return d
   }
   let others = (0..<p.deviceCount).filter { $0 != p.sourceIndex }
   if let server = others.first(where: { p.problem.devices[$0].server == true }) { return server }
-  guard let best = others.max(by: { a, b in
-    if p.memory[a] != p.memory[b] { return p.memory[a] < p.memory[b] }
-    return p.compute(a, 0, p.layerCount) > p.compute(b, 0, p.layerCount)
-  }) else { throw .infeasible("cloud-edge needs a second device besides the source") }
+  guard
+    let best = others.max(by: { a, b in
+      if p.memory[a] != p.memory[b] { return p.memory[a] < p.memory[b] }
+      return p.compute(a, 0, p.layerCount) > p.compute(b, 0, p.layerCount)
+    })
+  else { throw .infeasible("cloud-edge needs a second device besides the source") }
   return best
 }
 
@@ -70,7 +80,8 @@ public struct CloudEdgeEven: Partitioner {
 
   public func partition(_ p: IndexedProblem) throws(PartitionError) -> Plan {
     let c = try cloudDevice(p, named: cloud, algorithm: Self.name)
-    let spans = EvenSplit.evenSpans(layers: p.layerCount, devices: p.layerCount > 1 ? [p.sourceIndex, c] : [p.sourceIndex])
+    let spans = EvenSplit.evenSpans(
+      layers: p.layerCount, devices: p.layerCount > 1 ? [p.sourceIndex, c] : [p.sourceIndex])
     try requireValid(spans, p, what: "the cloud-edge even split")
     return StandardSemantics.plan(spans, p, algorithm: Self.name, exact: false)
   }
@@ -88,7 +99,8 @@ public struct CloudEdgeOptimal: Partitioner {
     let c = try cloudDevice(p, named: cloud, algorithm: Self.name)
     var best: (Double, [StandardSemantics.Span])?
     for k in 1...p.layerCount {
-      let spans: [StandardSemantics.Span] = k == p.layerCount
+      let spans: [StandardSemantics.Span] =
+        k == p.layerCount
         ? [.init(device: p.sourceIndex, first: 0, end: k)]
         : [.init(device: p.sourceIndex, first: 0, end: k), .init(device: c, first: k, end: p.layerCount)]
       guard StandardSemantics.violations(spans, p).isEmpty else { continue }
@@ -99,9 +111,6 @@ public struct CloudEdgeOptimal: Partitioner {
     return StandardSemantics.plan(best.1, p, algorithm: Self.name, exact: false)
   }
 }
-
-import EdgeLabCore
-public import Pipeline
 
 /// Throws `.infeasible` naming the first broken rule, phrased for a fixed (non-searching) algorithm.
 func requireValid(_ spans: [StandardSemantics.Span], _ p: IndexedProblem, what: String) throws(PartitionError) {

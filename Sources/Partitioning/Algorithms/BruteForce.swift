@@ -22,11 +22,15 @@ public struct BruteForce: Partitioner {
   }
 
   public func partition(_ p: IndexedProblem) throws(PartitionError) -> Plan {
-    let n = p.layerCount, m = p.deviceCount
+    let n = p.layerCount
+    let m = p.deviceCount
     var count = 0.0
     for l in 1...min(n, m) { count += permutations(m - 1, l - 1) * binomial(n - 1, l - 1) }
     if count > maxPlans {
-      throw .badParameter(algorithm: Self.name, "the problem has \(Self.describe(count)) candidate plans, more than max_plans \(Self.describe(maxPlans)); use an exact DP (edgeshard-latency, edgeshard-throughput) or raise max_plans")
+      throw .badParameter(
+        algorithm: Self.name,
+        "the problem has \(Self.describe(count)) candidate plans, more than max_plans \(Self.describe(maxPlans)); use an exact DP (edgeshard-latency, edgeshard-throughput) or raise max_plans"
+      )
     }
     let objective = p.problem.objective
     var best: (Double, [StandardSemantics.Span])?

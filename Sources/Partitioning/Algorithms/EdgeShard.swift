@@ -1,3 +1,6 @@
+public import EdgeLabCore
+public import Pipeline
+
 /// EdgeShard's joint device selection and partition for the **latency** objective (Zhang et al., "EdgeShard:
 /// Efficient LLM Inference via Collaborative Edge Computing", arXiv 2405.14371), made exact under memory.
 ///
@@ -60,9 +63,6 @@ extension IndexedProblem {
   }
 }
 
-public import EdgeLabCore
-public import Pipeline
-
 /// The dynamic programme over (layers placed, device-class counts, last class) shared by both objectives.
 struct SubsetSearch: Sendable {
   enum Combine: Sendable { case sum, max }
@@ -93,17 +93,24 @@ struct SubsetSearch: Sendable {
     var overflow = false
     for n in classes.capacities {
       let (r, o) = product.multipliedReportingOverflow(by: n + 1)
-      if o { overflow = true; break }
+      if o {
+        overflow = true
+        break
+      }
       product = r
     }
-    let states = overflow ? Int.max : (p.layerCount + 1).multipliedReportingOverflow(by: product).partialValue
-      .multipliedReportingOverflow(by: classes.count).partialValue
+    let states =
+      overflow
+      ? Int.max
+      : (p.layerCount + 1).multipliedReportingOverflow(by: product).partialValue
+        .multipliedReportingOverflow(by: classes.count).partialValue
     // Transitions: every state tries every class and every stage length that fits (bounded by memory).
-    let longest = (0..<p.deviceCount).map { d -> Int in
-      var j = 0
-      while j < p.layerCount && p.memory(0, j + 1) <= p.memory[d] { j += 1 }
-      return max(j, 1)
-    }.max() ?? 1
+    let longest =
+      (0..<p.deviceCount).map { d -> Int in
+        var j = 0
+        while j < p.layerCount && p.memory(0, j + 1) <= p.memory[d] { j += 1 }
+        return max(j, 1)
+      }.max() ?? 1
     let work = overflow ? .infinity : Double(states) * Double(classes.count) * Double(min(longest, p.layerCount))
     if !overflow && states <= maxStates && work <= maxWork {
       guard let spans = exact(p, classes, countStates: product) else {
@@ -111,23 +118,30 @@ struct SubsetSearch: Sendable {
       }
       return StandardSemantics.plan(spans, p, algorithm: algorithm, exact: true)
     }
-    let size = "exact search needs \(overflow ? "more than 2⁶³" : String(states)) states and about \(String(format: work, digits: 0)) transitions (limits: max_states \(maxStates), max_work \(String(format: maxWork, digits: 0)))"
+    let size =
+      "exact search needs \(overflow ? "more than 2⁶³" : String(states)) states and about \(String(format: work, digits: 0)) transitions (limits: max_states \(maxStates), max_work \(String(format: maxWork, digits: 0)))"
     // The beam ranks partial plans by their value so far, which is myopic (for the bottleneck it favours
     // short early stages); balanced splits and a greedy fill are candidates too, and the best valid plan wins.
     let objective = p.problem.objective
     var candidates: [(spans: [StandardSemantics.Span], how: String)] = []
-    if let spans = beamSearch(p, classes) { candidates.append((spans, "beam search over the same recurrence with \(beam) partial plans per layer boundary")) }
+    if let spans = beamSearch(p, classes) {
+      candidates.append((spans, "beam search over the same recurrence with \(beam) partial plans per layer boundary"))
+    }
     candidates += balanced(p).map { ($0, "a balanced contiguous split (best over device counts and orders)") }
     if let spans = greedy(p) { candidates.append((spans, "a greedy fill (devices by memory, largest first)")) }
     let valued = candidates.filter { StandardSemantics.violations($0.spans, p).isEmpty }
       .map { (c: $0, v: StandardSemantics.evaluate($0.spans, p).value(objective)) }
     if let best = valued.min(by: { $0.v < $1.v }) {
-      return StandardSemantics.plan(best.c.spans, p, algorithm: algorithm, exact: false, notes: [
-        "heuristic: \(size); best of beam search, balanced splits and a greedy fill: \(best.c.how); not guaranteed optimal",
-      ])
+      return StandardSemantics.plan(
+        best.c.spans, p, algorithm: algorithm, exact: false,
+        notes: [
+          "heuristic: \(size); best of beam search, balanced splits and a greedy fill: \(best.c.how); not guaranteed optimal"
+        ])
     }
     if let proof = Infeasibility.proven(p) { throw .infeasible(proof) }
-    throw .noPlanFound("\(Infeasibility.unproven(p)) (not proven: \(size); beam search, balanced splits and a greedy fill found no valid plan)")
+    throw .noPlanFound(
+      "\(Infeasibility.unproven(p)) (not proven: \(size); beam search, balanced splits and a greedy fill found no valid plan)"
+    )
   }
 
   /// Representative devices for a transition from class a to class b (two distinct members when a == b).
@@ -231,7 +245,9 @@ struct SubsetSearch: Sendable {
   }
 
   /// Maps class-level stages to concrete devices: each class's members in order of use.
-  private func assignMembers(_ stages: some Sequence<(cls: Int, first: Int, end: Int)>, _ classes: DeviceClasses) -> [StandardSemantics.Span] {
+  private func assignMembers(_ stages: some Sequence<(cls: Int, first: Int, end: Int)>, _ classes: DeviceClasses)
+    -> [StandardSemantics.Span]
+  {
     var used = [Int](repeating: 0, count: classes.count)
     return stages.map { st in
       let d = classes.members[st.cls][used[st.cls]]
@@ -265,7 +281,9 @@ struct SubsetSearch: Sendable {
           var share = 0.0
           for (i, d) in chosen.enumerated() {
             share += weight(d) / total
-            let end = i == chosen.count - 1 ? n : min(n - (chosen.count - 1 - i), max(first + 1, Int((share * Double(n)).rounded())))
+            let end =
+              i == chosen.count - 1
+              ? n : min(n - (chosen.count - 1 - i), max(first + 1, Int((share * Double(n)).rounded())))
             spans.append(.init(device: d, first: first, end: end))
             first = end
           }
@@ -382,7 +400,10 @@ struct SubsetSearch: Sendable {
             if p.memory(i, j) > p.memory[dev] { break }
             let comp = p.compute(dev, i, j)
             if !comp.isFinite { break }
-            offer(Node(counts: c2, last: Int32(k2), parent: Int32(id), first: Int32(i), end: Int32(j), value: join(q.value, t, comp)))
+            offer(
+              Node(
+                counts: c2, last: Int32(k2), parent: Int32(id), first: Int32(i), end: Int32(j),
+                value: join(q.value, t, comp)))
             j += 1
           }
         }

@@ -52,7 +52,8 @@ public import Pipeline
 /// give its standard value.
 public struct Lime: Partitioner {
   public static let name = "lime"
-  public static let summary = "LIME: interleaved pipeline + offloading, offloading-aware allocation, online memory adaptation"
+  public static let summary =
+    "LIME: interleaved pipeline + offloading, offloading-aware allocation, online memory adaptation"
 
   public let maxInterleave: Int
   public let prefetchDepth: Int
@@ -73,8 +74,10 @@ public struct Lime: Partitioner {
     }
   }
 
-  public init(maxInterleave: Int = 4, prefetchDepth: Int = 2, steadyTokens: Int = 3, offload: Bool = true,
-              replanThreshold: Double = 0.1, prefixes: Bool = true) {
+  public init(
+    maxInterleave: Int = 4, prefetchDepth: Int = 2, steadyTokens: Int = 3, offload: Bool = true,
+    replanThreshold: Double = 0.1, prefixes: Bool = true
+  ) {
     self.maxInterleave = maxInterleave
     self.prefetchDepth = prefetchDepth
     self.steadyTokens = steadyTokens
@@ -100,7 +103,9 @@ public struct Lime: Partitioner {
       // One device has no ring to interleave over: its chunks would only hand activations to itself.
       for v in 1...(ring.count == 1 ? 1 : maxInterleave) where ring.count * v <= p.layerCount {
         let a = model.optimise(ring: ring, interleave: v)
-        if a.cost.feasible, bestOfRing == nil || a.cost.value(objective) < bestOfRing!.cost.value(objective) { bestOfRing = a }
+        if a.cost.feasible, bestOfRing == nil || a.cost.value(objective) < bestOfRing!.cost.value(objective) {
+          bestOfRing = a
+        }
         // Interleaving only helps to hide loads: with nothing offloaded, more chunks only add hops.
         if let b = bestOfRing, !b.offloaded.contains(true) { break }
       }
@@ -129,7 +134,11 @@ public struct LimeCostModel: Sendable {
     self.offload = offload
   }
 
-  struct Chunk: Hashable { var device: Int; var first: Int; var end: Int }
+  struct Chunk: Hashable {
+    var device: Int
+    var first: Int
+    var end: Int
+  }
 
   struct Cost {
     var feasible: Bool
@@ -169,8 +178,9 @@ public struct LimeCostModel: Sendable {
   /// Device `d`'s residency rule for these chunks: chunk-head-first priority, its memory, its staging slots.
   func policy(_ chunks: [Chunk], device d: Int) -> ResidencyPolicy.Device {
     let layers = chunks.filter { $0.device == d }.flatMap { Array($0.first..<$0.end) }
-    return ResidencyPolicy.Device(device: p.name(d), layers: layers, weightBytes: layers.map(weight), budgetBytes: p.memory[d],
-                                  priority: priority(chunks, device: d), stagingSlots: prefetchDepth, canOffload: storage(d) != nil)
+    return ResidencyPolicy.Device(
+      device: p.name(d), layers: layers, weightBytes: layers.map(weight), budgetBytes: p.memory[d],
+      priority: priority(chunks, device: d), stagingSlots: prefetchDepth, canOffload: storage(d) != nil)
   }
 
   /// Resident layers of device `d` given `kvBytes` of KV cache in memory: chunk-head-first while memory lasts
@@ -179,8 +189,9 @@ public struct LimeCostModel: Sendable {
   func residency(_ chunks: [Chunk], device d: Int, kvBytes: Double) -> Set<Int>? {
     let order = priority(chunks, device: d)
     guard
-      let mask = ResidencyPolicy.Device.residentMask(priorityWeights: order.map(weight), budget: p.memory[d] - kvBytes,
-                                                     slots: prefetchDepth, canOffload: storage(d) != nil)
+      let mask = ResidencyPolicy.Device.residentMask(
+        priorityWeights: order.map(weight), budget: p.memory[d] - kvBytes,
+        slots: prefetchDepth, canOffload: storage(d) != nil)
     else { return nil }
     return Set(zip(order, mask).filter(\.1).map(\.0))
   }
@@ -197,15 +208,27 @@ public struct LimeCostModel: Sendable {
     for d in Set(chunks.map(\.device)) {
       let kvBytes = plannedKV(chunks, device: d)
       if let resident = residency(chunks, device: d, kvBytes: kvBytes) {
-        for c in chunks where c.device == d { for l in c.first..<c.end where !resident.contains(l) { offloaded[l] = true } }
+        for c in chunks where c.device == d {
+          for l in c.first..<c.end where !resident.contains(l) { offloaded[l] = true }
+        }
       } else {
         feasible = false
-        let weights = chunks.filter { $0.device == d }.reduce(0.0) { a, c in a + (c.first..<c.end).reduce(0.0) { $0 + weight($1) } }
-        let need = kvBytes + (storage(d) != nil ? Double(prefetchDepth) * (chunks.filter { $0.device == d }.flatMap { Array($0.first..<$0.end) }.map(weight).max() ?? 0) : weights)
+        let weights = chunks.filter { $0.device == d }.reduce(0.0) { a, c in
+          a + (c.first..<c.end).reduce(0.0) { $0 + weight($1) }
+        }
+        let need =
+          kvBytes
+          + (storage(d) != nil
+            ? Double(prefetchDepth)
+              * (chunks.filter { $0.device == d }.flatMap { Array($0.first..<$0.end) }.map(weight).max() ?? 0)
+            : weights)
         excess += max(need - p.memory[d], 1)
       }
     }
-    for c in chunks where !p.compute(c.device, c.first, c.end).isFinite { feasible = false; excess += 1e9 }
+    for c in chunks where !p.compute(c.device, c.first, c.end).isFinite {
+      feasible = false
+      excess += 1e9
+    }
     let (latency, cycle) = timeline(chunks, offloaded: offloaded)
     return (Cost(feasible: feasible, latency: latency, cycle: cycle, excessBytes: excess), offloaded)
   }
@@ -219,7 +242,8 @@ public struct LimeCostModel: Sendable {
       guard let bw = storage(d) else { continue }
       let order = chunks.filter { $0.device == d }.flatMap { Array($0.first..<$0.end) }.filter { offloaded[$0] }
       if order.isEmpty { continue }
-      reads[d] = VirtualOffloadTimeline(order: order, slots: prefetchDepth, readSeconds: (0..<p.layerCount).map { weight($0) / bw })
+      reads[d] = VirtualOffloadTimeline(
+        order: order, slots: prefetchDepth, readSeconds: (0..<p.layerCount).map { weight($0) / bw })
     }
     var t = 0.0
     var lastLatency = 0.0
@@ -252,7 +276,9 @@ public struct LimeCostModel: Sendable {
       let mine = chunks.filter { $0.device == d }
       let compute = mine.reduce(0.0) { $0 + p.compute(d, $1.first, $1.end) }
       var loads = 0.0
-      if let bw = storage(d) { for c in mine { for l in c.first..<c.end where offloaded[l] { loads += weight(l) / bw } } }
+      if let bw = storage(d) {
+        for c in mine { for l in c.first..<c.end where offloaded[l] { loads += weight(l) / bw } }
+      }
       cycle = max(cycle, max(compute, loads))
     }
     for (ci, c) in chunks.enumerated() where ci > 0 {
@@ -308,7 +334,11 @@ public struct LimeCostModel: Sendable {
       let i = (0..<count).max { share[$0] - Double(sizes[$0]) < share[$1] - Double(sizes[$1]) }!
       sizes[i] += 1
     }
-    while sizes.reduce(0, +) > n, let i = (0..<count).filter({ sizes[$0] > 1 }).max(by: { Double(sizes[$0]) - share[$0] < Double(sizes[$1]) - share[$1] }) {
+    while sizes.reduce(0, +) > n,
+      let i = (0..<count).filter({ sizes[$0] > 1 }).max(by: {
+        Double(sizes[$0]) - share[$0] < Double(sizes[$1]) - share[$1]
+      })
+    {
       sizes[i] -= 1
     }
     func chunks(_ sizes: [Int]) -> [Chunk] {
@@ -331,7 +361,9 @@ public struct LimeCostModel: Sendable {
           s[from] -= 1
           s[to] += 1
           let (c, o) = evaluate(chunks(s))
-          if c.score(objective) < (bestMove?.1.score(objective) ?? cost.score(objective)) * (1 - 1e-12) { bestMove = (s, c, o) }
+          if c.score(objective) < (bestMove?.1.score(objective) ?? cost.score(objective)) * (1 - 1e-12) {
+            bestMove = (s, c, o)
+          }
         }
       }
       guard let m = bestMove else { break }
@@ -344,28 +376,35 @@ public struct LimeCostModel: Sendable {
     // Every device of the ring computes some layers: one without a time for a layer cannot take part.
     if let why = Infeasibility.uncomputable(p, devices: ring) { return why }
     if let d = ring.first(where: { d in (0..<p.layerCount).contains { !p.compute(d, $0, $0 + 1).isFinite } }),
-       let l = (0..<p.layerCount).first(where: { !p.compute(d, $0, $0 + 1).isFinite }) {
-      return "lime's ring (\(ring.map(p.name).joined(separator: " → "))) puts layers on every device, and \(p.name(d)) has no compute time for layer \(p.problem.layers[l].name)"
+      let l = (0..<p.layerCount).first(where: { !p.compute(d, $0, $0 + 1).isFinite })
+    {
+      return
+        "lime's ring (\(ring.map(p.name).joined(separator: " → "))) puts layers on every device, and \(p.name(d)) has no compute time for layer \(p.problem.layers[l].name)"
     }
     let noStorage = ring.filter { storage($0) == nil }
     let need = p.memoryPrefix.last!
     if noStorage.count == ring.count {
-      return "the model needs \(Bytes(need)); the devices offer \(Bytes(ring.reduce(0.0) { $0 + p.memory[$1] })) and none can offload (no storage_bytes_per_s)"
+      return
+        "the model needs \(Bytes(need)); the devices offer \(Bytes(ring.reduce(0.0) { $0 + p.memory[$1] })) and none can offload (no storage_bytes_per_s)"
     }
     let kvAll = (0..<p.layerCount).reduce(0.0) { $0 + kv($1) }
-    return "even with offloading, the KV cache (\(Bytes(kvAll))) and staging slots (\(prefetchDepth) per device) do not fit the devices' memory"
+    return
+      "even with offloading, the KV cache (\(Bytes(kvAll))) and staging slots (\(prefetchDepth) per device) do not fit the devices' memory"
   }
 
   func plan(_ a: Allocation, algorithm: String) -> Plan {
     let objective = p.problem.objective
     let stages = a.chunks.map { c in
-      Plan.Stage(device: p.name(c.device), firstLayer: c.first, endLayer: c.end,
-                 offloadedLayers: (c.first..<c.end).filter { a.offloaded[$0] })
+      Plan.Stage(
+        device: p.name(c.device), firstLayer: c.first, endLayer: c.end,
+        offloadedLayers: (c.first..<c.end).filter { a.offloaded[$0] })
     }
     let devices = Set(a.chunks.map(\.device)).count
     let v = a.chunks.count / max(devices, 1)
     let offloadedCount = a.offloaded.filter { $0 }.count
-    var notes = ["interleave \(v) (\(a.chunks.count) chunks on \(devices) devices); \(offloadedCount) of \(p.layerCount) layers offloaded; prefetch depth \(prefetchDepth)"]
+    var notes = [
+      "interleave \(v) (\(a.chunks.count) chunks on \(devices) devices); \(offloadedCount) of \(p.layerCount) layers offloaded; prefetch depth \(prefetchDepth)"
+    ]
     let spans = a.chunks.map { StandardSemantics.Span(device: $0.device, first: $0.first, end: $0.end) }
     var plan = Plan(
       algorithm: algorithm, objective: objective, stages: stages,
@@ -378,9 +417,13 @@ public struct LimeCostModel: Sendable {
       plan.explanation = e.explanation(stageCount: spans.count)
     } else {
       let loads = a.chunks.reduce(0.0) { acc, c in
-        acc + (storage(c.device).map { bw in (c.first..<c.end).filter { a.offloaded[$0] }.reduce(0.0) { $0 + weight($1) / bw } } ?? 0)
+        acc
+          + (storage(c.device).map { bw in
+            (c.first..<c.end).filter { a.offloaded[$0] }.reduce(0.0) { $0 + weight($1) / bw }
+          } ?? 0)
       }
-      plan.explanation = "\(a.chunks.count) chunks on \(devices) devices (interleave \(v)); \(offloadedCount) layers offloaded, \(String(format: loads * 1e3, digits: 1)) ms of storage reads per token, overlapped"
+      plan.explanation =
+        "\(a.chunks.count) chunks on \(devices) devices (interleave \(v)); \(offloadedCount) layers offloaded, \(String(format: loads * 1e3, digits: 1)) ms of storage reads per token, overlapped"
     }
     plan.notes = notes
     return plan
@@ -395,7 +438,9 @@ extension Lime {
     let model = LimeCostModel(p, prefetchDepth: prefetchDepth, steadyTokens: steadyTokens, offload: offload)
     var chunks: [LimeCostModel.Chunk] = []
     for s in current.stages {
-      guard let d = p.index(of: s.device) else { throw .invalidProblem(["plan device '\(s.device)' is not in the problem"]) }
+      guard let d = p.index(of: s.device) else {
+        throw .invalidProblem(["plan device '\(s.device)' is not in the problem"])
+      }
       chunks.append(.init(device: d, first: s.firstLayer, end: s.endLayer))
     }
     let (cost, _) = model.evaluate(chunks)
