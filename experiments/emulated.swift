@@ -1,6 +1,6 @@
 import DSL
 
-/// Issue 7's showcase: Llama-3.2-1B in FP32 on two emulated Jetson Orin Nano boards behind a switch whose
+/// The emulated cluster's showcase: Llama-3.2-1B in FP32 on two emulated Jetson Orin Nano boards behind a switch whose
 /// links are shaped to 10, 100 and 1000 Mbit/s — each point run twice, by the simulator and for real in an
 /// emulated cluster (network namespaces, kernel shaping, cgroup CPU and memory limits, time dilation), so the
 /// calibrated simulator can be checked against real computation run for run. Needs root (namespaces).

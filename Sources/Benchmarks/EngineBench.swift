@@ -3,7 +3,7 @@ import EdgeLabCore
 public import Engine
 import Foundation
 
-/// Engine speed (issue 4): prefill and decode tokens/s on a preset's true shapes with synthetic weights, and
+/// Engine speed: prefill and decode tokens/s on a preset's true shapes with synthetic weights, and
 /// this machine's memory read bandwidth — the roofline for batch-1 decoding, which reads every weight once
 /// per token.
 public enum EngineBench {

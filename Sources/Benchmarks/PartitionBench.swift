@@ -7,7 +7,7 @@ import Pipeline
 import Runner
 import Spec
 
-/// Solve-time benchmark of the exact partitioners (issue 3): layers × devices, for device sets made of a few
+/// Solve-time benchmark of the exact partitioners: layers × devices, for device sets made of a few
 /// kinds (as real clusters are) and of all-distinct devices (the exponential worst case), plus EdgeShard's
 /// testbed. Times are wall-clock medians; run on a quiet machine and compare within one run.
 public enum PartitionBench {

@@ -8,7 +8,7 @@ import Runner
 import Runtime
 import Transport
 
-/// Costs of the distributed runtime (issue 5): one pipeline hop over loopback TCP, and the end-to-end overhead
+/// Costs of the distributed runtime: one pipeline hop over loopback TCP, and the end-to-end overhead
 /// of an N-stage pipeline of worker processes over the same model in one process.
 public enum PipelineBench {
   public struct Hop: Sendable {

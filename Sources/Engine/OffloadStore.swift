@@ -55,16 +55,15 @@ public final class OffloadStore: @unchecked Sendable {
     direct = d >= 0
     if d < 0 { d = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600) }
     if d < 0 { throw CheckpointError(.unreadable, file: path, "cannot create: \(String(cString: strerror(errno)))") }
+    // The open descriptor keeps the file; unlinked now, it goes with the process however that ends.
+    unlink(path)
     fd = d
     pace = bytesPerSecond
     self.keepsEveryBlock = keepsEveryBlock
     timeline = OffloadTimeline(order: [], slots: max(1, slots))
   }
 
-  deinit {
-    close(fd)
-    unlink(path)
-  }
+  deinit { close(fd) }
 
   /// Stops the background reads (the store is released once its users drop it).
   public func stop() {

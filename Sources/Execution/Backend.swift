@@ -1,5 +1,5 @@
 public import CostModel
-public import EdgeLabCore
+import EdgeLabCore
 public import Metrics
 public import Pipeline
 public import Spec

@@ -26,6 +26,8 @@ public struct OffloadTimeline: Sendable {
   private var heldCount = 0
   private var lastUsed: Int?
   private var demanded: [Int] = []
+  /// Layers a use has asked for and not yet got.
+  private var waitingUses: Set<Int> = []
 
   /// - Parameters:
   ///   - order: the offloaded layers in order of use.
@@ -119,7 +121,7 @@ public struct OffloadTimeline: Sendable {
   @discardableResult
   public mutating func readFinished(_ layer: Int) -> Bool {
     guard state(layer) == .reading else { return false }
-    if position(of: layer) < 0 {
+    if position(of: layer) < 0 && !waitingUses.contains(layer) {
       set(layer, .free)
       return false
     }
@@ -140,14 +142,18 @@ public struct OffloadTimeline: Sendable {
     switch state(layer) {
     case .waiting:
       set(layer, .inUse(1))
+      waitingUses.remove(layer)
       return .ready
     case .inUse(let n):
       set(layer, .inUse(n + 1))
+      waitingUses.remove(layer)
       return .ready
     case .reading:
+      waitingUses.insert(layer)
       return .pending
     case .free:
       if !demanded.contains(layer) { demanded.append(layer) }
+      waitingUses.insert(layer)
       return .pending
     }
   }
@@ -170,7 +176,7 @@ public struct OffloadTimeline: Sendable {
       position[l] = i
     }
     var dropped: [Int] = []
-    for l in hold.indices where hold[l] == .waiting && position[l] < 0 {
+    for l in hold.indices where hold[l] == .waiting && position[l] < 0 && !waitingUses.contains(l) {
       set(l, .free)
       dropped.append(l)
     }

@@ -155,7 +155,7 @@ public struct PipelineScheduler: Sendable {
       admission.append(i)
     }
     compact()
-    admit(&actions)
+    admit(at: t, &actions)
     dispatch(&actions)
     return actions
   }
@@ -184,7 +184,7 @@ public struct PipelineScheduler: Sendable {
         ready.append((i, false))
       }
     }
-    admit(&actions)
+    admit(at: t, &actions)
     dispatch(&actions)
     return actions
   }
@@ -195,6 +195,11 @@ public struct PipelineScheduler: Sendable {
     activeContextTokens -= state[i].context
     if configuration.kvTokenBudget != nil { reservedTokens -= need(i) }
     actions.append(.finished(request: requests[i].id, at: t))
+    releaseNext(at: t, &actions)
+  }
+
+  /// Closed loop: a request left (finished or refused), so the next one arrives after the think time.
+  private mutating func releaseNext(at t: Double, _ actions: inout [Action]) {
     if case .closedLoop(_, let think) = configuration.arrivals, releasedClosedLoop < requests.count {
       upcoming.append((t + think, releasedClosedLoop))
       actions.append(.wake(at: t + think))
@@ -204,7 +209,7 @@ public struct PipelineScheduler: Sendable {
 
   private func need(_ i: Int) -> Int { requests[i].promptLength + requests[i].outputLength }
 
-  private mutating func admit(_ actions: inout [Action]) {
+  private mutating func admit(at t: Double, _ actions: inout [Action]) {
     while admissionHead < admission.count {
       let i = admission[admissionHead]
       if let budget = configuration.kvTokenBudget {
@@ -213,6 +218,7 @@ public struct PipelineScheduler: Sendable {
           state[i].done = true
           finishedCount += 1
           actions.append(.refused(request: requests[i].id, tokens: need(i), budget: budget))
+          releaseNext(at: t, &actions)
           continue
         }
         if reservedTokens + need(i) > budget { break }

@@ -1,3 +1,5 @@
+import EdgeLabCore
+
 /// How each device keeps its layers in memory: which stay resident, which are read from storage through staging
 /// slots before each use, and how that follows the KV cache as it grows and shrinks (online memory adaptation).
 ///
@@ -172,6 +174,11 @@ public struct ResidencyTracker: Sendable {
     case changed(offloaded: [Int])
     /// Even the KV cache and the staging slots no longer fit the budget.
     case exhausted
+  }
+
+  /// Why a run stops when `update` says `.exhausted` (the same sentence from every backend).
+  public func outOfMemory(kvBytes: Double) -> String {
+    "out of memory on device \(policy.device): its KV cache (\(Bytes(kvBytes))) and \(policy.stagingSlots) staging slot(s) no longer fit its \(Bytes(policy.budgetBytes)) budget even with every layer offloaded"
   }
 
   /// The KV cache now holds `kvBytes`.

@@ -1,5 +1,5 @@
 import Catalog
-public import CostModel
+import CostModel
 public import EdgeLabCore
 public import Execution
 import Foundation

@@ -106,7 +106,6 @@ final class CoordinatedRun: @unchecked Sendable {
   var tokenTimes: [Int: [Double]] = [:]
   var generated: [Int: [Int32]] = [:]
   var completed: Set<Int> = []
-  var refusedRequests: [Int: String] = [:]
   var t0 = 0.0
   var serving = false
 
@@ -294,6 +293,7 @@ final class CoordinatedRun: @unchecked Sendable {
     }
     // Assign, then wait until every worker has loaded its weights.
     let e = x.spec.execution
+    let layers = ModelLayers(config: x.model, precision: x.spec.model.precision, wirePrecision: e.wirePrecision)
     let stageDevices = job.plan.stages.map(\.device)
     let w = x.spec.model
     let weights = WeightsSpec(
@@ -310,7 +310,8 @@ final class CoordinatedRun: @unchecked Sendable {
         stages: job.plan.stageIndices(of: d).map {
           let s = job.plan.stages[$0]
           return StageAssignment(
-            index: $0, firstLayer: s.firstLayer, endLayer: s.endLayer, offloaded: s.offloadedLayers)
+            index: $0, firstLayer: s.firstLayer, endLayer: s.endLayer, offloaded: s.offloadedLayers,
+            kvBytesPerToken: s.layers.reduce(0.0) { $0 + layers.layers[$1].kvBytesPerToken.value })
         },
         stageCount: job.plan.stages.count, stageDevices: stageDevices, peers: endpoints, source: x.source,
         limits: limits,
@@ -411,6 +412,16 @@ final class CoordinatedRun: @unchecked Sendable {
     return RuntimeError(m)
   }
 
+  /// A fault reported by (or about) worker `d`, blaming a worker that has died instead when there is one: when
+  /// a worker is killed, its neighbours' sends to it fail, and their reports can arrive before its own exit.
+  func blame(_ d: String, _ what: String) -> RuntimeError {
+    for _ in 0..<30 where !children.values.contains(where: { !$0.isRunning }) { usleep(10_000) }
+    if let (dead, _) = children.first(where: { $0.key != d && !$0.value.isRunning }) {
+      return fault(dead, "stopped unexpectedly")
+    }
+    return fault(d, what)
+  }
+
   /// Checks liveness: exited processes, silent workers, interrupts.
   func checkHealth() throws {
     if Interrupt.isRequested || job.cancellation.isRequested {
@@ -433,8 +444,8 @@ final class CoordinatedRun: @unchecked Sendable {
       if options.clock.now() > deadline { throw RuntimeError("workers took longer than \(timeout) s \(what)") }
       guard let e = events.pop(timeout: 0.05) else { continue }
       switch e {
-      case .lost(let d, let why): throw fault(d, "closed its control connection (\(why))")
-      case .message(let d, .failure(let why)): throw fault(d, "failed: \(why)")
+      case .lost(let d, let why): throw blame(d, "closed its control connection (\(why))")
+      case .message(let d, .failure(let why)): throw blame(d, "failed: \(why)")
       case .message(let d, .warning(let why)): logger.warning("\(why)", metadata: ["device": "\(d)"])
       case .message(let d, let m):
         if accept(d, m) { got += 1 }
@@ -447,17 +458,18 @@ final class CoordinatedRun: @unchecked Sendable {
   func serve(loadSeconds: Double) throws -> RunOutcome {
     let x = job.experiment
     let requests = job.requests
-    let length = Dictionary(uniqueKeysWithValues: requests.map { ($0.id, $0.outputLength) })
     t0 = options.clock.now()
     serving = true
     launcher.runStarted()
     var monitor = ProgressMonitor(
       bound: progressBound * dilation, stageDevices: job.plan.stages.map(\.device), source: x.source, start: t0)
     try send(x.source, .start)
-    while completed.count + refusedRequests.count < requests.count {
+    var failure: String?
+    serving: while completed.count < requests.count {
       try checkHealth()
       let now = options.clock.now()
-      if let stuck = monitor.verdict(at: now, outstanding: true) {
+      // Only requests that have arrived and not finished can be stuck: an idle pipeline between arrivals is not.
+      if let stuck = monitor.verdict(at: now, outstanding: arrivals.count > completed.count) {
         throw BackendError.fatal(
           RuntimeError(stuck + " (execution.progress_timeout is \(String(format: "%.0f", progressBound)) s)").message,
           partial: partialOutcome(stuck))
@@ -466,32 +478,31 @@ final class CoordinatedRun: @unchecked Sendable {
       switch e {
       case .lost(let d, let why):
         throw BackendError.fatal(
-          fault(d, "closed its control connection (\(why))").message, partial: partialOutcome(nil))
+          blame(d, "closed its control connection (\(why))").message, partial: partialOutcome(nil))
       case .message(let d, .failure(let why)):
-        throw BackendError.fatal(fault(d, "failed: \(why)").message, partial: partialOutcome(nil))
+        throw BackendError.fatal(blame(d, "failed: \(why)").message, partial: partialOutcome(nil))
       case .message(let d, .warning(let why)): logger.warning("\(why)", metadata: ["device": "\(d)"])
       case .message(let d, .progress(let p)): monitor.observe(p, from: d, at: options.clock.now())
       case .message(_, .arrivals(let evs)):
         monitor.moved(at: options.clock.now())
         for ev in evs { arrivals[ev.request] = ev.time }
-      case .message(_, .refusedRequest(let id, let why)):
-        refusedRequests[id] = why
+      case .message(_, .refusedRequest(_, let why)):
+        // The scheduler could never admit it: the run fails, as a simulated one does.
+        failure = why
+        break serving
       case .message(_, .tokens(let evs)):
         monitor.moved(at: options.clock.now())
         if tokenTimes.isEmpty {
           logger.info("first token after \(String(format: options.clock.now() - t0, digits: 2)) s")
         }
         options.onTokens?(evs)
-        var done: [Int] = []
         for ev in evs {
           tokenTimes[ev.request, default: []].append(ev.time)
           generated[ev.request, default: []].append(ev.token)
-          if generated[ev.request]!.count == length[ev.request] {
-            completed.insert(ev.request)
-            done.append(ev.request)
-          }
         }
-        if !done.isEmpty { for d in devices { try send(d, .release(done)) } }
+      case .message(_, .finished(let ids)):
+        completed.formUnion(ids)
+        for d in devices { try send(d, .release(ids)) }
       case .message(let d, let m):
         logger.debug("ignored \(m.kind) from \(d)")
       }
@@ -509,9 +520,7 @@ final class CoordinatedRun: @unchecked Sendable {
     }
     for d in devices { try? send(d, .shutdown) }
     for c in children.values { c.stop(grace: 5) }
-    let refused = refusedRequests.sorted { $0.key < $1.key }.first
-    var outcome = buildOutcome(
-      stats: stats, end: end, status: refused == nil ? .complete : .failed, message: refused?.value)
+    var outcome = buildOutcome(stats: stats, end: end, status: failure == nil ? .complete : .failed, message: failure)
     outcome.facts["worker_load_s"] = .number(loadSeconds)
     outcome.facts["worker_threads"] = .number(Double(options.threadsPerWorker))
     outcome.facts["wire_precision"] = .string(x.spec.execution.wirePrecision.rawValue)
@@ -520,7 +529,7 @@ final class CoordinatedRun: @unchecked Sendable {
     outcome.facts["residency_adaptations"] = .number(Double(stats.values.reduce(0) { $0 + $1.adaptations }))
     outcome.facts["refused_messages"] = .number(Double(stats.values.reduce(0) { $0 + $1.refusedMessages }))
     for (k, v) in launcher.facts() { outcome.facts[k] = .string(v) }
-    if options.checkLossless && refused == nil { try losslessCheck(&outcome) }
+    if options.checkLossless && failure == nil { try losslessCheck(&outcome) }
     return outcome
   }
 

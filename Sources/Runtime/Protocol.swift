@@ -42,12 +42,16 @@ public struct StageAssignment: Codable, Sendable, Hashable {
   public var endLayer: Int
   /// Layers read from local storage before each use when the run starts.
   public var offloaded: [Int]
+  /// KV-cache bytes one token of context takes in this stage's layers (as the cost model counts them): what
+  /// residency adapts to, the same quantity the simulator tracks.
+  public var kvBytesPerToken: Double
 
-  public init(index: Int, firstLayer: Int, endLayer: Int, offloaded: [Int] = []) {
+  public init(index: Int, firstLayer: Int, endLayer: Int, offloaded: [Int] = [], kvBytesPerToken: Double = 0) {
     self.index = index
     self.firstLayer = firstLayer
     self.endLayer = endLayer
     self.offloaded = offloaded
+    self.kvBytesPerToken = kvBytesPerToken
   }
 }
 
@@ -79,13 +83,33 @@ public struct RunLimits: Codable, Sendable, Hashable {
   /// Most tokens one micro-batch carries.
   public var maxTokensPerBatch: Int { max(maxPromptTokens, maxBatch) }
 
-  /// The largest payload of a data frame: a micro-batch's spans and its hidden states in FP32.
+  /// The largest payload of a data frame: a micro-batch's spans and its hidden states in FP32 (`Wire`'s limit
+  /// when that would overflow).
   public var maxActivationPayload: Int {
     let values = maxTokensPerBatch.multipliedReportingOverflow(by: hiddenSize)
     let bytes = values.partialValue.multipliedReportingOverflow(by: 4)
-    let spans = max(maxBatch, 1) * 16
-    guard !values.overflow, !bytes.overflow else { return Wire.defaultMaxPayload }
-    return min(Wire.defaultMaxPayload, 64 + spans + bytes.partialValue)
+    let spans = max(maxBatch, 1).multipliedReportingOverflow(by: 16)
+    let total = bytes.partialValue.addingReportingOverflow(spans.partialValue)
+    guard !values.overflow, !bytes.overflow, !spans.overflow, !total.overflow else { return Wire.defaultMaxPayload }
+    return min(Wire.defaultMaxPayload, 64 + total.partialValue)
+  }
+
+  /// What is out of range, if anything. Limits bound what workers allocate, so each has a ceiling.
+  public var problem: String? {
+    let ceiling = 1 << 24
+    let named: [(String, Int)] = [
+      ("hidden_size", hiddenSize), ("vocab_size", vocabSize), ("max_batch", maxBatch),
+      ("max_prompt_tokens", maxPromptTokens),
+      ("max_context_tokens", maxContextTokens),
+    ]
+    if let (name, v) = named.first(where: { !(1...ceiling).contains($0.1) }) {
+      return "\(name) \(v) outside 1...\(ceiling)"
+    }
+    if !(0...ceiling).contains(requests) { return "requests \(requests) outside 0...\(ceiling)" }
+    if maxContextTokens < maxPromptTokens {
+      return "max_context_tokens \(maxContextTokens) below max_prompt_tokens \(maxPromptTokens)"
+    }
+    return nil
   }
 }
 
@@ -216,6 +240,8 @@ public enum ControlMessage: Codable, Sendable {
   case arrivals([ArrivalEvent])
   /// Source worker → coordinator: tokens reached the source.
   case tokens([TokenEvent])
+  /// Source worker → coordinator: requests that have all their tokens.
+  case finished([Int])
   /// Source worker → coordinator: a request can never be admitted (it needs more KV cache than allowed).
   case refusedRequest(id: Int, reason: String)
   /// Coordinator → every worker: drop these sequences' KV caches.

@@ -27,6 +27,10 @@ public final class Worker: @unchecked Sendable {
     case controlLost(String)
   }
 
+  /// Frames a data connection may have decoded and waiting for the run loop; its reader stops reading (and TCP
+  /// pushes back on the sender) until the loop catches up, so a fast or hostile peer cannot grow memory.
+  static let framesInFlightPerConnection = 16
+
   let listener: Listener
   let token: [UInt8]
   var logger: Logger
@@ -37,6 +41,7 @@ public final class Worker: @unchecked Sendable {
   var control: Connection?
   var assignment: Assignment?
   var connections: [Int: Connection] = [:]
+  var credits: [Int: Credits] = [:]
   var nextConnection = 0
   var progress = WorkerProgress()
   var startedAt: UInt64?
@@ -95,6 +100,7 @@ public final class Worker: @unchecked Sendable {
         input = .control(m)
       case .data(let c, let from, let type, let m, let at):
         let now = lock.withLock { startedAt }.map { Double(at &- $0) * 1e-9 / (assignment?.dilation ?? 1) } ?? 0
+        lock.withLock { credits[c] }?.give()
         input = .data(connection: c, from: from, type: type, m, now: now)
       }
       if let code = feed(input) { return code }
@@ -122,7 +128,11 @@ public final class Worker: @unchecked Sendable {
         case .reportStats: send(.stats(stats()))
         case .refuse(let c, let from, let error):
           logger.warning("refused a message; closing its connection", metadata: ["from": "\(from)", "why": "\(error)"])
-          lock.withLock { connections.removeValue(forKey: c) }?.close()
+          let (connection, credit) = lock.withLock {
+            (connections.removeValue(forKey: c), credits.removeValue(forKey: c))
+          }
+          connection?.close()
+          credit?.give()  // a reader waiting for credit sees the connection closed
         case .exit(let code):
           shutdown()
           return code
@@ -180,8 +190,12 @@ public final class Worker: @unchecked Sendable {
       // release queue keeps frames in order.
       c.delay = { _ in d.jitter > 0 ? max(0, d.latency + jitter.gaussian() * d.jitter) : d.latency }
     }
-    lock.withLock { connections[id] = c }
-    spawnThread("data-\(c.peerName)") { [self] in readData(c, id: id) }
+    let credit = Credits(Self.framesInFlightPerConnection)
+    lock.withLock {
+      connections[id] = c
+      credits[id] = credit
+    }
+    spawnThread("data-\(c.peerName)") { [self] in readData(c, id: id, credit: credit) }
   }
 
   func readControl(_ c: Connection) {
@@ -201,17 +215,22 @@ public final class Worker: @unchecked Sendable {
     }
   }
 
-  func readData(_ c: Connection, id: Int) {
-    defer { _ = lock.withLock { connections.removeValue(forKey: id) } }
+  func readData(_ c: Connection, id: Int, credit: Credits) {
+    defer {
+      lock.withLock {
+        connections[id] = nil
+        credits[id] = nil
+      }
+    }
     while true {
       do {
         let f = try c.receive()
         switch f.type {
         case .activation, .tokens:
-          events.push(
-            .data(
-              connection: id, from: c.peerName, type: f.type, try ActivationMessage.decode(f.payload),
-              receivedAt: monotonicNanoseconds()))
+          let m = try ActivationMessage.decode(f.payload)
+          credit.take()
+          if c.isClosed { return }
+          events.push(.data(connection: id, from: c.peerName, type: f.type, m, receivedAt: monotonicNanoseconds()))
         case .goodbye:
           c.close()
           return
@@ -275,6 +294,11 @@ public final class Worker: @unchecked Sendable {
       }
       store?.setOrder(initial)
     } catch {
+      stages = [:]
+      store?.stop()
+      store = nil
+      residency = nil
+      lock.withLock { assignment = nil }
       return .loadFailed("\(error)")
     }
     weightBytes = stages.values.reduce(0) { $0 + $1.weightBytes }
@@ -339,8 +363,8 @@ public final class Worker: @unchecked Sendable {
 
   /// Online memory adaptation: the residency policy, as the simulator runs it, applied to this worker's KV cache.
   func adapt() {
-    guard var tracker = residency, let a = assignment else { return }
-    let kv = Double(stages.values.reduce(0) { $0 + $1.kvBytes })
+    guard var tracker = residency else { return }
+    let kv = machine.kvBytes
     switch tracker.update(kvBytes: kv) {
     case .unchanged: break
     case .changed(let offloaded):
@@ -348,10 +372,7 @@ public final class Worker: @unchecked Sendable {
       for stage in stages.values { stage.setOffloaded(wanted.intersection(stage.layers)) }
       store?.setOrder(offloaded)
     case .exhausted:
-      send(
-        .failure(
-          "\(a.device): the KV cache (\(Int(kv)) bytes) no longer fits its memory budget even with every layer offloaded"
-        ))
+      send(.failure(tracker.outOfMemory(kvBytes: kv)))
     }
     residency = tracker
   }

@@ -125,6 +125,14 @@ public struct WorkerMachine: Sendable {
   /// When the source next needs a `.tick` (device seconds), if it is serving.
   public var nextWake: Double? { phase == .serving ? source?.nextWake : nil }
 
+  /// KV-cache bytes this worker's stages hold, as the cost model counts them: every accepted token of every
+  /// live sequence times its stage's KV bytes per token. Residency adapts to this number, as in the simulator.
+  public var kvBytes: Double {
+    positions.reduce(0.0) { acc, entry in
+      acc + (myStages[entry.key]?.kvBytesPerToken ?? 0) * Double(entry.value.values.reduce(0, +))
+    }
+  }
+
   public mutating func handle(_ input: Input) -> [Action] {
     switch input {
     case .control(let m): return control(m)
@@ -141,8 +149,14 @@ public struct WorkerMachine: Sendable {
       phase = .ready
       return [.reply(.ready(weightBytes: bytes, loadSeconds: seconds))]
     case .loadFailed(let why):
+      let device = assignment?.device ?? "worker"
+      // Back to the start: a later assignment begins from nothing of this one.
       phase = .awaitingAssignment
-      return [.reply(.failure("\(assignment?.device ?? "worker"): cannot load its weights: \(why)"))]
+      assignment = nil
+      myStages = [:]
+      positions = [:]
+      progress = WorkerProgress()
+      return [.reply(.failure("\(device): cannot load its weights: \(why)"))]
     case .linkDone:
       guard phase == .linking else { return [] }
       // Other workers serve as soon as they are linked: the source may send the first micro-batch before the
@@ -173,6 +187,7 @@ public struct WorkerMachine: Sendable {
     var out: [Action] = []
     var arrivals: [ArrivalEvent] = []
     var tokens: [TokenEvent] = []
+    var finished: [Int] = []
     for x in actions {
       switch x {
       case .dispatch(let m):
@@ -181,14 +196,16 @@ public struct WorkerMachine: Sendable {
       case .arrived(let r, let t): arrivals.append(ArrivalEvent(request: r, time: t))
       case .token(let r, let i, let token, let t):
         tokens.append(TokenEvent(request: r, index: i, token: token, time: t))
-      case .finished: break
+      case .finished(let r, _): finished.append(r)
       case .refused(let r, let why): out.append(.reply(.refusedRequest(id: r, reason: why)))
       }
     }
-    // Events first: the coordinator learns of arrivals and tokens before the next micro-batch leaves.
+    // Events first: the coordinator learns of arrivals, tokens and finished requests before the next
+    // micro-batch leaves.
     var reports: [Action] = []
     if !arrivals.isEmpty { reports.append(.reply(.arrivals(arrivals))) }
     if !tokens.isEmpty { reports.append(.reply(.tokens(tokens))) }
+    if !finished.isEmpty { reports.append(.reply(.finished(finished))) }
     return reports + out
   }
 
@@ -276,12 +293,11 @@ public struct WorkerMachine: Sendable {
     if !a.stageDevices.contains(a.source) && a.device != a.source {
       return "source \(a.source) runs no stage and is not this device"
     }
-    if l.hiddenSize < 1 || l.vocabSize < 1 || l.requests < 0 || l.maxBatch < 1 || l.maxPromptTokens < 1
-      || l.maxContextTokens < l.maxPromptTokens || l.maxContextTokens > Int(UInt32.max)
-    {
-      return "limits out of range (\(l))"
-    }
+    if let p = l.problem { return "limits: \(p)" }
     if !(1...64).contains(a.threads) { return "threads \(a.threads) outside 1...64" }
+    if a.stages.contains(where: { !($0.kvBytesPerToken >= 0 && $0.kvBytesPerToken.isFinite) }) {
+      return "a stage's KV bytes per token"
+    }
     if !(a.dilation > 0 && a.dilation.isFinite) { return "dilation \(a.dilation)" }
     if (a.device == a.source) != (a.scheduler != nil) { return "only the source schedules" }
     return nil
@@ -297,7 +313,7 @@ public struct WorkerMachine: Sendable {
       if r.prompt.isEmpty || r.prompt.count > l.maxPromptTokens {
         return "request \(r.id) has \(r.prompt.count) prompt tokens (1...\(l.maxPromptTokens))"
       }
-      if r.outputLength < 1 || r.prompt.count + r.outputLength > l.maxContextTokens {
+      if r.outputLength < 1 || r.outputLength > l.maxContextTokens - r.prompt.count {
         return "request \(r.id) reaches \(r.prompt.count) + \(r.outputLength) tokens (at most \(l.maxContextTokens))"
       }
       if let t = r.prompt.first(where: { $0 < 0 || Int($0) >= l.vocabSize }) {

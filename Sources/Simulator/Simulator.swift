@@ -354,7 +354,10 @@ struct Simulation {
     for d in deviceStates.indices where deviceStates[d].blockLayers > 0 || deviceStates[d].residentWeights > 0 {
       let kv = Double(activeTokens) * kvPerTokenPerBlock * Double(deviceStates[d].blockLayers)
       if var tracker = deviceStates[d].residency {
-        if case .changed(let off) = tracker.update(kvBytes: kv) {
+        switch tracker.update(kvBytes: kv) {
+        case .unchanged: break
+        case .exhausted: failure = tracker.outOfMemory(kvBytes: kv) + " (at t = \(Seconds(now)))"
+        case .changed(let off):
           let newSet = Set(off)
           deviceStates[d].offloaded = newSet
           deviceStates[d].residentWeights = input.plan.stageIndices(of: devices[d].name)

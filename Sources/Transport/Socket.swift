@@ -106,13 +106,17 @@ public final class Connection: @unchecked Sendable {
     setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
   }
 
-  deinit { close() }
+  deinit {
+    close()
+    Glibc.close(fd)
+  }
 
-  /// Closes the socket (idempotent). Blocked reads and writes return.
+  /// Closes the connection (idempotent): blocked reads and writes return, and later ones fail. The descriptor
+  /// itself is released when the last reference goes, so a reader still inside `receive` can never read another
+  /// socket that reused its number.
   public func close() {
     if closed.exchange(true, ordering: .acquiringAndReleasing) { return }
     shutdown(fd, Int32(SHUT_RDWR))
-    Glibc.close(fd)
   }
 
   public var isClosed: Bool { closed.load(ordering: .acquiring) }
@@ -163,9 +167,10 @@ public final class Connection: @unchecked Sendable {
       if let f = try decoder.next() {
         received.bytes += UInt64(Wire.headerSize + f.payload.count)
         received.frames += 1
-        if let delay, case let d = delay(f), d > 0 {
-          let release = f.sentAt + UInt64(d * 1e9)
+        if let delay, case let d = delay(f), d > 0, d.isFinite {
+          // The send time comes from the peer: a time in the future counts as now, and the delay is capped.
           let now = monotonicNanoseconds()
+          let release = min(f.sentAt, now).addingReportingOverflow(UInt64(min(d, 3600) * 1e9)).partialValue
           if release > now { sleepNanoseconds(release - now) }
         }
         return f
@@ -295,12 +300,16 @@ public final class Listener: @unchecked Sendable {
     self.maxPayload = maxPayload
   }
 
-  deinit { close() }
+  deinit {
+    close()
+    Glibc.close(fd)
+  }
 
+  /// Stops listening (idempotent): `accept` and `serve` return. The descriptor is released with the last
+  /// reference, as for `Connection`.
   public func close() {
     if closed.exchange(true, ordering: .acquiringAndReleasing) { return }
     shutdown(fd, Int32(SHUT_RDWR))
-    Glibc.close(fd)
   }
 
   /// Accepts the next connection and runs the server handshake. A peer that fails it gets a `reject` frame

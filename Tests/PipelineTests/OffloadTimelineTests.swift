@@ -50,6 +50,17 @@ struct OffloadTimelineTests {
     #expect(t.isWaiting(2))
   }
 
+  @Test func aReadAUseWaitsForIsKeptEvenIfTheLayerStoppedBeingOffloaded() {
+    var t = OffloadTimeline(order: [1, 2], slots: 2)
+    #expect(t.acquire(5) == .pending)  // a use of a layer outside the order
+    #expect(t.nextRead()?.layer == 5)
+    let kept = t.readFinished(5)
+    #expect(kept)
+    #expect(t.acquire(5) == .ready)
+    var v = VirtualOffloadTimeline(order: [1], slots: 1, readSeconds: [1, 1, 1, 1, 1, 1])
+    #expect(v.acquire(5, at: 0) == 2)  // after the prefetch of layer 1, then its own read
+  }
+
   /// In virtual time: a device computing 1 s per layer, reading 1.5 s per layer with two slots: reads run
   /// back to back from time 0, so layer k (k ≥ 1) is ready at 1.5·(k+1) and computing falls behind the reads.
   @Test func virtualTimeMatchesTheClosedForm() {

@@ -104,6 +104,21 @@ struct SchedulerTests {
     #expect(h.scheduler.isFinished)
   }
 
+  @Test func aRefusedRequestInAClosedLoopReleasesTheNext() throws {
+    let reqs =
+      [PipelineScheduler.Request(id: 0, arrival: 0, promptLength: 50, outputLength: 1)]
+      + Self.requests(2).map {
+        PipelineScheduler.Request(
+          id: $0.id + 1, arrival: 0, promptLength: $0.promptLength, outputLength: $0.outputLength)
+      }
+    var h = SchedulerHarness(
+      .init(arrivals: .closedLoop(concurrency: 1, think: 0), maxBatch: 1, microBatches: 1, kvTokenBudget: 20), reqs)
+    try h.run { _ in 1 }
+    #expect(h.log.contains(.refused(request: 0, tokens: 51, budget: 20)))
+    #expect(h.scheduler.isFinished)
+    #expect(h.log.filter { if case .finished = $0 { true } else { false } }.count == 2)
+  }
+
   @Test func tokensForABatchNotInFlightAreRefused() throws {
     var s = PipelineScheduler(
       configuration: .init(arrivals: .open, maxBatch: 1, microBatches: 1), requests: Self.requests(1))

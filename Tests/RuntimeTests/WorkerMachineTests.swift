@@ -109,7 +109,7 @@ struct WorkerMachineTests {
     #expect(start.contains("unexpected start"))
   }
 
-  @Test(arguments: ["stages", "stage index", "foreign stage", "limits", "threads", "scheduler"])
+  @Test(arguments: ["stages", "stage index", "foreign stage", "limits", "huge", "threads", "scheduler"])
   func badAssignmentsAreRefusedByName(_ name: String) {
     var a = Machines.assignment()
     let expected: String
@@ -117,7 +117,8 @@ struct WorkerMachineTests {
     case "stages": (a.stages, expected) = ([], "no stages")
     case "stage index": (a.stages[0].index, expected) = (7, "outside 0..<3")
     case "foreign stage": (a.stages[0].index, expected) = (1, "belongs to x")
-    case "limits": (a.limits.maxContextTokens, expected) = (1, "limits out of range")
+    case "limits": (a.limits.maxContextTokens, expected) = (1, "max_context_tokens 1 below max_prompt_tokens 6")
+    case "huge": (a.limits.hiddenSize, expected) = (1 << 40, "hidden_size 1099511627776 outside")
     case "threads": (a.threads, expected) = (0, "threads 0")
     default: (a.scheduler, expected) = (nil, "only the source schedules")
     }
