@@ -10,7 +10,8 @@
 //   Pipeline     what a plan is and how a pipeline executes it, as pure state machines: Plan, ResidencyPolicy,
 //                PipelineScheduler (admission, micro-batches), OffloadTimeline (staging slots) — one copy that
 //                LIME's cost model, the simulator and the workers all run
-//   Partitioning partition problems, the Partitioner protocol, the algorithms (the only target that names one)
+//   Partitioning partition problems, the Partitioner protocol, the algorithms (no other target's code depends
+//                on a particular algorithm; experiments and benchmarks name the ones they run, as data)
 //   Metrics      what a run measured (requests, links, devices) and its summary statistics
 //   Execution    the seams of the execution stack: ExecutionBackend, RunJob, BackendError, WorkerLauncher, clocks
 //   Simulator    the simulated backend (discrete-event, virtual time)
