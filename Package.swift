@@ -104,8 +104,7 @@ var package = Package(
       name: "Benchmarks",
       dependencies: [
         "EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Pipeline", "Partitioning", "Engine", "Metrics",
-        "Results",
-        "Execution", "Runner", "Runtime", "Transport",
+        "Results", "Execution", "Runner", "Runtime", "Transport", "Experiments",
       ]),
     .target(name: "Experiments", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL"], path: "experiments"),
     .executableTarget(
@@ -173,6 +172,12 @@ var package = Package(
         .product(name: "Logging", package: "swift-log"),
       ]),
     .testTarget(name: "CLITests", dependencies: ["EdgeLabCore", "TestSupport"]),
+    .testTarget(
+      name: "RobustnessTests",
+      dependencies: [
+        "EdgeLabCore", "DSL", "Spec", "Engine", "Partitioning", "Results", "Runner", "Simulator", "Benchmarks",
+        "TestSupport",
+      ]),
   ]
 )
 

@@ -58,13 +58,15 @@ public struct DeviceProfile: Codable, Hashable, Sendable {
 
   public func problems() -> [String] {
     var p: [String] = []
-    if usableMemory.value <= 0 { p.append("usable_memory must be positive") }
-    if usableMemory > memory { p.append("usable_memory \(usableMemory) exceeds memory \(memory)") }
-    if memoryBandwidth.bitsPerSecond <= 0 { p.append("memory_bandwidth must be positive") }
-    if fp32Peak.flopsPerSecond <= 0 || fp16Peak.flopsPerSecond <= 0 {
-      p.append("fp32_peak and fp16_peak must be positive")
+    for (name, v) in [
+      ("memory", memory.value), ("usable_memory", usableMemory.value),
+      ("memory_bandwidth", memoryBandwidth.bitsPerSecond),
+      ("fp32_peak", fp32Peak.flopsPerSecond), ("fp16_peak", fp16Peak.flopsPerSecond),
+      ("storage_read_bandwidth", storageReadBandwidth.bitsPerSecond),
+    ] where !(v > 0 && v.isFinite) {
+      p.append("\(name) must be a positive, finite quantity (it is \(v))")
     }
-    if storageReadBandwidth.bitsPerSecond <= 0 { p.append("storage_read_bandwidth must be positive") }
+    if usableMemory > memory { p.append("usable_memory \(usableMemory) exceeds memory \(memory)") }
     return p
   }
 }

@@ -120,12 +120,36 @@ public struct ModelConfig: Codable, Hashable, Sendable {
   /// Structural problems, each a sentence; empty when the configuration is usable.
   public func problems() -> [String] {
     var p: [String] = []
-    for (name, v) in [
-      ("hidden_size", hiddenSize), ("num_hidden_layers", numHiddenLayers),
-      ("num_attention_heads", numAttentionHeads), ("num_key_value_heads", numKeyValueHeads),
-      ("intermediate_size", intermediateSize), ("vocab_size", vocabSize),
-    ] where v <= 0 {
-      p.append("\(name) must be positive (it is \(v))")
+    // Ceilings well above every Llama (405B: hidden 16384, 126 layers, 128 heads, 53248, vocabulary 128256),
+    // low enough that no size product can overflow.
+    for (name, v, ceiling) in [
+      ("hidden_size", hiddenSize, 1 << 17), ("num_hidden_layers", numHiddenLayers, 4096),
+      ("num_attention_heads", numAttentionHeads, 4096), ("num_key_value_heads", numKeyValueHeads, 4096),
+      ("intermediate_size", intermediateSize, 1 << 20), ("vocab_size", vocabSize, 1 << 22),
+      ("max_position_embeddings", maxPositionEmbeddings, 1 << 24),
+    ] where v <= 0 || v > ceiling {
+      p.append(v <= 0 ? "\(name) must be positive (it is \(v))" : "\(name) \(v) is above the supported \(ceiling)")
+    }
+    if let d = explicitHeadDim, d <= 0 || d > 1 << 14 { p.append("head_dim must be in 1...\(1 << 14) (it is \(d))") }
+    if !(rmsNormEps > 0 && rmsNormEps.isFinite) {
+      p.append("rms_norm_eps must be a positive number (it is \(rmsNormEps))")
+    }
+    if !(ropeTheta > 0 && ropeTheta.isFinite) { p.append("rope_theta must be a positive number (it is \(ropeTheta))") }
+    if let s = ropeScaling {
+      for (name, v) in [
+        ("factor", s.factor), ("low_freq_factor", s.lowFreqFactor), ("high_freq_factor", s.highFreqFactor),
+      ]
+      where !(v > 0 && v.isFinite) {
+        p.append("rope_scaling.\(name) must be a positive number (it is \(v))")
+      }
+      if s.ropeType == "llama3" && !(s.highFreqFactor > s.lowFreqFactor) {
+        p.append(
+          "rope_scaling.high_freq_factor (\(s.highFreqFactor)) must be above low_freq_factor (\(s.lowFreqFactor))")
+      }
+      if s.originalMaxPositionEmbeddings <= 0 {
+        p.append(
+          "rope_scaling.original_max_position_embeddings must be positive (it is \(s.originalMaxPositionEmbeddings))")
+      }
     }
     if p.isEmpty {
       if explicitHeadDim == nil && hiddenSize % numAttentionHeads != 0 {
@@ -135,7 +159,9 @@ public struct ModelConfig: Codable, Hashable, Sendable {
         p.append(
           "num_attention_heads \(numAttentionHeads) is not a multiple of num_key_value_heads \(numKeyValueHeads)")
       }
-      if headDim % 2 != 0 { p.append("the head dimension \(headDim) must be even for rotary embeddings") }
+      if headDim % 2 != 0 || headDim == 0 {
+        p.append("the head dimension \(headDim) must be even and positive for rotary embeddings")
+      }
     }
     return p
   }

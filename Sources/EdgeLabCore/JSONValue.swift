@@ -299,6 +299,25 @@ public enum JSONCoding {
     String(decoding: try prettyEncoder.encode(value), as: UTF8.self)
   }
 
+  /// A decoding error of `data` as one sentence naming the field path. A number that no integer field can hold
+  /// (out of the 64-bit range, or negative where only seeds take integers that large) makes the decoder give up
+  /// on the whole document; the path is then found by reading `data` again.
+  public static func explain(_ error: any Error, in data: Data) -> String {
+    if case DecodingError.dataCorrupted(let ctx) = error, ctx.codingPath.isEmpty,
+      let tree = try? decoder.decode(JSONValue.self, from: data)
+    {
+      let suspects = tree.numbersNoIntegerFieldTakes()
+      if let (path, n) = suspects.first {
+        let more =
+          suspects.count > 1
+          ? " (and \(suspects.count - 1) more: \(suspects.dropFirst().map(\.0).joined(separator: ", ")))" : ""
+        let shown = n.rounded() == n && abs(n) < 1e15 ? String(Int(n)) : "\(n)"
+        return "field '\(path)': \(shown) is not a whole number in the range this field takes\(more)"
+      }
+    }
+    return explain(error)
+  }
+
   /// A decoding error as one sentence naming the field path, for users who wrote the JSON by hand.
   public static func explain(_ error: any Error) -> String {
     guard let e = error as? DecodingError else { return "\(error)" }
@@ -312,6 +331,27 @@ public enum JSONCoding {
     case .valueNotFound(let t, let ctx): return "field '\(path(ctx.codingPath))' is null but should be \(t)"
     case .dataCorrupted(let ctx): return "field '\(path(ctx.codingPath))': \(ctx.debugDescription)"
     @unknown default: return "\(e)"
+    }
+  }
+}
+
+extension JSONValue {
+  /// Numbers no integer field of ours can take, with their paths: beyond ±2⁶³, or negative under a key ending
+  /// in "seed" (seeds are unsigned).
+  func numbersNoIntegerFieldTakes(at path: String = "") -> [(String, Double)] {
+    switch self {
+    case .number(let n):
+      let key = path.split(separator: ".").last.map(String.init) ?? path
+      if !n.isFinite || abs(n) >= 9.223_372_036_854_775_807e18 || (n < 0 && key.hasSuffix("seed")) {
+        return [(path, n)]
+      }
+      return []
+    case .array(let a):
+      return a.enumerated().flatMap { $1.numbersNoIntegerFieldTakes(at: path + "[\($0)]") }
+    case .object(let o):
+      return o.keys.sorted().flatMap { o[$0]!.numbersNoIntegerFieldTakes(at: path.isEmpty ? $0 : path + "." + $0) }
+    default:
+      return []
     }
   }
 }

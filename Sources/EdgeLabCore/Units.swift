@@ -103,7 +103,7 @@ enum UnitFormat {
 
   static func number(_ v: Double, digits: Int = 3) -> String {
     var s = String(format: v, digits: digits)
-    if s.contains(".") {
+    if s.contains("."), !s.contains("e") {  // trailing zeros of the fraction, never of an exponent
       while s.hasSuffix("0") { s.removeLast() }
       if s.hasSuffix(".") { s.removeLast() }
     }
@@ -121,10 +121,17 @@ enum UnitFormat {
   /// Parses "<number><unit>" against a unit table (longest unit suffix first); a bare number is in base units.
   static func parse(_ text: String, units: [(String, Double)], expected: String) throws -> Double {
     let t = text.trimmingWhitespace()
-    if let v = Double(t) { return v }
+    // Quantities are finite: "nan", "inf" and numbers that overflow once scaled are refused.
+    if let v = Double(t) {
+      guard v.isFinite else { throw UnitParseError(text: text, expected: "a finite " + expected) }
+      return v
+    }
     for (unit, scale) in units.sorted(by: { $0.0.count > $1.0.count }) where t.hasSuffix(unit) {
       let numberPart = String(t.dropLast(unit.count)).trimmingWhitespace()
-      if let v = Double(numberPart) { return v * scale }
+      if let v = Double(numberPart) {
+        guard (v * scale).isFinite else { throw UnitParseError(text: text, expected: "a finite " + expected) }
+        return v * scale
+      }
     }
     throw UnitParseError(text: text, expected: expected)
   }
@@ -210,7 +217,12 @@ private func decodeQuantity<T>(_ decoder: any Decoder, _ parse: (String) throws 
   throws -> T
 {
   let c = try decoder.singleValueContainer()
-  if let number = try? c.decode(Double.self) { return fromNumber(number) }
+  if let number = try? c.decode(Double.self) {
+    guard number.isFinite else {
+      throw DecodingError.dataCorruptedError(in: c, debugDescription: "\(number) is not a finite quantity")
+    }
+    return fromNumber(number)
+  }
   let text = try c.decode(String.self)
   do { return try parse(text) } catch let error as UnitParseError {
     throw DecodingError.dataCorruptedError(in: c, debugDescription: error.description)
@@ -260,8 +272,8 @@ extension String {
     let scale = (0..<digits).reduce(1.0) { acc, _ in acc * 10 }
     var rounded = (abs(value) * scale).rounded()
     let negative = value < 0 && rounded != 0
-    if rounded > 9.007e15 {
-      self = "\(value)"
+    if rounded > 9.007e15 {  // beyond exact integers: scientific notation ("4.000e300")
+      self = (value < 0 ? "-" : "") + String(scientific: abs(value), digits: digits)
       return
     }
     var intPart = UInt64(rounded / scale)

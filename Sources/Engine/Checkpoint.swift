@@ -48,8 +48,13 @@ public struct Checkpoint: Sendable {
       guard let obj = try? JSONSerialization.jsonObject(with: indexData) as? [String: Any],
         let map = obj["weight_map"] as? [String: String]
       else { throw CheckpointError(.malformedHeader, file: indexPath, "no weight_map") }
+      // Shards are files of this directory: a name that leads elsewhere is refused, not followed.
+      if let bad = Set(map.values).first(where: { $0.isEmpty || $0.contains("/") || $0 == "." || $0 == ".." }) {
+        throw CheckpointError(
+          .malformedHeader, file: indexPath, "weight_map names '\(bad)', which is not a file of this directory")
+      }
       index = map
-      for f in Set(map.values) { files[f] = try SafeTensorsFile(path: directory + "/" + f) }
+      for f in Set(map.values).sorted() { files[f] = try SafeTensorsFile(path: directory + "/" + f) }
     } else {
       let single = "model.safetensors"
       let f = try SafeTensorsFile(path: directory + "/" + single)

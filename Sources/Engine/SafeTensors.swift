@@ -61,22 +61,41 @@ struct SafeTensorsFile: Sendable {
 
   init(path: String) throws(CheckpointError) {
     file = try MappedFile(path: path)
-    guard file.size >= 8 else { throw CheckpointError(.truncated, file: path, "shorter than the 8-byte header length") }
-    let headerLength = Int(UInt64(littleEndian: file.base.loadUnaligned(as: UInt64.self)))
-    guard headerLength > 0, headerLength <= file.size - 8 else {
+    tensors = try Self.parseHeader(file.base, size: file.size, path: path)
+  }
+
+  /// Largest JSON header read (the format's own readers refuse more than 100 MB).
+  static let maxHeaderBytes = 100 << 20
+
+  /// Parses the header of a safetensors file of `size` bytes at `base`. Every length, offset and shape product
+  /// is checked with overflow-safe arithmetic, and every tensor's bytes must lie inside the file and match its
+  /// dtype × shape; a failure names the file, the tensor and the field.
+  ///
+  /// - Complexity: O(header size + number of tensors × rank).
+  static func parseHeader(_ base: UnsafeRawPointer, size: Int, path: String) throws(CheckpointError) -> [String:
+    TensorEntry]
+  {
+    guard size >= 8 else { throw CheckpointError(.truncated, file: path, "shorter than the 8-byte header length") }
+    let declared = UInt64(littleEndian: base.loadUnaligned(as: UInt64.self))
+    guard let headerLength = Int(exactly: declared), headerLength > 0, headerLength <= size - 8 else {
       throw CheckpointError(
         .truncated, file: path,
-        "the header claims \(headerLength) bytes but the file has \(file.size) (truncated or not a safetensors file)")
+        "the header claims \(declared) bytes but the file has \(size) (truncated or not a safetensors file)")
     }
-    let headerData = Data(bytes: file.base + 8, count: headerLength)
+    guard headerLength <= maxHeaderBytes else {
+      throw CheckpointError(
+        .malformedHeader, file: path, "the header claims \(headerLength) bytes, more than the \(maxHeaderBytes) allowed"
+      )
+    }
+    let headerData = Data(bytes: base + 8, count: headerLength)
     guard let json = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any] else {
       throw CheckpointError(.malformedHeader, file: path, "the JSON header cannot be parsed")
     }
     let dataStart = 8 + headerLength
     var tensors: [String: TensorEntry] = [:]
     for (name, value) in json where name != "__metadata__" {
-      guard let d = value as? [String: Any], let dtype = d["dtype"] as? String, let shape = d["shape"] as? [Int],
-        let offsets = d["data_offsets"] as? [Int], offsets.count == 2
+      guard let d = value as? [String: Any], let dtype = d["dtype"] as? String, let rawShape = d["shape"] as? [Any],
+        let rawOffsets = d["data_offsets"] as? [Any], rawOffsets.count == 2
       else {
         throw CheckpointError(.malformedHeader, file: path, tensor: name, "entry lacks dtype, shape or data_offsets")
       }
@@ -84,25 +103,75 @@ struct SafeTensorsFile: Sendable {
         throw CheckpointError(
           .unsupportedDType, file: path, tensor: name, "dtype \(dtype) is not supported (use F32, F16 or BF16)")
       }
-      let begin = dataStart + offsets[0]
-      let end = dataStart + offsets[1]
-      guard offsets[0] >= 0, offsets[1] >= offsets[0] else {
+      guard let shape = Self.integers(rawShape), shape.allSatisfy({ $0 >= 0 }), shape.count <= 8 else {
         throw CheckpointError(
-          .malformedHeader, file: path, tensor: name, "data_offsets \(offsets) are not an increasing pair")
+          .malformedHeader, file: path, tensor: name, "shape \(rawShape) is not a list of up to 8 non-negative integers"
+        )
       }
-      guard end <= file.size else {
-        throw CheckpointError(
-          .truncated, file: path, tensor: name,
-          "the data ends at byte \(end) but the file has \(file.size) bytes (truncated download?)")
-      }
-      let count = shape.reduce(1, *)
-      guard count * t.size == end - begin else {
+      guard let offsets = Self.integers(rawOffsets), offsets[0] >= 0, offsets[1] >= offsets[0] else {
         throw CheckpointError(
           .malformedHeader, file: path, tensor: name,
-          "shape \(shape) of \(dtype) needs \(count * t.size) bytes, the file gives \(end - begin)")
+          "data_offsets \(rawOffsets) are not an increasing pair of non-negative integers")
       }
-      tensors[name] = TensorEntry(dtype: t, shape: shape, begin: begin, end: end)
+      let begin = dataStart.addingReportingOverflow(offsets[0])
+      let end = dataStart.addingReportingOverflow(offsets[1])
+      guard !begin.overflow, !end.overflow, end.partialValue <= size else {
+        throw CheckpointError(
+          .truncated, file: path, tensor: name,
+          "the data ends at byte \(end.overflow ? "beyond \(Int.max)" : String(end.partialValue)) but the file has \(size) bytes (truncated download?)"
+        )
+      }
+      var count = 1
+      for dim in shape {
+        let (product, overflow) = count.multipliedReportingOverflow(by: dim)
+        guard !overflow else {
+          throw CheckpointError(
+            .malformedHeader, file: path, tensor: name, "shape \(shape) has more elements than can be counted")
+        }
+        count = product
+      }
+      let (bytes, overflow) = count.multipliedReportingOverflow(by: t.size)
+      guard !overflow, bytes == end.partialValue - begin.partialValue else {
+        throw CheckpointError(
+          .malformedHeader, file: path, tensor: name,
+          "shape \(shape) of \(dtype) needs \(overflow ? "more than \(Int.max)" : String(bytes)) bytes, the file gives \(end.partialValue - begin.partialValue)"
+        )
+      }
+      tensors[name] = TensorEntry(dtype: t, shape: shape, begin: begin.partialValue, end: end.partialValue)
     }
-    self.tensors = tensors
+    return tensors
+  }
+
+  /// JSON numbers as exact integers (nil for fractions, out-of-range values or non-numbers).
+  static func integers(_ values: [Any]) -> [Int]? {
+    var out: [Int] = []
+    for v in values {
+      guard let n = v as? NSNumber else { return nil }
+      let d = n.doubleValue
+      guard d.isFinite, d == d.rounded(), abs(d) < 9.0e18, let i = Int(exactly: n.int64Value), Double(i) == d else {
+        return nil
+      }
+      out.append(i)
+    }
+    return out
+  }
+}
+
+/// The safetensors format's checks, for tools that look at a file's bytes without loading a checkpoint (the
+/// fuzzer of `edgelab bench fuzz`).
+public enum SafeTensors {
+  /// Parses the header of a safetensors file held in `bytes`; returns the number of tensors it describes.
+  ///
+  /// - Throws: `CheckpointError` naming `path`, the tensor and the field at fault.
+  public static func checkHeader(_ bytes: [UInt8], path: String) throws(CheckpointError) -> Int {
+    let result: Result<Int, CheckpointError> = bytes.withUnsafeBytes { raw in
+      guard let base = raw.baseAddress, raw.count > 0 else {
+        return .failure(CheckpointError(.truncated, file: path, "the file is empty"))
+      }
+      return Result { () throws(CheckpointError) -> Int in
+        try SafeTensorsFile.parseHeader(base, size: raw.count, path: path).count
+      }
+    }
+    return try result.get()
   }
 }

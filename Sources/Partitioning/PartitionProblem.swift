@@ -123,23 +123,41 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
     if !names.contains(source) {
       p.append("source: '\(source)' is not one of the devices (\(names.joined(separator: ", ")))")
     }
-    for d in devices where !(d.memoryBytes >= 0) { p.append("devices[\(d.name)].memory_bytes must be ≥ 0") }
-    for (i, l) in layers.enumerated() {
-      if !(l.memoryBytes >= 0) || !(l.outputBytes >= 0) {
-        p.append("layers[\(i)] (\(l.name)): memory_bytes and output_bytes must be ≥ 0")
+    func finite(_ v: Double, _ low: Double) -> Bool { v >= low && v.isFinite }
+    for d in devices {
+      if !finite(d.memoryBytes, 0) {
+        p.append("devices[\(d.name)].memory_bytes must be a finite number ≥ 0 (it is \(d.memoryBytes))")
       }
-      for (d, t) in l.timeS where !names.contains(d) || !(t >= 0) || !t.isFinite {
+      if let s = d.storageBytesPerS, !(s > 0 && s.isFinite) {
         p.append(
-          "layers[\(i)] (\(l.name)).time_s[\(d)]: "
-            + (names.contains(d) ? "must be a finite time ≥ 0" : "'\(d)' is not a device"))
+          "devices[\(d.name)].storage_bytes_per_s must be a finite rate > 0 (it is \(s)); leave it out for a device that cannot offload"
+        )
+      }
+    }
+    for (i, l) in layers.enumerated() {
+      let field = "layers[\(i)] (\(l.name))"
+      if !finite(l.memoryBytes, 0) || !finite(l.outputBytes, 0) {
+        p.append("\(field): memory_bytes and output_bytes must be finite numbers ≥ 0")
+      }
+      if let w = l.weightBytes, !finite(w, 0) || w > l.memoryBytes {
+        p.append("\(field).weight_bytes must be a finite number in [0, memory_bytes] (it is \(w))")
+      }
+      for (key, times) in [("time_s", l.timeS), ("prefill_time_s", l.prefillTimeS ?? [:])] {
+        for (d, t) in times.sorted(by: { $0.key < $1.key }) where !names.contains(d) || !finite(t, 0) {
+          p.append(
+            "\(field).\(key)[\(d)]: "
+              + (names.contains(d) ? "must be a finite time ≥ 0 (it is \(t))" : "'\(d)' is not a device"))
+        }
       }
     }
     for (i, l) in links.enumerated() {
       if !names.contains(l.from) || !names.contains(l.to) {
         p.append("links[\(i)]: '\(l.from)' → '\(l.to)' names an unknown device")
       }
-      if !(l.bandwidthBytesPerS > 0) { p.append("links[\(i)] (\(l.from)→\(l.to)).bandwidth_bytes_per_s must be > 0") }
-      if !(l.latencyS >= 0) { p.append("links[\(i)] (\(l.from)→\(l.to)).latency_s must be ≥ 0") }
+      if !(l.bandwidthBytesPerS > 0 && l.bandwidthBytesPerS.isFinite) {
+        p.append("links[\(i)] (\(l.from)→\(l.to)).bandwidth_bytes_per_s must be a finite rate > 0")
+      }
+      if !finite(l.latencyS, 0) { p.append("links[\(i)] (\(l.from)→\(l.to)).latency_s must be a finite time ≥ 0") }
     }
     return p
   }

@@ -22,6 +22,12 @@ public enum Exporter {
     String(label.map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "_" })
   }
 
+  /// A name from a file's attributes as one directory name: `safeName`, and never empty, "." or "..".
+  public static func safeDirectoryName(_ name: String) -> String {
+    let s = safeName(name)
+    return s.isEmpty || s.allSatisfy({ $0 == "." }) ? "experiment" : s
+  }
+
   public static func export(_ file: ResultsFile, to directory: String) throws -> [String] {
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     var written: [String] = []

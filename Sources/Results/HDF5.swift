@@ -109,6 +109,83 @@ struct Handle: ~Copyable {
   deinit { _ = closer(id) }
 }
 
+/// The seal of a results file: a 512-byte user block before the HDF5 data holding a magic string, the file's
+/// size and a checksum of everything after the block, written once the file is complete. A sealed file is
+/// checked before libhdf5 reads it, so a damaged or truncated file is refused with a sentence instead of
+/// crashing the reader. Files written before the seal existed start with HDF5's signature and are read
+/// unchecked; a crafted file with a valid seal is still read by libhdf5 as it is.
+enum Seal {
+  static let size = 512
+  static let magic = Array("EDGELAB-RESULTS\u{0}".utf8)
+
+  static func write(_ path: String) throws(HDF5Error) {
+    let fd = open(path, O_RDWR)
+    guard fd >= 0 else { throw HDF5Error(function: "open", path: path, detail: String(cString: strerror(errno))) }
+    defer { close(fd) }
+    let (length, sum) = try checksum(fd, path: path)
+    var block = magic
+    withUnsafeBytes(of: UInt64(length).littleEndian) { block += $0 }
+    withUnsafeBytes(of: sum.littleEndian) { block += $0 }
+    guard pwrite(fd, block, block.count, 0) == block.count else {
+      throw HDF5Error(
+        function: "pwrite", path: path, detail: "cannot write the seal: \(String(cString: strerror(errno)))")
+    }
+  }
+
+  static func verify(_ path: String) throws(HDF5Error) {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { throw HDF5Error(function: "open", path: path, detail: String(cString: strerror(errno))) }
+    defer { close(fd) }
+    var block = [UInt8](repeating: 0, count: magic.count + 16)
+    let n = pread(fd, &block, block.count, 0)
+    // An HDF5 file that starts with HDF5's own signature has no user block: written before the seal existed (or
+    // by another tool), it is read unchecked. Anything else must carry an intact seal.
+    if n >= 8 && Array(block.prefix(8)) == [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a] { return }
+    guard n == block.count, Array(block.prefix(magic.count)) == magic else {
+      throw HDF5Error(
+        function: "verify", path: path,
+        detail: "neither an HDF5 file nor a sealed EdgeLab results file (damaged or not a results file); it is not read"
+      )
+    }
+    func word(_ at: Int) -> UInt64 { (0..<8).reduce(UInt64(0)) { $0 | UInt64(block[at + $1]) << (8 * UInt64($1)) } }
+    let (length, sum) = try checksum(fd, path: path)
+    guard UInt64(length) == word(magic.count), sum == word(magic.count + 8) else {
+      throw HDF5Error(
+        function: "verify", path: path,
+        detail: "the file was changed or cut short after EdgeLab wrote it (its checksum does not match); it is not read"
+      )
+    }
+  }
+
+  /// The length of the file and a 64-bit checksum of its bytes after the seal's block.
+  static func checksum(_ fd: Int32, path: String) throws(HDF5Error) -> (Int, UInt64) {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    var offset = size
+    let chunk = 1 << 20
+    let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 8)
+    defer { buffer.deallocate() }
+    while true {
+      let n = pread(fd, buffer, chunk, off_t(offset))
+      if n < 0 && errno == EINTR { continue }
+      guard n >= 0 else { throw HDF5Error(function: "pread", path: path, detail: String(cString: strerror(errno))) }
+      if n == 0 { break }
+      let bytes = buffer.assumingMemoryBound(to: UInt8.self)
+      var i = 0
+      while i + 8 <= n {
+        h = (h ^ UInt64(littleEndian: (buffer + i).loadUnaligned(as: UInt64.self))) &* 0x100_0000_01b3
+        h ^= h >> 29
+        i += 8
+      }
+      while i < n {
+        h = (h ^ UInt64(bytes[i])) &* 0x100_0000_01b3
+        i += 1
+      }
+      offset += n
+    }
+    return (offset, h)
+  }
+}
+
 /// Reads and writes whole `Group` trees. All HDF5 pointers stay inside this file.
 enum HDF5 {
   static func check(_ id: hid_t, _ function: String, _ path: String) throws(HDF5Error) -> hid_t {
@@ -130,12 +207,17 @@ enum HDF5 {
 
   static func write(_ root: Group, to path: String) throws(HDF5Error) {
     edgelab_H5_silence_errors()
-    let file = Handle(
-      try check(
-        H5Fcreate(path, edgelab_H5F_ACC_TRUNC(), edgelab_H5P_DEFAULT(), edgelab_H5P_DEFAULT()), "H5Fcreate", path),
-      closer: H5Fclose)
-    try writeContents(root, into: file.id, path: "/")
-    try check(H5Fflush(file.id, H5F_SCOPE_GLOBAL), "H5Fflush", path)
+    do {
+      // A 512-byte user block (HDF5 skips it; h5py and h5dump read such files as usual) holds our seal.
+      let fcpl = Handle(try check(H5Pcreate(edgelab_H5P_FILE_CREATE()), "H5Pcreate", path), closer: H5Pclose)
+      try check(H5Pset_userblock(fcpl.id, hsize_t(Seal.size)), "H5Pset_userblock", path)
+      let file = Handle(
+        try check(H5Fcreate(path, edgelab_H5F_ACC_TRUNC(), fcpl.id, edgelab_H5P_DEFAULT()), "H5Fcreate", path),
+        closer: H5Fclose)
+      try writeContents(root, into: file.id, path: "/")
+      try check(H5Fflush(file.id, H5F_SCOPE_GLOBAL), "H5Fflush", path)
+    }
+    try Seal.write(path)
   }
 
   static func writeContents(_ g: Group, into loc: hid_t, path: String) throws(HDF5Error) {
@@ -240,6 +322,8 @@ enum HDF5 {
   // MARK: Reading
 
   static func read(_ path: String) throws(HDF5Error) -> Group {
+    // libhdf5 trusts a file's structure: damaged metadata can crash it. Files we sealed are checked first.
+    try Seal.verify(path)
     edgelab_H5_silence_errors()
     let file = Handle(
       try check(H5Fopen(path, edgelab_H5F_ACC_RDONLY(), edgelab_H5P_DEFAULT()), "H5Fopen", path), closer: H5Fclose)
@@ -315,7 +399,11 @@ enum HDF5 {
       throw HDF5Error(function: "readTable", path: path, detail: "not a compound (table) dataset")
     }
     let space = Handle(H5Dget_space(ds.id), closer: H5Sclose)
-    let rows = Int(H5Sget_simple_extent_npoints(space.id))
+    let points = H5Sget_simple_extent_npoints(space.id)
+    // A table we wrote has at most a few hundred million rows (the token times of a run).
+    guard points >= 0, points <= 1 << 30, let rows = Int(exactly: points) else {
+      throw HDF5Error(function: "H5Sget_simple_extent_npoints", path: path, detail: "\(points) rows")
+    }
     var columns: [Column] = []
     let members = Int(H5Tget_nmembers(type.id))
     for m in 0..<members {

@@ -125,6 +125,14 @@ public struct ResultsError: Error, CustomStringConvertible {
   public var description: String { "\(path): \(reason)" }
 }
 
+/// The right to write one results file, held until this object (or the process) ends. A class: it owns a
+/// descriptor whose lifetime is the lock's.
+public final class ResultsLock: Sendable {
+  private let fd: Int32
+  init(fd: Int32) { self.fd = fd }
+  deinit { close(fd) }
+}
+
 /// Reads and writes results files. Writes are atomic: a temporary file in the same directory, flushed and
 /// synced, then renamed over the target, so a reader never sees a half-written file.
 public enum ResultsStore {
@@ -152,6 +160,44 @@ public enum ResultsStore {
       unlink(tmp)
       throw error
     }
+  }
+
+  /// Takes the exclusive right to write `path` for as long as the returned lock lives (or this process does):
+  /// a second run writing the same file is refused with the first one's pid instead of overwriting it. Temporary
+  /// files that a killed writer of the same path left behind are removed.
+  ///
+  /// - Throws: `ResultsError` naming the other process when the file is being written.
+  public static func lock(_ path: String) throws -> ResultsLock {
+    let url = URL(fileURLWithPath: path)
+    let dir = url.deletingLastPathComponent().path.isEmpty ? "." : url.deletingLastPathComponent().path
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let lockPath = dir + "/." + url.lastPathComponent + ".lock"
+    let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    if fd < 0 {
+      throw ResultsError(
+        path: path, reason: "cannot create the lock file \(lockPath): \(String(cString: strerror(errno)))")
+    }
+    if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+      var buffer = [UInt8](repeating: 0, count: 64)
+      let n = pread(fd, &buffer, 63, 0)
+      close(fd)
+      let holder =
+        n > 0
+        ? String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "unknown"
+      throw ResultsError(
+        path: path,
+        reason: "another run is writing this file (pid \(holder)); wait for it to finish, or write elsewhere with --out"
+      )
+    }
+    let pid = "\(getpid())\n"
+    _ = ftruncate(fd, 0)
+    _ = pid.withCString { pwrite(fd, $0, strlen($0), 0) }
+    // Whoever wrote this path before us is gone (we hold the lock): its temporary files are garbage.
+    let prefix = "." + url.lastPathComponent + ".tmp-"
+    for f in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where f.hasPrefix(prefix) {
+      unlink(dir + "/" + f)
+    }
+    return ResultsLock(fd: fd)
   }
 
   public static func read(_ path: String) throws -> ResultsFile {

@@ -175,12 +175,17 @@ enum Schema {
 
   // MARK: Decoding
 
+  /// A whole number read back from a file; anything else (a fraction, NaN, out of range) is `otherwise`.
+  static func whole(_ d: Double?, otherwise: Int = 0) -> Int {
+    d.flatMap { $0.isFinite ? Int(exactly: $0.rounded(.towardZero)) : nil } ?? otherwise
+  }
+
   static func decode(_ root: Group, path: String) throws -> ResultsFile {
     let a = root.attributes
     func str(_ k: String) -> String { a[k]?.stringValue ?? "" }
     func int(_ k: String) -> Int64 {
       if case .int(let i)? = a[k] { return i }
-      return Int64(a[k]?.doubleValue ?? 0)
+      return Int64(whole(a[k]?.doubleValue))
     }
     guard a["schema_version"] != nil, a["experiment"] != nil else {
       throw ResultsError(
@@ -209,7 +214,7 @@ enum Schema {
     let a = g.attributes
     func int(_ k: String) -> Int {
       if case .int(let i)? = a[k] { return Int(i) }
-      return Int(a[k]?.doubleValue ?? 0)
+      return whole(a[k]?.doubleValue)
     }
     func str(_ k: String) -> String { a[k]?.stringValue ?? "" }
     var params: [RunParameter] = []
@@ -235,17 +240,20 @@ enum Schema {
     if let t = g.table("requests") {
       for r in 0..<t.rowCount {
         func d(_ c: String) -> Double? { t.column(c)?.double(r).flatMap { $0.isNaN ? nil : $0 } }
+        // Whole numbers read back from a file: anything else counts as 0 rather than trapping.
+        func i(_ c: String) -> Int { whole(d(c)) }
         requests.append(
           RequestRecord(
-            id: Int(d("id") ?? 0), arrival: t.column("arrival_s")?.double(r) ?? .nan, firstToken: d("first_token_s"),
-            completion: d("completion_s"), promptTokens: Int(d("prompt_tokens") ?? 0),
-            outputTokens: Int(d("output_tokens") ?? 0)))
+            id: i("id"), arrival: t.column("arrival_s")?.double(r) ?? .nan, firstToken: d("first_token_s"),
+            completion: d("completion_s"), promptTokens: i("prompt_tokens"), outputTokens: i("output_tokens")))
       }
     }
     if let t = g.table("tokens"), let rid = t.column("request_id"), let time = t.column("time_s") {
       let index = Dictionary(uniqueKeysWithValues: requests.enumerated().map { ($1.id, $0) })
       for r in 0..<t.rowCount {
-        if let i = index[Int(rid.double(r) ?? -1)], let v = time.double(r) { requests[i].tokenTimes.append(v) }
+        if let i = index[whole(rid.double(r), otherwise: -1)], let v = time.double(r) {
+          requests[i].tokenTimes.append(v)
+        }
       }
     }
     var links: [LinkRecord] = []
@@ -255,7 +263,7 @@ enum Schema {
           LinkRecord(
             from: t.column("from")?.text(r) ?? "", to: t.column("to")?.text(r) ?? "",
             bytes: t.column("bytes")?.double(r) ?? 0,
-            messages: Int(t.column("messages")?.double(r) ?? 0), busySeconds: t.column("busy_s")?.double(r) ?? 0,
+            messages: whole(t.column("messages")?.double(r)), busySeconds: t.column("busy_s")?.double(r) ?? 0,
             mechanism: t.column("mechanism")?.text(r) ?? ""))
       }
     }
@@ -273,7 +281,7 @@ enum Schema {
     var stages: [StageRecord] = []
     if let t = g.table("stages") {
       for r in 0..<t.rowCount {
-        func i(_ c: String) -> Int { Int(t.column(c)?.double(r) ?? 0) }
+        func i(_ c: String) -> Int { whole(t.column(c)?.double(r)) }
         stages.append(
           StageRecord(
             index: i("stage"), device: t.column("device")?.text(r) ?? "", firstLayer: i("first_layer"),

@@ -24,6 +24,8 @@ public struct RunOptions: Sendable {
   /// Polled between runs: true stops the sweep (Ctrl-C), saving what finished. Backends that run long (loopback)
   /// also stop within a run.
   public var stopRequested: @Sendable () -> Bool
+  /// Record the text of untracked files in the provenance (by default only their names and sizes).
+  public var recordUntrackedText = false
 
   public init(
     outputPath: String? = nil, seed: UInt64? = nil, backend: BackendKind? = nil, resume: Bool = false,
@@ -149,6 +151,9 @@ public struct ExperimentRunner: Sendable {
           : "this build has no '\(kind.rawValue)' backend; use 'simulated'")
     }
     let path = options.outputPath ?? "results/\(spec.name).h5"
+    // One writer per results file, for the whole invocation.
+    let lock = try ResultsStore.lock(path)
+    defer { withExtendedLifetime(lock) {} }
     let specJSON = try JSONCoding.compactString(spec)
 
     // Resume: keep runs of the same spec whose keys match; otherwise keep the old file aside.
@@ -156,7 +161,13 @@ public struct ExperimentRunner: Sendable {
     var archived: String?
     if FileManager.default.fileExists(atPath: path) {
       if options.resume {
-        let old = try ResultsStore.read(path)
+        let old: ResultsFile
+        do { old = try ResultsStore.read(path) } catch {
+          throw RunnerError(
+            message:
+              "cannot resume from \(error); run without --resume (the file is moved to the archive) or write elsewhere with --out"
+          )
+        }
         guard old.info.specJSON == specJSON else {
           throw RunnerError(
             message:
@@ -170,7 +181,7 @@ public struct ExperimentRunner: Sendable {
     // before that leaves the previous file where it was.
     var mustArchive = !options.resume && FileManager.default.fileExists(atPath: path)
 
-    let git = Provenance.git()
+    let git = Provenance.git(untrackedText: options.recordUntrackedText)
     var info = FileInfo(
       experiment: spec.name, specJSON: specJSON, toolkitVersion: Provenance.toolkitVersion, gitCommit: git.commit,
       gitDirty: git.dirty, gitDiff: git.diff, host: Provenance.host(), startedAt: Provenance.timestamp(),

@@ -26,47 +26,68 @@ public enum Provenance {
     public var diff: String
   }
 
-  /// The git state of the checkout containing the working directory (commit "unknown" outside a repository).
-  public static func git() -> Git {
-    guard let commit = capture(["git", "rev-parse", "HEAD"])?.trimmingCharacters(in: .whitespacesAndNewlines),
-      let top = capture(["git", "rev-parse", "--show-toplevel"])?.trimmingCharacters(in: .whitespacesAndNewlines)
+  /// Files whose content never goes into a results file (results files get shared): environment files, keys
+  /// and certificates. Matched against the file name.
+  public static func looksSecret(_ path: String) -> Bool {
+    let name = (path as NSString).lastPathComponent.lowercased()
+    return name == ".env" || name.hasPrefix(".env.") || name.hasPrefix("id_") || name.hasSuffix(".pem")
+      || name.hasSuffix(".key") || name.hasSuffix(".p12") || name.hasSuffix(".pfx") || name == ".netrc"
+      || name.hasPrefix("credentials")
+  }
+
+  /// The git state of the checkout containing `directory` (by default the working directory; commit "unknown"
+  /// outside a repository).
+  ///
+  /// The diff records tracked changes (without files that look secret). New files that are not ignored make the
+  /// tree dirty too — a new algorithm or experiment is compiled in before it is committed — but are listed by
+  /// name and size only, unless `untrackedText` asks for their text (at most 64 KiB each, never a secret-looking
+  /// file, never binary).
+  public static func git(untrackedText: Bool = false, directory: String? = nil) -> Git {
+    guard
+      let commit = capture(["git", "rev-parse", "HEAD"], directory: directory)?.trimmingCharacters(
+        in: .whitespacesAndNewlines),
+      let top = capture(["git", "rev-parse", "--show-toplevel"], directory: directory)?
+        .trimmingCharacters(in: .whitespacesAndNewlines)
     else {
       return Git(commit: "unknown", dirty: false, diff: "")
     }
     let status = capture(["git", "status", "--porcelain", "--untracked-files=no"], directory: top) ?? ""
-    // New files that are not ignored count too: a new algorithm or experiment is compiled in before it is
-    // committed. Their text goes into the diff (the first 256 KiB; binary files by size only).
     let untracked = (capture(["git", "ls-files", "--others", "--exclude-standard", "-z"], directory: top) ?? "")
       .split(separator: "\0").map(String.init)
     let dirty = !status.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || !untracked.isEmpty
     guard dirty else { return Git(commit: commit, dirty: false, diff: "") }
-    var diff = capture(["git", "diff", "HEAD"], directory: top) ?? ""
-    let limit = 256 << 10
+    let changed = (capture(["git", "diff", "HEAD", "--name-only", "-z"], directory: top) ?? "").split(separator: "\0")
+      .map(String.init)
+    let secret = changed.filter(looksSecret)
+    var diff =
+      capture(["git", "diff", "HEAD", "--"] + ["."] + secret.map { ":(exclude,literal)" + $0 }, directory: top) ?? ""
+    for file in secret { diff += "changed file \(file): looks secret; content not recorded\n" }
+    if diff.utf8.count > 16 << 20 {
+      diff =
+        String(decoding: diff.utf8.prefix(16 << 20), as: UTF8.self) + "\n(truncated: the diff is capped at 16 MiB)\n"
+    }
+    let limit = 64 << 10
     for file in untracked {
-      if diff.utf8.count > 16 << 20 {
-        diff += "(more new files not recorded: the diff is capped at 16 MiB)\n"
-        break
-      }
-      // Regular files only: opening a FIFO would block.
-      guard
-        (try? FileManager.default.attributesOfItem(atPath: top + "/" + file)[.type] as? FileAttributeType)
-          == .typeRegular,
-        let handle = FileHandle(forReadingAtPath: top + "/" + file)
+      let path = top + "/" + file
+      let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+      let size = (attributes?[.size] as? NSNumber)?.intValue ?? 0
+      diff += "new file (untracked): \(file), \(size) bytes"
+      // Regular files only (opening a FIFO would block), and only when asked.
+      guard untrackedText, !looksSecret(file), attributes?[.type] as? FileAttributeType == .typeRegular,
+        diff.utf8.count < 16 << 20, let handle = FileHandle(forReadingAtPath: path)
       else {
-        diff += "new file (untracked): \(file) (not a regular file; not recorded)\n"
+        diff += untrackedText && looksSecret(file) ? " (looks secret; content not recorded)\n" : "\n"
         continue
       }
       let head = (try? handle.read(upToCount: limit)) ?? Data()
-      let size = (try? handle.seekToEnd()).map(Int.init) ?? head.count
       try? handle.close()
-      diff += "new file (untracked): \(file)\n"
       if head.contains(0) {
-        diff += "(binary, \(size) bytes; content not recorded)\n"
+        diff += " (binary; content not recorded)\n"
         continue
       }
       let lines = String(decoding: head, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-      diff += "--- /dev/null\n+++ b/\(file)\n" + lines.map { "+" + $0 }.joined(separator: "\n")
-      diff += size > limit ? "\n(truncated: first 256 KiB of \(size) bytes)\n" : "\n"
+      diff += "\n--- /dev/null\n+++ b/\(file)\n" + lines.map { "+" + $0 }.joined(separator: "\n")
+      diff += size > limit ? "\n(truncated: first 64 KiB of \(size) bytes)\n" : "\n"
     }
     return Git(commit: commit, dirty: true, diff: diff)
   }

@@ -179,7 +179,8 @@ final class CoordinatedRun: @unchecked Sendable {
   // MARK: Setting up
 
   /// All workers run on this machine: their synthetic weights together must fit its memory, or the kernel kills
-  /// one of them half-way through loading. (The unsplit reference is computed after they stop, and is smaller.)
+  /// one of them half-way through loading. The lossless reference runs after they stop, one layer range at a
+  /// time (at most the largest stage's weights; `ReferenceTokens.ranges`), so the workers' total bounds both.
   /// Checkpoints are memory-mapped files the kernel can page, so they are not checked.
   func checkHostMemory() throws {
     let x = job.experiment
@@ -296,9 +297,7 @@ final class CoordinatedRun: @unchecked Sendable {
     let layers = ModelLayers(config: x.model, precision: x.spec.model.precision, wirePrecision: e.wirePrecision)
     let stageDevices = job.plan.stages.map(\.device)
     let w = x.spec.model
-    let weights = WeightsSpec(
-      checkpoint: w.checkpoint, preset: w.checkpoint == nil ? (w.preset ?? "tiny") : nil,
-      seed: w.weightsSeed ?? x.spec.seed, dtype: w.precision == .fp32 ? "F32" : (w.precision == .bf16 ? "BF16" : "F16"))
+    let weights = WeightsSpec(x)
     if w.preset == nil && w.checkpoint == nil {
       throw RuntimeError(
         "the loopback backend needs a model preset or a checkpoint path (custom configurations have no weights)")
@@ -592,7 +591,7 @@ final class CoordinatedRun: @unchecked Sendable {
 
   func losslessCheck(_ outcome: inout RunOutcome) throws {
     let reference = try ReferenceTokens.compute(
-      job: job, threads: options.threadsPerWorker, cache: options.referenceCache)
+      job: job, generated: generated, threads: options.threadsPerWorker, cache: options.referenceCache)
     var mismatch: String?
     for r in job.requests {
       let got = generated[r.id] ?? []
@@ -622,68 +621,5 @@ enum HostMemory {
       if parts.count >= 2, let kb = Double(parts[1]) { return kb * 1024 }
     }
     return nil
-  }
-}
-
-/// The tokens the unsplit model generates for a run's requests (greedy), computed in this process or read
-/// from a cache keyed by weights, requests, kernel instruction set and thread count.
-enum ReferenceTokens {
-  static func compute(job: RunJob, threads: Int, cache: String?) throws -> [Int: [Int32]] {
-    let w = job.experiment.spec.model
-    let spec = WeightsSpec(
-      checkpoint: w.checkpoint, preset: w.checkpoint == nil ? w.preset : nil,
-      seed: w.weightsSeed ?? job.experiment.spec.seed,
-      dtype: w.precision == .fp32 ? "F32" : (w.precision == .bf16 ? "BF16" : "F16"))
-    struct Key: Codable {
-      var weights: WeightsSpec
-      /// A checkpoint's files, sizes and modification times: new weights at the same path are a new key.
-      var checkpointFiles: [String]
-      var requests: [Request]
-      var isa: String
-      var threads: Int
-      var version: Int
-      struct Request: Codable {
-        var id: Int
-        var prompt: [Int32]
-        var outputLength: Int
-      }
-    }
-    let key = Key(
-      weights: spec, checkpointFiles: w.checkpoint.map(Self.fingerprint) ?? [],
-      requests: job.requests.map { Key.Request(id: $0.id, prompt: $0.promptTokens, outputLength: $0.outputLength) },
-      isa: Kernels.isa, threads: threads, version: 2)
-    // Sorted keys: the same key must give the same bytes in every process.
-    let keyData = try JSONCoding.encoder.encode(key)
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    for b in keyData { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-    let path = cache.map { $0 + "/" + String(h, radix: 16) + ".json" }
-    if let path, let data = FileManager.default.contents(atPath: path),
-      let stored = try? JSONDecoder().decode([String: [Int32]].self, from: data)
-    {
-      return Dictionary(uniqueKeysWithValues: stored.compactMap { k, v in Int(k).map { ($0, v) } })
-    }
-    let pipeline = try LocalPipeline(weights: spec.source().open(), threads: threads)
-    var out: [Int: [Int32]] = [:]
-    for r in job.requests {
-      out[r.id] = pipeline.generate(prompt: r.promptTokens, maxNewTokens: r.outputLength, sequence: r.id).tokens
-    }
-    if let path, let cache {
-      try? FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
-      let stored = Dictionary(uniqueKeysWithValues: out.map { (String($0.key), $0.value) })
-      if let data = try? JSONEncoder().encode(stored) {
-        try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
-      }
-    }
-    return out
-  }
-
-  static func fingerprint(_ directory: String) -> [String] {
-    let files = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
-    return files.map { f in
-      let a = try? FileManager.default.attributesOfItem(atPath: directory + "/" + f)
-      let size = (a?[.size] as? NSNumber)?.int64Value ?? -1
-      let mtime = (a?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-      return "\(f):\(size):\(mtime)"
-    }
   }
 }

@@ -1,8 +1,10 @@
+import Catalog
 import EdgeLabCore
 public import Engine
 public import Execution
 import Foundation
 public import Pipeline
+public import Spec
 public import Transport
 
 /// Where a worker gets its weights.
@@ -26,6 +28,15 @@ public struct WeightsSpec: Codable, Sendable, Hashable {
     self.seed = seed
     self.dtype = dtype
     self.storage = storage
+  }
+
+  /// The weights of an experiment's model: its checkpoint, or synthetic weights of its preset.
+  public init(_ x: ResolvedExperiment) {
+    let w = x.spec.model
+    self.init(
+      checkpoint: w.checkpoint, preset: w.checkpoint == nil ? (w.preset ?? "tiny") : nil,
+      seed: w.weightsSeed ?? x.spec.seed,
+      dtype: w.precision == .fp32 ? "F32" : (w.precision == .bf16 ? "BF16" : "F16"))
   }
 
   public func source() -> ModelSource {

@@ -49,6 +49,7 @@ extension ExperimentSpec {
       }
       if axis.values.isEmpty { throw SpecError(field: "sweeps[\(i)].values", "a sweep needs at least one value") }
     }
+    if let why = Self.sweepSizeProblem(sweeps) { throw SpecError(field: "sweeps", why) }
     var points: [SweepPoint] = []
     var combination = [Int](repeating: 0, count: sweeps.count)
     while true {
@@ -117,7 +118,20 @@ extension ExperimentSpec {
   /// Every run of the experiment, in order: for each sweep point, each algorithm, each repetition.
   public func expand(knownAlgorithms: Set<String>? = nil) throws(SpecError) -> [RunDescriptor] {
     let points = try expandPoints(knownAlgorithms: knownAlgorithms)
+    var total = 0
+    for p in points {
+      let (n, overflow) = p.experiment.spec.algorithms.count.multipliedReportingOverflow(
+        by: p.experiment.spec.repetitions)
+      total = total.addingReportingOverflow(n).partialValue
+      if overflow || total > SpecLimits.runs {
+        throw SpecError(
+          field: "(experiment)",
+          "more than \(SpecLimits.runs) runs (sweep points × algorithms × repetitions); split the experiment or shard the sweep"
+        )
+      }
+    }
     var runs: [RunDescriptor] = []
+    runs.reserveCapacity(total)
     for p in points {
       for (ai, a) in p.experiment.spec.algorithms.enumerated() {
         for rep in 0..<p.experiment.spec.repetitions {

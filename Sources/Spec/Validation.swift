@@ -33,11 +33,23 @@ extension ExperimentSpec {
     }
 
     if devices.isEmpty { add("devices", "declare at least one device") }
+    // Counted before any instance is named: a count of 10⁶ must not materialise 10⁶ names.
+    var total = 0
+    for g in devices { total = total.addingReportingOverflow(max(0, g.count)).partialValue }
+    if total > SpecLimits.devices {
+      add(
+        "devices",
+        "\(total) device instances, more than the \(SpecLimits.devices) an experiment may have; lower the counts")
+      return issues
+    }
     var names: [String: String] = [:]
     for (i, g) in devices.enumerated() {
       let field = "devices[\(g.name.isEmpty ? String(i) : g.name)]"
       if g.name.isEmpty { add(field + ".name", "a device group needs a name") }
       if g.count < 1 { add(field + ".count", "must be at least 1 (it is \(g.count))") }
+      if let m = g.usableMemory, !(m.value > 0 && m.value.isFinite) {
+        add(field + ".usable_memory", "must be a positive, finite size (it is \(m.value) bytes)")
+      }
       do {
         let p = try g.resolvedProfile()
         for problem in p.problems() { add(field, problem) }
@@ -72,6 +84,12 @@ extension ExperimentSpec {
           jitter: o.jitter ?? l.jitter, loss: o.loss ?? l.loss), field: field, add: add)
       if let t = o.trace {
         if t.points.isEmpty { add(field + ".trace", "a trace needs at least one point") }
+        if t.points.count > SpecLimits.tracePoints {
+          add(field + ".trace", "\(t.points.count) points, more than \(SpecLimits.tracePoints); use a periodic trace")
+        }
+        if t.points.contains(where: { !$0.at.value.isFinite || !$0.bandwidth.bitsPerSecond.isFinite }) {
+          add(field + ".trace", "times and bandwidths must be finite")
+        }
         if zip(t.points, t.points.dropFirst()).contains(where: { $0.at >= $1.at }) {
           add(field + ".trace", "points must be in increasing time order")
         }
@@ -83,9 +101,31 @@ extension ExperimentSpec {
 
     let w = workload
     if w.requests < 1 { add("workload.requests", "must be at least 1") }
+    if w.requests > SpecLimits.requests {
+      add(
+        "workload.requests", "\(w.requests) is more than the \(SpecLimits.requests) requests a run may have; lower it")
+    }
     for (f, d) in [("workload.prompt_tokens", w.promptTokens), ("workload.output_tokens", w.outputTokens)] {
       if d.bounds.lowerBound < 1 { add(f, "lengths must be at least 1 token") }
+      if d.bounds.upperBound > SpecLimits.tokensPerRequest {
+        add(f, "lengths up to \(d.bounds.upperBound) tokens; at most \(SpecLimits.tokensPerRequest)")
+      }
       if case .choice(let v) = d, v.isEmpty { add(f, "choice needs at least one length") }
+      if case .normal(let mean, let std, _, _) = d, !mean.isFinite || !(std >= 0 && std.isFinite) {
+        add(f, "normal needs a finite mean and a finite std ≥ 0")
+      }
+    }
+    for (kind, d, limit) in [
+      ("output", w.outputTokens, SpecLimits.outputTokensPerRun),
+      ("prompt", w.promptTokens, SpecLimits.promptTokensPerRun),
+    ] {
+      let (tokens, overflow) = max(0, w.requests).multipliedReportingOverflow(by: max(0, d.bounds.upperBound))
+      if overflow || tokens > limit {
+        add(
+          "workload",
+          "\(w.requests) requests × up to \(d.bounds.upperBound) \(kind) tokens is more than the \(limit) \(kind) tokens a run may have; lower requests or \(kind)_tokens"
+        )
+      }
     }
     if let config, w.promptTokens.bounds.upperBound + w.outputTokens.bounds.upperBound > config.maxPositionEmbeddings {
       add(
@@ -96,14 +136,17 @@ extension ExperimentSpec {
     switch w.arrival {
     case .closedLoop(let n, let think):
       if n < 1 { add("workload.arrival.concurrency", "must be at least 1") }
-      if think.value < 0 { add("workload.arrival.think", "must be ≥ 0") }
-    case .poisson(let rate): if !(rate > 0) { add("workload.arrival.rate", "must be > 0 requests per second") }
+      if !(think.value >= 0 && think.value.isFinite) { add("workload.arrival.think", "must be a finite time ≥ 0") }
+    case .poisson(let rate):
+      if !(rate > 0 && rate.isFinite) { add("workload.arrival.rate", "must be a finite rate > 0 requests per second") }
     case .bursty(let burst, let every):
       if burst < 1 { add("workload.arrival.burst", "must be at least 1") }
-      if !(every.value > 0) { add("workload.arrival.every", "must be > 0") }
+      if !(every.value > 0 && every.value.isFinite) { add("workload.arrival.every", "must be a finite time > 0") }
     case .onOff(let on, let off, let rate):
-      if !(on.value > 0) || off.value < 0 { add("workload.arrival", "'on' must be > 0 and 'off' ≥ 0") }
-      if !(rate > 0) { add("workload.arrival.rate", "must be > 0 requests per second") }
+      if !(on.value > 0 && on.value.isFinite) || !(off.value >= 0 && off.value.isFinite) {
+        add("workload.arrival", "'on' must be a finite time > 0 and 'off' a finite time ≥ 0")
+      }
+      if !(rate > 0 && rate.isFinite) { add("workload.arrival.rate", "must be a finite rate > 0 requests per second") }
     }
 
     if algorithms.isEmpty { add("algorithms", "name at least one partition algorithm to run") }
@@ -117,10 +160,14 @@ extension ExperimentSpec {
       }
     }
     if repetitions < 1 { add("repetitions", "must be at least 1") }
+    if repetitions > SpecLimits.repetitions {
+      add("repetitions", "\(repetitions) is more than \(SpecLimits.repetitions)")
+    }
     for (i, s) in sweeps.enumerated() {
       do { _ = try JSONPath(s.path) } catch { add("sweeps[\(i)].path", error.description) }
       if s.values.isEmpty { add("sweeps[\(i)].values", "a sweep needs at least one value") }
     }
+    if let why = Self.sweepSizeProblem(sweeps) { add("sweeps", why) }
     let c = calibration
     if !(c.computeEfficiency > 0 && c.computeEfficiency <= 1) {
       add("calibration.compute_efficiency", "must be in (0, 1]")
@@ -128,8 +175,20 @@ extension ExperimentSpec {
     if !(c.memoryEfficiency > 0 && c.memoryEfficiency <= 1) {
       add("calibration.memory_efficiency", "must be in (0, 1]")
     }
+    if !(c.layerOverhead.value >= 0 && c.layerOverhead.value.isFinite) {
+      add("calibration.layer_overhead", "must be a finite time ≥ 0")
+    }
     if execution.maxBatch < 1 { add("execution.max_batch", "must be at least 1") }
-    if let d = emulation.dilation, !(d >= 1) { add("emulation.dilation", "must be ≥ 1 (it is \(d))") }
+    if execution.maxBatch > 1 << 16 { add("execution.max_batch", "\(execution.maxBatch) is more than \(1 << 16)") }
+    if let d = emulation.dilation, !(d >= 1 && d.isFinite) {
+      add("emulation.dilation", "must be a finite number ≥ 1 (it is \(d))")
+    }
+    if let b = emulation.hostBandwidth, !(b.bitsPerSecond > 0 && b.bitsPerSecond.isFinite) {
+      add("emulation.host_bandwidth", "must be a finite rate > 0")
+    }
+    if !(emulation.memoryHeadroom.value >= 0 && emulation.memoryHeadroom.value.isFinite) {
+      add("emulation.memory_headroom", "must be a finite size ≥ 0")
+    }
     if !(emulation.coordinatorShare >= 0 && emulation.coordinatorShare < 1) {
       add("emulation.coordinator_share", "must be in [0, 1)")
     }
@@ -140,10 +199,26 @@ extension ExperimentSpec {
     return issues
   }
 
+  /// Why the sweep is too large to expand, if it is (the product of the axes' lengths, without overflow).
+  static func sweepSizeProblem(_ sweeps: [SweepAxis]) -> String? {
+    var points = 1
+    for axis in sweeps {
+      let (p, overflow) = points.multipliedReportingOverflow(by: max(1, axis.values.count))
+      if overflow || p > SpecLimits.sweepPoints {
+        return
+          "\(sweeps.map { String($0.values.count) }.joined(separator: " × ")) points, more than the \(SpecLimits.sweepPoints) an experiment may have; split the experiment or shorten an axis"
+      }
+      points = p
+    }
+    return nil
+  }
+
   private func checkLink(_ l: LinkSpec, field: String, add: (String, String) -> Void) {
-    if !(l.bandwidth.bitsPerSecond > 0) { add(field + ".bandwidth", "must be > 0 (use 'disconnected' for no link)") }
-    if l.latency.value < 0 { add(field + ".latency", "must be ≥ 0") }
-    if l.jitter.value < 0 { add(field + ".jitter", "must be ≥ 0") }
+    if !(l.bandwidth.bitsPerSecond > 0 && l.bandwidth.bitsPerSecond.isFinite) {
+      add(field + ".bandwidth", "must be a finite rate > 0 (use 'disconnected' for no link)")
+    }
+    if !(l.latency.value >= 0 && l.latency.value.isFinite) { add(field + ".latency", "must be a finite time ≥ 0") }
+    if !(l.jitter.value >= 0 && l.jitter.value.isFinite) { add(field + ".jitter", "must be a finite time ≥ 0") }
     if !(l.loss >= 0 && l.loss < 1) { add(field + ".loss", "must be a fraction in [0, 1) (it is \(l.loss))") }
   }
 

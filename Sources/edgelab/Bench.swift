@@ -9,8 +9,26 @@ struct Bench: ParsableCommand {
     abstract: "Performance benchmarks (tables for docs/).",
     subcommands: [
       PartitionBenchCommand.self, EngineBenchCommand.self, MemoryBenchCommand.self, HopBenchCommand.self,
-      PipelineBenchCommand.self,
+      PipelineBenchCommand.self, FuzzBenchCommand.self,
     ])
+}
+
+struct FuzzBenchCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "fuzz",
+    abstract: "Mutation-fuzz the safetensors and spec readers: every case must end in a result or a named error.")
+  @Option(help: "Mutated safetensors headers.") var safetensors = 10_000
+  @Option(help: "Mutated experiment specs (read, validated and expanded; nothing runs).") var specs = 10_000
+  @Option(help: "Seed of the first case.") var seed: UInt64 = 1
+
+  func validate() throws {
+    guard safetensors >= 0, specs >= 0 else { throw ValidationError("--safetensors and --specs must be ≥ 0") }
+  }
+
+  func run() throws {
+    print("safetensors: \(Fuzz.safetensors(count: safetensors, seed: seed))")
+    print("specs: \(Fuzz.specs(count: specs, seed: seed))")
+  }
 }
 
 struct PartitionBenchCommand: ParsableCommand {

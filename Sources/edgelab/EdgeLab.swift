@@ -65,23 +65,9 @@ func loadSpecAsWritten(name: String?, file: String?) throws -> ExperimentSpec {
     else {
       throw fail("cannot read spec file '\(file)'", code: Exit.badInput)
     }
-    let spec: ExperimentSpec
-    do { spec = try JSONCoding.decoder.decode(ExperimentSpec.self, from: data) } catch {
-      throw fail("\(file): \(JSONCoding.explain(error))", code: Exit.badInput)
+    do { return try ExperimentSpec.load(json: data, source: file) } catch {
+      throw fail(error.description, code: Exit.badInput)
     }
-    // Keys the decoder ignored are misspelt or unsupported settings: refuse them rather than run without them.
-    if let written = try? JSONCoding.decoder.decode(JSONValue.self, from: data),
-      let understood = try? JSONValue(encoding: spec)
-    {
-      // model.config may be a Hugging Face config.json pasted whole: its other keys are ignored on purpose.
-      let unknown = written.keysMissing(from: understood, opaque: ["model.config"])
-      if !unknown.isEmpty {
-        throw fail(
-          "\(file): unknown field\(unknown.count == 1 ? "" : "s") \(unknown.map { "'\($0)'" }.joined(separator: ", ")) (check the spelling; `edgelab spec quickstart` prints a complete spec)",
-          code: Exit.badInput)
-      }
-    }
-    return spec
   }
   guard let name else { throw fail("give an experiment name or --spec FILE.json", code: Exit.badInput) }
   guard let e = ExperimentCatalog.named(name) else {
@@ -125,13 +111,19 @@ struct Run: ParsableCommand {
   @Flag(help: "Print the expanded runs and exit without running.") var dryRun = false
   @Flag(help: "Skip runs already in the results file (same spec).") var resume = false
   @Flag(help: "No progress output.") var quiet = false
+  @Flag(
+    help:
+      "Record the text of untracked files in the results' provenance (64 KiB each; never .env, keys or certificates); by default only their names and sizes."
+  )
+  var recordUntracked = false
 
   func run() throws {
     var loaded = try loadSpec(name: name, file: spec)
     if let emulation { loaded.emulation.mode = emulation }
-    let options = RunOptions(
+    var options = RunOptions(
       outputPath: out, seed: seed, backend: backend, resume: resume,
       stopRequested: { Interrupt.isRequested })
+    options.recordUntrackedText = recordUntracked
     let effective = ExperimentRunner.applying(options, to: loaded)
     if dryRun {
       let runs: [RunDescriptor]
@@ -218,11 +210,13 @@ struct Show: ParsableCommand {
 struct Export: ParsableCommand {
   static let configuration = CommandConfiguration(abstract: "Write tidy TSV tables of a results file (for gnuplot).")
   @Argument(help: "An HDF5 results file.") var file: String
-  @Option(help: "Output directory (default: build/plot-data/<experiment>).") var dir: String?
+  @Option(help: "Output directory (default: build/plot-data/<experiment>, the name made safe for a path).") var dir:
+    String?
   func run() throws {
     let results: ResultsFile
     do { results = try ResultsStore.read(file) } catch { throw fail("\(error)", code: Exit.badInput) }
-    let target = dir ?? "build/plot-data/\(results.info.experiment)"
+    // The experiment's name comes from the file: it names a directory only once made safe (no '/', no '..').
+    let target = dir ?? "build/plot-data/\(Exporter.safeDirectoryName(results.info.experiment))"
     for path in try Exporter.export(results, to: target) { print(path) }
   }
 }
@@ -250,7 +244,7 @@ struct Partition: ParsableCommand {
     }
     let p: PartitionProblem
     do { p = try JSONCoding.decoder.decode(PartitionProblem.self, from: data) } catch {
-      throw fail("\(problem): \(JSONCoding.explain(error))", code: Exit.badInput)
+      throw fail("\(problem): \(JSONCoding.explain(error, in: data))", code: Exit.badInput)
     }
     var parameters: [String: JSONValue] = [:]
     for kv in params {

@@ -334,7 +334,7 @@ extension RootEmulationTests {
           blackholed.add(Shell.capture(["ip", "netns", "exec", ns1, "nft", nft]).2)
         })
       var spec = EmulatedRuns.spec(bandwidth: .mbit(100), requests: 50, output: 50, prompt: 8)
-      spec.execution.progressTimeout = Seconds(5)
+      spec.execution.progressTimeout = Seconds(1.5)
       do {
         _ = try EmulatedRuns.run(spec, backend)
         Issue.record("the run went on through a blackholed link")

@@ -107,7 +107,7 @@ struct BaselineTests {
       let d = error.description
       #expect(d.contains("source: 'd9' is not one of the devices"))
       #expect(d.contains("'ghost' is not a device"))
-      #expect(d.contains("bandwidth_bytes_per_s must be > 0"))
+      #expect(d.contains("bandwidth_bytes_per_s must be a finite rate > 0"))
     }
   }
 

@@ -1,6 +1,7 @@
 import CostModel
 import DSL
 import EdgeLabCore
+import Engine
 import Execution
 import Foundation
 import Metrics
@@ -124,5 +125,53 @@ struct ExecutionCoreTests {
     } else {
       #expect(run.outcome.devices.contains { $0.loadStallSeconds > 0 })
     }
+  }
+}
+
+@Suite("Lossless reference, one layer range at a time")
+struct ReferenceTests {
+  /// The reference computed range by range (teacher-forced with the split run's tokens) is the unsplit model's
+  /// own generation; a wrong token in the split run is found where it happened.
+  @Test func rangeByRangeReproducesTheUnsplitModelAndFindsTheFirstWrongToken() throws {
+    let spec = ExecutionCoreTests.spec()
+    let x = try #require(try spec.expandPoints().first?.experiment)
+    let builder = ProblemBuilder.roofline(x.spec.calibration)
+    let plan = try Partitioners.solve(builder.problem(for: x, objective: .latency), algorithm: "even")
+    let requests = Array(x.spec.workload.materialize(seed: 3, vocabularySize: x.model.vocabSize).prefix(3))
+    let job = RunJob(experiment: x, plan: plan, requests: requests, seed: 3, timeModel: builder.timeModel)
+    let weights = try WeightsSpec(x).source().open()
+    let whole = try LocalPipeline(weights: weights)
+    var unsplit: [Int: [Int32]] = [:]
+    for r in requests {
+      unsplit[r.id] = whole.generate(prompt: r.promptTokens, maxNewTokens: r.outputLength, sequence: r.id).tokens
+    }
+    // Ranges of at most two layers: nothing like the plan's cut.
+    let ranges = stride(from: 0, to: x.model.numHiddenLayers + 2, by: 2).map {
+      $0..<min($0 + 2, x.model.numHiddenLayers + 2)
+    }
+    #expect(ranges.count > plan.stages.count)
+    let reference = try ReferenceTokens.byLayerRange(
+      job: job, weights: weights, generated: unsplit, threads: 1, ranges: ranges)
+    #expect(reference == unsplit)
+    var wrong = unsplit
+    let victim = try #require(requests.first { $0.outputLength >= 3 })
+    wrong[victim.id]![1] = (wrong[victim.id]![1] + 1) % Int32(x.model.vocabSize)
+    let checked = try ReferenceTokens.byLayerRange(
+      job: job, weights: weights, generated: wrong, threads: 1, ranges: ranges)
+    #expect(checked[victim.id]![0] == wrong[victim.id]![0])
+    #expect(checked[victim.id]![1] == unsplit[victim.id]![1] && checked[victim.id]![1] != wrong[victim.id]![1])
+  }
+
+  @Test func rangesFitTheLargestStageWhenTheModelDoesNot() throws {
+    let spec = ExecutionCoreTests.spec()
+    let x = try #require(try spec.expandPoints().first?.experiment)
+    let builder = ProblemBuilder.roofline(x.spec.calibration)
+    let plan = try Partitioners.solve(builder.problem(for: x, objective: .latency), algorithm: "even")
+    let job = RunJob(experiment: x, plan: plan, requests: [], seed: 3, timeModel: builder.timeModel)
+    #expect(ReferenceTokens.ranges(job: job, available: 1e15) == [0..<(x.model.numHiddenLayers + 2)])
+    let small = ReferenceTokens.ranges(job: job, available: 1)
+    #expect(small.first?.lowerBound == 0 && small.last?.upperBound == x.model.numHiddenLayers + 2)
+    #expect(zip(small, small.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
+    #expect(small.count >= plan.stages.count)
   }
 }
