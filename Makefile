@@ -23,9 +23,10 @@ deps:
 build: deps
 	$(SWIFT) build -c release --product edgelab
 
+# The tests run with the OpenBLAS kernels `edgelab` selects for this CPU (see `edgelab blas`).
 test: deps
 	$(SWIFT) build
-	$(SWIFT) test
+	OPENBLAS_CORETYPE=$$(.build/debug/edgelab blas --core) $(SWIFT) test
 
 # The checked-in .swift-format (line length 120), strictly; and every target imports only what Package.swift
 # declares. `swift format format --in-place --recursive Sources Tests experiments Package.swift` fixes most.

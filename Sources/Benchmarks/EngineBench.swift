@@ -20,6 +20,8 @@ public enum EngineBench {
     public var effectiveBandwidthGBs: Double
     public var peakResidentBytes: Int
     public var kernelISA: String
+    /// OpenBLAS's kernels (prefill).
+    public var blasCore: String
     public var repetitions: Int
 
     enum CodingKeys: String, CodingKey {
@@ -35,6 +37,7 @@ public enum EngineBench {
       case effectiveBandwidthGBs = "effective_bandwidth_gb_s"
       case peakResidentBytes = "peak_resident_bytes"
       case kernelISA = "kernel_isa"
+      case blasCore = "blas_core"
     }
   }
 
@@ -77,7 +80,7 @@ public enum EngineBench {
       model: preset.name, dtype: dtype.rawValue, threads: threads, promptTokens: prompt, newTokens: new,
       prefillTokensPerSecond: median(prefill), decodeTokensPerSecond: d, weightBytes: bytes,
       effectiveBandwidthGBs: Double(bytes) * d / 1e9, peakResidentBytes: ProcessMemory.peakResidentBytes(),
-      kernelISA: Kernels.isa, repetitions: repetitions)
+      kernelISA: Kernels.isa, blasCore: BLASCore.current, repetitions: repetitions)
   }
 
   /// Read bandwidth in GB/s as decoding sees it: `threads` threads stream a `bytes` FP32 matrix through the

@@ -60,36 +60,35 @@ static void matvec_portable(const void *w, el_dtype t, size_t cols, const float 
 // ---------------------------------------------------------------------------------------------------------
 // AVX-512: per input two 16-lane accumulators (32 columns per step), masked tail, fixed reduction.
 
+// One loader per weight type, so the inner loops hold no switch: FP32 as is, BF16 widened by a shift, F16 by
+// the F16C conversion (the same values as widening at load).
 __attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
-static inline __m512 load16_avx512(const void *w, el_dtype t, size_t i, __mmask16 m) {
-  switch (t) {
-  case EL_F32: return _mm512_maskz_loadu_ps(m, (const float *)w + i);
-  case EL_BF16: {
-    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-  }
-  default: {
-    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i);
-    return _mm512_cvtph_ps(h);
-  }
-  }
+static inline __m512 load16_f32(const void *w, size_t i, __mmask16 m) { return _mm512_maskz_loadu_ps(m, (const float *)w + i); }
+__attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
+static inline __m512 load16_bf16(const void *w, size_t i, __mmask16 m) {
+  __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+__attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
+static inline __m512 load16_f16(const void *w, size_t i, __mmask16 m) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i));
 }
 
 // Per input, four 16-lane accumulators (64 columns per step); a masked 16-column tail goes into the first.
 // The same order for every group size, so a row's result does not depend on the batch. One function per
-// group size (1–4 inputs) keeps the accumulators in registers.
-#define EL_AVX512_GROUP(NB)                                                                                        \
+// weight type and group size (1–4 inputs) keeps the accumulators in registers and the loop free of branches.
+#define EL_AVX512_GROUP(DT, NB)                                                                                    \
   __attribute__((target("avx512f,avx512bw,avx512vl,f16c")))                                                     \
-  static void matvec_avx512_##NB(const void *w, el_dtype t, size_t cols, const float *x, size_t xs, float *y,     \
-                                 size_t ys, size_t r0, size_t r1) {                                              \
+  static void matvec_avx512_##DT##_##NB(const void *w, size_t cols, const float *x, size_t xs, float *y,          \
+                                        size_t ys, size_t r0, size_t r1) {                                       \
     for (size_t r = r0; r < r1; r++) {                                                                           \
       size_t base = r * cols;                                                                                    \
       __m512 a0[NB], a1[NB], a2[NB], a3[NB];                                                                     \
       for (int k = 0; k < NB; k++) a0[k] = a1[k] = a2[k] = a3[k] = _mm512_setzero_ps();                          \
       size_t c = 0;                                                                                              \
       for (; c + 64 <= cols; c += 64) {                                                                          \
-        __m512 w0 = load16_avx512(w, t, base + c, 0xffff), w1 = load16_avx512(w, t, base + c + 16, 0xffff);      \
-        __m512 w2 = load16_avx512(w, t, base + c + 32, 0xffff), w3 = load16_avx512(w, t, base + c + 48, 0xffff); \
+        __m512 w0 = load16_##DT(w, base + c, 0xffff), w1 = load16_##DT(w, base + c + 16, 0xffff);                \
+        __m512 w2 = load16_##DT(w, base + c + 32, 0xffff), w3 = load16_##DT(w, base + c + 48, 0xffff);           \
         for (int k = 0; k < NB; k++) {                                                                           \
           const float *xb = x + k * xs + c;                                                                      \
           a0[k] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xb), a0[k]);                                               \
@@ -101,30 +100,29 @@ static inline __m512 load16_avx512(const void *w, el_dtype t, size_t i, __mmask1
       for (; c < cols; c += 16) {                                                                                \
         size_t left = cols - c;                                                                                  \
         __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);                           \
-        __m512 w0 = load16_avx512(w, t, base + c, m);                                                            \
+        __m512 w0 = load16_##DT(w, base + c, m);                                                                 \
         for (int k = 0; k < NB; k++) a0[k] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, x + k * xs + c), a0[k]); \
       }                                                                                                          \
       for (int k = 0; k < NB; k++)                                                                               \
         y[k * ys + r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0[k], a1[k]), _mm512_add_ps(a2[k], a3[k]))); \
     }                                                                                                            \
   }
-EL_AVX512_GROUP(1)
-EL_AVX512_GROUP(2)
-EL_AVX512_GROUP(3)
-EL_AVX512_GROUP(4)
+#define EL_AVX512_TYPE(DT) EL_AVX512_GROUP(DT, 1) EL_AVX512_GROUP(DT, 2) EL_AVX512_GROUP(DT, 3) EL_AVX512_GROUP(DT, 4)
+EL_AVX512_TYPE(f32)
+EL_AVX512_TYPE(bf16)
+EL_AVX512_TYPE(f16)
+
+typedef void (*el_group_fn)(const void *, size_t, const float *, size_t, float *, size_t, size_t, size_t);
 
 static void matvec_avx512(const void *w, el_dtype t, size_t cols, const float *x, size_t xs, size_t batch,
                           float *y, size_t ys, size_t r0, size_t r1) {
+  static const el_group_fn f32[4] = {matvec_avx512_f32_1, matvec_avx512_f32_2, matvec_avx512_f32_3, matvec_avx512_f32_4};
+  static const el_group_fn bf16[4] = {matvec_avx512_bf16_1, matvec_avx512_bf16_2, matvec_avx512_bf16_3, matvec_avx512_bf16_4};
+  static const el_group_fn f16[4] = {matvec_avx512_f16_1, matvec_avx512_f16_2, matvec_avx512_f16_3, matvec_avx512_f16_4};
+  const el_group_fn *fns = t == EL_F32 ? f32 : (t == EL_BF16 ? bf16 : f16);
   for (size_t b0 = 0; b0 < batch; b0 += 4) {
     size_t nb = batch - b0 < 4 ? batch - b0 : 4;
-    const float *xg = x + b0 * xs;
-    float *yg = y + b0 * ys;
-    switch (nb) {
-    case 1: matvec_avx512_1(w, t, cols, xg, xs, yg, ys, r0, r1); break;
-    case 2: matvec_avx512_2(w, t, cols, xg, xs, yg, ys, r0, r1); break;
-    case 3: matvec_avx512_3(w, t, cols, xg, xs, yg, ys, r0, r1); break;
-    default: matvec_avx512_4(w, t, cols, xg, xs, yg, ys, r0, r1); break;
-    }
+    fns[nb - 1](w, cols, x + b0 * xs, xs, y + b0 * ys, ys, r0, r1);
   }
 }
 

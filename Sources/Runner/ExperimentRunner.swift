@@ -26,6 +26,8 @@ public struct RunOptions: Sendable {
   public var stopRequested: @Sendable () -> Bool
   /// Record the text of untracked files in the provenance (by default only their names and sizes).
   public var recordUntrackedText = false
+  /// Facts about the environment for the results file's root attributes (e.g. the BLAS kernels in use).
+  public var provenance: [String: String] = [:]
 
   public init(
     outputPath: String? = nil, seed: UInt64? = nil, backend: BackendKind? = nil, resume: Bool = false,
@@ -186,7 +188,8 @@ public struct ExperimentRunner: Sendable {
       experiment: spec.name, specJSON: specJSON, toolkitVersion: Provenance.toolkitVersion, gitCommit: git.commit,
       gitDirty: git.dirty, gitDiff: git.diff, host: Provenance.host(), startedAt: Provenance.timestamp(),
       finishedAt: "",
-      seed: spec.seed, backend: spec.backend.rawValue, runsTotal: runs.count, complete: false)
+      seed: spec.seed, backend: spec.backend.rawValue, runsTotal: runs.count, complete: false, extra: options.provenance
+    )
     var records: [RunRecord] = []
     var counts: [RunStatus: Int] = [:]
     var executed = 0

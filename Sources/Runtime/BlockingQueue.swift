@@ -35,29 +35,6 @@ final class BlockingQueue<Element>: @unchecked Sendable {
   }
 }
 
-/// A count of permits a thread takes one at a time, waiting while there are none (a counting semaphore that,
-/// unlike Dispatch's, may be released with permits outstanding).
-final class Credits: @unchecked Sendable {
-  private var available: Int
-  private let condition = NSCondition()
-
-  init(_ permits: Int) { available = permits }
-
-  func take() {
-    condition.lock()
-    while available <= 0 { condition.wait() }
-    available -= 1
-    condition.unlock()
-  }
-
-  func give() {
-    condition.lock()
-    available += 1
-    condition.signal()
-    condition.unlock()
-  }
-}
-
 /// Starts a detached thread.
 func spawnThread(_ name: String, _ body: @escaping @Sendable () -> Void) {
   let t = Thread { body() }

@@ -23,13 +23,10 @@ import Glibc
 public final class Worker: @unchecked Sendable {
   enum Event {
     case control(ControlMessage)
-    case data(connection: Int, from: String, type: FrameType, ActivationMessage, receivedAt: UInt64)
     case controlLost(String)
+    /// The source's next wake moved earlier than the run loop's: look again.
+    case recheck
   }
-
-  /// Frames a data connection may have decoded and waiting for the run loop; its reader stops reading (and TCP
-  /// pushes back on the sender) until the loop catches up, so a fast or hostile peer cannot grow memory.
-  static let framesInFlightPerConnection = 16
 
   let listener: Listener
   let token: [UInt8]
@@ -41,11 +38,13 @@ public final class Worker: @unchecked Sendable {
   var control: Connection?
   var assignment: Assignment?
   var connections: [Int: Connection] = [:]
-  var credits: [Int: Credits] = [:]
+  /// When the run loop will look at the scheduler next (CLOCK_MONOTONIC ns; nil: not until an event).
+  var mainWakesAt: UInt64?
   var nextConnection = 0
   var progress = WorkerProgress()
   var startedAt: UInt64?
-  // Owned by the run loop.
+  // Owned by whoever holds `runLock` (the run loop, or a connection's reader handling a data frame).
+  let runLock = NSLock()
   var outbound: [String: Connection] = [:]
   var stages: [Int: LlamaStage] = [:]
   var store: OffloadStore?
@@ -70,6 +69,10 @@ public final class Worker: @unchecked Sendable {
   }
 
   /// Serves until the coordinator says `shutdown` or goes away. Returns the exit status.
+  ///
+  /// This thread takes control messages and wakes the source's scheduler when an arrival is due; data frames
+  /// are handled on the thread of the connection they arrive on (`readData`), one input at a time under
+  /// `runLock`, so a micro-batch goes from the socket to the engine without a hand-off between threads.
   public func run() -> Int32 {
     spawnThread("accept") { [self] in
       listener.serve { [self] event in
@@ -83,35 +86,42 @@ public final class Worker: @unchecked Sendable {
       }
     }
     while true {
-      let wake = machine.nextWake
+      let wake = runLock.withLock { machine.nextWake }
       let timeout = wake.map { max(0, ($0 - deviceNow()) * (assignment?.dilation ?? 1)) }
-      guard let e = events.pop(timeout: timeout.map { min($0, 1) }) else {
-        if let code = feed(.tick(now: deviceNow())) { return code }
-        continue
+      lock.withLock { mainWakesAt = timeout.map { monotonicNanoseconds() &+ UInt64(min($0, 1) * 1e9) } }
+      let e = events.pop(timeout: timeout.map { min($0, 1) })
+      let code: Int32? = runLock.withLock {
+        switch e {
+        case nil, .recheck?:
+          return tickIfDue()
+        case .controlLost(let why)?:
+          logger.error("lost the coordinator (\(why)); exiting")
+          shutdown()
+          return 1
+        case .control(let m)?:
+          if case .start = m { lock.withLock { startedAt = monotonicNanoseconds() } }
+          return feed(.control(m)) ?? tickIfDue()
+        }
       }
-      let input: WorkerMachine.Input
-      switch e {
-      case .controlLost(let why):
-        logger.error("lost the coordinator (\(why)); exiting")
-        shutdown()
-        return 1
-      case .control(let m):
-        if case .start = m { lock.withLock { startedAt = monotonicNanoseconds() } }
-        input = .control(m)
-      case .data(let c, let from, let type, let m, let at):
-        let now = lock.withLock { startedAt }.map { Double(at &- $0) * 1e-9 / (assignment?.dilation ?? 1) } ?? 0
-        lock.withLock { credits[c] }?.give()
-        input = .data(connection: c, from: from, type: type, m, now: now)
-      }
-      if let code = feed(input) { return code }
-      if let w = machine.nextWake, w <= deviceNow(), let code = feed(.tick(now: deviceNow())) { return code }
+      if let code { return code }
     }
   }
 
-  /// Hands an input to the machine and carries out its actions (and the inputs they lead to). Returns an exit
-  /// status when the worker is to stop.
+  /// Wakes the source's scheduler if an arrival is due (under `runLock`).
+  func tickIfDue() -> Int32? {
+    guard let w = machine.nextWake, w <= deviceNow() else { return nil }
+    return feed(.tick(now: deviceNow()))
+  }
+
+  /// Hands an input to the machine and carries out its actions (and the inputs they lead to: a micro-batch for a
+  /// stage this worker also runs is handled here at once). Call under `runLock`. Returns an exit status when the
+  /// worker is to stop.
   func feed(_ input: WorkerMachine.Input) -> Int32? {
     var queue = [input]
+    // Reports to the coordinator go out once the micro-batches this input led to are on their way: encoding
+    // them is then off the pipeline's critical path.
+    var replies: [ControlMessage] = []
+    defer { for m in replies { send(m) } }
     while !queue.isEmpty {
       let actions = machine.handle(queue.removeFirst())
       lock.withLock { progress = machine.progress }
@@ -119,20 +129,17 @@ public final class Worker: @unchecked Sendable {
         switch a {
         case .load(let assignment): queue.append(load(assignment))
         case .connect(let targets): queue.append(connect(targets))
-        case .reply(let m): send(m)
+        case .reply(let m): replies.append(m)
         case .compute(let stage, let m, let route):
-          compute(stage: stage, m, route: route)
+          let (out, to, type) = compute(stage: stage, m, route: route)
           queue.append(.computed(stage: stage))
-        case .deliver(let m, let to, let type): deliver(m, to: to, type: type)
+          if let out { queue += deliver(out, to: to, type: type) }
+        case .deliver(let m, let to, let type): queue += deliver(m, to: to, type: type)
         case .release(let ids): for id in ids { for s in stages.values { s.release(sequence: id) } }
-        case .reportStats: send(.stats(stats()))
+        case .reportStats: replies.append(.stats(stats()))
         case .refuse(let c, let from, let error):
           logger.warning("refused a message; closing its connection", metadata: ["from": "\(from)", "why": "\(error)"])
-          let (connection, credit) = lock.withLock {
-            (connections.removeValue(forKey: c), credits.removeValue(forKey: c))
-          }
-          connection?.close()
-          credit?.give()  // a reader waiting for credit sees the connection closed
+          lock.withLock { connections.removeValue(forKey: c) }?.close()
         case .exit(let code):
           shutdown()
           return code
@@ -190,12 +197,8 @@ public final class Worker: @unchecked Sendable {
       // release queue keeps frames in order.
       c.delay = { _ in d.jitter > 0 ? max(0, d.latency + jitter.gaussian() * d.jitter) : d.latency }
     }
-    let credit = Credits(Self.framesInFlightPerConnection)
-    lock.withLock {
-      connections[id] = c
-      credits[id] = credit
-    }
-    spawnThread("data-\(c.peerName)") { [self] in readData(c, id: id, credit: credit) }
+    lock.withLock { connections[id] = c }
+    spawnThread("data-\(c.peerName)") { [self] in readData(c, id: id) }
   }
 
   func readControl(_ c: Connection) {
@@ -215,22 +218,25 @@ public final class Worker: @unchecked Sendable {
     }
   }
 
-  func readData(_ c: Connection, id: Int, credit: Credits) {
-    defer {
-      lock.withLock {
-        connections[id] = nil
-        credits[id] = nil
-      }
-    }
+  /// Reads a data connection and handles each frame on this thread (under `runLock`). While a frame is being
+  /// handled the next one is not read, so TCP pushes back on a sender faster than this worker.
+  func readData(_ c: Connection, id: Int) {
+    defer { _ = lock.withLock { connections.removeValue(forKey: id) } }
     while true {
       do {
         let f = try c.receive()
         switch f.type {
         case .activation, .tokens:
           let m = try ActivationMessage.decode(f.payload)
-          credit.take()
-          if c.isClosed { return }
-          events.push(.data(connection: id, from: c.peerName, type: f.type, m, receivedAt: monotonicNanoseconds()))
+          runLock.withLock {
+            _ = feed(.data(connection: id, from: c.peerName, type: f.type, m, now: deviceNow()))
+            _ = tickIfDue()
+            // A closed loop's next arrival may now be due before the run loop looks again.
+            if let w = machine.nextWake {
+              let at = monotonicNanoseconds() &+ UInt64(max(0, (w - deviceNow()) * (assignment?.dilation ?? 1)) * 1e9)
+              if lock.withLock({ mainWakesAt.map { at < $0 } ?? true }) { events.push(.recheck) }
+            }
+          }
         case .goodbye:
           c.close()
           return
@@ -320,20 +326,25 @@ public final class Worker: @unchecked Sendable {
     return .linkDone
   }
 
-  func deliver(_ m: ActivationMessage, to device: String, type: FrameType) {
-    guard let a = assignment else { return }
-    if device == a.device {
-      events.push(.data(connection: -1, from: a.device, type: type, m, receivedAt: monotonicNanoseconds()))
-      return
+  /// Sends a message to `device`; for this worker itself, returns it as the next input instead.
+  func deliver(_ m: ActivationMessage, to device: String, type: FrameType) -> [WorkerMachine.Input] {
+    guard let a = assignment else { return [] }
+    if device == a.device { return [.data(connection: -1, from: a.device, type: type, m, now: deviceNow())] }
+    guard let c = outbound[device] else {
+      send(.failure("\(a.device): no connection to \(device)"))
+      return []
     }
-    guard let c = outbound[device] else { return send(.failure("\(a.device): no connection to \(device)")) }
     do { try c.send(type, m.encoded(halfPrecision: a.halfPrecisionWire && type == .activation)) } catch {
       send(.failure("\(a.device): sending to \(device) failed: \(error)"))
     }
+    return []
   }
 
-  func compute(stage s: Int, _ m: ActivationMessage, route: WorkerMachine.Route) {
-    guard let stage = stages[s] else { return }
+  /// Runs a stage on a micro-batch; returns its output message and where it goes.
+  func compute(stage s: Int, _ m: ActivationMessage, route: WorkerMachine.Route) -> (
+    ActivationMessage?, String, FrameType
+  ) {
+    guard let stage = stages[s] else { return (nil, "", .activation) }
     let spans = m.spans.map { SequenceSpan(id: Int($0.id), start: Int($0.start), count: Int($0.count)) }
     let input: StageInput = m.tokens.map { .tokens($0) } ?? .hidden(m.values)
     let t0 = monotonicNanoseconds()
@@ -345,19 +356,23 @@ public final class Worker: @unchecked Sendable {
     adapt()
     switch (out, route) {
     case (.hidden(let h), .stage(let next, let device)):
-      deliver(
-        ActivationMessage(batch: m.batch, stage: UInt32(next), prefill: m.prefill, spans: m.spans, values: h),
-        to: device, type: .activation)
+      return (
+        ActivationMessage(batch: m.batch, stage: UInt32(next), prefill: m.prefill, spans: m.spans, values: h), device,
+        .activation
+      )
     case (.logits(let l, let rows), .source(let device)):
       let vocab = l.count / max(rows, 1)
       let tokens = (0..<rows).map { r in
         l.withUnsafeBufferPointer { Sampler.argmax(UnsafeBufferPointer(rebasing: $0[(r * vocab)..<((r + 1) * vocab)])) }
       }
-      deliver(
+      return (
         ActivationMessage(batch: m.batch, stage: m.stage + 1, prefill: m.prefill, spans: m.spans, tokens: tokens),
-        to: device, type: .tokens)
+        device,
+        .tokens
+      )
     default:
       send(.failure("\(assignment?.device ?? "worker"): stage \(s) produced \(out) but the plan routes it to \(route)"))
+      return (nil, "", .activation)
     }
   }
 

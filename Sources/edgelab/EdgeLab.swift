@@ -40,8 +40,57 @@ struct EdgeLab: ParsableCommand {
     version: Provenance.toolkitVersion,
     subcommands: [
       List.self, Run.self, SpecCommand.self, Show.self, Export.self, Partition.self, Algorithms.self, Problem.self,
-      Generate.self, Bench.self, WorkerCommand.self, EmulationCommand.self,
+      Generate.self, Bench.self, WorkerCommand.self, EmulationCommand.self, BLASCommand.self,
     ])
+
+  /// Before any work: the best OpenBLAS kernels this CPU has (starting again with them once, if OpenBLAS chose
+  /// worse ones), and a product checked against a plain loop.
+  static func main() {
+    BLASSelection.reexecIfNeeded()
+    guard BLASCore.verify() else {
+      FileHandle.standardError.write(
+        Data(
+          "error: OpenBLAS (core \(BLASCore.current)) computes a small matrix product wrongly on this machine; set OPENBLAS_CORETYPE to a core this CPU supports (e.g. Haswell) and try again\n"
+            .utf8))
+      Foundation.exit(Exit.failure)
+    }
+    main(nil)
+  }
+}
+
+/// The environment facts every results file records (what the numbers were computed with).
+enum EnvironmentFacts {
+  static var provenance: [String: String] {
+    var facts = ["blas_core": BLASCore.current, "blas_config": BLASCore.config, "kernel_isa": Kernels.isa]
+    if let replaced = BLASSelection.replaced { facts["blas_core_replaced"] = replaced }
+    return facts
+  }
+}
+
+struct BLASCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "blas", abstract: "The OpenBLAS kernels this process runs, and why (CPU flags, OpenBLAS's own choice)."
+  )
+  @Flag(help: "Print only the core's name (for OPENBLAS_CORETYPE).") var core = false
+
+  func run() throws {
+    if core {
+      print(BLASCore.current)
+      return
+    }
+    let env = ProcessInfo.processInfo.environment
+    let replaced = BLASSelection.replaced.map { " (chosen by edgelab over \($0), the best kernels this CPU has)" } ?? ""
+    let forced = env[BLASSelection.override].map { " (forced by \(BLASSelection.override)=\($0))" } ?? ""
+    print("core: \(BLASCore.current)" + replaced + forced)
+    print("config: \(BLASCore.config)")
+    print("kernels (decode): \(Kernels.isa)")
+    let flags = BLASCore.cpuFlags()
+    print(
+      "cpu flags: "
+        + ["avx", "avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_bf16", "avx512fp16"].filter(
+          flags.contains
+        ).joined(separator: " "))
+  }
 }
 
 /// Loads an experiment by catalog name or from a JSON spec file; a model given only as a checkpoint gets its
@@ -124,6 +173,7 @@ struct Run: ParsableCommand {
       outputPath: out, seed: seed, backend: backend, resume: resume,
       stopRequested: { Interrupt.isRequested })
     options.recordUntrackedText = recordUntracked
+    options.provenance = EnvironmentFacts.provenance
     let effective = ExperimentRunner.applying(options, to: loaded)
     if dryRun {
       let runs: [RunDescriptor]

@@ -140,7 +140,7 @@ struct EngineBenchCommand: ParsableCommand {
       return
     }
     print(
-      "\(r.model) \(r.dtype), \(r.threads) thread(s), kernels \(r.kernelISA): prefill \(String(format: r.prefillTokensPerSecond, digits: 1)) tok/s, decode \(String(format: r.decodeTokensPerSecond, digits: 2)) tok/s, weights \(Bytes(Double(r.weightBytes))) → \(String(format: r.effectiveBandwidthGBs, digits: 1)) GB/s effective, peak RSS \(Bytes(Double(r.peakResidentBytes)))"
+      "\(r.model) \(r.dtype), \(r.threads) thread(s), kernels \(r.kernelISA), OpenBLAS \(r.blasCore): prefill \(String(format: r.prefillTokensPerSecond, digits: 1)) tok/s, decode \(String(format: r.decodeTokensPerSecond, digits: 2)) tok/s, weights \(Bytes(Double(r.weightBytes))) → \(String(format: r.effectiveBandwidthGBs, digits: 1)) GB/s effective, peak RSS \(Bytes(Double(r.peakResidentBytes)))"
     )
   }
 }

@@ -268,3 +268,57 @@ struct BadCheckpointTests {
     #expect(throws: CheckpointError.self) { try Checkpoint(directory: "/nonexistent/model") }
   }
 }
+
+@Suite("OpenBLAS core selection")
+struct BLASCoreTests {
+  static let cpus: [(String, Set<String>)] = [
+    ("SSE only", ["sse", "sse2", "sse3"]),
+    ("AVX", ["sse3", "avx"]),
+    ("AVX2", ["avx", "avx2", "fma"]),
+    ("AVX-512 (Skylake-SP)", ["avx", "avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]),
+    ("AVX-512 without BW", ["avx", "avx2", "fma", "avx512f", "avx512cd"]),
+    ("no flags (not x86)", []),
+  ]
+
+  /// Whatever OpenBLAS chose and whatever the CPU has, the choice never needs a flag the CPU lacks, and it only
+  /// ever replaces a weaker core.
+  @Test(arguments: ["Prescott", "Core2", "Nehalem", "Sandybridge", "Haswell", "Zen", "SkylakeX", "Cooperlake", "armv8"])
+  func theChoiceNeverNeedsAFlagTheCPULacks(current: String) throws {
+    for (name, flags) in Self.cpus {
+      guard let chosen = BLASCore.choice(current: current, flags: flags) else { continue }
+      let needs = try #require(BLASCore.x86.first { $0.name == chosen }?.needs)
+      #expect(needs.isSubset(of: flags), "\(name): \(chosen) needs \(needs.subtracting(flags))")
+      #expect(BLASCore.rank(chosen) > BLASCore.rank(current), "\(name): \(chosen) is no better than \(current)")
+    }
+  }
+
+  @Test func aGenericFallbackIsReplacedByTheBestTheCPUHas() {
+    #expect(BLASCore.choice(current: "Prescott", flags: Self.cpus[3].1) == "SkylakeX")
+    #expect(BLASCore.choice(current: "Prescott", flags: Self.cpus[4].1) == "Haswell")
+    #expect(BLASCore.choice(current: "Core2", flags: Self.cpus[2].1) == "Haswell")
+    #expect(BLASCore.choice(current: "Haswell", flags: Self.cpus[2].1) == nil)
+    #expect(BLASCore.choice(current: "Cooperlake", flags: Self.cpus[3].1) == nil)
+    #expect(BLASCore.choice(current: "Prescott", flags: Self.cpus[0].1) == nil)
+  }
+
+  @Test func aWeakerCoreIsReplacedUnlessEdgeLabsOwnSettingForcesOne() {
+    let avx512 = Self.cpus[3].1
+    #expect(BLASSelection.wanted(environment: [:], current: "Haswell", flags: avx512) == "SkylakeX")
+    #expect(
+      BLASSelection.wanted(environment: ["OPENBLAS_CORETYPE": "Haswell"], current: "Haswell", flags: avx512)
+        == "SkylakeX")
+    #expect(
+      BLASSelection.wanted(environment: ["EDGELAB_BLAS_CORE": "Haswell"], current: "Haswell", flags: avx512) == nil)
+    #expect(
+      BLASSelection.wanted(environment: ["EDGELAB_BLAS_CORE": "Haswell"], current: "SkylakeX", flags: avx512)
+        == "Haswell")
+    #expect(
+      BLASSelection.wanted(environment: ["EDGELAB_BLAS_SELECTED": "SkylakeX"], current: "Haswell", flags: avx512) == nil
+    )
+  }
+
+  /// The kernels this process runs (the selected core under `make test`) compute a product correctly.
+  @Test func theLoadedCoreComputesCorrectly() {
+    #expect(BLASCore.verify(), "core \(BLASCore.current)")
+  }
+}
