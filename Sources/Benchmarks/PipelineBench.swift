@@ -64,8 +64,8 @@ public enum PipelineBench {
 
   /// Time per output token of one request at a time (closed loop) through 1…`maxStages` worker processes
   /// (even split), against the same generation in this process, in `rounds` interleaved rounds (medians).
-  /// The extra time per token divided by the hops a token makes (N − 1 forward, one back) is the per-hop cost
-  /// in a real pipeline.
+  /// The growth of the time per token from one stage to N, divided by N − 1, is what each added stage costs
+  /// (one more process to wake and one more hop per token).
   public static func overhead(model: ModelPreset, maxStages: Int, tokens: Int, rounds: Int, executable: String) throws
     -> (local: Double, rows: [Overhead])
   {

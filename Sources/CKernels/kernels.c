@@ -74,6 +74,21 @@ static inline __m512 load16_f16(const void *w, size_t i, __mmask16 m) {
   return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i));
 }
 
+// Streaming 16-bit weights from memory, one core's hardware prefetchers alone leave the loop waiting: BF16 read
+// 25 GB/s where FP32 reads 32 on this project's AMD EPYC. Asking for the lines ~5 KiB ahead brings BF16 to
+// 29-31 GB/s (measured with the loop below on 256 MiB of weights); FP32 gains nothing, so it does not prefetch.
+#define EL_PREFETCH_AHEAD 5120
+__attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
+static inline void prefetch_f32(const void *w, size_t i) { (void)w; (void)i; }
+__attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
+static inline void prefetch_16(const void *w, size_t i) {
+  const char *p = (const char *)((const uint16_t *)w + i) + EL_PREFETCH_AHEAD;
+  _mm_prefetch(p, _MM_HINT_T0);
+  _mm_prefetch(p + 64, _MM_HINT_T0);
+}
+#define prefetch_bf16 prefetch_16
+#define prefetch_f16 prefetch_16
+
 // Per input, four 16-lane accumulators (64 columns per step); a masked 16-column tail goes into the first.
 // The same order for every group size, so a row's result does not depend on the batch. One function per
 // weight type and group size (1–4 inputs) keeps the accumulators in registers and the loop free of branches.
@@ -87,6 +102,7 @@ static inline __m512 load16_f16(const void *w, size_t i, __mmask16 m) {
       for (int k = 0; k < NB; k++) a0[k] = a1[k] = a2[k] = a3[k] = _mm512_setzero_ps();                          \
       size_t c = 0;                                                                                              \
       for (; c + 64 <= cols; c += 64) {                                                                          \
+        prefetch_##DT(w, base + c);                                                                              \
         __m512 w0 = load16_##DT(w, base + c, 0xffff), w1 = load16_##DT(w, base + c + 16, 0xffff);                \
         __m512 w2 = load16_##DT(w, base + c + 32, 0xffff), w3 = load16_##DT(w, base + c + 48, 0xffff);           \
         for (int k = 0; k < NB; k++) {                                                                           \

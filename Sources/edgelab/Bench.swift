@@ -84,13 +84,15 @@ struct PipelineBenchCommand: ParsableCommand {
     let (local, rows) = try PipelineBench.overhead(
       model: preset, maxStages: stages, tokens: tokens, rounds: rounds, executable: Backends.executable)
     var t = TextTable(
-      header: ["stages", "time per token", "overhead per token", "per hop", "lossless"], rightAligned: [0, 1, 2, 3])
+      header: ["stages", "time per token", "overhead per token", "per added stage", "lossless"],
+      rightAligned: [0, 1, 2, 3])
     t.append(["in-process", Seconds(local).description, "", "", ""])
+    let one = rows.first { $0.stages == 1 }?.timePerTokenSeconds
     for r in rows {
       t.append([
         String(r.stages), Seconds(r.timePerTokenSeconds).description, Seconds(r.overheadPerTokenSeconds).description,
-        // N stages: N − 1 forward hops and the token's return to the source.
-        r.stages > 1 ? Seconds(r.overheadPerTokenSeconds / Double(r.stages)).description : "(no hops)",
+        // What each stage beyond the first adds: one more process to wake and one more hop per token.
+        one.map { r.stages > 1 ? Seconds((r.timePerTokenSeconds - $0) / Double(r.stages - 1)).description : "" } ?? "",
         r.lossless ? "yes" : "NO",
       ])
     }
