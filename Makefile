@@ -7,13 +7,15 @@ EDGELAB := .build/release/edgelab
 APT_PACKAGES := pkg-config libopenblas-dev libhdf5-dev hdf5-tools gnuplot-nox iproute2 nftables ethtool
 PLOT_DATA := build/plot-data
 
-.PHONY: help deps build test lint exp figure figures list clean
+.PHONY: help deps build test lint exp figure figures list clean validate profile
 
 help:
 	@echo "make exp NAME=<experiment>  run an experiment (release build) and render its figure"
 	@echo "make test                   install what is missing, build and run the tests"
 	@echo "make lint                   formatting (swift format lint --strict) and declared imports"
 	@echo "make figures                re-render every figure from results/*.h5 (no re-running)"
+	@echo "make validate               the simulator against real runs on this machine (docs/validation.md)"
+	@echo "make profile                measure this host into profiles/this-host.json (edgelab profile)"
 	@echo "make list                   list the experiments"
 	@echo "make clean                  remove build outputs (results/ is kept)"
 
@@ -51,6 +53,15 @@ figures: deps
 	@shopt -s nullglob; found=0; for f in results/*.h5; do n=$$(basename $$f .h5); \
 	  if [ -f plots/$$n.gp ]; then found=1; $(MAKE) --no-print-directory figure NAME=$$n || exit 1; fi; done; \
 	  [ $$found = 1 ] || echo "no results with a figure script yet: run make exp NAME=... first"
+
+# Measures this host, predicts every validation case with the simulator, runs it for real, compares; writes
+# results/validate.h5, its figure and the table in docs/validation.md. Emulated cases need root (skipped otherwise).
+validate: build
+	$(EDGELAB) validate --doc docs/validation.md
+	@$(MAKE) --no-print-directory figure NAME=validate
+
+profile: build
+	$(EDGELAB) profile --out profiles/this-host.json
 
 list: build
 	@$(EDGELAB) list

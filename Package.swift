@@ -69,7 +69,7 @@ var package = Package(
     .target(name: "Pipeline", dependencies: ["EdgeLabCore"]),
     .target(name: "Partitioning", dependencies: ["EdgeLabCore", "Pipeline"]),
     .target(name: "Metrics", dependencies: ["EdgeLabCore"]),
-    .target(name: "Execution", dependencies: ["EdgeLabCore", "Spec", "CostModel", "Pipeline", "Metrics"]),
+    .target(name: "Execution", dependencies: ["EdgeLabCore", "Catalog", "Spec", "CostModel", "Pipeline", "Metrics"]),
     .target(
       name: "Simulator",
       dependencies: [
@@ -101,10 +101,15 @@ var package = Package(
         .product(name: "Logging", package: "swift-log"),
       ]),
     .target(
+      name: "Validation",
+      dependencies: ["EdgeLabCore", "Spec", "DSL", "Pipeline", "Metrics", "Results", "Runner", "Experiments"]),
+    .target(
+      name: "Profiling", dependencies: ["EdgeLabCore", "Catalog", "CostModel", "Engine", "Transport"]),
+    .target(
       name: "Benchmarks",
       dependencies: [
         "EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Pipeline", "Partitioning", "Engine", "Metrics",
-        "Results", "Execution", "Runner", "Runtime", "Transport", "Experiments",
+        "Results", "Execution", "Runner", "Runtime", "Transport", "Experiments", "Simulator",
       ]),
     .target(name: "Experiments", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL"], path: "experiments"),
     .executableTarget(
@@ -113,6 +118,7 @@ var package = Package(
         "EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Pipeline", "Partitioning", "Metrics", "Execution",
         "Results",
         "Runner", "Simulator", "Experiments", "Benchmarks", "Engine", "Runtime", "Transport", "Emulation",
+        "Profiling", "Validation",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
@@ -157,7 +163,8 @@ var package = Package(
     .testTarget(
       name: "RuntimeTests",
       dependencies: [
-        "EdgeLabCore", "DSL", "Spec", "CostModel", "Pipeline", "Partitioning", "Execution", "Runner", "Simulator",
+        "EdgeLabCore", "Catalog", "DSL", "Spec", "CostModel", "Pipeline", "Partitioning", "Execution", "Runner",
+        "Simulator",
         "Runtime",
         "Results", "Metrics", "Transport", "Engine", "Experiments", "TestSupport",
         .product(name: "PropertyBased", package: "swift-property-based"),

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <malloc.h>
 #include "edgelab_linux.h"
 #ifdef __linux__
 #include <sched.h>
@@ -46,5 +47,15 @@ int el_pidfd_open(int pid) {
   (void)pid;
   errno = ENOSYS;
   return -1;
+#endif
+}
+
+int el_keep_freed_memory(int mmap_threshold, int trim_threshold, int top_pad) {
+#ifdef M_MMAP_THRESHOLD
+  return mallopt(M_MMAP_THRESHOLD, mmap_threshold) && mallopt(M_TRIM_THRESHOLD, trim_threshold) &&
+         mallopt(M_TOP_PAD, top_pad);
+#else
+  (void)mmap_threshold; (void)trim_threshold; (void)top_pad;
+  return 0;
 #endif
 }

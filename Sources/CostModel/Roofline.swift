@@ -6,6 +6,29 @@ public import Spec
 /// behind the same protocol.
 public protocol LayerTimeModel: Sendable {
   func time(_ layer: LayerCost, on device: DeviceProfile, work: Work, precision: Precision) -> Seconds
+  /// The same for the experiment's device `name` (a model may bind a measured profile to a device by name).
+  func time(_ layer: LayerCost, device name: String, on device: DeviceProfile, work: Work, precision: Precision)
+    -> Seconds
+  /// Which model produced the times, for results files: "roofline", or each profile's name and content hash.
+  var provenance: String { get }
+  /// Fixed one-way cost of a message of `bytes` between two devices besides its transmission and latency
+  /// (encoding, system calls, waking the receiver), in device seconds; 0 unless measured.
+  func messageSeconds(from: String, to: String, bytes: Double) -> Double
+  /// Bytes per second device `name` reads offloaded layers from its storage.
+  func storageBytesPerSecond(device name: String, on device: DeviceProfile) -> Double
+}
+
+extension LayerTimeModel {
+  public func messageSeconds(from: String, to: String, bytes: Double) -> Double { 0 }
+  public func storageBytesPerSecond(device name: String, on device: DeviceProfile) -> Double {
+    device.storageReadBandwidth.bytesPerSecond
+  }
+
+  public func time(_ layer: LayerCost, device name: String, on device: DeviceProfile, work: Work, precision: Precision)
+    -> Seconds
+  {
+    time(layer, on: device, work: work, precision: precision)
+  }
 }
 
 /// Roofline: time = max(FLOPs / (peak · compute efficiency), bytes / (bandwidth · memory efficiency)) plus a
@@ -18,5 +41,68 @@ public struct RooflineModel: LayerTimeModel {
     let compute = layer.flops(work) / (device.peak(for: precision).flopsPerSecond * calibration.computeEfficiency)
     let memory = layer.bytesMoved(work) / (device.memoryBandwidth.bytesPerSecond * calibration.memoryEfficiency)
     return Seconds(max(compute, memory)) + calibration.layerOverhead
+  }
+
+  public var provenance: String {
+    "roofline (compute efficiency \(calibration.computeEfficiency), memory efficiency "
+      + "\(calibration.memoryEfficiency), layer overhead \(calibration.layerOverhead))"
+  }
+}
+
+/// Measured profiles bound to devices by name, each scaled (a device `scale` times slower than the profiled
+/// host takes `scale` × the host's time); the roofline for every other device.
+public struct ProfiledTimeModel: LayerTimeModel {
+  public struct Binding: Hashable, Sendable {
+    public var profile: HostProfile
+    /// The profile file's content hash (`FNV1a`), for provenance.
+    public var hash: String
+    public var scale: Double
+    public init(profile: HostProfile, hash: String, scale: Double) {
+      self.profile = profile
+      self.hash = hash
+      self.scale = scale
+    }
+  }
+  public var bindings: [String: Binding]
+  public var fallback: RooflineModel
+
+  public init(bindings: [String: Binding], fallback: RooflineModel) {
+    self.bindings = bindings
+    self.fallback = fallback
+  }
+
+  public func time(_ layer: LayerCost, on device: DeviceProfile, work: Work, precision: Precision) -> Seconds {
+    fallback.time(layer, on: device, work: work, precision: precision)
+  }
+
+  public func time(_ layer: LayerCost, device name: String, on device: DeviceProfile, work: Work, precision: Precision)
+    -> Seconds
+  {
+    guard let b = bindings[name] else { return fallback.time(layer, on: device, work: work, precision: precision) }
+    return Seconds(b.profile.time(layer, work: work, precision: precision) * b.scale)
+  }
+
+  /// The sender's measured message cost, where its profile's times are taken as they are (scale 1): a scaled
+  /// (emulated or simulated) device's network stack is not the profiled host's.
+  public func messageSeconds(from: String, to: String, bytes: Double) -> Double {
+    guard let b = bindings[from], b.scale == 1 else { return 0 }
+    return b.profile.message.seconds(bytes: bytes)
+  }
+
+  /// The measured offload store of a device that is the profiled host (scale 1); a scaled device's storage is
+  /// its declared one (an emulated device's reads are paced to it).
+  public func storageBytesPerSecond(device name: String, on device: DeviceProfile) -> Double {
+    guard let b = bindings[name], b.scale == 1 else { return device.storageReadBandwidth.bytesPerSecond }
+    return b.profile.storageReadBandwidth.bytesPerSecond
+  }
+
+  /// The profile bound to `device`, if any.
+  public func profile(of device: String) -> Binding? { bindings[device] }
+
+  public var provenance: String {
+    let used = Set(bindings.values.map { "profile \($0.profile.name) (\($0.hash))" }).sorted()
+    let scaled = bindings.sorted { $0.key < $1.key }.map { "\($0.key) ×\(String(format: $0.value.scale, digits: 4))" }
+    return (used + ["scales: " + scaled.joined(separator: ", "), "others: " + fallback.provenance]).joined(
+      separator: "; ")
   }
 }

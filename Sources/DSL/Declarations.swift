@@ -25,8 +25,11 @@ public struct Device: ExperimentComponent {
   public var group: DeviceGroup
   var isSource = false
 
-  public init(_ name: String, _ preset: DevicePreset, count: Int = 1, usableMemory: Bytes? = nil) {
-    group = DeviceGroup(name: name, count: count, preset: preset.name, usableMemory: usableMemory)
+  public init(
+    _ name: String, _ preset: DevicePreset, count: Int = 1, usableMemory: Bytes? = nil, measuredProfile: String? = nil
+  ) {
+    group = DeviceGroup(
+      name: name, count: count, preset: preset.name, usableMemory: usableMemory, measuredProfile: measuredProfile)
   }
   /// A custom device.
   public init(_ name: String, profile: DeviceProfile, count: Int = 1) {
@@ -75,6 +78,16 @@ public struct Link: ExperimentComponent {
   public var parts: [ExperimentPart] { [.linkOverride(override)] }
 }
 
+/// A shared medium: transfers between the two sets of devices (both directions unless `oneWay`) are served one
+/// at a time at `bandwidth`, on top of their own links (e.g. every edge device's uplink through one router).
+public struct Segment: ExperimentComponent {
+  public var segment: SharedSegment
+  public init(_ name: String, from: [String], to: [String], bandwidth: Bandwidth, oneWay: Bool = false) {
+    segment = SharedSegment(name, from: from, to: to, bandwidth: bandwidth, oneWay: oneWay)
+  }
+  public var parts: [ExperimentPart] { [.segment(segment)] }
+}
+
 /// The requests.
 public struct Workload: ExperimentComponent {
   public var spec: WorkloadSpec
@@ -107,6 +120,10 @@ public func Repetitions(_ n: Int) -> ExperimentPart { .repetitions(n) }
 public func Backend(_ kind: BackendKind) -> ExperimentPart { .backend(kind) }
 public func Seed(_ seed: UInt64) -> ExperimentPart { .seed(seed) }
 public func Calibrate(_ calibration: Calibration) -> ExperimentPart { .calibration(calibration) }
+/// Per-layer times from a host profile (`edgelab profile --out FILE`) instead of the roofline.
+public func Calibrate(profile: String, scaling: Calibration.ProfileScaling = .bandwidth) -> ExperimentPart {
+  .calibration(Calibration(profile: profile, profileScaling: scaling))
+}
 public func Execution(_ options: ExecutionOptions) -> ExperimentPart { .execution(options) }
 /// How real runs emulate the declared devices and network (`.none`, `.namespaces`, `.userspace`, `.auto`).
 public func Emulation(_ mode: EmulationOptions.Mode, dilation: Double? = nil, hostBandwidth: Bandwidth? = nil)

@@ -11,6 +11,7 @@ public enum ExperimentPart: Hashable, Sendable {
   case source(String)
   case link(LinkSpec)
   case linkOverride(LinkOverride)
+  case segment(SharedSegment)
   case workload(WorkloadSpec)
   case algorithm(AlgorithmChoice)
   case objective(Objective)
@@ -80,6 +81,7 @@ extension ExperimentSpec {
     case .source(let s): source = s
     case .link(let l): network.link = l
     case .linkOverride(let o): network.overrides.append(o)
+    case .segment(let g): network.segments.append(g)
     case .workload(let w): workload = w
     case .algorithm(let a): algorithms.append(a)
     case .objective(let o): objective = o

@@ -9,6 +9,9 @@ import Glibc
 struct DeviceCgroup: Sendable {
   static let root = "/sys/fs/cgroup"
   static let period = 100_000
+  /// A worker's quota over its CPU share: the worker paces its own computations to the share, and the quota only
+  /// bounds the average.
+  static let quotaHeadroom = 1.25
 
   let run: String
   let device: String
@@ -38,6 +41,9 @@ struct DeviceCgroup: Sendable {
 
   /// The quota for a share of one core, in µs per period (the kernel's minimum is 1000 µs).
   static func quota(_ share: Double) -> Int { max(1000, Int(share * Double(period))) }
+
+  /// The share of one core a device whose worker paces itself to `share` is capped at.
+  static func cap(share: Double) -> Double { min(1, share * quotaHeadroom) }
 
   func attach(_ pid: Int32, _ shell: Shell) throws {
     try write(String(pid), cpuPath + "/cgroup.procs", shell)

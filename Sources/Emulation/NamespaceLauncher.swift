@@ -131,21 +131,26 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
       // stores what the checkpoint or the precision says, so the scale is 1), plus headroom for the process.
       let limit = Int(device.profile.usableMemory.value + options.memoryHeadroom.value)
 
+      // The worker pads each computation to its share (`computeStretch`); the quota caps the average above that,
+      // so it limits a runaway process without throttling a burst the padding already paced.
+      let share = plan.cpuShares[dev] ?? 1
       let cgroup = DeviceCgroup(
-        run: cluster.id, device: Cluster.safe(dev), cpuShare: plan.cpuShares[dev] ?? 1,
+        run: cluster.id, device: Cluster.safe(dev), cpuShare: DeviceCgroup.cap(share: share),
         memoryLimit: features.cgroupV1Memory ? limit : nil)
       if let applied = try cgroup.create(cluster.shell) { memoryLimits[dev] = applied }
       var delays: [String: LinkDelay] = [:]
-      if !features.netem {
-        for (_, l) in links where l.to == dev && (l.latency > 0 || l.jitter > 0) {
-          delays[l.from] = LinkDelay(latency: l.latency, jitter: l.jitter)
-        }
+      for (_, l) in links where l.to == dev {
+        // Delay where the kernel has no netem; every link's serialization, which HTB's burst would skip.
+        delays[l.from] = LinkDelay(
+          latency: features.netem ? 0 : l.latency, jitter: features.netem ? 0 : l.jitter,
+          bytesPerSecond: l.trace.isEmpty ? l.rate : nil)
       }
       let shell = cluster.shell
       targets[dev] = LaunchTarget(
         listenHost: h.address, prefix: ["ip", "netns", "exec", h.netns], delays: delays, dilation: d,
         storageBytesPerSecond: device.profile.storageReadBandwidth.bytesPerSecond / d,
         attach: { pid in try cgroup.attach(pid, shell) })
+      targets[dev]?.computeStretch = share < 1 ? 1 / share : nil
     }
     return targets
   }
@@ -164,7 +169,10 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
       "host_bandwidth": plan.hostBandwidth.canonical, "kernel": features?.kernel ?? "",
       "kernel_features": (try? JSONCoding.compactString(features)) ?? "",
       "cpu_quotas": plan.cpuShares.sorted { $0.key < $1.key }.map {
-        "\($0.key)=\(DeviceCgroup.quota($0.value))us/\(DeviceCgroup.period)us"
+        "\($0.key)=\(DeviceCgroup.quota(DeviceCgroup.cap(share: $0.value)))us/\(DeviceCgroup.period)us"
+      }.joined(separator: ","),
+      "compute_stretch": plan.cpuShares.sorted { $0.key < $1.key }.map {
+        "\($0.key)=\(String(format: $0.value < 1 ? 1 / $0.value : 1, digits: 3))"
       }.joined(separator: ","),
       "memory_limits": memoryLimits.isEmpty
         ? "not applied (no cgroup v1 memory controller)"

@@ -1,4 +1,5 @@
 import CLinux
+public import EdgeLabCore
 import Foundation
 import Pipeline
 
@@ -64,6 +65,35 @@ public final class OffloadStore: @unchecked Sendable {
   }
 
   deinit { close(fd) }
+
+  /// Bytes per second this host's offload store reads: `bytes` written to a store file in `directory`, then read
+  /// back in blocks of 16 MiB the way offloaded layers are (unpaced). The median of three passes.
+  public static func measureReadBandwidth(directory: String, bytes: Int) throws(CheckpointError) -> Bandwidth {
+    let store = try OffloadStore(directory: directory, bytesPerSecond: nil, slots: 1, keepsEveryBlock: false)
+    let chunk = 16 << 20
+    let total = max(chunk, bytes / chunk * chunk)
+    let buffer = WeightMemory(allocating: chunk, alignment: alignment)
+    memset(buffer.owned!, 0x5a, chunk)
+    var offset = 0
+    while offset < total {
+      let n = pwrite(store.fd, buffer.owned!, chunk, off_t(offset))
+      if n < 0 && errno == EINTR { continue }
+      guard n == chunk else {
+        throw CheckpointError(.unreadable, file: store.path, "cannot write: \(String(cString: strerror(errno)))")
+      }
+      offset += chunk
+    }
+    fsync(store.fd)
+    var rates: [Double] = []
+    for _ in 0..<3 {
+      let t0 = monotonic()
+      for o in stride(from: 0, to: total, by: chunk) {
+        _ = store.read(Entry(offset: o, bytes: chunk, matrices: []), layer: -1)
+      }
+      rates.append(Double(total) / (monotonic() - t0))
+    }
+    return Bandwidth(bitsPerSecond: rates.sorted()[1] * 8)
+  }
 
   /// Stops the background reads (the store is released once its users drop it).
   public func stop() {

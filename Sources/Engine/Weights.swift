@@ -138,11 +138,7 @@ public struct SyntheticWeights: WeightSource {
   public func has(_ name: String) -> Bool { !(config.tieWordEmbeddings && name == "lm_head.weight") }
 
   /// A stable 64-bit hash of a tensor name (FNV-1a), so every process derives the same stream.
-  public static func nameHash(_ name: String) -> UInt64 {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-    return h
-  }
+  public static func nameHash(_ name: String) -> UInt64 { FNV1a.hash(name.utf8) }
 
   static let chunk = 1 << 16
 

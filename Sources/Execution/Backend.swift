@@ -81,9 +81,18 @@ extension RunJob {
     case .closedLoop(let n, let think): arrivals = .closedLoop(concurrency: n, think: think.value)
     default: arrivals = .open
     }
+    let admission = experiment.spec.execution.memoryAdmission == .wait ? memoryBudget.tightest?.tokens : nil
     return PipelineScheduler.Configuration(
       arrivals: arrivals, maxBatch: experiment.spec.execution.maxBatch,
-      microBatches: microBatches)
+      microBatches: microBatches, kvTokenBudget: admission)
+  }
+
+  /// Why a request the scheduler refused can never run: it alone outgrows the tightest device.
+  public func refusal(request: Int, tokens: Int, budget: Int) -> String {
+    let device = memoryBudget.tightest?.device ?? "?"
+    return "out of memory on device \(device): request \(request) can reach \(tokens) tokens of context (prompt + "
+      + "output), and \(device) holds the KV cache of at most \(budget) beside its weights (shorten the "
+      + "workload's lengths, or choose a plan that leaves \(device) more memory)"
   }
 
   /// The requests as the scheduler sees them (arrival times in device seconds).

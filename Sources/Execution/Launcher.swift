@@ -34,15 +34,37 @@ public let plainLauncherFactory: LauncherFactory = { options in
   }
 }
 
-/// Emulated delay of a link into a worker, applied by the transport when the kernel cannot delay (no netem).
+/// What the transport of a worker adds to a link into it: delay when the kernel cannot delay (no netem), and
+/// each message's serialization at the link's rate.
+///
+/// A token bucket (the kernel's HTB) limits a link's sustained rate but lets a message that fits in its burst
+/// through at once, where a real link of that rate takes (wire bytes) / rate for every message; so the receiver
+/// releases each frame no earlier than its link would have delivered it: the link serves frames in order from
+/// their send times (`WireModel`'s bytes on the wire at `bytesPerSecond`), then the latency.
 public struct LinkDelay: Codable, Sendable, Hashable {
   /// Added one-way delay and its jitter (standard deviation), seconds.
   public var latency: Double
   public var jitter: Double
+  /// The link's rate in bytes per second of wall time; nil: no serialization added (a link whose bandwidth
+  /// follows a trace is left to the kernel).
+  public var bytesPerSecond: Double?
 
-  public init(latency: Double, jitter: Double) {
+  public init(latency: Double, jitter: Double, bytesPerSecond: Double? = nil) {
     self.latency = latency
     self.jitter = jitter
+    self.bytesPerSecond = bytesPerSecond
+  }
+}
+
+/// Bytes a message puts on a network link: its frame, cut into TCP segments of 1448 payload bytes (Ethernet MTU
+/// 1500 less IPv4 and TCP headers with timestamps), each with 66 bytes of headers as a shaper counts them
+/// (Ethernet 14, IPv4 20, TCP 32). The simulator and the emulated links' serialization both use it.
+public enum WireModel {
+  public static let segmentPayloadBytes = 1448.0
+  public static let segmentHeaderBytes = 66.0
+
+  public static func onWire(frameBytes: Double) -> Double {
+    frameBytes + (frameBytes / segmentPayloadBytes).rounded(.up) * segmentHeaderBytes
   }
 }
 
@@ -62,6 +84,11 @@ public struct LaunchTarget: Sendable {
   public var attach: (@Sendable (Int32) throws -> Void)?
   /// Sender-side rate pacing of links out of this worker, bytes/s by destination device (userspace shaping).
   public var pacing: [String: Double] = [:]
+  /// Wall seconds each second of this host's CPU spent computing a stage is to take (1 / the device's CPU share
+  /// of the dilation plan): the worker pads every computation to it, so a device is as slow as emulated during
+  /// each burst of work, not only on average (a CPU quota caps the average; a pipeline stage that computes for a
+  /// millisecond between idle gaps never reaches it). Nil: computations run at this host's speed.
+  public var computeStretch: Double?
 
   public init(
     listenHost: String, prefix: [String] = [], delays: [String: LinkDelay] = [:], dilation: Double = 1,

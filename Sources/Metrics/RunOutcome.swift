@@ -126,6 +126,8 @@ public struct RunOutcome: Hashable, Sendable, Codable {
   public var wallSeconds: Double
   /// Backend-specific scalar facts (e.g. the lossless check, dilation factor), stored as attributes.
   public var facts: [String: JSONValue]
+  /// What each device and link did, when the experiment asked for it (`execution.record_events`).
+  public var events: [TimelineEvent]?
 
   public init(
     status: RunStatus, message: String? = nil, requests: [RequestRecord] = [], links: [LinkRecord] = [],
@@ -143,4 +145,39 @@ public struct RunOutcome: Hashable, Sendable, Codable {
   }
 
   public static func infeasible(_ message: String) -> RunOutcome { RunOutcome(status: .infeasible, message: message) }
+}
+
+/// One span of a run's timeline: a stage computing a micro-batch, a message on its way, a wait for an offloaded
+/// layer. Times are seconds since the run started, in device time, as every other record.
+public struct TimelineEvent: Hashable, Sendable, Codable {
+  public enum Kind: String, Hashable, Sendable, Codable, CaseIterable {
+    /// A stage ran a micro-batch (`device`, `stage`, `batch`).
+    case compute
+    /// A message from `device` to `peer`: from when it could start sending to when it was delivered.
+    case transfer
+    /// A stage waited for an offloaded layer (`layer`) to be read.
+    case load
+  }
+  public var kind: Kind
+  public var device: String
+  public var peer: String?
+  public var stage: Int
+  public var batch: Int
+  public var layer: Int?
+  public var start: Double
+  public var end: Double
+
+  public init(
+    _ kind: Kind, device: String, peer: String? = nil, stage: Int, batch: Int, layer: Int? = nil, start: Double,
+    end: Double
+  ) {
+    self.kind = kind
+    self.device = device
+    self.peer = peer
+    self.stage = stage
+    self.batch = batch
+    self.layer = layer
+    self.start = start
+    self.end = end
+  }
 }

@@ -1,3 +1,5 @@
+import EdgeLabCore
+
 /// Summary statistics of a run, as stored in the results file and plotted.
 ///
 /// Percentiles use linear interpolation between closest ranks (NumPy's default), over completed requests.
@@ -14,6 +16,14 @@ public struct RunSummary: Hashable, Sendable, Codable {
   public var endToEnd: Distribution
   public var bytesOnLinks: Double
   public var peakMemoryBytes: Double
+  /// Output tokens the workload asked for per second of its arrival span (first to last arrival): the offered
+  /// load. NaN when every request arrived at once (a closed loop's are released by completions).
+  public var offeredLoadTokensPerSecond: Double
+  /// With a service level (the run's facts `slo_ttft_s`, `slo_tpot_s`): the fraction of all requests that
+  /// completed within it, and those requests (and their output tokens) per second of the makespan.
+  public var sloAttainment: Double
+  public var goodputRequestsPerSecond: Double
+  public var goodputTokensPerSecond: Double
 
   public struct Distribution: Hashable, Sendable, Codable {
     public var mean: Double
@@ -68,6 +78,28 @@ public struct RunSummary: Hashable, Sendable, Codable {
     endToEnd = Distribution(done.compactMap(\.endToEnd))
     bytesOnLinks = outcome.links.reduce(0) { $0 + $1.bytes }
     peakMemoryBytes = outcome.devices.map(\.peakMemoryBytes).max() ?? 0
+    let arrivals = outcome.requests.map(\.arrival).filter(\.isFinite)
+    let span = (arrivals.max() ?? 0) - (arrivals.min() ?? 0)
+    let asked = outcome.requests.reduce(0) { $0 + $1.outputTokens }
+    offeredLoadTokensPerSecond = span > 0 ? Double(asked) / span : .nan
+    func bound(_ k: String) -> Double? {
+      guard case .number(let v)? = outcome.facts[k] else { return nil }
+      return v
+    }
+    let ttftBound = bound("slo_ttft_s")
+    let tpotBound = bound("slo_tpot_s")
+    if ttftBound == nil && tpotBound == nil {
+      (sloAttainment, goodputRequestsPerSecond, goodputTokensPerSecond) = (.nan, .nan, .nan)
+    } else {
+      let good = done.filter { r in
+        (ttftBound.map { b in (r.ttft ?? .infinity) <= b } ?? true)
+          && (tpotBound.map { b in r.tokenTimes.count < 2 || (r.tpot ?? .infinity) <= b } ?? true)
+      }
+      sloAttainment = requestsTotal > 0 ? Double(good.count) / Double(requestsTotal) : .nan
+      goodputRequestsPerSecond = makespanSeconds > 0 ? Double(good.count) / makespanSeconds : .nan
+      goodputTokensPerSecond =
+        makespanSeconds > 0 ? Double(good.reduce(0) { $0 + $1.tokenTimes.count }) / makespanSeconds : .nan
+    }
   }
 
   /// Flat (name, value) pairs with units in the names, for attributes and exports.
@@ -83,7 +115,11 @@ public struct RunSummary: Hashable, Sendable, Codable {
         ("\(name)_p99_s", d.p99), ("\(name)_max_s", d.max),
       ]
     }
-    out += [("bytes_on_links", bytesOnLinks), ("peak_memory_bytes", peakMemoryBytes)]
+    out += [
+      ("bytes_on_links", bytesOnLinks), ("peak_memory_bytes", peakMemoryBytes),
+      ("offered_load_tokens_per_s", offeredLoadTokensPerSecond), ("slo_attainment", sloAttainment),
+      ("goodput_requests_per_s", goodputRequestsPerSecond), ("goodput_tokens_per_s", goodputTokensPerSecond),
+    ]
     return out
   }
 }

@@ -53,6 +53,9 @@ public struct ResidencyPolicy: Codable, Hashable, Sendable {
 
     /// Offloaded layers of a fixed rule (nil for an adaptive one).
     public var fixedOffloaded: [Int]?
+    /// Layers that can never be offloaded (the embedding and the head: the engine reads only decoder blocks
+    /// from storage); when they do not fit, the device cannot hold its share at all.
+    public var pinned: [Int] = []
 
     enum CodingKeys: String, CodingKey {
       case device, layers
@@ -64,6 +67,22 @@ public struct ResidencyPolicy: Codable, Hashable, Sendable {
       case adaptive
       case adaptThreshold = "adapt_threshold"
       case fixedOffloaded = "fixed_offloaded"
+      case pinned
+    }
+
+    public init(from decoder: any Decoder) throws {
+      let c = try decoder.container(keyedBy: CodingKeys.self)
+      device = try c.decode(String.self, forKey: .device)
+      layers = try c.decode([Int].self, forKey: .layers)
+      weightBytes = try c.decode([Double].self, forKey: .weightBytes)
+      budgetBytes = try c.decode(Double.self, forKey: .budgetBytes)
+      priority = try c.decode([Int].self, forKey: .priority)
+      stagingSlots = try c.decode(Int.self, forKey: .stagingSlots)
+      canOffload = try c.decodeIfPresent(Bool.self, forKey: .canOffload) ?? true
+      adaptive = try c.decodeIfPresent(Bool.self, forKey: .adaptive) ?? true
+      adaptThreshold = try c.decodeIfPresent(Double.self, forKey: .adaptThreshold) ?? 0.01
+      fixedOffloaded = try c.decodeIfPresent([Int].self, forKey: .fixedOffloaded)
+      pinned = try c.decodeIfPresent([Int].self, forKey: .pinned) ?? []
     }
 
     /// What the device holds for a KV cache of `kvBytes`, or nil if even the KV cache and the staging slots do
@@ -86,6 +105,10 @@ public struct ResidencyPolicy: Codable, Hashable, Sendable {
           priorityWeights: ordered, budget: budgetBytes - kvBytes, slots: stagingSlots,
           canOffload: canOffload)
       else { return nil }
+      if !pinned.isEmpty {
+        let pins = Set(pinned)
+        if zip(priority, mask).contains(where: { pins.contains($0) && !$1 }) { return nil }
+      }
       var resident = Set<Int>()
       var residentBytes = 0.0
       var largestOffloaded = 0.0

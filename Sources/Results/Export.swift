@@ -48,6 +48,7 @@ public enum Exporter {
       try put(safeName(label) + ".tsv", tsv(aggregate(summary, label: label)))
     }
     try put("requests.tsv", tsv(requestsTable(file.runs)))
+    for t in file.tables { try put(safeName(t.name) + ".tsv", tsv(t)) }
     return written
   }
 

@@ -112,9 +112,13 @@ public struct RunRecord: Hashable, Sendable {
 public struct ResultsFile: Hashable, Sendable {
   public var info: FileInfo
   public var runs: [RunRecord]
-  public init(info: FileInfo, runs: [RunRecord]) {
+  /// Further tables at the root, beside `summary` (e.g. the validation's predicted-vs-measured table);
+  /// `edgelab export` writes each as NAME.tsv.
+  public var tables: [Table]
+  public init(info: FileInfo, runs: [RunRecord], tables: [Table] = []) {
     self.info = info
     self.runs = runs
+    self.tables = tables
   }
 }
 

@@ -9,6 +9,7 @@ import Pipeline
 /// /                 attributes: experiment, spec_json, toolkit_version, git_commit, git_dirty, git_diff, host,
 ///                   started_at, finished_at, seed, backend, runs_total, runs_written, complete, schema_version
 /// /summary          table, one row per run: identity, sweep values, summary metrics
+/// /NAME             further tables some files carry (e.g. /validation: predicted vs measured)
 /// /runs/runNNNN     attributes: identity, sweep values (param.<label>), plan facts, fact.<name>
 ///   summary         group whose attributes are the summary metrics
 ///   requests        table: id, arrival_s, first_token_s, completion_s, prompt_tokens, output_tokens, ttft_s, tpot_s
@@ -17,6 +18,7 @@ import Pipeline
 ///   stages          table: stage, device, first_layer, end_layer, offloaded_count, compute_s, micro_batches
 ///   links           table: from, to, bytes, messages, busy_s, mechanism
 ///   devices         table: device, peak_memory_bytes, compute_s, transfer_s, load_stall_s, idle_s
+///   events          table (runs that recorded them): kind, device, peer, stage, batch, layer, start_s, end_s
 /// ```
 enum Schema {
   static func encode(_ file: ResultsFile) -> Group {
@@ -32,6 +34,7 @@ enum Schema {
     ])
     for (k, v) in i.extra { root.attributes[k] = .string(v) }
     root.tables.append(summaryTable(file.runs))
+    root.tables += file.tables.filter { $0.name != "summary" }
     var runs = Group()
     for r in file.runs { runs.groups[r.groupName] = encode(r) }
     root.groups["runs"] = runs
@@ -170,6 +173,17 @@ enum Schema {
           .double("compute_s", ds.map(\.computeSeconds)), .double("transfer_s", ds.map(\.transferSeconds)),
           .double("load_stall_s", ds.map(\.loadStallSeconds)), .double("idle_s", ds.map(\.idleSeconds)),
         ]))
+    if let ev = r.outcome.events {
+      g.tables.append(
+        Table(
+          name: "events",
+          columns: [
+            .string("kind", ev.map(\.kind.rawValue)), .string("device", ev.map(\.device)),
+            .string("peer", ev.map { $0.peer ?? "" }), .int("stage", ev.map { Int64($0.stage) }),
+            .int("batch", ev.map { Int64($0.batch) }), .int("layer", ev.map { Int64($0.layer ?? -1) }),
+            .double("start_s", ev.map(\.start)), .double("end_s", ev.map(\.end)),
+          ]))
+    }
     return g
   }
 
@@ -207,7 +221,7 @@ enum Schema {
     for (_, g) in (root.groups["runs"]?.groups ?? [:]).sorted(by: { $0.key < $1.key }) {
       runs.append(try decodeRun(g, path: path))
     }
-    return ResultsFile(info: info, runs: runs)
+    return ResultsFile(info: info, runs: runs, tables: root.tables.filter { $0.name != "summary" })
   }
 
   static func decodeRun(_ g: Group, path: String) throws -> RunRecord {
@@ -290,11 +304,29 @@ enum Schema {
             microBatches: i("micro_batches")))
       }
     }
+    var events: [TimelineEvent]?
+    if let t = g.table("events") {
+      var ev: [TimelineEvent] = []
+      ev.reserveCapacity(t.rowCount)
+      for r in 0..<t.rowCount {
+        func i(_ c: String) -> Int { whole(t.column(c)?.double(r), otherwise: -1) }
+        let peer = t.column("peer")?.text(r) ?? ""
+        let layer = i("layer")
+        ev.append(
+          TimelineEvent(
+            TimelineEvent.Kind(rawValue: t.column("kind")?.text(r) ?? "") ?? .compute,
+            device: t.column("device")?.text(r) ?? "", peer: peer.isEmpty ? nil : peer, stage: i("stage"),
+            batch: i("batch"), layer: layer < 0 ? nil : layer, start: t.column("start_s")?.double(r) ?? .nan,
+            end: t.column("end_s")?.double(r) ?? .nan))
+      }
+      events = ev
+    }
     let message = str("message")
-    let outcome = RunOutcome(
+    var outcome = RunOutcome(
       status: RunStatus(rawValue: str("status")) ?? .failed, message: message.isEmpty ? nil : message,
       requests: requests,
       links: links, devices: devices, stages: stages, wallSeconds: a["wall_s"]?.doubleValue ?? 0, facts: facts)
+    outcome.events = events
     return RunRecord(
       index: int("index"), point: int("point"), algorithm: str("algorithm"), label: str("label"),
       repetition: int("repetition"), seed: UInt64(bitPattern: Int64(int("seed"))), key: str("key"), parameters: params,

@@ -73,6 +73,8 @@ public struct ExperimentRunner: Sendable {
   public var backends: [BackendKind: any ExecutionBackend]
   public var partitioners: PartitionerRegistry
   public var progress: any ProgressSink
+  /// Host profiles the experiments name, read once.
+  public var profiles = ProfileLibrary()
 
   public init(
     backends: [BackendKind: any ExecutionBackend], partitioners: PartitionerRegistry = .standard,
@@ -152,6 +154,16 @@ public struct ExperimentRunner: Sendable {
           ? "running on real boards is not implemented in this build; use 'simulated' or 'loopback'"
           : "this build has no '\(kind.rawValue)' backend; use 'simulated'")
     }
+    // Every profile the sweep names is read and checked before anything runs; the file records which produced
+    // the numbers (each run records its own, as a sweep may vary the calibration).
+    var costModels: [String] = []
+    for point in Set(runs.map(\.point.index)).sorted() {
+      guard let x = runs.first(where: { $0.point.index == point })?.point.experiment else { continue }
+      let model = try profiles.timeModel(for: x).provenance
+      if !costModels.contains(model) { costModels.append(model) }
+    }
+    var provenance = options.provenance
+    provenance["cost_model"] = costModels.joined(separator: " | ")
     let path = options.outputPath ?? "results/\(spec.name).h5"
     // One writer per results file, for the whole invocation.
     let lock = try ResultsStore.lock(path)
@@ -188,7 +200,7 @@ public struct ExperimentRunner: Sendable {
       experiment: spec.name, specJSON: specJSON, toolkitVersion: Provenance.toolkitVersion, gitCommit: git.commit,
       gitDirty: git.dirty, gitDiff: git.diff, host: Provenance.host(), startedAt: Provenance.timestamp(),
       finishedAt: "",
-      seed: spec.seed, backend: spec.backend.rawValue, runsTotal: runs.count, complete: false, extra: options.provenance
+      seed: spec.seed, backend: spec.backend.rawValue, runsTotal: runs.count, complete: false, extra: provenance
     )
     var records: [RunRecord] = []
     var counts: [RunStatus: Int] = [:]
@@ -260,7 +272,7 @@ public struct ExperimentRunner: Sendable {
     -> RunRecord
   {
     let x = run.point.experiment
-    let builder = ProblemBuilder.roofline(x.spec.calibration)
+    let builder = ProblemBuilder(timeModel: try profiles.timeModel(for: x))
     let (_, result) = Self.plan(run, builder: builder, partitioners: partitioners)
     switch result {
     case .failure(let error):
@@ -272,7 +284,13 @@ public struct ExperimentRunner: Sendable {
         experiment: x, plan: plan, requests: requests, seed: run.seed, timeModel: builder.timeModel,
         label: Self.describe(run), cancellation: cancellation)
       do {
-        return makeRecord(run, plan: plan, outcome: try backend.execute(job))
+        var outcome = try backend.execute(job)
+        outcome.facts["cost_model"] = .string(builder.timeModel.provenance)
+        if let slo = x.spec.workload.slo {
+          if let t = slo.ttft { outcome.facts["slo_ttft_s"] = .number(t.value) }
+          if let t = slo.tpot { outcome.facts["slo_tpot_s"] = .number(t.value) }
+        }
+        return makeRecord(run, plan: plan, outcome: outcome)
       } catch let e as BackendError {
         var partial: RunOutcome?
         var why = "interrupted"

@@ -53,12 +53,19 @@ public struct ProblemBuilder: Sendable {
           uniqueKeysWithValues: x.devices.map {
             (
               $0.name,
-              timeModel.time(l, on: $0.profile, work: .decode(contexts: [meanContext]), precision: precision).value
+              timeModel.time(
+                l, device: $0.name, on: $0.profile, work: .decode(contexts: [meanContext]), precision: precision
+              ).value
             )
           }),
         prefillTimeS: Dictionary(
           uniqueKeysWithValues: x.devices.map {
-            ($0.name, timeModel.time(l, on: $0.profile, work: .prefill(tokens: meanPrompt), precision: precision).value)
+            (
+              $0.name,
+              timeModel.time(
+                l, device: $0.name, on: $0.profile, work: .prefill(tokens: meanPrompt), precision: precision
+              ).value
+            )
           }),
         weightBytes: l.weightBytes.value)
     }
@@ -67,7 +74,8 @@ public struct ProblemBuilder: Sendable {
       devices: x.devices.map {
         .init(
           name: $0.name, memoryBytes: $0.profile.usableMemory.value,
-          storageBytesPerS: $0.profile.storageReadBandwidth.bytesPerSecond, server: $0.profile.isServer)
+          storageBytesPerS: timeModel.storageBytesPerSecond(device: $0.name, on: $0.profile),
+          server: $0.profile.isServer)
       },
       layers: layers,
       links: x.links.map {

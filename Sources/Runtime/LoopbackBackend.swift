@@ -182,6 +182,15 @@ final class CoordinatedRun: @unchecked Sendable {
   /// one of them half-way through loading. The lossless reference runs after they stop, one layer range at a
   /// time (at most the largest stage's weights; `ReferenceTokens.ranges`), so the workers' total bounds both.
   /// Checkpoints are memory-mapped files the kernel can page, so they are not checked.
+  /// Shared segments are simulated only: an emulated cluster shapes each link on its own.
+  func checkSegments() throws {
+    let x = job.experiment
+    guard !x.segments.isEmpty, x.spec.emulation.mode != .none else { return }
+    throw BackendError.refused(
+      "network.segments: shared segments are simulated only (the emulated cluster shapes each link on its own); "
+        + "run this experiment with --backend simulated, or without its segments")
+  }
+
   func checkHostMemory() throws {
     let x = job.experiment
     guard x.spec.model.checkpoint == nil else { return }
@@ -249,7 +258,8 @@ final class CoordinatedRun: @unchecked Sendable {
       let t = stage.layers.reduce(0.0) { acc, l in
         acc
           + job.timeModel.time(
-            layers.layers[l], on: profile, work: .prefill(tokens: prompt), precision: x.spec.model.precision
+            layers.layers[l], device: stage.device, on: profile, work: .prefill(tokens: prompt),
+            precision: x.spec.model.precision
           ).value
       }
       if t.isFinite { worst = max(worst, t) }
@@ -261,6 +271,7 @@ final class CoordinatedRun: @unchecked Sendable {
     let started = options.clock.now()
     let x = job.experiment
     try checkCheckpointShapes()
+    try checkSegments()
     try checkHostMemory()
     targets = try launcher.prepare(
       devices: devices, experiment: x, runID: URL(fileURLWithPath: runDirectory).lastPathComponent)
@@ -302,6 +313,7 @@ final class CoordinatedRun: @unchecked Sendable {
       throw RuntimeError(
         "the loopback backend needs a model preset or a checkpoint path (custom configurations have no weights)")
     }
+    let memory = job.memoryBudget
     for d in devices {
       let t = targets[d]!
       let a = Assignment(
@@ -318,7 +330,9 @@ final class CoordinatedRun: @unchecked Sendable {
         storageDirectory: runDirectory + "/store-\(d)", storageBytesPerSecond: t.storageBytesPerSecond,
         delays: t.delays,
         pacing: t.pacing, seed: job.seed, dilation: dilation,
-        scheduler: d == x.source ? job.schedulerConfiguration : nil)
+        scheduler: d == x.source ? job.schedulerConfiguration : nil,
+        failsBeyond: e.memoryAdmission == .fail ? memory.devices.first { $0.name == d && !$0.adaptive } : nil,
+        recordEvents: e.recordEvents, computeStretch: t.computeStretch)
       try send(d, .assign(a))
     }
     var loadSeconds = 0.0
@@ -485,9 +499,13 @@ final class CoordinatedRun: @unchecked Sendable {
       case .message(_, .arrivals(let evs)):
         monitor.moved(at: options.clock.now())
         for ev in evs { arrivals[ev.request] = ev.time }
-      case .message(_, .refusedRequest(_, let why)):
-        // The scheduler could never admit it: the run fails, as a simulated one does.
-        failure = why
+      case .message(_, .refusedRequest(let id, let why)):
+        // The scheduler could never admit it: the run fails, as a simulated one does, with the same words.
+        if let r = job.requests.first(where: { $0.id == id }), let budget = job.memoryBudget.tightest {
+          failure = job.refusal(request: id, tokens: r.promptLength + r.outputLength, budget: budget.tokens)
+        } else {
+          failure = why
+        }
         break serving
       case .message(_, .tokens(let evs)):
         monitor.moved(at: options.clock.now())
@@ -520,6 +538,16 @@ final class CoordinatedRun: @unchecked Sendable {
     for d in devices { try? send(d, .shutdown) }
     for c in children.values { c.stop(grace: 5) }
     var outcome = buildOutcome(stats: stats, end: end, status: failure == nil ? .complete : .failed, message: failure)
+    if x.spec.execution.recordEvents {
+      // Workers record this host's monotonic seconds, the coordinator's clock: device seconds since the start.
+      outcome.events = stats.values.flatMap { $0.events ?? [] }.map { e -> TimelineEvent in
+        var e = e
+        (e.start, e.end) = (seconds(e.start), seconds(e.end))
+        return e
+      }.sorted {
+        ($0.start, $0.device, $0.stage, $0.batch) < ($1.start, $1.device, $1.stage, $1.batch)
+      }
+    }
     outcome.facts["worker_load_s"] = .number(loadSeconds)
     outcome.facts["worker_threads"] = .number(Double(options.threadsPerWorker))
     outcome.facts["wire_precision"] = .string(x.spec.execution.wirePrecision.rawValue)

@@ -3,6 +3,7 @@ import EdgeLabCore
 public import Engine
 public import Execution
 import Foundation
+public import Metrics
 public import Pipeline
 public import Spec
 public import Transport
@@ -155,6 +156,12 @@ public struct Assignment: Codable, Sendable {
   public var dilation: Double
   /// The source's scheduling (nil on other workers).
   public var scheduler: PipelineScheduler.Configuration?
+  /// This device's memory account, where the run fails when its KV cache outgrows it (memory admission "fail").
+  public var failsBeyond: MemoryBudget.Device? = nil
+  /// Record stage computations and arriving transfers for the run's timeline.
+  public var recordEvents: Bool? = nil
+  /// Pad each computation to this many wall seconds per CPU second (`LaunchTarget.computeStretch`).
+  public var computeStretch: Double? = nil
 }
 
 /// A request handed to the source worker before the run starts.
@@ -231,6 +238,9 @@ public struct WorkerStats: Codable, Sendable {
   public var adaptations: Int
   /// Messages refused as invalid (each closed its connection).
   public var refusedMessages: Int
+  /// The worker's part of the run's timeline, when it recorded one (at most `maxEvents`).
+  public var events: [TimelineEvent]? = nil
+  public static let maxEvents = 200_000
 }
 
 /// Control messages (JSON in `control` frames).

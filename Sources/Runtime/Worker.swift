@@ -4,6 +4,7 @@ import Engine
 import Execution
 import Foundation
 public import Logging
+import Metrics
 import Pipeline
 public import Transport
 
@@ -51,6 +52,9 @@ public final class Worker: @unchecked Sendable {
   var residency: ResidencyTracker?
   var stageCompute: [Int: (seconds: Double, batches: Int)] = [:]
   var computeSeconds = 0.0
+  /// This worker's timeline (stage computations, arriving transfers), when the run records one.
+  var timeline: [TimelineEvent] = []
+  var failedOnMemory = false
   var weightBytes = 0
 
   public init(listen: Endpoint, token: [UInt8], logger: Logger) throws {
@@ -194,8 +198,13 @@ public final class Worker: @unchecked Sendable {
       let jitter = LockedRandom(rng: rng)
       _ = rng.next()
       // Normal jitter around the latency (as netem's "distribution normal"), never below zero delay; the
-      // release queue keeps frames in order.
-      c.delay = { _ in d.jitter > 0 ? max(0, d.latency + jitter.gaussian() * d.jitter) : d.latency }
+      // release queue keeps frames in order. With a rate, each frame first takes its serialization time on a
+      // link that serves frames in order from their send times (`LinkDelay`).
+      let serial = LinkSerialization(bytesPerSecond: d.bytesPerSecond)
+      c.delay = { f in
+        let queued = serial.delay(frame: f)
+        return queued + (d.jitter > 0 ? max(0, d.latency + jitter.gaussian() * d.jitter) : d.latency)
+      }
     }
     lock.withLock { connections[id] = c }
     spawnThread("data-\(c.peerName)") { [self] in readData(c, id: id) }
@@ -229,6 +238,7 @@ public final class Worker: @unchecked Sendable {
         case .activation, .tokens:
           let m = try ActivationMessage.decode(f.payload)
           runLock.withLock {
+            if recording && timeline.count < WorkerStats.maxEvents { recordArrival(m, frame: f, from: c.peerName) }
             _ = feed(.data(connection: id, from: c.peerName, type: f.type, m, now: deviceNow()))
             _ = tickIfDue()
             // A closed loop's next arrival may now be due before the run loop looks again.
@@ -348,8 +358,22 @@ public final class Worker: @unchecked Sendable {
     let spans = m.spans.map { SequenceSpan(id: Int($0.id), start: Int($0.start), count: Int($0.count)) }
     let input: StageInput = m.tokens.map { .tokens($0) } ?? .hidden(m.values)
     let t0 = monotonicNanoseconds()
+    let cpu0 = CPUTime.now(threads: stage.threads)
     let out = stage.forward(spans, input)
-    let dt = Double(monotonicNanoseconds() - t0) * 1e-9
+    if let stretch = assignment?.computeStretch, stretch > 1 {
+      // As long as the device would have taken: this host's CPU time × the stretch, counted from the start.
+      let due = t0 &+ UInt64(min((CPUTime.now(threads: stage.threads) - cpu0) * stretch, 3600) * 1e9)
+      let now = monotonicNanoseconds()
+      if due > now { sleepNanoseconds(due - now) }
+    }
+    let t1 = monotonicNanoseconds()
+    let dt = Double(t1 - t0) * 1e-9
+    if recording && timeline.count < WorkerStats.maxEvents {
+      timeline.append(
+        TimelineEvent(
+          .compute, device: assignment?.device ?? "", stage: s, batch: Int(m.batch), start: Double(t0) * 1e-9,
+          end: Double(t1) * 1e-9))
+    }
     computeSeconds += dt
     stageCompute[s, default: (0, 0)].seconds += dt
     stageCompute[s, default: (0, 0)].batches += 1
@@ -376,8 +400,26 @@ public final class Worker: @unchecked Sendable {
     }
   }
 
-  /// Online memory adaptation: the residency policy, as the simulator runs it, applied to this worker's KV cache.
+  /// Whether this run records its timeline (read under `runLock`).
+  var recording: Bool { assignment?.recordEvents ?? false }
+
+  /// A message arrived: a transfer from when its sender sent it (the frame's send time, on the host clock all
+  /// loopback workers share) to now. Timeline times are this host's monotonic seconds; the coordinator turns
+  /// them into device seconds since the run started.
+  func recordArrival(_ m: ActivationMessage, frame f: Frame, from peer: String) {
+    timeline.append(
+      TimelineEvent(
+        .transfer, device: peer, peer: assignment?.device ?? "", stage: Int(m.stage) - 1, batch: Int(m.batch),
+        start: Double(f.sentAt) * 1e-9, end: Double(monotonicNanoseconds()) * 1e-9))
+  }
+
+  /// Online memory adaptation: the residency policy, as the simulator runs it, applied to this worker's KV cache;
+  /// without one, the device's memory account when the run is to fail once the KV cache outgrows it.
   func adapt() {
+    if let account = assignment?.failsBeyond, !failedOnMemory, machine.kvBytes > account.kvBytes {
+      failedOnMemory = true
+      send(.failure(MemoryBudget.outOfMemory(device: account, kvBytes: machine.kvBytes, at: deviceNow())))
+    }
     guard var tracker = residency else { return }
     let kv = machine.kvBytes
     switch tracker.update(kvBytes: kv) {
@@ -402,7 +444,38 @@ public final class Worker: @unchecked Sendable {
       peakResidentBytes: ProcessMemory.peakResidentBytes(), weightBytes: weightBytes, computeSeconds: computeSeconds,
       loadStallSeconds: store?.stallSeconds ?? 0, offloadReads: store?.reads ?? 0,
       adaptations: residency?.adaptations ?? 0,
-      refusedMessages: machine.refused)
+      refusedMessages: machine.refused, events: recording ? timeline : nil)
+  }
+}
+
+/// CPU seconds used so far: by this thread when the engine computes on it alone, else by the whole process.
+enum CPUTime {
+  static func now(threads: Int) -> Double {
+    var ts = timespec()
+    clock_gettime(threads <= 1 ? CLOCK_THREAD_CPUTIME_ID : CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+  }
+}
+
+/// A link's serialization, as the receiver sees it: frames leave in order from their send times, each taking
+/// its bytes on the wire / rate; returns how long after its send time a frame is through.
+final class LinkSerialization: @unchecked Sendable {
+  private let rate: Double?
+  private let lock = NSLock()
+  private var free: UInt64 = 0
+
+  init(bytesPerSecond: Double?) { rate = bytesPerSecond.flatMap { $0 > 0 && $0.isFinite ? $0 : nil } }
+
+  func delay(frame f: Frame) -> Double {
+    guard let rate else { return 0 }
+    let seconds = WireModel.onWire(frameBytes: Double(Wire.headerSize + f.payload.count)) / rate
+    let nanos = UInt64(min(seconds, 3600) * 1e9)
+    return lock.withLock {
+      // A send time from the peer in the future counts as now.
+      let sent = min(f.sentAt, monotonicNanoseconds())
+      free = max(free, sent).addingReportingOverflow(nanos).partialValue
+      return Double(free - sent) * 1e-9
+    }
   }
 }
 

@@ -45,9 +45,17 @@ public struct SimulationInput: Sendable {
 /// - Each device is a FIFO server that runs one micro-batch through one stage at a time; a stage's time is the
 ///   sum of its layers' times from the `LayerTimeModel` for the micro-batch's work (a prefill of one request,
 ///   or a decode step of up to `max_batch` requests at their current contexts), plus waits for offloaded reads.
-/// - Each directed link is a FIFO server: a message of b bytes occupies it for b / bandwidth (integrated over a
-///   bandwidth trace), then arrives after the link's latency plus jitter (normal, truncated at 0; delivery order
-///   is kept, as TCP would). Loss p stretches transmission by 1/(1−p) (every lost segment is sent again).
+/// - A message of b bytes goes on the wire as b plus the frame's header, in TCP segments of 1448 bytes each with
+///   66 bytes of TCP/IP/Ethernet headers. It waits for the sender's network interface (one transfer at a time,
+///   whichever link it is for) and for every shared segment it crosses, occupies them for its wire bytes / rate,
+///   and arrives after the link's latency plus jitter (normal, truncated at 0; delivery order per link is kept,
+///   as TCP would) plus the per-message cost of the sender's profile, if it has one. The rate is the link's
+///   bandwidth (integrated over a bandwidth trace), capped by the segments' and, under loss p, by TCP's
+///   steady-state bound (Mathis et al. 1997: 1448 B · √(3/2) / (RTT · √p), RTT = twice the latency) and by
+///   bandwidth · (1 − p) for the lost segments sent again.
+/// - Memory: each device holds its resident weights, staging slots and the KV cache of every admitted request
+///   (`MemoryBudget`). With `memory_admission` "wait" the scheduler admits a request only when the context it
+///   can reach fits; with "fail" the run fails naming the device and time when the cache outgrows it.
 /// - Events are ordered by (time, insertion sequence), so the same input and seed give the same trace.
 public enum Simulator {
   public static func run(_ input: SimulationInput) -> RunOutcome {
@@ -106,7 +114,6 @@ struct Simulation {
     var residency: ResidencyTracker?
   }
   struct LinkState {
-    var freeAt = 0.0
     var lastDelivery = 0.0
     var bytes = 0.0
     var messages = 0
@@ -119,6 +126,7 @@ struct Simulation {
   }
 
   let input: SimulationInput
+  let job: RunJob
   let layers: ModelLayers
   let devices: [ResolvedDevice]
   let stageDevice: [Int]
@@ -129,7 +137,20 @@ struct Simulation {
   var scheduler: PipelineScheduler
   var batches: [Int: PipelineScheduler.MicroBatch] = [:]
   var deviceStates: [DeviceState]
-  var links: [String: LinkState] = [:]
+  /// Index into the experiment's links by [from][to] device index.
+  let linkIndex: [[Int?]]
+  var links: [LinkState]
+  /// When each device's network interface is free again.
+  var interfaceFree: [Double]
+  /// Segments each link crosses, and when each segment is free again.
+  let linkSegments: [[Int]]
+  var segmentFree: [Double]
+  let memory: MemoryBudget
+  /// Per device (index into `memory.devices`), or nil for devices without stages.
+  let memoryIndex: [Int?]
+  let failOnMemory: Bool
+  /// With `record_events`: what each device and link did, in order.
+  var events: [TimelineEvent]?
   var requests: [RequestState]
   var requestIndex: [Int: Int] = [:]
   var stageCompute: [Double]
@@ -152,8 +173,29 @@ struct Simulation {
     sourceIndex = index[x.source]!
     let job = RunJob(
       experiment: x, plan: input.plan, requests: input.requests, seed: input.seed, timeModel: input.timeModel)
+    self.job = job
     scheduler = PipelineScheduler(configuration: job.schedulerConfiguration, requests: job.schedulerRequests)
     deviceStates = [DeviceState](repeating: DeviceState(), count: x.devices.count)
+    var li = [[Int?]](repeating: [Int?](repeating: nil, count: x.devices.count), count: x.devices.count)
+    for (i, l) in x.links.enumerated() {
+      if let a = index[l.from], let b = index[l.to] { li[a][b] = i }
+    }
+    linkIndex = li
+    links = [LinkState](repeating: LinkState(), count: x.links.count)
+    interfaceFree = [Double](repeating: 0, count: x.devices.count)
+    var crossing = [[Int]](repeating: [], count: x.links.count)
+    for (g, segment) in x.segments.enumerated() {
+      for p in segment.pairs {
+        if let a = index[p.from], let b = index[p.to], let l = li[a][b] { crossing[l].append(g) }
+      }
+    }
+    linkSegments = crossing
+    segmentFree = [Double](repeating: 0, count: x.segments.count)
+    memory = job.memoryBudget
+    let memoryByName = Dictionary(uniqueKeysWithValues: memory.devices.enumerated().map { ($1.name, $0) })
+    memoryIndex = x.devices.map { memoryByName[$0.name] }
+    failOnMemory = x.spec.execution.memoryAdmission == .fail
+    events = x.spec.execution.recordEvents ? [] : nil
     requests = [RequestState](repeating: RequestState(), count: input.requests.count)
     for (i, r) in input.requests.enumerated() { requestIndex[r.id] = i }
     stageCompute = [Double](repeating: 0, count: input.plan.stages.count)
@@ -172,7 +214,7 @@ struct Simulation {
       guard let policy = input.plan.residency(of: dev.name) else { continue }
       let initial = input.plan.stageIndices(of: dev.name).flatMap { input.plan.stages[$0].offloadedLayers }
       deviceStates[d].residency = ResidencyTracker(policy: policy, initial: initial)
-      let storage = dev.profile.storageReadBandwidth.bytesPerSecond
+      let storage = input.timeModel.storageBytesPerSecond(device: dev.name, on: dev.profile)
       let read = layers.layers.map { $0.weightBytes.value / storage }
       deviceStates[d].storage = VirtualOffloadTimeline(order: initial, slots: policy.stagingSlots, readSeconds: read)
       recomputeStaging(d)
@@ -236,7 +278,7 @@ struct Simulation {
       case .token(let r, _, let t): requests[requestIndex[r]!].tokens.append(t)
       case .finished(let r, _): requests[requestIndex[r]!].done = true
       case .refused(let r, let tokens, let budget):
-        failure = "request \(r) needs \(tokens) tokens of KV cache, more than the budget of \(budget)"
+        failure = job.refusal(request: r, tokens: tokens, budget: budget)
       case .dispatch(let b):
         batches[b.id] = b
         if recordBatches { dispatched.append((b, now)) }
@@ -260,14 +302,23 @@ struct Simulation {
     }
     let stage = input.plan.stages[job.stage]
     let w = work(batches[job.batch]!)
-    let profile = devices[d].profile
+    let device = devices[d]
     let precision = input.experiment.spec.model.precision
     var t = now
     var computeTime = 0.0
     for l in stage.layers {
-      let c = input.timeModel.time(layers.layers[l], on: profile, work: w, precision: precision).value
+      let c = input.timeModel.time(
+        layers.layers[l], device: device.name, on: device.profile, work: w, precision: precision
+      )
+      .value
       if deviceStates[d].offloaded.contains(l), var storage = deviceStates[d].storage {
-        t = storage.acquire(l, at: t) + c
+        let ready = storage.acquire(l, at: t)
+        if ready > t {
+          events?.append(
+            TimelineEvent(
+              .load, device: device.name, stage: job.stage, batch: job.batch, layer: l, start: t, end: ready))
+        }
+        t = ready + c
         storage.release(l, at: t)
         deviceStates[d].storage = storage
       } else {
@@ -275,6 +326,8 @@ struct Simulation {
       }
       computeTime += c
     }
+    events?.append(
+      TimelineEvent(.compute, device: device.name, stage: job.stage, batch: job.batch, start: now, end: t))
     deviceStates[d].compute += computeTime
     stageCompute[job.stage] += computeTime
     stageBatches[job.stage] += 1
@@ -292,49 +345,79 @@ struct Simulation {
     if job.stage + 1 < input.plan.stages.count {
       let next = stageDevice[job.stage + 1]
       let bytes = layers.layers[stage.endLayer - 1].outputBytesPerToken.value * Double(b.tokenCount)
-      let at = send(from: d, to: next, bytes: bytes)
+      let at = send(from: d, to: next, bytes: bytes, stage: job.stage, batch: job.batch)
       schedule(at, .stageInput(batch: job.batch, stage: job.stage + 1))
     } else {
       let returns = input.experiment.spec.execution.returnToSource && d != sourceIndex
-      let at = returns ? send(from: d, to: sourceIndex, bytes: 4 * Double(b.entries.count)) : now
+      let at =
+        returns
+        ? send(from: d, to: sourceIndex, bytes: 4 * Double(b.entries.count), stage: job.stage, batch: job.batch)
+        : now
       schedule(at, .tokensAtSource(batch: job.batch))
     }
   }
 
+  /// Bytes a frame carries besides its payload (the wire header and one span), as the transport encodes an
+  /// activation message; `RuntimeTests` checks it against the encoder.
+  public static let frameOverheadBytes = 58.0
+
+  /// Bytes a message of `payload` bytes puts on the wire.
+  public static func wireBytes(payload: Double) -> Double {
+    WireModel.onWire(frameBytes: payload + frameOverheadBytes)
+  }
+
   /// Sends a message; returns its delivery time.
-  mutating func send(from a: Int, to b: Int, bytes: Double) -> Double {
+  mutating func send(from a: Int, to b: Int, bytes: Double, stage: Int, batch: Int) -> Double {
     if a == b { return now }
-    let key = devices[a].name + "\u{1}" + devices[b].name
-    let x = input.experiment
-    guard let link = x.link(from: devices[a].name, to: devices[b].name) else {
-      // The partitioner checked links; an unlinked hop cannot be simulated.
-      return .infinity
+    // The partitioner checked links; an unlinked hop cannot be simulated.
+    guard let li = linkIndex[a][b] else { return .infinity }
+    let link = input.experiment.links[li]
+    let wire = Self.wireBytes(payload: bytes)
+    var start = max(now, interfaceFree[a])
+    var cap = Double.infinity
+    for g in linkSegments[li] {
+      start = max(start, segmentFree[g])
+      cap = min(cap, input.experiment.segments[g].bandwidth.bytesPerSecond)
     }
-    var st = links[key] ?? LinkState()
-    let start = max(now, st.freeAt)
-    let duration = transmitTime(bytes: bytes, start: start, link: link) / (1 - link.spec.loss)
-    st.freeAt = start + duration
+    let loss = link.spec.loss
+    var duration = transmitTime(bytes: wire, start: start, link: link, cap: cap) / (1 - loss)
+    if loss > 0 && link.spec.latency.value > 0 {
+      let mathis =
+        WireModel.segmentPayloadBytes * (1.5).squareRoot() / (2 * link.spec.latency.value * loss.squareRoot())
+      duration = max(duration, wire / mathis)
+    }
+    let end = start + duration
+    interfaceFree[a] = end
+    for g in linkSegments[li] { segmentFree[g] = end }
     // Normal jitter around the latency, never below zero delay, in order: as the runtime's release queue.
     var delay = link.spec.latency.value
     if link.spec.jitter.value > 0 { delay = max(0, delay + rng.nextGaussian() * link.spec.jitter.value) }
-    let delivery = max(st.freeAt + delay, st.lastDelivery)
+    delay += input.timeModel.messageSeconds(from: devices[a].name, to: devices[b].name, bytes: wire)
+    var st = links[li]
+    let delivery = max(end + delay, st.lastDelivery)
     st.lastDelivery = delivery
     st.bytes += bytes
     st.messages += 1
     st.busy += duration
-    links[key] = st
+    links[li] = st
+    if events != nil {
+      let e = TimelineEvent(
+        .transfer, device: devices[a].name, peer: devices[b].name, stage: stage, batch: batch, start: start,
+        end: delivery)
+      events?.append(e)
+    }
     return delivery
   }
 
   /// Seconds to push `bytes` through a link starting at `start`, following its bandwidth trace.
-  func transmitTime(bytes: Double, start: Double, link: ResolvedLink) -> Double {
-    guard let trace = link.trace else { return bytes / link.spec.bandwidth.bytesPerSecond }
+  func transmitTime(bytes: Double, start: Double, link: ResolvedLink, cap: Double = .infinity) -> Double {
+    guard let trace = link.trace else { return bytes / min(cap, link.spec.bandwidth.bytesPerSecond) }
     var remaining = bytes
     var t = start
     var guardCount = 0
     while remaining > 0 && guardCount < 100_000 {
       guardCount += 1
-      let bw = trace.bandwidth(at: Seconds(t)).bytesPerSecond
+      let bw = min(cap, trace.bandwidth(at: Seconds(t)).bytesPerSecond)
       let finish = t + remaining / bw
       if let change = trace.changes(from: Seconds(t), to: Seconds(finish)).first {
         remaining -= (change.value - t) * bw
@@ -370,6 +453,11 @@ struct Simulation {
       }
       let total = deviceStates[d].residentWeights + deviceStates[d].staging + kv
       deviceStates[d].peak = max(deviceStates[d].peak, total)
+      if failOnMemory, failure == nil, let m = memoryIndex[d], !memory.devices[m].adaptive,
+        kv > memory.devices[m].kvBytes
+      {
+        failure = MemoryBudget.outOfMemory(device: memory.devices[m], kvBytes: kv, at: now)
+      }
     }
   }
 
@@ -384,9 +472,8 @@ struct Simulation {
     }
     let end = records.compactMap { $0.completion ?? $0.tokenTimes.last }.max() ?? now
     var linkRecords: [LinkRecord] = []
-    for l in input.experiment.links {
-      let key = l.from + "\u{1}" + l.to
-      guard let st = links[key] else { continue }
+    for (i, l) in input.experiment.links.enumerated() where links[i].messages > 0 {
+      let st = links[i]
       linkRecords.append(
         LinkRecord(
           from: l.from, to: l.to, bytes: st.bytes, messages: st.messages, busySeconds: st.busy, mechanism: "simulated"))
@@ -411,8 +498,10 @@ struct Simulation {
     if trackers.contains(where: \.policy.adaptive) {
       facts["residency_adaptations"] = .number(Double(trackers.reduce(0) { $0 + $1.adaptations }))
     }
-    return RunOutcome(
+    var outcome = RunOutcome(
       status: status, message: message, requests: records, links: linkRecords, devices: deviceRecords,
       stages: stageRecords, facts: facts)
+    outcome.events = events
+    return outcome
   }
 }

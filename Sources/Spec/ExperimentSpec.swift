@@ -168,24 +168,34 @@ public struct DeviceGroup: Codable, Hashable, Sendable {
   public var profile: DeviceProfile?
   /// Overrides the memory budget available to the model.
   public var usableMemory: Bytes?
+  /// A profile measured on this device itself (`edgelab profile` on the board): its times, unscaled, replace
+  /// the roofline and the experiment's host profile for these devices.
+  public var measuredProfile: String?
 
-  public init(name: String, count: Int = 1, preset: String, usableMemory: Bytes? = nil) {
+  public init(
+    name: String, count: Int = 1, preset: String, usableMemory: Bytes? = nil, measuredProfile: String? = nil
+  ) {
     self.name = name
     self.count = count
     self.preset = preset
     self.usableMemory = usableMemory
+    self.measuredProfile = measuredProfile
   }
 
-  public init(name: String, count: Int = 1, profile: DeviceProfile, usableMemory: Bytes? = nil) {
+  public init(
+    name: String, count: Int = 1, profile: DeviceProfile, usableMemory: Bytes? = nil, measuredProfile: String? = nil
+  ) {
     self.name = name
     self.count = count
     self.profile = profile
     self.usableMemory = usableMemory
+    self.measuredProfile = measuredProfile
   }
 
   enum CodingKeys: String, CodingKey {
     case name, count, preset, profile
     case usableMemory = "usable_memory"
+    case measuredProfile = "measured_profile"
   }
 
   public init(from decoder: any Decoder) throws {
@@ -195,6 +205,7 @@ public struct DeviceGroup: Codable, Hashable, Sendable {
     preset = try c.decodeIfPresent(String.self, forKey: .preset)
     profile = try c.decodeIfPresent(DeviceProfile.self, forKey: .profile)
     usableMemory = try c.decodeIfPresent(Bytes.self, forKey: .usableMemory)
+    measuredProfile = try c.decodeIfPresent(String.self, forKey: .measuredProfile)
   }
 
   /// Names of the devices in this group.
@@ -275,7 +286,8 @@ public struct SweepAxis: Codable, Hashable, Sendable {
   public var displayLabel: String { label ?? ((try? JSONPath(path))?.leaf ?? path) }
 }
 
-/// Cost-model calibration of the simulated backend (named efficiency factors of the roofline).
+/// Cost-model calibration of the simulated backend (named efficiency factors of the roofline), or a measured
+/// profile of a host (`edgelab profile`) that replaces the roofline for the devices it covers.
 public struct Calibration: Codable, Hashable, Sendable {
   /// Fraction of peak FLOP/s reached by large matrix products (prefill). Not published for Jetsons: 0.5 is an
   /// assumption; calibrate with measured profiles.
@@ -285,17 +297,37 @@ public struct Calibration: Codable, Hashable, Sendable {
   public var memoryEfficiency: Double
   /// Fixed cost per layer and step (kernel launches, synchronisation).
   public var layerOverhead: Seconds
+  /// A host profile (JSON written by `edgelab profile`; a path relative to the working directory) whose measured
+  /// per-layer times and message costs replace the roofline for every device without a profile of its own.
+  public var profile: String?
+  /// How the profiled host's times carry over to the declared devices.
+  public var profileScaling: ProfileScaling
 
-  public init(computeEfficiency: Double = 0.5, memoryEfficiency: Double = 0.94, layerOverhead: Seconds = .zero) {
+  public enum ProfileScaling: String, Codable, Hashable, Sendable, CaseIterable {
+    /// Every device is this host: its measured times as they are (plain worker processes on the host).
+    case host
+    /// Each device runs at its own speed: the host's times × host decode bandwidth / (the device's memory
+    /// bandwidth × memory efficiency) — the speed-up the emulation's time-dilation plan gives the device.
+    case bandwidth
+  }
+
+  public init(
+    computeEfficiency: Double = 0.5, memoryEfficiency: Double = 0.94, layerOverhead: Seconds = .zero,
+    profile: String? = nil, profileScaling: ProfileScaling = .bandwidth
+  ) {
     self.computeEfficiency = computeEfficiency
     self.memoryEfficiency = memoryEfficiency
     self.layerOverhead = layerOverhead
+    self.profile = profile
+    self.profileScaling = profileScaling
   }
 
   enum CodingKeys: String, CodingKey {
     case computeEfficiency = "compute_efficiency"
     case memoryEfficiency = "memory_efficiency"
     case layerOverhead = "layer_overhead"
+    case profile
+    case profileScaling = "profile_scaling"
   }
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -303,6 +335,8 @@ public struct Calibration: Codable, Hashable, Sendable {
     computeEfficiency = try c.decodeIfPresent(Double.self, forKey: .computeEfficiency) ?? d.computeEfficiency
     memoryEfficiency = try c.decodeIfPresent(Double.self, forKey: .memoryEfficiency) ?? d.memoryEfficiency
     layerOverhead = try c.decodeIfPresent(Seconds.self, forKey: .layerOverhead) ?? d.layerOverhead
+    profile = try c.decodeIfPresent(String.self, forKey: .profile)
+    profileScaling = try c.decodeIfPresent(ProfileScaling.self, forKey: .profileScaling) ?? d.profileScaling
   }
 }
 
@@ -321,16 +355,30 @@ public struct ExecutionOptions: Codable, Hashable, Sendable {
   /// outstanding, before the run fails naming the stage or link that holds the work. Nil: derived from the
   /// plan (50 × the slowest stage's predicted prefill of the longest prompt, at least 60 s).
   public var progressTimeout: Seconds?
+  /// What happens when the admitted requests' KV caches would outgrow a device's memory.
+  public var memoryAdmission: MemoryAdmission
+  /// Record every stage computation, transfer and load of each run (for `edgelab trace`).
+  public var recordEvents: Bool
+
+  public enum MemoryAdmission: String, Codable, Hashable, Sendable, CaseIterable {
+    /// A request waits (in arrival order) until the context it can reach fits beside those admitted.
+    case wait
+    /// Requests are admitted as they arrive; the run fails naming the device and time when its KV cache no
+    /// longer fits.
+    case fail
+  }
 
   public init(
     maxBatch: Int = 8, microBatches: Int? = nil, wirePrecision: Precision = .fp32, returnToSource: Bool = true,
-    progressTimeout: Seconds? = nil
+    progressTimeout: Seconds? = nil, memoryAdmission: MemoryAdmission = .wait, recordEvents: Bool = false
   ) {
     self.maxBatch = maxBatch
     self.microBatches = microBatches
     self.wirePrecision = wirePrecision
     self.returnToSource = returnToSource
     self.progressTimeout = progressTimeout
+    self.memoryAdmission = memoryAdmission
+    self.recordEvents = recordEvents
   }
 
   enum CodingKeys: String, CodingKey {
@@ -339,6 +387,8 @@ public struct ExecutionOptions: Codable, Hashable, Sendable {
     case wirePrecision = "wire_precision"
     case returnToSource = "return_to_source"
     case progressTimeout = "progress_timeout"
+    case memoryAdmission = "memory_admission"
+    case recordEvents = "record_events"
   }
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -348,6 +398,8 @@ public struct ExecutionOptions: Codable, Hashable, Sendable {
     wirePrecision = try c.decodeIfPresent(Precision.self, forKey: .wirePrecision) ?? d.wirePrecision
     returnToSource = try c.decodeIfPresent(Bool.self, forKey: .returnToSource) ?? d.returnToSource
     progressTimeout = try c.decodeIfPresent(Seconds.self, forKey: .progressTimeout)
+    memoryAdmission = try c.decodeIfPresent(MemoryAdmission.self, forKey: .memoryAdmission) ?? d.memoryAdmission
+    recordEvents = try c.decodeIfPresent(Bool.self, forKey: .recordEvents) ?? d.recordEvents
   }
 }
 

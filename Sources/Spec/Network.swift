@@ -6,19 +6,34 @@ public struct NetworkSpec: Codable, Hashable, Sendable {
   public var topology: Topology
   public var link: LinkSpec
   public var overrides: [LinkOverride]
+  /// Shared media: links whose transfers contend for one segment's bandwidth (e.g. every edge device's uplink to
+  /// the server through one router).
+  public var segments: [SharedSegment]
 
-  public init(topology: Topology = .star, link: LinkSpec = LinkSpec(), overrides: [LinkOverride] = []) {
+  public init(
+    topology: Topology = .star, link: LinkSpec = LinkSpec(), overrides: [LinkOverride] = [],
+    segments: [SharedSegment] = []
+  ) {
     self.topology = topology
     self.link = link
     self.overrides = overrides
+    self.segments = segments
   }
 
-  enum CodingKeys: String, CodingKey { case topology, link, overrides }
+  enum CodingKeys: String, CodingKey { case topology, link, overrides, segments }
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
     topology = try c.decodeIfPresent(Topology.self, forKey: .topology) ?? .star
     link = try c.decodeIfPresent(LinkSpec.self, forKey: .link) ?? LinkSpec()
     overrides = try c.decodeIfPresent([LinkOverride].self, forKey: .overrides) ?? []
+    segments = try c.decodeIfPresent([SharedSegment].self, forKey: .segments) ?? []
+  }
+  public func encode(to encoder: any Encoder) throws {
+    var c = encoder.container(keyedBy: CodingKeys.self)
+    try c.encode(topology, forKey: .topology)
+    try c.encode(link, forKey: .link)
+    try c.encode(overrides, forKey: .overrides)
+    if !segments.isEmpty { try c.encode(segments, forKey: .segments) }
   }
 
   public enum Topology: String, Codable, Hashable, Sendable {
@@ -119,6 +134,61 @@ public struct LinkOverride: Codable, Hashable, Sendable {
     try c.encodeIfPresent(loss, forKey: .loss)
     try c.encodeIfPresent(trace, forKey: .trace)
     if disconnected { try c.encode(disconnected, forKey: .disconnected) }
+  }
+}
+
+/// A medium shared by the transfers between two sets of devices (device or group names): each direction is
+/// one server of `bandwidth` that serves its transfers one at a time (both directions unless `oneWay`). A
+/// transfer that crosses it also keeps its own link's bandwidth and latency.
+public struct SharedSegment: Codable, Hashable, Sendable {
+  public var name: String
+  public var from: [String]
+  public var to: [String]
+  public var oneWay: Bool
+  public var bandwidth: Bandwidth
+
+  public init(_ name: String, from: [String], to: [String], bandwidth: Bandwidth, oneWay: Bool = false) {
+    self.name = name
+    self.from = from
+    self.to = to
+    self.bandwidth = bandwidth
+    self.oneWay = oneWay
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case name, from, to, bandwidth
+    case oneWay = "one_way"
+  }
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    name = try c.decode(String.self, forKey: .name)
+    from = try c.decode([String].self, forKey: .from)
+    to = try c.decode([String].self, forKey: .to)
+    bandwidth = try c.decode(Bandwidth.self, forKey: .bandwidth)
+    oneWay = try c.decodeIfPresent(Bool.self, forKey: .oneWay) ?? false
+  }
+}
+
+/// One direction of a shared segment with the directed device pairs that cross it.
+public struct ResolvedSegment: Hashable, Sendable {
+  /// The segment's name, with " (reverse)" for the direction from `to` back to `from`.
+  public var name: String
+  public var bandwidth: Bandwidth
+  public var pairs: [DevicePair]
+  public init(name: String, bandwidth: Bandwidth, pairs: [DevicePair]) {
+    self.name = name
+    self.bandwidth = bandwidth
+    self.pairs = pairs
+  }
+}
+
+/// A directed pair of device names.
+public struct DevicePair: Hashable, Sendable {
+  public var from: String
+  public var to: String
+  public init(from: String, to: String) {
+    self.from = from
+    self.to = to
   }
 }
 

@@ -9,6 +9,8 @@ public struct ResolvedExperiment: Sendable {
   public var source: String
   /// Every directed link between distinct devices that are connected.
   public var links: [ResolvedLink]
+  /// Each direction of each shared segment.
+  public var segments: [ResolvedSegment] = []
 
   public func device(_ name: String) -> ResolvedDevice? { devices.first { $0.name == name } }
   public func link(from: String, to: String) -> ResolvedLink? { links.first { $0.from == from && $0.to == to } }
@@ -99,6 +101,24 @@ extension ExperimentSpec {
       }
     }
 
+    var segmentNames = Set<String>()
+    for (i, g) in network.segments.enumerated() {
+      let field = "network.segments[\(g.name.isEmpty ? String(i) : g.name)]"
+      if g.name.isEmpty || !segmentNames.insert(g.name).inserted {
+        add(field + ".name", "every segment needs a name of its own")
+      }
+      for n in g.from + g.to where names[n] == nil && !groupNames.contains(n) {
+        add(field, "'\(n)' is neither a device nor a device group")
+      }
+      if g.from.isEmpty || g.to.isEmpty { add(field, "'from' and 'to' must each name at least one device") }
+      if !(g.bandwidth.bitsPerSecond > 0 && g.bandwidth.bitsPerSecond.isFinite) {
+        add(field + ".bandwidth", "must be a positive, finite bandwidth")
+      }
+    }
+    if network.segments.count > SpecLimits.devices {
+      add("network.segments", "at most \(SpecLimits.devices) segments")
+    }
+
     let w = workload
     if w.requests < 1 { add("workload.requests", "must be at least 1") }
     if w.requests > SpecLimits.requests {
@@ -147,6 +167,19 @@ extension ExperimentSpec {
         add("workload.arrival", "'on' must be a finite time > 0 and 'off' a finite time ≥ 0")
       }
       if !(rate > 0 && rate.isFinite) { add("workload.arrival.rate", "must be a finite rate > 0 requests per second") }
+    }
+
+    if let slo = w.slo {
+      for (f, v) in [("workload.slo.ttft", slo.ttft), ("workload.slo.tpot", slo.tpot)] {
+        if let v, !(v.value > 0 && v.value.isFinite) { add(f, "must be a finite time > 0") }
+      }
+      if slo.ttft == nil && slo.tpot == nil { add("workload.slo", "give 'ttft', 'tpot' or both") }
+    }
+    if let p = calibration.profile, p.isEmpty {
+      add("calibration.profile", "name a profile file (edgelab profile --out FILE), or leave it out for the roofline")
+    }
+    for g in devices where g.measuredProfile?.isEmpty == true {
+      add("devices[\(g.name)].measured_profile", "name a profile file, or leave it out")
     }
 
     if algorithms.isEmpty { add("algorithms", "name at least one partition algorithm to run") }
@@ -268,6 +301,20 @@ extension ExperimentSpec {
       }
     }
     let ordered = devs.flatMap { a in devs.compactMap { b in links[key(a.name, b.name)] } }
-    return ResolvedExperiment(spec: self, model: config, devices: devs, source: src, links: ordered)
+    var segments: [ResolvedSegment] = []
+    for g in network.segments {
+      let f = devs.map(\.name).filter(members(g.from).contains)
+      let t = devs.map(\.name).filter(members(g.to).contains)
+      let forward = f.flatMap { a in t.filter { $0 != a }.map { DevicePair(from: a, to: $0) } }
+      segments.append(ResolvedSegment(name: g.name, bandwidth: g.bandwidth, pairs: forward))
+      if !g.oneWay {
+        segments.append(
+          ResolvedSegment(
+            name: g.name + " (reverse)", bandwidth: g.bandwidth,
+            pairs: forward.map { DevicePair(from: $0.to, to: $0.from) }))
+      }
+    }
+    return ResolvedExperiment(
+      spec: self, model: config, devices: devs, source: src, links: ordered, segments: segments)
   }
 }

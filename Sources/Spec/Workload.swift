@@ -6,19 +6,22 @@ public struct WorkloadSpec: Codable, Hashable, Sendable {
   public var requests: Int
   public var promptTokens: LengthDistribution
   public var outputTokens: LengthDistribution
+  /// The service level a request must meet to count towards goodput.
+  public var slo: ServiceLevel?
 
   public init(
     arrival: ArrivalProcess = .closedLoop(), requests: Int = 4, promptTokens: LengthDistribution = .fixed(32),
-    outputTokens: LengthDistribution = .fixed(96)
+    outputTokens: LengthDistribution = .fixed(96), slo: ServiceLevel? = nil
   ) {
     self.arrival = arrival
     self.requests = requests
     self.promptTokens = promptTokens
     self.outputTokens = outputTokens
+    self.slo = slo
   }
 
   enum CodingKeys: String, CodingKey {
-    case arrival, requests
+    case arrival, requests, slo
     case promptTokens = "prompt_tokens"
     case outputTokens = "output_tokens"
   }
@@ -29,12 +32,26 @@ public struct WorkloadSpec: Codable, Hashable, Sendable {
     requests = try c.decodeIfPresent(Int.self, forKey: .requests) ?? d.requests
     promptTokens = try c.decodeIfPresent(LengthDistribution.self, forKey: .promptTokens) ?? d.promptTokens
     outputTokens = try c.decodeIfPresent(LengthDistribution.self, forKey: .outputTokens) ?? d.outputTokens
+    slo = try c.decodeIfPresent(ServiceLevel.self, forKey: .slo)
+  }
+}
+
+/// A service-level objective per request: its time to first token and time per output token (each optional).
+/// A completed request meets it when it is within every bound given.
+public struct ServiceLevel: Codable, Hashable, Sendable {
+  public var ttft: Seconds?
+  public var tpot: Seconds?
+
+  public init(ttft: Seconds? = nil, tpot: Seconds? = nil) {
+    self.ttft = ttft
+    self.tpot = tpot
   }
 }
 
 /// How requests arrive.
 ///
-/// JSON: `{"kind": "closed_loop", "concurrency": 1, "think": "0s"}`, `{"kind": "poisson", "rate": 2}` (requests per
+/// JSON: `{"kind": "closed_loop", "concurrency": 1, "think": "0s"}`, `{"kind": "saturation", "concurrency": 16}`
+/// (a closed loop without think time), `{"kind": "poisson", "rate": 2}` (requests per
 /// second), `{"kind": "bursty", "burst": 8, "every": "10s"}` (batch arrivals) or
 /// `{"kind": "on_off", "on": "5s", "off": "20s", "rate": 4}` (Poisson at `rate` while on, nothing while off).
 public enum ArrivalProcess: Codable, Hashable, Sendable {
@@ -57,6 +74,8 @@ public enum ArrivalProcess: Codable, Hashable, Sendable {
       self = .closedLoop(
         concurrency: try c.decodeIfPresent(Int.self, forKey: .concurrency) ?? 1,
         think: try c.decodeIfPresent(Seconds.self, forKey: .think) ?? .zero)
+    case "saturation":
+      self = .saturation(inFlight: try c.decode(Int.self, forKey: .concurrency))
     case "poisson": self = .poisson(rate: try c.decode(Double.self, forKey: .rate))
     case "bursty":
       self = .bursty(burst: try c.decode(Int.self, forKey: .burst), every: try c.decode(Seconds.self, forKey: .every))
@@ -67,7 +86,7 @@ public enum ArrivalProcess: Codable, Hashable, Sendable {
     default:
       throw DecodingError.dataCorruptedError(
         forKey: .kind, in: c,
-        debugDescription: "unknown arrival kind '\(kind)'; use closed_loop, poisson, bursty or on_off")
+        debugDescription: "unknown arrival kind '\(kind)'; use closed_loop, saturation, poisson, bursty or on_off")
     }
   }
 
@@ -94,6 +113,11 @@ public enum ArrivalProcess: Codable, Hashable, Sendable {
   }
 
   public var isClosedLoop: Bool { if case .closedLoop = self { true } else { false } }
+
+  /// Saturation, for comparing planners' throughput: `inFlight` requests in the system at every moment (each
+  /// completion admits the next at once) — a closed loop without think time. JSON:
+  /// `{"kind": "saturation", "concurrency": 16}`.
+  public static func saturation(inFlight: Int) -> ArrivalProcess { .closedLoop(concurrency: inFlight, think: .zero) }
 }
 
 /// A length in tokens: fixed or drawn per request.

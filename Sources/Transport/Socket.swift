@@ -258,7 +258,8 @@ public final class Connection: @unchecked Sendable {
   }
 }
 
-func sleepNanoseconds(_ ns: UInt64) {
+/// Sleeps for `ns` nanoseconds (through interruptions by signals).
+public func sleepNanoseconds(_ ns: UInt64) {
   var request = timespec(tv_sec: Int(ns / 1_000_000_000), tv_nsec: Int(ns % 1_000_000_000))
   var remaining = timespec()
   while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }

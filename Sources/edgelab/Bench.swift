@@ -9,7 +9,7 @@ struct Bench: ParsableCommand {
     abstract: "Performance benchmarks (tables for docs/).",
     subcommands: [
       PartitionBenchCommand.self, EngineBenchCommand.self, MemoryBenchCommand.self, HopBenchCommand.self,
-      PipelineBenchCommand.self, FuzzBenchCommand.self,
+      PipelineBenchCommand.self, FuzzBenchCommand.self, SimulatorBenchCommand.self,
     ])
 }
 
@@ -94,6 +94,33 @@ struct PipelineBenchCommand: ParsableCommand {
         // What each stage beyond the first adds: one more process to wake and one more hop per token.
         one.map { r.stages > 1 ? Seconds((r.timePerTokenSeconds - $0) / Double(r.stages - 1)).description : "" } ?? "",
         r.lossless ? "yes" : "NO",
+      ])
+    }
+    print(t.markdown())
+  }
+}
+
+struct SimulatorBenchCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "simulator",
+    abstract: "Simulator speed: N requests × 128 tokens through 16 stages (Llama-2-7B FP16 on 16 AGX Orins).")
+  @Option(help: "Request counts, comma-separated.") var requests = "1000,2000,4000,8000,16000"
+  @Option(help: "Runs per size (the fastest is kept).") var rounds = 3
+
+  func run() throws {
+    let sizes = requests.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard !sizes.isEmpty, sizes.allSatisfy({ (1...1_000_000).contains($0) }) else {
+      throw ValidationError("--requests: comma-separated counts between 1 and 1000000")
+    }
+    let rows = try SimulatorBench.run(sizes: sizes, rounds: rounds)
+    var t = TextTable(
+      header: ["requests", "tokens", "events", "seconds", "µs per request", "events per second"],
+      rightAligned: [0, 1, 2, 3, 4, 5])
+    for r in rows {
+      t.append([
+        String(r.requests), String(r.tokens), String(r.events), String(format: r.seconds, digits: 3),
+        String(format: r.seconds / Double(r.requests) * 1e6, digits: 1),
+        String(format: Double(r.events) / r.seconds / 1e6, digits: 2) + " M",
       ])
     }
     print(t.markdown())

@@ -40,13 +40,15 @@ struct EdgeLab: ParsableCommand {
     version: Provenance.toolkitVersion,
     subcommands: [
       List.self, Run.self, SpecCommand.self, Show.self, Export.self, Partition.self, Algorithms.self, Problem.self,
-      Generate.self, Bench.self, WorkerCommand.self, EmulationCommand.self, BLASCommand.self,
+      Generate.self, Bench.self, WorkerCommand.self, EmulationCommand.self, BLASCommand.self, ProfileCommand.self,
+      Trace.self, ValidateCommand.self,
     ])
 
   /// Before any work: the best OpenBLAS kernels this CPU has (starting again with them once, if OpenBLAS chose
   /// worse ones), and a product checked against a plain loop.
   static func main() {
     BLASSelection.reexecIfNeeded()
+    Allocator.keepFreedMemory()
     guard BLASCore.verify() else {
       FileHandle.standardError.write(
         Data(
@@ -353,9 +355,47 @@ struct Problem: ParsableCommand {
       throw fail("point \(point) is out of range (0..<\(points.count))", code: Exit.badInput)
     }
     let x = points[point].experiment
-    let problem = ProblemBuilder.roofline(x.spec.calibration).problem(for: x, objective: objective ?? x.spec.objective)
+    let problem = ProblemBuilder(timeModel: try ProfileLibrary().timeModel(for: x))
+      .problem(for: x, objective: objective ?? x.spec.objective)
     print(try JSONCoding.prettyString(problem))
   }
 }
 
 extension Objective: ExpressibleByArgument {}
+
+struct Trace: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Write a run's timeline as Chrome/Perfetto trace JSON (runs with execution.record_events).")
+  @Argument(help: "An HDF5 results file.") var file: String
+  @Option(name: .customLong("run"), help: "The run: its index (0, 1, …) or group name (run0003).") var which: String
+  @Option(help: "Where to write the trace (stdout when omitted).") var out: String?
+
+  func run() throws {
+    let results: ResultsFile
+    do { results = try ResultsStore.read(file) } catch { throw fail("\(error)", code: Exit.badInput) }
+    guard
+      let r = results.runs.first(where: { $0.groupName == which || String($0.index) == which })
+    else {
+      throw fail(
+        "\(file) has no run '\(which)'; its runs are \(results.runs.map(\.groupName).prefix(8).joined(separator: ", "))"
+          + (results.runs.count > 8 ? ", …" : ""), code: Exit.badInput)
+    }
+    guard let events = r.outcome.events else {
+      throw fail(
+        "\(r.groupName) of \(file) recorded no timeline; run the experiment with execution.record_events (Execution(ExecutionOptions(recordEvents: true)) in Swift)",
+        code: Exit.badInput)
+    }
+    let json = ChromeTrace.json(events, title: "\(results.info.experiment) \(r.groupName) \(r.label)")
+    if let out {
+      let temporary = out + ".partial-\(getpid())"
+      try Data(json.utf8).write(to: URL(fileURLWithPath: temporary))
+      guard rename(temporary, out) == 0 else {
+        unlink(temporary)
+        throw fail("cannot write \(out): \(String(cString: strerror(errno)))", code: Exit.failure)
+      }
+      FileHandle.standardError.write(Data("wrote \(out): \(events.count) events (open it in ui.perfetto.dev)\n".utf8))
+    } else {
+      print(json, terminator: "")
+    }
+  }
+}

@@ -140,3 +140,57 @@ struct ResultsTests {
     #expect(RunSummary.Distribution([]).p50.isNaN)
   }
 }
+
+@Suite("Timelines, extra tables and service levels")
+struct TimelineTests {
+  static let events: [TimelineEvent] = [
+    TimelineEvent(.compute, device: "a", stage: 0, batch: 0, start: 0, end: 0.002),
+    TimelineEvent(.transfer, device: "a", peer: "b\"q", stage: 0, batch: 0, start: 0.002, end: 0.0031),
+    TimelineEvent(.load, device: "b\"q", stage: 1, batch: 0, layer: 5, start: 0.0031, end: 0.004),
+    TimelineEvent(.compute, device: "b\"q", stage: 1, batch: 0, start: 0.004, end: 0.006),
+  ]
+
+  @Test func eventsAndExtraTablesSurviveTheFile() throws {
+    var file = Fixtures.file(runs: 1)
+    file.runs[0].outcome.events = Self.events
+    file.tables = [Table(name: "validation", columns: [.string("case", ["x"]), .double("error_pct", [1.5])])]
+    let dir = temporaryDirectory()
+    try ResultsStore.write(file, to: dir + "/r.h5")
+    let back = try ResultsStore.read(dir + "/r.h5")
+    #expect(back.runs[0].outcome.events == Self.events)
+    #expect(back.tables.map(\.name) == ["validation"])
+    let written = try Exporter.export(back, to: dir + "/x")
+    #expect(written.contains(dir + "/x/validation.tsv"))
+    #expect(try String(contentsOfFile: dir + "/x/validation.tsv", encoding: .utf8) == "case\terror_pct\nx\t1.5\n")
+  }
+
+  @Test func aTimelineBecomesTraceEventJSON() throws {
+    let text = ChromeTrace.json(Self.events, title: "t")
+    let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+    let events = try #require(object?["traceEvents"] as? [[String: Any]])
+    let spans = events.filter { $0["ph"] as? String == "X" }
+    #expect(spans.count == 4)
+    // Microseconds; the load of layer 5 on its own track.
+    let load = try #require(spans.first { $0["cat"] as? String == "load" })
+    #expect(load["ts"] as? Double == 3100 && load["dur"] as? Double == 900 && load["tid"] as? Int == 1)
+    let names = events.filter { $0["name"] as? String == "process_name" }.compactMap {
+      ($0["args"] as? [String: Any])?["name"] as? String
+    }
+    #expect(names == ["a", "b\"q"])
+  }
+
+  @Test func goodputCountsTheRequestsWithinTheServiceLevel() {
+    // Three requests: TTFT 0.5 s each, TPOT 0.5 s each, over a makespan of 3.5 s.
+    var outcome = Fixtures.record(0).outcome
+    #expect(RunSummary(outcome).sloAttainment.isNaN)
+    outcome.facts["slo_ttft_s"] = .number(0.6)
+    outcome.facts["slo_tpot_s"] = .number(0.5)
+    var s = RunSummary(outcome)
+    #expect(s.sloAttainment == 1 && isClose(s.goodputRequestsPerSecond, 3 / 3.5))
+    outcome.facts["slo_tpot_s"] = .number(0.4)
+    s = RunSummary(outcome)
+    #expect(s.sloAttainment == 0 && s.goodputTokensPerSecond == 0)
+    // Arrivals at 0, 1 and 2 s asked for 9 tokens: 4.5 tokens/s offered.
+    #expect(isClose(s.offeredLoadTokensPerSecond, 4.5))
+  }
+}

@@ -1,3 +1,4 @@
+import Catalog
 import CostModel
 import DSL
 import EdgeLabCore
@@ -173,5 +174,75 @@ struct ReferenceTests {
     #expect(small.first?.lowerBound == 0 && small.last?.upperBound == x.model.numHiddenLayers + 2)
     #expect(zip(small, small.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
     #expect(small.count >= plan.stages.count)
+  }
+}
+
+@Suite("Both backends keep the same books", .serialized)
+struct SharedAccountsTests {
+  /// The simulator's frame overhead is the transport's: an activation message of n floats and one span is
+  /// 4n + 58 bytes on the stream.
+  @Test func theSimulatorCountsTheFramesTheTransportSends() {
+    for n in [1, 512, 3072] {
+      let m = ActivationMessage(
+        batch: 7, stage: 1, prefill: false, spans: [.init(id: 3, start: 10, count: 1)],
+        values: [Float](repeating: 1, count: n))
+      #expect(Double(m.encoded(halfPrecision: false).count + Wire.headerSize - 4 * n) == Simulation.frameOverheadBytes)
+    }
+  }
+
+  /// A link into a worker serves frames in order from their send times, each taking its bytes on the wire at
+  /// the link's rate, however they arrive (the kernel's token bucket may let a small one through at once).
+  @Test func linkSerializationQueuesFramesFromTheirSendTimes() {
+    let serial = LinkSerialization(bytesPerSecond: 1e6)
+    let sent = monotonicNanoseconds() &- 1_000_000_000
+    let frame = Frame(type: .activation, sentAt: sent, payload: [UInt8](repeating: 0, count: 2000))
+    let wire = WireModel.onWire(frameBytes: Double(Wire.headerSize + 2000)) / 1e6
+    #expect(isClose(serial.delay(frame: frame), wire, rtol: 1e-6))
+    // Sent at the same moment, behind the first.
+    #expect(isClose(serial.delay(frame: frame), 2 * wire, rtol: 1e-6))
+    #expect(LinkSerialization(bytesPerSecond: nil).delay(frame: frame) == 0)
+  }
+
+  /// A real run records its timeline as the simulator does: every stage's computations and the transfers
+  /// between them, in device time since the start.
+  @Test func aRealRunRecordsItsTimeline() throws {
+    var spec = ExecutionCoreTests.spec(backend: .loopback)
+    spec.workload.requests = 3
+    spec.execution.recordEvents = true
+    let path = temporaryDirectory() + "/t.h5"
+    let runner = ExperimentRunner(backends: [.loopback: LoopbackBackend(options: Runs.options())])
+    _ = try runner.run(spec, options: RunOptions(outputPath: path))
+    let run = try #require(try ResultsStore.read(path).runs.first)
+    #expect(run.outcome.status == .complete, "\(run.outcome.message ?? "")")
+    let events = try #require(run.outcome.events)
+    let computed = run.outcome.stages.reduce(0) { $0 + $1.microBatches }
+    #expect(events.filter { $0.kind == .compute }.count == computed)
+    #expect(Set(events.filter { $0.kind == .compute }.map(\.device)) == ["d0", "d1"])
+    #expect(events.contains { $0.kind == .transfer && $0.device == "d0" && $0.peer == "d1" })
+    let end = run.outcome.requests.compactMap(\.completion).max() ?? 0
+    #expect(events.allSatisfy { $0.start >= -0.01 && $0.end >= $0.start && $0.end <= end + 0.01 })
+  }
+
+  /// With memory admission "fail", a real run stops as a simulated one does, naming the device.
+  @Test(arguments: [BackendKind.simulated, .loopback])
+  func outgrowingMemoryFailsTheRunByName(backend: BackendKind) throws {
+    var spec = ExecutionCoreTests.spec(backend: backend)
+    let weights = ModelLayers(config: ModelPreset.small.config, precision: .fp32).totalWeightBytes.value
+    // Room for about 60 tokens of KV cache beside the half of the model each device holds: enough for the plan
+    // (three sequences of at most 15 tokens), not for ten requests admitted at once.
+    let kvPerToken =
+      ModelLayers(config: ModelPreset.small.config, precision: .fp32).layers
+      .reduce(0.0) { $0 + $1.kvBytesPerToken.value } / 2
+    spec.devices[0].usableMemory = Bytes(weights / 2 + 60 * kvPerToken)
+    spec.workload.requests = 10
+    spec.workload.arrival = .bursty(burst: 10, every: Seconds(100))
+    spec.execution.memoryAdmission = .fail
+    let path = temporaryDirectory() + "/m.h5"
+    let runner = ExperimentRunner(
+      backends: [.simulated: SimulatedBackend(), .loopback: LoopbackBackend(options: Runs.options())])
+    _ = try? runner.run(spec, options: RunOptions(outputPath: path))
+    let run = try #require(try ResultsStore.read(path).runs.first)
+    #expect(run.outcome.status != .complete)
+    #expect(run.outcome.message?.contains("out of memory on device d") == true, "\(run.outcome.message ?? "")")
   }
 }

@@ -68,8 +68,8 @@ struct SimulatorTests {
     let s1 = layers.layers[17..<34].reduce(0.0) {
       $0 + model.time($1, on: nx, work: .decode(contexts: [8]), precision: .fp32).value
     }
-    let forward = 16384.0 * 8 / 1e8 + 0.002
-    let back = 4.0 * 8 / 1e8 + 0.002
+    let forward = Simulation.wireBytes(payload: 16384) * 8 / 1e8 + 0.002
+    let back = Simulation.wireBytes(payload: 4) * 8 / 1e8 + 0.002
     #expect(isClose(r.tokenTimes[1] - r.tokenTimes[0], s0 + forward + s1 + back, rtol: 1e-9))
     let link = try #require(out.links.first { $0.from == "agx" && $0.to == "nx" })
     // Prefill sends 8 tokens' activations, each decode one.

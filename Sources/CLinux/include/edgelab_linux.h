@@ -10,4 +10,7 @@ int el_set_parent_death_signal(int sig);
 int el_enter_netns(const char *path);
 // A file descriptor that becomes readable when process `pid` exits (pidfd_open); -1 with errno set on failure.
 int el_pidfd_open(int pid);
+// Keeps memory freed by large allocations in the heap for reuse (mallopt: mmap threshold `mmap_threshold` bytes,
+// trim threshold and top pad as given). 1 when glibc accepted every setting.
+int el_keep_freed_memory(int mmap_threshold, int trim_threshold, int top_pad);
 #endif

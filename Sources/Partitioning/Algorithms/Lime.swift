@@ -163,7 +163,11 @@ public struct LimeCostModel: Sendable {
     return s
   }
 
-  /// Layers of device `d` in chunk-head-first priority order.
+  /// The embedding and the head: never offloaded (LIME offloads transformer layers; the engine reads only decoder
+  /// blocks from storage).
+  func pinned(_ layer: Int) -> Bool { layer == 0 || layer == p.layerCount - 1 }
+
+  /// Layers of device `d` in priority order: its pinned layers, then chunk-head-first.
   func priority(_ chunks: [Chunk], device d: Int) -> [Int] {
     let mine = chunks.filter { $0.device == d }
     var out: [Int] = []
@@ -172,15 +176,17 @@ public struct LimeCostModel: Sendable {
       for c in mine where c.first + rank < c.end { out.append(c.first + rank) }
       rank += 1
     }
-    return out
+    return out.filter(pinned) + out.filter { !pinned($0) }
   }
 
   /// Device `d`'s residency rule for these chunks: chunk-head-first priority, its memory, its staging slots.
   func policy(_ chunks: [Chunk], device d: Int) -> ResidencyPolicy.Device {
     let layers = chunks.filter { $0.device == d }.flatMap { Array($0.first..<$0.end) }
-    return ResidencyPolicy.Device(
+    var policy = ResidencyPolicy.Device(
       device: p.name(d), layers: layers, weightBytes: layers.map(weight), budgetBytes: p.memory[d],
       priority: priority(chunks, device: d), stagingSlots: prefetchDepth, canOffload: storage(d) != nil)
+    policy.pinned = layers.filter(pinned)
+    return policy
   }
 
   /// Resident layers of device `d` given `kvBytes` of KV cache in memory: chunk-head-first while memory lasts
@@ -191,7 +197,8 @@ public struct LimeCostModel: Sendable {
     guard
       let mask = ResidencyPolicy.Device.residentMask(
         priorityWeights: order.map(weight), budget: p.memory[d] - kvBytes,
-        slots: prefetchDepth, canOffload: storage(d) != nil)
+        slots: prefetchDepth, canOffload: storage(d) != nil),
+      !zip(order, mask).contains(where: { pinned($0) && !$1 })
     else { return nil }
     return Set(zip(order, mask).filter(\.1).map(\.0))
   }

@@ -1,0 +1,317 @@
+public import Catalog
+public import EdgeLabCore
+
+/// A host measured with the engine (`edgelab profile`): per-layer times of one or more model shapes over prompt
+/// lengths (prefill) and over batch sizes × contexts (decode), the one-way cost of a pipeline message over its
+/// size, and the read bandwidths. The raw points are kept beside the fitted functions the cost model evaluates.
+///
+/// The fit, per model shape and precision:
+/// - prefill: each layer kind's time is piecewise-linear in the prompt's tokens, through the measured lengths;
+/// - decode: a block's time is `base(b) + perContext(b) × mean context` for a batch of b sequences (a straight
+///   line in the context fitted per measured batch size, both coefficients then piecewise-linear in b); the
+///   embedding and the head are piecewise-linear in b, through each batch size's median over contexts;
+/// - message: one-way seconds piecewise-linear in bytes.
+/// A block is measured whole: its context-dependent part (attention over the KV cache) is the fit's
+/// `perContext` term, the rest (projections, MLP, norms) its `base`.
+public struct HostProfile: Codable, Hashable, Sendable {
+  public static let currentFormat = "edgelab-profile/1"
+
+  public var format: String
+  public var name: String
+  public var host: HostFacts
+  /// Bytes per second one decode step reads with the profile's threads (the engine's matrix-vector kernel over
+  /// weights larger than the caches): the host bandwidth of the dilation plan.
+  public var decodeBandwidth: Bandwidth
+  /// Sequential read bandwidth of the storage offloaded layers are read from (the offload store's file).
+  public var storageReadBandwidth: Bandwidth
+  /// Large matrix products (prefill), FLOP/s reached; with `decodeBandwidth`, the roofline used for model
+  /// shapes the profile did not measure.
+  public var prefillFlops: FlopRate
+  public var message: MessageProfile
+  public var models: [ModelProfile]
+
+  public init(
+    name: String, host: HostFacts, decodeBandwidth: Bandwidth, storageReadBandwidth: Bandwidth,
+    prefillFlops: FlopRate, message: MessageProfile, models: [ModelProfile]
+  ) {
+    self.format = Self.currentFormat
+    self.name = name
+    self.host = host
+    self.decodeBandwidth = decodeBandwidth
+    self.storageReadBandwidth = storageReadBandwidth
+    self.prefillFlops = prefillFlops
+    self.message = message
+    self.models = models
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case format, name, host, message, models
+    case decodeBandwidth = "decode_bandwidth"
+    case storageReadBandwidth = "storage_read_bandwidth"
+    case prefillFlops = "prefill_flops"
+  }
+
+  /// The table measured for a model of this shape at this precision, if any.
+  public func model(_ config: ModelConfig, _ precision: Precision) -> ModelProfile? {
+    let shape = ModelProfile.shape(of: config)
+    return models.first { $0.shape == shape && $0.precision == precision }
+  }
+
+  /// Seconds for `layer`'s `work` on this host: from the measured table of the layer's model shape, else the
+  /// roofline of the host's measured rates.
+  public func time(_ layer: LayerCost, work: Work, precision: Precision) -> Double {
+    if let m = model(layer.config, precision) { return m.time(layer.kind, work) }
+    let compute = layer.flops(work) / prefillFlops.flopsPerSecond
+    let memory = layer.bytesMoved(work) / decodeBandwidth.bytesPerSecond
+    return max(compute, memory)
+  }
+
+  /// Everything wrong with a profile read from a file, each naming the field.
+  public func problems() -> [String] {
+    var p: [String] = []
+    if format != Self.currentFormat {
+      p.append("format is '\(format)'; this EdgeLab reads '\(Self.currentFormat)' (measure again: edgelab profile)")
+    }
+    for (field, v) in [
+      ("decode_bandwidth", decodeBandwidth.bitsPerSecond),
+      ("storage_read_bandwidth", storageReadBandwidth.bitsPerSecond),
+      ("prefill_flops", prefillFlops.flopsPerSecond),
+    ] where !(v > 0 && v.isFinite) {
+      p.append("\(field) must be positive and finite (it is \(v))")
+    }
+    p += message.problems()
+    if models.count > Self.maxModels { p.append("models: at most \(Self.maxModels) (there are \(models.count))") }
+    for (i, m) in models.prefix(Self.maxModels).enumerated() { p += m.problems().map { "models[\(i)].\($0)" } }
+    return p
+  }
+
+  /// Ceilings on what a profile file may hold, checked before use.
+  public static let maxModels = 64
+  public static let maxPoints = 10_000
+}
+
+/// What was measured where.
+public struct HostFacts: Codable, Hashable, Sendable {
+  public var cpu: String
+  public var cores: Int
+  /// Engine threads per worker the profile measured (as a loopback worker runs).
+  public var threads: Int
+  public var blasCore: String
+  public var kernels: String
+  public var measuredAt: String
+
+  public init(cpu: String, cores: Int, threads: Int, blasCore: String, kernels: String, measuredAt: String) {
+    self.cpu = cpu
+    self.cores = cores
+    self.threads = threads
+    self.blasCore = blasCore
+    self.kernels = kernels
+    self.measuredAt = measuredAt
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case cpu, cores, threads, kernels
+    case blasCore = "blas_core"
+    case measuredAt = "measured_at"
+  }
+}
+
+/// One-way cost of an activation message between two workers on this host (encode, send, wake the receiver,
+/// receive, decode), over its size in bytes.
+public struct MessageProfile: Codable, Hashable, Sendable {
+  public struct Point: Codable, Hashable, Sendable {
+    public var bytes: Int
+    public var seconds: Double
+    public init(bytes: Int, seconds: Double) {
+      self.bytes = bytes
+      self.seconds = seconds
+    }
+  }
+  public var points: [Point]
+  public var fit: PiecewiseLinear
+
+  public init(points: [Point], fit: PiecewiseLinear) {
+    self.points = points
+    self.fit = fit
+  }
+
+  public func seconds(bytes: Double) -> Double { fit(bytes) }
+
+  func problems() -> [String] {
+    var p = fit.problems("message.fit")
+    if points.count > HostProfile.maxPoints { p.append("message.points: at most \(HostProfile.maxPoints)") }
+    if points.contains(where: { !($0.seconds >= 0 && $0.seconds.isFinite) || $0.bytes < 0 }) {
+      p.append("message.points: bytes and seconds must be non-negative and finite")
+    }
+    return p
+  }
+}
+
+/// Per-layer times of one model shape at one precision.
+public struct ModelProfile: Codable, Hashable, Sendable {
+  public struct PrefillPoint: Codable, Hashable, Sendable {
+    public var tokens: Int
+    public var embed: Double
+    public var block: Double
+    public var head: Double
+    public init(tokens: Int, embed: Double, block: Double, head: Double) {
+      self.tokens = tokens
+      self.embed = embed
+      self.block = block
+      self.head = head
+    }
+  }
+  public struct DecodePoint: Codable, Hashable, Sendable {
+    public var batch: Int
+    /// Tokens already in each sequence's KV cache.
+    public var context: Int
+    public var embed: Double
+    public var block: Double
+    public var head: Double
+    public init(batch: Int, context: Int, embed: Double, block: Double, head: Double) {
+      self.batch = batch
+      self.context = context
+      self.embed = embed
+      self.block = block
+      self.head = head
+    }
+  }
+  public struct Fit: Codable, Hashable, Sendable {
+    public var prefillEmbed: PiecewiseLinear
+    public var prefillBlock: PiecewiseLinear
+    public var prefillHead: PiecewiseLinear
+    public var decodeEmbed: PiecewiseLinear
+    public var decodeHead: PiecewiseLinear
+    public var decodeBlockBase: PiecewiseLinear
+    public var decodeBlockPerContext: PiecewiseLinear
+
+    enum CodingKeys: String, CodingKey {
+      case prefillEmbed = "prefill_embed"
+      case prefillBlock = "prefill_block"
+      case prefillHead = "prefill_head"
+      case decodeEmbed = "decode_embed"
+      case decodeHead = "decode_head"
+      case decodeBlockBase = "decode_block_base"
+      case decodeBlockPerContext = "decode_block_per_context"
+    }
+
+    var all: [(String, PiecewiseLinear)] {
+      [
+        ("prefill_embed", prefillEmbed), ("prefill_block", prefillBlock), ("prefill_head", prefillHead),
+        ("decode_embed", decodeEmbed), ("decode_head", decodeHead), ("decode_block_base", decodeBlockBase),
+        ("decode_block_per_context", decodeBlockPerContext),
+      ]
+    }
+  }
+
+  /// The model's name when measured (a preset, or a checkpoint's).
+  public var model: String
+  /// Architecture fingerprint: the profile applies to every model of this shape.
+  public var shape: String
+  public var precision: Precision
+  public var prefill: [PrefillPoint]
+  public var decode: [DecodePoint]
+  public var fit: Fit
+
+  public init(
+    model: String, config: ModelConfig, precision: Precision, prefill: [PrefillPoint], decode: [DecodePoint], fit: Fit
+  ) {
+    self.model = model
+    self.shape = Self.shape(of: config)
+    self.precision = precision
+    self.prefill = prefill
+    self.decode = decode
+    self.fit = fit
+  }
+
+  public static func shape(of c: ModelConfig) -> String {
+    "h\(c.hiddenSize)-i\(c.intermediateSize)-q\(c.numAttentionHeads)-kv\(c.numKeyValueHeads)-d\(c.headDim)-v\(c.vocabSize)"
+  }
+
+  /// Seconds of one layer of kind `kind` for `work`, from the fit.
+  public func time(_ kind: LayerKind, _ work: Work) -> Double {
+    switch work {
+    case .prefill(let t, let past):
+      let tokens = Double(t)
+      switch kind {
+      case .embedding: return fit.prefillEmbed(tokens)
+      case .head: return fit.prefillHead(tokens)
+      case .block:
+        // A prompt written after `past` cached tokens also attends to them: the decode fit's cost per context
+        // token, for each new token.
+        let extra = past > 0 ? fit.decodeBlockPerContext(1) * Double(past) * tokens : 0
+        return fit.prefillBlock(tokens) + extra
+      }
+    case .decode(let contexts):
+      let b = Double(max(contexts.count, 1))
+      switch kind {
+      case .embedding: return fit.decodeEmbed(b)
+      case .head: return fit.decodeHead(b)
+      case .block:
+        let mean = contexts.isEmpty ? 0 : Double(contexts.reduce(0, +)) / Double(contexts.count)
+        return fit.decodeBlockBase(b) + fit.decodeBlockPerContext(b) * mean
+      }
+    }
+  }
+
+  /// Fits the functions to measured points: prefill through every measured length (the engine switches kernels
+  /// between one token and several, so the curve has a knee no coarser fit follows), decode with a straight line
+  /// in context per measured batch size (attention over the cache grows linearly with it).
+  public static func fitting(prefill: [PrefillPoint], decode: [DecodePoint]) throws(ProfileError) -> Fit {
+    func knots(_ xs: [Double]) -> [Double] { Array(Set(xs)).sorted() }
+    func fit(_ name: String, _ pts: [(x: Double, y: Double)], knots k: [Double]) throws(ProfileError)
+      -> PiecewiseLinear
+    {
+      guard let f = PiecewiseLinear.fit(knots: k, points: pts) else {
+        throw ProfileError("cannot fit \(name): \(pts.count) points do not determine \(k.count) knots")
+      }
+      return f
+    }
+    let pk = knots(prefill.map { Double($0.tokens) })
+    let batches = Array(Set(decode.map(\.batch))).sorted()
+    var base: [(x: Double, y: Double)] = []
+    var slope: [(x: Double, y: Double)] = []
+    for b in batches {
+      let pts = decode.filter { $0.batch == b }.map { (x: Double($0.context), y: $0.block) }
+      let cs = Array(Set(pts.map(\.x))).sorted()
+      guard cs.count >= 2 else { throw ProfileError("decode at batch \(b) needs at least two contexts") }
+      let line = try fit("decode block at batch \(b)", pts, knots: [cs.first!, cs.last!])
+      let s = (line.values[1] - line.values[0]) / (cs.last! - cs.first!)
+      base.append((Double(b), line.values[0] - s * cs.first!))
+      slope.append((Double(b), s))
+    }
+    let bk = batches.map(Double.init)
+    // The embedding and the head do not depend on the context: per batch size, the median over contexts.
+    func perBatch(_ value: (DecodePoint) -> Double) -> [(x: Double, y: Double)] {
+      batches.map { b in
+        let v = decode.filter { $0.batch == b }.map(value).sorted()
+        return (Double(b), v[v.count / 2])
+      }
+    }
+    return Fit(
+      prefillEmbed: try fit("prefill embed", prefill.map { (Double($0.tokens), $0.embed) }, knots: pk),
+      prefillBlock: try fit("prefill block", prefill.map { (Double($0.tokens), $0.block) }, knots: pk),
+      prefillHead: try fit("prefill head", prefill.map { (Double($0.tokens), $0.head) }, knots: pk),
+      decodeEmbed: try fit("decode embed", perBatch(\.embed), knots: bk),
+      decodeHead: try fit("decode head", perBatch(\.head), knots: bk),
+      decodeBlockBase: PiecewiseLinear(knots: bk, values: base.map(\.y)),
+      decodeBlockPerContext: PiecewiseLinear(knots: bk, values: slope.map(\.y)))
+  }
+
+  func problems() -> [String] {
+    var p: [String] = []
+    if prefill.count + decode.count > HostProfile.maxPoints {
+      p.append("points: at most \(HostProfile.maxPoints) (there are \(prefill.count + decode.count))")
+    }
+    let values = prefill.flatMap { [$0.embed, $0.block, $0.head] } + decode.flatMap { [$0.embed, $0.block, $0.head] }
+    if !values.allSatisfy({ $0 >= 0 && $0.isFinite }) { p.append("points: times must be non-negative and finite") }
+    for (name, f) in fit.all { p += f.problems("fit.\(name)") }
+    return p
+  }
+}
+
+/// A profile that cannot be made or used, with what to do.
+public struct ProfileError: Error, CustomStringConvertible, Sendable {
+  public var description: String
+  public init(_ description: String) { self.description = description }
+}

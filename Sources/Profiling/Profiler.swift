@@ -1,0 +1,223 @@
+public import Catalog
+public import CostModel
+public import EdgeLabCore
+import Engine
+import Foundation
+import Synchronization
+import Transport
+
+/// Measures this host into a `HostProfile`: the engine's per-layer times for model shapes, the one-way cost of a
+/// pipeline message, the decode read bandwidth and the offload store's read bandwidth.
+///
+/// Layers are timed the way a run uses them, so that caches hold what they would: a pass runs the embedding,
+/// every decoder block, then the head, and each part is timed; a block's time is the blocks' time divided by
+/// their number (a single block measured alone would stay in the last-level cache). Every point is the median
+/// of `repetitions` passes.
+public struct Profiler: Sendable {
+  public struct Options: Sendable {
+    public var threads = 1
+    public var repetitions = 5
+    public var prefillTokens = [1, 4, 16, 32, 64, 128, 256]
+    public var decodeBatches = [1, 2, 4, 8]
+    public var decodeContexts = [16, 64, 256, 512]
+    public var messageBytes = [64, 1024, 4096, 16384, 65536, 262_144]
+    /// Samples per message size; between two messages the sender computes for `messageGap` seconds, so the
+    /// receiver has gone idle as a pipeline stage has.
+    public var messageSamples = 200
+    public var messageGap = 0.002
+    public var storageDirectory = NSTemporaryDirectory()
+    public init() {}
+  }
+
+  public var options: Options
+  /// Progress lines (to stderr in the CLI).
+  public var log: @Sendable (String) -> Void
+
+  public init(options: Options = Options(), log: @escaping @Sendable (String) -> Void = { _ in }) {
+    self.options = options
+    self.log = log
+  }
+
+  public func profile(name: String, models: [ModelPreset], precision: Precision = .fp32) throws -> HostProfile {
+    log("decode read bandwidth (\(options.threads) thread(s))")
+    let decode = try hostDecodeBandwidth(threads: options.threads)
+    log("offload store reads")
+    let storage = try OffloadStore.measureReadBandwidth(directory: options.storageDirectory, bytes: 256 << 20)
+    log("messages over loopback TCP")
+    let message = try measureMessages()
+    var tables: [ModelProfile] = []
+    var flops = 0.0
+    for m in models {
+      log("layers of \(m.name)")
+      let t = try measureModel(m, precision: precision)
+      tables.append(t)
+      // The largest prefill measured: its block's FLOP rate stands for large products on this host.
+      let layers = ModelLayers(config: m.config, precision: precision)
+      let tokens = options.prefillTokens.max() ?? 1
+      let seconds = t.fit.prefillBlock(Double(tokens))
+      if seconds > 0 { flops = max(flops, layers.layers[1].flops(.prefill(tokens: tokens)) / seconds) }
+    }
+    guard flops > 0 else { throw ProfileError("no prefill was measured; give at least one model") }
+    return HostProfile(
+      name: name,
+      host: HostFacts(
+        cpu: Self.cpuName(), cores: ProcessInfo.processInfo.activeProcessorCount, threads: options.threads,
+        blasCore: BLASCore.current, kernels: Kernels.isa, measuredAt: Self.timestamp()),
+      decodeBandwidth: decode, storageReadBandwidth: storage, prefillFlops: FlopRate(flopsPerSecond: flops),
+      message: message, models: tables)
+  }
+
+  // MARK: - Layers
+
+  func measureModel(_ preset: ModelPreset, precision: Precision) throws -> ModelProfile {
+    let c = preset.config
+    let dtype: WeightDType = precision == .fp32 ? .f32 : (precision == .bf16 ? .bf16 : .f16)
+    let weights = SyntheticWeights(config: c, seed: 11, dtype: dtype)
+    let l = c.numHiddenLayers
+    let embed = try LlamaStage(weights: weights, layers: 0..<1, threads: options.threads)
+    let blocks = try LlamaStage(weights: weights, layers: 1..<(l + 1), threads: options.threads)
+    let head = try LlamaStage(weights: weights, layers: (l + 1)..<(l + 2), threads: options.threads)
+    var rng = SeededRandom(seed: 12)
+    func tokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) } }
+    func hidden(_ n: Int) -> [Float] { (0..<(n * c.hiddenSize)).map { _ in Float(rng.nextUnit() * 2 - 1) } }
+    func timed(_ body: () -> StageOutput) -> (Double, StageOutput) {
+      let t0 = monotonicSeconds()
+      let out = body()
+      return (monotonicSeconds() - t0, out)
+    }
+    var sequence = 1_000_000
+    // Every repetition visits every point once (round robin), so that this machine's drifting memory bandwidth
+    // moves all points alike instead of bending the curves; the first round warms up and is not counted.
+    let lengths = options.prefillTokens.filter { $0 <= c.maxPositionEmbeddings }
+    var prefillTimes = [[(Double, Double, Double)]](repeating: [], count: lengths.count)
+    struct DecodeSet {
+      var batch: Int
+      var context: Int
+      var ids: [Int]
+      var position: Int
+    }
+    var sets: [DecodeSet] = []
+    for batch in options.decodeBatches {
+      for context in options.decodeContexts.sorted()
+      where context + options.repetitions + 1 <= c.maxPositionEmbeddings {
+        var ids: [Int] = []
+        for _ in 0..<batch {
+          sequence += 1
+          ids.append(sequence)
+        }
+        // Each sequence's KV cache filled up to the context first.
+        _ = blocks.forward(
+          ids.map { SequenceSpan(id: $0, start: 0, count: context) }, .hidden(hidden(context * batch)))
+        sets.append(DecodeSet(batch: batch, context: context, ids: ids, position: context))
+      }
+    }
+    var decodeTimes = [[(Double, Double, Double)]](repeating: [], count: sets.count)
+    for round in 0...options.repetitions {
+      for (i, t) in lengths.enumerated() {
+        // A prompt in a run comes after decode steps, not after another prompt: one untimed decode pass first.
+        if let warm = sets.first {
+          let spans = warm.ids.map { SequenceSpan(id: $0, start: warm.position, count: 1) }
+          _ = head.forward(spans, .hidden(blocks.forward(spans, .hidden(hidden(warm.batch))).floats))
+          sets[0].position += 1
+        }
+        sequence += 1
+        let span = [SequenceSpan(id: sequence, start: 0, count: t)]
+        let (te, x) = timed { embed.forward(span, .tokens(tokens(t))) }
+        let (tb, y) = timed { blocks.forward(span, .hidden(x.floats)) }
+        let (th, _) = timed { head.forward(span, .hidden(y.floats)) }
+        blocks.release(sequence: sequence)
+        if round > 0 { prefillTimes[i].append((te, tb / Double(l), th)) }
+      }
+      for i in sets.indices {
+        let spans = sets[i].ids.map { SequenceSpan(id: $0, start: sets[i].position, count: 1) }
+        let (te, x) = timed { embed.forward(spans, .tokens(tokens(sets[i].batch))) }
+        let (tb, y) = timed { blocks.forward(spans, .hidden(x.floats)) }
+        let (th, _) = timed { head.forward(spans, .hidden(y.floats)) }
+        sets[i].position += 1
+        if round > 0 { decodeTimes[i].append((te, tb / Double(l), th)) }
+      }
+    }
+    for s in sets { for id in s.ids { blocks.release(sequence: id) } }
+    let prefill = lengths.enumerated().map { i, t in
+      ModelProfile.PrefillPoint(
+        tokens: t, embed: median(prefillTimes[i].map(\.0)[...]), block: median(prefillTimes[i].map(\.1)[...]),
+        head: median(prefillTimes[i].map(\.2)[...]))
+    }
+    let decode = sets.enumerated().map { i, s in
+      ModelProfile.DecodePoint(
+        batch: s.batch, context: s.context, embed: median(decodeTimes[i].map(\.0)[...]),
+        block: median(decodeTimes[i].map(\.1)[...]), head: median(decodeTimes[i].map(\.2)[...]))
+    }
+    let fit = try ModelProfile.fitting(prefill: prefill, decode: decode)
+    return ModelProfile(model: preset.name, config: c, precision: precision, prefill: prefill, decode: decode, fit: fit)
+  }
+
+  // MARK: - Messages
+
+  /// One-way time of an activation message between two threads over loopback TCP, the receiver idle before
+  /// each: from just before the sender encodes it to when the receiver has decoded it.
+  func measureMessages() throws -> MessageProfile {
+    let token = Array("profile-token".utf8)
+    let listener = try Listener(host: "127.0.0.1", port: 0, token: token)
+    defer { listener.close() }
+    let sentAt = Atomic<UInt64>(0)
+    let samples = Mutex<[Double]>([])
+    let echo = Thread {
+      guard let c = try? listener.accept() else { return }
+      while let f = try? c.receive() {
+        guard (try? ActivationMessage.decode(f.payload)) != nil else { break }
+        let dt = Double(monotonicNanoseconds() &- sentAt.load(ordering: .acquiring)) * 1e-9
+        samples.withLock { $0.append(dt) }
+        try? c.send(.control, [1])
+      }
+      c.close()
+    }
+    echo.start()
+    let c = try Connection.connect(to: listener.endpoint, token: token, name: "profile")
+    defer { c.close() }
+    var points: [MessageProfile.Point] = []
+    for bytes in options.messageBytes {
+      let m = ActivationMessage(
+        batch: 1, stage: 1, prefill: false, spans: [.init(id: 1, start: 0, count: 1)],
+        values: [Float](repeating: 0.5, count: max(1, bytes / 4)))
+      samples.withLock { $0.removeAll() }
+      for _ in 0..<(options.messageSamples + 10) {
+        let until = monotonicSeconds() + options.messageGap
+        while monotonicSeconds() < until {}
+        sentAt.store(monotonicNanoseconds(), ordering: .releasing)
+        try c.send(.activation, m.encoded(halfPrecision: false))
+        _ = try c.receive()
+      }
+      let s = samples.withLock { Array($0.dropFirst(10)) }
+      points.append(.init(bytes: m.encoded(halfPrecision: false).count + Wire.headerSize, seconds: median(s[...])))
+    }
+    let knots = points.map { Double($0.bytes) }
+    guard
+      let fit = PiecewiseLinear.fit(knots: knots, points: points.map { (Double($0.bytes), $0.seconds) })
+    else { throw ProfileError("cannot fit the message costs") }
+    return MessageProfile(points: points, fit: fit)
+  }
+
+  // MARK: - Helpers
+
+  func median(_ v: ArraySlice<Double>) -> Double {
+    let s = v.sorted()
+    return s.isEmpty ? .nan : s[s.count / 2]
+  }
+
+  func monotonicSeconds() -> Double { Double(monotonicNanoseconds()) * 1e-9 }
+
+  static func cpuName() -> String {
+    guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
+    for line in text.split(separator: "\n") where line.hasPrefix("model name") {
+      return line.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
+    }
+    return "unknown"
+  }
+
+  static func timestamp() -> String {
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime]
+    return f.string(from: Date())
+  }
+}

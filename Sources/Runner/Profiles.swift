@@ -1,0 +1,79 @@
+import Catalog
+public import CostModel
+public import EdgeLabCore
+import Foundation
+public import Spec
+
+/// Reads host profiles (`edgelab profile`) named by experiments, once per path, and binds them to devices.
+public final class ProfileLibrary: @unchecked Sendable {
+  private let lock = NSLock()
+  private var loaded: [String: (HostProfile, String)] = [:]
+
+  public init() {}
+
+  /// Largest profile file read (a profile is a few hundred kilobytes at most).
+  public static let maxFileBytes = 16 << 20
+
+  /// The profile at `path` and its content hash.
+  ///
+  /// - Throws: `RunnerError` naming the file and what is wrong with it.
+  public func load(_ path: String, field: String) throws -> (HostProfile, String) {
+    if let p = lock.withLock({ loaded[path] }) { return p }
+    let p = try Self.read(path, field: field)
+    lock.withLock { loaded[path] = p }
+    return p
+  }
+
+  public static func read(_ path: String, field: String = "calibration.profile") throws -> (HostProfile, String) {
+    let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+    guard let size = attributes?[.size] as? Int else {
+      throw RunnerError(
+        message: "\(field): no profile at '\(path)' (measure one with: edgelab profile --out \(path))")
+    }
+    guard size <= maxFileBytes else {
+      throw RunnerError(message: "\(field): '\(path)' is \(size) bytes, more than a profile's \(maxFileBytes)")
+    }
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw RunnerError(message: "\(field): cannot read '\(path)'")
+    }
+    let profile: HostProfile
+    do {
+      profile = try JSONDecoder().decode(HostProfile.self, from: data)
+    } catch {
+      throw RunnerError(message: "\(field): '\(path)' is not a profile: \(JSONCoding.explain(error, in: data))")
+    }
+    let problems = profile.problems()
+    if !problems.isEmpty {
+      throw RunnerError(message: "\(field): '\(path)': " + problems.joined(separator: "; "))
+    }
+    return (profile, FNV1a.label(data))
+  }
+
+  /// The time model of an experiment: measured profiles for the devices that have one (their own, else the
+  /// experiment's host profile scaled as `calibration.profile_scaling` says), the roofline for the rest.
+  public func timeModel(for x: ResolvedExperiment) throws -> any LayerTimeModel {
+    let calibration = x.spec.calibration
+    let roofline = RooflineModel(calibration: calibration)
+    let groups = Dictionary(x.spec.devices.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    var bindings: [String: ProfiledTimeModel.Binding] = [:]
+    for d in x.devices {
+      if let own = groups[d.group]?.measuredProfile {
+        let (p, hash) = try load(own, field: "devices[\(d.group)].measured_profile")
+        bindings[d.name] = .init(profile: p, hash: hash, scale: 1)
+      } else if let path = calibration.profile {
+        let (p, hash) = try load(path, field: "calibration.profile")
+        let scale: Double
+        switch calibration.profileScaling {
+        case .host: scale = 1
+        case .bandwidth:
+          scale =
+            p.decodeBandwidth.bytesPerSecond
+            / (d.profile.memoryBandwidth.bytesPerSecond * calibration.memoryEfficiency)
+        }
+        bindings[d.name] = .init(profile: p, hash: hash, scale: scale)
+      }
+    }
+    if bindings.isEmpty { return roofline }
+    return ProfiledTimeModel(bindings: bindings, fallback: roofline)
+  }
+}

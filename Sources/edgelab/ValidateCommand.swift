@@ -1,0 +1,95 @@
+import ArgumentParser
+import Catalog
+import CostModel
+import EdgeLabCore
+import Experiments
+import Foundation
+import Profiling
+import Results
+import Runner
+import Runtime
+import Validation
+
+struct ValidateCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "validate",
+    abstract:
+      "Check the simulator against real runs: predict each validation case from a host profile, run it, compare.",
+    discussion: """
+      Cases (experiments/validation.swift): plain worker processes with 1–3 stages, closed-loop and Poisson \
+      arrivals, batched decode, a plan with offloaded layers; as root also emulated clusters at 10 Mbit/s – \
+      1 Gbit/s. Writes the results file (both runs of every case and a 'validation' table), the table as \
+      markdown (into --doc between its markers) and prints it. Without --profile, measures this host first.
+      """)
+  @Option(help: "A host profile (edgelab profile); measured into the work directory when omitted.") var profile: String?
+  @Option(help: "Results file.") var out = "results/validate.h5"
+  @Option(
+    help: "Markdown file whose table (between '<!-- validation:begin -->' and '<!-- validation:end -->') is replaced.")
+  var doc: String?
+  @Option(help: "Where each case's own results go.") var work = "build/validate"
+  @Option(
+    name: .customLong("case"), help: "Run only these cases (repeatable; names from experiments/validation.swift).")
+  var cases: [String] = []
+  @Flag(help: "No progress output from the runs.") var quiet = false
+
+  func run() throws {
+    var selected = ValidationCases.all
+    if !cases.isEmpty {
+      selected = try cases.map { n in
+        guard let e = ValidationCases.named(n) ?? ValidationCases.named("validate-" + n) else {
+          throw fail(
+            "no validation case '\(n)'; cases: \(ValidationCases.all.map(\.spec.name).joined(separator: ", "))",
+            code: Exit.badInput)
+        }
+        return e
+      }
+    }
+    let log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data("validate: \($0)\n".utf8)) }
+    let profilePath: String
+    if let profile {
+      profilePath = profile
+    } else {
+      profilePath = work + "/profile.json"
+      log("measuring this host (edgelab profile --out \(profilePath))")
+      let p = try Profiler(log: log).profile(name: "validate", models: [.small])
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+      try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+      try encoder.encode(p).write(to: URL(fileURLWithPath: profilePath), options: .atomic)
+    }
+    let (hostProfile, hash) = try ProfileLibrary.read(profilePath, field: "--profile")
+    log("profile \(profilePath) (\(hash)): decode read \(hostProfile.decodeBandwidth)")
+    Interrupt.install()
+    let runner = ExperimentRunner(
+      backends: Backends.all(quiet: quiet), progress: quiet ? SilentProgress() : StderrProgress())
+    let validation = Validation(
+      runner: runner, profile: profilePath, hostBandwidth: hostProfile.decodeBandwidth, workDirectory: work,
+      canEmulate: geteuid() == 0, environment: EnvironmentFacts.provenance, stop: { Interrupt.isRequested }, log: log)
+    let report = try validation.run(selected)
+    try ResultsStore.write(report.file, to: out)
+    let table = Validation.markdown(report, cases: selected)
+    print(table)
+    print("wrote \(out)")
+    if let doc { try Self.replaceTable(in: doc, with: table, profile: "\(profilePath) (\(hash))") }
+    let failed = report.skipped.filter { $0.1.hasPrefix("failed") }
+    if !failed.isEmpty {
+      throw fail("\(failed.count) case(s) failed: \(failed.map(\.0).joined(separator: ", "))", code: Exit.failure)
+    }
+  }
+
+  static let begin = "<!-- validation:begin -->"
+  static let end = "<!-- validation:end -->"
+
+  /// Replaces the text between the markers of `path` with the table (the rest of the page is prose).
+  static func replaceTable(in path: String, with table: String, profile: String) throws {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+      let b = text.range(of: begin), let e = text.range(of: end), b.upperBound <= e.lowerBound
+    else {
+      throw fail("\(path) has no '\(begin)' … '\(end)' markers to put the table between", code: Exit.badInput)
+    }
+    let stamp = "Measured \(Provenance.timestamp()) on \(Provenance.host()), profile \(profile).\n\n"
+    let updated = text[..<b.upperBound] + "\n" + stamp + table + text[e.lowerBound...]
+    try String(updated).write(toFile: path, atomically: true, encoding: .utf8)
+    FileHandle.standardError.write(Data("validate: updated the table in \(path)\n".utf8))
+  }
+}

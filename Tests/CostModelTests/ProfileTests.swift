@@ -1,0 +1,124 @@
+import Catalog
+import CostModel
+import DSL
+import EdgeLabCore
+import Foundation
+import Runner
+import Spec
+import TestSupport
+import Testing
+
+@Suite("Host profiles")
+struct ProfileTests {
+  /// The profile of this project's machine class that the repository ships.
+  static let shipped = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("profiles/dev-epyc-2core.json").path
+
+  @Test func leastSquaresRecoversAPiecewiseLinearFunction() throws {
+    let truth = PiecewiseLinear(knots: [1, 10, 100], values: [2, 5, 50])
+    let xs: [Double] = [1, 3, 7, 10, 20, 55, 80, 100]
+    let f = try #require(PiecewiseLinear.fit(knots: [1, 10, 100], points: xs.map { ($0, truth($0)) }))
+    for (k, v) in zip(f.values, truth.values) { #expect(isClose(k, v, rtol: 1e-9)) }
+    // Beyond the last knot the last segment goes on; below zero it is clamped.
+    #expect(isClose(f(200), 100))
+    #expect(PiecewiseLinear(knots: [0, 1], values: [1, -1])(5) == 0)
+    // Too few points to pin every knot: no fit.
+    #expect(PiecewiseLinear.fit(knots: [1, 10, 100], points: [(1, 1), (2, 2)]) == nil)
+  }
+
+  @Test func theShippedProfileIsValidAndItsFitReproducesItsOwnPointsWithinFivePercent() throws {
+    let (profile, hash) = try ProfileLibrary.read(Self.shipped)
+    #expect(hash.hasPrefix("fnv1a64:"))
+    #expect(profile.problems().isEmpty)
+    let m = try #require(profile.model(ModelPreset.small.config, .fp32))
+    for p in m.decode {
+      let contexts = [Int](repeating: p.context, count: p.batch)
+      #expect(abs(m.time(.block(0), .decode(contexts: contexts)) / p.block - 1) <= 0.05, "decode \(p)")
+    }
+    // The head does not depend on the context: its fit goes through each batch size's median.
+    for b in Set(m.decode.map(\.batch)) {
+      let heads = m.decode.filter { $0.batch == b }.map(\.head).sorted()
+      #expect(
+        abs(m.time(.head, .decode(contexts: [Int](repeating: 64, count: b))) / heads[heads.count / 2] - 1) <= 0.05)
+    }
+    for p in m.prefill {
+      #expect(abs(m.time(.block(0), .prefill(tokens: p.tokens)) / p.block - 1) <= 0.05, "prefill \(p)")
+    }
+    for p in profile.message.points {
+      #expect(abs(profile.message.seconds(bytes: Double(p.bytes)) / p.seconds - 1) <= 0.05)
+    }
+  }
+
+  @Test func aProfiledDeviceTakesTheMeasuredTimesScaledAndOthersTheRoofline() throws {
+    let (profile, hash) = try ProfileLibrary.read(Self.shipped)
+    let x = try Experiment("p") {
+      Model(.small)
+      Device("host", .orinNano8GB)
+      Device("other", .orinNano8GB)
+      Workload(requests: 1, prompt: 8, output: 2)
+      Algorithm("even")
+    }.spec.resolve()
+    let model = ProfiledTimeModel(
+      bindings: ["host": .init(profile: profile, hash: hash, scale: 2)], fallback: RooflineModel())
+    let layers = ModelLayers(config: x.model, precision: .fp32)
+    let nano = x.devices[0].profile
+    let block = layers.layers[1]
+    let measured = try #require(profile.model(x.model, .fp32)).time(block.kind, .decode(contexts: [16]))
+    #expect(
+      isClose(
+        model.time(block, device: "host", on: nano, work: .decode(contexts: [16]), precision: .fp32).value,
+        2 * measured))
+    #expect(
+      model.time(block, device: "other", on: nano, work: .decode(contexts: [16]), precision: .fp32)
+        == RooflineModel().time(block, on: nano, work: .decode(contexts: [16]), precision: .fp32))
+    // A shape the profile did not measure: the host's measured rates as a roofline.
+    let big = ModelLayers(config: ModelPreset.llama32_1B.config, precision: .fp32).layers[1]
+    let t = profile.time(big, work: .decode(contexts: [16]), precision: .fp32)
+    #expect(isClose(t, big.bytesMoved(.decode(contexts: [16])) / profile.decodeBandwidth.bytesPerSecond))
+    // Message costs and storage come from a profile only where its times are taken as they are.
+    #expect(model.messageSeconds(from: "host", to: "other", bytes: 2000) == 0)
+    #expect(model.provenance.contains(hash))
+  }
+
+  @Test func experimentsBindTheirProfileAndScaleItByBandwidth() throws {
+    var spec = try Experiment("bind") {
+      Model(.small)
+      Device("nano", .orinNano8GB)
+      Workload(requests: 1, prompt: 8, output: 2)
+      Algorithm("even")
+      Calibrate(profile: Self.shipped, scaling: .bandwidth)
+    }.spec
+    let library = ProfileLibrary()
+    let scaled = try #require(try library.timeModel(for: spec.resolve()) as? ProfiledTimeModel)
+    let (profile, _) = try ProfileLibrary.read(Self.shipped)
+    let expected = profile.decodeBandwidth.bytesPerSecond / (68e9 * 0.94)
+    #expect(isClose(try #require(scaled.profile(of: "nano")).scale, expected))
+    spec.calibration.profileScaling = .host
+    let host = try #require(try library.timeModel(for: spec.resolve()) as? ProfiledTimeModel)
+    #expect(host.profile(of: "nano")?.scale == 1)
+    #expect(host.messageSeconds(from: "nano", to: "x", bytes: 100) > 0)
+    spec.calibration.profile = nil
+    #expect(try library.timeModel(for: spec.resolve()) is RooflineModel)
+  }
+
+  @Test func aBadProfileFileIsRefusedNamingTheFileAndTheField() throws {
+    let dir = NSTemporaryDirectory() + "edgelab-profile-test-\(getpid())"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let missing = dir + "/none.json"
+    #expect(throws: RunnerError.self) { try ProfileLibrary.read(missing) }
+    do { _ = try ProfileLibrary.read(missing) } catch { #expect("\(error)".contains("edgelab profile --out")) }
+    let text = try String(contentsOfFile: Self.shipped, encoding: .utf8)
+    let bad = dir + "/bad.json"
+    try text.replacingOccurrences(of: "\"decode_bandwidth\" : \"", with: "\"decode_bandwidth\" : \"-").write(
+      toFile: bad, atomically: true, encoding: .utf8)
+    do {
+      _ = try ProfileLibrary.read(bad)
+      Issue.record("a negative bandwidth was accepted")
+    } catch {
+      #expect("\(error)".contains(bad) && "\(error)".contains("decode_bandwidth"))
+    }
+    try "{\"format\": 3}".write(toFile: bad, atomically: true, encoding: .utf8)
+    #expect(throws: RunnerError.self) { try ProfileLibrary.read(bad) }
+  }
+}
