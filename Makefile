@@ -7,7 +7,7 @@ EDGELAB := .build/release/edgelab
 APT_PACKAGES := pkg-config libopenblas-dev libhdf5-dev hdf5-tools gnuplot-nox iproute2 nftables ethtool
 PLOT_DATA := build/plot-data
 
-.PHONY: help deps build test lint exp figure figures list clean validate profile
+.PHONY: help deps build test lint exp figure figures list clean validate profile reproduce
 
 help:
 	@echo "make exp NAME=<experiment>  run an experiment (release build) and render its figure"
@@ -16,6 +16,7 @@ help:
 	@echo "make figures                re-render every figure from results/*.h5 (no re-running)"
 	@echo "make validate               the simulator against real runs on this machine (docs/validation.md)"
 	@echo "make profile                measure this host into profiles/this-host.json (edgelab profile)"
+	@echo "make reproduce              the paper reproductions and their figures (docs/reproductions.md)"
 	@echo "make list                   list the experiments"
 	@echo "make clean                  remove build outputs (results/ is kept)"
 
@@ -59,6 +60,12 @@ figures: deps
 validate: build
 	$(EDGELAB) validate --doc docs/validation.md
 	@$(MAKE) --no-print-directory figure NAME=validate
+
+# The paper reproductions (docs/reproductions.md): every simulated one and its figure. The demo, which runs real
+# workers, is `make exp NAME=demo-3x-orin-nano`.
+REPRODUCTIONS = edgeshard-7b edgeshard-13b edgeshard-70b edgeshard-7b-server edgeshard-hop-overhead lime-70b lime-70b-bursts
+reproduce: build
+	@for n in $(REPRODUCTIONS); do $(MAKE) --no-print-directory exp NAME=$$n || exit 1; done
 
 profile: build
 	$(EDGELAB) profile --out profiles/this-host.json

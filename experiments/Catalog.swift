@@ -8,6 +8,10 @@ public enum ExperimentCatalog {
     edgeShard7B,
     edgeShard13B,
     edgeShard70B,
+    edgeShard7BServer,
+    edgeShardHopOverhead,
+    lime70B,
+    lime70BBursts,
     demo3xOrinNano,
     emulatedOrinNano,
   ]

@@ -1,4 +1,6 @@
-# demo-3x-orin-nano: per algorithm, time per output token and where each device's time went (real run).
+# demo-3x-orin-nano: per algorithm, time per output token and time to first token of the simulated boards (three
+# Orin Nano) next to the real run on this host (loopback: three worker processes over TCP), with the boards'
+# memory-bandwidth bound (12.9 GB of FP32 weights read per token at 68 GB/s: 190 ms).
 # Inputs (set with -e): datadir = directory written by `edgelab export`; outbase = output path without extension.
 if (!exists("datadir")) datadir = "build/plot-data/demo-3x-orin-nano"
 if (!exists("outbase")) outbase = "results/demo-3x-orin-nano"
@@ -8,22 +10,33 @@ n = words(labels)
 set datafile separator "\t"
 set datafile missing "nan"
 set style fill solid 0.8 border -1
-set boxwidth 0.6
+set boxwidth 0.35
 set grid ytics
 set xrange [0.4:n+0.6]
-set xtics () 
+set xtics ()
 do for [i=1:n] { set xtics add (word(labels, i) i) }
+set key outside bottom center horizontal
+offset(b) = (b eq "simulated" ? -0.19 : 0.19)
 
 do for [fmt in "png pdf"] {
   if (fmt eq "png") { set terminal pngcairo size 1100,480 font ",11" } else { set terminal pdfcairo size 8in,3.5in font ",9" }
   set output outbase.".".fmt
-  set multiplot layout 1,2 title "Llama-3.2-3B FP32 on 3 Orin Nano workers over loopback TCP (real computation, lossless)"
+  set multiplot layout 1,2 title "Llama-3.2-3B FP32 on 3 Orin Nano: simulated boards, and real workers on this host over TCP (lossless)"
   set ylabel "time per output token (ms)"
   set yrange [0:*]
-  plot for [i=1:n] datadir."/".word(labels, i).".tsv" using (i):(column("tpot_mean_s")*1000) with boxes notitle lc i, \
-       for [i=1:n] datadir."/".word(labels, i).".tsv" using (i):(column("tpot_mean_s")*1000):(sprintf("%.0f", column("tpot_mean_s")*1000)) with labels offset 0,0.7 notitle
+  plot for [i=1:n] datadir."/".word(labels, i).".tsv" \
+         using (strcol("param.backend") eq "simulated" ? i + offset("simulated") : NaN):(column("tpot_mean_s")*1000) \
+         with boxes lc rgb "#4c72b0" title (i == 1 ? "simulated: 3 Orin Nano" : ""), \
+       for [i=1:n] datadir."/".word(labels, i).".tsv" \
+         using (strcol("param.backend") eq "loopback" ? i + offset("loopback") : NaN):(column("tpot_mean_s")*1000) \
+         with boxes lc rgb "#dd8452" title (i == 1 ? "loopback: this host" : ""), \
+       12.9 / 68 * 1000 with lines dt 2 lw 1.5 lc "black" title "bound: 12.9 GB / 68 GB/s"
   set ylabel "time to first token (s)"
-  plot for [i=1:n] datadir."/".word(labels, i).".tsv" using (i):"ttft_mean_s" with boxes notitle lc i, \
-       for [i=1:n] datadir."/".word(labels, i).".tsv" using (i):"ttft_mean_s":(sprintf("%.2f", column("ttft_mean_s"))) with labels offset 0,0.7 notitle
+  plot for [i=1:n] datadir."/".word(labels, i).".tsv" \
+         using (strcol("param.backend") eq "simulated" ? i + offset("simulated") : NaN):"ttft_mean_s" \
+         with boxes lc rgb "#4c72b0" notitle, \
+       for [i=1:n] datadir."/".word(labels, i).".tsv" \
+         using (strcol("param.backend") eq "loopback" ? i + offset("loopback") : NaN):"ttft_mean_s" \
+         with boxes lc rgb "#dd8452" notitle
   unset multiplot
 }

@@ -33,19 +33,52 @@ extension LayerTimeModel {
 
 /// Roofline: time = max(FLOPs / (peak · compute efficiency), bytes / (bandwidth · memory efficiency)) plus a
 /// fixed per-layer overhead. The efficiencies are the named factors of `Calibration`.
+/// Devices named in `perDevice` (instance names) use their own factors.
 public struct RooflineModel: LayerTimeModel {
   public var calibration: Calibration
-  public init(calibration: Calibration = Calibration()) { self.calibration = calibration }
+  /// Factors of particular devices by instance name (`Calibration.forGroup` of their group).
+  public var perDevice: [String: Calibration]
+  public init(calibration: Calibration = Calibration(), perDevice: [String: Calibration] = [:]) {
+    self.calibration = calibration
+    self.perDevice = perDevice
+  }
 
   public func time(_ layer: LayerCost, on device: DeviceProfile, work: Work, precision: Precision) -> Seconds {
-    let compute = layer.flops(work) / (device.peak(for: precision).flopsPerSecond * calibration.computeEfficiency)
-    let memory = layer.bytesMoved(work) / (device.memoryBandwidth.bytesPerSecond * calibration.memoryEfficiency)
-    return Seconds(max(compute, memory)) + calibration.layerOverhead
+    Self.time(layer, on: device, work: work, precision: precision, calibration)
+  }
+
+  public func time(_ layer: LayerCost, device name: String, on device: DeviceProfile, work: Work, precision: Precision)
+    -> Seconds
+  {
+    Self.time(layer, on: device, work: work, precision: precision, perDevice[name] ?? calibration)
+  }
+
+  static func time(_ layer: LayerCost, on device: DeviceProfile, work: Work, precision: Precision, _ c: Calibration)
+    -> Seconds
+  {
+    let compute = layer.flops(work) / (device.peak(for: precision).flopsPerSecond * c.computeEfficiency)
+    let memory = layer.bytesMoved(work) / (device.memoryBandwidth.bytesPerSecond * c.memoryEfficiency)
+    return Seconds(max(compute, memory)) + c.layerOverhead
+  }
+
+  /// The sender's fitted per-message overhead.
+  public func messageSeconds(from: String, to: String, bytes: Double) -> Double {
+    (perDevice[from] ?? calibration).messageOverhead.value
   }
 
   public var provenance: String {
-    "roofline (compute efficiency \(calibration.computeEfficiency), memory efficiency "
-      + "\(calibration.memoryEfficiency), layer overhead \(calibration.layerOverhead))"
+    let base =
+      "roofline (compute efficiency \(calibration.computeEfficiency), memory efficiency "
+      + "\(calibration.memoryEfficiency), layer overhead \(calibration.layerOverhead), message overhead "
+      + "\(calibration.messageOverhead))"
+    let own = calibration.devices.sorted { $0.key < $1.key }.map { name, d in
+      "\(name): "
+        + [
+          d.computeEfficiency.map { "compute efficiency \($0)" }, d.memoryEfficiency.map { "memory efficiency \($0)" },
+          d.layerOverhead.map { "layer overhead \($0)" }, d.messageOverhead.map { "message overhead \($0)" },
+        ].compactMap { $0 }.joined(separator: ", ")
+    }
+    return own.isEmpty ? base : base + "; " + own.joined(separator: "; ")
   }
 }
 
@@ -78,14 +111,17 @@ public struct ProfiledTimeModel: LayerTimeModel {
   public func time(_ layer: LayerCost, device name: String, on device: DeviceProfile, work: Work, precision: Precision)
     -> Seconds
   {
-    guard let b = bindings[name] else { return fallback.time(layer, on: device, work: work, precision: precision) }
+    guard let b = bindings[name] else {
+      return fallback.time(layer, device: name, on: device, work: work, precision: precision)
+    }
     return Seconds(b.profile.time(layer, work: work, precision: precision) * b.scale)
   }
 
   /// The sender's measured message cost, where its profile's times are taken as they are (scale 1): a scaled
   /// (emulated or simulated) device's network stack is not the profiled host's.
   public func messageSeconds(from: String, to: String, bytes: Double) -> Double {
-    guard let b = bindings[from], b.scale == 1 else { return 0 }
+    guard let b = bindings[from] else { return fallback.messageSeconds(from: from, to: to, bytes: bytes) }
+    guard b.scale == 1 else { return 0 }
     return b.profile.message.seconds(bytes: bytes)
   }
 

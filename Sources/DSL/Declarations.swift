@@ -125,6 +125,15 @@ public func Calibrate(profile: String, scaling: Calibration.ProfileScaling = .ba
   .calibration(Calibration(profile: profile, profileScaling: scaling))
 }
 public func Execution(_ options: ExecutionOptions) -> ExperimentPart { .execution(options) }
+/// A number the paper published that this experiment reproduces: compared with the lab's after every run.
+public func Paper(
+  _ claim: String, _ metric: PaperNumber.Metric, of algorithm: String, over baseline: String? = nil,
+  at: [String: String] = [:], value: Double, upTo high: Double? = nil, best: Bool = false
+) -> ExperimentPart {
+  .paper(
+    PaperNumber(
+      claim, metric: metric, algorithm: algorithm, relativeTo: baseline, at: at, value: value, high: high, best: best))
+}
 /// How real runs emulate the declared devices and network (`.none`, `.namespaces`, `.userspace`, `.auto`).
 public func Emulation(_ mode: EmulationOptions.Mode, dilation: Double? = nil, hostBandwidth: Bandwidth? = nil)
   -> ExperimentPart
@@ -177,6 +186,11 @@ public struct Sweep: ExperimentComponent {
     // Encoding these value types cannot fail; a failure would be a programming error in this file.
     let encoded = values.map { v in (try? JSONValue(encoding: v)) ?? .null }
     axis = SweepAxis(path: target.path, values: encoded, label: label)
+  }
+  /// Named values: results record and print each value's name (e.g. `["sporadic": .poisson(rate: 0.01)]`).
+  public init<V: Encodable>(_ target: SweepTarget<V>, named values: KeyValuePairs<String, V>, label: String? = nil) {
+    let encoded = values.map { (try? JSONValue(encoding: $0.value)) ?? .null }
+    axis = SweepAxis(path: target.path, values: encoded, label: label, names: values.map(\.key))
   }
   /// Any field, by JSON path, with raw JSON values.
   public init(path: String, _ values: [JSONValue], label: String? = nil) {

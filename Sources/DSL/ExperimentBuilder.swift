@@ -22,6 +22,7 @@ public enum ExperimentPart: Hashable, Sendable {
   case calibration(Calibration)
   case execution(ExecutionOptions)
   case emulation(EmulationOptions)
+  case paper(PaperNumber)
 }
 
 /// Anything that can appear in an experiment block.
@@ -92,6 +93,7 @@ extension ExperimentSpec {
     case .calibration(let c): calibration = c
     case .execution(let e): execution = e
     case .emulation(let e): emulation = e
+    case .paper(let n): paper.append(n)
     }
   }
 }

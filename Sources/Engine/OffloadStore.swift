@@ -47,7 +47,9 @@ public final class OffloadStore: @unchecked Sendable {
   ///   - bytesPerSecond: pace reads to this rate (nil: as fast as the disk).
   ///   - slots: staging slots (the prefetch depth).
   ///   - keepsEveryBlock: store every block, so residency can change during the run.
-  public init(directory: String, bytesPerSecond: Double?, slots: Int, keepsEveryBlock: Bool) throws(CheckpointError) {
+  public init(
+    directory: String, bytesPerSecond: Double?, slots: Int, keepsEveryBlock: Bool, prefetch: Bool = true
+  ) throws(CheckpointError) {
     do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
       throw CheckpointError(.unreadable, file: directory, "cannot create the offload store: \(error)")
     }
@@ -61,7 +63,7 @@ public final class OffloadStore: @unchecked Sendable {
     fd = d
     pace = bytesPerSecond
     self.keepsEveryBlock = keepsEveryBlock
-    timeline = OffloadTimeline(order: [], slots: max(1, slots))
+    timeline = OffloadTimeline(order: [], slots: max(1, slots), prefetch: prefetch)
   }
 
   deinit { close(fd) }

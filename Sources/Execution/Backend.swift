@@ -84,7 +84,8 @@ extension RunJob {
     let admission = experiment.spec.execution.memoryAdmission == .wait ? memoryBudget.tightest?.tokens : nil
     return PipelineScheduler.Configuration(
       arrivals: arrivals, maxBatch: experiment.spec.execution.maxBatch,
-      microBatches: microBatches, kvTokenBudget: admission)
+      microBatches: microBatches, kvTokenBudget: admission,
+      rounds: experiment.spec.execution.schedule == .bubbles)
   }
 
   /// Why a request the scheduler refused can never run: it alone outgrows the tightest device.

@@ -9,9 +9,10 @@ public import EdgeLabCore
 ///  "layers": [{"name": "L0", "memory_bytes": 500000000, "output_bytes": 16384, "time_s": {"d0": 0.0012}}],
 ///  "links": [{"from": "d0", "to": "d1", "bandwidth_bytes_per_s": 12500000, "latency_s": 0.002}]}
 /// ```
-/// Optional fields: `layers[].prefill_time_s` (per device), `layers[].weight_bytes` (bytes loaded from storage
-/// when the layer is offloaded; `memory_bytes` by default), `devices[].storage_bytes_per_s` (read bandwidth
-/// for offloading), `devices[].server` (EdgeShard's cloud device), and `options` (free-form).
+/// Optional fields: `prompt_tokens` and `output_tokens` (the workload's mean lengths), `layers[].prefill_time_s`
+/// (per device), `layers[].weight_bytes` (bytes loaded from storage when the layer is offloaded; `memory_bytes` by
+/// default), `devices[].storage_bytes_per_s` (read bandwidth for offloading), `devices[].server` (EdgeShard's
+/// cloud device), and `options` (free-form).
 public struct PartitionProblem: Codable, Hashable, Sendable {
   public var objective: Objective
   public var source: String
@@ -19,6 +20,9 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
   public var devices: [Device]
   public var layers: [Layer]
   public var links: [Link]
+  /// Mean prompt and output lengths of the workload (tokens), for objectives that weigh prefill against decode.
+  public var promptTokens: Double?
+  public var outputTokens: Double?
 
   public struct Device: Codable, Hashable, Sendable {
     public var name: String
@@ -102,6 +106,8 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
     case objective, source
     case returnToSource = "return_to_source"
     case devices, layers, links
+    case promptTokens = "prompt_tokens"
+    case outputTokens = "output_tokens"
   }
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -111,6 +117,8 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
     devices = try c.decode([Device].self, forKey: .devices)
     layers = try c.decode([Layer].self, forKey: .layers)
     links = try c.decodeIfPresent([Link].self, forKey: .links) ?? []
+    promptTokens = try c.decodeIfPresent(Double.self, forKey: .promptTokens)
+    outputTokens = try c.decodeIfPresent(Double.self, forKey: .outputTokens)
   }
 
   /// Structural problems (names, sizes, missing times), each a sentence naming the field.
@@ -149,6 +157,9 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
               + (names.contains(d) ? "must be a finite time ≥ 0 (it is \(t))" : "'\(d)' is not a device"))
         }
       }
+    }
+    for (key, v) in [("prompt_tokens", promptTokens), ("output_tokens", outputTokens)] {
+      if let v, !(v >= 1 && v.isFinite) { p.append("\(key) must be a finite number ≥ 1 (it is \(v))") }
     }
     for (i, l) in links.enumerated() {
       if !names.contains(l.from) || !names.contains(l.to) {

@@ -132,6 +132,8 @@ public enum Partitioners {
     EdgeShardLatency.self,
     EdgeShardThroughput.self,
     Lime.self,
+    EvenOnDemand.self,
+    EdgeShardOnDemand.self,
     BruteForce.self,
   ]
 

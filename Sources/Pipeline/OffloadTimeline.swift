@@ -11,6 +11,9 @@
 ///   in flight through one chunk) is read next, evicting the waiting layer used furthest in the future when
 ///   every slot is taken.
 ///
+/// - Without `prefetch` a layer is read only when a use asks for it (on-demand loading, as a memory-mapped
+///   file's pages are faulted in): no read starts ahead of its use.
+///
 /// Layers are small non-negative integers (problem-layer indices); state is kept in arrays indexed by them.
 public struct OffloadTimeline: Sendable {
   enum Hold: Sendable, Equatable {
@@ -21,6 +24,8 @@ public struct OffloadTimeline: Sendable {
   /// Offloaded layers in order of use.
   public private(set) var order: [Int]
   public let slots: Int
+  /// Whether layers are read ahead of their use in predicted order; false reads only what a use waits for.
+  public let prefetch: Bool
   private var hold: [Hold] = []
   private var position: [Int] = []
   private var heldCount = 0
@@ -32,10 +37,12 @@ public struct OffloadTimeline: Sendable {
   /// - Parameters:
   ///   - order: the offloaded layers in order of use.
   ///   - slots: staging slots (≥ 1).
-  public init(order: [Int], slots: Int) {
+  ///   - prefetch: read ahead in order of use (false: on demand only).
+  public init(order: [Int], slots: Int, prefetch: Bool = true) {
     precondition(slots >= 1, "an offload timeline needs at least one staging slot")
     self.order = []
     self.slots = slots
+    self.prefetch = prefetch
     setOrder(order)
   }
 
@@ -89,7 +96,7 @@ public struct OffloadTimeline: Sendable {
       set(l, .reading)
       return Read(layer: l, evicted: evicted)
     }
-    guard !order.isEmpty else { return nil }
+    guard prefetch, !order.isEmpty else { return nil }
     let start = lastUsed.map { position(of: $0) + 1 } ?? 0
     for k in 0..<order.count {
       let l = order[(start + k) % order.count]
@@ -203,8 +210,8 @@ public struct VirtualOffloadTimeline: Sendable {
   /// - Parameters:
   ///   - readSeconds: seconds to read each layer, indexed by layer.
   ///   - start: when reading may begin (the run's start).
-  public init(order: [Int], slots: Int, readSeconds: [Double], start: Double = 0) {
-    timeline = OffloadTimeline(order: order, slots: slots)
+  public init(order: [Int], slots: Int, readSeconds: [Double], start: Double = 0, prefetch: Bool = true) {
+    timeline = OffloadTimeline(order: order, slots: slots, prefetch: prefetch)
     self.readSeconds = readSeconds
     storageIdleAt = start
     startRead(at: start)

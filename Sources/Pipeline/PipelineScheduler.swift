@@ -11,7 +11,8 @@
 ///   request that could never fit is refused.
 /// - **Micro-batches.** While fewer than `microBatches` micro-batches are in flight, the first ready step goes
 ///   next: a prefill alone, or a decode step together with the decode steps queued right behind it, up to
-///   `maxBatch`.
+///   `maxBatch`. With `rounds`, micro-batches enter only into an empty pipeline (up to `microBatches` at once),
+///   so every round waits for its slowest micro-batch.
 /// - **Tokens.** When a micro-batch's tokens are back at the source, each of its requests has one more token:
 ///   it is finished after its output length, else its next decode step is queued.
 ///
@@ -32,12 +33,19 @@ public struct PipelineScheduler: Sendable {
     public var microBatches: Int
     /// Most tokens of context the admitted requests may reach together (nil: no admission control).
     public var kvTokenBudget: Int?
+    /// Rounds: micro-batches enter only when the pipeline is empty (every micro-batch of the last round is
+    /// back), so it drains once per round — EdgeShard's "Bubbles" schedule. Otherwise a micro-batch enters as
+    /// soon as there is room ("No-Bubbles").
+    public var rounds: Bool
 
-    public init(arrivals: Arrivals, maxBatch: Int, microBatches: Int, kvTokenBudget: Int? = nil) {
+    public init(
+      arrivals: Arrivals, maxBatch: Int, microBatches: Int, kvTokenBudget: Int? = nil, rounds: Bool = false
+    ) {
       self.arrivals = arrivals
       self.maxBatch = max(1, maxBatch)
       self.microBatches = max(1, microBatches)
       self.kvTokenBudget = kvTokenBudget
+      self.rounds = rounds
     }
   }
 
@@ -230,6 +238,7 @@ public struct PipelineScheduler: Sendable {
   }
 
   private mutating func dispatch(_ actions: inout [Action]) {
+    if configuration.rounds && !inFlight.isEmpty { return }
     while inFlight.count < configuration.microBatches && readyHead < ready.count {
       let head = ready[readyHead]
       readyHead += 1

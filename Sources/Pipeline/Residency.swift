@@ -21,6 +21,8 @@ public struct ResidencyPolicy: Codable, Hashable, Sendable {
     public var stagingSlots: Int
     /// Whether this device can read layers from storage at all; without storage every layer must fit.
     public var canOffload: Bool
+    /// Whether offloaded layers are read ahead of their use (false: on demand, when a computation needs one).
+    public var prefetch: Bool = true
     /// Whether residency follows the KV cache during the run; false keeps the plan's offloaded layers.
     public var adaptive: Bool
     /// Residency is re-evaluated when the KV cache has moved by more than this fraction of `budgetBytes`.
@@ -68,6 +70,7 @@ public struct ResidencyPolicy: Codable, Hashable, Sendable {
       case adaptThreshold = "adapt_threshold"
       case fixedOffloaded = "fixed_offloaded"
       case pinned
+      case prefetch
     }
 
     public init(from decoder: any Decoder) throws {
@@ -83,6 +86,7 @@ public struct ResidencyPolicy: Codable, Hashable, Sendable {
       adaptThreshold = try c.decodeIfPresent(Double.self, forKey: .adaptThreshold) ?? 0.01
       fixedOffloaded = try c.decodeIfPresent([Int].self, forKey: .fixedOffloaded)
       pinned = try c.decodeIfPresent([Int].self, forKey: .pinned) ?? []
+      prefetch = try c.decodeIfPresent(Bool.self, forKey: .prefetch) ?? true
     }
 
     /// What the device holds for a KV cache of `kvBytes`, or nil if even the KV cache and the staging slots do

@@ -152,7 +152,8 @@ public struct ExperimentRunner: Sendable {
         kind,
         kind == .boards
           ? "running on real boards is not implemented in this build; use 'simulated' or 'loopback'"
-          : "this build has no '\(kind.rawValue)' backend; use 'simulated'")
+          : "this runner has no '\(kind.rawValue)' backend; it has "
+            + backends.keys.map { "'\($0.rawValue)'" }.sorted().joined(separator: " and "))
     }
     // Every profile the sweep names is read and checked before anything runs; the file records which produced
     // the numbers (each run records its own, as a sweep may vary the calibration).
@@ -222,7 +223,9 @@ public struct ExperimentRunner: Sendable {
       // checkpoint must not drop them (the spec is the same, so their indices still hold).
       let reached = Set(records.map(\.key))
       let all = records + kept.values.filter { !reached.contains($0.key) }
-      try ResultsStore.write(ResultsFile(info: info, runs: all.sorted { $0.index < $1.index }), to: path)
+      let sorted = all.sorted { $0.index < $1.index }
+      let tables = spec.paper.isEmpty ? [] : [PaperComparison.table(PaperComparison.rows(spec.paper, runs: sorted))]
+      try ResultsStore.write(ResultsFile(info: info, runs: sorted, tables: tables), to: path)
     }
 
     for run in runs {

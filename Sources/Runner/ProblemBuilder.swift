@@ -9,7 +9,7 @@ public import Spec
 ///
 /// Choices the papers leave open, made here:
 /// - **Per-layer memory** is weights plus the KV cache of `kvSequences` sequences at the longest context the
-///   workload can reach (prompt + output upper bounds). `kvSequences` is the closed loop's concurrency, or the
+///   workload can reach (prompt + output upper bounds); weights only with `execution.plan_memory: weights-only`. `kvSequences` is the closed loop's concurrency, or the
 ///   smaller of `max_batch` and the request count for open-loop arrivals.
 /// - **Per-layer time** (`time_s`) is one decode step at batch 1 with the mean context (mean prompt + half the
 ///   mean output); `prefill_time_s` is the mean prompt's prefill.
@@ -40,7 +40,8 @@ public struct ProblemBuilder: Sendable {
     let model = layers(for: x)
     let w = x.spec.workload
     let maxContext = w.promptTokens.bounds.upperBound + w.outputTokens.bounds.upperBound
-    let kvTokens = Double(Self.kvSequences(w, x.spec.execution) * maxContext)
+    let kvTokens =
+      x.spec.execution.planMemory == .weightsOnly ? 0 : Double(Self.kvSequences(w, x.spec.execution) * maxContext)
     let meanPrompt = max(1, Int(w.promptTokens.mean.rounded()))
     let meanContext = meanPrompt + Int((w.outputTokens.mean / 2).rounded())
     let precision = x.spec.model.precision
@@ -69,7 +70,7 @@ public struct ProblemBuilder: Sendable {
           }),
         weightBytes: l.weightBytes.value)
     }
-    return PartitionProblem(
+    var problem = PartitionProblem(
       objective: objective, source: x.source, returnToSource: x.spec.execution.returnToSource,
       devices: x.devices.map {
         .init(
@@ -83,5 +84,8 @@ public struct ProblemBuilder: Sendable {
           from: $0.from, to: $0.to, bandwidthBytesPerS: $0.spec.bandwidth.bytesPerSecond,
           latencyS: $0.spec.latency.value)
       })
+    problem.promptTokens = max(1, w.promptTokens.mean)
+    problem.outputTokens = max(1, w.outputTokens.mean)
+    return problem
   }
 }

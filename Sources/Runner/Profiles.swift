@@ -1,6 +1,6 @@
 import Catalog
 public import CostModel
-public import EdgeLabCore
+import EdgeLabCore
 import Foundation
 public import Spec
 
@@ -53,7 +53,9 @@ public final class ProfileLibrary: @unchecked Sendable {
   /// experiment's host profile scaled as `calibration.profile_scaling` says), the roofline for the rest.
   public func timeModel(for x: ResolvedExperiment) throws -> any LayerTimeModel {
     let calibration = x.spec.calibration
-    let roofline = RooflineModel(calibration: calibration)
+    var perDevice: [String: Calibration] = [:]
+    for d in x.devices where calibration.devices[d.group] != nil { perDevice[d.name] = calibration.forGroup(d.group) }
+    let roofline = RooflineModel(calibration: calibration, perDevice: perDevice)
     let groups = Dictionary(x.spec.devices.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
     var bindings: [String: ProfiledTimeModel.Binding] = [:]
     for d in x.devices {
@@ -68,7 +70,7 @@ public final class ProfileLibrary: @unchecked Sendable {
         case .bandwidth:
           scale =
             p.decodeBandwidth.bytesPerSecond
-            / (d.profile.memoryBandwidth.bytesPerSecond * calibration.memoryEfficiency)
+            / (d.profile.memoryBandwidth.bytesPerSecond * calibration.forGroup(d.group).memoryEfficiency)
         }
         bindings[d.name] = .init(profile: p, hash: hash, scale: scale)
       }

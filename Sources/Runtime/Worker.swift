@@ -300,7 +300,7 @@ public final class Worker: @unchecked Sendable {
       if let policy = a.residency {
         store = try OffloadStore(
           directory: a.storageDirectory, bytesPerSecond: a.storageBytesPerSecond,
-          slots: policy.stagingSlots, keepsEveryBlock: policy.adaptive)
+          slots: policy.stagingSlots, keepsEveryBlock: policy.adaptive, prefetch: policy.prefetch)
         residency = ResidencyTracker(policy: policy, initial: initial)
       }
       for s in a.stages {

@@ -216,7 +216,8 @@ struct Simulation {
       deviceStates[d].residency = ResidencyTracker(policy: policy, initial: initial)
       let storage = input.timeModel.storageBytesPerSecond(device: dev.name, on: dev.profile)
       let read = layers.layers.map { $0.weightBytes.value / storage }
-      deviceStates[d].storage = VirtualOffloadTimeline(order: initial, slots: policy.stagingSlots, readSeconds: read)
+      deviceStates[d].storage = VirtualOffloadTimeline(
+        order: initial, slots: policy.stagingSlots, readSeconds: read, prefetch: policy.prefetch)
       recomputeStaging(d)
     }
   }

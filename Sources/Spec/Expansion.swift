@@ -58,7 +58,7 @@ extension ExperimentSpec {
       for (axis, (s, path)) in zip(combination, zip(sweeps, paths)) {
         let v = s.values[axis]
         do { try t.set(v, at: path) } catch { throw SpecError(field: "sweeps: \(s.path)", error.reason) }
-        settings.append(.init(path: s.path, label: s.displayLabel, value: v))
+        settings.append(.init(path: s.path, label: s.displayLabel, value: s.recorded(axis)))
       }
       let spec: ExperimentSpec
       do { spec = try t.decode(ExperimentSpec.self) } catch {

@@ -25,6 +25,8 @@ public struct ExperimentSpec: Codable, Hashable, Sendable {
   public var execution: ExecutionOptions
   /// How real (loopback) runs emulate the declared devices and network.
   public var emulation: EmulationOptions
+  /// Numbers a paper published that this experiment reproduces (compared after every run).
+  public var paper: [PaperNumber] = []
 
   public init(
     name: String, summary: String = "", model: ModelChoice, devices: [DeviceGroup], source: String? = nil,
@@ -54,7 +56,7 @@ public struct ExperimentSpec: Codable, Hashable, Sendable {
 
   enum CodingKeys: String, CodingKey {
     case name, summary, model, devices, source, network, workload, algorithms, objective, sweeps, repetitions
-    case backend, seed, calibration, execution, emulation
+    case backend, seed, calibration, execution, emulation, paper
   }
 
   public init(from decoder: any Decoder) throws {
@@ -75,6 +77,7 @@ public struct ExperimentSpec: Codable, Hashable, Sendable {
     calibration = try c.decodeIfPresent(Calibration.self, forKey: .calibration) ?? Calibration()
     execution = try c.decodeIfPresent(ExecutionOptions.self, forKey: .execution) ?? ExecutionOptions()
     emulation = try c.decodeIfPresent(EmulationOptions.self, forKey: .emulation) ?? EmulationOptions()
+    paper = try c.decodeIfPresent([PaperNumber].self, forKey: .paper) ?? []
   }
 }
 
@@ -276,11 +279,20 @@ public struct SweepAxis: Codable, Hashable, Sendable {
   public var values: [JSONValue]
   /// Column name in results and exports; the path's last component by default.
   public var label: String?
+  /// A name for each value, recorded and printed instead of the value (e.g. "sporadic" for an arrival process).
+  public var names: [String]?
 
-  public init(path: String, values: [JSONValue], label: String? = nil) {
+  public init(path: String, values: [JSONValue], label: String? = nil, names: [String]? = nil) {
     self.path = path
     self.values = values
     self.label = label
+    self.names = names
+  }
+
+  /// What results record for value `i`: its name, else the value.
+  public func recorded(_ i: Int) -> JSONValue {
+    if let names, i < names.count { return .string(names[i]) }
+    return values[i]
   }
 
   public var displayLabel: String { label ?? ((try? JSONPath(path))?.leaf ?? path) }
@@ -302,6 +314,13 @@ public struct Calibration: Codable, Hashable, Sendable {
   public var profile: String?
   /// How the profiled host's times carry over to the declared devices.
   public var profileScaling: ProfileScaling
+  /// Fixed one-way cost of every message between two devices besides its transmission and latency (the
+  /// framework's serialisation, copies and wake-ups), in device seconds: the per-hop overhead of a roofline
+  /// device. 0 unless fitted.
+  public var messageOverhead: Seconds
+  /// Factors of particular device groups (by group name), replacing the ones above for those devices: a
+  /// reproduction fits each device class of a paper's testbed to the paper's own baseline numbers.
+  public var devices: [String: DeviceCalibration]
 
   public enum ProfileScaling: String, Codable, Hashable, Sendable, CaseIterable {
     /// Every device is this host: its measured times as they are (plain worker processes on the host).
@@ -313,13 +332,28 @@ public struct Calibration: Codable, Hashable, Sendable {
 
   public init(
     computeEfficiency: Double = 0.5, memoryEfficiency: Double = 0.94, layerOverhead: Seconds = .zero,
-    profile: String? = nil, profileScaling: ProfileScaling = .bandwidth
+    profile: String? = nil, profileScaling: ProfileScaling = .bandwidth, messageOverhead: Seconds = .zero,
+    devices: [String: DeviceCalibration] = [:]
   ) {
     self.computeEfficiency = computeEfficiency
     self.memoryEfficiency = memoryEfficiency
     self.layerOverhead = layerOverhead
     self.profile = profile
     self.profileScaling = profileScaling
+    self.messageOverhead = messageOverhead
+    self.devices = devices
+  }
+
+  /// The factors of device group `group`: its own where set, the experiment's otherwise.
+  public func forGroup(_ group: String) -> Calibration {
+    guard let d = devices[group] else { return self }
+    var c = self
+    c.computeEfficiency = d.computeEfficiency ?? computeEfficiency
+    c.memoryEfficiency = d.memoryEfficiency ?? memoryEfficiency
+    c.layerOverhead = d.layerOverhead ?? layerOverhead
+    c.messageOverhead = d.messageOverhead ?? messageOverhead
+    c.devices = [:]
+    return c
   }
 
   enum CodingKeys: String, CodingKey {
@@ -328,15 +362,44 @@ public struct Calibration: Codable, Hashable, Sendable {
     case layerOverhead = "layer_overhead"
     case profile
     case profileScaling = "profile_scaling"
+    case messageOverhead = "message_overhead"
+    case devices
   }
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
     let d = Calibration()
+    messageOverhead = try c.decodeIfPresent(Seconds.self, forKey: .messageOverhead) ?? d.messageOverhead
+    devices = try c.decodeIfPresent([String: DeviceCalibration].self, forKey: .devices) ?? [:]
     computeEfficiency = try c.decodeIfPresent(Double.self, forKey: .computeEfficiency) ?? d.computeEfficiency
     memoryEfficiency = try c.decodeIfPresent(Double.self, forKey: .memoryEfficiency) ?? d.memoryEfficiency
     layerOverhead = try c.decodeIfPresent(Seconds.self, forKey: .layerOverhead) ?? d.layerOverhead
     profile = try c.decodeIfPresent(String.self, forKey: .profile)
     profileScaling = try c.decodeIfPresent(ProfileScaling.self, forKey: .profileScaling) ?? d.profileScaling
+  }
+}
+
+/// Calibration factors of one device group; nil fields keep the experiment's.
+public struct DeviceCalibration: Codable, Hashable, Sendable {
+  public var computeEfficiency: Double?
+  public var memoryEfficiency: Double?
+  public var layerOverhead: Seconds?
+  public var messageOverhead: Seconds?
+
+  public init(
+    computeEfficiency: Double? = nil, memoryEfficiency: Double? = nil, layerOverhead: Seconds? = nil,
+    messageOverhead: Seconds? = nil
+  ) {
+    self.computeEfficiency = computeEfficiency
+    self.memoryEfficiency = memoryEfficiency
+    self.layerOverhead = layerOverhead
+    self.messageOverhead = messageOverhead
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case computeEfficiency = "compute_efficiency"
+    case memoryEfficiency = "memory_efficiency"
+    case layerOverhead = "layer_overhead"
+    case messageOverhead = "message_overhead"
   }
 }
 
@@ -359,6 +422,26 @@ public struct ExecutionOptions: Codable, Hashable, Sendable {
   public var memoryAdmission: MemoryAdmission
   /// Record every stage computation, transfer and load of each run (for `edgelab trace`).
   public var recordEvents: Bool
+  /// When micro-batches enter the pipeline (EdgeShard's two pipeline schedules).
+  public var schedule: PipelineSchedule
+  /// What the partitioner counts as a layer's memory.
+  public var planMemory: PlanMemory
+
+  public enum PipelineSchedule: String, Codable, Hashable, Sendable, CaseIterable {
+    /// A micro-batch's next step enters as soon as its tokens are back ("No-Bubbles").
+    case noBubbles = "no-bubbles"
+    /// Rounds: the next micro-batches enter only when every micro-batch of the round is back, so the pipeline
+    /// drains once per token ("Bubbles").
+    case bubbles
+  }
+
+  public enum PlanMemory: String, Codable, Hashable, Sendable, CaseIterable {
+    /// Weights plus the KV cache the workload can reach (the default; what a run needs).
+    case weightsAndKV = "weights-and-kv"
+    /// Weights only, as papers that do not count the KV cache plan (the run still needs the cache: with
+    /// `memory_admission: wait` requests then wait for room).
+    case weightsOnly = "weights-only"
+  }
 
   public enum MemoryAdmission: String, Codable, Hashable, Sendable, CaseIterable {
     /// A request waits (in arrival order) until the context it can reach fits beside those admitted.
@@ -370,8 +453,11 @@ public struct ExecutionOptions: Codable, Hashable, Sendable {
 
   public init(
     maxBatch: Int = 8, microBatches: Int? = nil, wirePrecision: Precision = .fp32, returnToSource: Bool = true,
-    progressTimeout: Seconds? = nil, memoryAdmission: MemoryAdmission = .wait, recordEvents: Bool = false
+    progressTimeout: Seconds? = nil, memoryAdmission: MemoryAdmission = .wait, recordEvents: Bool = false,
+    schedule: PipelineSchedule = .noBubbles, planMemory: PlanMemory = .weightsAndKV
   ) {
+    self.schedule = schedule
+    self.planMemory = planMemory
     self.maxBatch = maxBatch
     self.microBatches = microBatches
     self.wirePrecision = wirePrecision
@@ -389,6 +475,8 @@ public struct ExecutionOptions: Codable, Hashable, Sendable {
     case progressTimeout = "progress_timeout"
     case memoryAdmission = "memory_admission"
     case recordEvents = "record_events"
+    case schedule
+    case planMemory = "plan_memory"
   }
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -400,6 +488,8 @@ public struct ExecutionOptions: Codable, Hashable, Sendable {
     progressTimeout = try c.decodeIfPresent(Seconds.self, forKey: .progressTimeout)
     memoryAdmission = try c.decodeIfPresent(MemoryAdmission.self, forKey: .memoryAdmission) ?? d.memoryAdmission
     recordEvents = try c.decodeIfPresent(Bool.self, forKey: .recordEvents) ?? d.recordEvents
+    schedule = try c.decodeIfPresent(PipelineSchedule.self, forKey: .schedule) ?? d.schedule
+    planMemory = try c.decodeIfPresent(PlanMemory.self, forKey: .planMemory) ?? d.planMemory
   }
 }
 

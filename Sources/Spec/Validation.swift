@@ -199,6 +199,9 @@ extension ExperimentSpec {
     for (i, s) in sweeps.enumerated() {
       do { _ = try JSONPath(s.path) } catch { add("sweeps[\(i)].path", error.description) }
       if s.values.isEmpty { add("sweeps[\(i)].values", "a sweep needs at least one value") }
+      if let names = s.names, names.count != s.values.count || Set(names).count != names.count {
+        add("sweeps[\(i)].names", "needs one distinct name per value (\(s.values.count) values, \(names.count) names)")
+      }
     }
     if let why = Self.sweepSizeProblem(sweeps) { add("sweeps", why) }
     let c = calibration
@@ -211,8 +214,30 @@ extension ExperimentSpec {
     if !(c.layerOverhead.value >= 0 && c.layerOverhead.value.isFinite) {
       add("calibration.layer_overhead", "must be a finite time ≥ 0")
     }
+    if !(c.messageOverhead.value >= 0 && c.messageOverhead.value.isFinite) {
+      add("calibration.message_overhead", "must be a finite time ≥ 0")
+    }
+    let groups = Set(devices.map(\.name))
+    for (name, d) in c.devices.sorted(by: { $0.key < $1.key }) {
+      let field = "calibration.devices.\(name)"
+      if !groups.contains(name) {
+        add(field, "names no device group; groups: \(groups.sorted().joined(separator: ", "))")
+      }
+      if let e = d.computeEfficiency, !(e > 0 && e <= 1) { add(field + ".compute_efficiency", "must be in (0, 1]") }
+      if let e = d.memoryEfficiency, !(e > 0 && e <= 1) { add(field + ".memory_efficiency", "must be in (0, 1]") }
+      for (key, t) in [("layer_overhead", d.layerOverhead), ("message_overhead", d.messageOverhead)] {
+        if let t, !(t.value >= 0 && t.value.isFinite) { add(field + "." + key, "must be a finite time ≥ 0") }
+      }
+    }
     if execution.maxBatch < 1 { add("execution.max_batch", "must be at least 1") }
     if execution.maxBatch > 1 << 16 { add("execution.max_batch", "\(execution.maxBatch) is more than \(1 << 16)") }
+    for (i, n) in paper.enumerated() {
+      for problem in n.problems(field: "paper[\(i)]") { add(problem.field, problem.message) }
+      let labels = Set(algorithms.map { $0.label ?? $0.name })
+      for name in [n.algorithm] + (n.relativeTo.map { [$0] } ?? []) where !labels.contains(name) {
+        add("paper[\(i)]", "'\(name)' is not the label of any of the experiment's algorithms")
+      }
+    }
     if let d = emulation.dilation, !(d >= 1 && d.isFinite) {
       add("emulation.dilation", "must be a finite number ≥ 1 (it is \(d))")
     }

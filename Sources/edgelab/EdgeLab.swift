@@ -204,6 +204,10 @@ struct Run: ParsableCommand {
           "\(report.path): \(report.runsTotal) runs (\(counts.joined(separator: ", ")))"
             + (report.runsSkipped > 0 ? "; \(report.runsSkipped) resumed" : ""))
       }
+      if !loaded.paper.isEmpty, let results = try? ResultsStore.read(report.path) {
+        print("")
+        print(Show.paperComparison(results))
+      }
       if let failed = report.statusCounts[.failed], failed > 0 {
         throw fail("\(failed) run(s) failed; see `edgelab show \(report.path)`", code: Exit.failure)
       }
@@ -256,6 +260,21 @@ struct Show: ParsableCommand {
       ])
     }
     print(t.render())
+    let comparison = Show.paperComparison(results)
+    if !comparison.isEmpty {
+      print("")
+      print(comparison)
+    }
+  }
+
+  /// The paper's numbers of the file's experiment against the lab's (empty when the spec states none).
+  static func paperComparison(_ results: ResultsFile) -> String {
+    guard let data = results.info.specJSON.data(using: .utf8),
+      let spec = try? JSONCoding.decoder.decode(ExperimentSpec.self, from: data), !spec.paper.isEmpty
+    else { return "" }
+    return "paper's numbers against the lab's:\n"
+      + PaperComparison.markdown(
+        PaperComparison.rows(spec.paper, runs: results.runs))
   }
 }
 

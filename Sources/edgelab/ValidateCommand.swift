@@ -1,6 +1,7 @@
 import ArgumentParser
 import Catalog
 import CostModel
+import DSL
 import EdgeLabCore
 import Experiments
 import Foundation
@@ -8,6 +9,7 @@ import Profiling
 import Results
 import Runner
 import Runtime
+import Spec
 import Validation
 
 struct ValidateCommand: ParsableCommand {

@@ -23,6 +23,21 @@ struct OffloadTimelineTests {
     #expect(t.nextRead() == .init(layer: 3, evicted: nil))
   }
 
+  @Test func onDemandReadsNothingBeforeAUseAsksForIt() {
+    var t = OffloadTimeline(order: [3, 5], slots: 1, prefetch: false)
+    #expect(t.nextRead() == nil)
+    #expect(t.acquire(3) == .pending)
+    #expect(t.nextRead() == .init(layer: 3, evicted: nil))
+    t.readFinished(3)
+    #expect(t.acquire(3) == .ready)
+    t.release(3)
+    // Layer 5 is next in order of use, but nothing is read until its use comes.
+    #expect(t.nextRead() == nil)
+    var v = VirtualOffloadTimeline(order: [3, 5], slots: 1, readSeconds: [0, 0, 0, 2, 0, 2], prefetch: false)
+    // A use at t = 10 waits the whole read (2 s) although storage was idle since 0.
+    #expect(v.acquire(5, at: 10) == 12)
+  }
+
   @Test func aUseOutOfOrderIsReadNextEvictingTheFurthestWaitingLayer() {
     var t = OffloadTimeline(order: [1, 2, 3, 4], slots: 2)
     for l in [1, 2] {

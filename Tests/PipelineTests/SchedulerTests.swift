@@ -119,6 +119,26 @@ struct SchedulerTests {
     #expect(h.log.filter { if case .finished = $0 { true } else { false } }.count == 2)
   }
 
+  @Test func roundsLetMicroBatchesEnterOnlyAnEmptyPipeline() throws {
+    // Two requests, one micro-batch each, two in flight; the second request's steps take twice as long.
+    let reqs = Self.requests(2, output: 3)
+    let step = { (b: PipelineScheduler.MicroBatch) in b.entries[0].request == 0 ? 1.0 : 2.0 }
+    var free = SchedulerHarness(.init(arrivals: .open, maxBatch: 1, microBatches: 2), reqs)
+    try free.run(stepTime: step)
+    var rounds = SchedulerHarness(.init(arrivals: .open, maxBatch: 1, microBatches: 2, rounds: true), reqs)
+    try rounds.run(stepTime: step)
+    func finish(_ h: SchedulerHarness, _ r: Int) -> Double? {
+      h.log.lazy.compactMap { if case .finished(r, let t) = $0 { t } else { nil } }.first
+    }
+    // No bubbles: each request goes at its own pace (3 steps of 1 s, 3 of 2 s).
+    #expect(finish(free, 0) == 3)
+    #expect(finish(free, 1) == 6)
+    // Bubbles: every round waits for the slower micro-batch, so request 0's tokens come at 1, 3 and 5 s.
+    #expect(finish(rounds, 0) == 5)
+    #expect(finish(rounds, 1) == 6)
+    #expect(rounds.maxInFlight == 2)
+  }
+
   @Test func tokensForABatchNotInFlightAreRefused() throws {
     var s = PipelineScheduler(
       configuration: .init(arrivals: .open, maxBatch: 1, microBatches: 1), requests: Self.requests(1))

@@ -6,6 +6,7 @@ import Partitioning
 import Pipeline
 import Results
 import Runner
+import Simulator
 import SystemPackage
 import TestSupport
 import Testing
@@ -318,16 +319,27 @@ struct WorkerRobustnessTests {
 
 @Suite("The demo experiment, CI-sized", .serialized)
 struct DemoTests {
-  /// `demo-3x-orin-nano` as declared, but with the tiny model and two short requests.
+  /// `demo-3x-orin-nano` as declared, but with the tiny model and two short requests: each plan simulated on the
+  /// boards, then run for real.
   @Test func demoRunsEveryAlgorithmLosslessly() throws {
     var spec = try #require(ExperimentCatalog.named("demo-3x-orin-nano")).spec
     spec.model = ModelChoice(preset: "tiny")
     spec.workload.requests = 2
     spec.workload.outputTokens = .fixed(4)
-    let (report, file) = try Runs.run(spec, Runs.options())
-    #expect(report.statusCounts == [.complete: 3], "\(file.runs.map { $0.outcome.message ?? "" })")
-    #expect(file.runs.map(\.label) == ["even", "edgeshard-latency", "lime"])
-    #expect(file.runs.allSatisfy { $0.outcome.facts["lossless"] == .number(1) })
+    let path = temporaryDirectory() + "/r.h5"
+    let runner = ExperimentRunner(
+      backends: [.loopback: LoopbackBackend(options: Runs.options()), .simulated: SimulatedBackend()])
+    let report = try runner.run(spec, options: RunOptions(outputPath: path))
+    let file = try ResultsStore.read(path)
+    #expect(report.statusCounts == [.complete: 6], "\(file.runs.map { $0.outcome.message ?? "" })")
+    #expect(file.runs.map(\.label) == ["even", "edgeshard-latency", "lime"] + ["even", "edgeshard-latency", "lime"])
+    #expect(
+      file.runs.map { $0.parameters[0].value } == Array(repeating: .string("simulated"), count: 3)
+        + Array(repeating: .string("loopback"), count: 3))
+    let real = file.runs.filter { $0.parameters[0].value == .string("loopback") }
+    #expect(real.allSatisfy { $0.outcome.facts["lossless"] == .number(1) })
+    // Both backends run the same plans.
+    #expect(file.runs.prefix(3).map { $0.plan?.stages } == real.map { $0.plan?.stages })
   }
 }
 

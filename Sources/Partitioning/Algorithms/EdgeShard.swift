@@ -37,19 +37,61 @@ public struct EdgeShardLatency: Partitioner {
 /// compute or transfer (and the return to the source). Exact; interchangeable devices are counted.
 ///
 /// - Complexity: as `EdgeShardLatency`.
+///
+/// `prefill` chooses what a stage's cost counts:
+/// - `weighted` (default): each request's whole work per generated token — a stage's decode time plus its
+///   prefill of the mean prompt spread over the mean output length, and a link's decode activation plus the
+///   prompt's activations spread likewise. With few output tokens per prompt, or a slow link that every prompt's
+///   prefill must cross, this keeps the plan from paying for prefill it did not count.
+/// - `ignored`: decode steps only (the paper's form). Used too when the problem carries no workload lengths.
 public struct EdgeShardThroughput: Partitioner {
   public static let name = "edgeshard-throughput"
   public static let summary = "EdgeShard DP, throughput objective: minimise the pipeline bottleneck, exact"
   public static var objective: Objective? { .throughput }
   let search: SubsetSearch
+  let weighsPrefill: Bool
 
   public init(parameters: inout Parameters) throws(PartitionError) {
     search = try SubsetSearch(parameters: &parameters, combine: .max, algorithm: Self.name)
+    switch try parameters.string("prefill") ?? "weighted" {
+    case "weighted": weighsPrefill = true
+    case "ignored": weighsPrefill = false
+    case let other:
+      throw .badParameter(
+        algorithm: Self.name, "parameter 'prefill' must be 'weighted' or 'ignored' (it is '\(other)')")
+    }
   }
 
   public func partition(_ p: IndexedProblem) throws(PartitionError) -> Plan {
     let q = try p.with(objective: .throughput)
+    if weighsPrefill, let weighted = Self.perTokenWithPrefill(q.problem) {
+      let plan = try search.solve(try IndexedProblem(weighted), algorithm: Self.name)
+      // The plan is valued with the problem's own (decode) times, as every backend runs it; the notes say how
+      // it was chosen.
+      let spans = try plan.stages.map { s throws(PartitionError) -> StandardSemantics.Span in
+        guard let d = q.index(of: s.device) else { throw .invalidProblem(["plan device '\(s.device)' is unknown"]) }
+        return .init(device: d, first: s.firstLayer, end: s.endLayer)
+      }
+      var out = StandardSemantics.plan(spans, q, algorithm: Self.name, exact: false)
+      out.notes.append(
+        "chosen with prefill weighted: \(plan.valueSeconds) s per token (bottleneck of decode + prefill / output length)"
+      )
+      return out
+    }
     return try search.solve(q, algorithm: Self.name)
+  }
+
+  /// The problem with each layer's time and output size per generated token of a mean request: decode plus the
+  /// mean prompt's prefill ÷ mean output length. Nil without workload lengths or prefill times.
+  static func perTokenWithPrefill(_ problem: PartitionProblem) -> PartitionProblem? {
+    guard let prompt = problem.promptTokens, let output = problem.outputTokens, output >= 1 else { return nil }
+    var q = problem
+    for i in q.layers.indices {
+      guard let prefill = q.layers[i].prefillTimeS else { return nil }
+      for (d, t) in q.layers[i].timeS { q.layers[i].timeS[d] = t + (prefill[d] ?? .infinity) / output }
+      q.layers[i].outputBytes *= 1 + prompt / output
+    }
+    return q
   }
 }
 

@@ -126,12 +126,17 @@ public struct LimeCostModel: Sendable {
   public let prefetchDepth: Int
   let steadyTokens: Int
   let offload: Bool
+  /// Whether offloaded layers are read ahead of use (LIME) or only when a computation needs one (on demand).
+  let prefetch: Bool
 
-  public init(_ p: IndexedProblem, prefetchDepth: Int = 2, steadyTokens: Int = 3, offload: Bool = true) {
+  public init(
+    _ p: IndexedProblem, prefetchDepth: Int = 2, steadyTokens: Int = 3, offload: Bool = true, prefetch: Bool = true
+  ) {
     self.p = p
     self.prefetchDepth = prefetchDepth
     self.steadyTokens = steadyTokens
     self.offload = offload
+    self.prefetch = prefetch
   }
 
   struct Chunk: Hashable {
@@ -186,6 +191,7 @@ public struct LimeCostModel: Sendable {
       device: p.name(d), layers: layers, weightBytes: layers.map(weight), budgetBytes: p.memory[d],
       priority: priority(chunks, device: d), stagingSlots: prefetchDepth, canOffload: storage(d) != nil)
     policy.pinned = layers.filter(pinned)
+    policy.prefetch = prefetch
     return policy
   }
 
@@ -250,7 +256,8 @@ public struct LimeCostModel: Sendable {
       let order = chunks.filter { $0.device == d }.flatMap { Array($0.first..<$0.end) }.filter { offloaded[$0] }
       if order.isEmpty { continue }
       reads[d] = VirtualOffloadTimeline(
-        order: order, slots: prefetchDepth, readSeconds: (0..<p.layerCount).map { weight($0) / bw })
+        order: order, slots: prefetchDepth, readSeconds: (0..<p.layerCount).map { weight($0) / bw },
+        prefetch: prefetch)
     }
     var t = 0.0
     var lastLatency = 0.0
@@ -410,7 +417,8 @@ public struct LimeCostModel: Sendable {
     let v = a.chunks.count / max(devices, 1)
     let offloadedCount = a.offloaded.filter { $0 }.count
     var notes = [
-      "interleave \(v) (\(a.chunks.count) chunks on \(devices) devices); \(offloadedCount) of \(p.layerCount) layers offloaded; prefetch depth \(prefetchDepth)"
+      "interleave \(v) (\(a.chunks.count) chunks on \(devices) devices); \(offloadedCount) of \(p.layerCount) layers offloaded; "
+        + (prefetch ? "prefetch depth \(prefetchDepth)" : "read on demand")
     ]
     let spans = a.chunks.map { StandardSemantics.Span(device: $0.device, first: $0.first, end: $0.end) }
     var plan = Plan(
@@ -430,7 +438,7 @@ public struct LimeCostModel: Sendable {
           } ?? 0)
       }
       plan.explanation =
-        "\(a.chunks.count) chunks on \(devices) devices (interleave \(v)); \(offloadedCount) layers offloaded, \(String(format: loads * 1e3, digits: 1)) ms of storage reads per token, overlapped"
+        "\(a.chunks.count) chunks on \(devices) devices (interleave \(v)); \(offloadedCount) layers offloaded, \(String(format: loads * 1e3, digits: 1)) ms of storage reads per token, \(prefetch ? "overlapped" : "on demand")"
     }
     plan.notes = notes
     return plan
