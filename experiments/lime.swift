@@ -51,6 +51,8 @@ let lime70B = Experiment(
 
 /// How LIME's advantage moves with the size of a burst, which the paper does not publish: bursts of 1 (sporadic)
 /// to 32 requests, 32 requests in all, an hour apart; the speed-up in mean end-to-end latency over each baseline.
+/// Twice: decode steps of up to 8 requests batched together (every algorithm shares a layer's read across the
+/// batch), and no batching (`max_batch` 1: every request's step reads the offloaded layers itself).
 let lime70BBursts = Experiment(
   "lime-70b-bursts", "LIME's speed-up over on-demand offloading against the burst size (1–32 requests at once)"
 ) {
@@ -66,6 +68,7 @@ let lime70BBursts = Experiment(
   Algorithm("even-ondemand")
   Calibrate(EdgeShardFit.calibration)
   Execution(ExecutionOptions(memoryAdmission: .wait))
+  Sweep(path: "execution.max_batch", [8, 1], label: "max_batch")
   Sweep(path: "workload.arrival.burst", [1, 2, 4, 8, 16, 32], label: "burst")
   Seed(2512)
 }
