@@ -100,6 +100,7 @@ var package = Package(
         "EdgeLabCore", "Catalog", "Spec", "Execution", "Transport", "CLinux",
         .product(name: "Logging", package: "swift-log"),
       ]),
+    .target(name: "Boards", dependencies: ["EdgeLabCore", "Catalog", "Spec", "Execution", "Emulation"]),
     .target(
       name: "Validation",
       dependencies: ["EdgeLabCore", "Spec", "DSL", "Pipeline", "Metrics", "Results", "Runner", "Experiments"]),
@@ -118,7 +119,7 @@ var package = Package(
         "EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Pipeline", "Partitioning", "Metrics", "Execution",
         "Results",
         "Runner", "Simulator", "Experiments", "Benchmarks", "Engine", "Runtime", "Transport", "Emulation",
-        "Profiling", "Validation",
+        "Profiling", "Validation", "Boards",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
@@ -177,6 +178,12 @@ var package = Package(
         "EdgeLabCore", "DSL", "Spec", "Execution", "Runner", "Runtime", "Results", "Metrics", "Engine", "Emulation",
         "TestSupport",
         .product(name: "Logging", package: "swift-log"),
+      ]),
+    .testTarget(
+      name: "BoardsTests",
+      dependencies: [
+        "EdgeLabCore", "DSL", "Spec", "Execution", "Runner", "Runtime", "Results", "Metrics", "Emulation", "Boards",
+        "Experiments", "TestSupport",
       ]),
     .testTarget(name: "CLITests", dependencies: ["EdgeLabCore", "TestSupport"]),
     .testTarget(

@@ -118,6 +118,11 @@ public struct Algorithm: ExperimentComponent {
 public func Optimize(_ objective: Objective) -> ExperimentPart { .objective(objective) }
 public func Repetitions(_ n: Int) -> ExperimentPart { .repetitions(n) }
 public func Backend(_ kind: BackendKind) -> ExperimentPart { .backend(kind) }
+/// Real boards listed in an inventory file (`Backend(.boards, inventory: "lab.json")`; see README, "Run on your
+/// Jetsons").
+public func Backend(_ kind: BackendKind, inventory: String) -> [ExperimentPart] {
+  [.backend(kind), .inventory(inventory)]
+}
 public func Seed(_ seed: UInt64) -> ExperimentPart { .seed(seed) }
 public func Calibrate(_ calibration: Calibration) -> ExperimentPart { .calibration(calibration) }
 /// Per-layer times from a host profile (`edgelab profile --out FILE`) instead of the roofline.

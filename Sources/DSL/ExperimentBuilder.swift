@@ -23,6 +23,7 @@ public enum ExperimentPart: Hashable, Sendable {
   case execution(ExecutionOptions)
   case emulation(EmulationOptions)
   case paper(PaperNumber)
+  case inventory(String)
 }
 
 /// Anything that can appear in an experiment block.
@@ -94,6 +95,7 @@ extension ExperimentSpec {
     case .execution(let e): execution = e
     case .emulation(let e): emulation = e
     case .paper(let n): paper.append(n)
+    case .inventory(let i): inventory = i
     }
   }
 }

@@ -166,14 +166,7 @@ final class Cluster: @unchecked Sendable {
         try shell.run(["ethtool", "-K", h.hostVeth, "gso", "off", "tso", "off", "gro", "off"], check: false)
       }
       // Root HTB on both ends; unshaped default class for coordinator traffic.
-      try shell.run([
-        "tc", "-n", h.netns, "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb", "default", "9999", "r2q",
-        "1000",
-      ])
-      try shell.run([
-        "tc", "-n", h.netns, "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:9999", "htb", "rate",
-        "10gbit",
-      ])
+      for c in LinkShaping.root(interface: "eth0", handle: "1") { try shell.run(inNamespace(h, c)) }
       try shell.run([
         "tc", "qdisc", "add", "dev", h.hostVeth, "root", "handle", "1:", "htb", "default", "9999", "r2q", "1000",
       ])
@@ -208,20 +201,20 @@ final class Cluster: @unchecked Sendable {
 
   func classID(_ h: Host) -> String { "1:\(10 + h.index)" }
 
-  static func rateArg(_ bytesPerSecond: Double) -> String { "\(max(8, Int((bytesPerSecond * 8).rounded())))bit" }
-  static func burst(_ bytesPerSecond: Double) -> String { String(max(3028, Int(bytesPerSecond / 100))) }
+  static func rateArg(_ bytesPerSecond: Double) -> String { LinkShaping.rateArg(bytesPerSecond) }
+  static func burst(_ bytesPerSecond: Double) -> String { LinkShaping.burst(bytesPerSecond) }
+
+  /// A `tc` command run in host `h`'s namespace (`tc -n NS …`).
+  func inNamespace(_ h: Host, _ command: [String]) -> [String] { ["tc", "-n", h.netns] + command.dropFirst() }
 
   func shape(_ l: Link, _ a: Host, _ b: Host) throws {
     let rate = Self.rateArg(l.rate)
     let burst = Self.burst(l.rate)
-    try shell.run([
-      "tc", "-n", a.netns, "class", "add", "dev", "eth0", "parent", "1:", "classid", classID(b), "htb",
-      "rate", rate, "ceil", rate, "burst", burst, "cburst", burst,
-    ])
-    try shell.run([
-      "tc", "-n", a.netns, "filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "prio", "1", "u32",
-      "match", "ip", "dst", b.address + "/32", "flowid", classID(b),
-    ])
+    // A's egress to B; delay and loss go on B's switch port below, not on A's own egress.
+    let egress = LinkShaping.Egress(destination: b.address, minor: 10 + b.index, rate: l.rate)
+    for c in LinkShaping.egress(interface: "eth0", handle: "1", egress, netem: false) {
+      try shell.run(inNamespace(a, c))
+    }
     try shell.run([
       "tc", "class", "add", "dev", b.hostVeth, "parent", "1:", "classid", classID(a), "htb",
       "rate", rate, "ceil", rate, "burst", burst, "cburst", burst,

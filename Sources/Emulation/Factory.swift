@@ -4,7 +4,8 @@ import Spec
 
 /// The launcher for a run's emulation mode (what the CLI hands to the loopback backend).
 public func emulationLauncherFactory(context: EmulationContext) -> LauncherFactory {
-  { options in
+  { spec in
+    let options = spec.emulation
     switch options.mode {
     case .none: return LocalLauncher()
     case .userspace: return UserspaceLauncher()

@@ -75,14 +75,14 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
     }
     guard features.htb else { throw EmulationError("the kernel has no htb qdisc; use emulation: userspace") }
     // Dilated time is only faithful when every worker really gets its CPU quota.
-    guard features.cgroupV1CPU else {
+    guard let cgroups = features.cgroups else {
       throw EmulationError(
-        "emulation: namespaces needs the cgroup v1 cpu controller (/sys/fs/cgroup/cpu/cpu.cfs_quota_us) to give each device its CPU share; this system has none (cgroup v2 is not supported yet); use emulation: userspace or none"
+        "emulation: namespaces needs a cgroup cpu controller to give each device its CPU share: cgroup v1 (/sys/fs/cgroup/cpu/cpu.cfs_quota_us) or v2 (cpu in cgroup.controllers of /sys/fs/cgroup, or of the subtree EDGELAB_CGROUP_BASE names); this system has neither; use emulation: userspace or none"
       )
     }
-    if !features.cgroupV1Memory {
+    if !cgroups.memory {
       context.warnOnce(
-        "memory-cgroup", "no cgroup v1 memory controller: workers run without their devices' memory limits")
+        "memory-cgroup", "no cgroup memory controller: workers run without their devices' memory limits")
     }
     let host = try options.hostBandwidth ?? context.hostBandwidth()
     let used = x.devices.filter { devices.contains($0.name) }
@@ -135,8 +135,8 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
       // so it limits a runaway process without throttling a burst the padding already paced.
       let share = plan.cpuShares[dev] ?? 1
       let cgroup = DeviceCgroup(
-        run: cluster.id, device: Cluster.safe(dev), cpuShare: DeviceCgroup.cap(share: share),
-        memoryLimit: features.cgroupV1Memory ? limit : nil)
+        layout: cgroups, run: cluster.id, device: Cluster.safe(dev), cpuShare: DeviceCgroup.cap(share: share),
+        memoryLimit: cgroups.memory ? limit : nil)
       if let applied = try cgroup.create(cluster.shell) { memoryLimits[dev] = applied }
       var delays: [String: LinkDelay] = [:]
       for (_, l) in links where l.to == dev {
@@ -168,6 +168,7 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
       "emulation": "namespaces", "dilation_factor": String(plan.factor),
       "host_bandwidth": plan.hostBandwidth.canonical, "kernel": features?.kernel ?? "",
       "kernel_features": (try? JSONCoding.compactString(features)) ?? "",
+      "cgroups": features?.cgroups?.description ?? "none",
       "cpu_quotas": plan.cpuShares.sorted { $0.key < $1.key }.map {
         "\($0.key)=\(DeviceCgroup.quota(DeviceCgroup.cap(share: $0.value)))us/\(DeviceCgroup.period)us"
       }.joined(separator: ","),
@@ -175,7 +176,7 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
         "\($0.key)=\(String(format: $0.value < 1 ? 1 / $0.value : 1, digits: 3))"
       }.joined(separator: ","),
       "memory_limits": memoryLimits.isEmpty
-        ? "not applied (no cgroup v1 memory controller)"
+        ? "not applied (no cgroup memory controller)"
         : memoryLimits.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
     ]
     if !measured.isEmpty { f["measured_links"] = (try? JSONCoding.compactString(measured)) ?? "" }

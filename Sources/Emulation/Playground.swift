@@ -131,13 +131,10 @@ public enum Playground {
       _ = Shell.capture(["ip", "link", "del", l])
       removed.append("link \(l)")
     }
-    for controller in ["cpu", "memory"] {
-      let base = "\(DeviceCgroup.root)/\(controller)"
-      for dir in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] where dir.hasPrefix("edgelab-") {
-        let id = String(dir.dropFirst(8))
-        if live.contains(id) { continue }
-        DeviceCgroup.remove(run: id)
-        removed.append("cgroup \(controller)/\(dir)")
+    if let layout = CgroupLayout.detect() {
+      for (id, place) in DeviceCgroup.runs(layout) where !live.contains(id) {
+        DeviceCgroup.remove(run: id, layout: layout)
+        removed.append("cgroup \(place)")
       }
     }
     return removed

@@ -95,8 +95,11 @@ public struct KernelFeatures: Sendable, Codable {
   public var htb: Bool
   public var nftables: Bool
   public var ethtool: Bool
-  public var cgroupV1CPU: Bool
-  public var cgroupV1Memory: Bool
+  /// The cgroups workers are limited with (v1 or v2), nil when there is no cpu controller to use.
+  public var cgroups: CgroupLayout?
+  public var cgroupV1CPU: Bool { cgroups?.version == .v1 }
+  public var cgroupCPU: Bool { cgroups?.cpu == true }
+  public var cgroupMemory: Bool { cgroups?.memory == true }
 
   /// What this machine offers, probed once per process (concurrent runs share the answer).
   public static var current: KernelFeatures { cached }
@@ -111,8 +114,7 @@ public struct KernelFeatures: Sendable, Codable {
     var f = KernelFeatures(
       kernel: kernel, root: root, netem: false, htb: false, nftables: Shell.exists("nft"),
       ethtool: Shell.exists("ethtool"),
-      cgroupV1CPU: FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"),
-      cgroupV1Memory: FileManager.default.fileExists(atPath: "/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+      cgroups: CgroupLayout.detect())
     guard root else { return f }
     let ns = "edgelab-probe-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     guard Shell.capture(["ip", "netns", "add", ns]).0 == 0 else { return f }

@@ -21,16 +21,16 @@ extension WorkerLauncher {
   public func runStarted() {}
 }
 
-/// Makes the launcher for a run from the experiment's emulation options.
-public typealias LauncherFactory = @Sendable (EmulationOptions) throws -> any WorkerLauncher
+/// Makes the launcher for a run from its experiment (its emulation options, or its boards inventory).
+public typealias LauncherFactory = @Sendable (ExperimentSpec) throws -> any WorkerLauncher
 
 /// Without the Emulation module: plain processes only.
-public let plainLauncherFactory: LauncherFactory = { options in
-  switch options.mode {
+public let plainLauncherFactory: LauncherFactory = { spec in
+  switch spec.emulation.mode {
   case .none: return LocalLauncher()
   default:
     throw BackendError.unavailable(
-      .loopback, "emulation '\(options.mode.rawValue)' is not available here; set emulation to none")
+      .loopback, "emulation '\(spec.emulation.mode.rawValue)' is not available here; set emulation to none")
   }
 }
 
@@ -89,6 +89,8 @@ public struct LaunchTarget: Sendable {
   /// each burst of work, not only on average (a CPU quota caps the average; a pipeline stage that computes for a
   /// millisecond between idle gaps never reaches it). Nil: computations run at this host's speed.
   public var computeStretch: Double?
+  /// A worker on another machine, started through `prefix` (e.g. `ssh … --`): nil for a local one.
+  public var remote: RemoteWorker?
 
   public init(
     listenHost: String, prefix: [String] = [], delays: [String: LinkDelay] = [:], dilation: Double = 1,
@@ -101,6 +103,41 @@ public struct LaunchTarget: Sendable {
     self.storageBytesPerSecond = storageBytesPerSecond
     self.attach = attach
   }
+}
+
+/// How a worker on another machine is started and what it sees: the run token arrives on its standard input
+/// (nothing is written to the remote disk but its offload store), its address is read from its output, and it
+/// exits when its standard input closes (the coordinator stopped it, or the connection to it was lost).
+public struct RemoteWorker: Sendable, Hashable {
+  /// The `edgelab` executable on that machine.
+  public var executable: String
+  /// Where its offload store goes (removed after the run by the launcher).
+  public var storageDirectory: String
+  /// Where the experiment's checkpoint directory is found on that machine (its last path component is kept).
+  public var checkpointRoot: String?
+  /// A tag on the worker's command line that tells this run's workers apart (`edgelab boards clean`).
+  public var tag: String
+
+  public init(executable: String, storageDirectory: String, checkpointRoot: String?, tag: String) {
+    self.executable = executable
+    self.storageDirectory = storageDirectory
+    self.checkpointRoot = checkpointRoot
+    self.tag = tag
+  }
+}
+
+/// Command lines for a POSIX shell on another machine (what `ssh HOST -- COMMAND` runs).
+public enum RemoteShell {
+  /// One word, single-quoted unless it needs no quoting.
+  public static func quote(_ word: String) -> String {
+    let plain =
+      !word.isEmpty && word.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_./:=@,+".contains($0)) }
+    return plain
+      ? word : "'" + word.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
+  }
+
+  /// Words joined into one command line, each quoted.
+  public static func quote(_ words: [String]) -> String { words.map { quote($0) }.joined(separator: " ") }
 }
 
 /// Workers as plain processes on 127.0.0.1: real TCP over loopback, no shaping.

@@ -1,5 +1,5 @@
 import Catalog
-public import CostModel
+import CostModel
 import EdgeLabCore
 public import Pipeline
 public import Spec

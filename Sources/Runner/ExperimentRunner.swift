@@ -28,6 +28,8 @@ public struct RunOptions: Sendable {
   public var recordUntrackedText = false
   /// Facts about the environment for the results file's root attributes (e.g. the BLAS kernels in use).
   public var provenance: [String: String] = [:]
+  /// The boards inventory for the boards backend (overrides the experiment's `inventory`).
+  public var inventory: String?
 
   public init(
     outputPath: String? = nil, seed: UInt64? = nil, backend: BackendKind? = nil, resume: Bool = false,
@@ -90,6 +92,7 @@ public struct ExperimentRunner: Sendable {
     var s = spec
     if let seed = options.seed { s.seed = seed }
     if let b = options.backend { s.backend = b }
+    if let i = options.inventory { s.inventory = i }
     return s
   }
 
@@ -150,10 +153,8 @@ public struct ExperimentRunner: Sendable {
     for kind in Set(runs.map(\.point.experiment.spec.backend)) where backends[kind] == nil {
       throw BackendError.unavailable(
         kind,
-        kind == .boards
-          ? "running on real boards is not implemented in this build; use 'simulated' or 'loopback'"
-          : "this runner has no '\(kind.rawValue)' backend; it has "
-            + backends.keys.map { "'\($0.rawValue)'" }.sorted().joined(separator: " and "))
+        "this runner has no '\(kind.rawValue)' backend; it has "
+          + backends.keys.map { "'\($0.rawValue)'" }.sorted().joined(separator: " and "))
     }
     // Every profile the sweep names is read and checked before anything runs; the file records which produced
     // the numbers (each run records its own, as a sweep may vary the calibration).

@@ -42,6 +42,8 @@ public struct LoopbackOptions: Sendable {
   public var onTokens: (@Sendable ([TokenEvent]) -> Void)?
   /// Where the coordinator's deadlines read the time.
   public var clock: any ExecutionClock
+  /// The backend these options make: `loopback`, or `boards` with a launcher that reaches other machines.
+  public var kind: BackendKind = .loopback
 
   public init(
     executable: String, workDirectory: String = "/tmp", threadsPerWorker: Int = 1,
@@ -68,7 +70,7 @@ public struct LoopbackOptions: Sendable {
 /// workload scheduled at the source worker by the same `PipelineScheduler` the simulator runs, and a lossless
 /// check against the unsplit model.
 public struct LoopbackBackend: ExecutionBackend {
-  public let kind = BackendKind.loopback
+  public var kind: BackendKind { options.kind }
   public let options: LoopbackOptions
   public init(options: LoopbackOptions) { self.options = options }
 
@@ -115,10 +117,10 @@ final class CoordinatedRun: @unchecked Sendable {
     var logger = options.logger
     logger[metadataKey: "run"] = "\(job.label)"
     self.logger = logger
-    do { launcher = try options.launcherFactory(job.experiment.spec.emulation) } catch let e as BackendError {
+    do { launcher = try options.launcherFactory(job.experiment.spec) } catch let e as BackendError {
       throw e
     } catch {
-      throw BackendError.unavailable(.loopback, "\(error)")
+      throw BackendError.unavailable(options.kind, "\(error)")
     }
     var ds = job.plan.devices
     if !ds.contains(job.experiment.source) { ds.insert(job.experiment.source, at: 0) }
@@ -193,7 +195,8 @@ final class CoordinatedRun: @unchecked Sendable {
 
   func checkHostMemory() throws {
     let x = job.experiment
-    guard x.spec.model.checkpoint == nil else { return }
+    // Workers on other machines hold their weights there (`edgelab boards check` checks their memory).
+    guard x.spec.model.checkpoint == nil, options.kind != .boards else { return }
     let bytesPerWeight = Double(x.spec.model.precision.bytesPerWeight)
     let offloaded = job.plan.stages.reduce(0) { $0 + $1.offloadedLayers.count }
     var parameters = Double(x.model.parameterCount) - Double(offloaded * x.model.parametersPerBlock)
@@ -214,6 +217,8 @@ final class CoordinatedRun: @unchecked Sendable {
   /// fail half-way through loading with a confusing layer-range error, so compare first.
   func checkCheckpointShapes() throws {
     guard let dir = job.experiment.spec.model.checkpoint else { return }
+    // A board's copy is checked on the board (`edgelab boards check`); the coordinator may have none.
+    if options.kind == .boards && !FileManager.default.fileExists(atPath: dir + "/config.json") { return }
     let c: ModelConfig
     do { c = try Checkpoint(directory: dir).config } catch {
       throw BackendError.refused("model.checkpoint: \(error)")
@@ -281,13 +286,25 @@ final class CoordinatedRun: @unchecked Sendable {
       attributes: [.posixPermissions: 0o600])
     for d in devices {
       let t = targets[d]!
-      let portFile = runDirectory + "/\(d).port"
-      let args =
-        t.prefix + [
-          options.executable, "worker", "--listen", "\(t.listenHost):0", "--token-file", tokenFile,
-          "--port-file", portFile, "--name", d, "--parent-pid", String(getpid()),
+      let child: ChildProcess
+      if let r = t.remote {
+        // The token on standard input, the address from the worker's output; it exits when its input closes.
+        let command = [
+          r.executable, "worker", "--listen", "\(t.listenHost):0", "--token-file", "-", "--name", d, "--exit-on-eof",
+          "--tag", r.tag,
         ]
-      let child = try ChildProcess(args, logPath: runDirectory + "/\(d).log")
+        child = try ChildProcess(
+          t.prefix + [RemoteShell.quote(command)], logPath: runDirectory + "/\(d).log",
+          standardInput: Array((token.map { String(format: "%02x", $0) }.joined() + "\n").utf8))
+      } else {
+        let portFile = runDirectory + "/\(d).port"
+        let args =
+          t.prefix + [
+            options.executable, "worker", "--listen", "\(t.listenHost):0", "--token-file", tokenFile,
+            "--port-file", portFile, "--name", d, "--parent-pid", String(getpid()),
+          ]
+        child = try ChildProcess(args, logPath: runDirectory + "/\(d).log")
+      }
       children[d] = child
       try t.attach?(child.pid)
     }
@@ -308,7 +325,7 @@ final class CoordinatedRun: @unchecked Sendable {
     let layers = ModelLayers(config: x.model, precision: x.spec.model.precision, wirePrecision: e.wirePrecision)
     let stageDevices = job.plan.stages.map(\.device)
     let w = x.spec.model
-    let weights = WeightsSpec(x)
+    let localWeights = WeightsSpec(x)
     if w.preset == nil && w.checkpoint == nil {
       throw RuntimeError(
         "the loopback backend needs a model preset or a checkpoint path (custom configurations have no weights)")
@@ -316,6 +333,11 @@ final class CoordinatedRun: @unchecked Sendable {
     let memory = job.memoryBudget
     for d in devices {
       let t = targets[d]!
+      var weights = localWeights
+      if let root = t.remote?.checkpointRoot, let c = weights.checkpoint {
+        weights.checkpoint = root + "/" + URL(fileURLWithPath: c).lastPathComponent
+      }
+      let storage = t.remote.map { $0.storageDirectory + "/store-\(d)" } ?? runDirectory + "/store-\(d)"
       let a = Assignment(
         run: job.label, device: d, weights: weights, threads: options.threadsPerWorker,
         stages: job.plan.stageIndices(of: d).map {
@@ -327,7 +349,7 @@ final class CoordinatedRun: @unchecked Sendable {
         stageCount: job.plan.stages.count, stageDevices: stageDevices, peers: endpoints, source: x.source,
         limits: limits,
         halfPrecisionWire: e.wirePrecision != .fp32, residency: job.plan.residency(of: d),
-        storageDirectory: runDirectory + "/store-\(d)", storageBytesPerSecond: t.storageBytesPerSecond,
+        storageDirectory: storage, storageBytesPerSecond: t.storageBytesPerSecond,
         delays: t.delays,
         pacing: t.pacing, seed: job.seed, dilation: dilation,
         scheduler: d == x.source ? job.schedulerConfiguration : nil,
@@ -371,7 +393,15 @@ final class CoordinatedRun: @unchecked Sendable {
     let path = runDirectory + "/\(d).port"
     let deadline = monotonicNanoseconds() + 60_000_000_000
     while monotonicNanoseconds() < deadline {
-      if let s = try? String(contentsOfFile: path, encoding: .utf8),
+      if targets[d]?.remote != nil {
+        // A remote worker's address is the line it prints once listening ("listening HOST:PORT").
+        if let log = try? String(contentsOfFile: runDirectory + "/\(d).log", encoding: .utf8),
+          let line = log.split(separator: "\n").first(where: { $0.hasPrefix("listening ") }),
+          let ep = Endpoint(String(line.dropFirst("listening ".count)))
+        {
+          return ep
+        }
+      } else if let s = try? String(contentsOfFile: path, encoding: .utf8),
         let ep = Endpoint(s.trimmingCharacters(in: .whitespacesAndNewlines))
       {
         return ep
@@ -556,7 +586,19 @@ final class CoordinatedRun: @unchecked Sendable {
     outcome.facts["residency_adaptations"] = .number(Double(stats.values.reduce(0) { $0 + $1.adaptations }))
     outcome.facts["refused_messages"] = .number(Double(stats.values.reduce(0) { $0 + $1.refusedMessages }))
     for (k, v) in launcher.facts() { outcome.facts[k] = .string(v) }
-    if options.checkLossless && failure == nil { try losslessCheck(&outcome) }
+    // Energy from the boards' power rails, per generated token.
+    if let joules = launcher.facts()["energy_j"].flatMap(Double.init), outcome.requests.count > 0 {
+      let tokens = outcome.requests.reduce(0) { $0 + $1.tokenTimes.count }
+      if tokens > 0 { outcome.facts["energy_per_token_j"] = .number(joules / Double(tokens)) }
+    }
+    if options.checkLossless && failure == nil {
+      if let c = job.experiment.spec.model.checkpoint, !FileManager.default.fileExists(atPath: c + "/config.json") {
+        // Boards read their own copy of the checkpoint; the coordinator has none to recompute from.
+        outcome.facts["lossless"] = .string("not checked: the checkpoint is not on the coordinator (\(c))")
+      } else {
+        try losslessCheck(&outcome)
+      }
+    }
     return outcome
   }
 

@@ -15,15 +15,33 @@ public final class ChildProcess: @unchecked Sendable {
   private let exit = Mutex<Int32?>(nil)
   private let exited = NSCondition()
 
-  /// Starts `arguments[0]` with `arguments` (after an optional prefix such as `ip netns exec NS`).
-  public init(_ arguments: [String], logPath: String, environment: [String: String] = [:]) throws {
+  /// The coordinator's end of the child's standard input, while open (with `standardInput`).
+  private let input = Mutex<Int32?>(nil)
+
+  /// Starts `arguments[0]` with `arguments` (after an optional prefix such as `ip netns exec NS`). With
+  /// `standardInput`, the child reads those bytes and then waits on its input until `closeInput` (or `stop`):
+  /// a remote worker exits when its input closes.
+  public init(
+    _ arguments: [String], logPath: String, environment: [String: String] = [:], standardInput: [UInt8]? = nil
+  ) throws {
     self.logPath = logPath
     var fa = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&fa)
     defer { posix_spawn_file_actions_destroy(&fa) }
     posix_spawn_file_actions_addopen(&fa, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
     posix_spawn_file_actions_adddup2(&fa, 1, 2)
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
+    // A socket pair rather than a pipe: writes to it never raise SIGPIPE (MSG_NOSIGNAL). Both ends are
+    // close-on-exec, so no other child inherits the coordinator's end and the child sees EOF when it closes.
+    var pair: [Int32] = [-1, -1]
+    if standardInput != nil {
+      guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+        throw RuntimeError("cannot create the standard input of \(arguments[0])", errno: Errno(rawValue: errno))
+      }
+      posix_spawn_file_actions_adddup2(&fa, pair[0], 0)
+    } else {
+      posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
+    }
+    defer { if pair[0] >= 0 { close(pair[0]) } }
     var attr = posix_spawnattr_t()
     posix_spawnattr_init(&attr)
     defer { posix_spawnattr_destroy(&attr) }
@@ -47,10 +65,22 @@ public final class ChildProcess: @unchecked Sendable {
     var child: pid_t = 0
     let r = posix_spawnp(&child, arguments[0], &fa, &attr, argv, envp)
     if r != 0 {
+      if pair[1] >= 0 { close(pair[1]) }
       let e = Errno(rawValue: r)
       throw RuntimeError("cannot start \(arguments[0]): \(e)", errno: e)
     }
     pid = child
+    if let data = standardInput, pair[1] >= 0 {
+      data.withUnsafeBytes { b in
+        var offset = 0
+        while offset < b.count {
+          let n = send(pair[1], b.baseAddress! + offset, b.count - offset, Int32(MSG_NOSIGNAL))
+          if n <= 0 { break }
+          offset += n
+        }
+      }
+      input.withLock { $0 = pair[1] }
+    }
     spawnThread("wait-\(child)") { [self] in
       var status: Int32 = 0
       while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
@@ -85,8 +115,19 @@ public final class ChildProcess: @unchecked Sendable {
     }
   }
 
-  /// SIGTERM, then SIGKILL after `grace` seconds; waits until it has exited.
+  /// Closes the child's standard input (a remote worker exits when it sees the end of it).
+  public func closeInput() {
+    input.withLock {
+      if let fd = $0 { close(fd) }
+      $0 = nil
+    }
+  }
+
+  deinit { closeInput() }
+
+  /// Closes its input, then SIGTERM, then SIGKILL after `grace` seconds; waits until it has exited.
   public func stop(grace: Double = 2) {
+    closeInput()
     if !isRunning { return }
     signal(SIGTERM)
     exited.lock()

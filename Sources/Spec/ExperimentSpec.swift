@@ -27,6 +27,9 @@ public struct ExperimentSpec: Codable, Hashable, Sendable {
   public var emulation: EmulationOptions
   /// Numbers a paper published that this experiment reproduces (compared after every run).
   public var paper: [PaperNumber] = []
+  /// The boards inventory (JSON: each board's SSH address, user, key, the device it stands for) that the
+  /// `boards` backend runs on; a path relative to the working directory.
+  public var inventory: String?
 
   public init(
     name: String, summary: String = "", model: ModelChoice, devices: [DeviceGroup], source: String? = nil,
@@ -56,7 +59,7 @@ public struct ExperimentSpec: Codable, Hashable, Sendable {
 
   enum CodingKeys: String, CodingKey {
     case name, summary, model, devices, source, network, workload, algorithms, objective, sweeps, repetitions
-    case backend, seed, calibration, execution, emulation, paper
+    case backend, seed, calibration, execution, emulation, paper, inventory
   }
 
   public init(from decoder: any Decoder) throws {
@@ -78,6 +81,7 @@ public struct ExperimentSpec: Codable, Hashable, Sendable {
     execution = try c.decodeIfPresent(ExecutionOptions.self, forKey: .execution) ?? ExecutionOptions()
     emulation = try c.decodeIfPresent(EmulationOptions.self, forKey: .emulation) ?? EmulationOptions()
     paper = try c.decodeIfPresent([PaperNumber].self, forKey: .paper) ?? []
+    inventory = try c.decodeIfPresent(String.self, forKey: .inventory)
   }
 }
 

@@ -1,7 +1,9 @@
+import Boards
 import Emulation
 import Engine
 import Execution
 import Foundation
+import Runner
 import Runtime
 import Simulator
 import Spec
@@ -16,7 +18,12 @@ enum Backends {
   static func all(quiet: Bool = false) -> [BackendKind: any ExecutionBackend] {
     let logger = CLILogging.logger("loopback", quiet: quiet)
     let emulation = EmulationContext(logger: CLILogging.logger("emulation", quiet: quiet)) { try hostDecodeBandwidth() }
+    var boards = LoopbackOptions(
+      executable: executable, launcherFactory: boardsLauncherFactory(version: Provenance.toolkitVersion),
+      logger: CLILogging.logger("boards", quiet: quiet))
+    boards.kind = .boards
     return [
+      .boards: LoopbackBackend(options: boards),
       .simulated: SimulatedBackend(),
       .loopback: LoopbackBackend(
         options: LoopbackOptions(

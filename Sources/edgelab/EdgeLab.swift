@@ -41,7 +41,7 @@ struct EdgeLab: ParsableCommand {
     subcommands: [
       List.self, Run.self, SpecCommand.self, Show.self, Export.self, Partition.self, Algorithms.self, Problem.self,
       Generate.self, Bench.self, WorkerCommand.self, EmulationCommand.self, BLASCommand.self, ProfileCommand.self,
-      Trace.self, ValidateCommand.self,
+      Trace.self, ValidateCommand.self, BoardsCommand.self,
     ])
 
   /// Before any work: the best OpenBLAS kernels this CPU has (starting again with them once, if OpenBLAS chose
@@ -159,6 +159,7 @@ struct Run: ParsableCommand {
   @Option(help: "Override the backend: simulated, loopback or boards.") var backend: BackendKind?
   @Option(help: "Override how loopback runs are emulated: auto, none, namespaces (root) or userspace.")
   var emulation: EmulationOptions.Mode?
+  @Option(help: "The boards inventory (JSON) for --backend boards (overrides the experiment's).") var inventory: String?
   @Flag(help: "Print the expanded runs and exit without running.") var dryRun = false
   @Flag(help: "Skip runs already in the results file (same spec).") var resume = false
   @Flag(help: "No progress output.") var quiet = false
@@ -175,6 +176,7 @@ struct Run: ParsableCommand {
       outputPath: out, seed: seed, backend: backend, resume: resume,
       stopRequested: { Interrupt.isRequested })
     options.recordUntrackedText = recordUntracked
+    options.inventory = inventory
     options.provenance = EnvironmentFacts.provenance
     let effective = ExperimentRunner.applying(options, to: loaded)
     if dryRun {

@@ -11,20 +11,37 @@ struct WorkerCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "worker", abstract: "Run a pipeline worker (started by the coordinator, or by hand on a board).")
   @Option(help: "Address to listen on, HOST:PORT (port 0: any free port).") var listen = "127.0.0.1:0"
-  @Option(help: "File holding the run token (hex); connections without it are refused.") var tokenFile: String
+  @Option(
+    help:
+      "File holding the run token (hex; - reads its first line from standard input); connections without it are refused."
+  )
+  var tokenFile: String
   @Option(help: "Write the bound HOST:PORT here once listening.") var portFile: String?
   @Option(help: "This worker's device name (for logs).") var name = "worker"
   @Option(help: "Exit when this process (the coordinator) exits.") var parentPid: Int32?
+  @Flag(help: "Exit when standard input ends (a coordinator over SSH stopped, or its connection was lost).")
+  var exitOnEof = false
+  @Option(help: "A tag that identifies this run's workers (for `edgelab boards clean`).") var tag: String?
 
   func run() throws {
     if let parentPid, !dieWithParent(expectedParent: parentPid) { throw ExitCode(1) }
     guard let endpoint = Endpoint(listen) else {
       throw fail("--listen takes HOST:PORT (got '\(listen)')", code: Exit.badInput)
     }
-    guard
-      let hex = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
-      hex.count >= 16, hex.count % 2 == 0
-    else { throw fail("cannot read a hex token from \(tokenFile)", code: Exit.badInput) }
+    let text =
+      tokenFile == "-" ? readLine(strippingNewline: true) : try? String(contentsOfFile: tokenFile, encoding: .utf8)
+    guard let hex = text?.trimmingCharacters(in: .whitespacesAndNewlines), hex.count >= 16, hex.count <= 1024,
+      hex.count % 2 == 0
+    else {
+      throw fail("cannot read a hex token from \(tokenFile == "-" ? "standard input" : tokenFile)", code: Exit.badInput)
+    }
+    if exitOnEof {
+      // Nothing else comes on standard input: its end means the coordinator is gone.
+      Thread.detachNewThread {
+        while readLine() != nil {}
+        kill(getpid(), SIGTERM)
+      }
+    }
     var token: [UInt8] = []
     var i = hex.startIndex
     while i < hex.endIndex {
