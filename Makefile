@@ -10,7 +10,7 @@ PLOT_DATA := build/plot-data
 .PHONY: help deps build test lint exp figure figures list clean validate profile reproduce
 
 help:
-	@echo "make exp NAME=<experiment>  run an experiment (release build) and render its figure"
+	@echo "make exp NAME=<experiment>  run an experiment (release build) and render its figure (JOBS=2: in 2 processes)"
 	@echo "make test                   install what is missing, build and run the tests"
 	@echo "make lint                   formatting (swift format lint --strict) and declared imports"
 	@echo "make figures                re-render every figure from results/*.h5 (no re-running)"
@@ -38,8 +38,10 @@ lint:
 	@command -v python3 >/dev/null || scripts/install-deps.sh python3
 	@python3 scripts/check-imports.py
 
+# JOBS=N runs a simulated sweep in N processes (same results as one).
+JOBS ?= 1
 exp: build
-	$(EDGELAB) run $(NAME)
+	$(EDGELAB) run $(NAME) --jobs $(JOBS)
 	@$(MAKE) --no-print-directory figure NAME=$(NAME)
 
 # Renders results/$(NAME).png and .pdf from results/$(NAME).h5 with plots/$(NAME).gp.

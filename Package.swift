@@ -185,6 +185,8 @@ var package = Package(
         "EdgeLabCore", "DSL", "Spec", "Execution", "Runner", "Runtime", "Results", "Metrics", "Emulation", "Boards",
         "Experiments", "TestSupport",
       ]),
+    .testTarget(
+      name: "SweepTests", dependencies: ["EdgeLabCore", "Metrics", "Results", "Runner", "Runtime", "TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["EdgeLabCore", "TestSupport"]),
     .testTarget(
       name: "RobustnessTests",

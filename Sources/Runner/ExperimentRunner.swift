@@ -30,6 +30,11 @@ public struct RunOptions: Sendable {
   public var provenance: [String: String] = [:]
   /// The boards inventory for the boards backend (overrides the experiment's `inventory`).
   public var inventory: String?
+  /// Run only these runs (indices in the experiment's run order): one shard of a sweep (`Sharding`).
+  public var only: Set<Int>?
+  /// Simulated runs computed at once on this many threads (results recorded in run order, identical to one at a
+  /// time). Runs on real backends always go one at a time: they measure time.
+  public var parallelRuns = 1
 
   public init(
     outputPath: String? = nil, seed: UInt64? = nil, backend: BackendKind? = nil, resume: Bool = false,
@@ -145,9 +150,15 @@ public struct ExperimentRunner: Sendable {
 
   public func run(_ original: ExperimentSpec, options: RunOptions = RunOptions()) throws -> RunReport {
     let spec = Self.applying(options, to: original)
-    let runs: [RunDescriptor]
+    var runs: [RunDescriptor]
     do { runs = try Self.expand(spec, partitioners: partitioners) } catch {
       throw RunnerError(message: error.description)
+    }
+    if let only = options.only {
+      if let bad = only.first(where: { $0 < 0 || $0 >= runs.count }) {
+        throw RunnerError(message: "run \(bad) is not one of the experiment's \(runs.count) runs (0…\(runs.count - 1))")
+      }
+      runs = runs.filter { only.contains($0.index) }
     }
     // Every backend the sweep needs must exist (a sweep may vary `backend` to compare them run for run).
     for kind in Set(runs.map(\.point.experiment.spec.backend)) where backends[kind] == nil {
@@ -229,7 +240,33 @@ public struct ExperimentRunner: Sendable {
       try ResultsStore.write(ResultsFile(info: info, runs: sorted, tables: tables), to: path)
     }
 
-    for run in runs {
+    // Simulated runs are pure functions of their descriptor: with `parallelRuns`, a batch is computed on several
+    // threads ahead of the loop below, which records them in order as if each had just run.
+    let parallel = max(1, options.parallelRuns)
+    let allSimulated = runs.allSatisfy { $0.point.experiment.spec.backend == .simulated }
+    var ahead: [Int: Result<RunRecord, any Error>] = [:]
+    func computeAhead(from position: Int) {
+      let batch = runs[position...].prefix(max(32, parallel * 16)).filter {
+        kept[$0.key] == nil && ahead[$0.index] == nil
+      }
+      guard !batch.isEmpty else { return }
+      let slots = ResultSlots(count: batch.count)
+      DispatchQueue.concurrentPerform(iterations: batch.count) { i in
+        let run = batch[batch.startIndex + i]
+        slots.set(
+          i,
+          Result {
+            try self.execute(
+              run, backend: self.backends[.simulated]!, cancellation: Cancellation(options.stopRequested))
+          })
+      }
+      for (i, run) in batch.enumerated() { ahead[run.index] = slots.get(i) }
+    }
+
+    for (position, run) in runs.enumerated() {
+      if parallel > 1 && allSimulated && ahead[run.index] == nil && kept[run.key] == nil && !options.stopRequested() {
+        computeAhead(from: position)
+      }
       if var old = kept[run.key] {
         old.index = run.index
         records.append(old)
@@ -244,8 +281,13 @@ public struct ExperimentRunner: Sendable {
       let started = MonotonicClock.now()
       let record: RunRecord
       do {
-        record = try execute(
-          run, backend: backends[run.point.experiment.spec.backend]!, cancellation: Cancellation(options.stopRequested))
+        if let computed = ahead.removeValue(forKey: run.index) {
+          record = try computed.get()
+        } else {
+          record = try execute(
+            run, backend: backends[run.point.experiment.spec.backend]!,
+            cancellation: Cancellation(options.stopRequested))
+        }
       } catch let stop as StopSweep {
         // Save what finished, mark the file incomplete, and stop.
         if let partial = stop.record { records.append(partial) }
@@ -325,7 +367,10 @@ public struct ExperimentRunner: Sendable {
   }
 
   /// Moves an existing results file aside; returns its new path.
-  func archive(_ path: String, directory: String?) throws -> String {
+  func archive(_ path: String, directory: String?) throws -> String { try Self.archive(path, directory: directory) }
+
+  /// Moves an existing results file into an `archive/` folder beside it (or `directory`), named by its start time.
+  static func archive(_ path: String, directory: String?) throws -> String {
     let url = URL(fileURLWithPath: path)
     let dir = directory ?? url.deletingLastPathComponent().appendingPathComponent("archive").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -346,5 +391,16 @@ public struct ExperimentRunner: Sendable {
     }
     try FileManager.default.moveItem(atPath: path, toPath: target)
     return target
+  }
+}
+
+/// Results of a parallel batch, one slot per run, each written by one thread.
+final class ResultSlots: @unchecked Sendable {
+  private var slots: [Result<RunRecord, any Error>?]
+  private let lock = NSLock()
+  init(count: Int) { slots = Array(repeating: nil, count: count) }
+  func set(_ i: Int, _ r: Result<RunRecord, any Error>) { lock.withLock { slots[i] = r } }
+  func get(_ i: Int) -> Result<RunRecord, any Error> {
+    lock.withLock { slots[i] ?? .failure(RunnerError(message: "run \(i) of a parallel batch produced nothing")) }
   }
 }

@@ -41,7 +41,7 @@ struct EdgeLab: ParsableCommand {
     subcommands: [
       List.self, Run.self, SpecCommand.self, Show.self, Export.self, Partition.self, Algorithms.self, Problem.self,
       Generate.self, Bench.self, WorkerCommand.self, EmulationCommand.self, BLASCommand.self, ProfileCommand.self,
-      Trace.self, ValidateCommand.self, BoardsCommand.self,
+      Trace.self, ValidateCommand.self, BoardsCommand.self, SweepCommand.self, MergeCommand.self,
     ])
 
   /// Before any work: the best OpenBLAS kernels this CPU has (starting again with them once, if OpenBLAS chose
@@ -160,6 +160,11 @@ struct Run: ParsableCommand {
   @Option(help: "Override how loopback runs are emulated: auto, none, namespaces (root) or userspace.")
   var emulation: EmulationOptions.Mode?
   @Option(help: "The boards inventory (JSON) for --backend boards (overrides the experiment's).") var inventory: String?
+  @Option(
+    help:
+      "Compute this many simulated runs at once (on as many cores; the same file as --jobs 1); real backends run one run at a time."
+  )
+  var jobs = 1
   @Flag(help: "Print the expanded runs and exit without running.") var dryRun = false
   @Flag(help: "Skip runs already in the results file (same spec).") var resume = false
   @Flag(help: "No progress output.") var quiet = false
@@ -170,13 +175,27 @@ struct Run: ParsableCommand {
   var recordUntracked = false
 
   func run() throws {
-    var loaded = try loadSpec(name: name, file: spec)
+    // A shard of a planned sweep (`edgelab sweep plan`): its experiment, and only its runs.
+    var shard: Sharding.ShardSpec?
+    if let spec, spec != "-", let data = FileManager.default.contents(atPath: spec) {
+      do { shard = try Sharding.shard(from: data) } catch { throw fail("\(spec): \(error)", code: Exit.badInput) }
+    }
+    if let shard, shard.toolkitVersion != Provenance.toolkitVersion {
+      throw fail(
+        "\(spec ?? ""): planned with edgelab \(shard.toolkitVersion); this is \(Provenance.toolkitVersion): run every shard with the same build",
+        code: Exit.badInput)
+    }
+    var loaded = try shard.map { $0.spec } ?? loadSpec(name: name, file: spec)
     if let emulation { loaded.emulation.mode = emulation }
     var options = RunOptions(
       outputPath: out, seed: seed, backend: backend, resume: resume,
       stopRequested: { Interrupt.isRequested })
     options.recordUntrackedText = recordUntracked
     options.inventory = inventory
+    if let shard {
+      options.only = Set(shard.runs)
+      options.provenance["shard"] = "\(shard.shard)/\(shard.shards)"
+    }
     options.provenance = EnvironmentFacts.provenance
     let effective = ExperimentRunner.applying(options, to: loaded)
     if dryRun {
@@ -193,6 +212,15 @@ struct Run: ParsableCommand {
       print(t.render())
       return
     }
+    if jobs < 1 { throw fail("--jobs must be at least 1", code: Exit.badInput) }
+    if jobs > 1 {
+      if effective.backend == .simulated {
+        options.parallelRuns = jobs
+      } else {
+        FileHandle.standardError.write(
+          Data("note: --jobs applies to simulated runs; \(effective.backend.rawValue) runs go one at a time\n".utf8))
+      }
+    }
     Interrupt.install()
     let runner = ExperimentRunner(
       backends: Backends.all(quiet: quiet), progress: quiet ? SilentProgress() : StderrProgress())
@@ -206,7 +234,7 @@ struct Run: ParsableCommand {
           "\(report.path): \(report.runsTotal) runs (\(counts.joined(separator: ", ")))"
             + (report.runsSkipped > 0 ? "; \(report.runsSkipped) resumed" : ""))
       }
-      if !loaded.paper.isEmpty, let results = try? ResultsStore.read(report.path) {
+      if !quiet, shard == nil, !loaded.paper.isEmpty, let results = try? ResultsStore.read(report.path) {
         print("")
         print(Show.paperComparison(results))
       }

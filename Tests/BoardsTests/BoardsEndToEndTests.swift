@@ -113,7 +113,8 @@ final class SSHBoards: @unchecked Sendable {
       try config.write(toFile: directory + "/sshd-\(k).conf", atomically: true, encoding: .utf8)
       sshd.append(
         try ChildProcess(
-          ["ip", "netns", "exec", ns, "/usr/sbin/sshd", "-D", "-e", "-f", directory + "/sshd-\(k).conf"],
+          ["ip", "netns", "exec", ns]
+            + closingInheritedFiles(["/usr/sbin/sshd", "-D", "-e", "-f", directory + "/sshd-\(k).conf"]),
           logPath: directory + "/sshd-\(k).log"))
       known += "\(addresses[k]) \(hostKey)"
       boards.append(

@@ -81,7 +81,7 @@ struct ProfileTests {
   }
 
   @Test func experimentsBindTheirProfileAndScaleItByBandwidth() throws {
-    var spec = try Experiment("bind") {
+    var spec = Experiment("bind") {
       Model(.small)
       Device("nano", .orinNano8GB)
       Workload(requests: 1, prompt: 8, output: 2)

@@ -161,3 +161,12 @@ public final class Arrivals<T: Sendable>: @unchecked Sendable {
   }
   public var all: [T] { condition.withLock { items } }
 }
+
+/// `args` run through a shell that first closes every inherited file descriptor above 2. Long-lived helpers a test
+/// starts (sshd, slurmctld, munged) would otherwise keep the write end of another concurrently running test's
+/// output pipe open, and that test would wait for an end of file that never comes.
+public func closingInheritedFiles(_ args: [String]) -> [String] {
+  let script =
+    #"for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done; exec "$@""#
+  return ["/bin/bash", "-c", script, "bash"] + args
+}
