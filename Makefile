@@ -4,7 +4,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 NAME ?= quickstart
 EDGELAB := .build/release/edgelab
-APT_PACKAGES := pkg-config libopenblas-dev libhdf5-dev hdf5-tools gnuplot-nox iproute2 nftables ethtool openssh-client openssh-server
+APT_PACKAGES := pkg-config libopenblas-dev libhdf5-dev hdf5-tools gnuplot-nox iproute2 nftables ethtool openssh-client openssh-server slurm-wlm munge
 PLOT_DATA := build/plot-data
 
 .PHONY: help deps build test lint exp figure figures list clean validate profile reproduce
