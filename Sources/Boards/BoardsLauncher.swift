@@ -31,6 +31,10 @@ public final class BoardsLauncher: WorkerLauncher, @unchecked Sendable {
   private var commands: [String] = []
   private var netem: [String: Bool] = [:]
   private var lossIgnored: [String] = []
+  /// Each link measured before the run, by name ("a→b").
+  private var measured: [String: String] = [:]
+  /// Each board's clock minus the coordinator's, ms.
+  private var clockOffsets: [String: Double] = [:]
   /// Boards with tegrastats, and the samplers running on them during the run.
   private var powered: Set<String> = []
   private var samplers: [(board: String, process: Process, log: String)] = []
@@ -74,9 +78,17 @@ public final class BoardsLauncher: WorkerLauncher, @unchecked Sendable {
     // Check every board first: nothing is changed on any board until all answer.
     for (_, b) in pairs {
       let ssh = SSHBoard(b)
+      let before = Date().timeIntervalSince1970
       let out = try ssh.check(
-        RemoteShell.quote([b.executable, "--version"]), what: "running \(b.executable) --version")
-      let theirs = out.trimmingCharacters(in: .whitespacesAndNewlines)
+        RemoteShell.quote([b.executable, "--version"]) + " && date +%s.%N", what: "running \(b.executable) --version")
+      let after = Date().timeIntervalSince1970
+      let lines = out.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+      if let clock = lines.last.flatMap({ Double($0) }) {
+        // The board's clock against this one's, at the midpoint of the round trip.
+        let offset = (clock - (before + after) / 2) * 1e3
+        lock.withLock { clockOffsets[b.name] = offset }
+      }
+      let theirs = lines.first ?? ""
       if theirs != version {
         throw BoardsError(
           "board \(b.name) runs edgelab \(theirs), the coordinator \(version); copy this build's binary there (edgelab boards deploy)"
@@ -130,6 +142,7 @@ public final class BoardsLauncher: WorkerLauncher, @unchecked Sendable {
         if !hasNetem && l.spec.loss > 0 { lock.withLock { lossIgnored.append("\(l.from)→\(l.to)") } }
       }
     }
+    measureLinks(pairs, x)
     var targets: [String: LaunchTarget] = [:]
     for (d, b) in pairs {
       var t = LaunchTarget(
@@ -141,6 +154,33 @@ public final class BoardsLauncher: WorkerLauncher, @unchecked Sendable {
       targets[d] = t
     }
     return targets
+  }
+
+  /// Measures each shaped link with `edgelab probe` (a server on the receiving board, the prober on the sender):
+  /// the median round trip of small frames and the rate of a burst of about half a second at the declared rate.
+  /// Through the kernel's shaping; a delay the receiving worker adds (no netem) is not in it. A link that cannot
+  /// be measured is recorded with the reason; the run goes on.
+  private func measureLinks(_ pairs: [(device: String, board: Inventory.Board)], _ x: ResolvedExperiment) {
+    let boards = Dictionary(uniqueKeysWithValues: pairs.map { ($0.device, $0.board) })
+    for l in x.links {
+      guard let a = boards[l.from], let b = boards[l.to] else { continue }
+      let port = Int.random(in: 40_000...59_999)
+      let token = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+      let burst = Int(min(Double(1 << 20), max(Double(64 << 10), l.spec.bandwidth.bytesPerSecond / 2)))
+      let serve = RemoteShell.quote([
+        b.executable, "probe", "serve", "--listen", "\(b.host):\(port)", "--token", token, "--timeout", "20",
+      ])
+      let started = SSHBoard(b).run("nohup " + serve + " >/dev/null 2>&1 &", timeout: 10)
+      let ping = SSHBoard(a).run(
+        RemoteShell.quote([
+          a.executable, "probe", "ping", "--to", "\(b.host):\(port)", "--token", token, "--bytes", String(burst),
+        ]), timeout: 60)
+      let result =
+        started.status == 0 && ping.status == 0
+        ? ping.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        : "not measured: " + (ping.err + ping.out + started.err).trimmingCharacters(in: .whitespacesAndNewlines)
+      lock.withLock { measured["\(l.from)→\(l.to)"] = result }
+    }
   }
 
   private func record(_ b: Inventory.Board, _ lines: [String]) {
@@ -187,6 +227,15 @@ public final class BoardsLauncher: WorkerLauncher, @unchecked Sendable {
         "boards_tc_commands": commands.joined(separator: "\n"),
         "emulation": "boards",
       ]
+      if !clockOffsets.isEmpty {
+        f["boards_clock_offset_ms"] = clockOffsets.sorted { $0.key < $1.key }.map {
+          "\($0.key)=\(String(format: $0.value, digits: 1))"
+        }.joined(separator: ", ")
+      }
+      if !measured.isEmpty {
+        f["measured_links"] = measured.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(
+          separator: "; ")
+      }
       if !lossIgnored.isEmpty {
         f["boards_loss_not_applied"] = lossIgnored.joined(separator: ", ") + " (no netem on the board's kernel)"
       }

@@ -42,6 +42,7 @@ struct EdgeLab: ParsableCommand {
       List.self, Run.self, SpecCommand.self, Show.self, Export.self, Partition.self, Algorithms.self, Problem.self,
       Generate.self, Bench.self, WorkerCommand.self, EmulationCommand.self, BLASCommand.self, ProfileCommand.self,
       Trace.self, ValidateCommand.self, BoardsCommand.self, SweepCommand.self, MergeCommand.self,
+      ProbeCommand.self,
     ])
 
   /// Before any work: the best OpenBLAS kernels this CPU has (starting again with them once, if OpenBLAS chose

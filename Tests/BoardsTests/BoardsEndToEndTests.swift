@@ -212,6 +212,11 @@ struct BoardsEndToEndTests {
     #expect(tc.contains("b0: tc qdisc replace dev eth0 root handle e1ab: htb"))
     #expect(tc.contains("b0: tc class add dev eth0 parent e1ab: classid e1ab:11 htb rate 50000000bit"))
     #expect(tc.contains("ip dst \(boards.addresses[1])/32"))
+    // Both links were measured through the shaping before the run.
+    let measured = run.outcome.facts["measured_links"]?.stringValue ?? ""
+    #expect(measured.contains("nano0→nano1: rtt_ms=") && measured.contains("nano1→nano0: rtt_ms="), "\(measured)")
+    #expect(measured.contains("mbit_s="))
+    #expect(run.outcome.facts["boards_clock_offset_ms"]?.stringValue?.contains("b0=") == true)
     // Nothing is left: no worker, no qdisc of ours, no run directory.
     #expect(boards.strays().isEmpty)
     for k in 0..<2 { #expect(!boards.qdiscs(k).contains("e1ab:")) }
