@@ -9,6 +9,7 @@
 #include <unistd.h>
 #endif
 #include <errno.h>
+#include <spawn.h>
 
 int el_o_direct(void) {
 #ifdef O_DIRECT
@@ -57,5 +58,15 @@ int el_keep_freed_memory(int mmap_threshold, int trim_threshold, int top_pad) {
 #else
   (void)mmap_threshold; (void)trim_threshold; (void)top_pad;
   return 0;
+#endif
+}
+
+int el_spawn_close_from(void *file_actions, int from) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+  return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)file_actions, from) == 0 ? 0 : -1;
+#else
+  (void)file_actions;
+  (void)from;
+  return -1;
 #endif
 }

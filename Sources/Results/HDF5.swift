@@ -211,8 +211,9 @@ enum HDF5 {
       // A 512-byte user block (HDF5 skips it; h5py and h5dump read such files as usual) holds our seal.
       let fcpl = Handle(try check(H5Pcreate(edgelab_H5P_FILE_CREATE()), "H5Pcreate", path), closer: H5Pclose)
       try check(H5Pset_userblock(fcpl.id, hsize_t(Seal.size)), "H5Pset_userblock", path)
+      let fapl = try fileAccess(path)
       let file = Handle(
-        try check(H5Fcreate(path, edgelab_H5F_ACC_TRUNC(), fcpl.id, edgelab_H5P_DEFAULT()), "H5Fcreate", path),
+        try check(H5Fcreate(path, edgelab_H5F_ACC_TRUNC(), fcpl.id, fapl.id), "H5Fcreate", path),
         closer: H5Fclose)
       try writeContents(root, into: file.id, path: "/")
       try check(H5Fflush(file.id, H5F_SCOPE_GLOBAL), "H5Fflush", path)
@@ -325,9 +326,19 @@ enum HDF5 {
     // libhdf5 trusts a file's structure: damaged metadata can crash it. Files we sealed are checked first.
     try Seal.verify(path)
     edgelab_H5_silence_errors()
-    let file = Handle(
-      try check(H5Fopen(path, edgelab_H5F_ACC_RDONLY(), edgelab_H5P_DEFAULT()), "H5Fopen", path), closer: H5Fclose)
+    let fapl = try fileAccess(path)
+    let file = Handle(try check(H5Fopen(path, edgelab_H5F_ACC_RDONLY(), fapl.id), "H5Fopen", path), closer: H5Fclose)
     return try readGroup(file.id, path: "/")
+  }
+
+  /// File access without libhdf5's own file locks. Its `flock` lives on in any child process forked while the
+  /// file is open (the descriptor is inherited), so a worker started by one thread while another writes a results
+  /// file would keep that file locked and a later read would fail. Writers are kept apart by `ResultsStore.lock`,
+  /// and files are replaced by rename, so readers never see a half-written one.
+  static func fileAccess(_ path: String) throws(HDF5Error) -> Handle {
+    let fapl = Handle(try check(H5Pcreate(edgelab_H5P_FILE_ACCESS()), "H5Pcreate", path), closer: H5Pclose)
+    try check(H5Pset_file_locking(fapl.id, false, true), "H5Pset_file_locking", path)
+    return fapl
   }
 
   final class NameBox { var names: [String] = [] }

@@ -42,6 +42,9 @@ public final class ChildProcess: @unchecked Sendable {
       posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
     }
     defer { if pair[0] >= 0 { close(pair[0]) } }
+    // Nothing else of the coordinator's goes with the child: an inherited results file (and the lock libhdf5 or
+    // flock holds on it), a socket or a pipe would otherwise live as long as the worker.
+    _ = el_spawn_close_from(&fa, 3)
     var attr = posix_spawnattr_t()
     posix_spawnattr_init(&attr)
     defer { posix_spawnattr_destroy(&attr) }

@@ -13,4 +13,7 @@ int el_pidfd_open(int pid);
 // Keeps memory freed by large allocations in the heap for reuse (mallopt: mmap threshold `mmap_threshold` bytes,
 // trim threshold and top pad as given). 1 when glibc accepted every setting.
 int el_keep_freed_memory(int mmap_threshold, int trim_threshold, int top_pad);
+// Adds "close every descriptor from `from` up" to posix_spawn file actions (glibc 2.34+). 0 on success, -1 where
+// the C library cannot.
+int el_spawn_close_from(void *file_actions, int from);
 #endif
