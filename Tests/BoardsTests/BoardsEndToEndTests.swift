@@ -239,7 +239,7 @@ struct BoardsEndToEndTests {
     let boards = try SSHBoards(count: 2, devices: ["nano0", "nano1"])
     defer { boards.down() }
     let spec = Self.experiment(inventory: boards.inventoryPath, requests: 200, output: 64)
-    var o = Self.options(work: boards.directory, heartbeat: 2)
+    var o = Self.options(work: boards.directory)
     let killed = Mutex(false)
     o.onTokens = { _ in
       let first = killed.withLock { was in
