@@ -24,12 +24,7 @@ func edgeShardSetup(
 ) -> Experiment {
   Experiment(name, summary) {
     Model(model, precision: .fp32)
-    Device("agx", .agxOrin32GB, count: 12).source()
-    Device("nx", .orinNX16GB, count: 2)
-    Device("server", .rtx3090Server, usableMemory: EdgeShardFit.serverMemory)
-    Network(bandwidth: .gbit(1), latency: .us(500)) {
-      Link("wan", from: ["agx", "nx"], to: ["server"], bandwidth: .mbit(50))
-    }
+    EdgeShardFit.testbed
     Workload(requests: 32, prompt: 32, output: 96, arrival: .closedLoop(concurrency: 1))
     for algorithm in [
       "edge-solo", "cloud-edge-even", "cloud-edge-opt", "even", "edgeshard-latency", "edgeshard-throughput", "lime",
@@ -62,6 +57,14 @@ enum EdgeShardFit {
   /// Orin and the server together), which needs at least 23.1 GB on the server beside the AGX Orin's 29 GB;
   /// the preset's 23 GB would make them infeasible.
   static let serverMemory = Bytes.GB(24)
+  /// The devices and the network: a 1 Gbit/s LAN, the edge↔cloud link ("wan", swept) at 50 Mbit/s.
+  static var testbed: [ExperimentPart] {
+    Device("agx", .agxOrin32GB, count: 12).source().parts + Device("nx", .orinNX16GB, count: 2).parts
+      + Device("server", .rtx3090Server, usableMemory: EdgeShardFit.serverMemory).parts
+      + Network(bandwidth: .gbit(1), latency: .us(500)) {
+        Link("wan", from: ["agx", "nx"], to: ["server"], bandwidth: .mbit(50))
+      }.parts
+  }
 }
 
 let edgeShard7B = edgeShardSetup(
@@ -127,12 +130,7 @@ let edgeShard7BServer = Experiment(
   "EdgeShard 7B latency against the server's unpublished speed (memory efficiency 0.1–0.925, 50 Mbit/s)"
 ) {
   Model(.llama2_7B, precision: .fp32)
-  Device("agx", .agxOrin32GB, count: 12).source()
-  Device("nx", .orinNX16GB, count: 2)
-  Device("server", .rtx3090Server, usableMemory: EdgeShardFit.serverMemory)
-  Network(bandwidth: .gbit(1), latency: .us(500)) {
-    Link("wan", from: ["agx", "nx"], to: ["server"], bandwidth: .mbit(50))
-  }
+  EdgeShardFit.testbed
   Workload(requests: 32, prompt: 32, output: 96, arrival: .closedLoop(concurrency: 1))
   for algorithm in ["edge-solo", "cloud-edge-even", "cloud-edge-opt", "edgeshard-latency"] { Algorithm(algorithm) }
   Calibrate(
@@ -155,12 +153,7 @@ let edgeShardHopOverhead = Experiment(
   "EdgeShard 7B and 70B latency against a per-hop overhead (0–150 ms): can one value explain both papers' numbers?"
 ) {
   Model(.llama2_7B, precision: .fp32)
-  Device("agx", .agxOrin32GB, count: 12).source()
-  Device("nx", .orinNX16GB, count: 2)
-  Device("server", .rtx3090Server, usableMemory: EdgeShardFit.serverMemory)
-  Network(bandwidth: .gbit(1), latency: .us(500)) {
-    Link("wan", from: ["agx", "nx"], to: ["server"], bandwidth: .mbit(50))
-  }
+  EdgeShardFit.testbed
   Workload(requests: 8, prompt: 32, output: 96, arrival: .closedLoop(concurrency: 1))
   Algorithm("edgeshard-latency")
   Calibrate(EdgeShardFit.calibration)

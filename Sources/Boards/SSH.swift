@@ -49,8 +49,8 @@ public struct SSHBoard: Sendable {
     return r.out
   }
 
-  /// Runs a local command with a deadline.
-  static func capture(_ args: [String], timeout: Double) -> (status: Int32, out: String, err: String) {
+  /// Runs a local command with a deadline (status 124 when it had to be killed).
+  public static func capture(_ args: [String], timeout: Double = 60) -> (status: Int32, out: String, err: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = args

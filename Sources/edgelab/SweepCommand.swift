@@ -1,5 +1,7 @@
 import ArgumentParser
+import Boards
 import EdgeLabCore
+import Execution
 import Foundation
 import Results
 import Runner
@@ -71,8 +73,8 @@ struct SweepCommand: ParsableCommand {
       lines += [
         "# One shard per array task; the results are merged with:",
         "#   edgelab merge \(directory)/shard-*.h5 --out \(out ?? "results/\(loaded.name).h5")",
-        "exec \(shellQuote(Backends.executable)) run --spec \(shellQuote(directory))/shard-${SLURM_ARRAY_TASK_ID}.json"
-          + " --out \(shellQuote(directory))/shard-${SLURM_ARRAY_TASK_ID}.h5 --quiet",
+        "exec \(RemoteShell.quote(Backends.executable)) run --spec \(RemoteShell.quote(directory))/shard-${SLURM_ARRAY_TASK_ID}.json"
+          + " --out \(RemoteShell.quote(directory))/shard-${SLURM_ARRAY_TASK_ID}.h5 --quiet",
       ]
       do {
         try (lines.joined(separator: "\n") + "\n").write(toFile: script, atomically: true, encoding: .utf8)
@@ -84,7 +86,7 @@ struct SweepCommand: ParsableCommand {
     }
 
     func follow(script: String, manifest m: Sharding.Manifest, directory: String, output: String) throws {
-      let submitted = capture(["sbatch", "--parsable", script])
+      let submitted = SSHBoard.capture(["sbatch", "--parsable", script])
       guard submitted.status == 0,
         let job = submitted.out.split(separator: ";").first.map(String.init)?
           .trimmingCharacters(in: .whitespacesAndNewlines), !job.isEmpty
@@ -92,7 +94,7 @@ struct SweepCommand: ParsableCommand {
       print("submitted job array \(job)")
       var last = ""
       while true {
-        let q = capture(["squeue", "-h", "-j", job, "-o", "%i %T"])
+        let q = SSHBoard.capture(["squeue", "-h", "-j", job, "-o", "%i %T"])
         if q.status != 0 && !q.err.contains("Invalid job id") {
           throw fail("squeue failed: \(q.err)", code: Exit.failure)
         }
@@ -154,25 +156,4 @@ struct MergeCommand: ParsableCommand {
 
 func absolute(_ path: String) -> String {
   path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-}
-
-func shellQuote(_ s: String) -> String {
-  s.allSatisfy { $0.isLetter || $0.isNumber || "-_./:=@,+".contains($0) }
-    ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
-}
-
-/// Runs a command; (status, stdout, stderr).
-func capture(_ args: [String]) -> (status: Int32, out: String, err: String) {
-  let p = Process()
-  p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-  p.arguments = args
-  let out = Pipe()
-  let err = Pipe()
-  p.standardOutput = out
-  p.standardError = err
-  do { try p.run() } catch { return (127, "", "\(error)") }
-  let o = out.fileHandleForReading.readDataToEndOfFile()
-  let e = err.fileHandleForReading.readDataToEndOfFile()
-  p.waitUntilExit()
-  return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
 }

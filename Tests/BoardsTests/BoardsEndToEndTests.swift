@@ -54,18 +54,7 @@ final class SSHBoards: @unchecked Sendable {
   }
 
   @discardableResult
-  static func run(_ args: [String]) -> (status: Int32, out: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = args
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = out
-    do { try p.run() } catch { return (127, "\(error)") }
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-  }
+  static func run(_ args: [String]) -> (status: Int32, out: String) { runCommand(args) }
 
   func must(_ args: [String]) throws {
     let r = Self.run(args)

@@ -60,7 +60,7 @@ struct FidelityTests {
   }
 
   @Test func sameSeedGivesTheSameTimelineEventForEvent() throws {
-    var spec = try Experiment("determinism") {
+    var spec = Experiment("determinism") {
       Model(.llama32_1B)
       Device("nano", .orinNano8GB, count: 2)
       Network(bandwidth: .mbit(20), latency: .ms(2), jitter: .ms(1))

@@ -19,19 +19,7 @@ func edgelab(_ args: [String], environment: [String: String] = [:]) -> (status: 
 
 @discardableResult
 func command(_ args: [String], environment: [String: String] = [:]) -> (status: Int32, out: String) {
-  let p = Process()
-  p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-  p.arguments = args
-  var env = ProcessInfo.processInfo.environment
-  for (k, v) in environment { env[k] = v }
-  p.environment = env
-  let out = Pipe()
-  p.standardOutput = out
-  p.standardError = out
-  do { try p.run() } catch { return (127, "\(error)") }
-  let data = out.fileHandleForReading.readDataToEndOfFile()
-  p.waitUntilExit()
-  return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+  runCommand(args, environment: environment)
 }
 
 /// Two results files hold the same runs with the same numbers (provenance and wall times aside).

@@ -170,3 +170,21 @@ public func closingInheritedFiles(_ args: [String]) -> [String] {
     #"for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done; exec "$@""#
   return ["/bin/bash", "-c", script, "bash"] + args
 }
+
+/// Runs a short command to its end; (exit status, standard output and error together).
+@discardableResult
+public func runCommand(_ args: [String], environment: [String: String] = [:]) -> (status: Int32, out: String) {
+  let p = Process()
+  p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+  p.arguments = args
+  var env = ProcessInfo.processInfo.environment
+  for (k, v) in environment { env[k] = v }
+  p.environment = env
+  let out = Pipe()
+  p.standardOutput = out
+  p.standardError = out
+  do { try p.run() } catch { return (127, "\(error)") }
+  let data = out.fileHandleForReading.readDataToEndOfFile()
+  p.waitUntilExit()
+  return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
