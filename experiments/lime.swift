@@ -20,23 +20,25 @@ import DSL
 enum LimeSetup {
   static let sporadic = ArrivalProcess.poisson(rate: 1.0 / 600)
   static let bursty = ArrivalProcess.bursty(burst: 16, every: Seconds(3600))
+  /// The model and the four boards on their switch.
+  static var cluster: [ExperimentPart] {
+    Model(.llama33_70B, precision: .bf16).parts + Device("agx64", .agxOrin64GB).source().parts
+      + Device("agx32", .agxOrin32GB).parts + Device("nx16", .orinNX16GB).parts + Device("nano8", .orinNano8GB).parts
+      + Network(bandwidth: .gbit(1), latency: .us(500)).parts
+  }
+  /// LIME against the two offloading baselines, with EdgeShard's calibration.
+  static var comparison: [ExperimentPart] {
+    Algorithm("lime").parts + Algorithm("edgeshard-ondemand").parts + Algorithm("even-ondemand").parts
+      + [Calibrate(EdgeShardFit.calibration), Execution(ExecutionOptions(memoryAdmission: .wait))]
+  }
 }
 
 let lime70B = Experiment(
   "lime-70b", "LIME's setting: Llama-3.3-70B BF16 on 4 heterogeneous Jetsons (109.5 GB < 141 GB), sporadic and bursty"
 ) {
-  Model(.llama33_70B, precision: .bf16)
-  Device("agx64", .agxOrin64GB).source()
-  Device("agx32", .agxOrin32GB)
-  Device("nx16", .orinNX16GB)
-  Device("nano8", .orinNano8GB)
-  Network(bandwidth: .gbit(1), latency: .us(500))
+  LimeSetup.cluster
   Workload(requests: 16, prompt: 64, output: 32, arrival: LimeSetup.sporadic)
-  Algorithm("lime")
-  Algorithm("edgeshard-ondemand")
-  Algorithm("even-ondemand")
-  Calibrate(EdgeShardFit.calibration)
-  Execution(ExecutionOptions(memoryAdmission: .wait))
+  LimeSetup.comparison
   Sweep(.arrival, named: ["sporadic": LimeSetup.sporadic, "bursty": LimeSetup.bursty], label: "arrival")
   Seed(2512)
   for baseline in ["edgeshard-ondemand", "even-ondemand"] {
@@ -56,18 +58,9 @@ let lime70B = Experiment(
 let lime70BBursts = Experiment(
   "lime-70b-bursts", "LIME's speed-up over on-demand offloading against the burst size (1–32 requests at once)"
 ) {
-  Model(.llama33_70B, precision: .bf16)
-  Device("agx64", .agxOrin64GB).source()
-  Device("agx32", .agxOrin32GB)
-  Device("nx16", .orinNX16GB)
-  Device("nano8", .orinNano8GB)
-  Network(bandwidth: .gbit(1), latency: .us(500))
+  LimeSetup.cluster
   Workload(requests: 32, prompt: 64, output: 32, arrival: .bursty(burst: 1, every: Seconds(3600)))
-  Algorithm("lime")
-  Algorithm("edgeshard-ondemand")
-  Algorithm("even-ondemand")
-  Calibrate(EdgeShardFit.calibration)
-  Execution(ExecutionOptions(memoryAdmission: .wait))
+  LimeSetup.comparison
   Sweep(path: "execution.max_batch", [8, 1], label: "max_batch")
   Sweep(path: "workload.arrival.burst", [1, 2, 4, 8, 16, 32], label: "burst")
   Seed(2512)

@@ -81,35 +81,35 @@ public enum ValidationCases {
   static func plain(
     _ name: String, stages: Int, _ summary: String, workload: Workload, maxBatch: Int = 1
   ) -> Experiment {
-    Experiment("validate-" + name, summary) {
-      Model(.small, precision: .fp32, weightsSeed: 21)
-      Device("host", .orinNano8GB, count: stages).source()
-      Network(bandwidth: .gbit(100), latency: .zero)
-      workload
-      Algorithm("even")
-      Execution(ExecutionOptions(maxBatch: maxBatch))
-      Calibrate(profile: profilePlaceholder, scaling: .host)
-      Sweep(path: "backend", ["simulated", "loopback"], label: "backend")
-      Backend(.loopback)
-      Emulation(.none)
-      Seed(5)
-    }
+    validationCase(
+      name, summary, device: "host", stages: stages, network: Network(bandwidth: .gbit(100), latency: .zero),
+      workload: workload, maxBatch: maxBatch, scaling: .host, emulation: .none)
   }
 
   static func emulated(
     _ name: String, stages: Int, bandwidth: Bandwidth, _ summary: String, workload: Workload
   ) -> Experiment {
+    validationCase(
+      name, summary, device: "nano", stages: stages, network: Network(bandwidth: bandwidth, latency: .ms(1)),
+      workload: workload, maxBatch: 1, scaling: .bandwidth, emulation: .namespaces)
+  }
+
+  /// The `small` model evenly split over `stages` Orin Nanos, simulated from the host profile, then run for real.
+  static func validationCase(
+    _ name: String, _ summary: String, device: String, stages: Int, network: Network, workload: Workload,
+    maxBatch: Int, scaling: Calibration.ProfileScaling, emulation: EmulationOptions.Mode
+  ) -> Experiment {
     Experiment("validate-" + name, summary) {
       Model(.small, precision: .fp32, weightsSeed: 21)
-      Device("nano", .orinNano8GB, count: stages).source()
-      Network(bandwidth: bandwidth, latency: .ms(1))
+      Device(device, .orinNano8GB, count: stages).source()
+      network
       workload
       Algorithm("even")
-      Execution(ExecutionOptions(maxBatch: 1))
-      Calibrate(profile: profilePlaceholder, scaling: .bandwidth)
+      Execution(ExecutionOptions(maxBatch: maxBatch))
+      Calibrate(profile: profilePlaceholder, scaling: scaling)
       Sweep(path: "backend", ["simulated", "loopback"], label: "backend")
       Backend(.loopback)
-      Emulation(.namespaces)
+      Emulation(emulation)
       Seed(5)
     }
   }

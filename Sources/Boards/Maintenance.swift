@@ -1,5 +1,6 @@
 public import Catalog
 import EdgeLabCore
+import Emulation
 import Execution
 import Foundation
 import Spec
@@ -109,7 +110,7 @@ public enum BoardsDeploy {
     let ssh = SSHBoard(b)
     try ssh.check("mkdir -p " + RemoteShell.quote(dir), what: "creating \(dir)")
     let tmp = target + ".deploy-\(getpid())"
-    let r = SSHBoard.capture(scpPrefix(b) + [source, remote(b, tmp)], timeout: 600)
+    let r = Shell.capture(scpPrefix(b) + [source, remote(b, tmp)], timeout: 600)
     guard r.status == 0 else { throw BoardsError("board \(b.name): copying \(source) failed: \(r.err)") }
     try ssh.check(
       "chmod 755 " + RemoteShell.quote(tmp) + " && mv -f " + RemoteShell.quote(tmp) + " " + RemoteShell.quote(target),
@@ -125,18 +126,18 @@ public enum BoardsDeploy {
     let ssh = SSHBoard(b)
     try ssh.check("mkdir -p " + RemoteShell.quote(root), what: "creating \(root)")
     let hasRsync =
-      SSHBoard.capture(["sh", "-c", "command -v rsync"], timeout: 5).status == 0
+      Shell.capture(["sh", "-c", "command -v rsync"], timeout: 5).status == 0
       && ssh.run("command -v rsync", timeout: 10).status == 0
     let r: (status: Int32, out: String, err: String)
     if hasRsync {
       let shell = RemoteShell.quote(Array(SSHBoard(b).prefix.dropLast(2)))
-      r = SSHBoard.capture(
+      r = Shell.capture(
         [
           "rsync", "-a", "-e", shell, source.hasSuffix("/") ? String(source.dropLast()) : source, remote(b, root + "/"),
         ],
         timeout: 3600)
     } else {
-      r = SSHBoard.capture(scpPrefix(b) + ["-r", source, remote(b, root + "/")], timeout: 3600)
+      r = Shell.capture(scpPrefix(b) + ["-r", source, remote(b, root + "/")], timeout: 3600)
     }
     guard r.status == 0 else { throw BoardsError("board \(b.name): copying \(source) failed: \(r.err)") }
   }

@@ -1,3 +1,4 @@
+import Emulation
 import Execution
 import Foundation
 
@@ -33,7 +34,7 @@ public struct SSHBoard: Sendable {
   /// a command still running after `timeout` seconds is killed (status 124).
   @discardableResult
   public func run(_ script: String, timeout: Double = 20) -> (status: Int32, out: String, err: String) {
-    Self.capture(prefix + [script], timeout: timeout)
+    Shell.capture(prefix + [script], timeout: timeout)
   }
 
   /// Runs and throws with the board's name and what it printed when the command fails.
@@ -48,44 +49,4 @@ public struct SSHBoard: Sendable {
     }
     return r.out
   }
-
-  /// Runs a local command with a deadline (status 124 when it had to be killed).
-  public static func capture(_ args: [String], timeout: Double = 60) -> (status: Int32, out: String, err: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = args
-    let out = Pipe()
-    let err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = FileHandle.nullDevice
-    do { try p.run() } catch { return (127, "", "\(error)") }
-    let done = DispatchSemaphore(value: 0)
-    let reader = DispatchQueue(label: "ssh-output", attributes: .concurrent)
-    let collected = Collected()
-    let group = DispatchGroup()
-    reader.async(group: group) { collected.out = out.fileHandleForReading.readDataToEndOfFile() }
-    reader.async(group: group) { collected.err = err.fileHandleForReading.readDataToEndOfFile() }
-    DispatchQueue.global().async {
-      p.waitUntilExit()
-      done.signal()
-    }
-    var timedOut = false
-    if done.wait(timeout: .now() + timeout) == .timedOut {
-      timedOut = true
-      kill(p.processIdentifier, SIGKILL)
-      done.wait()
-    }
-    group.wait()
-    return (
-      timedOut ? 124 : p.terminationStatus, String(decoding: collected.out, as: UTF8.self),
-      String(decoding: collected.err, as: UTF8.self)
-    )
-  }
-}
-
-/// Output of a command, filled by its two reader tasks (each writes its own field; read after both finished).
-private final class Collected: @unchecked Sendable {
-  var out = Data()
-  var err = Data()
 }

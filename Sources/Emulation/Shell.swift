@@ -13,7 +13,7 @@ public struct EmulationError: Error, CustomStringConvertible, Sendable {
 
 /// Runs system commands (ip, tc, nft, ethtool) and keeps the exact command lines, so results can say what
 /// was configured.
-final class Shell: @unchecked Sendable {
+public final class Shell: @unchecked Sendable {
   private var log: [String] = []
   private let lock = NSLock()
 
@@ -37,8 +37,10 @@ final class Shell: @unchecked Sendable {
     return out
   }
 
-  /// Runs a command and returns (status, stdout, stderr); status 127 if it cannot start.
-  static func capture(_ args: [String]) -> (Int32, String, String) {
+  /// Runs a command and returns (status, stdout, stderr): status 127 if it cannot start, 124 if it was still
+  /// running after `timeout` seconds (then it is killed). Both outputs are read at once, so neither can fill its
+  /// pipe and stall the command.
+  public static func capture(_ args: [String], timeout: Double? = nil) -> (status: Int32, out: String, err: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = args
@@ -48,10 +50,30 @@ final class Shell: @unchecked Sendable {
     p.standardError = err
     p.standardInput = FileHandle.nullDevice
     do { try p.run() } catch { return (127, "", "\(error)") }
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    let collected = Collected()
+    let readers = DispatchGroup()
+    DispatchQueue.global().async(group: readers) { collected.out = out.fileHandleForReading.readDataToEndOfFile() }
+    DispatchQueue.global().async(group: readers) { collected.err = err.fileHandleForReading.readDataToEndOfFile() }
+    var timedOut = false
+    if let timeout {
+      let done = DispatchSemaphore(value: 0)
+      DispatchQueue.global().async {
+        p.waitUntilExit()
+        done.signal()
+      }
+      if done.wait(timeout: .now() + timeout) == .timedOut {
+        timedOut = true
+        kill(p.processIdentifier, SIGKILL)
+        done.wait()
+      }
+    } else {
+      p.waitUntilExit()
+    }
+    readers.wait()
+    return (
+      timedOut ? 124 : p.terminationStatus, String(decoding: collected.out, as: UTF8.self),
+      String(decoding: collected.err, as: UTF8.self)
+    )
   }
 
   /// Records an action that is not a command (e.g. a cgroup file write).
@@ -126,4 +148,10 @@ public struct KernelFeatures: Sendable, Codable {
     f.htb = Shell.capture(["tc", "-n", ns, "qdisc", "add", "dev", "probe0", "root", "handle", "1:", "htb"]).0 == 0
     return f
   }
+}
+
+/// Output of a command, filled by its two reader tasks (each writes its own field; read after both finished).
+private final class Collected: @unchecked Sendable {
+  var out = Data()
+  var err = Data()
 }

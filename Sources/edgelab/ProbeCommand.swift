@@ -18,15 +18,8 @@ struct ProbeCommand: ParsableCommand {
     guard hex.count >= 16, hex.count <= 128, hex.count % 2 == 0 else {
       throw fail("--token takes 16 to 128 hex digits", code: Exit.badInput)
     }
-    var out: [UInt8] = []
-    var i = hex.startIndex
-    while i < hex.endIndex {
-      let j = hex.index(i, offsetBy: 2)
-      guard let b = UInt8(hex[i..<j], radix: 16) else { throw fail("--token is not hex", code: Exit.badInput) }
-      out.append(b)
-      i = j
-    }
-    return out
+    guard let bytes = hexBytes(hex) else { throw fail("--token is not hex", code: Exit.badInput) }
+    return bytes
   }
 
   struct Serve: ParsableCommand {

@@ -1,6 +1,6 @@
 import ArgumentParser
-import Boards
 import EdgeLabCore
+import Emulation
 import Execution
 import Foundation
 import Results
@@ -86,7 +86,7 @@ struct SweepCommand: ParsableCommand {
     }
 
     func follow(script: String, manifest m: Sharding.Manifest, directory: String, output: String) throws {
-      let submitted = SSHBoard.capture(["sbatch", "--parsable", script])
+      let submitted = Shell.capture(["sbatch", "--parsable", script])
       guard submitted.status == 0,
         let job = submitted.out.split(separator: ";").first.map(String.init)?
           .trimmingCharacters(in: .whitespacesAndNewlines), !job.isEmpty
@@ -94,7 +94,7 @@ struct SweepCommand: ParsableCommand {
       print("submitted job array \(job)")
       var last = ""
       while true {
-        let q = SSHBoard.capture(["squeue", "-h", "-j", job, "-o", "%i %T"])
+        let q = Shell.capture(["squeue", "-h", "-j", job, "-o", "%i %T"])
         if q.status != 0 && !q.err.contains("Invalid job id") {
           throw fail("squeue failed: \(q.err)", code: Exit.failure)
         }

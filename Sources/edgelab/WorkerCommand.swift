@@ -42,13 +42,8 @@ struct WorkerCommand: ParsableCommand {
         kill(getpid(), SIGTERM)
       }
     }
-    var token: [UInt8] = []
-    var i = hex.startIndex
-    while i < hex.endIndex {
-      let j = hex.index(i, offsetBy: 2)
-      guard let b = UInt8(hex[i..<j], radix: 16) else { throw fail("\(tokenFile) is not hex", code: Exit.badInput) }
-      token.append(b)
-      i = j
+    guard let token = hexBytes(hex) else {
+      throw fail("\(tokenFile == "-" ? "standard input" : tokenFile) is not hex", code: Exit.badInput)
     }
     let worker = try Worker(listen: endpoint, token: token, logger: CLILogging.logger("worker \(name)"))
     signal(SIGPIPE, SIG_IGN)
@@ -61,4 +56,18 @@ struct WorkerCommand: ParsableCommand {
     let status = worker.run()
     if status != 0 { throw ExitCode(status) }
   }
+}
+
+/// The bytes of an even-length hex string, nil if any pair is not hex.
+func hexBytes(_ hex: String) -> [UInt8]? {
+  guard hex.count % 2 == 0 else { return nil }
+  var out: [UInt8] = []
+  var i = hex.startIndex
+  while i < hex.endIndex {
+    let j = hex.index(i, offsetBy: 2)
+    guard let b = UInt8(hex[i..<j], radix: 16) else { return nil }
+    out.append(b)
+    i = j
+  }
+  return out
 }
