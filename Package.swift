@@ -83,6 +83,8 @@ var package = Package(
         "EdgeLabCore", "Catalog", "Spec", "CostModel", "Pipeline", "Partitioning", "Metrics", "Execution", "Results",
       ]),
     .target(name: "Engine", dependencies: ["EdgeLabCore", "Catalog", "Pipeline", "CKernels", "COpenBLAS", "CLinux"]),
+    // Text ↔ token ids (byte-level and SentencePiece BPE, chat templates), from tokenizer.json or a GGUF file.
+    .target(name: "Tokenizer", dependencies: ["Catalog", "Engine"]),
     .target(
       name: "Transport",
       dependencies: ["EdgeLabCore", .product(name: "SystemPackage", package: "swift-system")]),
@@ -119,7 +121,7 @@ var package = Package(
         "EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Pipeline", "Partitioning", "Metrics", "Execution",
         "Results",
         "Runner", "Simulator", "Experiments", "Benchmarks", "Engine", "Runtime", "Transport", "Emulation",
-        "Profiling", "Validation", "Boards",
+        "Profiling", "Validation", "Boards", "Tokenizer",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
@@ -158,6 +160,8 @@ var package = Package(
     .testTarget(
       name: "EngineTests", dependencies: ["EdgeLabCore", "Catalog", "Pipeline", "Engine", "TestSupport"],
       resources: [.copy("Fixtures")]),
+    .testTarget(
+      name: "TokenizerTests", dependencies: ["Engine", "Tokenizer", "TestSupport"], resources: [.copy("Fixtures")]),
     .testTarget(
       name: "TransportTests",
       dependencies: ["Transport", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]),

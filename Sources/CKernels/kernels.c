@@ -200,6 +200,11 @@ static void matvec_avx2(const void *w, el_dtype t, size_t cols, const float *x, 
 typedef enum { ISA_UNKNOWN, ISA_PORTABLE, ISA_AVX2, ISA_AVX512 } isa_t;
 static isa_t chosen = ISA_UNKNOWN;
 
+static isa_t isa(void);
+
+// For quant.c: whether the AVX-512 kernels run.
+int el_internal_avx512(void) { return isa() == ISA_AVX512; }
+
 static isa_t isa(void) {
   if (chosen != ISA_UNKNOWN) return chosen;
   isa_t c = ISA_PORTABLE;
@@ -222,8 +227,16 @@ const char *el_kernel_isa(void) {
   }
 }
 
+void el_quant_matvec(const void *w, el_dtype dtype, size_t cols, const float *x, size_t x_stride, size_t batch,
+                     float *y, size_t y_stride, size_t row_begin, size_t row_end);
+void el_dequantize(const void *src, el_dtype dtype, float *dst, size_t n);
+
 void el_matvec(const void *w, el_dtype dtype, size_t cols, const float *x, size_t x_stride, size_t batch,
                float *y, size_t y_stride, size_t row_begin, size_t row_end) {
+  if (dtype >= EL_Q8_0) {
+    el_quant_matvec(w, dtype, cols, x, x_stride, batch, y, y_stride, row_begin, row_end);
+    return;
+  }
   switch (isa()) {
 #ifdef EL_X86
   case ISA_AVX512: matvec_avx512(w, dtype, cols, x, x_stride, batch, y, y_stride, row_begin, row_end); return;
@@ -293,6 +306,10 @@ void el_attend(const float *q, const float *k, const float *v, size_t ctx, size_
 }
 
 void el_widen(const void *src, el_dtype dtype, float *dst, size_t n) {
+  if (dtype >= EL_Q8_0) {
+    el_dequantize(src, dtype, dst, n);
+    return;
+  }
   for (size_t i = 0; i < n; i++) dst[i] = load_w(src, dtype, i);
 }
 

@@ -217,7 +217,47 @@ public struct RopeScaling: Codable, Hashable, Sendable {
 }
 
 /// Numeric format of stored weights (and of arithmetic in the cost model's roofline).
+///
+/// The quantized formats are llama.cpp's (GGML's) block formats: each block stores float16 scales next to its
+/// packed integers, so the bytes per weight include them — Q8_0 34 bytes per 32 weights, Q4_0 18, Q4_1 20, Q4_K 144
+/// per 256, Q6_K 210 per 256. Quantized layers compute at the device's 16-bit rate (the weights are expanded to
+/// 16- or 32-bit floats for the arithmetic); activations and the KV cache stay in floating point.
+// swift-format-ignore: AlwaysUseLowerCamelCase
+// The quantized cases keep llama.cpp's names (q4_0, q4_K), which users know from model files.
 public enum Precision: String, Codable, Hashable, Sendable, CaseIterable {
   case fp32, fp16, bf16
-  public var bytesPerWeight: Int { self == .fp32 ? 4 : 2 }
+  case q8_0, q4_0, q4_1
+  case q4_K = "q4_k"
+  case q6_K = "q6_k"
+
+  /// Stored bytes per weight, block scales included.
+  public var bytesPerWeight: Double {
+    switch self {
+    case .fp32: 4
+    case .fp16, .bf16: 2
+    case .q8_0: 34.0 / 32
+    case .q4_0: 18.0 / 32
+    case .q4_1: 20.0 / 32
+    case .q4_K: 144.0 / 256
+    case .q6_K: 210.0 / 256
+    }
+  }
+
+  /// Whether the format stores blocks of integers with scales.
+  public var isQuantized: Bool {
+    switch self {
+    case .fp32, .fp16, .bf16: false
+    default: true
+    }
+  }
+
+  /// Values per block of the format (1 for the floating-point formats): a weight matrix's rows must be a whole
+  /// number of blocks.
+  public var blockValues: Int {
+    switch self {
+    case .fp32, .fp16, .bf16: 1
+    case .q8_0, .q4_0, .q4_1: 32
+    case .q4_K, .q6_K: 256
+    }
+  }
 }

@@ -106,14 +106,15 @@ public struct ModelLayers: Sendable {
 
   /// - Parameters:
   ///   - wirePrecision: number format of activations between stages (hidden states); the KV cache uses the
-  ///     weight precision.
+  ///     weight precision (16 bits for the quantized formats).
   public init(config: ModelConfig, precision: Precision, wirePrecision: Precision = .fp32) {
     self.config = config
     self.precision = precision
-    let b = Double(precision.bytesPerWeight)
-    let act = Double(wirePrecision.bytesPerWeight)
+    let b = precision.bytesPerWeight
+    let act = wirePrecision.bytesPerWeight
     let h = config.hiddenSize
-    let kvPerToken = Bytes(2 * Double(config.kvDim) * b)
+    // The KV cache is kept in floating point: a quantized model's cache in 16 bits (llama.cpp's default).
+    let kvPerToken = Bytes(2 * Double(config.kvDim) * (precision.isQuantized ? 2 : b))
     var ls: [LayerCost] = []
     let embeddingParams = config.vocabSize * h
     ls.append(

@@ -103,10 +103,11 @@ public struct GenerationResult: Sendable {
 }
 
 extension LocalPipeline {
-  /// Generates exactly `maxNewTokens` tokens after `prompt` (no stop at end-of-sequence).
+  /// Generates `maxNewTokens` tokens after `prompt`, or fewer when a token of `stop` comes (it is kept as the
+  /// last token). `onToken` sees each token as soon as it is chosen.
   public func generate(
     prompt: [Int32], maxNewTokens: Int, sampler: Sampler = .greedy, sequence: Int = 0,
-    recordLogits: Bool = false
+    recordLogits: Bool = false, stop: Set<Int32> = [], onToken: (Int32) -> Void = { _ in }
   ) -> GenerationResult {
     precondition(!prompt.isEmpty, "the prompt needs at least one token")
     var rng = SeededRandom(seed: sampler.seed)
@@ -120,7 +121,8 @@ extension LocalPipeline {
       if recordLogits { logits += row }
       let next = row.withUnsafeBufferPointer { sampler.pick($0, &rng) }
       tokens.append(next)
-      if step + 1 == maxNewTokens { break }
+      onToken(next)
+      if step + 1 == maxNewTokens || stop.contains(next) { break }
       out = forward([SequenceSpan(id: sequence, start: prompt.count + step, count: 1)], tokens: [next])
     }
     let t2 = monotonic()

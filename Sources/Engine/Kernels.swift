@@ -57,16 +57,8 @@ public enum Kernels {
   /// The instruction set the C kernels use on this machine.
   public static var isa: String { String(cString: el_kernel_isa()) }
 
-  static func cType(_ d: WeightDType) -> el_dtype {
-    switch d {
-    case .f32: EL_F32
-    case .bf16: EL_BF16
-    case .f16: EL_F16
-    }
-  }
-
   static func widen(_ src: UnsafeRawPointer, dtype: WeightDType, into dst: UnsafeMutablePointer<Float>, count: Int) {
-    el_widen(src, cType(dtype), dst, count)
+    el_widen(src, dtype.cType, dst, count)
   }
 
   /// Stores v at element `index` of a buffer of `dtype` (round to nearest even for 16-bit types).
@@ -75,6 +67,7 @@ public enum Kernels {
     case .f32: p.storeBytes(of: v, toByteOffset: 4 * index, as: Float.self)
     case .bf16: p.storeBytes(of: bf16Bits(v), toByteOffset: 2 * index, as: UInt16.self)
     case .f16: p.storeBytes(of: Float16(v).bitPattern, toByteOffset: 2 * index, as: UInt16.self)
+    default: preconditionFailure("quantized types are stored a block at a time (Quantization.quantize)")
     }
   }
 
@@ -89,6 +82,7 @@ public enum Kernels {
     case .f32: v
     case .bf16: Float(bitPattern: UInt32(bf16Bits(v)) << 16)
     case .f16: Float(Float16(v))
+    default: v  // a quantized model's vectors (norm weights) stay FP32
     }
   }
 
@@ -112,12 +106,12 @@ public enum Kernels {
     if rowwise || tokens == 1 {
       let jobs = group.map { w, out in
         el_matvec_job(
-          w: w.base, dtype: cType(w.dtype), rows: w.rows, cols: w.cols, x: x, x_stride: w.cols,
+          w: w.base, dtype: w.dtype.cType, rows: w.rows, cols: w.cols, x: x, x_stride: w.cols,
           y: out, y_stride: w.rows)
       }
       // Chunks of about 256 KiB of weights: small enough to balance two threads on a noisy host, large
       // enough that handing them out costs nothing next to reading them.
-      let rowBytes = group.map { $0.0.cols * $0.0.dtype.size }.max() ?? 1
+      let rowBytes = group.map { $0.0.rowBytes }.max() ?? 1
       el_matvec_many(jobs, Int32(jobs.count), tokens, max(4, (256 << 10) / max(1, rowBytes)), Int32(threads))
       return
     }
@@ -126,7 +120,8 @@ public enum Kernels {
     }
   }
 
-  /// Prefill: OpenBLAS sgemm; 16-bit weights are widened in blocks. Runs inside `blas.with`.
+  /// Prefill: OpenBLAS sgemm; 16-bit and quantized weights are widened (dequantized) 256 rows at a time. Runs
+  /// inside `blas.with`.
   private static func gemm(
     _ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, _ out: UnsafeMutablePointer<Float>
   ) {
@@ -142,7 +137,7 @@ public enum Kernels {
     var r = 0
     while r < w.rows {
       let n = min(block, w.rows - r)
-      widen(w.base + r * w.cols * w.dtype.size, dtype: w.dtype, into: scratch, count: n * w.cols)
+      widen(w.base + r * w.rowBytes, dtype: w.dtype, into: scratch, count: n * w.cols)
       cblas_sgemm(
         CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(n), Int32(w.cols), 1,
         x, Int32(w.cols), scratch, Int32(w.cols), 0, out + r, Int32(w.rows))

@@ -51,6 +51,7 @@ public final class LlamaStage: @unchecked Sendable {
   let finalNorm: [Float]?
   let lmHead: WeightMatrix?
   let invFreq: [Float]
+  let ropeLayout: RopeLayout
   /// Threads the kernels use for this stage (results do not depend on it).
   public let threads: Int
   var caches: [Int: [KVCache]] = [:]
@@ -158,7 +159,12 @@ public final class LlamaStage: @unchecked Sendable {
       finalNorm = nil
       lmHead = nil
     }
-    invFreq = Rope.inverseFrequencies(c)
+    var inv = Rope.inverseFrequencies(c)
+    if let factors = weights.ropeFrequencyFactors, factors.count == inv.count {
+      inv = zip(inv, factors).map { $0 / $1 }
+    }
+    invFreq = inv
+    ropeLayout = weights.ropeLayout
   }
 
   /// Bytes of weights this stage holds (a tied head counted once when it shares the embedding).
@@ -314,9 +320,11 @@ public final class LlamaStage: @unchecked Sendable {
       k.withUnsafeMutableBufferPointer { kb in
         for i in 0..<t {
           Rope.apply(
-            qb.baseAddress! + i * qd, heads: c.numAttentionHeads, headDim: hd, position: positions[i], invFreq: invFreq)
+            qb.baseAddress! + i * qd, heads: c.numAttentionHeads, headDim: hd, position: positions[i], invFreq: invFreq,
+            layout: ropeLayout)
           Rope.apply(
-            kb.baseAddress! + i * kvd, heads: c.numKeyValueHeads, headDim: hd, position: positions[i], invFreq: invFreq)
+            kb.baseAddress! + i * kvd, heads: c.numKeyValueHeads, headDim: hd, position: positions[i], invFreq: invFreq,
+            layout: ropeLayout)
         }
       }
     }
@@ -443,18 +451,23 @@ enum Rope {
     return inv
   }
 
-  static func apply(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim d: Int, position: Int, invFreq: [Float]) {
+  /// Rotates each head's pairs of dimensions: (i, i + d/2) in the half-split layout, (2i, 2i + 1) interleaved.
+  static func apply(
+    _ x: UnsafeMutablePointer<Float>, heads: Int, headDim d: Int, position: Int, invFreq: [Float],
+    layout: RopeLayout = .halfSplit
+  ) {
     let half = d / 2
+    let (stride, partner) = layout == .halfSplit ? (1, half) : (2, 1)
     for i in 0..<half {
       let angle = Float(position) * invFreq[i]
       let cs = cosf(angle)
       let sn = sinf(angle)
       for hh in 0..<heads {
-        let p = x + hh * d
-        let a = p[i]
-        let b = p[i + half]
-        p[i] = a * cs - b * sn
-        p[i + half] = b * cs + a * sn
+        let p = x + hh * d + i * stride
+        let a = p[0]
+        let b = p[partner]
+        p[0] = a * cs - b * sn
+        p[partner] = b * cs + a * sn
       }
     }
   }

@@ -234,7 +234,8 @@ public final class OffloadStore: @unchecked Sendable {
     for (name, rows, cols, dtype, offset) in entries[layer]!.matrices {
       out[name] = WeightMatrix(
         rows: rows, cols: cols, dtype: dtype,
-        memory: WeightMemory(parent: memory, offset: offset, bytes: rows * cols * dtype.size))
+        memory: WeightMemory(
+          parent: memory, offset: offset, bytes: rows * (cols / dtype.blockValues * dtype.blockBytes)))
     }
     return out
   }

@@ -35,14 +35,6 @@ final class MappedFile: @unchecked Sendable {
   }
 }
 
-/// Element types of stored weights the engine reads.
-public enum WeightDType: String, Sendable, Hashable, CaseIterable {
-  case f32 = "F32"
-  case bf16 = "BF16"
-  case f16 = "F16"
-  public var size: Int { self == .f32 ? 4 : 2 }
-}
-
 /// One tensor in a safetensors file.
 struct TensorEntry: Sendable {
   var dtype: WeightDType
@@ -99,7 +91,7 @@ struct SafeTensorsFile: Sendable {
       else {
         throw CheckpointError(.malformedHeader, file: path, tensor: name, "entry lacks dtype, shape or data_offsets")
       }
-      guard let t = WeightDType(rawValue: dtype) else {
+      guard let t = WeightDType(rawValue: dtype), !t.isQuantized else {
         throw CheckpointError(
           .unsupportedDType, file: path, tensor: name, "dtype \(dtype) is not supported (use F32, F16 or BF16)")
       }
@@ -130,7 +122,7 @@ struct SafeTensorsFile: Sendable {
         }
         count = product
       }
-      let (bytes, overflow) = count.multipliedReportingOverflow(by: t.size)
+      let (bytes, overflow) = count.multipliedReportingOverflow(by: t.blockBytes)
       guard !overflow, bytes == end.partialValue - begin.partialValue else {
         throw CheckpointError(
           .malformedHeader, file: path, tensor: name,

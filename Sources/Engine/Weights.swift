@@ -38,24 +38,30 @@ final class WeightMemory: @unchecked Sendable {
   deinit { owned?.deallocate() }
 }
 
-/// A weight matrix in Hugging Face's [out, in] row-major layout, stored as FP32 or a 16-bit type.
+/// A weight matrix in Hugging Face's [out, in] row-major layout, stored as FP32, a 16-bit type or a block
+/// quantization (each row a whole number of blocks).
 public struct WeightMatrix: Sendable {
   public let rows: Int
   public let cols: Int
   public let dtype: WeightDType
   let memory: WeightMemory
 
-  public var byteCount: Int { rows * cols * dtype.size }
+  /// Bytes of one row (block scales included).
+  public var rowBytes: Int { cols / dtype.blockValues * dtype.blockBytes }
+  public var byteCount: Int { rows * rowBytes }
   var base: UnsafeRawPointer { memory.base }
 
-  /// Row `r` widened to FP32 (for the embedding lookup).
+  /// Row `r` widened (or dequantized) to FP32 (for the embedding lookup).
   func row(_ r: Int, into out: UnsafeMutablePointer<Float>) {
-    let p = base + r * cols * dtype.size
+    let p = base + r * rowBytes
     switch dtype {
     case .f32: out.update(from: p.assumingMemoryBound(to: Float.self), count: cols)
     default: Kernels.widen(p, dtype: dtype, into: out, count: cols)
     }
   }
+
+  /// The whole matrix dequantized to FP32, row-major (for tests and tools).
+  public func floats() -> [Float] { Quantization.dequantize(base, dtype: dtype, count: rows * cols) }
 }
 
 /// Where a stage's weights come from.
@@ -65,6 +71,11 @@ public protocol WeightSource: Sendable {
   func vector(_ name: String, count: Int) throws(CheckpointError) -> [Float]
   /// Whether a tensor exists (`lm_head.weight` is absent from tied checkpoints).
   func has(_ name: String) -> Bool
+  /// How the Q and K projections' rows pair dimensions for rotary embeddings (Hugging Face's half split unless
+  /// the format says otherwise).
+  var ropeLayout: RopeLayout { get }
+  /// Per-frequency divisors of the rotary frequencies when the file stores them (llama.cpp's `rope_freqs`).
+  var ropeFrequencyFactors: [Float]? { get }
 }
 
 /// How stored 16-bit weights are kept in memory.
@@ -91,7 +102,7 @@ public struct CheckpointWeights: WeightSource {
   public func matrix(_ name: String, rows: Int, cols: Int) throws(CheckpointError) -> WeightMatrix {
     let (file, e) = try checkpoint.tensor(name, shape: [rows, cols])
     if e.dtype == .f32 || storage == .native {
-      if e.begin % e.dtype.size == 0 {
+      if e.begin % e.dtype.blockBytes == 0 {
         return WeightMatrix(
           rows: rows, cols: cols, dtype: e.dtype,
           memory: WeightMemory(mapping: file.file, offset: e.begin, bytes: e.end - e.begin))
@@ -123,7 +134,7 @@ public struct CheckpointWeights: WeightSource {
 /// Synthetic weights at a model's true shapes, from a seed: the same seed gives the same weights in every
 /// process, whatever the thread count. Matrices are uniform in ±0.02·√3 (standard deviation 0.02, like
 /// Hugging Face's initialisation); norm weights are 1 ± 0.1. Stored as FP32, BF16 or FP16 (rounded to
-/// nearest even).
+/// nearest even), or quantized into a block type (norm weights then stay FP32, as in GGUF files).
 public struct SyntheticWeights: WeightSource {
   public let config: ModelConfig
   public let seed: UInt64
@@ -142,9 +153,16 @@ public struct SyntheticWeights: WeightSource {
 
   static let chunk = 1 << 16
 
+  /// Quantized types draw the same FP32 values as `.f32` and quantize them block by block.
   public func matrix(_ name: String, rows: Int, cols: Int) throws(CheckpointError) -> WeightMatrix {
     let n = rows * cols
-    let m = WeightMemory(allocating: n * dtype.size)
+    guard cols % dtype.blockValues == 0, let bytes = dtype.bytes(n) else {
+      throw CheckpointError(
+        .badConfig, file: "(synthetic weights)", tensor: name,
+        "\(dtype.rawValue) stores rows in blocks of \(dtype.blockValues) values; rows of \(cols) are not whole blocks (use q8_0, q4_0 or q4_1, or a floating-point type)"
+      )
+    }
+    let m = WeightMemory(allocating: bytes)
     let scale = 0.02 * 3.0.squareRoot()
     let base = Self.nameHash(name)
     let chunks = (n + Self.chunk - 1) / Self.chunk
@@ -155,6 +173,15 @@ public struct SyntheticWeights: WeightSource {
       var g = SeededRandom.derived(seed: seed, base, UInt64(c))
       let start = c * Self.chunk
       let end = min(n, start + Self.chunk)
+      if dt.isQuantized {
+        // Chunks are whole blocks (the chunk size is a multiple of every block size).
+        let values = (start..<end).map { _ in Float((2 * g.nextUnit() - 1) * scale) }
+        let q = Quantization.quantize(values, dtype: dt)
+        q.withUnsafeBytes {
+          (dst.pointer + start / dt.blockValues * dt.blockBytes).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+        }
+        return
+      }
       for i in start..<end {
         let v = Float((2 * g.nextUnit() - 1) * scale)
         Kernels.store(v, dtype: dt, at: dst.pointer, index: i)

@@ -71,7 +71,7 @@ public struct Profiler: Sendable {
 
   func measureModel(_ preset: ModelPreset, precision: Precision) throws -> ModelProfile {
     let c = preset.config
-    let dtype: WeightDType = precision == .fp32 ? .f32 : (precision == .bf16 ? .bf16 : .f16)
+    let dtype = WeightDType(precision)
     let weights = SyntheticWeights(config: c, seed: 11, dtype: dtype)
     let l = c.numHiddenLayers
     let embed = try LlamaStage(weights: weights, layers: 0..<1, threads: options.threads)

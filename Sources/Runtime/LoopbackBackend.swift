@@ -197,7 +197,7 @@ final class CoordinatedRun: @unchecked Sendable {
     let x = job.experiment
     // Workers on other machines hold their weights there (`edgelab boards check` checks their memory).
     guard x.spec.model.checkpoint == nil, options.kind != .boards else { return }
-    let bytesPerWeight = Double(x.spec.model.precision.bytesPerWeight)
+    let bytesPerWeight = x.spec.model.precision.bytesPerWeight
     let offloaded = job.plan.stages.reduce(0) { $0 + $1.offloadedLayers.count }
     var parameters = Double(x.model.parameterCount) - Double(offloaded * x.model.parametersPerBlock)
     // Tied embeddings: the first stage embeds and the last projects, each with its own copy.

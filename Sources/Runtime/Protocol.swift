@@ -15,7 +15,7 @@ public struct WeightsSpec: Codable, Sendable, Hashable {
   /// A model preset for synthetic weights.
   public var preset: String?
   public var seed: UInt64
-  /// "F32", "BF16" or "F16" for synthetic weights.
+  /// The storage type of synthetic weights ("F32", "BF16", "F16", "Q8_0", "Q4_0", "Q4_1", "Q4_K" or "Q6_K").
   public var dtype: String
   /// "native" or "fp32" for checkpoint 16-bit weights.
   public var storage: String
@@ -37,7 +37,7 @@ public struct WeightsSpec: Codable, Sendable, Hashable {
     self.init(
       checkpoint: w.checkpoint, preset: w.checkpoint == nil ? (w.preset ?? "tiny") : nil,
       seed: w.weightsSeed ?? x.spec.seed,
-      dtype: w.precision == .fp32 ? "F32" : (w.precision == .bf16 ? "BF16" : "F16"))
+      dtype: WeightDType(w.precision).rawValue)
   }
 
   public func source() -> ModelSource {

@@ -33,6 +33,21 @@ extension ExperimentSpec {
     if model.preset == nil, let c = model.config {
       for p in c.problems() { add("model.config", p) }
     }
+    if let c = config, model.precision.blockValues > 1 {
+      let q = model.precision.blockValues
+      let widths = [("hidden_size", c.hiddenSize), ("intermediate_size", c.intermediateSize), ("q dim", c.qDim)]
+      if let (what, n) = widths.first(where: { $0.1 % q != 0 }) {
+        add(
+          "model.precision",
+          "\(model.precision.rawValue) stores rows in blocks of \(q) values, but the model's \(what) is \(n); pick q8_0, q4_0 or q4_1 (blocks of 32) or a floating-point precision"
+        )
+      }
+    }
+    if execution.wirePrecision.isQuantized {
+      add(
+        "execution.wire_precision",
+        "hidden states travel as fp32, fp16 or bf16, not \(execution.wirePrecision.rawValue)")
+    }
 
     if devices.isEmpty { add("devices", "declare at least one device") }
     // Counted before any instance is named: a count of 10⁶ must not materialise 10⁶ names.

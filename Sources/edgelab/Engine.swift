@@ -4,6 +4,7 @@ import Catalog
 import EdgeLabCore
 public import Engine
 import Foundation
+import Tokenizer
 
 extension WeightDType: ExpressibleByArgument {
   public init?(argument: String) {
@@ -11,9 +12,14 @@ extension WeightDType: ExpressibleByArgument {
     case "f32", "fp32": self = .f32
     case "bf16": self = .bf16
     case "f16", "fp16": self = .f16
-    default: return nil
+    default:
+      guard let t = WeightDType.allCases.first(where: { $0.rawValue.lowercased() == argument.lowercased() }) else {
+        return nil
+      }
+      self = t
     }
   }
+  public static var allValueStrings: [String] { allCases.map { $0.rawValue.lowercased() } }
 }
 extension WeightStorage: ExpressibleByArgument {}
 
@@ -23,14 +29,28 @@ func validateThreads(_ threads: Int) throws {
 }
 
 struct Generate: ParsableCommand {
-  static let configuration = CommandConfiguration(abstract: "Generate tokens with the engine (greedy by default).")
-  @Option(help: "A Hugging Face checkpoint directory, or a model preset (synthetic weights).") var model: String
+  static let configuration = CommandConfiguration(
+    abstract: "Generate text or tokens with the engine (greedy by default).",
+    discussion: """
+      With --prompt, the model's tokenizer (a GGUF file's own, or tokenizer.json beside a checkpoint) turns the text \
+      into tokens, the reply is printed as it is generated, and generation stops at the end of the turn. With \
+      --prompt-tokens, ids go in and ids come out, exactly --max-new-tokens of them.
+      """)
+  @Option(help: "A GGUF file, a Hugging Face checkpoint directory, or a model preset (synthetic weights).") var model:
+    String
   @Option(help: "Seed of synthetic weights (presets only).") var syntheticSeed: UInt64 = 1
-  @Option(help: "Storage type of synthetic weights: f32, bf16 or f16.") var dtype: WeightDType = .f32
-  @Option(help: "Checkpoint 16-bit weights: native (widened in the kernels) or fp32 (widened at load).") var storage:
-    WeightStorage = .native
-  @Option(help: "Prompt token ids, comma-separated.") var promptTokens: String
-  @Option(help: "Number of tokens to generate (no stop at end-of-sequence).") var maxNewTokens: Int
+  @Option(help: "Storage type of synthetic weights: f32, bf16, f16, q8_0, q4_0, q4_1, q4_k or q6_k.") var dtype:
+    WeightDType = .f32
+  @Option(help: "Checkpoint 16-bit and quantized weights: native (read in the kernels) or fp32 (widened at load).")
+  var storage: WeightStorage = .native
+  @Option(help: "Prompt text (tokenized with the model's tokenizer).") var prompt: String?
+  @Flag(help: "Wrap --prompt in the model's chat template as a user turn (and start the assistant's turn).") var chat =
+    false
+  @Option(help: "With --chat: a system message.") var system: String?
+  @Option(help: "A tokenizer.json to use instead of the model's own.") var tokenizer: String?
+  @Flag(help: "With --prompt: keep generating after the end of the turn.") var ignoreEos = false
+  @Option(help: "Prompt token ids, comma-separated.") var promptTokens: String?
+  @Option(help: "Most tokens to generate (with --prompt-tokens: exactly this many).") var maxNewTokens = 128
   @Option(help: "Write the logits of every generated position (float32, little-endian, row-major).") var dumpLogits:
     String?
   @Option(help: "Cut the model into stages at these problem-layer indices (comma-separated), in one process.") var cuts:
@@ -50,17 +70,30 @@ struct Generate: ParsableCommand {
     }
     guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0 (0 keeps every token)") }
     guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1] (1 keeps every token)") }
+    guard (prompt == nil) != (promptTokens == nil) else {
+      throw ValidationError("give either --prompt TEXT or --prompt-tokens IDS")
+    }
+    if chat || system != nil || ignoreEos, prompt == nil {
+      throw ValidationError("--chat, --system and --ignore-eos go with --prompt")
+    }
+    if system != nil, !chat { throw ValidationError("--system needs --chat") }
   }
 
   func run() throws {
-    let prompt = promptTokens.split(separator: ",").compactMap { Int32($0.trimmingCharacters(in: .whitespaces)) }
-    guard !prompt.isEmpty, prompt.count == promptTokens.split(separator: ",").count else {
-      throw fail("--prompt-tokens takes comma-separated integers (got '\(promptTokens)')", code: Exit.badInput)
-    }
     let source = ModelSource.parse(model, seed: syntheticSeed, dtype: dtype, storage: storage)
     let pipeline: LocalPipeline
+    let prompt: [Int32]
+    var textTokenizer: Tokenizer? = nil
     do {
       let weights = try source.open()
+      if let text = self.prompt {
+        let t = try ModelTokenizer.load(model: model, weights: weights, override: tokenizer)
+        textTokenizer = t
+        prompt = try ModelTokenizer.promptTokens(text, tokenizer: t, chat: chat, system: system)
+        if prompt.isEmpty { throw fail("--prompt gives no tokens; write some text", code: Exit.badInput) }
+      } else {
+        prompt = try Self.parseIds(promptTokens ?? "")
+      }
       if let bad = prompt.first(where: { $0 < 0 || Int($0) >= weights.config.vocabSize }) {
         throw fail(
           "prompt token \(bad) is outside the vocabulary (0..<\(weights.config.vocabSize))", code: Exit.badInput)
@@ -75,32 +108,61 @@ struct Generate: ParsableCommand {
       pipeline = try LocalPipeline(weights: weights, cuts: cutList, threads: threads)
     } catch let e as CheckpointError {
       throw fail(e.description, code: Exit.badInput)
+    } catch let e as TokenizerError {
+      throw fail(e.description, code: Exit.badInput)
     }
     let sampler = Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
+    var stream = textTokenizer.map(StreamingDecoder.init)
+    let stop = (textTokenizer != nil && !ignoreEos) ? textTokenizer!.stopTokens : []
+    let streaming = stream != nil && !json
     let g = pipeline.generate(
-      prompt: prompt, maxNewTokens: maxNewTokens, sampler: sampler, recordLogits: dumpLogits != nil)
-    if let dumpLogits {
-      var isDirectory: ObjCBool = false
-      if FileManager.default.fileExists(atPath: dumpLogits, isDirectory: &isDirectory), isDirectory.boolValue {
-        throw fail("--dump-logits '\(dumpLogits)' is a directory; give a file path", code: Exit.badInput)
-      }
-      var data = Data(capacity: g.logits.count * 4)
-      for v in g.logits { withUnsafeBytes(of: v.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
-      do { try data.write(to: URL(fileURLWithPath: dumpLogits), options: .atomic) } catch {
-        let parent = URL(fileURLWithPath: dumpLogits).deletingLastPathComponent().path
-        let why = FileManager.default.fileExists(atPath: parent) ? "not writable" : "no directory \(parent)"
-        throw fail("cannot write --dump-logits file '\(dumpLogits)' (\(why))", code: Exit.badInput)
-      }
+      prompt: prompt, maxNewTokens: maxNewTokens, sampler: sampler, recordLogits: dumpLogits != nil, stop: stop
+    ) { id in
+      guard streaming, !stop.contains(id) else { return }
+      FileHandle.standardOutput.write(Data(stream!.push(id).utf8))
     }
+    if let dumpLogits { try Self.writeLogits(g.logits, to: dumpLogits) }
     if json {
       // The documented key order; decode_tokens_per_s is null when only one token was generated (no decode step).
       let d = g.decodeTokensPerSecond
       let tokens = g.tokens.map(String.init).joined(separator: ", ")
-      print(
-        #"{"tokens": [\#(tokens)], "prefill_s": \#(g.prefillSeconds), "decode_tokens_per_s": \#(d.isFinite ? String(d) : "null")}"#
+      var line =
+        #"{"tokens": [\#(tokens)], "prefill_s": \#(g.prefillSeconds), "decode_tokens_per_s": \#(d.isFinite ? String(d) : "null")"#
+      if let t = textTokenizer {
+        let reply = g.tokens.filter { !stop.contains($0) }
+        line += #", "prompt_tokens": [\#(prompt.map(String.init).joined(separator: ", "))]"#
+        line += #", "text": \#(try JSONCoding.compactString(t.decode(reply)))"#
+      }
+      print(line + "}")
+    } else if streaming {
+      FileHandle.standardOutput.write(Data((stream!.finish() + "\n").utf8))
+      FileHandleStderr.write(
+        "\(prompt.count) prompt tokens, \(g.tokens.count) generated; prefill \(String(format: g.prefillSeconds * 1000, digits: 1)) ms, decode \(String(format: g.decodeTokensPerSecond, digits: 2)) tok/s\n"
       )
     } else {
       print(g.tokens.map(String.init).joined(separator: ","))
+    }
+  }
+
+  static func parseIds(_ text: String) throws -> [Int32] {
+    let ids = text.split(separator: ",").compactMap { Int32($0.trimmingCharacters(in: .whitespaces)) }
+    guard !ids.isEmpty, ids.count == text.split(separator: ",").count else {
+      throw fail("--prompt-tokens takes comma-separated integers (got '\(text)')", code: Exit.badInput)
+    }
+    return ids
+  }
+
+  static func writeLogits(_ logits: [Float], to path: String) throws {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+      throw fail("--dump-logits '\(path)' is a directory; give a file path", code: Exit.badInput)
+    }
+    var data = Data(capacity: logits.count * 4)
+    for v in logits { withUnsafeBytes(of: v.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+    do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+      let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
+      let why = FileManager.default.fileExists(atPath: parent) ? "not writable" : "no directory \(parent)"
+      throw fail("cannot write --dump-logits file '\(path)' (\(why))", code: Exit.badInput)
     }
   }
 }
@@ -112,7 +174,8 @@ struct EngineBenchCommand: ParsableCommand {
   @Option(help: "Prompt tokens.") var prompt = 128
   @Option(help: "Generated tokens.") var new = 64
   @Option(help: "Threads.") var threads = 1
-  @Option(help: "Weight storage: f32, bf16 or f16.") var dtype: WeightDType = .f32
+  @Option(help: "Weight storage: f32, bf16, f16, q8_0, q4_0, q4_1, q4_k or q6_k (synthetic weights).") var dtype:
+    WeightDType = .f32
   @Option(help: "Repetitions (medians are reported).") var repetitions = 3
   @Flag(help: "Print one JSON line.") var json = false
 

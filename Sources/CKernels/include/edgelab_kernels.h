@@ -3,15 +3,25 @@
 // Matrix-times-few-vectors kernels for decoding (memory-bound), with runtime instruction-set dispatch.
 //
 // y[b][r] = dot(W[r, :], x[b]) for rows r in [row_begin, row_end) and inputs b in [0, batch).
-// W is row-major [rows, cols] (Hugging Face's [out, in] layout), stored as float32, bfloat16 or float16;
-// 16-bit weights are widened exactly to float32 inside the loop. Each output is one dot product with a fixed
+// W is row-major [rows, cols] (Hugging Face's [out, in] layout), stored as float32, bfloat16, float16 or one of
+// llama.cpp's block-quantized types (each row a sequence of blocks; cols a multiple of the block size). 16-bit
+// weights are widened exactly to float32 inside the loop; quantized blocks are dequantized in registers and
+// multiplied with the float32 inputs (no float32 copy of the matrix). Each output is one dot product with a fixed
 // summation order that depends only on `cols` and the instruction set chosen at startup, never on `batch`,
 // on the row range or on the calling thread: splitting rows across threads, or batching requests, gives
 // bit-identical results.
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { EL_F32 = 0, EL_BF16 = 1, EL_F16 = 2 } el_dtype;
+typedef enum {
+  EL_F32 = 0, EL_BF16 = 1, EL_F16 = 2,
+  // ggml's block formats: Q8_0, Q4_0, Q4_1 hold 32 values per block; Q4_K and Q6_K 256 (a super-block).
+  EL_Q8_0 = 3, EL_Q4_0 = 4, EL_Q4_1 = 5, EL_Q4_K = 6, EL_Q6_K = 7
+} el_dtype;
+
+// Values per block (1 for the plain types) and bytes per block.
+size_t el_block_values(el_dtype dtype);
+size_t el_block_bytes(el_dtype dtype);
 
 void el_matvec(const void *w, el_dtype dtype, size_t cols, const float *x, size_t x_stride, size_t batch,
                float *y, size_t y_stride, size_t row_begin, size_t row_end);
@@ -38,8 +48,18 @@ void el_matvec_many(const el_matvec_job *jobs, int job_count, size_t batch, size
 void el_attend(const float *q, const float *k, const float *v, size_t ctx, size_t head_dim, float scale,
                float *scores, float *out);
 
-// Widens n 16-bit values to float32 (exact).
+// Widens n 16-bit values to float32 (exact), or dequantizes n values of a block type (n a multiple of the block
+// size) exactly as llama.cpp's dequantize_row functions do.
 void el_widen(const void *src, el_dtype dtype, float *dst, size_t n);
+
+// Quantizes n float32 values (n a multiple of the block size) into a block type. Q8_0, Q4_0 and Q4_1 round as
+// llama.cpp's reference quantizers do; Q4_K and Q6_K use a plain min/max (resp. absolute-max) choice of the
+// scales, not llama.cpp's search for the best ones: valid blocks, for synthetic weights.
+void el_quantize(const float *src, el_dtype dtype, void *dst, size_t n);
+
+// Float32 <-> IEEE half, rounding to nearest even.
+uint16_t el_f32_to_f16(float f);
+float el_f16_to_f32(uint16_t h);
 
 // The instruction set in use: "avx512", "avx2" or "portable".
 const char *el_kernel_isa(void);

@@ -1,0 +1,584 @@
+// llama.cpp's block-quantized weight formats (ggml's Q8_0, Q4_0, Q4_1, Q4_K, Q6_K): dequantization, reference
+// quantization, and matrix-vector kernels that dequantize in registers.
+//
+// Block layouts (little-endian, packed, as in ggml-common.h):
+//   Q8_0  32 values, 34 bytes: f16 d; int8 q[32]                          x = d·q
+//   Q4_0  32 values, 18 bytes: f16 d; u8 qs[16] (low nibbles values 0–15, high nibbles 16–31)   x = d·(q − 8)
+//   Q4_1  32 values, 20 bytes: f16 d; f16 m; u8 qs[16] (as Q4_0)           x = d·q + m
+//   Q4_K  256 values, 144 bytes: f16 d; f16 dmin; u8 scales[12] (8 six-bit scales and mins); u8 qs[128]
+//         x = d·sc_j·q − dmin·m_j for sub-block j of 32
+//   Q6_K  256 values, 210 bytes: u8 ql[128]; u8 qh[64]; int8 scales[16]; f16 d     x = d·sc_j·(q − 32), j of 16
+//
+// The kernels multiply float32 inputs by the dequantized weights: no input is quantized, so a product equals
+// dequantizing the row and taking the float32 dot product up to the order of the additions. Each output's order
+// of additions is fixed by `cols` and the instruction set only (never by the batch, the row range or the thread).
+#include "edgelab_kernels.h"
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define EL_X86 1
+#endif
+
+int el_internal_avx512(void);
+
+// ---------------------------------------------------------------------------------------------------------
+// Half precision
+
+float el_f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
+  if (exp == 0) {
+    if (man == 0) {
+      u = sign;
+    } else {
+      exp = 127 - 15 + 1;
+      while ((man & 0x400) == 0) { man <<= 1; exp--; }
+      man &= 0x3ff;
+      u = sign | (exp << 23) | (man << 13);
+    }
+  } else if (exp == 31) {
+    u = sign | 0x7f800000 | (man << 13);
+  } else {
+    u = sign | ((exp + 127 - 15) << 23) | (man << 13);
+  }
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+uint16_t el_f32_to_f16(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  uint32_t sign = (u >> 16) & 0x8000;
+  int32_t exp = (int32_t)((u >> 23) & 0xff);
+  uint32_t man = u & 0x7fffff;
+  if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (man ? 0x200 : 0));  // inf, nan
+  int32_t e = exp - 127 + 15;
+  if (e >= 31) return (uint16_t)(sign | 0x7c00);  // overflow to infinity
+  if (e <= 0) {                                   // subnormal half, or zero
+    if (e < -10) return (uint16_t)sign;
+    man |= 0x800000;
+    uint32_t shift = (uint32_t)(14 - e);
+    uint32_t half = man >> shift, rest = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
+    if (rest > mid || (rest == mid && (half & 1))) half++;
+    return (uint16_t)(sign | half);
+  }
+  uint32_t half = (uint32_t)(e << 10) | (man >> 13), rest = man & 0x1fff;
+  if (rest > 0x1000 || (rest == 0x1000 && (half & 1))) half++;  // may carry into the exponent: still right
+  return (uint16_t)(sign | half);
+}
+
+static inline float h2f(const uint8_t *p) {
+  uint16_t h;
+  memcpy(&h, p, 2);
+  return el_f16_to_f32(h);
+}
+static inline void f2h(uint8_t *p, float f) {
+  uint16_t h = el_f32_to_f16(f);
+  memcpy(p, &h, 2);
+}
+
+size_t el_block_values(el_dtype t) {
+  switch (t) {
+  case EL_Q8_0: case EL_Q4_0: case EL_Q4_1: return 32;
+  case EL_Q4_K: case EL_Q6_K: return 256;
+  default: return 1;
+  }
+}
+
+size_t el_block_bytes(el_dtype t) {
+  switch (t) {
+  case EL_F32: return 4;
+  case EL_BF16: case EL_F16: return 2;
+  case EL_Q8_0: return 34;
+  case EL_Q4_0: return 18;
+  case EL_Q4_1: return 20;
+  case EL_Q4_K: return 144;
+  case EL_Q6_K: return 210;
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Dequantization, one block at a time (llama.cpp's dequantize_row_* order of operations)
+
+static inline void q4k_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
+  if (j < 4) {
+    *d = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+    *m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
+  }
+}
+
+static void dequant_block(const uint8_t *b, el_dtype t, float *y) {
+  switch (t) {
+  case EL_Q8_0: {
+    float d = h2f(b);
+    const int8_t *q = (const int8_t *)(b + 2);
+    for (int j = 0; j < 32; j++) y[j] = q[j] * d;
+    return;
+  }
+  case EL_Q4_0: {
+    float d = h2f(b);
+    const uint8_t *qs = b + 2;
+    for (int j = 0; j < 16; j++) {
+      y[j] = ((qs[j] & 0x0F) - 8) * d;
+      y[j + 16] = ((qs[j] >> 4) - 8) * d;
+    }
+    return;
+  }
+  case EL_Q4_1: {
+    float d = h2f(b), m = h2f(b + 2);
+    const uint8_t *qs = b + 4;
+    for (int j = 0; j < 16; j++) {
+      y[j] = (qs[j] & 0x0F) * d + m;
+      y[j + 16] = (qs[j] >> 4) * d + m;
+    }
+    return;
+  }
+  case EL_Q4_K: {
+    float d = h2f(b), min = h2f(b + 2);
+    const uint8_t *scales = b + 4, *q = b + 16;
+    int is = 0;
+    for (int j = 0; j < 256; j += 64) {
+      uint8_t sc, m;
+      q4k_scale_min(is + 0, scales, &sc, &m);
+      float d1 = d * sc, m1 = min * m;
+      q4k_scale_min(is + 1, scales, &sc, &m);
+      float d2 = d * sc, m2 = min * m;
+      for (int l = 0; l < 32; ++l) *y++ = d1 * (q[l] & 0xF) - m1;
+      for (int l = 0; l < 32; ++l) *y++ = d2 * (q[l] >> 4) - m2;
+      q += 32;
+      is += 2;
+    }
+    return;
+  }
+  case EL_Q6_K: {
+    const uint8_t *ql = b, *qh = b + 128;
+    const int8_t *sc = (const int8_t *)(b + 192);
+    float d = h2f(b + 208);
+    for (int n = 0; n < 256; n += 128) {
+      for (int l = 0; l < 32; ++l) {
+        int is = l / 16;
+        int8_t q1 = (int8_t)((ql[l + 0] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+        int8_t q2 = (int8_t)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+        int8_t q3 = (int8_t)((ql[l + 0] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+        int8_t q4 = (int8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+        y[l + 0] = d * sc[is + 0] * q1;
+        y[l + 32] = d * sc[is + 2] * q2;
+        y[l + 64] = d * sc[is + 4] * q3;
+        y[l + 96] = d * sc[is + 6] * q4;
+      }
+      y += 128;
+      ql += 64;
+      qh += 32;
+      sc += 8;
+    }
+    return;
+  }
+  default: return;
+  }
+}
+
+void el_dequantize(const void *src, el_dtype t, float *dst, size_t n) {
+  size_t qk = el_block_values(t), bs = el_block_bytes(t);
+  const uint8_t *b = src;
+  for (size_t i = 0; i < n / qk; i++) dequant_block(b + i * bs, t, dst + i * qk);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Quantization
+
+static inline int nearest_int(float f) { return (int)lrintf(f); }
+
+static void quant_block(const float *x, el_dtype t, uint8_t *b) {
+  switch (t) {
+  case EL_Q8_0: {
+    float amax = 0;
+    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+    float d = amax / 127, id = d ? 1.0f / d : 0.0f;
+    f2h(b, d);
+    for (int j = 0; j < 32; j++) ((int8_t *)(b + 2))[j] = (int8_t)roundf(x[j] * id);
+    return;
+  }
+  case EL_Q4_0: {
+    float amax = 0, max = 0;
+    for (int j = 0; j < 32; j++)
+      if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
+    float d = max / -8, id = d ? 1.0f / d : 0.0f;
+    f2h(b, d);
+    for (int j = 0; j < 16; j++) {
+      int a = (int)(x[j] * id + 8.5f), c = (int)(x[j + 16] * id + 8.5f);
+      a = a < 15 ? a : 15;
+      c = c < 15 ? c : 15;
+      b[2 + j] = (uint8_t)(a | (c << 4));
+    }
+    return;
+  }
+  case EL_Q4_1: {
+    float min = INFINITY, max = -INFINITY;
+    for (int j = 0; j < 32; j++) { min = fminf(min, x[j]); max = fmaxf(max, x[j]); }
+    float d = (max - min) / 15, id = d ? 1.0f / d : 0.0f;
+    f2h(b, d);
+    f2h(b + 2, min);
+    for (int j = 0; j < 16; j++) {
+      int a = (int)((x[j] - min) * id + 0.5f), c = (int)((x[j + 16] - min) * id + 0.5f);
+      a = a < 15 ? a : 15;
+      c = c < 15 ? c : 15;
+      b[4 + j] = (uint8_t)(a | (c << 4));
+    }
+    return;
+  }
+  case EL_Q4_K: {
+    float scales[8], mins[8], max_scale = 0, max_min = 0;
+    for (int j = 0; j < 8; j++) {
+      float lo = 0, hi = -INFINITY;  // the format's mins are offsets ≤ 0
+      for (int l = 0; l < 32; l++) { lo = fminf(lo, x[32 * j + l]); hi = fmaxf(hi, x[32 * j + l]); }
+      scales[j] = (hi - lo) / 15;
+      mins[j] = -lo;
+      max_scale = fmaxf(max_scale, scales[j]);
+      max_min = fmaxf(max_min, mins[j]);
+    }
+    float inv_scale = max_scale > 0 ? 63 / max_scale : 0, inv_min = max_min > 0 ? 63 / max_min : 0;
+    uint8_t *sc = b + 4, *qs = b + 16;
+    memset(sc, 0, 12);
+    for (int j = 0; j < 8; j++) {
+      int ls = nearest_int(inv_scale * scales[j]), lm = nearest_int(inv_min * mins[j]);
+      ls = ls < 63 ? ls : 63;
+      lm = lm < 63 ? lm : 63;
+      if (j < 4) {
+        sc[j] = (uint8_t)ls;
+        sc[j + 4] = (uint8_t)lm;
+      } else {
+        sc[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+        sc[j - 4] |= (uint8_t)((ls >> 4) << 6);
+        sc[j - 0] |= (uint8_t)((lm >> 4) << 6);
+      }
+    }
+    float d = max_scale / 63, dmin = max_min / 63;
+    f2h(b, d);
+    f2h(b + 2, dmin);
+    d = h2f(b);
+    dmin = h2f(b + 2);
+    uint8_t L[256];
+    for (int j = 0; j < 8; j++) {
+      uint8_t s, m;
+      q4k_scale_min(j, sc, &s, &m);
+      float dd = d * s, dm = dmin * m;
+      for (int l = 0; l < 32; l++) {
+        int v = dd ? nearest_int((x[32 * j + l] + dm) / dd) : 0;
+        L[32 * j + l] = (uint8_t)(v < 0 ? 0 : (v > 15 ? 15 : v));
+      }
+    }
+    for (int j = 0; j < 256; j += 64)
+      for (int l = 0; l < 32; l++) qs[j / 2 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+    return;
+  }
+  case EL_Q6_K: {
+    float s[16], amax_s = 0;
+    for (int j = 0; j < 16; j++) {
+      float amax = 0;
+      for (int l = 0; l < 16; l++) amax = fmaxf(amax, fabsf(x[16 * j + l]));
+      s[j] = amax / 31;
+      amax_s = fmaxf(amax_s, s[j]);
+    }
+    float d = amax_s / 127;
+    f2h(b + 208, d);
+    d = h2f(b + 208);
+    int8_t *sc = (int8_t *)(b + 192);
+    uint8_t L[256];
+    for (int j = 0; j < 16; j++) {
+      int v = d ? nearest_int(s[j] / d) : 0;
+      sc[j] = (int8_t)(v > 127 ? 127 : v);
+      float e = d * sc[j];
+      for (int l = 0; l < 16; l++) {
+        int q = e ? nearest_int(x[16 * j + l] / e) : 0;
+        q = q < -32 ? -32 : (q > 31 ? 31 : q);
+        L[16 * j + l] = (uint8_t)(q + 32);
+      }
+    }
+    uint8_t *ql = b, *qh = b + 128;
+    for (int n = 0; n < 256; n += 128) {
+      for (int l = 0; l < 32; l++) {
+        uint8_t q1 = L[n + l], q2 = L[n + l + 32], q3 = L[n + l + 64], q4 = L[n + l + 96];
+        ql[l] = (uint8_t)((q1 & 0xF) | ((q3 & 0xF) << 4));
+        ql[l + 32] = (uint8_t)((q2 & 0xF) | ((q4 & 0xF) << 4));
+        qh[l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+      }
+      ql += 64;
+      qh += 32;
+    }
+    return;
+  }
+  default: return;
+  }
+}
+
+void el_quantize(const float *src, el_dtype t, void *dst, size_t n) {
+  size_t qk = el_block_values(t), bs = el_block_bytes(t);
+  for (size_t i = 0; i < n / qk; i++) quant_block(src + i * qk, t, (uint8_t *)dst + i * bs);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Portable matrix-vector product: dequantize a block, then 8 partial sums per input in a fixed tree.
+
+static void quant_matvec_portable(const void *w, el_dtype t, size_t cols, const float *x, size_t xs, size_t batch,
+                                  float *y, size_t ys, size_t r0, size_t r1) {
+  size_t qk = el_block_values(t), bs = el_block_bytes(t), nb = cols / qk;
+  float buf[256];
+  for (size_t r = r0; r < r1; r++) {
+    const uint8_t *row = (const uint8_t *)w + r * nb * bs;
+    for (size_t b = 0; b < batch; b++) {
+      const float *xb = x + b * xs;
+      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (size_t i = 0; i < nb; i++) {
+        dequant_block(row + i * bs, t, buf);
+        for (size_t c = 0; c < qk; c += 8)
+          for (int k = 0; k < 8; k++) acc[k] += buf[c + k] * xb[i * qk + c + k];
+      }
+      y[b * ys + r] = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    }
+  }
+}
+
+#ifdef EL_X86
+// ---------------------------------------------------------------------------------------------------------
+// AVX-512: a block's integers become float32 lanes; per input, Σ q·x over the block is scaled by the block's
+// scale into one of two accumulators (even and odd blocks, so consecutive blocks do not wait on each other).
+// One function per type and group size (1–4 inputs) keeps everything in registers.
+
+#define EL_T __attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
+
+EL_T static inline float h2f_x86(const uint8_t *p) {
+  uint16_t h;
+  memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+EL_T static inline __m512 u8_to_ps(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
+
+// Q8_0: 32 signed bytes.
+#define EL_Q8_0_GROUP(NB)                                                                                        \
+  EL_T static void mv_q8_0_##NB(const void *w, size_t cols, const float *x, size_t xs, float *y, size_t ys,     \
+                                size_t r0, size_t r1) {                                                         \
+    size_t nb = cols / 32;                                                                                      \
+    for (size_t r = r0; r < r1; r++) {                                                                          \
+      const uint8_t *row = (const uint8_t *)w + r * nb * 34;                                                    \
+      __m512 acc[2][NB];                                                                                        \
+      for (int k = 0; k < NB; k++) acc[0][k] = acc[1][k] = _mm512_setzero_ps();                                 \
+      for (size_t i = 0; i < nb; i++) {                                                                         \
+        const uint8_t *b = row + i * 34;                                                                        \
+        _mm_prefetch((const char *)b + 1024, _MM_HINT_T0);                                                      \
+        __m512 d = _mm512_set1_ps(h2f_x86(b));                                                                  \
+        __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2))));        \
+        __m512 w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18))));       \
+        for (int k = 0; k < NB; k++) {                                                                          \
+          const float *xb = x + k * xs + i * 32;                                                                \
+          __m512 s = _mm512_mul_ps(w0, _mm512_loadu_ps(xb));                                                    \
+          s = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xb + 16), s);                                                 \
+          acc[i & 1][k] = _mm512_fmadd_ps(d, s, acc[i & 1][k]);                                                 \
+        }                                                                                                       \
+      }                                                                                                         \
+      for (int k = 0; k < NB; k++) y[k * ys + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][k], acc[1][k]));   \
+    }                                                                                                           \
+  }
+
+// Q4_0: 16 bytes, low nibbles values 0–15, high nibbles 16–31, offset by 8.
+#define EL_Q4_0_GROUP(NB)                                                                                        \
+  EL_T static void mv_q4_0_##NB(const void *w, size_t cols, const float *x, size_t xs, float *y, size_t ys,     \
+                                size_t r0, size_t r1) {                                                         \
+    size_t nb = cols / 32;                                                                                      \
+    const __m512i low = _mm512_set1_epi32(0x0F), eight = _mm512_set1_epi32(8);                                  \
+    for (size_t r = r0; r < r1; r++) {                                                                          \
+      const uint8_t *row = (const uint8_t *)w + r * nb * 18;                                                    \
+      __m512 acc[2][NB];                                                                                        \
+      for (int k = 0; k < NB; k++) acc[0][k] = acc[1][k] = _mm512_setzero_ps();                                 \
+      for (size_t i = 0; i < nb; i++) {                                                                         \
+        const uint8_t *b = row + i * 18;                                                                        \
+        _mm_prefetch((const char *)b + 1024, _MM_HINT_T0);                                                      \
+        __m512 d = _mm512_set1_ps(h2f_x86(b));                                                                  \
+        __m512i e = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)));                            \
+        __m512 w0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(e, low), eight));                      \
+        __m512 w1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(e, 4), eight));                       \
+        for (int k = 0; k < NB; k++) {                                                                          \
+          const float *xb = x + k * xs + i * 32;                                                                \
+          __m512 s = _mm512_mul_ps(w0, _mm512_loadu_ps(xb));                                                    \
+          s = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xb + 16), s);                                                 \
+          acc[i & 1][k] = _mm512_fmadd_ps(d, s, acc[i & 1][k]);                                                 \
+        }                                                                                                       \
+      }                                                                                                         \
+      for (int k = 0; k < NB; k++) y[k * ys + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][k], acc[1][k]));   \
+    }                                                                                                           \
+  }
+
+// Q4_1: as Q4_0 without the offset, plus m·Σx over the block.
+#define EL_Q4_1_GROUP(NB)                                                                                        \
+  EL_T static void mv_q4_1_##NB(const void *w, size_t cols, const float *x, size_t xs, float *y, size_t ys,     \
+                                size_t r0, size_t r1) {                                                         \
+    size_t nb = cols / 32;                                                                                      \
+    const __m512i low = _mm512_set1_epi32(0x0F);                                                                \
+    for (size_t r = r0; r < r1; r++) {                                                                          \
+      const uint8_t *row = (const uint8_t *)w + r * nb * 20;                                                    \
+      __m512 acc[2][NB], accm[NB];                                                                              \
+      for (int k = 0; k < NB; k++) acc[0][k] = acc[1][k] = accm[k] = _mm512_setzero_ps();                       \
+      for (size_t i = 0; i < nb; i++) {                                                                         \
+        const uint8_t *b = row + i * 20;                                                                        \
+        _mm_prefetch((const char *)b + 1024, _MM_HINT_T0);                                                      \
+        __m512 d = _mm512_set1_ps(h2f_x86(b)), m = _mm512_set1_ps(h2f_x86(b + 2));                              \
+        __m512i e = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 4)));                            \
+        __m512 w0 = _mm512_cvtepi32_ps(_mm512_and_si512(e, low));                                               \
+        __m512 w1 = _mm512_cvtepi32_ps(_mm512_srli_epi32(e, 4));                                                \
+        for (int k = 0; k < NB; k++) {                                                                          \
+          const float *xb = x + k * xs + i * 32;                                                                \
+          __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16);                                       \
+          __m512 s = _mm512_fmadd_ps(w1, x1, _mm512_mul_ps(w0, x0));                                            \
+          acc[i & 1][k] = _mm512_fmadd_ps(d, s, acc[i & 1][k]);                                                 \
+          accm[k] = _mm512_fmadd_ps(m, _mm512_add_ps(x0, x1), accm[k]);                                         \
+        }                                                                                                       \
+      }                                                                                                         \
+      for (int k = 0; k < NB; k++)                                                                              \
+        y[k * ys + r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0][k], acc[1][k]), accm[k]));      \
+    }                                                                                                           \
+  }
+
+// Q4_K: per 64 values, 32 bytes whose low nibbles are values 0–31 and high nibbles 32–63, each half with its own
+// 6-bit scale and min.
+#define EL_Q4_K_GROUP(NB)                                                                                        \
+  EL_T static void mv_q4_k_##NB(const void *w, size_t cols, const float *x, size_t xs, float *y, size_t ys,     \
+                                size_t r0, size_t r1) {                                                         \
+    size_t nb = cols / 256;                                                                                     \
+    const __m512i low = _mm512_set1_epi32(0x0F);                                                                \
+    for (size_t r = r0; r < r1; r++) {                                                                          \
+      const uint8_t *row = (const uint8_t *)w + r * nb * 144;                                                   \
+      __m512 acc[2][NB], accm[NB];                                                                              \
+      for (int k = 0; k < NB; k++) acc[0][k] = acc[1][k] = accm[k] = _mm512_setzero_ps();                       \
+      for (size_t i = 0; i < nb; i++) {                                                                         \
+        const uint8_t *b = row + i * 144, *sc = b + 4, *q = b + 16;                                             \
+        _mm_prefetch((const char *)b + 1024, _MM_HINT_T0);                                                      \
+        _mm_prefetch((const char *)b + 1088, _MM_HINT_T0);                                                      \
+        _mm_prefetch((const char *)b + 1152, _MM_HINT_T0);                                                      \
+        float d = h2f_x86(b), dmin = h2f_x86(b + 2);                                                            \
+        for (int j = 0; j < 4; j++) {                                                                           \
+          uint8_t s1, m1, s2, m2;                                                                               \
+          q4k_scale_min(2 * j, sc, &s1, &m1);                                                                   \
+          q4k_scale_min(2 * j + 1, sc, &s2, &m2);                                                               \
+          __m512 d1 = _mm512_set1_ps(d * s1), d2 = _mm512_set1_ps(d * s2);                                      \
+          __m512 n1 = _mm512_set1_ps(dmin * m1), n2 = _mm512_set1_ps(dmin * m2);                                \
+          __m512i ea = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + 32 * j)));                    \
+          __m512i eb = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + 32 * j + 16)));               \
+          __m512 la = _mm512_cvtepi32_ps(_mm512_and_si512(ea, low));                                            \
+          __m512 lb = _mm512_cvtepi32_ps(_mm512_and_si512(eb, low));                                            \
+          __m512 ha = _mm512_cvtepi32_ps(_mm512_srli_epi32(ea, 4));                                             \
+          __m512 hb = _mm512_cvtepi32_ps(_mm512_srli_epi32(eb, 4));                                             \
+          for (int k = 0; k < NB; k++) {                                                                        \
+            const float *xb = x + k * xs + i * 256 + 64 * j;                                                    \
+            __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16);                                     \
+            __m512 x2 = _mm512_loadu_ps(xb + 32), x3 = _mm512_loadu_ps(xb + 48);                                \
+            __m512 s1v = _mm512_fmadd_ps(lb, x1, _mm512_mul_ps(la, x0));                                        \
+            __m512 s2v = _mm512_fmadd_ps(hb, x3, _mm512_mul_ps(ha, x2));                                        \
+            acc[0][k] = _mm512_fmadd_ps(d1, s1v, acc[0][k]);                                                    \
+            acc[1][k] = _mm512_fmadd_ps(d2, s2v, acc[1][k]);                                                    \
+            accm[k] = _mm512_fmadd_ps(n1, _mm512_add_ps(x0, x1), accm[k]);                                      \
+            accm[k] = _mm512_fmadd_ps(n2, _mm512_add_ps(x2, x3), accm[k]);                                      \
+          }                                                                                                     \
+        }                                                                                                       \
+      }                                                                                                         \
+      for (int k = 0; k < NB; k++)                                                                              \
+        y[k * ys + r] = _mm512_reduce_add_ps(_mm512_sub_ps(_mm512_add_ps(acc[0][k], acc[1][k]), accm[k]));      \
+    }                                                                                                           \
+  }
+
+// Q6_K: per 128 values, 64 bytes of low 4 bits and 32 of high 2 bits; sixteen-value groups with int8 scales.
+#define EL_Q6_K_GROUP(NB)                                                                                        \
+  EL_T static void mv_q6_k_##NB(const void *w, size_t cols, const float *x, size_t xs, float *y, size_t ys,     \
+                                size_t r0, size_t r1) {                                                         \
+    size_t nb = cols / 256;                                                                                     \
+    const __m512i low = _mm512_set1_epi32(0x0F), three = _mm512_set1_epi32(3), off = _mm512_set1_epi32(32);     \
+    for (size_t r = r0; r < r1; r++) {                                                                          \
+      const uint8_t *row = (const uint8_t *)w + r * nb * 210;                                                   \
+      __m512 acc[2][NB];                                                                                        \
+      for (int k = 0; k < NB; k++) acc[0][k] = acc[1][k] = _mm512_setzero_ps();                                 \
+      for (size_t i = 0; i < nb; i++) {                                                                         \
+        const uint8_t *b = row + i * 210, *ql = b, *qh = b + 128;                                               \
+        const int8_t *sc = (const int8_t *)(b + 192);                                                           \
+        _mm_prefetch((const char *)b + 1024, _MM_HINT_T0);                                                      \
+        _mm_prefetch((const char *)b + 1088, _MM_HINT_T0);                                                      \
+        _mm_prefetch((const char *)b + 1152, _MM_HINT_T0);                                                      \
+        _mm_prefetch((const char *)b + 1216, _MM_HINT_T0);                                                      \
+        float d = h2f_x86(b + 208);                                                                             \
+        for (int n = 0; n < 2; n++) {                                                                           \
+          for (int l0 = 0; l0 < 32; l0 += 16) {                                                                 \
+            int is = 8 * n + l0 / 16;                                                                           \
+            __m512i A = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(ql + 64 * n + l0)));             \
+            __m512i B = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(ql + 64 * n + 32 + l0)));        \
+            __m512i H = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qh + 32 * n + l0)));             \
+            __m512 q1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(                                                    \
+              _mm512_or_si512(_mm512_and_si512(A, low), _mm512_slli_epi32(_mm512_and_si512(H, three), 4)), off)); \
+            __m512 q2 = _mm512_cvtepi32_ps(_mm512_sub_epi32(                                                    \
+              _mm512_or_si512(_mm512_and_si512(B, low),                                                         \
+                              _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(H, 2), three), 4)), off));   \
+            __m512 q3 = _mm512_cvtepi32_ps(_mm512_sub_epi32(                                                    \
+              _mm512_or_si512(_mm512_srli_epi32(A, 4),                                                          \
+                              _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(H, 4), three), 4)), off));   \
+            __m512 q4 = _mm512_cvtepi32_ps(_mm512_sub_epi32(                                                    \
+              _mm512_or_si512(_mm512_srli_epi32(B, 4), _mm512_slli_epi32(_mm512_srli_epi32(H, 6), 4)), off));   \
+            __m512 s1 = _mm512_set1_ps(d * sc[is + 0]), s2 = _mm512_set1_ps(d * sc[is + 2]);                    \
+            __m512 s3 = _mm512_set1_ps(d * sc[is + 4]), s4 = _mm512_set1_ps(d * sc[is + 6]);                    \
+            for (int k = 0; k < NB; k++) {                                                                      \
+              const float *xb = x + k * xs + i * 256 + 128 * n + l0;                                            \
+              acc[0][k] = _mm512_fmadd_ps(s1, _mm512_mul_ps(q1, _mm512_loadu_ps(xb)), acc[0][k]);               \
+              acc[1][k] = _mm512_fmadd_ps(s2, _mm512_mul_ps(q2, _mm512_loadu_ps(xb + 32)), acc[1][k]);          \
+              acc[0][k] = _mm512_fmadd_ps(s3, _mm512_mul_ps(q3, _mm512_loadu_ps(xb + 64)), acc[0][k]);          \
+              acc[1][k] = _mm512_fmadd_ps(s4, _mm512_mul_ps(q4, _mm512_loadu_ps(xb + 96)), acc[1][k]);          \
+            }                                                                                                   \
+          }                                                                                                     \
+        }                                                                                                       \
+      }                                                                                                         \
+      for (int k = 0; k < NB; k++) y[k * ys + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][k], acc[1][k]));   \
+    }                                                                                                           \
+  }
+
+#define EL_QUANT_TYPE(G) G(1) G(2) G(3) G(4)
+EL_QUANT_TYPE(EL_Q8_0_GROUP)
+EL_QUANT_TYPE(EL_Q4_0_GROUP)
+EL_QUANT_TYPE(EL_Q4_1_GROUP)
+EL_QUANT_TYPE(EL_Q4_K_GROUP)
+EL_QUANT_TYPE(EL_Q6_K_GROUP)
+
+typedef void (*el_qgroup_fn)(const void *, size_t, const float *, size_t, float *, size_t, size_t, size_t);
+
+static void quant_matvec_avx512(const void *w, el_dtype t, size_t cols, const float *x, size_t xs, size_t batch,
+                                float *y, size_t ys, size_t r0, size_t r1) {
+  static const el_qgroup_fn q8_0[4] = {mv_q8_0_1, mv_q8_0_2, mv_q8_0_3, mv_q8_0_4};
+  static const el_qgroup_fn q4_0[4] = {mv_q4_0_1, mv_q4_0_2, mv_q4_0_3, mv_q4_0_4};
+  static const el_qgroup_fn q4_1[4] = {mv_q4_1_1, mv_q4_1_2, mv_q4_1_3, mv_q4_1_4};
+  static const el_qgroup_fn q4_k[4] = {mv_q4_k_1, mv_q4_k_2, mv_q4_k_3, mv_q4_k_4};
+  static const el_qgroup_fn q6_k[4] = {mv_q6_k_1, mv_q6_k_2, mv_q6_k_3, mv_q6_k_4};
+  const el_qgroup_fn *fns;
+  switch (t) {
+  case EL_Q8_0: fns = q8_0; break;
+  case EL_Q4_0: fns = q4_0; break;
+  case EL_Q4_1: fns = q4_1; break;
+  case EL_Q4_K: fns = q4_k; break;
+  default: fns = q6_k; break;
+  }
+  for (size_t b0 = 0; b0 < batch; b0 += 4) {
+    size_t nb = batch - b0 < 4 ? batch - b0 : 4;
+    fns[nb - 1](w, cols, x + b0 * xs, xs, y + b0 * ys, ys, r0, r1);
+  }
+}
+#endif
+
+void el_quant_matvec(const void *w, el_dtype t, size_t cols, const float *x, size_t xs, size_t batch, float *y,
+                     size_t ys, size_t r0, size_t r1) {
+#ifdef EL_X86
+  if (el_internal_avx512()) {
+    quant_matvec_avx512(w, t, cols, x, xs, batch, y, ys, r0, r1);
+    return;
+  }
+#endif
+  quant_matvec_portable(w, t, cols, x, xs, batch, y, ys, r0, r1);
+}

@@ -1,0 +1,245 @@
+import Catalog
+import EdgeLabCore
+import Foundation
+import TestSupport
+import Testing
+
+@testable import Engine
+
+/// Values written by the `gguf` package (Fixtures/gguf/make_gguf_fixtures.py): every metadata type, one tensor of
+/// each weight type with its first rows as `gguf.quants.dequantize` gives them, and tiny Llama models with the
+/// outputs of Transformers on the same weights.
+enum GGUFFixtures {
+  static var directory: String { Fixtures.directory + "/gguf" }
+
+  struct Types: Decodable {
+    struct Tensor: Decodable {
+      var name: String
+      var type: String
+      var shape: [Int]
+      var nbytes: Int
+      var rowsDequantized: [[Double]]
+      enum CodingKeys: String, CodingKey {
+        case name, type, shape, nbytes
+        case rowsDequantized = "rows_dequantized"
+      }
+    }
+    var tensors: [Tensor]
+  }
+
+  struct Expected: Decodable {
+    struct Model: Decodable {
+      var generatedIds: [Int32]
+      var promptLastLogits: [Float]
+      var tensorTypes: [String: String]?
+      enum CodingKeys: String, CodingKey {
+        case generatedIds = "generated_ids"
+        case promptLastLogits = "prompt_last_logits"
+        case tensorTypes = "tensor_types"
+      }
+    }
+    var promptIds: [Int32]
+    var models: [String: Model]
+    enum CodingKeys: String, CodingKey {
+      case models
+      case promptIds = "prompt_ids"
+    }
+  }
+
+  static func load<T: Decodable>(_ t: T.Type, _ name: String) throws -> T {
+    try JSONDecoder().decode(T.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/" + name)))
+  }
+
+  static let models = [
+    "tiny-llama-f32.gguf", "tiny-llama-q8_0.gguf", "tiny-llama-q4_0.gguf", "tiny-llama-q4_1.gguf",
+    "tiny-llama-q4_k.gguf", "tiny-llama-q6_k.gguf",
+  ]
+}
+
+@Suite("GGUF files and quantized weights")
+struct GGUFTests {
+  @Test(arguments: ["types.gguf", "types-align64.gguf"])
+  func everyTensorTypeReadsAsTheGGUFPackageWroteIt(file: String) throws {
+    let f = try GGUFFile(path: GGUFFixtures.directory + "/" + file)
+    let types = try GGUFFixtures.load(GGUFFixtures.Types.self, "types.json")
+    #expect(types.tensors.count == 9)
+    for t in types.tensors {
+      let g = try #require(f.tensors[t.name], "\(t.name)")
+      #expect(g.dtype.rawValue == t.type)
+      #expect(g.dimensions == t.shape.reversed())
+      #expect(g.end - g.begin == t.nbytes)
+      let expected = t.rowsDequantized.flatMap { $0 }.map { Float($0) }
+      let values = Quantization.dequantize(f.bytes(g), dtype: g.dtype, count: expected.count)
+      #expect(values == expected, "\(t.name): dequantized values differ from gguf.quants.dequantize")
+    }
+  }
+
+  @Test func everyMetadataType() throws {
+    let m = try GGUFFile(path: GGUFFixtures.directory + "/types.gguf").metadata
+    #expect(m["general.architecture"] == .string("edgelab-types"))
+    #expect(m["test.uint8"]?.int == 200)
+    #expect(m["test.int8"]?.int == -100)
+    #expect(m["test.uint16"]?.int == 60000)
+    #expect(m["test.int16"]?.int == -30000)
+    #expect(m["test.uint32"]?.int == 4_000_000_000)
+    #expect(m["test.int32"]?.int == -2_000_000_000)
+    #expect(m["test.uint64"] == .uint(18_000_000_000_000_000_000))
+    #expect(m["test.int64"]?.int == -9_000_000_000_000_000_000)
+    #expect(m["test.float32"]?.double == Double(Float(3.14159)))
+    #expect(m["test.float64"]?.double == 2.718281828459045)
+    #expect(m["test.bool_true"] == .bool(true))
+    #expect(m["test.bool_false"] == .bool(false))
+    #expect(m["test.string"] == .string("héllo wörld 🦙\nsecond line"))
+    #expect(m["test.string_empty"] == .string(""))
+    #expect(m["test.array_int32"]?.array?.compactMap(\.int) == [1, -2, 3, 2_147_483_647, -2_147_483_648])
+    #expect(m["test.array_string"]?.array?.compactMap(\.string) == ["a", "", "ünïcödé", "🦙", "two words"])
+    #expect(m["test.array_uint8"]?.array?.compactMap(\.int) == [0, 1, 127, 128, 255])
+    #expect(m["test.array_bool"] == .array([.bool(true), .bool(false), .bool(true)]))
+    #expect(m["test.array_uint64"] == .array([.uint(0), .uint(UInt64.max)]))
+    let nested = try GGUFFile(path: GGUFFixtures.directory + "/nested-array.gguf")
+    #expect(nested.metadata.values.contains { $0.array?.contains { $0.array != nil } == true })
+  }
+
+  /// Every prefix of a valid file, and the file with its counts made huge, is refused with an error, never a
+  /// trap or an allocation of the claimed size.
+  @Test func truncatedAndCorruptFilesAreRefused() throws {
+    let bytes = try Data(contentsOf: URL(fileURLWithPath: GGUFFixtures.directory + "/types.gguf"))
+    let dir = temporaryDirectory("gguf")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let path = dir + "/bad.gguf"
+    for cut in stride(from: 1, to: bytes.count, by: 97) {
+      try bytes.prefix(cut).write(to: URL(fileURLWithPath: path))
+      #expect(throws: CheckpointError.self) { try GGUFFile(path: path) }
+    }
+    // Tensor count, metadata count, the first key's length, the length of its string value.
+    for offset in [8, 16, 24, 56] {
+      var d = bytes
+      for i in 0..<8 { d[offset + i] = 0x7F }
+      try d.write(to: URL(fileURLWithPath: path))
+      #expect(throws: CheckpointError.self) { try GGUFFile(path: path) }
+    }
+    var notGGUF = bytes
+    notGGUF[0] = 0
+    try notGGUF.write(to: URL(fileURLWithPath: path))
+    let e = #expect(throws: CheckpointError.self) { try GGUFFile(path: path) }
+    #expect(e?.file == path)
+  }
+
+  /// The F32 file holds the Hugging Face checkpoint's weights with llama.cpp's permuted Q and K rows: with the
+  /// interleaved rotary pairs, the logits are Transformers'. The quantized files against Transformers run on the
+  /// same files' dequantized weights.
+  @Test(arguments: GGUFFixtures.models)
+  func logitsAndGreedyTokensMatchTransformers(model: String) throws {
+    let expected = try GGUFFixtures.load(GGUFFixtures.Expected.self, "tiny-llama-expected.json")
+    let ref = try #require(expected.models[model])
+    let weights = try GGUFWeights(path: GGUFFixtures.directory + "/" + model)
+    let pipeline = try LocalPipeline(weights: weights)
+    let g = pipeline.generate(prompt: expected.promptIds, maxNewTokens: ref.generatedIds.count, recordLogits: true)
+    #expect(g.tokens == ref.generatedIds)
+    let first = Array(g.logits.prefix(weights.config.vocabSize))
+    #expect(firstMismatch(first, ref.promptLastLogits, rtol: 0, atol: logitTolerance) == nil)
+  }
+
+  @Test func ggufAndSafetensorsOfTheSameModelAgree() throws {
+    let gguf = try GGUFWeights(path: GGUFFixtures.directory + "/tiny-llama-f32.gguf")
+    let hf = CheckpointWeights(try Checkpoint(directory: GGUFFixtures.directory + "/tiny-llama-hf"))
+    #expect(gguf.config.hiddenSize == hf.config.hiddenSize)
+    #expect(gguf.config.vocabSize == hf.config.vocabSize)
+    #expect(gguf.config.numKeyValueHeads == hf.config.numKeyValueHeads)
+    let prompt: [Int32] = [3, 17, 101, 250, 9]
+    let a = try LocalPipeline(weights: gguf).generate(prompt: prompt, maxNewTokens: 6, recordLogits: true)
+    let b = try LocalPipeline(weights: hf).generate(prompt: prompt, maxNewTokens: 6, recordLogits: true)
+    #expect(a.tokens == b.tokens)
+    #expect(firstMismatch(a.logits, b.logits, rtol: 0, atol: logitTolerance) == nil)
+  }
+
+  static let quantized: [WeightDType] = [.q8_0, .q4_0, .q4_1, .q4_K, .q6_K]
+
+  /// The decode kernel on quantized rows equals dequantizing them and taking FP32 dot products: within 1e-5 of
+  /// Σ|w·x| (the scale of a dot product's rounding), for every batch size and thread count, and identical
+  /// across batch sizes and thread counts.
+  @Test(arguments: quantized)
+  func quantizedMatvecEqualsDequantizeThenFP32(dtype: WeightDType) throws {
+    let rows = 37
+    let cols = 512
+    let w = try SyntheticWeights(config: ModelPreset.tiny.config, seed: 9, dtype: dtype).matrix(
+      "probe", rows: rows, cols: cols)
+    let dense = w.floats()
+    var rng = SeededRandom(seed: 3)
+    let batch = 5
+    let x = (0..<(batch * cols)).map { _ in Float(rng.nextUnit() * 4 - 2) }
+    var reference = [Double](repeating: 0, count: batch * rows)
+    var scale = [Double](repeating: 0, count: batch * rows)
+    for b in 0..<batch {
+      for r in 0..<rows {
+        for c in 0..<cols {
+          let p = Double(dense[r * cols + c]) * Double(x[b * cols + c])
+          reference[b * rows + r] += p
+          scale[b * rows + r] += abs(p)
+        }
+      }
+    }
+    var outputs: [[Float]] = []
+    for (tokens, threads) in [(1, 1), (batch, 1), (batch, 2), (3, 2)] {
+      Kernels.reserve(threads: threads)
+      var y = [Float](repeating: 0, count: tokens * rows)
+      x.withUnsafeBufferPointer { xb in
+        y.withUnsafeMutableBufferPointer { yb in
+          Kernels.linear(w, xb.baseAddress!, tokens: tokens, yb.baseAddress!, rowwise: true, threads: threads)
+        }
+      }
+      for i in y.indices {
+        #expect(abs(Double(y[i]) - reference[i]) <= 1e-5 * scale[i], "\(dtype) row \(i % rows) input \(i / rows)")
+      }
+      outputs.append(y)
+    }
+    for y in outputs {
+      #expect(Array(y.prefix(rows)) == Array(outputs[0].prefix(rows)), "\(dtype): not batch-invariant")
+    }
+    #expect(outputs[1] == outputs[2], "\(dtype): depends on the thread count")
+  }
+
+  /// Quantizing then dequantizing stays within each format's step (the synthetic weights' quantizers).
+  @Test(arguments: quantized)
+  func quantizationRoundTripsWithinAStep(dtype: WeightDType) {
+    var rng = SeededRandom(seed: 5)
+    let values = (0..<1024).map { _ in Float(rng.nextUnit() * 2 - 1) }
+    let bytes = Quantization.quantize(values, dtype: dtype)
+    #expect(bytes.count == dtype.bytes(1024))
+    let back = bytes.withUnsafeBytes { Quantization.dequantize($0.baseAddress!, dtype: dtype, count: 1024) }
+    let levels: Double = dtype == .q8_0 ? 127 : (dtype == .q6_K ? 31 : 7.5)
+    let worst = zip(values, back).map { abs(Double($0) - Double($1)) }.max()!
+    #expect(worst <= 1.5 / levels, "\(dtype): worst error \(worst)")
+  }
+
+  /// Split execution of every precision gives the bits of the unsplit model (tokens and logits).
+  @Test(arguments: [WeightDType.f32, .bf16, .f16, .q8_0, .q4_0, .q4_1])
+  func splitIsLosslessForEveryPrecision(dtype: WeightDType) throws {
+    let weights = SyntheticWeights(config: ModelPreset.tiny.config, seed: 21, dtype: dtype)
+    try checkLossless(weights, cuts: [1, 3])
+  }
+
+  @Test(arguments: ["tiny-llama-q4_k.gguf", "tiny-llama-q6_k.gguf", "tiny-llama-q4_1.gguf"])
+  func splitIsLosslessForGGUFFiles(model: String) throws {
+    try checkLossless(try GGUFWeights(path: GGUFFixtures.directory + "/" + model), cuts: [1, 2])
+  }
+
+  func checkLossless(_ weights: any WeightSource, cuts: [Int]) throws {
+    let prompt: [Int32] = [5, 9, 1, 200, 17, 33, 2]
+    let whole = try LocalPipeline(weights: weights, threads: 2)
+    let split = try LocalPipeline(weights: weights, cuts: cuts, threads: 2)
+    #expect(split.stages.count == cuts.count + 1)
+    let a = whole.generate(prompt: prompt, maxNewTokens: 6, recordLogits: true)
+    let b = split.generate(prompt: prompt, maxNewTokens: 6, recordLogits: true)
+    #expect(a.tokens == b.tokens)
+    #expect(a.logits == b.logits)
+  }
+
+  @Test func quantizedSyntheticWeightsNeedWholeBlocks() {
+    // The tiny preset's rows are not whole 256-value blocks.
+    let e = #expect(throws: CheckpointError.self) {
+      try SyntheticWeights(config: ModelPreset.tiny.config, seed: 1, dtype: .q4_K).matrix("m", rows: 4, cols: 96)
+    }
+    #expect(e?.detail.contains("blocks of 256") == true)
+  }
+}
