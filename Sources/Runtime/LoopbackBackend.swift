@@ -218,9 +218,9 @@ final class CoordinatedRun: @unchecked Sendable {
   func checkCheckpointShapes() throws {
     guard let dir = job.experiment.spec.model.checkpoint else { return }
     // A board's copy is checked on the board (`edgelab boards check`); the coordinator may have none.
-    if options.kind == .boards && !FileManager.default.fileExists(atPath: dir + "/config.json") { return }
+    if options.kind == .boards && !FileManager.default.fileExists(atPath: dir) { return }
     let c: ModelConfig
-    do { c = try Checkpoint(directory: dir).config } catch {
+    do { c = try ModelSource.checkpoint(path: dir, storage: .native).open().config } catch {
       throw BackendError.refused("model.checkpoint: \(error)")
     }
     let m = job.experiment.model
@@ -230,7 +230,7 @@ final class CoordinatedRun: @unchecked Sendable {
       ("num_attention_heads", m.numAttentionHeads, c.numAttentionHeads),
       ("num_key_value_heads", m.numKeyValueHeads, c.numKeyValueHeads), ("vocab_size", m.vocabSize, c.vocabSize),
     ]
-    let differ = fields.filter { $0.1 != $0.2 }.map { "\($0.0): \($0.1) in the spec, \($0.2) in its config.json" }
+    let differ = fields.filter { $0.1 != $0.2 }.map { "\($0.0): \($0.1) in the spec, \($0.2) in the checkpoint" }
     if !differ.isEmpty {
       throw BackendError.refused(
         "model.checkpoint \(dir) does not match the model the plan was made for (\(differ.joined(separator: "; "))); leave out model.preset and model.config to use the checkpoint's own"
@@ -592,7 +592,7 @@ final class CoordinatedRun: @unchecked Sendable {
       if tokens > 0 { outcome.facts["energy_per_token_j"] = .number(joules / Double(tokens)) }
     }
     if options.checkLossless && failure == nil {
-      if let c = job.experiment.spec.model.checkpoint, !FileManager.default.fileExists(atPath: c + "/config.json") {
+      if let c = job.experiment.spec.model.checkpoint, !FileManager.default.fileExists(atPath: c) {
         // Boards read their own copy of the checkpoint; the coordinator has none to recompute from.
         outcome.facts["lossless"] = .string("not checked: the checkpoint is not on the coordinator (\(c))")
       } else {

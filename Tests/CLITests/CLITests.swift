@@ -177,7 +177,7 @@ struct CLITests {
     // Refused before anything ran: exit 65, and the results file at --out stays as it was.
     let tiny = try CLI.run(["run", "--spec", dir + "/tiny.json", "--out", dir + "/own.h5", "--quiet"])
     #expect(
-      tiny.status == 65 && tiny.stderr.contains("num_hidden_layers: 4 in the spec, 2 in its config.json"),
+      tiny.status == 65 && tiny.stderr.contains("num_hidden_layers: 4 in the spec, 2 in the checkpoint"),
       "\(tiny.stderr)")
     #expect(!tiny.stderr.contains("--resume"))
     #expect(!FileManager.default.fileExists(atPath: dir + "/archive"))
