@@ -10,6 +10,8 @@ public enum EngineBench {
   public struct Result: Sendable, Codable {
     public var model: String
     public var dtype: String
+    /// "exact" or "llama.cpp" (how quantized products and the KV cache round).
+    public var arithmetic: String
     public var threads: Int
     public var promptTokens: Int
     public var newTokens: Int
@@ -27,6 +29,7 @@ public enum EngineBench {
     enum CodingKeys: String, CodingKey {
       case model
       case dtype
+      case arithmetic
       case threads
       case repetitions
       case promptTokens = "prompt_tokens"
@@ -44,7 +47,7 @@ public enum EngineBench {
   /// Loads synthetic weights, warms up, then runs `repetitions` generations and reports medians.
   public static func run(
     model: String, dtype: WeightDType, prompt: Int, new: Int, threads: Int, repetitions: Int,
-    progress: (String) -> Void = { _ in }
+    arithmetic: Arithmetic = .exact, progress: (String) -> Void = { _ in }
   ) throws -> Result {
     guard let preset = ModelPreset.named(model) else {
       throw CheckpointError(
@@ -58,7 +61,7 @@ public enum EngineBench {
     }
     progress("generating synthetic \(preset.name) weights (\(dtype.rawValue))…")
     let pipeline = try LocalPipeline(
-      weights: SyntheticWeights(config: preset.config, seed: 1, dtype: dtype), threads: threads)
+      weights: SyntheticWeights(config: preset.config, seed: 1, dtype: dtype), threads: threads, arithmetic: arithmetic)
     var rng = SeededRandom(seed: 2)
     let tokens = (0..<prompt).map { _ in Int32(rng.next() % UInt64(preset.config.vocabSize)) }
     progress("warm-up…")
@@ -77,7 +80,8 @@ public enum EngineBench {
     let bytes = pipeline.stages.reduce(0) { $0 + $1.weightBytes }
     let d = median(decode)
     return Result(
-      model: preset.name, dtype: dtype.rawValue, threads: threads, promptTokens: prompt, newTokens: new,
+      model: preset.name, dtype: dtype.rawValue, arithmetic: arithmetic.rawValue, threads: threads,
+      promptTokens: prompt, newTokens: new,
       prefillTokensPerSecond: median(prefill), decodeTokensPerSecond: d, weightBytes: bytes,
       effectiveBandwidthGBs: Double(bytes) * d / 1e9, peakResidentBytes: ProcessMemory.peakResidentBytes(),
       kernelISA: Kernels.isa, blasCore: BLASCore.current, repetitions: repetitions)

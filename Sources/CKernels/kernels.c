@@ -270,6 +270,10 @@ static void many_task(void *raw, int index) {
     }
     const el_matvec_job *job = &m->jobs[j];
     size_t r0 = (c - first) * m->chunk, r1 = r0 + m->chunk < job->rows ? r0 + m->chunk : job->rows;
+    if (job->x_q) {
+      el_act_matvec(job->w, job->dtype, job->cols, job->x_q, job->x_q_stride, m->batch, job->y, job->y_stride, r0, r1);
+      continue;
+    }
     el_matvec(job->w, job->dtype, job->cols, job->x, job->x_stride, m->batch, job->y, job->y_stride, r0, r1);
   }
 }

@@ -582,3 +582,407 @@ void el_quant_matvec(const void *w, el_dtype t, size_t cols, const float *x, siz
 #endif
   quant_matvec_portable(w, t, cols, x, xs, batch, y, ys, r0, r1);
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// llama.cpp's arithmetic: activations quantized to 8 bits per block of 32 (Q8_0, and Q8_1 with the block's
+// sum for Q4_1 weights), products of integers summed exactly, one float multiply-add per block.
+
+size_t el_act_block_bytes(void) { return sizeof(el_act_block); }
+
+int el_act_supported(el_dtype t) { return t == EL_Q8_0 || t == EL_Q4_0 || t == EL_Q4_1; }
+
+// As ggml's x86 quantize_row_q8_0/q8_1: d = amax / 127 (kept as float16), q = round-half-even(x · 127 / amax), and
+// for Q8_1 s = float16(d · Σq) with the unrounded d.
+void el_quantize_act(const float *x, size_t n, el_act_block *out) {
+  for (size_t i = 0; i < n / 32; i++) {
+    const float *v = x + 32 * i;
+    float amax = 0;
+    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(v[j]));
+    float d = amax / 127.f, id = amax != 0.0f ? 127.f / amax : 0.0f;
+    el_act_block *b = out + i;
+    b->d = el_f16_to_f32(el_f32_to_f16(d));
+    int32_t sum = 0;
+    for (int j = 0; j < 32; j++) {
+      int q = (int)nearbyintf(v[j] * id);  // the default rounding mode: half to even, as _mm256_round_ps
+      b->q[j] = (int8_t)q;
+      sum += q;
+    }
+    b->sum = sum;
+    b->s = el_f16_to_f32(el_f32_to_f16(d * (float)sum));
+  }
+}
+
+static float act_dot_portable(const uint8_t *row, el_dtype t, size_t nb, const el_act_block *a) {
+  float acc = 0, extra = 0;
+  for (size_t i = 0; i < nb; i++) {
+    const el_act_block *y = a + i;
+    int32_t s = 0;
+    if (t == EL_Q8_0) {
+      const uint8_t *b = row + i * 34;
+      const int8_t *q = (const int8_t *)(b + 2);
+      for (int j = 0; j < 32; j++) s += q[j] * y->q[j];
+      acc += (h2f(b) * y->d) * (float)s;
+    } else if (t == EL_Q4_0) {
+      const uint8_t *b = row + i * 18;
+      for (int j = 0; j < 16; j++) s += ((b[2 + j] & 0xF) - 8) * y->q[j] + ((b[2 + j] >> 4) - 8) * y->q[j + 16];
+      acc += (h2f(b) * y->d) * (float)s;
+    } else {
+      const uint8_t *b = row + i * 20;
+      for (int j = 0; j < 16; j++) s += (b[4 + j] & 0xF) * y->q[j] + (b[4 + j] >> 4) * y->q[j + 16];
+      acc += (h2f(b) * y->d) * (float)s;
+      extra += h2f(b + 2) * y->s;
+    }
+  }
+  return acc + extra;
+}
+
+#ifdef EL_X86
+#define EL_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+EL_VNNI static inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// 32 nibbles of 16 bytes as 32 unsigned bytes in value order (low nibbles 0–15, high nibbles 16–31).
+EL_VNNI static inline __m256i nibbles32(const uint8_t *p) {
+  __m128i v = _mm_loadu_si128((const __m128i *)p), m = _mm_set1_epi8(0x0F);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+}
+
+// Per group of up to 4 inputs: 8 integer lanes per block (vpdpbusd), made float and scaled by d_w·d_x into a float
+// accumulator; Q4_0's offset of 8 and Q4_1's minimum come in through each block's Σq of the input.
+EL_VNNI static void act_matvec_vnni(const void *w, el_dtype t, size_t cols, const el_act_block *x, size_t xs,
+                                    size_t batch, float *y, size_t ys, size_t r0, size_t r1) {
+  size_t nb = cols / 32, bs = el_block_bytes(t);
+  for (size_t r = r0; r < r1; r++) {
+    const uint8_t *row = (const uint8_t *)w + r * nb * bs;
+    for (size_t k = 0; k < batch; k++) {
+      const el_act_block *a = x + k * xs;
+      __m256 acc = _mm256_setzero_ps();
+      float extra = 0;
+      for (size_t i = 0; i < nb; i++) {
+        const uint8_t *b = row + i * bs;
+        const el_act_block *yb = a + i;
+        __m256i qy = _mm256_loadu_si256((const __m256i *)yb->q);
+        __m256i dot;
+        float dw = h2f_x86(b);
+        if (t == EL_Q8_0) {
+          __m256i qx = _mm256_loadu_si256((const __m256i *)(b + 2));
+          dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(qx), _mm256_sign_epi8(qy, qx));
+        } else if (t == EL_Q4_0) {
+          dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles32(b + 2), qy);
+          extra -= (dw * yb->d) * (float)(8 * yb->sum);
+        } else {
+          dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles32(b + 4), qy);
+          extra += h2f_x86(b + 2) * yb->s;
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * yb->d), _mm256_cvtepi32_ps(dot), acc);
+      }
+      y[k * ys + r] = hsum8(acc) + extra;
+    }
+  }
+}
+#endif
+
+static int vnni = -1;
+
+void el_act_matvec(const void *w, el_dtype t, size_t cols, const el_act_block *x, size_t xs, size_t batch,
+                   float *y, size_t ys, size_t r0, size_t r1) {
+#ifdef EL_X86
+  if (vnni < 0) {
+    __builtin_cpu_init();
+    vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") && el_internal_avx512();
+  }
+  if (vnni) {
+    act_matvec_vnni(w, t, cols, x, xs, batch, y, ys, r0, r1);
+    return;
+  }
+#endif
+  size_t nb = cols / 32, bs = el_block_bytes(t);
+  for (size_t r = r0; r < r1; r++)
+    for (size_t k = 0; k < batch; k++) y[k * ys + r] = act_dot_portable((const uint8_t *)w + r * nb * bs, t, nb, x + k * xs);
+}
+
+// Attention as llama.cpp computes it with a float16 KV cache and flash attention off: the query rounded to float16
+// (k and v hold float16 values), softmax of the scaled scores with the sum in double, the weights rounded to
+// float16 before they multiply v.
+void el_attend_f16(const float *q, const float *k, const float *v, size_t ctx, size_t head_dim, float scale,
+                   float *scores, float *out) {
+  float q16[512];
+  size_t hd = head_dim < 512 ? head_dim : 512;
+  for (size_t d = 0; d < hd; d++) q16[d] = el_f16_to_f32(el_f32_to_f16(q[d]));
+  float mx = -INFINITY;
+  for (size_t j = 0; j < ctx; j++) {
+    const float *kj = k + j * head_dim;
+    float s = 0;
+    for (size_t d = 0; d < hd; d++) s += q16[d] * kj[d];
+    s *= scale;
+    scores[j] = s;
+    if (s > mx) mx = s;
+  }
+  double sum = 0;
+  for (size_t j = 0; j < ctx; j++) {
+    scores[j] = expf(scores[j] - mx);
+    sum += (double)scores[j];
+  }
+  float inv = (float)(1.0 / sum);
+  for (size_t d = 0; d < head_dim; d++) out[d] = 0;
+  for (size_t j = 0; j < ctx; j++) {
+    float p = el_f16_to_f32(el_f32_to_f16(scores[j] * inv));
+    const float *vj = v + j * head_dim;
+    for (size_t d = 0; d < head_dim; d++) out[d] += p * vj[d];
+  }
+}
+
+// ggml's AVX-512 exponential (ggml_v_expf), one lane at a time: the same constants and fused operations, so the
+// same bits as llama.cpp's softmax and SiLU on an AVX-512 machine.
+static float ggml_expf(float x) {
+  const float r = 0x1.8p23f;
+  float z = fmaf(x, 0x1.715476p+0f, r), n = z - r;
+  float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+  if (fabsf(n) > 192) return n <= 0 ? 0.0f : INFINITY;
+  float u = b * b;
+  float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                 fmaf(0x1.ffffecp-1f, b, 1.0f));
+  return ldexpf(j, (int)n);
+}
+
+// _mm512_reduce_add_ps as GCC expands it: halves, then quarters, then pairs.
+static float reduce16(const float *a) {
+  float t3[8], t6[4];
+  for (int i = 0; i < 8; i++) t3[i] = a[8 + i] + a[i];
+  for (int i = 0; i < 4; i++) t6[i] = t3[4 + i] + t3[i];
+  float t8a = t6[0] + t6[2], t8b = t6[1] + t6[3];
+  return t8a + t8b;
+}
+
+static void swiglu_ggml_portable(float *g, const float *u, size_t n) {
+  size_t i = 0, whole = n / 16 * 16;
+  for (; i < whole; i++) g[i] = g[i] / (1.0f + ggml_expf(0.0f - g[i])) * u[i];
+  for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+// Attention as llama.cpp computes it on x86 with its float16 KV cache and flash attention off: the query rounded to
+// float16; each score one 16-lane fused multiply-add chain reduced as _mm512_reduce_add_ps (llamafile's tinyBLAS);
+// softmax with ggml's exponential and the sum of 16-wide partial sums in double; weights rounded to float16 and
+// multiplied into v by the same 16-lane chains. head_dim must be a multiple of 16 (≤ 512).
+// ggml_vec_dot_f16 on AVX-512 (what a product of one column uses): four 16-lane accumulators over 64-value steps,
+// combined (0+2, 1+3, then 0+1) and reduced; values past the last whole step summed in double. `x` and `y` hold
+// float16 values; `stride` steps through x.
+static float vec_dot_f16(size_t n, const float *x, size_t stride, const float *y) {
+  float sum[4][16] = {{0}};
+  size_t np = n & ~(size_t)63;
+  for (size_t i = 0; i < np; i += 64)
+    for (int j = 0; j < 4; j++)
+      for (int l = 0; l < 16; l++) {
+        size_t e = i + 16 * (size_t)j + (size_t)l;
+        sum[j][l] = fmaf(x[e * stride], y[e], sum[j][l]);
+      }
+  for (int l = 0; l < 16; l++) {
+    sum[0][l] += sum[2][l];
+    sum[1][l] += sum[3][l];
+    sum[0][l] += sum[1][l];
+  }
+  double s = (double)reduce16(sum[0]);
+  for (size_t i = np; i < n; i++) s += (double)(x[i * stride] * y[i]);
+  return (float)s;
+}
+
+static void attend_ggml_portable(const float *q, const float *k, const float *v, size_t ctx, size_t head_dim,
+                                 float scale, float *scores, float *out, int one_column) {
+  float q16[512], acc[16];
+  size_t hd = head_dim < 512 ? head_dim : 512;
+  for (size_t d = 0; d < hd; d++) q16[d] = el_f16_to_f32(el_f32_to_f16(q[d]));
+  float mx = -INFINITY;
+  for (size_t j = 0; j < ctx; j++) {
+    const float *kj = k + j * head_dim;
+    float s;
+    if (one_column) {
+      s = vec_dot_f16(hd, kj, 1, q16) * scale;
+    } else {
+      for (int l = 0; l < 16; l++) acc[l] = 0;
+      for (size_t c = 0; c + 16 <= hd; c += 16)
+        for (int l = 0; l < 16; l++) acc[l] = fmaf(kj[c + l], q16[c + l], acc[l]);
+      s = reduce16(acc) * scale;
+    }
+    scores[j] = s;
+    if (s > mx) mx = s;
+  }
+  double sum = 0;
+  for (size_t j0 = 0; j0 < ctx; j0 += 16) {
+    for (int l = 0; l < 16; l++) {
+      size_t j = j0 + (size_t)l;
+      acc[l] = j < ctx ? ggml_expf(scores[j] - mx) : 0.0f;
+      if (j < ctx) scores[j] = acc[l];
+    }
+    sum += (double)reduce16(acc);
+  }
+  float inv = (float)(1.0 / sum);
+  for (size_t j = 0; j < ctx; j++) scores[j] = el_f16_to_f32(el_f32_to_f16(scores[j] * inv));
+  if (one_column) {
+    // The cache is read as llama.cpp's is: whole 64-position steps, the positions past ctx holding zeros.
+    size_t n = (ctx + 63) & ~(size_t)63;
+    for (size_t j = ctx; j < n; j++) scores[j] = 0;
+    for (size_t d = 0; d < head_dim; d++) {
+      float sum[4][16] = {{0}};
+      for (size_t i = 0; i < n; i += 64)
+        for (int jj = 0; jj < 4; jj++)
+          for (int l = 0; l < 16; l++) {
+            size_t e = i + 16 * (size_t)jj + (size_t)l;
+            float ve = e < ctx ? v[e * head_dim + d] : 0.0f;
+            sum[jj][l] = fmaf(ve, scores[e], sum[jj][l]);
+          }
+      for (int l = 0; l < 16; l++) {
+        sum[0][l] += sum[2][l];
+        sum[1][l] += sum[3][l];
+        sum[0][l] += sum[1][l];
+      }
+      out[d] = (float)(double)reduce16(sum[0]);
+    }
+    return;
+  }
+  for (size_t d = 0; d < head_dim; d++) {
+    for (int l = 0; l < 16; l++) acc[l] = 0;
+    for (size_t j0 = 0; j0 < ctx; j0 += 16)
+      for (int l = 0; l < 16; l++) {
+        size_t j = j0 + (size_t)l;
+        if (j < ctx) acc[l] = fmaf(v[j * head_dim + d], scores[j], acc[l]);
+      }
+    out[d] = reduce16(acc);
+  }
+}
+
+#ifdef EL_X86
+// The same computations with AVX-512 registers: every lane does what the scalar versions above do.
+
+// ggml_v_expf (AVX-512) as ggml writes it.
+EL_T static inline __m512 v_expf(__m512 x) {
+  const __m512 r = _mm512_set1_ps(0x1.8p23f);
+  const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), r);
+  const __m512 n = _mm512_sub_ps(z, r);
+  const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f), _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
+  const __mmask16 d = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192), _CMP_GT_OQ);
+  const __m512 u = _mm512_mul_ps(b, b);
+  const __m512 j = _mm512_fmadd_ps(
+    _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)), u,
+                    _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f))),
+    u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0F)));
+  const __m512 res = _mm512_scalef_ps(j, n);
+  if (_mm512_kortestz(d, d)) return res;
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512 alt = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(n, zero, _CMP_LE_OQ), _mm512_set1_ps(INFINITY), zero);
+  return _mm512_mask_blend_ps(d, res, alt);
+}
+
+// reduce16 of each of 16 registers' lanes at once: lane d of the result is reduce16 over a[0..15] lane d.
+EL_T static inline __m512 reduce16_across(const __m512 *a) {
+  __m512 t3[8], t6[4];
+  for (int i = 0; i < 8; i++) t3[i] = _mm512_add_ps(a[8 + i], a[i]);
+  for (int i = 0; i < 4; i++) t6[i] = _mm512_add_ps(t3[4 + i], t3[i]);
+  return _mm512_add_ps(_mm512_add_ps(t6[0], t6[2]), _mm512_add_ps(t6[1], t6[3]));
+}
+
+EL_T static inline float reduce16_reg(__m512 v) {
+  float a[16];
+  _mm512_storeu_ps(a, v);
+  return reduce16(a);
+}
+
+EL_T static inline __m512 round_f16(__m512 v) { return _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT)); }
+
+EL_T static void swiglu_ggml_avx512(float *g, const float *u, size_t n) {
+  size_t i = 0;
+  const __m512 one = _mm512_set1_ps(1), zero = _mm512_setzero_ps();
+  for (; i + 16 <= n; i += 16) {
+    __m512 x = _mm512_loadu_ps(g + i);
+    __m512 silu = _mm512_div_ps(x, _mm512_add_ps(one, v_expf(_mm512_sub_ps(zero, x))));
+    _mm512_storeu_ps(g + i, _mm512_mul_ps(silu, _mm512_loadu_ps(u + i)));
+  }
+  for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+EL_T static void attend_ggml_avx512(const float *q, const float *k, const float *v, size_t ctx, size_t hd, float scale,
+                                   float *scores, float *out, int one_column) {
+  float q16[512];
+  for (size_t c = 0; c < hd; c += 16) _mm512_storeu_ps(q16 + c, round_f16(_mm512_loadu_ps(q + c)));
+  float mx = -INFINITY;
+  for (size_t j = 0; j < ctx; j++) {
+    const float *kj = k + j * hd;
+    float s;
+    if (one_column) {
+      __m512 sum[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+      size_t np = hd & ~(size_t)63;
+      for (size_t i = 0; i < np; i += 64)
+        for (int t = 0; t < 4; t++)
+          sum[t] = _mm512_fmadd_ps(_mm512_loadu_ps(kj + i + 16 * t), _mm512_loadu_ps(q16 + i + 16 * t), sum[t]);
+      __m512 s0 = _mm512_add_ps(_mm512_add_ps(sum[0], sum[2]), _mm512_add_ps(sum[1], sum[3]));
+      double acc = (double)reduce16_reg(s0);
+      for (size_t i = np; i < hd; i++) acc += (double)(kj[i] * q16[i]);
+      s = (float)acc * scale;
+    } else {
+      __m512 acc = _mm512_setzero_ps();
+      for (size_t c = 0; c < hd; c += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(kj + c), _mm512_loadu_ps(q16 + c), acc);
+      s = reduce16_reg(acc) * scale;
+    }
+    scores[j] = s;
+    if (s > mx) mx = s;
+  }
+  size_t padded = (ctx + 63) & ~(size_t)63;
+  for (size_t j = ctx; j < padded; j++) scores[j] = -INFINITY;
+  double sum = 0;
+  const __m512 vmx = _mm512_set1_ps(mx);
+  for (size_t j0 = 0; j0 < padded; j0 += 16) {
+    __m512 e = v_expf(_mm512_sub_ps(_mm512_loadu_ps(scores + j0), vmx));
+    _mm512_storeu_ps(scores + j0, e);
+    sum += (double)reduce16_reg(e);
+  }
+  const __m512 inv = _mm512_set1_ps((float)(1.0 / sum));
+  for (size_t j0 = 0; j0 < padded; j0 += 16)
+    _mm512_storeu_ps(scores + j0, round_f16(_mm512_mul_ps(_mm512_loadu_ps(scores + j0), inv)));
+  // Positions past ctx have weight 0 (exp(-inf)); their v is taken as 0, as llama.cpp's cleared cache holds.
+  for (size_t d0 = 0; d0 < hd; d0 += 16) {
+    if (one_column) {
+      __m512 acc[4][16];
+      for (int t = 0; t < 4; t++)
+        for (int l = 0; l < 16; l++) acc[t][l] = _mm512_setzero_ps();
+      for (size_t e = 0; e < ctx; e++)
+        acc[(e / 16) % 4][e % 16] =
+          _mm512_fmadd_ps(_mm512_loadu_ps(v + e * hd + d0), _mm512_set1_ps(scores[e]), acc[(e / 16) % 4][e % 16]);
+      __m512 s0[16];
+      for (int l = 0; l < 16; l++)
+        s0[l] = _mm512_add_ps(_mm512_add_ps(acc[0][l], acc[2][l]), _mm512_add_ps(acc[1][l], acc[3][l]));
+      _mm512_storeu_ps(out + d0, reduce16_across(s0));
+    } else {
+      __m512 acc[16];
+      for (int l = 0; l < 16; l++) acc[l] = _mm512_setzero_ps();
+      for (size_t e = 0; e < ctx; e++)
+        acc[e % 16] = _mm512_fmadd_ps(_mm512_loadu_ps(v + e * hd + d0), _mm512_set1_ps(scores[e]), acc[e % 16]);
+      _mm512_storeu_ps(out + d0, reduce16_across(acc));
+    }
+  }
+}
+#endif
+
+void el_swiglu_ggml(float *g, const float *u, size_t n) {
+#ifdef EL_X86
+  if (el_internal_avx512()) {
+    swiglu_ggml_avx512(g, u, n);
+    return;
+  }
+#endif
+  swiglu_ggml_portable(g, u, n);
+}
+
+void el_attend_ggml(const float *q, const float *k, const float *v, size_t ctx, size_t head_dim, float scale,
+                    float *scores, float *out, int one_column) {
+#ifdef EL_X86
+  if (el_internal_avx512()) {
+    attend_ggml_avx512(q, k, v, ctx, head_dim, scale, scores, out, one_column);
+    return;
+  }
+#endif
+  attend_ggml_portable(q, k, v, ctx, head_dim, scale, scores, out, one_column);
+}

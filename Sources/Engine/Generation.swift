@@ -66,12 +66,14 @@ public struct LocalPipeline: Sendable {
   public init(stages: [LlamaStage]) { self.stages = stages }
 
   /// Builds stages cutting the model at `cuts` (problem-layer indices); no cuts is the whole model.
-  public init(weights: any WeightSource, cuts: [Int] = [], threads: Int = 1) throws(CheckpointError) {
+  public init(
+    weights: any WeightSource, cuts: [Int] = [], threads: Int = 1, arithmetic: Arithmetic = .exact
+  ) throws(CheckpointError) {
     let total = weights.config.numHiddenLayers + 2
     let bounds = [0] + cuts.sorted() + [total]
     var stages: [LlamaStage] = []
     for (a, b) in zip(bounds, bounds.dropFirst()) {
-      stages.append(try LlamaStage(weights: weights, layers: a..<b, threads: threads))
+      stages.append(try LlamaStage(weights: weights, layers: a..<b, threads: threads, arithmetic: arithmetic))
     }
     self.stages = stages
   }

@@ -92,22 +92,35 @@ public enum Kernels {
   ///   decode steps always do. Otherwise (prefill), OpenBLAS sgemm; 16-bit weights are widened in blocks.
   static func linear(
     _ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, _ out: UnsafeMutablePointer<Float>, rowwise: Bool,
-    threads: Int
+    threads: Int, arithmetic: Arithmetic = .exact
   ) {
-    linear([(w, out)], x, tokens: tokens, rowwise: rowwise, threads: threads)
+    linear([(w, out)], x, tokens: tokens, rowwise: rowwise, threads: threads, arithmetic: arithmetic)
   }
 
   /// out_i[t, :] = W_i · x[t, :] for several matrices with the same input, in one parallel region when
   /// decoding (Q, K and V; gate and up), so they cost one synchronisation of the threads instead of one each.
+  ///
+  /// With `.llamaCpp` arithmetic, Q8_0, Q4_0 and Q4_1 matrices take their inputs quantized to 8 bits (once per
+  /// group), for decode and prefill alike.
   static func linear(
     _ group: [(WeightMatrix, UnsafeMutablePointer<Float>)], _ x: UnsafePointer<Float>, tokens: Int,
-    rowwise: Bool, threads: Int
+    rowwise: Bool, threads: Int, arithmetic: Arithmetic = .exact
   ) {
-    if rowwise || tokens == 1 {
+    let quantizedInputs = arithmetic == .llamaCpp && group.contains { el_act_supported($0.0.dtype.cType) != 0 }
+    if rowwise || tokens == 1 || quantizedInputs {
+      let cols = group[0].0.cols
+      let blocks = cols / 32
+      var xq: UnsafeMutablePointer<el_act_block>? = nil
+      if quantizedInputs {
+        xq = UnsafeMutablePointer<el_act_block>.allocate(capacity: max(1, tokens * blocks))
+        for t in 0..<tokens { el_quantize_act(x + t * cols, cols, xq! + t * blocks) }
+      }
+      defer { xq?.deallocate() }
       let jobs = group.map { w, out in
-        el_matvec_job(
+        let q = xq != nil && el_act_supported(w.dtype.cType) != 0
+        return el_matvec_job(
           w: w.base, dtype: w.dtype.cType, rows: w.rows, cols: w.cols, x: x, x_stride: w.cols,
-          y: out, y_stride: w.rows)
+          y: out, y_stride: w.rows, x_q: q ? UnsafePointer(xq) : nil, x_q_stride: blocks)
       }
       // Chunks of about 256 KiB of weights: small enough to balance two threads on a noisy host, large
       // enough that handing them out costs nothing next to reading them.

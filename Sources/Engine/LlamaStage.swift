@@ -52,8 +52,11 @@ public final class LlamaStage: @unchecked Sendable {
   let lmHead: WeightMatrix?
   let invFreq: [Float]
   let ropeLayout: RopeLayout
+  let ropeFactors: [Float]?
   /// Threads the kernels use for this stage (results do not depend on it).
   public let threads: Int
+  /// Whose rounding the stage reproduces (Transformers' FP32, or llama.cpp's).
+  public let arithmetic: Arithmetic
   var caches: [Int: [KVCache]] = [:]
 
   struct Block {
@@ -99,10 +102,12 @@ public final class LlamaStage: @unchecked Sendable {
   ///   - store: the device's offload store, shared by its stages; it receives the offloaded blocks (every block
   ///     when it `keepsEveryBlock`).
   ///   - threads: threads this stage's kernels use.
+  ///   - arithmetic: `.llamaCpp` to round as llama.cpp does (8-bit inputs of quantized products, float16 KV cache).
   public init(
     weights: any WeightSource, layers: Range<Int>, offloaded: Set<Int> = [], store: OffloadStore? = nil,
-    threads: Int = 1
+    threads: Int = 1, arithmetic: Arithmetic = .exact
   ) throws(CheckpointError) {
+    self.arithmetic = arithmetic
     let c = weights.config
     config = c
     let total = c.numHiddenLayers + 2
@@ -165,6 +170,7 @@ public final class LlamaStage: @unchecked Sendable {
     }
     invFreq = inv
     ropeLayout = weights.ropeLayout
+    ropeFactors = weights.ropeFrequencyFactors
   }
 
   /// Bytes of weights this stage holds (a tied head counted once when it shares the embedding).
@@ -263,7 +269,8 @@ public final class LlamaStage: @unchecked Sendable {
     x.withUnsafeBufferPointer { xb in
       normed.withUnsafeMutableBufferPointer { nb in
         for (i, r) in rows.enumerated() {
-          Ops.rmsNorm(xb.baseAddress! + r * h, finalNorm, h, config.rmsNormEps, nb.baseAddress! + i * h)
+          Ops.rmsNorm(
+            xb.baseAddress! + r * h, finalNorm, h, config.rmsNormEps, nb.baseAddress! + i * h, arithmetic: arithmetic)
         }
       }
     }
@@ -271,8 +278,9 @@ public final class LlamaStage: @unchecked Sendable {
     normed.withUnsafeBufferPointer { nb in
       logits.withUnsafeMutableBufferPointer { lb in
         Kernels.linear(
-          lmHead, nb.baseAddress!, tokens: rows.count, lb.baseAddress!, rowwise: rowwise || !allLogits, threads: threads
-        )
+          lmHead, nb.baseAddress!, tokens: rows.count, lb.baseAddress!, rowwise: rowwise || !allLogits,
+          threads: threads,
+          arithmetic: arithmetic)
       }
     }
     return .logits(logits, rows: rows.count)
@@ -298,7 +306,10 @@ public final class LlamaStage: @unchecked Sendable {
     var v = [Float](repeating: 0, count: t * kvd)
     x.withUnsafeBufferPointer { xb in
       xn.withUnsafeMutableBufferPointer { nb in
-        for i in 0..<t { Ops.rmsNorm(xb.baseAddress! + i * h, b.attnNorm, h, c.rmsNormEps, nb.baseAddress! + i * h) }
+        for i in 0..<t {
+          Ops.rmsNorm(
+            xb.baseAddress! + i * h, b.attnNorm, h, c.rmsNormEps, nb.baseAddress! + i * h, arithmetic: arithmetic)
+        }
       }
     }
     xn.withUnsafeBufferPointer { nb in
@@ -307,7 +318,7 @@ public final class LlamaStage: @unchecked Sendable {
           v.withUnsafeMutableBufferPointer { vb in
             Kernels.linear(
               [(b.q, qb.baseAddress!), (b.k, kb.baseAddress!), (b.v, vb.baseAddress!)], nb.baseAddress!,
-              tokens: t, rowwise: rowwise, threads: threads)
+              tokens: t, rowwise: rowwise, threads: threads, arithmetic: arithmetic)
           }
         }
       }
@@ -319,6 +330,15 @@ public final class LlamaStage: @unchecked Sendable {
     q.withUnsafeMutableBufferPointer { qb in
       k.withUnsafeMutableBufferPointer { kb in
         for i in 0..<t {
+          if arithmetic == .llamaCpp {
+            let (cs, sn) = Rope.ggmlAngles(
+              position: positions[i], headDim: hd, base: Float(c.ropeTheta), factors: ropeFactors)
+            Rope.rotate(
+              qb.baseAddress! + i * qd, heads: c.numAttentionHeads, headDim: hd, cos: cs, sin: sn, layout: ropeLayout)
+            Rope.rotate(
+              kb.baseAddress! + i * kvd, heads: c.numKeyValueHeads, headDim: hd, cos: cs, sin: sn, layout: ropeLayout)
+            continue
+          }
           Rope.apply(
             qb.baseAddress! + i * qd, heads: c.numAttentionHeads, headDim: hd, position: positions[i], invFreq: invFreq,
             layout: ropeLayout)
@@ -327,6 +347,11 @@ public final class LlamaStage: @unchecked Sendable {
             layout: ropeLayout)
         }
       }
+    }
+    if arithmetic == .llamaCpp {
+      // llama.cpp's float16 KV cache.
+      for i in k.indices { k[i] = Float(Float16(k[i])) }
+      for i in v.indices { v[i] = Float(Float16(v[i])) }
     }
     var offset = 0
     for s in spans {
@@ -355,6 +380,9 @@ public final class LlamaStage: @unchecked Sendable {
     let ap = attn.withUnsafeMutableBufferPointer { UnsafeMutablePointerBox($0.baseAddress!) }
     let posBox = positions
     let workBox = work
+    let f16 = arithmetic == .llamaCpp
+    // llama.cpp multiplies a batch of one token with ggml's vector kernel, of more with llamafile's tiles.
+    let oneColumn = t == 1
     withExtendedLifetime((q, attn)) {
       let n = workBox.count * heads
       let workers = min(threads, n)
@@ -365,13 +393,19 @@ public final class LlamaStage: @unchecked Sendable {
           let (i, head) = (item / heads, item % heads)
           let (token, kv) = workBox[i]
           let ctx = posBox[token] + 1
-          if scores.count < ctx { scores = [Float](repeating: 0, count: max(ctx, 2 * scores.count)) }
+          if scores.count < ctx + 64 { scores = [Float](repeating: 0, count: max(ctx + 64, 2 * scores.count)) }
           let kvHead = head / group
           scores.withUnsafeMutableBufferPointer { sb in
             kv.withHead(kvHead) { kp, vp in
-              el_attend(
-                qp.pointer + token * qd + head * hd, kp, vp, ctx, hd, scale, sb.baseAddress!,
-                ap.pointer + token * qd + head * hd)
+              if f16 && hd % 16 == 0 && hd <= 512 {
+                el_attend_ggml(
+                  qp.pointer + token * qd + head * hd, kp, vp, ctx, hd, scale, sb.baseAddress!,
+                  ap.pointer + token * qd + head * hd, oneColumn ? 1 : 0)
+              } else {
+                (f16 ? el_attend_f16 : el_attend)(
+                  qp.pointer + token * qd + head * hd, kp, vp, ctx, hd, scale, sb.baseAddress!,
+                  ap.pointer + token * qd + head * hd)
+              }
             }
           }
         }
@@ -381,14 +415,18 @@ public final class LlamaStage: @unchecked Sendable {
     var o = [Float](repeating: 0, count: t * h)
     attn.withUnsafeBufferPointer { ab in
       o.withUnsafeMutableBufferPointer {
-        Kernels.linear(b.o, ab.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise, threads: threads)
+        Kernels.linear(
+          b.o, ab.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise, threads: threads, arithmetic: arithmetic)
       }
     }
     for i in 0..<(t * h) { x[i] += o[i] }
     // SwiGLU MLP and residual.
     x.withUnsafeBufferPointer { xb in
       xn.withUnsafeMutableBufferPointer { nb in
-        for i in 0..<t { Ops.rmsNorm(xb.baseAddress! + i * h, b.mlpNorm, h, c.rmsNormEps, nb.baseAddress! + i * h) }
+        for i in 0..<t {
+          Ops.rmsNorm(
+            xb.baseAddress! + i * h, b.mlpNorm, h, c.rmsNormEps, nb.baseAddress! + i * h, arithmetic: arithmetic)
+        }
       }
     }
     var g = [Float](repeating: 0, count: t * f)
@@ -398,17 +436,27 @@ public final class LlamaStage: @unchecked Sendable {
         u.withUnsafeMutableBufferPointer { ub in
           Kernels.linear(
             [(b.gate, gb.baseAddress!), (b.up, ub.baseAddress!)], nb.baseAddress!, tokens: t, rowwise: rowwise,
-            threads: threads)
+            threads: threads, arithmetic: arithmetic)
         }
       }
     }
-    for i in 0..<(t * f) {
-      let gi = g[i]
-      g[i] = gi / (1 + expf(-gi)) * u[i]
+    if arithmetic == .llamaCpp {
+      g.withUnsafeMutableBufferPointer { gb in
+        u.withUnsafeBufferPointer { ub in
+          for i in 0..<t { el_swiglu_ggml(gb.baseAddress! + i * f, ub.baseAddress! + i * f, f) }
+        }
+      }
+    } else {
+      for i in 0..<(t * f) {
+        let gi = g[i]
+        g[i] = gi / (1 + expf(-gi)) * u[i]
+      }
     }
     g.withUnsafeBufferPointer { gb in
       o.withUnsafeMutableBufferPointer {
-        Kernels.linear(b.down, gb.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise, threads: threads)
+        Kernels.linear(
+          b.down, gb.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise, threads: threads,
+          arithmetic: arithmetic)
       }
     }
     for i in 0..<(t * h) { x[i] += o[i] }
@@ -417,13 +465,22 @@ public final class LlamaStage: @unchecked Sendable {
 
 /// Elementwise operations, in FP32 as Hugging Face computes them.
 enum Ops {
-  /// out = x / sqrt(mean(x²) + eps) · w.
+  /// out = x / sqrt(mean(x²) + eps) · w. llama.cpp sums the squares in double.
   static func rmsNorm(
-    _ x: UnsafePointer<Float>, _ w: [Float], _ n: Int, _ eps: Double, _ out: UnsafeMutablePointer<Float>
+    _ x: UnsafePointer<Float>, _ w: [Float], _ n: Int, _ eps: Double, _ out: UnsafeMutablePointer<Float>,
+    arithmetic: Arithmetic = .exact
   ) {
-    var ss: Float = 0
-    for i in 0..<n { ss += x[i] * x[i] }
-    let r = 1 / (ss / Float(n) + Float(eps)).squareRoot()
+    let mean: Float
+    if arithmetic == .llamaCpp {
+      var ss: Double = 0
+      for i in 0..<n { ss += Double(x[i] * x[i]) }
+      mean = Float(ss / Double(n))
+    } else {
+      var ss: Float = 0
+      for i in 0..<n { ss += x[i] * x[i] }
+      mean = ss / Float(n)
+    }
+    let r = 1 / (mean + Float(eps)).squareRoot()
     for i in 0..<n { out[i] = w[i] * (x[i] * r) }
   }
 }
@@ -449,6 +506,38 @@ enum Rope {
       return (1 - smooth) * f / factor + smooth * f
     }
     return inv
+  }
+
+  /// The angles as ggml computes them: θ starts at the position and is multiplied by base^(−2/d) once per pair
+  /// (rounding at each step), divided by the file's frequency factors if any.
+  static func ggmlAngles(position: Int, headDim d: Int, base: Float, factors: [Float]?) -> ([Float], [Float]) {
+    let scale = powf(base, -2 / Float(d))
+    var theta = Float(position)
+    var cs = [Float](repeating: 0, count: d / 2)
+    var sn = [Float](repeating: 0, count: d / 2)
+    for i in 0..<(d / 2) {
+      let t = theta / (factors?[i] ?? 1)
+      cs[i] = cosf(t)
+      sn[i] = sinf(t)
+      theta *= scale
+    }
+    return (cs, sn)
+  }
+
+  static func rotate(
+    _ x: UnsafeMutablePointer<Float>, heads: Int, headDim d: Int, cos cs: [Float], sin sn: [Float], layout: RopeLayout
+  ) {
+    let (stride, partner) = layout == .halfSplit ? (1, d / 2) : (2, 1)
+    for i in 0..<(d / 2) {
+      for hh in 0..<heads {
+        let p = x + hh * d + i * stride
+        let a = p[0]
+        let b = p[partner]
+        // As GCC contracts ggml's x0·cos − x1·sin and x0·sin + x1·cos into fused multiply-adds.
+        p[0] = (-(b * sn[i])).addingProduct(a, cs[i])
+        p[partner] = (b * cs[i]).addingProduct(a, sn[i])
+      }
+    }
   }
 
   /// Rotates each head's pairs of dimensions: (i, i + d/2) in the half-split layout, (2i, 2i + 1) interleaved.

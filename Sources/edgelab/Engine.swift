@@ -22,6 +22,7 @@ extension WeightDType: ExpressibleByArgument {
   public static var allValueStrings: [String] { allCases.map { $0.rawValue.lowercased() } }
 }
 extension WeightStorage: ExpressibleByArgument {}
+extension Arithmetic: ExpressibleByArgument {}
 
 /// The `--threads` check the engine commands share.
 func validateThreads(_ threads: Int) throws {
@@ -56,6 +57,10 @@ struct Generate: ParsableCommand {
   @Option(help: "Cut the model into stages at these problem-layer indices (comma-separated), in one process.") var cuts:
     String?
   @Option(help: "Threads for the kernels and OpenBLAS.") var threads = 1
+  @Option(
+    help:
+      "Rounding: exact (FP32, as Transformers) or llama.cpp (8-bit inputs of quantized products, float16 KV cache). Default: llama.cpp for GGUF files, exact otherwise."
+  ) var arithmetic: Arithmetic?
   @Option(help: "Sampling temperature (0: greedy).") var temperature = 0.0
   @Option(help: "Top-k (0: all).") var topK = 0
   @Option(help: "Top-p (1: all).") var topP = 1.0
@@ -105,7 +110,8 @@ struct Generate: ParsableCommand {
           code: Exit.badInput)
       }
       let cutList = (cuts ?? "").split(separator: ",").compactMap { Int($0) }
-      pipeline = try LocalPipeline(weights: weights, cuts: cutList, threads: threads)
+      let rounding = arithmetic ?? (weights is GGUFWeights ? .llamaCpp : .exact)
+      pipeline = try LocalPipeline(weights: weights, cuts: cutList, threads: threads, arithmetic: rounding)
     } catch let e as CheckpointError {
       throw fail(e.description, code: Exit.badInput)
     } catch let e as TokenizerError {
@@ -177,6 +183,9 @@ struct EngineBenchCommand: ParsableCommand {
   @Option(help: "Weight storage: f32, bf16, f16, q8_0, q4_0, q4_1, q4_k or q6_k (synthetic weights).") var dtype:
     WeightDType = .f32
   @Option(help: "Repetitions (medians are reported).") var repetitions = 3
+  @Option(
+    help: "Rounding: exact (FP32 activations) or llama.cpp (8-bit inputs of quantized products, float16 KV cache).")
+  var arithmetic: Arithmetic = .exact
   @Flag(help: "Print one JSON line.") var json = false
 
   func validate() throws {
@@ -193,7 +202,8 @@ struct EngineBenchCommand: ParsableCommand {
     let r: EngineBench.Result
     do {
       r = try EngineBench.run(
-        model: model, dtype: dtype, prompt: prompt, new: new, threads: threads, repetitions: repetitions
+        model: model, dtype: dtype, prompt: prompt, new: new, threads: threads, repetitions: repetitions,
+        arithmetic: arithmetic
       ) {
         FileHandleStderr.write($0 + "\n")
       }
@@ -203,7 +213,7 @@ struct EngineBenchCommand: ParsableCommand {
       return
     }
     print(
-      "\(r.model) \(r.dtype), \(r.threads) thread(s), kernels \(r.kernelISA), OpenBLAS \(r.blasCore): prefill \(String(format: r.prefillTokensPerSecond, digits: 1)) tok/s, decode \(String(format: r.decodeTokensPerSecond, digits: 2)) tok/s, weights \(Bytes(Double(r.weightBytes))) → \(String(format: r.effectiveBandwidthGBs, digits: 1)) GB/s effective, peak RSS \(Bytes(Double(r.peakResidentBytes)))"
+      "\(r.model) \(r.dtype) (\(r.arithmetic)), \(r.threads) thread(s), kernels \(r.kernelISA), OpenBLAS \(r.blasCore): prefill \(String(format: r.prefillTokensPerSecond, digits: 1)) tok/s, decode \(String(format: r.decodeTokensPerSecond, digits: 2)) tok/s, weights \(Bytes(Double(r.weightBytes))) → \(String(format: r.effectiveBandwidthGBs, digits: 1)) GB/s effective, peak RSS \(Bytes(Double(r.peakResidentBytes)))"
     )
   }
 }

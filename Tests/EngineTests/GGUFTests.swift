@@ -243,3 +243,118 @@ struct GGUFTests {
     #expect(e?.detail.contains("blocks of 256") == true)
   }
 }
+
+@Suite("llama.cpp's arithmetic")
+struct LlamaCppArithmeticTests {
+  /// With 8-bit inputs, a product is the exact integer sum of each pair of blocks, scaled by both blocks'
+  /// scales (Q4_1: plus its minimum times the input block's sum, rounded to float16 as ggml keeps it).
+  @Test(arguments: [WeightDType.q8_0, .q4_0, .q4_1])
+  func integerProductsMatchTheirDefinition(dtype: WeightDType) throws {
+    let rows = 19
+    let cols = 256
+    let w = try SyntheticWeights(config: ModelPreset.tiny.config, seed: 4, dtype: dtype).matrix(
+      "probe", rows: rows, cols: cols)
+    var rng = SeededRandom(seed: 8)
+    let tokens = 3
+    let x = (0..<(tokens * cols)).map { _ in Float(rng.nextUnit() * 6 - 3) }
+    var y = [Float](repeating: 0, count: tokens * rows)
+    x.withUnsafeBufferPointer { xb in
+      y.withUnsafeMutableBufferPointer { yb in
+        Kernels.linear(
+          w, xb.baseAddress!, tokens: tokens, yb.baseAddress!, rowwise: true, threads: 1, arithmetic: .llamaCpp)
+      }
+    }
+    let dense = w.floats()
+    let bytesPerBlock = dtype.blockBytes
+    for t in 0..<tokens {
+      // The inputs as ggml quantizes them.
+      var qx: [Int] = []
+      var dx: [Double] = []
+      var sx: [Double] = []
+      for b in 0..<(cols / 32) {
+        let v = x[(t * cols + 32 * b)..<(t * cols + 32 * b + 32)]
+        let amax = v.map { abs($0) }.max()!
+        let d = amax / 127
+        let id: Float = amax != 0 ? 127 / amax : 0
+        let q = v.map { Int(($0 * id).rounded(.toNearestOrEven)) }
+        qx += q
+        dx.append(Double(Float(Float16(d))))
+        sx.append(Double(Float(Float16(d * Float(q.reduce(0, +))))))
+      }
+      for r in 0..<rows {
+        var expected = 0.0
+        for b in 0..<(cols / 32) {
+          let block = w.base + r * w.rowBytes + b * bytesPerBlock
+          let dw = Double(Float(Float16(bitPattern: block.loadUnaligned(as: UInt16.self))))
+          // The weight block's integers, from its dequantized values.
+          var dot = 0
+          for j in 0..<32 {
+            let value = Double(dense[r * cols + 32 * b + j])
+            var q = value / dw
+            if dtype == .q4_1 {
+              let m = Double(Float(Float16(bitPattern: (block + 2).loadUnaligned(as: UInt16.self))))
+              q = (value - m) / dw
+            }
+            dot += Int(q.rounded()) * qx[32 * b + j]
+          }
+          expected += dw * dx[b] * Double(dot)
+          if dtype == .q4_1 {
+            expected += Double(Float(Float16(bitPattern: (block + 2).loadUnaligned(as: UInt16.self)))) * sx[b]
+          }
+        }
+        #expect(abs(Double(y[t * rows + r]) - expected) <= 1e-5 * max(1, abs(expected)), "\(dtype) row \(r)")
+      }
+    }
+  }
+}
+
+/// llama.cpp's own greedy tokens and logits on the tiny GGUF models (Fixtures/gguf/make_llamacpp_reference.py).
+struct LlamaCppReference: Decodable {
+  struct Model: Decodable {
+    var generatedIds: [Int32]
+    var stepLogits: [[Float]]
+    enum CodingKeys: String, CodingKey {
+      case generatedIds = "generated_ids"
+      case stepLogits = "step_logits"
+    }
+  }
+  var promptIds: [Int32]
+  var models: [String: Model]
+  enum CodingKeys: String, CodingKey {
+    case models
+    case promptIds = "prompt_ids"
+  }
+}
+
+@Suite("llama.cpp's arithmetic against llama.cpp")
+struct LlamaCppAgreementTests {
+  /// With `.llamaCpp` arithmetic the engine reproduces llama.cpp's logits (same rounding of the 8-bit inputs, the
+  /// float16 cache, its exponential and its orders of addition) and therefore its greedy tokens. F32 weights
+  /// differ from llama.cpp's sums in the last bits only.
+  @Test(arguments: ["tiny-llama-f32.gguf", "tiny-llama-q8_0.gguf", "tiny-llama-q4_0.gguf", "tiny-llama-q4_1.gguf"])
+  func tokensAndLogitsMatchLlamaCpp(model: String) throws {
+    let ref = try GGUFFixtures.load(LlamaCppReference.self, "llamacpp-reference.json")
+    let expected = try #require(ref.models[model])
+    let weights = try GGUFWeights(path: GGUFFixtures.directory + "/" + model)
+    let g = try LocalPipeline(weights: weights, arithmetic: .llamaCpp).generate(
+      prompt: ref.promptIds, maxNewTokens: expected.generatedIds.count, recordLogits: true)
+    #expect(g.tokens == expected.generatedIds)
+    let vocab = weights.config.vocabSize
+    for (step, row) in expected.stepLogits.enumerated() {
+      let ours = Array(g.logits[(step * vocab)..<((step + 1) * vocab)])
+      #expect(firstMismatch(ours, row, rtol: 0, atol: 1e-5) == nil, "\(model) step \(step)")
+    }
+  }
+
+  @Test(arguments: ["tiny-llama-q4_1.gguf", "tiny-llama-q8_0.gguf", "tiny-llama-q4_k.gguf"])
+  func splitIsLosslessWithLlamaCppArithmetic(model: String) throws {
+    let weights = try GGUFWeights(path: GGUFFixtures.directory + "/" + model)
+    let prompt: [Int32] = [5, 9, 1, 200, 17, 33, 2]
+    let whole = try LocalPipeline(weights: weights, threads: 2, arithmetic: .llamaCpp)
+    let split = try LocalPipeline(weights: weights, cuts: [1, 2], threads: 2, arithmetic: .llamaCpp)
+    let a = whole.generate(prompt: prompt, maxNewTokens: 6, recordLogits: true)
+    let b = split.generate(prompt: prompt, maxNewTokens: 6, recordLogits: true)
+    #expect(a.tokens == b.tokens)
+    #expect(a.logits == b.logits)
+  }
+}

@@ -26,6 +26,24 @@ size_t el_block_bytes(el_dtype dtype);
 void el_matvec(const void *w, el_dtype dtype, size_t cols, const float *x, size_t x_stride, size_t batch,
                float *y, size_t y_stride, size_t row_begin, size_t row_end);
 
+// llama.cpp's arithmetic for Q8_0, Q4_0 and Q4_1 weights: each input row is quantized once to 8-bit blocks of 32
+// (as ggml's quantize_row_q8_0 / q8_1 do on x86), and a row's product sums exact integer block products, each
+// scaled by the two blocks' scales (Q4_1: plus the weight block's minimum times the input block's sum).
+typedef struct {
+  float d;      // the input block's scale (its float16 value)
+  float s;      // float16(d · Σq) as ggml's Q8_1 keeps it
+  int32_t sum;  // Σq
+  int32_t pad;
+  int8_t q[32];
+} el_act_block;
+size_t el_act_block_bytes(void);
+int el_act_supported(el_dtype dtype);
+// Quantizes n inputs (a multiple of 32) into n / 32 blocks.
+void el_quantize_act(const float *x, size_t n, el_act_block *out);
+// y[b * y_stride + r] = row r of W (Q8_0, Q4_0 or Q4_1) · input b (blocks at x + b * x_stride), r in [row_begin, row_end).
+void el_act_matvec(const void *w, el_dtype dtype, size_t cols, const el_act_block *x, size_t x_stride, size_t batch,
+                   float *y, size_t y_stride, size_t row_begin, size_t row_end);
+
 // One matrix of a group multiplied by the same inputs: y[b * y_stride + r] = dot(W[r, :], x[b * x_stride]).
 typedef struct {
   const void *w;
@@ -35,6 +53,9 @@ typedef struct {
   size_t x_stride;
   float *y;
   size_t y_stride;
+  // When set, the inputs quantized to 8 bits (el_quantize_act; x_q_stride blocks apart): llama.cpp's arithmetic.
+  const el_act_block *x_q;
+  size_t x_q_stride;
 } el_matvec_job;
 
 // Runs el_matvec over every row of every job on `threads` threads of the pool in one parallel region: rows are handed out
@@ -47,6 +68,20 @@ void el_matvec_many(const el_matvec_job *jobs, int job_count, size_t batch, size
 // out[d] = Σ_j softmax_j(scale · q·k_j) · v_j[d]. `scores` is scratch of ≥ ctx floats. Fixed summation order.
 void el_attend(const float *q, const float *k, const float *v, size_t ctx, size_t head_dim, float scale,
                float *scores, float *out);
+
+// As el_attend with llama.cpp's float16 KV cache (k and v already hold float16 values; head_dim ≤ 512): the query
+// and the softmax weights rounded to float16, the softmax sum in double.
+void el_attend_f16(const float *q, const float *k, const float *v, size_t ctx, size_t head_dim, float scale,
+                   float *scores, float *out);
+
+// As llama.cpp computes attention on x86 (float16 cache, no flash attention): its dot products in the order of the
+// kernel it picks (llamafile's tinyBLAS for a batch of two or more tokens, ggml_vec_dot_f16 for one), ggml's
+// vectorised exponential, float16 weights (see quant.c). head_dim a multiple of 16, at most 512; `scores` holds
+// at least ctx rounded up to 64 floats.
+void el_attend_ggml(const float *q, const float *k, const float *v, size_t ctx, size_t head_dim, float scale,
+                    float *scores, float *out, int one_column);
+// g[i] = silu(g[i]) · u[i] with ggml's exponential on whole 16-value groups and expf on the rest, as llama.cpp.
+void el_swiglu_ggml(float *g, const float *u, size_t n);
 
 // Widens n 16-bit values to float32 (exact), or dequantizes n values of a block type (n a multiple of the block
 // size) exactly as llama.cpp's dequantize_row functions do.

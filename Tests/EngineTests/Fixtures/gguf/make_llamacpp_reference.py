@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""llama.cpp's own outputs for the tiny GGUF models (fixture for EdgeLab's `llama.cpp` arithmetic).
+
+For each tiny-llama-{f32,q8_0,q4_0,q4_1}.gguf: the prompt [1, 5, 9, 42] evaluated in one batch, then 8 greedy tokens
+each decoded alone (EOS ignored), with llama.cpp's logits at every step. Written to llamacpp-reference.json.
+
+Needs llama-cpp-python (built from its PyPI sdist, as bench/smollm2/reference.py describes) — run once by hand:
+
+    .cache/baselines/venv/bin/python Tests/EngineTests/Fixtures/gguf/make_llamacpp_reference.py
+
+llama.cpp version used: llama-cpp-python 0.3.36 (CPU backend, AVX-512 build, flash attention off, F16 KV cache).
+"""
+import json
+import os
+
+import numpy as np
+from llama_cpp import Llama, __version__
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROMPT = [1, 5, 9, 42]
+STEPS = 8
+
+
+def last_logits(llm):
+    ptr = llm._ctx.get_logits_ith(-1)
+    return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).copy()
+
+
+def main():
+    out = {"note": __doc__.strip().splitlines()[0], "llama_cpp_python": __version__, "prompt_ids": PROMPT, "models": {}}
+    for kind in ["f32", "q8_0", "q4_0", "q4_1"]:
+        name = f"tiny-llama-{kind}.gguf"
+        llm = Llama(model_path=os.path.join(HERE, name), n_threads=1, n_ctx=256, verbose=False)
+        llm.reset()
+        llm.eval(PROMPT)
+        tokens, logits = [], []
+        for step in range(STEPS):
+            row = last_logits(llm)
+            logits.append([float(x) for x in row])
+            tok = int(np.argmax(row))
+            tokens.append(tok)
+            if step + 1 < STEPS:
+                llm.eval([tok])
+        out["models"][name] = {"generated_ids": tokens, "step_logits": logits}
+    with open(os.path.join(HERE, "llamacpp-reference.json"), "w") as f:
+        json.dump(out, f)
+
+
+if __name__ == "__main__":
+    main()
