@@ -114,7 +114,9 @@ var package = Package(
         "EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Pipeline", "Partitioning", "Engine", "Metrics",
         "Results", "Execution", "Runner", "Runtime", "Transport", "Experiments", "Simulator",
       ]),
-    .target(name: "Experiments", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL"], path: "experiments"),
+    .target(
+      name: "Experiments", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL"], path: "experiments",
+      exclude: ["prompts"]),
     .executableTarget(
       name: "edgelab",
       dependencies: [

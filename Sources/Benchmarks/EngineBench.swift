@@ -1,4 +1,4 @@
-import Catalog
+public import Catalog
 import EdgeLabCore
 public import Engine
 import Foundation

@@ -8,10 +8,15 @@ public import Spec
 /// The model: a preset and a weight precision; optionally a local checkpoint for real backends.
 public struct Model: ExperimentComponent {
   public var choice: ModelChoice
+  /// - Parameter arithmetic: whose rounding real runs reproduce (`.llamaCpp` for llama.cpp's, e.g. with a GGUF
+  ///   checkpoint).
   public init(
-    _ preset: ModelPreset, precision: Precision = .fp32, checkpoint: String? = nil, weightsSeed: UInt64? = nil
+    _ preset: ModelPreset, precision: Precision = .fp32, checkpoint: String? = nil, weightsSeed: UInt64? = nil,
+    arithmetic: Arithmetic = .exact
   ) {
-    choice = ModelChoice(preset: preset.name, precision: precision, checkpoint: checkpoint, weightsSeed: weightsSeed)
+    choice = ModelChoice(
+      preset: preset.name, precision: precision, checkpoint: checkpoint, weightsSeed: weightsSeed,
+      arithmetic: arithmetic)
   }
   /// A custom architecture.
   public init(name: String, config: ModelConfig, precision: Precision = .fp32, checkpoint: String? = nil) {
@@ -95,6 +100,15 @@ public struct Workload: ExperimentComponent {
     requests: Int, prompt: LengthDistribution, output: LengthDistribution, arrival: ArrivalProcess = .closedLoop()
   ) {
     spec = WorkloadSpec(arrival: arrival, requests: requests, promptTokens: prompt, outputTokens: output)
+  }
+  /// Real prompts from a file (one per line, or JSON Lines), tokenized with the model's tokenizer; with `chat`,
+  /// each a user turn in the model's chat template.
+  public init(
+    requests: Int, prompts path: String, chat: Bool = false, output: LengthDistribution,
+    arrival: ArrivalProcess = .closedLoop()
+  ) {
+    spec = WorkloadSpec(
+      arrival: arrival, requests: requests, outputTokens: output, prompts: PromptFile(path: path, chat: chat))
   }
   public var parts: [ExperimentPart] { [.workload(spec)] }
 }

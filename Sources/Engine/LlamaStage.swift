@@ -381,8 +381,16 @@ public final class LlamaStage: @unchecked Sendable {
     let posBox = positions
     let workBox = work
     let f16 = arithmetic == .llamaCpp
-    // llama.cpp multiplies a batch of one token with ggml's vector kernel, of more with llamafile's tiles.
-    let oneColumn = t == 1
+    // llama.cpp multiplies a batch of one token with ggml's vector kernel, of more with llamafile's tiles: a
+    // sequence's prompt is computed as its batch, each generated token as one alone — also when decode steps of
+    // several sequences share a batch here, so that a sequence's result does not depend on its neighbours.
+    var single = [Bool](repeating: false, count: t)
+    offset = 0
+    for s in spans {
+      if s.count == 1 { single[offset] = true }
+      offset += s.count
+    }
+    let singleBox = single
     withExtendedLifetime((q, attn)) {
       let n = workBox.count * heads
       let workers = min(threads, n)
@@ -400,7 +408,7 @@ public final class LlamaStage: @unchecked Sendable {
               if f16 && hd % 16 == 0 && hd <= 512 {
                 el_attend_ggml(
                   qp.pointer + token * qd + head * hd, kp, vp, ctx, hd, scale, sb.baseAddress!,
-                  ap.pointer + token * qd + head * hd, oneColumn ? 1 : 0)
+                  ap.pointer + token * qd + head * hd, singleBox[token] ? 1 : 0)
               } else {
                 (f16 ? el_attend_f16 : el_attend)(
                   qp.pointer + token * qd + head * hd, kp, vp, ctx, hd, scale, sb.baseAddress!,

@@ -83,13 +83,3 @@ public enum Quantization {
     return out
   }
 }
-
-/// How the engine rounds: as Hugging Face Transformers computes in FP32, or as llama.cpp's CPU backend does.
-public enum Arithmetic: String, Sendable, Hashable, CaseIterable, Codable {
-  /// FP32 activations and KV cache; a quantized product equals dequantizing the weights and multiplying in FP32.
-  case exact
-  /// llama.cpp's CPU arithmetic: the inputs of Q8_0, Q4_0 and Q4_1 products quantized to 8 bits per block of 32
-  /// (integer dot products, prefill too), and a float16 KV cache with the attention query and weights rounded to
-  /// float16 (its default cache type, flash attention off). Other weight types compute as `exact`.
-  case llamaCpp = "llama.cpp"
-}

@@ -128,6 +128,9 @@ public struct RunOutcome: Hashable, Sendable, Codable {
   public var facts: [String: JSONValue]
   /// What each device and link did, when the experiment asked for it (`execution.record_events`).
   public var events: [TimelineEvent]?
+  /// The tokens each request generated (request id → ids), from backends that run the model; not stored in
+  /// results files.
+  public var generated: [Int: [Int32]]?
 
   public init(
     status: RunStatus, message: String? = nil, requests: [RequestRecord] = [], links: [LinkRecord] = [],

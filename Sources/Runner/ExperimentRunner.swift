@@ -10,6 +10,15 @@ import Results
 public import Spec
 
 /// How to run an experiment.
+/// Text ↔ tokens for a workload's real prompts, with the model's tokenizer. The command line provides it (the
+/// runner knows no tokenizer); without one, a workload with `prompts` fails with a message.
+public protocol PromptEncoder: Sendable {
+  /// Token ids of each prompt (with `chat`, as a user turn in the model's chat template).
+  func encode(_ prompts: [String], chat: Bool, experiment: ResolvedExperiment) throws -> [[Int32]]
+  /// Text of generated tokens; nil when the model has no tokenizer.
+  func decode(_ ids: [Int32], experiment: ResolvedExperiment) -> String?
+}
+
 public struct RunOptions: Sendable {
   /// The results file; `results/<experiment>.h5` when nil.
   public var outputPath: String?
@@ -35,6 +44,8 @@ public struct RunOptions: Sendable {
   /// Simulated runs computed at once on this many threads (results recorded in run order, identical to one at a
   /// time). Runs on real backends always go one at a time: they measure time.
   public var parallelRuns = 1
+  /// Tokenizes the prompts of workloads that name a prompt file, and decodes what real runs generate (printed).
+  public var promptEncoder: (any PromptEncoder)?
 
   public init(
     outputPath: String? = nil, seed: UInt64? = nil, backend: BackendKind? = nil, resume: Bool = false,
@@ -257,7 +268,8 @@ public struct ExperimentRunner: Sendable {
           i,
           Result {
             try self.execute(
-              run, backend: self.backends[.simulated]!, cancellation: Cancellation(options.stopRequested))
+              run, backend: self.backends[.simulated]!, cancellation: Cancellation(options.stopRequested),
+              encoder: options.promptEncoder)
           })
       }
       for (i, run) in batch.enumerated() { ahead[run.index] = slots.get(i) }
@@ -286,8 +298,9 @@ public struct ExperimentRunner: Sendable {
         } else {
           record = try execute(
             run, backend: backends[run.point.experiment.spec.backend]!,
-            cancellation: Cancellation(options.stopRequested))
+            cancellation: Cancellation(options.stopRequested), encoder: options.promptEncoder)
         }
+        if let encoder = options.promptEncoder { reportText(record, run: run, encoder: encoder) }
       } catch let stop as StopSweep {
         // Save what finished, mark the file incomplete, and stop.
         if let partial = stop.record { records.append(partial) }
@@ -314,9 +327,57 @@ public struct ExperimentRunner: Sendable {
       statusCounts: counts, archivedPrevious: archived)
   }
 
-  func execute(_ run: RunDescriptor, backend: any ExecutionBackend, cancellation: Cancellation = .never) throws
-    -> RunRecord
-  {
+  /// The text each request of a real run generated, with its per-token times (progress notes).
+  func reportText(_ record: RunRecord, run: RunDescriptor, encoder: any PromptEncoder) {
+    let x = run.point.experiment
+    guard x.spec.workload.prompts != nil, let generated = record.outcome.generated else { return }
+    for r in record.outcome.requests.sorted(by: { $0.id < $1.id }) {
+      guard let ids = generated[r.id], let text = encoder.decode(ids, experiment: x) else { continue }
+      var times: [String] = []
+      var last = r.arrival
+      for t in r.tokenTimes {
+        times.append(String(format: "%.1f", (t - last) * 1000))
+        last = t
+      }
+      progress.note(
+        "request \(r.id) (\(r.promptTokens) prompt tokens): \(text.debugDescription)\n  ms per token (the first from arrival): \(times.joined(separator: " "))"
+      )
+    }
+  }
+
+  /// The prompts of a workload that names a prompt file, tokenized.
+  func promptTokens(_ x: ResolvedExperiment, encoder: (any PromptEncoder)?) throws(SpecError) -> [[Int32]]? {
+    guard let file = x.spec.workload.prompts else { return nil }
+    guard let encoder else {
+      throw SpecError(
+        field: "workload.prompts", "real prompts need the model's tokenizer; run the experiment with `edgelab run`")
+    }
+    let texts = try file.read()
+    let ids: [[Int32]]
+    do { ids = try encoder.encode(texts, chat: file.chat, experiment: x) } catch {
+      throw SpecError(field: "workload.prompts", "\(error)")
+    }
+    let longestOutput = x.spec.workload.outputTokens.bounds.upperBound
+    for (i, p) in ids.enumerated() {
+      if p.isEmpty { throw SpecError(field: "workload.prompts", "prompt \(i + 1) of \(file.path) gives no tokens") }
+      if let bad = p.first(where: { $0 < 0 || Int($0) >= x.model.vocabSize }) {
+        throw SpecError(
+          field: "workload.prompts", "prompt \(i + 1) has token \(bad), outside the model's \(x.model.vocabSize)")
+      }
+      if p.count + longestOutput > x.model.maxPositionEmbeddings {
+        throw SpecError(
+          field: "workload.prompts",
+          "prompt \(i + 1) of \(file.path) has \(p.count) tokens; with \(longestOutput) output tokens it exceeds the model's \(x.model.maxPositionEmbeddings) positions"
+        )
+      }
+    }
+    return ids
+  }
+
+  func execute(
+    _ run: RunDescriptor, backend: any ExecutionBackend, cancellation: Cancellation = .never,
+    encoder: (any PromptEncoder)? = nil
+  ) throws -> RunRecord {
     let x = run.point.experiment
     let builder = ProblemBuilder(timeModel: try profiles.timeModel(for: x))
     let (_, result) = Self.plan(run, builder: builder, partitioners: partitioners)
@@ -325,7 +386,11 @@ public struct ExperimentRunner: Sendable {
       if case .infeasible(let why) = error { return makeRecord(run, plan: nil, outcome: .infeasible(why)) }
       return makeRecord(run, plan: nil, outcome: RunOutcome(status: .failed, message: error.description))
     case .success(let plan):
-      let requests = x.spec.workload.materialize(seed: run.seed, vocabularySize: x.model.vocabSize)
+      let prompts: [[Int32]]?
+      do { prompts = try promptTokens(x, encoder: encoder) } catch {
+        return makeRecord(run, plan: plan, outcome: RunOutcome(status: .failed, message: error.description))
+      }
+      let requests = x.spec.workload.materialize(seed: run.seed, vocabularySize: x.model.vocabSize, prompts: prompts)
       let job = RunJob(
         experiment: x, plan: plan, requests: requests, seed: run.seed, timeModel: builder.timeModel,
         label: Self.describe(run), cancellation: cancellation)

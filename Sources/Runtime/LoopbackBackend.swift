@@ -578,6 +578,7 @@ final class CoordinatedRun: @unchecked Sendable {
         ($0.start, $0.device, $0.stage, $0.batch) < ($1.start, $1.device, $1.stage, $1.batch)
       }
     }
+    outcome.generated = generated
     outcome.facts["worker_load_s"] = .number(loadSeconds)
     outcome.facts["worker_threads"] = .number(Double(options.threadsPerWorker))
     outcome.facts["wire_precision"] = .string(x.spec.execution.wirePrecision.rawValue)

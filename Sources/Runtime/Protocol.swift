@@ -1,4 +1,4 @@
-import Catalog
+public import Catalog
 import EdgeLabCore
 public import Engine
 public import Execution
@@ -19,11 +19,14 @@ public struct WeightsSpec: Codable, Sendable, Hashable {
   public var dtype: String
   /// "native" or "fp32" for checkpoint 16-bit weights.
   public var storage: String
+  /// "exact" or "llama.cpp": whose rounding the stages reproduce (exact when absent).
+  public var arithmetic: String?
 
   public init(
     checkpoint: String? = nil, preset: String? = nil, seed: UInt64 = 1, dtype: String = "F32",
-    storage: String = "native"
+    storage: String = "native", arithmetic: String? = nil
   ) {
+    self.arithmetic = arithmetic
     self.checkpoint = checkpoint
     self.preset = preset
     self.seed = seed
@@ -37,8 +40,11 @@ public struct WeightsSpec: Codable, Sendable, Hashable {
     self.init(
       checkpoint: w.checkpoint, preset: w.checkpoint == nil ? (w.preset ?? "tiny") : nil,
       seed: w.weightsSeed ?? x.spec.seed,
-      dtype: WeightDType(w.precision).rawValue)
+      dtype: WeightDType(w.precision).rawValue, arithmetic: w.arithmetic == .exact ? nil : w.arithmetic.rawValue)
   }
+
+  /// The stages' rounding (exact if the field names none the engine knows).
+  public var rounding: Arithmetic { arithmetic.flatMap(Arithmetic.init(rawValue:)) ?? .exact }
 
   public func source() -> ModelSource {
     if let checkpoint { return .checkpoint(path: checkpoint, storage: WeightStorage(rawValue: storage) ?? .native) }

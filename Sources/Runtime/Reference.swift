@@ -119,7 +119,8 @@ enum ReferenceTokens {
         inputs[r.id] = [.tokens(r.promptTokens)] + fed.map { .tokens([$0]) }
       }
       for range in ranges {
-        let stage = try LlamaStage(weights: weights, layers: range, threads: threads)
+        let stage = try LlamaStage(
+          weights: weights, layers: range, threads: threads, arithmetic: job.experiment.spec.model.arithmetic)
         for r in group {
           var next: [StageInput] = []
           var tokens: [Int32] = []

@@ -306,7 +306,7 @@ public final class Worker: @unchecked Sendable {
       for s in a.stages {
         stages[s.index] = try LlamaStage(
           weights: weights, layers: s.firstLayer..<s.endLayer, offloaded: Set(s.offloaded),
-          store: store, threads: a.threads)
+          store: store, threads: a.threads, arithmetic: a.weights.rounding)
       }
       store?.setOrder(initial)
     } catch {

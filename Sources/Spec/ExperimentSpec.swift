@@ -110,12 +110,18 @@ public struct ModelChoice: Codable, Hashable, Sendable {
   public var checkpoint: String?
   /// Seed of the synthetic weights (real backends without a checkpoint).
   public var weightsSeed: UInt64?
+  /// Whose rounding real runs reproduce: exact FP32 (Transformers') or llama.cpp's.
+  public var arithmetic: Arithmetic = .exact
 
-  public init(preset: String, precision: Precision = .fp32, checkpoint: String? = nil, weightsSeed: UInt64? = nil) {
+  public init(
+    preset: String, precision: Precision = .fp32, checkpoint: String? = nil, weightsSeed: UInt64? = nil,
+    arithmetic: Arithmetic = .exact
+  ) {
     self.preset = preset
     self.precision = precision
     self.checkpoint = checkpoint
     self.weightsSeed = weightsSeed
+    self.arithmetic = arithmetic
   }
 
   public init(name: String, config: ModelConfig, precision: Precision = .fp32, checkpoint: String? = nil) {
@@ -126,7 +132,7 @@ public struct ModelChoice: Codable, Hashable, Sendable {
   }
 
   enum CodingKeys: String, CodingKey {
-    case preset, config, name, precision, checkpoint
+    case preset, config, name, precision, checkpoint, arithmetic
     case weightsSeed = "weights_seed"
   }
 
@@ -138,6 +144,7 @@ public struct ModelChoice: Codable, Hashable, Sendable {
     precision = try c.decodeIfPresent(Precision.self, forKey: .precision) ?? .fp32
     checkpoint = try c.decodeIfPresent(String.self, forKey: .checkpoint)
     weightsSeed = try c.decodeIfPresent(UInt64.self, forKey: .weightsSeed)
+    arithmetic = try c.decodeIfPresent(Arithmetic.self, forKey: .arithmetic) ?? .exact
   }
 
   public var displayName: String { preset ?? name ?? "custom" }

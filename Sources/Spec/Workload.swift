@@ -1,4 +1,5 @@
 public import EdgeLabCore
+import Foundation
 
 /// The requests of a run: how they arrive and how long their prompts and outputs are.
 public struct WorkloadSpec: Codable, Hashable, Sendable {
@@ -8,20 +9,24 @@ public struct WorkloadSpec: Codable, Hashable, Sendable {
   public var outputTokens: LengthDistribution
   /// The service level a request must meet to count towards goodput.
   public var slo: ServiceLevel?
+  /// Real prompts: request i takes prompt i (cycling), tokenized once with the model's tokenizer; its length is
+  /// the prompt's, not `promptTokens`'.
+  public var prompts: PromptFile?
 
   public init(
     arrival: ArrivalProcess = .closedLoop(), requests: Int = 4, promptTokens: LengthDistribution = .fixed(32),
-    outputTokens: LengthDistribution = .fixed(96), slo: ServiceLevel? = nil
+    outputTokens: LengthDistribution = .fixed(96), slo: ServiceLevel? = nil, prompts: PromptFile? = nil
   ) {
     self.arrival = arrival
     self.requests = requests
     self.promptTokens = promptTokens
     self.outputTokens = outputTokens
     self.slo = slo
+    self.prompts = prompts
   }
 
   enum CodingKeys: String, CodingKey {
-    case arrival, requests, slo
+    case arrival, requests, slo, prompts
     case promptTokens = "prompt_tokens"
     case outputTokens = "output_tokens"
   }
@@ -33,6 +38,85 @@ public struct WorkloadSpec: Codable, Hashable, Sendable {
     promptTokens = try c.decodeIfPresent(LengthDistribution.self, forKey: .promptTokens) ?? d.promptTokens
     outputTokens = try c.decodeIfPresent(LengthDistribution.self, forKey: .outputTokens) ?? d.outputTokens
     slo = try c.decodeIfPresent(ServiceLevel.self, forKey: .slo)
+    prompts = try c.decodeIfPresent(PromptFile.self, forKey: .prompts)
+  }
+}
+
+/// A file of prompts: plain text with one prompt per non-empty line, or JSON Lines whose lines are strings or
+/// objects with a "prompt" string. With `chat`, each becomes a user turn in the model's chat template.
+///
+/// JSON: `{"path": "experiments/prompts/smollm2.txt", "format": "text", "chat": true}`.
+public struct PromptFile: Codable, Hashable, Sendable {
+  public enum Format: String, Codable, Hashable, Sendable {
+    case text
+    case jsonl
+  }
+  public var path: String
+  public var format: Format
+  public var chat: Bool
+
+  public init(path: String, format: Format? = nil, chat: Bool = false) {
+    self.path = path
+    self.format = format ?? (path.hasSuffix(".jsonl") ? .jsonl : .text)
+    self.chat = chat
+  }
+
+  enum CodingKeys: String, CodingKey { case path, format, chat }
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    let path = try c.decode(String.self, forKey: .path)
+    self.init(
+      path: path, format: try c.decodeIfPresent(Format.self, forKey: .format),
+      chat: try c.decodeIfPresent(Bool.self, forKey: .chat) ?? false)
+  }
+
+  /// Largest prompt file read, and most prompts taken from it.
+  public static let maxBytes = 64 << 20
+  public static let maxPrompts = 100_000
+
+  /// The prompts of the file, in order.
+  ///
+  /// - Throws: `SpecError` naming the file (and line) when it cannot be read or a line is not a prompt.
+  public func read(relativeTo base: String? = nil) throws(SpecError) -> [String] {
+    let full = path.hasPrefix("/") || base == nil ? path : base! + "/" + path
+    guard let attributes = try? FileManager.default.attributesOfItem(atPath: full),
+      let size = attributes[.size] as? Int
+    else {
+      throw SpecError(field: "workload.prompts.path", "cannot read '\(full)'; give an existing text or JSONL file")
+    }
+    guard size <= Self.maxBytes else {
+      throw SpecError(
+        field: "workload.prompts.path", "'\(full)' has \(size) bytes, more than the \(Self.maxBytes) read")
+    }
+    guard let data = FileManager.default.contents(atPath: full) else {
+      throw SpecError(field: "workload.prompts.path", "cannot read '\(full)'")
+    }
+    let text = String(decoding: data, as: UTF8.self)
+    var out: [String] = []
+    for (n, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+      let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
+      if trimmed.isEmpty { continue }
+      switch format {
+      case .text:
+        out.append(String(line))
+      case .jsonl:
+        let value = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8), options: [.fragmentsAllowed])
+        if let s = value as? String {
+          out.append(s)
+        } else if let o = value as? [String: Any], let s = o["prompt"] as? String {
+          out.append(s)
+        } else {
+          throw SpecError(
+            field: "workload.prompts.path",
+            "'\(full)' line \(n + 1) is neither a JSON string nor an object with a \"prompt\" string")
+        }
+      }
+      if out.count > Self.maxPrompts {
+        throw SpecError(field: "workload.prompts.path", "'\(full)' has more than \(Self.maxPrompts) prompts")
+      }
+    }
+    if out.isEmpty { throw SpecError(field: "workload.prompts.path", "'\(full)' holds no prompt") }
+    return out
   }
 }
 
@@ -234,16 +318,23 @@ public struct RequestPlan: Hashable, Sendable, Codable {
 
 extension WorkloadSpec {
   /// The requests of one run. Deterministic: the same spec, seed and vocabulary give the same requests.
-  public func materialize(seed: UInt64, vocabularySize: Int) -> [RequestPlan] {
+  ///
+  /// - Parameter prompts: the tokenized prompts of `self.prompts` (request i takes prompt i mod count); nil draws
+  ///   uniform token ids of `promptTokens`' lengths.
+  public func materialize(seed: UInt64, vocabularySize: Int, prompts: [[Int32]]? = nil) -> [RequestPlan] {
     var arrivals = SeededRandom.derived(seed: seed, 1)
     var lengths = SeededRandom.derived(seed: seed, 2)
     var tokens = SeededRandom.derived(seed: seed, 3)
     let times = arrivalTimes(&arrivals)
     return (0..<requests).map { i in
-      let p = max(1, promptTokens.sample(&lengths))
+      let sampled = max(1, promptTokens.sample(&lengths))
       let o = max(1, outputTokens.sample(&lengths))
-      let ids = (0..<p).map { _ in Int32(truncatingIfNeeded: tokens.next() % UInt64(max(vocabularySize, 1))) }
-      return RequestPlan(id: i, arrival: times?[i], promptLength: p, outputLength: o, promptTokens: ids)
+      if let prompts, !prompts.isEmpty {
+        let ids = prompts[i % prompts.count]
+        return RequestPlan(id: i, arrival: times?[i], promptLength: ids.count, outputLength: o, promptTokens: ids)
+      }
+      let ids = (0..<sampled).map { _ in Int32(truncatingIfNeeded: tokens.next() % UInt64(max(vocabularySize, 1))) }
+      return RequestPlan(id: i, arrival: times?[i], promptLength: sampled, outputLength: o, promptTokens: ids)
     }
   }
 

@@ -193,6 +193,7 @@ struct Run: ParsableCommand {
       stopRequested: { Interrupt.isRequested })
     options.recordUntrackedText = recordUntracked
     options.inventory = inventory
+    options.promptEncoder = ModelPromptEncoder()
     if let shard {
       options.only = Set(shard.runs)
       options.provenance["shard"] = "\(shard.shard)/\(shard.shards)"
