@@ -134,6 +134,19 @@ enum Fixtures {
     #expect(fromGGUF.chatTemplate != nil)
   }
 
+  /// A SentencePiece vocabulary in a GGUF file (scores and byte tokens, no merge list), as llama.cpp stores Llama 2's:
+  /// the same ids as the tokenizer.json it was made from (llama.cpp's own tokenizer agrees on every case; checked
+  /// when the fixture was made).
+  @Test func sentencePieceFromGGUFScores() throws {
+    let t = try Tokenizer(gguf: try GGUFFile(path: Fixtures.root + "/sentencepiece-bpe/tokenizer.gguf"))
+    #expect(t.kind == .sentencePiece(addPrefixSpace: true, byteFallback: true))
+    for c in try #require(try Fixtures.load(Fixtures.Cases.self, "cases.json").tokenizers["sentencepiece-bpe"]) {
+      #expect(t.encode(c.text) == c.ids, "\(c.text.debugDescription)")
+      #expect(t.encode(c.text, addSpecial: true) == c.idsWithSpecial, "\(c.text.debugDescription)")
+      #expect(t.decode(c.ids) == c.decoded, "\(c.text.debugDescription)")
+    }
+  }
+
   @Test func badTokenizerFilesNameTheFile() throws {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tok-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
