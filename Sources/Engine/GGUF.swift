@@ -55,6 +55,8 @@ public struct GGUFFile: Sendable {
   static let maxEntries = 1 << 20
   /// Longest string (a chat template or a token; real ones are far below).
   static let maxStringBytes = 16 << 20
+  /// Most metadata values in all (a vocabulary of 256 k tokens with scores, types and merges is about a million).
+  static let maxMetadataValues = 1 << 24
 
   public init(path: String) throws(CheckpointError) {
     self.path = path
@@ -80,8 +82,9 @@ public struct GGUFFile: Sendable {
     }
     var alignment = 32
     if let a = metadata["general.alignment"] {
-      guard let n = a.int, n > 0, n <= 1 << 20, n & (n - 1) == 0 else {
-        throw CheckpointError(.malformedHeader, file: path, "general.alignment must be a power of two up to 1 MiB")
+      guard let n = a.int, n >= 8, n <= 1 << 20, n & (n - 1) == 0 else {
+        throw CheckpointError(
+          .malformedHeader, file: path, "general.alignment must be a power of two from 8 to 1 MiB (the format's rule)")
       }
       alignment = n
     }
@@ -177,6 +180,8 @@ public struct GGUFFile: Sendable {
     let size: Int
     let path: String
     var position = 0
+    /// Metadata values read so far (every array element counts).
+    var values = 0
 
     mutating func take(_ n: Int, _ what: String) throws(CheckpointError) -> UnsafeRawPointer {
       guard n >= 0, n <= size - position else {
@@ -239,6 +244,12 @@ public struct GGUFFile: Sendable {
         let inner = try u32()
         let left = size - position
         let n = try count("the length of array '\(key)'", limit: left / Self.minimumSize(inner))
+        values += n
+        guard values <= GGUFFile.maxMetadataValues else {
+          throw CheckpointError(
+            .malformedHeader, file: path,
+            "the metadata holds more than \(GGUFFile.maxMetadataValues) values (array '\(key)')")
+        }
         var out: [GGUFValue] = []
         out.reserveCapacity(n)
         for _ in 0..<n { out.append(try value(type: inner, key: key, depth: depth + 1)) }

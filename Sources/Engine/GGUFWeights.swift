@@ -82,6 +82,9 @@ public struct GGUFWeights: WeightSource {
       tieWordEmbeddings: f.tensors["output.weight"] == nil,
       maxPositionEmbeddings: f.metadata["llama.context_length"]?.int ?? 2048, headDim: headDim)
     if let p = c.problems().first { throw CheckpointError(.badConfig, file: path, p) }
+    guard c.headDim <= 512 else {
+      throw CheckpointError(.badConfig, file: path, "head size \(c.headDim) is larger than the 512 the engine supports")
+    }
     return c
   }
 

@@ -93,6 +93,8 @@ public struct ExperimentRunner: Sendable {
   public var progress: any ProgressSink
   /// Host profiles the experiments name, read once.
   public var profiles = ProfileLibrary()
+  /// Workload prompts, tokenized once.
+  let promptCache = PromptCache()
 
   public init(
     backends: [BackendKind: any ExecutionBackend], partitioners: PartitionerRegistry = .standard,
@@ -345,9 +347,20 @@ public struct ExperimentRunner: Sendable {
     }
   }
 
-  /// The prompts of a workload that names a prompt file, tokenized.
+  /// The prompts of a workload that names a prompt file, tokenized — once per file, chat setting and model, for
+  /// every run of the sweep.
   func promptTokens(_ x: ResolvedExperiment, encoder: (any PromptEncoder)?) throws(SpecError) -> [[Int32]]? {
     guard let file = x.spec.workload.prompts else { return nil }
+    let key = "\(file.path)|\(file.format.rawValue)|\(file.chat)|\(x.spec.model.checkpoint ?? "")"
+    if let cached = promptCache.get(key) { return cached }
+    let ids = try tokenizePrompts(x, file: file, encoder: encoder)
+    promptCache.set(key, ids)
+    return ids
+  }
+
+  func tokenizePrompts(_ x: ResolvedExperiment, file: PromptFile, encoder: (any PromptEncoder)?) throws(SpecError)
+    -> [[Int32]]
+  {
     guard let encoder else {
       throw SpecError(
         field: "workload.prompts", "real prompts need the model's tokenizer; run the experiment with `edgelab run`")
@@ -378,6 +391,16 @@ public struct ExperimentRunner: Sendable {
     _ run: RunDescriptor, backend: any ExecutionBackend, cancellation: Cancellation = .never,
     encoder: (any PromptEncoder)? = nil
   ) throws -> RunRecord {
+    var run = run
+    // Real prompts first: the plan is sized for their lengths.
+    let prompts: [[Int32]]?
+    do { prompts = try promptTokens(run.point.experiment, encoder: encoder) } catch {
+      return makeRecord(run, plan: nil, outcome: RunOutcome(status: .failed, message: error.description))
+    }
+    if let prompts {
+      let n = run.point.experiment.spec.workload.requests
+      run.point.experiment.spec.workload.promptTokens = .choice((0..<n).map { prompts[$0 % prompts.count].count })
+    }
     let x = run.point.experiment
     let builder = ProblemBuilder(timeModel: try profiles.timeModel(for: x))
     let (_, result) = Self.plan(run, builder: builder, partitioners: partitioners)
@@ -386,10 +409,6 @@ public struct ExperimentRunner: Sendable {
       if case .infeasible(let why) = error { return makeRecord(run, plan: nil, outcome: .infeasible(why)) }
       return makeRecord(run, plan: nil, outcome: RunOutcome(status: .failed, message: error.description))
     case .success(let plan):
-      let prompts: [[Int32]]?
-      do { prompts = try promptTokens(x, encoder: encoder) } catch {
-        return makeRecord(run, plan: plan, outcome: RunOutcome(status: .failed, message: error.description))
-      }
       let requests = x.spec.workload.materialize(seed: run.seed, vocabularySize: x.model.vocabSize, prompts: prompts)
       let job = RunJob(
         experiment: x, plan: plan, requests: requests, seed: run.seed, timeModel: builder.timeModel,
@@ -467,5 +486,21 @@ final class ResultSlots: @unchecked Sendable {
   func set(_ i: Int, _ r: Result<RunRecord, any Error>) { lock.withLock { slots[i] = r } }
   func get(_ i: Int) -> Result<RunRecord, any Error> {
     lock.withLock { slots[i] ?? .failure(RunnerError(message: "run \(i) of a parallel batch produced nothing")) }
+  }
+}
+
+/// Tokenized prompt files by file, chat setting and model (shared by the threads of a parallel sweep).
+final class PromptCache: @unchecked Sendable {
+  private let lock = NSLock()
+  private var entries: [String: [[Int32]]] = [:]
+  func get(_ key: String) -> [[Int32]]? {
+    lock.lock()
+    defer { lock.unlock() }
+    return entries[key]
+  }
+  func set(_ key: String, _ value: [[Int32]]) {
+    lock.lock()
+    defer { lock.unlock() }
+    entries[key] = value
   }
 }

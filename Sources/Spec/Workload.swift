@@ -77,10 +77,11 @@ public struct PromptFile: Codable, Hashable, Sendable {
   /// The prompts of the file, in order.
   ///
   /// - Throws: `SpecError` naming the file (and line) when it cannot be read or a line is not a prompt.
-  public func read(relativeTo base: String? = nil) throws(SpecError) -> [String] {
-    let full = path.hasPrefix("/") || base == nil ? path : base! + "/" + path
+  /// A relative path is taken from the working directory (the repository root for `make exp`).
+  public func read() throws(SpecError) -> [String] {
+    let full = path
     guard let attributes = try? FileManager.default.attributesOfItem(atPath: full),
-      let size = attributes[.size] as? Int
+      let size = attributes[.size] as? Int, attributes[.type] as? FileAttributeType == .typeRegular
     else {
       throw SpecError(field: "workload.prompts.path", "cannot read '\(full)'; give an existing text or JSONL file")
     }

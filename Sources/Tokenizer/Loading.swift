@@ -23,6 +23,10 @@ extension Tokenizer {
       tokens.append(s)
     }
     let types = m["tokenizer.ggml.token_type"]?.array?.map { $0.int ?? 1 }
+    if let types, types.count != tokens.count {
+      throw TokenizerError(
+        source, "tokenizer.ggml.token_type has \(types.count) entries for \(tokens.count) tokens (one per token)")
+    }
     // Control (3) and user-defined (4) tokens are matched in text as llama.cpp does with special parsing.
     var specials: [(String, Int32)] = []
     if let types {
@@ -30,7 +34,10 @@ extension Tokenizer {
         specials.append((tokens[i], Int32(i)))
       }
     }
-    func id(_ key: String) -> Int32? { m["tokenizer.ggml." + key]?.int.flatMap { Int32(exactly: $0) } }
+    // A negative id (llama.cpp writes -1) means none.
+    func id(_ key: String) -> Int32? {
+      m["tokenizer.ggml." + key]?.int.flatMap { $0 < 0 ? nil : Int32(exactly: $0) }
+    }
     let template = m["tokenizer.chat_template"]?.string
     switch model {
     case "gpt2":
@@ -88,7 +95,7 @@ extension Tokenizer {
     var size = 0
     var pairs: [(String, Int)] = []
     for (t, v) in vocab {
-      guard let n = (v as? NSNumber)?.intValue, n >= 0, n < Self.maxVocabulary else {
+      guard let n = Self.tokenId(v) else {
         throw TokenizerError(path, "model.vocab['\(t)'] is not a token id below \(Self.maxVocabulary)")
       }
       pairs.append((t, n))
@@ -96,14 +103,22 @@ extension Tokenizer {
     }
     var specials: [(String, Int32)] = []
     for a in root["added_tokens"] as? [[String: Any]] ?? [] {
-      guard let c = a["content"] as? String, let n = (a["id"] as? NSNumber)?.intValue, n >= 0, n < Self.maxVocabulary
-      else { throw TokenizerError(path, "added_tokens holds an entry without content and id") }
+      guard let c = a["content"] as? String, let n = a["id"].flatMap(Self.tokenId) else {
+        throw TokenizerError(path, "added_tokens holds an entry without content and a token id")
+      }
       pairs.append((c, n))
       size = max(size, n + 1)
       specials.append((c, Int32(n)))
     }
     var tokens = [String](repeating: "", count: size)
-    for (t, n) in pairs { tokens[n] = t }
+    var owner: [Int: String] = [:]
+    for (t, n) in pairs {
+      if let other = owner[n], other != t {
+        throw TokenizerError(path, "tokens '\(other)' and '\(t)' share the id \(n)")
+      }
+      owner[n] = t
+      tokens[n] = t
+    }
     var table = MergeTable()
     for (rank, v) in (model["merges"] as? [Any] ?? []).enumerated() {
       let pair: MergeTable.Pair
@@ -153,6 +168,14 @@ extension Tokenizer {
       ignoreMerges: kind == .byteLevel && (model["ignore_merges"] as? Bool ?? false), specials: specials,
       bos: bosName.flatMap(tokenId), eos: name("eos_token").flatMap(tokenId), unknown: unk,
       addBos: addBos ?? false, chatTemplate: config["chat_template"] as? String, source: path)
+  }
+
+  /// A JSON token id: a whole number in 0..<maxVocabulary (not a fraction).
+  static func tokenId(_ v: Any) -> Int? {
+    guard let n = v as? NSNumber else { return nil }
+    let d = n.doubleValue
+    guard d.isFinite, d == d.rounded(), d >= 0, d < Double(maxVocabulary) else { return nil }
+    return Int(d)
   }
 
   static func describes(_ node: [String: Any]?, _ type: String) -> Bool {

@@ -1,4 +1,5 @@
 import Foundation
+import HeapModule
 
 /// A tokenizer error naming the file (or field) and what is wrong.
 public struct TokenizerError: Error, CustomStringConvertible, Sendable, Equatable {
@@ -281,19 +282,53 @@ struct MergeTable: Sendable {
     return ranks[Pair(a: a, b: b)].map(Double.init)
   }
 
-  /// Merges `symbols` pair by pair, always the best-ranked pair first (the leftmost among equals).
+  /// Merges `symbols` pair by pair, always the best-ranked pair first (the leftmost among equals), as Hugging Face's
+  /// BPE and llama.cpp's SentencePiece do: candidates in a heap ordered by (priority, position), the symbols in a
+  /// linked list, stale candidates skipped — O(n log n), so a long SentencePiece segment (one piece) stays fast.
   func apply(_ symbols: [String]) -> [String] {
-    var s = symbols
-    guard s.count > 1 else { return s }
-    while true {
-      var best: (Double, Int)? = nil
-      for i in 0..<(s.count - 1) {
-        if let p = priority(s[i], s[i + 1]), best == nil || p < best!.0 { best = (p, i) }
-      }
-      guard let (_, i) = best else { return s }
-      s[i] += s[i + 1]
-      s.remove(at: i + 1)
-      if s.count == 1 { return s }
+    let n = symbols.count
+    guard n > 1 else { return symbols }
+    var text = symbols
+    var next = Array(1...n)
+    var prev = Array(-1..<(n - 1))
+    var version = [Int](repeating: 0, count: n)
+    var heap = Heap<Candidate>()
+    func consider(_ left: Int) {
+      let right = next[left]
+      guard left >= 0, right < n, let p = priority(text[left], text[right]) else { return }
+      heap.insert(
+        Candidate(priority: p, left: left, right: right, leftVersion: version[left], rightVersion: version[right]))
     }
+    for i in 0..<(n - 1) { consider(i) }
+    while let c = heap.popMin() {
+      guard next[c.left] == c.right, version[c.left] == c.leftVersion, version[c.right] == c.rightVersion else {
+        continue
+      }
+      text[c.left] += text[c.right]
+      version[c.left] += 1
+      version[c.right] += 1
+      next[c.left] = next[c.right]
+      if next[c.right] < n { prev[next[c.right]] = c.left }
+      next[c.right] = -1
+      if prev[c.left] >= 0 { consider(prev[c.left]) }
+      consider(c.left)
+    }
+    var out: [String] = []
+    var i = 0
+    while i < n {
+      out.append(text[i])
+      i = next[i]
+    }
+    return out
+  }
+
+  struct Candidate: Comparable {
+    var priority: Double
+    var left: Int
+    var right: Int
+    var leftVersion: Int
+    var rightVersion: Int
+    static func < (a: Candidate, b: Candidate) -> Bool { (a.priority, a.left) < (b.priority, b.left) }
+    static func == (a: Candidate, b: Candidate) -> Bool { (a.priority, a.left) == (b.priority, b.left) }
   }
 }

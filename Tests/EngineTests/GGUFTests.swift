@@ -358,3 +358,30 @@ struct LlamaCppAgreementTests {
     #expect(a.logits == b.logits)
   }
 }
+
+@Suite("GGUF files that break the format's rules")
+struct GGUFRobustnessTests {
+  /// Rewrites the value of a metadata key of types.gguf in place (same length) and parses the result.
+  static func patched(_ key: String, _ transform: (inout Data, Int) -> Void) throws -> String {
+    var bytes = try Data(contentsOf: URL(fileURLWithPath: GGUFFixtures.directory + "/types-align64.gguf"))
+    let k = Data(key.utf8)
+    let at = try #require(bytes.range(of: k)).upperBound
+    transform(&bytes, at)
+    let path = temporaryDirectory("gguf-bad") + "/bad.gguf"
+    try bytes.write(to: URL(fileURLWithPath: path))
+    return path
+  }
+
+  /// general.alignment below 8 would let F32 tensors start at addresses no float may be read from.
+  @Test func alignmentBelowEightIsRefused() throws {
+    // The value follows the key and its 4-byte type (uint32).
+    let path = try Self.patched("general.alignment") { d, at in
+      d[at + 4] = 2
+      d[at + 5] = 0
+      d[at + 6] = 0
+      d[at + 7] = 0
+    }
+    let e = #expect(throws: CheckpointError.self) { try GGUFFile(path: path) }
+    #expect(e?.detail.contains("alignment") == true)
+  }
+}

@@ -9,10 +9,20 @@ import Spec
 import TestSupport
 import Testing
 
-/// A stand-in tokenizer: one token per character (its code point modulo 1000).
-private struct CharacterEncoder: PromptEncoder {
+/// A stand-in tokenizer: one token per character (its code point modulo 1000); counts its calls.
+private final class CharacterEncoder: PromptEncoder, @unchecked Sendable {
+  private let lock = NSLock()
+  private var count = 0
+  var calls: Int {
+    lock.lock()
+    defer { lock.unlock() }
+    return count
+  }
   func encode(_ prompts: [String], chat: Bool, experiment: ResolvedExperiment) throws -> [[Int32]] {
-    prompts.map { p in (chat ? "<" + p + ">" : p).unicodeScalars.map { Int32($0.value % 1000) } }
+    lock.lock()
+    count += 1
+    lock.unlock()
+    return prompts.map { p in (chat ? "<" + p + ">" : p).unicodeScalars.map { Int32($0.value % 1000) } }
   }
   func decode(_ ids: [Int32], experiment: ResolvedExperiment) -> String? { nil }
 }
@@ -57,6 +67,7 @@ struct PromptTests {
       Device("a", .agxOrin32GB).source()
       Workload(requests: 3, prompts: path, chat: true, output: 4)
       Algorithm("even")
+      Repetitions(2)
     }.spec
   }
 
@@ -64,12 +75,17 @@ struct PromptTests {
     let path = try Self.write("hello\nworld, again\n", "p.txt")
     let out = temporaryDirectory() + "/out.h5"
     var options = RunOptions(outputPath: out)
-    options.promptEncoder = CharacterEncoder()
+    let encoder = CharacterEncoder()
+    options.promptEncoder = encoder
     _ = try ExperimentRunner(backends: [.simulated: SimulatedBackend()]).run(Self.experiment(path), options: options)
-    let run = try #require(try ResultsStore.read(out).runs.first)
-    #expect(run.outcome.status == .complete)
-    // "<hello>" and "<world, again>" (chat), then the first again.
-    #expect(run.outcome.requests.map(\.promptTokens) == [7, 14, 7])
+    let runs = try ResultsStore.read(out).runs
+    #expect(runs.count == 2)
+    for run in runs {
+      #expect(run.outcome.status == .complete)
+      // "<hello>" and "<world, again>" (chat), then the first again.
+      #expect(run.outcome.requests.map(\.promptTokens) == [7, 14, 7])
+    }
+    #expect(encoder.calls == 1, "the prompts are tokenized once for the whole sweep")
   }
 
   @Test func withoutATokenizerTheRunFailsWithAMessage() throws {
