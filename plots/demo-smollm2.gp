@@ -21,7 +21,7 @@ offset(b) = (b eq "simulated" ? -0.19 : 0.19)
 do for [fmt in "png pdf"] {
   if (fmt eq "png") { set terminal pngcairo size 1100,480 font ",11" } else { set terminal pdfcairo size 8in,3.5in font ",9" }
   set output outbase.".".fmt
-  set multiplot layout 1,2 title "SmolLM2-135M Q4_1 (real GGUF) on 3 Orin Nano: simulated boards, and real workers on this host over TCP (lossless)"
+  set multiplot layout 1,2 title "SmolLM2-135M Q4\\_1 (real GGUF) on 3 Orin Nano: simulated boards, and real workers on this host over TCP (lossless)"
   set ylabel "time per output token (ms)"
   set yrange [0:*]
   plot for [i=1:n] datadir."/".word(labels, i).".tsv" \
