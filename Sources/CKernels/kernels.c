@@ -1,4 +1,5 @@
 #include "edgelab_kernels.h"
+#include "internal.h"
 #include <string.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -13,23 +14,7 @@
 
 static inline float widen_bf16(uint16_t v) { uint32_t u = (uint32_t)v << 16; float f; memcpy(&f, &u, 4); return f; }
 
-static inline float widen_f16(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
-  if (exp == 0) {
-    if (man == 0) { u = sign; }
-    else {  // subnormal: normalise
-      exp = 127 - 15 + 1;
-      while ((man & 0x400) == 0) { man <<= 1; exp--; }
-      man &= 0x3ff;
-      u = sign | (exp << 23) | (man << 13);
-    }
-  } else if (exp == 31) {
-    u = sign | 0x7f800000 | (man << 13);
-  } else {
-    u = sign | ((exp + 127 - 15) << 23) | (man << 13);
-  }
-  float f; memcpy(&f, &u, 4); return f;
-}
+static inline float widen_f16(uint16_t h) { return el_half_to_float(h); }
 
 static inline float load_w(const void *w, el_dtype t, size_t i) {
   switch (t) {
@@ -128,18 +113,12 @@ EL_AVX512_TYPE(f32)
 EL_AVX512_TYPE(bf16)
 EL_AVX512_TYPE(f16)
 
-typedef void (*el_group_fn)(const void *, size_t, const float *, size_t, float *, size_t, size_t, size_t);
-
 static void matvec_avx512(const void *w, el_dtype t, size_t cols, const float *x, size_t xs, size_t batch,
                           float *y, size_t ys, size_t r0, size_t r1) {
   static const el_group_fn f32[4] = {matvec_avx512_f32_1, matvec_avx512_f32_2, matvec_avx512_f32_3, matvec_avx512_f32_4};
   static const el_group_fn bf16[4] = {matvec_avx512_bf16_1, matvec_avx512_bf16_2, matvec_avx512_bf16_3, matvec_avx512_bf16_4};
   static const el_group_fn f16[4] = {matvec_avx512_f16_1, matvec_avx512_f16_2, matvec_avx512_f16_3, matvec_avx512_f16_4};
-  const el_group_fn *fns = t == EL_F32 ? f32 : (t == EL_BF16 ? bf16 : f16);
-  for (size_t b0 = 0; b0 < batch; b0 += 4) {
-    size_t nb = batch - b0 < 4 ? batch - b0 : 4;
-    fns[nb - 1](w, cols, x + b0 * xs, xs, y + b0 * ys, ys, r0, r1);
-  }
+  el_run_groups(t == EL_F32 ? f32 : (t == EL_BF16 ? bf16 : f16), w, cols, x, xs, batch, y, ys, r0, r1);
 }
 
 // AVX2 + FMA + F16C: per input four 8-lane accumulators (32 columns per step), scalar tail.
@@ -202,8 +181,15 @@ static isa_t chosen = ISA_UNKNOWN;
 
 static isa_t isa(void);
 
-// For quant.c: whether the AVX-512 kernels run.
 int el_internal_avx512(void) { return isa() == ISA_AVX512; }
+
+void el_run_groups(const el_group_fn fns[4], const void *w, size_t cols, const float *x, size_t xs, size_t batch,
+                   float *y, size_t ys, size_t r0, size_t r1) {
+  for (size_t b0 = 0; b0 < batch; b0 += 4) {
+    size_t nb = batch - b0 < 4 ? batch - b0 : 4;
+    fns[nb - 1](w, cols, x + b0 * xs, xs, y + b0 * ys, ys, r0, r1);
+  }
+}
 
 static isa_t isa(void) {
   if (chosen != ISA_UNKNOWN) return chosen;

@@ -13,6 +13,7 @@
 // dequantizing the row and taking the float32 dot product up to the order of the additions. Each output's order
 // of additions is fixed by `cols` and the instruction set only (never by the batch, the row range or the thread).
 #include "edgelab_kernels.h"
+#include "internal.h"
 #include <math.h>
 #include <string.h>
 
@@ -21,31 +22,11 @@
 #define EL_X86 1
 #endif
 
-int el_internal_avx512(void);
 
 // ---------------------------------------------------------------------------------------------------------
 // Half precision
 
-float el_f16_to_f32(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
-  if (exp == 0) {
-    if (man == 0) {
-      u = sign;
-    } else {
-      exp = 127 - 15 + 1;
-      while ((man & 0x400) == 0) { man <<= 1; exp--; }
-      man &= 0x3ff;
-      u = sign | (exp << 23) | (man << 13);
-    }
-  } else if (exp == 31) {
-    u = sign | 0x7f800000 | (man << 13);
-  } else {
-    u = sign | ((exp + 127 - 15) << 23) | (man << 13);
-  }
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
+float el_f16_to_f32(uint16_t h) { return el_half_to_float(h); }
 
 uint16_t el_f32_to_f16(float f) {
   uint32_t u;
@@ -558,16 +539,15 @@ EL_QUANT_TYPE(EL_Q4_1_GROUP)
 EL_QUANT_TYPE(EL_Q4_K_GROUP)
 EL_QUANT_TYPE(EL_Q6_K_GROUP)
 
-typedef void (*el_qgroup_fn)(const void *, size_t, const float *, size_t, float *, size_t, size_t, size_t);
 
 static void quant_matvec_avx512(const void *w, el_dtype t, size_t cols, const float *x, size_t xs, size_t batch,
                                 float *y, size_t ys, size_t r0, size_t r1) {
-  static const el_qgroup_fn q8_0[4] = {mv_q8_0_1, mv_q8_0_2, mv_q8_0_3, mv_q8_0_4};
-  static const el_qgroup_fn q4_0[4] = {mv_q4_0_1, mv_q4_0_2, mv_q4_0_3, mv_q4_0_4};
-  static const el_qgroup_fn q4_1[4] = {mv_q4_1_1, mv_q4_1_2, mv_q4_1_3, mv_q4_1_4};
-  static const el_qgroup_fn q4_k[4] = {mv_q4_k_1, mv_q4_k_2, mv_q4_k_3, mv_q4_k_4};
-  static const el_qgroup_fn q6_k[4] = {mv_q6_k_1, mv_q6_k_2, mv_q6_k_3, mv_q6_k_4};
-  const el_qgroup_fn *fns;
+  static const el_group_fn q8_0[4] = {mv_q8_0_1, mv_q8_0_2, mv_q8_0_3, mv_q8_0_4};
+  static const el_group_fn q4_0[4] = {mv_q4_0_1, mv_q4_0_2, mv_q4_0_3, mv_q4_0_4};
+  static const el_group_fn q4_1[4] = {mv_q4_1_1, mv_q4_1_2, mv_q4_1_3, mv_q4_1_4};
+  static const el_group_fn q4_k[4] = {mv_q4_k_1, mv_q4_k_2, mv_q4_k_3, mv_q4_k_4};
+  static const el_group_fn q6_k[4] = {mv_q6_k_1, mv_q6_k_2, mv_q6_k_3, mv_q6_k_4};
+  const el_group_fn *fns;
   switch (t) {
   case EL_Q8_0: fns = q8_0; break;
   case EL_Q4_0: fns = q4_0; break;
@@ -575,10 +555,7 @@ static void quant_matvec_avx512(const void *w, el_dtype t, size_t cols, const fl
   case EL_Q4_K: fns = q4_k; break;
   default: fns = q6_k; break;
   }
-  for (size_t b0 = 0; b0 < batch; b0 += 4) {
-    size_t nb = batch - b0 < 4 ? batch - b0 : 4;
-    fns[nb - 1](w, cols, x + b0 * xs, xs, y + b0 * ys, ys, r0, r1);
-  }
+  el_run_groups(fns, w, cols, x, xs, batch, y, ys, r0, r1);
 }
 #endif
 
