@@ -265,7 +265,9 @@ static void many_task(void *raw, int index) {
 }
 
 void el_matvec_many(const el_matvec_job *jobs, int job_count, size_t batch, size_t chunk_rows, int threads) {
-  many_ctx m = {jobs, job_count, batch, chunk_rows ? chunk_rows : 1, 0};
+  // Chunks of whole 8-row groups, which repacked matrices need (the results do not depend on the chunking).
+  chunk_rows = chunk_rows < 8 ? 8 : (chunk_rows + 7) / 8 * 8;
+  many_ctx m = {jobs, job_count, batch, chunk_rows, 0};
   el_parallel(threads > 1 ? threads : 1, many_task, &m);
 }
 

@@ -16,6 +16,7 @@
 #include "internal.h"
 #include <math.h>
 #include <string.h>
+#include <stdlib.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -62,7 +63,7 @@ static inline void f2h(uint8_t *p, float f) {
 
 size_t el_block_values(el_dtype t) {
   switch (t) {
-  case EL_Q8_0: case EL_Q4_0: case EL_Q4_1: return 32;
+  case EL_Q8_0: case EL_Q4_0: case EL_Q4_1: case EL_Q4_0X8: return 32;
   case EL_Q4_K: case EL_Q6_K: return 256;
   default: return 1;
   }
@@ -73,7 +74,7 @@ size_t el_block_bytes(el_dtype t) {
   case EL_F32: return 4;
   case EL_BF16: case EL_F16: return 2;
   case EL_Q8_0: return 34;
-  case EL_Q4_0: return 18;
+  case EL_Q4_0: case EL_Q4_0X8: return 18;
   case EL_Q4_1: return 20;
   case EL_Q4_K: return 144;
   case EL_Q6_K: return 210;
@@ -576,7 +577,22 @@ void el_quant_matvec(const void *w, el_dtype t, size_t cols, const float *x, siz
 
 size_t el_act_block_bytes(void) { return sizeof(el_act_block); }
 
-int el_act_supported(el_dtype t) { return t == EL_Q8_0 || t == EL_Q4_0 || t == EL_Q4_1; }
+int el_act_supported(el_dtype t) { return t == EL_Q8_0 || t == EL_Q4_0 || t == EL_Q4_1 || t == EL_Q4_0X8; }
+
+void el_repack_q4_0x8(const void *src, void *dst, size_t rows, size_t cols) {
+  size_t nb = cols / 32;
+  const uint8_t *s = src;
+  uint8_t *d = dst;
+  for (size_t g = 0; g < rows / 8; g++)
+    for (size_t i = 0; i < nb; i++) {
+      uint8_t *out = d + (g * nb + i) * 144;
+      for (int j = 0; j < 8; j++) {
+        const uint8_t *b = s + ((g * 8 + (size_t)j) * nb + i) * 18;
+        memcpy(out + 2 * j, b, 2);
+        memcpy(out + 16 + 16 * j, b + 2, 16);
+      }
+    }
+}
 
 // As ggml's x86 quantize_row_q8_0/q8_1: d = amax / 127 (kept as float16), q = round-half-even(x · 127 / amax), and
 // for Q8_1 s = float16(d · Σq) with the unrounded d.
@@ -598,6 +614,16 @@ void el_quantize_act(const float *x, size_t n, el_act_block *out) {
     }
     b->sum = sum;
     b->s = el_f16_to_f32(el_f32_to_f16(d * (float)sum));
+  }
+}
+
+// Row r of a repacked Q4_0 matrix, unpacked into `block` (nb blocks of 18 bytes).
+static void unpack_q4_0x8_row(const uint8_t *w, size_t nb, size_t r, uint8_t *block) {
+  const uint8_t *g = w + (r / 8) * nb * 144;
+  size_t j = r % 8;
+  for (size_t i = 0; i < nb; i++) {
+    memcpy(block + i * 18, g + i * 144 + 2 * j, 2);
+    memcpy(block + i * 18 + 2, g + i * 144 + 16 + 16 * j, 16);
   }
 }
 
@@ -665,7 +691,7 @@ EL_VNNI static inline __m256i nibbles32(const uint8_t *p) {
       } else {                                                                                                   \
         dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles32(b + OFF), qy);                               \
       }                                                                                                          \
-      if (T == EL_Q4_0) extra -= dd * (float)(8 * yb->sum);                                                      \
+      if (T == EL_Q4_0) extra = fmaf(-dd, (float)(8 * yb->sum), extra);                                          \
       if (T == EL_Q4_1) extra += h2f_x86(b + 2) * yb->s;                                                         \
       acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(dot), acc);                                   \
     }                                                                                                            \
@@ -675,10 +701,48 @@ EL_ACT_KERNEL(act_q8_0_1, EL_Q8_0, 2)
 EL_ACT_KERNEL(act_q4_0_1, EL_Q4_0, 2)
 EL_ACT_KERNEL(act_q4_1_1, EL_Q4_1, 4)
 
+// Eight rows of a repacked Q4_0 matrix at once: per block position one load of the input and one stream of weights;
+// each row's sums in the same order as act_q4_0_1 (so the same bits).
+EL_VNNI static void act_q4_0x8(const void *w, size_t cols, const el_act_block *a, float *y, size_t r) {
+  const size_t nb = cols / 32;
+  const uint8_t *g = (const uint8_t *)w + (r / 8) * nb * 144;
+  __m256 acc[8];
+  __m256 extra = _mm256_setzero_ps();  // lane j: row j's offset term
+  for (int j = 0; j < 8; j++) acc[j] = _mm256_setzero_ps();
+  for (size_t ib = 0; ib < nb; ib++) {
+    const el_act_block *yb = a + ib;
+    const __m256i qy = _mm256_loadu_si256((const __m256i *)yb->q);
+    const uint8_t *b = g + ib * 144;
+    // Lane j: d_w(row j) · d_x, as the one-row kernel computes it.
+    const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b)), _mm256_set1_ps(yb->d));
+    extra = _mm256_fnmadd_ps(dd, _mm256_set1_ps((float)(8 * yb->sum)), extra);
+    const __m256i low = _mm256_set1_epi8(0x0F);
+    for (int j = 0; j < 8; j += 2) {
+      // Rows j and j + 1 in one load: their low and high nibbles, then each row's [low | high] (value order).
+      __m256i v = _mm256_loadu_si256((const __m256i *)(b + 16 + 16 * j));
+      __m256i lo = _mm256_and_si256(v, low), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+      __m256i q0 = _mm256_permute2x128_si256(lo, hi, 0x20), q1 = _mm256_permute2x128_si256(lo, hi, 0x31);
+      __m256i d0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q0, qy);
+      __m256i d1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q1, qy);
+      acc[j] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(dd, _mm256_set1_epi32(j)), _mm256_cvtepi32_ps(d0), acc[j]);
+      acc[j + 1] =
+        _mm256_fmadd_ps(_mm256_permutevar8x32_ps(dd, _mm256_set1_epi32(j + 1)), _mm256_cvtepi32_ps(d1), acc[j + 1]);
+    }
+  }
+  float e[8];
+  _mm256_storeu_ps(e, extra);
+  for (int j = 0; j < 8; j++) y[r + (size_t)j] = hsum8(acc[j]) + e[j];
+}
+
 typedef void (*el_act_fn)(const void *, size_t, const el_act_block *, float *, size_t);
 
 EL_VNNI static void act_matvec_vnni(const void *w, el_dtype t, size_t cols, const el_act_block *x, size_t xs,
                                     size_t batch, float *y, size_t ys, size_t r0, size_t r1) {
+  if (t == EL_Q4_0X8) {
+    for (size_t r = r0; r < r1; r += 8)
+      for (size_t k = 0; k < batch; k++) act_q4_0x8(w, cols, x + k * xs, y + k * ys, r);
+    return;
+  }
   el_act_fn one = t == EL_Q8_0 ? act_q8_0_1 : (t == EL_Q4_0 ? act_q4_0_1 : act_q4_1_1);
   for (size_t r = r0; r < r1; r++)
     for (size_t k = 0; k < batch; k++) one(w, cols, x + k * xs, y + k * ys, r);
@@ -700,6 +764,16 @@ void el_act_matvec(const void *w, el_dtype t, size_t cols, const el_act_block *x
   }
 #endif
   size_t nb = cols / 32, bs = el_block_bytes(t);
+  if (t == EL_Q4_0X8) {
+    uint8_t *row = malloc(nb * 18);
+    if (!row) return;
+    for (size_t r = r0; r < r1; r++) {
+      unpack_q4_0x8_row(w, nb, r, row);
+      for (size_t k = 0; k < batch; k++) y[k * ys + r] = act_dot_portable(row, EL_Q4_0, nb, x + k * xs);
+    }
+    free(row);
+    return;
+  }
   for (size_t r = r0; r < r1; r++)
     for (size_t k = 0; k < batch; k++) y[k * ys + r] = act_dot_portable((const uint8_t *)w + r * nb * bs, t, nb, x + k * xs);
 }

@@ -106,7 +106,9 @@ public enum Kernels {
     _ group: [(WeightMatrix, UnsafeMutablePointer<Float>)], _ x: UnsafePointer<Float>, tokens: Int,
     rowwise: Bool, threads: Int, arithmetic: Arithmetic = .exact
   ) {
-    let quantizedInputs = arithmetic == .llamaCpp && group.contains { el_act_supported($0.0.dtype.cType) != 0 }
+    let quantizedInputs =
+      group.contains { $0.0.interleaved }
+      || (arithmetic == .llamaCpp && group.contains { el_act_supported($0.0.dtype.cType) != 0 })
     if rowwise || tokens == 1 || quantizedInputs {
       let cols = group[0].0.cols
       let blocks = cols / 32
@@ -117,9 +119,9 @@ public enum Kernels {
       }
       defer { xq?.deallocate() }
       let jobs = group.map { w, out in
-        let q = xq != nil && el_act_supported(w.dtype.cType) != 0
+        let q = xq != nil && el_act_supported(w.kernelType) != 0
         return el_matvec_job(
-          w: w.base, dtype: w.dtype.cType, rows: w.rows, cols: w.cols, x: x, x_stride: w.cols,
+          w: w.base, dtype: w.kernelType, rows: w.rows, cols: w.cols, x: x, x_stride: w.cols,
           y: out, y_stride: w.rows, x_q: q ? UnsafePointer(xq) : nil, x_q_stride: blocks)
       }
       // Chunks of about 256 KiB of weights: small enough to balance two threads on a noisy host, large

@@ -77,6 +77,13 @@ public final class LlamaStage: @unchecked Sendable {
         attnNorm, q, k, v, o, mlpNorm, gate, up, down
       )
     }
+    /// The block with its matrices laid out for llama.cpp's arithmetic (Q4_0 in 8-row groups).
+    func repackedForLlamaCpp() -> Block {
+      Block(
+        attnNorm: attnNorm, q: q.repackedForLlamaCpp(), k: k.repackedForLlamaCpp(), v: v.repackedForLlamaCpp(),
+        o: o.repackedForLlamaCpp(), mlpNorm: mlpNorm, gate: gate.repackedForLlamaCpp(), up: up.repackedForLlamaCpp(),
+        down: down.repackedForLlamaCpp())
+    }
     init(norms: ([Float], [Float]), _ m: [String: WeightMatrix]) {
       self.init(
         attnNorm: norms.0, q: m["q"]!, k: m["k"]!, v: m["v"]!, o: m["o"]!, mlpNorm: norms.1, gate: m["gate"]!,
@@ -126,7 +133,7 @@ public final class LlamaStage: @unchecked Sendable {
     var bs: [Slot] = []
     for l in layers where l >= 1 && l <= c.numHiddenLayers {
       let p = "model.layers.\(l - 1)."
-      let block = Block(
+      var block = Block(
         attnNorm: try weights.vector(p + "input_layernorm.weight", count: h),
         q: try weights.matrix(p + "self_attn.q_proj.weight", rows: c.qDim, cols: h),
         k: try weights.matrix(p + "self_attn.k_proj.weight", rows: c.kvDim, cols: h),
@@ -136,6 +143,7 @@ public final class LlamaStage: @unchecked Sendable {
         gate: try weights.matrix(p + "mlp.gate_proj.weight", rows: c.intermediateSize, cols: h),
         up: try weights.matrix(p + "mlp.up_proj.weight", rows: c.intermediateSize, cols: h),
         down: try weights.matrix(p + "mlp.down_proj.weight", rows: h, cols: c.intermediateSize))
+      if arithmetic == .llamaCpp { block = block.repackedForLlamaCpp() }
       if let store, offloaded.contains(l) || store.keepsEveryBlock {
         try store.add(layer: l, matrices: block.matrices)
       }

@@ -22,8 +22,8 @@ public final class OffloadStore: @unchecked Sendable {
   struct Entry {
     var offset: Int
     var bytes: Int
-    /// (name, rows, cols, dtype, offset within the block)
-    var matrices: [(String, Int, Int, WeightDType, Int)]
+    /// (name, rows, cols, dtype, offset within the block, repacked in 8-row groups)
+    var matrices: [(String, Int, Int, WeightDType, Int, Bool)]
   }
 
   let path: String
@@ -116,10 +116,10 @@ public final class OffloadStore: @unchecked Sendable {
 
   /// Appends a block's matrices to the store.
   func add(layer: Int, matrices: [(String, WeightMatrix)]) throws(CheckpointError) {
-    var layout: [(String, Int, Int, WeightDType, Int)] = []
+    var layout: [(String, Int, Int, WeightDType, Int, Bool)] = []
     var size = 0
     for (name, m) in matrices {
-      layout.append((name, m.rows, m.cols, m.dtype, size))
+      layout.append((name, m.rows, m.cols, m.dtype, size, m.interleaved))
       size += (m.byteCount + 63) / 64 * 64
     }
     let padded = (size + Self.alignment - 1) / Self.alignment * Self.alignment
@@ -231,11 +231,12 @@ public final class OffloadStore: @unchecked Sendable {
   /// Matrices of a block from its loaded memory.
   private func matrices(_ layer: Int, in memory: WeightMemory) -> [String: WeightMatrix] {
     var out: [String: WeightMatrix] = [:]
-    for (name, rows, cols, dtype, offset) in entries[layer]!.matrices {
+    for (name, rows, cols, dtype, offset, interleaved) in entries[layer]!.matrices {
       out[name] = WeightMatrix(
         rows: rows, cols: cols, dtype: dtype,
         memory: WeightMemory(
-          parent: memory, offset: offset, bytes: rows * (cols / dtype.blockValues * dtype.blockBytes)))
+          parent: memory, offset: offset, bytes: rows * (cols / dtype.blockValues * dtype.blockBytes)),
+        interleaved: interleaved)
     }
     return out
   }

@@ -1,3 +1,4 @@
+import CKernels
 public import Catalog
 import EdgeLabCore
 import Foundation
@@ -45,6 +46,30 @@ public struct WeightMatrix: Sendable {
   public let cols: Int
   public let dtype: WeightDType
   let memory: WeightMemory
+  /// Q4_0 repacked in groups of 8 rows for llama.cpp's arithmetic (`repackedForLlamaCpp`): read only by the
+  /// 8-bit-input kernels, never row by row.
+  let interleaved: Bool
+
+  init(rows: Int, cols: Int, dtype: WeightDType, memory: WeightMemory, interleaved: Bool = false) {
+    self.rows = rows
+    self.cols = cols
+    self.dtype = dtype
+    self.memory = memory
+    self.interleaved = interleaved
+  }
+
+  /// The kernels' name for this matrix's layout.
+  var kernelType: el_dtype { interleaved ? EL_Q4_0X8 : dtype.cType }
+
+  /// The matrix laid out for llama.cpp's arithmetic: Q4_0 with a multiple of 8 rows becomes 8-row groups (one
+  /// stream of weights for eight outputs, as llama.cpp repacks Q4_0 at load; the same bits per row); others as
+  /// they are.
+  func repackedForLlamaCpp() -> WeightMatrix {
+    guard dtype == .q4_0, !interleaved, rows % 8 == 0 else { return self }
+    let m = WeightMemory(allocating: byteCount)
+    el_repack_q4_0x8(base, m.owned!, rows, cols)
+    return WeightMatrix(rows: rows, cols: cols, dtype: dtype, memory: m, interleaved: true)
+  }
 
   /// Bytes of one row (block scales included).
   public var rowBytes: Int { cols / dtype.blockValues * dtype.blockBytes }
@@ -53,6 +78,7 @@ public struct WeightMatrix: Sendable {
 
   /// Row `r` widened (or dequantized) to FP32 (for the embedding lookup).
   func row(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+    precondition(!interleaved, "a repacked matrix is read by the 8-bit-input kernels only")
     let p = base + r * rowBytes
     switch dtype {
     case .f32: out.update(from: p.assumingMemoryBound(to: Float.self), count: cols)
@@ -61,7 +87,10 @@ public struct WeightMatrix: Sendable {
   }
 
   /// The whole matrix dequantized to FP32, row-major (for tests and tools).
-  public func floats() -> [Float] { Quantization.dequantize(base, dtype: dtype, count: rows * cols) }
+  public func floats() -> [Float] {
+    precondition(!interleaved, "a repacked matrix is read by the 8-bit-input kernels only")
+    return Quantization.dequantize(base, dtype: dtype, count: rows * cols)
+  }
 }
 
 /// Where a stage's weights come from.

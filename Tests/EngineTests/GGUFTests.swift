@@ -246,6 +246,31 @@ struct GGUFTests {
 
 @Suite("llama.cpp's arithmetic")
 struct LlamaCppArithmeticTests {
+  /// Q4_0 repacked in 8-row groups gives every row the bits of the file's layout, for any batch and thread count.
+  @Test func repackedQ4_0GivesTheSameBits() throws {
+    let w = try SyntheticWeights(config: ModelPreset.tiny.config, seed: 6, dtype: .q4_0).matrix(
+      "probe", rows: 48, cols: 256)
+    let packed = w.repackedForLlamaCpp()
+    #expect(packed.interleaved && packed.byteCount == w.byteCount)
+    var rng = SeededRandom(seed: 2)
+    let x = (0..<(3 * 256)).map { _ in Float(rng.nextUnit() * 2 - 1) }
+    func product(_ m: WeightMatrix, tokens: Int, threads: Int) -> [Float] {
+      Kernels.reserve(threads: threads)
+      var y = [Float](repeating: 0, count: tokens * m.rows)
+      x.withUnsafeBufferPointer { xb in
+        y.withUnsafeMutableBufferPointer { yb in
+          Kernels.linear(
+            m, xb.baseAddress!, tokens: tokens, yb.baseAddress!, rowwise: true, threads: threads,
+            arithmetic: .llamaCpp)
+        }
+      }
+      return y
+    }
+    for (tokens, threads) in [(1, 1), (3, 1), (3, 2)] {
+      #expect(product(packed, tokens: tokens, threads: threads) == product(w, tokens: tokens, threads: threads))
+    }
+  }
+
   /// With 8-bit inputs, a product is the exact integer sum of each pair of blocks, scaled by both blocks'
   /// scales (Q4_1: plus its minimum times the input block's sum, rounded to float16 as ggml keeps it).
   @Test(arguments: [WeightDType.q8_0, .q4_0, .q4_1])
@@ -346,7 +371,7 @@ struct LlamaCppAgreementTests {
     }
   }
 
-  @Test(arguments: ["tiny-llama-q4_1.gguf", "tiny-llama-q8_0.gguf", "tiny-llama-q4_k.gguf"])
+  @Test(arguments: ["tiny-llama-q4_1.gguf", "tiny-llama-q8_0.gguf", "tiny-llama-q4_0.gguf", "tiny-llama-q4_k.gguf"])
   func splitIsLosslessWithLlamaCppArithmetic(model: String) throws {
     let weights = try GGUFWeights(path: GGUFFixtures.directory + "/" + model)
     let prompt: [Int32] = [5, 9, 1, 200, 17, 33, 2]

@@ -16,8 +16,15 @@
 typedef enum {
   EL_F32 = 0, EL_BF16 = 1, EL_F16 = 2,
   // ggml's block formats: Q8_0, Q4_0, Q4_1 hold 32 values per block; Q4_K and Q6_K 256 (a super-block).
-  EL_Q8_0 = 3, EL_Q4_0 = 4, EL_Q4_1 = 5, EL_Q4_K = 6, EL_Q6_K = 7
+  EL_Q8_0 = 3, EL_Q4_0 = 4, EL_Q4_1 = 5, EL_Q4_K = 6, EL_Q6_K = 7,
+  // Q4_0 repacked for llama.cpp's arithmetic: groups of 8 rows, per block position the 8 rows' scales (16 bytes)
+  // then their 8 × 16 bytes of nibbles, so that eight outputs read one stream (el_repack_q4_0x8). Rows a multiple
+  // of 8; only el_act_matvec reads it.
+  EL_Q4_0X8 = 8
 } el_dtype;
+
+// Repacks a Q4_0 matrix of `rows` (a multiple of 8) × `cols` into EL_Q4_0X8 (same size).
+void el_repack_q4_0x8(const void *src, void *dst, size_t rows, size_t cols);
 
 // Values per block (1 for the plain types) and bytes per block.
 size_t el_block_values(el_dtype dtype);
