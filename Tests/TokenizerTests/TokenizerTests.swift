@@ -91,6 +91,23 @@ enum Fixtures {
     }
   }
 
+  /// decode(encode(text)) gives the text back, for seeded random texts over a mixed alphabet (every byte has a
+  /// token in byte-level BPE; SentencePiece falls back to byte tokens).
+  @Test(arguments: names) func roundTripsRandomText(_ name: String) throws {
+    let t = try Fixtures.tokenizer(name)
+    let alphabet = Array("abcXYZ 019  \n\t.,!?'\"-_/éüßçñ東京日本語Привет🙂🦙\u{301}<|>")
+    var state: UInt64 = 42
+    for _ in 0..<200 {
+      var text = ""
+      state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      for _ in 0..<Int(state >> 58) {
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        text.append(alphabet[Int((state >> 33) % UInt64(alphabet.count))])
+      }
+      #expect(t.decode(t.encode(text)) == text, "\(name): \(text.debugDescription)")
+    }
+  }
+
   @Test func chatTemplatesRenderAsTransformersDoes() throws {
     let chat = try Fixtures.load(Fixtures.Chat.self, "chat.json")
     #expect(chat.templates.count == 4)
@@ -161,5 +178,46 @@ enum Fixtures {
       #expect(e?.source == path)
     }
     #expect(throws: TokenizerError.self) { try Tokenizer(json: dir.path + "/missing.json") }
+  }
+}
+
+/// Corrupted GGUF files (seeded random byte changes of a real one): reading the file, its model configuration and
+/// its tokenizer either works or throws a named error — never a trap.
+@Suite("Corrupted GGUF files")
+struct CorruptedGGUFTests {
+  @Test func randomByteChangesNeverTrap() throws {
+    let engineFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+      .appendingPathComponent("../EngineTests/Fixtures/gguf").standardized.path
+    let original = try Data(contentsOf: URL(fileURLWithPath: engineFixtures + "/tiny-llama-q4_0.gguf"))
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gguf-fuzz-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let path = dir.appendingPathComponent("f.gguf").path
+    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+    func next() -> UInt64 {
+      state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      return state >> 11
+    }
+    // The header and metadata (where the counts, lengths and types are) take the first ~12 KB.
+    let header = min(original.count, 12_000)
+    var outcomes = [0, 0]
+    for _ in 0..<300 {
+      var bytes = original
+      for _ in 0..<(1 + Int(next() % 4)) {
+        let at = Int(next() % UInt64(header))
+        bytes[at] = UInt8(truncatingIfNeeded: next())
+      }
+      try bytes.write(to: URL(fileURLWithPath: path))
+      do {
+        let file = try GGUFFile(path: path)
+        _ = try? GGUFWeights(path: path)
+        _ = try? Tokenizer(gguf: file)
+        outcomes[0] += 1
+      } catch {
+        outcomes[1] += 1
+      }
+    }
+    // Both kinds happen: the changes are not all harmless, nor all caught at the magic number.
+    #expect(outcomes[0] > 0 && outcomes[1] > 0)
   }
 }
