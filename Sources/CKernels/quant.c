@@ -652,7 +652,7 @@ static float act_dot_portable(const uint8_t *row, el_dtype t, size_t nb, const e
 }
 
 #ifdef EL_X86
-#define EL_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define EL_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 
 EL_VNNI static inline float hsum8(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -706,32 +706,42 @@ EL_ACT_KERNEL(act_q4_1_1, EL_Q4_1, 4)
 EL_VNNI static void act_q4_0x8(const void *w, size_t cols, const el_act_block *a, float *y, size_t r) {
   const size_t nb = cols / 32;
   const uint8_t *g = (const uint8_t *)w + (r / 8) * nb * 144;
-  __m256 acc[8];
+  // Two rows per 512-bit register: lanes 0–7 row 2i, lanes 8–15 row 2i + 1; each lane as in the one-row kernel.
+  __m512 acc[4];
   __m256 extra = _mm256_setzero_ps();  // lane j: row j's offset term
-  for (int j = 0; j < 8; j++) acc[j] = _mm256_setzero_ps();
+  for (int i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+  const __m512i low = _mm512_set1_epi8(0x0F);
+  // 64-bit lanes of [low nibbles | high nibbles] of four rows → each row's [low | high] (value order), two rows each.
+  const __m512i first = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), second = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+  const __m512i pairs[4] = {_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+                            _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3),
+                            _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5),
+                            _mm512_setr_epi32(6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7)};
   for (size_t ib = 0; ib < nb; ib++) {
     const el_act_block *yb = a + ib;
-    const __m256i qy = _mm256_loadu_si256((const __m256i *)yb->q);
+    const __m512i qy = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)yb->q));
     const uint8_t *b = g + ib * 144;
     // Lane j: d_w(row j) · d_x, as the one-row kernel computes it.
     const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b)), _mm256_set1_ps(yb->d));
     extra = _mm256_fnmadd_ps(dd, _mm256_set1_ps((float)(8 * yb->sum)), extra);
-    const __m256i low = _mm256_set1_epi8(0x0F);
-    for (int j = 0; j < 8; j += 2) {
-      // Rows j and j + 1 in one load: their low and high nibbles, then each row's [low | high] (value order).
-      __m256i v = _mm256_loadu_si256((const __m256i *)(b + 16 + 16 * j));
-      __m256i lo = _mm256_and_si256(v, low), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
-      __m256i q0 = _mm256_permute2x128_si256(lo, hi, 0x20), q1 = _mm256_permute2x128_si256(lo, hi, 0x31);
-      __m256i d0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q0, qy);
-      __m256i d1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q1, qy);
-      acc[j] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(dd, _mm256_set1_epi32(j)), _mm256_cvtepi32_ps(d0), acc[j]);
-      acc[j + 1] =
-        _mm256_fmadd_ps(_mm256_permutevar8x32_ps(dd, _mm256_set1_epi32(j + 1)), _mm256_cvtepi32_ps(d1), acc[j + 1]);
+    const __m512 dd2 = _mm512_castps256_ps512(dd);
+    for (int h = 0; h < 2; h++) {
+      __m512i v = _mm512_loadu_si512((const void *)(b + 16 + 64 * h));
+      __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+      __m512i q01 = _mm512_permutex2var_epi64(lo, first, hi), q23 = _mm512_permutex2var_epi64(lo, second, hi);
+      __m512i d01 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q01, qy);
+      __m512i d23 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q23, qy);
+      acc[2 * h] = _mm512_fmadd_ps(_mm512_permutexvar_ps(pairs[2 * h], dd2), _mm512_cvtepi32_ps(d01), acc[2 * h]);
+      acc[2 * h + 1] =
+        _mm512_fmadd_ps(_mm512_permutexvar_ps(pairs[2 * h + 1], dd2), _mm512_cvtepi32_ps(d23), acc[2 * h + 1]);
     }
   }
   float e[8];
   _mm256_storeu_ps(e, extra);
-  for (int j = 0; j < 8; j++) y[r + (size_t)j] = hsum8(acc[j]) + e[j];
+  for (int i = 0; i < 4; i++) {
+    y[r + 2 * (size_t)i] = hsum8(_mm512_castps512_ps256(acc[i])) + e[2 * i];
+    y[r + 2 * (size_t)i + 1] = hsum8(_mm512_extractf32x8_ps(acc[i], 1)) + e[2 * i + 1];
+  }
 }
 
 typedef void (*el_act_fn)(const void *, size_t, const el_act_block *, float *, size_t);
@@ -756,7 +766,8 @@ void el_act_matvec(const void *w, el_dtype t, size_t cols, const el_act_block *x
 #ifdef EL_X86
   if (vnni < 0) {
     __builtin_cpu_init();
-    vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") && el_internal_avx512();
+    vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && el_internal_avx512();
   }
   if (vnni) {
     act_matvec_vnni(w, t, cols, x, xs, batch, y, ys, r0, r1);
