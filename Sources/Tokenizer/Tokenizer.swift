@@ -201,8 +201,6 @@ public struct Tokenizer: Sendable {
     if case .sentencePiece = kind, bytes.first == 0x20 { bytes.removeFirst() }
     return String(decoding: bytes, as: UTF8.self)
   }
-
-  public func isSpecial(_ id: Int32) -> Bool { specialIds.contains(id) }
 }
 
 /// Decodes generated tokens as they come, giving back only whole UTF-8 characters (a character split across
