@@ -350,51 +350,34 @@ EL_T static inline float h2f_x86_last(const uint8_t *p) {
   return _cvtsh_ss(h);
 }
 
-EL_T static inline __m512 u8_to_ps(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
-
+// A block of 32 values whose weight is scale × integer: its integers as two 16-lane float registers.
 // Q8_0: 32 signed bytes.
-#define EL_Q8_0_GROUP(NB)                                                                                        \
-  EL_T static void mv_q8_0_##NB(const void *w, size_t cols, const float *x, size_t xs, float *y, size_t ys,     \
-                                size_t r0, size_t r1) {                                                         \
-    size_t nb = cols / 32;                                                                                      \
-    for (size_t r = r0; r < r1; r++) {                                                                          \
-      const uint8_t *row = (const uint8_t *)w + r * nb * 34;                                                    \
-      __m512 acc[2][NB];                                                                                        \
-      for (int k = 0; k < NB; k++) acc[0][k] = acc[1][k] = _mm512_setzero_ps();                                 \
-      for (size_t i = 0; i < nb; i++) {                                                                         \
-        const uint8_t *b = row + i * 34;                                                                        \
-        _mm_prefetch((const char *)b + 1024, _MM_HINT_T0);                                                      \
-        __m512 d = _mm512_set1_ps(h2f_x86(b));                                                                  \
-        __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2))));        \
-        __m512 w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18))));       \
-        for (int k = 0; k < NB; k++) {                                                                          \
-          const float *xb = x + k * xs + i * 32;                                                                \
-          __m512 s = _mm512_mul_ps(w0, _mm512_loadu_ps(xb));                                                    \
-          s = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xb + 16), s);                                                 \
-          acc[i & 1][k] = _mm512_fmadd_ps(d, s, acc[i & 1][k]);                                                 \
-        }                                                                                                       \
-      }                                                                                                         \
-      for (int k = 0; k < NB; k++) y[k * ys + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][k], acc[1][k]));   \
-    }                                                                                                           \
-  }
-
+EL_T static inline void ints_q8_0(const uint8_t *b, __m512 *w0, __m512 *w1) {
+  *w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2))));
+  *w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18))));
+}
 // Q4_0: 16 bytes, low nibbles values 0–15, high nibbles 16–31, offset by 8.
-#define EL_Q4_0_GROUP(NB)                                                                                        \
-  EL_T static void mv_q4_0_##NB(const void *w, size_t cols, const float *x, size_t xs, float *y, size_t ys,     \
-                                size_t r0, size_t r1) {                                                         \
+EL_T static inline void ints_q4_0(const uint8_t *b, __m512 *w0, __m512 *w1) {
+  const __m512i low = _mm512_set1_epi32(0x0F), eight = _mm512_set1_epi32(8);
+  __m512i e = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)));
+  *w0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(e, low), eight));
+  *w1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(e, 4), eight));
+}
+
+// Q8_0 and Q4_0: Σ integer·x over the block, scaled by the block's scale.
+#define EL_SCALED_GROUP(DT, BYTES, NB)                                                                           \
+  EL_T static void mv_##DT##_##NB(const void *w, size_t cols, const float *x, size_t xs, float *y, size_t ys,   \
+                                  size_t r0, size_t r1) {                                                       \
     size_t nb = cols / 32;                                                                                      \
-    const __m512i low = _mm512_set1_epi32(0x0F), eight = _mm512_set1_epi32(8);                                  \
     for (size_t r = r0; r < r1; r++) {                                                                          \
-      const uint8_t *row = (const uint8_t *)w + r * nb * 18;                                                    \
+      const uint8_t *row = (const uint8_t *)w + r * nb * BYTES;                                                 \
       __m512 acc[2][NB];                                                                                        \
       for (int k = 0; k < NB; k++) acc[0][k] = acc[1][k] = _mm512_setzero_ps();                                 \
       for (size_t i = 0; i < nb; i++) {                                                                         \
-        const uint8_t *b = row + i * 18;                                                                        \
+        const uint8_t *b = row + i * BYTES;                                                                     \
         _mm_prefetch((const char *)b + 1024, _MM_HINT_T0);                                                      \
-        __m512 d = _mm512_set1_ps(h2f_x86(b));                                                                  \
-        __m512i e = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)));                            \
-        __m512 w0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(e, low), eight));                      \
-        __m512 w1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(e, 4), eight));                       \
+        __m512 d = _mm512_set1_ps(h2f_x86(b)), w0, w1;                                                          \
+        ints_##DT(b, &w0, &w1);                                                                                 \
         for (int k = 0; k < NB; k++) {                                                                          \
           const float *xb = x + k * xs + i * 32;                                                                \
           __m512 s = _mm512_mul_ps(w0, _mm512_loadu_ps(xb));                                                    \
@@ -405,6 +388,8 @@ EL_T static inline __m512 u8_to_ps(__m128i v) { return _mm512_cvtepi32_ps(_mm512
       for (int k = 0; k < NB; k++) y[k * ys + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][k], acc[1][k]));   \
     }                                                                                                           \
   }
+#define EL_Q8_0_GROUP(NB) EL_SCALED_GROUP(q8_0, 34, NB)
+#define EL_Q4_0_GROUP(NB) EL_SCALED_GROUP(q4_0, 18, NB)
 
 // Q4_1: as Q4_0 without the offset, plus m·Σx over the block.
 #define EL_Q4_1_GROUP(NB)                                                                                        \

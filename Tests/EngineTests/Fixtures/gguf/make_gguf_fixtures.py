@@ -50,6 +50,9 @@ HERE = Path(__file__).resolve().parent
 TOKENIZER_DIR = HERE.parent.parent.parent / "TokenizerTests" / "Fixtures"
 TOKENIZER_JSON = TOKENIZER_DIR / "tiny-llama-bpe" / "tokenizer.json"
 
+sys.path.insert(0, str(TOKENIZER_DIR))
+from make_tokenizer_fixtures import dump_json  # noqa: E402  (one JSON layout for every fixture)
+
 # ---------------------------------------------------------------------------------------------------------------
 # K-quant quantizers. gguf 0.19.0 can dequantize Q4_K and Q6_K but not quantize them, so these are written here:
 # straightforward min/max (Q4_K) and abs-max (Q6_K) per sub-block, not llama.cpp's iterative scale search. The byte
@@ -133,19 +136,6 @@ def dequantize_rows(raw: np.ndarray, qtype: QT, rows: int) -> np.ndarray:
 def f32list(a) -> list[float]:
     """float32 values as the Python floats (doubles) that represent them exactly."""
     return [float(v) for v in np.asarray(a, dtype=np.float32).reshape(-1)]
-
-
-def dump_json(obj, indent: int = 0) -> str:
-    """JSON with one key per line but lists of scalars on one line (small, still diffable)."""
-    pad, inner = " " * indent, " " * (indent + 1)
-    if isinstance(obj, dict):
-        if not obj:
-            return "{}"
-        items = [f"{inner}{json.dumps(k, ensure_ascii=False)}: {dump_json(v, indent + 1)}" for k, v in obj.items()]
-        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
-    if isinstance(obj, list) and any(isinstance(v, (dict, list)) for v in obj):
-        return "[\n" + ",\n".join(inner + dump_json(v, indent + 1) for v in obj) + "\n" + pad + "]"
-    return json.dumps(obj, ensure_ascii=False)
 
 
 def write_gguf(path: Path, w: GGUFWriter) -> None:
