@@ -251,13 +251,18 @@ public final class LlamaStage: @unchecked Sendable {
       x = hs
     }
     let rowwise = spans.allSatisfy { $0.count == 1 }
+    let angles = Rope.Angles(
+      positions: spans.flatMap { $0.start..<($0.start + $0.count) }, headDim: config.headDim, invFreq: invFreq,
+      layout: ropeLayout,
+      ggml: arithmetic == .llamaCpp ? (base: Float(config.ropeTheta), factors: ropeFactors) : nil)
     for (bi, slot) in blocks.enumerated() {
       switch slot {
       case .resident(_, let b):
-        blockForward(b, index: bi, spans: spans, x: &x, tokens: t, rowwise: rowwise)
+        blockForward(b, index: bi, spans: spans, x: &x, tokens: t, rowwise: rowwise, angles: angles)
       case .offloaded(let l, let norms):
         let matrices = store!.acquire(l)
-        blockForward(Block(norms: norms, matrices), index: bi, spans: spans, x: &x, tokens: t, rowwise: rowwise)
+        blockForward(
+          Block(norms: norms, matrices), index: bi, spans: spans, x: &x, tokens: t, rowwise: rowwise, angles: angles)
         store!.release(l)
       }
     }
@@ -301,7 +306,10 @@ public final class LlamaStage: @unchecked Sendable {
     return c
   }
 
-  func blockForward(_ b: Block, index: Int, spans: [SequenceSpan], x: inout [Float], tokens t: Int, rowwise: Bool) {
+  func blockForward(
+    _ b: Block, index: Int, spans: [SequenceSpan], x: inout [Float], tokens t: Int, rowwise: Bool,
+    angles: Rope.Angles
+  ) {
     let c = config
     let h = c.hiddenSize
     let qd = c.qDim
@@ -331,28 +339,13 @@ public final class LlamaStage: @unchecked Sendable {
         }
       }
     }
-    // Rotary embeddings at each token's position, then append K and V to each sequence's cache.
-    var positions: [Int] = []
-    positions.reserveCapacity(t)
-    for s in spans { for p in s.start..<(s.start + s.count) { positions.append(p) } }
+    // Rotary embeddings at each token's position (angles computed once per forward), then append K and V to each
+    // sequence's cache.
     q.withUnsafeMutableBufferPointer { qb in
       k.withUnsafeMutableBufferPointer { kb in
         for i in 0..<t {
-          if arithmetic == .llamaCpp {
-            let (cs, sn) = Rope.ggmlAngles(
-              position: positions[i], headDim: hd, base: Float(c.ropeTheta), factors: ropeFactors)
-            Rope.rotate(
-              qb.baseAddress! + i * qd, heads: c.numAttentionHeads, headDim: hd, cos: cs, sin: sn, layout: ropeLayout)
-            Rope.rotate(
-              kb.baseAddress! + i * kvd, heads: c.numKeyValueHeads, headDim: hd, cos: cs, sin: sn, layout: ropeLayout)
-            continue
-          }
-          Rope.apply(
-            qb.baseAddress! + i * qd, heads: c.numAttentionHeads, headDim: hd, position: positions[i], invFreq: invFreq,
-            layout: ropeLayout)
-          Rope.apply(
-            kb.baseAddress! + i * kvd, heads: c.numKeyValueHeads, headDim: hd, position: positions[i], invFreq: invFreq,
-            layout: ropeLayout)
+          angles.rotate(qb.baseAddress! + i * qd, heads: c.numAttentionHeads, token: i)
+          angles.rotate(kb.baseAddress! + i * kvd, heads: c.numKeyValueHeads, token: i)
         }
       }
     }
@@ -386,7 +379,7 @@ public final class LlamaStage: @unchecked Sendable {
     let heads = c.numAttentionHeads
     let qp = q.withUnsafeBufferPointer { UnsafePointerBox($0.baseAddress!) }
     let ap = attn.withUnsafeMutableBufferPointer { UnsafeMutablePointerBox($0.baseAddress!) }
-    let posBox = positions
+    let posBox = angles.positions
     let workBox = work
     let f16 = arithmetic == .llamaCpp
     // llama.cpp multiplies a batch of one token with ggml's vector kernel, of more with llamafile's tiles: a
@@ -524,55 +517,67 @@ enum Rope {
     return inv
   }
 
-  /// The angles as ggml computes them: θ starts at the position and is multiplied by base^(−2/d) once per pair
-  /// (rounding at each step), divided by the file's frequency factors if any.
-  static func ggmlAngles(position: Int, headDim d: Int, base: Float, factors: [Float]?) -> ([Float], [Float]) {
-    let scale = powf(base, -2 / Float(d))
-    var theta = Float(position)
-    var cs = [Float](repeating: 0, count: d / 2)
-    var sn = [Float](repeating: 0, count: d / 2)
-    for i in 0..<(d / 2) {
-      let t = theta / (factors?[i] ?? 1)
-      cs[i] = cosf(t)
-      sn[i] = sinf(t)
-      theta *= scale
-    }
-    return (cs, sn)
-  }
+  /// The cosines and sines of every token of a batch (one table per forward, used by every block), and the
+  /// rotation of a head's pairs of dimensions: (i, i + d/2) in the half-split layout, (2i, 2i + 1) interleaved.
+  struct Angles {
+    let positions: [Int]
+    let half: Int
+    let layout: RopeLayout
+    /// As llama.cpp computes them (`ggml` given): θ starts at the position and is multiplied by base^(−2/d) once
+    /// per pair, divided by the file's frequency factors; the rotation fused as GCC contracts ggml's.
+    let fused: Bool
+    var cos: [Float]
+    var sin: [Float]
 
-  static func rotate(
-    _ x: UnsafeMutablePointer<Float>, heads: Int, headDim d: Int, cos cs: [Float], sin sn: [Float], layout: RopeLayout
-  ) {
-    let (stride, partner) = layout == .halfSplit ? (1, d / 2) : (2, 1)
-    for i in 0..<(d / 2) {
-      for hh in 0..<heads {
-        let p = x + hh * d + i * stride
-        let a = p[0]
-        let b = p[partner]
-        // As GCC contracts ggml's x0·cos − x1·sin and x0·sin + x1·cos into fused multiply-adds.
-        p[0] = (-(b * sn[i])).addingProduct(a, cs[i])
-        p[partner] = (b * cs[i]).addingProduct(a, sn[i])
+    init(
+      positions: [Int], headDim d: Int, invFreq: [Float], layout: RopeLayout,
+      ggml: (base: Float, factors: [Float]?)?
+    ) {
+      self.positions = positions
+      half = d / 2
+      self.layout = layout
+      fused = ggml != nil
+      cos = [Float](repeating: 0, count: positions.count * half)
+      sin = cos
+      for (t, position) in positions.enumerated() {
+        if let ggml {
+          let scale = powf(ggml.base, -2 / Float(d))
+          var theta = Float(position)
+          for i in 0..<half {
+            let a = theta / (ggml.factors?[i] ?? 1)
+            cos[t * half + i] = cosf(a)
+            sin[t * half + i] = sinf(a)
+            theta *= scale
+          }
+        } else {
+          for i in 0..<half {
+            let a = Float(position) * invFreq[i]
+            cos[t * half + i] = cosf(a)
+            sin[t * half + i] = sinf(a)
+          }
+        }
       }
     }
-  }
 
-  /// Rotates each head's pairs of dimensions: (i, i + d/2) in the half-split layout, (2i, 2i + 1) interleaved.
-  static func apply(
-    _ x: UnsafeMutablePointer<Float>, heads: Int, headDim d: Int, position: Int, invFreq: [Float],
-    layout: RopeLayout = .halfSplit
-  ) {
-    let half = d / 2
-    let (stride, partner) = layout == .halfSplit ? (1, half) : (2, 1)
-    for i in 0..<half {
-      let angle = Float(position) * invFreq[i]
-      let cs = cosf(angle)
-      let sn = sinf(angle)
-      for hh in 0..<heads {
-        let p = x + hh * d + i * stride
-        let a = p[0]
-        let b = p[partner]
-        p[0] = a * cs - b * sn
-        p[partner] = b * cs + a * sn
+    /// Rotates the `heads` heads at `x` to the position of batch token `token`.
+    func rotate(_ x: UnsafeMutablePointer<Float>, heads: Int, token: Int) {
+      let d = 2 * half
+      let (stride, partner) = layout == .halfSplit ? (1, half) : (2, 1)
+      for i in 0..<half {
+        let cs = cos[token * half + i]
+        let sn = sin[token * half + i]
+        for hh in 0..<heads {
+          let p = x + hh * d + i * stride
+          let a = p[0]
+          let b = p[partner]
+          if fused {
+            p[0] = (-(b * sn)).addingProduct(a, cs)
+            p[partner] = (b * cs).addingProduct(a, sn)
+          } else {
+            p[0] = a * cs - b * sn
+            p[partner] = b * cs + a * sn
+          }
+        }
       }
     }
   }
