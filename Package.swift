@@ -24,6 +24,7 @@
 //                writes results
 //   Benchmarks   performance measurements behind `edgelab bench` (never timed assertions in tests)
 //   Experiments  the experiment files in experiments/ (compiled in)
+//   UserAlgorithms  a researcher's own algorithms in algorithms/ (compiled in; depends on Partitioning only)
 //   edgelab      the thin command-line interface
 import PackageDescription
 
@@ -119,13 +120,15 @@ var package = Package(
     .target(
       name: "Experiments", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL"], path: "experiments",
       exclude: ["prompts"]),
+    // A researcher's extensions, outside Sources/: one file per algorithm and one list (algorithms/Registry.swift).
+    .target(name: "UserAlgorithms", dependencies: ["Partitioning"], path: "algorithms"),
     .executableTarget(
       name: "edgelab",
       dependencies: [
         "EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Pipeline", "Partitioning", "Metrics", "Execution",
         "Results",
         "Runner", "Simulator", "Experiments", "Benchmarks", "Engine", "Runtime", "Transport", "Emulation",
-        "Profiling", "Validation", "Boards", "Tokenizer",
+        "Profiling", "Validation", "Boards", "Tokenizer", "UserAlgorithms",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
@@ -158,8 +161,8 @@ var package = Package(
     .testTarget(
       name: "RunnerTests",
       dependencies: [
-        "EdgeLabCore", "Spec", "DSL", "Catalog", "Metrics", "Pipeline", "Execution", "Runner", "Simulator", "Results",
-        "Experiments", "TestSupport",
+        "EdgeLabCore", "Spec", "DSL", "Catalog", "Metrics", "Pipeline", "Partitioning", "Execution", "Runner",
+        "Simulator", "Results", "Experiments", "UserAlgorithms", "TestSupport",
       ]),
     .testTarget(
       name: "EngineTests", dependencies: ["EdgeLabCore", "Catalog", "Pipeline", "Engine", "TestSupport"],

@@ -10,6 +10,8 @@ public enum PartitionError: Error, CustomStringConvertible, Equatable, Sendable 
   case badParameter(algorithm: String, String)
   /// No algorithm by that name is registered.
   case unknownAlgorithm(String, known: [String])
+  /// Two registered algorithms share a name; `origin` is where the first one comes from.
+  case duplicateAlgorithm(String, origin: PartitionerRegistry.Origin)
 
   public var description: String {
     switch self {
@@ -18,6 +20,8 @@ public enum PartitionError: Error, CustomStringConvertible, Equatable, Sendable 
     case .invalidProblem(let issues): "invalid problem: " + issues.joined(separator: "; ")
     case .badParameter(let a, let why): "algorithm '\(a)': \(why)"
     case .unknownAlgorithm(let n, let known): "unknown algorithm '\(n)'; registered: \(known.joined(separator: ", "))"
+    case .duplicateAlgorithm(let n, let origin):
+      "algorithm '\(n)' is registered twice (the first is the \(origin == .lab ? "lab's own" : "algorithms/ folder's")); rename the one in algorithms/ (its static name)"
     }
   }
 }

@@ -1,9 +1,11 @@
 public import EdgeLabCore
 public import Pipeline
 
-/// A partition algorithm. Conform in one file, add one line to `Partitioners.registered`, and the name is
-/// usable in experiments and in `edgelab partition`, and its plans run on every backend: a plan is data
-/// (stages, and a `ResidencyPolicy` for offloading), so no backend needs to know the algorithm.
+/// A partition algorithm. Conform in one file, add one line to a registry (the lab's `Partitioners.registered`,
+/// or a researcher's `UserAlgorithms.partitioners` in the top-level `algorithms/` folder), and the name is usable
+/// in experiments and in `edgelab partition`, and its plans run on every backend: a plan is data (stages, and a
+/// `ResidencyPolicy` for offloading), so no backend needs to know the algorithm. docs/partitioning.md lists the
+/// API an algorithm may use and what of it is stable.
 public protocol Partitioner: Sendable {
   /// The registered name, e.g. "edgeshard-latency".
   static var name: String { get }
@@ -81,7 +83,15 @@ public struct Parameters: Sendable {
 
 /// A set of partition algorithms by name: what a runner solves with.
 public struct PartitionerRegistry: Sendable {
+  /// Where an algorithm comes from: the lab's own sources or a researcher's `algorithms/` folder.
+  public enum Origin: String, Sendable, Hashable, Codable {
+    case lab
+    case user
+  }
+
   public var types: [any Partitioner.Type]
+  /// The names of the algorithms that are not the lab's own.
+  public private(set) var userNames: Set<String> = []
 
   public init(_ types: [any Partitioner.Type]) { self.types = types }
 
@@ -89,7 +99,33 @@ public struct PartitionerRegistry: Sendable {
   public static let standard = PartitionerRegistry(Partitioners.registered)
 
   /// The registry with more algorithms (e.g. a test's own).
-  public func adding(_ more: [any Partitioner.Type]) -> PartitionerRegistry { PartitionerRegistry(types + more) }
+  public func adding(_ more: [any Partitioner.Type]) -> PartitionerRegistry {
+    var r = self
+    r.types += more
+    return r
+  }
+
+  /// The registry with a researcher's algorithms, marked as theirs.
+  ///
+  /// - Throws: `PartitionError.duplicateAlgorithm` when a name is already taken (by the lab or another user
+  ///   algorithm): two algorithms under one name would make experiments ambiguous.
+  public func addingUser(_ more: [any Partitioner.Type]) throws(PartitionError) -> PartitionerRegistry {
+    var r = self
+    for t in more {
+      if r.type(named: t.name) != nil {
+        throw .duplicateAlgorithm(t.name, origin: r.origin(of: t.name) ?? .lab)
+      }
+      r.types.append(t)
+      r.userNames.insert(t.name)
+    }
+    return r
+  }
+
+  /// Whether `name` is the lab's or a user's algorithm (nil when it is not registered).
+  public func origin(of name: String) -> Origin? {
+    guard type(named: name) != nil else { return nil }
+    return userNames.contains(name) ? .user : .lab
+  }
 
   public var names: [String] { types.map { $0.name } }
 

@@ -1,5 +1,6 @@
 import EdgeLabCore
 public import Foundation
+public import Partitioning
 import Results
 public import Spec
 
@@ -73,9 +74,13 @@ public enum Sharding {
 
   /// Expands the experiment and writes `count` shard specs and the manifest into `directory`.
   @discardableResult
-  public static func plan(_ spec: ExperimentSpec, shards count: Int, directory: String) throws -> Manifest {
+  public static func plan(
+    _ spec: ExperimentSpec, shards count: Int, directory: String, partitioners: PartitionerRegistry = .standard
+  ) throws -> Manifest {
     let runs: [RunDescriptor]
-    do { runs = try ExperimentRunner.expand(spec) } catch { throw RunnerError(message: error.description) }
+    do { runs = try ExperimentRunner.expand(spec, partitioners: partitioners) } catch {
+      throw RunnerError(message: error.description)
+    }
     guard count >= 1 else { throw RunnerError(message: "--shards must be at least 1") }
     let n = min(count, max(runs.count, 1))
     let (_, hash) = try hash(spec)

@@ -13,6 +13,7 @@ import Results
 import Runner
 import Runtime
 import Spec
+import UserAlgorithms
 
 /// Exit codes, documented in the README.
 enum Exit {
@@ -132,9 +133,10 @@ func loadSpecAsWritten(name: String?, file: String?) throws -> ExperimentSpec {
 struct List: ParsableCommand {
   static let configuration = CommandConfiguration(abstract: "List the experiments with one-line descriptions.")
   func run() throws {
+    let registry = try Lab.partitioners()
     var t = TextTable(header: ["NAME", "BACKEND", "RUNS", "DESCRIPTION"], rightAligned: [2])
     for e in ExperimentCatalog.all {
-      let runs = (try? ExperimentRunner.expand(e.spec).count).map(String.init) ?? "invalid"
+      let runs = (try? ExperimentRunner.expand(e.spec, partitioners: registry).count).map(String.init) ?? "invalid"
       t.append([e.spec.name, e.spec.backend.rawValue, runs, e.spec.summary])
     }
     print(t.render())
@@ -202,7 +204,10 @@ struct Run: ParsableCommand {
     let effective = ExperimentRunner.applying(options, to: loaded)
     if dryRun {
       let runs: [RunDescriptor]
-      do { runs = try ExperimentRunner.expand(effective) } catch { throw fail(error.description, code: Exit.badInput) }
+      let registry = try Lab.partitioners()
+      do { runs = try ExperimentRunner.expand(effective, partitioners: registry) } catch {
+        throw fail(error.description, code: Exit.badInput)
+      }
       var t = TextTable(header: ["RUN", "POINT", "ALGORITHM", "REP", "SEED", "PARAMETERS"], rightAligned: [0, 1, 3])
       for r in runs {
         t.append([
@@ -225,7 +230,8 @@ struct Run: ParsableCommand {
     }
     Interrupt.install()
     let runner = ExperimentRunner(
-      backends: Backends.all(quiet: quiet), progress: quiet ? SilentProgress() : StderrProgress())
+      backends: Backends.all(quiet: quiet), partitioners: try Lab.partitioners(),
+      progress: quiet ? SilentProgress() : StderrProgress())
     do {
       let report = try runner.run(loaded, options: options)
       if !quiet {
@@ -325,11 +331,25 @@ struct Export: ParsableCommand {
 }
 
 struct Algorithms: ParsableCommand {
-  static let configuration = CommandConfiguration(abstract: "List the registered partition algorithms.")
+  static let configuration = CommandConfiguration(
+    abstract: "List the partition algorithms: the lab's own and yours (the algorithms/ folder).")
   func run() throws {
-    var t = TextTable(header: ["NAME", "DESCRIPTION"])
-    for a in Partitioners.registered { t.append([a.name, a.summary]) }
+    let registry = try Lab.partitioners()
+    var t = TextTable(header: ["NAME", "FROM", "DESCRIPTION"])
+    for a in registry.types { t.append([a.name, registry.origin(of: a.name)?.rawValue ?? "", a.summary]) }
     print(t.render())
+  }
+}
+
+/// What this build of the lab is made of: its own algorithms and the researcher's, composed once here.
+enum Lab {
+  /// The lab's partition algorithms and those of the algorithms/ folder (`UserAlgorithms`).
+  ///
+  /// - Throws: a bad-input exit when a user algorithm takes a name already registered.
+  static func partitioners() throws -> PartitionerRegistry {
+    do { return try PartitionerRegistry.standard.addingUser(UserAlgorithms.partitioners) } catch {
+      throw fail("algorithms/: \(error)", code: Exit.badInput)
+    }
   }
 }
 
@@ -360,7 +380,8 @@ struct Partition: ParsableCommand {
     }
     let plan: Plan
     let started = MonotonicClock.now()
-    do { plan = try Partitioners.solve(p, algorithm: algorithm, parameters: parameters) } catch {
+    let registry = try Lab.partitioners()
+    do { plan = try registry.solve(p, algorithm: algorithm, parameters: parameters) } catch {
       switch error {
       case .infeasible: throw fail(error.description, code: Exit.infeasible)
       case .noPlanFound: throw fail(error.description, code: Exit.failure)
@@ -399,7 +420,8 @@ struct Problem: ParsableCommand {
   func run() throws {
     let spec = try loadSpec(name: name, file: self.spec)
     let points: [SweepPoint]
-    do { points = try spec.expandPoints(knownAlgorithms: Set(Partitioners.names)) } catch {
+    let known = Set(try Lab.partitioners().names)
+    do { points = try spec.expandPoints(knownAlgorithms: known) } catch {
       throw fail(error.description, code: Exit.badInput)
     }
     guard points.indices.contains(point) else {

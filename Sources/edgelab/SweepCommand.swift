@@ -31,7 +31,7 @@ struct SweepCommand: ParsableCommand {
     func run() throws {
       let loaded = try loadSpec(name: name, file: spec)
       let m: Sharding.Manifest
-      do { m = try Sharding.plan(loaded, shards: shards, directory: dir) } catch {
+      do { m = try Sharding.plan(loaded, shards: shards, directory: dir, partitioners: try Lab.partitioners()) } catch {
         throw fail("\(error)", code: Exit.badInput)
       }
       print(
@@ -59,7 +59,10 @@ struct SweepCommand: ParsableCommand {
       let loaded = try loadSpec(name: name, file: spec)
       let directory = absolute(dir ?? "build/sweeps/\(loaded.name)")
       let m: Sharding.Manifest
-      do { m = try Sharding.plan(loaded, shards: shards, directory: directory) } catch {
+      do {
+        m = try Sharding.plan(
+          loaded, shards: shards, directory: directory, partitioners: try Lab.partitioners())
+      } catch {
         throw fail("\(error)", code: Exit.badInput)
       }
       let script = directory + "/sweep.sbatch"

@@ -113,7 +113,12 @@ public struct CloudEdgeOptimal: Partitioner {
 }
 
 /// Throws `.infeasible` naming the first broken rule, phrased for a fixed (non-searching) algorithm.
-func requireValid(_ spans: [StandardSemantics.Span], _ p: IndexedProblem, what: String) throws(PartitionError) {
+///
+/// - Parameters:
+///   - spans: the plan's stages in order.
+///   - what: the algorithm's name, which starts the message.
+/// - Throws: `PartitionError.infeasible` with the first rule the spans break (memory, a missing link, a gap).
+public func requireValid(_ spans: [StandardSemantics.Span], _ p: IndexedProblem, what: String) throws(PartitionError) {
   let v = StandardSemantics.violations(spans, p)
   if let first = v.first { throw .infeasible("\(what): \(first)") }
 }

@@ -1,0 +1,75 @@
+import DSL
+import Foundation
+import Metrics
+import Partitioning
+import Results
+import Runner
+import Simulator
+import TestSupport
+import Testing
+import UserAlgorithms
+
+/// The researcher's extension folder: its algorithms run like the lab's, and the README shows its real text.
+@Suite("User algorithms (algorithms/)")
+struct UserAlgorithmTests {
+  static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+
+  /// The README's example is the file that compiles here, character for character.
+  @Test func readmeShowsTheCompiledFile() throws {
+    let file = try String(contentsOfFile: Self.root + "/algorithms/FastestFirst.swift", encoding: .utf8)
+    let readme = try String(contentsOfFile: Self.root + "/README.md", encoding: .utf8)
+    #expect(
+      readme.contains("```swift\n" + file + "```\n"), "README.md must quote algorithms/FastestFirst.swift verbatim")
+  }
+
+  @Test func userAlgorithmsAreMarkedAndRun() throws {
+    let registry = try PartitionerRegistry.standard.addingUser(UserAlgorithms.partitioners)
+    #expect(registry.origin(of: "fastest-first") == .user)
+    #expect(registry.origin(of: "even") == .lab)
+    #expect(registry.origin(of: "no-such") == nil)
+    // Two 8 GB boards and a 16 GB one cannot hold Llama-2-7B FP16 alone: the plan must spread, source first.
+    let spec = Experiment("user-algorithm", "fastest-first on three boards") {
+      Model(.llama2_7B, precision: .fp16)
+      Device("nano", .orinNano8GB).source()
+      Device("nx", .orinNX16GB)
+      Device("agx", .agxOrin32GB)
+      Network(bandwidth: .mbit(1000))
+      Workload(requests: 2, prompt: 16, output: 4)
+      Algorithm("fastest-first")
+      Algorithm("fastest-first", label: "fastest-first-solo", ["max_devices": 1])
+    }.spec
+    let path = temporaryDirectory() + "/user.h5"
+    let report = try ExperimentRunner(backends: [.simulated: SimulatedBackend()], partitioners: registry).run(
+      spec, options: RunOptions(outputPath: path))
+    #expect(report.statusCounts == [.complete: 1, .infeasible: 1])
+    let file = try ResultsStore.read(path)
+    let spread = try #require(file.runs.first { $0.outcome.status == .complete })
+    let plan = try #require(spread.plan)
+    #expect(plan.algorithm == "fastest-first" && plan.stages.first?.device == "nano" && plan.stages.count >= 2)
+    #expect(spread.summary.requestsCompleted == 2)
+  }
+
+  @Test func aUserAlgorithmCannotTakeALabName() {
+    #expect(throws: PartitionError.duplicateAlgorithm("even", origin: .lab)) {
+      try PartitionerRegistry.standard.addingUser([Shadow.self])
+    }
+    #expect(throws: PartitionError.duplicateAlgorithm("fastest-first", origin: .user)) {
+      try PartitionerRegistry.standard.addingUser(UserAlgorithms.partitioners + UserAlgorithms.partitioners)
+    }
+  }
+
+  /// Without the user list, the name is unknown: the algorithm really comes from the folder.
+  @Test func theLabAloneDoesNotKnowIt() {
+    #expect(PartitionerRegistry.standard.type(named: "fastest-first") == nil)
+  }
+}
+
+private struct Shadow: Partitioner {
+  static let name = "even"
+  static let summary = "a user algorithm under a lab name"
+  init(parameters: inout Parameters) throws(PartitionError) {}
+  func partition(_ p: IndexedProblem) throws(PartitionError) -> Plan {
+    throw .noPlanFound("never called")
+  }
+}

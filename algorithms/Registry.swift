@@ -1,0 +1,15 @@
+public import Partitioning
+
+/// A researcher's own algorithms, compiled into `edgelab` beside the lab's: add one file to this folder and
+/// its type to the list below, and the name works in experiments (`Algorithm("fastest-first")`), in JSON specs
+/// and in `edgelab partition`; `edgelab algorithms` marks it `user`. Nothing under `Sources/` changes.
+///
+/// A name the lab already uses is refused when `edgelab` starts. This folder depends on the `Partitioning`
+/// module only (its public API: docs/partitioning.md); it is also where other kinds of extension go as the
+/// lab grows them, each with its own list here.
+public enum UserAlgorithms {
+  /// The partition algorithms of this folder, in the order `edgelab algorithms` lists them.
+  public static let partitioners: [any Partitioner.Type] = [
+    FastestFirst.self
+  ]
+}
