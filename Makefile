@@ -33,9 +33,9 @@ test: deps
 	OPENBLAS_CORETYPE=$$(.build/debug/edgelab blas --core) $(SWIFT) test
 
 # The checked-in .swift-format (line length 120), strictly; and every target imports only what Package.swift
-# declares. `swift format format --in-place --recursive Sources Tests experiments algorithms Package.swift` fixes most.
+# declares. `swift format format --in-place --recursive Sources Tests experiments algorithms Plugins Package.swift` fixes most.
 lint:
-	$(SWIFT) format lint --strict --recursive Sources Tests experiments algorithms Package.swift
+	$(SWIFT) format lint --strict --recursive Sources Tests experiments algorithms Plugins Package.swift
 	@command -v python3 >/dev/null || scripts/install-deps.sh python3
 	@python3 scripts/check-imports.py
 

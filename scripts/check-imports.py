@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 PLATFORM = {"Foundation", "FoundationEssentials", "Glibc", "Musl", "Darwin", "Dispatch", "Synchronization", "Testing",
-            "XCTest", "_Concurrency", "Swift", "os"}
+            "XCTest", "_Concurrency", "Swift", "os", "PackagePlugin"}
 # Modules of package products whose names differ from the module they provide.
 PRODUCT_MODULES = {"ArgumentParser": ["ArgumentParser"], "Logging": ["Logging"], "SystemPackage": ["SystemPackage"],
                    "HeapModule": ["HeapModule"], "PropertyBased": ["PropertyBased"]}

@@ -61,14 +61,31 @@ public final class BoardsLauncher: WorkerLauncher, @unchecked Sendable {
     LaunchTarget]
   {
     let assigned: [String: Inventory.Board]
-    do { assigned = try inventory.assign(x) } catch { throw BackendError.refused(error.message) }
+    do { assigned = try inventory.assign(x) } catch {
+      if case .unassigned(let missing) = error.kind {
+        throw BackendError.refused(.noBoard(devices: missing, inventory: inventory.path, reason: error.message))
+      }
+      throw BackendError.refused(.setting(field: "devices", reason: error.message))
+    }
     let run = runID.hasPrefix("edgelab-") ? runID : "edgelab-" + runID
     let pairs = devices.map { (device: $0, board: assigned[$0]!) }
     lock.withLock {
       used = pairs
       tag = run
     }
-    do { return try setUp(pairs, assigned, x, run) } catch { throw BackendError.unavailable(.boards, error.message) }
+    do { return try setUp(pairs, assigned, x, run) } catch {
+      switch error.kind {
+      case .buildMismatch(let board, let ours, let theirs):
+        // Every process of a run must be the same program: refuse before anything changes on any board.
+        let device = pairs.first { $0.board.name == board }?.device ?? board
+        throw BackendError.refused(
+          .buildMismatch(
+            device: "board \(board) (device \(device))", ours: ours, theirs: theirs,
+            remedy: "copy this build's binary there: edgelab boards deploy --inventory \(inventory.path)"))
+      case .board(let name): throw BackendError.fatal(.board(name: name, reason: error.message), partial: nil)
+      default: throw BackendError.unavailable(.boards, error.message)
+      }
+    }
   }
 
   private func setUp(
@@ -91,8 +108,8 @@ public final class BoardsLauncher: WorkerLauncher, @unchecked Sendable {
       let theirs = lines.first ?? ""
       if theirs != version {
         throw BoardsError(
-          "board \(b.name) runs edgelab \(theirs), the coordinator \(version); copy this build's binary there (edgelab boards deploy)"
-        )
+          "board \(b.name) runs edgelab \(theirs), the coordinator \(version); copy this build's binary there (edgelab boards deploy)",
+          kind: .buildMismatch(board: b.name, ours: version, theirs: theirs))
       }
     }
     for (_, b) in pairs {
@@ -286,11 +303,14 @@ public func boardsLauncherFactory(version: String) -> LauncherFactory {
   { spec in
     guard let path = spec.inventory else {
       throw BackendError.refused(
-        "the boards backend needs an inventory: Backend(.boards, inventory: \"lab.json\") in the experiment, or --inventory FILE"
-      )
+        .setting(
+          field: "inventory",
+          reason:
+            "the boards backend needs an inventory: Backend(.boards, inventory: \"lab.json\") in the experiment, or --inventory FILE"
+        ))
     }
     do { return BoardsLauncher(inventory: try Inventory.load(path), version: version) } catch {
-      throw BackendError.refused("\(error)")
+      throw BackendError.refused(.input(path: path, reason: "\(error)"))
     }
   }
 }

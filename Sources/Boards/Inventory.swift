@@ -81,12 +81,16 @@ public struct Inventory: Codable, Hashable, Sendable {
   /// Reads and checks an inventory; relative key paths are taken from the file's directory.
   public static func load(_ path: String) throws(BoardsError) -> Inventory {
     guard let data = FileManager.default.contents(atPath: path) else {
-      throw BoardsError("inventory '\(path)' cannot be read; write one as in README, \"Run on your Jetsons\"")
+      throw BoardsError(
+        "inventory '\(path)' cannot be read; write one as in README, \"Run on your Jetsons\"",
+        kind: .inventory(path: path))
     }
-    guard data.count <= 1 << 20 else { throw BoardsError("inventory '\(path)' is larger than 1 MiB") }
+    guard data.count <= 1 << 20 else {
+      throw BoardsError("inventory '\(path)' is larger than 1 MiB", kind: .inventory(path: path))
+    }
     var inventory: Inventory
     do { inventory = try JSONCoding.decoder.decode(Inventory.self, from: data) } catch {
-      throw BoardsError("inventory '\(path)': \(JSONCoding.explain(error))")
+      throw BoardsError("inventory '\(path)': \(JSONCoding.explain(error))", kind: .inventory(path: path))
     }
     inventory.path = path
     let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
@@ -94,7 +98,9 @@ public struct Inventory: Codable, Hashable, Sendable {
       if let k = inventory.boards[i].key { inventory.boards[i].key = Self.resolve(k, base: base) }
     }
     let problems = inventory.problems()
-    if !problems.isEmpty { throw BoardsError("inventory '\(path)': " + problems.joined(separator: "; ")) }
+    if !problems.isEmpty {
+      throw BoardsError("inventory '\(path)': " + problems.joined(separator: "; "), kind: .inventory(path: path))
+    }
     return inventory
   }
 
@@ -158,7 +164,8 @@ public struct Inventory: Codable, Hashable, Sendable {
       }
       throw BoardsError(
         "no board in '\(path)' for declared device\(missing.count > 1 ? "s" : "") \(list.joined(separator: ", ")); "
-          + "add a board whose \"device\" is the device's or its group's name, or whose \"preset\" is its preset")
+          + "add a board whose \"device\" is the device's or its group's name, or whose \"preset\" is its preset",
+        kind: .unassigned(devices: missing.map(\.name)))
     }
     return out
   }
@@ -166,7 +173,24 @@ public struct Inventory: Codable, Hashable, Sendable {
 
 /// A problem with the boards, their inventory or a command on them.
 public struct BoardsError: Error, CustomStringConvertible, Sendable {
+  /// What failed, as data.
+  public enum Kind: Sendable, Equatable {
+    /// The inventory at `path` is missing, unreadable or invalid.
+    case inventory(path: String)
+    /// Declared devices that no board of the inventory can be.
+    case unassigned(devices: [String])
+    /// A command on a board failed (ssh, tc, a copy).
+    case board(String)
+    /// A board's `edgelab --version` is another build than the coordinator's.
+    case buildMismatch(board: String, ours: String, theirs: String)
+    /// Anything else (a local file to deploy, a setting of the inventory).
+    case other
+  }
+  public var kind: Kind
   public var message: String
-  public init(_ message: String) { self.message = message }
+  public init(_ message: String, kind: Kind = .other) {
+    self.message = message
+    self.kind = kind
+  }
   public var description: String { message }
 }

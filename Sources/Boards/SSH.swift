@@ -44,8 +44,8 @@ public struct SSHBoard: Sendable {
     guard r.status == 0 else {
       let said = (r.err + r.out).trimmingCharacters(in: .whitespacesAndNewlines)
       throw BoardsError(
-        "board \(board.name) (\(board.host)): \(what) failed (\(r.status == 255 ? "ssh could not connect or was cut off" : "status \(r.status)")): \(said.isEmpty ? "no output" : String(said.prefix(400)))"
-      )
+        "board \(board.name) (\(board.host)): \(what) failed (\(r.status == 255 ? "ssh could not connect or was cut off" : "status \(r.status)")): \(said.isEmpty ? "no output" : String(said.prefix(400)))",
+        kind: .board(board.name))
     }
     return r.out
   }

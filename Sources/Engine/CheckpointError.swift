@@ -1,3 +1,5 @@
+public import EdgeLabCore
+
 /// A checkpoint that cannot be used, naming the file and tensor and what to do.
 public struct CheckpointError: Error, CustomStringConvertible, Equatable, Sendable {
   public enum Kind: String, Sendable {
@@ -18,5 +20,28 @@ public struct CheckpointError: Error, CustomStringConvertible, Equatable, Sendab
 
   public var description: String {
     "\(file)\(tensor.map { ", tensor '\($0)'" } ?? ""): \(detail)"
+  }
+}
+
+extension CheckpointError: ReportableError {
+  public var failureClass: FailureClass { .inputCorrupt }
+  public var code: String { "checkpoint_" + kind.rawValue.snakeCased }
+  public var details: [String: JSONValue] {
+    ["file": .string(file), "tensor": .optional(tensor), "kind": .string(kind.rawValue)]
+  }
+}
+
+extension String {
+  /// `missingFile` → `missing_file`.
+  var snakeCased: String {
+    var out = ""
+    for c in self {
+      if c.isUppercase {
+        out += "_" + c.lowercased()
+      } else {
+        out.append(c)
+      }
+    }
+    return out
   }
 }

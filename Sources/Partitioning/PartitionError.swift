@@ -1,3 +1,5 @@
+public import EdgeLabCore
+
 /// Why a partitioner produced no plan.
 public enum PartitionError: Error, CustomStringConvertible, Equatable, Sendable {
   /// No plan satisfies the constraints; the message names the binding one.
@@ -22,6 +24,39 @@ public enum PartitionError: Error, CustomStringConvertible, Equatable, Sendable 
     case .unknownAlgorithm(let n, let known): "unknown algorithm '\(n)'; registered: \(known.joined(separator: ", "))"
     case .duplicateAlgorithm(let n, let origin):
       "algorithm '\(n)' is registered twice (the first is the \(origin == .lab ? "lab's own" : "algorithms/ folder's")); rename the one in algorithms/ (its static name)"
+    }
+  }
+}
+
+extension PartitionError: ReportableError {
+  public var failureClass: FailureClass {
+    switch self {
+    case .infeasible: .infeasible
+    // A heuristic's failure proves nothing about the problem: the command failed, the input may be fine.
+    case .noPlanFound: .runsFailed
+    case .invalidProblem, .badParameter, .unknownAlgorithm, .duplicateAlgorithm: .specRefused
+    }
+  }
+
+  public var code: String {
+    switch self {
+    case .infeasible: "infeasible"
+    case .noPlanFound: "no_plan_found"
+    case .invalidProblem: "invalid_problem"
+    case .badParameter: "bad_parameter"
+    case .unknownAlgorithm: "unknown_algorithm"
+    case .duplicateAlgorithm: "duplicate_algorithm"
+    }
+  }
+
+  public var details: [String: JSONValue] {
+    switch self {
+    case .infeasible, .noPlanFound: [:]
+    case .invalidProblem(let issues): ["issues": .array(issues.map(JSONValue.string))]
+    case .badParameter(let algorithm, _): ["algorithm": .string(algorithm)]
+    case .unknownAlgorithm(let name, let known):
+      ["algorithm": .string(name), "known": .array(known.map(JSONValue.string))]
+    case .duplicateAlgorithm(let name, let origin): ["algorithm": .string(name), "origin": .string(origin.rawValue)]
     }
   }
 }

@@ -1,15 +1,21 @@
 import CHDF5
+public import EdgeLabCore
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// An HDF5 call that failed, with the function and the object path, so the CLI can say what went wrong.
-public struct HDF5Error: Error, CustomStringConvertible, Equatable {
+public struct HDF5Error: Error, CustomStringConvertible, Equatable, ReportableError {
   public var function: String
   public var path: String
   public var detail: String
   public var description: String { "HDF5 \(function) failed for '\(path)'\(detail.isEmpty ? "" : ": \(detail)")" }
+  /// Reads are checked before libhdf5 sees a file (and reported as `ResultsError`); what fails inside libhdf5 is
+  /// writing (a full disk, a read-only directory).
+  public var failureClass: FailureClass { .ioFailed }
+  public var code: String { "hdf5_failed" }
+  public var details: [String: JSONValue] { ["function": .string(function), "path": .string(path)] }
 }
 
 /// A value stored as an HDF5 attribute.

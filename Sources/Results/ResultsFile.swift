@@ -123,10 +123,45 @@ public struct ResultsFile: Hashable, Sendable {
 }
 
 /// Errors reading or writing results files.
-public struct ResultsError: Error, CustomStringConvertible {
+public struct ResultsError: Error, CustomStringConvertible, ReportableError {
+  /// What went wrong with the file, as data.
+  public enum Kind: String, Sendable {
+    /// There is no file at the path.
+    case missing
+    /// Not a readable HDF5 file, or an EdgeLab file whose contents break the schema.
+    case corrupt
+    /// A readable HDF5 file that is not an EdgeLab results file.
+    case notResultsFile = "not_results_file"
+    /// Writing, syncing or renaming failed (`errno` says why: a full disk is ENOSPC).
+    case writeFailed = "write_failed"
+    /// Another process is writing this results file.
+    case busy
+  }
+  public var kind: Kind
   public var path: String
   public var reason: String
+  /// The system call's errno, where one failed.
+  public var errno: Int32?
+
+  public init(_ kind: Kind, path: String, reason: String, errno: Int32? = nil) {
+    self.kind = kind
+    self.path = path
+    self.reason = reason
+    self.errno = errno
+  }
   public var description: String { "\(path): \(reason)" }
+
+  public var failureClass: FailureClass {
+    switch kind {
+    case .missing, .corrupt, .notResultsFile: .inputCorrupt
+    case .writeFailed: .ioFailed
+    case .busy: .busy
+    }
+  }
+  public var code: String { "results_" + kind.rawValue }
+  public var details: [String: JSONValue] {
+    ["path": .string(path), "errno": errno.map { .number(Double($0)) } ?? .null]
+  }
 }
 
 /// The right to write one results file, held until this object (or the process) ends. A class: it owns a
@@ -157,7 +192,8 @@ public enum ResultsStore {
       try syncFile(tmp)
       if rename(tmp, path) != 0 {
         throw ResultsError(
-          path: path, reason: "cannot rename the temporary file into place: \(String(cString: strerror(errno)))")
+          .writeFailed, path: path,
+          reason: "cannot rename the temporary file into place: \(String(cString: strerror(errno)))", errno: errno)
       }
       try? syncFile(dir.isEmpty ? "." : dir)
     } catch {
@@ -179,7 +215,9 @@ public enum ResultsStore {
     let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
     if fd < 0 {
       throw ResultsError(
-        path: path, reason: "cannot create the lock file \(lockPath): \(String(cString: strerror(errno)))")
+        .writeFailed, path: path,
+        reason: "cannot create the lock file \(lockPath): \(String(cString: strerror(errno)))",
+        errno: errno)
     }
     if flock(fd, LOCK_EX | LOCK_NB) != 0 {
       var buffer = [UInt8](repeating: 0, count: 64)
@@ -189,7 +227,7 @@ public enum ResultsStore {
         n > 0
         ? String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "unknown"
       throw ResultsError(
-        path: path,
+        .busy, path: path,
         reason: "another run is writing this file (pid \(holder)); wait for it to finish, or write elsewhere with --out"
       )
     }
@@ -205,23 +243,30 @@ public enum ResultsStore {
   }
 
   public static func read(_ path: String) throws -> ResultsFile {
-    guard FileManager.default.fileExists(atPath: path) else { throw ResultsError(path: path, reason: "no such file") }
+    guard FileManager.default.fileExists(atPath: path) else {
+      throw ResultsError(.missing, path: path, reason: "no such file")
+    }
     do {
       return try Schema.decode(try HDF5.read(path), path: path)
     } catch let e as HDF5Error {
-      throw ResultsError(path: path, reason: "not a readable HDF5 results file (\(e))")
+      throw ResultsError(.corrupt, path: path, reason: "not a readable HDF5 results file (\(e))")
     }
   }
 
   /// The raw group tree (for tools that want every table).
   public static func readTree(_ path: String) throws -> Group {
-    guard FileManager.default.fileExists(atPath: path) else { throw ResultsError(path: path, reason: "no such file") }
+    guard FileManager.default.fileExists(atPath: path) else {
+      throw ResultsError(.missing, path: path, reason: "no such file")
+    }
     return try HDF5.read(path)
   }
 
   static func syncFile(_ path: String) throws {
     let fd = open(path, O_RDONLY)
-    if fd < 0 { throw ResultsError(path: path, reason: "cannot open to sync: \(String(cString: strerror(errno)))") }
+    if fd < 0 {
+      throw ResultsError(
+        .writeFailed, path: path, reason: "cannot open to sync: \(String(cString: strerror(errno)))", errno: errno)
+    }
     defer { close(fd) }
     _ = fsync(fd)
   }

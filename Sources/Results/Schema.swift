@@ -203,7 +203,8 @@ enum Schema {
     }
     guard a["schema_version"] != nil, a["experiment"] != nil else {
       throw ResultsError(
-        path: path, reason: "an HDF5 file, but not an EdgeLab results file (no schema_version/experiment attributes)")
+        .notResultsFile, path: path,
+        reason: "an HDF5 file, but not an EdgeLab results file (no schema_version/experiment attributes)")
     }
     let known: Set<String> = [
       "experiment", "spec_json", "toolkit_version", "git_commit", "git_dirty", "git_diff", "host",

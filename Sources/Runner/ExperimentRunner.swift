@@ -73,10 +73,6 @@ public struct RunReport: Sendable {
 }
 
 /// Errors of the runner that a user must act on.
-public struct RunnerError: Error, CustomStringConvertible {
-  public var message: String
-  public var description: String { message }
-}
 
 /// A backend error that stops the sweep, with what the stopped run finished.
 struct StopSweep: Error {
@@ -164,12 +160,10 @@ public struct ExperimentRunner: Sendable {
   public func run(_ original: ExperimentSpec, options: RunOptions = RunOptions()) throws -> RunReport {
     let spec = Self.applying(options, to: original)
     var runs: [RunDescriptor]
-    do { runs = try Self.expand(spec, partitioners: partitioners) } catch {
-      throw RunnerError(message: error.description)
-    }
+    do { runs = try Self.expand(spec, partitioners: partitioners) } catch { throw RunnerError.spec(error) }
     if let only = options.only {
       if let bad = only.first(where: { $0 < 0 || $0 >= runs.count }) {
-        throw RunnerError(message: "run \(bad) is not one of the experiment's \(runs.count) runs (0…\(runs.count - 1))")
+        throw RunnerError.noSuchRun(bad, count: runs.count)
       }
       runs = runs.filter { only.contains($0.index) }
     }
@@ -202,18 +196,10 @@ public struct ExperimentRunner: Sendable {
     if FileManager.default.fileExists(atPath: path) {
       if options.resume {
         let old: ResultsFile
-        do { old = try ResultsStore.read(path) } catch {
-          throw RunnerError(
-            message:
-              "cannot resume from \(error); run without --resume (the file is moved to the archive) or write elsewhere with --out"
-          )
+        do { old = try ResultsStore.read(path) } catch let e as ResultsError {
+          throw RunnerError.cannotResume(e)
         }
-        guard old.info.specJSON == specJSON else {
-          throw RunnerError(
-            message:
-              "\(path) was produced by a different spec (or --seed/--backend/--emulation override); repeat the same overrides, run without --resume, or with --out to write elsewhere"
-          )
-        }
+        guard old.info.specJSON == specJSON else { throw RunnerError.resumeSpecDiffers(path: path) }
         for r in old.runs where r.outcome.status == .complete || r.outcome.status == .infeasible { kept[r.key] = r }
       }
     }
@@ -425,7 +411,7 @@ public struct ExperimentRunner: Sendable {
         var partial: RunOutcome?
         var why = "interrupted"
         switch e {
-        case .fatal(let w, let p): (partial, why) = (p, w)
+        case .fatal(let f, _, let p): (partial, why) = (p, f.description)
         case .interrupted(let p): partial = p
         case .unavailable, .refused: break
         }
@@ -485,7 +471,7 @@ final class ResultSlots: @unchecked Sendable {
   init(count: Int) { slots = Array(repeating: nil, count: count) }
   func set(_ i: Int, _ r: Result<RunRecord, any Error>) { lock.withLock { slots[i] = r } }
   func get(_ i: Int) -> Result<RunRecord, any Error> {
-    lock.withLock { slots[i] ?? .failure(RunnerError(message: "run \(i) of a parallel batch produced nothing")) }
+    lock.withLock { slots[i] ?? .failure(RunnerError.internalError("run \(i) of a parallel batch produced nothing")) }
   }
 }
 

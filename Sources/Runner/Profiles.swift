@@ -27,24 +27,23 @@ public final class ProfileLibrary: @unchecked Sendable {
   public static func read(_ path: String, field: String = "calibration.profile") throws -> (HostProfile, String) {
     let attributes = try? FileManager.default.attributesOfItem(atPath: path)
     guard let size = attributes?[.size] as? Int else {
-      throw RunnerError(
-        message: "\(field): no profile at '\(path)' (measure one with: edgelab profile --out \(path))")
+      throw RunnerError.profile(field: field, path: path, .missing)
     }
     guard size <= maxFileBytes else {
-      throw RunnerError(message: "\(field): '\(path)' is \(size) bytes, more than a profile's \(maxFileBytes)")
+      throw RunnerError.profile(field: field, path: path, .tooLarge(bytes: size, limit: maxFileBytes))
     }
     guard let data = FileManager.default.contents(atPath: path) else {
-      throw RunnerError(message: "\(field): cannot read '\(path)'")
+      throw RunnerError.profile(field: field, path: path, .unreadable)
     }
     let profile: HostProfile
     do {
       profile = try JSONDecoder().decode(HostProfile.self, from: data)
     } catch {
-      throw RunnerError(message: "\(field): '\(path)' is not a profile: \(JSONCoding.explain(error, in: data))")
+      throw RunnerError.profile(field: field, path: path, .notAProfile(JSONCoding.explain(error, in: data)))
     }
     let problems = profile.problems()
     if !problems.isEmpty {
-      throw RunnerError(message: "\(field): '\(path)': " + problems.joined(separator: "; "))
+      throw RunnerError.profile(field: field, path: path, .invalid(problems))
     }
     return (profile, FNV1a.label(data))
   }

@@ -1,8 +1,11 @@
+import BuildInfo
 public import Foundation
 
-/// Where and from what a results file came: toolkit version, git state, host.
+/// Where and from what a results file came: build identity, git state, host.
 public enum Provenance {
-  public static let toolkitVersion = "0.1.0"
+  /// This build's identity (`BuildIdentity.current`: git describe + a hash of the sources, `.dirty` for a
+  /// changed tree): what results files record as `toolkit_version` and what shards and boards must match.
+  public static var toolkitVersion: String { BuildIdentity.current }
 
   /// Output of a command, or nil if it failed or is missing.
   static func capture(_ arguments: [String], directory: String? = nil) -> String? {

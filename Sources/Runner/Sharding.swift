@@ -79,9 +79,9 @@ public enum Sharding {
   ) throws -> Manifest {
     let runs: [RunDescriptor]
     do { runs = try ExperimentRunner.expand(spec, partitioners: partitioners) } catch {
-      throw RunnerError(message: error.description)
+      throw RunnerError.spec(error)
     }
-    guard count >= 1 else { throw RunnerError(message: "--shards must be at least 1") }
+    guard count >= 1 else { throw RunnerError.shardCount(count) }
     let n = min(count, max(runs.count, 1))
     let (_, hash) = try hash(spec)
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -119,20 +119,20 @@ public enum Sharding {
   }
 
   /// A shard spec, if `data` is one (nil for a plain experiment spec).
-  public static func shard(from data: Data) throws -> ShardSpec? {
+  public static func shard(from data: Data, path: String) throws(RunnerError) -> ShardSpec? {
     struct Probe: Decodable { var format: String? }
     guard (try? JSONCoding.decoder.decode(Probe.self, from: data))?.format == shardFormat else { return nil }
     do { return try JSONCoding.decoder.decode(ShardSpec.self, from: data) } catch {
-      throw RunnerError(message: "shard spec: \(JSONCoding.explain(error))")
+      throw .shardSpec(path: path, reason: JSONCoding.explain(error))
     }
   }
 
-  public static func readManifest(_ path: String) throws -> Manifest {
+  public static func readManifest(_ path: String) throws(RunnerError) -> Manifest {
     guard let data = FileManager.default.contents(atPath: path) else {
-      throw RunnerError(message: "no manifest at \(path); give --manifest (written by `edgelab sweep plan`)")
+      throw .manifest(path: path, reason: "no manifest here; give --manifest (written by `edgelab sweep plan`)")
     }
     do { return try JSONCoding.decoder.decode(Manifest.self, from: data) } catch {
-      throw RunnerError(message: "\(path): \(JSONCoding.explain(error))")
+      throw .manifest(path: path, reason: JSONCoding.explain(error))
     }
   }
 
@@ -144,33 +144,28 @@ public enum Sharding {
     public var complete: Bool
   }
 
-  /// Merges shard results into `output`. Throws naming missing (unless `allowPartial`) or duplicated runs, and
-  /// shards that ran another spec or toolkit version.
+  /// Merges shard results into `output`. Throws naming missing (unless `allowPartial`) or duplicated runs,
+  /// shards that ran another spec, and shards of different builds (unless `allowMixedBuilds`: the merged file
+  /// then records each shard's build in `shard_builds`, and its `toolkit_version` lists every build).
   @discardableResult
-  public static func merge(_ files: [String], manifest: Manifest, output: String, allowPartial: Bool = false) throws
-    -> MergeReport
-  {
-    guard !files.isEmpty else { throw RunnerError(message: "merge: give the shards' results files") }
+  public static func merge(
+    _ files: [String], manifest: Manifest, output: String, allowPartial: Bool = false, allowMixedBuilds: Bool = false
+  ) throws -> MergeReport {
+    guard !files.isEmpty else { throw RunnerError.merge(.noFiles) }
     var shards: [(path: String, file: ResultsFile)] = []
     for f in files {
       do { shards.append((f, try ResultsStore.read(f))) } catch {
-        throw RunnerError(message: "merge: \(f): \(error)")
+        throw RunnerError.merge(.unreadable(path: f, reason: "\(error)"))
       }
     }
     let first = shards[0].file.info
-    for (path, s) in shards {
-      if FNV1a.label(Data(s.info.specJSON.utf8)) != manifest.specHash {
-        throw RunnerError(
-          message:
-            "merge: \(path) ran another spec than the manifest's (\(manifest.experiment), \(manifest.specHash)); plan and run the shards again"
-        )
-      }
-      if s.info.toolkitVersion != manifest.toolkitVersion || s.info.toolkitVersion != first.toolkitVersion {
-        throw RunnerError(
-          message:
-            "merge: \(path) was written by edgelab \(s.info.toolkitVersion), the sweep was planned with \(manifest.toolkitVersion); run every shard with the same build"
-        )
-      }
+    for (path, s) in shards where FNV1a.label(Data(s.info.specJSON.utf8)) != manifest.specHash {
+      throw RunnerError.merge(.otherSpec(path: path, experiment: manifest.experiment, specHash: manifest.specHash))
+    }
+    let builds = Dictionary(shards.map { ($0.path, $0.file.info.toolkitVersion) }, uniquingKeysWith: { a, _ in a })
+    let mixed = Set(builds.values).union([manifest.toolkitVersion]).count > 1
+    if mixed && !allowMixedBuilds {
+      throw RunnerError.merge(.mixedBuilds(builds: builds, planned: manifest.toolkitVersion))
     }
     func name(_ i: Int) -> String { i < manifest.runNames.count ? manifest.runNames[i] : "run \(i)" }
     var byIndex: [Int: (RunRecord, String)] = [:]
@@ -184,22 +179,15 @@ public enum Sharding {
         }
       }
     }
-    if !duplicates.isEmpty {
-      throw RunnerError(
-        message:
-          "merge: runs present more than once: \(duplicates.joined(separator: "; ")); give each shard's file once")
-    }
+    if !duplicates.isEmpty { throw RunnerError.merge(.duplicates(duplicates)) }
     let expected = Set(manifest.shards.flatMap(\.runs))
     if let stray = byIndex.keys.sorted().first(where: { !expected.contains($0) }) {
-      throw RunnerError(message: "merge: \(name(stray)) is not a run of the manifest")
+      throw RunnerError.merge(.stray(name(stray)))
     }
     let missing = expected.subtracting(byIndex.keys).sorted()
     if !missing.isEmpty && !allowPartial {
       let shardsOf = Set(manifest.shards.filter { !Set($0.runs).isDisjoint(with: missing) }.map(\.shard)).sorted()
-      throw RunnerError(
-        message:
-          "merge: \(missing.count) run(s) missing: \(missing.prefix(20).map(name).joined(separator: ", "))\(missing.count > 20 ? ", …" : "") (shards \(shardsOf.map(String.init).joined(separator: ", "))); run those shards (again) and merge, or merge with --allow-partial"
-      )
+      throw RunnerError.merge(.missing(runs: missing.map(name), shards: shardsOf))
     }
     var info = first
     info.runsTotal = manifest.runsTotal
@@ -207,6 +195,13 @@ public enum Sharding {
     info.finishedAt = shards.map(\.file.info.finishedAt).max() ?? first.finishedAt
     info.complete = missing.isEmpty && shards.allSatisfy { $0.file.info.complete }
     info.extra["shard"] = nil
+    if mixed {
+      // Every build that produced a run, so that a reader sees the file mixes programs.
+      let distinct = Set(builds.values).sorted()
+      info.toolkitVersion = "mixed: " + distinct.joined(separator: ", ")
+      info.extra["shard_builds"] = (try? JSONCoding.compactString(builds)) ?? ""
+      info.extra["planned_by_build"] = manifest.toolkitVersion
+    }
     info.extra["shards"] =
       (try? JSONCoding.compactString(
         shards.map {

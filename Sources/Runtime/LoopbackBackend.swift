@@ -100,7 +100,7 @@ final class CoordinatedRun: @unchecked Sendable {
   let events = BlockingQueue<Event>()
   var children: [String: ChildProcess] = [:]
   var controls: [String: Connection] = [:]
-  let lastSeen = Mutex<[String: Double]>([:])
+  let liveness = Mutex(Liveness())
   var targets: [String: LaunchTarget] = [:]
 
   // What the source reported, in device seconds since it started the run.
@@ -128,18 +128,14 @@ final class CoordinatedRun: @unchecked Sendable {
     try FileManager.default.createDirectory(atPath: options.workDirectory, withIntermediateDirectories: true)
     var template = Array((options.workDirectory + "/edgelab-run-XXXXXX").utf8CString)
     guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-      throw RuntimeError("cannot create a run directory in \(options.workDirectory)")
+      throw BackendError.fatal(.system(operation: "mkdtemp", path: options.workDirectory, errno: errno), partial: nil)
     }
     runDirectory = String(cString: dir)
     var rng = SystemRandomNumberGenerator()
     token = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
   }
 
-  func stagesOf(_ device: String) -> String {
-    let idx = job.plan.stageIndices(of: device)
-    return idx.isEmpty
-      ? "no stage" : "stage" + (idx.count > 1 ? "s " : " ") + idx.map(String.init).joined(separator: ", ")
-  }
+  func stagesOf(_ device: String) -> [Int] { job.plan.stageIndices(of: device) }
 
   func execute() throws -> RunOutcome {
     var failed = false
@@ -167,11 +163,10 @@ final class CoordinatedRun: @unchecked Sendable {
       default: failed = true
       }
       throw e
-    } catch let e as RuntimeError {
+    } catch let f as Fault {
       // Any fault stops the sweep; what finished is kept (the run is marked incomplete).
       failed = true
-      throw BackendError.fatal(
-        e.message + " (worker logs: \(runDirectory))", partial: serving ? partialOutcome(e.message) : nil)
+      throw BackendError.fatal(f, logs: runDirectory, partial: serving ? partialOutcome(f.description) : nil)
     } catch {
       failed = true
       throw error
@@ -189,8 +184,10 @@ final class CoordinatedRun: @unchecked Sendable {
     let x = job.experiment
     guard !x.segments.isEmpty, x.spec.emulation.mode != .none else { return }
     throw BackendError.refused(
-      "network.segments: shared segments are simulated only (the emulated cluster shapes each link on its own); "
-        + "run this experiment with --backend simulated, or without its segments")
+      .setting(
+        field: "network.segments",
+        reason: "shared segments are simulated only (the emulated cluster shapes each link on its own); "
+          + "run this experiment with --backend simulated, or without its segments"))
   }
 
   func checkHostMemory() throws {
@@ -207,10 +204,7 @@ final class CoordinatedRun: @unchecked Sendable {
     let resident = parameters * bytesPerWeight
     guard let available = HostMemory.availableBytes(), resident > 0.9 * available else { return }
     throw BackendError.refused(
-      String(
-        format:
-          "the plan keeps %.1f GB of %@ weights in worker memory, but this machine has %.1f GB available; choose a smaller model or precision (e.g. Model(.llama32_1B) or precision .bf16), or run it with --backend simulated",
-        resident / 1e9, x.spec.model.precision.rawValue, available / 1e9))
+      .hostMemory(neededBytes: resident, availableBytes: available, precision: x.spec.model.precision.rawValue))
   }
 
   /// The plan was made from the spec's model shapes (preset or config); a checkpoint with other shapes would
@@ -221,7 +215,7 @@ final class CoordinatedRun: @unchecked Sendable {
     if options.kind == .boards && !FileManager.default.fileExists(atPath: dir) { return }
     let c: ModelConfig
     do { c = try ModelSource.checkpoint(path: dir, storage: .native).open().config } catch {
-      throw BackendError.refused("model.checkpoint: \(error)")
+      throw BackendError.refused(.input(path: dir, reason: "model.checkpoint: \(error)"))
     }
     let m = job.experiment.model
     let fields: [(String, Int, Int)] = [
@@ -233,8 +227,11 @@ final class CoordinatedRun: @unchecked Sendable {
     let differ = fields.filter { $0.1 != $0.2 }.map { "\($0.0): \($0.1) in the spec, \($0.2) in the checkpoint" }
     if !differ.isEmpty {
       throw BackendError.refused(
-        "model.checkpoint \(dir) does not match the model the plan was made for (\(differ.joined(separator: "; "))); leave out model.preset and model.config to use the checkpoint's own"
-      )
+        .setting(
+          field: "model.checkpoint",
+          reason:
+            "\(dir) does not match the model the plan was made for (\(differ.joined(separator: "; "))); leave out model.preset and model.config to use the checkpoint's own"
+        ))
     }
   }
 
@@ -314,8 +311,18 @@ final class CoordinatedRun: @unchecked Sendable {
       endpoints[d] = try waitForPort(d)
     }
     for d in devices {
-      let c = try Connection.connect(
-        to: endpoints[d]!, token: token, name: "coordinator", maxPayload: maxControlPayload)
+      let c: Connection
+      do {
+        c = try Connection.connect(to: endpoints[d]!, token: token, name: "coordinator", maxPayload: maxControlPayload)
+      } catch let e as TransportError {
+        guard case .buildMismatch(let ours, let theirs) = e.kind else { throw e }
+        // Every process of a run must be the same program: refuse before any weights are loaded.
+        let remedy =
+          targets[d]?.remote != nil
+          ? "copy this build to the board: edgelab boards deploy --inventory \(x.spec.inventory ?? "INVENTORY.json")"
+          : "\(options.executable) is another build than this coordinator; rebuild (swift build) and run both from one build"
+        throw BackendError.refused(.buildMismatch(device: d, ours: ours, theirs: theirs, remedy: remedy))
+      }
       controls[d] = c
       touch(d)
       spawnThread("coordinator-\(d)") { [self] in read(d, c) }
@@ -327,8 +334,11 @@ final class CoordinatedRun: @unchecked Sendable {
     let w = x.spec.model
     let localWeights = WeightsSpec(x)
     if w.preset == nil && w.checkpoint == nil {
-      throw RuntimeError(
-        "the loopback backend needs a model preset or a checkpoint path (custom configurations have no weights)")
+      throw BackendError.refused(
+        .setting(
+          field: "model",
+          reason:
+            "the loopback backend needs a model preset or a checkpoint path (custom configurations have no weights)"))
     }
     let memory = job.memoryBudget
     for d in devices {
@@ -407,12 +417,16 @@ final class CoordinatedRun: @unchecked Sendable {
         return ep
       }
       if let c = children[d], !c.isRunning {
-        throw RuntimeError(
-          "worker \(d) (\(stagesOf(d))) \(c.exitDescription) before listening; its log (\(c.logPath)):\n\(c.logTail())")
+        throw Fault.worker(
+          WorkerFault(
+            device: d, stages: stagesOf(d), kind: .exitedBeforeListening, process: c.exitDescription,
+            logPath: c.logPath, logTail: c.logTail()))
       }
       usleep(5_000)
     }
-    throw RuntimeError("worker \(d) did not start listening within 60 s; see \(runDirectory)/\(d).log")
+    throw Fault.worker(
+      WorkerFault(device: d, stages: stagesOf(d), kind: .notListening(seconds: 60), logPath: "\(runDirectory)/\(d).log")
+    )
   }
 
   func read(_ d: String, _ c: Connection) {
@@ -434,33 +448,32 @@ final class CoordinatedRun: @unchecked Sendable {
 
   func touch(_ d: String) {
     let now = options.clock.now()
-    lastSeen.withLock { $0[d] = now }
+    liveness.withLock { $0.heard(from: d, at: now) }
   }
 
   func send(_ d: String, _ m: ControlMessage) throws {
-    guard let c = controls[d] else { throw RuntimeError("no control connection to \(d)") }
-    do { try c.send(.control, try m.frame()) } catch { throw fault(d, "cannot be reached: \(error)") }
+    guard let c = controls[d] else { throw fault(d, .unreachable("no control connection")) }
+    do { try c.send(.control, try m.frame()) } catch { throw fault(d, .unreachable("\(error)")) }
   }
 
   /// A fault naming the worker and its stages, with the process's state and log tail.
-  func fault(_ d: String, _ what: String) -> RuntimeError {
+  func fault(_ d: String, _ kind: WorkerFault.Kind) -> Fault {
     let child = children[d]
-    var m = "worker \(d) (\(stagesOf(d))) \(what)"
     // A killed worker's connections close before its exit is reaped: give the reaper a moment.
     for _ in 0..<30 where child?.isRunning == true { usleep(10_000) }
-    if let child, !child.isRunning { m += "; the process \(child.exitDescription)" }
-    if let tail = child?.logTail(3), !tail.isEmpty {
-      m += "; log \(child!.logPath): \(tail.replacingOccurrences(of: "\n", with: " | "))"
-    }
-    return RuntimeError(m)
+    let tail = child?.logTail(3)
+    return .worker(
+      WorkerFault(
+        device: d, stages: stagesOf(d), kind: kind, process: child.flatMap { $0.isRunning ? nil : $0.exitDescription },
+        logPath: tail?.isEmpty == false ? child?.logPath : nil, logTail: tail?.isEmpty == false ? tail : nil))
   }
 
   /// A fault reported by (or about) worker `d`, blaming a worker that has died instead when there is one: when
   /// a worker is killed, its neighbours' sends to it fail, and their reports can arrive before its own exit.
-  func blame(_ d: String, _ what: String) -> RuntimeError {
+  func blame(_ d: String, _ what: WorkerFault.Kind) -> Fault {
     for _ in 0..<30 where !children.values.contains(where: { !$0.isRunning }) { usleep(10_000) }
     if let (dead, _) = children.first(where: { $0.key != d && !$0.value.isRunning }) {
-      return fault(dead, "stopped unexpectedly")
+      return fault(dead, .exited)
     }
     return fault(d, what)
   }
@@ -471,11 +484,13 @@ final class CoordinatedRun: @unchecked Sendable {
       throw BackendError.interrupted(partial: partialOutcome("interrupted"))
     }
     for (d, c) in children where !c.isRunning {
-      throw fault(d, "stopped unexpectedly")
+      throw fault(d, .exited)
     }
     let now = options.clock.now()
-    let stale = lastSeen.withLock { seen in seen.first { now - $0.value > options.heartbeatTimeout } }
-    if let stale { throw fault(stale.key, "is not responding (no message for \(options.heartbeatTimeout) s)") }
+    let silent = liveness.withLock {
+      $0.silent(at: now, timeout: options.heartbeatTimeout, interval: Worker.heartbeatInterval)
+    }
+    if let silent { throw fault(silent, .silent(seconds: options.heartbeatTimeout)) }
   }
 
   /// Waits for `count` messages accepted by `accept`, checking health.
@@ -484,11 +499,11 @@ final class CoordinatedRun: @unchecked Sendable {
     let deadline = options.clock.now() + timeout
     while got < count {
       try checkHealth()
-      if options.clock.now() > deadline { throw RuntimeError("workers took longer than \(timeout) s \(what)") }
+      if options.clock.now() > deadline { throw Fault.timedOut(what: what, seconds: timeout) }
       guard let e = events.pop(timeout: 0.05) else { continue }
       switch e {
-      case .lost(let d, let why): throw blame(d, "closed its control connection (\(why))")
-      case .message(let d, .failure(let why)): throw blame(d, "failed: \(why)")
+      case .lost(let d, let why): throw blame(d, .connectionLost(why))
+      case .message(let d, .failure(let why)): throw blame(d, .reported(why))
       case .message(let d, .warning(let why)): logger.warning("\(why)", metadata: ["device": "\(d)"])
       case .message(let d, let m):
         if accept(d, m) { got += 1 }
@@ -514,16 +529,14 @@ final class CoordinatedRun: @unchecked Sendable {
       // Only requests that have arrived and not finished can be stuck: an idle pipeline between arrivals is not.
       if let stuck = monitor.verdict(at: now, outstanding: arrivals.count > completed.count) {
         throw BackendError.fatal(
-          RuntimeError(stuck + " (execution.progress_timeout is \(String(format: "%.0f", progressBound)) s)").message,
-          partial: partialOutcome(stuck))
+          .stuck(stalled: stuck, boundSeconds: progressBound), logs: runDirectory, partial: partialOutcome(stuck))
       }
       guard let e = events.pop(timeout: 0.05) else { continue }
       switch e {
       case .lost(let d, let why):
-        throw BackendError.fatal(
-          blame(d, "closed its control connection (\(why))").message, partial: partialOutcome(nil))
+        throw BackendError.fatal(blame(d, .connectionLost(why)), logs: runDirectory, partial: partialOutcome(nil))
       case .message(let d, .failure(let why)):
-        throw BackendError.fatal(blame(d, "failed: \(why)").message, partial: partialOutcome(nil))
+        throw BackendError.fatal(blame(d, .reported(why)), logs: runDirectory, partial: partialOutcome(nil))
       case .message(let d, .warning(let why)): logger.warning("\(why)", metadata: ["device": "\(d)"])
       case .message(let d, .progress(let p)): monitor.observe(p, from: d, at: options.clock.now())
       case .message(_, .arrivals(let evs)):

@@ -63,3 +63,33 @@ public struct ProgressMonitor: Sendable {
     return "no progress for \(held) with requests outstanding, and no micro-batch in flight"
   }
 }
+
+/// When the coordinator last heard from each worker, and whether one has gone silent.
+///
+/// Silence is judged against the other workers as well as the clock: a worker is silent when nothing came
+/// from it for `timeout` seconds *and*, meanwhile, the others delivered at least half the heartbeats they
+/// send in that time. A machine so loaded that every process stalls (the coordinator's readers included)
+/// therefore declares no one hung; a worker that stops while its peers go on is named. With a single worker,
+/// the clock alone decides. Of several silent workers, the one silent longest is named.
+struct Liveness: Sendable {
+  private(set) var lastHeard: [String: Double] = [:]
+  /// Frames received from all workers, in total, and that count when each worker was last heard from.
+  private(set) var frames = 0
+  private var framesAtLastHeard: [String: Int] = [:]
+
+  mutating func heard(from device: String, at now: Double) {
+    frames += 1
+    lastHeard[device] = now
+    framesAtLastHeard[device] = frames
+  }
+
+  /// The worker silent longest, if any is silent at `now`.
+  func silent(at now: Double, timeout: Double, interval: Double) -> String? {
+    let peers = lastHeard.count - 1
+    let expected = peers <= 0 ? 0 : Int((timeout / interval).rounded(.down)) * peers / 2
+    return
+      lastHeard
+      .filter { now - $0.value > timeout && frames - (framesAtLastHeard[$0.key] ?? frames) >= expected }
+      .min { ($0.value, $0.key) < ($1.value, $1.key) }?.key
+  }
+}

@@ -267,12 +267,15 @@ public final class Worker: @unchecked Sendable {
     }
   }
 
-  /// Every 200 ms: how far work has gone (also proves the process lives).
+  /// Seconds between two heartbeats.
+  public static let heartbeatInterval = 0.2
+
+  /// Every `heartbeatInterval`: how far work has gone (also proves the process lives).
   func heartbeat(_ c: Connection) {
     while !c.isClosed {
       let p = lock.withLock { progress }
       if let payload = try? ControlMessage.progress(p).frame() { try? c.send(.control, payload) }
-      usleep(200_000)
+      usleep(UInt32(Self.heartbeatInterval * 1e6))
     }
   }
 
@@ -355,6 +358,7 @@ public final class Worker: @unchecked Sendable {
     ActivationMessage?, String, FrameType
   ) {
     guard let stage = stages[s] else { return (nil, "", .activation) }
+    Failpoint.exitOnCompute(device: assignment?.device)
     let spans = m.spans.map { SequenceSpan(id: Int($0.id), start: Int($0.start), count: Int($0.count)) }
     let input: StageInput = m.tokens.map { .tokens($0) } ?? .hidden(m.values)
     let t0 = monotonicNanoseconds()
@@ -488,5 +492,20 @@ final class LockedRandom: @unchecked Sendable {
     lock.lock()
     defer { lock.unlock() }
     return rng.nextGaussian()
+  }
+}
+
+/// Fault injection for tests and drills: `EDGELAB_FAILPOINT=worker-exit-on-compute:DEVICE` makes the worker of
+/// DEVICE end at once (status 86, no goodbye, nothing flushed) when it is about to compute its first micro-batch,
+/// as a board losing power mid-run would. Read from the environment, which a coordinator passes to the workers
+/// it starts; unset, nothing happens. docs/robustness.md lists it.
+enum Failpoint {
+  static let variable = "EDGELAB_FAILPOINT"
+  /// Read once per process: the environment does not change under a running worker.
+  static let setting = ProcessInfo.processInfo.environment[variable]
+
+  static func exitOnCompute(device: String?) {
+    guard let setting, let device, setting == "worker-exit-on-compute:" + device else { return }
+    _exit(86)
   }
 }

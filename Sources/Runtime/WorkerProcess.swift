@@ -1,4 +1,5 @@
 import CLinux
+import Execution
 import Foundation
 import Synchronization
 public import SystemPackage
@@ -35,7 +36,7 @@ public final class ChildProcess: @unchecked Sendable {
     var pair: [Int32] = [-1, -1]
     if standardInput != nil {
       guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
-        throw RuntimeError("cannot create the standard input of \(arguments[0])", errno: Errno(rawValue: errno))
+        throw Fault.system(operation: "pipe for the standard input of", path: arguments[0], errno: errno)
       }
       posix_spawn_file_actions_adddup2(&fa, pair[0], 0)
     } else {
@@ -70,7 +71,7 @@ public final class ChildProcess: @unchecked Sendable {
     if r != 0 {
       if pair[1] >= 0 { close(pair[1]) }
       let e = Errno(rawValue: r)
-      throw RuntimeError("cannot start \(arguments[0]): \(e)", errno: e)
+      throw Fault.system(operation: "posix_spawn", path: arguments[0], errno: e.rawValue)
     }
     pid = child
     if let data = standardInput, pair[1] >= 0 {
@@ -146,17 +147,6 @@ public final class ChildProcess: @unchecked Sendable {
     guard let s = try? String(contentsOfFile: logPath, encoding: .utf8) else { return "" }
     return s.split(separator: "\n").suffix(lines).joined(separator: "\n")
   }
-}
-
-/// An error of the distributed runtime, as a sentence; a failed system call's errno as a typed value.
-public struct RuntimeError: Error, CustomStringConvertible, Sendable {
-  public var message: String
-  public var errno: Errno?
-  public init(_ message: String, errno: Errno? = nil) {
-    self.message = message
-    self.errno = errno
-  }
-  public var description: String { message }
 }
 
 /// Sets this process to die when its parent does (Linux), so killing a coordinator with SIGKILL leaves no

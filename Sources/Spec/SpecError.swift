@@ -1,3 +1,5 @@
+public import EdgeLabCore
+
 /// Something wrong with an experiment, naming the field and what to do.
 public struct SpecError: Error, CustomStringConvertible, Equatable, Sendable {
   public struct Issue: Hashable, Sendable, CustomStringConvertible {
@@ -25,5 +27,16 @@ public struct SpecError: Error, CustomStringConvertible, Equatable, Sendable {
     let head = context.map { "\($0): " } ?? ""
     if issues.count == 1 { return head + issues[0].description }
     return head + "\(issues.count) problems:\n" + issues.map { "  - \($0)" }.joined(separator: "\n")
+  }
+}
+
+extension SpecError: ReportableError {
+  public var failureClass: FailureClass { .specRefused }
+  public var code: String { "spec_invalid" }
+  public var details: [String: JSONValue] {
+    [
+      "experiment": .optional(context),
+      "issues": .array(issues.map { .object(["field": .string($0.field), "message": .string($0.message)]) }),
+    ]
   }
 }

@@ -1,3 +1,5 @@
+public import BuildInfo
+public import EdgeLabCore
 import Foundation
 import Synchronization
 public import SystemPackage
@@ -35,16 +37,26 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible, Codable {
 
 /// A transport failure, naming the peer; a failed system call carries its errno as a typed value, so callers
 /// decide by `errno`, never by the text.
-public struct TransportError: Error, CustomStringConvertible, Sendable {
+public struct TransportError: Error, CustomStringConvertible, Sendable, ReportableError {
+  /// What failed, as data.
+  public enum Kind: Sendable, Equatable {
+    /// A system call, a frame or the handshake failed (`errno` and `reason` say which).
+    case failed
+    /// The peer answered the handshake as another build of EdgeLab (identities as `BuildIdentity.current`; an
+    /// empty `theirs` is a build that predates build identities).
+    case buildMismatch(ours: String, theirs: String)
+  }
   public var peer: String
   public var reason: String
   /// The system call's error, when one failed (`.timedOut` for a deadline that passed).
   public var errno: Errno?
+  public var kind: Kind
 
-  public init(peer: String, _ reason: String, errno: Errno? = nil) {
+  public init(peer: String, _ reason: String, errno: Errno? = nil, kind: Kind = .failed) {
     self.peer = peer
     self.reason = reason
     self.errno = errno
+    self.kind = kind
   }
   public var description: String { "\(peer): \(reason)" }
 
@@ -52,6 +64,23 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
   static func system(_ peer: String, _ what: String) -> TransportError {
     let e = Errno(rawValue: Glibc.errno)
     return TransportError(peer: peer, "\(what): \(e)", errno: e)
+  }
+
+  /// A transport failure is a failure of the device at the other end (or of this one's network).
+  public var failureClass: FailureClass { .deviceFailed }
+  public var code: String {
+    if case .buildMismatch = kind { return "build_mismatch" }
+    return "transport_failed"
+  }
+  public var details: [String: JSONValue] {
+    var c: [String: JSONValue] = [
+      "peer": .string(peer), "errno": errno.map { .number(Double($0.rawValue)) } ?? .null,
+    ]
+    if case .buildMismatch(let ours, let theirs) = kind {
+      c["ours"] = .string(ours)
+      c["theirs"] = .string(theirs)
+    }
+    return c
   }
 
   /// Whether the failure means the socket was closed under us (the listener or connection is shutting down).
@@ -212,9 +241,12 @@ public final class Connection: @unchecked Sendable {
   public func limitPayload(to bytes: Int) { decoder.maxPayload = bytes }
 
   /// Connects and performs the client side of the handshake.
+  ///
+  /// - Parameter build: the build the peer must be (its welcome names its own); another build is refused with
+  ///   `TransportError.Kind.buildMismatch`.
   public static func connect(
     to endpoint: Endpoint, token: [UInt8], name: String, timeout: Double = 10,
-    maxPayload: Int = Wire.defaultMaxPayload
+    maxPayload: Int = Wire.defaultMaxPayload, build: String = BuildIdentity.current
   ) throws -> Connection {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     if fd < 0 { throw TransportError.system(endpoint.description, "socket") }
@@ -246,7 +278,17 @@ public final class Connection: @unchecked Sendable {
         peer: endpoint.description, "handshake failed: \(error)", errno: (error as? TransportError)?.errno)
     }
     switch reply.type {
-    case .welcome: return c
+    case .welcome:
+      // The welcome carries the peer's build; one run's processes must all be this build.
+      let theirs = String(decoding: reply.payload, as: UTF8.self)
+      guard theirs == build else {
+        c.close()
+        throw TransportError(
+          peer: endpoint.description,
+          "is edgelab \(theirs.isEmpty ? "(an older build, without a build identity)" : theirs), this process \(build)",
+          kind: .buildMismatch(ours: build, theirs: theirs))
+      }
+      return c
     case .reject:
       c.close()
       throw TransportError(
@@ -271,12 +313,15 @@ public final class Listener: @unchecked Sendable {
   private let fd: Int32
   private let token: [UInt8]
   private let maxPayload: Int
+  /// The identity this listener's welcome announces.
+  private let build: String
   private let closed = Atomic<Bool>(false)
 
   /// Binds `host:port` (port 0: any free port; the bound one is in `endpoint`).
-  public init(host: String, port: UInt16, token: [UInt8], maxPayload: Int = Wire.defaultMaxPayload)
-    throws(TransportError)
-  {
+  public init(
+    host: String, port: UInt16, token: [UInt8], maxPayload: Int = Wire.defaultMaxPayload,
+    build: String = BuildIdentity.current
+  ) throws(TransportError) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     if fd < 0 { throw TransportError.system("\(host):\(port)", "socket") }
     var one: Int32 = 1
@@ -298,6 +343,7 @@ public final class Listener: @unchecked Sendable {
     endpoint = Endpoint(host: host, port: UInt16(bigEndian: bound.sin_port))
     self.fd = fd
     self.token = token
+    self.build = build
     self.maxPayload = maxPayload
   }
 
@@ -343,7 +389,7 @@ public final class Listener: @unchecked Sendable {
   public func handshake(_ raw: Connection, timeout handshakeTimeout: Double = 5) throws -> Connection {
     let peer = raw.peer
     let deadline = monotonicNanoseconds() + UInt64(max(0, handshakeTimeout) * 1e9)
-    var machine = HandshakeServer(token: token)
+    var machine = HandshakeServer(token: token, build: build)
     let hello: Frame
     do { hello = try raw.receive(deadline: deadline) } catch {
       raw.close()

@@ -1,8 +1,11 @@
+public import BuildInfo
+
 /// EdgeLab's wire format, version 1.
 ///
 /// A connection starts with a handshake: the connecting side sends a `hello` frame whose payload is
 /// `magic "EDGL" · version u16 · token length u16 · token bytes · name (UTF-8, the rest)`; the accepting side
-/// answers `welcome` (empty payload) or `reject` (a UTF-8 reason) and closes. After that, both sides send
+/// answers `welcome` (its build identity, UTF-8: `BuildIdentity.current`) or `reject` (a UTF-8 reason) and
+/// closes. The connecting side closes a connection whose welcome names another build. After that, both sides send
 /// frames. A frame is a 21-byte header — payload length u32, type u8, sequence number u64, send time u64
 /// (CLOCK_MONOTONIC nanoseconds, shared by every process and network namespace of a host, used for emulated
 /// delay) — then the payload (all integers little-endian). Sequence numbers start at 0 on each side and grow by one per frame; a gap
@@ -183,8 +186,15 @@ public struct HandshakeServer: Sendable {
   }
   public private(set) var state = State.awaitingHello
   let token: [UInt8]
+  let build: String
 
-  public init(token: [UInt8]) { self.token = token }
+  /// - Parameters:
+  ///   - token: the run token a hello must present.
+  ///   - build: the identity the welcome announces (this process's build).
+  public init(token: [UInt8], build: String = BuildIdentity.current) {
+    self.token = token
+    self.build = build
+  }
 
   public mutating func receive(_ frame: Frame) -> Action {
     switch state {
@@ -210,7 +220,7 @@ public struct HandshakeServer: Sendable {
         return .reject(WireError.badToken.description)
       }
       state = .established(peer: hello.name)
-      return .send(.welcome, [])
+      return .send(.welcome, Array(build.utf8))
     case .established:
       if frame.type == .hello { return .reject("a second hello on an established connection") }
       return .deliver(frame)

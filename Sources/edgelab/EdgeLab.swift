@@ -1,4 +1,5 @@
 public import ArgumentParser
+import BuildInfo
 import CostModel
 import DSL
 import EdgeLabCore
@@ -15,22 +16,73 @@ import Runtime
 import Spec
 import UserAlgorithms
 
-/// Exit codes, documented in the README.
+/// Exit codes, documented in the README ("Exit codes"): one per `FailureClass`.
 enum Exit {
-  /// A run or command failed.
-  static let failure: Int32 = 1
+  /// Some runs (cases, boards) failed; the output names them.
+  static let failure = FailureClass.runsFailed.exitCode
   /// The partition problem has no feasible plan.
-  static let infeasible: Int32 = 2
-  /// An input file (spec, problem, results file) or experiment name is invalid.
-  static let badInput: Int32 = 65
+  static let infeasible = FailureClass.infeasible.exitCode
+  /// The experiment, a flag or a setting cannot be run as given.
+  static let badInput = FailureClass.specRefused.exitCode
+  /// An input file is missing, unreadable or corrupt.
+  static let inputCorrupt = FailureClass.inputCorrupt.exitCode
   /// Stopped by Ctrl-C or SIGTERM (what finished is saved or removed).
-  static let interrupted: Int32 = 130
+  static let interrupted = FailureClass.interrupted.exitCode
 }
 
-/// Prints `error: …` and exits with `code`.
-func fail(_ message: String, code: Int32) -> ExitCode {
-  FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
-  return ExitCode(code)
+/// A command's failure as data, printed once by `EdgeLab.main`: a sentence on standard error, or with
+/// `--json-errors` one JSON object (`ReportableError.report`) as the last line of standard error.
+struct CommandFailure: Error, ReportableError {
+  var failureClass: FailureClass
+  var code: String
+  var message: String
+  var details: [String: JSONValue]
+  var description: String { message }
+
+  /// A typed error of a library, with an optional sentence after its own (what to do next).
+  init(_ error: any ReportableError, then advice: String? = nil) {
+    failureClass = error.failureClass
+    code = error.code
+    message = error.description + (advice.map { "; " + $0 } ?? "")
+    details = error.details
+  }
+
+  init(_ failureClass: FailureClass, code: String, _ message: String, details: [String: JSONValue] = [:]) {
+    self.failureClass = failureClass
+    self.code = code
+    self.message = message
+    self.details = details
+  }
+
+  /// What `EdgeLab.main` prints: the sentence, or the JSON object.
+  func render(json: Bool) -> String {
+    guard json else { return "error: " + message }
+    return (try? JSONCoding.compactString(report)) ?? #"{"class":"internal","code":"unprintable"}"#
+  }
+}
+
+/// The failure of a command for an exit status; the class follows from the status (`Exit`).
+func fail(_ message: String, code: Int32) -> CommandFailure {
+  let failureClass = FailureClass.allCases.first { $0.exitCode == code } ?? .internalError
+  return CommandFailure(failureClass, code: failureClass.rawValue, message)
+}
+
+/// The failure of a command for a typed error of a library.
+func fail(_ error: any ReportableError, then advice: String? = nil) -> CommandFailure {
+  CommandFailure(error, then: advice)
+}
+
+/// Commands whose failures can be printed as JSON (`--json-errors`).
+protocol ReportsErrors {
+  var errorOutput: ErrorOutput { get }
+}
+
+struct ErrorOutput: ParsableArguments {
+  @Flag(
+    help:
+      "On failure, print one JSON object as the last line of standard error: class, code, exit_code, message, details (README, \"Exit codes\")."
+  )
+  var jsonErrors = false
 }
 
 @main
@@ -38,7 +90,7 @@ struct EdgeLab: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "edgelab",
     abstract: "A reproducible lab for splitting Llama-family models across edge devices.",
-    version: Provenance.toolkitVersion,
+    version: BuildIdentity.current,
     subcommands: [
       List.self, Run.self, SpecCommand.self, Show.self, Export.self, Partition.self, Algorithms.self, Problem.self,
       Generate.self, Bench.self, WorkerCommand.self, EmulationCommand.self, BLASCommand.self, ProfileCommand.self,
@@ -56,9 +108,28 @@ struct EdgeLab: ParsableCommand {
         Data(
           "error: OpenBLAS (core \(BLASCore.current)) computes a small matrix product wrongly on this machine; set OPENBLAS_CORETYPE to a core this CPU supports (e.g. Haswell) and try again\n"
             .utf8))
-      Foundation.exit(Exit.failure)
+      Foundation.exit(FailureClass.internalError.exitCode)
     }
-    main(nil)
+    var command: any ParsableCommand
+    do { command = try parseAsRoot() } catch { exit(withError: error) }
+    let json = (command as? any ReportsErrors)?.errorOutput.jsonErrors ?? false
+    do {
+      try command.run()
+    } catch let failure as CommandFailure {
+      report(failure, json: json)
+    } catch let error as any ReportableError {
+      report(CommandFailure(error), json: json)
+    } catch let error where json && !(error is ExitCode) && !(error is CleanExit) {
+      report(CommandFailure(.internalError, code: "internal", "\(error)"), json: true)
+    } catch {
+      exit(withError: error)
+    }
+    Foundation.exit(0)
+  }
+
+  static func report(_ failure: CommandFailure, json: Bool) -> Never {
+    FileHandle.standardError.write(Data((failure.render(json: json) + "\n").utf8))
+    Foundation.exit(failure.failureClass.exitCode)
   }
 }
 
@@ -97,13 +168,21 @@ struct BLASCommand: ParsableCommand {
   }
 }
 
+/// A results file, or the command's failure naming it (missing and corrupt files are input errors).
+func readResults(_ path: String) throws -> ResultsFile {
+  do { return try ResultsStore.read(path) } catch let e as any ReportableError { throw fail(e) } catch {
+    throw CommandFailure(.inputCorrupt, code: "results_corrupt", "\(path): \(error)", details: ["path": .string(path)])
+  }
+}
+
 /// Loads an experiment by catalog name or from a JSON spec file; a model given only as a checkpoint gets its
 /// shapes from the checkpoint's config.json (read here, at the edge, so the stored spec says what ran).
 func loadSpec(name: String?, file: String?) throws -> ExperimentSpec {
   var spec = try loadSpecAsWritten(name: name, file: file)
   if let dir = spec.model.checkpoint, spec.model.preset == nil, spec.model.config == nil {
-    do { spec.model.config = try Checkpoint(directory: dir).config } catch {
-      throw fail("model.checkpoint: \(error)", code: Exit.badInput)
+    do { spec.model.config = try Checkpoint(directory: dir).config } catch let e as CheckpointError {
+      throw fail(
+        e, then: "model.checkpoint names it; give a Hugging Face checkpoint directory (config.json + *.safetensors)")
     }
     if spec.model.name == nil { spec.model.name = URL(fileURLWithPath: dir).lastPathComponent }
   }
@@ -116,16 +195,18 @@ func loadSpecAsWritten(name: String?, file: String?) throws -> ExperimentSpec {
       let data = file == "-"
         ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file)
     else {
-      throw fail("cannot read spec file '\(file)'", code: Exit.badInput)
+      throw CommandFailure(
+        .inputCorrupt, code: "spec_file_unreadable", "cannot read spec file '\(file)'", details: ["path": .string(file)]
+      )
     }
-    do { return try ExperimentSpec.load(json: data, source: file) } catch {
-      throw fail(error.description, code: Exit.badInput)
-    }
+    do { return try ExperimentSpec.load(json: data, source: file) } catch { throw fail(error) }
   }
   guard let name else { throw fail("give an experiment name or --spec FILE.json", code: Exit.badInput) }
   guard let e = ExperimentCatalog.named(name) else {
     let known = ExperimentCatalog.all.map(\.spec.name).joined(separator: ", ")
-    throw fail("no experiment named '\(name)'; known: \(known) (see `edgelab list`)", code: Exit.badInput)
+    throw CommandFailure(
+      .specRefused, code: "no_such_experiment", "no experiment named '\(name)'; known: \(known) (see `edgelab list`)",
+      details: ["name": .string(name)])
   }
   return e.spec
 }
@@ -153,8 +234,9 @@ struct SpecCommand: ParsableCommand {
   }
 }
 
-struct Run: ParsableCommand {
+struct Run: ParsableCommand, ReportsErrors {
   static let configuration = CommandConfiguration(abstract: "Run an experiment and write its HDF5 results file.")
+  @OptionGroup var errorOutput: ErrorOutput
   @Argument(help: "Experiment name (see `edgelab list`).") var name: String?
   @Option(help: "Run the experiment in this JSON spec file instead (- reads standard input).") var spec: String?
   @Option(help: "Results file (default: results/<name>.h5).") var out: String?
@@ -181,12 +263,11 @@ struct Run: ParsableCommand {
     // A shard of a planned sweep (`edgelab sweep plan`): its experiment, and only its runs.
     var shard: Sharding.ShardSpec?
     if let spec, spec != "-", let data = FileManager.default.contents(atPath: spec) {
-      do { shard = try Sharding.shard(from: data) } catch { throw fail("\(spec): \(error)", code: Exit.badInput) }
+      do { shard = try Sharding.shard(from: data, path: spec) } catch { throw fail(error) }
     }
     if let shard, shard.toolkitVersion != Provenance.toolkitVersion {
       throw fail(
-        "\(spec ?? ""): planned with edgelab \(shard.toolkitVersion); this is \(Provenance.toolkitVersion): run every shard with the same build",
-        code: Exit.badInput)
+        RunnerError.shardBuild(path: spec ?? "", planned: shard.toolkitVersion, this: Provenance.toolkitVersion))
     }
     var loaded = try shard.map { $0.spec } ?? loadSpec(name: name, file: spec)
     if let emulation { loaded.emulation.mode = emulation }
@@ -205,9 +286,7 @@ struct Run: ParsableCommand {
     if dryRun {
       let runs: [RunDescriptor]
       let registry = try Lab.partitioners()
-      do { runs = try ExperimentRunner.expand(effective, partitioners: registry) } catch {
-        throw fail(error.description, code: Exit.badInput)
-      }
+      do { runs = try ExperimentRunner.expand(effective, partitioners: registry) } catch { throw fail(error) }
       var t = TextTable(header: ["RUN", "POINT", "ALGORITHM", "REP", "SEED", "PARAMETERS"], rightAligned: [0, 1, 3])
       for r in runs {
         t.append([
@@ -247,20 +326,15 @@ struct Run: ParsableCommand {
         print(Show.paperComparison(results))
       }
       if let failed = report.statusCounts[.failed], failed > 0 {
-        throw fail("\(failed) run(s) failed; see `edgelab show \(report.path)`", code: Exit.failure)
+        throw CommandFailure(
+          .runsFailed, code: "runs_failed", "\(failed) run(s) failed; see `edgelab show \(report.path)`",
+          details: ["path": .string(report.path), "failed": .number(Double(failed))])
       }
-    } catch let e as RunnerError {
-      throw fail(e.message, code: Exit.badInput)
     } catch let e as BackendError {
       switch e {
-      case .interrupted:
-        throw fail("interrupted; what finished is saved (run again with --resume)", code: Exit.interrupted)
-      case .refused: throw fail(e.description, code: Exit.badInput)
-      case .unavailable: throw fail(e.description, code: Exit.failure)
-      case .fatal: throw fail(e.description + "; what finished is saved (run again with --resume)", code: Exit.failure)
+      case .interrupted, .fatal: throw fail(e, then: "what finished is saved (run again with --resume)")
+      case .refused, .unavailable: throw fail(e)
       }
-    } catch let e as ResultsError {
-      throw fail(e.description, code: Exit.failure)
     }
   }
 }
@@ -273,7 +347,7 @@ struct Show: ParsableCommand {
   @Argument(help: "An HDF5 results file.") var file: String
   func run() throws {
     let results: ResultsFile
-    do { results = try ResultsStore.read(file) } catch { throw fail("\(error)", code: Exit.badInput) }
+    results = try readResults(file)
     let i = results.info
     print(
       "experiment \(i.experiment) · backend \(i.backend) · \(results.runs.count)/\(i.runsTotal) runs\(i.complete ? "" : " (incomplete)")"
@@ -323,7 +397,7 @@ struct Export: ParsableCommand {
     String?
   func run() throws {
     let results: ResultsFile
-    do { results = try ResultsStore.read(file) } catch { throw fail("\(error)", code: Exit.badInput) }
+    results = try readResults(file)
     // The experiment's name comes from the file: it names a directory only once made safe (no '/', no '..').
     let target = dir ?? "build/plot-data/\(Exporter.safeDirectoryName(results.info.experiment))"
     for path in try Exporter.export(results, to: target) { print(path) }
@@ -353,8 +427,9 @@ enum Lab {
   }
 }
 
-struct Partition: ParsableCommand {
+struct Partition: ParsableCommand, ReportsErrors {
   static let configuration = CommandConfiguration(abstract: "Solve a partition problem (JSON) with one algorithm.")
+  @OptionGroup var errorOutput: ErrorOutput
   @Option(help: "Partition problem JSON file.") var problem: String
   @Option(help: "Algorithm name (see `edgelab algorithms`).") var algorithm: String
   @Option(name: .customLong("param"), help: "Algorithm parameter NAME=VALUE (JSON value or plain string); repeatable.")
@@ -381,13 +456,7 @@ struct Partition: ParsableCommand {
     let plan: Plan
     let started = MonotonicClock.now()
     let registry = try Lab.partitioners()
-    do { plan = try registry.solve(p, algorithm: algorithm, parameters: parameters) } catch {
-      switch error {
-      case .infeasible: throw fail(error.description, code: Exit.infeasible)
-      case .noPlanFound: throw fail(error.description, code: Exit.failure)
-      default: throw fail("\(problem): \(error)", code: Exit.badInput)
-      }
-    }
+    do { plan = try registry.solve(p, algorithm: algorithm, parameters: parameters) } catch { throw fail(error) }
     let elapsed = MonotonicClock.now() - started
     if json {
       print(try JSONCoding.compactString(plan))
@@ -445,7 +514,7 @@ struct Trace: ParsableCommand {
 
   func run() throws {
     let results: ResultsFile
-    do { results = try ResultsStore.read(file) } catch { throw fail("\(error)", code: Exit.badInput) }
+    results = try readResults(file)
     guard
       let r = results.runs.first(where: { $0.groupName == which || String($0.index) == which })
     else {

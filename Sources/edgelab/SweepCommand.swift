@@ -126,34 +126,41 @@ struct SweepCommand: ParsableCommand {
       do {
         let r = try Sharding.merge(files, manifest: m, output: output)
         print("\(r.path): \(r.runs) runs merged from \(files.count) shards")
-      } catch { throw fail("\(error)", code: Exit.failure) }
+      } catch let e as any ReportableError { throw fail(e) }
     }
   }
 }
 
-struct MergeCommand: ParsableCommand {
+struct MergeCommand: ParsableCommand, ReportsErrors {
   static let configuration = CommandConfiguration(
     commandName: "merge",
     abstract:
-      "Merge shard results into one results file: every run of the manifest exactly once, one spec, one toolkit version."
+      "Merge shard results into one results file: every run of the manifest exactly once, one spec, one build."
   )
+  @OptionGroup var errorOutput: ErrorOutput
   @Argument(help: "The shards' results files.") var files: [String]
   @Option(help: "The merged results file.") var out: String
   @Option(help: "The sweep's manifest (default: manifest.json beside the first file).") var manifest: String?
   @Flag(help: "Write the file even with runs missing (marked incomplete, the missing runs named).") var allowPartial =
     false
+  @Flag(
+    help:
+      "Merge shards written by different builds (the file then records each shard's build in shard_builds, and its toolkit_version lists them all)."
+  )
+  var allowMixedBuilds = false
 
   func run() throws {
-    guard let first = files.first else { throw fail("give the shards' results files", code: Exit.badInput) }
+    guard let first = files.first else { throw fail(RunnerError.merge(.noFiles)) }
     let path = manifest ?? URL(fileURLWithPath: first).deletingLastPathComponent().path + "/manifest.json"
     let m: Sharding.Manifest
-    do { m = try Sharding.readManifest(path) } catch { throw fail("\(error)", code: Exit.badInput) }
+    do { m = try Sharding.readManifest(path) } catch { throw fail(error) }
     do {
-      let r = try Sharding.merge(files, manifest: m, output: out, allowPartial: allowPartial)
+      let r = try Sharding.merge(
+        files, manifest: m, output: out, allowPartial: allowPartial, allowMixedBuilds: allowMixedBuilds)
       print(
         "\(r.path): \(r.runs) of \(m.runsTotal) runs from \(files.count) files"
           + (r.missing.isEmpty ? "" : "; incomplete, \(r.missing.count) missing (named in the file's missing_runs)"))
-    } catch { throw fail("\(error)", code: Exit.badInput) }
+    } catch let e as any ReportableError { throw fail(e) }
   }
 }
 

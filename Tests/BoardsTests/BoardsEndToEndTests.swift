@@ -1,4 +1,5 @@
 import Boards
+import BuildInfo
 import DSL
 import EdgeLabCore
 import Execution
@@ -242,8 +243,8 @@ struct BoardsEndToEndTests {
       _ = try ExperimentRunner(backends: [.boards: LoopbackBackend(options: o)]).run(
         spec, options: RunOptions(outputPath: path))
       Issue.record("the run survived a dead board")
-    } catch {
-      #expect("\(error)".contains("nano1"), "\(error)")
+    } catch BackendError.fatal(.worker(let fault), _, _) {
+      #expect(fault.device == "nano1", "\(fault)")
     }
     // What finished is saved, marked incomplete.
     let file = try ResultsStore.read(path)
@@ -292,8 +293,32 @@ struct BoardsEndToEndTests {
       _ = try ExperimentRunner(backends: [.boards: LoopbackBackend(options: Self.options(work: boards.directory))])
         .run(spec, options: RunOptions(outputPath: boards.directory + "/x.h5"))
       Issue.record("ran without a board for nano1")
-    } catch {
-      #expect("\(error)".contains("no board in '\(boards.inventoryPath)' for declared device nano1"), "\(error)")
+    } catch BackendError.refused(.noBoard(let devices, let inventory, _)) {
+      #expect(devices == ["nano1"] && inventory == boards.inventoryPath)
+    }
+    #expect(boards.strays().isEmpty)
+    #expect(!boards.qdiscs(0).contains("e1ab:"))
+  }
+
+  /// A board whose `edgelab` is another build than the coordinator's is refused before anything changes on any
+  /// board, naming both builds and the command that deploys this one.
+  @Test func aBoardOfAnotherBuildIsRefused() throws {
+    let boards = try SSHBoards(count: 2, devices: ["nano0", "nano1"])
+    defer { boards.down() }
+    let other = try OtherBuild.make(in: boards.directory)
+    let text = try String(contentsOfFile: boards.inventoryPath, encoding: .utf8)
+      .replacingOccurrences(of: "\"edgelab\": \"\(Binary.path)\"", with: "\"edgelab\": \"\(other)\"")
+    let inventory = boards.directory + "/other.json"
+    try text.write(toFile: inventory, atomically: true, encoding: .utf8)
+    let spec = Self.experiment(inventory: inventory)
+    do {
+      _ = try ExperimentRunner(backends: [.boards: LoopbackBackend(options: Self.options(work: boards.directory))])
+        .run(spec, options: RunOptions(outputPath: boards.directory + "/x.h5"))
+      Issue.record("ran on a board of another build")
+    } catch BackendError.refused(.buildMismatch(let device, let ours, let theirs, let remedy)) {
+      #expect(device.hasPrefix("board b0"), "\(device)")
+      #expect(ours == BuildIdentity.current && theirs == OtherBuild.identity)
+      #expect(remedy.contains("edgelab boards deploy --inventory \(inventory)"), "\(remedy)")
     }
     #expect(boards.strays().isEmpty)
     #expect(!boards.qdiscs(0).contains("e1ab:"))

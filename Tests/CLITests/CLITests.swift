@@ -1,3 +1,4 @@
+import BuildInfo
 import Foundation
 import TestSupport
 import Testing
@@ -12,10 +13,13 @@ struct CLI {
     var stderr: String
   }
 
-  static func run(_ args: [String], directory: String? = nil) throws -> Result {
+  static func run(_ args: [String], directory: String? = nil, environment: [String: String] = [:]) throws -> Result {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: binary)
     p.arguments = args
+    if !environment.isEmpty {
+      p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+    }
     if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
     let out = Pipe()
     let err = Pipe()
@@ -31,6 +35,15 @@ struct CLI {
   }
 }
 
+extension CLI.Result {
+  /// The `--json-errors` object: the last line of standard error.
+  var failure: [String: Any]? {
+    guard let line = stderr.split(separator: "\n").last else { return nil }
+    return (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+  }
+  var failureDetails: [String: Any] { failure?["details"] as? [String: Any] ?? [:] }
+}
+
 @Suite("CLI exit codes")
 struct CLITests {
   @Test func binaryExists() {
@@ -42,7 +55,7 @@ struct CLITests {
     let list = try CLI.run(["list"])
     #expect(list.status == 0 && list.stdout.contains("quickstart"))
     let dry = try CLI.run(["run", "quickstart", "--dry-run"])
-    #expect(dry.status == 0 && dry.stdout.contains("quickstart: 20 runs on the simulated backend"))
+    #expect(dry.status == 0 && dry.stdout.contains("quickstart: 50 runs on the simulated backend"))
   }
 
   @Test func unknownExperimentIsABadInput() throws {
@@ -57,7 +70,7 @@ struct CLITests {
     #expect(spec.status == 0)
     try spec.stdout.write(toFile: dir + "/q.json", atomically: true, encoding: .utf8)
     let dry = try CLI.run(["run", "--spec", dir + "/q.json", "--dry-run"])
-    #expect(dry.status == 0 && dry.stdout.contains("20 runs"))
+    #expect(dry.status == 0 && dry.stdout.contains("50 runs"))
   }
 
   @Test func badSpecFilesNameTheField() throws {
@@ -175,10 +188,9 @@ struct CLITests {
     try spec(#"{"checkpoint": "\#(checkpoint)", "preset": "tiny"}"#).write(
       toFile: dir + "/tiny.json", atomically: true, encoding: .utf8)
     // Refused before anything ran: exit 65, and the results file at --out stays as it was.
-    let tiny = try CLI.run(["run", "--spec", dir + "/tiny.json", "--out", dir + "/own.h5", "--quiet"])
-    #expect(
-      tiny.status == 65 && tiny.stderr.contains("num_hidden_layers: 4 in the spec, 2 in the checkpoint"),
-      "\(tiny.stderr)")
+    let tiny = try CLI.run(["run", "--spec", dir + "/tiny.json", "--out", dir + "/own.h5", "--quiet", "--json-errors"])
+    #expect(tiny.status == 65 && tiny.failure?["code"] as? String == "setting_refused", "\(tiny.stderr)")
+    #expect(tiny.failureDetails["field"] as? String == "model.checkpoint", "\(tiny.stderr)")
     #expect(!tiny.stderr.contains("--resume"))
     #expect(!FileManager.default.fileExists(atPath: dir + "/archive"))
     let show = try CLI.run(["show", dir + "/own.h5"])
@@ -200,7 +212,68 @@ struct CLITests {
 
   @Test func showRejectsNonResults() throws {
     let r = try CLI.run(["show", "/etc/hostname"])
-    #expect(r.status == 65 && r.stderr.contains("/etc/hostname"))
+    #expect(r.status == 66, "\(r.stderr)")
+  }
+
+  /// `--json-errors`: one object a sweep driver reads instead of English, and the exit code of its class.
+  @Test func jsonErrorsForABadSpec() throws {
+    let dir = temporaryDirectory()
+    let invalid =
+      #"{"name": "x", "model": {"preset": "tiny"}, "devices": [{"name": "a", "preset": "jetson-orin-nano-8gb"}], "algorithms": [{"name": "even"}], "workload": {"requests": 0}}"#
+    try invalid.write(toFile: dir + "/invalid.json", atomically: true, encoding: .utf8)
+    let r = try CLI.run(["run", "--spec", dir + "/invalid.json", "--out", dir + "/x.h5", "--json-errors"])
+    #expect(r.status == 65)
+    #expect(r.failure?["class"] as? String == "spec_refused" && r.failure?["code"] as? String == "spec_invalid")
+    #expect(r.failure?["exit_code"] as? Int == 65)
+    let issues = r.failureDetails["issues"] as? [[String: Any]]
+    #expect(issues?.map { $0["field"] as? String } == ["workload.requests"], "\(r.stderr)")
+    let unknown = try CLI.run(["run", "no-such-experiment", "--json-errors"])
+    #expect(unknown.status == 65 && unknown.failure?["code"] as? String == "no_such_experiment")
+    #expect(unknown.failureDetails["name"] as? String == "no-such-experiment")
+  }
+
+  @Test func jsonErrorsForACorruptCheckpoint() throws {
+    let dir = temporaryDirectory()
+    try FileManager.default.createDirectory(atPath: dir + "/ck", withIntermediateDirectories: true)
+    try "{\"hidden_size\": ".write(toFile: dir + "/ck/config.json", atomically: true, encoding: .utf8)
+    let spec =
+      #"{"name": "ck", "model": {"checkpoint": "\#(dir)/ck"}, "devices": [{"name": "a", "preset": "jetson-orin-nano-8gb"}], "algorithms": [{"name": "even"}], "workload": {"requests": 1, "prompt_tokens": 2, "output_tokens": 2}, "backend": "loopback", "emulation": {"mode": "none"}}"#
+    try spec.write(toFile: dir + "/s.json", atomically: true, encoding: .utf8)
+    let r = try CLI.run(["run", "--spec", dir + "/s.json", "--out", dir + "/x.h5", "--json-errors"])
+    #expect(r.status == 66, "\(r.stderr)")
+    #expect(r.failure?["class"] as? String == "input_corrupt", "\(r.stderr)")
+    #expect((r.failure?["code"] as? String)?.hasPrefix("checkpoint_") == true, "\(r.stderr)")
+    #expect(r.failureDetails["file"] as? String == dir + "/ck/config.json", "\(r.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: dir + "/x.h5"))
+  }
+
+  /// A worker that dies at its first micro-batch (the failpoint ends it as a board losing power would): the run stops
+  /// naming it, what finished is saved, and the class says a device failed.
+  @Test func jsonErrorsForADeadWorker() throws {
+    let dir = temporaryDirectory()
+    let spec =
+      #"{"name": "dead", "model": {"preset": "tiny"}, "devices": [{"name": "d", "preset": "jetson-orin-nano-8gb", "count": 2}], "algorithms": [{"name": "even"}], "workload": {"requests": 2, "prompt_tokens": 3, "output_tokens": 3}, "backend": "loopback", "emulation": {"mode": "none"}}"#
+    try spec.write(toFile: dir + "/s.json", atomically: true, encoding: .utf8)
+    let r = try CLI.run(
+      ["run", "--spec", dir + "/s.json", "--out", dir + "/x.h5", "--quiet", "--json-errors"],
+      environment: ["EDGELAB_FAILPOINT": "worker-exit-on-compute:d1"])
+    #expect(r.status == 69, "\(r.stderr)")
+    #expect(r.failure?["class"] as? String == "device_failed", "\(r.stderr)")
+    #expect((r.failure?["code"] as? String)?.hasPrefix("worker_") == true, "\(r.stderr)")
+    #expect(r.failureDetails["device"] as? String == "d1", "\(r.stderr)")
+    #expect(r.failureDetails["stages"] as? [Int] == [1], "\(r.stderr)")
+  }
+
+  @Test func algorithmsMarksTheUsersOwn() throws {
+    let r = try CLI.run(["algorithms"])
+    let rows = r.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+    #expect(rows.contains { $0.first == "fastest-first" && $0.dropFirst().first == "user" }, "\(r.stdout)")
+    #expect(rows.contains { $0.first == "edgeshard-latency" && $0.dropFirst().first == "lab" }, "\(r.stdout)")
+  }
+
+  @Test func versionIsTheBuildIdentity() throws {
+    let r = try CLI.run(["--version"])
+    #expect(r.status == 0 && r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == BuildIdentity.current)
   }
 
   @Test func partitionExitCodes() throws {
@@ -219,9 +292,11 @@ struct CLITests {
         #""stages":[{"device":"d0","end_layer":1,"first_layer":0},{"device":"d1","end_layer":2,"first_layer":1}]"#))
     let infeasible = try CLI.run(["partition", "--problem", dir + "/p.json", "--algorithm", "edge-solo"])
     #expect(infeasible.status == 2)
+    // The binding constraint, in the sizes of the problem: what a user reads to change the devices.
     #expect(infeasible.stderr.contains("the model needs 1.6 kB; the source d0 offers 1.0 kB"))
-    let unknown = try CLI.run(["partition", "--problem", dir + "/p.json", "--algorithm", "magic"])
-    #expect(unknown.status == 65 && unknown.stderr.contains("unknown algorithm 'magic'"))
+    let unknown = try CLI.run(["partition", "--problem", dir + "/p.json", "--algorithm", "magic", "--json-errors"])
+    #expect(unknown.status == 65 && unknown.failure?["code"] as? String == "unknown_algorithm")
+    #expect(unknown.failureDetails["algorithm"] as? String == "magic")
     let usage = try CLI.run(["partition", "--algorithm", "even"])
     #expect(usage.status == 64)
   }

@@ -106,8 +106,9 @@ struct ProfileTests {
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let missing = dir + "/none.json"
-    #expect(throws: RunnerError.self) { try ProfileLibrary.read(missing) }
-    do { _ = try ProfileLibrary.read(missing) } catch { #expect("\(error)".contains("edgelab profile --out")) }
+    do { _ = try ProfileLibrary.read(missing) } catch RunnerError.profile(let field, let path, let problem) {
+      #expect(field == "calibration.profile" && path == missing && problem == .missing)
+    }
     let text = try String(contentsOfFile: Self.shipped, encoding: .utf8)
     let bad = dir + "/bad.json"
     try text.replacingOccurrences(of: "\"decode_bandwidth\" : \"", with: "\"decode_bandwidth\" : \"-").write(
@@ -115,8 +116,8 @@ struct ProfileTests {
     do {
       _ = try ProfileLibrary.read(bad)
       Issue.record("a negative bandwidth was accepted")
-    } catch {
-      #expect("\(error)".contains(bad) && "\(error)".contains("decode_bandwidth"))
+    } catch RunnerError.profile(_, let path, .invalid(let problems)) {
+      #expect(path == bad && problems.contains { $0.contains("decode_bandwidth") }, "\(problems)")
     }
     try "{\"format\": 3}".write(toFile: bad, atomically: true, encoding: .utf8)
     #expect(throws: RunnerError.self) { try ProfileLibrary.read(bad) }

@@ -1,4 +1,6 @@
+import BuildInfo
 import DSL
+import Execution
 import Experiments
 import Foundation
 import Metrics
@@ -91,11 +93,11 @@ struct LoopbackTests {
       Emulation(.none)
     }.spec
     let pids = Pids()
-    #expect {
+    do {
       _ = try Runs.run(spec, Runs.options(pids: pids))
-    } throws: { error in
-      let text = "\(error)"
-      return text.contains("GB of fp32 weights") && text.contains("available") && text.contains("--backend simulated")
+      Issue.record("a 70B FP32 plan was accepted on this machine")
+    } catch BackendError.refused(.hostMemory(let needed, let available, let precision)) {
+      #expect(needed > available && precision == "fp32")
     }
     #expect(pids.all.isEmpty, "no worker should start")
   }
@@ -165,10 +167,12 @@ struct LoopbackTests {
     do {
       _ = try runner.run(spec, options: RunOptions(outputPath: path))
       Issue.record("the run survived a killed worker")
-    } catch {
-      #expect("\(error)".contains("worker d1 (stage 1)"), "\(error)")
-      #expect(
-        "\(error)".contains("killed by signal 9") || "\(error)".contains("closed its control connection"), "\(error)")
+    } catch BackendError.fatal(.worker(let fault), _, _) {
+      #expect(fault.device == "d1" && fault.stages == [1], "\(fault)")
+      switch fault.kind {
+      case .exited, .connectionLost: break
+      default: Issue.record("a killed worker reported as \(fault.kind)")
+      }
     }
     let file = try ResultsStore.read(path)
     #expect(!file.info.complete)
@@ -186,11 +190,32 @@ struct LoopbackTests {
       _ = try Runs.run(
         spec, Runs.options(pids: pids, heartbeat: 4, onTokens: Runs.onFirstTokens(pids, signal: SIGSTOP, to: "d1")))
       Issue.record("the run survived a hung worker")
-    } catch {
-      #expect("\(error)".contains("worker d1 (stage 1) is not responding"), "\(error)")
+    } catch BackendError.fatal(.worker(let fault), _, _) {
+      #expect(fault.device == "d1" && fault.stages == [1] && fault.kind == .silent(seconds: 4), "\(fault)")
     }
     #expect(pids.allGone, "workers left running: \(pids.all)")
   }
+
+  /// Every process of a run must be one program: a worker binary of another build is refused at the handshake,
+  /// before any weights load, naming both builds and what to do.
+  @Test func aWorkerOfAnotherBuildIsRefused() throws {
+    let pids = Pids()
+    var options = Runs.options(pids: pids)
+    options.executable = try OtherBuild.make(in: temporaryDirectory())
+    do {
+      _ = try Runs.run(Runs.spec(devices: 2, requests: 1), options)
+      Issue.record("a worker of another build was accepted")
+    } catch BackendError.refused(.buildMismatch(let device, let ours, let theirs, let remedy)) {
+      #expect(device == "d0")
+      #expect(ours == BuildIdentity.current && theirs == OtherBuild.identity && ours != theirs)
+      #expect(remedy.contains(options.executable))
+    }
+    #expect(pids.allGone, "workers left running: \(pids.all)")
+  }
+}
+
+struct WorkerDidNotStart: Error {
+  var output: String
 }
 
 /// True the first time only.
@@ -223,7 +248,7 @@ struct WorkerRobustnessTests {
     guard worker.waitForLine(containing: "listening "),
       let line = worker.lines.last(where: { $0.hasPrefix("listening ") }),
       let ep = Endpoint(String(line.dropFirst("listening ".count)))
-    else { throw RuntimeError("worker did not start: \(worker.output)") }
+    else { throw WorkerDidNotStart(output: worker.output) }
     return (worker, ep, token)
   }
 

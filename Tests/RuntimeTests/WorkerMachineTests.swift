@@ -302,9 +302,19 @@ struct WorkerMachineTests {
           batch: pick([0, 1, 2, UInt64.max]), stage: pick([0, 1, 2, 3, UInt32.max]), prefill: g.next() % 2 == 0,
           spans: spans, values: tokens == nil ? values : [], tokens: tokens)
         let type: FrameType = pick([.activation, .tokens, .control])
-        for a in m.handle(.data(connection: 1, from: pick(["w", "x", "y", ""]), type: type, msg, now: 1)) {
+        let from = pick(["w", "x", "y", ""])
+        let actions = m.handle(.data(connection: 1, from: from, type: type, msg, now: 1))
+        // A stage this worker does not run, or a sender that does not feed it, is always refused.
+        let feeders: [UInt32: String] = [0: "w", 2: "x"]
+        if type == .activation && feeders[msg.stage] != from {
+          #expect(Machines.refusal(actions) != nil, "seed \(seed): \(msg) from \(from) was not refused")
+        }
+        for a in actions {
           switch a {
-          case .refuse(_, _, let e): #expect(!e.description.isEmpty)
+          case .refuse(_, _, let e):
+            // The refusal names what really is wrong with this message.
+            #expect(
+              Self.explains(e, msg, from: from, type: type, feeders: feeders), "seed \(seed): \(e) for \(msg)")
           case .compute(let s, let c, _):
             // What the engine gets: a stage of this worker, one id per token or hidden × tokens values,
             // positions inside the run's context.
@@ -320,6 +330,40 @@ struct WorkerMachineTests {
         }
       }
       #expect(m.phase == .serving)
+    }
+  }
+
+  /// Whether refusal `e` is true of the message: the stage, sender, sequence, position, token or payload it
+  /// names is the message's own and is wrong (for the machine of `Machines.serving`).
+  static func explains(
+    _ e: WorkerError, _ m: ActivationMessage, from: String, type: FrameType, feeders: [UInt32: String]
+  ) -> Bool {
+    let l = Machines.limits
+    let counts = m.spans.map { Int($0.count) }
+    switch e {
+    case .unexpected: return type != .activation
+    case .wrongStage(let stage, let runs):
+      return type == .activation && stage == m.stage && feeders[stage] == nil && runs == [0, 2]
+    case .wrongSender(_, let expected, let got): return got == from && expected != from
+    case .badSpans:
+      let ids = m.spans.map(\.id)
+      return m.spans.isEmpty || Set(ids).count != ids.count || (m.prefill && m.spans.count != 1)
+        || (!m.prefill && (m.spans.count > l.maxBatch || counts.contains { $0 != 1 }))
+        || (m.prefill && counts.contains { $0 < 1 || $0 > l.maxPromptTokens })
+    case .unknownSequence(let id, let n): return n == l.requests && id >= UInt64(n) && m.spans.contains { $0.id == id }
+    case .beyondContext(let id, let end, let limit):
+      return limit == l.maxContextTokens && end > UInt64(limit)
+        && m.spans.contains { $0.id == id && UInt64($0.start) + UInt64($0.count) == end }
+    case .position(let id, _, let expected, let got):
+      return Int(got) != expected && m.spans.contains { $0.id == id && $0.start == got }
+    case .payload:
+      let total = counts.reduce(0, +)
+      if type == .tokens { return m.tokens?.count != m.spans.count }
+      return m.stage == 0 ? m.tokens?.count != total : (m.tokens != nil || m.values.count != total * l.hiddenSize)
+    case .tokenOutOfRange(let t, let v):
+      return v == l.vocabSize && (t < 0 || Int(t) >= v) && m.tokens?.contains(t) == true
+    case .unknownBatch: return type == .tokens
+    case .badAssignment, .badWorkload: return false
     }
   }
 
@@ -388,5 +432,40 @@ struct ProgressMonitorTests {
     m.observe(WorkerProgress(stages: [.init(index: 2, received: 1, completed: 1)]), from: "c", at: 0)
     let why = try #require(m.verdict(at: 20, outstanding: true))
     #expect(why.contains("never reached the source (link c→a)"), "\(why)")
+  }
+}
+
+/// Liveness: silence is measured against the peers' heartbeats as well as the clock, so a loaded machine that
+/// stalls every process declares no one hung.
+@Suite("Worker liveness")
+struct LivenessTests {
+  @Test func aWorkerSilentWhilePeersBeatIsNamed() {
+    var l = Liveness()
+    l.heard(from: "d0", at: 0)
+    l.heard(from: "d1", at: 0)
+    for i in 1...30 { l.heard(from: "d0", at: Double(i) * 0.2) }
+    #expect(l.silent(at: 4.5, timeout: 4, interval: 0.2) == "d1")
+    #expect(l.silent(at: 3.9, timeout: 4, interval: 0.2) == nil)
+  }
+
+  @Test func aStalledMachineDeclaresNoOneHung() {
+    var l = Liveness()
+    l.heard(from: "d0", at: 0)
+    l.heard(from: "d1", at: 0)
+    l.heard(from: "d2", at: 0)
+    // Ten seconds pass with a few frames only: every process was starved, none stopped on its own.
+    l.heard(from: "d0", at: 9)
+    #expect(l.silent(at: 10, timeout: 4, interval: 0.2) == nil)
+  }
+
+  @Test func theLongestSilentIsNamedAndOneWorkerUsesTheClock() {
+    var l = Liveness()
+    l.heard(from: "a", at: 0)
+    l.heard(from: "b", at: 1)
+    for i in 0..<60 { l.heard(from: "c", at: 1 + Double(i) * 0.2) }
+    #expect(l.silent(at: 13, timeout: 4, interval: 0.2) == "a")
+    var one = Liveness()
+    one.heard(from: "solo", at: 0)
+    #expect(one.silent(at: 4.1, timeout: 4, interval: 0.2) == "solo")
   }
 }

@@ -1,3 +1,4 @@
+import BuildInfo
 import EdgeLabCore
 import Foundation
 import Metrics
@@ -20,6 +21,14 @@ func edgelab(_ args: [String], environment: [String: String] = [:]) -> (status: 
 @discardableResult
 func command(_ args: [String], environment: [String: String] = [:]) -> (status: Int32, out: String) {
   runCommand(args, environment: environment)
+}
+
+/// The `--json-errors` object in a command's output (its last line that is one).
+func failure(_ out: String) -> [String: Any]? {
+  for line in out.split(separator: "\n").reversed() where line.hasPrefix("{\"class\"") {
+    return (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+  }
+  return nil
 }
 
 /// Two results files hold the same runs with the same numbers (provenance and wall times aside).
@@ -62,13 +71,16 @@ struct ShardingTests {
       #expect(r.status == 0, "\(r.out)")
     }
     // Shard 1 has not run: the merge names its runs.
-    let partial = edgelab(["merge", dir + "/s/shard-0.h5", dir + "/s/shard-2.h5", "--out", dir + "/merged.h5"])
-    #expect(partial.status != 0)
+    let partial = edgelab([
+      "merge", dir + "/s/shard-0.h5", dir + "/s/shard-2.h5", "--out", dir + "/merged.h5", "--json-errors",
+    ])
+    #expect(partial.status == 66)
     let manifest = try Sharding.readManifest(dir + "/s/manifest.json")
     let ofShard1 = manifest.runNames[manifest.shards[1].runs[0]]
-    #expect(
-      partial.out.contains("missing") && partial.out.contains(ofShard1) && partial.out.contains("shards 1"),
-      "\(partial.out)")
+    let missing = failure(partial.out)
+    #expect(missing?["code"] as? String == "merge_missing_runs", "\(partial.out)")
+    let details = missing?["details"] as? [String: Any]
+    #expect((details?["runs"] as? [String])?.contains(ofShard1) == true && details?["shards"] as? [Int] == [1])
     #expect(!FileManager.default.fileExists(atPath: dir + "/merged.h5"))
     let allowed = edgelab([
       "merge", dir + "/s/shard-0.h5", dir + "/s/shard-2.h5", "--out", dir + "/partial.h5", "--allow-partial",
@@ -77,8 +89,10 @@ struct ShardingTests {
     let p = try ResultsStore.read(dir + "/partial.h5")
     #expect(!p.info.complete && p.info.extra["missing_runs"]?.contains(ofShard1) == true)
     // The same shard twice: named.
-    let twice = edgelab(["merge", dir + "/s/shard-0.h5", dir + "/s/shard-0.h5", "--out", dir + "/merged.h5"])
-    #expect(twice.status != 0 && twice.out.contains("more than once"), "\(twice.out)")
+    let twice = edgelab([
+      "merge", dir + "/s/shard-0.h5", dir + "/s/shard-0.h5", "--out", dir + "/merged.h5", "--json-errors",
+    ])
+    #expect(twice.status == 66 && failure(twice.out)?["code"] as? String == "merge_duplicate_runs", "\(twice.out)")
     // All three: the single-process file, run for run.
     #expect(edgelab(["run", "--spec", dir + "/s/shard-1.json", "--out", dir + "/s/shard-1.h5", "--quiet"]).status == 0)
     let merged = edgelab(["merge"] + (0..<3).map { dir + "/s/shard-\($0).h5" } + ["--out", dir + "/merged.h5"])
@@ -98,8 +112,47 @@ struct ShardingTests {
     try smallSweep.replacingOccurrences(of: "\"seed\": 7", with: "\"seed\": 8").write(
       toFile: dir + "/other.json", atomically: true, encoding: .utf8)
     #expect(edgelab(["run", "--spec", dir + "/other.json", "--out", dir + "/s/other.h5", "--quiet"]).status == 0)
-    let r = edgelab(["merge", dir + "/s/other.h5", "--out", dir + "/m.h5"])
-    #expect(r.status != 0 && r.out.contains("another spec"), "\(r.out)")
+    let r = edgelab(["merge", dir + "/s/other.h5", "--out", dir + "/m.h5", "--json-errors"])
+    #expect(r.status == 66 && failure(r.out)?["code"] as? String == "merge_other_spec", "\(r.out)")
+  }
+
+  /// Shards run by two builds: a shard refuses to run under another build than the one that planned it; merging
+  /// files of two builds is refused, and with --allow-mixed-builds accepted, recording each shard's build.
+  @Test func shardsOfTwoBuildsAreRefusedUnlessAllowed() throws {
+    let dir = temporaryDirectory("edgelab-sweep")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let other = try OtherBuild.make(in: dir)
+    try smallSweep.write(toFile: dir + "/spec.json", atomically: true, encoding: .utf8)
+    #expect(edgelab(["sweep", "plan", "--spec", dir + "/spec.json", "--shards", "2", "--dir", dir + "/s"]).status == 0)
+    // The other build refuses a shard this build planned, naming both builds.
+    let refused = command([
+      other, "run", "--spec", dir + "/s/shard-1.json", "--out", dir + "/s/shard-1.h5", "--quiet", "--json-errors",
+    ])
+    let why = failure(refused.out)
+    #expect(refused.status == 66 && why?["code"] as? String == "build_mismatch", "\(refused.out)")
+    let named = why?["details"] as? [String: String]
+    #expect(named?["ours"] == OtherBuild.identity && named?["theirs"] == BuildIdentity.current, "\(refused.out)")
+    // Shard 1 run by the other build (planned again by it, the same spec): the merge sees two builds.
+    #expect(
+      command([other, "sweep", "plan", "--spec", dir + "/spec.json", "--shards", "2", "--dir", dir + "/o"]).status == 0)
+    #expect(
+      command([other, "run", "--spec", dir + "/o/shard-1.json", "--out", dir + "/s/shard-1.h5", "--quiet"]).status == 0)
+    #expect(edgelab(["run", "--spec", dir + "/s/shard-0.json", "--out", dir + "/s/shard-0.h5", "--quiet"]).status == 0)
+    let shards = [dir + "/s/shard-0.h5", dir + "/s/shard-1.h5"]
+    let mixed = edgelab(["merge"] + shards + ["--out", dir + "/m.h5", "--json-errors"])
+    #expect(mixed.status == 66 && failure(mixed.out)?["code"] as? String == "mixed_builds", "\(mixed.out)")
+    let builds = (failure(mixed.out)?["details"] as? [String: Any])?["builds"] as? [String: String]
+    #expect(builds == [shards[0]: BuildIdentity.current, shards[1]: OtherBuild.identity])
+    #expect(!FileManager.default.fileExists(atPath: dir + "/m.h5"))
+    let allowed = edgelab(["merge"] + shards + ["--out", dir + "/m.h5", "--allow-mixed-builds"])
+    #expect(allowed.status == 0, "\(allowed.out)")
+    let m = try ResultsStore.read(dir + "/m.h5")
+    #expect(m.info.complete && m.runs.count == 12)
+    #expect(
+      m.info.toolkitVersion.contains(BuildIdentity.current) && m.info.toolkitVersion.contains(OtherBuild.identity))
+    let recorded = try JSONDecoder().decode(
+      [String: String].self, from: Data((m.info.extra["shard_builds"] ?? "").utf8))
+    #expect(recorded == [shards[0]: BuildIdentity.current, shards[1]: OtherBuild.identity])
   }
 
   @Test func jobsTwoGivesTheSameFileAsJobsOne() throws {

@@ -62,9 +62,11 @@ struct WireTests {
 
   @Test func handshakeAcceptsTheTokenAndNothingElse() {
     let token: [UInt8] = Array("secret-token-123".utf8)
-    var good = HandshakeServer(token: token)
+    // The welcome announces the accepting side's build, for the connecting side to compare with its own.
+    var good = HandshakeServer(token: token, build: "1961e90+0123456789ab")
     #expect(
-      good.receive(Frame(type: .hello, payload: Hello(token: token, name: "d1").encoded())) == .send(.welcome, []))
+      good.receive(Frame(type: .hello, payload: Hello(token: token, name: "d1").encoded()))
+        == .send(.welcome, Array("1961e90+0123456789ab".utf8)))
     #expect(good.state == .established(peer: "d1"))
     #expect(good.receive(Frame(type: .control, payload: [7])) == .deliver(Frame(type: .control, payload: [7])))
 
