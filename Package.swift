@@ -110,7 +110,7 @@ var package = Package(
         "EdgeLabCore", "Catalog", "Spec", "Execution", "Transport", "CLinux",
         .product(name: "Logging", package: "swift-log"),
       ]),
-    .target(name: "Boards", dependencies: ["EdgeLabCore", "Catalog", "Spec", "Execution", "Emulation"]),
+    .target(name: "Boards", dependencies: ["BuildInfo", "EdgeLabCore", "Catalog", "Spec", "Execution", "Emulation"]),
     .target(
       name: "Validation",
       dependencies: ["EdgeLabCore", "Spec", "DSL", "Pipeline", "Metrics", "Results", "Runner", "Experiments"]),

@@ -8,6 +8,7 @@ public struct FastestFirst: Partitioner {
 
   public init(parameters: inout Parameters) throws(PartitionError) {
     maxDevices = try parameters.int("max_devices", default: Int.max)  // parameters are read by name
+    if maxDevices < 1 { throw .badParameter(algorithm: Self.name, "max_devices must be at least 1") }
   }
 
   public func partition(_ p: IndexedProblem) throws(PartitionError) -> Plan {

@@ -4,7 +4,7 @@ public import Partitioning
 /// its type to the list below, and the name works in experiments (`Algorithm("fastest-first")`), in JSON specs
 /// and in `edgelab partition`; `edgelab algorithms` marks it `user`. Nothing under `Sources/` changes.
 ///
-/// A name the lab already uses is refused when `edgelab` starts. This folder depends on the `Partitioning`
+/// A name the lab already uses is refused by every command that resolves algorithms (`run`, `algorithms`, …). This folder depends on the `Partitioning`
 /// module only (its public API: docs/partitioning.md); it is also where other kinds of extension go as the
 /// lab grows them, each with its own list here.
 public enum UserAlgorithms {

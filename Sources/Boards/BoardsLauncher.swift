@@ -1,3 +1,4 @@
+import BuildInfo
 import EdgeLabCore
 import Emulation
 public import Execution
@@ -106,7 +107,7 @@ public final class BoardsLauncher: WorkerLauncher, @unchecked Sendable {
         lock.withLock { clockOffsets[b.name] = offset }
       }
       let theirs = lines.first ?? ""
-      if theirs != version {
+      if !BuildIdentity.sameBuild(theirs, version) {
         throw BoardsError(
           "board \(b.name) runs edgelab \(theirs), the coordinator \(version); copy this build's binary there (edgelab boards deploy)",
           kind: .buildMismatch(board: b.name, ours: version, theirs: theirs))

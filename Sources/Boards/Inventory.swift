@@ -1,4 +1,4 @@
-import EdgeLabCore
+public import EdgeLabCore
 import Foundation
 public import Spec
 
@@ -172,7 +172,7 @@ public struct Inventory: Codable, Hashable, Sendable {
 }
 
 /// A problem with the boards, their inventory or a command on them.
-public struct BoardsError: Error, CustomStringConvertible, Sendable {
+public struct BoardsError: Error, CustomStringConvertible, Sendable, ReportableError {
   /// What failed, as data.
   public enum Kind: Sendable, Equatable {
     /// The inventory at `path` is missing, unreadable or invalid.
@@ -193,4 +193,33 @@ public struct BoardsError: Error, CustomStringConvertible, Sendable {
     self.kind = kind
   }
   public var description: String { message }
+
+  public var failureClass: FailureClass {
+    switch kind {
+    case .inventory: .inputCorrupt
+    case .unassigned, .other: .specRefused
+    case .board, .buildMismatch: .deviceFailed
+    }
+  }
+
+  public var code: String {
+    switch kind {
+    case .inventory: "inventory_unreadable"
+    case .unassigned: "no_board"
+    case .board: "board_failed"
+    case .buildMismatch: "build_mismatch"
+    case .other: "boards_refused"
+    }
+  }
+
+  public var details: [String: JSONValue] {
+    switch kind {
+    case .inventory(let path): ["path": .string(path)]
+    case .unassigned(let devices): ["devices": .array(devices.map(JSONValue.string))]
+    case .board(let name): ["board": .string(name)]
+    case .buildMismatch(let board, let ours, let theirs):
+      ["board": .string(board), "ours": .string(ours), "theirs": .string(theirs)]
+    case .other: [:]
+    }
+  }
 }

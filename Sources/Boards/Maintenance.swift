@@ -1,3 +1,4 @@
+import BuildInfo
 public import Catalog
 import EdgeLabCore
 import Emulation
@@ -54,7 +55,7 @@ public struct BoardReport: Sendable {
     }
     if let v = fields["version"], !v.isEmpty {
       r.version = v
-      r.versionMatches = v == version
+      r.versionMatches = BuildIdentity.sameBuild(v, version)
     }
     if let m = fields["mem"].flatMap(Double.init) { r.availableBytes = m * 1024 }
     if let c = fields["clock"].flatMap(Double.init) { r.clockOffset = c - (before + after) / 2 }

@@ -10,6 +10,9 @@ public enum FailureClass: String, Codable, Sendable, CaseIterable {
   case deviceFailed = "device_failed"
   /// Writing an output failed (a full disk, a read-only directory).
   case ioFailed = "io_failed"
+  /// The operating system refused a resource: a process could not be started, a pipe or a run directory could
+  /// not be made.
+  case osError = "os_error"
   /// Someone else holds what the command needs (another run writes the same results file); try again later.
   case busy
   /// Ctrl-C or SIGTERM; what finished is saved.
@@ -28,6 +31,7 @@ public enum FailureClass: String, Codable, Sendable, CaseIterable {
     case .inputCorrupt: 66  // EX_NOINPUT
     case .deviceFailed: 69  // EX_UNAVAILABLE
     case .internalError: 70  // EX_SOFTWARE
+    case .osError: 71  // EX_OSERR
     case .ioFailed: 74  // EX_IOERR
     case .busy: 75  // EX_TEMPFAIL
     case .interrupted: 130  // 128 + SIGINT, as shells report it

@@ -186,7 +186,7 @@ public enum Fault: Error, Sendable, Equatable, CustomStringConvertible, Reportab
   }
 
   public var failureClass: FailureClass {
-    if case .system = self { return .ioFailed }
+    if case .system = self { return .osError }
     return .deviceFailed
   }
 

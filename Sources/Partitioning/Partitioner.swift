@@ -71,13 +71,7 @@ public struct Parameters: Sendable {
   /// Throws for any parameter the algorithm did not read.
   public func checkAllRead() throws(PartitionError) {
     let unknown = Set(values.keys).subtracting(read)
-    if !unknown.isEmpty {
-      let known = read.sorted()
-      throw .badParameter(
-        algorithm: algorithm,
-        "unknown parameter\(unknown.count > 1 ? "s" : "") \(unknown.sorted().map { "'\($0)'" }.joined(separator: ", ")); known: \(known.isEmpty ? "none" : known.joined(separator: ", "))"
-      )
-    }
+    if !unknown.isEmpty { throw .unknownParameters(algorithm: algorithm, unknown.sorted(), known: read.sorted()) }
   }
 }
 

@@ -1,3 +1,4 @@
+import BuildInfo
 import Catalog
 import CostModel
 public import EdgeLabCore
@@ -200,6 +201,10 @@ public struct ExperimentRunner: Sendable {
           throw RunnerError.cannotResume(e)
         }
         guard old.info.specJSON == specJSON else { throw RunnerError.resumeSpecDiffers(path: path) }
+        guard BuildIdentity.sameBuild(old.info.toolkitVersion, Provenance.toolkitVersion) else {
+          throw RunnerError.resumeBuildDiffers(
+            path: path, theirs: old.info.toolkitVersion, ours: Provenance.toolkitVersion)
+        }
         for r in old.runs where r.outcome.status == .complete || r.outcome.status == .infeasible { kept[r.key] = r }
       }
     }

@@ -14,6 +14,8 @@ public enum RunnerError: Error, CustomStringConvertible, ReportableError {
   case cannotResume(ResultsError)
   /// `--resume`: the results file holds another spec's runs.
   case resumeSpecDiffers(path: String)
+  /// `--resume`: the results file was written by another build (its runs and this build's would mix).
+  case resumeBuildDiffers(path: String, theirs: String, ours: String)
   /// `sweep plan --shards N` with N < 1.
   case shardCount(Int)
   /// A shard spec that cannot be read.
@@ -69,6 +71,8 @@ public enum RunnerError: Error, CustomStringConvertible, ReportableError {
       "cannot resume from \(e); run without --resume (the file is moved to the archive) or write elsewhere with --out"
     case .resumeSpecDiffers(let path):
       "\(path) was produced by a different spec (or --seed/--backend/--emulation override); repeat the same overrides, run without --resume, or with --out to write elsewhere"
+    case .resumeBuildDiffers(let path, let theirs, let ours):
+      "\(path) was written by edgelab \(theirs), this is \(ours): resuming would mix two programs' runs in one file; run without --resume (the file is moved to the archive), with --out to write elsewhere, or with the build that wrote it"
     case .shardCount(let n): "--shards must be at least 1 (it is \(n))"
     case .shardSpec(let path, let reason): "\(path): shard spec: \(reason)"
     case .shardBuild(let path, let planned, let this):
@@ -97,7 +101,7 @@ public enum RunnerError: Error, CustomStringConvertible, ReportableError {
   public var failureClass: FailureClass {
     switch self {
     case .spec, .noSuchRun, .resumeSpecDiffers, .shardCount: .specRefused
-    case .profile, .shardSpec, .manifest, .shardBuild: .inputCorrupt
+    case .profile, .shardSpec, .manifest, .shardBuild, .resumeBuildDiffers: .inputCorrupt
     case .cannotResume(let e): e.failureClass
     case .merge(.noFiles): .specRefused
     case .merge: .inputCorrupt
@@ -112,9 +116,10 @@ public enum RunnerError: Error, CustomStringConvertible, ReportableError {
     case .profile: "profile_unusable"
     case .cannotResume: "cannot_resume"
     case .resumeSpecDiffers: "resume_spec_differs"
+    case .resumeBuildDiffers: "resume_build_differs"
     case .shardCount: "shard_count"
     case .shardSpec: "shard_spec_unreadable"
-    case .shardBuild: "build_mismatch"
+    case .shardBuild: "shard_build_mismatch"
     case .manifest: "manifest_unreadable"
     case .merge(let p):
       switch p {
@@ -137,6 +142,8 @@ public enum RunnerError: Error, CustomStringConvertible, ReportableError {
     case .profile(let field, let path, _): ["field": .string(field), "path": .string(path)]
     case .cannotResume(let e): e.details
     case .resumeSpecDiffers(let path): ["path": .string(path)]
+    case .resumeBuildDiffers(let path, let theirs, let ours):
+      ["path": .string(path), "theirs": .string(theirs), "ours": .string(ours)]
     case .shardCount(let n): ["shards": .number(Double(n))]
     case .shardSpec(let path, _): ["path": .string(path)]
     case .shardBuild(let path, let planned, let this):

@@ -1,3 +1,4 @@
+import BuildInfo
 import EdgeLabCore
 public import Foundation
 public import Partitioning
@@ -163,7 +164,8 @@ public enum Sharding {
       throw RunnerError.merge(.otherSpec(path: path, experiment: manifest.experiment, specHash: manifest.specHash))
     }
     let builds = Dictionary(shards.map { ($0.path, $0.file.info.toolkitVersion) }, uniquingKeysWith: { a, _ in a })
-    let mixed = Set(builds.values).union([manifest.toolkitVersion]).count > 1
+    let mixed =
+      Set(builds.values.map(BuildIdentity.code)).union([BuildIdentity.code(of: manifest.toolkitVersion)]).count > 1
     if mixed && !allowMixedBuilds {
       throw RunnerError.merge(.mixedBuilds(builds: builds, planned: manifest.toolkitVersion))
     }

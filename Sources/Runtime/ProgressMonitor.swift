@@ -66,30 +66,40 @@ public struct ProgressMonitor: Sendable {
 
 /// When the coordinator last heard from each worker, and whether one has gone silent.
 ///
-/// Silence is judged against the other workers as well as the clock: a worker is silent when nothing came
-/// from it for `timeout` seconds *and*, meanwhile, the others delivered at least half the heartbeats they
-/// send in that time. A machine so loaded that every process stalls (the coordinator's readers included)
-/// therefore declares no one hung; a worker that stops while its peers go on is named. With a single worker,
-/// the clock alone decides. Of several silent workers, the one silent longest is named.
+/// Silence is judged against the other workers as well as the clock. Worker d is silent when nothing came from
+/// it for `timeout` seconds and, since its last frame, some other worker delivered at least half the heartbeats
+/// it sends in `timeout`, spread over at least half of `timeout`: a peer that kept beating while d did not. So a
+/// machine so loaded that every process stalls (the coordinator's readers included) names no one, nor does the
+/// burst of queued frames one peer's reader drains first after such a stall; a worker that stops while a peer
+/// goes on is named. When no peer can vouch (a single worker, or every worker quiet), the clock alone decides
+/// after three times `timeout`, a single worker after `timeout`. Of several silent workers, the one silent
+/// longest is named.
 struct Liveness: Sendable {
   private(set) var lastHeard: [String: Double] = [:]
-  /// Frames received from all workers, in total, and that count when each worker was last heard from.
-  private(set) var frames = 0
-  private var framesAtLastHeard: [String: Int] = [:]
+  /// The most recent arrival times of each worker's frames, oldest first (enough to judge a timeout).
+  private var arrivals: [String: [Double]] = [:]
+  static let kept = 512
 
   mutating func heard(from device: String, at now: Double) {
-    frames += 1
     lastHeard[device] = now
-    framesAtLastHeard[device] = frames
+    arrivals[device, default: []].append(now)
+    if arrivals[device]!.count > Self.kept { arrivals[device]!.removeFirst(arrivals[device]!.count - Self.kept) }
   }
 
   /// The worker silent longest, if any is silent at `now`.
   func silent(at now: Double, timeout: Double, interval: Double) -> String? {
-    let peers = lastHeard.count - 1
-    let expected = peers <= 0 ? 0 : Int((timeout / interval).rounded(.down)) * peers / 2
-    return
-      lastHeard
-      .filter { now - $0.value > timeout && frames - (framesAtLastHeard[$0.key] ?? frames) >= expected }
-      .min { ($0.value, $0.key) < ($1.value, $1.key) }?.key
+    let beats = max(1, min(Self.kept, Int((timeout / interval).rounded(.down)) / 2))
+    func silent(_ d: String, since last: Double) -> Bool {
+      let quiet = now - last
+      guard quiet > timeout else { return false }
+      if lastHeard.count == 1 || quiet > 3 * timeout { return true }
+      return arrivals.contains { peer, times in
+        guard peer != d else { return false }
+        let after = times.drop { $0 <= last }
+        guard after.count >= beats, let first = after.first, let latest = after.last else { return false }
+        return latest - first >= timeout / 2
+      }
+    }
+    return lastHeard.filter { silent($0.key, since: $0.value) }.min { ($0.value, $0.key) < ($1.value, $1.key) }?.key
   }
 }

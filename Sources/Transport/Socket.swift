@@ -281,7 +281,7 @@ public final class Connection: @unchecked Sendable {
     case .welcome:
       // The welcome carries the peer's build; one run's processes must all be this build.
       let theirs = String(decoding: reply.payload, as: UTF8.self)
-      guard theirs == build else {
+      guard BuildIdentity.sameBuild(theirs, build) else {
         c.close()
         throw TransportError(
           peer: endpoint.description,

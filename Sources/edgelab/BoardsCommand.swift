@@ -14,7 +14,7 @@ struct BoardsCommand: ParsableCommand {
     subcommands: [Check.self, Deploy.self, Clean.self, ProfileBoard.self])
 
   static func inventory(_ path: String) throws -> Inventory {
-    do { return try Inventory.load(path) } catch { throw fail(error.description, code: Exit.badInput) }
+    do { return try Inventory.load(path) } catch { throw fail(error) }
   }
 
   static func boards(_ inv: Inventory, named: [String]) throws -> [Inventory.Board] {
@@ -149,7 +149,7 @@ struct BoardsCommand: ParsableCommand {
       } catch { throw fail("\(error)", code: Exit.failure) }
       do {
         try Data(text.utf8).write(to: URL(fileURLWithPath: out), options: .atomic)
-      } catch { throw fail("cannot write \(out): \(error)", code: Exit.failure) }
+      } catch { throw fail("cannot write \(out): \(error)", code: Exit.ioFailed) }
       print("wrote \(out) (profile of board \(b.name))")
     }
   }

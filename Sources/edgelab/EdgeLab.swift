@@ -26,6 +26,8 @@ enum Exit {
   static let badInput = FailureClass.specRefused.exitCode
   /// An input file is missing, unreadable or corrupt.
   static let inputCorrupt = FailureClass.inputCorrupt.exitCode
+  /// Writing an output failed.
+  static let ioFailed = FailureClass.ioFailed.exitCode
   /// Stopped by Ctrl-C or SIGTERM (what finished is saved or removed).
   static let interrupted = FailureClass.interrupted.exitCode
 }
@@ -119,10 +121,11 @@ struct EdgeLab: ParsableCommand {
       report(failure, json: json)
     } catch let error as any ReportableError {
       report(CommandFailure(error), json: json)
-    } catch let error where json && !(error is ExitCode) && !(error is CleanExit) {
-      report(CommandFailure(.internalError, code: "internal", "\(error)"), json: true)
-    } catch {
+    } catch let error where error is ExitCode || error is CleanExit || error is ValidationError {
       exit(withError: error)
+    } catch {
+      // An error without a class is a bug: the same exit code with or without --json-errors.
+      report(CommandFailure(.internalError, code: "internal", "\(error)"), json: json)
     }
     Foundation.exit(0)
   }
@@ -265,7 +268,7 @@ struct Run: ParsableCommand, ReportsErrors {
     if let spec, spec != "-", let data = FileManager.default.contents(atPath: spec) {
       do { shard = try Sharding.shard(from: data, path: spec) } catch { throw fail(error) }
     }
-    if let shard, shard.toolkitVersion != Provenance.toolkitVersion {
+    if let shard, !BuildIdentity.sameBuild(shard.toolkitVersion, Provenance.toolkitVersion) {
       throw fail(
         RunnerError.shardBuild(path: spec ?? "", planned: shard.toolkitVersion, this: Provenance.toolkitVersion))
     }
@@ -422,7 +425,7 @@ enum Lab {
   /// - Throws: a bad-input exit when a user algorithm takes a name already registered.
   static func partitioners() throws -> PartitionerRegistry {
     do { return try PartitionerRegistry.standard.addingUser(UserAlgorithms.partitioners) } catch {
-      throw fail("algorithms/: \(error)", code: Exit.badInput)
+      throw fail(error, then: "algorithms/Registry.swift lists it")
     }
   }
 }
@@ -438,11 +441,11 @@ struct Partition: ParsableCommand, ReportsErrors {
 
   func run() throws {
     guard let data = FileManager.default.contents(atPath: problem) else {
-      throw fail("cannot read problem file '\(problem)'", code: Exit.badInput)
+      throw fail("cannot read problem file '\(problem)'", code: Exit.inputCorrupt)
     }
     let p: PartitionProblem
     do { p = try JSONCoding.decoder.decode(PartitionProblem.self, from: data) } catch {
-      throw fail("\(problem): \(JSONCoding.explain(error, in: data))", code: Exit.badInput)
+      throw fail("\(problem): \(JSONCoding.explain(error, in: data))", code: Exit.inputCorrupt)
     }
     var parameters: [String: JSONValue] = [:]
     for kv in params {
@@ -533,7 +536,7 @@ struct Trace: ParsableCommand {
       try Data(json.utf8).write(to: URL(fileURLWithPath: temporary))
       guard rename(temporary, out) == 0 else {
         unlink(temporary)
-        throw fail("cannot write \(out): \(String(cString: strerror(errno)))", code: Exit.failure)
+        throw fail("cannot write \(out): \(String(cString: strerror(errno)))", code: Exit.ioFailed)
       }
       FileHandle.standardError.write(Data("wrote \(out): \(events.count) events (open it in ui.perfetto.dev)\n".utf8))
     } else {

@@ -113,7 +113,7 @@ struct Generate: ParsableCommand {
       let rounding = arithmetic ?? (weights is GGUFWeights ? .llamaCpp : .exact)
       pipeline = try LocalPipeline(weights: weights, cuts: cutList, threads: threads, arithmetic: rounding)
     } catch let e as CheckpointError {
-      throw fail(e.description, code: Exit.badInput)
+      throw fail(e)
     } catch let e as TokenizerError {
       throw fail(e.description, code: Exit.badInput)
     }
@@ -168,7 +168,7 @@ struct Generate: ParsableCommand {
     do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
       let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
       let why = FileManager.default.fileExists(atPath: parent) ? "not writable" : "no directory \(parent)"
-      throw fail("cannot write --dump-logits file '\(path)' (\(why))", code: Exit.badInput)
+      throw fail("cannot write --dump-logits file '\(path)' (\(why))", code: Exit.ioFailed)
     }
   }
 }
@@ -207,7 +207,7 @@ struct EngineBenchCommand: ParsableCommand {
       ) {
         FileHandleStderr.write($0 + "\n")
       }
-    } catch let e as CheckpointError { throw fail(e.description, code: Exit.badInput) }
+    } catch let e as CheckpointError { throw fail(e) }
     if json {
       print(try JSONCoding.compactString(r))
       return

@@ -48,7 +48,7 @@ struct ProfileCommand: ParsableCommand {
     try data.write(to: URL(fileURLWithPath: temporary))
     guard rename(temporary, out) == 0 else {
       unlink(temporary)
-      throw fail("cannot write \(out): \(String(cString: strerror(errno)))", code: Exit.failure)
+      throw fail("cannot write \(out): \(String(cString: strerror(errno)))", code: Exit.ioFailed)
     }
     print(Self.describe(profile))
     print("wrote \(out) (\(FNV1a.label(data)))")

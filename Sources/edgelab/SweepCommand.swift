@@ -32,7 +32,7 @@ struct SweepCommand: ParsableCommand {
       let loaded = try loadSpec(name: name, file: spec)
       let m: Sharding.Manifest
       do { m = try Sharding.plan(loaded, shards: shards, directory: dir, partitioners: try Lab.partitioners()) } catch {
-        throw fail("\(error)", code: Exit.badInput)
+        throw (error as? any ReportableError).map { fail($0) } ?? fail("\(error)", code: Exit.ioFailed)
       }
       print(
         "\(dir): \(m.shards.count) shards of \(m.runsTotal) runs (\(m.shards.map { String($0.runs.count) }.joined(separator: ", ")))"
@@ -63,7 +63,7 @@ struct SweepCommand: ParsableCommand {
         m = try Sharding.plan(
           loaded, shards: shards, directory: directory, partitioners: try Lab.partitioners())
       } catch {
-        throw fail("\(error)", code: Exit.badInput)
+        throw (error as? any ReportableError).map { fail($0) } ?? fail("\(error)", code: Exit.ioFailed)
       }
       let script = directory + "/sweep.sbatch"
       var lines = [
@@ -82,7 +82,7 @@ struct SweepCommand: ParsableCommand {
       do {
         try (lines.joined(separator: "\n") + "\n").write(toFile: script, atomically: true, encoding: .utf8)
         chmod(script, 0o755)
-      } catch { throw fail("cannot write \(script): \(error)", code: Exit.failure) }
+      } catch { throw fail("cannot write \(script): \(error)", code: Exit.ioFailed) }
       print("\(script): \(m.shards.count) array tasks over \(m.runsTotal) runs; submit with: sbatch \(script)")
       guard submit else { return }
       try follow(script: script, manifest: m, directory: directory, output: out ?? "results/\(loaded.name).h5")

@@ -165,7 +165,7 @@ struct CLITests {
       "/nonexistent/x.f32",
     ])
     #expect(
-      dump.status == 65 && dump.stderr.contains("cannot write --dump-logits file '/nonexistent/x.f32'"),
+      dump.status == 74 && dump.stderr.contains("cannot write --dump-logits file '/nonexistent/x.f32'"),
       "\(dump.stderr)")
     for args in [["--prompt", "0"], ["--new", "1"], ["--repetitions", "0"]] {
       let r = try CLI.run(["bench", "engine", "--model", "tiny"] + args)

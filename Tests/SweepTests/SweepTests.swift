@@ -129,7 +129,7 @@ struct ShardingTests {
       other, "run", "--spec", dir + "/s/shard-1.json", "--out", dir + "/s/shard-1.h5", "--quiet", "--json-errors",
     ])
     let why = failure(refused.out)
-    #expect(refused.status == 66 && why?["code"] as? String == "build_mismatch", "\(refused.out)")
+    #expect(refused.status == 66 && why?["code"] as? String == "shard_build_mismatch", "\(refused.out)")
     let named = why?["details"] as? [String: String]
     #expect(named?["ours"] == OtherBuild.identity && named?["theirs"] == BuildIdentity.current, "\(refused.out)")
     // Shard 1 run by the other build (planned again by it, the same spec): the merge sees two builds.
@@ -153,6 +153,20 @@ struct ShardingTests {
     let recorded = try JSONDecoder().decode(
       [String: String].self, from: Data((m.info.extra["shard_builds"] ?? "").utf8))
     #expect(recorded == [shards[0]: BuildIdentity.current, shards[1]: OtherBuild.identity])
+  }
+
+  /// `--resume` keeps the runs of a file only when this build wrote it: another build's would mix two programs.
+  @Test func resumingAFileOfAnotherBuildIsRefused() throws {
+    let dir = temporaryDirectory("edgelab-sweep")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try smallSweep.write(toFile: dir + "/spec.json", atomically: true, encoding: .utf8)
+    #expect(edgelab(["run", "--spec", dir + "/spec.json", "--out", dir + "/r.h5", "--quiet"]).status == 0)
+    let other = try OtherBuild.make(in: dir)
+    let r = command([
+      other, "run", "--spec", dir + "/spec.json", "--out", dir + "/r.h5", "--resume", "--quiet", "--json-errors",
+    ])
+    #expect(r.status == 66 && failure(r.out)?["code"] as? String == "resume_build_differs", "\(r.out)")
+    #expect(try ResultsStore.read(dir + "/r.h5").info.toolkitVersion == BuildIdentity.current)
   }
 
   @Test func jobsTwoGivesTheSameFileAsJobsOne() throws {

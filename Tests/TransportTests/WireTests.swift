@@ -82,8 +82,8 @@ struct WireTests {
         == .reject("not an EdgeLab peer (bad magic bytes)"))
     var old = HandshakeServer(token: token)
     #expect(
-      old.receive(Frame(type: .hello, payload: Hello(version: 0, token: token, name: "x").encoded()))
-        == .reject("protocol version 0 is not supported (this build speaks 1)"))
+      old.receive(Frame(type: .hello, payload: Hello(version: 1, token: token, name: "x").encoded()))
+        == .reject(WireError.versionMismatch(1).description))
     #expect(wrong.state == .rejected)
   }
 
