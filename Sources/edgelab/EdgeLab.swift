@@ -121,7 +121,8 @@ struct EdgeLab: ParsableCommand {
       report(failure, json: json)
     } catch let error as any ReportableError {
       report(CommandFailure(error), json: json)
-    } catch let error where error is ExitCode || error is CleanExit || error is ValidationError {
+    } catch let error where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+      // Help, --version, usage and validation errors, and exit codes: ArgumentParser prints and exits.
       exit(withError: error)
     } catch {
       // An error without a class is a bug: the same exit code with or without --json-errors.

@@ -271,6 +271,16 @@ struct CLITests {
     #expect(rows.contains { $0.first == "edgeshard-latency" && $0.dropFirst().first == "lab" }, "\(r.stdout)")
   }
 
+  /// The command line's own exits go through ArgumentParser: help is a success, a bad option is usage (64).
+  @Test func helpAndUsageKeepTheirExits() throws {
+    let help = try CLI.run(["--help"])
+    #expect(help.status == 0 && help.stdout.contains("OVERVIEW"), "\(help.stderr)")
+    let sub = try CLI.run(["help", "run"])
+    #expect(sub.status == 0 && sub.stdout.contains("--json-errors"), "\(sub.stderr)")
+    let usage = try CLI.run(["run", "--bogus", "--json-errors"])
+    #expect(usage.status == 64)
+  }
+
   @Test func versionIsTheBuildIdentity() throws {
     let r = try CLI.run(["--version"])
     #expect(r.status == 0 && r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == BuildIdentity.current)
