@@ -78,18 +78,24 @@ public struct LocalPipeline: Sendable {
     self.stages = stages
   }
 
-  /// Runs a batch through every stage; returns the last stage's output.
-  public func forward(_ spans: [SequenceSpan], tokens: [Int32], allLogits: Bool = false) -> StageOutput {
+  /// Runs a batch through every stage; returns the last stage's output (`decodeArithmetic`: see
+  /// `LlamaStage.forward`).
+  public func forward(
+    _ spans: [SequenceSpan], tokens: [Int32], allLogits: Bool = false, decodeArithmetic: Bool = false
+  ) -> StageOutput {
     var input = StageInput.tokens(tokens)
     var out = StageOutput.hidden([])
     for s in stages {
-      out = s.forward(spans, input, allLogits: allLogits)
+      out = s.forward(spans, input, allLogits: allLogits, decodeArithmetic: decodeArithmetic)
       if case .hidden(let h) = out { input = .hidden(h) }
     }
     return out
   }
 
   public func release(sequence: Int) { for s in stages { s.release(sequence: sequence) } }
+
+  /// Forgets a sequence's positions from `length` on, on every stage.
+  public func truncate(sequence: Int, to length: Int) { for s in stages { s.truncate(sequence: sequence, to: length) } }
 }
 
 /// A finished generation.

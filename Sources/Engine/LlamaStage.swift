@@ -227,13 +227,29 @@ public final class LlamaStage: @unchecked Sendable {
   /// Drops a sequence's KV cache.
   public func release(sequence: Int) { caches[sequence] = nil }
 
+  /// Forgets a sequence's positions from `length` on (rejected speculative tokens): the cache then holds what a
+  /// cache that never saw them holds, byte for byte (`kvContents`).
+  public func truncate(sequence: Int, to length: Int) {
+    precondition(length >= 0, "a cache length is not negative")
+    for kv in caches[sequence] ?? [] { kv.truncate(to: length) }
+  }
+
+  /// A sequence's cached keys and values per block (each block: per KV head, positions × head_dim, keys then
+  /// values), for comparing caches.
+  public func kvContents(sequence: Int) -> [[Float]] { (caches[sequence] ?? []).map { $0.contents } }
+
   /// Runs the stage on a batch.
   ///
   /// - Parameters:
   ///   - spans: the sequences in the batch, in the order of their tokens in `input`.
   ///   - input: token ids if the stage starts at the embedding, else hidden states [Σ count × hidden].
   ///   - allLogits: on the last stage, logits for every token instead of each sequence's last.
-  public func forward(_ spans: [SequenceSpan], _ input: StageInput, allLogits: Bool = false) -> StageOutput {
+  ///   - decodeArithmetic: compute every token as a decode step computes it alone (per-row kernels, attention as
+  ///     for one token), also in spans of several tokens: a speculative verification of k tokens then gives
+  ///     exactly the numbers of k decode steps, so accepting by greedy argmax is lossless bit for bit.
+  public func forward(
+    _ spans: [SequenceSpan], _ input: StageInput, allLogits: Bool = false, decodeArithmetic: Bool = false
+  ) -> StageOutput {
     let h = config.hiddenSize
     let t = spans.reduce(0) { $0 + $1.count }
     var x = [Float](repeating: 0, count: t * h)
@@ -250,7 +266,7 @@ public final class LlamaStage: @unchecked Sendable {
       precondition(hs.count == t * h, "hidden input has \(hs.count) values, expected \(t) × \(h)")
       x = hs
     }
-    let rowwise = spans.allSatisfy { $0.count == 1 }
+    let rowwise = decodeArithmetic || spans.allSatisfy { $0.count == 1 }
     let angles = Rope.Angles(
       positions: spans.flatMap { $0.start..<($0.start + $0.count) }, headDim: config.headDim, invFreq: invFreq,
       layout: ropeLayout,
@@ -258,11 +274,14 @@ public final class LlamaStage: @unchecked Sendable {
     for (bi, slot) in blocks.enumerated() {
       switch slot {
       case .resident(_, let b):
-        blockForward(b, index: bi, spans: spans, x: &x, tokens: t, rowwise: rowwise, angles: angles)
+        blockForward(
+          b, index: bi, spans: spans, x: &x, tokens: t, rowwise: rowwise, angles: angles,
+          decodeArithmetic: decodeArithmetic)
       case .offloaded(let l, let norms):
         let matrices = store!.acquire(l)
         blockForward(
-          Block(norms: norms, matrices), index: bi, spans: spans, x: &x, tokens: t, rowwise: rowwise, angles: angles)
+          Block(norms: norms, matrices), index: bi, spans: spans, x: &x, tokens: t, rowwise: rowwise, angles: angles,
+          decodeArithmetic: decodeArithmetic)
         store!.release(l)
       }
     }
@@ -308,7 +327,7 @@ public final class LlamaStage: @unchecked Sendable {
 
   func blockForward(
     _ b: Block, index: Int, spans: [SequenceSpan], x: inout [Float], tokens t: Int, rowwise: Bool,
-    angles: Rope.Angles
+    angles: Rope.Angles, decodeArithmetic: Bool = false
   ) {
     let c = config
     let h = c.hiddenSize
@@ -385,7 +404,7 @@ public final class LlamaStage: @unchecked Sendable {
     // llama.cpp multiplies a batch of one token with ggml's vector kernel, of more with llamafile's tiles: a
     // sequence's prompt is computed as its batch, each generated token as one alone — also when decode steps of
     // several sequences share a batch here, so that a sequence's result does not depend on its neighbours.
-    var single = [Bool](repeating: false, count: t)
+    var single = [Bool](repeating: decodeArithmetic, count: t)
     offset = 0
     for s in spans {
       if s.count == 1 { single[offset] = true }
@@ -634,6 +653,28 @@ final class KVCache: @unchecked Sendable {
       }
     }
     length = max(length, start + count)
+  }
+
+  /// Forgets positions from `n` on: their bytes are zeroed, as in a cache that never held them.
+  func truncate(to n: Int) {
+    guard n < length, let keys, let values else { return }
+    for hh in 0..<heads {
+      (keys + (hh * capacity + n) * headDim).update(repeating: 0, count: (length - n) * headDim)
+      (values + (hh * capacity + n) * headDim).update(repeating: 0, count: (length - n) * headDim)
+    }
+    length = n
+  }
+
+  /// The cached positions' keys then values, per head.
+  var contents: [Float] {
+    guard let keys, let values else { return [] }
+    var out: [Float] = []
+    out.reserveCapacity(2 * heads * length * headDim)
+    for hh in 0..<heads {
+      out += UnsafeBufferPointer(start: keys + hh * capacity * headDim, count: length * headDim)
+      out += UnsafeBufferPointer(start: values + hh * capacity * headDim, count: length * headDim)
+    }
+    return out
   }
 
   func withHead<R>(_ head: Int, _ body: (UnsafePointer<Float>, UnsafePointer<Float>) -> R) -> R {

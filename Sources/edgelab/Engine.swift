@@ -3,6 +3,7 @@ import Benchmarks
 import Catalog
 import EdgeLabCore
 public import Engine
+import Execution
 import Foundation
 import Tokenizer
 
@@ -66,9 +67,25 @@ struct Generate: ParsableCommand {
   @Option(help: "Top-p (1: all).") var topP = 1.0
   @Option(help: "Sampling seed.") var seed: UInt64 = 0
   @Flag(help: "Print JSON.") var json = false
+  @Option(
+    help:
+      "Speculative decoding: verify up to this many drafted tokens in one pass (greedy; the tokens are the same as without)."
+  )
+  var speculate: Int?
+  @Option(
+    help:
+      "With --speculate, the drafter: lookup (prompt lookup, no model), or a draft model (GGUF file, checkpoint or preset) with the target's vocabulary."
+  )
+  var draft = "lookup"
 
   func validate() throws {
     guard maxNewTokens >= 1 else { throw ValidationError("--max-new-tokens must be at least 1") }
+    if let speculate {
+      guard (1...64).contains(speculate) else { throw ValidationError("--speculate takes 1…64 drafted tokens") }
+      guard temperature == 0, dumpLogits == nil else {
+        throw ValidationError("--speculate decodes greedily: leave out --temperature and --dump-logits")
+      }
+    }
     try validateThreads(threads)
     guard temperature >= 0, temperature.isFinite else {
       throw ValidationError("--temperature must be ≥ 0 (0 is greedy)")
@@ -120,6 +137,10 @@ struct Generate: ParsableCommand {
     let sampler = Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
     var stream = textTokenizer.map(StreamingDecoder.init)
     let stop = (textTokenizer != nil && !ignoreEos) ? textTokenizer!.stopTokens : []
+    if let speculate {
+      try runSpeculative(pipeline, prompt: prompt, lookahead: speculate, stop: stop, tokenizer: textTokenizer)
+      return
+    }
     let streaming = stream != nil && !json
     let g = pipeline.generate(
       prompt: prompt, maxNewTokens: maxNewTokens, sampler: sampler, recordLogits: dumpLogits != nil, stop: stop
@@ -147,6 +168,59 @@ struct Generate: ParsableCommand {
       )
     } else {
       print(g.tokens.map(String.init).joined(separator: ","))
+    }
+  }
+
+  /// Greedy generation with a drafter; prints the tokens (or text) and what speculation did.
+  func runSpeculative(
+    _ pipeline: LocalPipeline, prompt: [Int32], lookahead: Int, stop: Set<Int32>, tokenizer: Tokenizer?
+  ) throws {
+    let t0: Double
+    let tokens: [Int32]
+    let stats: SpeculationStats
+    if draft == "lookup" {
+      var drafter = PromptLookup()
+      t0 = MonotonicClock.now()
+      (tokens, stats) = pipeline.generateSpeculative(
+        prompt: prompt, maxNewTokens: maxNewTokens, lookahead: lookahead, drafter: &drafter, stop: stop)
+    } else {
+      let weights: any WeightSource
+      do { weights = try ModelSource.parse(draft, seed: syntheticSeed, dtype: dtype, storage: storage).open() } catch {
+        throw fail(error, then: "--draft names it")
+      }
+      let vocabulary = pipeline.stages[0].config.vocabSize
+      guard weights.config.vocabSize == vocabulary else {
+        throw fail(
+          "--draft \(draft) has \(weights.config.vocabSize) tokens in its vocabulary, the target \(vocabulary); a draft model must share the target's tokenizer",
+          code: Exit.badInput)
+      }
+      let rounding = arithmetic ?? (weights is GGUFWeights ? .llamaCpp : .exact)
+      let model: LocalPipeline
+      do { model = try LocalPipeline(weights: weights, threads: threads, arithmetic: rounding) } catch {
+        throw fail(error)
+      }
+      var drafter = ModelDrafter(model: model)
+      t0 = MonotonicClock.now()
+      (tokens, stats) = pipeline.generateSpeculative(
+        prompt: prompt, maxNewTokens: maxNewTokens, lookahead: lookahead, drafter: &drafter, stop: stop)
+    }
+    let seconds = MonotonicClock.now() - t0
+    let reply = tokens.filter { !stop.contains($0) }
+    if json {
+      var line = #"{"tokens": [\#(tokens.map(String.init).joined(separator: ", "))], "seconds": \#(seconds)"#
+      line += #", "verifications": \#(stats.verifications), "proposed": \#(stats.proposed.reduce(0, +))"#
+      line += #", "accepted": \#(stats.accepted.reduce(0, +))"#
+      let rate = stats.acceptanceRate
+      line += #", "acceptance_rate": \#(rate.isFinite ? String(rate) : "null")"#
+      line +=
+        #", "tokens_per_verification": \#(stats.tokensPerVerification.isFinite ? String(stats.tokensPerVerification) : "null")"#
+      if let tokenizer { line += #", "text": \#(try JSONCoding.compactString(tokenizer.decode(reply)))"# }
+      print(line + "}")
+    } else {
+      print(tokenizer.map { $0.decode(reply) } ?? tokens.map(String.init).joined(separator: ","))
+      FileHandleStderr.write(
+        "\(prompt.count) prompt tokens, \(tokens.count) generated in \(String(format: seconds, digits: 3)) s; \(stats.verifications) verifications, \(stats.accepted.reduce(0, +)) of \(stats.proposed.reduce(0, +)) drafted tokens accepted, \(String(format: stats.tokensPerVerification, digits: 2)) tokens per verification\n"
+      )
     }
   }
 

@@ -271,6 +271,19 @@ struct CLITests {
     #expect(rows.contains { $0.first == "edgeshard-latency" && $0.dropFirst().first == "lab" }, "\(r.stdout)")
   }
 
+  /// `generate --speculate` prints the tokens plain greedy decoding prints, and refuses sampling.
+  @Test func speculativeGenerationGivesTheGreedyTokens() throws {
+    let args = ["generate", "--model", "tiny", "--prompt-tokens", "5,17,3,99,42,5,17,3", "--max-new-tokens", "12"]
+    let plain = try CLI.run(args)
+    #expect(plain.status == 0, "\(plain.stderr)")
+    for draft in ["lookup", "tiny"] {
+      let spec = try CLI.run(args + ["--speculate", "4", "--draft", draft])
+      #expect(spec.status == 0 && spec.stdout == plain.stdout, "\(draft): \(spec.stdout) \(spec.stderr)")
+    }
+    #expect(try CLI.run(args + ["--speculate", "4", "--temperature", "0.7"]).status == 64)
+    #expect(try CLI.run(args + ["--speculate", "4", "--draft", "small"]).status == 65)
+  }
+
   /// The command line's own exits go through ArgumentParser: help is a success, a bad option is usage (64).
   @Test func helpAndUsageKeepTheirExits() throws {
     let help = try CLI.run(["--help"])
