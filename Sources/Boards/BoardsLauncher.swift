@@ -82,7 +82,7 @@ public final class BoardsLauncher: WorkerLauncher, @unchecked Sendable {
         throw BackendError.refused(
           .buildMismatch(
             device: "board \(board) (device \(device))", ours: ours, theirs: theirs,
-            remedy: "copy this build's binary there: edgelab boards deploy --inventory \(inventory.path)"))
+            remedy: Refusal.deployRemedy(inventory: inventory.path)))
       case .board(let name): throw BackendError.fatal(.board(name: name, reason: error.message), partial: nil)
       default: throw BackendError.unavailable(.boards, error.message)
       }

@@ -64,7 +64,6 @@ public final class ModelDrafter: Drafter {
     var common = zip(cached, context).prefix { $0 == $1 }.count
     common = min(common, context.count - 1)
     model.truncate(sequence: sequence, to: common)
-    cached = Array(context[..<common])
     var out = model.forward(
       [SequenceSpan(id: sequence, start: common, count: context.count - common)], tokens: Array(context[common...]))
     cached = context

@@ -113,6 +113,11 @@ public enum Refusal: Error, Sendable, Equatable, CustomStringConvertible, Report
   /// Declared devices that no board of the inventory can be.
   case noBoard(devices: [String], inventory: String, reason: String)
 
+  /// The remedy of a board running another build: deploying this one.
+  public static func deployRemedy(inventory: String?) -> String {
+    "copy this build to the boards: edgelab boards deploy --inventory \(inventory ?? "INVENTORY.json")"
+  }
+
   public var description: String {
     switch self {
     case .setting(let field, let reason): "\(field): \(reason)"

@@ -319,7 +319,7 @@ final class CoordinatedRun: @unchecked Sendable {
         // Every process of a run must be the same program: refuse before any weights are loaded.
         let remedy =
           targets[d]?.remote != nil
-          ? "copy this build to the board: edgelab boards deploy --inventory \(x.spec.inventory ?? "INVENTORY.json")"
+          ? Refusal.deployRemedy(inventory: x.spec.inventory)
           : "\(options.executable) is another build than this coordinator; rebuild (swift build) and run both from one build"
         throw BackendError.refused(.buildMismatch(device: d, ours: ours, theirs: theirs, remedy: remedy))
       }

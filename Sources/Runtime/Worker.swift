@@ -358,7 +358,7 @@ public final class Worker: @unchecked Sendable {
     ActivationMessage?, String, FrameType
   ) {
     guard let stage = stages[s] else { return (nil, "", .activation) }
-    Failpoint.exitOnCompute(device: assignment?.device)
+    Failpoint.exitOnCompute(device: lock.withLock { assignment?.device })
     let spans = m.spans.map { SequenceSpan(id: Int($0.id), start: Int($0.start), count: Int($0.count)) }
     let input: StageInput = m.tokens.map { .tokens($0) } ?? .hidden(m.values)
     let t0 = monotonicNanoseconds()
@@ -504,8 +504,9 @@ enum Failpoint {
   /// Read once per process: the environment does not change under a running worker.
   static let setting = ProcessInfo.processInfo.environment[variable]
 
-  static func exitOnCompute(device: String?) {
-    guard let setting, let device, setting == "worker-exit-on-compute:" + device else { return }
+  /// `device` is evaluated only when the failpoint is set: unset, the compute path pays one nil check.
+  static func exitOnCompute(device: @autoclosure () -> String?) {
+    guard let setting, let device = device(), setting == "worker-exit-on-compute:" + device else { return }
     _exit(86)
   }
 }

@@ -264,6 +264,7 @@ struct Run: ParsableCommand, ReportsErrors {
   var recordUntracked = false
 
   func run() throws {
+    let registry = try Lab.partitioners()
     // A shard of a planned sweep (`edgelab sweep plan`): its experiment, and only its runs.
     var shard: Sharding.ShardSpec?
     if let spec, spec != "-", let data = FileManager.default.contents(atPath: spec) {
@@ -289,7 +290,6 @@ struct Run: ParsableCommand, ReportsErrors {
     let effective = ExperimentRunner.applying(options, to: loaded)
     if dryRun {
       let runs: [RunDescriptor]
-      let registry = try Lab.partitioners()
       do { runs = try ExperimentRunner.expand(effective, partitioners: registry) } catch { throw fail(error) }
       var t = TextTable(header: ["RUN", "POINT", "ALGORITHM", "REP", "SEED", "PARAMETERS"], rightAligned: [0, 1, 3])
       for r in runs {
@@ -313,7 +313,7 @@ struct Run: ParsableCommand, ReportsErrors {
     }
     Interrupt.install()
     let runner = ExperimentRunner(
-      backends: Backends.all(quiet: quiet), partitioners: try Lab.partitioners(),
+      backends: Backends.all(quiet: quiet), partitioners: registry,
       progress: quiet ? SilentProgress() : StderrProgress())
     do {
       let report = try runner.run(loaded, options: options)
