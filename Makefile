@@ -5,14 +5,17 @@ SWIFT ?= swift
 NAME ?= quickstart
 EDGELAB := .build/release/edgelab
 APT_PACKAGES := pkg-config libopenblas-dev libhdf5-dev hdf5-tools gnuplot-nox iproute2 nftables ethtool openssh-client openssh-server slurm-wlm munge
+# Only the tests need these: a real headless browser opens the HTML report.
+TEST_PACKAGES := chromium
 PLOT_DATA := build/plot-data
 
-.PHONY: help deps build test lint exp figure figures list clean validate profile reproduce smollm2
+.PHONY: help deps build test lint exp report figure figures list clean validate profile reproduce smollm2
 
 help:
 	@echo "make exp NAME=<experiment>  run an experiment (release build) and render its figure (JOBS=2: in 2 processes)"
 	@echo "make test                   install what is missing, build and run the tests"
 	@echo "make lint                   formatting (swift format lint --strict) and declared imports"
+	@echo "make report NAME=<exp>      results/<exp>.html: the leaderboard as one self-contained page"
 	@echo "make figures                re-render every figure from results/*.h5 (no re-running)"
 	@echo "make validate               the simulator against real runs on this machine (docs/validation.md)"
 	@echo "make profile                measure this host into profiles/this-host.json (edgelab profile)"
@@ -29,8 +32,9 @@ build: deps
 
 # The tests run with the OpenBLAS kernels `edgelab` selects for this CPU (see `edgelab blas`).
 test: deps
+	@scripts/install-deps.sh $(TEST_PACKAGES)
 	$(SWIFT) build
-	OPENBLAS_CORETYPE=$$(.build/debug/edgelab blas --core) $(SWIFT) test
+	OPENBLAS_CORETYPE=$$(.build/debug/edgelab blas --core) EDGELAB_REQUIRE_BROWSER=1 $(SWIFT) test
 
 # The checked-in .swift-format (line length 120), strictly; and every target imports only what Package.swift
 # declares. `swift format format --in-place --recursive Sources Tests experiments algorithms Plugins Package.swift` fixes most.
@@ -53,7 +57,9 @@ $(SMOLLM2):
 
 # JOBS=N runs a simulated sweep in N processes (same results as one).
 JOBS ?= 1
-exp: build $(if $(filter demo-smollm2,$(NAME)),$(SMOLLM2))
+# Experiments that read SmolLM2's weights fetch them first (once).
+NEEDS_SMOLLM2 := demo-smollm2 collab-edge-cloud
+exp: build $(if $(filter $(NEEDS_SMOLLM2),$(NAME)),$(SMOLLM2))
 	$(EDGELAB) run $(NAME) --jobs $(JOBS)
 	@$(MAKE) --no-print-directory figure NAME=$(NAME)
 
@@ -64,6 +70,11 @@ figure:
 	$(EDGELAB) export results/$(NAME).h5 --dir $(PLOT_DATA)/$(NAME) >/dev/null && \
 	gnuplot -e "datadir='$(PLOT_DATA)/$(NAME)'; outbase='results/$(NAME)'" plots/$(NAME).gp && \
 	echo "figure: results/$(NAME).png results/$(NAME).pdf"
+
+# One self-contained HTML page for results/$(NAME).h5 (leaderboard, figures, paper comparison, provenance).
+report:
+	@if [ ! -x $(EDGELAB) ]; then $(MAKE) --no-print-directory build; fi
+	$(EDGELAB) report $(NAME)
 
 figures: deps
 	@shopt -s nullglob; found=0; for f in results/*.h5; do n=$$(basename $$f .h5); \

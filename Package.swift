@@ -21,11 +21,15 @@
 //   Runtime      worker processes (a pure state machine and its I/O shell), the coordinator, the loopback backend
 //   Emulation    emulated clusters: namespaces, tc/nft links, cgroup devices, time dilation, cleanup
 //   Results      HDF5 results files (the only importer of CHDF5), TSV export
+//   Collaboration  edge–cloud strategies as data: task files and scoring, routers, speculation's arithmetic
+//   Evaluation   both models of an edge–cloud experiment measured on its questions with the engine
 //   Runner       expands experiments into runs, builds partition problems, runs the backends it is given,
 //                writes results
+//   Report       a results file as a leaderboard (ranked text table, self-contained HTML page)
 //   Benchmarks   performance measurements behind `edgelab bench` (never timed assertions in tests)
 //   Experiments  the experiment files in experiments/ (compiled in)
-//   UserAlgorithms  a researcher's own algorithms in algorithms/ (compiled in; depends on Partitioning only)
+//   UserAlgorithms  a researcher's own algorithms and routers in algorithms/ (compiled in; depends on
+//                Partitioning and Collaboration only)
 //   edgelab      the thin command-line interface
 import PackageDescription
 
@@ -68,31 +72,41 @@ var package = Package(
     .target(name: "BuildInfo", plugins: ["BuildIdentity"]),
     .plugin(name: "BuildIdentity", capability: .buildTool()),
     .target(name: "Catalog", dependencies: ["EdgeLabCore"]),
-    .target(name: "Spec", dependencies: ["EdgeLabCore", "Catalog"]),
-    .target(name: "DSL", dependencies: ["EdgeLabCore", "Catalog", "Spec"]),
+    // Edge–cloud cooperation as pure data and functions: task files and scoring, routers, speculation's arithmetic.
+    .target(name: "Collaboration", dependencies: ["EdgeLabCore"]),
+    .target(name: "Spec", dependencies: ["EdgeLabCore", "Catalog", "Collaboration"]),
+    .target(name: "DSL", dependencies: ["EdgeLabCore", "Catalog", "Spec", "Collaboration"]),
     .target(name: "CostModel", dependencies: ["EdgeLabCore", "Catalog", "Spec"]),
     .target(name: "Pipeline", dependencies: ["EdgeLabCore"]),
     .target(name: "Partitioning", dependencies: ["EdgeLabCore", "Pipeline"]),
     .target(name: "Metrics", dependencies: ["EdgeLabCore"]),
-    .target(name: "Execution", dependencies: ["EdgeLabCore", "Catalog", "Spec", "CostModel", "Pipeline", "Metrics"]),
+    .target(
+      name: "Execution",
+      dependencies: ["EdgeLabCore", "Catalog", "Spec", "CostModel", "Pipeline", "Metrics", "Collaboration"]),
     .target(
       name: "Simulator",
       dependencies: [
-        "EdgeLabCore", "Catalog", "Spec", "CostModel", "Pipeline", "Metrics", "Execution",
+        "EdgeLabCore", "Catalog", "Spec", "CostModel", "Pipeline", "Metrics", "Execution", "Collaboration",
         .product(name: "HeapModule", package: "swift-collections"),
       ]),
     .target(name: "Results", dependencies: ["EdgeLabCore", "Metrics", "Pipeline", "CHDF5"]),
+    // A results file as a leaderboard (text, and one self-contained HTML page).
+    .target(name: "Report", dependencies: ["EdgeLabCore", "Metrics", "Results", "Runner", "Spec"]),
     .target(
       name: "Runner",
       dependencies: [
         "BuildInfo", "EdgeLabCore", "Catalog", "Spec", "CostModel", "Pipeline", "Partitioning", "Metrics", "Execution",
-        "Results",
+        "Results", "Collaboration",
       ]),
     .target(name: "Engine", dependencies: ["EdgeLabCore", "Catalog", "Pipeline", "CKernels", "COpenBLAS", "CLinux"]),
     // Text ↔ token ids (byte-level and SentencePiece BPE, chat templates), from tokenizer.json or a GGUF file.
     .target(
       name: "Tokenizer",
       dependencies: ["Catalog", "Engine", .product(name: "HeapModule", package: "swift-collections")]),
+    // Both models of an edge–cloud experiment measured on its questions for real (accuracy, agreement).
+    .target(
+      name: "Evaluation",
+      dependencies: ["EdgeLabCore", "Catalog", "Spec", "Collaboration", "Engine", "Execution", "Tokenizer"]),
     .target(
       name: "Transport",
       dependencies: ["EdgeLabCore", "BuildInfo", .product(name: "SystemPackage", package: "swift-system")]),
@@ -126,20 +140,21 @@ var package = Package(
       name: "Experiments", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL"], path: "experiments",
       exclude: ["prompts"]),
     // A researcher's extensions, outside Sources/: one file per algorithm and one list (algorithms/Registry.swift).
-    .target(name: "UserAlgorithms", dependencies: ["Partitioning"], path: "algorithms"),
+    .target(name: "UserAlgorithms", dependencies: ["Partitioning", "Collaboration"], path: "algorithms"),
     .executableTarget(
       name: "edgelab",
       dependencies: [
         "EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Pipeline", "Partitioning", "Metrics", "Execution",
         "Results",
         "Runner", "Simulator", "Experiments", "Benchmarks", "Engine", "Runtime", "Transport", "Emulation",
-        "Profiling", "Validation", "Boards", "Tokenizer", "UserAlgorithms", "BuildInfo",
-        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "Profiling", "Validation", "Boards", "Tokenizer", "UserAlgorithms", "BuildInfo", "Collaboration", "Evaluation",
+        "Report", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
 
     .target(name: "TestSupport", dependencies: ["CLinux", "BuildInfo"], path: "Tests/TestSupport"),
     .testTarget(name: "EdgeLabCoreTests", dependencies: ["EdgeLabCore", "TestSupport"]),
+    .testTarget(name: "CollaborationTests", dependencies: ["EdgeLabCore", "Collaboration", "TestSupport"]),
     .testTarget(
       name: "SpecTests", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL", "Experiments", "TestSupport"]),
     .testTarget(
@@ -160,18 +175,24 @@ var package = Package(
       name: "SimulatorTests",
       dependencies: [
         "EdgeLabCore", "Spec", "DSL", "Catalog", "CostModel", "Pipeline", "Metrics", "Execution", "Simulator",
-        "TestSupport",
+        "Collaboration", "TestSupport",
       ]),
+    .testTarget(name: "ReportTests", dependencies: ["EdgeLabCore", "Metrics", "Report", "Results"]),
     .testTarget(name: "ResultsTests", dependencies: ["EdgeLabCore", "Metrics", "Pipeline", "Results", "TestSupport"]),
     .testTarget(
       name: "RunnerTests",
       dependencies: [
         "EdgeLabCore", "Spec", "DSL", "Catalog", "Metrics", "Pipeline", "Partitioning", "Execution", "Runner",
-        "Simulator", "Results", "Experiments", "UserAlgorithms", "TestSupport",
+        "Simulator", "Results", "Experiments", "UserAlgorithms", "Collaboration", "TestSupport",
       ]),
     .testTarget(
       name: "EngineTests", dependencies: ["EdgeLabCore", "Catalog", "Pipeline", "Engine", "TestSupport"],
       resources: [.copy("Fixtures")]),
+    .testTarget(
+      name: "EvaluationTests",
+      dependencies: [
+        "EdgeLabCore", "Spec", "DSL", "Collaboration", "Engine", "Tokenizer", "Evaluation", "TestSupport",
+      ]),
     .testTarget(
       name: "TokenizerTests", dependencies: ["Engine", "Tokenizer", "TestSupport"], resources: [.copy("Fixtures")]),
     .testTarget(

@@ -15,6 +15,8 @@ public enum ExperimentCatalog {
     demo3xOrinNano,
     demoSmolLM2,
     emulatedOrinNano,
+    collabEdgeCloud,
+    specRTTCrossover,
   ]
 
   public static func named(_ name: String) -> Experiment? { all.first { $0.spec.name == name } }

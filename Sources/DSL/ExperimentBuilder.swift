@@ -24,6 +24,8 @@ public enum ExperimentPart: Hashable, Sendable {
   case emulation(EmulationOptions)
   case paper(PaperNumber)
   case inventory(String)
+  case collaboration(CollaborationSpec)
+  case strategy(StrategyChoice)
 }
 
 /// Anything that can appear in an experiment block.
@@ -96,6 +98,8 @@ extension ExperimentSpec {
     case .emulation(let e): emulation = e
     case .paper(let n): paper.append(n)
     case .inventory(let i): inventory = i
+    case .collaboration(let c): collaboration = c
+    case .strategy(let s): strategies.append(s)
     }
   }
 }

@@ -1,3 +1,5 @@
+public import Catalog
+
 /// Speculative decoding on one machine: a drafter proposes up to k tokens, the target verifies them in one
 /// forward pass of k + 1 tokens, keeps the longest prefix that equals its own greedy choice plus its own next
 /// token, and forgets the rest of its KV cache.
@@ -76,6 +78,23 @@ public final class ModelDrafter: Drafter {
       cached.append(next)
     }
     return proposal
+  }
+}
+
+extension LocalPipeline {
+  /// A self-speculative draft (LayerSkip's early exit): the model's embedding and first `blocks` decoder blocks,
+  /// then its final norm and head.
+  public static func earlyExit(
+    weights: any WeightSource, blocks: Int, threads: Int = 1, arithmetic: Arithmetic = .exact
+  ) throws(CheckpointError) -> LocalPipeline {
+    let n = weights.config.numHiddenLayers
+    guard blocks >= 1 && blocks < n else {
+      throw CheckpointError(
+        .badConfig, file: "(early exit)", "keep 1…\(n - 1) of the model's \(n) blocks, not \(blocks)")
+    }
+    let body = try LlamaStage(weights: weights, layers: 0..<(blocks + 1), threads: threads, arithmetic: arithmetic)
+    let head = try LlamaStage(weights: weights, layers: (n + 1)..<(n + 2), threads: threads, arithmetic: arithmetic)
+    return LocalPipeline(stages: [body, head])
   }
 }
 

@@ -20,11 +20,15 @@ public struct RunJob: Sendable {
   public var label: String
   /// Polled by backends that run long: the user asked to stop (Ctrl-C).
   public var cancellation: Cancellation
+  /// Edge–cloud runs: the edge model, both models' measured answers and the strategy.
+  public var collaboration: CollaborationJob?
 
   public init(
     experiment: ResolvedExperiment, plan: Plan, requests: [RequestPlan], seed: UInt64,
-    timeModel: any LayerTimeModel, label: String = "", cancellation: Cancellation = .never
+    timeModel: any LayerTimeModel, label: String = "", cancellation: Cancellation = .never,
+    collaboration: CollaborationJob? = nil
   ) {
+    self.collaboration = collaboration
     self.experiment = experiment
     self.plan = plan
     self.requests = requests

@@ -131,6 +131,8 @@ public struct RunOutcome: Hashable, Sendable, Codable {
   /// The tokens each request generated (request id → ids), from backends that run the model; not stored in
   /// results files.
   public var generated: [Int: [Int32]]?
+  /// Edge–cloud runs: how each query was served and whether its answer was right.
+  public var queries: [QueryRecord]?
 
   public init(
     status: RunStatus, message: String? = nil, requests: [RequestRecord] = [], links: [LinkRecord] = [],

@@ -24,6 +24,8 @@ public struct RunSummary: Hashable, Sendable, Codable {
   public var sloAttainment: Double
   public var goodputRequestsPerSecond: Double
   public var goodputTokensPerSecond: Double
+  /// Accuracy, edge ratio, tokens and bytes on each side, speculation's acceptance (NaN without queries).
+  public var collaboration: CollaborationSummary
 
   public struct Distribution: Hashable, Sendable, Codable {
     public var mean: Double
@@ -65,6 +67,7 @@ public struct RunSummary: Hashable, Sendable, Codable {
   }
 
   public init(_ outcome: RunOutcome) {
+    collaboration = CollaborationSummary(outcome.queries)
     let done = outcome.requests.filter(\.isComplete)
     requestsCompleted = done.count
     requestsTotal = outcome.requests.count
@@ -120,6 +123,6 @@ public struct RunSummary: Hashable, Sendable, Codable {
       ("offered_load_tokens_per_s", offeredLoadTokensPerSecond), ("slo_attainment", sloAttainment),
       ("goodput_requests_per_s", goodputRequestsPerSecond), ("goodput_tokens_per_s", goodputTokensPerSecond),
     ]
-    return out
+    return out + collaboration.scalars
   }
 }

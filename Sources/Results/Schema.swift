@@ -173,6 +173,39 @@ enum Schema {
           .double("compute_s", ds.map(\.computeSeconds)), .double("transfer_s", ds.map(\.transferSeconds)),
           .double("load_stall_s", ds.map(\.loadStallSeconds)), .double("idle_s", ds.map(\.idleSeconds)),
         ]))
+    if let qs = r.outcome.queries {
+      g.tables.append(
+        Table(
+          name: "queries",
+          columns: [
+            .int("request_id", qs.map { Int64($0.id) }), .string("served_by", qs.map(\.servedBy.rawValue)),
+            .int("correct", qs.map { $0.correct.map { $0 ? 1 : 0 } ?? -1 }),
+            .int("edge_prompt_tokens", qs.map { Int64($0.edgePromptTokens) }),
+            .int("edge_completion_tokens", qs.map { Int64($0.edgeCompletionTokens) }),
+            .int("cloud_prompt_tokens", qs.map { Int64($0.cloudPromptTokens) }),
+            .int("cloud_completion_tokens", qs.map { Int64($0.cloudCompletionTokens) }),
+            .double("bytes_to_cloud", qs.map(\.bytesToCloud)), .double("bytes_from_cloud", qs.map(\.bytesFromCloud)),
+          ]))
+      var rid: [Int64] = []
+      var vix: [Int64] = []
+      var proposed: [Int64] = []
+      var accepted: [Int64] = []
+      for q in qs {
+        for (k, (p, a)) in zip(q.proposed, q.accepted).enumerated() {
+          rid.append(Int64(q.id))
+          vix.append(Int64(k))
+          proposed.append(Int64(p))
+          accepted.append(Int64(a))
+        }
+      }
+      g.tables.append(
+        Table(
+          name: "verifications",
+          columns: [
+            .int("request_id", rid), .int("verification", vix), .int("proposed", proposed),
+            .int("accepted", accepted),
+          ]))
+    }
     if let ev = r.outcome.events {
       g.tables.append(
         Table(
@@ -322,12 +355,40 @@ enum Schema {
       }
       events = ev
     }
+    var queries: [QueryRecord]?
+    if let t = g.table("queries") {
+      var qs: [QueryRecord] = []
+      var index: [Int: Int] = [:]
+      for r in 0..<t.rowCount {
+        func i(_ c: String) -> Int { whole(t.column(c)?.double(r)) }
+        let id = i("request_id")
+        index[id] = qs.count
+        qs.append(
+          QueryRecord(
+            id: id, servedBy: QueryRecord.Server(rawValue: t.column("served_by")?.text(r) ?? "") ?? .cloud,
+            correct: i("correct") < 0 ? nil : i("correct") == 1, edgePromptTokens: i("edge_prompt_tokens"),
+            edgeCompletionTokens: i("edge_completion_tokens"), cloudPromptTokens: i("cloud_prompt_tokens"),
+            cloudCompletionTokens: i("cloud_completion_tokens"),
+            bytesToCloud: t.column("bytes_to_cloud")?.double(r) ?? 0,
+            bytesFromCloud: t.column("bytes_from_cloud")?.double(r) ?? 0))
+      }
+      if let v = g.table("verifications") {
+        for r in 0..<v.rowCount {
+          func i(_ c: String) -> Int { whole(v.column(c)?.double(r), otherwise: -1) }
+          guard let k = index[i("request_id")] else { continue }
+          qs[k].proposed.append(max(0, i("proposed")))
+          qs[k].accepted.append(max(0, i("accepted")))
+        }
+      }
+      queries = qs
+    }
     let message = str("message")
     var outcome = RunOutcome(
       status: RunStatus(rawValue: str("status")) ?? .failed, message: message.isEmpty ? nil : message,
       requests: requests,
       links: links, devices: devices, stages: stages, wallSeconds: a["wall_s"]?.doubleValue ?? 0, facts: facts)
     outcome.events = events
+    outcome.queries = queries
     return RunRecord(
       index: int("index"), point: int("point"), algorithm: str("algorithm"), label: str("label"),
       repetition: int("repetition"), seed: UInt64(bitPattern: Int64(int("seed"))), key: str("key"), parameters: params,

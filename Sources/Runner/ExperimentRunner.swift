@@ -1,5 +1,6 @@
 import BuildInfo
 import Catalog
+public import Collaboration
 import CostModel
 public import EdgeLabCore
 public import Execution
@@ -47,6 +48,8 @@ public struct RunOptions: Sendable {
   public var parallelRuns = 1
   /// Tokenizes the prompts of workloads that name a prompt file, and decodes what real runs generate (printed).
   public var promptEncoder: (any PromptEncoder)?
+  /// Measures the edge and target models on the questions of experiments with `collaboration`.
+  public var taskEvaluator: (any TaskEvaluator)?
 
   public init(
     outputPath: String? = nil, seed: UInt64? = nil, backend: BackendKind? = nil, resume: Bool = false,
@@ -87,11 +90,15 @@ struct StopSweep: Error {
 public struct ExperimentRunner: Sendable {
   public var backends: [BackendKind: any ExecutionBackend]
   public var partitioners: PartitionerRegistry
+  /// The routers strategies may name.
+  public var routers: RouterRegistry = .standard
   public var progress: any ProgressSink
   /// Host profiles the experiments name, read once.
   public var profiles = ProfileLibrary()
   /// Workload prompts, tokenized once.
   let promptCache = PromptCache()
+  /// Both models measured on an experiment's questions, once per model, edge model and task set.
+  let evaluations = EvaluationCache()
 
   public init(
     backends: [BackendKind: any ExecutionBackend], partitioners: PartitionerRegistry = .standard,
@@ -113,11 +120,18 @@ public struct ExperimentRunner: Sendable {
 
   /// Every run of the experiment, after checking that every algorithm accepts its parameters (an unknown or
   /// bad parameter is an error in the spec, found before anything runs, not a failed run).
-  public static func expand(_ spec: ExperimentSpec, partitioners: PartitionerRegistry = .standard) throws(SpecError)
-    -> [RunDescriptor]
-  {
+  public static func expand(
+    _ spec: ExperimentSpec, partitioners: PartitionerRegistry = .standard, routers: RouterRegistry = .standard
+  ) throws(SpecError) -> [RunDescriptor] {
     let runs = try spec.expand(knownAlgorithms: Set(partitioners.names))
     var issues: [SpecError.Issue] = []
+    var checkedRouters: Set<RouterChoice> = []
+    for run in runs {
+      guard let s = run.strategy, let r = s.route?.router, checkedRouters.insert(r).inserted else { continue }
+      do { _ = try routers.make(r.name, parameters: r.parameters) } catch {
+        issues.append(.init(field: "strategies[\(s.name)].route.router", message: error.description))
+      }
+    }
     var checked: Set<AlgorithmChoice> = []
     for run in runs where checked.insert(run.algorithm).inserted {
       do { _ = try partitioners.make(run.algorithm.name, parameters: run.algorithm.parameters) } catch {
@@ -161,7 +175,9 @@ public struct ExperimentRunner: Sendable {
   public func run(_ original: ExperimentSpec, options: RunOptions = RunOptions()) throws -> RunReport {
     let spec = Self.applying(options, to: original)
     var runs: [RunDescriptor]
-    do { runs = try Self.expand(spec, partitioners: partitioners) } catch { throw RunnerError.spec(error) }
+    do { runs = try Self.expand(spec, partitioners: partitioners, routers: routers) } catch {
+      throw RunnerError.spec(error)
+    }
     if let only = options.only {
       if let bad = only.first(where: { $0 < 0 || $0 >= runs.count }) {
         throw RunnerError.noSuchRun(bad, count: runs.count)
@@ -174,6 +190,13 @@ public struct ExperimentRunner: Sendable {
         kind,
         "this runner has no '\(kind.rawValue)' backend; it has "
           + backends.keys.map { "'\($0.rawValue)'" }.sorted().joined(separator: " and "))
+    }
+    // Both models are measured on the questions before any run (once per model, edge model and task set).
+    for point in Set(runs.map(\.point.index)).sorted() {
+      guard let x = runs.first(where: { $0.point.index == point })?.point.experiment,
+        x.spec.collaboration?.tasks != nil
+      else { continue }
+      _ = try evaluation(x, evaluator: options.taskEvaluator)
     }
     // Every profile the sweep names is read and checked before anything runs; the file records which produced
     // the numbers (each run records its own, as a sweep may vary the calibration).
@@ -392,20 +415,53 @@ public struct ExperimentRunner: Sendable {
       let n = run.point.experiment.spec.workload.requests
       run.point.experiment.spec.workload.promptTokens = .choice((0..<n).map { prompts[$0 % prompts.count].count })
     }
+    // Measured answers size the workload: one request per question.
+    var evaluation: TaskEvaluation?
+    if run.point.experiment.spec.collaboration?.tasks != nil {
+      do {
+        let e = try self.evaluation(run.point.experiment, evaluator: nil)
+        evaluation = e
+        Self.sizeWorkload(&run.point.experiment.spec.workload, for: e)
+      } catch {
+        return makeRecord(run, plan: nil, outcome: RunOutcome(status: .failed, message: "\(error)"))
+      }
+    }
     let x = run.point.experiment
     let builder = ProblemBuilder(timeModel: try profiles.timeModel(for: x))
-    let (_, result) = Self.plan(run, builder: builder, partitioners: partitioners)
+    // A strategy's target model is placed on the devices other than the edge device.
+    var planned = run
+    if run.strategy != nil, let edge = x.spec.collaboration?.edge {
+      planned.point.experiment = x.without(device: edge)
+    }
+    let (_, result) = Self.plan(planned, builder: builder, partitioners: partitioners)
     switch result {
     case .failure(let error):
       if case .infeasible(let why) = error { return makeRecord(run, plan: nil, outcome: .infeasible(why)) }
       return makeRecord(run, plan: nil, outcome: RunOutcome(status: .failed, message: error.description))
     case .success(let plan):
-      let requests = x.spec.workload.materialize(seed: run.seed, vocabularySize: x.model.vocabSize, prompts: prompts)
+      var requests = x.spec.workload.materialize(
+        seed: run.seed, vocabularySize: x.model.vocabSize, prompts: prompts)
+      var collaboration: CollaborationJob?
+      if let c = x.spec.collaboration {
+        let e =
+          evaluation
+          ?? TaskEvaluation.unmeasured(
+            requests.map { ($0.id, $0.promptLength, $0.outputLength) },
+            edgeModel: c.edgeModel.displayName, cloudModel: x.spec.model.displayName)
+        if evaluation != nil { Self.assign(&requests, e) }
+        evaluation = e
+        do { collaboration = try collaborationJob(run, evaluation: e) } catch {
+          return makeRecord(run, plan: plan, outcome: RunOutcome(status: .failed, message: "\(error)"))
+        }
+      }
       let job = RunJob(
         experiment: x, plan: plan, requests: requests, seed: run.seed, timeModel: builder.timeModel,
-        label: Self.describe(run), cancellation: cancellation)
+        label: Self.describe(run), cancellation: cancellation, collaboration: collaboration)
       do {
         var outcome = try backend.execute(job)
+        if let evaluation, let c = collaboration {
+          Self.recordCollaboration(&outcome, evaluation: evaluation, job: c, plan: plan)
+        }
         outcome.facts["cost_model"] = .string(builder.timeModel.provenance)
         if let slo = x.spec.workload.slo {
           if let t = slo.ttft { outcome.facts["slo_ttft_s"] = .number(t.value) }

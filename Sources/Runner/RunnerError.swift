@@ -26,6 +26,8 @@ public enum RunnerError: Error, CustomStringConvertible, ReportableError {
   case manifest(path: String, reason: String)
   /// Shard results that cannot be merged.
   case merge(MergeProblem)
+  /// An experiment with `collaboration` run without a way to measure its models (the command line gives one).
+  case noEvaluator(experiment: String)
   /// A bug in the runner.
   case internalError(String)
 
@@ -94,13 +96,15 @@ public enum RunnerError: Error, CustomStringConvertible, ReportableError {
       case .missing(let runs, let shards):
         "merge: \(runs.count) run(s) missing: \(runs.prefix(20).joined(separator: ", "))\(runs.count > 20 ? ", …" : "") (shards \(shards.map(String.init).joined(separator: ", "))); run those shards (again) and merge, or merge with --allow-partial"
       }
+    case .noEvaluator(let name):
+      "experiment '\(name)' measures its edge and target models on its questions before running; run it with `edgelab run`, which can run the models"
     case .internalError(let why): "internal error: \(why)"
     }
   }
 
   public var failureClass: FailureClass {
     switch self {
-    case .spec, .noSuchRun, .resumeSpecDiffers, .shardCount: .specRefused
+    case .spec, .noSuchRun, .resumeSpecDiffers, .shardCount, .noEvaluator: .specRefused
     case .profile, .shardSpec, .manifest, .shardBuild, .resumeBuildDiffers: .inputCorrupt
     case .cannotResume(let e): e.failureClass
     case .merge(.noFiles): .specRefused
@@ -131,6 +135,7 @@ public enum RunnerError: Error, CustomStringConvertible, ReportableError {
       case .stray: "merge_stray_run"
       case .missing: "merge_missing_runs"
       }
+    case .noEvaluator: "no_evaluator"
     case .internalError: "internal"
     }
   }
@@ -162,6 +167,7 @@ public enum RunnerError: Error, CustomStringConvertible, ReportableError {
       case .missing(let runs, let shards):
         ["runs": .array(runs.map(JSONValue.string)), "shards": .array(shards.map { .number(Double($0)) })]
       }
+    case .noEvaluator(let name): ["experiment": .string(name)]
     case .internalError: [:]
     }
   }

@@ -71,7 +71,13 @@ public struct SimulatedBackend: ExecutionBackend {
 
   public func execute(_ job: RunJob) throws -> RunOutcome {
     let started = MonotonicClock.now()
-    var outcome = Simulator.run(SimulationInput(job))
+    var outcome: RunOutcome
+    if let c = job.collaboration, !c.isSplit {
+      var cooperation = Cooperation(job, c)
+      outcome = cooperation.run()
+    } else {
+      outcome = Simulator.run(SimulationInput(job))
+    }
     outcome.wallSeconds = MonotonicClock.now() - started
     if outcome.status == .incomplete && job.cancellation.isRequested {
       throw BackendError.interrupted(partial: outcome)
@@ -380,13 +386,7 @@ struct Simulation {
       start = max(start, segmentFree[g])
       cap = min(cap, input.experiment.segments[g].bandwidth.bytesPerSecond)
     }
-    let loss = link.spec.loss
-    var duration = transmitTime(bytes: wire, start: start, link: link, cap: cap) / (1 - loss)
-    if loss > 0 && link.spec.latency.value > 0 {
-      let mathis =
-        WireModel.segmentPayloadBytes * (1.5).squareRoot() / (2 * link.spec.latency.value * loss.squareRoot())
-      duration = max(duration, wire / mathis)
-    }
+    let duration = Self.sendingSeconds(wire: wire, start: start, link: link, cap: cap)
     let end = start + duration
     interfaceFree[a] = end
     for g in linkSegments[li] { segmentFree[g] = end }
@@ -410,8 +410,21 @@ struct Simulation {
     return delivery
   }
 
+  /// Seconds a message of `wire` bytes occupies a link from `start`: its bandwidth (trace) capped at `cap`, the
+  /// lost segments sent again, and TCP's steady-state bound under loss.
+  static func sendingSeconds(wire: Double, start: Double, link: ResolvedLink, cap: Double = .infinity) -> Double {
+    let loss = link.spec.loss
+    var duration = transmitTime(bytes: wire, start: start, link: link, cap: cap) / (1 - loss)
+    if loss > 0 && link.spec.latency.value > 0 {
+      let mathis =
+        WireModel.segmentPayloadBytes * (1.5).squareRoot() / (2 * link.spec.latency.value * loss.squareRoot())
+      duration = max(duration, wire / mathis)
+    }
+    return duration
+  }
+
   /// Seconds to push `bytes` through a link starting at `start`, following its bandwidth trace.
-  func transmitTime(bytes: Double, start: Double, link: ResolvedLink, cap: Double = .infinity) -> Double {
+  static func transmitTime(bytes: Double, start: Double, link: ResolvedLink, cap: Double = .infinity) -> Double {
     guard let trace = link.trace else { return bytes / min(cap, link.spec.bandwidth.bytesPerSecond) }
     var remaining = bytes
     var t = start

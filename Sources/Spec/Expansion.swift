@@ -18,7 +18,11 @@ public struct RunDescriptor: Sendable {
   public var index: Int
   public var point: SweepPoint
   public var algorithmIndex: Int
+  /// The partition algorithm: the run's own, or the one that places a strategy's target model (labelled with the
+  /// strategy's name).
   public var algorithm: AlgorithmChoice
+  /// The cooperation strategy this run compares, if it is one (`algorithmIndex` counts on after the algorithms).
+  public var strategy: StrategyChoice? = nil
   public var repetition: Int
   /// Seed of this run's workload and randomness. Derived from the experiment seed and the repetition only, so
   /// every algorithm and sweep point of one repetition sees the same requests.
@@ -120,8 +124,9 @@ extension ExperimentSpec {
     let points = try expandPoints(knownAlgorithms: knownAlgorithms)
     var total = 0
     for p in points {
-      let (n, overflow) = p.experiment.spec.algorithms.count.multipliedReportingOverflow(
-        by: p.experiment.spec.repetitions)
+      let (n, overflow) = (p.experiment.spec.algorithms.count + p.experiment.spec.strategies.count)
+        .multipliedReportingOverflow(
+          by: p.experiment.spec.repetitions)
       total = total.addingReportingOverflow(n).partialValue
       if overflow || total > SpecLimits.runs {
         throw SpecError(
@@ -139,6 +144,17 @@ extension ExperimentSpec {
             RunDescriptor(
               index: runs.count, point: p, algorithmIndex: ai, algorithm: a, repetition: rep,
               seed: Self.runSeed(seed, repetition: rep)))
+        }
+      }
+      let first = p.experiment.spec.algorithms.count
+      for (si, s) in p.experiment.spec.strategies.enumerated() {
+        guard var target = s.target else { continue }
+        target.label = s.name
+        for rep in 0..<p.experiment.spec.repetitions {
+          runs.append(
+            RunDescriptor(
+              index: runs.count, point: p, algorithmIndex: first + si, algorithm: target, strategy: s,
+              repetition: rep, seed: Self.runSeed(seed, repetition: rep)))
         }
       }
     }

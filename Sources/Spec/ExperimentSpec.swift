@@ -30,6 +30,10 @@ public struct ExperimentSpec: Codable, Hashable, Sendable {
   /// The boards inventory (JSON: each board's SSH address, user, key, the device it stands for) that the
   /// `boards` backend runs on; a path relative to the working directory.
   public var inventory: String?
+  /// Edge–cloud cooperation beyond splitting: the edge device and model, and the questions (with `strategies`).
+  public var collaboration: CollaborationSpec?
+  /// Ways of cooperating compared beside `algorithms`: speculative decoding and query routing.
+  public var strategies: [StrategyChoice] = []
 
   public init(
     name: String, summary: String = "", model: ModelChoice, devices: [DeviceGroup], source: String? = nil,
@@ -59,7 +63,7 @@ public struct ExperimentSpec: Codable, Hashable, Sendable {
 
   enum CodingKeys: String, CodingKey {
     case name, summary, model, devices, source, network, workload, algorithms, objective, sweeps, repetitions
-    case backend, seed, calibration, execution, emulation, paper, inventory
+    case backend, seed, calibration, execution, emulation, paper, inventory, collaboration, strategies
   }
 
   public init(from decoder: any Decoder) throws {
@@ -82,6 +86,8 @@ public struct ExperimentSpec: Codable, Hashable, Sendable {
     emulation = try c.decodeIfPresent(EmulationOptions.self, forKey: .emulation) ?? EmulationOptions()
     paper = try c.decodeIfPresent([PaperNumber].self, forKey: .paper) ?? []
     inventory = try c.decodeIfPresent(String.self, forKey: .inventory)
+    collaboration = try c.decodeIfPresent(CollaborationSpec.self, forKey: .collaboration)
+    strategies = try c.decodeIfPresent([StrategyChoice].self, forKey: .strategies) ?? []
   }
 }
 

@@ -197,7 +197,10 @@ extension ExperimentSpec {
       add("devices[\(g.name)].measured_profile", "name a profile file, or leave it out")
     }
 
-    if algorithms.isEmpty { add("algorithms", "name at least one partition algorithm to run") }
+    if algorithms.isEmpty && strategies.isEmpty {
+      add("algorithms", "name at least one partition algorithm (or strategy) to run")
+    }
+    issues += collaborationProblems(knownAlgorithms: knownAlgorithms)
     var labels = Set<String>()
     for (i, a) in algorithms.enumerated() {
       if let known = knownAlgorithms, !known.contains(a.name) {
@@ -305,7 +308,7 @@ extension ExperimentSpec {
       let p = try g.resolvedProfile()
       devs += g.instanceNames.map { ResolvedDevice(name: $0, group: g.name, profile: p) }
     }
-    let src = source ?? devs[0].name
+    let src = collaboration?.edge ?? source ?? devs[0].name
     func members(_ names: [String]) -> Set<String> {
       Set(names.flatMap { n in devs.filter { $0.name == n || $0.group == n }.map(\.name) })
     }

@@ -1,15 +1,18 @@
 public import ArgumentParser
 import BuildInfo
+import Collaboration
 import CostModel
 import DSL
 import EdgeLabCore
 import Engine
+import Evaluation
 import Execution
 import Experiments
 import Foundation
 import Metrics
 import Partitioning
 import Pipeline
+import Report
 import Results
 import Runner
 import Runtime
@@ -97,7 +100,7 @@ struct EdgeLab: ParsableCommand {
       List.self, Run.self, SpecCommand.self, Show.self, Export.self, Partition.self, Algorithms.self, Problem.self,
       Generate.self, Bench.self, WorkerCommand.self, EmulationCommand.self, BLASCommand.self, ProfileCommand.self,
       Trace.self, ValidateCommand.self, BoardsCommand.self, SweepCommand.self, MergeCommand.self,
-      ProbeCommand.self,
+      ProbeCommand.self, ReportCommand.self,
     ])
 
   /// Before any work: the best OpenBLAS kernels this CPU has (starting again with them once, if OpenBLAS chose
@@ -184,9 +187,10 @@ func readResults(_ path: String) throws -> ResultsFile {
 func loadSpec(name: String?, file: String?) throws -> ExperimentSpec {
   var spec = try loadSpecAsWritten(name: name, file: file)
   if let dir = spec.model.checkpoint, spec.model.preset == nil, spec.model.config == nil {
-    do { spec.model.config = try Checkpoint(directory: dir).config } catch let e as CheckpointError {
+    do { spec.model.config = try Checkpoint(directory: dir).config } catch {
       throw fail(
-        e, then: "model.checkpoint names it; give a Hugging Face checkpoint directory (config.json + *.safetensors)")
+        error, then: "model.checkpoint names it; give a Hugging Face checkpoint directory (config.json + *.safetensors)"
+      )
     }
     if spec.model.name == nil { spec.model.name = URL(fileURLWithPath: dir).lastPathComponent }
   }
@@ -282,6 +286,7 @@ struct Run: ParsableCommand, ReportsErrors {
     options.recordUntrackedText = recordUntracked
     options.inventory = inventory
     options.promptEncoder = ModelPromptEncoder()
+    options.taskEvaluator = ModelEvaluator(threads: min(4, ProcessInfo.processInfo.activeProcessorCount))
     if let shard {
       options.only = Set(shard.runs)
       options.provenance["shard"] = "\(shard.shard)/\(shard.shards)"
@@ -290,7 +295,10 @@ struct Run: ParsableCommand, ReportsErrors {
     let effective = ExperimentRunner.applying(options, to: loaded)
     if dryRun {
       let runs: [RunDescriptor]
-      do { runs = try ExperimentRunner.expand(effective, partitioners: registry) } catch { throw fail(error) }
+      let routers = try Lab.routers()
+      do { runs = try ExperimentRunner.expand(effective, partitioners: registry, routers: routers) } catch {
+        throw fail(error)
+      }
       var t = TextTable(header: ["RUN", "POINT", "ALGORITHM", "REP", "SEED", "PARAMETERS"], rightAligned: [0, 1, 3])
       for r in runs {
         t.append([
@@ -312,9 +320,10 @@ struct Run: ParsableCommand, ReportsErrors {
       }
     }
     Interrupt.install()
-    let runner = ExperimentRunner(
+    var runner = ExperimentRunner(
       backends: Backends.all(quiet: quiet), partitioners: registry,
       progress: quiet ? SilentProgress() : StderrProgress())
+    runner.routers = try Lab.routers()
     do {
       let report = try runner.run(loaded, options: options)
       if !quiet {
@@ -328,6 +337,10 @@ struct Run: ParsableCommand, ReportsErrors {
       if !quiet, shard == nil, !loaded.paper.isEmpty, let results = try? ResultsStore.read(report.path) {
         print("")
         print(Show.paperComparison(results))
+      }
+      if !quiet, shard == nil, !loaded.strategies.isEmpty, let results = try? ResultsStore.read(report.path) {
+        print("\nranking (means over the sweep; `edgelab report \(report.path)` writes it as a page):")
+        print(Leaderboard(runs: results.runs).text())
       }
       if let failed = report.statusCounts[.failed], failed > 0 {
         throw CommandFailure(
@@ -426,6 +439,13 @@ enum Lab {
   /// - Throws: a bad-input exit when a user algorithm takes a name already registered.
   static func partitioners() throws -> PartitionerRegistry {
     do { return try PartitionerRegistry.standard.addingUser(UserAlgorithms.partitioners) } catch {
+      throw fail(error, then: "algorithms/Registry.swift lists it")
+    }
+  }
+
+  /// The lab's routers and those of the algorithms/ folder.
+  static func routers() throws -> RouterRegistry {
+    do { return try RouterRegistry.standard.adding(UserAlgorithms.routers) } catch {
       throw fail(error, then: "algorithms/Registry.swift lists it")
     }
   }

@@ -74,7 +74,7 @@ struct Generate: ParsableCommand {
   var speculate: Int?
   @Option(
     help:
-      "With --speculate, the drafter: lookup (prompt lookup, no model), or a draft model (GGUF file, checkpoint or preset) with the target's vocabulary."
+      "With --speculate, the drafter: lookup (prompt lookup, no model), exit:N (the target's first N blocks and its head: self-speculative, as LayerSkip), or a draft model (GGUF file, checkpoint or preset) with the target's vocabulary."
   )
   var draft = "lookup"
 
@@ -104,6 +104,7 @@ struct Generate: ParsableCommand {
   func run() throws {
     let source = ModelSource.parse(model, seed: syntheticSeed, dtype: dtype, storage: storage)
     let pipeline: LocalPipeline
+    var selfDraft: LocalPipeline?
     let prompt: [Int32]
     var textTokenizer: Tokenizer? = nil
     do {
@@ -129,6 +130,13 @@ struct Generate: ParsableCommand {
       let cutList = (cuts ?? "").split(separator: ",").compactMap { Int($0) }
       let rounding = arithmetic ?? (weights is GGUFWeights ? .llamaCpp : .exact)
       pipeline = try LocalPipeline(weights: weights, cuts: cutList, threads: threads, arithmetic: rounding)
+      if speculate != nil, draft.hasPrefix("exit:") {
+        guard let blocks = Int(draft.dropFirst(5)) else {
+          throw fail("--draft exit:N takes the number of blocks kept (e.g. exit:20)", code: Exit.badInput)
+        }
+        selfDraft = try LocalPipeline.earlyExit(
+          weights: weights, blocks: blocks, threads: threads, arithmetic: rounding)
+      }
     } catch let e as CheckpointError {
       throw fail(e)
     } catch let e as TokenizerError {
@@ -138,7 +146,8 @@ struct Generate: ParsableCommand {
     var stream = textTokenizer.map(StreamingDecoder.init)
     let stop = (textTokenizer != nil && !ignoreEos) ? textTokenizer!.stopTokens : []
     if let speculate {
-      try runSpeculative(pipeline, prompt: prompt, lookahead: speculate, stop: stop, tokenizer: textTokenizer)
+      try runSpeculative(
+        pipeline, prompt: prompt, lookahead: speculate, stop: stop, tokenizer: textTokenizer, selfDraft: selfDraft)
       return
     }
     let streaming = stream != nil && !json
@@ -173,12 +182,18 @@ struct Generate: ParsableCommand {
 
   /// Greedy generation with a drafter; prints the tokens (or text) and what speculation did.
   func runSpeculative(
-    _ pipeline: LocalPipeline, prompt: [Int32], lookahead: Int, stop: Set<Int32>, tokenizer: Tokenizer?
+    _ pipeline: LocalPipeline, prompt: [Int32], lookahead: Int, stop: Set<Int32>, tokenizer: Tokenizer?,
+    selfDraft: LocalPipeline?
   ) throws {
     let t0: Double
     let tokens: [Int32]
     let stats: SpeculationStats
-    if draft == "lookup" {
+    if let selfDraft {
+      var drafter = ModelDrafter(model: selfDraft)
+      t0 = MonotonicClock.now()
+      (tokens, stats) = pipeline.generateSpeculative(
+        prompt: prompt, maxNewTokens: maxNewTokens, lookahead: lookahead, drafter: &drafter, stop: stop)
+    } else if draft == "lookup" {
       var drafter = PromptLookup()
       t0 = MonotonicClock.now()
       (tokens, stats) = pipeline.generateSpeculative(

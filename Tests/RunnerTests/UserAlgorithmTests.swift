@@ -1,3 +1,4 @@
+import Collaboration
 import DSL
 import Foundation
 import Metrics
@@ -71,5 +72,27 @@ private struct Shadow: Partitioner {
   init(parameters: inout Parameters) throws(PartitionError) {}
   func partition(_ p: IndexedProblem) throws(PartitionError) -> Plan {
     throw .noPlanFound("never called")
+  }
+}
+
+/// A researcher's own router (algorithms/ShortAndSure.swift) beside the lab's.
+@Suite("User routers (algorithms/)")
+struct UserRouterTests {
+  @Test func userRoutersJoinTheLabsAndRoute() throws {
+    let registry = try RouterRegistry.standard.adding(UserAlgorithms.routers)
+    #expect(registry.names.contains("short-and-sure") && registry.names.contains("oracle"))
+    let router = try registry.make("short-and-sure", parameters: ["max_edge_tokens": 100, "threshold": 0.5])
+    #expect(router.probesEdge)
+    func query(_ tokens: Int, _ p: Double) -> QueryFeatures {
+      QueryFeatures(
+        index: 0, promptTokens: tokens, edgeMinProbability: p, edgeMeanEntropy: 0, edgeCorrect: true,
+        cloudCorrect: true)
+    }
+    #expect(router.route(query(50, 0.9)) == .edge)
+    #expect(router.route(query(150, 0.9)) == .cloud)
+    #expect(router.route(query(50, 0.3)) == .cloud)
+    #expect(throws: RouterError.self) { try registry.make("short-and-sure", parameters: ["threshold": 2]) }
+    // A second registration of a name is refused.
+    #expect(throws: RouterError.self) { try registry.adding(UserAlgorithms.routers) }
   }
 }

@@ -107,15 +107,8 @@ struct SimulatorTests {
       .init(at: .zero, bandwidth: .mbit(8)), .init(at: Seconds(1), bandwidth: .mbit(16)),
     ])
     let link = ResolvedLink(from: "a", to: "b", spec: LinkSpec(bandwidth: .mbit(8)), trace: trace)
-    let sim = Simulation(
-      SimulationInput(
-        experiment: try Self.experiment(devices: 1),
-        plan: Plan(
-          algorithm: "t", objective: .latency, stages: [.init(device: "agx", firstLayer: 0, endLayer: 34)],
-          valueSeconds: 0, exact: false),
-        requests: [], timeModel: RooflineModel(), seed: 1))
     // 2 MB from t = 0.5: 0.5 MB in the first half second at 1 MB/s, the remaining 1.5 MB at 2 MB/s.
-    #expect(isClose(sim.transmitTime(bytes: 2e6, start: 0.5, link: link), 0.5 + 0.75))
-    #expect(isClose(sim.transmitTime(bytes: 2e6, start: 2, link: link), 1))
+    #expect(isClose(Simulation.transmitTime(bytes: 2e6, start: 0.5, link: link), 0.5 + 0.75))
+    #expect(isClose(Simulation.transmitTime(bytes: 2e6, start: 2, link: link), 1))
   }
 }
