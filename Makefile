@@ -83,7 +83,7 @@ figures: deps
 
 # Measures this host, predicts every validation case with the simulator, runs it for real, compares; writes
 # results/validate.h5, its figure and the table in docs/validation.md. Emulated cases need root (skipped otherwise).
-validate: build
+validate: build $(SMOLLM2)
 	$(EDGELAB) validate --doc docs/validation.md
 	@$(MAKE) --no-print-directory figure NAME=validate
 

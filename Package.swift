@@ -114,7 +114,7 @@ var package = Package(
       name: "Runtime",
       dependencies: [
         "EdgeLabCore", "Catalog", "Spec", "CostModel", "Pipeline", "Metrics", "Execution", "Engine", "Transport",
-        "CLinux",
+        "CLinux", "Collaboration",
         .product(name: "HeapModule", package: "swift-collections"), .product(name: "Logging", package: "swift-log"),
         .product(name: "SystemPackage", package: "swift-system"),
       ]),
@@ -127,7 +127,9 @@ var package = Package(
     .target(name: "Boards", dependencies: ["BuildInfo", "EdgeLabCore", "Catalog", "Spec", "Execution", "Emulation"]),
     .target(
       name: "Validation",
-      dependencies: ["EdgeLabCore", "Spec", "DSL", "Pipeline", "Metrics", "Results", "Runner", "Experiments"]),
+      dependencies: [
+        "EdgeLabCore", "Spec", "DSL", "Pipeline", "Metrics", "Results", "Runner", "Experiments", "Execution",
+      ]),
     .target(
       name: "Profiling", dependencies: ["EdgeLabCore", "Catalog", "CostModel", "Engine", "Transport"]),
     .target(

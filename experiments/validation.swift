@@ -46,7 +46,53 @@ public enum ValidationCases {
       "Orin Nano × 3 at 100 Mbit/s, Poisson arrivals at 4 requests/s",
       workload: Workload(requests: 16, prompt: 32, output: 32, arrival: .poisson(rate: 4))),
     offload,
+    speculative,
+    speculativeSmolLM2,
   ]
+
+  /// The same with a real model: SmolLM2-135M-Instruct (Q4_1 GGUF, `make smollm2`) drafting with its first 24 of
+  /// 30 blocks, on real questions in its chat template. Skipped when the model file is absent.
+  static let speculativeSmolLM2 = Experiment(
+    "validate-smollm2-speculative",
+    "SmolLM2-135M, speculative decoding, k = 4: its first 24 of 30 blocks draft at the source, the whole model verifies"
+  ) {
+    Model(.smolLM2_135M, precision: .q4_1, checkpoint: smolLM2, arithmetic: .llamaCpp)
+    Device("host", .orinNano8GB, count: 2).source()
+    Network(bandwidth: .gbit(100), latency: .zero)
+    Workload(requests: 4, prompts: "experiments/prompts/smollm2.txt", chat: true, output: 32, arrival: .closedLoop())
+    Collaboration(edge: "host0", model: .earlyExit(24))
+    Strategy("speculative-4", .speculative(lookahead: 4, target: "even"))
+    Execution(ExecutionOptions(maxBatch: 1))
+    Calibrate(profile: profilePlaceholder, scaling: .host)
+    Sweep(path: "backend", ["simulated", "loopback"], label: "backend")
+    Backend(.loopback)
+    Emulation(.none)
+    Seed(5)
+  }
+
+  /// Where `make smollm2` puts SmolLM2-135M-Instruct.
+  public static let smolLM2 = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+  /// Speculative decoding across workers: the source drafts with the `small` model's first 6 of 8 blocks and its
+  /// head, the whole target on a second worker verifies 4 drafted tokens at a time. The prediction replays the
+  /// draft's agreement measured on the same prompts before the runs.
+  static let speculative = Experiment(
+    "validate-plain-speculative",
+    "speculative decoding, k = 4: an early-exit draft at the source, the target on a second worker"
+  ) {
+    Model(.small, precision: .fp32, weightsSeed: 21)
+    Device("host", .orinNano8GB, count: 2).source()
+    Network(bandwidth: .gbit(100), latency: .zero)
+    Workload(requests: 8, prompt: 32, output: 48, arrival: .closedLoop())
+    Collaboration(edge: "host0", model: .earlyExit(6))
+    Strategy("speculative-4", .speculative(lookahead: 4, target: "even"))
+    Execution(ExecutionOptions(maxBatch: 1))
+    Calibrate(profile: profilePlaceholder, scaling: .host)
+    Sweep(path: "backend", ["simulated", "loopback"], label: "backend")
+    Backend(.loopback)
+    Emulation(.none)
+    Seed(5)
+  }
 
   /// One emulated device whose memory holds about half the blocks and whose storage is an SD card (300 MB/s):
   /// LIME offloads the rest, read before every use. The reads are paced to the card's rate (far below this

@@ -1,4 +1,4 @@
-public import EdgeLabCore
+import EdgeLabCore
 
 /// Task sets the lab writes itself, with answers it computes, so that experiments run offline. Each question is
 /// preceded by `shots` worked examples of its kind (drawn from a separate stream, never the question itself).

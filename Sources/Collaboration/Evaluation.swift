@@ -28,6 +28,8 @@ public struct QueryEvaluation: Hashable, Sendable, Codable {
   public var cloud: ModelAnswer
   /// How far the edge model, drafting, agrees with the cloud model's reply at each position.
   public var trace: MatchTrace
+  /// The prompt's token ids (real runs send them; nil when nothing was measured).
+  public var promptIDs: [Int32]? = nil
 
   public init(
     id: Int, promptTokens: Int, multipleChoice: Bool, edge: ModelAnswer, cloud: ModelAnswer, trace: MatchTrace

@@ -1,5 +1,5 @@
 public import Collaboration
-public import EdgeLabCore
+import EdgeLabCore
 public import Spec
 
 /// Edge–cloud cooperation: the edge device (it holds the queries), the edge model it runs, and the questions

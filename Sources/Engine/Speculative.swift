@@ -60,6 +60,18 @@ public final class ModelDrafter: Drafter {
 
   deinit { model.release(sequence: sequence) }
 
+  /// Reads `context` into the draft's cache without proposing (e.g. the prompt, while the target reads it).
+  public func read(_ context: [Int32]) {
+    guard !context.isEmpty else { return }
+    let common = zip(cached, context).prefix { $0 == $1 }.count
+    model.truncate(sequence: sequence, to: common)
+    if common < context.count {
+      _ = model.forward(
+        [SequenceSpan(id: sequence, start: common, count: context.count - common)], tokens: Array(context[common...]))
+    }
+    cached = context
+  }
+
   public func propose(after context: [Int32], count: Int) -> [Int32] {
     guard count > 0, !context.isEmpty else { return [] }
     // Keep the common prefix (at least one token must be fed to get logits for the next).

@@ -107,10 +107,11 @@ public struct ModelEvaluator: TaskEvaluator {
         }
         let cloud = choose(target, prompt: prompt, letters: letters, answer: item.answer)
         let edgeAnswer = choose(edge, prompt: prompt, letters: letters, answer: item.answer)
-        queries.append(
-          QueryEvaluation(
-            id: item.id, promptTokens: prompt.count, multipleChoice: true, edge: edgeAnswer, cloud: cloud,
-            trace: MatchTrace(runs: [], depth: c.traceDepth, maxNewTokens: 1, outputTokens: 1)))
+        var q = QueryEvaluation(
+          id: item.id, promptTokens: prompt.count, multipleChoice: true, edge: edgeAnswer, cloud: cloud,
+          trace: MatchTrace(runs: [], depth: c.traceDepth, maxNewTokens: 1, outputTokens: 1))
+        q.promptIDs = prompt
+        queries.append(q)
         continue
       }
       let (cloudTokens, _, _) = generate(target, prompt: prompt, max: c.maxAnswerTokens, stop: stop, probe: 0)
@@ -125,18 +126,54 @@ public struct ModelEvaluator: TaskEvaluator {
       }
       let runs = agreement(
         draft: edge, cached: edgeCache, prompt: prompt, reply: cloudTokens, depth: c.traceDepth, stop: stop)
-      queries.append(
-        QueryEvaluation(
-          id: item.id, promptTokens: prompt.count, multipleChoice: false, edge: answer(edgeTokens, edgeProbe),
-          cloud: answer(cloudTokens, (.nan, .nan)),
-          trace: MatchTrace(
-            runs: runs, depth: c.traceDepth, maxNewTokens: c.maxAnswerTokens, outputTokens: cloudTokens.count)))
+      var q = QueryEvaluation(
+        id: item.id, promptTokens: prompt.count, multipleChoice: false, edge: answer(edgeTokens, edgeProbe),
+        cloud: answer(cloudTokens, (.nan, .nan)),
+        trace: MatchTrace(
+          runs: runs, depth: c.traceDepth, maxNewTokens: c.maxAnswerTokens, outputTokens: cloudTokens.count))
+      q.promptIDs = prompt
+      queries.append(q)
     }
     let edgeName =
       c.edgeModel.earlyExit.map { "\(x.spec.model.displayName) first \($0) of \(config.numHiddenLayers) blocks + head" }
       ?? c.edgeModel.model?.displayName ?? "?"
     return TaskEvaluation(
       queries: queries, edgeModel: edgeName, cloudModel: x.spec.model.displayName, tasks: tasks.displayName,
+      seconds: Date().timeIntervalSince(started))
+  }
+
+  public func trace(_ x: ResolvedExperiment, requests: [RequestPlan]) throws -> TaskEvaluation? {
+    let started = Date()
+    guard let c = x.spec.collaboration, let n = c.edgeModel.earlyExit else { return nil }
+    let w = x.spec.model
+    let source: ModelSource =
+      if let path = w.checkpoint {
+        .checkpoint(path: path, storage: .native)
+      } else {
+        .synthetic(preset: w.preset ?? "tiny", seed: w.weightsSeed ?? x.spec.seed, dtype: WeightDType(w.precision))
+      }
+    let weights = try source.open()
+    let target = try LocalPipeline(weights: weights, threads: threads, arithmetic: w.arithmetic)
+    _ = try c.edgeModel.config(target: weights.config)
+    let edge = try LocalPipeline.earlyExit(weights: weights, blocks: n, threads: threads, arithmetic: w.arithmetic)
+    var queries: [QueryEvaluation] = []
+    for r in requests {
+      let (reply, _, _) = generate(target, prompt: r.promptTokens, max: r.outputLength, stop: [], probe: 0)
+      // The draft reads the prompt first (as the edge worker does while the target reads it), then drafts.
+      _ = edge.forward([SequenceSpan(id: 0, start: 0, count: r.promptTokens.count)], tokens: r.promptTokens)
+      let runs = agreement(
+        draft: edge, cached: r.promptTokens, prompt: r.promptTokens, reply: reply, depth: c.traceDepth, stop: [])
+      let answer = ModelAnswer(
+        reply: "", outputTokens: reply.count, correct: nil, minProbability: .nan, meanEntropy: .nan)
+      var q = QueryEvaluation(
+        id: r.id, promptTokens: r.promptTokens.count, multipleChoice: false, edge: answer, cloud: answer,
+        trace: MatchTrace(runs: runs, depth: c.traceDepth, maxNewTokens: r.outputLength, outputTokens: reply.count))
+      q.promptIDs = r.promptTokens
+      queries.append(q)
+    }
+    return TaskEvaluation(
+      queries: queries, edgeModel: "\(w.displayName) first \(n) of \(weights.config.numHiddenLayers) blocks + head",
+      cloudModel: w.displayName, tasks: "the workload's prompts (agreement only)",
       seconds: Date().timeIntervalSince(started))
   }
 

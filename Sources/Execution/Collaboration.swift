@@ -19,12 +19,17 @@ public struct CollaborationJob: Sendable {
   public var edgeModel: ModelConfig
   /// By request id (the task's index).
   public var evaluation: TaskEvaluation
+  /// The target's blocks the edge model keeps when it is the target's own early exit (nil: a separate model).
+  public var draftBlocks: Int?
 
-  public init(mode: Mode, edgeDevice: String, edgeModel: ModelConfig, evaluation: TaskEvaluation) {
+  public init(
+    mode: Mode, edgeDevice: String, edgeModel: ModelConfig, evaluation: TaskEvaluation, draftBlocks: Int? = nil
+  ) {
     self.mode = mode
     self.edgeDevice = edgeDevice
     self.edgeModel = edgeModel
     self.evaluation = evaluation
+    self.draftBlocks = draftBlocks
   }
 
   public var isSplit: Bool {
@@ -38,4 +43,12 @@ public struct CollaborationJob: Sendable {
 /// one (the runner knows no inference engine).
 public protocol TaskEvaluator: Sendable {
   func evaluate(_ experiment: ResolvedExperiment) throws -> TaskEvaluation
+  /// Both models on the workload's own prompts (token ids), the target to each request's reply length without
+  /// stopping: the draft's agreement per request, for speculative runs of experiments that declare no questions
+  /// (nothing is scored). Nil when this evaluator cannot.
+  func trace(_ experiment: ResolvedExperiment, requests: [RequestPlan]) throws -> TaskEvaluation?
+}
+
+extension TaskEvaluator {
+  public func trace(_ experiment: ResolvedExperiment, requests: [RequestPlan]) throws -> TaskEvaluation? { nil }
 }

@@ -67,16 +67,33 @@ public struct Profiler: Sendable {
       message: message, models: tables)
   }
 
+  /// `profile` with one more model's table: `preset` at `precision`, computed in `arithmetic` (synthetic weights
+  /// of that storage type time as a checkpoint's do). A profile keeps one table per shape and precision.
+  public func adding(
+    _ preset: ModelPreset, precision: Precision, arithmetic: Arithmetic, to profile: HostProfile
+  ) throws -> HostProfile {
+    var p = profile
+    log("layers of \(preset.name) (\(precision.rawValue), \(arithmetic.rawValue) arithmetic)")
+    let table = try measureModel(preset, precision: precision, arithmetic: arithmetic)
+    p.models.removeAll { $0.shape == table.shape && $0.precision == precision }
+    p.models.append(table)
+    return p
+  }
+
   // MARK: - Layers
 
-  func measureModel(_ preset: ModelPreset, precision: Precision) throws -> ModelProfile {
+  func measureModel(_ preset: ModelPreset, precision: Precision, arithmetic: Arithmetic = .exact) throws
+    -> ModelProfile
+  {
     let c = preset.config
     let dtype = WeightDType(precision)
     let weights = SyntheticWeights(config: c, seed: 11, dtype: dtype)
     let l = c.numHiddenLayers
-    let embed = try LlamaStage(weights: weights, layers: 0..<1, threads: options.threads)
-    let blocks = try LlamaStage(weights: weights, layers: 1..<(l + 1), threads: options.threads)
-    let head = try LlamaStage(weights: weights, layers: (l + 1)..<(l + 2), threads: options.threads)
+    let embed = try LlamaStage(weights: weights, layers: 0..<1, threads: options.threads, arithmetic: arithmetic)
+    let blocks = try LlamaStage(
+      weights: weights, layers: 1..<(l + 1), threads: options.threads, arithmetic: arithmetic)
+    let head = try LlamaStage(
+      weights: weights, layers: (l + 1)..<(l + 2), threads: options.threads, arithmetic: arithmetic)
     var rng = SeededRandom(seed: 12)
     func tokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) } }
     func hidden(_ n: Int) -> [Float] { (0..<(n * c.hiddenSize)).map { _ in Float(rng.nextUnit() * 2 - 1) } }

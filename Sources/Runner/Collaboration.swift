@@ -36,6 +36,26 @@ extension ExperimentRunner {
     return e
   }
 
+  /// The draft's agreement with the target on a run's own prompts, for a simulated speculative run of an
+  /// experiment without questions and without an assumed acceptance rate: measured once per workload.
+  func traceEvaluation(_ x: ResolvedExperiment, requests: [RequestPlan]) throws -> TaskEvaluation {
+    var hasher = Hasher()
+    for r in requests {
+      hasher.combine(r.promptTokens)
+      hasher.combine(r.outputLength)
+    }
+    let key = Self.evaluationKey(x) + "\u{1}trace\u{1}\(hasher.finalize())\u{1}\(requests.count)"
+    if let e = evaluations.get(key) { return e }
+    guard let evaluator = evaluations.evaluator, let e = try evaluator.trace(x, requests: requests) else {
+      throw RunnerError.noEvaluator(experiment: x.spec.name)
+    }
+    evaluations.set(key, e)
+    progress.note(
+      String(
+        format: "measured the draft's agreement on %d prompts in %.1f s (%@)", e.queries.count, e.seconds, e.edgeModel))
+    return e
+  }
+
   /// The workload of an edge–cloud experiment: one request per question, with its prompt's length and the
   /// target's reply's (the plan is sized for them).
   static func sizeWorkload(_ w: inout WorkloadSpec, for e: TaskEvaluation) {
@@ -52,7 +72,8 @@ extension ExperimentRunner {
       requests[i].id = q.id
       requests[i].promptLength = max(1, q.promptTokens)
       requests[i].outputLength = max(1, q.cloud.outputTokens)
-      requests[i].promptTokens = Array(repeating: 0, count: max(1, q.promptTokens))
+      // The question's own tokens where they were measured (real runs compute on them).
+      requests[i].promptTokens = q.promptIDs ?? Array(repeating: 0, count: max(1, q.promptTokens))
     }
   }
 
@@ -70,7 +91,8 @@ extension ExperimentRunner {
       mode = .route(
         decisions: e.queries.map { router.route($0.features) }, probe: router.probesEdge ? c.probeTokens : nil)
     }
-    return CollaborationJob(mode: mode, edgeDevice: c.edge, edgeModel: edgeModel, evaluation: e)
+    return CollaborationJob(
+      mode: mode, edgeDevice: c.edge, edgeModel: edgeModel, evaluation: e, draftBlocks: c.edgeModel.earlyExit)
   }
 
   /// What a run did with the questions, and the measured accuracy of both models (facts).
@@ -107,6 +129,12 @@ extension ExperimentRunner {
 final class EvaluationCache: @unchecked Sendable {
   private let lock = NSLock()
   private var entries: [String: TaskEvaluation] = [:]
+  private var _evaluator: (any TaskEvaluator)?
+  /// The invocation's evaluator, for traces measured while runs execute.
+  var evaluator: (any TaskEvaluator)? {
+    get { lock.withLock { _evaluator } }
+    set { lock.withLock { _evaluator = newValue } }
+  }
   func get(_ key: String) -> TaskEvaluation? { lock.withLock { entries[key] } }
   func set(_ key: String, _ value: TaskEvaluation) { lock.withLock { entries[key] = value } }
 }

@@ -191,6 +191,7 @@ public struct ExperimentRunner: Sendable {
         "this runner has no '\(kind.rawValue)' backend; it has "
           + backends.keys.map { "'\($0.rawValue)'" }.sorted().joined(separator: " and "))
     }
+    evaluations.evaluator = options.taskEvaluator
     // Both models are measured on the questions before any run (once per model, edge model and task set).
     for point in Set(runs.map(\.point.index)).sorted() {
       guard let x = runs.first(where: { $0.point.index == point })?.point.experiment,
@@ -442,6 +443,13 @@ public struct ExperimentRunner: Sendable {
       var requests = x.spec.workload.materialize(
         seed: run.seed, vocabularySize: x.model.vocabSize, prompts: prompts)
       var collaboration: CollaborationJob?
+      if let c = x.spec.collaboration, evaluation == nil, x.spec.backend == .simulated,
+        let sp = run.strategy?.speculative, (sp.acceptanceRate ?? c.acceptanceRate) == nil
+      {
+        do { evaluation = try traceEvaluation(x, requests: requests) } catch {
+          return makeRecord(run, plan: plan, outcome: RunOutcome(status: .failed, message: "\(error)"))
+        }
+      }
       if let c = x.spec.collaboration {
         let e =
           evaluation

@@ -1,4 +1,5 @@
 import Catalog
+import Collaboration
 import CostModel
 import EdgeLabCore
 import Engine
@@ -108,6 +109,8 @@ final class CoordinatedRun: @unchecked Sendable {
   var tokenTimes: [Int: [Double]] = [:]
   var generated: [Int: [Int32]] = [:]
   var completed: Set<Int> = []
+  /// Per request, the verifications of a speculative run (proposed, accepted), in order.
+  var verifications: [Int: [VerificationEvent]] = [:]
   var t0 = 0.0
   var serving = false
 
@@ -240,10 +243,50 @@ final class CoordinatedRun: @unchecked Sendable {
     let x = job.experiment
     let maxPrompt = job.requests.map(\.promptLength).max() ?? 1
     let maxContext = job.requests.map { $0.promptLength + $0.outputLength }.max() ?? 1
-    return RunLimits(
+    var l = RunLimits(
       hiddenSize: x.model.hiddenSize, vocabSize: x.model.vocabSize, requests: job.requests.count,
       maxPromptTokens: max(1, maxPrompt), maxContextTokens: max(1, maxContext),
       maxBatch: max(1, x.spec.execution.maxBatch))
+    if let s = speculation { l.verifyTokens = s.lookahead + 1 }
+    return l
+  }
+
+  /// The source's speculation in a speculative run: the edge drafts with the target's first blocks.
+  var speculation: SpeculationAssignment? {
+    guard let c = job.collaboration, case .speculative(let k, _) = c.mode, let blocks = c.draftBlocks else {
+      return nil
+    }
+    return SpeculationAssignment(
+      lookahead: k, draftBlocks: blocks, closedLoop: job.requests.allSatisfy { $0.arrival == nil })
+  }
+
+  /// What of an edge–cloud strategy real workers can run: speculative decoding with an early-exit draft that the
+  /// run measures (routing and separate drafts are simulated).
+  func checkCollaboration() throws {
+    guard let c = job.collaboration else { return }
+    switch c.mode {
+    case .split: return
+    case .route:
+      throw BackendError.refused(
+        .setting(
+          field: "strategies", reason: "routing runs on the simulated backend only; run with --backend simulated"))
+    case .speculative(_, let acceptance):
+      guard c.draftBlocks != nil else {
+        throw BackendError.refused(
+          .setting(
+            field: "collaboration.edge_model",
+            reason: "a real speculative run drafts with the target's own first blocks (early_exit)"))
+      }
+      if case .rate(_) = acceptance {
+        throw BackendError.refused(
+          .setting(
+            field: "collaboration.acceptance_rate", reason: "a real run measures its acceptance; leave it out"))
+      }
+      guard c.edgeDevice == job.experiment.source else {
+        throw BackendError.refused(
+          .setting(field: "collaboration.edge", reason: "the edge device must be the experiment's source"))
+      }
+    }
   }
 
   /// Device seconds without movement before the run is declared stuck: the setting, or 50 × the slowest
@@ -273,6 +316,7 @@ final class CoordinatedRun: @unchecked Sendable {
     let started = options.clock.now()
     let x = job.experiment
     try checkCheckpointShapes()
+    try checkCollaboration()
     try checkSegments()
     try checkHostMemory()
     targets = try launcher.prepare(
@@ -364,7 +408,8 @@ final class CoordinatedRun: @unchecked Sendable {
         pacing: t.pacing, seed: job.seed, dilation: dilation,
         scheduler: d == x.source ? job.schedulerConfiguration : nil,
         failsBeyond: e.memoryAdmission == .fail ? memory.devices.first { $0.name == d && !$0.adaptive } : nil,
-        recordEvents: e.recordEvents, computeStretch: t.computeStretch)
+        recordEvents: e.recordEvents, computeStretch: t.computeStretch,
+        speculation: d == x.source ? speculation : nil)
       try send(d, .assign(a))
     }
     var loadSeconds = 0.0
@@ -560,6 +605,8 @@ final class CoordinatedRun: @unchecked Sendable {
           tokenTimes[ev.request, default: []].append(ev.time)
           generated[ev.request, default: []].append(ev.token)
         }
+      case .message(_, .verifications(let evs)):
+        for v in evs { verifications[v.request, default: []].append(v) }
       case .message(_, .finished(let ids)):
         completed.formUnion(ids)
         for d in devices { try send(d, .release(ids)) }
@@ -592,6 +639,7 @@ final class CoordinatedRun: @unchecked Sendable {
       }
     }
     outcome.generated = generated
+    if speculation != nil { outcome.queries = speculativeQueries(outcome) }
     outcome.facts["worker_load_s"] = .number(loadSeconds)
     outcome.facts["worker_threads"] = .number(Double(options.threadsPerWorker))
     outcome.facts["wire_precision"] = .string(x.spec.execution.wirePrecision.rawValue)
@@ -614,6 +662,25 @@ final class CoordinatedRun: @unchecked Sendable {
       }
     }
     return outcome
+  }
+
+  /// Each request of a speculative run as a query: the target's answer (the run is lossless), the drafted and
+  /// accepted tokens of every verification, and the traffic of the edge device shared evenly among the queries.
+  func speculativeQueries(_ outcome: RunOutcome) -> [QueryRecord] {
+    let edge = job.experiment.source
+    let n = Double(max(1, job.requests.count))
+    let toCloud = outcome.links.filter { $0.from == edge }.reduce(0) { $0 + $1.bytes } / n
+    let fromCloud = outcome.links.filter { $0.to == edge }.reduce(0) { $0 + $1.bytes } / n
+    let answers = Dictionary(
+      (job.collaboration?.evaluation.queries ?? []).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+    return job.requests.map { r in
+      let v = verifications[r.id] ?? []
+      return QueryRecord(
+        id: r.id, servedBy: .cloud, correct: answers[r.id]?.cloud.correct, edgePromptTokens: r.promptLength,
+        edgeCompletionTokens: v.reduce(0) { $0 + $1.proposed }, cloudPromptTokens: r.promptLength,
+        cloudCompletionTokens: generated[r.id]?.count ?? 0, bytesToCloud: toCloud, bytesFromCloud: fromCloud,
+        proposed: v.map(\.proposed), accepted: v.map(\.accepted))
+    }
   }
 
   /// Device seconds of a coordinator clock reading since the run started.

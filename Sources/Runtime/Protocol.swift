@@ -86,6 +86,9 @@ public struct RunLimits: Codable, Sendable, Hashable {
   public var maxContextTokens: Int
   /// Most decode steps in one micro-batch.
   public var maxBatch: Int
+  /// Most tokens of one speculative verification (the lookahead + 1); nil or 0: the run does not speculate and
+  /// a verification is refused.
+  public var verifyTokens: Int? = nil
 
   public init(
     hiddenSize: Int, vocabSize: Int, requests: Int, maxPromptTokens: Int, maxContextTokens: Int, maxBatch: Int
@@ -99,7 +102,7 @@ public struct RunLimits: Codable, Sendable, Hashable {
   }
 
   /// Most tokens one micro-batch carries.
-  public var maxTokensPerBatch: Int { max(maxPromptTokens, maxBatch) }
+  public var maxTokensPerBatch: Int { max(maxPromptTokens, maxBatch, verifyTokens ?? 0) }
 
   /// The largest payload of a data frame: a micro-batch's spans and its hidden states in FP32 (`Wire`'s limit
   /// when that would overflow).
@@ -124,6 +127,7 @@ public struct RunLimits: Codable, Sendable, Hashable {
       return "\(name) \(v) outside 1...\(ceiling)"
     }
     if !(0...ceiling).contains(requests) { return "requests \(requests) outside 0...\(ceiling)" }
+    if let v = verifyTokens, !(0...1024).contains(v) { return "verify_tokens \(v) outside 0...1024" }
     if maxContextTokens < maxPromptTokens {
       return "max_context_tokens \(maxContextTokens) below max_prompt_tokens \(maxPromptTokens)"
     }
@@ -168,6 +172,36 @@ public struct Assignment: Codable, Sendable {
   public var recordEvents: Bool? = nil
   /// Pad each computation to this many wall seconds per CPU second (`LaunchTarget.computeStretch`).
   public var computeStretch: Double? = nil
+  /// On the source of a speculative run: the draft it runs and how far it drafts (nil: no speculation).
+  public var speculation: SpeculationAssignment? = nil
+}
+
+/// Speculative decoding at the source: it drafts with the target's own first `draftBlocks` blocks and its head
+/// (a self-speculative draft, from the same weights), `lookahead` tokens at a time, and the pipeline verifies.
+/// Requests are served one at a time in arrival order, as the simulator serves a strategy's requests.
+public struct SpeculationAssignment: Codable, Sendable, Hashable {
+  public var lookahead: Int
+  public var draftBlocks: Int
+  /// Requests arrive when the previous one finishes (a closed loop of one user), not at their arrival times.
+  public var closedLoop: Bool
+
+  public init(lookahead: Int, draftBlocks: Int, closedLoop: Bool) {
+    self.lookahead = lookahead
+    self.draftBlocks = draftBlocks
+    self.closedLoop = closedLoop
+  }
+}
+
+/// What one verification of a speculative run did.
+public struct VerificationEvent: Codable, Sendable, Hashable {
+  public var request: Int
+  public var proposed: Int
+  public var accepted: Int
+  public init(request: Int, proposed: Int, accepted: Int) {
+    self.request = request
+    self.proposed = proposed
+    self.accepted = accepted
+  }
 }
 
 /// A request handed to the source worker before the run starts.
@@ -269,6 +303,8 @@ public enum ControlMessage: Codable, Sendable {
   case tokens([TokenEvent])
   /// Source worker → coordinator: requests that have all their tokens.
   case finished([Int])
+  /// Source worker → coordinator: verifications of a speculative run.
+  case verifications([VerificationEvent])
   /// Source worker → coordinator: a request can never be admitted (it needs more KV cache than allowed).
   case refusedRequest(id: Int, reason: String)
   /// Coordinator → every worker: drop these sequences' KV caches.

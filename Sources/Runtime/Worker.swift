@@ -48,6 +48,9 @@ public final class Worker: @unchecked Sendable {
   let runLock = NSLock()
   var outbound: [String: Connection] = [:]
   var stages: [Int: LlamaStage] = [:]
+  /// The source's draft model of a speculative run, and a drafter (its KV cache) per request being served.
+  var draftModel: LocalPipeline?
+  var drafters: [Int: ModelDrafter] = [:]
   var store: OffloadStore?
   var residency: ResidencyTracker?
   var stageCompute: [Int: (seconds: Double, batches: Int)] = [:]
@@ -139,7 +142,13 @@ public final class Worker: @unchecked Sendable {
           queue.append(.computed(stage: stage))
           if let out { queue += deliver(out, to: to, type: type) }
         case .deliver(let m, let to, let type): queue += deliver(m, to: to, type: type)
-        case .release(let ids): for id in ids { for s in stages.values { s.release(sequence: id) } }
+        case .draft(let r, let context, let count):
+          if let next = draft(request: r, context: context, count: count) { queue.append(next) }
+        case .release(let ids):
+          for id in ids {
+            for s in stages.values { s.release(sequence: id) }
+            drafters[id] = nil
+          }
         case .reportStats: replies.append(.stats(stats()))
         case .refuse(let c, let from, let error):
           logger.warning("refused a message; closing its connection", metadata: ["from": "\(from)", "why": "\(error)"])
@@ -311,9 +320,14 @@ public final class Worker: @unchecked Sendable {
           weights: weights, layers: s.firstLayer..<s.endLayer, offloaded: Set(s.offloaded),
           store: store, threads: a.threads, arithmetic: a.weights.rounding)
       }
+      if let spec = a.speculation {
+        draftModel = try LocalPipeline.earlyExit(
+          weights: weights, blocks: spec.draftBlocks, threads: a.threads, arithmetic: a.weights.rounding)
+      }
       store?.setOrder(initial)
     } catch {
       stages = [:]
+      draftModel = nil
       store?.stop()
       store = nil
       residency = nil
@@ -353,6 +367,27 @@ public final class Worker: @unchecked Sendable {
     return []
   }
 
+  /// The source's draft for a request: its draft model, greedily, from its own KV cache of the request (with
+  /// `count` 0, the context read into that cache and nothing proposed).
+  func draft(request r: Int, context: [Int32], count: Int) -> WorkerMachine.Input? {
+    guard let model = draftModel else { return count == 0 ? nil : .drafted(request: r, tokens: [], now: deviceNow()) }
+    let drafter = drafters[r] ?? ModelDrafter(model: model, sequence: r)
+    drafters[r] = drafter
+    let t0 = monotonicNanoseconds()
+    let tokens = count == 0 ? [] : drafter.propose(after: context, count: count)
+    if count == 0 { drafter.read(context) }
+    let t1 = monotonicNanoseconds()
+    computeSeconds += Double(t1 - t0) * 1e-9
+    if recording && timeline.count < WorkerStats.maxEvents {
+      // The draft is stage −1 of the run's timeline: it precedes the target's first stage.
+      timeline.append(
+        TimelineEvent(
+          .compute, device: assignment?.device ?? "", stage: -1, batch: r, start: Double(t0) * 1e-9,
+          end: Double(t1) * 1e-9))
+    }
+    return count == 0 ? nil : .drafted(request: r, tokens: tokens, now: deviceNow())
+  }
+
   /// Runs a stage on a micro-batch; returns its output message and where it goes.
   func compute(stage s: Int, _ m: ActivationMessage, route: WorkerMachine.Route) -> (
     ActivationMessage?, String, FrameType
@@ -363,7 +398,11 @@ public final class Worker: @unchecked Sendable {
     let input: StageInput = m.tokens.map { .tokens($0) } ?? .hidden(m.values)
     let t0 = monotonicNanoseconds()
     let cpu0 = CPUTime.now(threads: stage.threads)
-    let out = stage.forward(spans, input)
+    if m.verify, let first = spans.first {
+      // The drafts the previous verification rejected are forgotten before this one is computed.
+      stage.truncate(sequence: first.id, to: first.start)
+    }
+    let out = stage.forward(spans, input, allLogits: m.verify, decodeArithmetic: m.verify)
     if let stretch = assignment?.computeStretch, stretch > 1 {
       // As long as the device would have taken: this host's CPU time × the stretch, counted from the start.
       let due = t0 &+ UInt64(min((CPUTime.now(threads: stage.threads) - cpu0) * stretch, 3600) * 1e9)
@@ -385,7 +424,9 @@ public final class Worker: @unchecked Sendable {
     switch (out, route) {
     case (.hidden(let h), .stage(let next, let device)):
       return (
-        ActivationMessage(batch: m.batch, stage: UInt32(next), prefill: m.prefill, spans: m.spans, values: h), device,
+        ActivationMessage(
+          batch: m.batch, stage: UInt32(next), prefill: m.prefill, verify: m.verify, spans: m.spans, values: h),
+        device,
         .activation
       )
     case (.logits(let l, let rows), .source(let device)):
@@ -394,7 +435,8 @@ public final class Worker: @unchecked Sendable {
         l.withUnsafeBufferPointer { Sampler.argmax(UnsafeBufferPointer(rebasing: $0[(r * vocab)..<((r + 1) * vocab)])) }
       }
       return (
-        ActivationMessage(batch: m.batch, stage: m.stage + 1, prefill: m.prefill, spans: m.spans, tokens: tokens),
+        ActivationMessage(
+          batch: m.batch, stage: m.stage + 1, prefill: m.prefill, verify: m.verify, spans: m.spans, tokens: tokens),
         device,
         .tokens
       )

@@ -78,6 +78,8 @@ public struct WorkerMachine: Sendable {
     case linkFailed(String)
     /// Device seconds since the source started the run (only the source needs the time).
     case tick(now: Double)
+    /// The source's draft for `request` (speculative runs), at `now`.
+    case drafted(request: Int, tokens: [Int32], now: Double)
   }
 
   /// Where a stage's output goes.
@@ -97,6 +99,9 @@ public struct WorkerMachine: Sendable {
     case compute(stage: Int, ActivationMessage, route: Route)
     /// Send a message to a device (this worker itself when it runs the target stage).
     case deliver(ActivationMessage, to: String, type: FrameType)
+    /// Draft up to `count` tokens after `context` for `request` with the source's draft model, then input
+    /// `.drafted`.
+    case draft(request: Int, context: [Int32], count: Int)
     case release([Int])
     /// Report statistics (the shell measures them).
     case reportStats
@@ -116,6 +121,8 @@ public struct WorkerMachine: Sendable {
   private var workload: [RequestMessage] = []
   private var workloadIDs: Set<Int> = []
   public private(set) var source: SourceScheduler?
+  /// The source of a speculative run drives this instead.
+  public private(set) var speculative: SpeculativeSource?
   private let keepHistory: Bool
 
   /// - Parameter keepHistory: the source keeps every dispatched micro-batch (tests).
@@ -123,7 +130,7 @@ public struct WorkerMachine: Sendable {
 
   public var isSource: Bool { assignment.map { $0.device == $0.source } ?? false }
   /// When the source next needs a `.tick` (device seconds), if it is serving.
-  public var nextWake: Double? { phase == .serving ? source?.nextWake : nil }
+  public var nextWake: Double? { phase == .serving ? (source?.nextWake ?? speculative?.nextWake) : nil }
 
   /// KV-cache bytes this worker's stages hold, as the cost model counts them: every accepted token of every
   /// live sequence times its stage's KV bytes per token. Residency adapts to this number, as in the simulator.
@@ -170,10 +177,27 @@ public struct WorkerMachine: Sendable {
       bump(stage: s) { $0.completed += 1 }
       return []
     case .tick(let now):
+      if phase == .serving, var s = speculative {
+        let out = s.tick(at: now)
+        speculative = s
+        return speculativeActions(out)
+      }
       guard phase == .serving, var s = source else { return [] }
       let out = s.tick(at: now)
       source = s
       return sourceActions(out)
+    case .drafted(let request, let tokens, let now):
+      guard phase == .serving, var s = speculative, let a = assignment else { return [] }
+      if let bad = tokens.first(where: { $0 < 0 || Int($0) >= a.limits.vocabSize }) {
+        return [.reply(.failure("\(a.device): the draft proposed token \(bad), outside the vocabulary"))]
+      }
+      do {
+        let out = try s.drafted(request: request, tokens: tokens, at: now)
+        speculative = s
+        return speculativeActions(out)
+      } catch {
+        return [.reply(.failure("\(a.device): \(error.why)"))]
+      }
     }
   }
 
@@ -209,6 +233,35 @@ public struct WorkerMachine: Sendable {
     return reports + out
   }
 
+  /// The speculative source's actions as the worker's.
+  private mutating func speculativeActions(_ actions: [SpeculativeSource.Action]) -> [Action] {
+    guard let a = assignment else { return [] }
+    var out: [Action] = []
+    var arrivals: [ArrivalEvent] = []
+    var tokens: [TokenEvent] = []
+    var finished: [Int] = []
+    var verifications: [VerificationEvent] = []
+    for x in actions {
+      switch x {
+      case .dispatch(let m):
+        progress.dispatched += 1
+        out.append(.deliver(m, to: a.stageDevices[0], type: .activation))
+      case .draft(let r, let context, let count): out.append(.draft(request: r, context: context, count: count))
+      case .arrived(let r, let t): arrivals.append(ArrivalEvent(request: r, time: t))
+      case .token(let r, let i, let token, let t):
+        tokens.append(TokenEvent(request: r, index: i, token: token, time: t))
+      case .finished(let r, _): finished.append(r)
+      case .verified(let v): verifications.append(v)
+      }
+    }
+    var reports: [Action] = []
+    if !arrivals.isEmpty { reports.append(.reply(.arrivals(arrivals))) }
+    if !verifications.isEmpty { reports.append(.reply(.verifications(verifications))) }
+    if !tokens.isEmpty { reports.append(.reply(.tokens(tokens))) }
+    if !finished.isEmpty { reports.append(.reply(.finished(finished))) }
+    return reports + out
+  }
+
   // MARK: Control
 
   private mutating func control(_ m: ControlMessage) -> [Action] {
@@ -233,6 +286,8 @@ public struct WorkerMachine: Sendable {
         let next = s.index + 1 < a.stageCount ? a.stageDevices[s.index + 1] : a.source
         if next != a.device { targets.insert(next) }
       }
+      // A source that runs no stage of its own (the edge of a speculative run) feeds the first stage.
+      if isSource && a.stageDevices[0] != a.device { targets.insert(a.stageDevices[0]) }
       phase = .linking
       return [.connect(targets.sorted())]
     case .workload(let requests):
@@ -258,6 +313,13 @@ public struct WorkerMachine: Sendable {
                 .description))
         ]
       }
+      if let spec = a.speculation {
+        var s = SpeculativeSource(lookahead: spec.lookahead, closedLoop: spec.closedLoop, requests: workload)
+        workload = []
+        let out = s.start(at: 0)
+        speculative = s
+        return speculativeActions(out)
+      }
       var s = SourceScheduler(configuration: config, requests: workload, keepHistory: keepHistory)
       workload = []
       let out = s.start(at: 0) + s.tick(at: 0)
@@ -282,7 +344,8 @@ public struct WorkerMachine: Sendable {
     if a.stageCount < 1 || a.stageDevices.count != a.stageCount {
       return "stage_count \(a.stageCount) and \(a.stageDevices.count) stage devices"
     }
-    if a.stages.isEmpty { return "no stages for \(a.device)" }
+    // Only the source of a speculative run (the edge, drafting) may run no stage.
+    if a.stages.isEmpty && !(a.device == a.source && a.speculation != nil) { return "no stages for \(a.device)" }
     for s in a.stages {
       if s.index < 0 || s.index >= a.stageCount { return "stage \(s.index) outside 0..<\(a.stageCount)" }
       if a.stageDevices[s.index] != a.device { return "stage \(s.index) belongs to \(a.stageDevices[s.index])" }
@@ -290,7 +353,8 @@ public struct WorkerMachine: Sendable {
         return "stage \(s.index) has layers \(s.firstLayer)..<\(s.endLayer)"
       }
     }
-    if !a.stageDevices.contains(a.source) && a.device != a.source {
+    // The source may run no stage only in a speculative run (it drafts and feeds the first stage).
+    if !a.stageDevices.contains(a.source) && a.device != a.source && (l.verifyTokens ?? 0) == 0 {
       return "source \(a.source) runs no stage and is not this device"
     }
     if let p = l.problem { return "limits: \(p)" }
@@ -300,6 +364,14 @@ public struct WorkerMachine: Sendable {
     }
     if !(a.dilation > 0 && a.dilation.isFinite) { return "dilation \(a.dilation)" }
     if (a.device == a.source) != (a.scheduler != nil) { return "only the source schedules" }
+    if let s = a.speculation {
+      if a.device != a.source { return "only the source drafts" }
+      if !(1...64).contains(s.lookahead) { return "lookahead \(s.lookahead) outside 1...64" }
+      if (l.verifyTokens ?? 0) < s.lookahead + 1 {
+        return "verify_tokens \(l.verifyTokens ?? 0) below the lookahead + 1 (\(s.lookahead + 1))"
+      }
+      if s.draftBlocks < 1 { return "a draft of \(s.draftBlocks) blocks" }
+    }
     return nil
   }
 
@@ -347,7 +419,13 @@ public struct WorkerMachine: Sendable {
     guard from == feeder else { throw .wrongSender(stage: m.stage, expected: feeder, got: from) }
     let l = a.limits
     guard !m.spans.isEmpty else { throw .badSpans("no spans") }
-    if m.prefill {
+    let verifyLimit = l.verifyTokens ?? 0
+    if m.verify {
+      guard verifyLimit > 0 else { throw .badSpans("a verification in a run that does not speculate") }
+      guard !m.prefill, m.spans.count == 1 else {
+        throw .badSpans("a verification carries one sequence's decode tokens, this one \(m.spans.count) spans")
+      }
+    } else if m.prefill {
       guard m.spans.count == 1 else { throw .badSpans("a prefill carries one sequence, this one \(m.spans.count)") }
     } else {
       guard m.spans.count <= l.maxBatch else {
@@ -360,7 +438,11 @@ public struct WorkerMachine: Sendable {
     for span in m.spans {
       guard span.id < UInt64(l.requests) else { throw .unknownSequence(span.id, requests: l.requests) }
       guard ids.insert(span.id).inserted else { throw .badSpans("sequence \(span.id) twice") }
-      if m.prefill {
+      if m.verify {
+        guard span.count >= 1 && Int(span.count) <= verifyLimit else {
+          throw .badSpans("a verification of \(span.count) tokens (1...\(verifyLimit))")
+        }
+      } else if m.prefill {
         guard span.count >= 1 && Int(span.count) <= l.maxPromptTokens else {
           throw .badSpans("a prompt of \(span.count) tokens (1...\(l.maxPromptTokens))")
         }
@@ -372,7 +454,11 @@ public struct WorkerMachine: Sendable {
         throw .beyondContext(sequence: span.id, end: end, limit: l.maxContextTokens)
       }
       let expected = next[span.id] ?? 0
-      guard Int(span.start) == expected else {
+      // A verification may start before where the stage is (it forgets the rejected drafts), never after, and
+      // never before the first position after the prompt's first token.
+      let continues =
+        m.verify ? (1...max(1, expected)).contains(Int(span.start)) && expected >= 1 : Int(span.start) == expected
+      guard continues else {
         throw .position(sequence: span.id, stage: s, expected: expected, got: span.start)
       }
       next[span.id] = Int(end)
@@ -403,9 +489,21 @@ public struct WorkerMachine: Sendable {
   private mutating func tokens(from: String, _ m: ActivationMessage, _ a: Assignment, now: Double) throws(WorkerError)
     -> [Action]
   {
-    guard isSource, var src = source else { throw .unexpected("tokens", phase: "not the source") }
+    guard isSource else { throw .unexpected("tokens", phase: "not the source") }
     let last = a.stageDevices[a.stageCount - 1]
     guard from == last else { throw .wrongSender(stage: m.stage, expected: last, got: from) }
+    if var spec = speculative {
+      guard let tokens = m.tokens, spec.matches(batch: m.batch, spans: m.spans) else { throw .unknownBatch(m.batch) }
+      if let bad = tokens.first(where: { $0 < 0 || Int($0) >= a.limits.vocabSize }) {
+        throw .tokenOutOfRange(bad, vocabulary: a.limits.vocabSize)
+      }
+      let out: [SpeculativeSource.Action]
+      do { out = try spec.tokensReturned(tokens: tokens, at: now) } catch { throw .payload(error.why) }
+      speculative = spec
+      progress.returned += 1
+      return speculativeActions(out)
+    }
+    guard var src = source else { throw .unexpected("tokens", phase: "not the source") }
     guard let tokens = m.tokens, tokens.count == m.spans.count else {
       throw .payload(
         "one token per sequence: \(m.spans.count) sequences, \(m.tokens.map { String($0.count) } ?? "no") tokens")

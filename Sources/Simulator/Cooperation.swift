@@ -209,8 +209,11 @@ struct Cooperation {
         }
       }
       draftReady = ready
+      // A verification computes its tokens as decode steps do, together (the engine's per-row kernels read each
+      // weight once for all of them): a decode micro-batch of proposed + 1 rows.
       t = targetPass(
-        .prefill(tokens: proposed + 1, past: context - 1), tokens: proposed + 1, returned: proposed + 1, at: ready)
+        .decode(contexts: (0...proposed).map { context - 1 + $0 }), tokens: proposed + 1, returned: proposed + 1,
+        at: ready)
       let made = min(accepted + 1, n - produced)
       times += Array(repeating: t, count: made)
       produced += made

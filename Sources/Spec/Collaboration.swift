@@ -240,7 +240,7 @@ extension ExperimentSpec {
       add("devices", "edge–cloud collaboration needs the edge device and at least one device for the target model")
     }
     if let s = source, s != c.edge { add("source", "with collaboration the source is the edge device '\(c.edge)'") }
-    if workload.prompts != nil {
+    if workload.prompts != nil && c.tasks != nil {
       add("workload.prompts", "with collaboration the questions of 'collaboration.tasks' are the prompts; leave it out")
     }
     if (c.edgeModel.earlyExit == nil) == (c.edgeModel.model == nil) {
@@ -284,10 +284,13 @@ extension ExperimentSpec {
         if let a = sp.acceptanceRate, !(0...1).contains(a) {
           add(f + ".speculative.acceptance_rate", "must be in 0…1")
         }
-        if c.tasks == nil && sp.acceptanceRate == nil && c.acceptanceRate == nil {
+        // Without questions, an early-exit draft's agreement is measured on the workload's own prompts.
+        if backend == .simulated && c.tasks == nil && sp.acceptanceRate == nil && c.acceptanceRate == nil
+          && c.edgeModel.earlyExit == nil
+        {
           add(
             f + ".speculative.acceptance_rate",
-            "without collaboration.tasks nothing measures the draft's agreement; give an acceptance_rate (here or in collaboration)"
+            "without collaboration.tasks nothing measures a separate draft's agreement; give an acceptance_rate (here or in collaboration)"
           )
         }
       }
@@ -295,11 +298,29 @@ extension ExperimentSpec {
         add(f + ".route.router", "the '\(r.name)' router needs measured answers: give collaboration.tasks")
       }
     }
-    if !strategies.isEmpty && backend != .simulated {
-      add(
-        "backend",
-        "strategies run on the simulated backend (their accuracy and agreement are measured for real first); real runs of speculation and routing on loopback workers are not built yet"
-      )
+    // Real runs: speculative decoding with the target's own early exit as the draft (drafting at the edge
+    // worker, verifying through the target's workers); routing and separate draft models are simulated only.
+    if backend != .simulated {
+      for s in strategies {
+        let f = "strategies[\(s.name)]"
+        if s.route != nil {
+          add(
+            f + ".route",
+            "routing runs on the simulated backend only (its accuracy is measured for real first); run with --backend simulated"
+          )
+        }
+        if let sp = s.speculative {
+          if c.edgeModel.earlyExit == nil {
+            add(
+              "collaboration.edge_model",
+              "a real speculative run drafts with the target's own first blocks (early_exit); a separate draft model runs on the simulated backend only"
+            )
+          }
+          if sp.acceptanceRate != nil || c.acceptanceRate != nil {
+            add(f + ".speculative.acceptance_rate", "a real run measures its acceptance; leave acceptance_rate out")
+          }
+        }
+      }
     }
     return issues
   }

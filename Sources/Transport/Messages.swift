@@ -1,7 +1,10 @@
 /// A micro-batch's activations on the wire (binary payload of an `activation` frame):
 /// `batch u64 · stage u32 · flags u8 (bit 0: prefill, bit 1: FP16 values) · span count u32 ·
 /// spans (id u64, start u32, count u32)… · value count u32 · values (FP32 or FP16)…`.
-/// With `tokens` (bit 2) the values are token ids (u32) instead of hidden states.
+/// With `tokens` (bit 2) the values are token ids (u32) instead of hidden states. A speculative verification
+/// (bit 3) carries one sequence's last token and the drafted ones: each stage first forgets the sequence's
+/// positions from the span's start on (what the previous verification rejected), computes every token as a
+/// decode step, and the last stage returns a token for every position.
 public struct ActivationMessage: Sendable, Equatable {
   public struct Span: Sendable, Equatable, Hashable {
     public var id: UInt64
@@ -17,16 +20,21 @@ public struct ActivationMessage: Sendable, Equatable {
   /// Index of the pipeline stage that must process this message.
   public var stage: UInt32
   public var prefill: Bool
+  /// A speculative verification (see above).
+  public var verify: Bool
   public var spans: [Span]
   /// Hidden states (FP32 in memory) or, when `tokens` is set, token ids.
   public var values: [Float]
   public var tokens: [Int32]?
 
-  public init(batch: UInt64, stage: UInt32, prefill: Bool, spans: [Span], values: [Float] = [], tokens: [Int32]? = nil)
-  {
+  public init(
+    batch: UInt64, stage: UInt32, prefill: Bool, verify: Bool = false, spans: [Span], values: [Float] = [],
+    tokens: [Int32]? = nil
+  ) {
     self.batch = batch
     self.stage = stage
     self.prefill = prefill
+    self.verify = verify
     self.spans = spans
     self.values = values
     self.tokens = tokens
@@ -42,6 +50,7 @@ public struct ActivationMessage: Sendable, Equatable {
     var flags: UInt8 = prefill ? 1 : 0
     if halfPrecision && tokens == nil { flags |= 2 }
     if tokens != nil { flags |= 4 }
+    if verify { flags |= 8 }
     out.append(flags)
     out.appendLE(UInt32(spans.count))
     for s in spans {
@@ -90,7 +99,9 @@ public struct ActivationMessage: Sendable, Equatable {
     guard r.remaining == n * width else {
       throw .malformed("\(n) values of \(width) bytes need \(n * width) bytes, the payload has \(r.remaining)")
     }
-    var m = ActivationMessage(batch: batch, stage: stage, prefill: flags & 1 != 0, spans: spans)
+    guard flags & 0xF0 == 0 else { throw .malformed("unknown flags \(flags)") }
+    var m = ActivationMessage(
+      batch: batch, stage: stage, prefill: flags & 1 != 0, verify: flags & 8 != 0, spans: spans)
     let offset = r.offset
     p.withUnsafeBytes { raw in
       if flags & 4 != 0 {

@@ -1,5 +1,6 @@
 public import DSL
 public import EdgeLabCore
+public import Execution
 import Experiments
 import Foundation
 public import Metrics
@@ -39,6 +40,10 @@ public struct Validation {
   public var environment: [String: String]
   public var stop: @Sendable () -> Bool
   public var log: @Sendable (String) -> Void
+  /// Measures the draft's agreement for the speculative cases' predictions.
+  public var taskEvaluator: (any TaskEvaluator)?
+  /// Turns the real prompts of cases with a prompt file into tokens.
+  public var promptEncoder: (any PromptEncoder)?
 
   public init(
     runner: ExperimentRunner, profile: String, hostBandwidth: Bandwidth, workDirectory: String, canEmulate: Bool,
@@ -78,6 +83,11 @@ public struct Validation {
     var specs: [String] = []
     for e in cases {
       let name = e.spec.name
+      if let model = e.spec.model.checkpoint, !FileManager.default.fileExists(atPath: model) {
+        log("skipping \(name): no \(model) (make smollm2 fetches it)")
+        skipped.append((name, "no \(model)"))
+        continue
+      }
       if ValidationCases.isEmulated(e) && !canEmulate {
         log("skipping \(name): emulated cases need root (network namespaces, tc, cgroups)")
         skipped.append((name, "needs root"))
@@ -88,6 +98,8 @@ public struct Validation {
       let path = workDirectory + "/\(name).h5"
       var options = RunOptions(outputPath: path, archiveDirectory: workDirectory + "/archive", stopRequested: stop)
       options.provenance = environment
+      options.taskEvaluator = taskEvaluator
+      options.promptEncoder = promptEncoder
       do {
         _ = try runner.run(spec, options: options)
       } catch {

@@ -3,6 +3,7 @@ import Catalog
 import CostModel
 import DSL
 import EdgeLabCore
+import Evaluation
 import Experiments
 import Foundation
 import Profiling
@@ -34,6 +35,37 @@ struct ValidateCommand: ParsableCommand {
   var cases: [String] = []
   @Flag(help: "No progress output from the runs.") var quiet = false
 
+  /// The profile with a table for every case's model that it lacks (a real model's shape and storage type, in
+  /// its arithmetic; a case whose checkpoint is absent is skipped later, so it needs none), written beside the
+  /// cases' results; the path unchanged when nothing was missing.
+  static func withEveryCaseModel(
+    _ path: String, cases: [Experiment], work: String, log: @escaping @Sendable (String) -> Void
+  ) throws -> String {
+    var (profile, _) = try ProfileLibrary.read(path, field: "--profile")
+    var options = Profiler.Options()
+    // Real models' prompts are short here: fewer, shorter points keep the measurement to minutes.
+    options.prefillTokens = [1, 4, 16, 32, 64]
+    options.decodeContexts = [16, 64, 128]
+    options.repetitions = 3
+    let profiler = Profiler(options: options, log: log)
+    var added = false
+    for e in cases {
+      let m = e.spec.model
+      guard let name = m.preset, let preset = ModelPreset.named(name) else { continue }
+      if let c = m.checkpoint, !FileManager.default.fileExists(atPath: c) { continue }
+      if profile.model(preset.config, m.precision) != nil { continue }
+      profile = try profiler.adding(preset, precision: m.precision, arithmetic: m.arithmetic, to: profile)
+      added = true
+    }
+    guard added else { return path }
+    let out = work + "/profile-with-case-models.json"
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    try encoder.encode(profile).write(to: URL(fileURLWithPath: out), options: .atomic)
+    return out
+  }
+
   func run() throws {
     var selected = ValidationCases.all
     if !cases.isEmpty {
@@ -47,7 +79,7 @@ struct ValidateCommand: ParsableCommand {
       }
     }
     let log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data("validate: \($0)\n".utf8)) }
-    let profilePath: String
+    var profilePath: String
     if let profile {
       profilePath = profile
     } else {
@@ -59,14 +91,17 @@ struct ValidateCommand: ParsableCommand {
       try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
       try encoder.encode(p).write(to: URL(fileURLWithPath: profilePath), options: .atomic)
     }
+    profilePath = try Self.withEveryCaseModel(profilePath, cases: selected, work: work, log: log)
     let (hostProfile, hash) = try ProfileLibrary.read(profilePath, field: "--profile")
     log("profile \(profilePath) (\(hash)): decode read \(hostProfile.decodeBandwidth)")
     Interrupt.install()
     let runner = ExperimentRunner(
       backends: Backends.all(quiet: quiet), progress: quiet ? SilentProgress() : StderrProgress())
-    let validation = Validation(
+    var validation = Validation(
       runner: runner, profile: profilePath, hostBandwidth: hostProfile.decodeBandwidth, workDirectory: work,
       canEmulate: geteuid() == 0, environment: EnvironmentFacts.provenance, stop: { Interrupt.isRequested }, log: log)
+    validation.taskEvaluator = ModelEvaluator(threads: 1)
+    validation.promptEncoder = ModelPromptEncoder()
     let report = try validation.run(selected)
     try ResultsStore.write(report.file, to: out)
     let table = Validation.markdown(report, cases: selected)

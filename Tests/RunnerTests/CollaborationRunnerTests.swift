@@ -122,13 +122,26 @@ struct CollaborationRunnerTests {
     #expect(fields { $0.strategies[0].speculative?.target.name = "nope" } == ["strategies[spec-2].speculative.target"])
     #expect(fields { $0.strategies[1].name = "split" } == ["strategies[split]"])
     #expect(fields { $0.collaboration?.edge = "phone" } == ["collaboration.edge"])
-    #expect(fields { $0.backend = .loopback } == ["backend"])
+    // On real workers: speculation with the early exit, measured by the run; routing and assumed rates refused.
+    #expect(
+      fields { $0.backend = .loopback } == [
+        "strategies[spec-2-assumed].speculative.acceptance_rate", "strategies[edge-only].route",
+        "strategies[cloud-only].route", "strategies[confident].route", "strategies[oracle].route",
+      ])
     #expect(fields { $0.collaboration = nil } == ["strategies"])
     #expect(
       fields { $0.strategies[3].route?.router = RouterChoice("random") } == ["strategies[cloud-only].route.router"])
+    // Without questions an early-exit draft's agreement is measured on the workload's prompts; a separate draft's
+    // cannot be, so it needs an assumed rate.
     #expect(
       fields {
         $0.collaboration?.tasks = nil
+        $0.strategies.removeAll { $0.route?.router.name == "confidence" || $0.route?.router.name == "oracle" }
+      } == [])
+    #expect(
+      fields {
+        $0.collaboration?.tasks = nil
+        $0.collaboration?.edgeModel = .separate(ModelChoice(preset: "SmolLM2-135M", precision: .q4_1))
         $0.strategies.removeAll { $0.route?.router.name == "confidence" || $0.route?.router.name == "oracle" }
       } == ["strategies[spec-2].speculative.acceptance_rate"])
     #expect(fields { $0.collaboration?.tasks = TaskSetSpec(builtin: .units) } == ["collaboration.tasks.count"])
