@@ -17,6 +17,7 @@ public enum ExperimentCatalog {
     emulatedOrinNano,
     collabEdgeCloud,
     specRTTCrossover,
+    dllamaScaling,
   ]
 
   public static func named(_ name: String) -> Experiment? { all.first { $0.spec.name == name } }

@@ -82,9 +82,19 @@ public struct DevicePreset: Hashable, Sendable {
       memoryBandwidth: .gigabytesPerSecond(936),
       fp32Peak: .tflops(35.6), fp16Peak: .tflops(142), storageReadBandwidth: .megabytesPerSecond(3500), isServer: true))
 
+  /// Raspberry Pi 4 Model B, 8 GB (Raspberry Pi 4 product brief: 4 × Cortex-A72 at 1.5 GHz, LPDDR4-3200 on a
+  /// 32-bit bus = 12.8 GB/s; 128-bit NEON, 8 FP32 FLOP per cycle and core; no FP16 arithmetic; microSD storage).
+  /// distributed-llama's scaling measurements ran on these (../shared/reference/literature.md).
+  public static let raspberryPi4 = DevicePreset(
+    name: "raspberry-pi-4-8gb",
+    profile: DeviceProfile(
+      model: "Raspberry Pi 4 Model B 8GB", memory: .GB(8), usableMemory: .GB(7),
+      memoryBandwidth: .gigabytesPerSecond(12.8), fp32Peak: .tflops(0.048), fp16Peak: .tflops(0.048),
+      storageReadBandwidth: .megabytesPerSecond(45)))
+
   public static let all: [DevicePreset] = [
     orinNano8GB, orinNano8GBSuper, orinNano4GB, orinNX16GB, orinNX8GB, agxOrin32GB, agxOrin64GB, xavierNX, agxXavier,
-    rtx3090Server,
+    rtx3090Server, raspberryPi4,
   ]
 
   public static func named(_ name: String) -> DevicePreset? {

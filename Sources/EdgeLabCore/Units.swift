@@ -66,7 +66,8 @@ public struct Seconds: Hashable, Comparable, Sendable, AdditiveArithmetic, Custo
   public init(_ value: Double) { self.value = value }
   public static let zero = Seconds(0.0)
   public static func ms(_ v: Double) -> Seconds { Seconds(v / 1e3) }
-  public static func us(_ v: Double) -> Seconds { Seconds(v / 1e6) }
+  /// As the parser scales "50us" (so a DSL value and its JSON text are one number).
+  public static func us(_ v: Double) -> Seconds { Seconds(v * 1e-6) }
   public static func + (a: Seconds, b: Seconds) -> Seconds { Seconds(a.value + b.value) }
   public static func - (a: Seconds, b: Seconds) -> Seconds { Seconds(a.value - b.value) }
   public static func * (a: Seconds, k: Double) -> Seconds { Seconds(a.value * k) }
@@ -141,8 +142,14 @@ enum UnitFormat {
     if v == 0 { return "0" + base }
     for (unit, scale) in units where abs(v) >= scale {
       let scaled = v / scale
-      let text = shortest(scaled)
-      if let back = Double(text), back * scale == v { return text + unit }
+      // The quotient may miss the written number by an ulp (50 µs = 5.0000000000000004e-05 s): try it rounded
+      // to 12 significant digits first, and keep the first that reads back as exactly this value.
+      let magnitude = (0..<30).reduce(1.0) { m, _ in abs(scaled) >= m * 10 ? m * 10 : m }
+      let k = 1e11 / magnitude
+      for candidate in [(scaled * k).rounded() / k, scaled] {
+        let text = shortest(candidate)
+        if let back = Double(text), back * scale == v { return text + unit }
+      }
     }
     return shortest(v) + base
   }

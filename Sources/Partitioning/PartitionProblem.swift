@@ -23,6 +23,49 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
   /// Mean prompt and output lengths of the workload (tokens), for objectives that weigh prefill against decode.
   public var promptTokens: Double?
   public var outputTokens: Double?
+  /// The model's shape inside a layer, for plans that split layers across devices (tensor parallelism).
+  public var shape: ModelShape?
+
+  /// What tensor-parallel plans need of the model: the layers that are decoder blocks, how their heads and FFN
+  /// columns divide, the hidden size an all-reduce carries, and the weight of attention against FFN in a block.
+  public struct ModelShape: Codable, Hashable, Sendable {
+    public var hiddenSize: Int
+    public var kvHeads: Int
+    public var ffnColumns: Int
+    /// Parameters of a block's attention and of its FFN (their ratio weighs a member's share of the work).
+    public var attentionParameters: Double
+    public var ffnParameters: Double
+    /// The problem's layers that are decoder blocks: `firstBlock..<endBlock`.
+    public var firstBlock: Int
+    public var endBlock: Int
+    /// Bytes per activation value on the wire.
+    public var wireBytesPerValue: Double
+
+    public init(
+      hiddenSize: Int, kvHeads: Int, ffnColumns: Int, attentionParameters: Double, ffnParameters: Double,
+      firstBlock: Int, endBlock: Int, wireBytesPerValue: Double
+    ) {
+      self.hiddenSize = hiddenSize
+      self.kvHeads = kvHeads
+      self.ffnColumns = ffnColumns
+      self.attentionParameters = attentionParameters
+      self.ffnParameters = ffnParameters
+      self.firstBlock = firstBlock
+      self.endBlock = endBlock
+      self.wireBytesPerValue = wireBytesPerValue
+    }
+
+    enum CodingKeys: String, CodingKey {
+      case hiddenSize = "hidden_size"
+      case kvHeads = "kv_heads"
+      case ffnColumns = "ffn_columns"
+      case attentionParameters = "attention_parameters"
+      case ffnParameters = "ffn_parameters"
+      case firstBlock = "first_block"
+      case endBlock = "end_block"
+      case wireBytesPerValue = "wire_bytes_per_value"
+    }
+  }
 
   public struct Device: Codable, Hashable, Sendable {
     public var name: String
@@ -108,6 +151,7 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
     case devices, layers, links
     case promptTokens = "prompt_tokens"
     case outputTokens = "output_tokens"
+    case shape
   }
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -119,6 +163,7 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
     links = try c.decodeIfPresent([Link].self, forKey: .links) ?? []
     promptTokens = try c.decodeIfPresent(Double.self, forKey: .promptTokens)
     outputTokens = try c.decodeIfPresent(Double.self, forKey: .outputTokens)
+    shape = try c.decodeIfPresent(ModelShape.self, forKey: .shape)
   }
 
   /// Structural problems (names, sizes, missing times), each a sentence naming the field.
@@ -132,6 +177,17 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
       p.append("source: '\(source)' is not one of the devices (\(names.joined(separator: ", ")))")
     }
     func finite(_ v: Double, _ low: Double) -> Bool { v >= low && v.isFinite }
+    if let m = shape {
+      let ceiling = 1 << 24
+      if ![m.hiddenSize, m.kvHeads, m.ffnColumns].allSatisfy({ (1...ceiling).contains($0) })
+        || !(0 <= m.firstBlock && m.firstBlock < m.endBlock && m.endBlock <= layers.count)
+        || !finite(m.attentionParameters, 0) || !finite(m.ffnParameters, 0) || !(m.wireBytesPerValue > 0)
+        || !m.wireBytesPerValue.isFinite
+      {
+        p.append(
+          "shape: sizes in 1…\(ceiling), blocks a range of the layers, parameters ≥ 0 and wire bytes > 0")
+      }
+    }
     for d in devices {
       if !finite(d.memoryBytes, 0) {
         p.append("devices[\(d.name)].memory_bytes must be a finite number ≥ 0 (it is \(d.memoryBytes))")

@@ -147,7 +147,35 @@ public struct PartitionerRegistry: Sendable {
     parameters: [String: JSONValue] = [:]
   ) throws(PartitionError) -> Plan {
     let algorithm = try make(name, parameters: parameters)
-    return try algorithm.partition(try IndexedProblem(problem))
+    let plan = try algorithm.partition(try IndexedProblem(problem))
+    try Self.checkGroups(plan, problem, algorithm: name)
+    return plan
+  }
+
+  /// A plan's tensor-parallel groups must divide the model's heads and columns, name devices of the problem,
+  /// and keep each device in one stage: checked whoever made the plan.
+  static func checkGroups(_ plan: Plan, _ problem: PartitionProblem, algorithm: String) throws(PartitionError) {
+    guard plan.hasGroups else { return }
+    guard let shape = problem.shape else {
+      throw .badParameter(algorithm: algorithm, "a tensor-parallel plan needs the problem's model shape")
+    }
+    let names = Set(problem.devices.map(\.name))
+    var seen = Set<String>()
+    for (i, stage) in plan.stages.enumerated() {
+      for d in stage.devices {
+        guard names.contains(d) else { throw .badParameter(algorithm: algorithm, "stage \(i): no device '\(d)'") }
+        guard seen.insert(d).inserted else {
+          throw .badParameter(
+            algorithm: algorithm, "stage \(i): '\(d)' also runs another stage of a tensor-parallel plan")
+        }
+      }
+      if let g = stage.group {
+        let issues = g.problems(device: stage.device, kvHeads: shape.kvHeads, ffnColumns: shape.ffnColumns)
+        if !issues.isEmpty {
+          throw .badParameter(algorithm: algorithm, "stage \(i) group: " + issues.joined(separator: "; "))
+        }
+      }
+    }
   }
 }
 
@@ -165,6 +193,8 @@ public enum Partitioners {
     EvenOnDemand.self,
     EdgeShardOnDemand.self,
     BruteForce.self,
+    TensorParallel.self,
+    TensorParallelStar.self,
   ]
 
   public static var names: [String] { PartitionerRegistry.standard.names }

@@ -38,13 +38,22 @@ public struct Plan: Codable, Hashable, Sendable {
     public var endLayer: Int
     /// Layers of this stage that are not resident when the run starts, read from storage just before use.
     public var offloadedLayers: [Int]
+    /// The devices that share this stage's decoder blocks (tensor parallelism), `device` first; nil: `device`
+    /// alone.
+    public var group: TensorGroup?
 
-    public init(device: String, firstLayer: Int, endLayer: Int, offloadedLayers: [Int] = []) {
+    public init(
+      device: String, firstLayer: Int, endLayer: Int, offloadedLayers: [Int] = [], group: TensorGroup? = nil
+    ) {
       self.device = device
       self.firstLayer = firstLayer
       self.endLayer = endLayer
       self.offloadedLayers = offloadedLayers
+      self.group = group
     }
+
+    /// Every device that computes this stage.
+    public var devices: [String] { group?.members ?? [device] }
     public var layers: Range<Int> { firstLayer..<endLayer }
 
     enum CodingKeys: String, CodingKey {
@@ -52,6 +61,7 @@ public struct Plan: Codable, Hashable, Sendable {
       case firstLayer = "first_layer"
       case endLayer = "end_layer"
       case offloadedLayers = "offloaded_layers"
+      case group
     }
     public init(from decoder: any Decoder) throws {
       let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -59,6 +69,7 @@ public struct Plan: Codable, Hashable, Sendable {
       firstLayer = try c.decode(Int.self, forKey: .firstLayer)
       endLayer = try c.decode(Int.self, forKey: .endLayer)
       offloadedLayers = try c.decodeIfPresent([Int].self, forKey: .offloadedLayers) ?? []
+      group = try c.decodeIfPresent(TensorGroup.self, forKey: .group)
     }
     public func encode(to encoder: any Encoder) throws {
       var c = encoder.container(keyedBy: CodingKeys.self)
@@ -66,6 +77,7 @@ public struct Plan: Codable, Hashable, Sendable {
       try c.encode(firstLayer, forKey: .firstLayer)
       try c.encode(endLayer, forKey: .endLayer)
       if !offloadedLayers.isEmpty { try c.encode(offloadedLayers, forKey: .offloadedLayers) }
+      try c.encodeIfPresent(group, forKey: .group)
     }
   }
 
@@ -113,15 +125,20 @@ public struct Plan: Codable, Hashable, Sendable {
     case exact, explanation, notes, residency
   }
 
-  /// Devices in the order they first appear.
+  /// Devices in the order they first appear (every member of a tensor-parallel group).
   public var devices: [String] {
     var seen = Set<String>()
-    return stages.compactMap { seen.insert($0.device).inserted ? $0.device : nil }
+    return stages.flatMap(\.devices).compactMap { seen.insert($0).inserted ? $0 : nil }
   }
-  /// Whether the plan fits the standard semantics: contiguous stages, one per device, nothing offloaded.
+  /// Whether the plan fits the standard semantics: contiguous stages, one per device, nothing offloaded, no
+  /// tensor-parallel group.
   public var isStandard: Bool {
-    Set(stages.map(\.device)).count == stages.count && stages.allSatisfy { $0.offloadedLayers.isEmpty }
+    Set(stages.map(\.device)).count == stages.count
+      && stages.allSatisfy { $0.offloadedLayers.isEmpty && $0.group == nil }
   }
+
+  /// Whether a stage is shared by a group of devices.
+  public var hasGroups: Bool { stages.contains { $0.group != nil } }
 
   /// Indices of the stages `device` runs, in pipeline order.
   public func stageIndices(of device: String) -> [Int] { stages.indices.filter { stages[$0].device == device } }

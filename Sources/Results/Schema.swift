@@ -14,7 +14,7 @@ import Pipeline
 ///   summary         group whose attributes are the summary metrics
 ///   requests        table: id, arrival_s, first_token_s, completion_s, prompt_tokens, output_tokens, ttft_s, tpot_s
 ///   tokens          table: request_id, token_index, time_s
-///   plan            table: stage, device, first_layer, end_layer, offloaded_layers
+///   plan            table: stage, device, first_layer, end_layer, offloaded_layers, group
 ///   stages          table: stage, device, first_layer, end_layer, offloaded_count, compute_s, micro_batches
 ///   links           table: from, to, bytes, messages, busy_s, mechanism
 ///   devices         table: device, peak_memory_bytes, compute_s, transfer_s, load_stall_s, idle_s
@@ -144,6 +144,13 @@ enum Schema {
           .int("first_layer", stages.map { Int64($0.firstLayer) }),
           .int("end_layer", stages.map { Int64($0.endLayer) }),
           .string("offloaded_layers", stages.map { $0.offloadedLayers.map(String.init).joined(separator: ",") }),
+          .string(
+            "group",
+            stages.map { s in
+              s.group.map {
+                "\($0.members.joined(separator: ",")) \($0.collective.rawValue); kv_heads \($0.kvHeads.map(String.init).joined(separator: ",")); ffn_columns \($0.ffnColumns.map(String.init).joined(separator: ","))"
+              } ?? ""
+            }),
         ]))
     let st = r.outcome.stages
     g.tables.append(

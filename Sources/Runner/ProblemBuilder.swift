@@ -36,6 +36,23 @@ public struct ProblemBuilder: Sendable {
     ModelLayers(config: x.model, precision: x.spec.model.precision, wirePrecision: x.spec.execution.wirePrecision)
   }
 
+  /// The model's shape inside a block, for plans that split blocks across devices.
+  static func shape(_ x: ResolvedExperiment, _ model: ModelLayers) -> PartitionProblem.ModelShape? {
+    let blocks = model.layers.indices.filter {
+      if case .block = model.layers[$0].kind { return true }
+      return false
+    }
+    guard let first = blocks.first, let last = blocks.last else { return nil }
+    let c = x.model
+    let h = Double(c.hiddenSize)
+    let hd = Double(c.headDim)
+    return PartitionProblem.ModelShape(
+      hiddenSize: c.hiddenSize, kvHeads: c.numKeyValueHeads, ffnColumns: c.intermediateSize,
+      attentionParameters: 2 * h * Double(c.numAttentionHeads) * hd + 2 * h * Double(c.numKeyValueHeads) * hd,
+      ffnParameters: 3 * h * Double(c.intermediateSize), firstBlock: first, endBlock: last + 1,
+      wireBytesPerValue: x.spec.execution.wirePrecision.bytesPerWeight)
+  }
+
   public func problem(for x: ResolvedExperiment, objective: Objective) -> PartitionProblem {
     let model = layers(for: x)
     let w = x.spec.workload
@@ -86,6 +103,7 @@ public struct ProblemBuilder: Sendable {
       })
     problem.promptTokens = max(1, w.promptTokens.mean)
     problem.outputTokens = max(1, w.outputTokens.mean)
+    problem.shape = Self.shape(x, model)
     return problem
   }
 }

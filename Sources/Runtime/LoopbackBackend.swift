@@ -317,6 +317,14 @@ final class CoordinatedRun: @unchecked Sendable {
     let x = job.experiment
     try checkCheckpointShapes()
     try checkCollaboration()
+    if job.plan.hasGroups {
+      throw BackendError.refused(
+        .setting(
+          field: "algorithms",
+          reason:
+            "\(job.plan.algorithm) shares layers across devices (tensor parallelism), which runs on the simulated backend only so far; run with --backend simulated"
+        ))
+    }
     try checkSegments()
     try checkHostMemory()
     targets = try launcher.prepare(

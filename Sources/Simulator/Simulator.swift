@@ -299,6 +299,43 @@ struct Simulation {
     return .decode(contexts: b.entries.map(\.start))
   }
 
+  /// A decoder block shared by a tensor-parallel group: the slowest member's share of it, then two
+  /// all-reduces of the batch's hidden states over the group's slowest link (`TensorGroup.allReduceSeconds`,
+  /// the partition algorithms' model too). The members serve only this stage, so the stage's device stands for
+  /// them in the queue.
+  func groupBlockSeconds(_ g: TensorGroup, layer l: Int, work w: Work) -> Double {
+    let x = input.experiment
+    let precision = x.spec.model.precision
+    let c = x.model
+    let h = Double(c.hiddenSize)
+    let hd = Double(c.headDim)
+    let attention = 2 * h * Double(c.numAttentionHeads) * hd + 2 * h * Double(c.numKeyValueHeads) * hd
+    let ffn = 3 * h * Double(c.intermediateSize)
+    var slowest = 0.0
+    for (i, m) in g.members.enumerated() {
+      guard let d = x.device(m) else { return .infinity }
+      let t = input.timeModel.time(layers.layers[l], device: m, on: d.profile, work: w, precision: precision).value
+      slowest = max(slowest, g.share(i, attention: attention, ffn: ffn) * t)
+    }
+    let n = g.members.count
+    let pairs: [(String, String)] =
+      g.collective == .ring
+      ? (0..<n).map { (g.members[$0], g.members[($0 + 1) % n]) }
+      : g.members.dropFirst().flatMap { [(g.members[0], $0), ($0, g.members[0])] }
+    var latency = 0.0
+    var bandwidth = Double.infinity
+    for (a, b) in pairs {
+      guard let link = x.link(from: a, to: b) else { return .infinity }
+      latency = max(latency, link.spec.latency.value)
+      bandwidth = min(bandwidth, link.spec.bandwidth.bytesPerSecond)
+    }
+    let tokens = w.tokenCount
+    let reduce = TensorGroup.allReduceSeconds(
+      g.collective, members: n, bytes: Double(tokens) * h * g.wireBytesPerValue, latency: latency,
+      bandwidth: bandwidth)
+    return slowest + Double(TensorGroup.allReducesPerBlock) * reduce
+  }
+
   mutating func startNext(_ d: Int) {
     guard !deviceStates[d].busy, deviceStates[d].queueHead < deviceStates[d].queue.count else { return }
     let job = deviceStates[d].queue[deviceStates[d].queueHead]
@@ -314,10 +351,11 @@ struct Simulation {
     var t = now
     var computeTime = 0.0
     for l in stage.layers {
-      let c = input.timeModel.time(
+      var c = input.timeModel.time(
         layers.layers[l], device: device.name, on: device.profile, work: w, precision: precision
       )
       .value
+      if let g = stage.group, case .block = layers.layers[l].kind { c = groupBlockSeconds(g, layer: l, work: w) }
       if deviceStates[d].offloaded.contains(l), var storage = deviceStates[d].storage {
         let ready = storage.acquire(l, at: t)
         if ready > t {

@@ -1,0 +1,121 @@
+import EdgeLabCore
+public import Pipeline
+
+/// distributed-llama's tensor parallelism: one stage holding every layer, its decoder blocks shared evenly by
+/// 2^n devices (the source first, then the others in declared order); every block's attention heads and FFN
+/// columns divide among them and two all-reduces per block join the partial sums (a ring). `devices` sets n's
+/// count (default: the most devices, a power of two, that divide the KV heads and FFN columns evenly).
+public struct TensorParallel: Partitioner {
+  public static let name = "tp"
+  public static let summary =
+    "distributed-llama: every block split evenly over 2^n devices (whole KV heads), ring all-reduce after attention and FFN"
+  let devices: Int?
+  public init(parameters: inout Parameters) throws(PartitionError) {
+    let n = try parameters.int("devices", default: 0)
+    devices = n == 0 ? nil : n
+  }
+  public func partition(_ p: IndexedProblem) throws(PartitionError) -> Plan {
+    try TensorParallelPlanner(algorithm: Self.name, collective: .ring, devices: devices).plan(p)
+  }
+}
+
+/// TPI-LLM's variant: the same even split, joined by a star all-reduce (every partial sum to the source and
+/// the sum back: two latency steps, where a ring takes 2(n − 1)), which wins where link latency dominates.
+public struct TensorParallelStar: Partitioner {
+  public static let name = "tp-star"
+  public static let summary =
+    "TPI-LLM: every block split evenly over 2^n devices, star all-reduce through the source (latency-bound links)"
+  let devices: Int?
+  public init(parameters: inout Parameters) throws(PartitionError) {
+    let n = try parameters.int("devices", default: 0)
+    devices = n == 0 ? nil : n
+  }
+  public func partition(_ p: IndexedProblem) throws(PartitionError) -> Plan {
+    try TensorParallelPlanner(algorithm: Self.name, collective: .star, devices: devices).plan(p)
+  }
+}
+
+/// The even tensor-parallel plan and its predicted time per token (decode, batch 1): per block, the slowest
+/// member's share plus two all-reduces of the hidden state over the group's slowest link.
+struct TensorParallelPlanner {
+  let algorithm: String
+  let collective: TensorGroup.Collective
+  let devices: Int?
+
+  func plan(_ p: IndexedProblem) throws(PartitionError) -> Plan {
+    guard let shape = p.problem.shape else {
+      throw .infeasible("the problem has no model shape; tensor parallelism needs the heads and FFN columns")
+    }
+    let order = [p.sourceIndex] + (0..<p.deviceCount).filter { $0 != p.sourceIndex }
+    func divides(_ n: Int) -> Bool { shape.kvHeads % n == 0 && shape.ffnColumns % n == 0 }
+    let n: Int
+    if let devices {
+      guard devices >= 1, devices & (devices - 1) == 0 else {
+        throw .badParameter(algorithm: algorithm, "devices must be a power of two (1, 2, 4, …), not \(devices)")
+      }
+      guard devices <= order.count else {
+        throw .infeasible("devices \(devices): the problem has \(order.count)")
+      }
+      guard divides(devices) else {
+        throw .infeasible(
+          "\(devices) devices do not divide the model's \(shape.kvHeads) KV heads and \(shape.ffnColumns) FFN columns evenly"
+        )
+      }
+      n = devices
+    } else {
+      var m = 1
+      while m * 2 <= order.count && divides(m * 2) { m *= 2 }
+      n = m
+    }
+    let members = Array(order.prefix(n))
+    let layerCount = p.layerCount
+    let blocks = shape.firstBlock..<shape.endBlock
+    // Memory: each member holds its share of every block; the source also the layers outside the blocks.
+    for (i, d) in members.enumerated() {
+      let blockMemory = p.memory(blocks.lowerBound, blocks.upperBound) / Double(n)
+      let rest = p.memory(0, layerCount) - p.memory(blocks.lowerBound, blocks.upperBound)
+      let need = blockMemory + (i == 0 ? rest : 0)
+      if need > p.memory[d] {
+        throw .infeasible("\(p.name(d)) needs \(Bytes(need)) for its share; it offers \(Bytes(p.memory[d]))")
+      }
+    }
+    // The group's slowest link among the pairs its collective uses.
+    var latency = 0.0
+    var bandwidth = Double.infinity
+    if n > 1 {
+      let pairs: [(Int, Int)] =
+        collective == .ring
+        ? (0..<n).map { (members[$0], members[($0 + 1) % n]) }
+        : members.dropFirst().flatMap { [(members[0], $0), ($0, members[0])] }
+      for (a, b) in pairs {
+        guard p.hasLink(a, b) else { throw .infeasible("no link \(p.name(a))→\(p.name(b)) for the all-reduce") }
+        latency = max(latency, p.latency[a][b])
+        bandwidth = min(bandwidth, p.bandwidth[a][b])
+      }
+    }
+    let group = TensorGroup.even(
+      members.map(p.name), kvHeads: shape.kvHeads, ffnColumns: shape.ffnColumns, collective: collective,
+      wireBytesPerValue: shape.wireBytesPerValue)!
+    let share = group.share(0, attention: shape.attentionParameters, ffn: shape.ffnParameters)
+    var seconds =
+      p.compute(p.sourceIndex, 0, layerCount) - p.compute(p.sourceIndex, blocks.lowerBound, blocks.upperBound)
+    var compute = 0.0
+    for l in blocks {
+      compute += members.map { share * (p.compute($0, l, l + 1)) }.max() ?? 0
+    }
+    let reduce = TensorGroup.allReduceSeconds(
+      collective, members: n, bytes: Double(shape.hiddenSize) * shape.wireBytesPerValue, latency: latency,
+      bandwidth: bandwidth)
+    let network = Double(blocks.count * TensorGroup.allReducesPerBlock) * reduce
+    seconds += compute + network
+    let stage = Plan.Stage(
+      device: p.name(members[0]), firstLayer: 0, endLayer: layerCount, group: n > 1 ? group : nil)
+    let percent = seconds > 0 ? Int((network / seconds * 100).rounded()) : 0
+    return Plan(
+      algorithm: algorithm, objective: p.problem.objective, stages: [stage], microBatches: 1,
+      valueSeconds: seconds, exact: false,
+      explanation: n > 1
+        ? "\(n) devices share every block (\(collective.rawValue) all-reduce); the network \(percent)% of a token"
+        : "one device: nothing to share")
+  }
+}
