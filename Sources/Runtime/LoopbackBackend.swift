@@ -204,6 +204,11 @@ final class CoordinatedRun: @unchecked Sendable {
     if x.model.tieWordEmbeddings && Set(job.plan.stages.map(\.device)).count > 1 {
       parameters += Double(x.model.vocabSize * x.model.hiddenSize)
     }
+    // The edge worker of a speculative run holds its early-exit draft: embedding, its blocks and the head.
+    if let s = speculation {
+      parameters +=
+        Double(s.draftBlocks * x.model.parametersPerBlock) + Double(2 * x.model.vocabSize * x.model.hiddenSize)
+    }
     let resident = parameters * bytesPerWeight
     guard let available = HostMemory.availableBytes(), resident > 0.9 * available else { return }
     throw BackendError.refused(

@@ -334,7 +334,9 @@ public final class Worker: @unchecked Sendable {
       lock.withLock { assignment = nil }
       return .loadFailed("\(error)")
     }
-    weightBytes = stages.values.reduce(0) { $0 + $1.weightBytes }
+    // The draft of a speculative source is weights this worker holds too.
+    weightBytes =
+      stages.values.reduce(0) { $0 + $1.weightBytes } + (draftModel?.stages.reduce(0) { $0 + $1.weightBytes } ?? 0)
     return .loaded(weightBytes: weightBytes, seconds: Double(monotonicNanoseconds() - t0) * 1e-9)
   }
 
