@@ -18,6 +18,7 @@ public enum ExperimentCatalog {
     collabEdgeCloud,
     specRTTCrossover,
     dllamaScaling,
+    tpiLatencyBandwidth,
   ]
 
   public static func named(_ name: String) -> Experiment? { all.first { $0.spec.name == name } }

@@ -30,3 +30,25 @@ let dllamaScaling = Experiment(
   Sweep(.linkLatency, [.us(50), .us(150), .us(300), .us(500)], label: "latency")
   Seed(2)
 }
+
+/// TPI-LLM's finding (../shared/reference/literature.md): at the edge, link latency, not bandwidth, decides what
+/// tensor parallelism costs, and a star all-reduce beats a ring there. Eight Raspberry Pi 4 share every block of
+/// Llama 2 7B (Q4_0) with a ring (`tp`) or a star (`tp-star`), at 10 Mbit/s to 1 Gbit/s and 50 µs to 5 ms of
+/// one-way latency, beside the pipeline over the same eight devices (simulated, one request at a time).
+let tpiLatencyBandwidth = Experiment(
+  "tpi-latency-bandwidth",
+  "tensor parallelism over 8 Raspberry Pi 4: link latency against bandwidth, ring against star (TPI-LLM's finding)"
+) {
+  Model(.llama2_7B, precision: .q4_0)
+  Device("pi", .raspberryPi4, count: 8).source()
+  Network(bandwidth: .gbit(1), latency: .us(150))
+  Workload(requests: 2, prompt: 16, output: 32, arrival: .closedLoop(concurrency: 1))
+  Algorithm("tp", label: "tp-ring-8", ["devices": 8])
+  Algorithm("tp-star", label: "tp-star-8", ["devices": 8])
+  Algorithm("even", label: "pipeline-8")
+  Calibrate(Calibration(computeEfficiency: 1, memoryEfficiency: 0.226))
+  Execution(ExecutionOptions(wirePrecision: .fp16, planMemory: .weightsOnly))
+  Sweep(.linkBandwidth, [.mbit(10), .mbit(100), .gbit(1)], label: "bandwidth")
+  Sweep(.linkLatency, [.us(50), .us(500), .ms(2), .ms(5)], label: "latency")
+  Seed(2)
+}
