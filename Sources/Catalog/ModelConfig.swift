@@ -106,10 +106,12 @@ public struct ModelConfig: Codable, Hashable, Sendable {
   public var kvDim: Int { numKeyValueHeads * headDim }
   public var qDim: Int { numAttentionHeads * headDim }
 
+  /// Parameters of one decoder block's attention (the query, key, value and output projections).
+  public var attentionParametersPerBlock: Int { hiddenSize * qDim + 2 * hiddenSize * kvDim + qDim * hiddenSize }
+  /// Parameters of one decoder block's MLP (gate, up and down projections).
+  public var ffnParametersPerBlock: Int { 3 * hiddenSize * intermediateSize }
   /// Parameters of one decoder block (attention, MLP, two RMSNorm weights).
-  public var parametersPerBlock: Int {
-    hiddenSize * qDim + 2 * hiddenSize * kvDim + qDim * hiddenSize + 3 * hiddenSize * intermediateSize + 2 * hiddenSize
-  }
+  public var parametersPerBlock: Int { attentionParametersPerBlock + ffnParametersPerBlock + 2 * hiddenSize }
   /// Parameters of the whole model, counting a tied embedding once.
   public var parameterCount: Int {
     let embedding = vocabSize * hiddenSize

@@ -101,6 +101,17 @@ public struct TensorGroup: Codable, Hashable, Sendable {
     }
   }
 
+  /// The directed links a collective among `members` uses: each member to the next around a ring, or the first
+  /// member to every other and back in a star. Its slowest link times every step.
+  public static func links<Member>(_ members: [Member], _ collective: Collective) -> [(Member, Member)] {
+    let n = members.count
+    guard n > 1 else { return [] }
+    switch collective {
+    case .ring: return (0..<n).map { (members[$0], members[($0 + 1) % n]) }
+    case .star: return members.dropFirst().flatMap { [(members[0], $0), ($0, members[0])] }
+    }
+  }
+
   /// All-reduces per decoder block: after the attention and after the FFN.
   public static let allReducesPerBlock = 2
 }

@@ -176,12 +176,7 @@ public enum HTMLReport {
 
       """
     for r in rows {
-      let lab = r.lab.map { PaperComparison.format($0, r.number) } ?? "– (\(r.missing ?? ""))"
-      let ratio = r.ratio.map { String(format: $0, digits: 2) } ?? "–"
-      let ok = r.ratio.map { abs($0 - 1) <= 0.25 ? "yes" : "no" } ?? "–"
-      out +=
-        "<tr><td>\(escape(r.number.claim))</td><td>\(escape(PaperComparison.paperText(r.number)))</td>"
-        + "<td>\(escape(lab))</td><td>\(ratio)</td><td>\(ok)</td></tr>\n"
+      out += "<tr>" + PaperComparison.cells(r).map { "<td>\(escape($0))</td>" }.joined() + "</tr>\n"
     }
     return out + "</tbody></table>\n"
   }

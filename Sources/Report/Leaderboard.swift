@@ -59,13 +59,14 @@ public struct Leaderboard: Hashable, Sendable {
     public func format(_ v: Double) -> String {
       guard v.isFinite else { return "-" }
       switch self {
-      case .accuracy, .edgeRatio, .acceptanceRate: return fixed(v * 100, 1) + "%"
-      case .ttft, .tpot, .endToEnd: return v < 1 ? fixed(v * 1e3, 1) + " ms" : fixed(v, 3) + " s"
-      case .throughput: return fixed(v, 2) + " tok/s"
+      case .accuracy, .edgeRatio, .acceptanceRate: return String(format: v * 100, digits: 1) + "%"
+      case .ttft, .tpot, .endToEnd:
+        return v < 1 ? String(format: v * 1e3, digits: 1) + " ms" : String(format: v, digits: 3) + " s"
+      case .throughput: return String(format: v, digits: 2) + " tok/s"
       case .bytesToCloud:
-        if v >= 1e6 { return fixed(v / 1e6, 2) + " MB" }
-        return v >= 1e3 ? fixed(v / 1e3, 1) + " kB" : fixed(v, 0) + " B"
-      case .tokensPerVerification: return fixed(v, 2)
+        if v >= 1e6 { return String(format: v / 1e6, digits: 2) + " MB" }
+        return v >= 1e3 ? String(format: v / 1e3, digits: 1) + " kB" : String(format: v, digits: 0) + " B"
+      case .tokensPerVerification: return String(format: v, digits: 2)
       }
     }
   }
@@ -155,8 +156,6 @@ public struct Leaderboard: Hashable, Sendable {
     }
   }
 }
-
-func fixed(_ v: Double, _ digits: Int) -> String { String(format: v, digits: digits) }
 
 extension Leaderboard {
   /// The board as a plain-text table: one row per label, each cell its value and rank ("20.8% #1").

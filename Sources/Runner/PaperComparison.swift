@@ -89,15 +89,18 @@ public enum PaperComparison {
     n.high.map { format(n.value, n) + "–" + format($0, n) } ?? format(n.value, n)
   }
 
+  /// A row as text: claim, paper, lab, lab ÷ paper, and within 25% or not.
+  public static func cells(_ r: Row) -> [String] {
+    let lab = r.lab.map { format($0, r.number) } ?? "– (\(r.missing ?? ""))"
+    let ratio = r.ratio.map { String(format: $0, digits: 2) } ?? "–"
+    let ok = r.ratio.map { abs($0 - 1) <= 0.25 ? "yes" : "no" } ?? "–"
+    return [r.number.claim, paperText(r.number), lab, ratio, ok]
+  }
+
   /// Markdown rows: claim, paper, lab, lab ÷ paper, and within 25% or not.
   public static func markdown(_ rows: [Row]) -> String {
     var out = ["| claim | paper | lab | lab ÷ paper | within 25% |", "|---|---:|---:|---:|:---:|"]
-    for r in rows {
-      let lab = r.lab.map { format($0, r.number) } ?? "– (\(r.missing ?? ""))"
-      let ratio = r.ratio.map { String(format: $0, digits: 2) } ?? "–"
-      let ok = r.ratio.map { abs($0 - 1) <= 0.25 ? "yes" : "no" } ?? "–"
-      out.append("| \(r.number.claim) | \(paperText(r.number)) | \(lab) | \(ratio) | \(ok) |")
-    }
+    for r in rows { out.append("| " + cells(r).joined(separator: " | ") + " |") }
     return out.joined(separator: "\n")
   }
 

@@ -44,12 +44,10 @@ public struct ProblemBuilder: Sendable {
     }
     guard let first = blocks.first, let last = blocks.last else { return nil }
     let c = x.model
-    let h = Double(c.hiddenSize)
-    let hd = Double(c.headDim)
     return PartitionProblem.ModelShape(
       hiddenSize: c.hiddenSize, kvHeads: c.numKeyValueHeads, ffnColumns: c.intermediateSize,
-      attentionParameters: 2 * h * Double(c.numAttentionHeads) * hd + 2 * h * Double(c.numKeyValueHeads) * hd,
-      ffnParameters: 3 * h * Double(c.intermediateSize), firstBlock: first, endBlock: last + 1,
+      attentionParameters: Double(c.attentionParametersPerBlock),
+      ffnParameters: Double(c.ffnParametersPerBlock), firstBlock: first, endBlock: last + 1,
       wireBytesPerValue: x.spec.execution.wirePrecision.bytesPerWeight)
   }
 

@@ -224,13 +224,20 @@ public struct WorkerMachine: Sendable {
       case .refused(let r, let why): out.append(.reply(.refusedRequest(id: r, reason: why)))
       }
     }
-    // Events first: the coordinator learns of arrivals, tokens and finished requests before the next
-    // micro-batch leaves.
+    return Self.reports(arrivals: arrivals, tokens: tokens, finished: finished) + out
+  }
+
+  /// Events first: the coordinator learns of arrivals, verifications, tokens and finished requests before the
+  /// next micro-batch leaves.
+  private static func reports(
+    arrivals: [ArrivalEvent], verifications: [VerificationEvent] = [], tokens: [TokenEvent], finished: [Int]
+  ) -> [Action] {
     var reports: [Action] = []
     if !arrivals.isEmpty { reports.append(.reply(.arrivals(arrivals))) }
+    if !verifications.isEmpty { reports.append(.reply(.verifications(verifications))) }
     if !tokens.isEmpty { reports.append(.reply(.tokens(tokens))) }
     if !finished.isEmpty { reports.append(.reply(.finished(finished))) }
-    return reports + out
+    return reports
   }
 
   /// The speculative source's actions as the worker's.
@@ -254,12 +261,7 @@ public struct WorkerMachine: Sendable {
       case .verified(let v): verifications.append(v)
       }
     }
-    var reports: [Action] = []
-    if !arrivals.isEmpty { reports.append(.reply(.arrivals(arrivals))) }
-    if !verifications.isEmpty { reports.append(.reply(.verifications(verifications))) }
-    if !tokens.isEmpty { reports.append(.reply(.tokens(tokens))) }
-    if !finished.isEmpty { reports.append(.reply(.finished(finished))) }
-    return reports + out
+    return Self.reports(arrivals: arrivals, verifications: verifications, tokens: tokens, finished: finished) + out
   }
 
   // MARK: Control

@@ -307,10 +307,8 @@ struct Simulation {
     let x = input.experiment
     let precision = x.spec.model.precision
     let c = x.model
-    let h = Double(c.hiddenSize)
-    let hd = Double(c.headDim)
-    let attention = 2 * h * Double(c.numAttentionHeads) * hd + 2 * h * Double(c.numKeyValueHeads) * hd
-    let ffn = 3 * h * Double(c.intermediateSize)
+    let attention = Double(c.attentionParametersPerBlock)
+    let ffn = Double(c.ffnParametersPerBlock)
     var slowest = 0.0
     for (i, m) in g.members.enumerated() {
       guard let d = x.device(m) else { return .infinity }
@@ -318,20 +316,16 @@ struct Simulation {
       slowest = max(slowest, g.share(i, attention: attention, ffn: ffn) * t)
     }
     let n = g.members.count
-    let pairs: [(String, String)] =
-      g.collective == .ring
-      ? (0..<n).map { (g.members[$0], g.members[($0 + 1) % n]) }
-      : g.members.dropFirst().flatMap { [(g.members[0], $0), ($0, g.members[0])] }
     var latency = 0.0
     var bandwidth = Double.infinity
-    for (a, b) in pairs {
+    for (a, b) in TensorGroup.links(g.members, g.collective) {
       guard let link = x.link(from: a, to: b) else { return .infinity }
       latency = max(latency, link.spec.latency.value)
       bandwidth = min(bandwidth, link.spec.bandwidth.bytesPerSecond)
     }
     let tokens = w.tokenCount
     let reduce = TensorGroup.allReduceSeconds(
-      g.collective, members: n, bytes: Double(tokens) * h * g.wireBytesPerValue, latency: latency,
+      g.collective, members: n, bytes: Double(tokens * c.hiddenSize) * g.wireBytesPerValue, latency: latency,
       bandwidth: bandwidth)
     return slowest + Double(TensorGroup.allReducesPerBlock) * reduce
   }

@@ -398,12 +398,8 @@ struct Show: ParsableCommand {
 
   /// The paper's numbers of the file's experiment against the lab's (empty when the spec states none).
   static func paperComparison(_ results: ResultsFile) -> String {
-    guard let data = results.info.specJSON.data(using: .utf8),
-      let spec = try? JSONCoding.decoder.decode(ExperimentSpec.self, from: data), !spec.paper.isEmpty
-    else { return "" }
-    return "paper's numbers against the lab's:\n"
-      + PaperComparison.markdown(
-        PaperComparison.rows(spec.paper, runs: results.runs))
+    let rows = ReportCommand.paperRows(results)
+    return rows.isEmpty ? "" : "paper's numbers against the lab's:\n" + PaperComparison.markdown(rows)
   }
 }
 

@@ -83,11 +83,7 @@ struct TensorParallelPlanner {
     var latency = 0.0
     var bandwidth = Double.infinity
     if n > 1 {
-      let pairs: [(Int, Int)] =
-        collective == .ring
-        ? (0..<n).map { (members[$0], members[($0 + 1) % n]) }
-        : members.dropFirst().flatMap { [(members[0], $0), ($0, members[0])] }
-      for (a, b) in pairs {
+      for (a, b) in TensorGroup.links(members, collective) {
         guard p.hasLink(a, b) else { throw .infeasible("no link \(p.name(a))→\(p.name(b)) for the all-reduce") }
         latency = max(latency, p.latency[a][b])
         bandwidth = min(bandwidth, p.bandwidth[a][b])
