@@ -89,7 +89,7 @@ validate: build $(SMOLLM2)
 
 # The paper reproductions (docs/reproductions.md): every simulated one and its figure. The demo, which runs real
 # workers, is `make exp NAME=demo-3x-orin-nano`.
-REPRODUCTIONS = edgeshard-7b edgeshard-13b edgeshard-70b edgeshard-7b-server edgeshard-hop-overhead lime-70b lime-70b-bursts dllama-scaling tpi-latency-bandwidth
+REPRODUCTIONS = edgeshard-7b edgeshard-13b edgeshard-70b edgeshard-7b-server edgeshard-hop-overhead lime-70b lime-70b-bursts dllama-scaling tpi-latency-bandwidth hybrid-vs-pipeline
 reproduce: build
 	@for n in $(REPRODUCTIONS); do $(MAKE) --no-print-directory exp NAME=$$n || exit 1; done
 

@@ -19,6 +19,7 @@ public enum ExperimentCatalog {
     specRTTCrossover,
     dllamaScaling,
     tpiLatencyBandwidth,
+    hybridVsPipeline,
   ]
 
   public static func named(_ name: String) -> Experiment? { all.first { $0.spec.name == name } }

@@ -47,15 +47,37 @@ public struct MemoryBudget: Sendable, Hashable {
     let layers = ModelLayers(
       config: x.model, precision: x.spec.model.precision, wirePrecision: x.spec.execution.wirePrecision)
     var result: [Device] = []
+    let attention = Double(x.model.attentionParametersPerBlock)
+    let ffn = Double(x.model.ffnParametersPerBlock)
     for d in x.devices {
       let stages = plan.stageIndices(of: d.name).map { plan.stages[$0] }
-      guard !stages.isEmpty else { continue }
+      // A member of a tensor-parallel group holds its share of the blocks: its heads' KV cache and its part of
+      // the weights; the group's first member also the layers outside the blocks.
+      let memberships = plan.stages.compactMap { s -> (TensorGroup, Int, Range<Int>)? in
+        guard let g = s.group, let i = g.members.firstIndex(of: d.name) else { return nil }
+        return (g, i, s.layers)
+      }
+      guard !stages.isEmpty || !memberships.isEmpty else { continue }
       let offloaded = Set(stages.flatMap(\.offloadedLayers))
       var resident = 0.0
       var kv = 0.0
-      for l in stages.flatMap(\.layers) {
-        if !offloaded.contains(l) { resident += layers.layers[l].weightBytes.value }
-        kv += layers.layers[l].kvBytesPerToken.value
+      for s in stages where s.group == nil {
+        for l in s.layers {
+          if !offloaded.contains(l) { resident += layers.layers[l].weightBytes.value }
+          kv += layers.layers[l].kvBytesPerToken.value
+        }
+      }
+      for (g, i, range) in memberships {
+        for l in range {
+          let layer = layers.layers[l]
+          if case .block = layer.kind {
+            resident += g.share(i, attention: attention, ffn: ffn) * layer.weightBytes.value
+            kv += g.headShare(i) * layer.kvBytesPerToken.value
+          } else if i == 0 {
+            resident += layer.weightBytes.value
+            kv += layer.kvBytesPerToken.value
+          }
+        }
       }
       let policy = plan.residency(of: d.name)
       let largest = offloaded.map { layers.layers[$0].weightBytes.value }.max() ?? 0

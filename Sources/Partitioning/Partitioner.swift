@@ -195,6 +195,8 @@ public enum Partitioners {
     BruteForce.self,
     TensorParallel.self,
     TensorParallelStar.self,
+    Galaxy.self,
+    Hybrid.self,
   ]
 
   public static var names: [String] { PartitionerRegistry.standard.names }

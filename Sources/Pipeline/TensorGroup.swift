@@ -88,6 +88,27 @@ public struct TensorGroup: Codable, Hashable, Sendable {
     return total > 0 ? (attention * heads + ffn * columns) / total : heads
   }
 
+  /// Member `i`'s fraction of the KV heads (and so of a block's KV cache).
+  public func headShare(_ i: Int) -> Double { Double(kvHeads[i]) / Double(max(1, kvHeads.reduce(0, +))) }
+
+  /// Seconds of a decoder block's computation when member `i` alone would take `memberSeconds[i]` for the whole
+  /// block: the attention and the FFN each wait for their slowest member (the all-reduce between them is a
+  /// barrier), with `attention` and `ffn` (parameters, in any unit) weighing the two parts. The collectives are
+  /// not included.
+  public func blockSeconds(_ memberSeconds: [Double], attention: Double, ffn: Double) -> Double {
+    let total = attention + ffn
+    let a = total > 0 ? attention / total : 1
+    let heads = Double(max(1, kvHeads.reduce(0, +)))
+    let columns = Double(max(1, ffnColumns.reduce(0, +)))
+    var slowestAttention = 0.0
+    var slowestFFN = 0.0
+    for (i, t) in memberSeconds.enumerated() {
+      slowestAttention = max(slowestAttention, a * Double(kvHeads[i]) / heads * t)
+      slowestFFN = max(slowestFFN, (1 - a) * Double(ffnColumns[i]) / columns * t)
+    }
+    return slowestAttention + slowestFFN
+  }
+
   /// Seconds of one all-reduce of `bytes` among `members` members over links of `latency` seconds and
   /// `bandwidth` bytes/s (the group's slowest).
   public static func allReduceSeconds(

@@ -299,7 +299,8 @@ struct Simulation {
     return .decode(contexts: b.entries.map(\.start))
   }
 
-  /// A decoder block shared by a tensor-parallel group: the slowest member's share of it, then two
+  /// A decoder block shared by a tensor-parallel group: its attention and its FFN each as slow as the slowest
+  /// member's share (`TensorGroup.blockSeconds`), then two
   /// all-reduces of the batch's hidden states over the group's slowest link (`TensorGroup.allReduceSeconds`,
   /// the partition algorithms' model too). The members serve only this stage, so the stage's device stands for
   /// them in the queue.
@@ -309,12 +310,13 @@ struct Simulation {
     let c = x.model
     let attention = Double(c.attentionParametersPerBlock)
     let ffn = Double(c.ffnParametersPerBlock)
-    var slowest = 0.0
-    for (i, m) in g.members.enumerated() {
+    var whole: [Double] = []
+    for m in g.members {
       guard let d = x.device(m) else { return .infinity }
-      let t = input.timeModel.time(layers.layers[l], device: m, on: d.profile, work: w, precision: precision).value
-      slowest = max(slowest, g.share(i, attention: attention, ffn: ffn) * t)
+      whole.append(
+        input.timeModel.time(layers.layers[l], device: m, on: d.profile, work: w, precision: precision).value)
     }
+    let compute = g.blockSeconds(whole, attention: attention, ffn: ffn)
     let n = g.members.count
     var latency = 0.0
     var bandwidth = Double.infinity
@@ -327,7 +329,7 @@ struct Simulation {
     let reduce = TensorGroup.allReduceSeconds(
       g.collective, members: n, bytes: Double(tokens * c.hiddenSize) * g.wireBytesPerValue, latency: latency,
       bandwidth: bandwidth)
-    return slowest + Double(TensorGroup.allReducesPerBlock) * reduce
+    return compute + Double(TensorGroup.allReducesPerBlock) * reduce
   }
 
   mutating func startNext(_ d: Int) {

@@ -35,8 +35,7 @@ public struct TensorParallelStar: Partitioner {
   }
 }
 
-/// The even tensor-parallel plan and its predicted time per token (decode, batch 1): per block, the slowest
-/// member's share plus two all-reduces of the hidden state over the group's slowest link.
+/// The even tensor-parallel plan, valued by `GroupSemantics` (decode, batch 1).
 struct TensorParallelPlanner {
   let algorithm: String
   let collective: TensorGroup.Collective
@@ -68,50 +67,22 @@ struct TensorParallelPlanner {
       n = m
     }
     let members = Array(order.prefix(n))
-    let layerCount = p.layerCount
-    let blocks = shape.firstBlock..<shape.endBlock
-    // Memory: each member holds its share of every block; the source also the layers outside the blocks.
-    for (i, d) in members.enumerated() {
-      let blockMemory = p.memory(blocks.lowerBound, blocks.upperBound) / Double(n)
-      let rest = p.memory(0, layerCount) - p.memory(blocks.lowerBound, blocks.upperBound)
-      let need = blockMemory + (i == 0 ? rest : 0)
-      if need > p.memory[d] {
-        throw .infeasible("\(p.name(d)) needs \(Bytes(need)) for its share; it offers \(Bytes(p.memory[d]))")
-      }
-    }
-    // The group's slowest link among the pairs its collective uses.
-    var latency = 0.0
-    var bandwidth = Double.infinity
-    if n > 1 {
-      for (a, b) in TensorGroup.links(members, collective) {
-        guard p.hasLink(a, b) else { throw .infeasible("no link \(p.name(a))→\(p.name(b)) for the all-reduce") }
-        latency = max(latency, p.latency[a][b])
-        bandwidth = min(bandwidth, p.bandwidth[a][b])
-      }
-    }
     let group = TensorGroup.even(
-      members.map(p.name), kvHeads: shape.kvHeads, ffnColumns: shape.ffnColumns, collective: collective,
-      wireBytesPerValue: shape.wireBytesPerValue)!
-    let share = group.share(0, attention: shape.attentionParameters, ffn: shape.ffnParameters)
-    var seconds =
-      p.compute(p.sourceIndex, 0, layerCount) - p.compute(p.sourceIndex, blocks.lowerBound, blocks.upperBound)
-    var compute = 0.0
-    for l in blocks {
-      compute += members.map { share * (p.compute($0, l, l + 1)) }.max() ?? 0
-    }
-    let reduce = TensorGroup.allReduceSeconds(
-      collective, members: n, bytes: Double(shape.hiddenSize) * shape.wireBytesPerValue, latency: latency,
-      bandwidth: bandwidth)
-    let network = Double(blocks.count * TensorGroup.allReducesPerBlock) * reduce
-    seconds += compute + network
-    let stage = Plan.Stage(
-      device: p.name(members[0]), firstLayer: 0, endLayer: layerCount, group: n > 1 ? group : nil)
-    let percent = seconds > 0 ? Int((network / seconds * 100).rounded()) : 0
-    return Plan(
-      algorithm: algorithm, objective: p.problem.objective, stages: [stage], microBatches: 1,
-      valueSeconds: seconds, exact: false,
-      explanation: n > 1
-        ? "\(n) devices share every block (\(collective.rawValue) all-reduce); the network \(percent)% of a token"
-        : "one device: nothing to share")
+      members.map(p.name), kvHeads: shape.kvHeads, ffnColumns: shape.ffnColumns, collective: collective)!
+    let span = GroupSemantics.Span(
+      members: members, kvHeads: group.kvHeads, ffnColumns: group.ffnColumns, collective: collective, first: 0,
+      end: p.layerCount)
+    let problems = GroupSemantics.violations([span], p)
+    if !problems.isEmpty { throw .infeasible(problems.joined(separator: "; ")) }
+    var plan = GroupSemantics.plan([span], p, algorithm: algorithm, exact: false)
+    let network =
+      Double((shape.firstBlock..<shape.endBlock).count * TensorGroup.allReducesPerBlock)
+      * GroupSemantics.allReduceSeconds(members, collective, p, shape: shape)
+    let percent = plan.valueSeconds > 0 ? Int((network / plan.valueSeconds * 100).rounded()) : 0
+    plan.explanation =
+      n > 1
+      ? "\(n) devices share every block (\(collective.rawValue) all-reduce); the network \(percent)% of a token"
+      : "one device: nothing to share"
+    return plan
   }
 }
