@@ -57,6 +57,12 @@ public final class LlamaStage: @unchecked Sendable {
   public let threads: Int
   /// Whose rounding the stage reproduces (Transformers' FP32, or llama.cpp's).
   public let arithmetic: Arithmetic
+  /// This member's part of the blocks when a tensor-parallel group shares them; nil: the whole blocks.
+  public let shard: TensorShard?
+  /// Query heads, KV heads and FFN columns this stage computes (the model's unless it holds a shard).
+  let heads: Int
+  let kvHeads: Int
+  let ffnColumns: Int
   var caches: [Int: [KVCache]] = [:]
 
   struct Block {
@@ -83,6 +89,34 @@ public final class LlamaStage: @unchecked Sendable {
         attnNorm: attnNorm, q: q.repackedForLlamaCpp(), k: k.repackedForLlamaCpp(), v: v.repackedForLlamaCpp(),
         o: o.repackedForLlamaCpp(), mlpNorm: mlpNorm, gate: gate.repackedForLlamaCpp(), up: up.repackedForLlamaCpp(),
         down: down.repackedForLlamaCpp())
+    }
+    /// This member's part of the block: its heads' rows of Q, K and V and columns of O, its columns' rows of the
+    /// gate and up projections and columns of the down projection.
+    func sharded(_ s: TensorShard, _ c: ModelConfig, layer: String) throws(CheckpointError) -> Block {
+      let hd = c.headDim
+      let perKV = c.numAttentionHeads / c.numKeyValueHeads
+      let qRows = (s.kvHeads.lowerBound * perKV * hd)..<(s.kvHeads.upperBound * perKV * hd)
+      let kvRows = (s.kvHeads.lowerBound * hd)..<(s.kvHeads.upperBound * hd)
+      func columns(_ m: WeightMatrix, _ r: Range<Int>, _ name: String, _ remedy: String) throws(CheckpointError)
+        -> WeightMatrix
+      {
+        guard let out = m.columns(r) else {
+          throw CheckpointError(
+            .badConfig, file: "(stage)", tensor: layer + name,
+            "a tensor-parallel share must cut \(m.dtype.rawValue) weights on whole blocks of \(m.dtype.blockValues) values; columns \(r) do not (\(remedy))"
+          )
+        }
+        return out
+      }
+      return Block(
+        attnNorm: attnNorm, q: q.rows(qRows), k: k.rows(kvRows), v: v.rows(kvRows),
+        o: try columns(
+          o, qRows, "self_attn.o_proj.weight",
+          "a KV head's query columns are \(perKV * hd) values here: this type cannot be split by heads"),
+        mlpNorm: mlpNorm, gate: gate.rows(s.ffnColumns), up: up.rows(s.ffnColumns),
+        down: try columns(
+          down, s.ffnColumns, "mlp.down_proj.weight",
+          "choose FFN column shares that are multiples of \(o.dtype.blockValues)"))
     }
     init(norms: ([Float], [Float]), _ m: [String: WeightMatrix]) {
       self.init(
@@ -112,7 +146,7 @@ public final class LlamaStage: @unchecked Sendable {
   ///   - arithmetic: `.llamaCpp` to round as llama.cpp does (8-bit inputs of quantized products, float16 KV cache).
   public init(
     weights: any WeightSource, layers: Range<Int>, offloaded: Set<Int> = [], store: OffloadStore? = nil,
-    threads: Int = 1, arithmetic: Arithmetic = .exact
+    threads: Int = 1, arithmetic: Arithmetic = .exact, shard: TensorShard? = nil
   ) throws(CheckpointError) {
     self.arithmetic = arithmetic
     let c = weights.config
@@ -121,6 +155,24 @@ public final class LlamaStage: @unchecked Sendable {
     guard !layers.isEmpty, layers.lowerBound >= 0, layers.upperBound <= total else {
       throw CheckpointError(.badConfig, file: "(stage)", "layer range \(layers) is outside 0..<\(total)")
     }
+    if let shard {
+      guard !shard.kvHeads.isEmpty, shard.kvHeads.lowerBound >= 0, shard.kvHeads.upperBound <= c.numKeyValueHeads,
+        !shard.ffnColumns.isEmpty, shard.ffnColumns.lowerBound >= 0, shard.ffnColumns.upperBound <= c.intermediateSize
+      else {
+        throw CheckpointError(
+          .badConfig, file: "(stage)",
+          "tensor-parallel shard: KV heads \(shard.kvHeads) and FFN columns \(shard.ffnColumns) must be non-empty ranges within the model's \(c.numKeyValueHeads) heads and \(c.intermediateSize) columns"
+        )
+      }
+      guard offloaded.isEmpty else {
+        throw CheckpointError(.badConfig, file: "(stage)", "a tensor-parallel shard keeps its blocks resident")
+      }
+    }
+    self.shard = shard
+    let perKV = c.numAttentionHeads / c.numKeyValueHeads
+    heads = (shard?.kvHeads.count).map { $0 * perKV } ?? c.numAttentionHeads
+    kvHeads = shard?.kvHeads.count ?? c.numKeyValueHeads
+    ffnColumns = shard?.ffnColumns.count ?? c.intermediateSize
     self.layers = layers
     self.threads = min(max(1, threads), Kernels.maxThreads)
     Kernels.reserve(threads: self.threads)
@@ -143,6 +195,7 @@ public final class LlamaStage: @unchecked Sendable {
         gate: try weights.matrix(p + "mlp.gate_proj.weight", rows: c.intermediateSize, cols: h),
         up: try weights.matrix(p + "mlp.up_proj.weight", rows: c.intermediateSize, cols: h),
         down: try weights.matrix(p + "mlp.down_proj.weight", rows: h, cols: c.intermediateSize))
+      if let shard { block = try block.sharded(shard, c, layer: p) }
       if arithmetic == .llamaCpp { block = block.repackedForLlamaCpp() }
       if let store, offloaded.contains(l) || store.keepsEveryBlock {
         try store.add(layer: l, matrices: block.matrices)
@@ -250,6 +303,18 @@ public final class LlamaStage: @unchecked Sendable {
   public func forward(
     _ spans: [SequenceSpan], _ input: StageInput, allLogits: Bool = false, decodeArithmetic: Bool = false
   ) -> StageOutput {
+    forward(spans, input, allLogits: allLogits, decodeArithmetic: decodeArithmetic, exchange: Unshared())
+  }
+
+  /// Runs this member's shard of a stage that a tensor-parallel group shares: the first member's hidden
+  /// states reach every member before the first block (`exchange.broadcast`; a member other than the first
+  /// passes empty hidden states), and the partial outputs of each attention and FFN are summed across members
+  /// (`exchange.allReduce`) before the residual adds them. Only the first member's output (hidden states or
+  /// logits) is the stage's.
+  public func forward<X: GroupExchange>(
+    _ spans: [SequenceSpan], _ input: StageInput, allLogits: Bool = false, decodeArithmetic: Bool = false,
+    exchange: X
+  ) throws(X.Failure) -> StageOutput {
     let h = config.hiddenSize
     let t = spans.reduce(0) { $0 + $1.count }
     var x = [Float](repeating: 0, count: t * h)
@@ -262,10 +327,13 @@ public final class LlamaStage: @unchecked Sendable {
           embedding!.row(row, into: xb.baseAddress! + i * h)
         }
       }
+    case .hidden(let hs) where hs.isEmpty && shard != nil:
+      break
     case .hidden(let hs):
       precondition(hs.count == t * h, "hidden input has \(hs.count) values, expected \(t) × \(h)")
       x = hs
     }
+    if shard != nil && !blocks.isEmpty { try exchange.broadcast(&x) }
     let rowwise = decodeArithmetic || spans.allSatisfy { $0.count == 1 }
     let angles = Rope.Angles(
       positions: spans.flatMap { $0.start..<($0.start + $0.count) }, headDim: config.headDim, invFreq: invFreq,
@@ -274,14 +342,14 @@ public final class LlamaStage: @unchecked Sendable {
     for (bi, slot) in blocks.enumerated() {
       switch slot {
       case .resident(_, let b):
-        blockForward(
+        try blockForward(
           b, index: bi, spans: spans, x: &x, tokens: t, rowwise: rowwise, angles: angles,
-          decodeArithmetic: decodeArithmetic)
+          decodeArithmetic: decodeArithmetic, exchange: exchange)
       case .offloaded(let l, let norms):
         let matrices = store!.acquire(l)
-        blockForward(
+        try blockForward(
           Block(norms: norms, matrices), index: bi, spans: spans, x: &x, tokens: t, rowwise: rowwise, angles: angles,
-          decodeArithmetic: decodeArithmetic)
+          decodeArithmetic: decodeArithmetic, exchange: exchange)
         store!.release(l)
       }
     }
@@ -320,21 +388,21 @@ public final class LlamaStage: @unchecked Sendable {
 
   func cache(_ sequence: Int) -> [KVCache] {
     if let c = caches[sequence] { return c }
-    let c = blocks.map { _ in KVCache(heads: config.numKeyValueHeads, headDim: config.headDim) }
+    let c = blocks.map { _ in KVCache(heads: kvHeads, headDim: config.headDim) }
     caches[sequence] = c
     return c
   }
 
-  func blockForward(
+  func blockForward<X: GroupExchange>(
     _ b: Block, index: Int, spans: [SequenceSpan], x: inout [Float], tokens t: Int, rowwise: Bool,
-    angles: Rope.Angles, decodeArithmetic: Bool = false
-  ) {
+    angles: Rope.Angles, decodeArithmetic: Bool = false, exchange: X
+  ) throws(X.Failure) {
     let c = config
     let h = c.hiddenSize
-    let qd = c.qDim
-    let kvd = c.kvDim
     let hd = c.headDim
-    let f = c.intermediateSize
+    let qd = heads * hd
+    let kvd = kvHeads * hd
+    let f = ffnColumns
     var xn = [Float](repeating: 0, count: t * h)
     var q = [Float](repeating: 0, count: t * qd)
     var k = [Float](repeating: 0, count: t * kvd)
@@ -363,8 +431,8 @@ public final class LlamaStage: @unchecked Sendable {
     q.withUnsafeMutableBufferPointer { qb in
       k.withUnsafeMutableBufferPointer { kb in
         for i in 0..<t {
-          angles.rotate(qb.baseAddress! + i * qd, heads: c.numAttentionHeads, token: i)
-          angles.rotate(kb.baseAddress! + i * kvd, heads: c.numKeyValueHeads, token: i)
+          angles.rotate(qb.baseAddress! + i * qd, heads: self.heads, token: i)
+          angles.rotate(kb.baseAddress! + i * kvd, heads: self.kvHeads, token: i)
         }
       }
     }
@@ -395,7 +463,7 @@ public final class LlamaStage: @unchecked Sendable {
     }
     let group = c.numAttentionHeads / c.numKeyValueHeads
     let scale = 1 / Float(hd).squareRoot()
-    let heads = c.numAttentionHeads
+    let heads = self.heads
     let qp = q.withUnsafeBufferPointer { UnsafePointerBox($0.baseAddress!) }
     let ap = attn.withUnsafeMutableBufferPointer { UnsafeMutablePointerBox($0.baseAddress!) }
     let posBox = angles.positions
@@ -447,6 +515,7 @@ public final class LlamaStage: @unchecked Sendable {
           b.o, ab.baseAddress!, tokens: t, $0.baseAddress!, rowwise: rowwise, threads: threads, arithmetic: arithmetic)
       }
     }
+    if shard != nil { try exchange.allReduce(&o) }
     for i in 0..<(t * h) { x[i] += o[i] }
     // SwiGLU MLP and residual.
     x.withUnsafeBufferPointer { xb in
@@ -487,6 +556,7 @@ public final class LlamaStage: @unchecked Sendable {
           arithmetic: arithmetic)
       }
     }
+    if shard != nil { try exchange.allReduce(&o) }
     for i in 0..<(t * h) { x[i] += o[i] }
   }
 }

@@ -71,6 +71,28 @@ public struct WeightMatrix: Sendable {
     return WeightMatrix(rows: rows, cols: cols, dtype: dtype, memory: m, interleaved: true)
   }
 
+  /// Rows `range` of the matrix in memory of their own (a tensor-parallel member's output rows).
+  func rows(_ range: Range<Int>) -> WeightMatrix {
+    precondition(!interleaved && range.lowerBound >= 0 && range.upperBound <= rows, "rows \(range) of \(rows)")
+    let m = WeightMemory(allocating: range.count * rowBytes)
+    m.owned!.copyMemory(from: base + range.lowerBound * rowBytes, byteCount: range.count * rowBytes)
+    return WeightMatrix(rows: range.count, cols: cols, dtype: dtype, memory: m)
+  }
+
+  /// Columns `range` of every row in memory of their own (a tensor-parallel member's input columns); nil when
+  /// the range does not start and end on a block of the matrix's type.
+  func columns(_ range: Range<Int>) -> WeightMatrix? {
+    let b = dtype.blockValues
+    guard !interleaved, range.lowerBound >= 0, range.upperBound <= cols, range.lowerBound % b == 0,
+      range.upperBound % b == 0
+    else { return nil }
+    let offset = range.lowerBound / b * dtype.blockBytes
+    let bytes = range.count / b * dtype.blockBytes
+    let m = WeightMemory(allocating: rows * bytes)
+    for r in 0..<rows { (m.owned! + r * bytes).copyMemory(from: base + r * rowBytes + offset, byteCount: bytes) }
+    return WeightMatrix(rows: rows, cols: range.count, dtype: dtype, memory: m)
+  }
+
   /// Bytes of one row (block scales included).
   public var rowBytes: Int { cols / dtype.blockValues * dtype.blockBytes }
   public var byteCount: Int { rows * rowBytes }
