@@ -11,7 +11,8 @@ public import Partitioning
 public enum UserAlgorithms {
   /// The partition algorithms of this folder, in the order `edgelab algorithms` lists them.
   public static let partitioners: [any Partitioner.Type] = [
-    FastestFirst.self
+    FastestFirst.self,
+    NearestPair.self,
   ]
 
   /// Query routers of this folder (`Strategy(..., .route(RouterChoice("name"), cloud: ...))`), after the lab's.

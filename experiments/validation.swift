@@ -32,6 +32,9 @@ public enum ValidationCases {
       "plain-2-stages-batched", stages: 2,
       "four requests in flight, decoded together in micro-batches of 4 (the planner assumes batch 1)",
       workload: Workload(requests: 16, prompt: 32, output: 48, arrival: .saturation(inFlight: 4)), maxBatch: 4),
+    plain(
+      "plain-tp-2", stages: 2, "closed loop, batch 1: every block shared by two workers (tensor parallelism)",
+      workload: Workload(requests: 12, prompt: 32, output: 48, arrival: .closedLoop()), algorithm: "tp"),
     emulated(
       "emulated-2-stages-10mbit", stages: 2, bandwidth: .mbit(10), "Orin Nano × 2 at 10 Mbit/s, 1 ms",
       workload: Workload(requests: 8, prompt: 32, output: 32, arrival: .closedLoop())),
@@ -125,11 +128,11 @@ public enum ValidationCases {
   public static func isEmulated(_ e: Experiment) -> Bool { e.spec.emulation.mode == .namespaces }
 
   static func plain(
-    _ name: String, stages: Int, _ summary: String, workload: Workload, maxBatch: Int = 1
+    _ name: String, stages: Int, _ summary: String, workload: Workload, maxBatch: Int = 1, algorithm: String = "even"
   ) -> Experiment {
     validationCase(
       name, summary, device: "host", stages: stages, network: Network(bandwidth: .gbit(100), latency: .zero),
-      workload: workload, maxBatch: maxBatch, scaling: .host, emulation: .none)
+      workload: workload, maxBatch: maxBatch, scaling: .host, emulation: .none, algorithm: algorithm)
   }
 
   static func emulated(
@@ -140,17 +143,17 @@ public enum ValidationCases {
       workload: workload, maxBatch: 1, scaling: .bandwidth, emulation: .namespaces)
   }
 
-  /// The `small` model evenly split over `stages` Orin Nanos, simulated from the host profile, then run for real.
+  /// The `small` model split over `stages` Orin Nanos (evenly, or by `algorithm`), simulated from the host profile, then run for real.
   static func validationCase(
     _ name: String, _ summary: String, device: String, stages: Int, network: Network, workload: Workload,
-    maxBatch: Int, scaling: Calibration.ProfileScaling, emulation: EmulationOptions.Mode
+    maxBatch: Int, scaling: Calibration.ProfileScaling, emulation: EmulationOptions.Mode, algorithm: String = "even"
   ) -> Experiment {
     Experiment("validate-" + name, summary) {
       Model(.small, precision: .fp32, weightsSeed: 21)
       Device(device, .orinNano8GB, count: stages).source()
       network
       workload
-      Algorithm("even")
+      Algorithm(algorithm)
       Execution(ExecutionOptions(maxBatch: maxBatch))
       Calibrate(profile: profilePlaceholder, scaling: scaling)
       Sweep(path: "backend", ["simulated", "loopback"], label: "backend")

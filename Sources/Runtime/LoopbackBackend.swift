@@ -322,14 +322,6 @@ final class CoordinatedRun: @unchecked Sendable {
     let x = job.experiment
     try checkCheckpointShapes()
     try checkCollaboration()
-    if job.plan.hasGroups {
-      throw BackendError.refused(
-        .setting(
-          field: "algorithms",
-          reason:
-            "\(job.plan.algorithm) shares layers across devices (tensor parallelism), which runs on the simulated backend only so far; run with --backend simulated"
-        ))
-    }
     try checkSegments()
     try checkHostMemory()
     targets = try launcher.prepare(
@@ -407,12 +399,7 @@ final class CoordinatedRun: @unchecked Sendable {
       let storage = t.remote.map { $0.storageDirectory + "/store-\(d)" } ?? runDirectory + "/store-\(d)"
       let a = Assignment(
         run: job.label, device: d, weights: weights, threads: options.threadsPerWorker,
-        stages: job.plan.stageIndices(of: d).map {
-          let s = job.plan.stages[$0]
-          return StageAssignment(
-            index: $0, firstLayer: s.firstLayer, endLayer: s.endLayer, offloaded: s.offloadedLayers,
-            kvBytesPerToken: s.layers.reduce(0.0) { $0 + layers.layers[$1].kvBytesPerToken.value })
-        },
+        stages: Self.stageAssignments(of: d, job.plan, layers),
         stageCount: job.plan.stages.count, stageDevices: stageDevices, peers: endpoints, source: x.source,
         limits: limits,
         halfPrecisionWire: e.wirePrecision != .fp32, residency: job.plan.residency(of: d),
@@ -455,6 +442,23 @@ final class CoordinatedRun: @unchecked Sendable {
     options.onServing?()
     logger.info("\(devices.count) workers ready in \(String(format: options.clock.now() - started, digits: 1)) s")
     return try serve(loadSeconds: loadSeconds)
+  }
+
+  /// The stages `d` runs: those it runs alone or leads, and its shares of groups it is a member of (a member
+  /// holds its heads' part of the KV cache).
+  static func stageAssignments(of d: String, _ plan: Plan, _ layers: ModelLayers) -> [StageAssignment] {
+    plan.stages.indices.compactMap { i -> StageAssignment? in
+      let s = plan.stages[i]
+      let g = s.group
+      guard let member = g?.members.firstIndex(of: d) ?? (s.device == d ? 0 : nil) else { return nil }
+      let kv = s.layers.reduce(0.0) { $0 + layers.layers[$1].kvBytesPerToken.value }
+      return StageAssignment(
+        index: i, firstLayer: s.firstLayer, endLayer: s.endLayer, offloaded: s.offloadedLayers,
+        kvBytesPerToken: kv * (g?.headShare(member) ?? 1),
+        shard: g.map {
+          ShardAssignment(member: member, members: $0.members, kvHeads: $0.kvHeads, ffnColumns: $0.ffnColumns)
+        })
+    }
   }
 
   func waitForPort(_ d: String) throws -> Endpoint {

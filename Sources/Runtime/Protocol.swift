@@ -63,13 +63,60 @@ public struct StageAssignment: Codable, Sendable, Hashable {
   /// KV-cache bytes one token of context takes in this stage's layers (as the cost model counts them): what
   /// residency adapts to, the same quantity the simulator tracks.
   public var kvBytesPerToken: Double
+  /// This worker's part of a stage that a tensor-parallel group shares (nil: the whole stage).
+  public var shard: ShardAssignment? = nil
 
-  public init(index: Int, firstLayer: Int, endLayer: Int, offloaded: [Int] = [], kvBytesPerToken: Double = 0) {
+  public init(
+    index: Int, firstLayer: Int, endLayer: Int, offloaded: [Int] = [], kvBytesPerToken: Double = 0,
+    shard: ShardAssignment? = nil
+  ) {
     self.index = index
     self.firstLayer = firstLayer
     self.endLayer = endLayer
     self.offloaded = offloaded
     self.kvBytesPerToken = kvBytesPerToken
+    self.shard = shard
+  }
+
+  /// Whether this worker runs the stage as the pipeline sees it (receives its input, sends its output): the
+  /// stage is its own, or it leads the stage's group.
+  public var leads: Bool { (shard?.member ?? 0) == 0 }
+}
+
+/// A member's place in a tensor-parallel group: the group's devices (the stage's device first), the KV heads
+/// and FFN columns of each, and which of them this worker is. The first member receives the stage's input,
+/// sends every member the hidden states and sums their partial results in member order; the others compute
+/// their shares when it asks.
+public struct ShardAssignment: Codable, Sendable, Hashable {
+  public var member: Int
+  public var members: [String]
+  public var kvHeads: [Int]
+  public var ffnColumns: [Int]
+
+  public init(member: Int, members: [String], kvHeads: [Int], ffnColumns: [Int]) {
+    self.member = member
+    self.members = members
+    self.kvHeads = kvHeads
+    self.ffnColumns = ffnColumns
+  }
+
+  /// This member's heads and columns.
+  public var shard: TensorShard { TensorShard.member(member, kvHeads: kvHeads, ffnColumns: ffnColumns) }
+
+  /// What is wrong with it for a worker on `device` in a stage led by `leader`, if anything.
+  func problem(device: String, leader: String) -> String? {
+    let n = members.count
+    guard n >= 2, kvHeads.count == n, ffnColumns.count == n, (0..<n).contains(member) else {
+      return
+        "a group needs at least two members, one KV-head and one FFN-column share each, and this worker's place among them"
+    }
+    guard members[member] == device, members[0] == leader, Set(members).count == n else {
+      return
+        "the group's members \(members) must be distinct, led by the stage's device \(leader), and include \(device) at \(member)"
+    }
+    guard kvHeads.allSatisfy({ (1...(1 << 16)).contains($0) }), ffnColumns.allSatisfy({ (1...(1 << 24)).contains($0) })
+    else { return "shares must be positive and bounded" }
+    return nil
   }
 }
 

@@ -48,6 +48,8 @@ public final class Worker: @unchecked Sendable {
   let runLock = NSLock()
   var outbound: [String: Connection] = [:]
   var stages: [Int: LlamaStage] = [:]
+  /// Stages this worker shares as a member of a group it does not lead, with its place in the group.
+  var memberStages: [Int: (stage: LlamaStage, shard: ShardAssignment)] = [:]
   /// The source's draft model of a speculative run, and a drafter (its KV cache) per request being served.
   var draftModel: LocalPipeline?
   var drafters: [Int: ModelDrafter] = [:]
@@ -149,6 +151,7 @@ public final class Worker: @unchecked Sendable {
             for s in stages.values { s.release(sequence: id) }
             drafters[id] = nil
           }
+          releaseInGroups(ids)
         case .reportStats: replies.append(.stats(stats()))
         case .refuse(let c, let from, let error):
           logger.warning("refused a message; closing its connection", metadata: ["from": "\(from)", "why": "\(error)"])
@@ -256,6 +259,8 @@ public final class Worker: @unchecked Sendable {
               if lock.withLock({ mainWakesAt.map { at < $0 } ?? true }) { events.push(.recheck) }
             }
           }
+        case .group:
+          try serveGroup(try ActivationMessage.decode(f.payload), from: c)
         case .goodbye:
           c.close()
           return
@@ -316,9 +321,19 @@ public final class Worker: @unchecked Sendable {
         residency = ResidencyTracker(policy: policy, initial: initial)
       }
       for s in a.stages {
+        if let g = s.shard, !s.leads {
+          // A member holds its share of the stage's blocks; its leader the embedding and the head.
+          let blocks = max(s.firstLayer, 1)..<max(min(s.endLayer, c.numHiddenLayers + 1), max(s.firstLayer, 1))
+          guard !blocks.isEmpty else { return .loadFailed("stage \(s.index) has no decoder block to share") }
+          memberStages[s.index] = (
+            try LlamaStage(
+              weights: weights, layers: blocks, threads: a.threads, arithmetic: a.weights.rounding, shard: g.shard), g
+          )
+          continue
+        }
         stages[s.index] = try LlamaStage(
           weights: weights, layers: s.firstLayer..<s.endLayer, offloaded: Set(s.offloaded),
-          store: store, threads: a.threads, arithmetic: a.weights.rounding)
+          store: store, threads: a.threads, arithmetic: a.weights.rounding, shard: s.shard?.shard)
       }
       if let spec = a.speculation {
         draftModel = try LocalPipeline.earlyExit(
@@ -327,6 +342,7 @@ public final class Worker: @unchecked Sendable {
       store?.setOrder(initial)
     } catch {
       stages = [:]
+      memberStages = [:]
       draftModel = nil
       store?.stop()
       store = nil
@@ -336,7 +352,8 @@ public final class Worker: @unchecked Sendable {
     }
     // The draft of a speculative source is weights this worker holds too.
     weightBytes =
-      stages.values.reduce(0) { $0 + $1.weightBytes } + (draftModel?.stages.reduce(0) { $0 + $1.weightBytes } ?? 0)
+      stages.values.reduce(0) { $0 + $1.weightBytes } + memberStages.values.reduce(0) { $0 + $1.stage.weightBytes }
+      + (draftModel?.stages.reduce(0) { $0 + $1.weightBytes } ?? 0)
     return .loaded(weightBytes: weightBytes, seconds: Double(monotonicNanoseconds() - t0) * 1e-9)
   }
 
@@ -404,7 +421,27 @@ public final class Worker: @unchecked Sendable {
       // The drafts the previous verification rejected are forgotten before this one is computed.
       stage.truncate(sequence: first.id, to: first.start)
     }
-    let out = stage.forward(spans, input, allLogits: m.verify, decodeArithmetic: m.verify)
+    let out: StageOutput
+    if let g = assignment?.stages.first(where: { $0.index == s })?.shard {
+      // The leader of a group: its members compute their shares of the same spans.
+      let members = g.members.dropFirst().compactMap { d in outbound[d].map { (name: d, connection: $0) } }
+      guard members.count == g.members.count - 1 else {
+        send(.failure("\(assignment?.device ?? "worker"): stage \(s)'s group has no connection to every member"))
+        return (nil, "", .activation)
+      }
+      var header = m
+      header.values = []
+      header.tokens = nil
+      let exchange = LeaderExchange(stage: s, members: members, header: header, maxWait: 600_000_000_000)
+      do {
+        out = try stage.forward(spans, input, allLogits: m.verify, decodeArithmetic: m.verify, exchange: exchange)
+      } catch {
+        send(.failure("\(assignment?.device ?? "worker"): \(error)"))
+        return (nil, "", .activation)
+      }
+    } else {
+      out = stage.forward(spans, input, allLogits: m.verify, decodeArithmetic: m.verify)
+    }
     if let stretch = assignment?.computeStretch, stretch > 1 {
       // As long as the device would have taken: this host's CPU time × the stretch, counted from the start.
       let due = t0 &+ UInt64(min((CPUTime.now(threads: stage.threads) - cpu0) * stretch, 3600) * 1e9)
@@ -445,6 +482,59 @@ public final class Worker: @unchecked Sendable {
     default:
       send(.failure("\(assignment?.device ?? "worker"): stage \(s) produced \(out) but the plan routes it to \(route)"))
       return (nil, "", .activation)
+    }
+  }
+
+  /// A member's side of its group: its leader's step (compute this member's share of the spans, exchanging
+  /// partial sums on the same connection) or release. Checked against the run's limits before it reaches the
+  /// engine; what fails closes the connection, and the leader then fails the run by this member's name.
+  func serveGroup(_ m: ActivationMessage, from c: Connection) throws {
+    guard let a = lock.withLock({ assignment }), let (stage, g) = memberStages[Int(m.stage)],
+      a.stageDevices[Int(m.stage)] == c.peerName
+    else {
+      throw WireError.malformed("a group message for stage \(m.stage), which \(c.peerName) does not lead here")
+    }
+    let l = a.limits
+    for s in m.spans {
+      guard s.id < UInt64(l.requests), UInt64(s.start) + UInt64(s.count) <= UInt64(l.maxContextTokens) else {
+        throw WireError.malformed("group message: sequence \(s.id) at \(s.start)+\(s.count) is outside the run")
+      }
+    }
+    switch m.batch {
+    case GroupMessage.release:
+      for s in m.spans { stage.release(sequence: Int(s.id)) }
+    case GroupMessage.step:
+      let tokens = m.spans.reduce(0) { $0 + Int($1.count) }
+      guard !m.spans.isEmpty, tokens <= l.maxTokensPerBatch, m.values.count == tokens * l.hiddenSize else {
+        throw WireError.malformed("group step: \(m.values.count) values for \(tokens) tokens")
+      }
+      Failpoint.exitOnCompute(device: a.device)
+      let spans = m.spans.map { SequenceSpan(id: Int($0.id), start: Int($0.start), count: Int($0.count)) }
+      if m.verify, let first = spans.first { stage.truncate(sequence: first.id, to: first.start) }
+      let t0 = monotonicNanoseconds()
+      _ = try stage.forward(
+        spans, .hidden(m.values), allLogits: m.verify, decodeArithmetic: m.verify,
+        exchange: MemberExchange(stage: Int(m.stage), leader: c.peerName, connection: c))
+      let dt = Double(monotonicNanoseconds() - t0) * 1e-9
+      runLock.withLock {
+        computeSeconds += dt
+        stageCompute[Int(m.stage), default: (0, 0)].seconds += dt
+        stageCompute[Int(m.stage), default: (0, 0)].batches += 1
+      }
+    default:
+      throw WireError.malformed("group message of kind \(m.batch) outside a step")
+    }
+  }
+
+  /// Tells the members of every group this worker leads that sequences ended.
+  func releaseInGroups(_ ids: [Int]) {
+    guard let a = assignment, !ids.isEmpty else { return }
+    for s in a.stages where s.leads {
+      guard let g = s.shard else { continue }
+      let m = ActivationMessage(
+        batch: GroupMessage.release, stage: UInt32(s.index), prefill: false,
+        spans: ids.map { .init(id: UInt64($0), start: 0, count: 0) })
+      for d in g.members.dropFirst() { try? outbound[d]?.send(.group, m.encoded()) }
     }
   }
 

@@ -274,19 +274,24 @@ public struct WorkerMachine: Sendable {
       }
       if let why = Self.check(a) { return [.reply(.failure(WorkerError.badAssignment(why).description))] }
       assignment = a
-      for s in a.stages {
+      // A member of a group that does not lead it computes when its leader asks (the shell serves that); the
+      // pipeline's messages reach only the stages this worker leads.
+      let led = a.stages.filter(\.leads)
+      for s in led {
         myStages[s.index] = s
         positions[s.index] = [:]
       }
-      progress = WorkerProgress(stages: a.stages.map { .init(index: $0.index, received: 0, completed: 0) })
+      progress = WorkerProgress(stages: led.map { .init(index: $0.index, received: 0, completed: 0) })
       phase = .loading
       return [.load(a)]
     case .link:
       guard phase == .ready, let a = assignment else { return [.reply(.failure("link while \(phase.rawValue)"))] }
       var targets = Set<String>()
-      for s in a.stages {
+      for s in a.stages where s.leads {
         let next = s.index + 1 < a.stageCount ? a.stageDevices[s.index + 1] : a.source
         if next != a.device { targets.insert(next) }
+        // The leader of a group also reaches its members.
+        for m in s.shard?.members.dropFirst() ?? [] { targets.insert(m) }
       }
       // A source that runs no stage of its own (the edge of a speculative run) feeds the first stage.
       if isSource && a.stageDevices[0] != a.device { targets.insert(a.stageDevices[0]) }
@@ -350,7 +355,12 @@ public struct WorkerMachine: Sendable {
     if a.stages.isEmpty && !(a.device == a.source && a.speculation != nil) { return "no stages for \(a.device)" }
     for s in a.stages {
       if s.index < 0 || s.index >= a.stageCount { return "stage \(s.index) outside 0..<\(a.stageCount)" }
-      if a.stageDevices[s.index] != a.device { return "stage \(s.index) belongs to \(a.stageDevices[s.index])" }
+      if let g = s.shard, let why = g.problem(device: a.device, leader: a.stageDevices[s.index]) {
+        return "stage \(s.index) group: \(why)"
+      }
+      if s.leads && a.stageDevices[s.index] != a.device {
+        return "stage \(s.index) belongs to \(a.stageDevices[s.index])"
+      }
       if s.firstLayer < 0 || s.endLayer <= s.firstLayer {
         return "stage \(s.index) has layers \(s.firstLayer)..<\(s.endLayer)"
       }

@@ -322,7 +322,9 @@ struct Simulation {
     var bandwidth = Double.infinity
     for (a, b) in TensorGroup.links(g.members, g.collective) {
       guard let link = x.link(from: a, to: b) else { return .infinity }
-      latency = max(latency, link.spec.latency.value)
+      // Every step of the collective is a message: the link's latency and the sender's per-message cost.
+      let message = input.timeModel.messageSeconds(from: a, to: b, bytes: Double(c.hiddenSize) * g.wireBytesPerValue)
+      latency = max(latency, link.spec.latency.value + message)
       bandwidth = min(bandwidth, link.spec.bandwidth.bytesPerSecond)
     }
     let tokens = w.tokenCount

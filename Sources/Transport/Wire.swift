@@ -12,7 +12,7 @@ public import BuildInfo
 /// or repeat is an out-of-order frame. Payloads above the agreed maximum are refused before they are read.
 public enum Wire {
   public static let magic: [UInt8] = Array("EDGL".utf8)
-  public static let version: UInt16 = 3
+  public static let version: UInt16 = 4
   public static let headerSize = 21
   /// Default largest payload: 256 MiB (a prefill of 2048 tokens of hidden size 8192 in FP32 is 64 MiB).
   public static let defaultMaxPayload = 256 << 20
@@ -31,6 +31,9 @@ public enum FrameType: UInt8, Sendable, CaseIterable {
   case tokens = 12
   case heartbeat = 13
   case goodbye = 14
+  /// Between the members of a tensor-parallel group: the leader's hidden states, the members' partial sums and
+  /// their total (an `ActivationMessage` whose `batch` says which; see `GroupMessage`).
+  case group = 15
 }
 
 /// One frame.

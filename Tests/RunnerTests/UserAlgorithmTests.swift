@@ -51,6 +51,29 @@ struct UserAlgorithmTests {
     #expect(spread.summary.requestsCompleted == 2)
   }
 
+  /// A group plan from the folder (algorithms/NearestPair.swift): the source and the device behind its fastest
+  /// link share every block, and the plan runs like the lab's own group plans.
+  @Test func aUserGroupPlanRuns() throws {
+    let registry = try PartitionerRegistry.standard.addingUser(UserAlgorithms.partitioners)
+    let spec = Experiment("user-group-plan", "nearest-pair on three boards") {
+      Model(.llama2_7B, precision: .q4_0)
+      Device("nx", .orinNX16GB, count: 2).source()
+      Device("agx", .agxOrin32GB)
+      Network(bandwidth: .gbit(1), latency: .ms(2)) {
+        Link(from: ["nx0"], to: ["agx"], latency: .us(100))
+      }
+      Workload(requests: 2, prompt: 16, output: 4)
+      Algorithm("nearest-pair")
+    }.spec
+    let path = temporaryDirectory() + "/user-group.h5"
+    let report = try ExperimentRunner(backends: [.simulated: SimulatedBackend()], partitioners: registry).run(
+      spec, options: RunOptions(outputPath: path))
+    #expect(report.statusCounts == [.complete: 1])
+    let g = try #require(try ResultsStore.read(path).runs.first?.plan?.stages.first?.group)
+    // The AGX is faster than the source: it takes the larger share.
+    #expect(g.members == ["nx0", "agx"] && g.collective == .star && g.kvHeads[1] > g.kvHeads[0])
+  }
+
   @Test func aUserAlgorithmCannotTakeALabName() {
     #expect(throws: PartitionError.duplicateAlgorithm("even", origin: .lab)) {
       try PartitionerRegistry.standard.addingUser([Shadow.self])

@@ -76,18 +76,4 @@ struct SpeculativeLoopbackTests {
       #expect("\(error)".contains("strategies[r].route: routing runs on the simulated backend only"))
     }
   }
-
-  /// Tensor-parallel plans are simulated only so far: a real run refuses them by name before any worker starts.
-  @Test func tensorParallelPlansAreRefusedOnRealWorkers() throws {
-    var spec = Runs.spec(devices: 2)
-    spec.algorithms = [AlgorithmChoice("tp")]
-    let pids = Pids()
-    do {
-      _ = try Runs.run(spec, Runs.options(pids: pids))
-      Issue.record("a tensor-parallel plan ran on loopback")
-    } catch BackendError.refused(.setting(let field, let reason)) {
-      #expect(field == "algorithms" && reason.contains("simulated backend only"))
-    }
-    #expect(pids.all.isEmpty)
-  }
 }

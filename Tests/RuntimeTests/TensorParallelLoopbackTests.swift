@@ -1,0 +1,88 @@
+import DSL
+import Execution
+import Foundation
+import Metrics
+import Pipeline
+import Results
+import Runner
+import TestSupport
+import Testing
+
+@testable import Runtime
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Group plans on real worker processes: each member computes its share of every block and the partial sums
+/// cross TCP to the leader and back; the tokens equal the unsplit model's (the run's lossless check compares
+/// them with a reference computed in one process), and a member that dies fails the run by name.
+@Suite("Tensor-parallel groups on loopback workers", .serialized)
+struct TensorParallelLoopbackTests {
+  static func spec(devices: Int, algorithm: String, parameters: [String: JSONValue] = [:], requests: Int = 3)
+    -> ExperimentSpec
+  {
+    Experiment("tp-loopback") {
+      Model(.small, precision: .fp32)
+      Device("d", .orinNano8GB, count: devices).source()
+      Workload(requests: requests, prompt: .uniform(min: 3, max: 9), output: .fixed(6))
+      Algorithm(algorithm, parameters)
+      Backend(.loopback)
+      Emulation(.none)
+      Seed(11)
+    }.spec
+  }
+
+  @Test(arguments: [("tp", 2), ("tp", 4), ("tp-star", 4)])
+  func groupsGiveTheUnsplitTokens(algorithm: String, devices: Int) throws {
+    let pids = Pids()
+    let (report, file) = try Runs.run(
+      Self.spec(devices: devices, algorithm: algorithm, parameters: ["devices": .number(Double(devices))]),
+      Runs.options(pids: pids))
+    #expect(report.statusCounts == [.complete: 1], "\(file.runs.first?.outcome.message ?? "")")
+    let run = try #require(file.runs.first)
+    #expect(run.plan?.stages.first?.group?.members.count == devices)
+    #expect(run.outcome.facts["lossless"] == .number(1))
+    #expect(run.outcome.requests.allSatisfy { $0.isComplete && $0.tokenTimes.count == 6 })
+    // The leader sent hidden states and sums to every member, and every member computed.
+    let links = Set(run.outcome.links.filter { $0.bytes > 0 }.map { "\($0.from)→\($0.to)" })
+    for m in 1..<devices { #expect(links.contains("d0→d\(m)"), "\(links)") }
+    #expect(run.outcome.devices.allSatisfy { $0.computeSeconds > 0 }, "\(run.outcome.devices)")
+    #expect(pids.allGone)
+  }
+
+  /// Uneven shares chosen by an algorithm: `galaxy` sizes an AGX Orin's share to its speed beside an Orin Nano.
+  @Test func unevenSharesGiveTheUnsplitTokens() throws {
+    let spec = Experiment("tp-uneven") {
+      Model(.small, precision: .fp32)
+      Device("nano", .orinNano8GB).source()
+      Device("agx", .agxOrin32GB)
+      Workload(requests: 2, prompt: .uniform(min: 3, max: 9), output: .fixed(6))
+      Algorithm("galaxy")
+      Backend(.loopback)
+      Emulation(.none)
+      Seed(11)
+    }.spec
+    let pids = Pids()
+    let (report, file) = try Runs.run(spec, Runs.options(pids: pids))
+    #expect(report.statusCounts == [.complete: 1], "\(file.runs.first?.outcome.message ?? "")")
+    let run = try #require(file.runs.first)
+    let g = try #require(run.plan?.stages.first?.group)
+    #expect(g.members == ["nano", "agx"] && g.kvHeads[0] < g.kvHeads[1] && g.ffnColumns[0] < g.ffnColumns[1])
+    #expect(run.outcome.facts["lossless"] == .number(1))
+    #expect(pids.allGone)
+  }
+
+  @Test func aKilledMemberFailsTheRunByName() throws {
+    let pids = Pids()
+    let spec = Self.spec(devices: 2, algorithm: "tp", parameters: ["devices": 2], requests: 40)
+    let options = Runs.options(pids: pids, onTokens: Runs.onFirstTokens(pids, signal: SIGKILL, to: "d1"))
+    do {
+      _ = try Runs.run(spec, options)
+      Issue.record("the run survived a killed group member")
+    } catch BackendError.fatal(let failure, _, _) {
+      #expect("\(failure)".contains("d1"), "\(failure)")
+    }
+    #expect(pids.allGone, "workers left running: \(pids.all)")
+  }
+}
