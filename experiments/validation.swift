@@ -33,8 +33,9 @@ public enum ValidationCases {
       "four requests in flight, decoded together in micro-batches of 4 (the planner assumes batch 1)",
       workload: Workload(requests: 16, prompt: 32, output: 48, arrival: .saturation(inFlight: 4)), maxBatch: 4),
     plain(
-      "plain-tp-2", stages: 2, "closed loop, batch 1: every block shared by two workers (tensor parallelism)",
-      workload: Workload(requests: 12, prompt: 32, output: 48, arrival: .closedLoop()), algorithm: "tp"),
+      "plain-tp-2", stages: 2,
+      "closed loop, batch 1: every block shared by two workers (tensor parallelism; workers exchange through the first, a star)",
+      workload: Workload(requests: 12, prompt: 32, output: 48, arrival: .closedLoop()), algorithm: "tp-star"),
     emulated(
       "emulated-2-stages-10mbit", stages: 2, bandwidth: .mbit(10), "Orin Nano × 2 at 10 Mbit/s, 1 ms",
       workload: Workload(requests: 8, prompt: 32, output: 32, arrival: .closedLoop())),
@@ -44,6 +45,10 @@ public enum ValidationCases {
     emulated(
       "emulated-2-stages-1gbit", stages: 2, bandwidth: .gbit(1), "Orin Nano × 2 at 1 Gbit/s, 1 ms",
       workload: Workload(requests: 8, prompt: 32, output: 32, arrival: .closedLoop())),
+    emulated(
+      "emulated-tp-2-1gbit", stages: 2, bandwidth: .gbit(1),
+      "Orin Nano × 2 sharing every block (tensor parallelism, a star) at 1 Gbit/s, 1 ms",
+      workload: Workload(requests: 8, prompt: 32, output: 32, arrival: .closedLoop()), algorithm: "tp-star"),
     emulated(
       "emulated-3-stages-100mbit-poisson", stages: 3, bandwidth: .mbit(100),
       "Orin Nano × 3 at 100 Mbit/s, Poisson arrivals at 4 requests/s",
@@ -136,11 +141,12 @@ public enum ValidationCases {
   }
 
   static func emulated(
-    _ name: String, stages: Int, bandwidth: Bandwidth, _ summary: String, workload: Workload
+    _ name: String, stages: Int, bandwidth: Bandwidth, _ summary: String, workload: Workload,
+    algorithm: String = "even"
   ) -> Experiment {
     validationCase(
       name, summary, device: "nano", stages: stages, network: Network(bandwidth: bandwidth, latency: .ms(1)),
-      workload: workload, maxBatch: 1, scaling: .bandwidth, emulation: .namespaces)
+      workload: workload, maxBatch: 1, scaling: .bandwidth, emulation: .namespaces, algorithm: algorithm)
   }
 
   /// The `small` model split over `stages` Orin Nanos (evenly, or by `algorithm`), simulated from the host profile, then run for real.

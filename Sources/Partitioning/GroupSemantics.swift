@@ -4,8 +4,8 @@ public import Pipeline
 /// The semantics of plans whose stages may be shared by tensor-parallel groups, extending `StandardSemantics`
 /// (a one-device stage costs exactly what it costs there).
 ///
-/// A group stage runs its layers outside the decoder blocks (embedding, head) on its first member. Each decoder
-/// block costs its attention, as slow as the slowest member's share of the KV heads, plus its FFN, as slow as the
+/// A group stage runs its layers outside the decoder blocks (embedding, head) on its first member, which sends the
+/// hidden state entering the first block to every member (`broadcastSeconds`). Each decoder block costs its attention, as slow as the slowest member's share of the KV heads, plus its FFN, as slow as the
 /// slowest member's share of the columns (`TensorGroup.blockSeconds`; a member's whole-block time is the
 /// problem's time for that layer on it), plus two all-reduces of the hidden state (`allReduceSeconds` over the
 /// group's slowest link among those its collective uses). Member i holds its share of the blocks' memory (its
@@ -67,6 +67,22 @@ public enum GroupSemantics {
       latency: latency, bandwidth: bandwidth)
   }
 
+  /// Seconds of the leader sending a token's hidden state to every member before the stage's first block (one
+  /// message per member, one after the other; ∞ without a link, 0 for one member).
+  public static func broadcastSeconds(_ members: [Int], _ p: IndexedProblem, shape: PartitionProblem.ModelShape)
+    -> Double
+  {
+    guard members.count > 1 else { return 0 }
+    var latency = 0.0
+    var bandwidth = Double.infinity
+    for b in members.dropFirst() {
+      guard p.hasLink(members[0], b) else { return .infinity }
+      latency = max(latency, p.latency[members[0]][b])
+      bandwidth = min(bandwidth, p.bandwidth[members[0]][b])
+    }
+    return latency + Double(members.count - 1) * Double(shape.hiddenSize) * shape.wireBytesPerValue / bandwidth
+  }
+
   /// Whether layer `l` of the problem is a decoder block that a group shares.
   @inline(__always) static func isBlock(_ l: Int, _ shape: PartitionProblem.ModelShape) -> Bool {
     l >= shape.firstBlock && l < shape.endBlock
@@ -77,7 +93,8 @@ public enum GroupSemantics {
     guard s.members.count > 1, let shape = p.problem.shape else { return p.compute(s.device, s.first, s.end) }
     let g = TensorGroup(members: [], kvHeads: s.kvHeads, ffnColumns: s.ffnColumns)
     let reduce = allReduceSeconds(s.members, s.collective, p, shape: shape)
-    var t = 0.0
+    let hasBlocks = (s.first..<s.end).contains { isBlock($0, shape) }
+    var t = hasBlocks ? broadcastSeconds(s.members, p, shape: shape) : 0
     for l in s.first..<s.end {
       if isBlock(l, shape) {
         let whole = s.members.map { p.compute($0, l, l + 1) }

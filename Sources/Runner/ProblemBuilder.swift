@@ -95,9 +95,14 @@ public struct ProblemBuilder: Sendable {
       },
       layers: layers,
       links: x.links.map {
+        // A message also costs its sender's per-message time (measured on this host by a profile; 0 for a
+        // roofline), here for one token's hidden state, as the simulator charges it.
         .init(
           from: $0.from, to: $0.to, bandwidthBytesPerS: $0.spec.bandwidth.bytesPerSecond,
-          latencyS: $0.spec.latency.value)
+          latencyS: $0.spec.latency.value
+            + timeModel.messageSeconds(
+              from: $0.from, to: $0.to,
+              bytes: Double(x.model.hiddenSize) * x.spec.execution.wirePrecision.bytesPerWeight))
       })
     problem.promptTokens = max(1, w.promptTokens.mean)
     problem.outputTokens = max(1, w.outputTokens.mean)

@@ -205,21 +205,25 @@ public final class Worker: @unchecked Sendable {
       return
     }
     c.limitPayload(to: a.limits.maxActivationPayload)
-    if let d = a.delays[c.peerName] {
-      var rng = SeededRandom.derived(seed: a.seed, SyntheticWeights.nameHash(c.peerName))
-      let jitter = LockedRandom(rng: rng)
-      _ = rng.next()
-      // Normal jitter around the latency (as netem's "distribution normal"), never below zero delay; the
-      // release queue keeps frames in order. With a rate, each frame first takes its serialization time on a
-      // link that serves frames in order from their send times (`LinkDelay`).
-      let serial = LinkSerialization(bytesPerSecond: d.bytesPerSecond)
-      c.delay = { f in
-        let queued = serial.delay(frame: f)
-        return queued + (d.jitter > 0 ? max(0, d.latency + jitter.gaussian() * d.jitter) : d.latency)
-      }
-    }
+    Self.emulateDelay(on: c, from: c.peerName, a)
     lock.withLock { connections[id] = c }
     spawnThread("data-\(c.peerName)") { [self] in readData(c, id: id) }
+  }
+
+  /// Delays what arrives on `c` from `sender` as the emulated link from it would: normal jitter around the
+  /// latency (as netem's "distribution normal"), never below zero delay; the release queue keeps frames in
+  /// order. With a rate, each frame first takes its serialization time on a link that serves frames in order
+  /// from their send times (`LinkDelay`).
+  static func emulateDelay(on c: Connection, from sender: String, _ a: Assignment) {
+    guard let d = a.delays[sender] else { return }
+    var rng = SeededRandom.derived(seed: a.seed, SyntheticWeights.nameHash(sender))
+    let jitter = LockedRandom(rng: rng)
+    _ = rng.next()
+    let serial = LinkSerialization(bytesPerSecond: d.bytesPerSecond)
+    c.delay = { f in
+      let queued = serial.delay(frame: f)
+      return queued + (d.jitter > 0 ? max(0, d.latency + jitter.gaussian() * d.jitter) : d.latency)
+    }
   }
 
   func readControl(_ c: Connection) {
@@ -364,6 +368,9 @@ public final class Worker: @unchecked Sendable {
       do {
         let c = try Connection.connect(to: ep, token: token, name: a.device, maxPayload: maxControlPayload)
         c.pacing = a.pacing[t]
+        // The members of a group this worker leads answer on this connection: their partial sums cross the
+        // emulated link back.
+        Self.emulateDelay(on: c, from: t, a)
         outbound[t] = c
       } catch {
         return .linkFailed("\(a.device): cannot connect to \(t) at \(ep): \(error)")

@@ -318,20 +318,62 @@ struct Simulation {
     }
     let compute = g.blockSeconds(whole, attention: attention, ffn: ffn)
     let n = g.members.count
+    let bytes = Double(w.tokenCount * c.hiddenSize) * g.wireBytesPerValue
+    // A ring's step carries 1/n of the values, a star's all of them.
+    guard
+      let (latency, bandwidth) = groupLinks(
+        g, g.collective, stepBytes: g.collective == .ring ? bytes / Double(n) : bytes)
+    else { return .infinity }
+    let reduce = TensorGroup.allReduceSeconds(
+      g.collective, members: n, bytes: bytes, latency: latency, bandwidth: bandwidth)
+    return compute + Double(TensorGroup.allReducesPerBlock) * reduce
+  }
+
+  /// The slowest latency (the link's plus the sender's per-message cost for a message of `stepBytes`) and the
+  /// narrowest bandwidth among the links a collective uses; nil when one is missing.
+  func groupLinks(_ g: TensorGroup, _ collective: TensorGroup.Collective, stepBytes: Double) -> (Double, Double)? {
     var latency = 0.0
     var bandwidth = Double.infinity
-    for (a, b) in TensorGroup.links(g.members, g.collective) {
-      guard let link = x.link(from: a, to: b) else { return .infinity }
-      // Every step of the collective is a message: the link's latency and the sender's per-message cost.
-      let message = input.timeModel.messageSeconds(from: a, to: b, bytes: Double(c.hiddenSize) * g.wireBytesPerValue)
+    for (a, b) in TensorGroup.links(g.members, collective) {
+      guard let link = input.experiment.link(from: a, to: b) else { return nil }
+      let message = input.timeModel.messageSeconds(from: a, to: b, bytes: stepBytes)
       latency = max(latency, link.spec.latency.value + message)
       bandwidth = min(bandwidth, link.spec.bandwidth.bytesPerSecond)
     }
-    let tokens = w.tokenCount
-    let reduce = TensorGroup.allReduceSeconds(
-      g.collective, members: n, bytes: Double(tokens * c.hiddenSize) * g.wireBytesPerValue, latency: latency,
-      bandwidth: bandwidth)
-    return compute + Double(TensorGroup.allReducesPerBlock) * reduce
+    return (latency, bandwidth)
+  }
+
+  /// Puts a group's messages for one micro-batch on its links' counters: the leader's input to every member,
+  /// then per block two all-reduces (a ring's 2(n − 1) steps of 1/n of the values on every link of the ring; a
+  /// star's partial sums to the leader and the total back). Their time is the stage's (`groupBlockSeconds`);
+  /// they do not occupy the interfaces the pipeline's messages queue on.
+  mutating func countGroupTraffic(_ g: TensorGroup, blocks: Int, tokens: Int) {
+    let index = Dictionary(uniqueKeysWithValues: devices.enumerated().map { ($1.name, $0) })
+    let bytes = Double(tokens * input.experiment.model.hiddenSize) * g.wireBytesPerValue
+    let n = g.members.count
+    func add(_ a: String, _ b: String, bytes: Double, messages: Int) {
+      guard let i = index[a], let j = index[b], let li = linkIndex[i][j] else { return }
+      links[li].bytes += bytes
+      links[li].messages += messages
+    }
+    for m in g.members.dropFirst() { add(g.members[0], m, bytes: bytes, messages: 1) }
+    let reduces = blocks * TensorGroup.allReducesPerBlock
+    for (a, b) in TensorGroup.links(g.members, g.collective) {
+      switch g.collective {
+      case .ring:
+        let steps = 2 * (n - 1) * reduces
+        add(a, b, bytes: Double(steps) * bytes / Double(n), messages: steps)
+      case .star: add(a, b, bytes: Double(reduces) * bytes, messages: reduces)
+      }
+    }
+  }
+
+  /// The leader sending a micro-batch's hidden states to every member before the stage's first block: one
+  /// message per member, one after the other from the leader's interface.
+  func groupBroadcastSeconds(_ g: TensorGroup, work w: Work) -> Double {
+    let bytes = Double(w.tokenCount * input.experiment.model.hiddenSize) * g.wireBytesPerValue
+    guard let (latency, bandwidth) = groupLinks(g, .star, stepBytes: bytes) else { return .infinity }
+    return latency + Double(g.members.count - 1) * bytes / bandwidth
   }
 
   mutating func startNext(_ d: Int) {
@@ -348,6 +390,13 @@ struct Simulation {
     let precision = input.experiment.spec.model.precision
     var t = now
     var computeTime = 0.0
+    let sharedBlocks = stage.layers.filter { if case .block = layers.layers[$0].kind { true } else { false } }.count
+    if let g = stage.group, sharedBlocks > 0 {
+      let b = groupBroadcastSeconds(g, work: w)
+      t += b
+      computeTime += b
+      countGroupTraffic(g, blocks: sharedBlocks, tokens: w.tokenCount)
+    }
     for l in stage.layers {
       var c = input.timeModel.time(
         layers.layers[l], device: device.name, on: device.profile, work: w, precision: precision

@@ -138,6 +138,8 @@ struct GroupTable {
   private let blockMemory: [Double]
   /// Per subset and leader: the faster collective and its per-token all-reduce seconds.
   private var reduce: [[(TensorGroup.Collective, Double)]]
+  /// Per subset and leader: the leader's sending of the stage's input to the members.
+  private var broadcast: [[Double]]
 
   init(_ p: IndexedProblem, maxGroup: Int) {
     self.p = p
@@ -165,6 +167,7 @@ struct GroupTable {
     blockPrefix = Array(repeating: [], count: subsets)
     isValid = Array(repeating: false, count: subsets)
     reduce = Array(repeating: [], count: subsets)
+    broadcast = Array(repeating: [], count: subsets)
     for g in 1..<subsets {
       let members = (0..<m).filter { g & (1 << $0) != 0 }
       order[g] = members
@@ -194,6 +197,9 @@ struct GroupTable {
         let ring = GroupSemantics.allReduceSeconds(ordered, .ring, p, shape: shape)
         let star = GroupSemantics.allReduceSeconds(ordered, .star, p, shape: shape)
         return star < ring ? (.star, star) : (.ring, ring)
+      }
+      broadcast[g] = members.map { f in
+        GroupSemantics.broadcastSeconds([f] + members.filter { $0 != f }, p, shape: shape)
       }
       isValid[g] = true
     }
@@ -246,7 +252,7 @@ struct GroupTable {
     let blockCount = (max(i, shape.firstBlock)..<max(min(j, shape.endBlock), max(i, shape.firstBlock))).count
     let t =
       restTime[f][j] - restTime[f][i] + blockTime
-      + Double(blockCount * TensorGroup.allReducesPerBlock) * reduce[g][k].1
+      + (blockCount > 0 ? broadcast[g][k] : 0) + Double(blockCount * TensorGroup.allReducesPerBlock) * reduce[g][k].1
     return t.isFinite ? t : nil
   }
 
