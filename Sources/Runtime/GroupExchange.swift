@@ -100,3 +100,63 @@ struct MemberExchange: GroupExchange {
     }
   }
 }
+
+/// A ring all-reduce among the members (distributed-llama's): the values cut into one chunk per member; in
+/// n − 1 steps each member sends a chunk to the next member and adds the chunk it receives from the previous
+/// one (reduce-scatter), so that each ends with the whole sum of one chunk; in n − 1 more steps the sums go
+/// round (all-gather). Every chunk's sum is formed once, in a fixed order, and copied to every member, so all
+/// members hold the same bits and a run is reproducible. The leader still sends the stage's input to every
+/// member first (`leader`); the members' step arrives with it.
+struct RingExchange: GroupExchange {
+  typealias Failure = GroupExchangeError
+  let stage: Int
+  /// This worker's place in the ring (the leader 0) and the ring's size.
+  let position: Int
+  let count: Int
+  let successor: String
+  let predecessor: String
+  /// Sends a frame payload to the successor; receives the predecessor's next message.
+  let send: ([UInt8]) throws -> Void
+  let receive: () throws -> ActivationMessage
+  /// The leader's sending of the input (nil on members).
+  let leader: LeaderExchange?
+
+  func broadcast(_ values: inout [Float]) throws(GroupExchangeError) {
+    try leader?.broadcast(&values)
+  }
+
+  func allReduce(_ values: inout [Float]) throws(GroupExchangeError) {
+    let n = count
+    let length = values.count
+    func chunk(_ c: Int) -> Range<Int> { (c * length / n)..<((c + 1) * length / n) }
+    func wrap(_ c: Int) -> Int { ((c % n) + n) % n }
+    func exchange(sending c: Int, receiving r: Int) throws(GroupExchangeError) -> [Float] {
+      let out = ActivationMessage(
+        batch: GroupMessage.partial, stage: UInt32(stage), prefill: false, spans: [],
+        values: Array(values[chunk(c)]))
+      do { try send(out.encoded()) } catch {
+        throw GroupExchangeError(device: successor, stage: stage, detail: "cannot be reached (\(error))")
+      }
+      let m: ActivationMessage
+      do { m = try receive() } catch {
+        throw GroupExchangeError(device: predecessor, stage: stage, detail: "no ring message (\(error))")
+      }
+      guard m.batch == GroupMessage.partial, m.values.count == chunk(r).count else {
+        throw GroupExchangeError(
+          device: predecessor, stage: stage, detail: "sent \(m.values.count) values where \(chunk(r).count) were due")
+      }
+      return m.values
+    }
+    let i = position
+    for s in 0..<(n - 1) {
+      let r = wrap(i - s - 1)
+      let got = try exchange(sending: wrap(i - s), receiving: r)
+      for (k, j) in chunk(r).enumerated() { values[j] = got[k] + values[j] }
+    }
+    for s in 0..<(n - 1) {
+      let r = wrap(i - s)
+      let got = try exchange(sending: wrap(i + 1 - s), receiving: r)
+      for (k, j) in chunk(r).enumerated() { values[j] = got[k] }
+    }
+  }
+}

@@ -456,7 +456,9 @@ final class CoordinatedRun: @unchecked Sendable {
         index: i, firstLayer: s.firstLayer, endLayer: s.endLayer, offloaded: s.offloadedLayers,
         kvBytesPerToken: kv * (g?.headShare(member) ?? 1),
         shard: g.map {
-          ShardAssignment(member: member, members: $0.members, kvHeads: $0.kvHeads, ffnColumns: $0.ffnColumns)
+          ShardAssignment(
+            member: member, members: $0.members, kvHeads: $0.kvHeads, ffnColumns: $0.ffnColumns,
+            ring: $0.collective == .ring && $0.members.count > 2)
         })
     }
   }

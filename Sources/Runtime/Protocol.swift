@@ -84,21 +84,28 @@ public struct StageAssignment: Codable, Sendable, Hashable {
 }
 
 /// A member's place in a tensor-parallel group: the group's devices (the stage's device first), the KV heads
-/// and FFN columns of each, and which of them this worker is. The first member receives the stage's input,
-/// sends every member the hidden states and sums their partial results in member order; the others compute
-/// their shares when it asks.
+/// and FFN columns of each, and which of them this worker is. The first member receives the stage's input and
+/// sends every member the hidden states; the partial results are summed in member order by the first member
+/// (a star), or round a ring of the members (`ring`); the others compute their shares when the first asks.
 public struct ShardAssignment: Codable, Sendable, Hashable {
   public var member: Int
   public var members: [String]
   public var kvHeads: [Int]
   public var ffnColumns: [Int]
+  /// Partial sums go round a ring of the members in order (else: through the leader, a star).
+  public var ring: Bool
 
-  public init(member: Int, members: [String], kvHeads: [Int], ffnColumns: [Int]) {
+  public init(member: Int, members: [String], kvHeads: [Int], ffnColumns: [Int], ring: Bool = false) {
     self.member = member
     self.members = members
     self.kvHeads = kvHeads
     self.ffnColumns = ffnColumns
+    self.ring = ring
   }
+
+  /// The next member round the ring and the previous one.
+  public var successor: String { members[(member + 1) % members.count] }
+  public var predecessor: String { members[(member + members.count - 1) % members.count] }
 
   /// This member's heads and columns.
   public var shard: TensorShard { TensorShard.member(member, kvHeads: kvHeads, ffnColumns: ffnColumns) }

@@ -50,6 +50,8 @@ public final class Worker: @unchecked Sendable {
   var stages: [Int: LlamaStage] = [:]
   /// Stages this worker shares as a member of a group it does not lead, with its place in the group.
   var memberStages: [Int: (stage: LlamaStage, shard: ShardAssignment)] = [:]
+  /// Round a ring, chunks from the previous member when it is not the leader (guarded by `lock`; nil: gone).
+  var ringInbox: [String: BlockingQueue<ActivationMessage?>] = [:]
   /// The source's draft model of a speculative run, and a drafter (its KV cache) per request being served.
   var draftModel: LocalPipeline?
   var drafters: [Int: ModelDrafter] = [:]
@@ -198,7 +200,8 @@ public final class Worker: @unchecked Sendable {
       nextConnection += 1
       return (assignment, nextConnection)
     }
-    guard let a, a.stageDevices.contains(c.peerName) || c.peerName == a.source else {
+    let ringPeer = a?.stages.contains { $0.shard?.members.contains(c.peerName) ?? false } ?? false
+    guard let a, a.stageDevices.contains(c.peerName) || c.peerName == a.source || ringPeer else {
       logger.notice(
         "refused a data connection from an unknown device", metadata: ["peer": "\(c.peer)", "name": "\(c.peerName)"])
       c.close()
@@ -246,7 +249,11 @@ public final class Worker: @unchecked Sendable {
   /// Reads a data connection and handles each frame on this thread (under `runLock`). While a frame is being
   /// handled the next one is not read, so TCP pushes back on a sender faster than this worker.
   func readData(_ c: Connection, id: Int) {
-    defer { _ = lock.withLock { connections.removeValue(forKey: id) } }
+    defer {
+      _ = lock.withLock { connections.removeValue(forKey: id) }
+      // A ring's exchange waiting on this peer learns that it is gone.
+      lock.withLock { ringInbox[c.peerName] }?.push(nil)
+    }
     while true {
       do {
         let f = try c.receive()
@@ -264,7 +271,13 @@ public final class Worker: @unchecked Sendable {
             }
           }
         case .group:
-          try serveGroup(try ActivationMessage.decode(f.payload), from: c)
+          let m = try ActivationMessage.decode(f.payload)
+          if let inbox = lock.withLock({ ringInbox[c.peerName] }) {
+            // The previous member round a ring: its chunks wait for this member's exchange.
+            inbox.push(m)
+          } else {
+            try serveGroup(m, from: c)
+          }
         case .goodbye:
           c.close()
           return
@@ -329,6 +342,10 @@ public final class Worker: @unchecked Sendable {
           // A member holds its share of the stage's blocks; its leader the embedding and the head.
           let blocks = max(s.firstLayer, 1)..<max(min(s.endLayer, c.numHiddenLayers + 1), max(s.firstLayer, 1))
           guard !blocks.isEmpty else { return .loadFailed("stage \(s.index) has no decoder block to share") }
+          if g.ring && g.member >= 2 {
+            let inbox = BlockingQueue<ActivationMessage?>()
+            lock.withLock { ringInbox[g.predecessor] = inbox }
+          }
           memberStages[s.index] = (
             try LlamaStage(
               weights: weights, layers: blocks, threads: a.threads, arithmetic: a.weights.rounding, shard: g.shard), g
@@ -439,9 +456,23 @@ public final class Worker: @unchecked Sendable {
       var header = m
       header.values = []
       header.tokens = nil
-      let exchange = LeaderExchange(stage: s, members: members, header: header, maxWait: 600_000_000_000)
+      let star = LeaderExchange(stage: s, members: members, header: header, maxWait: 600_000_000_000)
       do {
-        out = try stage.forward(spans, input, allLogits: m.verify, decodeArithmetic: m.verify, exchange: exchange)
+        if g.ring {
+          let next = members[0].connection
+          let previous = members[members.count - 1].connection
+          let ring = RingExchange(
+            stage: s, position: 0, count: g.members.count, successor: g.successor, predecessor: g.predecessor,
+            send: { try next.send(.group, $0) },
+            receive: {
+              try ActivationMessage.decode(
+                previous.receive(deadline: monotonicNanoseconds() &+ 600_000_000_000).payload)
+            },
+            leader: star)
+          out = try stage.forward(spans, input, allLogits: m.verify, decodeArithmetic: m.verify, exchange: ring)
+        } else {
+          out = try stage.forward(spans, input, allLogits: m.verify, decodeArithmetic: m.verify, exchange: star)
+        }
       } catch {
         send(.failure("\(assignment?.device ?? "worker"): \(error)"))
         return (nil, "", .activation)
@@ -519,9 +550,29 @@ public final class Worker: @unchecked Sendable {
       let spans = m.spans.map { SequenceSpan(id: Int($0.id), start: Int($0.start), count: Int($0.count)) }
       if m.verify, let first = spans.first { stage.truncate(sequence: first.id, to: first.start) }
       let t0 = monotonicNanoseconds()
-      _ = try stage.forward(
-        spans, .hidden(m.values), allLogits: m.verify, decodeArithmetic: m.verify,
-        exchange: MemberExchange(stage: Int(m.stage), leader: c.peerName, connection: c))
+      if g.ring {
+        let last = g.member + 1 == g.members.count
+        guard let next = last ? c : runLock.withLock({ outbound[g.successor] }) else {
+          throw WireError.malformed("no connection to \(g.successor), the next member round the ring")
+        }
+        let inbox = lock.withLock { ringInbox[g.predecessor] }
+        let ring = RingExchange(
+          stage: Int(m.stage), position: g.member, count: g.members.count, successor: g.successor,
+          predecessor: g.predecessor, send: { try next.send(.group, $0) },
+          receive: {
+            if let inbox {
+              guard let m = inbox.pop(timeout: 600), let m else { throw WireError.closed }
+              return m
+            }
+            return try ActivationMessage.decode(c.receive().payload)
+          }, leader: nil)
+        _ = try stage.forward(
+          spans, .hidden(m.values), allLogits: m.verify, decodeArithmetic: m.verify, exchange: ring)
+      } else {
+        _ = try stage.forward(
+          spans, .hidden(m.values), allLogits: m.verify, decodeArithmetic: m.verify,
+          exchange: MemberExchange(stage: Int(m.stage), leader: c.peerName, connection: c))
+      }
       let dt = Double(monotonicNanoseconds() - t0) * 1e-9
       runLock.withLock {
         computeSeconds += dt

@@ -293,6 +293,10 @@ public struct WorkerMachine: Sendable {
         // The leader of a group also reaches its members.
         for m in s.shard?.members.dropFirst() ?? [] { targets.insert(m) }
       }
+      // Round a ring, a member sends to the next member (the last answers its leader on the leader's connection).
+      for s in a.stages where !s.leads {
+        if let g = s.shard, g.ring, g.member + 1 < g.members.count { targets.insert(g.successor) }
+      }
       // A source that runs no stage of its own (the edge of a speculative run) feeds the first stage.
       if isSource && a.stageDevices[0] != a.device { targets.insert(a.stageDevices[0]) }
       phase = .linking

@@ -47,6 +47,9 @@ struct TensorParallelLoopbackTests {
     // The leader sent hidden states and sums to every member, and every member computed.
     let links = Set(run.outcome.links.filter { $0.bytes > 0 }.map { "\($0.from)→\($0.to)" })
     for m in 1..<devices { #expect(links.contains("d0→d\(m)"), "\(links)") }
+    // Round a ring of four, partial sums also pass from member to member; a star sends them to the leader only.
+    let ring = algorithm == "tp" && devices > 2
+    #expect(links.contains("d1→d2") == ring && links.contains("d2→d3") == ring, "\(links)")
     #expect(run.outcome.devices.allSatisfy { $0.computeSeconds > 0 }, "\(run.outcome.devices)")
     #expect(pids.allGone)
   }
@@ -73,15 +76,19 @@ struct TensorParallelLoopbackTests {
     #expect(pids.allGone)
   }
 
-  @Test func aKilledMemberFailsTheRunByName() throws {
+  /// A star of two (the member killed answers the leader) and a ring of four (the member killed sits between
+  /// two others).
+  @Test(arguments: [(2, "d1"), (4, "d2")])
+  func aKilledMemberFailsTheRunByName(devices: Int, victim: String) throws {
     let pids = Pids()
-    let spec = Self.spec(devices: 2, algorithm: "tp", parameters: ["devices": 2], requests: 40)
-    let options = Runs.options(pids: pids, onTokens: Runs.onFirstTokens(pids, signal: SIGKILL, to: "d1"))
+    let spec = Self.spec(
+      devices: devices, algorithm: "tp", parameters: ["devices": .number(Double(devices))], requests: 40)
+    let options = Runs.options(pids: pids, onTokens: Runs.onFirstTokens(pids, signal: SIGKILL, to: victim))
     do {
       _ = try Runs.run(spec, options)
       Issue.record("the run survived a killed group member")
     } catch BackendError.fatal(let failure, _, _) {
-      #expect("\(failure)".contains("d1"), "\(failure)")
+      #expect("\(failure)".contains(victim), "\(failure)")
     }
     #expect(pids.allGone, "workers left running: \(pids.all)")
   }
