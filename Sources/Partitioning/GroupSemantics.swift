@@ -300,7 +300,8 @@ public enum GroupShares {
   }
 
   /// Heads and columns for members whose whole-block times are `blockSeconds` (in member order), each member's
-  /// fraction of the heads and of the columns at most `fraction[i]` where given (its memory's limit).
+  /// fraction of the heads and of the columns at most `fraction[i]` where given (its memory's limit); columns in
+  /// whole `columnQuantum`s.
   public static func sized(
     blockSeconds: [Double], shape: PartitionProblem.ModelShape, fraction: [Double]? = nil
   ) -> (kvHeads: [Int], ffnColumns: [Int])? {
@@ -309,14 +310,16 @@ public enum GroupShares {
     func caps(_ units: Int) -> [Int]? {
       fraction.map { $0.map { f in f >= 1 ? units : Int((max(0, f) * Double(units)).rounded(.down)) } }
     }
+    // Columns are shared in whole quanta (the weights' quantization blocks).
+    let q = shape.columnQuantum
+    let quanta = shape.ffnColumns / q
     guard
       let heads = minMax(
         units: shape.kvHeads, perUnit: blockSeconds.map { a * $0 / Double(shape.kvHeads) }, most: caps(shape.kvHeads)),
       let columns = minMax(
-        units: shape.ffnColumns, perUnit: blockSeconds.map { max(1 - a, 1e-12) * $0 / Double(shape.ffnColumns) },
-        most: caps(shape.ffnColumns))
+        units: quanta, perUnit: blockSeconds.map { max(1 - a, 1e-12) * $0 / Double(quanta) }, most: caps(quanta))
     else { return nil }
-    return (heads, columns)
+    return (heads, columns.map { $0 * q })
   }
 
   /// The shares a group uses for layers `first..<end` (members in device order, `leader` among them): sized to

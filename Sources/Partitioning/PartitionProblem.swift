@@ -40,11 +40,15 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
     public var endBlock: Int
     /// Bytes per activation value on the wire.
     public var wireBytesPerValue: Double
+    /// A member's FFN columns come in multiples of this (the weights' quantization block, which a share cannot
+    /// cut); nil or 1: any count.
+    public var ffnColumnQuantum: Int?
 
     public init(
       hiddenSize: Int, kvHeads: Int, ffnColumns: Int, attentionParameters: Double, ffnParameters: Double,
-      firstBlock: Int, endBlock: Int, wireBytesPerValue: Double
+      firstBlock: Int, endBlock: Int, wireBytesPerValue: Double, ffnColumnQuantum: Int? = nil
     ) {
+      self.ffnColumnQuantum = ffnColumnQuantum
       self.hiddenSize = hiddenSize
       self.kvHeads = kvHeads
       self.ffnColumns = ffnColumns
@@ -64,6 +68,13 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
       case firstBlock = "first_block"
       case endBlock = "end_block"
       case wireBytesPerValue = "wire_bytes_per_value"
+      case ffnColumnQuantum = "ffn_column_quantum"
+    }
+
+    /// The quantum the columns are shared in: the declared one where it divides the columns, else 1.
+    public var columnQuantum: Int {
+      guard let q = ffnColumnQuantum, q > 1, ffnColumns % q == 0 else { return 1 }
+      return q
     }
   }
 
@@ -179,7 +190,7 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
     func finite(_ v: Double, _ low: Double) -> Bool { v >= low && v.isFinite }
     if let m = shape {
       let ceiling = 1 << 24
-      if ![m.hiddenSize, m.kvHeads, m.ffnColumns].allSatisfy({ (1...ceiling).contains($0) })
+      if ![m.hiddenSize, m.kvHeads, m.ffnColumns, m.ffnColumnQuantum ?? 1].allSatisfy({ (1...ceiling).contains($0) })
         || !(0 <= m.firstBlock && m.firstBlock < m.endBlock && m.endBlock <= layers.count)
         || !finite(m.attentionParameters, 0) || !finite(m.ffnParameters, 0) || !(m.wireBytesPerValue > 0)
         || !m.wireBytesPerValue.isFinite

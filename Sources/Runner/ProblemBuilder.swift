@@ -48,7 +48,8 @@ public struct ProblemBuilder: Sendable {
       hiddenSize: c.hiddenSize, kvHeads: c.numKeyValueHeads, ffnColumns: c.intermediateSize,
       attentionParameters: Double(c.attentionParametersPerBlock),
       ffnParameters: Double(c.ffnParametersPerBlock), firstBlock: first, endBlock: last + 1,
-      wireBytesPerValue: x.spec.execution.wirePrecision.bytesPerWeight)
+      wireBytesPerValue: x.spec.execution.wirePrecision.bytesPerWeight,
+      ffnColumnQuantum: x.spec.model.precision.blockValues)
   }
 
   public func problem(for x: ResolvedExperiment, objective: Objective) -> PartitionProblem {

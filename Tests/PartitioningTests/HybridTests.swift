@@ -215,6 +215,13 @@ struct HybridTests {
     #expect(g.members == ["d0", "d1"] && g.kvHeads == [1, 3] && g.ffnColumns == [16, 48])
     let even = try Partitioners.solve(p, algorithm: "tp")
     #expect(plan.valueSeconds < even.valueSeconds)
+    // Quantized weights: the columns are shared in whole 32-value blocks (96 columns: one block and two).
+    var blocks = p
+    blocks.shape?.ffnColumns = 96
+    blocks.shape?.ffnColumnQuantum = 32
+    #expect(try Partitioners.solve(blocks, algorithm: "galaxy").stages.first?.group?.ffnColumns == [32, 64])
+    blocks.shape?.ffnColumnQuantum = nil
+    #expect(try Partitioners.solve(blocks, algorithm: "galaxy").stages.first?.group?.ffnColumns == [24, 72])
     // Where the link is too slow to share, one device.
     var slow = p
     for i in slow.links.indices { slow.links[i].latencyS = 1 }

@@ -46,7 +46,8 @@ struct TensorParallelPlanner {
       throw .infeasible("the problem has no model shape; tensor parallelism needs the heads and FFN columns")
     }
     let order = [p.sourceIndex] + (0..<p.deviceCount).filter { $0 != p.sourceIndex }
-    func divides(_ n: Int) -> Bool { shape.kvHeads % n == 0 && shape.ffnColumns % n == 0 }
+    // Every member's columns a whole number of the weights' quantization blocks.
+    func divides(_ n: Int) -> Bool { shape.kvHeads % n == 0 && (shape.ffnColumns / shape.columnQuantum) % n == 0 }
     let n: Int
     if let devices {
       guard devices >= 1, devices & (devices - 1) == 0 else {
