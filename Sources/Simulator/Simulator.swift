@@ -145,6 +145,8 @@ struct Simulation {
   var deviceStates: [DeviceState]
   /// Index into the experiment's links by [from][to] device index.
   let linkIndex: [[Int?]]
+  /// Device index by name.
+  let deviceIndex: [String: Int]
   var links: [LinkState]
   /// When each device's network interface is free again.
   var interfaceFree: [Double]
@@ -175,6 +177,7 @@ struct Simulation {
       config: x.model, precision: x.spec.model.precision, wirePrecision: x.spec.execution.wirePrecision)
     devices = x.devices
     let index = Dictionary(uniqueKeysWithValues: x.devices.enumerated().map { ($1.name, $0) })
+    deviceIndex = index
     stageDevice = input.plan.stages.map { index[$0.device]! }
     sourceIndex = index[x.source]!
     let job = RunJob(
@@ -348,7 +351,7 @@ struct Simulation {
   /// star's partial sums to the leader and the total back). Their time is the stage's (`groupBlockSeconds`);
   /// they do not occupy the interfaces the pipeline's messages queue on.
   mutating func countGroupTraffic(_ g: TensorGroup, blocks: Int, tokens: Int) {
-    let index = Dictionary(uniqueKeysWithValues: devices.enumerated().map { ($1.name, $0) })
+    let index = deviceIndex
     let bytes = Double(tokens * input.experiment.model.hiddenSize) * g.wireBytesPerValue
     let n = g.members.count
     func add(_ a: String, _ b: String, bytes: Double, messages: Int) {
