@@ -10,7 +10,7 @@ public import EdgeLabCore
 /// - decode: a block's time is `base(b) + perContext(b) × mean context` for a batch of b sequences (a straight
 ///   line in the context fitted per measured batch size, both coefficients then piecewise-linear in b); the
 ///   embedding and the head are piecewise-linear in b, through each batch size's median over contexts;
-/// - message: one-way seconds piecewise-linear in bytes.
+/// - message: one-way seconds piecewise-linear in bytes, plus piecewise-linear in the receiver's idle seconds.
 /// A block is measured whole: its context-dependent part (attention over the KV cache) is the fit's
 /// `perContext` term, the rest (projections, MLP, norms) its `base`.
 public struct HostProfile: Codable, Hashable, Sendable {
@@ -117,7 +117,13 @@ public struct HostFacts: Codable, Hashable, Sendable {
 }
 
 /// One-way cost of an activation message between two workers on this host (encode, send, wake the receiver,
-/// receive, decode), over its size in bytes.
+/// receive, decode), over its size in bytes and the time the receiver had been waiting for it.
+///
+/// A receiver that has waited long is asleep, and on a virtual machine its CPU may have been halted: waking it
+/// costs tens of microseconds more than a message to a receiver that has just started waiting (a collective's
+/// barrier). `fit` is the cost over size for a receiver that has just started waiting; `wake` adds the cost of
+/// the wait over its seconds. Profiles measured before the wake was (no `wake`) have a `fit` measured with the
+/// receiver idle for the profiler's gap, whatever it waited.
 public struct MessageProfile: Codable, Hashable, Sendable {
   public struct Point: Codable, Hashable, Sendable {
     public var bytes: Int
@@ -127,21 +133,67 @@ public struct MessageProfile: Codable, Hashable, Sendable {
       self.seconds = seconds
     }
   }
+  /// A small message's extra one-way seconds after the receiver waited `idle` seconds.
+  public struct WakePoint: Codable, Hashable, Sendable {
+    public var idle: Double
+    public var seconds: Double
+    public init(idle: Double, seconds: Double) {
+      self.idle = idle
+      self.seconds = seconds
+    }
+  }
   public var points: [Point]
   public var fit: PiecewiseLinear
+  public var wakePoints: [WakePoint]?
+  /// Extra seconds over the receiver's idle seconds, constant beyond the last knot.
+  public var wake: PiecewiseLinear?
+  /// The idle seconds assumed where a caller does not know them (a pipeline stage waiting for its predecessor:
+  /// the partition problem's hops).
+  public var referenceIdle: Double?
 
-  public init(points: [Point], fit: PiecewiseLinear) {
+  public init(
+    points: [Point], fit: PiecewiseLinear, wakePoints: [WakePoint]? = nil, wake: PiecewiseLinear? = nil,
+    referenceIdle: Double? = nil
+  ) {
     self.points = points
     self.fit = fit
+    self.wakePoints = wakePoints
+    self.wake = wake
+    self.referenceIdle = referenceIdle
   }
 
-  public func seconds(bytes: Double) -> Double { fit(bytes) }
+  enum CodingKeys: String, CodingKey {
+    case points, fit, wake
+    case wakePoints = "wake_points"
+    case referenceIdle = "reference_idle"
+  }
 
-  func problems() -> [String] {
+  /// One-way seconds of a message of `bytes` whose receiver waited `idle` seconds for it (nil: the reference).
+  public func seconds(bytes: Double, idle: Double? = nil) -> Double {
+    guard let wake, let lo = wake.knots.first, let hi = wake.knots.last else { return fit(bytes) }
+    let waited = min(max(idle ?? referenceIdle ?? hi, lo), hi)
+    return fit(bytes) + wake(waited)
+  }
+
+  /// What is wrong with this part of a profile read from a file, if anything.
+  public func problems() -> [String] {
     var p = fit.problems("message.fit")
     if points.count > HostProfile.maxPoints { p.append("message.points: at most \(HostProfile.maxPoints)") }
     if points.contains(where: { !($0.seconds >= 0 && $0.seconds.isFinite) || $0.bytes < 0 }) {
       p.append("message.points: bytes and seconds must be non-negative and finite")
+    }
+    if let wake {
+      p += wake.problems("message.wake")
+      if wake.knots.contains(where: { $0 < 0 }) { p.append("message.wake: idle seconds must be ≥ 0") }
+    }
+    if let w = wakePoints {
+      if w.count > HostProfile.maxPoints { p.append("message.wake_points: at most \(HostProfile.maxPoints)") }
+      if w.contains(where: { !($0.idle >= 0 && $0.idle.isFinite && $0.seconds.isFinite) }) {
+        p.append("message.wake_points: idle seconds must be non-negative and finite, seconds finite")
+      }
+    }
+    if let r = referenceIdle, !(r >= 0 && r.isFinite) {
+      p.append("message.reference_idle must be a finite time ≥ 0")
     }
     return p
   }

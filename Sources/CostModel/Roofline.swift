@@ -14,12 +14,18 @@ public protocol LayerTimeModel: Sendable {
   /// Fixed one-way cost of a message of `bytes` between two devices besides its transmission and latency
   /// (encoding, system calls, waking the receiver), in device seconds; 0 unless measured.
   func messageSeconds(from: String, to: String, bytes: Double) -> Double
+  /// The same for a receiver that had waited `idle` seconds for the message (nil: unknown, the model's
+  /// reference wait, a pipeline stage's); a receiver asleep longer takes longer to wake.
+  func messageSeconds(from: String, to: String, bytes: Double, idle: Double?) -> Double
   /// Bytes per second device `name` reads offloaded layers from its storage.
   func storageBytesPerSecond(device name: String, on device: DeviceProfile) -> Double
 }
 
 extension LayerTimeModel {
   public func messageSeconds(from: String, to: String, bytes: Double) -> Double { 0 }
+  public func messageSeconds(from: String, to: String, bytes: Double, idle: Double?) -> Double {
+    messageSeconds(from: from, to: to, bytes: bytes)
+  }
   public func storageBytesPerSecond(device name: String, on device: DeviceProfile) -> Double {
     device.storageReadBandwidth.bytesPerSecond
   }
@@ -120,9 +126,13 @@ public struct ProfiledTimeModel: LayerTimeModel {
   /// The sender's measured message cost, where its profile's times are taken as they are (scale 1): a scaled
   /// (emulated or simulated) device's network stack is not the profiled host's.
   public func messageSeconds(from: String, to: String, bytes: Double) -> Double {
+    messageSeconds(from: from, to: to, bytes: bytes, idle: nil)
+  }
+
+  public func messageSeconds(from: String, to: String, bytes: Double, idle: Double?) -> Double {
     guard let b = bindings[from] else { return fallback.messageSeconds(from: from, to: to, bytes: bytes) }
     guard b.scale == 1 else { return 0 }
-    return b.profile.message.seconds(bytes: bytes)
+    return b.profile.message.seconds(bytes: bytes, idle: idle)
   }
 
   /// The measured offload store of a device that is the profiled host (scale 1); a scaled device's storage is

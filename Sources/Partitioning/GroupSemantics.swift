@@ -59,7 +59,7 @@ public enum GroupSemantics {
     var bandwidth = Double.infinity
     for (a, b) in TensorGroup.links(members, collective) {
       guard p.hasLink(a, b) else { return .infinity }
-      latency = max(latency, p.latency[a][b])
+      latency = max(latency, p.exchangeLatency[a][b])
       bandwidth = min(bandwidth, p.bandwidth[a][b])
     }
     return TensorGroup.allReduceSeconds(

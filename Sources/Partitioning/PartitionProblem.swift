@@ -131,16 +131,24 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
     public var to: String
     public var bandwidthBytesPerS: Double
     public var latencyS: Double
-    public init(from: String, to: String, bandwidthBytesPerS: Double, latencyS: Double) {
+    /// One-way latency of a collective's message (a tensor-parallel group's all-reduce), whose receiver has just
+    /// reached the same barrier and so wakes faster than a pipeline stage waiting for its input; `latencyS`
+    /// when absent.
+    public var exchangeLatencyS: Double?
+    public init(
+      from: String, to: String, bandwidthBytesPerS: Double, latencyS: Double, exchangeLatencyS: Double? = nil
+    ) {
       self.from = from
       self.to = to
       self.bandwidthBytesPerS = bandwidthBytesPerS
       self.latencyS = latencyS
+      self.exchangeLatencyS = exchangeLatencyS
     }
     enum CodingKeys: String, CodingKey {
       case from, to
       case bandwidthBytesPerS = "bandwidth_bytes_per_s"
       case latencyS = "latency_s"
+      case exchangeLatencyS = "exchange_latency_s"
     }
   }
 
@@ -236,6 +244,9 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
         p.append("links[\(i)] (\(l.from)→\(l.to)).bandwidth_bytes_per_s must be a finite rate > 0")
       }
       if !finite(l.latencyS, 0) { p.append("links[\(i)] (\(l.from)→\(l.to)).latency_s must be a finite time ≥ 0") }
+      if let e = l.exchangeLatencyS, !finite(e, 0) {
+        p.append("links[\(i)] (\(l.from)→\(l.to)).exchange_latency_s must be a finite time ≥ 0")
+      }
     }
     return p
   }
@@ -255,6 +266,8 @@ public struct IndexedProblem: Sendable {
   /// bandwidth[k][j] in bytes/s, 0 when there is no link; latency[k][j] in seconds.
   public let bandwidth: [[Double]]
   public let latency: [[Double]]
+  /// exchangeLatency[k][j]: a collective message's latency (`Link.exchangeLatencyS`).
+  public let exchangeLatency: [[Double]]
 
   public init(_ problem: PartitionProblem) throws(PartitionError) {
     let issues = problem.problems()
@@ -275,13 +288,16 @@ public struct IndexedProblem: Sendable {
     memory = problem.devices.map(\.memoryBytes)
     var bw = [[Double]](repeating: [Double](repeating: 0, count: names.count), count: names.count)
     var lat = bw
+    var exchange = bw
     let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
     for l in problem.links {
       bw[index[l.from]!][index[l.to]!] = l.bandwidthBytesPerS
       lat[index[l.from]!][index[l.to]!] = l.latencyS
+      exchange[index[l.from]!][index[l.to]!] = l.exchangeLatencyS ?? l.latencyS
     }
     bandwidth = bw
     latency = lat
+    exchangeLatency = exchange
   }
 
   public func name(_ d: Int) -> String { problem.devices[d].name }

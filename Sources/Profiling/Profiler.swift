@@ -21,10 +21,13 @@ public struct Profiler: Sendable {
     public var decodeBatches = [1, 2, 4, 8]
     public var decodeContexts = [16, 64, 256, 512]
     public var messageBytes = [64, 1024, 4096, 16384, 65536, 262_144]
-    /// Samples per message size; between two messages the sender computes for `messageGap` seconds, so the
-    /// receiver has gone idle as a pipeline stage has.
+    /// Samples per message size and per wait.
     public var messageSamples = 200
+    /// How long a pipeline stage's receiver is taken to wait where the wait is not known (the partition
+    /// problem's hops).
     public var messageGap = 0.002
+    /// The receiver's waits the wake-up is measured after, increasing from 0.
+    public var wakeGaps = [0, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008]
     public var storageDirectory = NSTemporaryDirectory()
     public init() {}
   }
@@ -171,20 +174,22 @@ public struct Profiler: Sendable {
 
   // MARK: - Messages
 
-  /// One-way time of an activation message between two threads over loopback TCP, the receiver idle before
-  /// each: from just before the sender encodes it to when the receiver has decoded it.
+  /// One-way time of an activation message between two threads over loopback TCP: from just before the sender
+  /// encodes it to when the receiver has decoded it. Over its size with the receiver just started waiting (the
+  /// sender sends again as soon as the reply is in), and, for a small message, over how long the receiver waited
+  /// (the sender computing for that long first). Every round visits every point once, so that drift moves all
+  /// points alike; each point is the mean of its samples' middle 80%, the expected cost without preemptions.
   func measureMessages() throws -> MessageProfile {
     let token = Array("profile-token".utf8)
     let listener = try Listener(host: "127.0.0.1", port: 0, token: token)
     defer { listener.close() }
     let sentAt = Atomic<UInt64>(0)
-    let samples = Mutex<[Double]>([])
+    let last = Atomic<UInt64>(0)
     let echo = Thread {
       guard let c = try? listener.accept() else { return }
       while let f = try? c.receive() {
         guard (try? ActivationMessage.decode(f.payload)) != nil else { break }
-        let dt = Double(monotonicNanoseconds() &- sentAt.load(ordering: .acquiring)) * 1e-9
-        samples.withLock { $0.append(dt) }
+        last.store(monotonicNanoseconds() &- sentAt.load(ordering: .acquiring), ordering: .releasing)
         try? c.send(.control, [1])
       }
       c.close()
@@ -192,27 +197,61 @@ public struct Profiler: Sendable {
     echo.start()
     let c = try Connection.connect(to: listener.endpoint, token: token, name: "profile")
     defer { c.close() }
-    var points: [MessageProfile.Point] = []
-    for bytes in options.messageBytes {
-      let m = ActivationMessage(
+    func message(_ bytes: Int) -> [UInt8] {
+      ActivationMessage(
         batch: 1, stage: 1, prefill: false, spans: [.init(id: 1, start: 0, count: 1)],
-        values: [Float](repeating: 0.5, count: max(1, bytes / 4)))
-      samples.withLock { $0.removeAll() }
-      for _ in 0..<(options.messageSamples + 10) {
-        let until = monotonicSeconds() + options.messageGap
-        while monotonicSeconds() < until {}
-        sentAt.store(monotonicNanoseconds(), ordering: .releasing)
-        try c.send(.activation, m.encoded(halfPrecision: false))
-        _ = try c.receive()
+        values: [Float](repeating: 0.5, count: max(1, bytes / 4))
+      ).encoded(halfPrecision: false)
+    }
+    /// One message after `gap` seconds of the sender computing; its one-way seconds.
+    func once(_ m: [UInt8], gap: Double) throws -> Double {
+      let until = monotonicSeconds() + gap
+      while monotonicSeconds() < until {}
+      sentAt.store(monotonicNanoseconds(), ordering: .releasing)
+      try c.send(.activation, m)
+      _ = try c.receive()
+      return Double(last.load(ordering: .acquiring)) * 1e-9
+    }
+    let sized = options.messageBytes.map(message)
+    let small = message(Self.wakeMessageBytes)
+    let gaps = options.wakeGaps
+    var sizeSamples = [[Double]](repeating: [], count: sized.count)
+    var gapSamples = [[Double]](repeating: [], count: gaps.count)
+    for round in 0..<(options.messageSamples + 10) {
+      for (i, m) in sized.enumerated() {
+        let s = try once(m, gap: 0)
+        if round >= 10 { sizeSamples[i].append(s) }
       }
-      let s = samples.withLock { Array($0.dropFirst(10)) }
-      points.append(.init(bytes: m.encoded(halfPrecision: false).count + Wire.headerSize, seconds: median(s[...])))
+      for (i, g) in gaps.enumerated() {
+        let s = try once(small, gap: g)
+        if round >= 10 { gapSamples[i].append(s) }
+      }
+    }
+    let points = zip(sized, sizeSamples).map { m, s in
+      MessageProfile.Point(bytes: m.count + Wire.headerSize, seconds: trimmedMean(s))
     }
     let knots = points.map { Double($0.bytes) }
     guard
       let fit = PiecewiseLinear.fit(knots: knots, points: points.map { (Double($0.bytes), $0.seconds) })
     else { throw ProfileError("cannot fit the message costs") }
-    return MessageProfile(points: points, fit: fit)
+    let base = gapSamples.first.map(trimmedMean) ?? 0
+    let wakePoints = zip(gaps, gapSamples).map { g, s in
+      MessageProfile.WakePoint(idle: g, seconds: max(0, trimmedMean(s) - base))
+    }
+    let wake = PiecewiseLinear(knots: gaps, values: wakePoints.map(\.seconds))
+    return MessageProfile(
+      points: points, fit: fit, wakePoints: wakePoints, wake: wake, referenceIdle: options.messageGap)
+  }
+
+  /// The payload of the message the wake-up is measured with: a small model's hidden state of one token.
+  static let wakeMessageBytes = 2048
+
+  /// The mean of the middle 80% of `v`.
+  func trimmedMean(_ v: [Double]) -> Double {
+    let s = v.sorted()
+    let cut = s.count / 10
+    let middle = s.dropFirst(cut).dropLast(cut)
+    return middle.isEmpty ? .nan : middle.reduce(0, +) / Double(middle.count)
   }
 
   // MARK: - Helpers

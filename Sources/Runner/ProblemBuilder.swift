@@ -97,13 +97,14 @@ public struct ProblemBuilder: Sendable {
       layers: layers,
       links: x.links.map {
         // A message also costs its sender's per-message time (measured on this host by a profile; 0 for a
-        // roofline), here for one token's hidden state, as the simulator charges it.
-        .init(
+        // roofline), here for one token's hidden state, as the simulator charges it: a pipeline hop's receiver
+        // has waited the profile's reference time, a collective's has just started waiting.
+        let bytes = Double(x.model.hiddenSize) * x.spec.execution.wirePrecision.bytesPerWeight
+        return .init(
           from: $0.from, to: $0.to, bandwidthBytesPerS: $0.spec.bandwidth.bytesPerSecond,
-          latencyS: $0.spec.latency.value
-            + timeModel.messageSeconds(
-              from: $0.from, to: $0.to,
-              bytes: Double(x.model.hiddenSize) * x.spec.execution.wirePrecision.bytesPerWeight))
+          latencyS: $0.spec.latency.value + timeModel.messageSeconds(from: $0.from, to: $0.to, bytes: bytes),
+          exchangeLatencyS: $0.spec.latency.value
+            + timeModel.messageSeconds(from: $0.from, to: $0.to, bytes: bytes, idle: 0))
       })
     problem.promptTokens = max(1, w.promptTokens.mean)
     problem.outputTokens = max(1, w.outputTokens.mean)

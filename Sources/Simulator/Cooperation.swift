@@ -77,7 +77,8 @@ struct Cooperation {
     interfaceFree[a] = start + duration
     var delay = link.spec.latency.value
     if link.spec.jitter.value > 0 { delay = max(0, delay + rng.nextGaussian() * link.spec.jitter.value) }
-    delay += job.timeModel.messageSeconds(from: a, to: b, bytes: wire)
+    let idle = max(0, start + duration + delay - (deviceFree[b] ?? 0))
+    delay += job.timeModel.messageSeconds(from: a, to: b, bytes: wire, idle: idle)
     let key = a + "\u{1}" + b
     let delivery = max(start + duration + delay, lastDelivery[key] ?? 0)
     lastDelivery[key] = delivery

@@ -118,6 +118,11 @@ struct Simulation {
     var offloaded: Set<Int> = []
     var storage: VirtualOffloadTimeline?
     var residency: ResidencyTracker?
+    /// When the device's last job started ends: a message arriving later finds it waiting since then.
+    var busyUntil = 0.0
+    /// When a group stage's members finished their last shared block (they wait for the leader's next input
+    /// from then on).
+    var membersIdleSince: Double?
   }
   struct LinkState {
     var lastDelivery = 0.0
@@ -323,23 +328,27 @@ struct Simulation {
     let n = g.members.count
     let bytes = Double(w.tokenCount * c.hiddenSize) * g.wireBytesPerValue
     // A ring's step carries 1/n of the values, a star's all of them.
+    // The members reach each all-reduce together: every message's receiver has just started waiting.
     guard
       let (latency, bandwidth) = groupLinks(
-        g, g.collective, stepBytes: g.collective == .ring ? bytes / Double(n) : bytes)
+        g, g.collective, stepBytes: g.collective == .ring ? bytes / Double(n) : bytes, idle: 0)
     else { return .infinity }
     let reduce = TensorGroup.allReduceSeconds(
       g.collective, members: n, bytes: bytes, latency: latency, bandwidth: bandwidth)
     return compute + Double(TensorGroup.allReducesPerBlock) * reduce
   }
 
-  /// The slowest latency (the link's plus the sender's per-message cost for a message of `stepBytes`) and the
-  /// narrowest bandwidth among the links a collective uses; nil when one is missing.
-  func groupLinks(_ g: TensorGroup, _ collective: TensorGroup.Collective, stepBytes: Double) -> (Double, Double)? {
+  /// The slowest latency (the link's plus the sender's per-message cost for a message of `stepBytes` to a
+  /// receiver that waited `idle` seconds) and the narrowest bandwidth among the links a collective uses; nil
+  /// when one is missing.
+  func groupLinks(_ g: TensorGroup, _ collective: TensorGroup.Collective, stepBytes: Double, idle: Double?)
+    -> (Double, Double)?
+  {
     var latency = 0.0
     var bandwidth = Double.infinity
     for (a, b) in TensorGroup.links(g.members, collective) {
       guard let link = input.experiment.link(from: a, to: b) else { return nil }
-      let message = input.timeModel.messageSeconds(from: a, to: b, bytes: stepBytes)
+      let message = input.timeModel.messageSeconds(from: a, to: b, bytes: stepBytes, idle: idle)
       latency = max(latency, link.spec.latency.value + message)
       bandwidth = min(bandwidth, link.spec.bandwidth.bytesPerSecond)
     }
@@ -372,10 +381,11 @@ struct Simulation {
   }
 
   /// The leader sending a micro-batch's hidden states to every member before the stage's first block: one
-  /// message per member, one after the other from the leader's interface.
-  func groupBroadcastSeconds(_ g: TensorGroup, work w: Work) -> Double {
+  /// message per member, one after the other from the leader's interface. The members have waited since they
+  /// finished their previous shared block (`idle`; nil before the first).
+  func groupBroadcastSeconds(_ g: TensorGroup, work w: Work, idle: Double?) -> Double {
     let bytes = Double(w.tokenCount * input.experiment.model.hiddenSize) * g.wireBytesPerValue
-    guard let (latency, bandwidth) = groupLinks(g, .star, stepBytes: bytes) else { return .infinity }
+    guard let (latency, bandwidth) = groupLinks(g, .star, stepBytes: bytes, idle: idle) else { return .infinity }
     return latency + Double(g.members.count - 1) * bytes / bandwidth
   }
 
@@ -394,8 +404,9 @@ struct Simulation {
     var t = now
     var computeTime = 0.0
     let sharedBlocks = stage.layers.filter { if case .block = layers.layers[$0].kind { true } else { false } }.count
+    var lastShared: Double?
     if let g = stage.group, sharedBlocks > 0 {
-      let b = groupBroadcastSeconds(g, work: w)
+      let b = groupBroadcastSeconds(g, work: w, idle: deviceStates[d].membersIdleSince.map { max(0, now - $0) })
       t += b
       computeTime += b
       countGroupTraffic(g, blocks: sharedBlocks, tokens: w.tokenCount)
@@ -405,7 +416,8 @@ struct Simulation {
         layers.layers[l], device: device.name, on: device.profile, work: w, precision: precision
       )
       .value
-      if let g = stage.group, case .block = layers.layers[l].kind { c = groupBlockSeconds(g, layer: l, work: w) }
+      let shared = stage.group != nil && { if case .block = layers.layers[l].kind { true } else { false } }()
+      if let g = stage.group, shared { c = groupBlockSeconds(g, layer: l, work: w) }
       if deviceStates[d].offloaded.contains(l), var storage = deviceStates[d].storage {
         let ready = storage.acquire(l, at: t)
         if ready > t {
@@ -419,8 +431,11 @@ struct Simulation {
       } else {
         t += c
       }
+      if shared { lastShared = t }
       computeTime += c
     }
+    if let lastShared { deviceStates[d].membersIdleSince = lastShared }
+    deviceStates[d].busyUntil = t
     events?.append(
       TimelineEvent(.compute, device: device.name, stage: job.stage, batch: job.batch, start: now, end: t))
     deviceStates[d].compute += computeTime
@@ -481,7 +496,9 @@ struct Simulation {
     // Normal jitter around the latency, never below zero delay, in order: as the runtime's release queue.
     var delay = link.spec.latency.value
     if link.spec.jitter.value > 0 { delay = max(0, delay + rng.nextGaussian() * link.spec.jitter.value) }
-    delay += input.timeModel.messageSeconds(from: devices[a].name, to: devices[b].name, bytes: wire)
+    // The receiver has waited since its last job ended (0 if it is still computing when the message lands).
+    let idle = max(0, end + delay - deviceStates[b].busyUntil)
+    delay += input.timeModel.messageSeconds(from: devices[a].name, to: devices[b].name, bytes: wire, idle: idle)
     var st = links[li]
     let delivery = max(end + delay, st.lastDelivery)
     st.lastDelivery = delivery

@@ -122,4 +122,28 @@ struct ProfileTests {
     try "{\"format\": 3}".write(toFile: bad, atomically: true, encoding: .utf8)
     #expect(throws: RunnerError.self) { try ProfileLibrary.read(bad) }
   }
+
+  @Test func aMessageCostsMoreTheLongerItsReceiverWaitedAndOldProfilesIgnoreTheWait() throws {
+    let fit = PiecewiseLinear(knots: [100, 10_000], values: [20e-6, 40e-6])
+    let m = MessageProfile(
+      points: [], fit: fit, wakePoints: [.init(idle: 0, seconds: 0), .init(idle: 0.004, seconds: 40e-6)],
+      wake: PiecewiseLinear(knots: [0, 0.001, 0.004], values: [0, 10e-6, 40e-6]), referenceIdle: 0.002)
+    #expect(isClose(m.seconds(bytes: 100, idle: 0), 20e-6))
+    #expect(isClose(m.seconds(bytes: 100, idle: 0.001), 30e-6))
+    // Beyond the longest wait measured the cost stays; an unknown wait is the reference (2 ms: 20 µs more).
+    #expect(isClose(m.seconds(bytes: 100, idle: 1), 60e-6))
+    #expect(isClose(m.seconds(bytes: 100), 40e-6))
+    #expect(m.problems().isEmpty)
+    // A profile without the wake (measured with the receiver idle for the profiler's gap) is its fit.
+    let old = try JSONDecoder().decode(
+      MessageProfile.self, from: Data(#"{"points": [], "fit": {"knots": [100], "values": [5e-05]}}"#.utf8))
+    #expect(old.wake == nil && old.seconds(bytes: 100, idle: 0) == 5e-5 && old.seconds(bytes: 100, idle: 9) == 5e-5)
+    let back = try JSONDecoder().decode(MessageProfile.self, from: JSONEncoder().encode(m))
+    #expect(back == m)
+    var bad = m
+    bad.wake = PiecewiseLinear(knots: [-1, 0.004], values: [0, 1e-5])
+    bad.referenceIdle = .nan
+    #expect(bad.problems().contains("message.wake: idle seconds must be ≥ 0"))
+    #expect(bad.problems().contains("message.reference_idle must be a finite time ≥ 0"))
+  }
 }

@@ -43,6 +43,21 @@ struct TensorParallelTests {
     #expect(g.problems(device: "b", kvHeads: 8, ffnColumns: 64).contains { $0.hasPrefix("members") })
   }
 
+  @Test func aCollectiveUsesTheLinksExchangeLatencyAndAHopItsLatency() throws {
+    var p = Self.problem(latency: 0.001)
+    let shape = try #require(p.shape)
+    let members = [0, 1, 2, 3]
+    let before = GroupSemantics.allReduceSeconds(members, .ring, try IndexedProblem(p), shape: shape)
+    for i in p.links.indices { p.links[i].exchangeLatencyS = 0.0002 }
+    let indexed = try IndexedProblem(p)
+    // Six steps of a ring of four, each 0.8 ms cheaper; a pipeline hop keeps the link's latency.
+    let after = GroupSemantics.allReduceSeconds(members, .ring, indexed, shape: shape)
+    #expect(abs(before - after - 6 * 0.0008) < 1e-12)
+    #expect(indexed.latency[0][1] == 0.001 && indexed.exchangeLatency[0][1] == 0.0002)
+    p.links[0].exchangeLatencyS = -1
+    #expect(p.problems().contains { $0.contains("exchange_latency_s must be a finite time ≥ 0") })
+  }
+
   @Test func collectivesCostLatencyPerStepAndBytesPerLink() {
     // Ring: 2(n − 1) steps of 1/n of the bytes; star: two steps, all bytes through the first member.
     #expect(TensorGroup.allReduceSeconds(.ring, members: 4, bytes: 4000, latency: 0.001, bandwidth: 1e6) == 6 * 0.002)

@@ -259,3 +259,59 @@ struct FidelityTests {
 enum ModelPresetsForTests {
   static let llama1B = ModelPreset.llama32_1B.config
 }
+
+/// A layer time model whose every layer takes 1 ms and whose messages cost 0.2 ms more when their receiver had
+/// waited over 0.5 ms (nil, an unknown wait: 1 s, so that a caller that does not say shows).
+struct WakingReceivers: LayerTimeModel {
+  func time(_ layer: LayerCost, on device: DeviceProfile, work: Work, precision: Precision) -> Seconds {
+    Seconds(0.001)
+  }
+  var provenance: String { "test" }
+  func messageSeconds(from: String, to: String, bytes: Double, idle: Double?) -> Double {
+    guard let idle else { return 1 }
+    return idle > 0.0005 ? 0.0002 : 0
+  }
+}
+
+@Suite("Waking a receiver")
+struct WakeTests {
+  static func interval(_ plan: Plan, _ model: any LayerTimeModel) throws -> Double {
+    let x = try Experiment("wake") {
+      Model(.small)
+      Device("a", .orinNano8GB).source()
+      Device("b", .orinNano8GB)
+      Network(bandwidth: .gbit(100), latency: .zero)
+      Workload(requests: 1, prompt: 8, output: 4, arrival: .closedLoop())
+      Algorithm("even")
+    }.spec.resolve()
+    let out = FidelityTests.run(x, plan, model: model)
+    let t = try #require(out.requests.first?.tokenTimes)
+    return t[2] - t[1]
+  }
+
+  /// The same model without the wake-up: every message's fixed cost 0.
+  struct Asleep: LayerTimeModel {
+    func time(_ layer: LayerCost, on device: DeviceProfile, work: Work, precision: Precision) -> Seconds {
+      Seconds(0.001)
+    }
+    var provenance: String { "test" }
+  }
+
+  @Test func aPipelineHopsReceiverHasWaitedForItsPredecessorAndPaysTheWakeUp() throws {
+    let plan = FidelityTests.plan([
+      .init(device: "a", firstLayer: 0, endLayer: 5), .init(device: "b", firstLayer: 5, endLayer: 10),
+    ])
+    // Each stage computes 5 ms while the other waits: the hop to b and the token's return to a both wake.
+    let extra = try Self.interval(plan, WakingReceivers()) - Self.interval(plan, Asleep())
+    #expect(isClose(extra, 0.0004, rtol: 1e-6))
+  }
+
+  @Test func aGroupsCollectivesReachReceiversThatHaveJustStartedWaiting() throws {
+    let g = TensorGroup(members: ["a", "b"], kvHeads: [2, 2], ffnColumns: [768, 768], collective: .star)
+    let plan = FidelityTests.plan([.init(device: "a", firstLayer: 0, endLayer: 10, group: g)])
+    // Sixteen all-reduces per token pay nothing; only the leader's input to b, which waited through the head
+    // (1 ms) since its last block, wakes it.
+    let extra = try Self.interval(plan, WakingReceivers()) - Self.interval(plan, Asleep())
+    #expect(isClose(extra, 0.0002, rtol: 1e-6))
+  }
+}
