@@ -15,6 +15,11 @@ public enum LayerKind: Hashable, Sendable, Codable {
     case .head: "head"
     }
   }
+
+  /// Whether this is a decoder block (what a tensor-parallel group shares).
+  public var isBlock: Bool {
+    if case .block = self { true } else { false }
+  }
 }
 
 /// Work for one layer in one step.

@@ -12,19 +12,19 @@ public protocol LayerTimeModel: Sendable {
   /// Which model produced the times, for results files: "roofline", or each profile's name and content hash.
   var provenance: String { get }
   /// Fixed one-way cost of a message of `bytes` between two devices besides its transmission and latency
-  /// (encoding, system calls, waking the receiver), in device seconds; 0 unless measured.
-  func messageSeconds(from: String, to: String, bytes: Double) -> Double
-  /// The same for a receiver that had waited `idle` seconds for the message (nil: unknown, the model's
-  /// reference wait, a pipeline stage's); a receiver asleep longer takes longer to wake.
+  /// (encoding, system calls, waking the receiver), in device seconds, for a receiver that had waited `idle`
+  /// seconds for it (nil: unknown, the model's reference wait, a pipeline stage's; a receiver asleep longer
+  /// takes longer to wake); 0 unless measured.
   func messageSeconds(from: String, to: String, bytes: Double, idle: Double?) -> Double
   /// Bytes per second device `name` reads offloaded layers from its storage.
   func storageBytesPerSecond(device name: String, on device: DeviceProfile) -> Double
 }
 
 extension LayerTimeModel {
-  public func messageSeconds(from: String, to: String, bytes: Double) -> Double { 0 }
-  public func messageSeconds(from: String, to: String, bytes: Double, idle: Double?) -> Double {
-    messageSeconds(from: from, to: to, bytes: bytes)
+  public func messageSeconds(from: String, to: String, bytes: Double, idle: Double?) -> Double { 0 }
+  /// The cost at the model's reference wait.
+  public func messageSeconds(from: String, to: String, bytes: Double) -> Double {
+    messageSeconds(from: from, to: to, bytes: bytes, idle: nil)
   }
   public func storageBytesPerSecond(device name: String, on device: DeviceProfile) -> Double {
     device.storageReadBandwidth.bytesPerSecond
@@ -67,8 +67,8 @@ public struct RooflineModel: LayerTimeModel {
     return Seconds(max(compute, memory)) + c.layerOverhead
   }
 
-  /// The sender's fitted per-message overhead.
-  public func messageSeconds(from: String, to: String, bytes: Double) -> Double {
+  /// The sender's fitted per-message overhead, whatever the receiver waited.
+  public func messageSeconds(from: String, to: String, bytes: Double, idle: Double?) -> Double {
     (perDevice[from] ?? calibration).messageOverhead.value
   }
 
@@ -125,12 +125,8 @@ public struct ProfiledTimeModel: LayerTimeModel {
 
   /// The sender's measured message cost, where its profile's times are taken as they are (scale 1): a scaled
   /// (emulated or simulated) device's network stack is not the profiled host's.
-  public func messageSeconds(from: String, to: String, bytes: Double) -> Double {
-    messageSeconds(from: from, to: to, bytes: bytes, idle: nil)
-  }
-
   public func messageSeconds(from: String, to: String, bytes: Double, idle: Double?) -> Double {
-    guard let b = bindings[from] else { return fallback.messageSeconds(from: from, to: to, bytes: bytes) }
+    guard let b = bindings[from] else { return fallback.messageSeconds(from: from, to: to, bytes: bytes, idle: idle) }
     guard b.scale == 1 else { return 0 }
     return b.profile.message.seconds(bytes: bytes, idle: idle)
   }

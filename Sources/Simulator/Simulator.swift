@@ -220,7 +220,7 @@ struct Simulation {
       let offloaded = Set(stage.offloadedLayers)
       deviceStates[d].offloaded.formUnion(offloaded)
       for l in stage.layers {
-        if case .block = layers.layers[l].kind { deviceStates[d].blockLayers += 1 }
+        if layers.layers[l].kind.isBlock { deviceStates[d].blockLayers += 1 }
         if !offloaded.contains(l) { deviceStates[d].residentWeights += layers.layers[l].weightBytes.value }
       }
     }
@@ -360,11 +360,10 @@ struct Simulation {
   /// star's partial sums to the leader and the total back). Their time is the stage's (`groupBlockSeconds`);
   /// they do not occupy the interfaces the pipeline's messages queue on.
   mutating func countGroupTraffic(_ g: TensorGroup, blocks: Int, tokens: Int) {
-    let index = deviceIndex
     let bytes = Double(tokens * input.experiment.model.hiddenSize) * g.wireBytesPerValue
     let n = g.members.count
     func add(_ a: String, _ b: String, bytes: Double, messages: Int) {
-      guard let i = index[a], let j = index[b], let li = linkIndex[i][j] else { return }
+      guard let i = deviceIndex[a], let j = deviceIndex[b], let li = linkIndex[i][j] else { return }
       links[li].bytes += bytes
       links[li].messages += messages
     }
@@ -403,7 +402,7 @@ struct Simulation {
     let precision = input.experiment.spec.model.precision
     var t = now
     var computeTime = 0.0
-    let sharedBlocks = stage.layers.filter { if case .block = layers.layers[$0].kind { true } else { false } }.count
+    let sharedBlocks = stage.group == nil ? 0 : stage.layers.filter { layers.layers[$0].kind.isBlock }.count
     var lastShared: Double?
     if let g = stage.group, sharedBlocks > 0 {
       let b = groupBroadcastSeconds(g, work: w, idle: deviceStates[d].membersIdleSince.map { max(0, now - $0) })
@@ -416,7 +415,7 @@ struct Simulation {
         layers.layers[l], device: device.name, on: device.profile, work: w, precision: precision
       )
       .value
-      let shared = stage.group != nil && { if case .block = layers.layers[l].kind { true } else { false } }()
+      let shared = stage.group != nil && layers.layers[l].kind.isBlock
       if let g = stage.group, shared { c = groupBlockSeconds(g, layer: l, work: w) }
       if deviceStates[d].offloaded.contains(l), var storage = deviceStates[d].storage {
         let ready = storage.acquire(l, at: t)

@@ -290,7 +290,7 @@ struct WakeTests {
   }
 
   /// The same model without the wake-up: every message's fixed cost 0.
-  struct Asleep: LayerTimeModel {
+  struct NoWakeUp: LayerTimeModel {
     func time(_ layer: LayerCost, on device: DeviceProfile, work: Work, precision: Precision) -> Seconds {
       Seconds(0.001)
     }
@@ -302,7 +302,7 @@ struct WakeTests {
       .init(device: "a", firstLayer: 0, endLayer: 5), .init(device: "b", firstLayer: 5, endLayer: 10),
     ])
     // Each stage computes 5 ms while the other waits: the hop to b and the token's return to a both wake.
-    let extra = try Self.interval(plan, WakingReceivers()) - Self.interval(plan, Asleep())
+    let extra = try Self.interval(plan, WakingReceivers()) - Self.interval(plan, NoWakeUp())
     #expect(isClose(extra, 0.0004, rtol: 1e-6))
   }
 
@@ -311,7 +311,7 @@ struct WakeTests {
     let plan = FidelityTests.plan([.init(device: "a", firstLayer: 0, endLayer: 10, group: g)])
     // Sixteen all-reduces per token pay nothing; only the leader's input to b, which waited through the head
     // (1 ms) since its last block, wakes it.
-    let extra = try Self.interval(plan, WakingReceivers()) - Self.interval(plan, Asleep())
+    let extra = try Self.interval(plan, WakingReceivers()) - Self.interval(plan, NoWakeUp())
     #expect(isClose(extra, 0.0002, rtol: 1e-6))
   }
 }
