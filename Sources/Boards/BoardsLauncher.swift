@@ -289,8 +289,13 @@ public enum BoardsMaintenance {
     let ssh = SSHBoard(b)
     let pattern = "[ ]worker .*--tag " + (tag ?? "edgelab-")
     let dir = b.workDirectory + "/" + (tag ?? "edgelab-*")
+    // SIGTERM, then up to 5 s for the workers to exit (SIGKILL after 3 s): a board is left with none running,
+    // not with some still on their way out. The pattern's "[ ]" keeps it from matching this script's own shell.
     let script = [
-      "pkill -f -- " + RemoteShell.quote(pattern) + " || true",
+      "p=" + RemoteShell.quote(pattern),
+      "pkill -f -- \"$p\" || true",
+      "i=0; while pgrep -f -- \"$p\" >/dev/null && [ $i -lt 50 ]; do"
+        + " i=$((i+1)); if [ $i -eq 30 ]; then pkill -KILL -f -- \"$p\" || true; fi; sleep 0.1; done",
       LinkShaping.removeRootScript(interface: b.networkInterface, handle: BoardsLauncher.handle, tc: ssh.tc),
       "rm -rf " + (tag == nil ? RemoteShell.quote(b.workDirectory) + "/edgelab-*" : RemoteShell.quote(dir)),
     ].joined(separator: "; ")

@@ -130,9 +130,13 @@ final class SSHBoards: @unchecked Sendable {
   }
 
   /// Kills everything in board `k`'s namespace: its sshd and the worker it started.
+  /// Repeated until the namespace holds no process: one forked between a listing and the kills survives them.
   func kill(board k: Int) {
-    let pids = Self.run(["ip", "netns", "pids", namespaces[k]]).out.split(separator: "\n").compactMap { Int32($0) }
-    for p in pids { Glibc.kill(p, SIGKILL) }
+    for _ in 0..<200 {
+      let pids = Self.run(["ip", "netns", "pids", namespaces[k]]).out.split(separator: "\n").compactMap { Int32($0) }
+      if pids.isEmpty { return }
+      for p in pids { Glibc.kill(p, SIGKILL) }
+    }
   }
 
   /// Processes left in the boards' namespaces other than their sshd.
