@@ -185,7 +185,7 @@ var package = Package(
       name: "RunnerTests",
       dependencies: [
         "EdgeLabCore", "Spec", "DSL", "Catalog", "Metrics", "Pipeline", "Partitioning", "Execution", "Runner",
-        "Simulator", "Results", "Experiments", "UserAlgorithms", "Collaboration", "TestSupport",
+        "Simulator", "Results", "Experiments", "UserAlgorithms", "Collaboration", "Validation", "TestSupport",
       ]),
     .testTarget(
       name: "EngineTests", dependencies: ["EdgeLabCore", "Catalog", "Pipeline", "Engine", "TestSupport"],

@@ -29,6 +29,9 @@ public struct HostProfile: Codable, Hashable, Sendable {
   public var prefillFlops: FlopRate
   public var message: MessageProfile
   public var models: [ModelProfile]
+  /// The decode read bandwidth of 1, 2, … workers streaming weights at once (one core each), all of them
+  /// together: how workers co-located on this host share its memory. Nil in profiles measured before.
+  public var sharedDecodeBandwidth: [Bandwidth]?
 
   public init(
     name: String, host: HostFacts, decodeBandwidth: Bandwidth, storageReadBandwidth: Bandwidth,
@@ -49,6 +52,16 @@ public struct HostProfile: Codable, Hashable, Sendable {
     case decodeBandwidth = "decode_bandwidth"
     case storageReadBandwidth = "storage_read_bandwidth"
     case prefillFlops = "prefill_flops"
+    case sharedDecodeBandwidth = "shared_decode_bandwidth"
+  }
+
+  /// How many times longer one worker's memory-bound work (decode) takes while `workers` workers on this host
+  /// compute at once: k · B(1) / B(k), at least 1. Past the most workers measured the host's bandwidth is taken
+  /// as saturated at their B. 1 without the measurement.
+  public func sharedSlowdown(workers k: Int) -> Double {
+    guard k > 1, let b = sharedDecodeBandwidth, let one = b.first?.bytesPerSecond else { return 1 }
+    let all = b[min(k, b.count) - 1].bytesPerSecond
+    return all > 0 ? max(1, Double(k) * one / all) : 1
   }
 
   /// The table measured for a model of this shape at this precision, if any.
@@ -80,6 +93,12 @@ public struct HostProfile: Codable, Hashable, Sendable {
       p.append("\(field) must be positive and finite (it is \(v))")
     }
     p += message.problems()
+    if let b = sharedDecodeBandwidth {
+      if b.count > Self.maxWorkers { p.append("shared_decode_bandwidth: at most \(Self.maxWorkers) workers") }
+      if b.contains(where: { !($0.bitsPerSecond > 0 && $0.bitsPerSecond.isFinite) }) {
+        p.append("shared_decode_bandwidth: every bandwidth must be positive and finite")
+      }
+    }
     if models.count > Self.maxModels { p.append("models: at most \(Self.maxModels) (there are \(models.count))") }
     for (i, m) in models.prefix(Self.maxModels).enumerated() { p += m.problems().map { "models[\(i)].\($0)" } }
     return p
@@ -88,6 +107,7 @@ public struct HostProfile: Codable, Hashable, Sendable {
   /// Ceilings on what a profile file may hold, checked before use.
   public static let maxModels = 64
   public static let maxPoints = 10_000
+  public static let maxWorkers = 1024
 }
 
 /// What was measured where.

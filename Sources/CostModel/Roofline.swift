@@ -18,6 +18,12 @@ public protocol LayerTimeModel: Sendable {
   func messageSeconds(from: String, to: String, bytes: Double, idle: Double?) -> Double
   /// Bytes per second device `name` reads offloaded layers from its storage.
   func storageBytesPerSecond(device name: String, on device: DeviceProfile) -> Double
+  /// The machine device `name` shares with the other devices that name it (their workers run on it and share its
+  /// memory bandwidth, as a loopback run's do), or nil when the device has hardware of its own.
+  func sharedHost(of name: String) -> String?
+  /// How many times longer `work` takes on device `name` while `workers` workers compute at once on its shared
+  /// host (the device's own among them); 1 unless measured.
+  func sharedSlowdown(device name: String, workers: Int, work: Work) -> Double
 }
 
 extension LayerTimeModel {
@@ -29,6 +35,8 @@ extension LayerTimeModel {
   public func storageBytesPerSecond(device name: String, on device: DeviceProfile) -> Double {
     device.storageReadBandwidth.bytesPerSecond
   }
+  public func sharedHost(of name: String) -> String? { nil }
+  public func sharedSlowdown(device name: String, workers: Int, work: Work) -> Double { 1 }
 
   public func time(_ layer: LayerCost, device name: String, on device: DeviceProfile, work: Work, precision: Precision)
     -> Seconds
@@ -96,10 +104,14 @@ public struct ProfiledTimeModel: LayerTimeModel {
     /// The profile file's content hash (`FNV1a`), for provenance.
     public var hash: String
     public var scale: Double
-    public init(profile: HostProfile, hash: String, scale: Double) {
+    /// The device is the profiled host itself, and shares it with every other device bound so to the same
+    /// profile (a loopback run's workers).
+    public var sharesHost: Bool
+    public init(profile: HostProfile, hash: String, scale: Double, sharesHost: Bool = false) {
       self.profile = profile
       self.hash = hash
       self.scale = scale
+      self.sharesHost = sharesHost
     }
   }
   public var bindings: [String: Binding]
@@ -136,6 +148,19 @@ public struct ProfiledTimeModel: LayerTimeModel {
   public func storageBytesPerSecond(device name: String, on device: DeviceProfile) -> Double {
     guard let b = bindings[name], b.scale == 1 else { return device.storageReadBandwidth.bytesPerSecond }
     return b.profile.storageReadBandwidth.bytesPerSecond
+  }
+
+  public func sharedHost(of name: String) -> String? {
+    guard let b = bindings[name], b.sharesHost else { return nil }
+    return "profiled host " + b.hash
+  }
+
+  /// Decode reads the weights once per step: co-located workers decoding at once share the host's memory
+  /// bandwidth as the profile measured it (`HostProfile.sharedSlowdown`). Prefill is taken as compute-bound,
+  /// each worker on its own core.
+  public func sharedSlowdown(device name: String, workers: Int, work: Work) -> Double {
+    guard let b = bindings[name], b.sharesHost, case .decode = work else { return 1 }
+    return b.profile.sharedSlowdown(workers: workers)
   }
 
   /// The profile bound to `device`, if any.

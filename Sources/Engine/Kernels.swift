@@ -211,6 +211,30 @@ private final class BLASThreads: @unchecked Sendable {
   }
 }
 
+/// The decode bandwidth of 1 … `workers` threads streaming one matrix of `bytes` through the decode kernel at
+/// once, each its share of rows (as co-located workers each stream their own weights), all of them together:
+/// element k − 1 for k threads. Measured round robin, every count once per round, so that drift moves all alike;
+/// each the median of `passes` rounds.
+public func sharedDecodeBandwidth(workers: Int, bytes: Int = 256 << 20, passes: Int = 5) throws -> [Bandwidth] {
+  let cols = 4096
+  let rows = bytes / 4 / cols
+  let w = try SyntheticWeights(config: ModelPreset.tiny.config, seed: 4).matrix(
+    "bandwidth-probe", rows: rows, cols: cols)
+  let x = [Float](repeating: 1, count: cols)
+  var y = [Float](repeating: 0, count: rows)
+  let counts = Array(1...max(1, workers))
+  for k in counts { Kernels.stream(w, x, &y, threads: k) }
+  var seconds = [[Double]](repeating: [], count: counts.count)
+  for _ in 0..<passes {
+    for (i, k) in counts.enumerated() {
+      let start = monotonic()
+      Kernels.stream(w, x, &y, threads: k)
+      seconds[i].append(monotonic() - start)
+    }
+  }
+  return seconds.map { s in Bandwidth(bitsPerSecond: Double(rows * cols * 4) / s.sorted()[s.count / 2] * 8) }
+}
+
 /// The decode bandwidth of this host as the engine sees it: the median over `passes` of streaming `bytes` of
 /// weights through the decode kernel on `threads` threads. The emulated cluster's time dilation is planned
 /// from it (one core's rate), so it is measured once per process by whoever owns the cluster.

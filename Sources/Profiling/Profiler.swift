@@ -7,7 +7,8 @@ import Synchronization
 import Transport
 
 /// Measures this host into a `HostProfile`: the engine's per-layer times for model shapes, the one-way cost of a
-/// pipeline message, the decode read bandwidth and the offload store's read bandwidth.
+/// pipeline message, the decode read bandwidth (alone and shared by co-located workers) and the offload store's
+/// read bandwidth.
 ///
 /// Layers are timed the way a run uses them, so that caches hold what they would: a pass runs the embedding,
 /// every decoder block, then the head, and each part is timed; a block's time is the blocks' time divided by
@@ -44,6 +45,7 @@ public struct Profiler: Sendable {
   public func profile(name: String, models: [ModelPreset], precision: Precision = .fp32) throws -> HostProfile {
     log("decode read bandwidth (\(options.threads) thread(s))")
     let decode = try hostDecodeBandwidth(threads: options.threads)
+    let shared = try measureSharedBandwidth()
     log("offload store reads")
     let storage = try OffloadStore.measureReadBandwidth(directory: options.storageDirectory, bytes: 256 << 20)
     log("messages over loopback TCP")
@@ -61,13 +63,15 @@ public struct Profiler: Sendable {
       if seconds > 0 { flops = max(flops, layers.layers[1].flops(.prefill(tokens: tokens)) / seconds) }
     }
     guard flops > 0 else { throw ProfileError("no prefill was measured; give at least one model") }
-    return HostProfile(
+    var profile = HostProfile(
       name: name,
       host: HostFacts(
         cpu: Self.cpuName(), cores: ProcessInfo.processInfo.activeProcessorCount, threads: options.threads,
         blasCore: BLASCore.current, kernels: Kernels.isa, measuredAt: Self.timestamp()),
       decodeBandwidth: decode, storageReadBandwidth: storage, prefillFlops: FlopRate(flopsPerSecond: flops),
       message: message, models: tables)
+    profile.sharedDecodeBandwidth = shared
+    return profile
   }
 
   /// `profile` with one more model's table: `preset` at `precision`, computed in `arithmetic` (synthetic weights
@@ -81,6 +85,13 @@ public struct Profiler: Sendable {
     p.models.removeAll { $0.shape == table.shape && $0.precision == precision }
     p.models.append(table)
     return p
+  }
+
+  /// The decode read bandwidth of 1 … n workers at once, n this host's cores (at most 8).
+  public func measureSharedBandwidth() throws -> [Bandwidth] {
+    let cores = min(ProcessInfo.processInfo.activeProcessorCount, 8)
+    log("decode read bandwidth shared by 1–\(cores) workers")
+    return try sharedDecodeBandwidth(workers: cores)
   }
 
   // MARK: - Layers
@@ -179,7 +190,7 @@ public struct Profiler: Sendable {
   /// sender sends again as soon as the reply is in), and, for a small message, over how long the receiver waited
   /// (the sender computing for that long first). Every round visits every point once, so that drift moves all
   /// points alike; each point is the mean of its samples' middle 80%, the expected cost without preemptions.
-  func measureMessages() throws -> MessageProfile {
+  public func measureMessages() throws -> MessageProfile {
     let token = Array("profile-token".utf8)
     let listener = try Listener(host: "127.0.0.1", port: 0, token: token)
     defer { listener.close() }
@@ -271,7 +282,7 @@ public struct Profiler: Sendable {
     return "unknown"
   }
 
-  static func timestamp() -> String {
+  public static func timestamp() -> String {
     let f = ISO8601DateFormatter()
     f.formatOptions = [.withInternetDateTime]
     return f.string(from: Date())

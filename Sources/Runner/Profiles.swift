@@ -63,15 +63,16 @@ public final class ProfileLibrary: @unchecked Sendable {
         bindings[d.name] = .init(profile: p, hash: hash, scale: 1)
       } else if let path = calibration.profile {
         let (p, hash) = try load(path, field: "calibration.profile")
-        let scale: Double
         switch calibration.profileScaling {
-        case .host: scale = 1
+        case .host:
+          // The devices are this host: their workers share it.
+          bindings[d.name] = .init(profile: p, hash: hash, scale: 1, sharesHost: true)
         case .bandwidth:
-          scale =
+          let scale =
             p.decodeBandwidth.bytesPerSecond
             / (d.profile.memoryBandwidth.bytesPerSecond * calibration.forGroup(d.group).memoryEfficiency)
+          bindings[d.name] = .init(profile: p, hash: hash, scale: scale)
         }
-        bindings[d.name] = .init(profile: p, hash: hash, scale: scale)
       }
     }
     if bindings.isEmpty { return roofline }

@@ -152,6 +152,8 @@ struct Simulation {
   let linkIndex: [[Int?]]
   /// Device index by name.
   let deviceIndex: [String: Int]
+  /// The machine each device shares with others (`LayerTimeModel.sharedHost`), by device index.
+  let sharedHost: [String?]
   var links: [LinkState]
   /// When each device's network interface is free again.
   var interfaceFree: [Double]
@@ -183,6 +185,7 @@ struct Simulation {
     devices = x.devices
     let index = Dictionary(uniqueKeysWithValues: x.devices.enumerated().map { ($1.name, $0) })
     deviceIndex = index
+    sharedHost = x.devices.map { input.timeModel.sharedHost(of: $0.name) }
     stageDevice = input.plan.stages.map { index[$0.device]! }
     sourceIndex = index[x.source]!
     let job = RunJob(
@@ -312,7 +315,7 @@ struct Simulation {
   /// all-reduces of the batch's hidden states over the group's slowest link (`TensorGroup.allReduceSeconds`,
   /// the partition algorithms' model too). The members serve only this stage, so the stage's device stands for
   /// them in the queue.
-  func groupBlockSeconds(_ g: TensorGroup, layer l: Int, work w: Work) -> Double {
+  func groupBlockSeconds(_ g: TensorGroup, layer l: Int, work w: Work, slowdown: Double = 1) -> Double {
     let x = input.experiment
     let precision = x.spec.model.precision
     let c = x.model
@@ -324,7 +327,7 @@ struct Simulation {
       whole.append(
         input.timeModel.time(layers.layers[l], device: m, on: d.profile, work: w, precision: precision).value)
     }
-    let compute = g.blockSeconds(whole, attention: attention, ffn: ffn)
+    let compute = g.blockSeconds(whole, attention: attention, ffn: ffn) * slowdown
     let n = g.members.count
     let bytes = Double(w.tokenCount * c.hiddenSize) * g.wireBytesPerValue
     // A ring's step carries 1/n of the values, a star's all of them.
@@ -388,6 +391,23 @@ struct Simulation {
     return latency + Double(g.members.count - 1) * bytes / bandwidth
   }
 
+  /// Workers computing at once on device `d`'s shared host when a job starts there: its own `own` (a group's
+  /// members on that host for its shared blocks, 1 for the leader's other layers) and those of every other busy
+  /// device there. 1 for a device with hardware of its own. A job's slowdown is fixed when it starts.
+  func workersComputing(with d: Int, own: Int) -> Int {
+    guard let host = sharedHost[d] else { return 1 }
+    var n = own
+    for e in devices.indices where e != d && deviceStates[e].busy && sharedHost[e] == host {
+      n += deviceStates[e].current.flatMap { input.plan.stages[$0.stage].group }.map { membersOn(host, $0) } ?? 1
+    }
+    return max(1, n)
+  }
+
+  /// Members of `g` on `host`.
+  func membersOn(_ host: String?, _ g: TensorGroup) -> Int {
+    g.members.filter { m in deviceIndex[m].map { host != nil && sharedHost[$0] == host } ?? false }.count
+  }
+
   mutating func startNext(_ d: Int) {
     guard !deviceStates[d].busy, deviceStates[d].queueHead < deviceStates[d].queue.count else { return }
     let job = deviceStates[d].queue[deviceStates[d].queueHead]
@@ -404,6 +424,12 @@ struct Simulation {
     var computeTime = 0.0
     let sharedBlocks = stage.group == nil ? 0 : stage.layers.filter { layers.layers[$0].kind.isBlock }.count
     var lastShared: Double?
+    let slowdown = input.timeModel.sharedSlowdown(
+      device: device.name, workers: workersComputing(with: d, own: 1), work: w)
+    let groupSlowdown = stage.group.map {
+      input.timeModel.sharedSlowdown(
+        device: device.name, workers: workersComputing(with: d, own: max(1, membersOn(sharedHost[d], $0))), work: w)
+    }
     if let g = stage.group, sharedBlocks > 0 {
       let b = groupBroadcastSeconds(g, work: w, idle: deviceStates[d].membersIdleSince.map { max(0, now - $0) })
       t += b
@@ -411,12 +437,13 @@ struct Simulation {
       countGroupTraffic(g, blocks: sharedBlocks, tokens: w.tokenCount)
     }
     for l in stage.layers {
-      var c = input.timeModel.time(
-        layers.layers[l], device: device.name, on: device.profile, work: w, precision: precision
-      )
-      .value
+      var c =
+        input.timeModel.time(
+          layers.layers[l], device: device.name, on: device.profile, work: w, precision: precision
+        )
+        .value * slowdown
       let shared = stage.group != nil && layers.layers[l].kind.isBlock
-      if let g = stage.group, shared { c = groupBlockSeconds(g, layer: l, work: w) }
+      if let g = stage.group, shared { c = groupBlockSeconds(g, layer: l, work: w, slowdown: groupSlowdown ?? 1) }
       if deviceStates[d].offloaded.contains(l), var storage = deviceStates[d].storage {
         let ready = storage.acquire(l, at: t)
         if ready > t {

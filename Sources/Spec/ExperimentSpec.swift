@@ -340,7 +340,8 @@ public struct Calibration: Codable, Hashable, Sendable {
   public var devices: [String: DeviceCalibration]
 
   public enum ProfileScaling: String, Codable, Hashable, Sendable, CaseIterable {
-    /// Every device is this host: its measured times as they are (plain worker processes on the host).
+    /// Every device is this host: its measured times as they are (plain worker processes on the host), and
+    /// workers decoding at once share its memory bandwidth as the profile measured it.
     case host
     /// Each device runs at its own speed: the host's times × host decode bandwidth / (the device's memory
     /// bandwidth × memory efficiency) — the speed-up the emulation's time-dilation plan gives the device.

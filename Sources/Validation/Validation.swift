@@ -20,9 +20,41 @@ public struct Validation {
     public var predicted: Double
     public var measured: Double
     public var planner: Double?
+    /// How far the predictions from the profiles measured just before and just after the real run lie from
+    /// their mean (`predicted`), relative to it: the host's drift during the case; nil with one profile.
+    public var spread: Double?
     /// predicted / measured − 1.
     public var error: Double { predicted / measured - 1 }
+
+    public init(
+      caseName: String, metric: String, predicted: Double, measured: Double, planner: Double? = nil,
+      spread: Double? = nil
+    ) {
+      self.caseName = caseName
+      self.metric = metric
+      self.predicted = predicted
+      self.measured = measured
+      self.planner = planner
+      self.spread = spread
+    }
+
+    /// A case's row from the real run and the predictions before and after it (after: nil with one profile).
+    public static func bracketed(
+      caseName: String, metric: String, before: Double, after: Double?, measured: Double, planner: Double?
+    ) -> Row {
+      guard let after else {
+        return Row(caseName: caseName, metric: metric, predicted: before, measured: measured, planner: planner)
+      }
+      let mean = (before + after) / 2
+      return Row(
+        caseName: caseName, metric: metric, predicted: mean, measured: measured, planner: planner,
+        spread: mean > 0 ? abs(after - before) / 2 / mean : 0)
+    }
   }
+
+  /// Cases whose profiles before and after differ by more than this (in any metric's prediction) are run again,
+  /// up to `attempts` times; the attempt with the smallest spread is kept, and a row still above it is flagged.
+  public static let driftLimit = 0.05
 
   public struct Report: Sendable {
     public var rows: [Row]
@@ -44,6 +76,13 @@ public struct Validation {
   public var taskEvaluator: (any TaskEvaluator)?
   /// Turns the real prompts of cases with a prompt file into tokens.
   public var promptEncoder: (any PromptEncoder)?
+  /// Re-measures what a case's prediction reads from the host (its model's layer table, the message costs) into
+  /// a new profile written beside the cases, from the profile at the given path; its path. With it, every case is
+  /// predicted from profiles measured just before and just after its real run (the mean, and the spread
+  /// beside it); without it, the one profile predicts every case.
+  public var remeasure: (@Sendable (_ profile: String, _ case: Experiment) throws -> String)?
+  /// Runs of a case whose host drifted (see `driftLimit`).
+  public var attempts = 2
 
   public init(
     runner: ExperimentRunner, profile: String, hostBandwidth: Bandwidth, workDirectory: String, canEmulate: Bool,
@@ -68,11 +107,56 @@ public struct Validation {
   ]
 
   /// The case as run here: the profile path filled in, and emulated cases' host bandwidth set to the profile's.
-  public func prepared(_ e: Experiment) -> ExperimentSpec {
+  public func prepared(_ e: Experiment, profile: String? = nil) -> ExperimentSpec {
     var s = e.spec
-    s.calibration.profile = profile
+    s.calibration.profile = profile ?? self.profile
     if s.emulation.mode == .namespaces { s.emulation.hostBandwidth = hostBandwidth }
     return s
+  }
+
+  /// One attempt at a case: its runs (the real one, the prediction before it and, when re-measuring, after it).
+  struct Attempt {
+    var real: RunRecord
+    var before: RunRecord
+    var after: RunRecord?
+    var specJSON: String
+    var profiles: (before: String, after: String?)
+
+    /// The largest spread among its rows.
+    var drift: Double { rows("").compactMap(\.spread).max() ?? 0 }
+
+    func rows(_ name: String) -> [Row] {
+      Validation.metrics.map { metric in
+        Row.bracketed(
+          caseName: name, metric: metric.name, before: metric.value(before.summary),
+          after: after.map { metric.value($0.summary) }, measured: metric.value(real.summary),
+          planner: metric.name == "TPOT mean" ? before.plan.map { $0.valueSeconds * 1e3 } : nil)
+      }
+    }
+  }
+
+  /// Runs `spec` on the backends named; the results file's runs.
+  func execute(_ spec: ExperimentSpec, backends: [String], path: String) throws -> (ResultsFile, [RunRecord]) {
+    var spec = spec
+    for k in spec.sweeps.indices where spec.sweeps[k].path == "backend" {
+      spec.sweeps[k].values = backends.map { .string($0) }
+    }
+    var options = RunOptions(outputPath: path, archiveDirectory: workDirectory + "/archive", stopRequested: stop)
+    options.provenance = environment
+    options.taskEvaluator = taskEvaluator
+    options.promptEncoder = promptEncoder
+    _ = try runner.run(spec, options: options)
+    let file = try ResultsStore.read(path)
+    let runs = backends.map { b in file.runs.first { $0.parameters.first?.value.stringValue == b } }
+    guard runs.allSatisfy({ $0 != nil }) else {
+      throw ValidationError("\(spec.name): the results hold no \(backends.joined(separator: " and ")) runs")
+    }
+    if let r = runs.compactMap({ $0 }).first(where: { $0.outcome.status != .complete }) {
+      throw ValidationError(
+        "the \(r.parameters.first?.value.description ?? "") run ended \(r.outcome.status.rawValue): "
+          + (r.outcome.message ?? ""))
+    }
+    return (file, runs.compactMap { $0 })
   }
 
   public func run(_ cases: [Experiment]) throws -> Report {
@@ -81,6 +165,9 @@ public struct Validation {
     var skipped: [(String, String)] = []
     var runs: [RunRecord] = []
     var specs: [String] = []
+    // The latest profile, and the model whose table it measured last (nil: none re-measured yet).
+    var latest = profile
+    var freshFor: ModelChoice?
     for e in cases {
       let name = e.spec.name
       if let model = e.spec.model.checkpoint, !FileManager.default.fileExists(atPath: model) {
@@ -94,14 +181,30 @@ public struct Validation {
         continue
       }
       log("\(name): \(e.spec.summary)")
-      let spec = prepared(e)
-      let path = workDirectory + "/\(name).h5"
-      var options = RunOptions(outputPath: path, archiveDirectory: workDirectory + "/archive", stopRequested: stop)
-      options.provenance = environment
-      options.taskEvaluator = taskEvaluator
-      options.promptEncoder = promptEncoder
+      var kept: Attempt?
       do {
-        _ = try runner.run(spec, options: options)
+        for attempt in 1...max(1, remeasure == nil ? 1 : attempts) {
+          if let remeasure, freshFor != e.spec.model {
+            latest = try remeasure(latest, e)
+            freshFor = e.spec.model
+          }
+          let path = workDirectory + "/\(name).h5"
+          let (file, pair) = try execute(prepared(e, profile: latest), backends: ["simulated", "loopback"], path: path)
+          var a = Attempt(
+            real: pair[1], before: pair[0], after: nil, specJSON: file.info.specJSON, profiles: (latest, nil))
+          if let remeasure {
+            latest = try remeasure(latest, e)
+            let after = try execute(
+              prepared(e, profile: latest), backends: ["simulated"], path: workDirectory + "/\(name)-after.h5")
+            a.after = after.1[0]
+            a.profiles.after = latest
+          }
+          if kept.map({ a.drift < $0.drift }) ?? true { kept = a }
+          guard a.drift > Self.driftLimit, attempt < attempts else { break }
+          log(
+            "\(name): the host drifted during the run (predictions before and after it differ by "
+              + "±\(String(format: a.drift * 100, digits: 1))%); running it again")
+        }
       } catch {
         if stop() { throw error }
         // A case that cannot run is reported, and the others still run.
@@ -109,30 +212,16 @@ public struct Validation {
         skipped.append((name, "failed: \(error)"))
         continue
       }
-      let file = try ResultsStore.read(path)
-      specs.append(file.info.specJSON)
-      guard
-        let sim = file.runs.first(where: { $0.parameters.first?.value.stringValue == "simulated" }),
-        let real = file.runs.first(where: { $0.parameters.first?.value.stringValue == "loopback" })
-      else { throw ValidationError("\(name): the results hold no simulated and loopback pair") }
-      if let r = [sim, real].first(where: { $0.outcome.status != .complete }) {
-        let why =
-          "the \(r.parameters.first?.value.description ?? "") run ended \(r.outcome.status.rawValue): "
-          + (r.outcome.message ?? "")
-        log("\(name): \(why)")
-        skipped.append((name, "failed: " + why))
-        continue
-      }
-      let (p, m) = (sim.summary, real.summary)
-      for metric in Self.metrics {
-        rows.append(
-          Row(
-            caseName: name, metric: metric.name, predicted: metric.value(p), measured: metric.value(m),
-            planner: metric.name == "TPOT mean" ? sim.plan.map { $0.valueSeconds * 1e3 } : nil))
-      }
-      for var r in [sim, real] {
+      guard let a = kept else { continue }
+      specs.append(a.specJSON)
+      rows += a.rows(name)
+      let labelled: [(RunRecord, String)] =
+        [(a.before, URL(fileURLWithPath: a.profiles.before).lastPathComponent), (a.real, "")]
+        + (a.after.map { [($0, URL(fileURLWithPath: a.profiles.after ?? "").lastPathComponent)] } ?? [])
+      for (var r, profileName) in labelled {
         r.index = runs.count
         r.parameters.insert(RunParameter(label: "case", path: "case", value: .string(name)), at: 0)
+        r.parameters.append(RunParameter(label: "profile", path: "calibration.profile", value: .string(profileName)))
         runs.append(r)
       }
     }
@@ -142,6 +231,7 @@ public struct Validation {
         .string("case", rows.map(\.caseName)), .string("metric", rows.map(\.metric)),
         .double("predicted", rows.map(\.predicted)), .double("measured", rows.map(\.measured)),
         .double("error_pct", rows.map { $0.error * 100 }), .double("planner", rows.map { $0.planner ?? .nan }),
+        .double("spread_pct", rows.map { ($0.spread ?? .nan) * 100 }),
       ])
     let info = FileInfo(
       experiment: "validate", specJSON: "[" + specs.joined(separator: ",") + "]",
@@ -153,26 +243,50 @@ public struct Validation {
   }
 
   /// The table of docs/validation.md.
-  public static func markdown(_ report: Report, cases: [Experiment]) -> String {
+  public static func markdown(_ report: Report) -> String { markdown(rows: report.rows, skipped: report.skipped) }
+
+  public static func markdown(rows: [Row], skipped: [(String, String)]) -> String {
+    let bracketed = rows.contains { $0.spread != nil }
     var t = TextTable(
-      header: ["case", "metric", "measured", "predicted", "error", "planner's value"], rightAligned: [2, 3, 4, 5])
-    for r in report.rows {
+      header: ["case", "metric", "measured", "predicted", "error"] + (bracketed ? ["profile spread"] : [])
+        + ["planner's value"],
+      rightAligned: bracketed ? [2, 3, 4, 5, 6] : [2, 3, 4, 5])
+    for r in rows {
       let unit = metrics.first { $0.name == r.metric }?.unit ?? ""
-      t.append([
-        r.caseName.replacingOccurrences(of: "validate-", with: ""), r.metric + " (\(unit))",
-        String(format: r.measured, digits: 2), String(format: r.predicted, digits: 2),
-        (r.error >= 0 ? "+" : "") + String(format: r.error * 100, digits: 1) + "%" + (abs(r.error) > 0.10 ? " **" : ""),
-        r.planner.map { String(format: $0, digits: 2) } ?? "",
-      ])
+      t.append(
+        [
+          r.caseName.replacingOccurrences(of: "validate-", with: ""), r.metric + " (\(unit))",
+          String(format: r.measured, digits: 2), String(format: r.predicted, digits: 2),
+          (r.error >= 0 ? "+" : "") + String(format: r.error * 100, digits: 1) + "%"
+            + (abs(r.error) > 0.10 ? " **" : ""),
+        ]
+          + (bracketed
+            ? [
+              r.spread.map { "±" + String(format: $0 * 100, digits: 1) + "%" + ($0 > driftLimit ? " †" : "") } ?? ""
+            ] : []) + [r.planner.map { String(format: $0, digits: 2) } ?? ""])
     }
     var out = t.markdown()
-    let outside = report.rows.filter { abs($0.error) > 0.10 }
-    out += "\n\(report.rows.count - outside.count) of \(report.rows.count) rows within 10%"
+    let outside = rows.filter { abs($0.error) > 0.10 }
+    out += "\n\(rows.count - outside.count) of \(rows.count) rows within 10%"
     if !outside.isEmpty {
       out += "; outside (**): " + outside.map { "\($0.caseName) \($0.metric)" }.joined(separator: ", ")
     }
     out += ".\n"
-    for (name, why) in report.skipped { out += "\nNot compared: \(name): \(why).\n" }
+    if bracketed {
+      let spreads = rows.compactMap(\.spread).sorted()
+      out +=
+        "\nEach case is predicted from profiles measured just before and just after its real run (their mean); "
+        + "the spread is how far the two predictions lie from it (median ±"
+        + String(format: (spreads.isEmpty ? 0 : spreads[spreads.count / 2]) * 100, digits: 1) + "%)."
+      let drifted = rows.filter { ($0.spread ?? 0) > driftLimit }
+      if !drifted.isEmpty {
+        out +=
+          " † the host drifted by more than ±\(Int(driftLimit * 100))% during the case in every attempt: "
+          + Set(drifted.map(\.caseName)).sorted().joined(separator: ", ") + "."
+      }
+      out += "\n"
+    }
+    for (name, why) in skipped { out += "\nNot compared: \(name): \(why).\n" }
     return out
   }
 }

@@ -11,6 +11,7 @@ import Results
 import Runner
 import Runtime
 import Spec
+import Synchronization
 import Validation
 
 struct ValidateCommand: ParsableCommand {
@@ -22,7 +23,10 @@ struct ValidateCommand: ParsableCommand {
       Cases (experiments/validation.swift): plain worker processes with 1–3 stages, closed-loop and Poisson \
       arrivals, batched decode, a plan with offloaded layers; as root also emulated clusters at 10 Mbit/s – \
       1 Gbit/s. Writes the results file (both runs of every case and a 'validation' table), the table as \
-      markdown (into --doc between its markers) and prints it. Without --profile, measures this host first.
+      markdown (into --doc between its markers) and prints it. Without --profile, measures this host first. \
+      Each case is then predicted from its model's layer table and the message costs measured again just before \
+      and just after its real run (the mean of the two predictions, their spread beside it); a case during which \
+      the host drifted by more than ±5% runs a second time (--once: the one profile predicts every case).
       """)
   @Option(help: "A host profile (edgelab profile); measured into the work directory when omitted.") var profile: String?
   @Option(help: "Results file.") var out = "results/validate.h5"
@@ -34,6 +38,10 @@ struct ValidateCommand: ParsableCommand {
     name: .customLong("case"), help: "Run only these cases (repeatable; names from experiments/validation.swift).")
   var cases: [String] = []
   @Flag(help: "No progress output from the runs.") var quiet = false
+  @Flag(
+    help:
+      "Predict every case from the one profile, instead of from profiles measured just before and after each run.")
+  var once = false
 
   /// The profile with a table for every case's model that it lacks (a real model's shape and storage type, in
   /// its arithmetic; a case whose checkpoint is absent is skipped later, so it needs none), written beside the
@@ -42,26 +50,56 @@ struct ValidateCommand: ParsableCommand {
     _ path: String, cases: [Experiment], work: String, log: @escaping @Sendable (String) -> Void
   ) throws -> String {
     var (profile, _) = try ProfileLibrary.read(path, field: "--profile")
-    var options = Profiler.Options()
-    // Real models' prompts are short here: fewer, shorter points keep the measurement to minutes.
-    options.prefillTokens = [1, 4, 16, 32, 64]
-    options.decodeContexts = [16, 64, 128]
-    options.repetitions = 3
-    let profiler = Profiler(options: options, log: log)
     var added = false
     for e in cases {
       let m = e.spec.model
       guard let name = m.preset, let preset = ModelPreset.named(name) else { continue }
       if let c = m.checkpoint, !FileManager.default.fileExists(atPath: c) { continue }
       if profile.model(preset.config, m.precision) != nil { continue }
-      profile = try profiler.adding(preset, precision: m.precision, arithmetic: m.arithmetic, to: profile)
+      profile = try tableProfiler(preset, log: log).adding(
+        preset, precision: m.precision, arithmetic: m.arithmetic, to: profile)
       added = true
     }
     guard added else { return path }
-    let out = work + "/profile-with-case-models.json"
+    return try write(profile, to: work + "/profile-with-case-models.json")
+  }
+
+  /// What measures a model's table here: the validation model's as `edgelab profile` does; real models' prompts
+  /// are short here, so fewer, shorter points keep their measurement to minutes.
+  static func tableProfiler(_ preset: ModelPreset, log: @escaping @Sendable (String) -> Void) -> Profiler {
+    var options = Profiler.Options()
+    if preset.name != ModelPreset.small.name {
+      options.prefillTokens = [1, 4, 16, 32, 64]
+      options.decodeContexts = [16, 64, 128]
+      options.repetitions = 3
+    }
+    return Profiler(options: options, log: log)
+  }
+
+  /// The profile at `path` with what `e`'s prediction reads from this host measured again: its model's layer
+  /// table, the message costs and how workers share the memory bandwidth. The single worker's decode bandwidth
+  /// is kept (an emulated case's dilation was planned with it).
+  static func remeasured(
+    _ path: String, for e: Experiment, to out: String, log: @escaping @Sendable (String) -> Void
+  ) throws -> String {
+    var (profile, _) = try ProfileLibrary.read(path, field: "--profile")
+    log("re-measuring the profile for \(e.spec.name)")
+    profile.message = try Profiler(log: { _ in }).measureMessages()
+    profile.sharedDecodeBandwidth = try Profiler(log: { _ in }).measureSharedBandwidth()
+    let m = e.spec.model
+    if let name = m.preset, let preset = ModelPreset.named(name) {
+      profile = try tableProfiler(preset, log: { _ in }).adding(
+        preset, precision: m.precision, arithmetic: m.arithmetic, to: profile)
+    }
+    profile.host.measuredAt = Profiler.timestamp()
+    return try write(profile, to: out)
+  }
+
+  static func write(_ profile: HostProfile, to out: String) throws -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(
+      atPath: URL(fileURLWithPath: out).deletingLastPathComponent().path, withIntermediateDirectories: true)
     try encoder.encode(profile).write(to: URL(fileURLWithPath: out), options: .atomic)
     return out
   }
@@ -85,11 +123,7 @@ struct ValidateCommand: ParsableCommand {
     } else {
       profilePath = work + "/profile.json"
       log("measuring this host (edgelab profile --out \(profilePath))")
-      let p = try Profiler(log: log).profile(name: "validate", models: [.small])
-      let encoder = JSONEncoder()
-      encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-      try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-      try encoder.encode(p).write(to: URL(fileURLWithPath: profilePath), options: .atomic)
+      _ = try Self.write(Profiler(log: log).profile(name: "validate", models: [.small]), to: profilePath)
     }
     profilePath = try Self.withEveryCaseModel(profilePath, cases: selected, work: work, log: log)
     let (hostProfile, hash) = try ProfileLibrary.read(profilePath, field: "--profile")
@@ -102,15 +136,33 @@ struct ValidateCommand: ParsableCommand {
       canEmulate: geteuid() == 0, environment: EnvironmentFacts.provenance, stop: { Interrupt.isRequested }, log: log)
     validation.taskEvaluator = ModelEvaluator(threads: 1)
     validation.promptEncoder = ModelPromptEncoder()
+    if !once {
+      let count = Counter()
+      let work = self.work
+      validation.remeasure = { path, e in
+        try Self.remeasured(path, for: e, to: work + "/profile-\(count.next()).json", log: log)
+      }
+    }
     let report = try validation.run(selected)
     try ResultsStore.write(report.file, to: out)
-    let table = Validation.markdown(report, cases: selected)
+    let table = Validation.markdown(report)
     print(table)
     print("wrote \(out)")
     if let doc { try Self.replaceTable(in: doc, with: table, profile: "\(profilePath) (\(hash))") }
     let failed = report.skipped.filter { $0.1.hasPrefix("failed") }
     if !failed.isEmpty {
       throw fail("\(failed.count) case(s) failed: \(failed.map(\.0).joined(separator: ", "))", code: Exit.failure)
+    }
+  }
+
+  /// Numbers the re-measured profiles.
+  final class Counter: Sendable {
+    let value = Mutex(0)
+    func next() -> Int {
+      value.withLock {
+        $0 += 1
+        return $0
+      }
     }
   }
 

@@ -146,4 +146,47 @@ struct ProfileTests {
     #expect(bad.problems().contains("message.wake: idle seconds must be ≥ 0"))
     #expect(bad.problems().contains("message.reference_idle must be a finite time ≥ 0"))
   }
+
+  @Test func workersDecodingAtOnceOnTheProfiledHostShareItsMemoryBandwidth() throws {
+    var (profile, hash) = try ProfileLibrary.read(Self.shipped)
+    // A profile measured before the shared bandwidth: nobody slows anybody.
+    #expect(profile.sharedDecodeBandwidth == nil && profile.sharedSlowdown(workers: 2) == 1)
+    profile.sharedDecodeBandwidth = [.init(bitsPerSecond: 80e9), .init(bitsPerSecond: 128e9)]
+    #expect(profile.sharedSlowdown(workers: 1) == 1)
+    #expect(isClose(profile.sharedSlowdown(workers: 2), 1.25))
+    // Past the workers measured the bandwidth is saturated: three share the two's.
+    #expect(isClose(profile.sharedSlowdown(workers: 3), 1.875))
+    let shared = ProfiledTimeModel(
+      bindings: [
+        "a": .init(profile: profile, hash: hash, scale: 1, sharesHost: true),
+        "b": .init(profile: profile, hash: hash, scale: 1, sharesHost: true),
+        "own": .init(profile: profile, hash: hash, scale: 1),
+      ], fallback: RooflineModel())
+    #expect(shared.sharedHost(of: "a") != nil && shared.sharedHost(of: "a") == shared.sharedHost(of: "b"))
+    #expect(shared.sharedHost(of: "own") == nil && shared.sharedHost(of: "unbound") == nil)
+    #expect(isClose(shared.sharedSlowdown(device: "a", workers: 2, work: .decode(contexts: [16])), 1.25))
+    // Prefill is taken as compute-bound; a device with hardware of its own shares nothing.
+    #expect(shared.sharedSlowdown(device: "a", workers: 2, work: .prefill(tokens: 32)) == 1)
+    #expect(shared.sharedSlowdown(device: "own", workers: 2, work: .decode(contexts: [16])) == 1)
+    #expect(RooflineModel().sharedSlowdown(device: "a", workers: 4, work: .decode(contexts: [16])) == 1)
+    // Experiments bind the devices that are this host as sharing it, scaled (emulated) devices not.
+    var spec = Experiment("share") {
+      Model(.small)
+      Device("host", .orinNano8GB, count: 2)
+      Workload(requests: 1, prompt: 8, output: 2)
+      Algorithm("even")
+      Calibrate(profile: Self.shipped, scaling: .host)
+    }.spec
+    let library = ProfileLibrary()
+    let host = try #require(try library.timeModel(for: spec.resolve()) as? ProfiledTimeModel)
+    #expect(host.sharedHost(of: "host0") != nil && host.sharedHost(of: "host0") == host.sharedHost(of: "host1"))
+    spec.calibration.profileScaling = .bandwidth
+    let scaled = try #require(try library.timeModel(for: spec.resolve()) as? ProfiledTimeModel)
+    #expect(scaled.sharedHost(of: "host0") == nil)
+    // Read back from JSON, and refused when a bandwidth is not positive.
+    let back = try JSONDecoder().decode(HostProfile.self, from: JSONEncoder().encode(profile))
+    #expect(back.sharedDecodeBandwidth == profile.sharedDecodeBandwidth)
+    profile.sharedDecodeBandwidth = [.init(bitsPerSecond: 80e9), .init(bitsPerSecond: 0)]
+    #expect(profile.problems().contains("shared_decode_bandwidth: every bandwidth must be positive and finite"))
+  }
 }

@@ -315,3 +315,69 @@ struct WakeTests {
     #expect(isClose(extra, 0.0002, rtol: 1e-6))
   }
 }
+
+/// Every layer 1 ms; every device on one machine, where each of k workers decoding at once takes 1 + (k − 1)/4
+/// times as long (prefill unaffected).
+struct SharingOneHost: LayerTimeModel {
+  func time(_ layer: LayerCost, on device: DeviceProfile, work: Work, precision: Precision) -> Seconds {
+    Seconds(0.001)
+  }
+  var provenance: String { "test" }
+  func sharedHost(of name: String) -> String? { "h" }
+  func sharedSlowdown(device name: String, workers: Int, work: Work) -> Double {
+    guard case .decode = work else { return 1 }
+    return 1 + Double(workers - 1) / 4
+  }
+}
+
+@Suite("Workers sharing one host")
+struct SharedHostTests {
+  static func experiment(requests: Int, inFlight: Int) throws -> ResolvedExperiment {
+    try Experiment("shared") {
+      Model(.small)
+      Device("a", .orinNano8GB).source()
+      Device("b", .orinNano8GB)
+      Network(bandwidth: .gbit(100), latency: .zero)
+      Workload(requests: requests, prompt: 8, output: 8, arrival: .saturation(inFlight: inFlight))
+      Algorithm("even")
+    }.spec.resolve()
+  }
+
+  static func interval(_ x: ResolvedExperiment, _ plan: Plan, _ model: any LayerTimeModel) throws -> Double {
+    let out = FidelityTests.run(x, plan, model: model)
+    #expect(out.status == .complete, "\(out.message ?? "")")
+    let t = try #require(out.requests.first?.tokenTimes)
+    return t[2] - t[1]
+  }
+
+  @Test func aGroupsMembersDecodeAtOnceAndShareTheHost() throws {
+    let x = try Self.experiment(requests: 1, inFlight: 1)
+    let g = TensorGroup(members: ["a", "b"], kvHeads: [2, 2], ffnColumns: [768, 768], collective: .star)
+    let plan = FidelityTests.plan([.init(device: "a", firstLayer: 0, endLayer: 10, group: g)])
+    // Both members compute every shared block together (1.25× as long each); the embedding and the head are
+    // the leader's alone (the exchanges carry a few kilobytes at 100 Gbit/s and cost nothing else here).
+    // Eight blocks of which each member computes half (0.5 ms of 1 ms): 4 ms per step, 1 ms more shared.
+    let apart = try Self.interval(x, plan, WakeTests.NoWakeUp())
+    let extra = try Self.interval(x, plan, SharingOneHost()) - apart
+    #expect(isClose(extra, 0.25 * 0.004, rtol: 1e-6), "\(extra) of \(apart)")
+  }
+
+  @Test func aPipelineAtBatchOneComputesOneStageAtATime() throws {
+    let x = try Self.experiment(requests: 1, inFlight: 1)
+    let plan = FidelityTests.plan([
+      .init(device: "a", firstLayer: 0, endLayer: 5), .init(device: "b", firstLayer: 5, endLayer: 10),
+    ])
+    #expect(try Self.interval(x, plan, SharingOneHost()) == Self.interval(x, plan, WakeTests.NoWakeUp()))
+  }
+
+  @Test func stagesBusyAtOnceSlowEachOther() throws {
+    let x = try Self.experiment(requests: 4, inFlight: 4)
+    let plan = FidelityTests.plan(
+      [.init(device: "a", firstLayer: 0, endLayer: 5), .init(device: "b", firstLayer: 5, endLayer: 10)],
+      microBatches: 2)
+    let shared = RunSummary(FidelityTests.run(x, plan, model: SharingOneHost()))
+    let apart = RunSummary(FidelityTests.run(x, plan, model: WakeTests.NoWakeUp()))
+    // Both stages hold micro-batches most of the time: decode steps overlap and take up to 1.25× as long.
+    #expect(shared.tpot.mean > apart.tpot.mean * 1.05 && shared.tpot.mean <= apart.tpot.mean * 1.25 + 1e-9)
+  }
+}
