@@ -45,6 +45,9 @@ public struct SimulationInput: Sendable {
 /// - Each device is a FIFO server that runs one micro-batch through one stage at a time; a stage's time is the
 ///   sum of its layers' times from the `LayerTimeModel` for the micro-batch's work (a prefill of one request,
 ///   or a decode step of up to `max_batch` requests at their current contexts), plus waits for offloaded reads.
+///   Devices on one shared host (`LayerTimeModel.sharedHost`: a loopback run's, which are this machine) share
+///   its memory bandwidth: a job's decode layers take `sharedSlowdown` times longer for the workers computing
+///   on that host when it starts (its own — a group's members for its shared blocks — and every busy device's).
 /// - A message of b bytes goes on the wire as b plus the frame's header, in TCP segments of 1448 bytes each with
 ///   66 bytes of TCP/IP/Ethernet headers. It waits for the sender's network interface (one transfer at a time,
 ///   whichever link it is for) and for every shared segment it crosses, occupies them for its wire bytes / rate,
