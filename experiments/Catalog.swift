@@ -20,6 +20,7 @@ public enum ExperimentCatalog {
     dllamaScaling,
     tpiLatencyBandwidth,
     hybridVsPipeline,
+    throughputCrossover,
   ]
 
   public static func named(_ name: String) -> Experiment? { all.first { $0.spec.name == name } }

@@ -1,6 +1,6 @@
 # Shared body of the EdgeShard figures (loaded by edgeshard-7b.gp, -13b.gp, -70b.gp, which set `model`).
 # Left: time per output token with one request at a time; right: throughput with many requests in flight (16)
-# under EdgeShard's "bubbles" schedule (the paper's), with edgeshard-throughput's "no-bubbles" variant dashed;
+# under EdgeShard's "bubbles" schedule (the paper's), with edgeshard-throughput-paper's "no-bubbles" variant dashed;
 # both against the edge-cloud bandwidth, one line per algorithm. The paper's absolute numbers (paper.tsv) are
 # black dashed lines. Infeasible runs (out of memory) are absent; algorithms with no feasible run at all are
 # named in the title instead of the legend.
@@ -35,9 +35,9 @@ do for [fmt in "png pdf"] {
   plot for [l in labels] datadir."/".l.".tsv" \
        using (column("concurrency") > 1 && strcol("param.schedule") eq bubbles ? column("bandwidth_mbit_s") : NaN):"throughput_tokens_per_s" \
        with linespoints lw 2 pt 7 title l, \
-       datadir."/edgeshard-throughput.tsv" \
+       datadir."/edgeshard-throughput-paper.tsv" \
        using (column("concurrency") > 1 && strcol("param.schedule") eq nobubbles ? column("bandwidth_mbit_s") : NaN):"throughput_tokens_per_s" \
-       with linespoints lw 1.5 dt 3 pt 6 lc "gray40" title "edgeshard-throughput, no bubbles", \
+       with linespoints lw 1.5 dt 3 pt 6 lc "gray40" title "edgeshard-throughput-paper, no bubbles", \
        datadir."/paper.tsv" using (1):(strcol("metric") eq "throughput" ? column("paper") : NaN):(49):(0) \
        with vectors nohead dt 2 lw 1.5 lc "black" notitle
   unset yrange

@@ -9,7 +9,9 @@ public import EdgeLabCore
 ///  "layers": [{"name": "L0", "memory_bytes": 500000000, "output_bytes": 16384, "time_s": {"d0": 0.0012}}],
 ///  "links": [{"from": "d0", "to": "d1", "bandwidth_bytes_per_s": 12500000, "latency_s": 0.002}]}
 /// ```
-/// Optional fields: `prompt_tokens` and `output_tokens` (the workload's mean lengths), `layers[].prefill_time_s`
+/// Optional fields: `prompt_tokens` and `output_tokens` (the workload's mean lengths), `requests_in_flight` (how
+/// many requests the workload keeps in the pipeline at once: a throughput plan is only as good as that many
+/// micro-batches make it), `layers[].prefill_time_s`
 /// (per device), `layers[].weight_bytes` (bytes loaded from storage when the layer is offloaded; `memory_bytes` by
 /// default), `devices[].storage_bytes_per_s` (read bandwidth for offloading), `devices[].server` (EdgeShard's
 /// cloud device), and `options` (free-form).
@@ -23,6 +25,9 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
   /// Mean prompt and output lengths of the workload (tokens), for objectives that weigh prefill against decode.
   public var promptTokens: Double?
   public var outputTokens: Double?
+  /// Requests the workload keeps in flight at once (closed-loop concurrency, or an open loop's arrival rate × the
+  /// time a request spends); nil: as many as the pipeline can hold.
+  public var requestsInFlight: Double?
   /// The model's shape inside a layer, for plans that split layers across devices (tensor parallelism).
   public var shape: ModelShape?
 
@@ -170,6 +175,7 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
     case devices, layers, links
     case promptTokens = "prompt_tokens"
     case outputTokens = "output_tokens"
+    case requestsInFlight = "requests_in_flight"
     case shape
   }
   public init(from decoder: any Decoder) throws {
@@ -182,6 +188,7 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
     links = try c.decodeIfPresent([Link].self, forKey: .links) ?? []
     promptTokens = try c.decodeIfPresent(Double.self, forKey: .promptTokens)
     outputTokens = try c.decodeIfPresent(Double.self, forKey: .outputTokens)
+    requestsInFlight = try c.decodeIfPresent(Double.self, forKey: .requestsInFlight)
     shape = try c.decodeIfPresent(ModelShape.self, forKey: .shape)
   }
 
@@ -235,6 +242,9 @@ public struct PartitionProblem: Codable, Hashable, Sendable {
     }
     for (key, v) in [("prompt_tokens", promptTokens), ("output_tokens", outputTokens)] {
       if let v, !(v >= 1 && v.isFinite) { p.append("\(key) must be a finite number ≥ 1 (it is \(v))") }
+    }
+    if let v = requestsInFlight, !(v >= 1 && v.isFinite) {
+      p.append("requests_in_flight must be a finite number ≥ 1 (it is \(v)); leave it out for a full pipeline")
     }
     for (i, l) in links.enumerated() {
       if !names.contains(l.from) || !names.contains(l.to) {

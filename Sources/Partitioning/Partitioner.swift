@@ -189,6 +189,7 @@ public enum Partitioners {
     CloudEdgeOptimal.self,
     EdgeShardLatency.self,
     EdgeShardThroughput.self,
+    EdgeShardThroughputPaper.self,
     Lime.self,
     EvenOnDemand.self,
     EdgeShardOnDemand.self,

@@ -8,7 +8,9 @@ public import Pipeline
 /// stage on k that ended at layer i−1 costs `output_bytes(i−1) / bandwidth(k→j) + latency(k→j)`. With
 /// `return_to_source`, the last layer's output also travels back to the source (free if already there).
 /// **Latency** is total compute plus all transfers; **throughput** is the largest of every stage's compute,
-/// every transfer and the return transfer (the pipeline's bottleneck step).
+/// every transfer and the return transfer (the pipeline's bottleneck step) — with C requests in flight
+/// (`requests_in_flight`), the larger of that and latency / C: C micro-batches circulating through a pipeline
+/// whose round trip is the latency deliver C per round trip, and never more than one per bottleneck step.
 public struct StandardEvaluation: Sendable, Equatable {
   public struct Item: Sendable, Equatable {
     public var label: String
@@ -21,6 +23,18 @@ public struct StandardEvaluation: Sendable, Equatable {
   public var bottleneck: Double
 
   public func value(_ objective: Objective) -> Double { objective == .latency ? latency : bottleneck }
+
+  /// Seconds per token with `inFlight` requests in the pipeline: max(latency / C, bottleneck); the bottleneck
+  /// for nil (a full pipeline).
+  public func cycle(inFlight: Double?) -> Double {
+    guard let c = inFlight else { return bottleneck }
+    return Swift.max(latency / c, bottleneck)
+  }
+
+  /// The value of `objective`, throughput counting the requests in flight.
+  public func value(_ objective: Objective, inFlight: Double?) -> Double {
+    objective == .latency ? latency : cycle(inFlight: inFlight)
+  }
 
   /// "3 stages; bottleneck: link agx0→nx1, 41% of step time".
   public func explanation(stageCount: Int) -> String {
@@ -110,6 +124,7 @@ public enum StandardSemantics {
   }
 
   /// A plan for `spans` with its value and explanation under the standard semantics.
+  /// A throughput plan's value counts the problem's requests in flight, whatever the algorithm optimised.
   public static func plan(_ spans: [Span], _ p: IndexedProblem, algorithm: String, exact: Bool, notes: [String] = [])
     -> Plan
   {
@@ -120,7 +135,8 @@ public enum StandardSemantics {
       stages: spans.map { Plan.Stage(device: p.name($0.device), firstLayer: $0.first, endLayer: $0.end) },
       microBatches: objective == .throughput
         ? max(1, spans.count + (p.problem.returnToSource && spans.last?.device != p.sourceIndex ? 1 : 0)) : 1,
-      valueSeconds: e.value(objective), exact: exact, explanation: e.explanation(stageCount: spans.count), notes: notes)
+      valueSeconds: e.value(objective, inFlight: p.problem.requestsInFlight), exact: exact,
+      explanation: e.explanation(stageCount: spans.count), notes: notes)
   }
 
   /// The plan's stages as spans (nil if a device name is unknown).

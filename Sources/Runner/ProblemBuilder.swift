@@ -52,6 +52,25 @@ public struct ProblemBuilder: Sendable {
       ffnColumnQuantum: x.spec.model.precision.blockValues)
   }
 
+  /// Requests the workload keeps in flight, for throughput plans: a closed loop's concurrency (think time not
+  /// deducted), a burst's size, an open loop's arrival rate × the least time a request can spend (its mean
+  /// prompt's prefill and mean output's decode steps with every layer on its fastest device); at least 1, at
+  /// most the workload's requests.
+  static func requestsInFlight(_ w: WorkloadSpec, layers: [PartitionProblem.Layer]) -> Double {
+    func fastest(_ times: [String: Double]?) -> Double { times?.values.min() ?? 0 }
+    let least =
+      layers.reduce(0) { $0 + fastest($1.prefillTimeS) } + w.outputTokens.mean
+      * layers.reduce(0) { $0 + fastest($1.timeS) }
+    let c: Double
+    switch w.arrival {
+    case .closedLoop(let n, _): c = Double(n)
+    case .bursty(let burst, _): c = Double(burst)
+    case .poisson(let rate): c = rate * least
+    case .onOff(_, _, let rate): c = rate * least
+    }
+    return min(Double(max(1, w.requests)), max(1, c.isFinite ? c : 1))
+  }
+
   public func problem(for x: ResolvedExperiment, objective: Objective) -> PartitionProblem {
     let model = layers(for: x)
     let w = x.spec.workload
@@ -108,6 +127,7 @@ public struct ProblemBuilder: Sendable {
       })
     problem.promptTokens = max(1, w.promptTokens.mean)
     problem.outputTokens = max(1, w.outputTokens.mean)
+    problem.requestsInFlight = Self.requestsInFlight(w, layers: layers)
     problem.shape = Self.shape(x, model)
     return problem
   }

@@ -69,7 +69,8 @@ struct PropertyTests {
       StandardSemantics.violations(spans, ip) == [], "\(plan.algorithm): \(plan.stages)", sourceLocation: sourceLocation
     )
     #expect(
-      isClose(plan.valueSeconds, StandardSemantics.evaluate(spans, ip).value(plan.objective)),
+      isClose(
+        plan.valueSeconds, StandardSemantics.evaluate(spans, ip).value(plan.objective, inFlight: p.requestsInFlight)),
       sourceLocation: sourceLocation)
   }
 
@@ -96,6 +97,40 @@ struct PropertyTests {
         #expect(!why.isEmpty)
       default:
         Issue.record("seed \(seed) n \(n) m \(m): brute force \(exact), \(dp) \(fast), without symmetry \(plain)")
+      }
+    }
+  }
+
+  /// With C requests in flight the throughput DP finds the least max(latency / C, bottleneck) that brute force
+  /// finds, and so is never worse than the latency plan or the paper's full-pipeline plan for that workload.
+  @Test func throughputForTheRequestsInFlightMatchesBruteForce() async {
+    await propertyCheck(
+      count: 300, input: Gen.int(in: 0...1_000_000), Gen.int(in: 1...7), Gen.int(in: 1...4), Gen.bool,
+      Gen.int(in: 0...5)
+    ) { seed, n, m, symmetric, k in
+      var p = RandomProblems.make(seed: seed, layers: n, devices: m, symmetric: symmetric, objective: .throughput)
+      p.requestsInFlight = [1, 1.5, 2, 3, 5, 1000][k]
+      let exact = RandomProblems.solve(p, "brute-force")
+      let fast = RandomProblems.solve(p, "edgeshard-throughput")
+      let plain = RandomProblems.solve(p, "edgeshard-throughput", ["symmetry": false])
+      switch (exact, fast, plain) {
+      case (.success(let e), .success(let f), .success(let q)):
+        #expect(
+          isClose(f.valueSeconds, e.valueSeconds),
+          "seed \(seed) C \(p.requestsInFlight!): \(f.valueSeconds) vs brute force \(e.valueSeconds)")
+        #expect(isClose(q.valueSeconds, e.valueSeconds) && f.exact)
+        try? checkPlan(f, p)
+        for other in ["edgeshard-latency", "edgeshard-throughput-paper"] {
+          guard case .success(let o) = RandomProblems.solve(p, other) else { continue }
+          // Valued for the same workload (a latency plan as a throughput plan of the same stages).
+          let ip = try IndexedProblem(p)
+          let spans = try #require(StandardSemantics.spans(of: o, ip))
+          let v = StandardSemantics.evaluate(spans, ip).cycle(inFlight: p.requestsInFlight)
+          #expect(f.valueSeconds <= v * (1 + 1e-9), "seed \(seed): \(other) beat edgeshard-throughput")
+        }
+      case (.failure(.infeasible), .failure(.infeasible), .failure(.infeasible)): break
+      default:
+        Issue.record("seed \(seed) n \(n) m \(m): brute force \(exact), dp \(fast), without symmetry \(plain)")
       }
     }
   }

@@ -2,8 +2,9 @@ import EdgeLabCore
 public import Pipeline
 
 /// Exhaustive search under the standard semantics: every ordered sequence of distinct devices starting at the
-/// source, every composition of the layers into that many non-empty contiguous stages. For tests and small
-/// studies; refuses problems with more than `max_plans` candidate plans.
+/// source, every composition of the layers into that many non-empty contiguous stages, each valued by the
+/// problem's objective (throughput counting its `requests_in_flight`). For tests and small studies; refuses
+/// problems with more than `max_plans` candidate plans.
 ///
 /// - Complexity: Σ_L P(M−1, L−1) · C(N−1, L−1) plans for N layers and M devices.
 public struct BruteForce: Partitioner {
@@ -50,7 +51,7 @@ public struct BruteForce: Partitioner {
           first = end
         }
         if StandardSemantics.violations(spans, p).isEmpty {
-          let v = StandardSemantics.evaluate(spans, p).value(objective)
+          let v = StandardSemantics.evaluate(spans, p).value(objective, inFlight: p.problem.requestsInFlight)
           if best == nil || v < best!.0 { best = (v, spans) }
         }
         // Next combination of l−1 cuts from 1..<n.

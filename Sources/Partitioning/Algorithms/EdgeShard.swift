@@ -32,11 +32,18 @@ public struct EdgeShardLatency: Partitioner {
   }
 }
 
-/// EdgeShard's DP for the **throughput** objective (pipeline parallelism): g(i, S, k) = the smallest possible
-/// bottleneck for layers 0..<i placed on device set S with the last stage on k, minimising the largest stage
-/// compute or transfer (and the return to the source). Exact; interchangeable devices are counted.
+/// EdgeShard's DP for the **throughput** objective (pipeline parallelism), for the workload's requests in
+/// flight: C micro-batches circulating through a pipeline deliver min(C / latency, 1 / bottleneck) tokens per
+/// second, so with few in flight a deep pipeline is latency-bound and a shorter one wins. It minimises
+/// max(latency / C, bottleneck) exactly: the least latency among plans whose every component (stage compute,
+/// transfer, return) is at most τ, Λ(τ), falls as τ grows, so max(Λ(τ) / C, τ) is least where Λ(τ) / C meets τ;
+/// a binary search over the components' possible values finds that τ with O(log) runs of the latency DP
+/// restricted to components ≤ τ (`SubsetSearch`). Without `requests_in_flight` (a full pipeline) it is the
+/// paper's objective: g(i, S, k) = the smallest possible bottleneck for layers 0..<i placed on device set S with
+/// the last stage on k, minimising the largest stage compute or transfer (and the return to the source).
+/// `edgeshard-throughput-paper` always plans for a full pipeline. Exact; interchangeable devices are counted.
 ///
-/// - Complexity: as `EdgeShardLatency`.
+/// - Complexity: as `EdgeShardLatency`, times log₂ of the number of distinct component values with C.
 ///
 /// `prefill` chooses what a stage's cost counts:
 /// - `weighted` (default): each request's whole work per generated token — a stage's decode time plus its
@@ -46,39 +53,49 @@ public struct EdgeShardLatency: Partitioner {
 /// - `ignored`: decode steps only (the paper's form). Used too when the problem carries no workload lengths.
 public struct EdgeShardThroughput: Partitioner {
   public static let name = "edgeshard-throughput"
-  public static let summary = "EdgeShard DP, throughput objective: minimise the pipeline bottleneck, exact"
+  public static let summary =
+    "EdgeShard DP, throughput objective for the workload's requests in flight: max(latency / C, bottleneck), exact"
   public static var objective: Objective? { .throughput }
   let search: SubsetSearch
   let weighsPrefill: Bool
+  /// Whether the problem's `requests_in_flight` is counted (false: the paper's full pipeline).
+  let countsInFlight: Bool
+  let name: String
 
   public init(parameters: inout Parameters) throws(PartitionError) {
-    search = try SubsetSearch(parameters: &parameters, combine: .max, algorithm: Self.name)
+    try self.init(parameters: &parameters, countsInFlight: true, name: Self.name)
+  }
+
+  init(parameters: inout Parameters, countsInFlight: Bool, name: String) throws(PartitionError) {
+    self.countsInFlight = countsInFlight
+    self.name = name
+    search = try SubsetSearch(parameters: &parameters, combine: .max, algorithm: name)
     switch try parameters.string("prefill") ?? "weighted" {
     case "weighted": weighsPrefill = true
     case "ignored": weighsPrefill = false
     case let other:
-      throw .badParameter(
-        algorithm: Self.name, "parameter 'prefill' must be 'weighted' or 'ignored' (it is '\(other)')")
+      throw .badParameter(algorithm: name, "parameter 'prefill' must be 'weighted' or 'ignored' (it is '\(other)')")
     }
   }
 
   public func partition(_ p: IndexedProblem) throws(PartitionError) -> Plan {
     let q = try p.with(objective: .throughput)
+    let inFlight = countsInFlight ? q.problem.requestsInFlight : nil
     if weighsPrefill, let weighted = Self.perTokenWithPrefill(q.problem) {
-      let plan = try search.solve(try IndexedProblem(weighted), algorithm: Self.name)
+      let plan = try search.solve(try IndexedProblem(weighted), algorithm: name, inFlight: inFlight)
       // The plan is valued with the problem's own (decode) times, as every backend runs it; the notes say how
       // it was chosen.
       let spans = try plan.stages.map { s throws(PartitionError) -> StandardSemantics.Span in
         guard let d = q.index(of: s.device) else { throw .invalidProblem(["plan device '\(s.device)' is unknown"]) }
         return .init(device: d, first: s.firstLayer, end: s.endLayer)
       }
-      var out = StandardSemantics.plan(spans, q, algorithm: Self.name, exact: false)
+      var out = StandardSemantics.plan(spans, q, algorithm: name, exact: false)
       out.notes.append(
-        "chosen with prefill weighted: \(plan.valueSeconds) s per token (bottleneck of decode + prefill / output length)"
-      )
+        "chosen with prefill weighted: \(plan.valueSeconds) s per token (bottleneck of decode + prefill / output length"
+          + (inFlight.map { ", or latency / \(String(format: $0, digits: 1)) requests in flight" } ?? "") + ")")
       return out
     }
-    return try search.solve(q, algorithm: Self.name)
+    return try search.solve(q, algorithm: name, inFlight: inFlight)
   }
 
   /// The problem with each layer's time and output size per generated token of a mean request: decode plus the
@@ -95,6 +112,22 @@ public struct EdgeShardThroughput: Partitioner {
   }
 }
 
+/// EdgeShard's throughput objective as the paper states it: the pipeline's bottleneck, as if it were always full
+/// (enough micro-batches to keep every stage busy), whatever the workload keeps in flight.
+public struct EdgeShardThroughputPaper: Partitioner {
+  public static let name = "edgeshard-throughput-paper"
+  public static let summary =
+    "EdgeShard DP, the paper's throughput objective: minimise the bottleneck of a full pipeline"
+  public static var objective: Objective? { .throughput }
+  let inner: EdgeShardThroughput
+
+  public init(parameters: inout Parameters) throws(PartitionError) {
+    inner = try EdgeShardThroughput(parameters: &parameters, countsInFlight: false, name: Self.name)
+  }
+
+  public func partition(_ p: IndexedProblem) throws(PartitionError) -> Plan { try inner.partition(p) }
+}
+
 extension IndexedProblem {
   /// The same problem with another objective.
   func with(objective: Objective) throws(PartitionError) -> IndexedProblem {
@@ -108,7 +141,7 @@ extension IndexedProblem {
 /// The dynamic programme over (layers placed, device-class counts, last class) shared by both objectives.
 struct SubsetSearch: Sendable {
   enum Combine: Sendable { case sum, max }
-  let combine: Combine
+  var combine: Combine
   let maxStates: Int
   /// Budget of DP transitions (states × classes × stage lengths) for the exact search.
   let maxWork: Double
@@ -129,7 +162,9 @@ struct SubsetSearch: Sendable {
   }
   @inline(__always) func join(_ a: Double, _ b: Double) -> Double { combine == .sum ? a + b : Swift.max(a, b) }
 
-  func solve(_ p: IndexedProblem, algorithm: String) throws(PartitionError) -> Plan {
+  /// The best plan for the problem's objective; with `inFlight` (throughput only), the least
+  /// max(latency / inFlight, bottleneck).
+  func solve(_ p: IndexedProblem, algorithm: String, inFlight: Double? = nil) throws(PartitionError) -> Plan {
     let classes = DeviceClasses(p, useSymmetry: useSymmetry)
     var product = 1
     var overflow = false
@@ -155,9 +190,10 @@ struct SubsetSearch: Sendable {
       }.max() ?? 1
     let work = overflow ? .infinity : Double(states) * Double(classes.count) * Double(min(longest, p.layerCount))
     if !overflow && states <= maxStates && work <= maxWork {
-      guard let spans = exact(p, classes, countStates: product) else {
-        throw .infeasible(Infeasibility.diagnose(p))
-      }
+      let found =
+        inFlight.map { thresholdSearch(p, classes, countStates: product, inFlight: $0) }
+        ?? exact(p, classes, countStates: product)
+      guard let spans = found else { throw .infeasible(Infeasibility.diagnose(p)) }
       return StandardSemantics.plan(spans, p, algorithm: algorithm, exact: true)
     }
     let size =
@@ -169,10 +205,17 @@ struct SubsetSearch: Sendable {
     if let spans = beamSearch(p, classes) {
       candidates.append((spans, "beam search over the same recurrence with \(beam) partial plans per layer boundary"))
     }
+    if inFlight != nil {
+      var latency = self
+      latency.combine = .sum
+      if let spans = latency.beamSearch(p, classes) {
+        candidates.append((spans, "beam search for the least latency with \(beam) partial plans per layer boundary"))
+      }
+    }
     candidates += balanced(p).map { ($0, "a balanced contiguous split (best over device counts and orders)") }
     if let spans = greedy(p) { candidates.append((spans, "a greedy fill (devices by memory, largest first)")) }
     let valued = candidates.filter { StandardSemantics.violations($0.spans, p).isEmpty }
-      .map { (c: $0, v: StandardSemantics.evaluate($0.spans, p).value(objective)) }
+      .map { (c: $0, v: StandardSemantics.evaluate($0.spans, p).value(objective, inFlight: inFlight)) }
     if let best = valued.min(by: { $0.v < $1.v }) {
       return StandardSemantics.plan(
         best.c.spans, p, algorithm: algorithm, exact: false,
@@ -191,8 +234,70 @@ struct SubsetSearch: Sendable {
     a == b ? (classes.members[a][0], classes.members[a][1]) : (classes.members[a][0], classes.members[b][0])
   }
 
-  /// Exact DP over count vectors. Returns spans of the optimal plan, or nil if infeasible.
-  private func exact(_ p: IndexedProblem, _ classes: DeviceClasses, countStates: Int) -> [StandardSemantics.Span]? {
+  /// The least max(latency / c, bottleneck), exactly: Λ(τ), the least latency among plans whose every component
+  /// is at most τ, does not grow with τ, so the least max(Λ(τ) / c, τ) lies where Λ(τ) / c falls to τ. A binary
+  /// search over every value a component can take finds the first τ with Λ(τ) / c ≤ τ; the optimum is that
+  /// τ's plan or the previous τ's (whose value is Λ / c), whichever is better.
+  private func thresholdSearch(
+    _ p: IndexedProblem, _ classes: DeviceClasses, countStates: Int, inFlight c: Double
+  ) -> [StandardSemantics.Span]? {
+    var latency = self
+    latency.combine = .sum
+    let n = p.layerCount
+    let src = p.sourceIndex
+    let reps = classes.members.map { $0[0] }
+    let stageDevices = Set(reps + [src])
+    var values: [Double] = []
+    for d in stageDevices {
+      for i in 0..<n {
+        for j in (i + 1)...n {
+          if p.memory(i, j) > p.memory[d] { break }
+          let t = p.compute(d, i, j)
+          if !t.isFinite { break }
+          values.append(t)
+        }
+      }
+      let r = p.returnTransfer(from: d)
+      if r.isFinite { values.append(r) }
+    }
+    for a in 0..<classes.count {
+      for b in 0..<classes.count where a != b || classes.members[a].count > 1 {
+        let (from, to) = pair(a, b, classes)
+        for i in 0..<max(0, n - 1) {
+          let t = p.transfer(from, to, afterLayer: i)
+          if t.isFinite { values.append(t) }
+        }
+      }
+    }
+    let thresholds = Array(Set(values)).sorted()
+    guard !thresholds.isEmpty else { return nil }
+    var memo: [Int: (spans: [StandardSemantics.Span], latency: Double)?] = [:]
+    func best(under k: Int) -> (spans: [StandardSemantics.Span], latency: Double)? {
+      if let m = memo[k] { return m }
+      let r = latency.exact(p, classes, countStates: countStates, cap: thresholds[k]).map {
+        ($0, StandardSemantics.evaluate($0, p).latency)
+      }
+      memo[k] = r
+      return r
+    }
+    // The first threshold whose least latency over c is within it (the predicate only turns true as τ grows).
+    var lo = 0
+    var hi = thresholds.count
+    while lo < hi {
+      let mid = (lo + hi) / 2
+      if let b = best(under: mid), b.latency / c <= thresholds[mid] { hi = mid } else { lo = mid + 1 }
+    }
+    let candidates = [lo - 1, lo].filter { thresholds.indices.contains($0) }.compactMap { best(under: $0)?.spans }
+    return candidates.min {
+      StandardSemantics.evaluate($0, p).cycle(inFlight: c) < StandardSemantics.evaluate($1, p).cycle(inFlight: c)
+    }
+  }
+
+  /// Exact DP over count vectors, every stage compute, transfer and return at most `cap`. Returns spans of the
+  /// optimal plan, or nil if infeasible.
+  private func exact(
+    _ p: IndexedProblem, _ classes: DeviceClasses, countStates: Int, cap: Double = .infinity
+  ) -> [StandardSemantics.Span]? {
     let n = p.layerCount
     let kc = classes.count
     let caps = classes.capacities
@@ -211,7 +316,7 @@ struct SubsetSearch: Sendable {
     for j in 1...n {
       if p.memory(0, j) > p.memory[src] { break }
       let c = p.compute(src, 0, j)
-      if !c.isFinite { break }
+      if !c.isFinite || c > cap { break }
       value[at(j, srcState, classes.sourceClass)] = c
     }
     // Decode a count-vector index into counts, once per vector.
@@ -228,7 +333,7 @@ struct SubsetSearch: Sendable {
           for k2 in 0..<kc where cnt[k2] < caps[k2] {
             let (from, to) = pair(k, k2, classes)
             let t = p.transfer(from, to, afterLayer: i - 1)
-            if !t.isFinite { continue }
+            if !t.isFinite || t > cap { continue }
             let dev = reps[k2]
             let c2 = c + stride[k2]
             let budget = p.memory[dev]
@@ -236,7 +341,7 @@ struct SubsetSearch: Sendable {
             while j <= n {
               if p.memory(i, j) > budget { break }
               let comp = p.compute(dev, i, j)
-              if !comp.isFinite { break }
+              if !comp.isFinite || comp > cap { break }
               let nv = join(v, t, comp)
               let idx = at(j, c2, k2)
               if nv < value[idx] {
@@ -259,7 +364,7 @@ struct SubsetSearch: Sendable {
         if !v.isFinite { continue }
         let last = k == classes.sourceClass ? src : reps[k]
         let r = p.returnTransfer(from: last)
-        if !r.isFinite { continue }
+        if !r.isFinite || r > cap { continue }
         let total = join(v, r)
         if total < best {
           best = total
