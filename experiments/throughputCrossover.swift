@@ -7,7 +7,7 @@ import DSL
 /// - `edgeshard-throughput-paper`: EdgeShard's throughput objective as the paper states it, the least bottleneck
 ///   of a pipeline that is always full: many short stages, which few requests in flight cannot fill.
 /// - `edgeshard-throughput`: the least max(latency / C, bottleneck) for the C requests the workload keeps in
-///   flight: the latency plan at C = 1, deeper pipelines as C grows.
+///   flight: the least latency at C = 1 (here the latency plan), deeper pipelines as C grows.
 /// The figure plots tokens per second against requests in flight for the three: the paper's plan loses to the
 /// latency plan until the pipeline fills, and the workload's plan is never below either.
 let throughputCrossover = Experiment(

@@ -55,6 +55,10 @@ public enum PartitionBench {
     return (times.sorted()[times.count / 2], plan!)
   }
 
+  /// Requests in flight the workload-aware throughput DP plans for (its binary search runs the latency DP once
+  /// per step; the paper's form, without them, once).
+  static let inFlight = 8.0
+
   /// Runs the grid. `quick` trims it for smoke tests.
   public static func run(quick: Bool = false, progress: (String) -> Void = { _ in }) throws -> [Row] {
     var rows: [Row] = []
@@ -64,9 +68,11 @@ public enum PartitionBench {
       for m in deviceCounts {
         for n in layerCounts {
           for (algorithm, objective) in [
-            ("edgeshard-latency", Objective.latency), ("edgeshard-throughput", .throughput),
+            ("edgeshard-latency", Objective.latency), ("edgeshard-throughput-paper", .throughput),
+            ("edgeshard-throughput", .throughput),
           ] {
-            let p = try problem(layers: n, devices: m, distinct: distinct, objective: objective)
+            var p = try problem(layers: n, devices: m, distinct: distinct, objective: objective)
+            if algorithm == "edgeshard-throughput" { p.requestsInFlight = Self.inFlight }
             let repeats = n * m <= 256 ? 5 : 3
             let (t, plan) = try time({ try Partitioners.solve(p, algorithm: algorithm) }, repeats: repeats)
             let setting = distinct ? "distinct devices" : "mixed kinds (AGX/NX/Nano/3090)"
@@ -91,8 +97,12 @@ public enum PartitionBench {
       Algorithm("edgeshard-latency")
     }.spec
     let x = try testbed.resolve()
-    for (algorithm, objective) in [("edgeshard-latency", Objective.latency), ("edgeshard-throughput", .throughput)] {
-      let p = ProblemBuilder.roofline(testbed.calibration).problem(for: x, objective: objective)
+    for (algorithm, objective) in [
+      ("edgeshard-latency", Objective.latency), ("edgeshard-throughput-paper", .throughput),
+      ("edgeshard-throughput", .throughput),
+    ] {
+      var p = ProblemBuilder.roofline(testbed.calibration).problem(for: x, objective: objective)
+      if algorithm == "edgeshard-throughput" { p.requestsInFlight = Self.inFlight }
       let (t, plan) = try time({ try Partitioners.solve(p, algorithm: algorithm) }, repeats: 5)
       rows.append(
         Row(

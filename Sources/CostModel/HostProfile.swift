@@ -94,6 +94,7 @@ public struct HostProfile: Codable, Hashable, Sendable {
     }
     p += message.problems()
     if let b = sharedDecodeBandwidth {
+      if b.isEmpty { p.append("shared_decode_bandwidth: at least one worker's (leave it out when not measured)") }
       if b.count > Self.maxWorkers { p.append("shared_decode_bandwidth: at most \(Self.maxWorkers) workers") }
       if b.contains(where: { !($0.bitsPerSecond > 0 && $0.bitsPerSecond.isFinite) }) {
         p.append("shared_decode_bandwidth: every bandwidth must be positive and finite")

@@ -217,7 +217,8 @@ private final class BLASThreads: @unchecked Sendable {
 /// each the median of `passes` rounds.
 public func sharedDecodeBandwidth(workers: Int, bytes: Int = 256 << 20, passes: Int = 5) throws -> [Bandwidth] {
   let cols = 4096
-  let rows = bytes / 4 / cols
+  let rows = max(1, bytes / 4 / cols)
+  let passes = max(1, passes)
   let w = try SyntheticWeights(config: ModelPreset.tiny.config, seed: 4).matrix(
     "bandwidth-probe", rows: rows, cols: cols)
   let x = [Float](repeating: 1, count: cols)

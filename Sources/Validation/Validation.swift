@@ -52,8 +52,9 @@ public struct Validation {
     }
   }
 
-  /// Cases whose profiles before and after differ by more than this (in any metric's prediction) are run again,
-  /// up to `attempts` times; the attempt with the smallest spread is kept, and a row still above it is flagged.
+  /// Cases whose predictions from the profiles before and after lie further than this from their mean (a `spread`
+  /// above it, in any metric) are run again, up to `attempts` times; the attempt with the smallest spread is
+  /// kept, and a row still above it is flagged.
   public static let driftLimit = 0.05
 
   public struct Report: Sendable {
@@ -182,8 +183,9 @@ public struct Validation {
       }
       log("\(name): \(e.spec.summary)")
       var kept: Attempt?
-      do {
-        for attempt in 1...max(1, remeasure == nil ? 1 : attempts) {
+      var failure: (any Error)?
+      for attempt in 1...max(1, remeasure == nil ? 1 : attempts) {
+        do {
           if let remeasure, freshFor != e.spec.model {
             latest = try remeasure(latest, e)
             freshFor = e.spec.model
@@ -202,17 +204,22 @@ public struct Validation {
           if kept.map({ a.drift < $0.drift }) ?? true { kept = a }
           guard a.drift > Self.driftLimit, attempt < attempts else { break }
           log(
-            "\(name): the host drifted during the run (predictions before and after it differ by "
-              + "±\(String(format: a.drift * 100, digits: 1))%); running it again")
+            "\(name): the host drifted during the run (predictions before and after it lie "
+              + "±\(String(format: a.drift * 100, digits: 1))% from their mean); running it again")
+        } catch {
+          if stop() { throw error }
+          failure = error
+          break
         }
-      } catch {
-        if stop() { throw error }
+      }
+      guard let a = kept else {
         // A case that cannot run is reported, and the others still run.
-        log("\(name) failed: \(error)")
-        skipped.append((name, "failed: \(error)"))
+        let why = failure.map { "\($0)" } ?? "no attempt ran"
+        log("\(name) failed: \(why)")
+        skipped.append((name, "failed: \(why)"))
         continue
       }
-      guard let a = kept else { continue }
+      if let failure { log("\(name): running it again failed (\(failure)); the first attempt is kept") }
       specs.append(a.specJSON)
       rows += a.rows(name)
       let labelled: [(RunRecord, String)] =

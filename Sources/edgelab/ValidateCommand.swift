@@ -148,7 +148,11 @@ struct ValidateCommand: ParsableCommand {
     let table = Validation.markdown(report)
     print(table)
     print("wrote \(out)")
-    if let doc { try Self.replaceTable(in: doc, with: table, profile: "\(profilePath) (\(hash))") }
+    let profiles =
+      once
+      ? "profile \(profilePath) (\(hash))"
+      : "profile \(profilePath) (\(hash)) for the emulation's bandwidth, each case's own measured around it (\(work)/profile-N.json)"
+    if let doc { try Self.replaceTable(in: doc, with: table, profile: profiles) }
     let failed = report.skipped.filter { $0.1.hasPrefix("failed") }
     if !failed.isEmpty {
       throw fail("\(failed.count) case(s) failed: \(failed.map(\.0).joined(separator: ", "))", code: Exit.failure)
@@ -176,7 +180,7 @@ struct ValidateCommand: ParsableCommand {
     else {
       throw fail("\(path) has no '\(begin)' … '\(end)' markers to put the table between", code: Exit.badInput)
     }
-    let stamp = "Measured \(Provenance.timestamp()) on \(Provenance.host()), profile \(profile).\n\n"
+    let stamp = "Measured \(Provenance.timestamp()) on \(Provenance.host()), \(profile).\n\n"
     let updated = text[..<b.upperBound] + "\n" + stamp + table + text[e.lowerBound...]
     try String(updated).write(toFile: path, atomically: true, encoding: .utf8)
     FileHandle.standardError.write(Data("validate: updated the table in \(path)\n".utf8))

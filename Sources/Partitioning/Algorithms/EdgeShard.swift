@@ -81,15 +81,16 @@ public struct EdgeShardThroughput: Partitioner {
   public func partition(_ p: IndexedProblem) throws(PartitionError) -> Plan {
     let q = try p.with(objective: .throughput)
     let inFlight = countsInFlight ? q.problem.requestsInFlight : nil
-    if weighsPrefill, let weighted = Self.perTokenWithPrefill(q.problem) {
+    if weighsPrefill, var weighted = Self.perTokenWithPrefill(q.problem) {
+      weighted.requestsInFlight = inFlight
       let plan = try search.solve(try IndexedProblem(weighted), algorithm: name, inFlight: inFlight)
       // The plan is valued with the problem's own (decode) times, as every backend runs it; the notes say how
-      // it was chosen.
+      // it was chosen, and it is exact when the search was for that objective.
       let spans = try plan.stages.map { s throws(PartitionError) -> StandardSemantics.Span in
         guard let d = q.index(of: s.device) else { throw .invalidProblem(["plan device '\(s.device)' is unknown"]) }
         return .init(device: d, first: s.firstLayer, end: s.endLayer)
       }
-      var out = StandardSemantics.plan(spans, q, algorithm: name, exact: false)
+      var out = StandardSemantics.plan(spans, q, algorithm: name, exact: plan.exact)
       out.notes.append(
         "chosen with prefill weighted: \(plan.valueSeconds) s per token (bottleneck of decode + prefill / output length"
           + (inFlight.map { ", or latency / \(String(format: $0, digits: 1)) requests in flight" } ?? "") + ")")
@@ -188,7 +189,16 @@ struct SubsetSearch: Sendable {
         while j < p.layerCount && p.memory(0, j + 1) <= p.memory[d] { j += 1 }
         return max(j, 1)
       }.max() ?? 1
-    let work = overflow ? .infinity : Double(states) * Double(classes.count) * Double(min(longest, p.layerCount))
+    var work = overflow ? .infinity : Double(states) * Double(classes.count) * Double(min(longest, p.layerCount))
+    // With requests in flight the latency DP runs once per step of a binary search over the components' values
+    // (at most about 2 + log₂ of layers² × devices + transfers).
+    if inFlight != nil {
+      let values =
+        Double(p.layerCount) * Double(p.layerCount + 1) / 2 * Double(classes.count + 1)
+        + Double(classes.count * classes.count * p.layerCount)
+      let count = Int(min(max(2, values), 1e18))
+      work *= Double(2 + Int.bitWidth - count.leadingZeroBitCount)
+    }
     if !overflow && states <= maxStates && work <= maxWork {
       let found =
         inFlight.map { thresholdSearch(p, classes, countStates: product, inFlight: $0) }

@@ -35,7 +35,8 @@ public struct EdgeShardOnDemand: Partitioner {
 
   public init(parameters: inout Parameters) throws(PartitionError) {
     latency = try EdgeShardLatency(parameters: &parameters)
-    throughput = try EdgeShardThroughput(parameters: &parameters)
+    // The baseline LIME is compared against: EdgeShard's objective as the paper states it (a full pipeline).
+    throughput = try EdgeShardThroughput(parameters: &parameters, countsInFlight: false, name: Self.name)
   }
 
   public func partition(_ p: IndexedProblem) throws(PartitionError) -> Plan {
