@@ -34,6 +34,20 @@ public enum ValidationCases {
       "four requests in flight, decoded together in micro-batches of 4 (the planner assumes batch 1)",
       workload: Workload(requests: 16, prompt: 32, output: 48, arrival: .saturation(inFlight: 4)), maxBatch: 4),
     plain(
+      "plain-2-stages-batched-2", stages: 2, "two requests in flight, decoded together in micro-batches of 2",
+      workload: Workload(requests: 12, prompt: 32, output: 48, arrival: .saturation(inFlight: 2)), maxBatch: 2),
+    plain(
+      "plain-2-stages-batched-8", stages: 2, "eight requests in flight, decoded together in micro-batches of 8",
+      workload: Workload(requests: 24, prompt: 32, output: 48, arrival: .saturation(inFlight: 8)), maxBatch: 8),
+    plain(
+      "plain-3-stages-full", stages: 3,
+      "three requests in flight, one per stage: three workers computing at once on two cores",
+      workload: Workload(requests: 12, prompt: 32, output: 48, arrival: .saturation(inFlight: 3))),
+    plain(
+      "plain-4-stages-full", stages: 4,
+      "four requests in flight, one per stage: four workers computing at once on two cores",
+      workload: Workload(requests: 16, prompt: 32, output: 48, arrival: .saturation(inFlight: 4))),
+    plain(
       "plain-tp-2", stages: 2,
       "closed loop, batch 1: every block shared by two workers (tensor parallelism; workers exchange through the first, a star)",
       workload: Workload(requests: 12, prompt: 32, output: 48, arrival: .closedLoop()), algorithm: "tp-star"),

@@ -227,11 +227,18 @@ public struct ModelProfile: Codable, Hashable, Sendable {
     public var embed: Double
     public var block: Double
     public var head: Double
-    public init(tokens: Int, embed: Double, block: Double, head: Double) {
+    /// How far the block's passes spread: (slowest − fastest) / median; nil in profiles measured before.
+    public var blockSpread: Double?
+    public init(tokens: Int, embed: Double, block: Double, head: Double, blockSpread: Double? = nil) {
       self.tokens = tokens
       self.embed = embed
       self.block = block
       self.head = head
+      self.blockSpread = blockSpread
+    }
+    enum CodingKeys: String, CodingKey {
+      case tokens, embed, block, head
+      case blockSpread = "block_spread"
     }
   }
   public struct DecodePoint: Codable, Hashable, Sendable {
@@ -241,12 +248,19 @@ public struct ModelProfile: Codable, Hashable, Sendable {
     public var embed: Double
     public var block: Double
     public var head: Double
-    public init(batch: Int, context: Int, embed: Double, block: Double, head: Double) {
+    /// How far the block's passes spread: (slowest − fastest) / median; nil in profiles measured before.
+    public var blockSpread: Double?
+    public init(batch: Int, context: Int, embed: Double, block: Double, head: Double, blockSpread: Double? = nil) {
       self.batch = batch
       self.context = context
       self.embed = embed
       self.block = block
       self.head = head
+      self.blockSpread = blockSpread
+    }
+    enum CodingKeys: String, CodingKey {
+      case batch, context, embed, block, head
+      case blockSpread = "block_spread"
     }
   }
   public struct Fit: Codable, Hashable, Sendable {
@@ -378,6 +392,8 @@ public struct ModelProfile: Codable, Hashable, Sendable {
     }
     let values = prefill.flatMap { [$0.embed, $0.block, $0.head] } + decode.flatMap { [$0.embed, $0.block, $0.head] }
     if !values.allSatisfy({ $0 >= 0 && $0.isFinite }) { p.append("points: times must be non-negative and finite") }
+    let spreads = prefill.compactMap(\.blockSpread) + decode.compactMap(\.blockSpread)
+    if !spreads.allSatisfy({ $0 >= 0 && $0.isFinite }) { p.append("points: block_spread must be finite and ≥ 0") }
     for (name, f) in fit.all { p += f.problems("fit.\(name)") }
     return p
   }

@@ -156,11 +156,13 @@ public struct ProfiledTimeModel: LayerTimeModel {
   }
 
   /// Decode reads the weights once per step: co-located workers decoding at once share the host's memory
-  /// bandwidth as the profile measured it (`HostProfile.sharedSlowdown`). Prefill is taken as compute-bound,
-  /// each worker on its own core.
+  /// bandwidth as the profile measured it (`HostProfile.sharedSlowdown`). Prefill is taken as compute-bound, each
+  /// worker on its own core while there are cores enough; more workers than cores take turns on them.
   public func sharedSlowdown(device name: String, workers: Int, work: Work) -> Double {
-    guard let b = bindings[name], b.sharesHost, case .decode = work else { return 1 }
-    return b.profile.sharedSlowdown(workers: workers)
+    guard let b = bindings[name], b.sharesHost else { return 1 }
+    let turns = max(1, Double(workers) / Double(max(1, b.profile.host.cores)))
+    guard case .decode = work else { return turns }
+    return max(turns, b.profile.sharedSlowdown(workers: workers))
   }
 
   /// The profile bound to `device`, if any.

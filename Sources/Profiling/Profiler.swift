@@ -172,12 +172,13 @@ public struct Profiler: Sendable {
     let prefill = lengths.enumerated().map { i, t in
       ModelProfile.PrefillPoint(
         tokens: t, embed: median(prefillTimes[i].map(\.0)[...]), block: median(prefillTimes[i].map(\.1)[...]),
-        head: median(prefillTimes[i].map(\.2)[...]))
+        head: median(prefillTimes[i].map(\.2)[...]), blockSpread: spread(prefillTimes[i].map(\.1)))
     }
     let decode = sets.enumerated().map { i, s in
       ModelProfile.DecodePoint(
         batch: s.batch, context: s.context, embed: median(decodeTimes[i].map(\.0)[...]),
-        block: median(decodeTimes[i].map(\.1)[...]), head: median(decodeTimes[i].map(\.2)[...]))
+        block: median(decodeTimes[i].map(\.1)[...]), head: median(decodeTimes[i].map(\.2)[...]),
+        blockSpread: spread(decodeTimes[i].map(\.1)))
     }
     let fit = try ModelProfile.fitting(prefill: prefill, decode: decode)
     return ModelProfile(model: preset.name, config: c, precision: precision, prefill: prefill, decode: decode, fit: fit)
@@ -256,6 +257,13 @@ public struct Profiler: Sendable {
 
   /// The payload of the message the wake-up is measured with: a small model's hidden state of one token.
   static let wakeMessageBytes = 2048
+
+  /// (largest − smallest) / median of `v`; nil when empty.
+  func spread(_ v: [Double]) -> Double? {
+    guard let lo = v.min(), let hi = v.max() else { return nil }
+    let m = median(v[...])
+    return m > 0 ? (hi - lo) / m : nil
+  }
 
   /// The mean of the middle 80% of `v`.
   func trimmedMean(_ v: [Double]) -> Double {

@@ -71,24 +71,29 @@ struct ProfileCommand: ParsableCommand {
       for q in m.prefill {
         worst = max(worst, abs(m.time(.block(0), .prefill(tokens: q.tokens)) - q.block) / q.block)
       }
+      func spread(_ s: Double?) -> String { s.map { "±" + String(format: $0 * 50, digits: 1) + "%" } ?? "" }
       var d = TextTable(
-        header: ["\(m.model) decode batch", "context", "embed", "block", "head"], rightAligned: [0, 1, 2, 3, 4])
+        header: ["\(m.model) decode batch", "context", "embed", "block", "block spread", "head"],
+        rightAligned: [0, 1, 2, 3, 4, 5])
       for q in m.decode {
         d.append([
           String(q.batch), String(q.context), Seconds(q.embed).description, Seconds(q.block).description,
-          Seconds(q.head).description,
+          spread(q.blockSpread), Seconds(q.head).description,
         ])
       }
       lines.append(d.markdown())
-      var f = TextTable(header: ["\(m.model) prefill tokens", "embed", "block", "head"], rightAligned: [0, 1, 2, 3])
+      var f = TextTable(
+        header: ["\(m.model) prefill tokens", "embed", "block", "block spread", "head"], rightAligned: [0, 1, 2, 3, 4])
       for q in m.prefill {
         f.append([
-          String(q.tokens), Seconds(q.embed).description, Seconds(q.block).description, Seconds(q.head).description,
+          String(q.tokens), Seconds(q.embed).description, Seconds(q.block).description, spread(q.blockSpread),
+          Seconds(q.head).description,
         ])
       }
       lines.append(f.markdown())
       lines.append(
-        "\(m.model): the fit is within \(String(format: worst * 100, digits: 1))% of every measured block time")
+        "\(m.model): the fit is within \(String(format: worst * 100, digits: 1))% of every measured block time"
+          + " (block spread: half the range of a point's passes around their median)")
     }
     return lines.joined(separator: "\n\n")
   }

@@ -167,6 +167,10 @@ struct ProfileTests {
     #expect(isClose(shared.sharedSlowdown(device: "a", workers: 2, work: .decode(contexts: [16])), 1.25))
     // Prefill is taken as compute-bound; a device with hardware of its own shares nothing.
     #expect(shared.sharedSlowdown(device: "a", workers: 2, work: .prefill(tokens: 32)) == 1)
+    // More workers than cores take turns on them, whatever they compute.
+    let cores = profile.host.cores
+    #expect(isClose(shared.sharedSlowdown(device: "a", workers: 4 * cores, work: .prefill(tokens: 32)), 4))
+    #expect(shared.sharedSlowdown(device: "a", workers: 40 * cores, work: .decode(contexts: [16])) >= 40)
     #expect(shared.sharedSlowdown(device: "own", workers: 2, work: .decode(contexts: [16])) == 1)
     #expect(RooflineModel().sharedSlowdown(device: "a", workers: 4, work: .decode(contexts: [16])) == 1)
     // Experiments bind the devices that are this host as sharing it, scaled (emulated) devices not.
@@ -188,5 +192,21 @@ struct ProfileTests {
     #expect(back.sharedDecodeBandwidth == profile.sharedDecodeBandwidth)
     profile.sharedDecodeBandwidth = [.init(bitsPerSecond: 80e9), .init(bitsPerSecond: 0)]
     #expect(profile.problems().contains("shared_decode_bandwidth: every bandwidth must be positive and finite"))
+  }
+
+  @Test func eachPointKeepsHowFarItsPassesSpread() throws {
+    var (profile, _) = try ProfileLibrary.read(Self.shipped)
+    var m = try #require(profile.models.first)
+    // Profiles measured before have no spread; a measured one reads back from JSON.
+    #expect(m.decode.allSatisfy { $0.blockSpread == nil })
+    m.decode[0].blockSpread = 0.03
+    m.prefill[0].blockSpread = 0
+    let text = try String(decoding: JSONEncoder().encode(m.decode[0]), as: UTF8.self)
+    #expect(text.contains("\"block_spread\":0.03"), "\(text)")
+    let back = try JSONDecoder().decode(ModelProfile.self, from: JSONEncoder().encode(m))
+    #expect(back.decode[0].blockSpread == 0.03 && back.prefill[0].blockSpread == 0)
+    m.decode[1].blockSpread = -1
+    profile.models[0] = m
+    #expect(profile.problems().contains("models[0].points: block_spread must be finite and ≥ 0"))
   }
 }
