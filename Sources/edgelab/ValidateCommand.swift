@@ -24,9 +24,10 @@ struct ValidateCommand: ParsableCommand {
       arrivals, batched decode, a plan with offloaded layers; as root also emulated clusters at 10 Mbit/s – \
       1 Gbit/s. Writes the results file (both runs of every case and a 'validation' table), the table as \
       markdown (into --doc between its markers) and prints it. Without --profile, measures this host first. \
-      Each case is then predicted from its model's layer table and the message costs measured again just before \
-      and just after its real run (the mean of the two predictions, their spread beside it); a case during which \
-      the host drifted by more than ±5% runs a second time (--once: the one profile predicts every case).
+      Each case is then predicted from its model's layer table, the message costs and the shared memory bandwidth \
+      measured again, each time in a fresh process, just before and just after its real run (the mean of the two \
+      predictions, their spread beside it); a case whose two predictions lie more than 5% from their mean runs a \
+      second time (--once: the one profile predicts every case).
       """)
   @Option(help: "A host profile (edgelab profile); measured into the work directory when omitted.") var profile: String?
   @Option(help: "Results file.") var out = "results/validate.h5"
@@ -42,6 +43,9 @@ struct ValidateCommand: ParsableCommand {
     help:
       "Predict every case from the one profile, instead of from profiles measured just before and after each run.")
   var once = false
+  /// Internal: re-measure --profile for the one --case into this file and exit (how each case's profiles are
+  /// measured, in a process of their own).
+  @Option(help: .hidden) var remeasureInto: String?
 
   /// The profile with a table for every case's model that it lacks (a real model's shape and storage type, in
   /// its arithmetic; a case whose checkpoint is absent is skipped later, so it needs none), written beside the
@@ -83,7 +87,6 @@ struct ValidateCommand: ParsableCommand {
     _ path: String, for e: Experiment, to out: String, log: @escaping @Sendable (String) -> Void
   ) throws -> String {
     var (profile, _) = try ProfileLibrary.read(path, field: "--profile")
-    log("re-measuring the profile for \(e.spec.name)")
     profile.message = try Profiler(log: { _ in }).measureMessages()
     profile.sharedDecodeBandwidth = try Profiler(log: { _ in }).measureSharedBandwidth()
     let m = e.spec.model
@@ -105,6 +108,16 @@ struct ValidateCommand: ParsableCommand {
   }
 
   func run() throws {
+    if let into = remeasureInto {
+      guard let base = profile, cases.count == 1 else {
+        throw fail("--remeasure-into needs --profile and one --case", code: Exit.badInput)
+      }
+      guard let e = ValidationCases.named(cases[0]) ?? ValidationCases.named("validate-" + cases[0]) else {
+        throw fail("no validation case '\(cases[0])'", code: Exit.badInput)
+      }
+      _ = try Self.remeasured(base, for: e, to: into, log: { _ in })
+      return
+    }
     var selected = ValidationCases.all
     if !cases.isEmpty {
       selected = try cases.map { n in
@@ -139,8 +152,22 @@ struct ValidateCommand: ParsableCommand {
     if !once {
       let count = Counter()
       let work = self.work
+      // Each in a fresh process: a process that measures keeps the speed it landed on (docs/validation.md), and
+      // the workers each run in their own.
       validation.remeasure = { path, e in
-        try Self.remeasured(path, for: e, to: work + "/profile-\(count.next()).json", log: log)
+        let out = work + "/profile-\(count.next()).json"
+        log("re-measuring the profile for \(e.spec.name)")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Backends.executable)
+        p.arguments = ["validate", "--remeasure-into", out, "--profile", path, "--case", e.spec.name]
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+          throw ValidationCommandError(
+            "re-measuring the profile for \(e.spec.name) failed (status \(p.terminationStatus))")
+        }
+        return out
       }
     }
     let report = try validation.run(selected)
@@ -157,6 +184,11 @@ struct ValidateCommand: ParsableCommand {
     if !failed.isEmpty {
       throw fail("\(failed.count) case(s) failed: \(failed.map(\.0).joined(separator: ", "))", code: Exit.failure)
     }
+  }
+
+  struct ValidationCommandError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
   }
 
   /// Numbers the re-measured profiles.
