@@ -177,19 +177,37 @@ public enum Kernels {
   public static func streamPasses(bytes: Int, passes: Int, threads: Int) throws -> (
     bytesPerPass: Int, seconds: [Double]
   ) {
+    let (perPass, seconds) = try streamPasses(bytes: bytes, passes: passes, threads: [threads])
+    return (perPass, seconds[0])
+  }
+
+  /// The same for several thread counts over one matrix, round robin (every count once per pass, so that drift
+  /// moves all alike): element i of `seconds` holds the passes of `threads[i]`.
+  public static func streamPasses(bytes: Int, passes: Int, threads: [Int]) throws -> (
+    bytesPerPass: Int, seconds: [[Double]]
+  ) {
     let cols = 4096
-    let rows = bytes / 4 / cols
+    let rows = max(1, bytes / 4 / cols)
     let w = try SyntheticWeights(config: ModelPreset.tiny.config, seed: 4).matrix(
       "bandwidth-probe", rows: rows, cols: cols)
     let x = [Float](repeating: 1, count: cols)
     var y = [Float](repeating: 0, count: rows)
-    stream(w, x, &y, threads: threads)
-    let seconds = (0..<passes).map { _ in
-      let start = monotonic()
-      stream(w, x, &y, threads: threads)
-      return monotonic() - start
+    for k in threads { stream(w, x, &y, threads: k) }
+    var seconds = [[Double]](repeating: [], count: threads.count)
+    for _ in 0..<passes {
+      for (i, k) in threads.enumerated() {
+        let start = monotonic()
+        stream(w, x, &y, threads: k)
+        seconds[i].append(monotonic() - start)
+      }
     }
     return (rows * cols * 4, seconds)
+  }
+
+  /// The median rate of passes of `bytes` each.
+  static func medianRate(bytes: Int, _ seconds: [Double]) -> Bandwidth {
+    let rates = seconds.map { Double(bytes) / $0 }.sorted()
+    return Bandwidth(bitsPerSecond: rates[rates.count / 2] * 8)
   }
 }
 
@@ -216,24 +234,9 @@ private final class BLASThreads: @unchecked Sendable {
 /// element k − 1 for k threads. Measured round robin, every count once per round, so that drift moves all alike;
 /// each the median of `passes` rounds.
 public func sharedDecodeBandwidth(workers: Int, bytes: Int = 256 << 20, passes: Int = 5) throws -> [Bandwidth] {
-  let cols = 4096
-  let rows = max(1, bytes / 4 / cols)
-  let passes = max(1, passes)
-  let w = try SyntheticWeights(config: ModelPreset.tiny.config, seed: 4).matrix(
-    "bandwidth-probe", rows: rows, cols: cols)
-  let x = [Float](repeating: 1, count: cols)
-  var y = [Float](repeating: 0, count: rows)
-  let counts = Array(1...max(1, workers))
-  for k in counts { Kernels.stream(w, x, &y, threads: k) }
-  var seconds = [[Double]](repeating: [], count: counts.count)
-  for _ in 0..<passes {
-    for (i, k) in counts.enumerated() {
-      let start = monotonic()
-      Kernels.stream(w, x, &y, threads: k)
-      seconds[i].append(monotonic() - start)
-    }
-  }
-  return seconds.map { s in Bandwidth(bitsPerSecond: Double(rows * cols * 4) / s.sorted()[s.count / 2] * 8) }
+  let (perPass, seconds) = try Kernels.streamPasses(
+    bytes: bytes, passes: max(1, passes), threads: Array(1...max(1, workers)))
+  return seconds.map { Kernels.medianRate(bytes: perPass, $0) }
 }
 
 /// The decode bandwidth of this host as the engine sees it: the median over `passes` of streaming `bytes` of
@@ -241,8 +244,7 @@ public func sharedDecodeBandwidth(workers: Int, bytes: Int = 256 << 20, passes: 
 /// from it (one core's rate), so it is measured once per process by whoever owns the cluster.
 public func hostDecodeBandwidth(bytes: Int = 512 << 20, passes: Int = 5, threads: Int = 1) throws -> Bandwidth {
   let (perPass, seconds) = try Kernels.streamPasses(bytes: bytes, passes: passes, threads: threads)
-  let rates = seconds.map { Double(perPass) / $0 }.sorted()
-  return Bandwidth(bitsPerSecond: rates[rates.count / 2] * 8)
+  return Kernels.medianRate(bytes: perPass, seconds)
 }
 
 struct UnsafePointerBox: @unchecked Sendable {

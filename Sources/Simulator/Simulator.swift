@@ -394,16 +394,15 @@ struct Simulation {
     return latency + Double(g.members.count - 1) * bytes / bandwidth
   }
 
-  /// Workers computing at once on device `d`'s shared host when a job starts there: its own `own` (a group's
-  /// members on that host for its shared blocks, 1 for the leader's other layers) and those of every other busy
-  /// device there. 1 for a device with hardware of its own. A job's slowdown is fixed when it starts.
-  func workersComputing(with d: Int, own: Int) -> Int {
-    guard let host = sharedHost[d] else { return 1 }
-    var n = own
+  /// Workers of the other busy devices on device `d`'s shared host (a group's members on it, else one each), nil
+  /// for a device with hardware of its own. A job's slowdown is fixed when it starts.
+  func othersComputing(beside d: Int) -> Int? {
+    guard let host = sharedHost[d] else { return nil }
+    var n = 0
     for e in devices.indices where e != d && deviceStates[e].busy && sharedHost[e] == host {
       n += deviceStates[e].current.flatMap { input.plan.stages[$0.stage].group }.map { membersOn(host, $0) } ?? 1
     }
-    return max(1, n)
+    return n
   }
 
   /// Members of `g` on `host`.
@@ -427,12 +426,14 @@ struct Simulation {
     var computeTime = 0.0
     let sharedBlocks = stage.group == nil ? 0 : stage.layers.filter { layers.layers[$0].kind.isBlock }.count
     var lastShared: Double?
-    let slowdown = input.timeModel.sharedSlowdown(
-      device: device.name, workers: workersComputing(with: d, own: 1), work: w)
-    let groupSlowdown = stage.group.map {
-      input.timeModel.sharedSlowdown(
-        device: device.name, workers: workersComputing(with: d, own: max(1, membersOn(sharedHost[d], $0))), work: w)
+    // The workers computing at once: the job's own (a group's members on the host for its shared blocks, the
+    // leader alone for its other layers) and the other busy devices' there.
+    let others = othersComputing(beside: d)
+    func slowdown(computing own: Int) -> Double {
+      input.timeModel.sharedSlowdown(device: device.name, workers: others.map { $0 + own } ?? 1, work: w)
     }
+    let alone = slowdown(computing: 1)
+    let groupSlowdown = stage.group.map { slowdown(computing: max(1, membersOn(sharedHost[d], $0))) }
     if let g = stage.group, sharedBlocks > 0 {
       let b = groupBroadcastSeconds(g, work: w, idle: deviceStates[d].membersIdleSince.map { max(0, now - $0) })
       t += b
@@ -444,7 +445,7 @@ struct Simulation {
         input.timeModel.time(
           layers.layers[l], device: device.name, on: device.profile, work: w, precision: precision
         )
-        .value * slowdown
+        .value * alone
       let shared = stage.group != nil && layers.layers[l].kind.isBlock
       if let g = stage.group, shared { c = groupBlockSeconds(g, layer: l, work: w, slowdown: groupSlowdown ?? 1) }
       if deviceStates[d].offloaded.contains(l), var storage = deviceStates[d].storage {
