@@ -161,7 +161,9 @@ var package = Package(
       name: "SpecTests", dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL", "Experiments", "TestSupport"]),
     .testTarget(
       name: "CostModelTests",
-      dependencies: ["EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Partitioning", "Runner", "TestSupport"]),
+      dependencies: [
+        "EdgeLabCore", "Catalog", "Spec", "DSL", "CostModel", "Partitioning", "Pipeline", "Runner", "TestSupport",
+      ]),
     .testTarget(
       name: "PipelineTests",
       dependencies: [

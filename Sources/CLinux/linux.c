@@ -70,3 +70,51 @@ int el_spawn_close_from(void *file_actions, int from) {
   return -1;
 #endif
 }
+
+int el_set_affinity(int tid, const int *cpus, int count) {
+#ifdef __linux__
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int i = 0; i < count; i++) {
+    if (cpus[i] < 0 || cpus[i] >= CPU_SETSIZE) {
+      errno = EINVAL;
+      return -1;
+    }
+    CPU_SET(cpus[i], &set);
+  }
+  return sched_setaffinity(tid, sizeof set, &set);
+#else
+  (void)tid;
+  (void)cpus;
+  (void)count;
+  errno = EINVAL;
+  return -1;
+#endif
+}
+
+int el_get_affinity(int *out, int capacity) {
+#ifdef __linux__
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+  int n = 0;
+  for (int c = 0; c < CPU_SETSIZE && n < capacity; c++)
+    if (CPU_ISSET(c, &set)) out[n++] = c;
+  return n;
+#else
+  (void)out;
+  (void)capacity;
+  errno = EINVAL;
+  return -1;
+#endif
+}
+
+int el_set_idle_policy(int idle) {
+#ifdef __linux__
+  struct sched_param param = {0};
+  return sched_setscheduler(0, (idle ? SCHED_IDLE : SCHED_OTHER) | SCHED_RESET_ON_FORK, &param);
+#else
+  (void)idle;
+  errno = EINVAL;
+  return -1;
+#endif
+}

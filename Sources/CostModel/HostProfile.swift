@@ -263,6 +263,19 @@ public struct ModelProfile: Codable, Hashable, Sendable {
       case blockSpread = "block_spread"
     }
   }
+  /// One tensor-parallel member's part of a decoder block, measured: member 0 of an even split among `members`
+  /// (its KV heads and FFN columns), prefilling `tokens` tokens, in the same rounds as the whole block's point of
+  /// that length.
+  public struct ShardPoint: Codable, Hashable, Sendable {
+    public var members: Int
+    public var tokens: Int
+    public var block: Double
+    public init(members: Int, tokens: Int, block: Double) {
+      self.members = members
+      self.tokens = tokens
+      self.block = block
+    }
+  }
   public struct Fit: Codable, Hashable, Sendable {
     public var prefillEmbed: PiecewiseLinear
     public var prefillBlock: PiecewiseLinear
@@ -299,9 +312,12 @@ public struct ModelProfile: Codable, Hashable, Sendable {
   public var prefill: [PrefillPoint]
   public var decode: [DecodePoint]
   public var fit: Fit
+  /// Members' parts of a block (`ShardPoint`); nil in profiles measured before, or where the heads do not split.
+  public var shards: [ShardPoint]?
 
   public init(
-    model: String, config: ModelConfig, precision: Precision, prefill: [PrefillPoint], decode: [DecodePoint], fit: Fit
+    model: String, config: ModelConfig, precision: Precision, prefill: [PrefillPoint], decode: [DecodePoint], fit: Fit,
+    shards: [ShardPoint]? = nil
   ) {
     self.model = model
     self.shape = Self.shape(of: config)
@@ -309,6 +325,49 @@ public struct ModelProfile: Codable, Hashable, Sendable {
     self.prefill = prefill
     self.decode = decode
     self.fit = fit
+    self.shards = shards
+  }
+
+  /// How many times longer a tensor-parallel member holding `share` of a block's heads (or FFN columns) takes for
+  /// `work` than `share` × the whole block: its matrices are narrower, and the kernels run them less efficiently
+  /// (measured here at 32 prompt tokens: 1.05 for a half, 1.17 for a quarter). From the shard points: for each
+  /// measured split, the member's time × members / the whole block's at the same length, linear in the length
+  /// between measured lengths (clamped at the ends; decode, one row per sequence, takes the one-token point);
+  /// then linear in the share between the splits' shares (1/members) and 1 at the whole block, clamped below the
+  /// smallest share measured. 1 without shard points.
+  public func shardRatio(share: Double, work: Work) -> Double {
+    guard let shards, !shards.isEmpty, share > 0, share < 1 else { return 1 }
+    let tokens: Double
+    switch work {
+    case .prefill(let t, _): tokens = Double(t)
+    case .decode: tokens = 1
+    }
+    let whole = Dictionary(prefill.map { ($0.tokens, $0.block) }, uniquingKeysWith: { a, _ in a })
+    var byShare: [(share: Double, ratio: Double)] = []
+    for n in Set(shards.map(\.members)).sorted() {
+      let pts = shards.filter { $0.members == n }.compactMap { p -> (x: Double, y: Double)? in
+        guard let w = whole[p.tokens], w > 0 else { return nil }
+        return (Double(p.tokens), p.block * Double(n) / w)
+      }.sorted { $0.x < $1.x }
+      guard let first = pts.first, let last = pts.last else { continue }
+      let r: Double
+      if tokens <= first.x {
+        r = first.y
+      } else if tokens >= last.x {
+        r = last.y
+      } else {
+        let j = pts.firstIndex { $0.x >= tokens }!
+        let (a, b) = (pts[j - 1], pts[j])
+        r = a.y + (b.y - a.y) * (tokens - a.x) / (b.x - a.x)
+      }
+      byShare.append((1 / Double(n), r))
+    }
+    byShare.sort { $0.share < $1.share }
+    byShare.append((1, 1))
+    guard share > byShare[0].share else { return byShare[0].ratio }
+    let j = byShare.firstIndex { $0.share >= share }!
+    let (a, b) = (byShare[j - 1], byShare[j])
+    return a.ratio + (b.ratio - a.ratio) * (share - a.share) / (b.share - a.share)
   }
 
   public static func shape(of c: ModelConfig) -> String {
@@ -392,6 +451,17 @@ public struct ModelProfile: Codable, Hashable, Sendable {
     }
     let values = prefill.flatMap { [$0.embed, $0.block, $0.head] } + decode.flatMap { [$0.embed, $0.block, $0.head] }
     if !values.allSatisfy({ $0 >= 0 && $0.isFinite }) { p.append("points: times must be non-negative and finite") }
+    if let shards {
+      if shards.count > HostProfile.maxPoints { p.append("shards: at most \(HostProfile.maxPoints) points") }
+      let lengths = Set(prefill.map(\.tokens))
+      for (i, s) in shards.prefix(HostProfile.maxPoints).enumerated() {
+        if s.members < 2 || s.members > 1024 { p.append("shards[\(i)].members must be 2…1024 (it is \(s.members))") }
+        if !lengths.contains(s.tokens) {
+          p.append("shards[\(i)].tokens (\(s.tokens)) must be one of the prefill points' lengths")
+        }
+        if !(s.block > 0 && s.block.isFinite) { p.append("shards[\(i)].block must be a positive, finite time") }
+      }
+    }
     let spreads = prefill.compactMap(\.blockSpread) + decode.compactMap(\.blockSpread)
     if !spreads.allSatisfy({ $0 >= 0 && $0.isFinite }) { p.append("points: block_spread must be finite and ≥ 0") }
     for (name, f) in fit.all { p += f.problems("fit.\(name)") }

@@ -24,6 +24,9 @@ public protocol LayerTimeModel: Sendable {
   /// How many times longer `work` takes on device `name` while `workers` workers compute at once on its shared
   /// host (the device's own among them); 1 unless measured.
   func sharedSlowdown(device name: String, workers: Int, work: Work) -> Double
+  /// How many times longer device `name` takes for `share` (0…1) of `layer`'s heads or FFN columns, as a
+  /// tensor-parallel member, than `share` × the whole layer (`ModelProfile.shardRatio`); 1 unless measured.
+  func shardRatio(_ layer: LayerCost, device name: String, share: Double, work: Work, precision: Precision) -> Double
 }
 
 extension LayerTimeModel {
@@ -37,6 +40,9 @@ extension LayerTimeModel {
   }
   public func sharedHost(of name: String) -> String? { nil }
   public func sharedSlowdown(device name: String, workers: Int, work: Work) -> Double { 1 }
+  public func shardRatio(_ layer: LayerCost, device name: String, share: Double, work: Work, precision: Precision)
+    -> Double
+  { 1 }
 
   public func time(_ layer: LayerCost, device name: String, on device: DeviceProfile, work: Work, precision: Precision)
     -> Seconds
@@ -163,6 +169,13 @@ public struct ProfiledTimeModel: LayerTimeModel {
     let turns = max(1, Double(workers) / Double(max(1, b.profile.host.cores)))
     guard case .decode = work else { return turns }
     return max(turns, b.profile.sharedSlowdown(workers: workers))
+  }
+
+  /// The kernels' efficiency on narrower matrices is the host's, scaled or not: an emulated device runs them.
+  public func shardRatio(_ layer: LayerCost, device name: String, share: Double, work: Work, precision: Precision)
+    -> Double
+  {
+    bindings[name]?.profile.model(layer.config, precision)?.shardRatio(share: share, work: work) ?? 1
   }
 
   /// The profile bound to `device`, if any.

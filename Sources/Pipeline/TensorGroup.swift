@@ -93,9 +93,13 @@ public struct TensorGroup: Codable, Hashable, Sendable {
 
   /// Seconds of a decoder block's computation when member `i` alone would take `memberSeconds[i]` for the whole
   /// block: the attention and the FFN each wait for their slowest member (the all-reduce between them is a
-  /// barrier), with `attention` and `ffn` (parameters, in any unit) weighing the two parts. The collectives are
-  /// not included.
-  public func blockSeconds(_ memberSeconds: [Double], attention: Double, ffn: Double) -> Double {
+  /// barrier), with `attention` and `ffn` (parameters, in any unit) weighing the two parts. A member's part takes
+  /// its share of the whole × `ratio(member, share)` (narrower matrices run less efficiently; 1 where not
+  /// measured). The collectives are not included.
+  public func blockSeconds(
+    _ memberSeconds: [Double], attention: Double, ffn: Double,
+    ratio: (_ member: Int, _ share: Double) -> Double = { _, _ in 1 }
+  ) -> Double {
     let total = attention + ffn
     let a = total > 0 ? attention / total : 1
     let heads = Double(max(1, kvHeads.reduce(0, +)))
@@ -103,8 +107,10 @@ public struct TensorGroup: Codable, Hashable, Sendable {
     var slowestAttention = 0.0
     var slowestFFN = 0.0
     for (i, t) in memberSeconds.enumerated() {
-      slowestAttention = max(slowestAttention, a * Double(kvHeads[i]) / heads * t)
-      slowestFFN = max(slowestFFN, (1 - a) * Double(ffnColumns[i]) / columns * t)
+      let sa = Double(kvHeads[i]) / heads
+      let sf = Double(ffnColumns[i]) / columns
+      slowestAttention = max(slowestAttention, a * sa * t * ratio(i, sa))
+      slowestFFN = max(slowestFFN, (1 - a) * sf * t * ratio(i, sf))
     }
     return slowestAttention + slowestFFN
   }

@@ -21,6 +21,9 @@ public struct Profiler: Sendable {
     public var prefillTokens = [1, 4, 16, 32, 64, 128, 256]
     public var decodeBatches = [1, 2, 4, 8]
     public var decodeContexts = [16, 64, 256, 512]
+    /// Even tensor-parallel splits whose member's part of a block is timed at every prefill length (those the
+    /// model's KV heads and FFN columns divide).
+    public var shardMembers = [2, 4]
     public var messageBytes = [64, 1024, 4096, 16384, 65536, 262_144]
     /// Samples per message size and per wait.
     public var messageSamples = 200
@@ -108,6 +111,19 @@ public struct Profiler: Sendable {
       weights: weights, layers: 1..<(l + 1), threads: options.threads, arithmetic: arithmetic)
     let head = try LlamaStage(
       weights: weights, layers: (l + 1)..<(l + 2), threads: options.threads, arithmetic: arithmetic)
+    // Member 0 of each even split, over every block as a worker holds them.
+    let splits =
+      16 + options.prefillTokens.count * (options.repetitions + 1) < c.maxPositionEmbeddings
+      ? options.shardMembers.filter {
+        $0 >= 2 && $0 <= c.numKeyValueHeads && c.numKeyValueHeads % $0 == 0 && c.intermediateSize % $0 == 0
+      } : []
+    let shardStages = try splits.map { n in
+      try LlamaStage(
+        weights: weights, layers: 1..<(l + 1), threads: options.threads, arithmetic: arithmetic,
+        shard: TensorShard.member(
+          0, kvHeads: Array(repeating: c.numKeyValueHeads / n, count: n),
+          ffnColumns: Array(repeating: c.intermediateSize / n, count: n)))
+    }
     var rng = SeededRandom(seed: 12)
     func tokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) } }
     func hidden(_ n: Int) -> [Float] { (0..<(n * c.hiddenSize)).map { _ in Float(rng.nextUnit() * 2 - 1) } }
@@ -121,6 +137,15 @@ public struct Profiler: Sendable {
     // moves all points alike instead of bending the curves; the first round warms up and is not counted.
     let lengths = options.prefillTokens.filter { $0 <= c.maxPositionEmbeddings }
     var prefillTimes = [[(Double, Double, Double)]](repeating: [], count: lengths.count)
+    var shardTimes = [[[Double]]](repeating: [[Double]](repeating: [], count: lengths.count), count: splits.count)
+    // A sequence each member's part decodes one step of before every timed prompt (its cache filled first).
+    sequence += 1
+    var shardWarm = (id: sequence, position: 16)
+    for stage in shardStages {
+      _ = stage.forward(
+        [SequenceSpan(id: shardWarm.id, start: 0, count: shardWarm.position)], .hidden(hidden(shardWarm.position)),
+        exchange: Unshared())
+    }
     struct DecodeSet {
       var batch: Int
       var context: Int
@@ -158,6 +183,16 @@ public struct Profiler: Sendable {
         let (th, _) = timed { head.forward(span, .hidden(y.floats)) }
         blocks.release(sequence: sequence)
         if round > 0 { prefillTimes[i].append((te, tb / Double(l), th)) }
+        // The members' parts right after, on the same input (no exchange: the sums do not change the time),
+        // each after an untimed decode step of its own, as a member's prompt comes after its decode steps.
+        for (k, stage) in shardStages.enumerated() {
+          let warm = [SequenceSpan(id: shardWarm.id, start: shardWarm.position, count: 1)]
+          _ = stage.forward(warm, .hidden(hidden(1)), exchange: Unshared())
+          let (ts, _) = timed { stage.forward(span, .hidden(x.floats), exchange: Unshared()) }
+          stage.release(sequence: sequence)
+          if round > 0 { shardTimes[k][i].append(ts / Double(l)) }
+        }
+        shardWarm.position += 1
       }
       for i in sets.indices {
         let spans = sets[i].ids.map { SequenceSpan(id: $0, start: sets[i].position, count: 1) }
@@ -169,6 +204,7 @@ public struct Profiler: Sendable {
       }
     }
     for s in sets { for id in s.ids { blocks.release(sequence: id) } }
+    for stage in shardStages { stage.release(sequence: shardWarm.id) }
     let prefill = lengths.enumerated().map { i, t in
       ModelProfile.PrefillPoint(
         tokens: t, embed: median(prefillTimes[i].map(\.0)[...]), block: median(prefillTimes[i].map(\.1)[...]),
@@ -180,8 +216,15 @@ public struct Profiler: Sendable {
         block: median(decodeTimes[i].map(\.1)[...]), head: median(decodeTimes[i].map(\.2)[...]),
         blockSpread: spread(decodeTimes[i].map(\.1)))
     }
+    let shards = splits.enumerated().flatMap { k, n in
+      lengths.enumerated().map { i, t in
+        ModelProfile.ShardPoint(members: n, tokens: t, block: median(shardTimes[k][i][...]))
+      }
+    }
     let fit = try ModelProfile.fitting(prefill: prefill, decode: decode)
-    return ModelProfile(model: preset.name, config: c, precision: precision, prefill: prefill, decode: decode, fit: fit)
+    return ModelProfile(
+      model: preset.name, config: c, precision: precision, prefill: prefill, decode: decode, fit: fit,
+      shards: shards.isEmpty ? nil : shards)
   }
 
   // MARK: - Messages

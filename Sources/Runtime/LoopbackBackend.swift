@@ -30,6 +30,8 @@ public struct LoopbackOptions: Sendable {
   public var readyTimeout: Double
   /// Recompute every request unsplit and compare tokens.
   public var checkLossless: Bool
+  /// Give each worker on this machine cores of its own when there are enough (`CPUPlacement`).
+  public var pinWorkers: Bool = true
   /// Cache of unsplit reference tokens (nil: recompute every time).
   public var referenceCache: String?
   /// Makes each run's launcher from its emulation options.
@@ -103,6 +105,8 @@ final class CoordinatedRun: @unchecked Sendable {
   var controls: [String: Connection] = [:]
   let liveness = Mutex(Liveness())
   var targets: [String: LaunchTarget] = [:]
+  /// The CPUs of each worker on this machine, nil when they share every core (`CPUPlacement`).
+  var placement: [String: [Int]]?
 
   // What the source reported, in device seconds since it started the run.
   var arrivals: [Int: Double] = [:]
@@ -330,6 +334,10 @@ final class CoordinatedRun: @unchecked Sendable {
     _ = FileManager.default.createFile(
       atPath: tokenFile, contents: Data(token.map { String(format: "%02x", $0) }.joined().utf8),
       attributes: [.posixPermissions: 0o600])
+    let local = devices.filter { targets[$0]?.remote == nil }
+    placement =
+      options.pinWorkers
+      ? CPUPlacement.assign(local, threads: options.threadsPerWorker, cpus: CPUPlacement.available()) : nil
     for d in devices {
       let t = targets[d]!
       let child: ChildProcess
@@ -348,7 +356,7 @@ final class CoordinatedRun: @unchecked Sendable {
           t.prefix + [
             options.executable, "worker", "--listen", "\(t.listenHost):0", "--token-file", tokenFile,
             "--port-file", portFile, "--name", d, "--parent-pid", String(getpid()),
-          ]
+          ] + (placement?[d].map { ["--cpus", CPUPlacement.format($0)] } ?? [])
         child = try ChildProcess(args, logPath: runDirectory + "/\(d).log")
       }
       children[d] = child
@@ -494,6 +502,7 @@ final class CoordinatedRun: @unchecked Sendable {
   }
 
   func read(_ d: String, _ c: Connection) {
+    CPUPlacement.background(true)
     while true {
       do {
         let f = try c.receive()
@@ -582,6 +591,8 @@ final class CoordinatedRun: @unchecked Sendable {
     let requests = job.requests
     t0 = options.clock.now()
     serving = true
+    CPUPlacement.background(true)
+    defer { CPUPlacement.background(false) }
     launcher.runStarted()
     var monitor = ProgressMonitor(
       bound: progressBound * dilation, stageDevices: job.plan.stages.map(\.device), source: x.source, start: t0)
@@ -661,6 +672,9 @@ final class CoordinatedRun: @unchecked Sendable {
     if speculation != nil { outcome.queries = speculativeQueries(outcome) }
     outcome.facts["worker_load_s"] = .number(loadSeconds)
     outcome.facts["worker_threads"] = .number(Double(options.threadsPerWorker))
+    outcome.facts["worker_cpus"] = .string(
+      placement.map { p in p.keys.sorted().map { "\($0):\(CPUPlacement.format(p[$0]!))" }.joined(separator: " ") }
+        ?? "shared")
     outcome.facts["wire_precision"] = .string(x.spec.execution.wirePrecision.rawValue)
     outcome.facts["kernel_isa"] = .string(Kernels.isa)
     outcome.facts["offload_reads"] = .number(Double(stats.values.reduce(0) { $0 + $1.offloadReads }))

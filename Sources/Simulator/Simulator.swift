@@ -330,7 +330,11 @@ struct Simulation {
       whole.append(
         input.timeModel.time(layers.layers[l], device: m, on: d.profile, work: w, precision: precision).value)
     }
-    let compute = g.blockSeconds(whole, attention: attention, ffn: ffn) * slowdown
+    let compute =
+      g.blockSeconds(whole, attention: attention, ffn: ffn) { i, share in
+        input.timeModel.shardRatio(
+          layers.layers[l], device: g.members[i], share: share, work: w, precision: precision)
+      } * slowdown
     let n = g.members.count
     let bytes = Double(w.tokenCount * c.hiddenSize) * g.wireBytesPerValue
     // A ring's step carries 1/n of the values, a star's all of them.

@@ -22,9 +22,22 @@ struct WorkerCommand: ParsableCommand {
   @Flag(help: "Exit when standard input ends (a coordinator over SSH stopped, or its connection was lost).")
   var exitOnEof = false
   @Option(help: "A tag that identifies this run's workers (for `edgelab boards clean`).") var tag: String?
+  @Option(
+    help:
+      "Compute only on these CPUs (a comma-separated list, e.g. 0,1); the coordinator gives each local worker cores of its own when there are enough."
+  )
+  var cpus: String?
 
   func run() throws {
     if let parentPid, !dieWithParent(expectedParent: parentPid) { throw ExitCode(1) }
+    if let cpus {
+      // Before the worker starts its threads: they inherit the placement.
+      guard let list = CPUPlacement.parse(cpus) else {
+        throw fail(
+          "--cpus takes a comma-separated list of distinct CPU numbers below 1024 (got '\(cpus)')", code: Exit.badInput)
+      }
+      do { try CPUPlacement.pin(to: list) } catch { throw fail("--cpus: \(error)", code: Exit.badInput) }
+    }
     guard let endpoint = Endpoint(listen) else {
       throw fail("--listen takes HOST:PORT (got '\(listen)')", code: Exit.badInput)
     }

@@ -3,6 +3,7 @@ import CostModel
 import DSL
 import EdgeLabCore
 import Foundation
+import Pipeline
 import Runner
 import Spec
 import TestSupport
@@ -208,5 +209,59 @@ struct ProfileTests {
     m.decode[1].blockSpread = -1
     profile.models[0] = m
     #expect(profile.problems().contains("models[0].points: block_spread must be finite and ≥ 0"))
+  }
+
+  @Test func aTensorParallelMemberTakesItsShareOfTheBlockTimesTheMeasuredRatio() throws {
+    var (profile, hash) = try ProfileLibrary.read(Self.shipped)
+    var m = try #require(profile.models.first)
+    let whole = Dictionary(uniqueKeysWithValues: m.prefill.map { ($0.tokens, $0.block) })
+    let lengths = m.prefill.map(\.tokens).sorted()
+    let (t0, t1) = (lengths[1], lengths[2])
+    // Without shard points (profiles measured before) a member's part is its share.
+    #expect(m.shards == nil && m.shardRatio(share: 0.5, work: .prefill(tokens: t0)) == 1)
+    // Halves 10% and 20% slower than half the block at the two lengths, quarters 40% at both.
+    m.shards = [
+      .init(members: 2, tokens: t0, block: whole[t0]! / 2 * 1.1),
+      .init(members: 2, tokens: t1, block: whole[t1]! / 2 * 1.2),
+      .init(members: 4, tokens: t0, block: whole[t0]! / 4 * 1.4),
+      .init(members: 4, tokens: t1, block: whole[t1]! / 4 * 1.4),
+    ]
+    #expect(isClose(m.shardRatio(share: 0.5, work: .prefill(tokens: t0)), 1.1))
+    #expect(isClose(m.shardRatio(share: 0.5, work: .prefill(tokens: t1)), 1.2))
+    // Linear in the length between measured lengths, clamped outside them.
+    let mid = (t0 + t1) / 2
+    let expected = 1.1 + 0.1 * Double(mid - t0) / Double(t1 - t0)
+    #expect(isClose(m.shardRatio(share: 0.5, work: .prefill(tokens: mid)), expected))
+    #expect(isClose(m.shardRatio(share: 0.5, work: .prefill(tokens: 100_000)), 1.2))
+    // Decode computes one row per sequence: the shortest length's ratio.
+    #expect(isClose(m.shardRatio(share: 0.5, work: .decode(contexts: [16, 64])), 1.1))
+    // Linear in the share between the splits and 1 at the whole block; clamped below the smallest share.
+    #expect(isClose(m.shardRatio(share: 0.375, work: .prefill(tokens: t0)), 1.25))
+    #expect(isClose(m.shardRatio(share: 0.75, work: .prefill(tokens: t0)), 1.05))
+    #expect(isClose(m.shardRatio(share: 0.1, work: .prefill(tokens: t0)), 1.4))
+    #expect(m.shardRatio(share: 1, work: .prefill(tokens: t0)) == 1)
+    // The simulator's time model reads it for a bound device; the roofline knows nothing of it.
+    profile.models[0] = m
+    let model = ProfiledTimeModel(
+      bindings: ["a": .init(profile: profile, hash: hash, scale: 2)], fallback: RooflineModel())
+    let config = try #require(ModelPreset.named(m.model)).config
+    let layer = try #require(ModelLayers(config: config, precision: m.precision).layers.first { $0.kind == .block(0) })
+    #expect(
+      isClose(model.shardRatio(layer, device: "a", share: 0.5, work: .prefill(tokens: t1), precision: m.precision), 1.2)
+    )
+    #expect(model.shardRatio(layer, device: "b", share: 0.5, work: .prefill(tokens: t1), precision: m.precision) == 1)
+    // A group's block: each part as slow as its slowest member's share × the ratio.
+    let g = TensorGroup(members: ["a", "b"], kvHeads: [1, 1], ffnColumns: [3, 1], collective: .star)
+    let t = g.blockSeconds([1, 1], attention: 1, ffn: 1) { i, share in i == 0 ? 2 : 1 }
+    #expect(isClose(t, 0.5 * 0.5 * 2 + 0.5 * 0.75 * 2))
+    #expect(isClose(g.blockSeconds([1, 1], attention: 1, ffn: 1), 0.5 * 0.5 + 0.5 * 0.75))
+    // Read back from JSON; a point at a length the whole block was not measured at is refused.
+    let back = try JSONDecoder().decode(HostProfile.self, from: JSONEncoder().encode(profile))
+    #expect(back.models[0].shards == m.shards)
+    profile.models[0].shards?.append(.init(members: 1, tokens: 7777, block: -1))
+    let problems = profile.problems()
+    #expect(problems.contains("models[0].shards[4].members must be 2…1024 (it is 1)"), "\(problems)")
+    #expect(problems.contains("models[0].shards[4].tokens (7777) must be one of the prefill points' lengths"))
+    #expect(problems.contains("models[0].shards[4].block must be a positive, finite time"))
   }
 }
