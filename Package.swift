@@ -121,7 +121,7 @@ var package = Package(
     .target(
       name: "Emulation",
       dependencies: [
-        "EdgeLabCore", "Catalog", "Spec", "Execution", "Transport", "CLinux",
+        "EdgeLabCore", "Catalog", "Spec", "CostModel", "Execution", "Transport", "CLinux",
         .product(name: "Logging", package: "swift-log"),
       ]),
     .target(name: "Boards", dependencies: ["BuildInfo", "EdgeLabCore", "Catalog", "Spec", "Execution", "Emulation"]),
@@ -216,8 +216,8 @@ var package = Package(
     .testTarget(
       name: "EmulationTests",
       dependencies: [
-        "EdgeLabCore", "DSL", "Spec", "Execution", "Runner", "Runtime", "Results", "Metrics", "Engine", "Emulation",
-        "TestSupport",
+        "EdgeLabCore", "DSL", "Spec", "CostModel", "Execution", "Runner", "Runtime", "Results", "Metrics", "Engine",
+        "Emulation", "TestSupport",
         .product(name: "Logging", package: "swift-log"),
       ]),
     .testTarget(

@@ -27,6 +27,8 @@ public protocol LayerTimeModel: Sendable {
   /// How many times longer device `name` takes for `share` (0…1) of `layer`'s heads or FFN columns, as a
   /// tensor-parallel member, than `share` × the whole layer (`ModelProfile.shardRatio`); 1 unless measured.
   func shardRatio(_ layer: LayerCost, device name: String, share: Double, work: Work, precision: Precision) -> Double
+  /// Device `name`'s time model as a value a worker can pace to (`DevicePace`); nil where the model has none.
+  func pace(device name: String, on device: DeviceProfile) -> DevicePace?
 }
 
 extension LayerTimeModel {
@@ -43,6 +45,7 @@ extension LayerTimeModel {
   public func shardRatio(_ layer: LayerCost, device name: String, share: Double, work: Work, precision: Precision)
     -> Double
   { 1 }
+  public func pace(device name: String, on device: DeviceProfile) -> DevicePace? { nil }
 
   public func time(_ layer: LayerCost, device name: String, on device: DeviceProfile, work: Work, precision: Precision)
     -> Seconds

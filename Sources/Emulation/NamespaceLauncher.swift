@@ -1,4 +1,5 @@
 import Catalog
+public import CostModel
 public import EdgeLabCore
 public import Execution
 import Foundation
@@ -15,13 +16,32 @@ import Glibc
 public final class EmulationContext: Sendable {
   let logger: Logger
   private let probe: @Sendable () throws -> Bandwidth
-  private let state = Mutex<(host: Bandwidth?, warned: Set<String>)>((nil, []))
+  private let flopsProbe: (@Sendable () throws -> FlopRate)?
+  private let state = Mutex<(host: Bandwidth?, flops: FlopRate?, warned: Set<String>)>((nil, nil, []))
 
-  /// - Parameter hostProbe: measures this host's decode bandwidth on one core (the engine's kernel does; the
-  ///   CLI passes it in, so emulation does not depend on the engine).
-  public init(logger: Logger, hostProbe: @escaping @Sendable () throws -> Bandwidth) {
+  /// - Parameters:
+  ///   - hostProbe: measures this host's decode bandwidth on one core (the engine's kernel does; the CLI passes
+  ///     it in, so emulation does not depend on the engine).
+  ///   - flopsProbe: measures this host's prefill compute rate on one core (nil: the dilation considers decode
+  ///     only, unless the experiment gives the rate).
+  public init(
+    logger: Logger, hostProbe: @escaping @Sendable () throws -> Bandwidth,
+    flopsProbe: (@Sendable () throws -> FlopRate)? = nil
+  ) {
     self.logger = logger
     probe = hostProbe
+    self.flopsProbe = flopsProbe
+  }
+
+  /// This host's prefill compute rate on one core, measured on first use; nil without a probe.
+  public func hostPrefillFlops() throws -> FlopRate? {
+    if let f = state.withLock({ $0.flops }) { return f }
+    guard let flopsProbe else { return nil }
+    let f = try flopsProbe()
+    return state.withLock { s in
+      if s.flops == nil { s.flops = f }
+      return s.flops
+    }
   }
 
   /// The host profile, measured on first use.
@@ -66,6 +86,12 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
   public func prepare(devices: [String], experiment x: ResolvedExperiment, runID: String) throws -> [String:
     LaunchTarget]
   {
+    try prepare(devices: devices, experiment: x, runID: runID, paces: [:])
+  }
+
+  public func prepare(devices: [String], experiment x: ResolvedExperiment, runID: String, paces: [String: DevicePace])
+    throws -> [String: LaunchTarget]
+  {
     let features = KernelFeatures.current
     self.features = features
     guard features.root else {
@@ -87,9 +113,13 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
     let host = try options.hostBandwidth ?? context.hostBandwidth()
     let used = x.devices.filter { devices.contains($0.name) }
     let cores = ProcessInfo.processInfo.activeProcessorCount
+    let flops = try options.hostPrefillFlops ?? context.hostPrefillFlops()
+    let demands = DilationPlan.demands(
+      paces: paces.filter { devices.contains($0.key) }, model: x.model, precision: x.spec.model.precision,
+      hostBandwidth: host, hostFlops: flops)
     let plan = DilationPlan.plan(
       devices: used, calibration: x.spec.calibration, hostBandwidth: host,
-      cores: cores, coordinatorShare: options.coordinatorShare, fixed: options.dilation)
+      cores: cores, coordinatorShare: options.coordinatorShare, fixed: options.dilation, demands: demands)
     if let fixed = options.dilation {
       guard fixed >= plan.minimum * 0.999 else {
         throw EmulationError(
@@ -150,7 +180,8 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
         listenHost: h.address, prefix: ["ip", "netns", "exec", h.netns], delays: delays, dilation: d,
         storageBytesPerSecond: device.profile.storageReadBandwidth.bytesPerSecond / d,
         attach: { pid in try cgroup.attach(pid, shell) })
-      targets[dev]?.computeStretch = share < 1 ? 1 / share : nil
+      targets[dev]?.computeStretch = plan.stretch(dev)
+      targets[dev]?.emulatesDevice = true
     }
     return targets
   }
@@ -172,8 +203,11 @@ public final class NamespaceLauncher: WorkerLauncher, @unchecked Sendable {
       "cpu_quotas": plan.cpuShares.sorted { $0.key < $1.key }.map {
         "\($0.key)=\(DeviceCgroup.quota(DeviceCgroup.cap(share: $0.value)))us/\(DeviceCgroup.period)us"
       }.joined(separator: ","),
-      "compute_stretch": plan.cpuShares.sorted { $0.key < $1.key }.map {
-        "\($0.key)=\(String(format: $0.value < 1 ? 1 / $0.value : 1, digits: 3))"
+      "compute_stretch": plan.speedups.keys.sorted().map {
+        "\($0)=\(String(format: plan.stretch($0) ?? 1, digits: 3))"
+      }.joined(separator: ","),
+      "core_demands": plan.demands.keys.sorted().map {
+        "\($0)=\(String(format: plan.demands[$0]!, digits: 3))"
       }.joined(separator: ","),
       "memory_limits": memoryLimits.isEmpty
         ? "not applied (no cgroup memory controller)"

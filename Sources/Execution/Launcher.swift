@@ -1,3 +1,4 @@
+public import CostModel
 public import Spec
 
 /// Where and how a worker process runs: the seam between the runtime and the emulated cluster.
@@ -6,6 +7,10 @@ public protocol WorkerLauncher: Sendable {
   var mechanism: String { get }
   /// Sets up hosts for `devices`; returns how to start each worker and how to reach it.
   func prepare(devices: [String], experiment: ResolvedExperiment, runID: String) throws -> [String: LaunchTarget]
+  /// The same, knowing each device's time model: an emulation sizes its time dilation so that this host can take
+  /// every device's time in each phase.
+  func prepare(devices: [String], experiment: ResolvedExperiment, runID: String, paces: [String: DevicePace]) throws
+    -> [String: LaunchTarget]
   /// Undoes everything `prepare` did (called on every exit path).
   func teardown()
   /// Facts about the emulation for the results file (dilation factor, commands, kernel version, …).
@@ -68,6 +73,14 @@ public enum WireModel {
   }
 }
 
+extension WorkerLauncher {
+  public func prepare(devices: [String], experiment: ResolvedExperiment, runID: String, paces: [String: DevicePace])
+    throws -> [String: LaunchTarget]
+  {
+    try prepare(devices: devices, experiment: experiment, runID: runID)
+  }
+}
+
 /// How to start and reach one worker.
 public struct LaunchTarget: Sendable {
   /// Address the worker binds.
@@ -89,6 +102,9 @@ public struct LaunchTarget: Sendable {
   /// each burst of work, not only on average (a CPU quota caps the average; a pipeline stage that computes for a
   /// millisecond between idle gaps never reaches it). Nil: computations run at this host's speed.
   public var computeStretch: Double?
+  /// The worker emulates its device: each computation takes the device's time (its time model's, `DevicePace`)
+  /// × the dilation in wall time.
+  public var emulatesDevice = false
   /// A worker on another machine, started through `prefix` (e.g. `ssh … --`): nil for a local one.
   public var remote: RemoteWorker?
 

@@ -72,6 +72,16 @@ public struct RunParameter: Hashable, Sendable {
   }
 }
 
+extension RunParameter {
+  /// The `kind` of an object value (an arrival process, a length distribution) for plotting: gnuplot reads a
+  /// field only up to its first double quote, so a JSON object cannot be told apart by its text; nil for
+  /// anything else.
+  public var kind: String? {
+    guard case .object(let o) = value, case .string(let k)? = o["kind"] else { return nil }
+    return k
+  }
+}
+
 /// One run as stored: what was run, the plan, what happened.
 public struct RunRecord: Hashable, Sendable {
   public var index: Int

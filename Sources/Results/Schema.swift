@@ -53,6 +53,10 @@ enum Schema {
             p.label + n.suffix, runs.map { k < $0.parameters.count ? ($0.parameters[k].numeric?.value ?? .nan) : .nan })
         )
       }
+      if p.kind != nil {
+        cols.append(
+          .string(p.label + "_kind", runs.map { k < $0.parameters.count ? ($0.parameters[k].kind ?? "") : "" }))
+      }
     }
     return cols
   }
@@ -88,6 +92,7 @@ enum Schema {
     for p in r.parameters {
       a["param." + p.label] = .string(p.value.description)
       if let n = p.numeric { a[p.label + n.suffix] = .double(n.value) }
+      if let kind = p.kind { a[p.label + "_kind"] = .string(kind) }
     }
     if let plan = r.plan {
       a["plan_value_s"] = .double(plan.valueSeconds)

@@ -298,6 +298,15 @@ final class CoordinatedRun: @unchecked Sendable {
     }
   }
 
+  /// Each device's time model as a worker can hold it (`DevicePace`): what emulated workers pace to.
+  var paces: [String: DevicePace] {
+    var out: [String: DevicePace] = [:]
+    for d in devices {
+      if let device = job.experiment.device(d), let p = job.timeModel.pace(device: d, on: device.profile) { out[d] = p }
+    }
+    return out
+  }
+
   /// Device seconds without movement before the run is declared stuck: the setting, or 50 × the slowest
   /// stage's predicted prefill of the longest prompt, at least 60 s.
   var progressBound: Double {
@@ -329,7 +338,7 @@ final class CoordinatedRun: @unchecked Sendable {
     try checkSegments()
     try checkHostMemory()
     targets = try launcher.prepare(
-      devices: devices, experiment: x, runID: URL(fileURLWithPath: runDirectory).lastPathComponent)
+      devices: devices, experiment: x, runID: URL(fileURLWithPath: runDirectory).lastPathComponent, paces: paces)
     let tokenFile = runDirectory + "/token"
     _ = FileManager.default.createFile(
       atPath: tokenFile, contents: Data(token.map { String(format: "%02x", $0) }.joined().utf8),
@@ -417,6 +426,7 @@ final class CoordinatedRun: @unchecked Sendable {
         scheduler: d == x.source ? job.schedulerConfiguration : nil,
         failsBeyond: e.memoryAdmission == .fail ? memory.devices.first { $0.name == d && !$0.adaptive } : nil,
         recordEvents: e.recordEvents, computeStretch: t.computeStretch,
+        pace: t.emulatesDevice ? paces[d].map { ComputePace(model: $0, precision: x.spec.model.precision) } : nil,
         speculation: d == x.source ? speculation : nil)
       try send(d, .assign(a))
     }
@@ -672,6 +682,18 @@ final class CoordinatedRun: @unchecked Sendable {
     if speculation != nil { outcome.queries = speculativeQueries(outcome) }
     outcome.facts["worker_load_s"] = .number(loadSeconds)
     outcome.facts["worker_threads"] = .number(Double(options.threadsPerWorker))
+    let overruns = stats.values.compactMap(\.paceOverruns)
+    if !overruns.isEmpty {
+      let n = overruns.reduce(0, +)
+      let seconds = stats.values.compactMap(\.paceOverrunSeconds).reduce(0, +)
+      outcome.facts["pace_overruns"] = .number(Double(n))
+      outcome.facts["pace_overrun_s"] = .number(seconds / dilation)
+      if n > 0 {
+        logger.warning(
+          "\(n) computations took longer than their emulated devices would have (\(String(format: seconds / dilation, digits: 3)) device seconds in all): this host could not keep up at dilation \(String(format: dilation, digits: 2)); set a larger emulation.dilation"
+        )
+      }
+    }
     outcome.facts["worker_cpus"] = .string(
       placement.map { p in p.keys.sorted().map { "\($0):\(CPUPlacement.format(p[$0]!))" }.joined(separator: " ") }
         ?? "shared")

@@ -1,4 +1,5 @@
 public import Catalog
+public import CostModel
 import EdgeLabCore
 public import Engine
 public import Execution
@@ -226,8 +227,22 @@ public struct Assignment: Codable, Sendable {
   public var recordEvents: Bool? = nil
   /// Pad each computation to this many wall seconds per CPU second (`LaunchTarget.computeStretch`).
   public var computeStretch: Double? = nil
+  /// An emulated device's time model: each computation of a stage it runs alone (no group, no offloaded layer)
+  /// takes the model's time for its work × `dilation` in wall time, whatever this host's CPU took (nil: not
+  /// emulated, or the stretch above).
+  public var pace: ComputePace? = nil
   /// On the source of a speculative run: the draft it runs and how far it drafts (nil: no speculation).
   public var speculation: SpeculationAssignment? = nil
+}
+
+/// The time model an emulated worker paces its computations to, and the precision its layers are costed at.
+public struct ComputePace: Codable, Sendable, Hashable {
+  public var model: DevicePace
+  public var precision: Precision
+  public init(model: DevicePace, precision: Precision) {
+    self.model = model
+    self.precision = precision
+  }
 }
 
 /// Speculative decoding at the source: it drafts with the target's own first `draftBlocks` blocks and its head
@@ -334,6 +349,10 @@ public struct WorkerStats: Codable, Sendable {
   public var refusedMessages: Int
   /// The worker's part of the run's timeline, when it recorded one (at most `maxEvents`).
   public var events: [TimelineEvent]? = nil
+  /// Paced computations (`Assignment.pace`) this host took more than 5% longer for than the emulated device's
+  /// time × the dilation, and the wall seconds they took beyond it: the device ran slower than declared.
+  public var paceOverruns: Int? = nil
+  public var paceOverrunSeconds: Double? = nil
   public static let maxEvents = 200_000
 }
 

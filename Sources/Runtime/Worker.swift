@@ -1,4 +1,5 @@
 import Catalog
+import CostModel
 import EdgeLabCore
 import Engine
 import Execution
@@ -59,6 +60,11 @@ public final class Worker: @unchecked Sendable {
   var residency: ResidencyTracker?
   var stageCompute: [Int: (seconds: Double, batches: Int)] = [:]
   var computeSeconds = 0.0
+  /// The model's layers as the emulated device's time model costs them (`Assignment.pace`), and the paced
+  /// computations that took longer than the device would have.
+  var pacedLayers: [LayerCost] = []
+  var paceOverruns = 0
+  var paceOverrunSeconds = 0.0
   /// This worker's timeline (stage computations, arriving transfers), when the run records one.
   var timeline: [TimelineEvent] = []
   var failedOnMemory = false
@@ -330,6 +336,7 @@ public final class Worker: @unchecked Sendable {
           "the weights have hidden size \(c.hiddenSize) and vocabulary \(c.vocabSize); the run expects \(a.limits.hiddenSize) and \(a.limits.vocabSize)"
         )
       }
+      if let p = a.pace { pacedLayers = ModelLayers(config: c, precision: p.precision).layers }
       let initial = a.stages.flatMap(\.offloaded)
       if let policy = a.residency {
         store = try OffloadStore(
@@ -431,6 +438,27 @@ public final class Worker: @unchecked Sendable {
     return count == 0 ? nil : .drafted(request: r, tokens: tokens, now: deviceNow())
   }
 
+  /// Wall seconds the emulated device takes for stage `s` on `spans` (its time model's seconds × the dilation),
+  /// as the simulator costs a micro-batch: one token per sequence is a decode step at the sequences' contexts,
+  /// a span of several tokens a prompt written after its cached tokens. Nil where the worker is not paced so: no
+  /// pace, a stage it shares with a group, or a device that keeps layers in storage (those keep the CPU stretch).
+  func pacedSeconds(stage s: Int, _ spans: [SequenceSpan]) -> Double? {
+    guard let a = assignment, let p = a.pace, store == nil, let st = a.stages.first(where: { $0.index == s }),
+      st.shard == nil, st.firstLayer >= 0, st.endLayer <= pacedLayers.count, st.firstLayer < st.endLayer
+    else { return nil }
+    let layers = Array(pacedLayers[st.firstLayer..<st.endLayer])
+    let seconds: Double
+    if spans.allSatisfy({ $0.count == 1 }) {
+      seconds = p.model.seconds(layers, work: .decode(contexts: spans.map(\.start)), precision: p.precision)
+    } else {
+      seconds = spans.reduce(0) {
+        $0 + p.model.seconds(layers, work: .prefill(tokens: $1.count, past: $1.start), precision: p.precision)
+      }
+    }
+    let wall = seconds * a.dilation
+    return wall.isFinite && wall >= 0 ? wall : nil
+  }
+
   /// Runs a stage on a micro-batch; returns its output message and where it goes.
   func compute(stage s: Int, _ m: ActivationMessage, route: WorkerMachine.Route) -> (
     ActivationMessage?, String, FrameType
@@ -480,7 +508,17 @@ public final class Worker: @unchecked Sendable {
     } else {
       out = stage.forward(spans, input, allLogits: m.verify, decodeArithmetic: m.verify)
     }
-    if let stretch = assignment?.computeStretch, stretch > 1 {
+    if let target = pacedSeconds(stage: s, spans) {
+      // As long as the emulated device takes for this work, in wall time.
+      let due = t0 &+ UInt64(min(target, 3600) * 1e9)
+      let now = monotonicNanoseconds()
+      if due > now {
+        sleepNanoseconds(due - now)
+      } else if Double(now - t0) * 1e-9 > target * 1.05 {
+        paceOverruns += 1
+        paceOverrunSeconds += Double(now - t0) * 1e-9 - target
+      }
+    } else if let stretch = assignment?.computeStretch, stretch > 1 {
       // As long as the device would have taken: this host's CPU time × the stretch, counted from the start.
       let due = t0 &+ UInt64(min((CPUTime.now(threads: stage.threads) - cpu0) * stretch, 3600) * 1e9)
       let now = monotonicNanoseconds()
@@ -640,7 +678,9 @@ public final class Worker: @unchecked Sendable {
       peakResidentBytes: ProcessMemory.peakResidentBytes(), weightBytes: weightBytes, computeSeconds: computeSeconds,
       loadStallSeconds: store?.stallSeconds ?? 0, offloadReads: store?.reads ?? 0,
       adaptations: residency?.adaptations ?? 0,
-      refusedMessages: machine.refused, events: recording ? timeline : nil)
+      refusedMessages: machine.refused, events: recording ? timeline : nil,
+      paceOverruns: assignment?.pace == nil ? nil : paceOverruns,
+      paceOverrunSeconds: assignment?.pace == nil ? nil : paceOverrunSeconds)
   }
 }
 

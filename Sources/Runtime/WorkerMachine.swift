@@ -1,3 +1,4 @@
+import CostModel
 import Pipeline
 public import Transport
 
@@ -379,6 +380,7 @@ public struct WorkerMachine: Sendable {
       return "a stage's KV bytes per token"
     }
     if !(a.dilation > 0 && a.dilation.isFinite) { return "dilation \(a.dilation)" }
+    if let p = a.pace?.model.problems().first { return p }
     if (a.device == a.source) != (a.scheduler != nil) { return "only the source schedules" }
     if let s = a.speculation {
       if a.device != a.source { return "only the source drafts" }

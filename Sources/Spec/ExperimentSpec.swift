@@ -529,6 +529,8 @@ public struct EmulationOptions: Codable, Hashable, Sendable {
   public var dilation: Double?
   /// Decode bandwidth of one core of this host (the host profile); measured when nil.
   public var hostBandwidth: Bandwidth?
+  /// Prefill compute rate of one core of this host (the host profile's `prefill_flops`); measured when nil.
+  public var hostPrefillFlops: FlopRate?
   /// Fraction of one core kept for the coordinator when fitting the workers' CPU quotas.
   public var coordinatorShare: Double
   /// Memory added to each worker's cgroup limit for the process itself (runtime, buffers).
@@ -548,6 +550,7 @@ public struct EmulationOptions: Codable, Hashable, Sendable {
   enum CodingKeys: String, CodingKey {
     case mode, dilation
     case hostBandwidth = "host_bandwidth"
+    case hostPrefillFlops = "host_prefill_flops"
     case coordinatorShare = "coordinator_share"
     case memoryHeadroom = "memory_headroom"
   }
@@ -557,6 +560,7 @@ public struct EmulationOptions: Codable, Hashable, Sendable {
     mode = try c.decodeIfPresent(Mode.self, forKey: .mode) ?? d.mode
     dilation = try c.decodeIfPresent(Double.self, forKey: .dilation)
     hostBandwidth = try c.decodeIfPresent(Bandwidth.self, forKey: .hostBandwidth)
+    hostPrefillFlops = try c.decodeIfPresent(FlopRate.self, forKey: .hostPrefillFlops)
     coordinatorShare = try c.decodeIfPresent(Double.self, forKey: .coordinatorShare) ?? d.coordinatorShare
     memoryHeadroom = try c.decodeIfPresent(Bytes.self, forKey: .memoryHeadroom) ?? d.memoryHeadroom
   }

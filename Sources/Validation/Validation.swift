@@ -67,6 +67,8 @@ public struct Validation {
   public var profile: String
   /// Host decode bandwidth of the profile: the emulated cases' dilation plan uses it, as the prediction does.
   public var hostBandwidth: Bandwidth
+  /// Its prefill compute rate (`prefill_flops`), which the plan's cores per device read too; measured when nil.
+  public var hostPrefillFlops: FlopRate?
   public var workDirectory: String
   public var canEmulate: Bool
   /// Facts for the results files' provenance (the BLAS kernels in use).
@@ -107,11 +109,14 @@ public struct Validation {
     ("throughput", "tok/s", { $0.throughputTokensPerSecond }),
   ]
 
-  /// The case as run here: the profile path filled in, and emulated cases' host bandwidth set to the profile's.
+  /// The case as run here: the profile path filled in, and emulated cases' host rates set to the profile's.
   public func prepared(_ e: Experiment, profile: String? = nil) -> ExperimentSpec {
     var s = e.spec
     s.calibration.profile = profile ?? self.profile
-    if s.emulation.mode == .namespaces { s.emulation.hostBandwidth = hostBandwidth }
+    if s.emulation.mode == .namespaces {
+      s.emulation.hostBandwidth = hostBandwidth
+      s.emulation.hostPrefillFlops = hostPrefillFlops
+    }
     return s
   }
 

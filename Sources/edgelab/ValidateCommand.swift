@@ -147,6 +147,7 @@ struct ValidateCommand: ParsableCommand {
     var validation = Validation(
       runner: runner, profile: profilePath, hostBandwidth: hostProfile.decodeBandwidth, workDirectory: work,
       canEmulate: geteuid() == 0, environment: EnvironmentFacts.provenance, stop: { Interrupt.isRequested }, log: log)
+    validation.hostPrefillFlops = hostProfile.prefillFlops
     validation.taskEvaluator = ModelEvaluator(threads: 1)
     validation.promptEncoder = ModelPromptEncoder()
     if !once {

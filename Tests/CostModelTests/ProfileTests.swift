@@ -264,4 +264,37 @@ struct ProfileTests {
     #expect(problems.contains("models[0].shards[4].tokens (7777) must be one of the prefill points' lengths"))
     #expect(problems.contains("models[0].shards[4].block must be a positive, finite time"))
   }
+
+  /// An emulated worker paces to its device's time model as a value it can hold: the same seconds as the model.
+  @Test func aDevicePaceGivesTheTimeModelsSecondsAndRefusesBadValues() throws {
+    let (profile, hash) = try ProfileLibrary.read(Self.shipped)
+    let nano = DevicePreset.orinNano8GB.profile
+    let calibration = Calibration(computeEfficiency: 0.4, memoryEfficiency: 0.9)
+    let roofline = RooflineModel(calibration: calibration)
+    let profiled = ProfiledTimeModel(
+      bindings: ["p": .init(profile: profile, hash: hash, scale: 0.25)], fallback: roofline)
+    let config = try #require(ModelPreset.named(profile.models[0].model)).config
+    let layers = Array(ModelLayers(config: config, precision: .fp32).layers.prefix(3))
+    for work in [Work.prefill(tokens: 32), .prefill(tokens: 4, past: 20), .decode(contexts: [16, 80])] {
+      let r = try #require(profiled.pace(device: "other", on: nano))
+      #expect(r == .roofline(device: nano, calibration: calibration))
+      let expected = layers.reduce(0) { $0 + roofline.time($1, on: nano, work: work, precision: .fp32).value }
+      #expect(isClose(r.seconds(layers, work: work, precision: .fp32), expected))
+      let p = try #require(profiled.pace(device: "p", on: nano))
+      let measured = layers.reduce(0) {
+        $0 + profiled.time($1, device: "p", on: nano, work: work, precision: .fp32).value
+      }
+      #expect(isClose(p.seconds(layers, work: work, precision: .fp32), measured))
+    }
+    let pace = DevicePace.profiled(profile: profile, scale: 0.25)
+    #expect(try JSONDecoder().decode(DevicePace.self, from: JSONEncoder().encode(pace)) == pace)
+    #expect(pace.problems().isEmpty && DevicePace.roofline(device: nano, calibration: calibration).problems().isEmpty)
+    #expect(DevicePace.profiled(profile: profile, scale: -1).problems() == ["pace: scale must be positive"])
+    var bad = nano
+    bad.memoryBandwidth = .gigabytesPerSecond(0)
+    #expect(
+      DevicePace.roofline(device: bad, calibration: calibration).problems() == [
+        "pace: memory_bandwidth must be positive and finite"
+      ])
+  }
 }

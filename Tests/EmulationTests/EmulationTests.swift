@@ -1,3 +1,4 @@
+import CostModel
 import DSL
 import Engine
 import Execution
@@ -69,6 +70,40 @@ struct DilationTests {
       devices: [x.devices[0]], calibration: Calibration(memoryEfficiency: 1), hostBandwidth: .gigabytesPerSecond(200),
       cores: 2, coordinatorShare: 0.25)
     #expect(slow.factor == 1)
+  }
+
+  /// Devices paced to their time models need the cores of their most demanding phase: an Orin Nano's FP32
+  /// prefill (compute-bound) asks more of a host core than its decode (memory-bound) when the host computes
+  /// slowly, and only its decode without the host's compute rate.
+  @Test func pacedDevicesNeedTheCoresOfTheirMostDemandingPhase() throws {
+    let x = try Experiment("d") {
+      Model(.small)
+      Device("nano", .orinNano8GB, count: 2)
+      Algorithm("even")
+    }.spec.resolve()
+    let calibration = Calibration(computeEfficiency: 0.5, memoryEfficiency: 1)
+    let nano = x.devices[0].profile
+    let paces = Dictionary(
+      uniqueKeysWithValues: x.devices.map { ($0.name, DevicePace.roofline(device: nano, calibration: calibration)) })
+    let host = Bandwidth.gigabytesPerSecond(20)
+    let decodeOnly = DilationPlan.demands(
+      paces: paces, model: x.model, precision: .fp32, hostBandwidth: host, hostFlops: nil)
+    #expect(isClose(decodeOnly["nano0"]!, 68.0 / 20))
+    let slowCompute = DilationPlan.demands(
+      paces: paces, model: x.model, precision: .fp32, hostBandwidth: host, hostFlops: .gflops(32))
+    // 256 prompt tokens are compute-bound on both: 1.28 TFLOPS × 0.5 against 32 GFLOPS.
+    #expect(isClose(slowCompute["nano0"]!, 1280 * 0.5 / 32, rtol: 1e-6))
+    let plan = DilationPlan.plan(
+      devices: x.devices, calibration: calibration, hostBandwidth: host, cores: 2, coordinatorShare: 0.25,
+      demands: slowCompute, headroom: 1.2)
+    #expect(isClose(plan.factor, 1.2 * max(slowCompute["nano0"]!, 2 * slowCompute["nano0"]! / 1.75)))
+    #expect(isClose(plan.cpuShares["nano0"]!, slowCompute["nano0"]! / plan.factor))
+    // A worker paced by its CPU time (a group's, or one reading layers from storage) keeps the decode ratio.
+    #expect(isClose(plan.stretch("nano0")!, plan.factor / (68.0 / 20)))
+    // Without demands the plan is the decode ratio's, without headroom.
+    let old = DilationPlan.plan(
+      devices: x.devices, calibration: calibration, hostBandwidth: host, cores: 2, coordinatorShare: 0.25)
+    #expect(isClose(old.factor, 2 * 68.0 / 20 / 1.75) && old.demands == old.speedups)
   }
 }
 
@@ -214,6 +249,9 @@ extension RootEmulationTests {
         #expect(r.outcome.facts["emulation"] == .string("namespaces"))
         // An Orin Nano is faster than one core of any host this runs on: time is dilated.
         #expect((r.outcome.facts["dilation_factor"]?.stringValue.flatMap(Double.init) ?? 0) > 1)
+        // Workers pace their computations to their devices' time models and count the ones they overran.
+        #expect(r.outcome.facts["core_demands"]?.stringValue?.contains("nano0=") == true)
+        #expect(r.outcome.facts["pace_overruns"] != nil && r.outcome.facts["pace_overrun_s"] != nil)
         #expect(!r.outcome.links.isEmpty && r.outcome.links.allSatisfy { $0.mechanism.hasPrefix("tc-htb") })
         #expect(r.outcome.facts["emulation_commands"]?.stringValue?.contains("htb") == true)
         // The run's own link measurement, in device terms, agrees with the configuration.
