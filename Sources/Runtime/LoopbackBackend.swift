@@ -337,6 +337,7 @@ final class CoordinatedRun: @unchecked Sendable {
     try checkCollaboration()
     try checkSegments()
     try checkHostMemory()
+    let paces = self.paces
     targets = try launcher.prepare(
       devices: devices, experiment: x, runID: URL(fileURLWithPath: runDirectory).lastPathComponent, paces: paces)
     let tokenFile = runDirectory + "/token"
