@@ -343,31 +343,23 @@ public struct ModelProfile: Codable, Hashable, Sendable {
     case .decode: tokens = 1
     }
     let whole = Dictionary(prefill.map { ($0.tokens, $0.block) }, uniquingKeysWith: { a, _ in a })
-    var byShare: [(share: Double, ratio: Double)] = []
-    for n in Set(shards.map(\.members)).sorted() {
-      let pts = shards.filter { $0.members == n }.compactMap { p -> (x: Double, y: Double)? in
-        guard let w = whole[p.tokens], w > 0 else { return nil }
-        return (Double(p.tokens), p.block * Double(n) / w)
-      }.sorted { $0.x < $1.x }
-      guard let first = pts.first, let last = pts.last else { continue }
-      let r: Double
-      if tokens <= first.x {
-        r = first.y
-      } else if tokens >= last.x {
-        r = last.y
-      } else {
-        let j = pts.firstIndex { $0.x >= tokens }!
-        let (a, b) = (pts[j - 1], pts[j])
-        r = a.y + (b.y - a.y) * (tokens - a.x) / (b.x - a.x)
+    // A piecewise-linear function at `x` held within its knots.
+    func clamped(_ f: PiecewiseLinear, _ x: Double) -> Double { f(min(max(x, f.knots[0]), f.knots[f.knots.count - 1])) }
+    var shares: [Double] = []
+    var ratios: [Double] = []
+    for n in Set(shards.map(\.members)).sorted(by: >) {
+      var byLength: [Int: Double] = [:]
+      for p in shards where p.members == n && byLength[p.tokens] == nil {
+        if let w = whole[p.tokens], w > 0 { byLength[p.tokens] = p.block * Double(n) / w }
       }
-      byShare.append((1 / Double(n), r))
+      guard !byLength.isEmpty else { continue }
+      let lengths = byLength.keys.sorted()
+      let ratio = PiecewiseLinear(knots: lengths.map(Double.init), values: lengths.map { byLength[$0]! })
+      shares.append(1 / Double(n))
+      ratios.append(clamped(ratio, tokens))
     }
-    byShare.sort { $0.share < $1.share }
-    byShare.append((1, 1))
-    guard share > byShare[0].share else { return byShare[0].ratio }
-    let j = byShare.firstIndex { $0.share >= share }!
-    let (a, b) = (byShare[j - 1], byShare[j])
-    return a.ratio + (b.ratio - a.ratio) * (share - a.share) / (b.share - a.share)
+    guard !shares.isEmpty else { return 1 }
+    return clamped(PiecewiseLinear(knots: shares + [1], values: ratios + [1]), share)
   }
 
   public static func shape(of c: ModelConfig) -> String {
