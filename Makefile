@@ -5,8 +5,9 @@ SWIFT ?= swift
 NAME ?= quickstart
 EDGELAB := .build/release/edgelab
 APT_PACKAGES := pkg-config libopenblas-dev libhdf5-dev hdf5-tools gnuplot-nox iproute2 nftables ethtool openssh-client openssh-server slurm-wlm munge
-# Only the tests need these: a real headless browser opens the HTML report.
-TEST_PACKAGES := chromium
+# Only the tests need these: a real headless browser opens the HTML report; the aarch64 cross compiler and
+# qemu-user run the kernels' aarch64 builds (Tests/kernels/run.sh).
+TEST_PACKAGES := chromium gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 PLOT_DATA := build/plot-data
 
 .PHONY: help deps build test lint exp report figure figures list clean validate profile reproduce smollm2
@@ -30,11 +31,19 @@ deps:
 build: deps
 	$(SWIFT) build -c release --product edgelab
 
-# The tests run with the OpenBLAS kernels `edgelab` selects for this CPU (see `edgelab blas`).
+# The tests run with the OpenBLAS kernels `edgelab` selects for this CPU (see `edgelab blas`). First the C kernels
+# alone on every instruction set this machine runs (natively, and aarch64 under qemu); after the whole suite, the
+# engine's tests again on each lesser x86 instruction set (EDGELAB_KERNEL_ISA=avx2, portable).
 test: deps
 	@scripts/install-deps.sh $(TEST_PACKAGES)
+	EDGELAB_REQUIRE_AARCH64=1 Tests/kernels/run.sh
 	$(SWIFT) build
 	OPENBLAS_CORETYPE=$$(.build/debug/edgelab blas --core) EDGELAB_REQUIRE_BROWSER=1 $(SWIFT) test
+	@for isa in $$(Tests/kernels/run.sh --lesser-isas); do \
+	  echo "engine tests with EDGELAB_KERNEL_ISA=$$isa"; \
+	  EDGELAB_KERNEL_ISA=$$isa OPENBLAS_CORETYPE=$$(.build/debug/edgelab blas --core) \
+	    $(SWIFT) test --skip-build --filter EngineTests || exit 1; \
+	done
 
 # The checked-in .swift-format (line length 120), strictly; and every target imports only what Package.swift
 # declares. `swift format format --in-place --recursive Sources Tests experiments algorithms Plugins Package.swift` fixes most.

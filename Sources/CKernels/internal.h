@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include "edgelab_kernels.h"
 
 // IEEE half to float, exactly (subnormals normalised).
 static inline float el_half_to_float(uint16_t h) {
@@ -35,6 +36,38 @@ typedef void (*el_group_fn)(const void *w, size_t cols, const float *x, size_t x
 void el_run_groups(const el_group_fn fns[4], const void *w, size_t cols, const float *x, size_t xs, size_t batch,
                    float *y, size_t ys, size_t r0, size_t r1);
 
-// Whether the AVX-512 kernels run on this CPU.
+// Whether the AVX-512 (resp. AVX2, FMA and F16C) kernels run: the CPU has them and EDGELAB_KERNEL_ISA allows them.
 int el_internal_avx512(void);
+int el_internal_avx2(void);
+// Whether the NEON (resp. NEON dot-product) kernels run (aarch64).
+int el_internal_neon(void);
+int el_internal_neon_dotprod(void);
+
+// Where block i of row r keeps its scale and its packed integers (a repacked Q4_0 matrix interleaves 8 rows).
+static inline const uint8_t *el_act_weights(const uint8_t *w, el_dtype t, size_t nb, size_t r, size_t i,
+                                            const uint8_t **qs) {
+  if (t == EL_Q4_0X8) {
+    const uint8_t *g = w + ((r / 8) * nb + i) * 144;
+    *qs = g + 16 + 16 * (r % 8);
+    return g + 2 * (r % 8);
+  }
+  const size_t bytes = t == EL_Q8_0 ? 34 : t == EL_Q4_0 ? 18 : t == EL_Q4_1 ? 20 : t == EL_Q5_0 ? 22 : 24;
+  const uint8_t *b = w + (r * nb + i) * bytes;
+  *qs = b + (t == EL_Q8_0 ? 2 : t == EL_Q4_0 ? 2 : t == EL_Q4_1 ? 4 : t == EL_Q5_0 ? 6 : 8);
+  return b;
+}
+
+// The NEON kernels (neon.c; aarch64 only): F32, BF16 and F16 products in exact arithmetic, and llama.cpp's
+// arithmetic for the block types with the same bits as the portable functions.
+void el_neon_matvec(const void *w, el_dtype t, size_t cols, const float *x, size_t xs, size_t batch, float *y,
+                    size_t ys, size_t r0, size_t r1);
+void el_neon_act(const void *w, el_dtype t, size_t cols, const el_act_block *x, size_t xs, size_t batch, float *y,
+                 size_t ys, size_t r0, size_t r1);
+void el_neon_actk(const void *w, el_dtype t, size_t cols, const el_act_kblock *x, size_t xs, size_t batch, float *y,
+                  size_t ys, size_t r0, size_t r1);
+
+// The eight-lane float sum of ggml's hsum_float_8: ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)).
+static inline float el_hsum8(const float *a) {
+  return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
 #endif

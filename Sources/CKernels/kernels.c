@@ -3,14 +3,20 @@
 #include <string.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define EL_X86 1
 #endif
+#if defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 // ---------------------------------------------------------------------------------------------------------
-// Portable path: 8 partial sums per input, combined in a fixed tree.
+// Portable path: the order of the AVX2 kernel (32 partial sums fused in steps of 32 columns, the same reduction,
+// a fused scalar tail), so that the portable, AVX2 and NEON paths give the same bits.
 
 static inline float widen_bf16(uint16_t v) { uint32_t u = (uint32_t)v << 16; float f; memcpy(&f, &u, 4); return f; }
 
@@ -30,12 +36,15 @@ static void matvec_portable(const void *w, el_dtype t, size_t cols, const float 
     size_t base = r * cols;
     for (size_t b = 0; b < batch; b++) {
       const float *xb = x + b * xs;
-      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      float acc[32] = {0};
       size_t c = 0;
-      for (; c + 8 <= cols; c += 8)
-        for (int k = 0; k < 8; k++) acc[k] += load_w(w, t, base + c + k) * xb[c + k];
-      float s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-      for (; c < cols; c++) s += load_w(w, t, base + c) * xb[c];
+      for (; c + 32 <= cols; c += 32)
+        for (int k = 0; k < 32; k++) acc[k] = fmaf(load_w(w, t, base + c + k), xb[c + k], acc[k]);
+      float u[8], v[4];
+      for (int l = 0; l < 8; l++) u[l] = (acc[l] + acc[8 + l]) + (acc[16 + l] + acc[24 + l]);
+      for (int l = 0; l < 4; l++) v[l] = u[l] + u[l + 4];
+      float s = (v[0] + v[2]) + (v[1] + v[3]);
+      for (; c < cols; c++) s = fmaf(load_w(w, t, base + c), xb[c], s);
       y[b * ys + r] = s;
     }
   }
@@ -121,18 +130,28 @@ static void matvec_avx512(const void *w, el_dtype t, size_t cols, const float *x
   el_run_groups(t == EL_F32 ? f32 : (t == EL_BF16 ? bf16 : f16), w, cols, x, xs, batch, y, ys, r0, r1);
 }
 
-// AVX2 + FMA + F16C: per input four 8-lane accumulators (32 columns per step), scalar tail.
-__attribute__((target("avx2,fma,f16c")))
-static inline __m256 load8_avx2(const void *w, el_dtype t, size_t i) {
-  switch (t) {
-  case EL_F32: return _mm256_loadu_ps((const float *)w + i);
-  case EL_BF16: {
-    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + i));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  }
-  default: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
-  }
+// AVX2 + FMA + F16C: per input four 8-lane accumulators (32 columns per step), a fixed reduction, then a fused
+// scalar tail; one function per weight type and group size (1–4 inputs), as for AVX-512.
+__attribute__((target("avx2,fma,f16c"))) static inline __m256 load8_f32(const void *w, size_t i) {
+  return _mm256_loadu_ps((const float *)w + i);
 }
+__attribute__((target("avx2,fma,f16c"))) static inline __m256 load8_bf16(const void *w, size_t i) {
+  __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + i));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+__attribute__((target("avx2,fma,f16c"))) static inline __m256 load8_f16(const void *w, size_t i) {
+  return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
+}
+// FP32 reads 128 bytes per step: software prefetching measured slower here (0.87 against 0.95 of llama.cpp).
+__attribute__((target("avx2,fma,f16c"))) static inline void prefetch2_f32(const void *w, size_t i) {
+  (void)w;
+  (void)i;
+}
+__attribute__((target("avx2,fma,f16c"))) static inline void prefetch2_16(const void *w, size_t i) {
+  _mm_prefetch((const char *)((const uint16_t *)w + i) + EL_PREFETCH_AHEAD, _MM_HINT_T0);
+}
+#define prefetch2_bf16 prefetch2_16
+#define prefetch2_f16 prefetch2_16
 
 __attribute__((target("avx2,fma,f16c")))
 static inline float hsum256(__m256 v) {
@@ -143,45 +162,95 @@ static inline float hsum256(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-__attribute__((target("avx2,fma,f16c")))
+#define EL_AVX2_GROUP(DT, NB)                                                                                      \
+  __attribute__((target("avx2,fma,f16c")))                                                                       \
+  static void matvec_avx2_##DT##_##NB(const void *w, size_t cols, const float *x, size_t xs, float *y, size_t ys, \
+                                      size_t r0, size_t r1) {                                                    \
+    for (size_t r = r0; r < r1; r++) {                                                                           \
+      size_t base = r * cols;                                                                                    \
+      __m256 a0[NB], a1[NB], a2[NB], a3[NB];                                                                     \
+      for (int k = 0; k < NB; k++) a0[k] = a1[k] = a2[k] = a3[k] = _mm256_setzero_ps();                          \
+      size_t c = 0;                                                                                              \
+      for (; c + 32 <= cols; c += 32) {                                                                          \
+        prefetch2_##DT(w, base + c);                                                                             \
+        __m256 w0 = load8_##DT(w, base + c), w1 = load8_##DT(w, base + c + 8);                                   \
+        __m256 w2 = load8_##DT(w, base + c + 16), w3 = load8_##DT(w, base + c + 24);                             \
+        for (int k = 0; k < NB; k++) {                                                                           \
+          const float *xb = x + k * xs + c;                                                                      \
+          a0[k] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xb), a0[k]);                                               \
+          a1[k] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xb + 8), a1[k]);                                           \
+          a2[k] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xb + 16), a2[k]);                                          \
+          a3[k] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xb + 24), a3[k]);                                          \
+        }                                                                                                        \
+      }                                                                                                          \
+      for (int k = 0; k < NB; k++) {                                                                             \
+        const float *xb = x + k * xs;                                                                            \
+        float s = hsum256(_mm256_add_ps(_mm256_add_ps(a0[k], a1[k]), _mm256_add_ps(a2[k], a3[k])));              \
+        for (size_t cc = c; cc < cols; cc++) s = fmaf(load_w(w, EL_##DT##_TYPE, base + cc), xb[cc], s);         \
+        y[k * ys + r] = s;                                                                                       \
+      }                                                                                                          \
+    }                                                                                                            \
+  }
+#define EL_f32_TYPE EL_F32
+#define EL_bf16_TYPE EL_BF16
+#define EL_f16_TYPE EL_F16
+#define EL_AVX2_TYPE(DT) EL_AVX2_GROUP(DT, 1) EL_AVX2_GROUP(DT, 2) EL_AVX2_GROUP(DT, 3) EL_AVX2_GROUP(DT, 4)
+EL_AVX2_TYPE(f32)
+EL_AVX2_TYPE(bf16)
+EL_AVX2_TYPE(f16)
+
 static void matvec_avx2(const void *w, el_dtype t, size_t cols, const float *x, size_t xs, size_t batch,
                         float *y, size_t ys, size_t r0, size_t r1) {
-  for (size_t r = r0; r < r1; r++) {
-    size_t base = r * cols;
-    for (size_t b0 = 0; b0 < batch; b0 += 2) {
-      size_t nb = batch - b0 < 2 ? batch - b0 : 2;
-      __m256 a[2][4];
-      for (int k = 0; k < 2; k++) for (int j = 0; j < 4; j++) a[k][j] = _mm256_setzero_ps();
-      size_t c = 0;
-      for (; c + 32 <= cols; c += 32) {
-        __m256 w0 = load8_avx2(w, t, base + c), w1 = load8_avx2(w, t, base + c + 8);
-        __m256 w2 = load8_avx2(w, t, base + c + 16), w3 = load8_avx2(w, t, base + c + 24);
-        for (size_t k = 0; k < nb; k++) {
-          const float *xb = x + (b0 + k) * xs + c;
-          a[k][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xb), a[k][0]);
-          a[k][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xb + 8), a[k][1]);
-          a[k][2] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xb + 16), a[k][2]);
-          a[k][3] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xb + 24), a[k][3]);
-        }
-      }
-      for (size_t k = 0; k < nb; k++) {
-        const float *xb = x + (b0 + k) * xs;
-        float s = hsum256(_mm256_add_ps(_mm256_add_ps(a[k][0], a[k][1]), _mm256_add_ps(a[k][2], a[k][3])));
-        for (size_t cc = c; cc < cols; cc++) s += load_w(w, t, base + cc) * xb[cc];
-        y[(b0 + k) * ys + r] = s;
-      }
-    }
-  }
+  static const el_group_fn f32[4] = {matvec_avx2_f32_1, matvec_avx2_f32_2, matvec_avx2_f32_3, matvec_avx2_f32_4};
+  static const el_group_fn bf16[4] = {matvec_avx2_bf16_1, matvec_avx2_bf16_2, matvec_avx2_bf16_3, matvec_avx2_bf16_4};
+  static const el_group_fn f16[4] = {matvec_avx2_f16_1, matvec_avx2_f16_2, matvec_avx2_f16_3, matvec_avx2_f16_4};
+  el_run_groups(t == EL_F32 ? f32 : (t == EL_BF16 ? bf16 : f16), w, cols, x, xs, batch, y, ys, r0, r1);
 }
 
 #endif
 
-typedef enum { ISA_UNKNOWN, ISA_PORTABLE, ISA_AVX2, ISA_AVX512 } isa_t;
+// Instruction sets as levels, so that EDGELAB_KERNEL_ISA can ask for a lesser one: x86 portable < AVX2 (+ FMA, F16C)
+// < AVX-512 (F, BW, VL); aarch64 portable < NEON (every aarch64 CPU has it) < NEON with the dot-product instructions.
+typedef enum { ISA_UNKNOWN = 0, ISA_PORTABLE = 1, ISA_LEVEL2 = 2, ISA_LEVEL3 = 3 } isa_t;
 static isa_t chosen = ISA_UNKNOWN;
+static int request_invalid = 0;
+
+#if defined(__aarch64__)
+static const char *const isa_names[4] = {"", "portable", "neon", "neon-dotprod"};
+#else
+static const char *const isa_names[4] = {"", "portable", "avx2", "avx512"};
+#endif
 
 static isa_t isa(void);
 
-int el_internal_avx512(void) { return isa() == ISA_AVX512; }
+int el_internal_avx512(void) {
+#ifdef EL_X86
+  return isa() == ISA_LEVEL3;
+#else
+  return 0;
+#endif
+}
+int el_internal_avx2(void) {
+#ifdef EL_X86
+  return isa() >= ISA_LEVEL2;
+#else
+  return 0;
+#endif
+}
+int el_internal_neon(void) {
+#if defined(__aarch64__)
+  return isa() >= ISA_LEVEL2;
+#else
+  return 0;
+#endif
+}
+int el_internal_neon_dotprod(void) {
+#if defined(__aarch64__)
+  return isa() == ISA_LEVEL3;
+#else
+  return 0;
+#endif
+}
 
 void el_run_groups(const el_group_fn fns[4], const void *w, size_t cols, const float *x, size_t xs, size_t batch,
                    float *y, size_t ys, size_t r0, size_t r1) {
@@ -196,22 +265,33 @@ static isa_t isa(void) {
   isa_t c = ISA_PORTABLE;
 #ifdef EL_X86
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
-    c = ISA_AVX512;
-  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    c = ISA_AVX2;
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    c = ISA_LEVEL3;
+  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    c = ISA_LEVEL2;
+#elif defined(__aarch64__)
+  c = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) ? ISA_LEVEL3 : ISA_LEVEL2;
 #endif
+  // A lesser instruction set on request (never a greater one than the CPU has).
+  const char *want = getenv("EDGELAB_KERNEL_ISA");
+  if (want && *want) {
+    isa_t cap = ISA_UNKNOWN;
+    for (int i = 1; i < 4; i++)
+      if (strcmp(want, isa_names[i]) == 0) cap = (isa_t)i;
+    if (cap == ISA_UNKNOWN) request_invalid = 1;
+    else if (cap < c) c = cap;
+  }
   chosen = c;  // Benign race: every thread computes the same value.
   return c;
 }
 
-const char *el_kernel_isa(void) {
-  switch (isa()) {
-  case ISA_AVX512: return "avx512";
-  case ISA_AVX2: return "avx2";
-  default: return "portable";
-  }
+int el_kernel_isa_request_invalid(void) {
+  (void)isa();
+  return request_invalid;
 }
+
+const char *el_kernel_isa(void) { return isa_names[isa()]; }
 
 void el_quant_matvec(const void *w, el_dtype dtype, size_t cols, const float *x, size_t x_stride, size_t batch,
                      float *y, size_t y_stride, size_t row_begin, size_t row_end);
@@ -225,8 +305,11 @@ void el_matvec(const void *w, el_dtype dtype, size_t cols, const float *x, size_
   }
   switch (isa()) {
 #ifdef EL_X86
-  case ISA_AVX512: matvec_avx512(w, dtype, cols, x, x_stride, batch, y, y_stride, row_begin, row_end); return;
-  case ISA_AVX2: matvec_avx2(w, dtype, cols, x, x_stride, batch, y, y_stride, row_begin, row_end); return;
+  case ISA_LEVEL3: matvec_avx512(w, dtype, cols, x, x_stride, batch, y, y_stride, row_begin, row_end); return;
+  case ISA_LEVEL2: matvec_avx2(w, dtype, cols, x, x_stride, batch, y, y_stride, row_begin, row_end); return;
+#elif defined(__aarch64__)
+  case ISA_LEVEL3:
+  case ISA_LEVEL2: el_neon_matvec(w, dtype, cols, x, x_stride, batch, y, y_stride, row_begin, row_end); return;
 #endif
   default: matvec_portable(w, dtype, cols, x, x_stride, batch, y, y_stride, row_begin, row_end); return;
   }
@@ -258,6 +341,10 @@ static void many_task(void *raw, int index) {
     size_t r0 = (c - first) * m->chunk, r1 = r0 + m->chunk < job->rows ? r0 + m->chunk : job->rows;
     if (job->x_q) {
       el_act_matvec(job->w, job->dtype, job->cols, job->x_q, job->x_q_stride, m->batch, job->y, job->y_stride, r0, r1);
+      continue;
+    }
+    if (job->x_k) {
+      el_actk_matvec(job->w, job->dtype, job->cols, job->x_k, job->x_k_stride, m->batch, job->y, job->y_stride, r0, r1);
       continue;
     }
     el_matvec(job->w, job->dtype, job->cols, job->x, job->x_stride, m->batch, job->y, job->y_stride, r0, r1);
@@ -297,11 +384,28 @@ void el_attend(const float *q, const float *k, const float *v, size_t ctx, size_
   }
 }
 
+#ifdef EL_X86
+__attribute__((target("avx2,fma,f16c"))) static void widen_avx2(const void *src, el_dtype t, float *dst, size_t n) {
+  size_t i = 0;
+  if (t == EL_BF16)
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load8_bf16(src, i));
+  else if (t == EL_F16)
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load8_f16(src, i));
+  for (; i < n; i++) dst[i] = load_w(src, t, i);
+}
+#endif
+
 void el_widen(const void *src, el_dtype dtype, float *dst, size_t n) {
   if (dtype >= EL_Q8_0) {
     el_dequantize(src, dtype, dst, n);
     return;
   }
+#ifdef EL_X86
+  if (isa() >= ISA_LEVEL2) {
+    widen_avx2(src, dtype, dst, n);
+    return;
+  }
+#endif
   for (size_t i = 0; i < n; i++) dst[i] = load_w(src, dtype, i);
 }
 

@@ -1,12 +1,16 @@
-// llama.cpp's block-quantized weight formats (ggml's Q8_0, Q4_0, Q4_1, Q4_K, Q6_K): dequantization, reference
-// quantization, and matrix-vector kernels that dequantize in registers.
+// llama.cpp's block-quantized weight formats (ggml's Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K):
+// dequantization, reference quantization, and matrix-vector kernels that dequantize in registers.
 //
 // Block layouts (little-endian, packed, as in ggml-common.h):
 //   Q8_0  32 values, 34 bytes: f16 d; int8 q[32]                          x = d·q
 //   Q4_0  32 values, 18 bytes: f16 d; u8 qs[16] (low nibbles values 0–15, high nibbles 16–31)   x = d·(q − 8)
 //   Q4_1  32 values, 20 bytes: f16 d; f16 m; u8 qs[16] (as Q4_0)           x = d·q + m
+//   Q5_0  32 values, 22 bytes: f16 d; u8 qh[4] (bit j: value j's fifth bit); u8 qs[16] (as Q4_0)   x = d·(q − 16)
+//   Q5_1  32 values, 24 bytes: f16 d; f16 m; u8 qh[4]; u8 qs[16]          x = d·q + m
 //   Q4_K  256 values, 144 bytes: f16 d; f16 dmin; u8 scales[12] (8 six-bit scales and mins); u8 qs[128]
 //         x = d·sc_j·q − dmin·m_j for sub-block j of 32
+//   Q5_K  256 values, 176 bytes: as Q4_K with u8 qh[32] before qs (bit 2i / 2i + 1 of qh[l]: the fifth bit of
+//         value l / l + 32 of the i-th 64)
 //   Q6_K  256 values, 210 bytes: u8 ql[128]; u8 qh[64]; int8 scales[16]; f16 d     x = d·sc_j·(q − 32), j of 16
 //
 // The kernels multiply float32 inputs by the dequantized weights: no input is quantized, so a product equals
@@ -17,6 +21,12 @@
 #include <math.h>
 #include <string.h>
 #include <stdlib.h>
+
+// Dequantization computes each value with separate operations (d·q, then ± m), as llama.cpp's reference
+// dequantizers and the gguf package do: never fused, on any target (GCC: build with -ffp-contract=off).
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -63,8 +73,8 @@ static inline void f2h(uint8_t *p, float f) {
 
 size_t el_block_values(el_dtype t) {
   switch (t) {
-  case EL_Q8_0: case EL_Q4_0: case EL_Q4_1: case EL_Q4_0X8: return 32;
-  case EL_Q4_K: case EL_Q6_K: return 256;
+  case EL_Q8_0: case EL_Q4_0: case EL_Q4_1: case EL_Q4_0X8: case EL_Q5_0: case EL_Q5_1: return 32;
+  case EL_Q4_K: case EL_Q5_K: case EL_Q6_K: return 256;
   default: return 1;
   }
 }
@@ -76,7 +86,10 @@ size_t el_block_bytes(el_dtype t) {
   case EL_Q8_0: return 34;
   case EL_Q4_0: case EL_Q4_0X8: return 18;
   case EL_Q4_1: return 20;
+  case EL_Q5_0: return 22;
+  case EL_Q5_1: return 24;
   case EL_Q4_K: return 144;
+  case EL_Q5_K: return 176;
   case EL_Q6_K: return 210;
   }
   return 0;
@@ -118,6 +131,44 @@ static void dequant_block(const uint8_t *b, el_dtype t, float *y) {
     for (int j = 0; j < 16; j++) {
       y[j] = (qs[j] & 0x0F) * d + m;
       y[j + 16] = (qs[j] >> 4) * d + m;
+    }
+    return;
+  }
+  case EL_Q5_0: case EL_Q5_1: {
+    int one = t == EL_Q5_1;
+    float d = h2f(b), m = one ? h2f(b + 2) : 0.0f;
+    uint32_t qh;
+    memcpy(&qh, b + 2 + 2 * one, 4);
+    const uint8_t *qs = b + 6 + 2 * one;
+    for (int j = 0; j < 16; j++) {
+      int x0 = (qs[j] & 0x0F) | (int)(((qh >> j) << 4) & 0x10), x1 = (qs[j] >> 4) | (int)((qh >> (j + 12)) & 0x10);
+      if (one) {
+        y[j] = x0 * d + m;
+        y[j + 16] = x1 * d + m;
+      } else {
+        y[j] = (x0 - 16) * d;
+        y[j + 16] = (x1 - 16) * d;
+      }
+    }
+    return;
+  }
+  case EL_Q5_K: {
+    float d = h2f(b), min = h2f(b + 2);
+    const uint8_t *scales = b + 4, *qh = b + 16, *q = b + 48;
+    int is = 0;
+    uint8_t u1 = 1, u2 = 2;
+    for (int j = 0; j < 256; j += 64) {
+      uint8_t sc, m;
+      q4k_scale_min(is + 0, scales, &sc, &m);
+      float d1 = d * sc, m1 = min * m;
+      q4k_scale_min(is + 1, scales, &sc, &m);
+      float d2 = d * sc, m2 = min * m;
+      for (int l = 0; l < 32; ++l) *y++ = d1 * ((q[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
+      for (int l = 0; l < 32; ++l) *y++ = d2 * ((q[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+      q += 32;
+      is += 2;
+      u1 <<= 2;
+      u2 <<= 2;
     }
     return;
   }
@@ -165,9 +216,114 @@ static void dequant_block(const uint8_t *b, el_dtype t, float *y) {
   }
 }
 
+#ifdef EL_X86
+// AVX2 dequantization for prefill (every weight of a quantized model is dequantized once per prompt): the same
+// operations on each value as dequant_block (a product, then a sum or difference; no fused operations), so the
+// same values, eight at a time.
+#define EL_DQ __attribute__((target("avx2,fma,f16c")))
+
+EL_DQ static inline float dq_half(const uint8_t *p) {
+  uint16_t h;
+  memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+// 16 bytes of nibbles: low nibbles (values 0–15) and high nibbles (16–31) as 32-bit integers, 8 per register.
+EL_DQ static inline void dq_nibbles(const uint8_t *p, __m256i q[4]) {
+  const __m128i v = _mm_loadu_si128((const __m128i *)p), m = _mm_set1_epi8(0x0F);
+  const __m128i lo = _mm_and_si128(v, m), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m);
+  q[0] = _mm256_cvtepu8_epi32(lo);
+  q[1] = _mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8));
+  q[2] = _mm256_cvtepu8_epi32(hi);
+  q[3] = _mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8));
+}
+
+EL_DQ static int dequantize_avx2(const uint8_t *b, el_dtype t, float *y, size_t blocks) {
+  switch (t) {
+  case EL_Q8_0:
+    for (size_t i = 0; i < blocks; i++, b += 34, y += 32) {
+      const __m256 d = _mm256_set1_ps(dq_half(b));
+      for (int k = 0; k < 4; k++) {
+        __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b + 2 + 8 * k)));
+        _mm256_storeu_ps(y + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d));
+      }
+    }
+    return 1;
+  case EL_Q4_0:
+    for (size_t i = 0; i < blocks; i++, b += 18, y += 32) {
+      const __m256 d = _mm256_set1_ps(dq_half(b));
+      __m256i q[4];
+      dq_nibbles(b + 2, q);
+      for (int k = 0; k < 4; k++)
+        _mm256_storeu_ps(y + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q[k], _mm256_set1_epi32(8))), d));
+    }
+    return 1;
+  case EL_Q4_1:
+    for (size_t i = 0; i < blocks; i++, b += 20, y += 32) {
+      const __m256 d = _mm256_set1_ps(dq_half(b)), m = _mm256_set1_ps(dq_half(b + 2));
+      __m256i q[4];
+      dq_nibbles(b + 4, q);
+      for (int k = 0; k < 4; k++)
+        _mm256_storeu_ps(y + 8 * k, _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(q[k]), d), m));
+    }
+    return 1;
+  case EL_Q4_K:
+    for (size_t i = 0; i < blocks; i++, b += 144) {
+      const float d = dq_half(b), min = dq_half(b + 2);
+      const uint8_t *q = b + 16;
+      for (int j = 0; j < 4; j++, q += 32) {
+        uint8_t sc, m;
+        q4k_scale_min(2 * j, b + 4, &sc, &m);
+        const __m256 d1 = _mm256_set1_ps(d * sc), m1 = _mm256_set1_ps(min * m);
+        q4k_scale_min(2 * j + 1, b + 4, &sc, &m);
+        const __m256 d2 = _mm256_set1_ps(d * sc), m2 = _mm256_set1_ps(min * m);
+        for (int k = 0; k < 4; k++) {
+          __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8 * k)));
+          __m256 lo = _mm256_cvtepi32_ps(_mm256_and_si256(v, _mm256_set1_epi32(0xF)));
+          __m256 hi = _mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4));
+          _mm256_storeu_ps(y + 8 * k, _mm256_sub_ps(_mm256_mul_ps(d1, lo), m1));
+          _mm256_storeu_ps(y + 32 + 8 * k, _mm256_sub_ps(_mm256_mul_ps(d2, hi), m2));
+        }
+        y += 64;
+      }
+    }
+    return 1;
+  case EL_Q6_K:
+    for (size_t i = 0; i < blocks; i++, b += 210, y += 256) {
+      const float d = dq_half(b + 208);
+      const int8_t *sc = (const int8_t *)(b + 192);
+      for (int n = 0; n < 2; n++) {
+        const uint8_t *ql = b + 64 * n, *qh = b + 128 + 32 * n;
+        for (int l = 0; l < 32; l += 8) {
+          const int is = 8 * n + l / 16;
+          __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(ql + l)));
+          __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(ql + 32 + l)));
+          __m256i h = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qh + l)));
+          const __m256i low = _mm256_set1_epi32(0xF), three = _mm256_set1_epi32(3), off = _mm256_set1_epi32(32);
+          __m256i q1 = _mm256_sub_epi32(_mm256_or_si256(_mm256_and_si256(a, low), _mm256_slli_epi32(_mm256_and_si256(h, three), 4)), off);
+          __m256i q2 = _mm256_sub_epi32(_mm256_or_si256(_mm256_and_si256(c, low), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h, 2), three), 4)), off);
+          __m256i q3 = _mm256_sub_epi32(_mm256_or_si256(_mm256_srli_epi32(a, 4), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h, 4), three), 4)), off);
+          __m256i q4 = _mm256_sub_epi32(_mm256_or_si256(_mm256_srli_epi32(c, 4), _mm256_slli_epi32(_mm256_srli_epi32(h, 6), 4)), off);
+          float *o = y + 128 * n + l;
+          _mm256_storeu_ps(o, _mm256_mul_ps(_mm256_set1_ps(d * sc[is + 0]), _mm256_cvtepi32_ps(q1)));
+          _mm256_storeu_ps(o + 32, _mm256_mul_ps(_mm256_set1_ps(d * sc[is + 2]), _mm256_cvtepi32_ps(q2)));
+          _mm256_storeu_ps(o + 64, _mm256_mul_ps(_mm256_set1_ps(d * sc[is + 4]), _mm256_cvtepi32_ps(q3)));
+          _mm256_storeu_ps(o + 96, _mm256_mul_ps(_mm256_set1_ps(d * sc[is + 6]), _mm256_cvtepi32_ps(q4)));
+        }
+      }
+    }
+    return 1;
+  default: return 0;
+  }
+}
+#endif
+
 void el_dequantize(const void *src, el_dtype t, float *dst, size_t n) {
   size_t qk = el_block_values(t), bs = el_block_bytes(t);
   const uint8_t *b = src;
+#ifdef EL_X86
+  if (el_internal_avx2() && dequantize_avx2(b, t, dst, n / qk)) return;
+#endif
   for (size_t i = 0; i < n / qk; i++) dequant_block(b + i * bs, t, dst + i * qk);
 }
 
@@ -214,18 +370,56 @@ static void quant_block(const float *x, el_dtype t, uint8_t *b) {
     }
     return;
   }
-  case EL_Q4_K: {
+  case EL_Q5_0: {
+    float amax = 0, max = 0;
+    for (int j = 0; j < 32; j++)
+      if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
+    float d = max / -16, id = d ? 1.0f / d : 0.0f;
+    f2h(b, d);
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; j++) {
+      int a = (int)(x[j] * id + 16.5f), c = (int)(x[j + 16] * id + 16.5f);
+      a = a < 31 ? a : 31;
+      c = c < 31 ? c : 31;
+      b[6 + j] = (uint8_t)((a & 0x0F) | ((c & 0x0F) << 4));
+      qh |= (uint32_t)((a & 0x10) >> 4) << j;
+      qh |= (uint32_t)((c & 0x10) >> 4) << (j + 16);
+    }
+    memcpy(b + 2, &qh, 4);
+    return;
+  }
+  case EL_Q5_1: {
+    float min = INFINITY, max = -INFINITY;
+    for (int j = 0; j < 32; j++) { min = fminf(min, x[j]); max = fmaxf(max, x[j]); }
+    float d = (max - min) / 31, id = d ? 1.0f / d : 0.0f;
+    f2h(b, d);
+    f2h(b + 2, min);
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; j++) {
+      int a = (int)((x[j] - min) * id + 0.5f), c = (int)((x[j + 16] - min) * id + 0.5f);
+      a = a < 31 ? a : 31;
+      c = c < 31 ? c : 31;
+      b[8 + j] = (uint8_t)((a & 0x0F) | ((c & 0x0F) << 4));
+      qh |= (uint32_t)((a & 0x10) >> 4) << j;
+      qh |= (uint32_t)((c & 0x10) >> 4) << (j + 16);
+    }
+    memcpy(b + 4, &qh, 4);
+    return;
+  }
+  case EL_Q4_K: case EL_Q5_K: {
+    // Q5_K as Q4_K with 32 levels and the fifth bits in qh.
+    const int levels = t == EL_Q5_K ? 31 : 15;
     float scales[8], mins[8], max_scale = 0, max_min = 0;
     for (int j = 0; j < 8; j++) {
       float lo = 0, hi = -INFINITY;  // the format's mins are offsets ≤ 0
       for (int l = 0; l < 32; l++) { lo = fminf(lo, x[32 * j + l]); hi = fmaxf(hi, x[32 * j + l]); }
-      scales[j] = (hi - lo) / 15;
+      scales[j] = (hi - lo) / levels;
       mins[j] = -lo;
       max_scale = fmaxf(max_scale, scales[j]);
       max_min = fmaxf(max_min, mins[j]);
     }
     float inv_scale = max_scale > 0 ? 63 / max_scale : 0, inv_min = max_min > 0 ? 63 / max_min : 0;
-    uint8_t *sc = b + 4, *qs = b + 16;
+    uint8_t *sc = b + 4, *qs = b + (t == EL_Q5_K ? 48 : 16);
     memset(sc, 0, 12);
     for (int j = 0; j < 8; j++) {
       int ls = nearest_int(inv_scale * scales[j]), lm = nearest_int(inv_min * mins[j]);
@@ -252,11 +446,18 @@ static void quant_block(const float *x, el_dtype t, uint8_t *b) {
       float dd = d * s, dm = dmin * m;
       for (int l = 0; l < 32; l++) {
         int v = dd ? nearest_int((x[32 * j + l] + dm) / dd) : 0;
-        L[32 * j + l] = (uint8_t)(v < 0 ? 0 : (v > 15 ? 15 : v));
+        L[32 * j + l] = (uint8_t)(v < 0 ? 0 : (v > levels ? levels : v));
       }
     }
     for (int j = 0; j < 256; j += 64)
-      for (int l = 0; l < 32; l++) qs[j / 2 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+      for (int l = 0; l < 32; l++) qs[j / 2 + l] = (uint8_t)((L[j + l] & 0xF) | ((L[j + l + 32] & 0xF) << 4));
+    if (t == EL_Q5_K) {
+      uint8_t *qh = b + 16;
+      memset(qh, 0, 32);
+      for (int j = 0; j < 4; j++)
+        for (int l = 0; l < 32; l++)
+          qh[l] |= (uint8_t)(((L[64 * j + l] >> 4) << (2 * j)) | ((L[64 * j + 32 + l] >> 4) << (2 * j + 1)));
+    }
     return;
   }
   case EL_Q6_K: {
@@ -548,7 +749,9 @@ static void quant_matvec_avx512(const void *w, el_dtype t, size_t cols, const fl
 void el_quant_matvec(const void *w, el_dtype t, size_t cols, const float *x, size_t xs, size_t batch, float *y,
                      size_t ys, size_t r0, size_t r1) {
 #ifdef EL_X86
-  if (el_internal_avx512()) {
+  // The 5-bit types compute with exact arithmetic on the portable path only: files that hold them are run with
+  // llama.cpp's arithmetic, whose kernels are vectorised.
+  if (el_internal_avx512() && t != EL_Q5_0 && t != EL_Q5_1 && t != EL_Q5_K) {
     quant_matvec_avx512(w, t, cols, x, xs, batch, y, ys, r0, r1);
     return;
   }
@@ -562,7 +765,9 @@ void el_quant_matvec(const void *w, el_dtype t, size_t cols, const float *x, siz
 
 size_t el_act_block_bytes(void) { return sizeof(el_act_block); }
 
-int el_act_supported(el_dtype t) { return t == EL_Q8_0 || t == EL_Q4_0 || t == EL_Q4_1 || t == EL_Q4_0X8; }
+int el_act_supported(el_dtype t) {
+  return t == EL_Q8_0 || t == EL_Q4_0 || t == EL_Q4_1 || t == EL_Q4_0X8 || t == EL_Q5_0 || t == EL_Q5_1;
+}
 
 void el_repack_q4_0x8(const void *src, void *dst, size_t rows, size_t cols) {
   size_t nb = cols / 32;
@@ -602,89 +807,122 @@ void el_quantize_act(const float *x, size_t n, el_act_block *out) {
   }
 }
 
-// Row r of a repacked Q4_0 matrix, unpacked into `block` (nb blocks of 18 bytes).
-static void unpack_q4_0x8_row(const uint8_t *w, size_t nb, size_t r, uint8_t *block) {
-  const uint8_t *g = w + (r / 8) * nb * 144;
-  size_t j = r % 8;
-  for (size_t i = 0; i < nb; i++) {
-    memcpy(block + i * 18, g + i * 144 + 2 * j, 2);
-    memcpy(block + i * 18 + 2, g + i * 144 + 16 + 16 * j, 16);
-  }
-}
-
-static float act_dot_portable(const uint8_t *row, el_dtype t, size_t nb, const el_act_block *a) {
-  float acc = 0, extra = 0;
+// The portable product: the same integer lanes and the same float operations as the vector kernels below.
+static float act_dot_portable(const uint8_t *w, el_dtype t, size_t nb, size_t r, const el_act_block *a) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, extra = 0;
   for (size_t i = 0; i < nb; i++) {
     const el_act_block *y = a + i;
-    int32_t s = 0;
+    const uint8_t *qs, *b = el_act_weights(w, t, nb, r, i, &qs);
+    int q[32];
     if (t == EL_Q8_0) {
-      const uint8_t *b = row + i * 34;
-      const int8_t *q = (const int8_t *)(b + 2);
-      for (int j = 0; j < 32; j++) s += q[j] * y->q[j];
-      acc += (h2f(b) * y->d) * (float)s;
-    } else if (t == EL_Q4_0) {
-      const uint8_t *b = row + i * 18;
-      for (int j = 0; j < 16; j++) s += ((b[2 + j] & 0xF) - 8) * y->q[j] + ((b[2 + j] >> 4) - 8) * y->q[j + 16];
-      acc += (h2f(b) * y->d) * (float)s;
+      for (int j = 0; j < 32; j++) q[j] = ((const int8_t *)qs)[j];
     } else {
-      const uint8_t *b = row + i * 20;
-      for (int j = 0; j < 16; j++) s += (b[4 + j] & 0xF) * y->q[j] + (b[4 + j] >> 4) * y->q[j + 16];
-      acc += (h2f(b) * y->d) * (float)s;
-      extra += h2f(b + 2) * y->s;
+      for (int j = 0; j < 16; j++) { q[j] = qs[j] & 0xF; q[j + 16] = qs[j] >> 4; }
+      if (t == EL_Q5_0 || t == EL_Q5_1) {
+        uint32_t qh;
+        memcpy(&qh, qs - 4, 4);
+        for (int j = 0; j < 32; j++) q[j] |= (int)((qh >> j) & 1) << 4;
+        if (t == EL_Q5_0)
+          for (int j = 0; j < 32; j++) q[j] -= 16;
+      }
     }
+    const float dd = h2f(b) * y->d;
+    for (int k = 0; k < 8; k++) {
+      int32_t lane = 0;
+      for (int u = 0; u < 4; u++) lane += q[4 * k + u] * y->q[4 * k + u];
+      acc[k] = fmaf(dd, (float)lane, acc[k]);
+    }
+    if (t == EL_Q4_0 || t == EL_Q4_0X8) extra = fmaf(-dd, (float)(8 * y->sum), extra);
+    if (t == EL_Q4_1 || t == EL_Q5_1) extra = fmaf(h2f(b + 2), y->s, extra);
   }
-  return acc + extra;
+  return el_hsum8(acc) + extra;
 }
 
 #ifdef EL_X86
+#define EL_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define EL_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 
-EL_VNNI static inline float hsum8(__m256 v) {
+EL_AVX2 static inline float hsum8(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
 
+// h2f_x86 for the AVX2 kernels and the AVX-512 ones alike (a VEX-encoded movd): 4 bytes read into a fresh
+// register, so every block's scale must have two more bytes after it.
+EL_AVX2 static inline float h2f_f16c(const uint8_t *p) {
+  uint32_t h;
+  memcpy(&h, p, 4);
+  __m128i v;
+  __asm__("vmovd %1, %0" : "=x"(v) : "r"(h));
+  return _mm_cvtss_f32(_mm_cvtph_ps(v));
+}
+
 // 32 nibbles of 16 bytes as 32 unsigned bytes in value order (low nibbles 0–15, high nibbles 16–31).
-EL_VNNI static inline __m256i nibbles32(const uint8_t *p) {
+EL_AVX2 static inline __m256i nibbles32(const uint8_t *p) {
   __m128i v = _mm_loadu_si128((const __m128i *)p), m = _mm_set1_epi8(0x0F);
   return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
 }
 
-// Per input, 8 integer lanes per block (vpdpbusd), made float and scaled by d_w·d_x into a float accumulator, in
-// the order of ggml's vec_dot (one accumulator per row, blocks in order); Q4_0's offset of 8 and Q4_1's minimum come
+// Byte j is 0xFF where bit j of the 32-bit word at p is set, 0 elsewhere (the fifth bits of Q5_0 and Q5_1).
+EL_AVX2 static inline __m256i bits32(const uint8_t *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  const __m256i spread = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+  __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)v), spread);
+  b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+  return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
+}
+
+// Four-byte sums of unsigned × signed bytes into eight 32-bit lanes: one instruction with AVX-512 VNNI, two with
+// AVX2 (pairs into 16 bits, which cannot saturate for these operands: |u| ≤ 128 and |s| ≤ 127 gives at most 32512).
+#define EL_DOT_VNNI(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (u), (s))
+#define EL_DOT_AVX2(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1))
+
+// Per input, the integer lanes of each block made float and scaled by d_w·d_x into eight float sums, in the order
+// of ggml's vec_dot (one accumulator per row, blocks in order); Q4_0's offset of 8 and the Q4_1/Q5_1 minimum come
 // in through each block's Σq of the input. Rows go one at a time, each a single stream through memory: four rows
 // interleaved (four streams) measured half as fast on this project's 2-core VM (10–12 against 24 tokens/s on
-// Llama-3.2-1B Q4_0).
-// One function per weight type, so that the loop holds no branch on the type.
-#define EL_ACT_KERNEL(NAME, T, OFF)                                                                              \
-  EL_VNNI static void NAME(const void *w, size_t cols, const el_act_block *a, float *y, size_t r) {             \
-    const size_t nb = cols / 32, bs = el_block_bytes(T);                                                         \
-    const uint8_t *row = (const uint8_t *)w + r * nb * bs;                                                       \
+// Llama-3.2-1B Q4_0). One function per weight type and instruction set, so that the loop holds no branch.
+#define EL_ACT_KERNEL(NAME, ATTR, DOT, T)                                                                       \
+  ATTR static void NAME(const void *w, size_t cols, const el_act_block *a, float *y, size_t r) {               \
+    const size_t nb = cols / 32;                                                                                 \
     __m256 acc = _mm256_setzero_ps();                                                                            \
     float extra = 0;                                                                                             \
     for (size_t ib = 0; ib < nb; ib++) {                                                                         \
       const el_act_block *yb = a + ib;                                                                           \
       const __m256i qy = _mm256_loadu_si256((const __m256i *)yb->q);                                             \
-      const uint8_t *b = row + ib * bs;                                                                          \
-      const float dd = h2f_x86(b) * yb->d;                                                                       \
+      const uint8_t *qs, *b = el_act_weights(w, T, nb, r, ib, &qs);                                                   \
+      const float dd = h2f_f16c(b) * yb->d;                                                                      \
       __m256i dot;                                                                                               \
       if (T == EL_Q8_0) {                                                                                        \
-        __m256i qx = _mm256_loadu_si256((const __m256i *)(b + 2));                                               \
-        dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(qx), _mm256_sign_epi8(qy, qx));        \
+        __m256i qx = _mm256_loadu_si256((const __m256i *)qs);                                                    \
+        dot = DOT(_mm256_abs_epi8(qx), _mm256_sign_epi8(qy, qx));                                                \
+      } else if (T == EL_Q5_0) {                                                                                 \
+        __m256i qx = _mm256_or_si256(nibbles32(qs), _mm256_andnot_si256(bits32(qs - 4), _mm256_set1_epi8((char)0xF0))); \
+        dot = DOT(_mm256_abs_epi8(qx), _mm256_sign_epi8(qy, qx));                                                \
+      } else if (T == EL_Q5_1) {                                                                                 \
+        __m256i qx = _mm256_or_si256(nibbles32(qs), _mm256_and_si256(bits32(qs - 4), _mm256_set1_epi8(0x10)));   \
+        dot = DOT(qx, qy);                                                                                       \
       } else {                                                                                                   \
-        dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles32(b + OFF), qy);                               \
+        dot = DOT(nibbles32(qs), qy);                                                                            \
       }                                                                                                          \
-      if (T == EL_Q4_0) extra = fmaf(-dd, (float)(8 * yb->sum), extra);                                          \
-      if (T == EL_Q4_1) extra += h2f_x86(b + 2) * yb->s;                                                         \
+      if (T == EL_Q4_0 || T == EL_Q4_0X8) extra = fmaf(-dd, (float)(8 * yb->sum), extra);                        \
+      if (T == EL_Q4_1 || T == EL_Q5_1) extra = fmaf(h2f_f16c(b + 2), yb->s, extra);                             \
       acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(dot), acc);                                   \
     }                                                                                                            \
     y[r] = hsum8(acc) + extra;                                                                                   \
   }
-EL_ACT_KERNEL(act_q8_0_1, EL_Q8_0, 2)
-EL_ACT_KERNEL(act_q4_0_1, EL_Q4_0, 2)
-EL_ACT_KERNEL(act_q4_1_1, EL_Q4_1, 4)
+#define EL_ACT_TYPES(ISA, ATTR, DOT)                                                                            \
+  EL_ACT_KERNEL(act_q8_0_##ISA, ATTR, DOT, EL_Q8_0)                                                              \
+  EL_ACT_KERNEL(act_q4_0_##ISA, ATTR, DOT, EL_Q4_0)                                                              \
+  EL_ACT_KERNEL(act_q4_0x8_##ISA, ATTR, DOT, EL_Q4_0X8)                                                          \
+  EL_ACT_KERNEL(act_q4_1_##ISA, ATTR, DOT, EL_Q4_1)                                                              \
+  EL_ACT_KERNEL(act_q5_0_##ISA, ATTR, DOT, EL_Q5_0)                                                              \
+  EL_ACT_KERNEL(act_q5_1_##ISA, ATTR, DOT, EL_Q5_1)
+EL_ACT_TYPES(vnni, EL_VNNI, EL_DOT_VNNI)
+EL_ACT_TYPES(avx2, EL_AVX2, EL_DOT_AVX2)
 
 // Eight rows of a repacked Q4_0 matrix at once: per block position one load of the input and one stream of weights;
 // each row's sums in the same order as act_q4_0_1 (so the same bits).
@@ -729,22 +967,60 @@ EL_VNNI static void act_q4_0x8(const void *w, size_t cols, const el_act_block *a
   }
 }
 
+// Eight rows of a repacked Q4_0 matrix with AVX2: per block position one load of the input and one stream of
+// weights, each row's lanes and sums as in the one-row kernel (so the same bits).
+EL_AVX2 static void act_q4_0x8_8rows_avx2(const void *w, size_t cols, const el_act_block *a, float *y, size_t r) {
+  const size_t nb = cols / 32;
+  const uint8_t *g = (const uint8_t *)w + (r / 8) * nb * 144;
+  __m256 acc[8];
+  for (int j = 0; j < 8; j++) acc[j] = _mm256_setzero_ps();
+  __m256 extra = _mm256_setzero_ps();  // lane j: row j's offset term
+  for (size_t ib = 0; ib < nb; ib++) {
+    const el_act_block *yb = a + ib;
+    const __m256i qy = _mm256_loadu_si256((const __m256i *)yb->q);
+    const uint8_t *b = g + ib * 144;
+    _mm_prefetch((const char *)b + 1152, _MM_HINT_T0);
+    _mm_prefetch((const char *)b + 1216, _MM_HINT_T0);
+    _mm_prefetch((const char *)b + 1280, _MM_HINT_T0);
+    // Lane j: d_w(row j) · d_x, as the one-row kernel computes it.
+    const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b)), _mm256_set1_ps(yb->d));
+    extra = _mm256_fnmadd_ps(dd, _mm256_set1_ps((float)(8 * yb->sum)), extra);
+    float d[8];
+    _mm256_storeu_ps(d, dd);
+    for (int j = 0; j < 8; j++) {
+      const __m256i dot = EL_DOT_AVX2(nibbles32(b + 16 + 16 * j), qy);
+      acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d[j]), _mm256_cvtepi32_ps(dot), acc[j]);
+    }
+  }
+  float e[8];
+  _mm256_storeu_ps(e, extra);
+  for (int j = 0; j < 8; j++) y[r + (size_t)j] = hsum8(acc[j]) + e[j];
+}
+
 typedef void (*el_act_fn)(const void *, size_t, const el_act_block *, float *, size_t);
 
-EL_VNNI static void act_matvec_vnni(const void *w, el_dtype t, size_t cols, const el_act_block *x, size_t xs,
-                                    size_t batch, float *y, size_t ys, size_t r0, size_t r1) {
-  if (t == EL_Q4_0X8) {
-    for (size_t r = r0; r < r1; r += 8)
-      for (size_t k = 0; k < batch; k++) act_q4_0x8(w, cols, x + k * xs, y + k * ys, r);
-    return;
+// One row's kernel per type: [Q8_0, Q4_0, Q4_0X8, Q4_1, Q5_0, Q5_1].
+static el_act_fn act_pick(const el_act_fn fns[6], el_dtype t) {
+  switch (t) {
+  case EL_Q8_0: return fns[0];
+  case EL_Q4_0: return fns[1];
+  case EL_Q4_0X8: return fns[2];
+  case EL_Q4_1: return fns[3];
+  case EL_Q5_0: return fns[4];
+  default: return fns[5];
   }
-  el_act_fn one = t == EL_Q8_0 ? act_q8_0_1 : (t == EL_Q4_0 ? act_q4_0_1 : act_q4_1_1);
+}
+
+static void act_rows(el_act_fn one, const void *w, size_t cols, const el_act_block *x, size_t xs, size_t batch,
+                     float *y, size_t ys, size_t r0, size_t r1) {
   for (size_t r = r0; r < r1; r++)
     for (size_t k = 0; k < batch; k++) one(w, cols, x + k * xs, y + k * ys, r);
 }
 #endif
 
+#ifdef EL_X86
 static int vnni = -1;
+#endif
 
 void el_act_matvec(const void *w, el_dtype t, size_t cols, const el_act_block *x, size_t xs, size_t batch,
                    float *y, size_t ys, size_t r0, size_t r1) {
@@ -755,23 +1031,33 @@ void el_act_matvec(const void *w, el_dtype t, size_t cols, const el_act_block *x
            __builtin_cpu_supports("avx512dq") && el_internal_avx512();
   }
   if (vnni) {
-    act_matvec_vnni(w, t, cols, x, xs, batch, y, ys, r0, r1);
+    if (t == EL_Q4_0X8) {
+      for (size_t r = r0; r < r1; r += 8)
+        for (size_t k = 0; k < batch; k++) act_q4_0x8(w, cols, x + k * xs, y + k * ys, r);
+      return;
+    }
+    static const el_act_fn fns[6] = {act_q8_0_vnni, act_q4_0_vnni, act_q4_0x8_vnni, act_q4_1_vnni, act_q5_0_vnni, act_q5_1_vnni};
+    act_rows(act_pick(fns, t), w, cols, x, xs, batch, y, ys, r0, r1);
+    return;
+  }
+  if (el_internal_avx2()) {
+    if (t == EL_Q4_0X8) {
+      for (size_t r = r0; r < r1; r += 8)
+        for (size_t k = 0; k < batch; k++) act_q4_0x8_8rows_avx2(w, cols, x + k * xs, y + k * ys, r);
+      return;
+    }
+    static const el_act_fn fns[6] = {act_q8_0_avx2, act_q4_0_avx2, act_q4_0x8_avx2, act_q4_1_avx2, act_q5_0_avx2, act_q5_1_avx2};
+    act_rows(act_pick(fns, t), w, cols, x, xs, batch, y, ys, r0, r1);
     return;
   }
 #endif
-  size_t nb = cols / 32, bs = el_block_bytes(t);
-  if (t == EL_Q4_0X8) {
-    uint8_t *row = malloc(nb * 18);
-    if (!row) return;
-    for (size_t r = r0; r < r1; r++) {
-      unpack_q4_0x8_row(w, nb, r, row);
-      for (size_t k = 0; k < batch; k++) y[k * ys + r] = act_dot_portable(row, EL_Q4_0, nb, x + k * xs);
-    }
-    free(row);
+  if (el_internal_neon()) {
+    el_neon_act(w, t, cols, x, xs, batch, y, ys, r0, r1);
     return;
   }
+  size_t nb = cols / 32;
   for (size_t r = r0; r < r1; r++)
-    for (size_t k = 0; k < batch; k++) y[k * ys + r] = act_dot_portable((const uint8_t *)w + r * nb * bs, t, nb, x + k * xs);
+    for (size_t k = 0; k < batch; k++) y[k * ys + r] = act_dot_portable(w, t, nb, r, x + k * xs);
 }
 
 // Attention as llama.cpp computes it with a float16 KV cache and flash attention off: the query rounded to float16
@@ -802,9 +1088,20 @@ void el_attend_f16(const float *q, const float *k, const float *v, size_t ctx, s
   }
 }
 
+// The portable ggml functions below are also compiled for x86 CPUs with FMA (chosen at load time), where fmaf is
+// one instruction instead of a call: fmaf's result is exact either way, so are the bits.
+#if defined(EL_X86) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define EL_FMA_CLONES __attribute__((target_clones("fma", "default")))
+#endif
+#endif
+#ifndef EL_FMA_CLONES
+#define EL_FMA_CLONES
+#endif
+
 // ggml's AVX-512 exponential (ggml_v_expf), one lane at a time: the same constants and fused operations, so the
 // same bits as llama.cpp's softmax and SiLU on an AVX-512 machine.
-static float ggml_expf(float x) {
+static inline __attribute__((always_inline)) float ggml_expf(float x) {
   const float r = 0x1.8p23f;
   float z = fmaf(x, 0x1.715476p+0f, r), n = z - r;
   float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
@@ -812,7 +1109,16 @@ static float ggml_expf(float x) {
   float u = b * b;
   float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
                  fmaf(0x1.ffffecp-1f, b, 1.0f));
-  return ldexpf(j, (int)n);
+  // j · 2^n: a multiplication by the power of two where that is a normal float (the same correctly rounded
+  // result as ldexpf, without the call), ldexpf beyond.
+  const int e = (int)n;
+  if (e >= -126 && e <= 127) {
+    const uint32_t bits = (uint32_t)(e + 127) << 23;
+    float p;
+    memcpy(&p, &bits, 4);
+    return j * p;
+  }
+  return ldexpf(j, e);
 }
 
 // _mm512_reduce_add_ps as GCC expands it: halves, then quarters, then pairs.
@@ -824,7 +1130,7 @@ static float reduce16(const float *a) {
   return t8a + t8b;
 }
 
-static void swiglu_ggml_portable(float *g, const float *u, size_t n) {
+EL_FMA_CLONES static void swiglu_ggml_portable(float *g, const float *u, size_t n) {
   size_t i = 0, whole = n / 16 * 16;
   for (; i < whole; i++) g[i] = g[i] / (1.0f + ggml_expf(0.0f - g[i])) * u[i];
   for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
@@ -837,7 +1143,7 @@ static void swiglu_ggml_portable(float *g, const float *u, size_t n) {
 // ggml_vec_dot_f16 on AVX-512 (what a product of one column uses): four 16-lane accumulators over 64-value steps,
 // combined (0+2, 1+3, then 0+1) and reduced; values past the last whole step summed in double. `x` and `y` hold
 // float16 values; `stride` steps through x.
-static float vec_dot_f16(size_t n, const float *x, size_t stride, const float *y) {
+static inline __attribute__((always_inline)) float vec_dot_f16(size_t n, const float *x, size_t stride, const float *y) {
   float sum[4][16] = {{0}};
   size_t np = n & ~(size_t)63;
   for (size_t i = 0; i < np; i += 64)
@@ -856,7 +1162,7 @@ static float vec_dot_f16(size_t n, const float *x, size_t stride, const float *y
   return (float)s;
 }
 
-static void attend_ggml_portable(const float *q, const float *k, const float *v, size_t ctx, size_t head_dim,
+EL_FMA_CLONES static void attend_ggml_portable(const float *q, const float *k, const float *v, size_t ctx, size_t head_dim,
                                  float scale, float *scores, float *out, int one_column) {
   float q16[512], acc[16];
   size_t hd = head_dim < 512 ? head_dim : 512;

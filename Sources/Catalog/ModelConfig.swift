@@ -268,10 +268,11 @@ public enum Precision: String, Codable, Hashable, Sendable, CaseIterable {
 public enum Arithmetic: String, Sendable, Hashable, CaseIterable, Codable {
   /// FP32 activations and KV cache; a quantized product equals dequantizing the weights and multiplying in FP32.
   case exact
-  /// llama.cpp's CPU arithmetic (x86, AVX-512): the inputs of Q8_0, Q4_0 and Q4_1 products quantized to 8 bits per
-  /// block of 32 (integer dot products, prefill too), a float16 KV cache with the attention query and weights
+  /// llama.cpp's CPU arithmetic (x86, AVX2 and AVX-512): the inputs of quantized products quantized to 8 bits —
+  /// per block of 32 for Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1, per super-block of 256 (ggml's Q8_K) for Q4_K, Q5_K and
+  /// Q6_K — with integer dot products (prefill too), a float16 KV cache with the attention query and weights
   /// rounded to float16 (its default cache type, flash attention off), and its exponential, rotary angles and
   /// orders of addition — a sequence's prompt as llama.cpp computes a batch of tokens, each generated token as it
-  /// computes one. Other weight types (F16, BF16, K-quants) keep the exact products.
+  /// computes one. F32, F16 and BF16 weights keep the exact products.
   case llamaCpp = "llama.cpp"
 }

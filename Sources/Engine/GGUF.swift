@@ -101,7 +101,7 @@ public struct GGUFFile: Sendable {
       guard let t = Self.dtype(ggml: rawType) else {
         throw CheckpointError(
           .unsupportedDType, file: path, tensor: name,
-          "GGML type \(Self.ggmlTypeName(rawType)) is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K and Q6_K are); requantize the file with llama-quantize"
+          "GGML type \(Self.ggmlTypeName(rawType)) is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K are); requantize the file with llama-quantize"
         )
       }
       let offset = try r.count("offset of \(name)", limit: Int.max)
@@ -157,8 +157,11 @@ public struct GGUFFile: Sendable {
     case 1: .f16
     case 2: .q4_0
     case 3: .q4_1
+    case 6: .q5_0
+    case 7: .q5_1
     case 8: .q8_0
     case 12: .q4_K
+    case 13: .q5_K
     case 14: .q6_K
     case 30: .bf16
     default: nil
@@ -167,7 +170,7 @@ public struct GGUFFile: Sendable {
 
   static func ggmlTypeName(_ t: UInt32) -> String {
     let names: [UInt32: String] = [
-      6: "Q5_0", 7: "Q5_1", 9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 13: "Q5_K", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS",
+      9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS",
       18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32",
       27: "I64", 28: "F64", 29: "IQ1_M", 34: "TQ1_0", 35: "TQ2_0",
     ]

@@ -4,6 +4,7 @@ import Catalog
 import Dispatch
 public import EdgeLabCore
 import Foundation
+import Synchronization
 
 /// Runs `body(i)` for i in 0..<count, each on its own thread of a persistent pool (C, spinning briefly between
 /// jobs, as the decode loop issues over a hundred short parallel jobs per token). The pool is process-wide, as
@@ -54,8 +55,11 @@ public enum Kernels {
   /// OpenBLAS keeps one process-wide thread count: calls with different counts take turns.
   private static let blas = BLASThreads()
 
-  /// The instruction set the C kernels use on this machine.
+  /// The instruction set the C kernels use on this machine (EDGELAB_KERNEL_ISA may ask for a lesser one).
   public static var isa: String { String(cString: el_kernel_isa()) }
+
+  /// Whether EDGELAB_KERNEL_ISA holds something other than "avx512", "avx2" or "portable".
+  public static var isaRequestInvalid: Bool { el_kernel_isa_request_invalid() != 0 }
 
   static func widen(_ src: UnsafeRawPointer, dtype: WeightDType, into dst: UnsafeMutablePointer<Float>, count: Int) {
     el_widen(src, dtype.cType, dst, count)
@@ -100,29 +104,40 @@ public enum Kernels {
   /// out_i[t, :] = W_i · x[t, :] for several matrices with the same input, in one parallel region when
   /// decoding (Q, K and V; gate and up), so they cost one synchronisation of the threads instead of one each.
   ///
-  /// With `.llamaCpp` arithmetic, Q8_0, Q4_0 and Q4_1 matrices take their inputs quantized to 8 bits (once per
-  /// group), for decode and prefill alike.
+  /// With `.llamaCpp` arithmetic, quantized matrices take their inputs quantized to 8 bits (once per group), for
+  /// decode and prefill alike: blocks of 32 (Q8_0 / Q8_1) for the 32-value types, ggml's Q8_K for the K-quants.
   static func linear(
     _ group: [(WeightMatrix, UnsafeMutablePointer<Float>)], _ x: UnsafePointer<Float>, tokens: Int,
     rowwise: Bool, threads: Int, arithmetic: Arithmetic = .exact
   ) {
-    let quantizedInputs =
-      group.contains { $0.0.interleaved }
-      || (arithmetic == .llamaCpp && group.contains { el_act_supported($0.0.dtype.cType) != 0 })
-    if rowwise || tokens == 1 || quantizedInputs {
+    let llama = arithmetic == .llamaCpp
+    let blockInputs = group.contains { $0.0.interleaved || (llama && el_act_supported($0.0.kernelType) != 0) }
+    let superBlockInputs = llama && group.contains { el_actk_supported($0.0.kernelType) != 0 }
+    if rowwise || tokens == 1 || blockInputs || superBlockInputs {
       let cols = group[0].0.cols
       let blocks = cols / 32
+      let superBlocks = cols / 256
       var xq: UnsafeMutablePointer<el_act_block>? = nil
-      if quantizedInputs {
+      var xk: UnsafeMutablePointer<el_act_kblock>? = nil
+      if blockInputs {
         xq = UnsafeMutablePointer<el_act_block>.allocate(capacity: max(1, tokens * blocks))
         for t in 0..<tokens { el_quantize_act(x + t * cols, cols, xq! + t * blocks) }
       }
-      defer { xq?.deallocate() }
+      if superBlockInputs {
+        xk = UnsafeMutablePointer<el_act_kblock>.allocate(capacity: max(1, tokens * superBlocks))
+        for t in 0..<tokens { el_quantize_act_k(x + t * cols, cols, xk! + t * superBlocks) }
+      }
+      defer {
+        xq?.deallocate()
+        xk?.deallocate()
+      }
       let jobs = group.map { w, out in
         let q = xq != nil && el_act_supported(w.kernelType) != 0
+        let k = xk != nil && el_actk_supported(w.kernelType) != 0
         return el_matvec_job(
           w: w.base, dtype: w.kernelType, rows: w.rows, cols: w.cols, x: x, x_stride: w.cols,
-          y: out, y_stride: w.rows, x_q: q ? UnsafePointer(xq) : nil, x_q_stride: blocks)
+          y: out, y_stride: w.rows, x_q: q ? UnsafePointer(xq) : nil, x_q_stride: blocks,
+          x_k: k ? UnsafePointer(xk) : nil, x_k_stride: superBlocks)
       }
       // Chunks of about 256 KiB of weights: small enough to balance two threads on a noisy host, large
       // enough that handing them out costs nothing next to reading them.
@@ -130,34 +145,53 @@ public enum Kernels {
       el_matvec_many(jobs, Int32(jobs.count), tokens, max(4, (256 << 10) / max(1, rowBytes)), Int32(threads))
       return
     }
-    blas.with(threads: threads) {
-      for (w, out) in group { gemm(w, x, tokens: tokens, out) }
+    blas.with(threads: 1) { gemm(group, x, tokens: tokens, threads: threads) }
+  }
+
+  /// Rows per prefill chunk.
+  static let gemmRows = 256
+
+  /// Prefill: every matrix of the group in chunks of `gemmRows` rows, handed out to the pool's threads from one
+  /// counter; each chunk one OpenBLAS sgemm on the thread that took it (16-bit and quantized rows widened first
+  /// into that thread's scratch). OpenBLAS's own threads stay idle (runs inside `blas.with(threads: 1)`): its
+  /// threads and the pool's waiting for each other on two cores lost a tenth of a 2-thread prefill, and the
+  /// dequantization ran on one thread. A chunk is computed the same way whatever the thread count, so prefill
+  /// results do not depend on it.
+  private static func gemm(
+    _ group: [(WeightMatrix, UnsafeMutablePointer<Float>)], _ x: UnsafePointer<Float>, tokens: Int, threads: Int
+  ) {
+    var chunks: [(matrix: Int, row: Int)] = []
+    for (i, (w, _)) in group.enumerated() {
+      for r in stride(from: 0, to: w.rows, by: gemmRows) { chunks.append((i, r)) }
+    }
+    let scratchValues = group.filter { $0.0.dtype != .f32 }.map { gemmRows * $0.0.cols }.max() ?? 0
+    let next = ChunkCounter()
+    reserve(threads: threads)
+    Parallel.forEach(min(max(1, threads), chunks.count)) { _ in
+      let scratch = scratchValues > 0 ? UnsafeMutablePointer<Float>.allocate(capacity: scratchValues) : nil
+      defer { scratch?.deallocate() }
+      while case let c = next.take(), c < chunks.count {
+        let (w, out) = group[chunks[c].matrix]
+        let r = chunks[c].row
+        let n = min(gemmRows, w.rows - r)
+        let rows: UnsafePointer<Float>
+        if let scratch, w.dtype != .f32 {
+          widen(w.base + r * w.rowBytes, dtype: w.dtype, into: scratch, count: n * w.cols)
+          rows = UnsafePointer(scratch)
+        } else {
+          rows = UnsafePointer((w.base + r * w.rowBytes).assumingMemoryBound(to: Float.self))
+        }
+        cblas_sgemm(
+          CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(n), Int32(w.cols), 1,
+          x, Int32(w.cols), rows, Int32(w.cols), 0, out + r, Int32(w.rows))
+      }
     }
   }
 
-  /// Prefill: OpenBLAS sgemm; 16-bit and quantized weights are widened (dequantized) 256 rows at a time. Runs
-  /// inside `blas.with`.
-  private static func gemm(
-    _ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, _ out: UnsafeMutablePointer<Float>
-  ) {
-    if w.dtype == .f32 {
-      cblas_sgemm(
-        CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(w.rows), Int32(w.cols), 1,
-        x, Int32(w.cols), w.base.assumingMemoryBound(to: Float.self), Int32(w.cols), 0, out, Int32(w.rows))
-      return
-    }
-    let block = 256
-    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: block * w.cols)
-    defer { scratch.deallocate() }
-    var r = 0
-    while r < w.rows {
-      let n = min(block, w.rows - r)
-      widen(w.base + r * w.rowBytes, dtype: w.dtype, into: scratch, count: n * w.cols)
-      cblas_sgemm(
-        CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(n), Int32(w.cols), 1,
-        x, Int32(w.cols), scratch, Int32(w.cols), 0, out + r, Int32(w.rows))
-      r += n
-    }
+  /// Hands out chunk numbers 0, 1, 2, … to the threads of a parallel region.
+  private final class ChunkCounter: Sendable {
+    private let next = Atomic<Int>(0)
+    func take() -> Int { next.wrappingAdd(1, ordering: .relaxed).oldValue }
   }
 
   /// y = W · x with the decode kernel on `threads` threads (for bandwidth measurements).

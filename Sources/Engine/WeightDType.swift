@@ -12,10 +12,13 @@ public enum WeightDType: String, Sendable, Hashable, CaseIterable {
   case q8_0 = "Q8_0"
   case q4_0 = "Q4_0"
   case q4_1 = "Q4_1"
+  case q5_0 = "Q5_0"
+  case q5_1 = "Q5_1"
   case q4_K = "Q4_K"
+  case q5_K = "Q5_K"
   case q6_K = "Q6_K"
 
-  /// Whether values are stored in blocks with scales (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K).
+  /// Whether values are stored in blocks with scales (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).
   public var isQuantized: Bool { blockValues > 1 }
   /// Values per block: 1 for the plain types, 32 or 256 for the quantized ones.
   public var blockValues: Int { el_block_values(cType) }
@@ -53,7 +56,10 @@ public enum WeightDType: String, Sendable, Hashable, CaseIterable {
     case .q8_0: EL_Q8_0
     case .q4_0: EL_Q4_0
     case .q4_1: EL_Q4_1
+    case .q5_0: EL_Q5_0
+    case .q5_1: EL_Q5_1
     case .q4_K: EL_Q4_K
+    case .q5_K: EL_Q5_K
     case .q6_K: EL_Q6_K
     }
   }

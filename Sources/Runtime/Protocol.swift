@@ -16,7 +16,7 @@ public struct WeightsSpec: Codable, Sendable, Hashable {
   /// A model preset for synthetic weights.
   public var preset: String?
   public var seed: UInt64
-  /// The storage type of synthetic weights ("F32", "BF16", "F16", "Q8_0", "Q4_0", "Q4_1", "Q4_K" or "Q6_K").
+  /// The storage type of synthetic weights ("F32", "BF16", "F16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K" or "Q6_K").
   public var dtype: String
   /// "native" or "fp32" for checkpoint 16-bit weights.
   public var storage: String

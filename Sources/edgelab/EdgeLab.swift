@@ -118,6 +118,13 @@ struct EdgeLab: ParsableCommand {
     var command: any ParsableCommand
     do { command = try parseAsRoot() } catch { exit(withError: error) }
     let json = (command as? any ReportsErrors)?.errorOutput.jsonErrors ?? false
+    if Kernels.isaRequestInvalid {
+      report(
+        CommandFailure(
+          .specRefused, code: "kernel_isa",
+          "EDGELAB_KERNEL_ISA=\(ProcessInfo.processInfo.environment["EDGELAB_KERNEL_ISA"] ?? "") is not an instruction set the kernels have; set it to avx512, avx2 or portable (a lesser one than the CPU's is used as asked, a greater one as the CPU allows), or unset it"
+        ), json: json)
+    }
     do {
       try command.run()
     } catch let failure as CommandFailure {

@@ -153,7 +153,7 @@ struct GGUFTests {
     #expect(firstMismatch(a.logits, b.logits, rtol: 0, atol: logitTolerance) == nil)
   }
 
-  static let quantized: [WeightDType] = [.q8_0, .q4_0, .q4_1, .q4_K, .q6_K]
+  static let quantized: [WeightDType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K]
 
   /// The decode kernel on quantized rows equals dequantizing them and taking FP32 dot products: within 1e-5 of
   /// Σ|w·x| (the scale of a dot product's rounding), for every batch size and thread count, and identical
@@ -207,7 +207,13 @@ struct GGUFTests {
     let bytes = Quantization.quantize(values, dtype: dtype)
     #expect(bytes.count == dtype.bytes(1024))
     let back = bytes.withUnsafeBytes { Quantization.dequantize($0.baseAddress!, dtype: dtype, count: 1024) }
-    let levels: Double = dtype == .q8_0 ? 127 : (dtype == .q6_K ? 31 : 7.5)
+    let levels: Double =
+      switch dtype {
+      case .q8_0: 127
+      case .q6_K: 31
+      case .q5_0, .q5_1, .q5_K: 15.5
+      default: 7.5
+      }
     let worst = zip(values, back).map { abs(Double($0) - Double($1)) }.max()!
     #expect(worst <= 1.5 / levels, "\(dtype): worst error \(worst)")
   }
@@ -333,6 +339,75 @@ struct LlamaCppArithmeticTests {
   }
 }
 
+extension LlamaCppArithmeticTests {
+  /// ggml's Q8_K quantization of one input row: per 256 values, the value of largest magnitude (the first of them)
+  /// maps to −127, q = round-half-even(−127 / max · x) (at most 127), d = 1 / (−127 / max).
+  static func q8K(_ x: ArraySlice<Float>) -> [Double] {
+    var out: [Double] = []
+    var i = x.startIndex
+    while i < x.endIndex {
+      let v = x[i..<(i + 256)]
+      var max: Float = 0
+      var amax: Float = 0
+      for value in v where abs(value) > amax {
+        amax = abs(value)
+        max = value
+      }
+      if amax == 0 {
+        out += [Double](repeating: 0, count: 256)
+      } else {
+        let iscale = -127 / max
+        let d = 1 / iscale
+        out += v.map { Double(d) * Double(min(127, Int((iscale * $0).rounded(.toNearestOrEven)))) }
+      }
+      i += 256
+    }
+    return out
+  }
+
+  /// With 8-bit inputs (ggml's Q8_K), a K-quant product equals the dequantized weights times the dequantized
+  /// inputs, summed exactly: within 1e-5 of Σ|w·x|, identical for every batch and thread count.
+  @Test(arguments: [WeightDType.q4_K, .q5_K, .q6_K])
+  func superBlockProductsMatchTheirDefinition(dtype: WeightDType) throws {
+    let rows = 24
+    let cols = 512
+    let w = try SyntheticWeights(config: ModelPreset.tiny.config, seed: 5, dtype: dtype).matrix(
+      "probe", rows: rows, cols: cols)
+    var rng = SeededRandom(seed: 12)
+    let tokens = 3
+    let x = (0..<(tokens * cols)).map { _ in Float(rng.nextUnit() * 6 - 3) }
+    func product(tokens: Int, threads: Int) -> [Float] {
+      Kernels.reserve(threads: threads)
+      var y = [Float](repeating: 0, count: tokens * rows)
+      x.withUnsafeBufferPointer { xb in
+        y.withUnsafeMutableBufferPointer { yb in
+          Kernels.linear(
+            w, xb.baseAddress!, tokens: tokens, yb.baseAddress!, rowwise: true, threads: threads,
+            arithmetic: .llamaCpp)
+        }
+      }
+      return y
+    }
+    let y = product(tokens: tokens, threads: 1)
+    let dense = w.floats()
+    for t in 0..<tokens {
+      let qx = Self.q8K(x[(t * cols)..<((t + 1) * cols)])
+      for r in 0..<rows {
+        var expected = 0.0
+        var scale = 0.0
+        for c in 0..<cols {
+          let p = Double(dense[r * cols + c]) * qx[c]
+          expected += p
+          scale += abs(p)
+        }
+        #expect(abs(Double(y[t * rows + r]) - expected) <= 1e-5 * scale, "\(dtype) row \(r) input \(t)")
+      }
+    }
+    #expect(product(tokens: tokens, threads: 2) == y, "\(dtype): depends on the thread count")
+    #expect(product(tokens: 1, threads: 2) == Array(y.prefix(rows)), "\(dtype): depends on the batch")
+  }
+}
+
 /// llama.cpp's own greedy tokens and logits on the tiny GGUF models (Fixtures/gguf/make_llamacpp_reference.py).
 struct LlamaCppReference: Decodable {
   struct Model: Decodable {
@@ -371,7 +446,10 @@ struct LlamaCppAgreementTests {
     }
   }
 
-  @Test(arguments: ["tiny-llama-q4_1.gguf", "tiny-llama-q8_0.gguf", "tiny-llama-q4_0.gguf", "tiny-llama-q4_k.gguf"])
+  @Test(arguments: [
+    "tiny-llama-q4_1.gguf", "tiny-llama-q8_0.gguf", "tiny-llama-q4_0.gguf", "tiny-llama-q4_k.gguf",
+    "tiny-llama-q6_k.gguf",
+  ])
   func splitIsLosslessWithLlamaCppArithmetic(model: String) throws {
     let weights = try GGUFWeights(path: GGUFFixtures.directory + "/" + model)
     let prompt: [Int32] = [5, 9, 1, 200, 17, 33, 2]

@@ -6,7 +6,8 @@
 # Everything lands in <repo>/.cache/baselines (gitignored). No third-party code is committed.
 #
 # Env overrides: LLAMA_CPP_PYTHON_VERSION (default 0.3.36), JOBS (default 2, max sensible on this VM),
-#                BASELINE_CACHE (default <repo>/.cache/baselines), TARGETS (default "llama-bench llama-simple")
+#                BASELINE_CACHE (default <repo>/.cache/baselines), TARGETS (default "llama-bench llama-simple"),
+#                TREES (default "cpu blas")
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,6 +16,7 @@ CACHE="${BASELINE_CACHE:-$REPO_ROOT/.cache/baselines}"
 VER="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
 JOBS="${JOBS:-2}"
 TARGETS="${TARGETS:-llama-bench llama-simple}"
+TREES="${TREES:-cpu blas}"
 NICE="nice -n 19"
 
 mkdir -p "$CACHE/src"
@@ -82,11 +84,12 @@ build_tree() {
     || { tail -50 "$CACHE/build-$name.log" >&2; exit 1; }
 }
 
-build_tree cpu  -DGGML_BLAS=OFF
-build_tree blas -DGGML_BLAS=ON -DGGML_BLAS_VENDOR=OpenBLAS
-
-grep -q "BLAS found" "$CACHE/cmake-blas.log" || grep -qi "openblas" "$CACHE/cmake-blas.log" \
-  || echo "[build_llamacpp] WARNING: OpenBLAS not reported by cmake, check $CACHE/cmake-blas.log" >&2
+case " $TREES " in *" cpu "*) build_tree cpu -DGGML_BLAS=OFF ;; esac
+case " $TREES " in *" blas "*)
+  build_tree blas -DGGML_BLAS=ON -DGGML_BLAS_VENDOR=OpenBLAS
+  grep -q "BLAS found" "$CACHE/cmake-blas.log" || grep -qi "openblas" "$CACHE/cmake-blas.log" \
+    || echo "[build_llamacpp] WARNING: OpenBLAS not reported by cmake, check $CACHE/cmake-blas.log" >&2 ;;
+esac
 
 cat > "$CACHE/llamacpp-version.json" <<JSON
 {"llama_cpp_python_sdist": "llama-cpp-python==$VER", "sdist_sha256": "$SDIST_SHA256", "llama_cpp_commit": "$COMMIT", "llama_cpp_version": "$LLAMA_VERSION_BASE", "cpu_build": "$CACHE/build-cpu", "blas_build": "$CACHE/build-blas", "gcc": "$(gcc -dumpfullversion)", "openblas_deb": "$(dpkg-query -W -f='${Version}' libopenblas0-pthread 2>/dev/null || echo unknown)"}

@@ -6,7 +6,7 @@
 // W is row-major [rows, cols] (Hugging Face's [out, in] layout), stored as float32, bfloat16, float16 or one of
 // llama.cpp's block-quantized types (each row a sequence of blocks; cols a multiple of the block size). 16-bit
 // weights are widened exactly to float32 inside the loop; quantized blocks are dequantized in registers and
-// multiplied with the float32 inputs (no float32 copy of the matrix). Each output is one dot product with a fixed
+// multiplied with the float32 inputs (no float32 copy of the matrix; the 5-bit types on the portable path only). Each output is one dot product with a fixed
 // summation order that depends only on `cols` and the instruction set chosen at startup, never on `batch`,
 // on the row range or on the calling thread: splitting rows across threads, or batching requests, gives
 // bit-identical results.
@@ -20,7 +20,10 @@ typedef enum {
   // Q4_0 repacked for llama.cpp's arithmetic: groups of 8 rows, per block position the 8 rows' scales (16 bytes)
   // then their 8 × 16 bytes of nibbles, so that eight outputs read one stream (el_repack_q4_0x8). Rows a multiple
   // of 8; only el_act_matvec reads it.
-  EL_Q4_0X8 = 8
+  EL_Q4_0X8 = 8,
+  // The 5-bit types: Q5_0 and Q5_1 (32 values per block; the fallbacks of the K mixes for rows that are not whole
+  // super-blocks) and Q5_K (256).
+  EL_Q5_0 = 9, EL_Q5_1 = 10, EL_Q5_K = 11
 } el_dtype;
 
 // Repacks a Q4_0 matrix of `rows` (a multiple of 8) × `cols` into EL_Q4_0X8 (same size).
@@ -33,9 +36,11 @@ size_t el_block_bytes(el_dtype dtype);
 void el_matvec(const void *w, el_dtype dtype, size_t cols, const float *x, size_t x_stride, size_t batch,
                float *y, size_t y_stride, size_t row_begin, size_t row_end);
 
-// llama.cpp's arithmetic for Q8_0, Q4_0 and Q4_1 weights: each input row is quantized once to 8-bit blocks of 32
-// (as ggml's quantize_row_q8_0 / q8_1 do on x86), and a row's product sums exact integer block products, each
-// scaled by the two blocks' scales (Q4_1: plus the weight block's minimum times the input block's sum).
+// llama.cpp's arithmetic for Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 weights: each input row is quantized once to 8-bit
+// blocks of 32 (as ggml's quantize_row_q8_0 / q8_1 do on x86), and a row's product sums exact integer block
+// products, each scaled by the two blocks' scales (Q4_1, Q5_1: plus the weight block's minimum times the input
+// block's sum). The integers go into eight lanes of four values each and the lanes into eight float sums, as
+// ggml's AVX2 and AVX-512 code does: every instruction set here (portable, AVX2, AVX-512) gives the same bits.
 typedef struct {
   float d;      // the input block's scale (its float16 value)
   float s;      // float16(d · Σq) as ggml's Q8_1 keeps it
@@ -47,9 +52,27 @@ size_t el_act_block_bytes(void);
 int el_act_supported(el_dtype dtype);
 // Quantizes n inputs (a multiple of 32) into n / 32 blocks.
 void el_quantize_act(const float *x, size_t n, el_act_block *out);
-// y[b * y_stride + r] = row r of W (Q8_0, Q4_0 or Q4_1) · input b (blocks at x + b * x_stride), r in [row_begin, row_end).
+// y[b * y_stride + r] = row r of W (Q8_0, Q4_0, Q4_1, Q5_0 or Q5_1) · input b (blocks at x + b * x_stride), r in
+// [row_begin, row_end).
 void el_act_matvec(const void *w, el_dtype dtype, size_t cols, const el_act_block *x, size_t x_stride, size_t batch,
                    float *y, size_t y_stride, size_t row_begin, size_t row_end);
+
+// llama.cpp's arithmetic for the K-quants (Q4_K, Q5_K, Q6_K): inputs quantized to ggml's Q8_K (256 values, one
+// float scale, sums of 16), exact integer products per super-block. Q4_K sums as llama.cpp's repacked 8-row kernel
+// on x86 does (it repacks every Q4_K matrix whose rows are a multiple of 8): per row, the block's integer total
+// and its integer minimum term, each scaled once (two float sums, subtracted at the end). Q5_K and Q6_K sum as
+// ggml's AVX2 vec_dot: eight integer lanes per super-block, eight float sums. Same bits on every instruction set.
+typedef struct {
+  float d;
+  int8_t q[256];
+  int16_t bsums[16];  // sums of 16 consecutive q
+} el_act_kblock;
+size_t el_act_kblock_bytes(void);
+int el_actk_supported(el_dtype dtype);
+// Quantizes n inputs (a multiple of 256) into n / 256 blocks, as ggml's quantize_row_q8_K_ref.
+void el_quantize_act_k(const float *x, size_t n, el_act_kblock *out);
+void el_actk_matvec(const void *w, el_dtype dtype, size_t cols, const el_act_kblock *x, size_t x_stride, size_t batch,
+                    float *y, size_t y_stride, size_t row_begin, size_t row_end);
 
 // One matrix of a group multiplied by the same inputs: y[b * y_stride + r] = dot(W[r, :], x[b * x_stride]).
 typedef struct {
@@ -63,6 +86,9 @@ typedef struct {
   // When set, the inputs quantized to 8 bits (el_quantize_act; x_q_stride blocks apart): llama.cpp's arithmetic.
   const el_act_block *x_q;
   size_t x_q_stride;
+  // The same for the K-quants (el_quantize_act_k; x_k_stride blocks apart).
+  const el_act_kblock *x_k;
+  size_t x_k_stride;
 } el_matvec_job;
 
 // Runs el_matvec over every row of every job on `threads` threads of the pool in one parallel region: rows are handed out
@@ -103,8 +129,12 @@ void el_quantize(const float *src, el_dtype dtype, void *dst, size_t n);
 uint16_t el_f32_to_f16(float f);
 float el_f16_to_f32(uint16_t h);
 
-// The instruction set in use: "avx512", "avx2" or "portable".
+// The instruction set in use: "avx512", "avx2" or "portable". The best the CPU has, unless the environment variable
+// EDGELAB_KERNEL_ISA names a lesser one ("avx2" or "portable"; read once, at the first kernel call): how the AVX2
+// and portable paths are tested and measured on an AVX-512 machine.
 const char *el_kernel_isa(void);
+// 1 when EDGELAB_KERNEL_ISA is set to something other than "avx512", "avx2" or "portable".
+int el_kernel_isa_request_invalid(void);
 #endif
 
 #ifndef EDGELAB_POOL_H

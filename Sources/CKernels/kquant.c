@@ -1,0 +1,346 @@
+// llama.cpp's arithmetic for the K-quants (Q4_K, Q5_K, Q6_K): inputs quantized to ggml's Q8_K and exact integer
+// products per 256-value super-block, then the float operations llama.cpp performs on x86, in its order:
+//
+//   Q4_K (llama.cpp repacks these matrices into groups of 8 rows on any AVX2 CPU and multiplies them with
+//         ggml_gemv_q4_K_8x8_q8_K): per super-block the integer S = Σ_j sc_j · Σ q·a over sub-block j and
+//         M = Σ_j m_j · (bsums of sub-block j); acc += S · (d_w·d_a) and acc_m += M · (dmin_w·d_a), both fused;
+//         the row's value is acc − acc_m.
+//   Q5_K, Q6_K (ggml_vec_dot_q5_K_q8_K, ggml_vec_dot_q6_K_q8_K, AVX2): eight integer lanes per super-block, lane k
+//         holding the scaled products of values 4k–4k+3 of every 32 (Q6_K: minus 32·Σ of bsums 2k, 2k+1 × their
+//         scales), each lane fused into its own float sum with d_w·d_a; Q5_K adds its minimum term
+//         −dmin_w·d_a·M into one float; the lanes are summed as hsum_float_8.
+//
+// The portable functions compute the same integers and the same float operations as the vector ones, so every
+// instruction set gives the same bits.
+#include "edgelab_kernels.h"
+#include "internal.h"
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define EL_X86 1
+#endif
+
+size_t el_act_kblock_bytes(void) { return sizeof(el_act_kblock); }
+
+int el_actk_supported(el_dtype t) { return t == EL_Q4_K || t == EL_Q5_K || t == EL_Q6_K; }
+
+static inline float f16(const uint8_t *p) {
+  uint16_t h;
+  memcpy(&h, p, 2);
+  return el_half_to_float(h);
+}
+
+// ggml's quantize_row_q8_K_ref: the value of largest magnitude maps to −127 (so q = round(−127·x/max), at most
+// 127), d = 1/iscale, the product iscale·x rounded to float before it is rounded to an integer (ggml computes it
+// without FMA). A block of zeros (or of non-finite values, a broken model) quantizes to zeros.
+void el_quantize_act_k(const float *x, size_t n, el_act_kblock *out) {
+  for (size_t i = 0; i < n / 256; i++) {
+    const float *v = x + 256 * i;
+    el_act_kblock *b = out + i;
+    float max = 0, amax = 0;
+    for (int j = 0; j < 256; j++) {
+      float ax = fabsf(v[j]);
+      if (ax > amax) { amax = ax; max = v[j]; }
+    }
+    if (!(amax > 0) || !isfinite(amax)) {
+      memset(b, 0, sizeof *b);
+      continue;
+    }
+    const float iscale = -127.f / max;
+    for (int j = 0; j < 256; j++) {
+      float p = iscale * v[j];
+      int q = p == p ? (int)nearbyintf(fminf(fmaxf(p, -127.0f), 127.0f)) : 0;
+      b->q[j] = (int8_t)q;
+    }
+    for (int j = 0; j < 16; j++) {
+      int sum = 0;
+      for (int k = 0; k < 16; k++) sum += b->q[16 * j + k];
+      b->bsums[j] = (int16_t)sum;
+    }
+    b->d = 1 / iscale;
+  }
+}
+
+// Sub-block j's 6-bit scale and min of a Q4_K / Q5_K super-block (ggml's get_scale_min_k4).
+static inline void scale_min(int j, const uint8_t *q, int *d, int *m) {
+  if (j < 4) {
+    *d = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+    *m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
+  }
+}
+
+// M = Σ_j m_j · (bsums[2j] + bsums[2j + 1]), the integer minimum term of Q4_K and Q5_K.
+static inline int32_t min_term(const uint8_t *scales, const el_act_kblock *a) {
+  int32_t m = 0;
+  for (int j = 0; j < 8; j++) {
+    int sc, mn;
+    scale_min(j, scales, &sc, &mn);
+    m += mn * (a->bsums[2 * j] + a->bsums[2 * j + 1]);
+  }
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Portable
+
+static float q4_k_portable(const uint8_t *row, size_t nb, const el_act_kblock *a) {
+  float acc = 0, accm = 0;
+  for (size_t i = 0; i < nb; i++) {
+    const uint8_t *b = row + i * 144, *qs = b + 16;
+    const el_act_kblock *y = a + i;
+    int32_t s = 0;
+    for (int j = 0; j < 8; j++) {
+      int sc, mn;
+      scale_min(j, b + 4, &sc, &mn);
+      const uint8_t *q = qs + 32 * (j / 2);
+      const int shift = 4 * (j & 1);
+      int32_t dot = 0;
+      for (int l = 0; l < 32; l++) dot += ((q[l] >> shift) & 0xF) * y->q[32 * j + l];
+      s += sc * dot;
+    }
+    acc = fmaf((float)s, f16(b) * y->d, acc);
+    accm = fmaf((float)min_term(b + 4, y), f16(b + 2) * y->d, accm);
+  }
+  return acc - accm;
+}
+
+static float q5_k_portable(const uint8_t *row, size_t nb, const el_act_kblock *a) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, summs = 0;
+  for (size_t i = 0; i < nb; i++) {
+    const uint8_t *b = row + i * 176, *qh = b + 16, *qs = b + 48;
+    const el_act_kblock *y = a + i;
+    const float d = y->d * f16(b), dmin = -y->d * f16(b + 2);
+    summs = fmaf(dmin, (float)min_term(b + 4, y), summs);
+    int32_t lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int j = 0; j < 4; j++) {
+      int sc0, sc1, m;
+      scale_min(2 * j, b + 4, &sc0, &m);
+      scale_min(2 * j + 1, b + 4, &sc1, &m);
+      for (int k = 0; k < 8; k++) {
+        int32_t lo = 0, hi = 0;
+        for (int u = 0; u < 4; u++) {
+          int l = 4 * k + u;
+          int q0 = (qs[32 * j + l] & 0xF) | (((qh[l] >> (2 * j)) & 1) << 4);
+          int q1 = (qs[32 * j + l] >> 4) | (((qh[l] >> (2 * j + 1)) & 1) << 4);
+          lo += q0 * y->q[64 * j + l];
+          hi += q1 * y->q[64 * j + 32 + l];
+        }
+        lane[k] += sc0 * lo + sc1 * hi;
+      }
+    }
+    for (int k = 0; k < 8; k++) acc[k] = fmaf(d, (float)lane[k], acc[k]);
+  }
+  return el_hsum8(acc) + summs;
+}
+
+static float q6_k_portable(const uint8_t *row, size_t nb, const el_act_kblock *a) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (size_t i = 0; i < nb; i++) {
+    const uint8_t *b = row + i * 210;
+    const int8_t *sc = (const int8_t *)(b + 192);
+    const el_act_kblock *y = a + i;
+    const float d = y->d * f16(b + 208);
+    int32_t lane[8];
+    for (int k = 0; k < 8; k++)
+      lane[k] = -32 * (y->bsums[2 * k] * sc[2 * k] + y->bsums[2 * k + 1] * sc[2 * k + 1]);
+    for (int j = 0; j < 2; j++) {
+      const uint8_t *ql = b + 64 * j, *qh = b + 128 + 32 * j;
+      for (int t = 0; t < 4; t++) {
+        for (int k = 0; k < 8; k++) {
+          int32_t dot = 0;
+          for (int u = 0; u < 4; u++) {
+            int l = 4 * k + u;
+            int low = t & 1 ? ql[32 + l] : ql[l];
+            int q = ((t < 2 ? low : low >> 4) & 0xF) | (((qh[l] >> (2 * t)) & 3) << 4);
+            dot += q * y->q[128 * j + 32 * t + l];
+          }
+          lane[k] += sc[8 * j + 2 * t + (k >= 4)] * dot;
+        }
+      }
+    }
+    for (int k = 0; k < 8; k++) acc[k] = fmaf(d, (float)lane[k], acc[k]);
+  }
+  return el_hsum8(acc);
+}
+
+#ifdef EL_X86
+// ---------------------------------------------------------------------------------------------------------
+// AVX2 (llama.cpp runs its AVX2 code for these types on AVX-512 CPUs too): maddubs pairs unsigned weights with
+// signed inputs into 16 bits (at most 2·63·127, no saturation), madd scales them into 32-bit lanes.
+#define EL_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+// A float16 by the F16C instruction (the same value as f16, without its branches).
+EL_AVX2 static inline float f16c(const uint8_t *p) {
+  uint16_t h;
+  memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+EL_AVX2 static inline float hsum8_avx2(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+EL_AVX2 static inline int32_t hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// The 8 scales of a Q4_K / Q5_K super-block as 16-bit values (lanes 0–7) and its 8 mins (lanes 8–15).
+EL_AVX2 static inline __m256i scales_mins(const uint8_t *scales) {
+  uint32_t u[4];
+  memcpy(u, scales, 12);
+  const uint32_t m1 = 0x3f3f3f3f, m2 = 0x0f0f0f0f, m3 = 0x03030303;
+  u[3] = ((u[2] >> 4) & m2) | (((u[1] >> 6) & m3) << 4);
+  const uint32_t aux = u[1] & m1;
+  u[1] = (u[2] & m2) | (((u[0] >> 6) & m3) << 4);
+  u[2] = aux;
+  u[0] &= m1;
+  return _mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]));
+}
+
+// M from the mins (lanes 8–15 of scales_mins) and the input's sums of 16.
+EL_AVX2 static inline int32_t min_term_avx2(__m256i sm, const el_act_kblock *a) {
+  const __m256i sums = _mm256_loadu_si256((const __m256i *)a->bsums);
+  const __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
+  const __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), pairs);
+  __m128i s = _mm_add_epi32(prod, _mm_unpackhi_epi64(prod, prod));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// 16-bit lane i of `scales` in every lane (ggml's get_scale_shuffle_k4).
+EL_AVX2 static inline __m256i lane16(__m256i scales, int i) {
+  return _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)(((2 * i + 1) << 8) | (2 * i))));
+}
+
+EL_AVX2 static float q4_k_avx2(const uint8_t *row, size_t nb, const el_act_kblock *a) {
+  const __m256i m4 = _mm256_set1_epi8(0xF);
+  float acc = 0, accm = 0;
+  for (size_t i = 0; i < nb; i++) {
+    const uint8_t *b = row + i * 144, *q4 = b + 16;
+    const el_act_kblock *y = a + i;
+    _mm_prefetch((const char *)b + 1024, _MM_HINT_T0);
+    _mm_prefetch((const char *)b + 1088, _MM_HINT_T0);
+    _mm_prefetch((const char *)b + 1152, _MM_HINT_T0);
+    const __m256i sm = scales_mins(b + 4);
+    const __m256i scales = _mm256_permute2x128_si256(sm, sm, 0);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) {
+      const __m256i bits = _mm256_loadu_si256((const __m256i *)(q4 + 32 * j));
+      const __m256i lo = _mm256_and_si256(bits, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+      __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(y->q + 64 * j)));
+      __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y->q + 64 * j + 32)));
+      p0 = _mm256_madd_epi16(lane16(scales, 2 * j), p0);
+      p1 = _mm256_madd_epi16(lane16(scales, 2 * j + 1), p1);
+      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+    }
+    acc = fmaf((float)hsum_i32(sumi), f16c(b) * y->d, acc);
+    accm = fmaf((float)min_term_avx2(sm, y), f16c(b + 2) * y->d, accm);
+  }
+  return acc - accm;
+}
+
+EL_AVX2 static float q5_k_avx2(const uint8_t *row, size_t nb, const el_act_kblock *a) {
+  const __m256i m4 = _mm256_set1_epi8(0xF), m16 = _mm256_set1_epi8(16);
+  __m256 acc = _mm256_setzero_ps();
+  float summs = 0;
+  for (size_t i = 0; i < nb; i++) {
+    const uint8_t *b = row + i * 176, *q5 = b + 48;
+    const el_act_kblock *y = a + i;
+    _mm_prefetch((const char *)b + 1024, _MM_HINT_T0);
+    _mm_prefetch((const char *)b + 1088, _MM_HINT_T0);
+    _mm_prefetch((const char *)b + 1152, _MM_HINT_T0);
+    const float d = y->d * f16c(b), dmin = -y->d * f16c(b + 2);
+    const __m256i sm = scales_mins(b + 4);
+    summs = fmaf(dmin, (float)min_term_avx2(sm, y), summs);
+    const __m256i scales = _mm256_permute2x128_si256(sm, sm, 0);
+    const __m256i hbits = _mm256_loadu_si256((const __m256i *)(b + 16));
+    __m256i sumi = _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) {
+      const __m256i bits = _mm256_loadu_si256((const __m256i *)(q5 + 32 * j));
+      // The fifth bits: bit 2j (resp. 2j + 1) of each byte of qh, moved to bit 4.
+      const __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(hbits, 2 * j), 4), m16);
+      const __m256i h1 = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(hbits, 2 * j + 1), 4), m16);
+      const __m256i lo = _mm256_or_si256(_mm256_and_si256(bits, m4), h0);
+      const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), h1);
+      __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(y->q + 64 * j)));
+      __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y->q + 64 * j + 32)));
+      p0 = _mm256_madd_epi16(lane16(scales, 2 * j), p0);
+      p1 = _mm256_madd_epi16(lane16(scales, 2 * j + 1), p1);
+      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return hsum8_avx2(acc) + summs;
+}
+
+EL_AVX2 static float q6_k_avx2(const uint8_t *row, size_t nb, const el_act_kblock *a) {
+  const __m256i m3 = _mm256_set1_epi8(3), m15 = _mm256_set1_epi8(15);
+  __m256 acc = _mm256_setzero_ps();
+  for (size_t i = 0; i < nb; i++) {
+    const uint8_t *b = row + i * 210, *ql = b, *qh = b + 128;
+    const el_act_kblock *y = a + i;
+    _mm_prefetch((const char *)b + 1024, _MM_HINT_T0);
+    _mm_prefetch((const char *)b + 1088, _MM_HINT_T0);
+    _mm_prefetch((const char *)b + 1152, _MM_HINT_T0);
+    _mm_prefetch((const char *)b + 1216, _MM_HINT_T0);
+    const float d = y->d * f16c(b + 208);
+    const __m128i sc8 = _mm_loadu_si128((const __m128i *)(b + 192));
+    const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+    const __m256i sums = _mm256_loadu_si256((const __m256i *)y->bsums);
+    __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sums, sc16), 5));
+    for (int j = 0; j < 2; j++) {
+      const __m256i b1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * j));
+      const __m256i b2 = _mm256_loadu_si256((const __m256i *)(ql + 64 * j + 32));
+      const __m256i bh = _mm256_loadu_si256((const __m256i *)(qh + 32 * j));
+      const __m256i q0 = _mm256_or_si256(_mm256_and_si256(b1, m15), _mm256_slli_epi16(_mm256_and_si256(bh, m3), 4));
+      const __m256i q1 = _mm256_or_si256(_mm256_and_si256(b2, m15),
+                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m3), 4));
+      const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m15),
+                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m3), 4));
+      const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m15),
+                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m3), 4));
+      const __m256i qs[4] = {q0, q1, q2, q3};
+      for (int t = 0; t < 4; t++) {
+        __m256i p = _mm256_maddubs_epi16(qs[t], _mm256_loadu_si256((const __m256i *)(y->q + 128 * j + 32 * t)));
+        // Values 0–15 of these 32 take scale 8j + 2t, values 16–31 scale 8j + 2t + 1.
+        const int is = 8 * j + 2 * t;
+        const __m256i scale = _mm256_set_m128i(_mm_set1_epi16((short)((const int8_t *)b)[192 + is + 1]),
+                                               _mm_set1_epi16((short)((const int8_t *)b)[192 + is]));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(scale, p));
+      }
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return hsum8_avx2(acc);
+}
+#endif
+
+// ---------------------------------------------------------------------------------------------------------
+
+typedef float (*el_actk_fn)(const uint8_t *row, size_t nb, const el_act_kblock *a);
+
+void el_actk_matvec(const void *w, el_dtype t, size_t cols, const el_act_kblock *x, size_t xs, size_t batch,
+                    float *y, size_t ys, size_t r0, size_t r1) {
+  el_actk_fn fn = t == EL_Q4_K ? q4_k_portable : (t == EL_Q5_K ? q5_k_portable : q6_k_portable);
+#ifdef EL_X86
+  if (el_internal_avx2()) fn = t == EL_Q4_K ? q4_k_avx2 : (t == EL_Q5_K ? q5_k_avx2 : q6_k_avx2);
+#endif
+  if (el_internal_neon()) {
+    el_neon_actk(w, t, cols, x, xs, batch, y, ys, r0, r1);
+    return;
+  }
+  const size_t nb = cols / 256, bytes = nb * el_block_bytes(t);
+  for (size_t r = r0; r < r1; r++)
+    for (size_t k = 0; k < batch; k++) y[k * ys + r] = fn((const uint8_t *)w + r * bytes, nb, x + k * xs);
+}

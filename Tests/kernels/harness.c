@@ -1,0 +1,178 @@
+// The C kernels checked on their own, on whatever CPU runs this (natively, or an aarch64 build under qemu-aarch64):
+// Tests/kernels/run.sh builds it against Sources/CKernels and compares its output between instruction sets.
+//
+// Prints one line per check:
+//   isa NAME                 the instruction set the kernels chose (EDGELAB_KERNEL_ISA may lower it)
+//   bits WHAT HASH           a hash of the output bits of llama.cpp's arithmetic (input quantizers, products of
+//                            every type, attention, SwiGLU) and of the dequantized weights: the same on every
+//                            instruction set and CPU
+//   order32 exact-TYPE HASH  the exact F32, BF16 and F16 products, which sum in one order (32 partial sums) on
+//                            every instruction set but AVX-512: the same bits on those
+//   exact TYPE ok ERR        the exact products within 1e-5 of Σ|w·x| of a double-precision reference (the order
+//                            of their additions depends on the instruction set, so they are compared by value)
+// and exits 1 if a check fails (a product outside the tolerance, or results that depend on the batch, the row
+// range or the thread count).
+#include "edgelab_kernels.h"
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures = 0;
+
+static uint32_t lcg = 12345;
+static float unit(void) {
+  lcg = lcg * 1103515245u + 12345u;
+  return (float)((lcg >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static uint64_t fnv(const void *p, size_t n, uint64_t h) {
+  const uint8_t *b = p;
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+  return h;
+}
+
+enum { ROWS = 40, COLS = 768, BATCH = 5 };
+
+static const struct {
+  el_dtype t;
+  const char *name;
+} types[] = {
+  {EL_F32, "f32"},   {EL_BF16, "bf16"}, {EL_F16, "f16"},   {EL_Q8_0, "q8_0"}, {EL_Q4_0, "q4_0"}, {EL_Q4_1, "q4_1"},
+  {EL_Q5_0, "q5_0"}, {EL_Q5_1, "q5_1"}, {EL_Q4_K, "q4_k"}, {EL_Q5_K, "q5_k"}, {EL_Q6_K, "q6_k"},
+};
+
+static void *weights(el_dtype t, const float *w, size_t n, size_t *bytes) {
+  *bytes = n / el_block_values(t) * el_block_bytes(t);
+  void *out = malloc(*bytes);
+  if (t == EL_F32) {
+    memcpy(out, w, n * 4);
+  } else if (t == EL_F16) {
+    for (size_t i = 0; i < n; i++) ((uint16_t *)out)[i] = el_f32_to_f16(w[i]);
+  } else if (t == EL_BF16) {
+    for (size_t i = 0; i < n; i++) {
+      uint32_t u;
+      memcpy(&u, &w[i], 4);
+      ((uint16_t *)out)[i] = (uint16_t)((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+    }
+  } else {
+    el_quantize(w, t, out, n);
+  }
+  return out;
+}
+
+// Rows [0, ROWS) of every input at once, one input at a time, and over two threads in chunks: all the same bits.
+static void check_invariance(const char *name, const float *all, const float *one, const float *threaded) {
+  if (memcmp(all, one, sizeof(float) * ROWS * BATCH) != 0 || memcmp(all, threaded, sizeof(float) * ROWS * BATCH) != 0) {
+    printf("FAIL %s: the result depends on the batch or the threads\n", name);
+    failures++;
+  }
+}
+
+int main(void) {
+  printf("isa %s\n", el_kernel_isa());
+  float *wf = malloc(sizeof(float) * ROWS * COLS), *x = malloc(sizeof(float) * BATCH * COLS);
+  for (size_t i = 0; i < ROWS * COLS; i++) wf[i] = unit() * (float)(1 + i % 5) * 0.5f;
+  for (size_t i = 0; i < BATCH * COLS; i++) x[i] = unit() * 3.0f;
+  x[7] = 0;  // an exact zero among the inputs
+
+  // Input quantizers.
+  const size_t nb = COLS / 32, nk = COLS / 256;
+  el_act_block *xq = malloc(sizeof(el_act_block) * nb * BATCH);
+  el_act_kblock *xk = malloc(sizeof(el_act_kblock) * nk * BATCH);
+  for (int b = 0; b < BATCH; b++) {
+    el_quantize_act(x + b * COLS, COLS, xq + b * nb);
+    el_quantize_act_k(x + b * COLS, COLS, xk + b * nk);
+  }
+  printf("bits q8 %016llx\n", (unsigned long long)fnv(xq, sizeof(el_act_block) * nb * BATCH, 14695981039346656037ull));
+  printf("bits q8k %016llx\n", (unsigned long long)fnv(xk, sizeof(el_act_kblock) * nk * BATCH, 14695981039346656037ull));
+
+  el_pool_set_threads(2);
+  float y[ROWS * BATCH], y1[ROWS * BATCH], y2[ROWS * BATCH];
+  for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+    el_dtype t = types[k].t;
+    size_t bytes;
+    void *w = weights(t, wf, ROWS * COLS, &bytes);
+
+    // Exact arithmetic against a double-precision reference on the dequantized (widened) weights.
+    float *dense = malloc(sizeof(float) * ROWS * COLS);
+    el_widen(w, t, dense, ROWS * COLS);
+    printf("bits widen-%s %016llx\n", types[k].name,
+           (unsigned long long)fnv(dense, sizeof(float) * ROWS * COLS, 14695981039346656037ull));
+    el_matvec(w, t, COLS, x, COLS, BATCH, y, ROWS, 0, ROWS);
+    for (int b = 0; b < BATCH; b++) el_matvec(w, t, COLS, x + b * COLS, COLS, 1, y1 + b * ROWS, ROWS, 0, ROWS);
+    el_matvec_job job = {w, t, ROWS, COLS, x, COLS, y2, ROWS, NULL, 0, NULL, 0};
+    el_matvec_many(&job, 1, BATCH, 8, 2);
+    check_invariance(types[k].name, y, y1, y2);
+    double worst = 0;
+    for (int b = 0; b < BATCH; b++)
+      for (int r = 0; r < ROWS; r++) {
+        double ref = 0, scale = 0;
+        for (int c = 0; c < COLS; c++) {
+          double p = (double)dense[r * COLS + c] * x[b * COLS + c];
+          ref += p;
+          scale += fabs(p);
+        }
+        double e = fabs(y[b * ROWS + r] - ref) / (scale > 0 ? scale : 1);
+        if (e > worst) worst = e;
+      }
+    // F32, BF16 and F16 sum in one order on every instruction set but AVX-512 (which has its own).
+    if (t <= EL_F16 && strcmp(el_kernel_isa(), "avx512") != 0)
+      printf("order32 exact-%s %016llx\n", types[k].name, (unsigned long long)fnv(y, sizeof y, 14695981039346656037ull));
+    int ok = worst <= 1e-5;
+    if (!ok) failures++;
+    printf("exact %s %s %.2e\n", types[k].name, ok ? "ok" : "FAIL", worst);
+
+    // llama.cpp's arithmetic.
+    int blocks = el_act_supported(t), super = el_actk_supported(t);
+    if (blocks || super) {
+      job = (el_matvec_job){w, t, ROWS, COLS, x, COLS, y2, ROWS, blocks ? xq : NULL, nb, super ? xk : NULL, nk};
+      el_matvec_many(&job, 1, BATCH, 8, 2);
+      for (int b = 0; b < BATCH; b++) {
+        if (blocks) {
+          el_act_matvec(w, t, COLS, xq + b * nb, nb, 1, y1 + b * ROWS, ROWS, 0, ROWS);
+        } else {
+          el_actk_matvec(w, t, COLS, xk + b * nk, nk, 1, y1 + b * ROWS, ROWS, 0, ROWS);
+        }
+      }
+      if (blocks) el_act_matvec(w, t, COLS, xq, nb, BATCH, y, ROWS, 0, ROWS);
+      else el_actk_matvec(w, t, COLS, xk, nk, BATCH, y, ROWS, 0, ROWS);
+      check_invariance(types[k].name, y, y1, y2);
+      printf("bits %s %016llx\n", types[k].name, (unsigned long long)fnv(y, sizeof y, 14695981039346656037ull));
+      if (t == EL_Q4_0) {  // repacked in 8-row groups: the same bits as the file's layout
+        void *packed = malloc(bytes);
+        el_repack_q4_0x8(w, packed, ROWS, COLS);
+        el_act_matvec(packed, EL_Q4_0X8, COLS, xq, nb, BATCH, y1, ROWS, 0, ROWS);
+        if (memcmp(y, y1, sizeof y) != 0) {
+          printf("FAIL q4_0x8: the repacked matrix gives other bits\n");
+          failures++;
+        }
+        free(packed);
+      }
+    }
+    free(dense);
+    free(w);
+  }
+
+  // Attention (one query over 37 positions of head size 64, both kernels llama.cpp picks) and SwiGLU.
+  enum { CTX = 37, HEAD = 64 };
+  float q[HEAD], kc[CTX * HEAD], vc[CTX * HEAD], scores[64 * 2], out[HEAD * 2];
+  for (int i = 0; i < HEAD; i++) q[i] = unit();
+  for (int i = 0; i < CTX * HEAD; i++) {
+    kc[i] = el_f16_to_f32(el_f32_to_f16(unit()));
+    vc[i] = el_f16_to_f32(el_f32_to_f16(unit()));
+  }
+  el_attend_ggml(q, kc, vc, CTX, HEAD, 0.125f, scores, out, 1);
+  el_attend_ggml(q, kc, vc, CTX, HEAD, 0.125f, scores, out + HEAD, 0);
+  printf("bits attend %016llx\n", (unsigned long long)fnv(out, sizeof out, 14695981039346656037ull));
+  float g[100], u[100];
+  for (int i = 0; i < 100; i++) { g[i] = unit() * 6; u[i] = unit(); }
+  el_swiglu_ggml(g, u, 100);
+  printf("bits swiglu %016llx\n", (unsigned long long)fnv(g, sizeof g, 14695981039346656037ull));
+  free(wf);
+  free(x);
+  free(xq);
+  free(xk);
+  return failures ? 1 : 0;
+}
