@@ -43,12 +43,15 @@ int el_internal_avx2(void);
 int el_internal_neon(void);
 int el_internal_neon_dotprod(void);
 
-// Where block i of row r keeps its scale and its packed integers (a repacked Q4_0 matrix interleaves 8 rows).
+// Where block i of row r keeps its scale (the return value) and its 16 bytes of packed integers (*qs). A repacked
+// Q4_0 matrix interleaves them: those of its 8 rows four bytes at a time (see EL_Q4_0X8); they are gathered into
+// `tmp`.
 static inline const uint8_t *el_act_weights(const uint8_t *w, el_dtype t, size_t nb, size_t r, size_t i,
-                                            const uint8_t **qs) {
+                                            const uint8_t **qs, uint8_t tmp[16]) {
   if (t == EL_Q4_0X8) {
     const uint8_t *g = w + ((r / 8) * nb + i) * 144;
-    *qs = g + 16 + 16 * (r % 8);
+    for (int k = 0; k < 4; k++) memcpy(tmp + 4 * k, g + 16 + 32 * k + 4 * (r % 8), 4);
+    *qs = tmp;
     return g + 2 * (r % 8);
   }
   const size_t bytes = t == EL_Q8_0 ? 34 : t == EL_Q4_0 ? 18 : t == EL_Q4_1 ? 20 : t == EL_Q5_0 ? 22 : 24;

@@ -128,16 +128,21 @@ static inline void block_bytes(el_dtype t, const uint8_t *qs, int8x16_t *w0, int
     float extra = 0;                                                                                            \
     for (size_t i = 0; i < nb; i++) {                                                                           \
       const el_act_block *y = a + i;                                                                            \
-      const uint8_t *qs, *b = el_act_weights(w, t, nb, r, i, &qs);                                              \
+      uint8_t tmp[16];                                                                                          \
+      const uint8_t *qs, *b = el_act_weights(w, t, nb, r, i, &qs, tmp);                                         \
       int8x16_t w0, w1;                                                                                         \
       block_bytes(t, qs, &w0, &w1);                                                                             \
       const float dd = el_half_to_float((uint16_t)(b[0] | b[1] << 8)) * y->d;                                   \
+      if (t == EL_Q4_0 || t == EL_Q4_0X8) {                                                                     \
+        const int32x4_t l = vaddq_s32(DOT(w0, vld1q_s8(y->q)), DOT(w1, vld1q_s8(y->q + 16)));                   \
+        extra = fmaf((float)(vaddvq_s32(l) - 8 * y->sum), dd, extra);                                           \
+        continue;                                                                                               \
+      }                                                                                                         \
       lo = vfmaq_n_f32(lo, vcvtq_f32_s32(DOT(w0, vld1q_s8(y->q))), dd);                                         \
       hi = vfmaq_n_f32(hi, vcvtq_f32_s32(DOT(w1, vld1q_s8(y->q + 16))), dd);                                    \
-      if (t == EL_Q4_0 || t == EL_Q4_0X8) extra = fmaf(-dd, (float)(8 * y->sum), extra);                        \
       if (t == EL_Q4_1 || t == EL_Q5_1) extra = fmaf(el_half_to_float((uint16_t)(b[2] | b[3] << 8)), y->s, extra); \
     }                                                                                                           \
-    return hsum8_neon(lo, hi) + extra;                                                                          \
+    return (t == EL_Q4_0 || t == EL_Q4_0X8) ? extra : hsum8_neon(lo, hi) + extra;                              \
   }
 EL_NEON_ACT(act_plain, , EL_DOT_PLAIN)
 EL_NEON_ACT(act_sdot, EL_DOTPROD, EL_DOT_SDOT)

@@ -779,7 +779,7 @@ void el_repack_q4_0x8(const void *src, void *dst, size_t rows, size_t cols) {
       for (int j = 0; j < 8; j++) {
         const uint8_t *b = s + ((g * 8 + (size_t)j) * nb + i) * 18;
         memcpy(out + 2 * j, b, 2);
-        memcpy(out + 16 + 16 * j, b + 2, 16);
+        for (int k = 0; k < 4; k++) memcpy(out + 16 + 32 * k + 4 * j, b + 2 + 4 * k, 4);
       }
     }
 }
@@ -808,11 +808,14 @@ void el_quantize_act(const float *x, size_t n, el_act_block *out) {
 }
 
 // The portable product: the same integer lanes and the same float operations as the vector kernels below.
+// Q4_0 (which llama.cpp repacks into groups of 8 rows on x86 and multiplies with ggml_gemv/gemm_q4_0_8x8_q8_0) sums
+// as those kernels do: per block the integer Σ (q − 8)·a, fused once with d_w·d_a into one float per row.
 static float act_dot_portable(const uint8_t *w, el_dtype t, size_t nb, size_t r, const el_act_block *a) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, extra = 0;
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, extra = 0, total = 0;
   for (size_t i = 0; i < nb; i++) {
     const el_act_block *y = a + i;
-    const uint8_t *qs, *b = el_act_weights(w, t, nb, r, i, &qs);
+    uint8_t tmp[16];
+    const uint8_t *qs, *b = el_act_weights(w, t, nb, r, i, &qs, tmp);
     int q[32];
     if (t == EL_Q8_0) {
       for (int j = 0; j < 32; j++) q[j] = ((const int8_t *)qs)[j];
@@ -827,14 +830,20 @@ static float act_dot_portable(const uint8_t *w, el_dtype t, size_t nb, size_t r,
       }
     }
     const float dd = h2f(b) * y->d;
+    if (t == EL_Q4_0 || t == EL_Q4_0X8) {
+      int32_t isum = -8 * y->sum;
+      for (int j = 0; j < 32; j++) isum += q[j] * y->q[j];
+      total = fmaf((float)isum, dd, total);
+      continue;
+    }
     for (int k = 0; k < 8; k++) {
       int32_t lane = 0;
       for (int u = 0; u < 4; u++) lane += q[4 * k + u] * y->q[4 * k + u];
       acc[k] = fmaf(dd, (float)lane, acc[k]);
     }
-    if (t == EL_Q4_0 || t == EL_Q4_0X8) extra = fmaf(-dd, (float)(8 * y->sum), extra);
     if (t == EL_Q4_1 || t == EL_Q5_1) extra = fmaf(h2f(b + 2), y->s, extra);
   }
+  if (t == EL_Q4_0 || t == EL_Q4_0X8) return total;
   return el_hsum8(acc) + extra;
 }
 
@@ -875,14 +884,21 @@ EL_AVX2 static inline __m256i bits32(const uint8_t *p) {
   return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
 }
 
+EL_AVX2 static inline int32_t hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+  return _mm_cvtsi128_si32(s);
+}
+
 // Four-byte sums of unsigned × signed bytes into eight 32-bit lanes: one instruction with AVX-512 VNNI, two with
 // AVX2 (pairs into 16 bits, which cannot saturate for these operands: |u| ≤ 128 and |s| ≤ 127 gives at most 32512).
 #define EL_DOT_VNNI(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (u), (s))
 #define EL_DOT_AVX2(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1))
 
 // Per input, the integer lanes of each block made float and scaled by d_w·d_x into eight float sums, in the order
-// of ggml's vec_dot (one accumulator per row, blocks in order); Q4_0's offset of 8 and the Q4_1/Q5_1 minimum come
-// in through each block's Σq of the input. Rows go one at a time, each a single stream through memory: four rows
+// of ggml's vec_dot (one accumulator per row, blocks in order); the Q4_1/Q5_1 minimum comes in through each block's
+// Σq of the input. Q4_0: one integer per block (its offset of 8 through Σq), one float sum (see act_dot_portable). Rows go one at a time, each a single stream through memory: four rows
 // interleaved (four streams) measured half as fast on this project's 2-core VM (10–12 against 24 tokens/s on
 // Llama-3.2-1B Q4_0). One function per weight type and instruction set, so that the loop holds no branch.
 #define EL_ACT_KERNEL(NAME, ATTR, DOT, T)                                                                       \
@@ -893,7 +909,8 @@ EL_AVX2 static inline __m256i bits32(const uint8_t *p) {
     for (size_t ib = 0; ib < nb; ib++) {                                                                         \
       const el_act_block *yb = a + ib;                                                                           \
       const __m256i qy = _mm256_loadu_si256((const __m256i *)yb->q);                                             \
-      const uint8_t *qs, *b = el_act_weights(w, T, nb, r, ib, &qs);                                                   \
+      uint8_t tmp[16];                                                                                           \
+      const uint8_t *qs, *b = el_act_weights(w, T, nb, r, ib, &qs, tmp);                                         \
       const float dd = h2f_f16c(b) * yb->d;                                                                      \
       __m256i dot;                                                                                               \
       if (T == EL_Q8_0) {                                                                                        \
@@ -908,106 +925,102 @@ EL_AVX2 static inline __m256i bits32(const uint8_t *p) {
       } else {                                                                                                   \
         dot = DOT(nibbles32(qs), qy);                                                                            \
       }                                                                                                          \
-      if (T == EL_Q4_0 || T == EL_Q4_0X8) extra = fmaf(-dd, (float)(8 * yb->sum), extra);                        \
+      if (T == EL_Q4_0 || T == EL_Q4_0X8) {                                                                      \
+        extra = fmaf((float)(hsum_i32(dot) - 8 * yb->sum), dd, extra);                                           \
+        continue;                                                                                                \
+      }                                                                                                          \
       if (T == EL_Q4_1 || T == EL_Q5_1) extra = fmaf(h2f_f16c(b + 2), yb->s, extra);                             \
       acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(dot), acc);                                   \
     }                                                                                                            \
-    y[r] = hsum8(acc) + extra;                                                                                   \
+    y[r] = (T == EL_Q4_0 || T == EL_Q4_0X8) ? extra : hsum8(acc) + extra;                                        \
   }
 #define EL_ACT_TYPES(ISA, ATTR, DOT)                                                                            \
   EL_ACT_KERNEL(act_q8_0_##ISA, ATTR, DOT, EL_Q8_0)                                                              \
   EL_ACT_KERNEL(act_q4_0_##ISA, ATTR, DOT, EL_Q4_0)                                                              \
-  EL_ACT_KERNEL(act_q4_0x8_##ISA, ATTR, DOT, EL_Q4_0X8)                                                          \
   EL_ACT_KERNEL(act_q4_1_##ISA, ATTR, DOT, EL_Q4_1)                                                              \
   EL_ACT_KERNEL(act_q5_0_##ISA, ATTR, DOT, EL_Q5_0)                                                              \
   EL_ACT_KERNEL(act_q5_1_##ISA, ATTR, DOT, EL_Q5_1)
 EL_ACT_TYPES(vnni, EL_VNNI, EL_DOT_VNNI)
 EL_ACT_TYPES(avx2, EL_AVX2, EL_DOT_AVX2)
 
-// Eight rows of a repacked Q4_0 matrix at once: per block position one load of the input and one stream of weights;
-// each row's sums in the same order as act_q4_0_1 (so the same bits).
-EL_VNNI static void act_q4_0x8(const void *w, size_t cols, const el_act_block *a, float *y, size_t r) {
-  const size_t nb = cols / 32;
-  const uint8_t *g = (const uint8_t *)w + (r / 8) * nb * 144;
-  // Two rows per 512-bit register: lanes 0–7 row 2i, lanes 8–15 row 2i + 1; each lane as in the one-row kernel.
-  __m512 acc[4];
-  __m256 extra = _mm256_setzero_ps();  // lane j: row j's offset term
-  for (int i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
-  const __m512i low = _mm512_set1_epi8(0x0F);
-  // 64-bit lanes of [low nibbles | high nibbles] of four rows → each row's [low | high] (value order), two rows each.
-  const __m512i first = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), second = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
-  const __m512i pairs[4] = {_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
-                            _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3),
-                            _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5),
-                            _mm512_setr_epi32(6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7)};
-  for (size_t ib = 0; ib < nb; ib++) {
-    const el_act_block *yb = a + ib;
-    const __m512i qy = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)yb->q));
-    const uint8_t *b = g + ib * 144;
-    // Lane j: d_w(row j) · d_x, as the one-row kernel computes it.
-    const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b)), _mm256_set1_ps(yb->d));
-    extra = _mm256_fnmadd_ps(dd, _mm256_set1_ps((float)(8 * yb->sum)), extra);
-    const __m512 dd2 = _mm512_castps256_ps512(dd);
-    for (int h = 0; h < 2; h++) {
-      __m512i v = _mm512_loadu_si512((const void *)(b + 16 + 64 * h));
-      __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-      __m512i q01 = _mm512_permutex2var_epi64(lo, first, hi), q23 = _mm512_permutex2var_epi64(lo, second, hi);
-      __m512i d01 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q01, qy);
-      __m512i d23 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q23, qy);
-      acc[2 * h] = _mm512_fmadd_ps(_mm512_permutexvar_ps(pairs[2 * h], dd2), _mm512_cvtepi32_ps(d01), acc[2 * h]);
-      acc[2 * h + 1] =
-        _mm512_fmadd_ps(_mm512_permutexvar_ps(pairs[2 * h + 1], dd2), _mm512_cvtepi32_ps(d23), acc[2 * h + 1]);
-    }
+// Eight rows of a repacked Q4_0 matrix times up to four inputs (NT), as ggml's gemv/gemm for repacked Q4_0 work:
+// per step k one input group of four bytes broadcast to every lane times four bytes of each of the eight rows
+// (one 32-byte load of the repacked block holds them for values 4k… in its low nibbles and 16+4k… in its high
+// ones), so that lane j sums row j's block product; each weight is loaded and unpacked once for all the inputs.
+// Per row and input, the block's integer (its offset of 8 through Σq) fused with d_w·d_x into one float: the
+// arithmetic of act_dot_portable, so the same bits for every grouping of rows and inputs. A prompt's tokens go
+// four at a time. AVX2 sums the 16-bit products of the eight steps before widening them (at most 8·2·15·127, no
+// overflow); VNNI accumulates in 32 bits.
+#define EL_STEP_AVX2(acc, w, a) acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16((w), (a)))
+#define EL_WIDEN_AVX2(acc) _mm256_madd_epi16(acc, _mm256_set1_epi16(1))
+#define EL_STEP_VNNI(acc, w, a) acc = _mm256_dpbusd_epi32(acc, (w), (a))
+#define EL_WIDEN_VNNI(acc) (acc)
+#define EL_Q4_0X8_TILE(NAME, ATTR, STEP, WIDEN, NT)                                                              \
+  ATTR static void NAME(const void *w, size_t cols, const el_act_block *x, size_t xs, float *y, size_t ys,      \
+                        size_t r) {                                                                             \
+    const size_t nb = cols / 32;                                                                                \
+    const uint8_t *g = (const uint8_t *)w + (r / 8) * nb * 144;                                                 \
+    const __m256i m4 = _mm256_set1_epi8(0x0F);                                                                  \
+    __m256 acc[NT];                                                                                             \
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();                                                  \
+    for (size_t ib = 0; ib < nb; ib++) {                                                                        \
+      const uint8_t *b = g + ib * 144;                                                                          \
+      _mm_prefetch((const char *)b + 1152, _MM_HINT_T0);                                                        \
+      _mm_prefetch((const char *)b + 1216, _MM_HINT_T0);                                                        \
+      _mm_prefetch((const char *)b + 1280, _MM_HINT_T0);                                                        \
+      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));                                   \
+      __m256i lo[4], hi[4];                                                                                     \
+      for (int k = 0; k < 4; k++) {                                                                             \
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * k));                               \
+        lo[k] = _mm256_and_si256(v, m4);                                                                        \
+        hi[k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);                                                  \
+      }                                                                                                         \
+      for (int t = 0; t < NT; t++) {                                                                            \
+        const el_act_block *yb = x + t * xs + ib;                                                               \
+        const __m256i a0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)yb->q));                \
+        const __m256i a1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(yb->q + 16)));         \
+        __m256i p = _mm256_setzero_si256();                                                                     \
+        STEP(p, lo[0], _mm256_shuffle_epi32(a0, 0x00));                                                         \
+        STEP(p, lo[1], _mm256_shuffle_epi32(a0, 0x55));                                                         \
+        STEP(p, lo[2], _mm256_shuffle_epi32(a0, 0xAA));                                                         \
+        STEP(p, lo[3], _mm256_shuffle_epi32(a0, 0xFF));                                                         \
+        STEP(p, hi[0], _mm256_shuffle_epi32(a1, 0x00));                                                         \
+        STEP(p, hi[1], _mm256_shuffle_epi32(a1, 0x55));                                                         \
+        STEP(p, hi[2], _mm256_shuffle_epi32(a1, 0xAA));                                                         \
+        STEP(p, hi[3], _mm256_shuffle_epi32(a1, 0xFF));                                                         \
+        const __m256i isum = _mm256_sub_epi32(WIDEN(p), _mm256_set1_epi32(8 * yb->sum));                        \
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, _mm256_set1_ps(yb->d)), acc[t]);   \
+      }                                                                                                         \
+    }                                                                                                           \
+    for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + t * ys + r, acc[t]);                                      \
   }
-  float e[8];
-  _mm256_storeu_ps(e, extra);
-  for (int i = 0; i < 4; i++) {
-    y[r + 2 * (size_t)i] = hsum8(_mm512_castps512_ps256(acc[i])) + e[2 * i];
-    y[r + 2 * (size_t)i + 1] = hsum8(_mm512_extractf32x8_ps(acc[i], 1)) + e[2 * i + 1];
-  }
-}
+EL_Q4_0X8_TILE(q4_0x8_tile4_vnni, EL_VNNI, EL_STEP_VNNI, EL_WIDEN_VNNI, 4)
+EL_Q4_0X8_TILE(q4_0x8_tile1_vnni, EL_VNNI, EL_STEP_VNNI, EL_WIDEN_VNNI, 1)
+EL_Q4_0X8_TILE(q4_0x8_tile4_avx2, EL_AVX2, EL_STEP_AVX2, EL_WIDEN_AVX2, 4)
+EL_Q4_0X8_TILE(q4_0x8_tile1_avx2, EL_AVX2, EL_STEP_AVX2, EL_WIDEN_AVX2, 1)
 
-// Eight rows of a repacked Q4_0 matrix with AVX2: per block position one load of the input and one stream of
-// weights, each row's lanes and sums as in the one-row kernel (so the same bits).
-EL_AVX2 static void act_q4_0x8_8rows_avx2(const void *w, size_t cols, const el_act_block *a, float *y, size_t r) {
-  const size_t nb = cols / 32;
-  const uint8_t *g = (const uint8_t *)w + (r / 8) * nb * 144;
-  __m256 acc[8];
-  for (int j = 0; j < 8; j++) acc[j] = _mm256_setzero_ps();
-  __m256 extra = _mm256_setzero_ps();  // lane j: row j's offset term
-  for (size_t ib = 0; ib < nb; ib++) {
-    const el_act_block *yb = a + ib;
-    const __m256i qy = _mm256_loadu_si256((const __m256i *)yb->q);
-    const uint8_t *b = g + ib * 144;
-    _mm_prefetch((const char *)b + 1152, _MM_HINT_T0);
-    _mm_prefetch((const char *)b + 1216, _MM_HINT_T0);
-    _mm_prefetch((const char *)b + 1280, _MM_HINT_T0);
-    // Lane j: d_w(row j) · d_x, as the one-row kernel computes it.
-    const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b)), _mm256_set1_ps(yb->d));
-    extra = _mm256_fnmadd_ps(dd, _mm256_set1_ps((float)(8 * yb->sum)), extra);
-    float d[8];
-    _mm256_storeu_ps(d, dd);
-    for (int j = 0; j < 8; j++) {
-      const __m256i dot = EL_DOT_AVX2(nibbles32(b + 16 + 16 * j), qy);
-      acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d[j]), _mm256_cvtepi32_ps(dot), acc[j]);
-    }
+typedef void (*el_tile_fn)(const void *, size_t, const el_act_block *, size_t, float *, size_t, size_t);
+
+// Rows [r0, r1) (whole groups of 8) of a repacked Q4_0 matrix for a batch: four inputs at a time, then one.
+static void q4_0x8_rows(el_tile_fn four, el_tile_fn one, const void *w, size_t cols, const el_act_block *x,
+                        size_t xs, size_t batch, float *y, size_t ys, size_t r0, size_t r1) {
+  for (size_t r = r0; r < r1; r += 8) {
+    size_t k = 0;
+    for (; k + 4 <= batch; k += 4) four(w, cols, x + k * xs, xs, y + k * ys, ys, r);
+    for (; k < batch; k++) one(w, cols, x + k * xs, xs, y + k * ys, ys, r);
   }
-  float e[8];
-  _mm256_storeu_ps(e, extra);
-  for (int j = 0; j < 8; j++) y[r + (size_t)j] = hsum8(acc[j]) + e[j];
 }
 
 typedef void (*el_act_fn)(const void *, size_t, const el_act_block *, float *, size_t);
 
-// One row's kernel per type: [Q8_0, Q4_0, Q4_0X8, Q4_1, Q5_0, Q5_1].
-static el_act_fn act_pick(const el_act_fn fns[6], el_dtype t) {
+// One row's kernel per type: [Q8_0, Q4_0, Q4_1, Q5_0, Q5_1] (a repacked Q4_0 matrix goes to the tile kernels).
+static el_act_fn act_pick(const el_act_fn fns[5], el_dtype t) {
   switch (t) {
   case EL_Q8_0: return fns[0];
   case EL_Q4_0: return fns[1];
-  case EL_Q4_0X8: return fns[2];
-  case EL_Q4_1: return fns[3];
-  case EL_Q5_0: return fns[4];
-  default: return fns[5];
+  case EL_Q4_1: return fns[2];
+  case EL_Q5_0: return fns[3];
+  default: return fns[4];
   }
 }
 
@@ -1032,21 +1045,19 @@ void el_act_matvec(const void *w, el_dtype t, size_t cols, const el_act_block *x
   }
   if (vnni) {
     if (t == EL_Q4_0X8) {
-      for (size_t r = r0; r < r1; r += 8)
-        for (size_t k = 0; k < batch; k++) act_q4_0x8(w, cols, x + k * xs, y + k * ys, r);
+      q4_0x8_rows(q4_0x8_tile4_vnni, q4_0x8_tile1_vnni, w, cols, x, xs, batch, y, ys, r0, r1);
       return;
     }
-    static const el_act_fn fns[6] = {act_q8_0_vnni, act_q4_0_vnni, act_q4_0x8_vnni, act_q4_1_vnni, act_q5_0_vnni, act_q5_1_vnni};
+    static const el_act_fn fns[5] = {act_q8_0_vnni, act_q4_0_vnni, act_q4_1_vnni, act_q5_0_vnni, act_q5_1_vnni};
     act_rows(act_pick(fns, t), w, cols, x, xs, batch, y, ys, r0, r1);
     return;
   }
   if (el_internal_avx2()) {
     if (t == EL_Q4_0X8) {
-      for (size_t r = r0; r < r1; r += 8)
-        for (size_t k = 0; k < batch; k++) act_q4_0x8_8rows_avx2(w, cols, x + k * xs, y + k * ys, r);
+      q4_0x8_rows(q4_0x8_tile4_avx2, q4_0x8_tile1_avx2, w, cols, x, xs, batch, y, ys, r0, r1);
       return;
     }
-    static const el_act_fn fns[6] = {act_q8_0_avx2, act_q4_0_avx2, act_q4_0x8_avx2, act_q4_1_avx2, act_q5_0_avx2, act_q5_1_avx2};
+    static const el_act_fn fns[5] = {act_q8_0_avx2, act_q4_0_avx2, act_q4_1_avx2, act_q5_0_avx2, act_q5_1_avx2};
     act_rows(act_pick(fns, t), w, cols, x, xs, batch, y, ys, r0, r1);
     return;
   }

@@ -18,8 +18,9 @@ typedef enum {
   // ggml's block formats: Q8_0, Q4_0, Q4_1 hold 32 values per block; Q4_K and Q6_K 256 (a super-block).
   EL_Q8_0 = 3, EL_Q4_0 = 4, EL_Q4_1 = 5, EL_Q4_K = 6, EL_Q6_K = 7,
   // Q4_0 repacked for llama.cpp's arithmetic: groups of 8 rows, per block position the 8 rows' scales (16 bytes)
-  // then their 8 × 16 bytes of nibbles, so that eight outputs read one stream (el_repack_q4_0x8). Rows a multiple
-  // of 8; only el_act_matvec reads it.
+  // then, for k = 0…3, bytes 4k…4k+3 of each row's 16 bytes of nibbles (8 × 4 bytes), so that eight outputs read
+  // one stream and one 32-byte load holds values 4k…4k+3 (low nibbles) and 16+4k… (high) of all eight rows
+  // (el_repack_q4_0x8). Rows a multiple of 8; only el_act_matvec reads it.
   EL_Q4_0X8 = 8,
   // The 5-bit types: Q5_0 and Q5_1 (32 values per block; the fallbacks of the K mixes for rows that are not whole
   // super-blocks) and Q5_K (256).
