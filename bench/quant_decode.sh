@@ -1,31 +1,85 @@
 #!/usr/bin/env bash
-# Decode speed by weight type: EdgeLab and llama.cpp on the same GGUF files, interleaved rounds (this machine
-# drifts: compare within a round). Files: Llama-3.2-1B shapes (random weights) in F32 (bench/baselines/make_gguf.py)
-# and BF16, Q8_0, Q4_0, Q4_1 made from it with llama.cpp's `llama-quantize --pure` (every matrix in that type),
-# plus SmolLM2-135M-Instruct Q4_1 (models/, `make smollm2`). EdgeLab runs each file with both arithmetics
-# (`exact`: FP32 activations; `llama.cpp`: 8-bit inputs of quantized products, float16 KV cache).
-# Prints one JSON line per measurement. Knobs: ROUNDS (2), THREADS ("1 2"), NEW (64), TYPES.
+# Decode (and prefill) speed by weight type: EdgeLab and llama.cpp on the same GGUF files, interleaved rounds (this
+# machine drifts: compare within a round), then a table of EdgeLab ÷ llama.cpp.
+#
+# Files (.cache/baselines/llama-3.2-1b-shapes-TYPE.gguf): Llama-3.2-1B shapes with random weights in F32
+# (bench/baselines/make_gguf.py), and made from it with llama.cpp's llama-quantize (bench/baselines/build_llamacpp.sh
+# with TARGETS="llama-bench llama-quantize"): `llama-quantize --pure F32 OUT TYPE` (every matrix in that type) for
+# bf16 q8_0 q4_0 q4_1 q4_k q5_k q6_k, and `llama-quantize F32 OUT Q4_K_M|Q5_K_M` for the mixes q4_k_m q5_k_m
+# (MAKE_FILES=1 makes the missing ones). Plus SmolLM2-135M-Instruct Q4_1 when models/ has it (`make smollm2`).
+#
+# EdgeLab runs each file with `edgelab generate --arithmetic A` for A in ARITH (default: llama.cpp; "exact
+# llama.cpp" for both), llama.cpp with `llama-bench` (CPU backend). Prints one JSON line per measurement, then the
+# table (medians over rounds; EdgeLab's best arithmetic).
+# Knobs: ROUNDS (2), THREADS ("1 2"), NEW (64), TYPES, ARITH, MODE (decode | prefill: a 128-token prompt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${ROUNDS:-2}; THREADS=${THREADS:-"1 2"}; NEW=${NEW:-64}; TYPES=${TYPES:-"f32 bf16 q8_0 q4_0 q4_1"}
+ROUNDS=${ROUNDS:-2}; THREADS=${THREADS:-"1 2"}; NEW=${NEW:-64}; MODE=${MODE:-decode}
+TYPES=${TYPES:-"f32 bf16 q8_0 q4_0 q4_1 q4_k q5_k q6_k q4_k_m q5_k_m"}; ARITH=${ARITH:-llama.cpp}
 EL=.build/release/edgelab
 BENCH=.cache/baselines/build-cpu/bin/llama-bench
-PROMPT=$(seq -s, 100 115)
+QUANTIZE=.cache/baselines/build-cpu/bin/llama-quantize
+[ -x "$EL" ] || { echo "build EdgeLab first: swift build -c release --product edgelab" >&2; exit 1; }
+[ -x "$BENCH" ] || { echo "build llama.cpp first: bench/baselines/build_llamacpp.sh" >&2; exit 1; }
+if [ "$MODE" = prefill ]; then PROMPT=$(seq -s, 100 227); NEW=1; else PROMPT=$(seq -s, 100 115); fi
+
 files=()
-for t in $TYPES; do files+=(".cache/baselines/llama-3.2-1b-shapes-$t.gguf"); done
+for t in $TYPES; do
+  f=.cache/baselines/llama-3.2-1b-shapes-$t.gguf
+  if [ ! -f "$f" ] && [ "${MAKE_FILES:-0}" = 1 ]; then
+    src=.cache/baselines/llama-3.2-1b-shapes-f32.gguf
+    [ -f "$src" ] || python3 bench/baselines/make_gguf.py
+    upper=$(echo "$t" | tr a-z A-Z)
+    case "$t" in
+      *_m) "$QUANTIZE" "$src" "$f" "$upper" >/dev/null 2>&1 ;;
+      *) "$QUANTIZE" --pure "$src" "$f" "$upper" >/dev/null 2>&1 ;;
+    esac
+  fi
+  files+=("$f")
+done
 [ -f models/SmolLM2-135M-Instruct.Q4_1.gguf ] && files+=(models/SmolLM2-135M-Instruct.Q4_1.gguf)
+
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 for round in $(seq "$ROUNDS"); do
   for t in $THREADS; do
     for f in "${files[@]}"; do
-      [ -f "$f" ] || { echo "missing $f" >&2; continue; }
-      for a in exact llama.cpp; do
+      [ -f "$f" ] || { echo "missing $f (MAKE_FILES=1 makes it)" >&2; continue; }
+      for a in $ARITH; do
         r=$($EL generate --model "$f" --prompt-tokens "$PROMPT" --max-new-tokens "$NEW" --threads "$t" --arithmetic "$a" --json)
-        echo "{\"round\": $round, \"file\": \"$(basename "$f")\", \"system\": \"edgelab-$a\", \"threads\": $t, \"decode_tokens_per_s\": $(echo "$r" | python3 -c 'import json,sys; print(json.load(sys.stdin)["decode_tokens_per_s"])')}"
+        if [ "$MODE" = prefill ]; then
+          v=$(echo "$r" | python3 -c 'import json,sys; print(128 / json.load(sys.stdin)["prefill_s"])')
+        else
+          v=$(echo "$r" | python3 -c 'import json,sys; print(json.load(sys.stdin)["decode_tokens_per_s"])')
+        fi
+        echo "{\"round\": $round, \"file\": \"$(basename "$f")\", \"system\": \"edgelab-$a\", \"threads\": $t, \"tokens_per_s\": $v}" | tee -a "$out"
       done
-      if [ -x "$BENCH" ]; then
-        r=$($BENCH -m "$f" -p 0 -n "$NEW" -r 1 -t "$t" -o json 2>/dev/null)
-        echo "{\"round\": $round, \"file\": \"$(basename "$f")\", \"system\": \"llama.cpp\", \"threads\": $t, \"decode_tokens_per_s\": $(echo "$r" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["avg_ts"])')}"
-      fi
+      if [ "$MODE" = prefill ]; then args=(-p 128 -n 0); else args=(-p 0 -n "$NEW"); fi
+      r=$($BENCH -m "$f" "${args[@]}" -r 1 -t "$t" -o json 2>/dev/null)
+      v=$(echo "$r" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["avg_ts"])')
+      echo "{\"round\": $round, \"file\": \"$(basename "$f")\", \"system\": \"llama.cpp\", \"threads\": $t, \"tokens_per_s\": $v}" | tee -a "$out"
     done
   done
 done
+
+python3 - "$out" "$MODE" <<'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+cells = {}
+for r in rows:
+    cells.setdefault((r["file"], r["threads"], r["system"]), []).append(r["tokens_per_s"])
+files = list(dict.fromkeys(r["file"] for r in rows))
+threads = sorted({r["threads"] for r in rows})
+systems = sorted({r["system"] for r in rows if r["system"] != "llama.cpp"})
+print(f"\n{sys.argv[2]} tokens/s, medians over rounds (EdgeLab's best arithmetic ÷ llama.cpp):")
+print("| file | threads | " + " | ".join(systems) + " | llama.cpp | ratio |")
+print("|---|---:|" + "---:|" * (len(systems) + 2))
+for t in threads:
+    for f in files:
+        med = {s: statistics.median(cells[(f, t, s)]) for s in systems + ["llama.cpp"] if (f, t, s) in cells}
+        if "llama.cpp" not in med:
+            continue
+        best = max(v for s, v in med.items() if s != "llama.cpp")
+        print(f"| {f.replace('llama-3.2-1b-shapes-', '')} | {t} | " + " | ".join(f"{med.get(s, float('nan')):.2f}" for s in systems)
+              + f" | {med['llama.cpp']:.2f} | {best / med['llama.cpp']:.2f} |")
+EOF

@@ -16,7 +16,9 @@
 
 // ---------------------------------------------------------------------------------------------------------
 // Portable path: the order of the AVX2 kernel (32 partial sums fused in steps of 32 columns, the same reduction,
-// a fused scalar tail), so that the portable, AVX2 and NEON paths give the same bits.
+// a fused scalar tail), so that the portable, AVX2 and NEON paths give the same bits. It is ggml's order for F32,
+// F16 and BF16 dot products on AVX2 (GGML_F32_STEP 32: four 8-lane sums, reduced (0 + 2) + (1 + 3), then halves,
+// pairs): with inputs rounded as ggml rounds them, llama.cpp's bits.
 
 static inline float widen_bf16(uint16_t v) { uint32_t u = (uint32_t)v << 16; float f; memcpy(&f, &u, 4); return f; }
 
@@ -41,7 +43,7 @@ static void matvec_portable(const void *w, el_dtype t, size_t cols, const float 
       for (; c + 32 <= cols; c += 32)
         for (int k = 0; k < 32; k++) acc[k] = fmaf(load_w(w, t, base + c + k), xb[c + k], acc[k]);
       float u[8], v[4];
-      for (int l = 0; l < 8; l++) u[l] = (acc[l] + acc[8 + l]) + (acc[16 + l] + acc[24 + l]);
+      for (int l = 0; l < 8; l++) u[l] = (acc[l] + acc[16 + l]) + (acc[8 + l] + acc[24 + l]);
       for (int l = 0; l < 4; l++) v[l] = u[l] + u[l + 4];
       float s = (v[0] + v[2]) + (v[1] + v[3]);
       for (; c < cols; c++) s = fmaf(load_w(w, t, base + c), xb[c], s);
@@ -130,7 +132,7 @@ static void matvec_avx512(const void *w, el_dtype t, size_t cols, const float *x
   el_run_groups(t == EL_F32 ? f32 : (t == EL_BF16 ? bf16 : f16), w, cols, x, xs, batch, y, ys, r0, r1);
 }
 
-// AVX2 + FMA + F16C: per input four 8-lane accumulators (32 columns per step), a fixed reduction, then a fused
+// AVX2 + FMA + F16C: per input four 8-lane accumulators (32 columns per step), ggml's reduction, then a fused
 // scalar tail; one function per weight type and group size (1–4 inputs), as for AVX-512.
 __attribute__((target("avx2,fma,f16c"))) static inline __m256 load8_f32(const void *w, size_t i) {
   return _mm256_loadu_ps((const float *)w + i);
@@ -185,7 +187,7 @@ static inline float hsum256(__m256 v) {
       }                                                                                                          \
       for (int k = 0; k < NB; k++) {                                                                             \
         const float *xb = x + k * xs;                                                                            \
-        float s = hsum256(_mm256_add_ps(_mm256_add_ps(a0[k], a1[k]), _mm256_add_ps(a2[k], a3[k])));              \
+        float s = hsum256(_mm256_add_ps(_mm256_add_ps(a0[k], a2[k]), _mm256_add_ps(a1[k], a3[k])));              \
         for (size_t cc = c; cc < cols; cc++) s = fmaf(load_w(w, EL_##DT##_TYPE, base + cc), xb[cc], s);         \
         y[k * ys + r] = s;                                                                                       \
       }                                                                                                          \

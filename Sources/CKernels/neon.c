@@ -64,8 +64,8 @@ static inline float load1(const void *w, el_dtype t, size_t i) {
         size_t c = 0;                                                                                           \
         for (; c + 32 <= cols; c += 32)                                                                         \
           for (int k = 0; k < 8; k++) n[k] = vfmaq_f32(n[k], load4(w, T, base + c + 4 * k), vld1q_f32(xb + c + 4 * k)); \
-        const float32x4_t lo = vaddq_f32(vaddq_f32(n[0], n[2]), vaddq_f32(n[4], n[6]));                         \
-        const float32x4_t hi = vaddq_f32(vaddq_f32(n[1], n[3]), vaddq_f32(n[5], n[7]));                         \
+        const float32x4_t lo = vaddq_f32(vaddq_f32(n[0], n[4]), vaddq_f32(n[2], n[6]));                         \
+        const float32x4_t hi = vaddq_f32(vaddq_f32(n[1], n[5]), vaddq_f32(n[3], n[7]));                         \
         float s = hsum8_neon(lo, hi);                                                                           \
         for (; c < cols; c++) s = fmaf(load1(w, T, base + c), xb[c], s);                                        \
         y[b * ys + r] = s;                                                                                      \

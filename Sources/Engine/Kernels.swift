@@ -105,16 +105,30 @@ public enum Kernels {
   /// decoding (Q, K and V; gate and up), so they cost one synchronisation of the threads instead of one each.
   ///
   /// With `.llamaCpp` arithmetic, quantized matrices take their inputs quantized to 8 bits (once per group), for
-  /// decode and prefill alike: blocks of 32 (Q8_0 / Q8_1) for the 32-value types, ggml's Q8_K for the K-quants.
+  /// decode and prefill alike: blocks of 32 (Q8_0 / Q8_1) for the 32-value types, ggml's Q8_K for the K-quants;
+  /// F16 and BF16 matrices take them rounded to their type.
   static func linear(
     _ group: [(WeightMatrix, UnsafeMutablePointer<Float>)], _ x: UnsafePointer<Float>, tokens: Int,
     rowwise: Bool, threads: Int, arithmetic: Arithmetic = .exact
   ) {
     let llama = arithmetic == .llamaCpp
+    let cols = group[0].0.cols
+    // llama.cpp multiplies F16 and BF16 weights by inputs rounded to the same type (its vec_dot_type); the
+    // kernels' order of additions is ggml's for these types.
+    var rounded: [WeightDType: UnsafeMutablePointer<Float>] = [:]
+    if llama {
+      for dtype in [WeightDType.bf16, .f16] where group.contains(where: { $0.0.dtype == dtype }) {
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: tokens * cols)
+        for i in 0..<(tokens * cols) { p[i] = roundTrip(x[i], dtype: dtype) }
+        rounded[dtype] = p
+      }
+    }
+    defer { for p in rounded.values { p.deallocate() } }
+    let inputs = group.map { w, _ in rounded[w.dtype].map { UnsafePointer($0) } ?? x }
+
     let blockInputs = group.contains { $0.0.interleaved || (llama && el_act_supported($0.0.kernelType) != 0) }
     let superBlockInputs = llama && group.contains { el_actk_supported($0.0.kernelType) != 0 }
     if rowwise || tokens == 1 || blockInputs || superBlockInputs {
-      let cols = group[0].0.cols
       let blocks = cols / 32
       let superBlocks = cols / 256
       var xq: UnsafeMutablePointer<el_act_block>? = nil
@@ -131,11 +145,12 @@ public enum Kernels {
         xq?.deallocate()
         xk?.deallocate()
       }
-      let jobs = group.map { w, out in
+      let jobs = zip(group, inputs).map { item, input in
+        let (w, out) = item
         let q = xq != nil && el_act_supported(w.kernelType) != 0
         let k = xk != nil && el_actk_supported(w.kernelType) != 0
         return el_matvec_job(
-          w: w.base, dtype: w.kernelType, rows: w.rows, cols: w.cols, x: x, x_stride: w.cols,
+          w: w.base, dtype: w.kernelType, rows: w.rows, cols: w.cols, x: input, x_stride: w.cols,
           y: out, y_stride: w.rows, x_q: q ? UnsafePointer(xq) : nil, x_q_stride: blocks,
           x_k: k ? UnsafePointer(xk) : nil, x_k_stride: superBlocks)
       }
@@ -145,7 +160,7 @@ public enum Kernels {
       el_matvec_many(jobs, Int32(jobs.count), tokens, max(4, (256 << 10) / max(1, rowBytes)), Int32(threads))
       return
     }
-    blas.with(threads: 1) { gemm(group, x, tokens: tokens, threads: threads) }
+    blas.with(threads: 1) { gemm(group, inputs, tokens: tokens, threads: threads) }
   }
 
   /// Rows per prefill chunk.
@@ -158,7 +173,8 @@ public enum Kernels {
   /// dequantization ran on one thread. A chunk is computed the same way whatever the thread count, so prefill
   /// results do not depend on it.
   private static func gemm(
-    _ group: [(WeightMatrix, UnsafeMutablePointer<Float>)], _ x: UnsafePointer<Float>, tokens: Int, threads: Int
+    _ group: [(WeightMatrix, UnsafeMutablePointer<Float>)], _ inputs: [UnsafePointer<Float>], tokens: Int,
+    threads: Int
   ) {
     var chunks: [(matrix: Int, row: Int)] = []
     for (i, (w, _)) in group.enumerated() {
@@ -172,6 +188,7 @@ public enum Kernels {
       defer { scratch?.deallocate() }
       while case let c = next.take(), c < chunks.count {
         let (w, out) = group[chunks[c].matrix]
+        let x = inputs[chunks[c].matrix]
         let r = chunks[c].row
         let n = min(gemmRows, w.rows - r)
         let rows: UnsafePointer<Float>

@@ -41,7 +41,7 @@ struct Generate: ParsableCommand {
   @Option(help: "A GGUF file, a Hugging Face checkpoint directory, or a model preset (synthetic weights).") var model:
     String
   @Option(help: "Seed of synthetic weights (presets only).") var syntheticSeed: UInt64 = 1
-  @Option(help: "Storage type of synthetic weights: f32, bf16, f16, q8_0, q4_0, q4_1, q4_k or q6_k.") var dtype:
+  @Option(help: "Storage type of synthetic weights: f32, bf16, f16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k.") var dtype:
     WeightDType = .f32
   @Option(help: "Checkpoint 16-bit and quantized weights: native (read in the kernels) or fp32 (widened at load).")
   var storage: WeightStorage = .native
@@ -269,7 +269,7 @@ struct EngineBenchCommand: ParsableCommand {
   @Option(help: "Prompt tokens.") var prompt = 128
   @Option(help: "Generated tokens.") var new = 64
   @Option(help: "Threads.") var threads = 1
-  @Option(help: "Weight storage: f32, bf16, f16, q8_0, q4_0, q4_1, q4_k or q6_k (synthetic weights).") var dtype:
+  @Option(help: "Weight storage: f32, bf16, f16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k (synthetic weights).") var dtype:
     WeightDType = .f32
   @Option(help: "Repetitions (medians are reported).") var repetitions = 3
   @Option(

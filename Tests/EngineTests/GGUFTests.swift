@@ -365,6 +365,33 @@ extension LlamaCppArithmeticTests {
     return out
   }
 
+  /// llama.cpp multiplies F16 and BF16 weights by inputs rounded to the weights' type: the same bits as the exact
+  /// product of the rounded inputs, for decode and prefill.
+  @Test(arguments: [WeightDType.bf16, .f16])
+  func sixteenBitWeightsTakeInputsRoundedToTheirType(dtype: WeightDType) throws {
+    let rows = 20
+    let cols = 96
+    let w = try SyntheticWeights(config: ModelPreset.tiny.config, seed: 3, dtype: dtype).matrix(
+      "probe", rows: rows, cols: cols)
+    var rng = SeededRandom(seed: 4)
+    for tokens in [1, 5] {
+      let x = (0..<(tokens * cols)).map { _ in Float(rng.nextUnit() * 2 - 1) }
+      let rounded = x.map { Kernels.roundTrip($0, dtype: dtype) }
+      #expect(rounded != x)
+      func product(_ input: [Float], _ arithmetic: Arithmetic) -> [Float] {
+        var y = [Float](repeating: 0, count: tokens * rows)
+        input.withUnsafeBufferPointer { xb in
+          y.withUnsafeMutableBufferPointer { yb in
+            Kernels.linear(
+              w, xb.baseAddress!, tokens: tokens, yb.baseAddress!, rowwise: false, threads: 1, arithmetic: arithmetic)
+          }
+        }
+        return y
+      }
+      #expect(product(x, .llamaCpp) == product(rounded, .exact), "\(dtype), \(tokens) token(s)")
+    }
+  }
+
   /// With 8-bit inputs (ggml's Q8_K), a K-quant product equals the dequantized weights times the dequantized
   /// inputs, summed exactly: within 1e-5 of Σ|w·x|, identical for every batch and thread count.
   @Test(arguments: [WeightDType.q4_K, .q5_K, .q6_K])
@@ -429,8 +456,10 @@ struct LlamaCppReference: Decodable {
 @Suite("llama.cpp's arithmetic against llama.cpp")
 struct LlamaCppAgreementTests {
   /// With `.llamaCpp` arithmetic the engine reproduces llama.cpp's logits (same rounding of the 8-bit inputs, the
-  /// float16 cache, its exponential and its orders of addition) and therefore its greedy tokens. F32 weights
-  /// differ from llama.cpp's sums in the last bits only.
+  /// float16 cache, its exponential and its orders of addition) and therefore its greedy tokens: the quantized
+  /// models' logits within 1e-5 (equal on the machines measured). F32 products sum in the order of the vector width
+  /// (the fixture's llama.cpp ran with AVX-512, the engine may not), so F32 logits differ in their last bits, up to
+  /// 1e-4 at one step of eight (measured with AVX2).
   @Test(arguments: ["tiny-llama-f32.gguf", "tiny-llama-q8_0.gguf", "tiny-llama-q4_0.gguf", "tiny-llama-q4_1.gguf"])
   func tokensAndLogitsMatchLlamaCpp(model: String) throws {
     let ref = try GGUFFixtures.load(LlamaCppReference.self, "llamacpp-reference.json")
@@ -440,9 +469,10 @@ struct LlamaCppAgreementTests {
       prompt: ref.promptIds, maxNewTokens: expected.generatedIds.count, recordLogits: true)
     #expect(g.tokens == expected.generatedIds)
     let vocab = weights.config.vocabSize
+    let tolerance = model.contains("f32") ? 3e-4 : 1e-5
     for (step, row) in expected.stepLogits.enumerated() {
       let ours = Array(g.logits[(step * vocab)..<((step + 1) * vocab)])
-      #expect(firstMismatch(ours, row, rtol: 0, atol: 1e-5) == nil, "\(model) step \(step)")
+      #expect(firstMismatch(ours, row, rtol: 0, atol: tolerance) == nil, "\(model) step \(step)")
     }
   }
 
