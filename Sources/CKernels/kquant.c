@@ -15,6 +15,7 @@
 #include "edgelab_kernels.h"
 #include "internal.h"
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -24,7 +25,39 @@
 
 size_t el_act_kblock_bytes(void) { return sizeof(el_act_kblock); }
 
-int el_actk_supported(el_dtype t) { return t == EL_Q4_K || t == EL_Q5_K || t == EL_Q6_K; }
+int el_actk_supported(el_dtype t) { return t == EL_Q4_K || t == EL_Q5_K || t == EL_Q6_K || t == EL_Q4_KX8; }
+
+void el_repack_q4_kx8(const void *src, void *dst, size_t rows, size_t cols) {
+  const size_t nb = cols / 256;
+  const uint8_t *s = src;
+  uint8_t *d = dst;
+  for (size_t g = 0; g < rows / 8; g++)
+    for (size_t i = 0; i < nb; i++) {
+      uint8_t *out = d + (g * nb + i) * 1152;
+      for (int j = 0; j < 8; j++) {
+        const uint8_t *b = s + ((g * 8 + (size_t)j) * nb + i) * 144;
+        memcpy(out + 2 * j, b, 2);
+        memcpy(out + 16 + 2 * j, b + 2, 2);
+        memcpy(out + 32 + 12 * j, b + 4, 12);
+        for (int p = 0; p < 4; p++)
+          for (int k = 0; k < 8; k++) memcpy(out + 128 + 256 * p + 32 * k + 4 * j, b + 16 + 32 * p + 4 * k, 4);
+      }
+    }
+}
+
+// Row r's super-blocks of a repacked Q4_K matrix, back in Q4_K's layout (for the kernels that read rows).
+static void unpack_q4_kx8_row(const uint8_t *w, size_t nb, size_t r, uint8_t *row) {
+  const size_t j = r % 8;
+  for (size_t i = 0; i < nb; i++) {
+    const uint8_t *in = w + ((r / 8) * nb + i) * 1152;
+    uint8_t *b = row + i * 144;
+    memcpy(b, in + 2 * j, 2);
+    memcpy(b + 2, in + 16 + 2 * j, 2);
+    memcpy(b + 4, in + 32 + 12 * j, 12);
+    for (int p = 0; p < 4; p++)
+      for (int k = 0; k < 8; k++) memcpy(b + 16 + 32 * p + 4 * k, in + 128 + 256 * p + 32 * k + 4 * j, 4);
+  }
+}
 
 static inline float f16(const uint8_t *p) {
   uint16_t h;
@@ -324,14 +357,130 @@ EL_AVX2 static float q6_k_avx2(const uint8_t *row, size_t nb, const el_act_kbloc
   }
   return hsum8_avx2(acc);
 }
+
+// Eight rows of a repacked Q4_K matrix times up to eight inputs (NT), as llama.cpp's repacked kernel for Q4_K
+// (ggml_gemv/gemm_q4_K_8x8_q8_K): per step four input bytes broadcast to every lane times four bytes of each row,
+// so that lane j holds row j's sums; each sub-block's integer scaled by its 6-bit scale in the lanes, the minimum
+// term likewise; per row and input, S and M fused with d_w·d_x and dmin_w·d_x into two float sums, subtracted at
+// the end — the arithmetic of q4_k_portable, so the same bits for every grouping of rows and inputs. A prompt's
+// tokens go eight at a time (the scales, unpacked per super-block, then serve eight). AVX2 sums the
+// 16-bit products of a sub-block's eight steps before scaling (at most 8·2·15·127, no overflow); VNNI accumulates
+// in 32 bits and multiplies.
+#define EL_VNNI_K __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#define EL_KSTEP_AVX2(acc, w, a) acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16((w), (a)))
+#define EL_KSCALE_AVX2(sum, p, sc16, sc32) ((void)(sc32), sum = _mm256_add_epi32(sum, _mm256_madd_epi16((p), (sc16))))
+#define EL_KSTEP_VNNI(acc, w, a) acc = _mm256_dpbusd_epi32(acc, (w), (a))
+#define EL_KSCALE_VNNI(sum, p, sc16, sc32) ((void)(sc16), sum = _mm256_add_epi32(sum, _mm256_mullo_epi32((p), (sc32))))
+#define EL_Q4_KX8_TILE(NAME, ATTR, STEP, SCALE, NT)                                                              \
+  ATTR static void NAME(const void *w, size_t cols, const el_act_kblock *x, size_t xs, float *y, size_t ys,     \
+                        size_t r) {                                                                             \
+    const size_t nb = cols / 256;                                                                               \
+    const uint8_t *g = (const uint8_t *)w + (r / 8) * nb * 1152;                                                \
+    const __m256i m4 = _mm256_set1_epi8(0x0F);                                                                  \
+    __m256 acc[NT], accm[NT];                                                                                   \
+    for (int t = 0; t < NT; t++) acc[t] = accm[t] = _mm256_setzero_ps();                                        \
+    for (size_t ib = 0; ib < nb; ib++) {                                                                        \
+      const uint8_t *b = g + ib * 1152;                                                                         \
+      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));                                   \
+      const __m256 dmw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + 16)));                           \
+      /* Sub-block j's scale of row r in 16-bit lanes 2r and 2r + 1 (and 32-bit lane r), its min in lane r. */  \
+      int16_t sc16[8][16];                                                                                      \
+      int32_t sc32[8][8], mn32[8][8];                                                                           \
+      for (int row = 0; row < 8; row++)                                                                         \
+        for (int j = 0; j < 8; j++) {                                                                           \
+          int sc, mn;                                                                                           \
+          scale_min(j, b + 32 + 12 * row, &sc, &mn);                                                            \
+          sc16[j][2 * row] = sc16[j][2 * row + 1] = (int16_t)sc;                                                \
+          sc32[j][row] = sc;                                                                                    \
+          mn32[j][row] = mn;                                                                                    \
+        }                                                                                                       \
+      __m256i q[64];                                                                                            \
+      for (int p = 0; p < 4; p++)                                                                               \
+        for (int k = 0; k < 8; k++) {                                                                           \
+          const __m256i v = _mm256_loadu_si256((const __m256i *)(b + 128 + 256 * p + 32 * k));                  \
+          q[16 * p + k] = _mm256_and_si256(v, m4);                                                              \
+          q[16 * p + 8 + k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);                                    \
+        }                                                                                                       \
+      for (int t = 0; t < NT; t++) {                                                                            \
+        const el_act_kblock *yb = x + t * xs + ib;                                                              \
+        __m256i S = _mm256_setzero_si256(), M = _mm256_setzero_si256();                                         \
+        for (int j = 0; j < 8; j++) {                                                                           \
+          const int8_t *a = yb->q + 32 * j;                                                                     \
+          const __m256i a0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)a));                  \
+          const __m256i a1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(a + 16)));          \
+          const __m256i *wq = q + 16 * (j / 2) + 8 * (j & 1);                                                   \
+          __m256i p = _mm256_setzero_si256();                                                                   \
+          STEP(p, wq[0], _mm256_shuffle_epi32(a0, 0x00));                                                       \
+          STEP(p, wq[1], _mm256_shuffle_epi32(a0, 0x55));                                                       \
+          STEP(p, wq[2], _mm256_shuffle_epi32(a0, 0xAA));                                                       \
+          STEP(p, wq[3], _mm256_shuffle_epi32(a0, 0xFF));                                                       \
+          STEP(p, wq[4], _mm256_shuffle_epi32(a1, 0x00));                                                       \
+          STEP(p, wq[5], _mm256_shuffle_epi32(a1, 0x55));                                                       \
+          STEP(p, wq[6], _mm256_shuffle_epi32(a1, 0xAA));                                                       \
+          STEP(p, wq[7], _mm256_shuffle_epi32(a1, 0xFF));                                                       \
+          SCALE(S, p, _mm256_loadu_si256((const __m256i *)sc16[j]), _mm256_loadu_si256((const __m256i *)sc32[j])); \
+          M = _mm256_add_epi32(M, _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)mn32[j]),                \
+                                                     _mm256_set1_epi32(yb->bsums[2 * j] + yb->bsums[2 * j + 1]))); \
+        }                                                                                                       \
+        const __m256 da = _mm256_set1_ps(yb->d);                                                                \
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_mul_ps(dw, da), acc[t]);                         \
+        accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(M), _mm256_mul_ps(dmw, da), accm[t]);                      \
+      }                                                                                                         \
+    }                                                                                                           \
+    for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + t * ys + r, _mm256_sub_ps(acc[t], accm[t]));              \
+  }
+EL_Q4_KX8_TILE(q4_kx8_tile8_avx2, EL_AVX2, EL_KSTEP_AVX2, EL_KSCALE_AVX2, 8)
+EL_Q4_KX8_TILE(q4_kx8_tile1_avx2, EL_AVX2, EL_KSTEP_AVX2, EL_KSCALE_AVX2, 1)
+EL_Q4_KX8_TILE(q4_kx8_tile8_vnni, EL_VNNI_K, EL_KSTEP_VNNI, EL_KSCALE_VNNI, 8)
+EL_Q4_KX8_TILE(q4_kx8_tile1_vnni, EL_VNNI_K, EL_KSTEP_VNNI, EL_KSCALE_VNNI, 1)
 #endif
 
 // ---------------------------------------------------------------------------------------------------------
 
 typedef float (*el_actk_fn)(const uint8_t *row, size_t nb, const el_act_kblock *a);
 
+#ifdef EL_X86
+static int vnni_k = -1;
+#endif
+
+int el_repack_pays(el_dtype t) {
+  if (t == EL_Q4_0) return 1;  // every path reads the repacked layout at least as fast
+  return t == EL_Q4_K && el_internal_avx2();
+}
+
 void el_actk_matvec(const void *w, el_dtype t, size_t cols, const el_act_kblock *x, size_t xs, size_t batch,
                     float *y, size_t ys, size_t r0, size_t r1) {
+  if (t == EL_Q4_KX8) {
+#ifdef EL_X86
+    if (el_internal_avx2()) {
+      if (vnni_k < 0) {
+        __builtin_cpu_init();
+        vnni_k = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
+                 __builtin_cpu_supports("avx512dq") && el_internal_avx512();
+      }
+      void (*eight)(const void *, size_t, const el_act_kblock *, size_t, float *, size_t, size_t) =
+        vnni_k ? q4_kx8_tile8_vnni : q4_kx8_tile8_avx2;
+      void (*one)(const void *, size_t, const el_act_kblock *, size_t, float *, size_t, size_t) =
+        vnni_k ? q4_kx8_tile1_vnni : q4_kx8_tile1_avx2;
+      for (size_t r = r0; r < r1; r += 8) {
+        size_t k = 0;
+        for (; k + 8 <= batch; k += 8) eight(w, cols, x + k * xs, xs, y + k * ys, ys, r);
+        for (; k < batch; k++) one(w, cols, x + k * xs, xs, y + k * ys, ys, r);
+      }
+      return;
+    }
+#endif
+    // Elsewhere row by row, each row unpacked back into Q4_K's layout.
+    const size_t nb = cols / 256;
+    uint8_t *row = malloc(nb * 144);
+    if (!row) return;
+    for (size_t r = r0; r < r1; r++) {
+      unpack_q4_kx8_row(w, nb, r, row);
+      el_actk_matvec(row, EL_Q4_K, cols, x, xs, batch, y + r, ys, 0, 1);
+    }
+    free(row);
+    return;
+  }
   el_actk_fn fn = t == EL_Q4_K ? q4_k_portable : (t == EL_Q5_K ? q5_k_portable : q6_k_portable);
 #ifdef EL_X86
   if (el_internal_avx2()) fn = t == EL_Q4_K ? q4_k_avx2 : (t == EL_Q5_K ? q5_k_avx2 : q6_k_avx2);

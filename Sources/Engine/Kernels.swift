@@ -126,8 +126,9 @@ public enum Kernels {
     defer { for p in rounded.values { p.deallocate() } }
     let inputs = group.map { w, _ in rounded[w.dtype].map { UnsafePointer($0) } ?? x }
 
-    let blockInputs = group.contains { $0.0.interleaved || (llama && el_act_supported($0.0.kernelType) != 0) }
-    let superBlockInputs = llama && group.contains { el_actk_supported($0.0.kernelType) != 0 }
+    // A repacked matrix is read by the 8-bit-input kernels only.
+    let blockInputs = group.contains { ($0.0.interleaved || llama) && el_act_supported($0.0.kernelType) != 0 }
+    let superBlockInputs = group.contains { ($0.0.interleaved || llama) && el_actk_supported($0.0.kernelType) != 0 }
     if rowwise || tokens == 1 || blockInputs || superBlockInputs {
       let blocks = cols / 32
       let superBlocks = cols / 256

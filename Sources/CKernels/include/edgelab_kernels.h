@@ -24,8 +24,18 @@ typedef enum {
   EL_Q4_0X8 = 8,
   // The 5-bit types: Q5_0 and Q5_1 (32 values per block; the fallbacks of the K mixes for rows that are not whole
   // super-blocks) and Q5_K (256).
-  EL_Q5_0 = 9, EL_Q5_1 = 10, EL_Q5_K = 11
+  EL_Q5_0 = 9, EL_Q5_1 = 10, EL_Q5_K = 11,
+  // Q4_K repacked for llama.cpp's arithmetic as llama.cpp repacks it on x86: groups of 8 rows, per super-block the
+  // 8 rows' d (16 bytes), dmin (16), scales (8 × 12), then for p = 0…3 and k = 0…7 bytes 32p+4k…+3 of each row's
+  // nibbles (8 × 4 bytes: values 4k… of sub-block 2p in the low nibbles, of 2p+1 in the high ones). Same size;
+  // rows a multiple of 8; only el_actk_matvec reads it (el_repack_q4_kx8).
+  EL_Q4_KX8 = 12
 } el_dtype;
+
+// Repacks a Q4_K matrix of `rows` (a multiple of 8) × `cols` into EL_Q4_KX8 (same size).
+void el_repack_q4_kx8(const void *src, void *dst, size_t rows, size_t cols);
+// Whether repacking `dtype` (EL_Q4_0, EL_Q4_K) for llama.cpp's arithmetic speeds up this CPU's kernels.
+int el_repack_pays(el_dtype dtype);
 
 // Repacks a Q4_0 matrix of `rows` (a multiple of 8) × `cols` into EL_Q4_0X8 (same size).
 void el_repack_q4_0x8(const void *src, void *dst, size_t rows, size_t cols);
