@@ -60,6 +60,11 @@ static inline const uint8_t *el_act_weights(const uint8_t *w, el_dtype t, size_t
   return b;
 }
 
+// Which of llama.cpp's computations input k of a batch of K-quant products gets (kquant.c), and the portable
+// product of one row in that form.
+int el_actk_form(el_dtype t, size_t k, size_t batch);
+float el_actk_portable(const uint8_t *row, el_dtype t, size_t nb, const el_act_kblock *a, int form);
+
 // The NEON kernels (neon.c; aarch64 only): F32, BF16 and F16 products in exact arithmetic, and llama.cpp's
 // arithmetic for the block types with the same bits as the portable functions.
 void el_neon_matvec(const void *w, el_dtype t, size_t cols, const float *x, size_t xs, size_t batch, float *y,

@@ -16,9 +16,10 @@
 
 // ---------------------------------------------------------------------------------------------------------
 // Portable path: the order of the AVX2 kernel (32 partial sums fused in steps of 32 columns, the same reduction,
-// a fused scalar tail), so that the portable, AVX2 and NEON paths give the same bits. It is ggml's order for F32,
-// F16 and BF16 dot products on AVX2 (GGML_F32_STEP 32: four 8-lane sums, reduced (0 + 2) + (1 + 3), then halves,
-// pairs): with inputs rounded as ggml rounds them, llama.cpp's bits.
+// the same tail), so that the portable, AVX2 and NEON paths give the same bits. It is ggml's order for F32, F16
+// and BF16 dot products on AVX2 (GGML_F32_STEP 32: four 8-lane sums, reduced (0 + 2) + (1 + 3), then as ggml
+// reduces each type; the values past the last whole step in double): with inputs rounded as ggml rounds them,
+// llama.cpp's bits.
 
 static inline float widen_bf16(uint16_t v) { uint32_t u = (uint32_t)v << 16; float f; memcpy(&f, &u, 4); return f; }
 
@@ -27,7 +28,7 @@ static inline float widen_f16(uint16_t h) { return el_half_to_float(h); }
 static inline float load_w(const void *w, el_dtype t, size_t i) {
   switch (t) {
   case EL_F32: return ((const float *)w)[i];
-  case EL_BF16: return widen_bf16(((const uint16_t *)w)[i]);
+  case EL_BF16: case EL_BF16_GGML: return widen_bf16(((const uint16_t *)w)[i]);
   default: return widen_f16(((const uint16_t *)w)[i]);
   }
 }
@@ -45,9 +46,11 @@ static void matvec_portable(const void *w, el_dtype t, size_t cols, const float 
       float u[8], v[4];
       for (int l = 0; l < 8; l++) u[l] = (acc[l] + acc[16 + l]) + (acc[8 + l] + acc[24 + l]);
       for (int l = 0; l < 4; l++) v[l] = u[l] + u[l + 4];
-      float s = (v[0] + v[2]) + (v[1] + v[3]);
-      for (; c < cols; c++) s = fmaf(load_w(w, t, base + c), xb[c], s);
-      y[b * ys + r] = s;
+      // ggml's BF16 reduction (movehl, movehdup) or its F32/F16 one, GGML_F32x8_REDUCE (two horizontal adds).
+      float s = t == EL_BF16_GGML ? (v[0] + v[2]) + (v[1] + v[3]) : (v[0] + v[1]) + (v[2] + v[3]);
+      double tail = s;  // values past the last whole step: their products added in double, as ggml does
+      for (; c < cols; c++) tail += (double)(load_w(w, t, base + c) * xb[c]);
+      y[b * ys + r] = (float)tail;
     }
   }
 }
@@ -129,11 +132,12 @@ static void matvec_avx512(const void *w, el_dtype t, size_t cols, const float *x
   static const el_group_fn f32[4] = {matvec_avx512_f32_1, matvec_avx512_f32_2, matvec_avx512_f32_3, matvec_avx512_f32_4};
   static const el_group_fn bf16[4] = {matvec_avx512_bf16_1, matvec_avx512_bf16_2, matvec_avx512_bf16_3, matvec_avx512_bf16_4};
   static const el_group_fn f16[4] = {matvec_avx512_f16_1, matvec_avx512_f16_2, matvec_avx512_f16_3, matvec_avx512_f16_4};
-  el_run_groups(t == EL_F32 ? f32 : (t == EL_BF16 ? bf16 : f16), w, cols, x, xs, batch, y, ys, r0, r1);
+  el_run_groups(t == EL_F32 ? f32 : (t == EL_BF16 || t == EL_BF16_GGML ? bf16 : f16), w, cols, x, xs, batch, y, ys,
+                r0, r1);
 }
 
-// AVX2 + FMA + F16C: per input four 8-lane accumulators (32 columns per step), ggml's reduction, then a fused
-// scalar tail; one function per weight type and group size (1–4 inputs), as for AVX-512.
+// AVX2 + FMA + F16C: per input four 8-lane accumulators (32 columns per step), ggml's reduction, then a tail
+// summed in double as ggml's; one function per weight type and group size (1–4 inputs), as for AVX-512.
 __attribute__((target("avx2,fma,f16c"))) static inline __m256 load8_f32(const void *w, size_t i) {
   return _mm256_loadu_ps((const float *)w + i);
 }
@@ -155,14 +159,27 @@ __attribute__((target("avx2,fma,f16c"))) static inline void prefetch2_16(const v
 #define prefetch2_bf16 prefetch2_16
 #define prefetch2_f16 prefetch2_16
 
+// The two reductions of ggml's AVX2 dot products: halves then movehl and movehdup (its BF16 one), halves then two
+// horizontal adds (GGML_F32x8_REDUCE: F32 and F16, and BF16 summed as F32).
 __attribute__((target("avx2,fma,f16c")))
-static inline float hsum256(__m256 v) {
-  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-  __m128 s = _mm_add_ps(lo, hi);
+static inline float hsum256_movehl(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
+__attribute__((target("avx2,fma,f16c")))
+static inline float hsum256_hadd(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_hadd_ps(s, s);
+  return _mm_cvtss_f32(_mm_hadd_ps(s, s));
+}
+#define hsum256_f32 hsum256_hadd
+#define hsum256_f16 hsum256_hadd
+#define hsum256_bf16g hsum256_movehl
+#define hsum256_bf16 hsum256_hadd
+#define load8_bf16g load8_bf16
+#define prefetch2_bf16g prefetch2_16
 
 #define EL_AVX2_GROUP(DT, NB)                                                                                      \
   __attribute__((target("avx2,fma,f16c")))                                                                       \
@@ -187,18 +204,20 @@ static inline float hsum256(__m256 v) {
       }                                                                                                          \
       for (int k = 0; k < NB; k++) {                                                                             \
         const float *xb = x + k * xs;                                                                            \
-        float s = hsum256(_mm256_add_ps(_mm256_add_ps(a0[k], a2[k]), _mm256_add_ps(a1[k], a3[k])));              \
-        for (size_t cc = c; cc < cols; cc++) s = fmaf(load_w(w, EL_##DT##_TYPE, base + cc), xb[cc], s);         \
-        y[k * ys + r] = s;                                                                                       \
+        double s = hsum256_##DT(_mm256_add_ps(_mm256_add_ps(a0[k], a2[k]), _mm256_add_ps(a1[k], a3[k])));       \
+        for (size_t cc = c; cc < cols; cc++) s += (double)(load_w(w, EL_##DT##_TYPE, base + cc) * xb[cc]);       \
+        y[k * ys + r] = (float)s;                                                                                \
       }                                                                                                          \
     }                                                                                                            \
   }
 #define EL_f32_TYPE EL_F32
 #define EL_bf16_TYPE EL_BF16
+#define EL_bf16g_TYPE EL_BF16
 #define EL_f16_TYPE EL_F16
 #define EL_AVX2_TYPE(DT) EL_AVX2_GROUP(DT, 1) EL_AVX2_GROUP(DT, 2) EL_AVX2_GROUP(DT, 3) EL_AVX2_GROUP(DT, 4)
 EL_AVX2_TYPE(f32)
 EL_AVX2_TYPE(bf16)
+EL_AVX2_TYPE(bf16g)
 EL_AVX2_TYPE(f16)
 
 static void matvec_avx2(const void *w, el_dtype t, size_t cols, const float *x, size_t xs, size_t batch,
@@ -206,7 +225,10 @@ static void matvec_avx2(const void *w, el_dtype t, size_t cols, const float *x, 
   static const el_group_fn f32[4] = {matvec_avx2_f32_1, matvec_avx2_f32_2, matvec_avx2_f32_3, matvec_avx2_f32_4};
   static const el_group_fn bf16[4] = {matvec_avx2_bf16_1, matvec_avx2_bf16_2, matvec_avx2_bf16_3, matvec_avx2_bf16_4};
   static const el_group_fn f16[4] = {matvec_avx2_f16_1, matvec_avx2_f16_2, matvec_avx2_f16_3, matvec_avx2_f16_4};
-  el_run_groups(t == EL_F32 ? f32 : (t == EL_BF16 ? bf16 : f16), w, cols, x, xs, batch, y, ys, r0, r1);
+  static const el_group_fn bf16g[4] = {matvec_avx2_bf16g_1, matvec_avx2_bf16g_2, matvec_avx2_bf16g_3,
+                                       matvec_avx2_bf16g_4};
+  el_run_groups(t == EL_F32 ? f32 : (t == EL_BF16 ? bf16 : (t == EL_BF16_GGML ? bf16g : f16)), w, cols, x, xs, batch,
+                y, ys, r0, r1);
 }
 
 #endif
@@ -301,7 +323,7 @@ void el_dequantize(const void *src, el_dtype dtype, float *dst, size_t n);
 
 void el_matvec(const void *w, el_dtype dtype, size_t cols, const float *x, size_t x_stride, size_t batch,
                float *y, size_t y_stride, size_t row_begin, size_t row_end) {
-  if (dtype >= EL_Q8_0) {
+  if (dtype >= EL_Q8_0 && dtype != EL_BF16_GGML) {
     el_quant_matvec(w, dtype, cols, x, x_stride, batch, y, y_stride, row_begin, row_end);
     return;
   }
@@ -398,6 +420,7 @@ __attribute__((target("avx2,fma,f16c"))) static void widen_avx2(const void *src,
 #endif
 
 void el_widen(const void *src, el_dtype dtype, float *dst, size_t n) {
+  if (dtype == EL_BF16_GGML) dtype = EL_BF16;
   if (dtype >= EL_Q8_0) {
     el_dequantize(src, dtype, dst, n);
     return;

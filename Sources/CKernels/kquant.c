@@ -121,12 +121,15 @@ static inline int32_t min_term(const uint8_t *scales, const el_act_kblock *a) {
 // ---------------------------------------------------------------------------------------------------------
 // Portable
 
-static float q4_k_portable(const uint8_t *row, size_t nb, const el_act_kblock *a) {
+// Q4_K. `gemm`: as ggml_gemm_q4_K_8x8_q8_K (a prompt's tokens four at a time), which fuses each 64 values' integers
+// (two sub-blocks) into the float sums instead of each super-block's.
+static float q4_k_portable(const uint8_t *row, size_t nb, const el_act_kblock *a, int gemm) {
   float acc = 0, accm = 0;
   for (size_t i = 0; i < nb; i++) {
     const uint8_t *b = row + i * 144, *qs = b + 16;
     const el_act_kblock *y = a + i;
-    int32_t s = 0;
+    const float dd = f16(b) * y->d, dm = f16(b + 2) * y->d;
+    int32_t s = 0, m = 0;
     for (int j = 0; j < 8; j++) {
       int sc, mn;
       scale_min(j, b + 4, &sc, &mn);
@@ -135,25 +138,35 @@ static float q4_k_portable(const uint8_t *row, size_t nb, const el_act_kblock *a
       int32_t dot = 0;
       for (int l = 0; l < 32; l++) dot += ((q[l] >> shift) & 0xF) * y->q[32 * j + l];
       s += sc * dot;
+      m += mn * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
+      if (gemm && (j & 1)) {
+        acc = fmaf((float)s, dd, acc);
+        accm = fmaf((float)m, dm, accm);
+        s = m = 0;
+      }
     }
-    acc = fmaf((float)s, f16(b) * y->d, acc);
-    accm = fmaf((float)min_term(b + 4, y), f16(b + 2) * y->d, accm);
+    if (!gemm) {
+      acc = fmaf((float)s, dd, acc);
+      accm = fmaf((float)m, dm, accm);
+    }
   }
   return acc - accm;
 }
 
-static float q5_k_portable(const uint8_t *row, size_t nb, const el_act_kblock *a) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, summs = 0;
+// Q5_K. `tiled`: as ggml's tiled K-quant matmul (prompts of 8 tokens or more): per super-block the integer S of
+// all its sub-blocks and the minimum term M, r = d_w·S − dmin_w·M (fused), sum += r·d_x (fused).
+static float q5_k_portable(const uint8_t *row, size_t nb, const el_act_kblock *a, int tiled) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, summs = 0, total = 0;
   for (size_t i = 0; i < nb; i++) {
     const uint8_t *b = row + i * 176, *qh = b + 16, *qs = b + 48;
     const el_act_kblock *y = a + i;
     const float d = y->d * f16(b), dmin = -y->d * f16(b + 2);
-    summs = fmaf(dmin, (float)min_term(b + 4, y), summs);
+    const int32_t m = min_term(b + 4, y);
     int32_t lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int j = 0; j < 4; j++) {
-      int sc0, sc1, m;
-      scale_min(2 * j, b + 4, &sc0, &m);
-      scale_min(2 * j + 1, b + 4, &sc1, &m);
+      int sc0, sc1, mn;
+      scale_min(2 * j, b + 4, &sc0, &mn);
+      scale_min(2 * j + 1, b + 4, &sc1, &mn);
       for (int k = 0; k < 8; k++) {
         int32_t lo = 0, hi = 0;
         for (int u = 0; u < 4; u++) {
@@ -166,13 +179,22 @@ static float q5_k_portable(const uint8_t *row, size_t nb, const el_act_kblock *a
         lane[k] += sc0 * lo + sc1 * hi;
       }
     }
+    if (tiled) {
+      int32_t sum = 0;
+      for (int k = 0; k < 8; k++) sum += lane[k];
+      const float r = fmaf(-f16(b + 2), (float)m, f16(b) * (float)sum);
+      total = fmaf(r, y->d, total);
+      continue;
+    }
+    summs = fmaf(dmin, (float)m, summs);
     for (int k = 0; k < 8; k++) acc[k] = fmaf(d, (float)lane[k], acc[k]);
   }
-  return el_hsum8(acc) + summs;
+  return tiled ? total : el_hsum8(acc) + summs;
 }
 
-static float q6_k_portable(const uint8_t *row, size_t nb, const el_act_kblock *a) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+// Q6_K. `tiled`: as ggml's tiled K-quant matmul: r = d_w·S over the super-block, sum += r·d_x (fused).
+static float q6_k_portable(const uint8_t *row, size_t nb, const el_act_kblock *a, int tiled) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, total = 0;
   for (size_t i = 0; i < nb; i++) {
     const uint8_t *b = row + i * 210;
     const int8_t *sc = (const int8_t *)(b + 192);
@@ -196,9 +218,15 @@ static float q6_k_portable(const uint8_t *row, size_t nb, const el_act_kblock *a
         }
       }
     }
+    if (tiled) {
+      int32_t sum = 0;
+      for (int k = 0; k < 8; k++) sum += lane[k];
+      total = fmaf(f16(b + 208) * (float)sum, y->d, total);
+      continue;
+    }
     for (int k = 0; k < 8; k++) acc[k] = fmaf(d, (float)lane[k], acc[k]);
   }
-  return el_hsum8(acc);
+  return tiled ? total : el_hsum8(acc);
 }
 
 #ifdef EL_X86
@@ -256,7 +284,8 @@ EL_AVX2 static inline __m256i lane16(__m256i scales, int i) {
   return _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)(((2 * i + 1) << 8) | (2 * i))));
 }
 
-EL_AVX2 static float q4_k_avx2(const uint8_t *row, size_t nb, const el_act_kblock *a) {
+EL_AVX2 static float q4_k_avx2(const uint8_t *row, size_t nb, const el_act_kblock *a, int gemm) {
+  if (gemm) return q4_k_portable(row, nb, a, 1);  // only rows that are not repacked come here
   const __m256i m4 = _mm256_set1_epi8(0xF);
   float acc = 0, accm = 0;
   for (size_t i = 0; i < nb; i++) {
@@ -283,7 +312,7 @@ EL_AVX2 static float q4_k_avx2(const uint8_t *row, size_t nb, const el_act_kbloc
   return acc - accm;
 }
 
-EL_AVX2 static float q5_k_avx2(const uint8_t *row, size_t nb, const el_act_kblock *a) {
+EL_AVX2 static float q5_k_avx2(const uint8_t *row, size_t nb, const el_act_kblock *a, int tiled) {
   const __m256i m4 = _mm256_set1_epi8(0xF), m16 = _mm256_set1_epi8(16);
   __m256 acc = _mm256_setzero_ps();
   float summs = 0;
@@ -295,7 +324,8 @@ EL_AVX2 static float q5_k_avx2(const uint8_t *row, size_t nb, const el_act_kbloc
     _mm_prefetch((const char *)b + 1152, _MM_HINT_T0);
     const float d = y->d * f16c(b), dmin = -y->d * f16c(b + 2);
     const __m256i sm = scales_mins(b + 4);
-    summs = fmaf(dmin, (float)min_term_avx2(sm, y), summs);
+    const int32_t m = min_term_avx2(sm, y);
+    if (!tiled) summs = fmaf(dmin, (float)m, summs);
     const __m256i scales = _mm256_permute2x128_si256(sm, sm, 0);
     const __m256i hbits = _mm256_loadu_si256((const __m256i *)(b + 16));
     __m256i sumi = _mm256_setzero_si256();
@@ -312,14 +342,20 @@ EL_AVX2 static float q5_k_avx2(const uint8_t *row, size_t nb, const el_act_kbloc
       p1 = _mm256_madd_epi16(lane16(scales, 2 * j + 1), p1);
       sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
     }
+    if (tiled) {
+      const float r = fmaf(-f16c(b + 2), (float)m, f16c(b) * (float)hsum_i32(sumi));
+      summs = fmaf(r, y->d, summs);
+      continue;
+    }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
   }
-  return hsum8_avx2(acc) + summs;
+  return tiled ? summs : hsum8_avx2(acc) + summs;
 }
 
-EL_AVX2 static float q6_k_avx2(const uint8_t *row, size_t nb, const el_act_kblock *a) {
+EL_AVX2 static float q6_k_avx2(const uint8_t *row, size_t nb, const el_act_kblock *a, int tiled) {
   const __m256i m3 = _mm256_set1_epi8(3), m15 = _mm256_set1_epi8(15);
   __m256 acc = _mm256_setzero_ps();
+  float total = 0;
   for (size_t i = 0; i < nb; i++) {
     const uint8_t *b = row + i * 210, *ql = b, *qh = b + 128;
     const el_act_kblock *y = a + i;
@@ -353,13 +389,17 @@ EL_AVX2 static float q6_k_avx2(const uint8_t *row, size_t nb, const el_act_kbloc
         sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(scale, p));
       }
     }
+    if (tiled) {
+      total = fmaf(f16c(b + 208) * (float)hsum_i32(sumi), y->d, total);
+      continue;
+    }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
   }
-  return hsum8_avx2(acc);
+  return tiled ? total : hsum8_avx2(acc);
 }
 
-// Eight rows of a repacked Q4_K matrix times up to eight inputs (NT), as llama.cpp's repacked kernel for Q4_K
-// (ggml_gemv/gemm_q4_K_8x8_q8_K): per step four input bytes broadcast to every lane times four bytes of each row,
+// Eight rows of a repacked Q4_K matrix times up to eight inputs (NT), as llama.cpp's repacked kernels for Q4_K
+// (ggml_gemv_q4_K_8x8_q8_K; GEMM: ggml_gemm_q4_K_8x8_q8_K, which fuses each 64 values into the float sums): per step four input bytes broadcast to every lane times four bytes of each row,
 // so that lane j holds row j's sums; each sub-block's integer scaled by its 6-bit scale in the lanes, the minimum
 // term likewise; per row and input, S and M fused with d_w·d_x and dmin_w·d_x into two float sums, subtracted at
 // the end — the arithmetic of q4_k_portable, so the same bits for every grouping of rows and inputs. A prompt's
@@ -371,7 +411,7 @@ EL_AVX2 static float q6_k_avx2(const uint8_t *row, size_t nb, const el_act_kbloc
 #define EL_KSCALE_AVX2(sum, p, sc16, sc32) ((void)(sc32), sum = _mm256_add_epi32(sum, _mm256_madd_epi16((p), (sc16))))
 #define EL_KSTEP_VNNI(acc, w, a) acc = _mm256_dpbusd_epi32(acc, (w), (a))
 #define EL_KSCALE_VNNI(sum, p, sc16, sc32) ((void)(sc16), sum = _mm256_add_epi32(sum, _mm256_mullo_epi32((p), (sc32))))
-#define EL_Q4_KX8_TILE(NAME, ATTR, STEP, SCALE, NT)                                                              \
+#define EL_Q4_KX8_TILE(NAME, ATTR, STEP, SCALE, NT, GEMM)                                                              \
   ATTR static void NAME(const void *w, size_t cols, const el_act_kblock *x, size_t xs, float *y, size_t ys,     \
                         size_t r) {                                                                             \
     const size_t nb = cols / 256;                                                                               \
@@ -404,6 +444,7 @@ EL_AVX2 static float q6_k_avx2(const uint8_t *row, size_t nb, const el_act_kbloc
       for (int t = 0; t < NT; t++) {                                                                            \
         const el_act_kblock *yb = x + t * xs + ib;                                                              \
         __m256i S = _mm256_setzero_si256(), M = _mm256_setzero_si256();                                         \
+        const __m256 da = _mm256_set1_ps(yb->d);                                                                \
         for (int j = 0; j < 8; j++) {                                                                           \
           const int8_t *a = yb->q + 32 * j;                                                                     \
           const __m256i a0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)a));                  \
@@ -421,27 +462,48 @@ EL_AVX2 static float q6_k_avx2(const uint8_t *row, size_t nb, const el_act_kbloc
           SCALE(S, p, _mm256_loadu_si256((const __m256i *)sc16[j]), _mm256_loadu_si256((const __m256i *)sc32[j])); \
           M = _mm256_add_epi32(M, _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)mn32[j]),                \
                                                      _mm256_set1_epi32(yb->bsums[2 * j] + yb->bsums[2 * j + 1]))); \
+          if (GEMM && (j & 1)) { /* ggml's gemm: each 64 values fused on their own */                          \
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_mul_ps(dw, da), acc[t]);                     \
+            accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(M), _mm256_mul_ps(dmw, da), accm[t]);                  \
+            S = M = _mm256_setzero_si256();                                                                     \
+          }                                                                                                     \
         }                                                                                                       \
-        const __m256 da = _mm256_set1_ps(yb->d);                                                                \
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_mul_ps(dw, da), acc[t]);                         \
-        accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(M), _mm256_mul_ps(dmw, da), accm[t]);                      \
+        if (!GEMM) {                                                                                            \
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_mul_ps(dw, da), acc[t]);                       \
+          accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(M), _mm256_mul_ps(dmw, da), accm[t]);                    \
+        }                                                                                                       \
       }                                                                                                         \
     }                                                                                                           \
     for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + t * ys + r, _mm256_sub_ps(acc[t], accm[t]));              \
   }
-EL_Q4_KX8_TILE(q4_kx8_tile8_avx2, EL_AVX2, EL_KSTEP_AVX2, EL_KSCALE_AVX2, 8)
-EL_Q4_KX8_TILE(q4_kx8_tile1_avx2, EL_AVX2, EL_KSTEP_AVX2, EL_KSCALE_AVX2, 1)
-EL_Q4_KX8_TILE(q4_kx8_tile8_vnni, EL_VNNI_K, EL_KSTEP_VNNI, EL_KSCALE_VNNI, 8)
-EL_Q4_KX8_TILE(q4_kx8_tile1_vnni, EL_VNNI_K, EL_KSTEP_VNNI, EL_KSCALE_VNNI, 1)
+EL_Q4_KX8_TILE(q4_kx8_tile8_avx2, EL_AVX2, EL_KSTEP_AVX2, EL_KSCALE_AVX2, 8, 1)
+EL_Q4_KX8_TILE(q4_kx8_tile1_avx2, EL_AVX2, EL_KSTEP_AVX2, EL_KSCALE_AVX2, 1, 1)
+EL_Q4_KX8_TILE(q4_kx8_gemv_avx2, EL_AVX2, EL_KSTEP_AVX2, EL_KSCALE_AVX2, 1, 0)
+EL_Q4_KX8_TILE(q4_kx8_tile8_vnni, EL_VNNI_K, EL_KSTEP_VNNI, EL_KSCALE_VNNI, 8, 1)
+EL_Q4_KX8_TILE(q4_kx8_tile1_vnni, EL_VNNI_K, EL_KSTEP_VNNI, EL_KSCALE_VNNI, 1, 1)
+EL_Q4_KX8_TILE(q4_kx8_gemv_vnni, EL_VNNI_K, EL_KSTEP_VNNI, EL_KSCALE_VNNI, 1, 0)
 #endif
 
 // ---------------------------------------------------------------------------------------------------------
 
-typedef float (*el_actk_fn)(const uint8_t *row, size_t nb, const el_act_kblock *a);
+typedef float (*el_actk_fn)(const uint8_t *row, size_t nb, const el_act_kblock *a, int form);
+
+float el_actk_portable(const uint8_t *row, el_dtype t, size_t nb, const el_act_kblock *a, int form) {
+  return t == EL_Q4_K ? q4_k_portable(row, nb, a, form) : (t == EL_Q5_K ? q5_k_portable(row, nb, a, form)
+                                                                        : q6_k_portable(row, nb, a, form));
+}
 
 #ifdef EL_X86
 static int vnni_k = -1;
 #endif
+
+// Which of llama.cpp's computations input k of a batch gets (see the kernels): Q4_K, repacked, with ggml's gemm for
+// a batch's first tokens in whole fours and its gemv for the rest; Q5_K and Q6_K with the tiled matmul for batches
+// of 8 or more, vec_dot below.
+int el_actk_form(el_dtype t, size_t k, size_t batch) {
+  if (t == EL_Q4_K || t == EL_Q4_KX8) return k < batch - batch % 4;
+  return batch >= 8;
+}
 
 int el_repack_pays(el_dtype t) {
   if (t == EL_Q4_0) return 1;  // every path reads the repacked layout at least as fast
@@ -462,10 +524,14 @@ void el_actk_matvec(const void *w, el_dtype t, size_t cols, const el_act_kblock 
         vnni_k ? q4_kx8_tile8_vnni : q4_kx8_tile8_avx2;
       void (*one)(const void *, size_t, const el_act_kblock *, size_t, float *, size_t, size_t) =
         vnni_k ? q4_kx8_tile1_vnni : q4_kx8_tile1_avx2;
+      void (*gemv)(const void *, size_t, const el_act_kblock *, size_t, float *, size_t, size_t) =
+        vnni_k ? q4_kx8_gemv_vnni : q4_kx8_gemv_avx2;
+      const size_t fours = batch - batch % 4;  // the tokens llama.cpp gives its gemm
       for (size_t r = r0; r < r1; r += 8) {
         size_t k = 0;
-        for (; k + 8 <= batch; k += 8) eight(w, cols, x + k * xs, xs, y + k * ys, ys, r);
-        for (; k < batch; k++) one(w, cols, x + k * xs, xs, y + k * ys, ys, r);
+        for (; k + 8 <= fours; k += 8) eight(w, cols, x + k * xs, xs, y + k * ys, ys, r);
+        for (; k < fours; k++) one(w, cols, x + k * xs, xs, y + k * ys, ys, r);
+        for (; k < batch; k++) gemv(w, cols, x + k * xs, xs, y + k * ys, ys, r);
       }
       return;
     }
@@ -491,5 +557,6 @@ void el_actk_matvec(const void *w, el_dtype t, size_t cols, const el_act_kblock 
   }
   const size_t nb = cols / 256, bytes = nb * el_block_bytes(t);
   for (size_t r = r0; r < r1; r++)
-    for (size_t k = 0; k < batch; k++) y[k * ys + r] = fn((const uint8_t *)w + r * bytes, nb, x + k * xs);
+    for (size_t k = 0; k < batch; k++)
+      y[k * ys + r] = fn((const uint8_t *)w + r * bytes, nb, x + k * xs, el_actk_form(t, k, batch));
 }

@@ -32,7 +32,7 @@ static inline float hsum8_neon(float32x4_t lo, float32x4_t hi) {
 static inline float32x4_t load4(const void *w, el_dtype t, size_t i) {
   switch (t) {
   case EL_F32: return vld1q_f32((const float *)w + i);
-  case EL_BF16: return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)w + i), 16));
+  case EL_BF16: case EL_BF16_GGML: return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)w + i), 16));
   default: return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)w + i)));
   }
 }
@@ -40,7 +40,7 @@ static inline float32x4_t load4(const void *w, el_dtype t, size_t i) {
 static inline float load1(const void *w, el_dtype t, size_t i) {
   switch (t) {
   case EL_F32: return ((const float *)w)[i];
-  case EL_BF16: {
+  case EL_BF16: case EL_BF16_GGML: {
     uint32_t u = (uint32_t)((const uint16_t *)w)[i] << 16;
     float f;
     memcpy(&f, &u, 4);
@@ -66,20 +66,24 @@ static inline float load1(const void *w, el_dtype t, size_t i) {
           for (int k = 0; k < 8; k++) n[k] = vfmaq_f32(n[k], load4(w, T, base + c + 4 * k), vld1q_f32(xb + c + 4 * k)); \
         const float32x4_t lo = vaddq_f32(vaddq_f32(n[0], n[4]), vaddq_f32(n[2], n[6]));                         \
         const float32x4_t hi = vaddq_f32(vaddq_f32(n[1], n[5]), vaddq_f32(n[3], n[7]));                         \
-        float s = hsum8_neon(lo, hi);                                                                           \
-        for (; c < cols; c++) s = fmaf(load1(w, T, base + c), xb[c], s);                                        \
-        y[b * ys + r] = s;                                                                                      \
+        const float32x4_t v = vaddq_f32(lo, hi);                                                                \
+        double s = T == EL_BF16_GGML ? hsum8_neon(lo, hi)                                                       \
+                                : (vgetq_lane_f32(v, 0) + vgetq_lane_f32(v, 1)) + (vgetq_lane_f32(v, 2) + vgetq_lane_f32(v, 3)); \
+        for (; c < cols; c++) s += (double)(load1(w, T, base + c) * xb[c]);                                     \
+        y[b * ys + r] = (float)s;                                                                               \
       }                                                                                                         \
     }                                                                                                           \
   }
 EL_NEON_MATVEC(matvec_f32, EL_F32)
 EL_NEON_MATVEC(matvec_bf16, EL_BF16)
+EL_NEON_MATVEC(matvec_bf16g, EL_BF16_GGML)
 EL_NEON_MATVEC(matvec_f16, EL_F16)
 
 void el_neon_matvec(const void *w, el_dtype t, size_t cols, const float *x, size_t xs, size_t batch, float *y,
                     size_t ys, size_t r0, size_t r1) {
   if (t == EL_F32) matvec_f32(w, cols, x, xs, batch, y, ys, r0, r1);
   else if (t == EL_BF16) matvec_bf16(w, cols, x, xs, batch, y, ys, r0, r1);
+  else if (t == EL_BF16_GGML) matvec_bf16g(w, cols, x, xs, batch, y, ys, r0, r1);
   else matvec_f16(w, cols, x, xs, batch, y, ys, r0, r1);
 }
 
@@ -280,7 +284,11 @@ void el_neon_actk(const void *w, el_dtype t, size_t cols, const el_act_kblock *x
   else fn = t == EL_Q4_K ? q4_k_plain : (t == EL_Q5_K ? q5_k_plain : q6_k_plain);
   const size_t nb = cols / 256, bytes = nb * el_block_bytes(t);
   for (size_t r = r0; r < r1; r++)
-    for (size_t k = 0; k < batch; k++) y[k * ys + r] = fn((const uint8_t *)w + r * bytes, nb, x + k * xs);
+    for (size_t k = 0; k < batch; k++) {
+      const uint8_t *row = (const uint8_t *)w + r * bytes;
+      // The batch forms of llama.cpp's x86 kernels (a prompt's tokens) run the portable code.
+      y[k * ys + r] = el_actk_form(t, k, batch) ? el_actk_portable(row, t, nb, x + k * xs, 1) : fn(row, nb, x + k * xs);
+    }
 }
 #else
 // Not aarch64: never called (el_internal_neon() is 0).

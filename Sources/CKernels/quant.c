@@ -82,7 +82,7 @@ size_t el_block_values(el_dtype t) {
 size_t el_block_bytes(el_dtype t) {
   switch (t) {
   case EL_F32: return 4;
-  case EL_BF16: case EL_F16: return 2;
+  case EL_BF16: case EL_F16: case EL_BF16_GGML: return 2;
   case EL_Q8_0: return 34;
   case EL_Q4_0: case EL_Q4_0X8: return 18;
   case EL_Q4_1: return 20;
@@ -1132,6 +1132,37 @@ static inline __attribute__((always_inline)) float ggml_expf(float x) {
   return ldexpf(j, e);
 }
 
+// ggml's AVX2 exponential (ggml_v_expf for __m256), one lane at a time: the same polynomial ending in a product
+// (not a fused 1 + …) and the scaling 2^n + j·2^n, fused; beyond |n| > 126 its two-factor scaling.
+static inline __attribute__((always_inline)) float ggml_expf8(float x) {
+  const float r = 0x1.8p23f;
+  float z = fmaf(x, 0x1.715476p+0f, r), n = z - r;
+  float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+  uint32_t zb;
+  memcpy(&zb, &z, 4);
+  const uint32_t e = zb << 23;
+  float u = b * b;
+  float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                 0x1.ffffecp-1f * b);
+  if (!(fabsf(n) > 126)) {
+    const uint32_t kb = e + 0x3f800000u;
+    float k;
+    memcpy(&k, &kb, 4);
+    return fmaf(j, k, k);
+  }
+  const uint32_t g = n <= 0 ? 0x82000000u : 0u, s1b = g + 0x7f000000u, s2b = e - g;
+  float s1, s2;
+  memcpy(&s1, &s1b, 4);
+  memcpy(&s2, &s2b, 4);
+  if (fabsf(n) > 192) return s1 * s1;
+  return fmaf(s2, j, s2) * s1;
+}
+
+// The exponential of the llama.cpp build reproduced: 16 lanes (AVX-512) or 8 (AVX2).
+static inline __attribute__((always_inline)) float ggml_exp_w(float x, int w) {
+  return w == 16 ? ggml_expf(x) : ggml_expf8(x);
+}
+
 // _mm512_reduce_add_ps as GCC expands it: halves, then quarters, then pairs.
 static float reduce16(const float *a) {
   float t3[8], t6[4];
@@ -1141,41 +1172,88 @@ static float reduce16(const float *a) {
   return t8a + t8b;
 }
 
-EL_FMA_CLONES static void swiglu_ggml_portable(float *g, const float *u, size_t n) {
-  size_t i = 0, whole = n / 16 * 16;
-  for (; i < whole; i++) g[i] = g[i] / (1.0f + ggml_expf(0.0f - g[i])) * u[i];
+// An __m256 summed as llamafile's hsum and ggml's softmax do: halves, then movehl, then movehdup.
+static inline float reduce8(const float *a) {
+  float x[4];
+  for (int i = 0; i < 4; i++) x[i] = a[4 + i] + a[i];
+  return (x[0] + x[2]) + (x[1] + x[3]);
+}
+
+// ggml's AVX2 GGML_F32x8_REDUCE after its lanes are combined: halves, then two horizontal adds.
+static inline float reduce8_hadd(const float *a) {
+  float x[4];
+  for (int i = 0; i < 4; i++) x[i] = a[i] + a[4 + i];
+  return (x[0] + x[1]) + (x[2] + x[3]);
+}
+
+static inline float reduce_w(const float *a, int w) { return w == 16 ? reduce16(a) : reduce8(a); }
+
+// Which llama.cpp build the llama.cpp arithmetic reproduces where ggml's code differs by vector width
+// (exponential, softmax, SwiGLU, attention products): the CPU's (AVX-512F and DQ: 16 lanes, else 8, as ggml
+// compiled for that CPU), or EDGELAB_LLAMACPP_SIMD=avx512|avx2.
+static int ggml_width_chosen = 0, ggml_width_invalid = 0;
+static int ggml_width(void) {
+  if (ggml_width_chosen) return ggml_width_chosen;
+  int w = 8;
+#ifdef EL_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")) w = 16;
+#endif
+  const char *want = getenv("EDGELAB_LLAMACPP_SIMD");
+  if (want && *want) {
+    if (strcmp(want, "avx512") == 0) w = 16;
+    else if (strcmp(want, "avx2") == 0) w = 8;
+    else ggml_width_invalid = 1;
+  }
+  ggml_width_chosen = w;  // Benign race: every thread computes the same value.
+  return w;
+}
+
+const char *el_llamacpp_simd(void) { return ggml_width() == 16 ? "avx512" : "avx2"; }
+int el_llamacpp_simd_request_invalid(void) {
+  (void)ggml_width();
+  return ggml_width_invalid;
+}
+
+EL_FMA_CLONES static void swiglu_ggml_portable(float *g, const float *u, size_t n, int w) {
+  size_t i = 0, whole = n / (size_t)w * (size_t)w;
+  for (; i < whole; i++) g[i] = g[i] / (1.0f + ggml_exp_w(0.0f - g[i], w)) * u[i];
   for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-// Attention as llama.cpp computes it on x86 with its float16 KV cache and flash attention off: the query rounded to
-// float16; each score one 16-lane fused multiply-add chain reduced as _mm512_reduce_add_ps (llamafile's tinyBLAS);
-// softmax with ggml's exponential and the sum of 16-wide partial sums in double; weights rounded to float16 and
-// multiplied into v by the same 16-lane chains. head_dim must be a multiple of 16 (≤ 512).
-// ggml_vec_dot_f16 on AVX-512 (what a product of one column uses): four 16-lane accumulators over 64-value steps,
-// combined (0+2, 1+3, then 0+1) and reduced; values past the last whole step summed in double. `x` and `y` hold
-// float16 values; `stride` steps through x.
-static inline __attribute__((always_inline)) float vec_dot_f16(size_t n, const float *x, size_t stride, const float *y) {
+// Attention as llama.cpp computes it on x86 with its float16 KV cache and flash attention off, in the build of
+// width w (16: AVX-512, 8: AVX2): the query rounded to float16; each score one w-lane fused multiply-add chain
+// reduced as llamafile's tinyBLAS does (a prompt), or ggml_vec_dot_f16 (one token); softmax with ggml's
+// exponential and the sum of w-wide partial sums in double; weights rounded to float16 and multiplied into v by
+// the same chains. head_dim must be a multiple of 16 (≤ 512).
+// ggml_vec_dot_f16: four w-lane accumulators over 4w-value steps, combined (0+2, 1+3, then 0+1) and reduced;
+// values past the last whole step summed in double. `x` and `y` hold float16 values; `stride` steps through x.
+static inline __attribute__((always_inline)) float vec_dot_f16(size_t n, const float *x, size_t stride, const float *y,
+                                                               int w) {
   float sum[4][16] = {{0}};
-  size_t np = n & ~(size_t)63;
-  for (size_t i = 0; i < np; i += 64)
+  const size_t step = 4 * (size_t)w;
+  size_t np = n / step * step;
+  for (size_t i = 0; i < np; i += step)
     for (int j = 0; j < 4; j++)
-      for (int l = 0; l < 16; l++) {
-        size_t e = i + 16 * (size_t)j + (size_t)l;
+      for (int l = 0; l < w; l++) {
+        size_t e = i + (size_t)(w * j + l);
         sum[j][l] = fmaf(x[e * stride], y[e], sum[j][l]);
       }
-  for (int l = 0; l < 16; l++) {
+  for (int l = 0; l < w; l++) {
     sum[0][l] += sum[2][l];
     sum[1][l] += sum[3][l];
     sum[0][l] += sum[1][l];
   }
-  double s = (double)reduce16(sum[0]);
+  double s = (double)(w == 16 ? reduce16(sum[0]) : reduce8_hadd(sum[0]));
   for (size_t i = np; i < n; i++) s += (double)(x[i * stride] * y[i]);
   return (float)s;
 }
 
-EL_FMA_CLONES static void attend_ggml_portable(const float *q, const float *k, const float *v, size_t ctx, size_t head_dim,
-                                 float scale, float *scores, float *out, int one_column) {
+EL_FMA_CLONES static void attend_ggml_portable(const float *q, const float *k, const float *v, size_t ctx,
+                                               size_t head_dim, float scale, float *scores, float *out,
+                                               int one_column, int w) {
   float q16[512], acc[16];
+  const size_t W = (size_t)w;
   size_t hd = head_dim < 512 ? head_dim : 512;
   for (size_t d = 0; d < hd; d++) q16[d] = el_f16_to_f32(el_f32_to_f16(q[d]));
   float mx = -INFINITY;
@@ -1183,57 +1261,58 @@ EL_FMA_CLONES static void attend_ggml_portable(const float *q, const float *k, c
     const float *kj = k + j * head_dim;
     float s;
     if (one_column) {
-      s = vec_dot_f16(hd, kj, 1, q16) * scale;
+      s = vec_dot_f16(hd, kj, 1, q16, w) * scale;
     } else {
-      for (int l = 0; l < 16; l++) acc[l] = 0;
-      for (size_t c = 0; c + 16 <= hd; c += 16)
-        for (int l = 0; l < 16; l++) acc[l] = fmaf(kj[c + l], q16[c + l], acc[l]);
-      s = reduce16(acc) * scale;
+      for (size_t l = 0; l < W; l++) acc[l] = 0;
+      for (size_t c = 0; c + W <= hd; c += W)
+        for (size_t l = 0; l < W; l++) acc[l] = fmaf(kj[c + l], q16[c + l], acc[l]);
+      s = reduce_w(acc, w) * scale;
     }
     scores[j] = s;
     if (s > mx) mx = s;
   }
   double sum = 0;
-  for (size_t j0 = 0; j0 < ctx; j0 += 16) {
-    for (int l = 0; l < 16; l++) {
-      size_t j = j0 + (size_t)l;
-      acc[l] = j < ctx ? ggml_expf(scores[j] - mx) : 0.0f;
+  for (size_t j0 = 0; j0 < ctx; j0 += W) {
+    for (size_t l = 0; l < W; l++) {
+      size_t j = j0 + l;
+      acc[l] = j < ctx ? ggml_exp_w(scores[j] - mx, w) : 0.0f;
       if (j < ctx) scores[j] = acc[l];
     }
-    sum += (double)reduce16(acc);
+    sum += (double)reduce_w(acc, w);
   }
   float inv = (float)(1.0 / sum);
   for (size_t j = 0; j < ctx; j++) scores[j] = el_f16_to_f32(el_f32_to_f16(scores[j] * inv));
   if (one_column) {
-    // The cache is read as llama.cpp's is: whole 64-position steps, the positions past ctx holding zeros.
-    size_t n = (ctx + 63) & ~(size_t)63;
+    // The cache is read as llama.cpp's is: whole steps of 4w positions, the positions past ctx holding zeros.
+    const size_t step = 4 * W;
+    size_t n = (ctx + step - 1) / step * step;
     for (size_t j = ctx; j < n; j++) scores[j] = 0;
     for (size_t d = 0; d < head_dim; d++) {
-      float sum[4][16] = {{0}};
-      for (size_t i = 0; i < n; i += 64)
-        for (int jj = 0; jj < 4; jj++)
-          for (int l = 0; l < 16; l++) {
-            size_t e = i + 16 * (size_t)jj + (size_t)l;
+      float sum4[4][16] = {{0}};
+      for (size_t i = 0; i < n; i += step)
+        for (size_t jj = 0; jj < 4; jj++)
+          for (size_t l = 0; l < W; l++) {
+            size_t e = i + W * jj + l;
             float ve = e < ctx ? v[e * head_dim + d] : 0.0f;
-            sum[jj][l] = fmaf(ve, scores[e], sum[jj][l]);
+            sum4[jj][l] = fmaf(ve, scores[e], sum4[jj][l]);
           }
-      for (int l = 0; l < 16; l++) {
-        sum[0][l] += sum[2][l];
-        sum[1][l] += sum[3][l];
-        sum[0][l] += sum[1][l];
+      for (size_t l = 0; l < W; l++) {
+        sum4[0][l] += sum4[2][l];
+        sum4[1][l] += sum4[3][l];
+        sum4[0][l] += sum4[1][l];
       }
-      out[d] = (float)(double)reduce16(sum[0]);
+      out[d] = (float)(double)(w == 16 ? reduce16(sum4[0]) : reduce8_hadd(sum4[0]));
     }
     return;
   }
   for (size_t d = 0; d < head_dim; d++) {
-    for (int l = 0; l < 16; l++) acc[l] = 0;
-    for (size_t j0 = 0; j0 < ctx; j0 += 16)
-      for (int l = 0; l < 16; l++) {
-        size_t j = j0 + (size_t)l;
+    for (size_t l = 0; l < W; l++) acc[l] = 0;
+    for (size_t j0 = 0; j0 < ctx; j0 += W)
+      for (size_t l = 0; l < W; l++) {
+        size_t j = j0 + l;
         if (j < ctx) acc[l] = fmaf(v[j * head_dim + d], scores[j], acc[l]);
       }
-    out[d] = reduce16(acc);
+    out[d] = reduce_w(acc, w);
   }
 }
 
@@ -1349,13 +1428,14 @@ EL_T static void attend_ggml_avx512(const float *q, const float *k, const float 
 #endif
 
 void el_swiglu_ggml(float *g, const float *u, size_t n) {
+  const int w = ggml_width();
 #ifdef EL_X86
-  if (el_internal_avx512()) {
+  if (w == 16 && el_internal_avx512()) {
     swiglu_ggml_avx512(g, u, n);
     return;
   }
 #endif
-  swiglu_ggml_portable(g, u, n);
+  swiglu_ggml_portable(g, u, n, w);
 }
 
 void el_attend_ggml(const float *q, const float *k, const float *v, size_t ctx, size_t head_dim, float scale,
@@ -1364,11 +1444,12 @@ void el_attend_ggml(const float *q, const float *k, const float *v, size_t ctx, 
     el_attend_f16(q, k, v, ctx, head_dim, scale, scores, out);
     return;
   }
+  const int w = ggml_width();
 #ifdef EL_X86
-  if (el_internal_avx512()) {
+  if (w == 16 && el_internal_avx512()) {
     attend_ggml_avx512(q, k, v, ctx, head_dim, scale, scores, out, one_column);
     return;
   }
 #endif
-  attend_ggml_portable(q, k, v, ctx, head_dim, scale, scores, out, one_column);
+  attend_ggml_portable(q, k, v, ctx, head_dim, scale, scores, out, one_column, w);
 }

@@ -58,8 +58,15 @@ public enum Kernels {
   /// The instruction set the C kernels use on this machine (EDGELAB_KERNEL_ISA may ask for a lesser one).
   public static var isa: String { String(cString: el_kernel_isa()) }
 
-  /// Whether EDGELAB_KERNEL_ISA holds something other than "avx512", "avx2" or "portable".
+  /// Whether EDGELAB_KERNEL_ISA holds something other than the instruction sets the kernels have.
   public static var isaRequestInvalid: Bool { el_kernel_isa_request_invalid() != 0 }
+
+  /// The llama.cpp build that `.llamaCpp` arithmetic reproduces where ggml's code differs by vector width
+  /// (exponential, softmax, SwiGLU, attention): "avx512" or "avx2", this CPU's unless EDGELAB_LLAMACPP_SIMD says.
+  public static var llamaCppSIMD: String { String(cString: el_llamacpp_simd()) }
+
+  /// Whether EDGELAB_LLAMACPP_SIMD holds something other than "avx512" or "avx2".
+  public static var llamaCppSIMDRequestInvalid: Bool { el_llamacpp_simd_request_invalid() != 0 }
 
   static func widen(_ src: UnsafeRawPointer, dtype: WeightDType, into dst: UnsafeMutablePointer<Float>, count: Int) {
     el_widen(src, dtype.cType, dst, count)
@@ -150,8 +157,10 @@ public enum Kernels {
         let (w, out) = item
         let q = xq != nil && el_act_supported(w.kernelType) != 0
         let k = xk != nil && el_actk_supported(w.kernelType) != 0
+        // BF16 with llama.cpp's arithmetic: also its order of additions for BF16.
+        let dtype = llama && w.dtype == .bf16 ? EL_BF16_GGML : w.kernelType
         return el_matvec_job(
-          w: w.base, dtype: w.kernelType, rows: w.rows, cols: w.cols, x: input, x_stride: w.cols,
+          w: w.base, dtype: dtype, rows: w.rows, cols: w.cols, x: input, x_stride: w.cols,
           y: out, y_stride: w.rows, x_q: q ? UnsafePointer(xq) : nil, x_q_stride: blocks,
           x_k: k ? UnsafePointer(xk) : nil, x_k_stride: superBlocks)
       }

@@ -122,7 +122,14 @@ struct EdgeLab: ParsableCommand {
       report(
         CommandFailure(
           .specRefused, code: "kernel_isa",
-          "EDGELAB_KERNEL_ISA=\(ProcessInfo.processInfo.environment["EDGELAB_KERNEL_ISA"] ?? "") is not an instruction set the kernels have; set it to avx512, avx2 or portable (a lesser one than the CPU's is used as asked, a greater one as the CPU allows), or unset it"
+          "EDGELAB_KERNEL_ISA=\(ProcessInfo.processInfo.environment["EDGELAB_KERNEL_ISA"] ?? "") is not an instruction set the kernels have; set it to avx512, avx2 or portable (x86), neon-dotprod, neon or portable (aarch64) — a lesser one than the CPU's is used as asked, a greater one as the CPU allows — or unset it"
+        ), json: json)
+    }
+    if Kernels.llamaCppSIMDRequestInvalid {
+      report(
+        CommandFailure(
+          .specRefused, code: "llamacpp_simd",
+          "EDGELAB_LLAMACPP_SIMD=\(ProcessInfo.processInfo.environment["EDGELAB_LLAMACPP_SIMD"] ?? "") names no llama.cpp build the llama.cpp arithmetic reproduces; set it to avx512 or avx2, or unset it (this CPU's)"
         ), json: json)
     }
     do {
@@ -150,7 +157,10 @@ struct EdgeLab: ParsableCommand {
 /// The environment facts every results file records (what the numbers were computed with).
 enum EnvironmentFacts {
   static var provenance: [String: String] {
-    var facts = ["blas_core": BLASCore.current, "blas_config": BLASCore.config, "kernel_isa": Kernels.isa]
+    var facts = [
+      "blas_core": BLASCore.current, "blas_config": BLASCore.config, "kernel_isa": Kernels.isa,
+      "llamacpp_simd": Kernels.llamaCppSIMD,
+    ]
     if let replaced = BLASSelection.replaced { facts["blas_core_replaced"] = replaced }
     return facts
   }

@@ -29,7 +29,10 @@ typedef enum {
   // 8 rows' d (16 bytes), dmin (16), scales (8 × 12), then for p = 0…3 and k = 0…7 bytes 32p+4k…+3 of each row's
   // nibbles (8 × 4 bytes: values 4k… of sub-block 2p in the low nibbles, of 2p+1 in the high ones). Same size;
   // rows a multiple of 8; only el_actk_matvec reads it (el_repack_q4_kx8).
-  EL_Q4_KX8 = 12
+  EL_Q4_KX8 = 12,
+  // BF16 weights summed as ggml sums BF16 dot products on AVX2 (the last reduction of the four 8-lane sums differs
+  // from its F32 one); EL_BF16 sums as F32 does, so that BF16 storage gives the bits of its FP32 widening.
+  EL_BF16_GGML = 13
 } el_dtype;
 
 // Repacks a Q4_K matrix of `rows` (a multiple of 8) × `cols` into EL_Q4_KX8 (same size).
@@ -120,12 +123,19 @@ void el_attend_f16(const float *q, const float *k, const float *v, size_t ctx, s
 
 // As llama.cpp computes attention on x86 (float16 cache, no flash attention): its dot products in the order of the
 // kernel it picks (llamafile's tinyBLAS for a batch of two or more tokens, ggml_vec_dot_f16 for one), ggml's
-// vectorised exponential, float16 weights (see quant.c). head_dim a multiple of 16, at most 512; `scores` holds
-// at least ctx rounded up to 64 floats.
+// vectorised exponential, float16 weights (see quant.c), as the llama.cpp build for this CPU's vector width
+// computes them (el_llamacpp_simd). head_dim a multiple of 16, at most 512; `scores` holds at least ctx rounded up
+// to 64 floats.
 void el_attend_ggml(const float *q, const float *k, const float *v, size_t ctx, size_t head_dim, float scale,
                     float *scores, float *out, int one_column);
-// g[i] = silu(g[i]) · u[i] with ggml's exponential on whole 16-value groups and expf on the rest, as llama.cpp.
+// g[i] = silu(g[i]) · u[i] with ggml's exponential on whole groups of the vector width and expf on the rest, as
+// llama.cpp.
 void el_swiglu_ggml(float *g, const float *u, size_t n);
+// Which llama.cpp build the llama.cpp arithmetic reproduces where ggml's code differs by vector width: "avx512"
+// (16 lanes: CPUs with AVX-512F and DQ) or "avx2" (8 lanes: every other CPU), unless EDGELAB_LLAMACPP_SIMD names one.
+const char *el_llamacpp_simd(void);
+// 1 when EDGELAB_LLAMACPP_SIMD is set to something other than "avx512" or "avx2".
+int el_llamacpp_simd_request_invalid(void);
 
 // Widens n 16-bit values to float32 (exact), or dequantizes n values of a block type (n a multiple of the block
 // size) exactly as llama.cpp's dequantize_row functions do.

@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
 """llama.cpp's own outputs for the tiny GGUF models (fixture for EdgeLab's `llama.cpp` arithmetic).
 
-For each tiny-llama-{f32,q8_0,q4_0,q4_1}.gguf: the prompt [1, 5, 9, 42] evaluated in one batch, then 8 greedy tokens
-each decoded alone (EOS ignored), with llama.cpp's logits at every step. Written to llamacpp-reference.json.
+For each tiny-llama-{f32,f16,bf16,q8_0,q4_0,q4_1,q5_0,q5_1,q4_k,q5_k,q6_k}.gguf: a 9-token prompt evaluated in one batch
+(so that llama.cpp runs its batch kernels: repacked gemm for four tokens at a time, the tiled K-quant matmul for
+eight or more), then 8
+greedy tokens each decoded alone (EOS ignored), with llama.cpp's logits at every step. Written to
+llamacpp-reference-<simd>.json, <simd> the vector width llama.cpp was built for on the machine that ran it
+(avx512: AVX-512F and DQ; avx2 otherwise): where ggml's code differs by width, so do the bits, and the engine
+reproduces either (EDGELAB_LLAMACPP_SIMD).
 
 Needs llama-cpp-python (built from its PyPI sdist, as bench/smollm2/reference.py describes) — run once by hand:
 
@@ -17,7 +22,7 @@ import numpy as np
 from llama_cpp import Llama, __version__
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PROMPT = [1, 5, 9, 42]
+PROMPT = [1, 5, 9, 42, 7, 300, 11, 64, 23]
 STEPS = 8
 
 
@@ -28,7 +33,7 @@ def last_logits(llm):
 
 def main():
     out = {"note": __doc__.strip().splitlines()[0], "llama_cpp_python": __version__, "prompt_ids": PROMPT, "models": {}}
-    for kind in ["f32", "q8_0", "q4_0", "q4_1"]:
+    for kind in ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"]:
         name = f"tiny-llama-{kind}.gguf"
         llm = Llama(model_path=os.path.join(HERE, name), n_threads=1, n_ctx=256, verbose=False)
         llm.reset()
@@ -42,7 +47,10 @@ def main():
             if step + 1 < STEPS:
                 llm.eval([tok])
         out["models"][name] = {"generated_ids": tokens, "step_logits": logits}
-    with open(os.path.join(HERE, "llamacpp-reference.json"), "w") as f:
+    flags = open("/proc/cpuinfo").read().split()
+    simd = "avx512" if "avx512f" in flags and "avx512dq" in flags else "avx2"
+    out["simd"] = simd
+    with open(os.path.join(HERE, f"llamacpp-reference-{simd}.json"), "w") as f:
         json.dump(out, f)
 
 
