@@ -41,8 +41,8 @@ struct Generate: ParsableCommand {
   @Option(help: "A GGUF file, a Hugging Face checkpoint directory, or a model preset (synthetic weights).") var model:
     String
   @Option(help: "Seed of synthetic weights (presets only).") var syntheticSeed: UInt64 = 1
-  @Option(help: "Storage type of synthetic weights: f32, bf16, f16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k.") var dtype:
-    WeightDType = .f32
+  @Option(help: "Storage type of synthetic weights: f32, bf16, f16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k.")
+  var dtype: WeightDType = .f32
   @Option(help: "Checkpoint 16-bit and quantized weights: native (read in the kernels) or fp32 (widened at load).")
   var storage: WeightStorage = .native
   @Option(help: "Prompt text (tokenized with the model's tokenizer).") var prompt: String?
@@ -269,8 +269,8 @@ struct EngineBenchCommand: ParsableCommand {
   @Option(help: "Prompt tokens.") var prompt = 128
   @Option(help: "Generated tokens.") var new = 64
   @Option(help: "Threads.") var threads = 1
-  @Option(help: "Weight storage: f32, bf16, f16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k (synthetic weights).") var dtype:
-    WeightDType = .f32
+  @Option(help: "Weight storage: f32, bf16, f16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k (synthetic weights).")
+  var dtype: WeightDType = .f32
   @Option(help: "Repetitions (medians are reported).") var repetitions = 3
   @Option(
     help: "Rounding: exact (FP32 activations) or llama.cpp (8-bit inputs of quantized products, float16 KV cache).")
