@@ -25,39 +25,8 @@
 
 size_t el_act_kblock_bytes(void) { return sizeof(el_act_kblock); }
 
-int el_actk_supported(el_dtype t) { return t == EL_Q4_K || t == EL_Q5_K || t == EL_Q6_K || t == EL_Q4_KX8; }
+int el_actk_supported(el_dtype t) { return t == EL_Q4_K || t == EL_Q5_K || t == EL_Q6_K; }
 
-void el_repack_q4_kx8(const void *src, void *dst, size_t rows, size_t cols) {
-  const size_t nb = cols / 256;
-  const uint8_t *s = src;
-  uint8_t *d = dst;
-  for (size_t g = 0; g < rows / 8; g++)
-    for (size_t i = 0; i < nb; i++) {
-      uint8_t *out = d + (g * nb + i) * 1152;
-      for (int j = 0; j < 8; j++) {
-        const uint8_t *b = s + ((g * 8 + (size_t)j) * nb + i) * 144;
-        memcpy(out + 2 * j, b, 2);
-        memcpy(out + 16 + 2 * j, b + 2, 2);
-        memcpy(out + 32 + 12 * j, b + 4, 12);
-        for (int p = 0; p < 4; p++)
-          for (int k = 0; k < 8; k++) memcpy(out + 128 + 256 * p + 32 * k + 4 * j, b + 16 + 32 * p + 4 * k, 4);
-      }
-    }
-}
-
-// Row r's super-blocks of a repacked Q4_K matrix, back in Q4_K's layout (for the kernels that read rows).
-static void unpack_q4_kx8_row(const uint8_t *w, size_t nb, size_t r, uint8_t *row) {
-  const size_t j = r % 8;
-  for (size_t i = 0; i < nb; i++) {
-    const uint8_t *in = w + ((r / 8) * nb + i) * 1152;
-    uint8_t *b = row + i * 144;
-    memcpy(b, in + 2 * j, 2);
-    memcpy(b + 2, in + 16 + 2 * j, 2);
-    memcpy(b + 4, in + 32 + 12 * j, 12);
-    for (int p = 0; p < 4; p++)
-      for (int k = 0; k < 8; k++) memcpy(b + 16 + 32 * p + 4 * k, in + 128 + 256 * p + 32 * k + 4 * j, 4);
-  }
-}
 
 static inline float f16(const uint8_t *p) {
   uint16_t h;
@@ -398,49 +367,80 @@ EL_AVX2 static float q6_k_avx2(const uint8_t *row, size_t nb, const el_act_kbloc
   return tiled ? total : hsum8_avx2(acc);
 }
 
-// Eight rows of a repacked Q4_K matrix times up to eight inputs (NT), as llama.cpp's repacked kernels for Q4_K
-// (ggml_gemv_q4_K_8x8_q8_K; GEMM: ggml_gemm_q4_K_8x8_q8_K, which fuses each 64 values into the float sums): per step four input bytes broadcast to every lane times four bytes of each row,
-// so that lane j holds row j's sums; each sub-block's integer scaled by its 6-bit scale in the lanes, the minimum
-// term likewise; per row and input, S and M fused with d_w·d_x and dmin_w·d_x into two float sums, subtracted at
-// the end — the arithmetic of q4_k_portable, so the same bits for every grouping of rows and inputs. A prompt's
-// tokens go eight at a time (the scales, unpacked per super-block, then serve eight). AVX2 sums the
-// 16-bit products of a sub-block's eight steps before scaling (at most 8·2·15·127, no overflow); VNNI accumulates
-// in 32 bits and multiplies.
+// Eight rows of a Q4_K matrix times up to eight inputs (NT), as llama.cpp's kernels for Q4_K repacked in 8-row
+// groups compute them (ggml_gemm_q4_K_8x8_q8_K, which fuses each 64 values' integers into the float sums; GEMM = 0:
+// ggml_gemv, each super-block's): per step four input bytes broadcast to every lane times four bytes of each row, so
+// that lane j holds row j's sums; each sub-block's integer scaled by its 6-bit scale in the lanes, the minimum term
+// likewise; per row and input, S and M fused with d_w·d_x and dmin_w·d_x into two float sums, subtracted at the
+// end — the arithmetic of q4_k_portable, so the same bits for every grouping of rows and inputs. The eight rows'
+// 32-byte chunks are transposed in registers (8 × 8 dwords: row j's bytes 4k… in dword j of vector k), so the
+// matrix keeps the file's layout and decode its row kernel. A prompt's tokens go eight at a time (the scales,
+// unpacked per super-block, then serve eight). AVX2 sums the 16-bit products of a sub-block's eight steps before
+// scaling (at most 8·2·15·127, no overflow); VNNI accumulates in 32 bits and multiplies.
 #define EL_VNNI_K __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define EL_KSTEP_AVX2(acc, w, a) acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16((w), (a)))
 #define EL_KSCALE_AVX2(sum, p, sc16, sc32) ((void)(sc32), sum = _mm256_add_epi32(sum, _mm256_madd_epi16((p), (sc16))))
 #define EL_KSTEP_VNNI(acc, w, a) acc = _mm256_dpbusd_epi32(acc, (w), (a))
 #define EL_KSCALE_VNNI(sum, p, sc16, sc32) ((void)(sc16), sum = _mm256_add_epi32(sum, _mm256_mullo_epi32((p), (sc32))))
-#define EL_Q4_KX8_TILE(NAME, ATTR, STEP, SCALE, NT, GEMM)                                                              \
+
+// out[k] = dword k of each of the eight rows (dword j of out[k] from in[j]).
+EL_AVX2 static inline void transpose8x8(const __m256i in[8], __m256i out[8]) {
+  __m256i t[8], u[8];
+  for (int i = 0; i < 4; i++) {
+    t[2 * i] = _mm256_unpacklo_epi32(in[2 * i], in[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_epi32(in[2 * i], in[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; i++) {
+    u[4 * i] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int k = 0; k < 4; k++) {
+    out[k] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x20);
+    out[4 + k] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x31);
+  }
+}
+
+#define EL_Q4_K8_TILE(NAME, ATTR, STEP, SCALE, NT, GEMM)                                                         \
   ATTR static void NAME(const void *w, size_t cols, const el_act_kblock *x, size_t xs, float *y, size_t ys,     \
                         size_t r) {                                                                             \
     const size_t nb = cols / 256;                                                                               \
-    const uint8_t *g = (const uint8_t *)w + (r / 8) * nb * 1152;                                                \
+    const uint8_t *rows[8];                                                                                     \
+    for (int j = 0; j < 8; j++) rows[j] = (const uint8_t *)w + (r + (size_t)j) * nb * 144;                      \
     const __m256i m4 = _mm256_set1_epi8(0x0F);                                                                  \
     __m256 acc[NT], accm[NT];                                                                                   \
     for (int t = 0; t < NT; t++) acc[t] = accm[t] = _mm256_setzero_ps();                                        \
     for (size_t ib = 0; ib < nb; ib++) {                                                                        \
-      const uint8_t *b = g + ib * 1152;                                                                         \
-      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));                                   \
-      const __m256 dmw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + 16)));                           \
+      uint16_t dh[8], mh[8];                                                                                    \
       /* Sub-block j's scale of row r in 16-bit lanes 2r and 2r + 1 (and 32-bit lane r), its min in lane r. */  \
       int16_t sc16[8][16];                                                                                      \
       int32_t sc32[8][8], mn32[8][8];                                                                           \
-      for (int row = 0; row < 8; row++)                                                                         \
+      __m256i q[64];                                                                                            \
+      for (int row = 0; row < 8; row++) {                                                                       \
+        const uint8_t *b = rows[row] + ib * 144;                                                                \
+        memcpy(&dh[row], b, 2);                                                                                 \
+        memcpy(&mh[row], b + 2, 2);                                                                             \
         for (int j = 0; j < 8; j++) {                                                                           \
           int sc, mn;                                                                                           \
-          scale_min(j, b + 32 + 12 * row, &sc, &mn);                                                            \
+          scale_min(j, b + 4, &sc, &mn);                                                                        \
           sc16[j][2 * row] = sc16[j][2 * row + 1] = (int16_t)sc;                                                \
           sc32[j][row] = sc;                                                                                    \
           mn32[j][row] = mn;                                                                                    \
         }                                                                                                       \
-      __m256i q[64];                                                                                            \
-      for (int p = 0; p < 4; p++)                                                                               \
+      }                                                                                                         \
+      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh));                                  \
+      const __m256 dmw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)mh));                                 \
+      for (int p = 0; p < 4; p++) {                                                                             \
+        __m256i in[8], out[8];                                                                                  \
+        for (int row = 0; row < 8; row++)                                                                       \
+          in[row] = _mm256_loadu_si256((const __m256i *)(rows[row] + ib * 144 + 16 + 32 * p));                  \
+        transpose8x8(in, out);                                                                                  \
         for (int k = 0; k < 8; k++) {                                                                           \
-          const __m256i v = _mm256_loadu_si256((const __m256i *)(b + 128 + 256 * p + 32 * k));                  \
-          q[16 * p + k] = _mm256_and_si256(v, m4);                                                              \
-          q[16 * p + 8 + k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);                                    \
+          q[16 * p + k] = _mm256_and_si256(out[k], m4);                                                         \
+          q[16 * p + 8 + k] = _mm256_and_si256(_mm256_srli_epi16(out[k], 4), m4);                               \
         }                                                                                                       \
+      }                                                                                                         \
       for (int t = 0; t < NT; t++) {                                                                            \
         const el_act_kblock *yb = x + t * xs + ib;                                                              \
         __m256i S = _mm256_setzero_si256(), M = _mm256_setzero_si256();                                         \
@@ -476,12 +476,10 @@ EL_AVX2 static float q6_k_avx2(const uint8_t *row, size_t nb, const el_act_kbloc
     }                                                                                                           \
     for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + t * ys + r, _mm256_sub_ps(acc[t], accm[t]));              \
   }
-EL_Q4_KX8_TILE(q4_kx8_tile8_avx2, EL_AVX2, EL_KSTEP_AVX2, EL_KSCALE_AVX2, 8, 1)
-EL_Q4_KX8_TILE(q4_kx8_tile1_avx2, EL_AVX2, EL_KSTEP_AVX2, EL_KSCALE_AVX2, 1, 1)
-EL_Q4_KX8_TILE(q4_kx8_gemv_avx2, EL_AVX2, EL_KSTEP_AVX2, EL_KSCALE_AVX2, 1, 0)
-EL_Q4_KX8_TILE(q4_kx8_tile8_vnni, EL_VNNI_K, EL_KSTEP_VNNI, EL_KSCALE_VNNI, 8, 1)
-EL_Q4_KX8_TILE(q4_kx8_tile1_vnni, EL_VNNI_K, EL_KSTEP_VNNI, EL_KSCALE_VNNI, 1, 1)
-EL_Q4_KX8_TILE(q4_kx8_gemv_vnni, EL_VNNI_K, EL_KSTEP_VNNI, EL_KSCALE_VNNI, 1, 0)
+EL_Q4_K8_TILE(q4_k8_gemm8_avx2, EL_AVX2, EL_KSTEP_AVX2, EL_KSCALE_AVX2, 8, 1)
+EL_Q4_K8_TILE(q4_k8_gemm1_avx2, EL_AVX2, EL_KSTEP_AVX2, EL_KSCALE_AVX2, 1, 1)
+EL_Q4_K8_TILE(q4_k8_gemm8_vnni, EL_VNNI_K, EL_KSTEP_VNNI, EL_KSCALE_VNNI, 8, 1)
+EL_Q4_K8_TILE(q4_k8_gemm1_vnni, EL_VNNI_K, EL_KSTEP_VNNI, EL_KSCALE_VNNI, 1, 1)
 #endif
 
 // ---------------------------------------------------------------------------------------------------------
@@ -497,56 +495,46 @@ float el_actk_portable(const uint8_t *row, el_dtype t, size_t nb, const el_act_k
 static int vnni_k = -1;
 #endif
 
-// Which of llama.cpp's computations input k of a batch gets (see the kernels): Q4_K, repacked, with ggml's gemm for
-// a batch's first tokens in whole fours and its gemv for the rest; Q5_K and Q6_K with the tiled matmul for batches
+// Which of llama.cpp's computations input k of a batch gets (see the kernels): Q4_K (which llama.cpp repacks on x86)
+// with ggml's gemm for a batch's first tokens in whole fours and its gemv for the rest; Q5_K and Q6_K with the tiled matmul for batches
 // of 8 or more, vec_dot below.
 int el_actk_form(el_dtype t, size_t k, size_t batch) {
-  if (t == EL_Q4_K || t == EL_Q4_KX8) return k < batch - batch % 4;
+  if (t == EL_Q4_K) return k < batch - batch % 4;
   return batch >= 8;
-}
-
-int el_repack_pays(el_dtype t) {
-  if (t == EL_Q4_0) return 1;  // every path reads the repacked layout at least as fast
-  return t == EL_Q4_K && el_internal_avx2();
 }
 
 void el_actk_matvec(const void *w, el_dtype t, size_t cols, const el_act_kblock *x, size_t xs, size_t batch,
                     float *y, size_t ys, size_t r0, size_t r1) {
-  if (t == EL_Q4_KX8) {
 #ifdef EL_X86
-    if (el_internal_avx2()) {
-      if (vnni_k < 0) {
-        __builtin_cpu_init();
-        vnni_k = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
-                 __builtin_cpu_supports("avx512dq") && el_internal_avx512();
-      }
-      void (*eight)(const void *, size_t, const el_act_kblock *, size_t, float *, size_t, size_t) =
-        vnni_k ? q4_kx8_tile8_vnni : q4_kx8_tile8_avx2;
-      void (*one)(const void *, size_t, const el_act_kblock *, size_t, float *, size_t, size_t) =
-        vnni_k ? q4_kx8_tile1_vnni : q4_kx8_tile1_avx2;
-      void (*gemv)(const void *, size_t, const el_act_kblock *, size_t, float *, size_t, size_t) =
-        vnni_k ? q4_kx8_gemv_vnni : q4_kx8_gemv_avx2;
-      const size_t fours = batch - batch % 4;  // the tokens llama.cpp gives its gemm
-      for (size_t r = r0; r < r1; r += 8) {
-        size_t k = 0;
-        for (; k + 8 <= fours; k += 8) eight(w, cols, x + k * xs, xs, y + k * ys, ys, r);
-        for (; k < fours; k++) one(w, cols, x + k * xs, xs, y + k * ys, ys, r);
-        for (; k < batch; k++) gemv(w, cols, x + k * xs, xs, y + k * ys, ys, r);
-      }
-      return;
+  // Q4_K: the tokens llama.cpp gives its gemm (a batch's first fours) eight rows at a time by the tile kernels,
+  // the rest (and rows past the last whole 8) by the row kernel below.
+  const size_t fours = batch - batch % 4;
+  if (t == EL_Q4_K && fours > 0 && el_internal_avx2()) {
+    if (vnni_k < 0) {
+      __builtin_cpu_init();
+      vnni_k = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512dq") && el_internal_avx512();
     }
-#endif
-    // Elsewhere row by row, each row unpacked back into Q4_K's layout.
+    void (*eight)(const void *, size_t, const el_act_kblock *, size_t, float *, size_t, size_t) =
+      vnni_k ? q4_k8_gemm8_vnni : q4_k8_gemm8_avx2;
+    void (*one)(const void *, size_t, const el_act_kblock *, size_t, float *, size_t, size_t) =
+      vnni_k ? q4_k8_gemm1_vnni : q4_k8_gemm1_avx2;
+    size_t r = r0;
+    for (; r + 8 <= r1; r += 8) {
+      size_t k = 0;
+      for (; k + 8 <= fours; k += 8) eight(w, cols, x + k * xs, xs, y + k * ys, ys, r);
+      for (; k < fours; k++) one(w, cols, x + k * xs, xs, y + k * ys, ys, r);
+    }
     const size_t nb = cols / 256;
-    uint8_t *row = malloc(nb * 144);
-    if (!row) return;
-    for (size_t r = r0; r < r1; r++) {
-      unpack_q4_kx8_row(w, nb, r, row);
-      el_actk_matvec(row, EL_Q4_K, cols, x, xs, batch, y + r, ys, 0, 1);
-    }
-    free(row);
+    for (size_t rr = r; rr < r1; rr++)
+      for (size_t k = 0; k < fours; k++)
+        y[k * ys + rr] = q4_k_portable((const uint8_t *)w + rr * nb * 144, nb, x + k * xs, 1);
+    for (size_t rr = r0; rr < r1; rr++)
+      for (size_t k = fours; k < batch; k++)
+        y[k * ys + rr] = q4_k_avx2((const uint8_t *)w + rr * nb * 144, nb, x + k * xs, 0);
     return;
   }
+#endif
   el_actk_fn fn = t == EL_Q4_K ? q4_k_portable : (t == EL_Q5_K ? q5_k_portable : q6_k_portable);
 #ifdef EL_X86
   if (el_internal_avx2()) fn = t == EL_Q4_K ? q4_k_avx2 : (t == EL_Q5_K ? q5_k_avx2 : q6_k_avx2);

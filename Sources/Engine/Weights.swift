@@ -46,8 +46,8 @@ public struct WeightMatrix: Sendable {
   public let cols: Int
   public let dtype: WeightDType
   let memory: WeightMemory
-  /// Q4_0 or Q4_K repacked in groups of 8 rows for llama.cpp's arithmetic (`repackedForLlamaCpp`): read only by
-  /// the 8-bit-input kernels, never row by row.
+  /// Q4_0 repacked in groups of 8 rows for llama.cpp's arithmetic (`repackedForLlamaCpp`): read only by the
+  /// 8-bit-input kernels, never row by row.
   let interleaved: Bool
 
   init(rows: Int, cols: Int, dtype: WeightDType, memory: WeightMemory, interleaved: Bool = false) {
@@ -59,21 +59,16 @@ public struct WeightMatrix: Sendable {
   }
 
   /// The kernels' name for this matrix's layout.
-  var kernelType: el_dtype { interleaved ? (dtype == .q4_K ? EL_Q4_KX8 : EL_Q4_0X8) : dtype.cType }
+  var kernelType: el_dtype { interleaved ? EL_Q4_0X8 : dtype.cType }
 
-  /// The matrix laid out for llama.cpp's arithmetic: Q4_0 and Q4_K with a multiple of 8 rows become 8-row groups
-  /// (one stream of weights for eight outputs, each weight unpacked once for four tokens of a prompt, as llama.cpp
-  /// repacks them at load; the same bits per row), where this CPU's kernels gain from it; others as they are.
+  /// The matrix laid out for llama.cpp's arithmetic: Q4_0 with a multiple of 8 rows becomes 8-row groups (one
+  /// stream of weights for eight outputs, each weight unpacked once for four tokens of a prompt, as llama.cpp
+  /// repacks Q4_0 at load; the same bits per row); others as they are (Q4_K's kernels read eight rows at a time
+  /// from the file's layout).
   func repackedForLlamaCpp() -> WeightMatrix {
-    guard dtype == .q4_0 || dtype == .q4_K, !interleaved, rows % 8 == 0, el_repack_pays(dtype.cType) != 0 else {
-      return self
-    }
+    guard dtype == .q4_0, !interleaved, rows % 8 == 0 else { return self }
     let m = WeightMemory(allocating: byteCount)
-    if dtype == .q4_0 {
-      el_repack_q4_0x8(base, m.owned!, rows, cols)
-    } else {
-      el_repack_q4_kx8(base, m.owned!, rows, cols)
-    }
+    el_repack_q4_0x8(base, m.owned!, rows, cols)
     return WeightMatrix(rows: rows, cols: cols, dtype: dtype, memory: m, interleaved: true)
   }
 

@@ -25,20 +25,13 @@ typedef enum {
   // The 5-bit types: Q5_0 and Q5_1 (32 values per block; the fallbacks of the K mixes for rows that are not whole
   // super-blocks) and Q5_K (256).
   EL_Q5_0 = 9, EL_Q5_1 = 10, EL_Q5_K = 11,
-  // Q4_K repacked for llama.cpp's arithmetic as llama.cpp repacks it on x86: groups of 8 rows, per super-block the
-  // 8 rows' d (16 bytes), dmin (16), scales (8 × 12), then for p = 0…3 and k = 0…7 bytes 32p+4k…+3 of each row's
-  // nibbles (8 × 4 bytes: values 4k… of sub-block 2p in the low nibbles, of 2p+1 in the high ones). Same size;
-  // rows a multiple of 8; only el_actk_matvec reads it (el_repack_q4_kx8).
-  EL_Q4_KX8 = 12,
+  // (12 is unused.)
   // BF16 weights summed as ggml sums BF16 dot products on AVX2 (the last reduction of the four 8-lane sums differs
   // from its F32 one); EL_BF16 sums as F32 does, so that BF16 storage gives the bits of its FP32 widening.
   EL_BF16_GGML = 13
 } el_dtype;
 
-// Repacks a Q4_K matrix of `rows` (a multiple of 8) × `cols` into EL_Q4_KX8 (same size).
-void el_repack_q4_kx8(const void *src, void *dst, size_t rows, size_t cols);
-// Whether repacking `dtype` (EL_Q4_0, EL_Q4_K) for llama.cpp's arithmetic speeds up this CPU's kernels.
-int el_repack_pays(el_dtype dtype);
+
 
 // Repacks a Q4_0 matrix of `rows` (a multiple of 8) × `cols` into EL_Q4_0X8 (same size).
 void el_repack_q4_0x8(const void *src, void *dst, size_t rows, size_t cols);
@@ -74,8 +67,11 @@ void el_act_matvec(const void *w, el_dtype dtype, size_t cols, const el_act_bloc
 // llama.cpp's arithmetic for the K-quants (Q4_K, Q5_K, Q6_K): inputs quantized to ggml's Q8_K (256 values, one
 // float scale, sums of 16), exact integer products per super-block. Q4_K sums as llama.cpp's repacked 8-row kernel
 // on x86 does (it repacks every Q4_K matrix whose rows are a multiple of 8): per row, the block's integer total
-// and its integer minimum term, each scaled once (two float sums, subtracted at the end). Q5_K and Q6_K sum as
-// ggml's AVX2 vec_dot: eight integer lanes per super-block, eight float sums. Same bits on every instruction set.
+// and its integer minimum term, each scaled once (two float sums, subtracted at the end); for a batch's first
+// tokens in whole fours, as its gemm does (each 64 values scaled on their own). Q5_K and Q6_K sum as ggml's AVX2
+// vec_dot (eight integer lanes per super-block, eight float sums), or for batches of 8 or more as its tiled matmul
+// (one integer per super-block, scaled by d_w, then fused with d_x). The results depend on the batch, as llama.cpp's
+// do; the same bits on every instruction set.
 typedef struct {
   float d;
   int8_t q[256];
