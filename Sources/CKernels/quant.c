@@ -1438,6 +1438,90 @@ void el_swiglu_ggml(float *g, const float *u, size_t n) {
   swiglu_ggml_portable(g, u, n, w);
 }
 
+#ifdef EL_X86
+// attend_ggml_portable in the AVX2 build's width, its lanes as vector lanes. One token (ggml_vec_dot_f16 for the
+// scores and for v): the scores' four 8-lane sums are registers; v's 32 position slots (position e feeds slot
+// e mod 32) are kept for eight dimensions at a time. A prompt's token (llamafile's tinyBLAS): one 8-lane sum per
+// score; v's 8 position slots for eight dimensions at a time. Each (dimension, slot) sums the same products in the
+// same order as the portable code, and so do the reductions: the same bits.
+__attribute__((target("avx2,fma,f16c"))) static void attend_ggml8_avx2(const float *q, const float *k, const float *v,
+                                                                      size_t ctx, size_t hd, float scale,
+                                                                      float *scores, float *out, int one_column) {
+  float q16[512];
+  for (size_t d = 0; d < hd; d += 8)
+    _mm256_storeu_ps(q16 + d, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(q + d), _MM_FROUND_TO_NEAREST_INT)));
+  const size_t np = hd / 32 * 32;
+  float mx = -INFINITY;
+  for (size_t j = 0; j < ctx && !one_column; j++) {
+    const float *kj = k + j * hd;
+    __m256 a = _mm256_setzero_ps();
+    for (size_t c = 0; c < hd; c += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(kj + c), _mm256_loadu_ps(q16 + c), a);
+    float lanes[8];
+    _mm256_storeu_ps(lanes, a);
+    const float sc = reduce8(lanes) * scale;
+    scores[j] = sc;
+    if (sc > mx) mx = sc;
+  }
+  for (size_t j = 0; j < ctx && one_column; j++) {
+    const float *kj = k + j * hd;
+    __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (size_t i = 0; i < np; i += 32)
+      for (int t = 0; t < 4; t++)
+        a[t] = _mm256_fmadd_ps(_mm256_loadu_ps(kj + i + 8 * t), _mm256_loadu_ps(q16 + i + 8 * t), a[t]);
+    const __m256 c = _mm256_add_ps(_mm256_add_ps(a[0], a[2]), _mm256_add_ps(a[1], a[3]));
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1));
+    x = _mm_hadd_ps(x, x);
+    double sum = (double)_mm_cvtss_f32(_mm_hadd_ps(x, x));
+    for (size_t i = np; i < hd; i++) sum += (double)(kj[i] * q16[i]);
+    const float sc = (float)sum * scale;
+    scores[j] = sc;
+    if (sc > mx) mx = sc;
+  }
+  double total = 0;
+  float acc[8];
+  for (size_t j0 = 0; j0 < ctx; j0 += 8) {
+    for (size_t l = 0; l < 8; l++) {
+      size_t j = j0 + l;
+      acc[l] = j < ctx ? ggml_expf8(scores[j] - mx) : 0.0f;
+      if (j < ctx) scores[j] = acc[l];
+    }
+    total += (double)reduce8(acc);
+  }
+  const float inv = (float)(1.0 / total);
+  for (size_t j = 0; j < ctx; j++) scores[j] = el_f16_to_f32(el_f32_to_f16(scores[j] * inv));
+  if (!one_column) {
+    for (size_t d0 = 0; d0 < hd; d0 += 8) {
+      __m256 slot[8];
+      for (int i = 0; i < 8; i++) slot[i] = _mm256_setzero_ps();
+      for (size_t j = 0; j < ctx; j++)
+        slot[j % 8] = _mm256_fmadd_ps(_mm256_loadu_ps(v + j * hd + d0), _mm256_set1_ps(scores[j]), slot[j % 8]);
+      // reduce8 per dimension: halves, then (0 + 2) + (1 + 3).
+      __m256 x[4];
+      for (int i = 0; i < 4; i++) x[i] = _mm256_add_ps(slot[4 + i], slot[i]);
+      _mm256_storeu_ps(out + d0, _mm256_add_ps(_mm256_add_ps(x[0], x[2]), _mm256_add_ps(x[1], x[3])));
+    }
+    return;
+  }
+  const size_t n = (ctx + 31) / 32 * 32;
+  for (size_t j = ctx; j < n; j++) scores[j] = 0;
+  for (size_t d0 = 0; d0 < hd; d0 += 8) {
+    __m256 slot[32];
+    for (int i = 0; i < 32; i++) slot[i] = _mm256_setzero_ps();
+    for (size_t e = 0; e < n; e++) {
+      const __m256 ve = e < ctx ? _mm256_loadu_ps(v + e * hd + d0) : _mm256_setzero_ps();
+      slot[e % 32] = _mm256_fmadd_ps(ve, _mm256_set1_ps(scores[e]), slot[e % 32]);
+    }
+    // Per dimension: slots (jj, l) = 8jj + l combined (0 + 2) + (1 + 3) over jj, then halves and two pairs.
+    __m256 u[8];
+    for (int l = 0; l < 8; l++)
+      u[l] = _mm256_add_ps(_mm256_add_ps(slot[l], slot[16 + l]), _mm256_add_ps(slot[8 + l], slot[24 + l]));
+    __m256 xv[4];
+    for (int i = 0; i < 4; i++) xv[i] = _mm256_add_ps(u[i], u[i + 4]);
+    _mm256_storeu_ps(out + d0, _mm256_add_ps(_mm256_add_ps(xv[0], xv[1]), _mm256_add_ps(xv[2], xv[3])));
+  }
+}
+#endif
+
 void el_attend_ggml(const float *q, const float *k, const float *v, size_t ctx, size_t head_dim, float scale,
                     float *scores, float *out, int one_column) {
   if (head_dim > 512 || head_dim % 16 != 0) {  // outside the precondition: llama.cpp's rounding without its orders
@@ -1448,6 +1532,10 @@ void el_attend_ggml(const float *q, const float *k, const float *v, size_t ctx, 
 #ifdef EL_X86
   if (w == 16 && el_internal_avx512()) {
     attend_ggml_avx512(q, k, v, ctx, head_dim, scale, scores, out, one_column);
+    return;
+  }
+  if (w == 8 && el_internal_avx2()) {
+    attend_ggml8_avx2(q, k, v, ctx, head_dim, scale, scores, out, one_column);
     return;
   }
 #endif
