@@ -28,6 +28,13 @@ static inline float el_half_to_float(uint16_t h) {
   return f;
 }
 
+// A float16 stored at p (any alignment), exactly.
+static inline float el_half_at(const uint8_t *p) {
+  uint16_t h;
+  memcpy(&h, p, 2);
+  return el_half_to_float(h);
+}
+
 // A matrix-vector kernel for a group of 1–4 inputs: y[k * ys + r] for inputs k of the group, rows [r0, r1).
 typedef void (*el_group_fn)(const void *w, size_t cols, const float *x, size_t xs, float *y, size_t ys, size_t r0,
                             size_t r1);
@@ -59,6 +66,46 @@ static inline const uint8_t *el_act_weights(const uint8_t *w, el_dtype t, size_t
   *qs = b + (t == EL_Q8_0 ? 2 : t == EL_Q4_0 ? 2 : t == EL_Q4_1 ? 4 : t == EL_Q5_0 ? 6 : 8);
   return b;
 }
+
+// Sub-block j's 6-bit scale and min of a Q4_K / Q5_K super-block's 12 bytes of scales (ggml's get_scale_min_k4).
+static inline void el_k_scale_min(int j, const uint8_t *q, int *d, int *m) {
+  if (j < 4) {
+    *d = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+    *m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
+  }
+}
+
+// M = Σ_j m_j · (bsums[2j] + bsums[2j + 1]), the integer minimum term of Q4_K and Q5_K with 8-bit inputs.
+static inline int32_t el_k_min_term(const uint8_t *scales, const el_act_kblock *a) {
+  int32_t m = 0;
+  for (int j = 0; j < 8; j++) {
+    int sc, mn;
+    el_k_scale_min(j, scales, &sc, &mn);
+    m += mn * (a->bsums[2 * j] + a->bsums[2 * j + 1]);
+  }
+  return m;
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+// An __m256 summed as ggml's hsum_float_8 and llamafile's hsum: halves, then movehl, then movehdup (el_hsum8).
+__attribute__((target("avx2,fma,f16c"))) static inline float el_hsum8_avx2(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+// The sum of eight 32-bit integer lanes.
+__attribute__((target("avx2,fma,f16c"))) static inline int32_t el_hsum_i32_avx2(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+  return _mm_cvtsi128_si32(s);
+}
+#endif
 
 // Which of llama.cpp's computations input k of a batch of K-quant products gets (kquant.c), and the portable
 // product of one row in that form.

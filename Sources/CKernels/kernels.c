@@ -159,15 +159,8 @@ __attribute__((target("avx2,fma,f16c"))) static inline void prefetch2_16(const v
 #define prefetch2_bf16 prefetch2_16
 #define prefetch2_f16 prefetch2_16
 
-// The two reductions of ggml's AVX2 dot products: halves then movehl and movehdup (its BF16 one), halves then two
+// The two reductions of ggml's AVX2 dot products: halves then movehl and movehdup (its BF16 one, el_hsum8_avx2), halves then two
 // horizontal adds (GGML_F32x8_REDUCE: F32 and F16, and BF16 summed as F32).
-__attribute__((target("avx2,fma,f16c")))
-static inline float hsum256_movehl(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 __attribute__((target("avx2,fma,f16c")))
 static inline float hsum256_hadd(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -176,7 +169,7 @@ static inline float hsum256_hadd(__m256 v) {
 }
 #define hsum256_f32 hsum256_hadd
 #define hsum256_f16 hsum256_hadd
-#define hsum256_bf16g hsum256_movehl
+#define hsum256_bf16g el_hsum8_avx2
 #define hsum256_bf16 hsum256_hadd
 #define load8_bf16g load8_bf16
 #define prefetch2_bf16g prefetch2_16

@@ -28,12 +28,6 @@ size_t el_act_kblock_bytes(void) { return sizeof(el_act_kblock); }
 int el_actk_supported(el_dtype t) { return t == EL_Q4_K || t == EL_Q5_K || t == EL_Q6_K; }
 
 
-static inline float f16(const uint8_t *p) {
-  uint16_t h;
-  memcpy(&h, p, 2);
-  return el_half_to_float(h);
-}
-
 // ggml's quantize_row_q8_K_ref: the value of largest magnitude maps to −127 (so q = round(−127·x/max), at most
 // 127), d = 1/iscale, the product iscale·x rounded to float before it is rounded to an integer (ggml computes it
 // without FMA). A block of zeros (or of non-finite values, a broken model) quantizes to zeros.
@@ -65,28 +59,6 @@ void el_quantize_act_k(const float *x, size_t n, el_act_kblock *out) {
   }
 }
 
-// Sub-block j's 6-bit scale and min of a Q4_K / Q5_K super-block (ggml's get_scale_min_k4).
-static inline void scale_min(int j, const uint8_t *q, int *d, int *m) {
-  if (j < 4) {
-    *d = q[j] & 63;
-    *m = q[j + 4] & 63;
-  } else {
-    *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-    *m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
-  }
-}
-
-// M = Σ_j m_j · (bsums[2j] + bsums[2j + 1]), the integer minimum term of Q4_K and Q5_K.
-static inline int32_t min_term(const uint8_t *scales, const el_act_kblock *a) {
-  int32_t m = 0;
-  for (int j = 0; j < 8; j++) {
-    int sc, mn;
-    scale_min(j, scales, &sc, &mn);
-    m += mn * (a->bsums[2 * j] + a->bsums[2 * j + 1]);
-  }
-  return m;
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Portable
 
@@ -97,11 +69,11 @@ static float q4_k_portable(const uint8_t *row, size_t nb, const el_act_kblock *a
   for (size_t i = 0; i < nb; i++) {
     const uint8_t *b = row + i * 144, *qs = b + 16;
     const el_act_kblock *y = a + i;
-    const float dd = f16(b) * y->d, dm = f16(b + 2) * y->d;
+    const float dd = el_half_at(b) * y->d, dm = el_half_at(b + 2) * y->d;
     int32_t s = 0, m = 0;
     for (int j = 0; j < 8; j++) {
       int sc, mn;
-      scale_min(j, b + 4, &sc, &mn);
+      el_k_scale_min(j, b + 4, &sc, &mn);
       const uint8_t *q = qs + 32 * (j / 2);
       const int shift = 4 * (j & 1);
       int32_t dot = 0;
@@ -129,13 +101,13 @@ static float q5_k_portable(const uint8_t *row, size_t nb, const el_act_kblock *a
   for (size_t i = 0; i < nb; i++) {
     const uint8_t *b = row + i * 176, *qh = b + 16, *qs = b + 48;
     const el_act_kblock *y = a + i;
-    const float d = y->d * f16(b), dmin = -y->d * f16(b + 2);
-    const int32_t m = min_term(b + 4, y);
+    const float d = y->d * el_half_at(b), dmin = -y->d * el_half_at(b + 2);
+    const int32_t m = el_k_min_term(b + 4, y);
     int32_t lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int j = 0; j < 4; j++) {
       int sc0, sc1, mn;
-      scale_min(2 * j, b + 4, &sc0, &mn);
-      scale_min(2 * j + 1, b + 4, &sc1, &mn);
+      el_k_scale_min(2 * j, b + 4, &sc0, &mn);
+      el_k_scale_min(2 * j + 1, b + 4, &sc1, &mn);
       for (int k = 0; k < 8; k++) {
         int32_t lo = 0, hi = 0;
         for (int u = 0; u < 4; u++) {
@@ -151,7 +123,7 @@ static float q5_k_portable(const uint8_t *row, size_t nb, const el_act_kblock *a
     if (tiled) {
       int32_t sum = 0;
       for (int k = 0; k < 8; k++) sum += lane[k];
-      const float r = fmaf(-f16(b + 2), (float)m, f16(b) * (float)sum);
+      const float r = fmaf(-el_half_at(b + 2), (float)m, el_half_at(b) * (float)sum);
       total = fmaf(r, y->d, total);
       continue;
     }
@@ -168,7 +140,7 @@ static float q6_k_portable(const uint8_t *row, size_t nb, const el_act_kblock *a
     const uint8_t *b = row + i * 210;
     const int8_t *sc = (const int8_t *)(b + 192);
     const el_act_kblock *y = a + i;
-    const float d = y->d * f16(b + 208);
+    const float d = y->d * el_half_at(b + 208);
     int32_t lane[8];
     for (int k = 0; k < 8; k++)
       lane[k] = -32 * (y->bsums[2 * k] * sc[2 * k] + y->bsums[2 * k + 1] * sc[2 * k + 1]);
@@ -190,7 +162,7 @@ static float q6_k_portable(const uint8_t *row, size_t nb, const el_act_kblock *a
     if (tiled) {
       int32_t sum = 0;
       for (int k = 0; k < 8; k++) sum += lane[k];
-      total = fmaf(f16(b + 208) * (float)sum, y->d, total);
+      total = fmaf(el_half_at(b + 208) * (float)sum, y->d, total);
       continue;
     }
     for (int k = 0; k < 8; k++) acc[k] = fmaf(d, (float)lane[k], acc[k]);
@@ -209,20 +181,6 @@ EL_AVX2 static inline float f16c(const uint8_t *p) {
   uint16_t h;
   memcpy(&h, p, 2);
   return _cvtsh_ss(h);
-}
-
-EL_AVX2 static inline float hsum8_avx2(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-EL_AVX2 static inline int32_t hsum_i32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
-  return _mm_cvtsi128_si32(s);
 }
 
 // The 8 scales of a Q4_K / Q5_K super-block as 16-bit values (lanes 0–7) and its 8 mins (lanes 8–15).
@@ -275,7 +233,7 @@ EL_AVX2 static float q4_k_avx2(const uint8_t *row, size_t nb, const el_act_kbloc
       p1 = _mm256_madd_epi16(lane16(scales, 2 * j + 1), p1);
       sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
     }
-    acc = fmaf((float)hsum_i32(sumi), f16c(b) * y->d, acc);
+    acc = fmaf((float)el_hsum_i32_avx2(sumi), f16c(b) * y->d, acc);
     accm = fmaf((float)min_term_avx2(sm, y), f16c(b + 2) * y->d, accm);
   }
   return acc - accm;
@@ -312,13 +270,13 @@ EL_AVX2 static float q5_k_avx2(const uint8_t *row, size_t nb, const el_act_kbloc
       sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
     }
     if (tiled) {
-      const float r = fmaf(-f16c(b + 2), (float)m, f16c(b) * (float)hsum_i32(sumi));
+      const float r = fmaf(-f16c(b + 2), (float)m, f16c(b) * (float)el_hsum_i32_avx2(sumi));
       summs = fmaf(r, y->d, summs);
       continue;
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
   }
-  return tiled ? summs : hsum8_avx2(acc) + summs;
+  return tiled ? summs : el_hsum8_avx2(acc) + summs;
 }
 
 EL_AVX2 static float q6_k_avx2(const uint8_t *row, size_t nb, const el_act_kblock *a, int tiled) {
@@ -359,12 +317,12 @@ EL_AVX2 static float q6_k_avx2(const uint8_t *row, size_t nb, const el_act_kbloc
       }
     }
     if (tiled) {
-      total = fmaf(f16c(b + 208) * (float)hsum_i32(sumi), y->d, total);
+      total = fmaf(f16c(b + 208) * (float)el_hsum_i32_avx2(sumi), y->d, total);
       continue;
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
   }
-  return tiled ? total : hsum8_avx2(acc);
+  return tiled ? total : el_hsum8_avx2(acc);
 }
 
 // Eight rows of a Q4_K matrix times up to eight inputs (NT), as llama.cpp's kernels for Q4_K repacked in 8-row
@@ -423,7 +381,7 @@ EL_AVX2 static inline void transpose8x8(const __m256i in[8], __m256i out[8]) {
         memcpy(&mh[row], b + 2, 2);                                                                             \
         for (int j = 0; j < 8; j++) {                                                                           \
           int sc, mn;                                                                                           \
-          scale_min(j, b + 4, &sc, &mn);                                                                        \
+          el_k_scale_min(j, b + 4, &sc, &mn);                                                                        \
           sc16[j][2 * row] = sc16[j][2 * row + 1] = (int16_t)sc;                                                \
           sc32[j][row] = sc;                                                                                    \
           mn32[j][row] = mn;                                                                                    \

@@ -136,7 +136,7 @@ static inline void block_bytes(el_dtype t, const uint8_t *qs, int8x16_t *w0, int
       const uint8_t *qs, *b = el_act_weights(w, t, nb, r, i, &qs, tmp);                                         \
       int8x16_t w0, w1;                                                                                         \
       block_bytes(t, qs, &w0, &w1);                                                                             \
-      const float dd = el_half_to_float((uint16_t)(b[0] | b[1] << 8)) * y->d;                                   \
+      const float dd = el_half_at(b) * y->d;                                   \
       if (t == EL_Q4_0 || t == EL_Q4_0X8) {                                                                     \
         const int32x4_t l = vaddq_s32(DOT(w0, vld1q_s8(y->q)), DOT(w1, vld1q_s8(y->q + 16)));                   \
         extra = fmaf((float)(vaddvq_s32(l) - 8 * y->sum), dd, extra);                                           \
@@ -144,7 +144,7 @@ static inline void block_bytes(el_dtype t, const uint8_t *qs, int8x16_t *w0, int
       }                                                                                                         \
       lo = vfmaq_n_f32(lo, vcvtq_f32_s32(DOT(w0, vld1q_s8(y->q))), dd);                                         \
       hi = vfmaq_n_f32(hi, vcvtq_f32_s32(DOT(w1, vld1q_s8(y->q + 16))), dd);                                    \
-      if (t == EL_Q4_1 || t == EL_Q5_1) extra = fmaf(el_half_to_float((uint16_t)(b[2] | b[3] << 8)), y->s, extra); \
+      if (t == EL_Q4_1 || t == EL_Q5_1) extra = fmaf(el_half_at(b + 2), y->s, extra); \
     }                                                                                                           \
     return (t == EL_Q4_0 || t == EL_Q4_0X8) ? extra : hsum8_neon(lo, hi) + extra;                              \
   }
@@ -163,28 +163,6 @@ void el_neon_act(const void *w, el_dtype t, size_t cols, const el_act_block *x, 
 // ---------------------------------------------------------------------------------------------------------
 // K-quants (see kquant.c for the arithmetic)
 
-static inline float f16at(const uint8_t *p) { return el_half_to_float((uint16_t)(p[0] | p[1] << 8)); }
-
-static inline void scale_min(int j, const uint8_t *q, int *d, int *m) {
-  if (j < 4) {
-    *d = q[j] & 63;
-    *m = q[j + 4] & 63;
-  } else {
-    *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-    *m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
-  }
-}
-
-static inline int32_t min_term(const uint8_t *scales, const el_act_kblock *a) {
-  int32_t m = 0;
-  for (int j = 0; j < 8; j++) {
-    int sc, mn;
-    scale_min(j, scales, &sc, &mn);
-    m += mn * (a->bsums[2 * j] + a->bsums[2 * j + 1]);
-  }
-  return m;
-}
-
 #define EL_NEON_K(SUFFIX, ATTR, DOT)                                                                             \
   ATTR static float q4_k_##SUFFIX(const uint8_t *row, size_t nb, const el_act_kblock *a) {                     \
     float acc = 0, accm = 0;                                                                                    \
@@ -194,16 +172,16 @@ static inline int32_t min_term(const uint8_t *scales, const el_act_kblock *a) {
       int32_t s = 0;                                                                                            \
       for (int j = 0; j < 4; j++) {                                                                             \
         int sc0, sc1, m;                                                                                        \
-        scale_min(2 * j, b + 4, &sc0, &m);                                                                      \
-        scale_min(2 * j + 1, b + 4, &sc1, &m);                                                                  \
+        el_k_scale_min(2 * j, b + 4, &sc0, &m);                                                                      \
+        el_k_scale_min(2 * j + 1, b + 4, &sc1, &m);                                                                  \
         const uint8x16_t v0 = vld1q_u8(qs + 32 * j), v1 = vld1q_u8(qs + 32 * j + 16);                           \
         const int8_t *q = y->q + 64 * j;                                                                        \
         int32x4_t l = vaddq_s32(DOT(low_nibbles(v0), vld1q_s8(q)), DOT(low_nibbles(v1), vld1q_s8(q + 16)));     \
         int32x4_t h = vaddq_s32(DOT(high_nibbles(v0), vld1q_s8(q + 32)), DOT(high_nibbles(v1), vld1q_s8(q + 48))); \
         s += sc0 * vaddvq_s32(l) + sc1 * vaddvq_s32(h);                                                         \
       }                                                                                                         \
-      acc = fmaf((float)s, f16at(b) * y->d, acc);                                                               \
-      accm = fmaf((float)min_term(b + 4, y), f16at(b + 2) * y->d, accm);                                        \
+      acc = fmaf((float)s, el_half_at(b) * y->d, acc);                                                               \
+      accm = fmaf((float)el_k_min_term(b + 4, y), el_half_at(b + 2) * y->d, accm);                                        \
     }                                                                                                           \
     return acc - accm;                                                                                          \
   }                                                                                                             \
@@ -213,14 +191,14 @@ static inline int32_t min_term(const uint8_t *scales, const el_act_kblock *a) {
     for (size_t i = 0; i < nb; i++) {                                                                           \
       const uint8_t *b = row + i * 176, *qs = b + 48;                                                           \
       const el_act_kblock *y = a + i;                                                                           \
-      const float d = y->d * f16at(b), dmin = -y->d * f16at(b + 2);                                             \
-      summs = fmaf(dmin, (float)min_term(b + 4, y), summs);                                                     \
+      const float d = y->d * el_half_at(b), dmin = -y->d * el_half_at(b + 2);                                             \
+      summs = fmaf(dmin, (float)el_k_min_term(b + 4, y), summs);                                                     \
       const uint8x16_t h0 = vld1q_u8(b + 16), h1 = vld1q_u8(b + 32), sixteen = vdupq_n_u8(16);                 \
       int32x4_t s0 = vdupq_n_s32(0), s1 = s0;                                                                   \
       for (int j = 0; j < 4; j++) {                                                                             \
         int sc0, sc1, m;                                                                                        \
-        scale_min(2 * j, b + 4, &sc0, &m);                                                                      \
-        scale_min(2 * j + 1, b + 4, &sc1, &m);                                                                  \
+        el_k_scale_min(2 * j, b + 4, &sc0, &m);                                                                      \
+        el_k_scale_min(2 * j + 1, b + 4, &sc1, &m);                                                                  \
         const int8x16_t shift0 = vdupq_n_s8((int8_t)(4 - 2 * j)), shift1 = vdupq_n_s8((int8_t)(3 - 2 * j));      \
         const uint8x16_t v0 = vld1q_u8(qs + 32 * j), v1 = vld1q_u8(qs + 32 * j + 16);                           \
         /* Bit 2j (resp. 2j + 1) of qh moved to bit 4. */                                                       \
@@ -245,7 +223,7 @@ static inline int32_t min_term(const uint8_t *scales, const el_act_kblock *a) {
       const uint8_t *b = row + i * 210;                                                                         \
       const int8_t *sc = (const int8_t *)(b + 192);                                                             \
       const el_act_kblock *y = a + i;                                                                           \
-      const float d = y->d * f16at(b + 208);                                                                    \
+      const float d = y->d * el_half_at(b + 208);                                                                    \
       int32_t start[8];                                                                                         \
       for (int k = 0; k < 8; k++)                                                                               \
         start[k] = -32 * (y->bsums[2 * k] * sc[2 * k] + y->bsums[2 * k + 1] * sc[2 * k + 1]);                   \

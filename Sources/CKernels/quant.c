@@ -61,11 +61,6 @@ uint16_t el_f32_to_f16(float f) {
   return (uint16_t)(sign | half);
 }
 
-static inline float h2f(const uint8_t *p) {
-  uint16_t h;
-  memcpy(&h, p, 2);
-  return el_f16_to_f32(h);
-}
 static inline void f2h(uint8_t *p, float f) {
   uint16_t h = el_f32_to_f16(f);
   memcpy(p, &h, 2);
@@ -98,26 +93,16 @@ size_t el_block_bytes(el_dtype t) {
 // ---------------------------------------------------------------------------------------------------------
 // Dequantization, one block at a time (llama.cpp's dequantize_row_* order of operations)
 
-static inline void q4k_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
-  if (j < 4) {
-    *d = q[j] & 63;
-    *m = q[j + 4] & 63;
-  } else {
-    *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-    *m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
-  }
-}
-
 static void dequant_block(const uint8_t *b, el_dtype t, float *y) {
   switch (t) {
   case EL_Q8_0: {
-    float d = h2f(b);
+    float d = el_half_at(b);
     const int8_t *q = (const int8_t *)(b + 2);
     for (int j = 0; j < 32; j++) y[j] = q[j] * d;
     return;
   }
   case EL_Q4_0: {
-    float d = h2f(b);
+    float d = el_half_at(b);
     const uint8_t *qs = b + 2;
     for (int j = 0; j < 16; j++) {
       y[j] = ((qs[j] & 0x0F) - 8) * d;
@@ -126,7 +111,7 @@ static void dequant_block(const uint8_t *b, el_dtype t, float *y) {
     return;
   }
   case EL_Q4_1: {
-    float d = h2f(b), m = h2f(b + 2);
+    float d = el_half_at(b), m = el_half_at(b + 2);
     const uint8_t *qs = b + 4;
     for (int j = 0; j < 16; j++) {
       y[j] = (qs[j] & 0x0F) * d + m;
@@ -136,7 +121,7 @@ static void dequant_block(const uint8_t *b, el_dtype t, float *y) {
   }
   case EL_Q5_0: case EL_Q5_1: {
     int one = t == EL_Q5_1;
-    float d = h2f(b), m = one ? h2f(b + 2) : 0.0f;
+    float d = el_half_at(b), m = one ? el_half_at(b + 2) : 0.0f;
     uint32_t qh;
     memcpy(&qh, b + 2 + 2 * one, 4);
     const uint8_t *qs = b + 6 + 2 * one;
@@ -153,15 +138,15 @@ static void dequant_block(const uint8_t *b, el_dtype t, float *y) {
     return;
   }
   case EL_Q5_K: {
-    float d = h2f(b), min = h2f(b + 2);
+    float d = el_half_at(b), min = el_half_at(b + 2);
     const uint8_t *scales = b + 4, *qh = b + 16, *q = b + 48;
     int is = 0;
     uint8_t u1 = 1, u2 = 2;
     for (int j = 0; j < 256; j += 64) {
-      uint8_t sc, m;
-      q4k_scale_min(is + 0, scales, &sc, &m);
+      int sc, m;
+      el_k_scale_min(is + 0, scales, &sc, &m);
       float d1 = d * sc, m1 = min * m;
-      q4k_scale_min(is + 1, scales, &sc, &m);
+      el_k_scale_min(is + 1, scales, &sc, &m);
       float d2 = d * sc, m2 = min * m;
       for (int l = 0; l < 32; ++l) *y++ = d1 * ((q[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
       for (int l = 0; l < 32; ++l) *y++ = d2 * ((q[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
@@ -173,14 +158,14 @@ static void dequant_block(const uint8_t *b, el_dtype t, float *y) {
     return;
   }
   case EL_Q4_K: {
-    float d = h2f(b), min = h2f(b + 2);
+    float d = el_half_at(b), min = el_half_at(b + 2);
     const uint8_t *scales = b + 4, *q = b + 16;
     int is = 0;
     for (int j = 0; j < 256; j += 64) {
-      uint8_t sc, m;
-      q4k_scale_min(is + 0, scales, &sc, &m);
+      int sc, m;
+      el_k_scale_min(is + 0, scales, &sc, &m);
       float d1 = d * sc, m1 = min * m;
-      q4k_scale_min(is + 1, scales, &sc, &m);
+      el_k_scale_min(is + 1, scales, &sc, &m);
       float d2 = d * sc, m2 = min * m;
       for (int l = 0; l < 32; ++l) *y++ = d1 * (q[l] & 0xF) - m1;
       for (int l = 0; l < 32; ++l) *y++ = d2 * (q[l] >> 4) - m2;
@@ -192,7 +177,7 @@ static void dequant_block(const uint8_t *b, el_dtype t, float *y) {
   case EL_Q6_K: {
     const uint8_t *ql = b, *qh = b + 128;
     const int8_t *sc = (const int8_t *)(b + 192);
-    float d = h2f(b + 208);
+    float d = el_half_at(b + 208);
     for (int n = 0; n < 256; n += 128) {
       for (int l = 0; l < 32; ++l) {
         int is = l / 16;
@@ -272,10 +257,10 @@ EL_DQ static int dequantize_avx2(const uint8_t *b, el_dtype t, float *y, size_t 
       const float d = dq_half(b), min = dq_half(b + 2);
       const uint8_t *q = b + 16;
       for (int j = 0; j < 4; j++, q += 32) {
-        uint8_t sc, m;
-        q4k_scale_min(2 * j, b + 4, &sc, &m);
+        int sc, m;
+        el_k_scale_min(2 * j, b + 4, &sc, &m);
         const __m256 d1 = _mm256_set1_ps(d * sc), m1 = _mm256_set1_ps(min * m);
-        q4k_scale_min(2 * j + 1, b + 4, &sc, &m);
+        el_k_scale_min(2 * j + 1, b + 4, &sc, &m);
         const __m256 d2 = _mm256_set1_ps(d * sc), m2 = _mm256_set1_ps(min * m);
         for (int k = 0; k < 4; k++) {
           __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8 * k)));
@@ -437,12 +422,12 @@ static void quant_block(const float *x, el_dtype t, uint8_t *b) {
     float d = max_scale / 63, dmin = max_min / 63;
     f2h(b, d);
     f2h(b + 2, dmin);
-    d = h2f(b);
-    dmin = h2f(b + 2);
+    d = el_half_at(b);
+    dmin = el_half_at(b + 2);
     uint8_t L[256];
     for (int j = 0; j < 8; j++) {
-      uint8_t s, m;
-      q4k_scale_min(j, sc, &s, &m);
+      int s, m;
+      el_k_scale_min(j, sc, &s, &m);
       float dd = d * s, dm = dmin * m;
       for (int l = 0; l < 32; l++) {
         int v = dd ? nearest_int((x[32 * j + l] + dm) / dd) : 0;
@@ -470,7 +455,7 @@ static void quant_block(const float *x, el_dtype t, uint8_t *b) {
     }
     float d = amax_s / 127;
     f2h(b + 208, d);
-    d = h2f(b + 208);
+    d = el_half_at(b + 208);
     int8_t *sc = (int8_t *)(b + 192);
     uint8_t L[256];
     for (int j = 0; j < 16; j++) {
@@ -640,9 +625,9 @@ EL_T static inline void ints_q4_0(const uint8_t *b, __m512 *w0, __m512 *w1) {
         _mm_prefetch((const char *)b + 1152, _MM_HINT_T0);                                                      \
         float d = h2f_x86(b), dmin = h2f_x86(b + 2);                                                            \
         for (int j = 0; j < 4; j++) {                                                                           \
-          uint8_t s1, m1, s2, m2;                                                                               \
-          q4k_scale_min(2 * j, sc, &s1, &m1);                                                                   \
-          q4k_scale_min(2 * j + 1, sc, &s2, &m2);                                                               \
+          int s1, m1, s2, m2;                                                                                   \
+          el_k_scale_min(2 * j, sc, &s1, &m1);                                                                   \
+          el_k_scale_min(2 * j + 1, sc, &s2, &m2);                                                               \
           __m512 d1 = _mm512_set1_ps(d * s1), d2 = _mm512_set1_ps(d * s2);                                      \
           __m512 n1 = _mm512_set1_ps(dmin * m1), n2 = _mm512_set1_ps(dmin * m2);                                \
           __m512i ea = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + 32 * j)));                    \
@@ -829,7 +814,7 @@ static float act_dot_portable(const uint8_t *w, el_dtype t, size_t nb, size_t r,
           for (int j = 0; j < 32; j++) q[j] -= 16;
       }
     }
-    const float dd = h2f(b) * y->d;
+    const float dd = el_half_at(b) * y->d;
     if (t == EL_Q4_0 || t == EL_Q4_0X8) {
       int32_t isum = -8 * y->sum;
       for (int j = 0; j < 32; j++) isum += q[j] * y->q[j];
@@ -841,7 +826,7 @@ static float act_dot_portable(const uint8_t *w, el_dtype t, size_t nb, size_t r,
       for (int u = 0; u < 4; u++) lane += q[4 * k + u] * y->q[4 * k + u];
       acc[k] = fmaf(dd, (float)lane, acc[k]);
     }
-    if (t == EL_Q4_1 || t == EL_Q5_1) extra = fmaf(h2f(b + 2), y->s, extra);
+    if (t == EL_Q4_1 || t == EL_Q5_1) extra = fmaf(el_half_at(b + 2), y->s, extra);
   }
   if (t == EL_Q4_0 || t == EL_Q4_0X8) return total;
   return el_hsum8(acc) + extra;
@@ -850,13 +835,6 @@ static float act_dot_portable(const uint8_t *w, el_dtype t, size_t nb, size_t r,
 #ifdef EL_X86
 #define EL_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define EL_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
-
-EL_AVX2 static inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // h2f_x86 for the AVX2 kernels and the AVX-512 ones alike (a VEX-encoded movd): 4 bytes read into a fresh
 // register, so every block's scale must have two more bytes after it.
@@ -882,13 +860,6 @@ EL_AVX2 static inline __m256i bits32(const uint8_t *p) {
   __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)v), spread);
   b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
   return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
-}
-
-EL_AVX2 static inline int32_t hsum_i32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
-  return _mm_cvtsi128_si32(s);
 }
 
 // Four-byte sums of unsigned × signed bytes into eight 32-bit lanes: one instruction with AVX-512 VNNI, two with
@@ -926,13 +897,13 @@ EL_AVX2 static inline int32_t hsum_i32(__m256i v) {
         dot = DOT(nibbles32(qs), qy);                                                                            \
       }                                                                                                          \
       if (T == EL_Q4_0 || T == EL_Q4_0X8) {                                                                      \
-        extra = fmaf((float)(hsum_i32(dot) - 8 * yb->sum), dd, extra);                                           \
+        extra = fmaf((float)(el_hsum_i32_avx2(dot) - 8 * yb->sum), dd, extra);                                           \
         continue;                                                                                                \
       }                                                                                                          \
       if (T == EL_Q4_1 || T == EL_Q5_1) extra = fmaf(h2f_f16c(b + 2), yb->s, extra);                             \
       acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(dot), acc);                                   \
     }                                                                                                            \
-    y[r] = (T == EL_Q4_0 || T == EL_Q4_0X8) ? extra : hsum8(acc) + extra;                                        \
+    y[r] = (T == EL_Q4_0 || T == EL_Q4_0X8) ? extra : el_hsum8_avx2(acc) + extra;                                        \
   }
 #define EL_ACT_TYPES(ISA, ATTR, DOT)                                                                            \
   EL_ACT_KERNEL(act_q8_0_##ISA, ATTR, DOT, EL_Q8_0)                                                              \
@@ -1172,13 +1143,6 @@ static float reduce16(const float *a) {
   return t8a + t8b;
 }
 
-// An __m256 summed as llamafile's hsum and ggml's softmax do: halves, then movehl, then movehdup.
-static inline float reduce8(const float *a) {
-  float x[4];
-  for (int i = 0; i < 4; i++) x[i] = a[4 + i] + a[i];
-  return (x[0] + x[2]) + (x[1] + x[3]);
-}
-
 // ggml's AVX2 GGML_F32x8_REDUCE after its lanes are combined: halves, then two horizontal adds.
 static inline float reduce8_hadd(const float *a) {
   float x[4];
@@ -1186,7 +1150,7 @@ static inline float reduce8_hadd(const float *a) {
   return (x[0] + x[1]) + (x[2] + x[3]);
 }
 
-static inline float reduce_w(const float *a, int w) { return w == 16 ? reduce16(a) : reduce8(a); }
+static inline float reduce_w(const float *a, int w) { return w == 16 ? reduce16(a) : el_hsum8(a); }
 
 // Which llama.cpp build the llama.cpp arithmetic reproduces where ggml's code differs by vector width
 // (exponential, softmax, SwiGLU, attention products): the CPU's (AVX-512F and DQ: 16 lanes, else 8, as ggml
@@ -1458,7 +1422,7 @@ __attribute__((target("avx2,fma,f16c"))) static void attend_ggml8_avx2(const flo
     for (size_t c = 0; c < hd; c += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(kj + c), _mm256_loadu_ps(q16 + c), a);
     float lanes[8];
     _mm256_storeu_ps(lanes, a);
-    const float sc = reduce8(lanes) * scale;
+    const float sc = el_hsum8(lanes) * scale;
     scores[j] = sc;
     if (sc > mx) mx = sc;
   }
@@ -1485,7 +1449,7 @@ __attribute__((target("avx2,fma,f16c"))) static void attend_ggml8_avx2(const flo
       acc[l] = j < ctx ? ggml_expf8(scores[j] - mx) : 0.0f;
       if (j < ctx) scores[j] = acc[l];
     }
-    total += (double)reduce8(acc);
+    total += (double)el_hsum8(acc);
   }
   const float inv = (float)(1.0 / total);
   for (size_t j = 0; j < ctx; j++) scores[j] = el_f16_to_f32(el_f32_to_f16(scores[j] * inv));

@@ -252,6 +252,23 @@ struct GGUFTests {
 
 @Suite("llama.cpp's arithmetic")
 struct LlamaCppArithmeticTests {
+  /// W · x for the first `tokens` rows of x, through `Kernels.linear` on `threads` threads.
+  static func product(
+    _ w: WeightMatrix, _ x: [Float], tokens: Int, rowwise: Bool = true, threads: Int = 1,
+    arithmetic: Arithmetic = .llamaCpp
+  ) -> [Float] {
+    Kernels.reserve(threads: threads)
+    var y = [Float](repeating: 0, count: tokens * w.rows)
+    x.withUnsafeBufferPointer { xb in
+      y.withUnsafeMutableBufferPointer { yb in
+        Kernels.linear(
+          w, xb.baseAddress!, tokens: tokens, yb.baseAddress!, rowwise: rowwise, threads: threads,
+          arithmetic: arithmetic)
+      }
+    }
+    return y
+  }
+
   /// Q4_0 repacked in 8-row groups gives every row the bits of the file's layout, for any batch and thread count.
   @Test func repackedQ4_0GivesTheSameBits() throws {
     let w = try SyntheticWeights(config: ModelPreset.tiny.config, seed: 6, dtype: .q4_0).matrix(
@@ -260,20 +277,9 @@ struct LlamaCppArithmeticTests {
     #expect(packed.interleaved && packed.byteCount == w.byteCount)
     var rng = SeededRandom(seed: 2)
     let x = (0..<(3 * 256)).map { _ in Float(rng.nextUnit() * 2 - 1) }
-    func product(_ m: WeightMatrix, tokens: Int, threads: Int) -> [Float] {
-      Kernels.reserve(threads: threads)
-      var y = [Float](repeating: 0, count: tokens * m.rows)
-      x.withUnsafeBufferPointer { xb in
-        y.withUnsafeMutableBufferPointer { yb in
-          Kernels.linear(
-            m, xb.baseAddress!, tokens: tokens, yb.baseAddress!, rowwise: true, threads: threads,
-            arithmetic: .llamaCpp)
-        }
-      }
-      return y
-    }
     for (tokens, threads) in [(1, 1), (3, 1), (3, 2)] {
-      #expect(product(packed, tokens: tokens, threads: threads) == product(w, tokens: tokens, threads: threads))
+      let repacked = Self.product(packed, x, tokens: tokens, threads: threads)
+      #expect(repacked == Self.product(w, x, tokens: tokens, threads: threads))
     }
   }
 
@@ -378,18 +384,8 @@ extension LlamaCppArithmeticTests {
       let x = (0..<(tokens * cols)).map { _ in Float(rng.nextUnit() * 2 - 1) }
       let rounded = x.map { Kernels.roundTrip($0, dtype: dtype) }
       #expect(rounded != x)
-      func product(_ input: [Float], _ arithmetic: Arithmetic) -> [Float] {
-        var y = [Float](repeating: 0, count: tokens * rows)
-        input.withUnsafeBufferPointer { xb in
-          y.withUnsafeMutableBufferPointer { yb in
-            Kernels.linear(
-              w, xb.baseAddress!, tokens: tokens, yb.baseAddress!, rowwise: false, threads: 1, arithmetic: arithmetic)
-          }
-        }
-        return y
-      }
-      let llama = product(x, .llamaCpp)
-      let exact = product(rounded, .exact)
+      let llama = Self.product(w, x, tokens: tokens, rowwise: false)
+      let exact = Self.product(w, rounded, tokens: tokens, rowwise: false, arithmetic: .exact)
       if dtype == .f16 || tokens > 1 {
         #expect(llama == exact, "\(dtype), \(tokens) token(s)")
       } else {
@@ -410,19 +406,7 @@ extension LlamaCppArithmeticTests {
     var rng = SeededRandom(seed: 12)
     let tokens = 3
     let x = (0..<(tokens * cols)).map { _ in Float(rng.nextUnit() * 6 - 3) }
-    func product(tokens: Int, threads: Int) -> [Float] {
-      Kernels.reserve(threads: threads)
-      var y = [Float](repeating: 0, count: tokens * rows)
-      x.withUnsafeBufferPointer { xb in
-        y.withUnsafeMutableBufferPointer { yb in
-          Kernels.linear(
-            w, xb.baseAddress!, tokens: tokens, yb.baseAddress!, rowwise: true, threads: threads,
-            arithmetic: .llamaCpp)
-        }
-      }
-      return y
-    }
-    let y = product(tokens: tokens, threads: 1)
+    let y = Self.product(w, x, tokens: tokens)
     let dense = w.floats()
     for t in 0..<tokens {
       let qx = Self.q8K(x[(t * cols)..<((t + 1) * cols)])
@@ -437,8 +421,8 @@ extension LlamaCppArithmeticTests {
         #expect(abs(Double(y[t * rows + r]) - expected) <= 1e-5 * scale, "\(dtype) row \(r) input \(t)")
       }
     }
-    #expect(product(tokens: tokens, threads: 2) == y, "\(dtype): depends on the thread count")
-    #expect(product(tokens: 1, threads: 2) == Array(y.prefix(rows)), "\(dtype): depends on the batch")
+    #expect(Self.product(w, x, tokens: tokens, threads: 2) == y, "\(dtype): depends on the thread count")
+    #expect(Self.product(w, x, tokens: 1, threads: 2) == Array(y.prefix(rows)), "\(dtype): depends on the batch")
   }
 }
 
