@@ -98,6 +98,13 @@ __attribute__((target("avx2,fma,f16c"))) static inline float el_hsum8_avx2(__m25
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
+// An __m512 summed as GCC's _mm512_reduce_add_ps (ggml's and tinyBLAS's AVX-512 reductions): the upper half onto
+// the lower, then as el_hsum8.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c"))) static inline float el_hsum16_avx512(__m512 v) {
+  __m256 lo = _mm512_castps512_ps256(v);
+  __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+  return el_hsum8_avx2(_mm256_add_ps(lo, hi));
+}
 // The sum of eight 32-bit integer lanes.
 __attribute__((target("avx2,fma,f16c"))) static inline int32_t el_hsum_i32_avx2(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -106,6 +113,17 @@ __attribute__((target("avx2,fma,f16c"))) static inline int32_t el_hsum_i32_avx2(
   return _mm_cvtsi128_si32(s);
 }
 #endif
+
+// BF16 products as AVX512-BF16's dot-product instruction sums them (bf16dot.c): whether this CPU runs the
+// instruction itself; the decode product (ggml_vec_dot_bf16's order); the inputs as BF16 (n rows of k, xs apart;
+// NULL if out of memory); the prefill product (tinyBLAS's order) of rows [r0, r1), from the inputs and their BF16
+// copy. k a multiple of 32 and r0, r1 of 4 for the prefill product.
+int el_bf16dp_native(void);
+void el_bf16dp_matvec(const void *w, size_t cols, const float *x, size_t xs, size_t batch, float *y, size_t ys,
+                      size_t r0, size_t r1);
+uint16_t *el_bf16dp_pack(const float *x, size_t xs, size_t n, size_t k);
+void el_bf16dp_gemm(const void *w, size_t k, const float *x, size_t xs, const uint16_t *xb, float *c, size_t ldc,
+                    size_t n, size_t r0, size_t r1);
 
 // Which of llama.cpp's computations input k of a batch of K-quant products gets (kquant.c), and the portable
 // product of one row in that form.

@@ -28,7 +28,7 @@ static inline float widen_f16(uint16_t h) { return el_half_to_float(h); }
 static inline float load_w(const void *w, el_dtype t, size_t i) {
   switch (t) {
   case EL_F32: return ((const float *)w)[i];
-  case EL_BF16: case EL_BF16_GGML: return widen_bf16(((const uint16_t *)w)[i]);
+  case EL_BF16: case EL_BF16_GGML: case EL_BF16_DP: return widen_bf16(((const uint16_t *)w)[i]);
   default: return widen_f16(((const uint16_t *)w)[i]);
   }
 }
@@ -61,38 +61,35 @@ static void matvec_portable(const void *w, el_dtype t, size_t cols, const float 
 
 // One loader per weight type, so the inner loops hold no switch: FP32 as is, BF16 widened by a shift, F16 by
 // the F16C conversion (the same values as widening at load).
-__attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 static inline __m512 load16_f32(const void *w, size_t i, __mmask16 m) { return _mm512_maskz_loadu_ps(m, (const float *)w + i); }
-__attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 static inline __m512 load16_bf16(const void *w, size_t i, __mmask16 m) {
   __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i);
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
-__attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 static inline __m512 load16_f16(const void *w, size_t i, __mmask16 m) {
   return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i));
 }
 
-// Streaming 16-bit weights from memory, one core's hardware prefetchers alone leave the loop waiting: BF16 read
-// 25 GB/s where FP32 reads 32 on this project's AMD EPYC. Asking for the lines ~5 KiB ahead brings BF16 to
-// 29-31 GB/s (measured with the loop below on 256 MiB of weights); FP32 gains nothing, so it does not prefetch.
+// No software prefetching: on the Zen 4 of 2026-12-07 asking for the lines 5 KiB ahead slowed BF16 from 25 to 19
+// GB/s (medians of five interleaved passes over 256 MiB; FP32 28.5). (On an earlier host of the same kind it had
+// helped, 25 → 29-31 GB/s; its cost now outweighs it.)
 #define EL_PREFETCH_AHEAD 5120
-__attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 static inline void prefetch_f32(const void *w, size_t i) { (void)w; (void)i; }
-__attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
-static inline void prefetch_16(const void *w, size_t i) {
-  const char *p = (const char *)((const uint16_t *)w + i) + EL_PREFETCH_AHEAD;
-  _mm_prefetch(p, _MM_HINT_T0);
-  _mm_prefetch(p + 64, _MM_HINT_T0);
-}
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+static inline void prefetch_16(const void *w, size_t i) { (void)w; (void)i; }
 #define prefetch_bf16 prefetch_16
 #define prefetch_f16 prefetch_16
 
-// Per input, four 16-lane accumulators (64 columns per step); a masked 16-column tail goes into the first.
+// Per input, four 16-lane accumulators (64 columns per step), reduced as ggml's AVX-512 build reduces its F32 and
+// F16 dot products ((0 + 2) + (1 + 3), then el_hsum16_avx512); a masked 16-column tail goes into the first.
 // The same order for every group size, so a row's result does not depend on the batch. One function per
 // weight type and group size (1–4 inputs) keeps the accumulators in registers and the loop free of branches.
 #define EL_AVX512_GROUP(DT, NB)                                                                                    \
-  __attribute__((target("avx512f,avx512bw,avx512vl,f16c")))                                                     \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))                                                     \
   static void matvec_avx512_##DT##_##NB(const void *w, size_t cols, const float *x, size_t xs, float *y,          \
                                         size_t ys, size_t r0, size_t r1) {                                       \
     for (size_t r = r0; r < r1; r++) {                                                                           \
@@ -119,7 +116,7 @@ static inline void prefetch_16(const void *w, size_t i) {
         for (int k = 0; k < NB; k++) a0[k] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, x + k * xs + c), a0[k]); \
       }                                                                                                          \
       for (int k = 0; k < NB; k++)                                                                               \
-        y[k * ys + r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0[k], a1[k]), _mm512_add_ps(a2[k], a3[k]))); \
+        y[k * ys + r] = el_hsum16_avx512(_mm512_add_ps(_mm512_add_ps(a0[k], a2[k]), _mm512_add_ps(a1[k], a3[k]))); \
     }                                                                                                            \
   }
 #define EL_AVX512_TYPE(DT) EL_AVX512_GROUP(DT, 1) EL_AVX512_GROUP(DT, 2) EL_AVX512_GROUP(DT, 3) EL_AVX512_GROUP(DT, 4)
@@ -316,6 +313,10 @@ void el_dequantize(const void *src, el_dtype dtype, float *dst, size_t n);
 
 void el_matvec(const void *w, el_dtype dtype, size_t cols, const float *x, size_t x_stride, size_t batch,
                float *y, size_t y_stride, size_t row_begin, size_t row_end) {
+  if (dtype == EL_BF16_DP) {
+    el_bf16dp_matvec(w, cols, x, x_stride, batch, y, y_stride, row_begin, row_end);
+    return;
+  }
   if (dtype >= EL_Q8_0 && dtype != EL_BF16_GGML) {
     el_quant_matvec(w, dtype, cols, x, x_stride, batch, y, y_stride, row_begin, row_end);
     return;
@@ -413,7 +414,7 @@ __attribute__((target("avx2,fma,f16c"))) static void widen_avx2(const void *src,
 #endif
 
 void el_widen(const void *src, el_dtype dtype, float *dst, size_t n) {
-  if (dtype == EL_BF16_GGML) dtype = EL_BF16;
+  if (dtype == EL_BF16_GGML || dtype == EL_BF16_DP) dtype = EL_BF16;
   if (dtype >= EL_Q8_0) {
     el_dequantize(src, dtype, dst, n);
     return;

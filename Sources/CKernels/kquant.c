@@ -211,32 +211,43 @@ EL_AVX2 static inline __m256i lane16(__m256i scales, int i) {
   return _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)(((2 * i + 1) << 8) | (2 * i))));
 }
 
+// One super-block of a Q4_K row times its Q8_K input: its integer totals S and M (lanes 0 and 1 of *t, as floats)
+// and d_w·d_x, dmin_w·d_x (lanes 0 and 1 of the result). S and M are reduced together (integers: any order).
+EL_AVX2 static inline __m128 q4_k_block(const uint8_t *b, const el_act_kblock *y, __m128 *t) {
+  const __m256i m4 = _mm256_set1_epi8(0xF);
+  const uint8_t *q4 = b + 16;
+  const __m256i sm = scales_mins(b + 4);
+  const __m256i scales = _mm256_permute2x128_si256(sm, sm, 0);
+  __m256i sumi = _mm256_setzero_si256();
+  for (int j = 0; j < 4; j++) {
+    const __m256i bits = _mm256_loadu_si256((const __m256i *)(q4 + 32 * j));
+    const __m256i lo = _mm256_and_si256(bits, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+    __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(y->q + 64 * j)));
+    __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y->q + 64 * j + 32)));
+    p0 = _mm256_madd_epi16(lane16(scales, 2 * j), p0);
+    p1 = _mm256_madd_epi16(lane16(scales, 2 * j + 1), p1);
+    sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+  }
+  const __m256i sums = _mm256_loadu_si256((const __m256i *)y->bsums);
+  const __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
+  const __m128i mins = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), pairs);
+  __m128i s = _mm_hadd_epi32(_mm_add_epi32(_mm256_castsi256_si128(sumi), _mm256_extracti128_si256(sumi, 1)), mins);
+  *t = _mm_cvtepi32_ps(_mm_hadd_epi32(s, s));
+  int32_t dpair;
+  memcpy(&dpair, b, 4);
+  return _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(dpair)), _mm_set1_ps(y->d));
+}
+
+// A row's product: lane by lane fmaf((float)S, d_w·d_x, acc) and fmaf((float)M, dmin_w·d_x, accm) per super-block
+// (lane 0: acc, lane 1: accm), then acc − accm.
 EL_AVX2 static float q4_k_avx2(const uint8_t *row, size_t nb, const el_act_kblock *a, int gemm) {
   if (gemm) return q4_k_portable(row, nb, a, 1);  // only rows that are not repacked come here
-  const __m256i m4 = _mm256_set1_epi8(0xF);
-  float acc = 0, accm = 0;
+  __m128 acc = _mm_setzero_ps(), t;
   for (size_t i = 0; i < nb; i++) {
-    const uint8_t *b = row + i * 144, *q4 = b + 16;
-    const el_act_kblock *y = a + i;
-    _mm_prefetch((const char *)b + 1024, _MM_HINT_T0);
-    _mm_prefetch((const char *)b + 1088, _MM_HINT_T0);
-    _mm_prefetch((const char *)b + 1152, _MM_HINT_T0);
-    const __m256i sm = scales_mins(b + 4);
-    const __m256i scales = _mm256_permute2x128_si256(sm, sm, 0);
-    __m256i sumi = _mm256_setzero_si256();
-    for (int j = 0; j < 4; j++) {
-      const __m256i bits = _mm256_loadu_si256((const __m256i *)(q4 + 32 * j));
-      const __m256i lo = _mm256_and_si256(bits, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-      __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(y->q + 64 * j)));
-      __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y->q + 64 * j + 32)));
-      p0 = _mm256_madd_epi16(lane16(scales, 2 * j), p0);
-      p1 = _mm256_madd_epi16(lane16(scales, 2 * j + 1), p1);
-      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
-    }
-    acc = fmaf((float)el_hsum_i32_avx2(sumi), f16c(b) * y->d, acc);
-    accm = fmaf((float)min_term_avx2(sm, y), f16c(b + 2) * y->d, accm);
+    const __m128 d = q4_k_block(row + i * 144, a + i, &t);
+    acc = _mm_fmadd_ps(t, d, acc);
   }
-  return acc - accm;
+  return _mm_cvtss_f32(acc) - _mm_cvtss_f32(_mm_shuffle_ps(acc, acc, 1));
 }
 
 EL_AVX2 static float q5_k_avx2(const uint8_t *row, size_t nb, const el_act_kblock *a, int tiled) {
@@ -286,10 +297,6 @@ EL_AVX2 static float q6_k_avx2(const uint8_t *row, size_t nb, const el_act_kbloc
   for (size_t i = 0; i < nb; i++) {
     const uint8_t *b = row + i * 210, *ql = b, *qh = b + 128;
     const el_act_kblock *y = a + i;
-    _mm_prefetch((const char *)b + 1024, _MM_HINT_T0);
-    _mm_prefetch((const char *)b + 1088, _MM_HINT_T0);
-    _mm_prefetch((const char *)b + 1152, _MM_HINT_T0);
-    _mm_prefetch((const char *)b + 1216, _MM_HINT_T0);
     const float d = y->d * f16c(b + 208);
     const __m128i sc8 = _mm_loadu_si128((const __m128i *)(b + 192));
     const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
@@ -309,10 +316,11 @@ EL_AVX2 static float q6_k_avx2(const uint8_t *row, size_t nb, const el_act_kbloc
       const __m256i qs[4] = {q0, q1, q2, q3};
       for (int t = 0; t < 4; t++) {
         __m256i p = _mm256_maddubs_epi16(qs[t], _mm256_loadu_si256((const __m256i *)(y->q + 128 * j + 32 * t)));
-        // Values 0–15 of these 32 take scale 8j + 2t, values 16–31 scale 8j + 2t + 1.
-        const int is = 8 * j + 2 * t;
-        const __m256i scale = _mm256_set_m128i(_mm_set1_epi16((short)((const int8_t *)b)[192 + is + 1]),
-                                               _mm_set1_epi16((short)((const int8_t *)b)[192 + is]));
+        // Values 0–15 of these 32 take scale 8j + 2t, values 16–31 scale 8j + 2t + 1 (a byte shuffle of the 16
+        // scales, then widened: ggml's get_scale_shuffle).
+        const long long is = 8 * j + 2 * t;
+        const __m256i scale = _mm256_cvtepi8_epi16(
+          _mm_shuffle_epi8(sc8, _mm_set_epi64x(0x0101010101010101ll * (is + 1), 0x0101010101010101ll * is)));
         sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(scale, p));
       }
     }

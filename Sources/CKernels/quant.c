@@ -77,7 +77,7 @@ size_t el_block_values(el_dtype t) {
 size_t el_block_bytes(el_dtype t) {
   switch (t) {
   case EL_F32: return 4;
-  case EL_BF16: case EL_F16: case EL_BF16_GGML: return 2;
+  case EL_BF16: case EL_F16: case EL_BF16_GGML: case EL_BF16_DP: return 2;
   case EL_Q8_0: return 34;
   case EL_Q4_0: case EL_Q4_0X8: return 18;
   case EL_Q4_1: return 20;
@@ -1154,7 +1154,7 @@ static inline float reduce_w(const float *a, int w) { return w == 16 ? reduce16(
 
 // Which llama.cpp build the llama.cpp arithmetic reproduces where ggml's code differs by vector width
 // (exponential, softmax, SwiGLU, attention products): the CPU's (AVX-512F and DQ: 16 lanes, else 8, as ggml
-// compiled for that CPU), or EDGELAB_LLAMACPP_SIMD=avx512|avx2.
+// compiled for that CPU), or EDGELAB_LLAMACPP_SIMD=avx512bf16|avx512|avx2.
 static int ggml_width_chosen = 0, ggml_width_invalid = 0;
 static int ggml_width(void) {
   if (ggml_width_chosen) return ggml_width_chosen;
@@ -1165,7 +1165,7 @@ static int ggml_width(void) {
 #endif
   const char *want = getenv("EDGELAB_LLAMACPP_SIMD");
   if (want && *want) {
-    if (strcmp(want, "avx512") == 0) w = 16;
+    if (strcmp(want, "avx512") == 0 || strcmp(want, "avx512bf16") == 0) w = 16;
     else if (strcmp(want, "avx2") == 0) w = 8;
     else ggml_width_invalid = 1;
   }
@@ -1174,6 +1174,17 @@ static int ggml_width(void) {
 }
 
 const char *el_llamacpp_simd(void) { return ggml_width() == 16 ? "avx512" : "avx2"; }
+
+int el_llamacpp_bf16dot(void) {
+  if (ggml_width() != 16) return 0;
+  const char *want = getenv("EDGELAB_LLAMACPP_SIMD");
+  if (want && *want) return strcmp(want, "avx512bf16") == 0;
+#ifdef EL_X86
+  return __builtin_cpu_supports("avx512bf16");
+#else
+  return 0;
+#endif
+}
 int el_llamacpp_simd_request_invalid(void) {
   (void)ggml_width();
   return ggml_width_invalid;

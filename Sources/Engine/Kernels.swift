@@ -31,18 +31,16 @@ enum Parallel {
   struct TaskBox { var body: (Int) -> Void }
 }
 
-/// The numeric kernels: the C matrix-vector kernels for decoding, OpenBLAS sgemm for prefill.
+/// The numeric kernels: the C matrix-vector kernels for decoding; for prefill, the C tiled products (el_sgemm, in
+/// the order of llama.cpp's tinyBLAS) on CPUs with AVX2 or AVX-512, OpenBLAS sgemm elsewhere.
 ///
 /// Every entry point takes the number of threads to use; nothing here keeps a thread count of its own.
 ///
-/// Which results depend on it: decode steps do not (the matrix-vector kernels compute each output row whole on
-/// one thread in a fixed order, and attention gives each (token, head) pair to one thread). Prefill can:
-/// OpenBLAS's threaded sgemm cuts the token dimension into narrower column blocks than its one-thread path,
-/// and some of its kernels (Haswell and Zen in Debian's 0.3.21) sum 4-column blocks in two interleaved
-/// partial sums, so outputs differ in the last bits for prompts of 4 or more tokens once M·N·K exceeds
-/// 262,144 (measured; its SkylakeX kernel gave identical results). The lossless check is immune: the unsplit
-/// reference runs with the workers' thread count, and a stage's sgemm calls have the same shapes as the
-/// unsplit model's, so equal thread counts give equal bits.
+/// Which results depend on it: none. Decode steps compute each output row whole on one thread in a fixed order,
+/// and attention gives each (token, head) pair to one thread; prefill's tiled products sum each output in an order
+/// fixed by the row length alone, and where OpenBLAS runs, it runs single-threaded on chunks of rows (its threaded
+/// sgemm cuts the token dimension differently and changes the last bits). A stage's products have the same shapes
+/// as the unsplit model's, so a split model gives the unsplit model's bits.
 public enum Kernels {
   /// Most threads the kernels use (the pool's size limit).
   public static let maxThreads = 64
@@ -65,7 +63,14 @@ public enum Kernels {
   /// (exponential, softmax, SwiGLU, attention): "avx512" or "avx2", this CPU's unless EDGELAB_LLAMACPP_SIMD says.
   public static var llamaCppSIMD: String { String(cString: el_llamacpp_simd()) }
 
-  /// Whether EDGELAB_LLAMACPP_SIMD holds something other than "avx512" or "avx2".
+  /// Whether the reproduced llama.cpp build has AVX512-BF16 (its BF16 products as VDPBF16PS sums them): the CPU's
+  /// AVX-512 build on a CPU with it, or EDGELAB_LLAMACPP_SIMD=avx512bf16.
+  public static var llamaCppBF16Dot: Bool { el_llamacpp_bf16dot() != 0 }
+
+  /// The reproduced llama.cpp build as results record it (`llamacpp_simd`): "avx512bf16", "avx512" or "avx2".
+  public static var llamaCppBuild: String { llamaCppBF16Dot ? "avx512bf16" : llamaCppSIMD }
+
+  /// Whether EDGELAB_LLAMACPP_SIMD holds something other than "avx512bf16", "avx512" or "avx2".
   public static var llamaCppSIMDRequestInvalid: Bool { el_llamacpp_simd_request_invalid() != 0 }
 
   static func widen(_ src: UnsafeRawPointer, dtype: WeightDType, into dst: UnsafeMutablePointer<Float>, count: Int) {
@@ -100,7 +105,8 @@ public enum Kernels {
   /// out[t, :] = W · x[t, :] for `tokens` rows of x.
   ///
   /// - Parameter rowwise: use the per-row kernel (deterministic per row, independent of `tokens` and threads);
-  ///   decode steps always do. Otherwise (prefill), OpenBLAS sgemm; 16-bit weights are widened in blocks.
+  ///   decode steps always do. Otherwise (prefill), the tiled products or OpenBLAS sgemm; weights of other types
+  ///   than FP32 are widened (dequantized) a chunk of rows at a time.
   static func linear(
     _ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, _ out: UnsafeMutablePointer<Float>, rowwise: Bool,
     threads: Int, arithmetic: Arithmetic = .exact
@@ -136,7 +142,11 @@ public enum Kernels {
     // A repacked matrix is read by the 8-bit-input kernels only.
     let blockInputs = group.contains { ($0.0.interleaved || llama) && el_act_supported($0.0.kernelType) != 0 }
     let superBlockInputs = group.contains { ($0.0.interleaved || llama) && el_actk_supported($0.0.kernelType) != 0 }
-    if rowwise || tokens == 1 || blockInputs || superBlockInputs {
+    let tiled = rowwise || tokens == 1 || blockInputs || superBlockInputs ? nil : tiledLanes(group, llama: llama)
+    // llama.cpp multiplies a prompt by FP32 and 16-bit matrices with tinyBLAS where its shapes allow (el_sgemm's
+    // order) and with its dot products, as decode steps do, where they do not.
+    let llamaRowwise = llama && tiled == nil && group.allSatisfy { [.f32, .f16, .bf16].contains($0.0.dtype) }
+    if rowwise || tokens == 1 || blockInputs || superBlockInputs || llamaRowwise {
       let blocks = cols / 32
       let superBlocks = cols / 256
       var xq: UnsafeMutablePointer<el_act_block>? = nil
@@ -157,8 +167,7 @@ public enum Kernels {
         let (w, out) = item
         let q = xq != nil && el_act_supported(w.kernelType) != 0
         let k = xk != nil && el_actk_supported(w.kernelType) != 0
-        // BF16 with llama.cpp's arithmetic: also its order of additions for BF16.
-        let dtype = llama && w.dtype == .bf16 ? EL_BF16_GGML : w.kernelType
+        let dtype = llama && w.dtype == .bf16 ? llamaBF16 : w.kernelType
         return el_matvec_job(
           w: w.base, dtype: dtype, rows: w.rows, cols: w.cols, x: input, x_stride: w.cols,
           y: out, y_stride: w.rows, x_q: q ? UnsafePointer(xq) : nil, x_q_stride: blocks,
@@ -170,7 +179,50 @@ public enum Kernels {
       el_matvec_many(jobs, Int32(jobs.count), tokens, max(4, (256 << 10) / max(1, rowBytes)), Int32(threads))
       return
     }
+    if let lanes = tiled {
+      let jobs = zip(group, inputs).map { item, input in
+        let (w, out) = item
+        return el_matvec_job(
+          w: w.base, dtype: llama && w.dtype == .bf16 ? llamaBF16 : w.kernelType, rows: w.rows, cols: w.cols,
+          x: input, x_stride: w.cols, y: out,
+          y_stride: w.rows, x_q: nil, x_q_stride: 0, x_k: nil, x_k_stride: 0)
+      }
+      // Chunks of about 512 KiB of FP32 rows (64 rows of 2048), at least 16 rows.
+      let chunk = max(16, (512 << 10) / max(1, 4 * cols))
+      reserve(threads: threads)
+      el_sgemm_many(jobs, Int32(jobs.count), tokens, chunk, Int32(lanes), Int32(threads))
+      return
+    }
     blas.with(threads: 1) { gemm(group, inputs, tokens: tokens, threads: threads) }
+  }
+
+  /// BF16 with llama.cpp's arithmetic: its order of additions for BF16, with the AVX512-BF16 dot-product
+  /// instruction's arithmetic where the reproduced build has it.
+  private static var llamaBF16: el_dtype { llamaCppBF16Dot ? EL_BF16_DP : EL_BF16_GGML }
+
+  /// The partial sums per output of the tiled prefill products (el_sgemm) for this group, or nil where the group
+  /// takes another path. With llama.cpp's arithmetic: FP32, F16 and BF16 matrices, as many lanes as the llama.cpp
+  /// build reproduced (16 for AVX-512, 8 for AVX2; BF16 with AVX512-BF16: its own), where tinyBLAS takes the shapes. With exact arithmetic: every
+  /// type that widens to FP32, on CPUs with the vector kernels (elsewhere OpenBLAS is faster).
+  private static func tiledLanes(_ group: [(WeightMatrix, UnsafeMutablePointer<Float>)], llama: Bool) -> Int? {
+    let lanes: Int
+    if llama {
+      guard group.allSatisfy({ [.f32, .f16, .bf16].contains($0.0.dtype) }) else { return nil }
+      lanes = llamaCppSIMD == "avx512" ? 16 : 8
+    } else {
+      guard group.allSatisfy({ !$0.0.interleaved }) else { return nil }
+      switch isa {
+      case "avx512": lanes = 16
+      case "avx2": lanes = 8
+      default: return nil
+      }
+    }
+    // BF16 as VDPBF16PS sums it goes in steps of 32 values (tinyBLAS's for that instruction).
+    let fits = group.allSatisfy {
+      let stepLanes = llama && llamaCppBF16Dot && $0.0.dtype == .bf16 ? 32 : lanes
+      return el_sgemm_supported($0.0.rows, $0.0.cols, Int32(stepLanes)) != 0
+    }
+    return fits ? lanes : nil
   }
 
   /// Rows per prefill chunk.

@@ -25,6 +25,19 @@ final class WeightMemory: @unchecked Sendable {
     owned = nil
     parent = nil
     self.bytes = bytes
+    Self.populate(base, bytes: bytes)
+  }
+
+  /// Maps the pages of a tensor now (MADV_POPULATE_READ, Linux 5.14), as llama.cpp maps its files with
+  /// MAP_POPULATE: the first prompt then takes no page faults (2–3% of a 1B model's FP32 prefill). Only the tensors
+  /// an engine uses are mapped. Where the kernel lacks the advice, pages fault in on first use as before.
+  private static func populate(_ p: UnsafeRawPointer, bytes: Int) {
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    guard bytes > 0, page > 0 else { return }
+    let start = Int(bitPattern: p) / page * page
+    let end = Int(bitPattern: p) + bytes
+    let madvPopulateRead: Int32 = 22
+    _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, madvPopulateRead)
   }
 
   init(allocating bytes: Int, alignment: Int = 64) {

@@ -700,7 +700,7 @@ final class CoordinatedRun: @unchecked Sendable {
         ?? "shared")
     outcome.facts["wire_precision"] = .string(x.spec.execution.wirePrecision.rawValue)
     outcome.facts["kernel_isa"] = .string(Kernels.isa)
-    outcome.facts["llamacpp_simd"] = .string(Kernels.llamaCppSIMD)
+    outcome.facts["llamacpp_simd"] = .string(Kernels.llamaCppBuild)
     outcome.facts["offload_reads"] = .number(Double(stats.values.reduce(0) { $0 + $1.offloadReads }))
     outcome.facts["residency_adaptations"] = .number(Double(stats.values.reduce(0) { $0 + $1.adaptations }))
     outcome.facts["refused_messages"] = .number(Double(stats.values.reduce(0) { $0 + $1.refusedMessages }))

@@ -129,7 +129,7 @@ struct EdgeLab: ParsableCommand {
       report(
         CommandFailure(
           .specRefused, code: "llamacpp_simd",
-          "EDGELAB_LLAMACPP_SIMD=\(ProcessInfo.processInfo.environment["EDGELAB_LLAMACPP_SIMD"] ?? "") names no llama.cpp build the llama.cpp arithmetic reproduces; set it to avx512 or avx2, or unset it (this CPU's)"
+          "EDGELAB_LLAMACPP_SIMD=\(ProcessInfo.processInfo.environment["EDGELAB_LLAMACPP_SIMD"] ?? "") names no llama.cpp build the llama.cpp arithmetic reproduces; set it to avx512bf16, avx512 or avx2, or unset it (this CPU's)"
         ), json: json)
     }
     do {
@@ -159,7 +159,7 @@ enum EnvironmentFacts {
   static var provenance: [String: String] {
     var facts = [
       "blas_core": BLASCore.current, "blas_config": BLASCore.config, "kernel_isa": Kernels.isa,
-      "llamacpp_simd": Kernels.llamaCppSIMD,
+      "llamacpp_simd": Kernels.llamaCppBuild,
     ]
     if let replaced = BLASSelection.replaced { facts["blas_core_replaced"] = replaced }
     return facts

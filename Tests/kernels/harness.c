@@ -4,8 +4,8 @@
 // Prints one line per check:
 //   isa NAME                 the instruction set the kernels chose (EDGELAB_KERNEL_ISA may lower it)
 //   bits WHAT HASH           a hash of the output bits of llama.cpp's arithmetic (input quantizers, products of
-//                            every type, attention, SwiGLU) and of the dequantized weights: the same on every
-//                            instruction set and CPU
+//                            every type, prefill's tiled products, BF16 as AVX512-BF16 sums it, attention,
+//                            SwiGLU) and of the dequantized weights: the same on every instruction set and CPU
 //   order32 exact-TYPE HASH  the exact F32, BF16 and F16 products, which sum in one order (32 partial sums) on
 //                            every instruction set but AVX-512: the same bits on those
 //   exact TYPE ok ERR        the exact products within 1e-5 of Σ|w·x| of a double-precision reference (the order
@@ -170,6 +170,98 @@ int main(void) {
     }
     free(dense);
     free(w);
+  }
+
+  // Prefill's tiled products (tinyBLAS's order, 8 and 16 partial sums): against that order written out, the same
+  // bits for every row range, token count and thread; BF16 and Q4_0 rows widened first, as FP32 rows of their values.
+  for (int lanes = 8; lanes <= 16; lanes += 8) {
+    float ref[ROWS * BATCH], all[ROWS * BATCH], one[ROWS * BATCH], many[ROWS * BATCH];
+    for (int r = 0; r < ROWS; r++)
+      for (int b = 0; b < BATCH; b++) {
+        float acc[16] = {0};
+        for (int l = 0; l < COLS; l += lanes)
+          for (int u = 0; u < lanes; u++) acc[u] = fmaf(wf[r * COLS + l + u], x[b * COLS + l + u], acc[u]);
+        float h[8], s[4];
+        for (int u = 0; u < 8; u++) h[u] = lanes == 16 ? acc[u] + acc[u + 8] : acc[u];
+        for (int j = 0; j < 4; j++) s[j] = h[j] + h[j + 4];
+        ref[b * ROWS + r] = (s[0] + s[2]) + (s[1] + s[3]);
+      }
+    el_sgemm(wf, COLS, x, COLS, COLS, all, ROWS, BATCH, 0, ROWS, lanes);
+    for (int b = 0; b < BATCH; b++)
+      for (int r0 = 0; r0 < ROWS; r0 += 8)
+        el_sgemm(wf, COLS, x + b * COLS, COLS, COLS, one + b * ROWS, ROWS, 1, r0, r0 + 8 < ROWS ? r0 + 8 : ROWS, lanes);
+    el_matvec_job job = {.w = wf, .dtype = EL_F32, .rows = ROWS, .cols = COLS, .x = x, .x_stride = COLS, .y = many,
+                         .y_stride = ROWS};
+    el_sgemm_many(&job, 1, BATCH, 8, lanes, 2);
+    if (memcmp(ref, all, sizeof ref) != 0 || memcmp(ref, one, sizeof ref) != 0 || memcmp(ref, many, sizeof ref) != 0) {
+      printf("FAIL sgemm%d: other bits than tinyBLAS's order, or bits that depend on the rows, tokens or threads\n",
+             lanes);
+      failures++;
+    }
+    printf("bits sgemm%d %016llx\n", lanes, (unsigned long long)fnv(ref, sizeof ref, 14695981039346656037ull));
+    for (int k = 0; k < 2; k++) {
+      el_dtype t = k == 0 ? EL_BF16 : EL_Q4_0;
+      size_t bytes;
+      void *w = weights(t, wf, ROWS * COLS, &bytes);
+      float *dense = malloc(sizeof(float) * ROWS * COLS);
+      el_widen(w, t, dense, ROWS * COLS);
+      el_sgemm(dense, COLS, x, COLS, COLS, all, ROWS, BATCH, 0, ROWS, lanes);
+      job.w = w;
+      job.dtype = t;
+      el_sgemm_many(&job, 1, BATCH, 12, lanes, 2);
+      if (memcmp(all, many, sizeof all) != 0) {
+        printf("FAIL sgemm%d %s: widened a chunk at a time, other bits than widened whole\n", lanes,
+               k == 0 ? "bf16" : "q4_0");
+        failures++;
+      }
+      free(dense);
+      free(w);
+    }
+  }
+
+  // BF16 products as AVX512-BF16's dot-product instruction sums them (the instruction where the CPU has it, its
+  // definition elsewhere: the same bits), decode's and prefill's orders, on inputs rounded to BF16.
+  {
+    size_t bytes;
+    uint16_t *w = weights(EL_BF16, wf, ROWS * COLS, &bytes);
+    float *xr = malloc(sizeof(float) * BATCH * COLS);
+    for (size_t i = 0; i < BATCH * COLS; i++) {
+      uint32_t u;
+      memcpy(&u, &x[i], 4);
+      u = (u + 0x7fff + ((u >> 16) & 1)) & 0xffff0000u;
+      memcpy(&xr[i], &u, 4);
+    }
+    float dot[ROWS * BATCH], dot1[ROWS * BATCH], gemm[ROWS * BATCH], gemm2[ROWS * BATCH];
+    el_matvec(w, EL_BF16_DP, COLS, xr, COLS, BATCH, dot, ROWS, 0, ROWS);
+    for (int b = 0; b < BATCH; b++) el_matvec(w, EL_BF16_DP, COLS, xr + b * COLS, COLS, 1, dot1 + b * ROWS, ROWS, 0, ROWS);
+    el_matvec_job job = {.w = w, .dtype = EL_BF16_DP, .rows = ROWS, .cols = COLS, .x = xr, .x_stride = COLS,
+                         .y = gemm, .y_stride = ROWS};
+    el_sgemm_many(&job, 1, BATCH, 8, 32, 2);
+    job.y = gemm2;
+    el_sgemm_many(&job, 1, BATCH, 44, 32, 1);
+    if (memcmp(dot, dot1, sizeof dot) != 0 || memcmp(gemm, gemm2, sizeof gemm) != 0) {
+      printf("FAIL bf16dp: the result depends on the batch, the rows or the threads\n");
+      failures++;
+    }
+    for (int i = 0; i < ROWS * BATCH; i++) {  // both near the exact product
+      double ref = 0, mag = 0;
+      for (int c = 0; c < COLS; c++) {
+        float wv;
+        uint32_t u = (uint32_t)w[(i % ROWS) * COLS + c] << 16;
+        memcpy(&wv, &u, 4);
+        ref += (double)wv * xr[(i / ROWS) * COLS + c];
+        mag += fabs((double)wv * xr[(i / ROWS) * COLS + c]);
+      }
+      if (fabs(dot[i] - ref) > 1e-5 * mag || fabs(gemm[i] - ref) > 1e-5 * mag) {
+        printf("FAIL bf16dp: output %d is %g / %g, the product is %g\n", i, dot[i], gemm[i], ref);
+        failures++;
+        break;
+      }
+    }
+    printf("bits bf16dp-dot %016llx\n", (unsigned long long)fnv(dot, sizeof dot, 14695981039346656037ull));
+    printf("bits bf16dp-gemm %016llx\n", (unsigned long long)fnv(gemm, sizeof gemm, 14695981039346656037ull));
+    free(w);
+    free(xr);
   }
 
   // Attention (one query over 37 positions of head size 64, both kernels llama.cpp picks) and SwiGLU.

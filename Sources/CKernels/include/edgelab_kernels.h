@@ -28,7 +28,10 @@ typedef enum {
   // (12 is unused.)
   // BF16 weights summed as ggml sums BF16 dot products on AVX2 (the last reduction of the four 8-lane sums differs
   // from its F32 one); EL_BF16 sums as F32 does, so that BF16 storage gives the bits of its FP32 widening.
-  EL_BF16_GGML = 13
+  EL_BF16_GGML = 13,
+  // BF16 weights times inputs rounded to BF16, summed as the AVX512-BF16 dot-product instruction sums them (pairs
+  // of products added to 16 lanes) in the orders of llama.cpp's AVX-512 build on a CPU that has it (bf16dot.c).
+  EL_BF16_DP = 14
 } el_dtype;
 
 
@@ -107,6 +110,20 @@ typedef struct {
 // output is computed exactly as el_matvec computes it, so the results do not depend on the chunking.
 void el_matvec_many(const el_matvec_job *jobs, int job_count, size_t batch, size_t chunk_rows, int threads);
 
+// Prefill products of FP32 weights: c[t * ldc + r] = dot(a[r * lda ...], b[t * ldb ...]) over k values, for rows r in
+// [r0, r1) and tokens t in [0, n), in the order of llama.cpp's tinyBLAS with `lanes` partial sums per output (8: its
+// AVX2 build, 16: its AVX-512 one; see sgemm.c). The order depends only on k and lanes: every row range, token
+// count, thread and instruction set gives the same bits. Needs el_sgemm_supported (rows a multiple of 4, k of
+// lanes, as tinyBLAS does) and r0, r1 multiples of 4.
+// lanes 32: the BF16 products of EL_BF16_DP (el_sgemm_many only).
+int el_sgemm_supported(size_t rows, size_t cols, int lanes);
+void el_sgemm(const float *a, size_t lda, const float *b, size_t ldb, size_t k, float *c, size_t ldc, size_t n,
+              size_t r0, size_t r1, int lanes);
+// el_sgemm over every row of every job (x, y and their strides as for el_matvec_many) for `tokens` inputs on
+// `threads` threads of the pool, rows handed out in chunks of `chunk_rows` from a shared counter. Weights of other
+// types than FP32 are widened (dequantized) exactly, a chunk at a time, into each thread's scratch first.
+void el_sgemm_many(const el_matvec_job *jobs, int job_count, size_t tokens, size_t chunk_rows, int lanes, int threads);
+
 // Attention of one query (one head) over a cache of `ctx` positions: k and v are [ctx][head_dim] contiguous.
 // out[d] = Σ_j softmax_j(scale · q·k_j) · v_j[d]. `scores` is scratch of ≥ ctx floats. Fixed summation order.
 void el_attend(const float *q, const float *k, const float *v, size_t ctx, size_t head_dim, float scale,
@@ -128,10 +145,16 @@ void el_attend_ggml(const float *q, const float *k, const float *v, size_t ctx, 
 // llama.cpp.
 void el_swiglu_ggml(float *g, const float *u, size_t n);
 // Which llama.cpp build the llama.cpp arithmetic reproduces where ggml's code differs by vector width: "avx512"
-// (16 lanes: CPUs with AVX-512F and DQ) or "avx2" (8 lanes: every other CPU), unless EDGELAB_LLAMACPP_SIMD names one.
+// (16 lanes: CPUs with AVX-512F and DQ) or "avx2" (8 lanes: every other CPU), unless EDGELAB_LLAMACPP_SIMD names one
+// ("avx512bf16" is the AVX-512 build of a CPU with AVX512-BF16: el_llamacpp_bf16dot).
 const char *el_llamacpp_simd(void);
-// 1 when EDGELAB_LLAMACPP_SIMD is set to something other than "avx512" or "avx2".
+// 1 when EDGELAB_LLAMACPP_SIMD is set to something other than "avx512bf16", "avx512" or "avx2".
 int el_llamacpp_simd_request_invalid(void);
+
+// Whether the llama.cpp arithmetic reproduces a build with AVX512-BF16 (BF16 products as EL_BF16_DP): the CPU has
+// it and the reproduced build is the CPU's AVX-512 one, or EDGELAB_LLAMACPP_SIMD is "avx512bf16" (which reproduces
+// the AVX-512 build of such a CPU; el_llamacpp_simd then says "avx512").
+int el_llamacpp_bf16dot(void);
 
 // Widens n 16-bit values to float32 (exact), or dequantizes n values of a block type (n a multiple of the block
 // size) exactly as llama.cpp's dequantize_row functions do.

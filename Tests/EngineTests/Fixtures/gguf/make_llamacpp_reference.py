@@ -7,13 +7,15 @@ eight or more), then 8
 greedy tokens each decoded alone (EOS ignored), with llama.cpp's logits at every step. Written to
 llamacpp-reference-<simd>.json, <simd> the vector width llama.cpp was built for on the machine that ran it
 (avx512: AVX-512F and DQ; avx2 otherwise): where ggml's code differs by width, so do the bits, and the engine
-reproduces either (EDGELAB_LLAMACPP_SIMD).
+reproduces either (EDGELAB_LLAMACPP_SIMD). `bf16_dot` records whether the CPU had AVX512-BF16, which changes the
+BF16 products (EDGELAB_LLAMACPP_SIMD=avx512bf16).
 
 Needs llama-cpp-python (built from its PyPI sdist, as bench/smollm2/reference.py describes) — run once by hand:
 
     .cache/baselines/venv/bin/python Tests/EngineTests/Fixtures/gguf/make_llamacpp_reference.py
 
-llama.cpp version used: llama-cpp-python 0.3.36 (CPU backend, AVX-512 build, flash attention off, F16 KV cache).
+llama.cpp version used: llama-cpp-python 0.3.36 (CPU backend, flash attention off, F16 KV cache); the AVX-512 fixture
+was written on an AMD EPYC Zen 4 (AVX-512 with BF16 and VNNI), the AVX2 one on a Zen 4 whose AVX-512 was hidden.
 """
 import json
 import os
@@ -50,6 +52,8 @@ def main():
     flags = open("/proc/cpuinfo").read().split()
     simd = "avx512" if "avx512f" in flags and "avx512dq" in flags else "avx2"
     out["simd"] = simd
+    # ggml's AVX-512 build multiplies BF16 with VDPBF16PS where the CPU has AVX512-BF16 (other bits than without).
+    out["bf16_dot"] = simd == "avx512" and "avx512_bf16" in flags
     with open(os.path.join(HERE, f"llamacpp-reference-{simd}.json"), "w") as f:
         json.dump(out, f)
 
