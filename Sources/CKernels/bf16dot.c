@@ -13,6 +13,7 @@
 #include "internal.h"
 #include <float.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 static inline float ftz(float v) { return fabsf(v) < FLT_MIN ? copysignf(0.0f, v) : v; }
@@ -69,12 +70,14 @@ static float tile_dot_portable(const uint16_t *w, const float *x, size_t k) {
 
 int el_bf16dp_native(void) {
 #if defined(__x86_64__)
-  static int native = -1;
-  if (native < 0) {
+  static _Atomic int native = -1;  // every thread computes the same value
+  int v = atomic_load_explicit(&native, memory_order_relaxed);
+  if (v < 0) {
     __builtin_cpu_init();
-    native = el_internal_avx512() && __builtin_cpu_supports("avx512bf16");
+    v = el_internal_avx512() && __builtin_cpu_supports("avx512bf16");
+    atomic_store_explicit(&native, v, memory_order_relaxed);
   }
-  return native;
+  return v;
 #else
   return 0;
 #endif
@@ -99,6 +102,7 @@ EL_BF16T static void pack_bf16(const float *x, uint16_t *out, size_t n) {
 
 EL_BF16T static void matvec_native(const uint16_t *w, size_t cols, const float *x, size_t xs, size_t batch, float *y,
                                    size_t ys, size_t r0, size_t r1) {
+  if (batch == 0 || cols == 0 || r0 >= r1) return;
   uint16_t *xb = malloc(batch * cols * sizeof(uint16_t));
   if (!xb) abort();  // a few KiB per input
   for (size_t b = 0; b < batch; b++) pack_bf16(x + b * xs, xb + b * cols, cols);
@@ -159,7 +163,7 @@ void el_bf16dp_matvec(const void *w, size_t cols, const float *x, size_t xs, siz
 }
 
 uint16_t *el_bf16dp_pack(const float *x, size_t xs, size_t n, size_t k) {
-  uint16_t *out = malloc(n * k * sizeof(uint16_t));
+  uint16_t *out = malloc(n * k > 0 ? n * k * sizeof(uint16_t) : 1);
   if (!out) return NULL;
   for (size_t t = 0; t < n; t++) {
 #if defined(__x86_64__)

@@ -921,7 +921,8 @@ EL_ACT_TYPES(avx2, EL_AVX2, EL_DOT_AVX2)
 // Per row and input, the block's integer (its offset of 8 through Σq) fused with d_w·d_x into one float: the
 // arithmetic of act_dot_portable, so the same bits for every grouping of rows and inputs. A prompt's tokens go
 // four at a time. AVX2 sums the 16-bit products of the eight steps before widening them (at most 8·2·15·127, no
-// overflow); VNNI accumulates in 32 bits.
+// overflow); VNNI accumulates in 32 bits. The matrix is one stream: without software prefetching it read 26 GB/s
+// against 22 with (a Zen 4, medians of six interleaved passes over 192 MiB).
 #define EL_STEP_AVX2(acc, w, a) acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16((w), (a)))
 #define EL_WIDEN_AVX2(acc) _mm256_madd_epi16(acc, _mm256_set1_epi16(1))
 #define EL_STEP_VNNI(acc, w, a) acc = _mm256_dpbusd_epi32(acc, (w), (a))
@@ -936,9 +937,6 @@ EL_ACT_TYPES(avx2, EL_AVX2, EL_DOT_AVX2)
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();                                                  \
     for (size_t ib = 0; ib < nb; ib++) {                                                                        \
       const uint8_t *b = g + ib * 144;                                                                          \
-      _mm_prefetch((const char *)b + 1152, _MM_HINT_T0);                                                        \
-      _mm_prefetch((const char *)b + 1216, _MM_HINT_T0);                                                        \
-      _mm_prefetch((const char *)b + 1280, _MM_HINT_T0);                                                        \
       const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));                                   \
       __m256i lo[4], hi[4];                                                                                     \
       for (int k = 0; k < 4; k++) {                                                                             \

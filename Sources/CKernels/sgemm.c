@@ -128,11 +128,14 @@ static void run_tiles(const tile_fn *tiles, int rm, int rn, const float *a, size
 #endif
 
 int el_sgemm_supported(size_t rows, size_t cols, int lanes) {
-  return (lanes == 8 || lanes == 16 || lanes == 32) && rows % 4 == 0 && cols % (size_t)lanes == 0;
+  return (lanes == 8 || lanes == 16) && rows % 4 == 0 && cols % (size_t)lanes == 0;
 }
+
+int el_bf16dp_supported(size_t rows, size_t cols) { return rows % 4 == 0 && cols % 32 == 0; }
 
 void el_sgemm(const float *a, size_t lda, const float *b, size_t ldb, size_t k, float *c, size_t ldc, size_t n,
               size_t r0, size_t r1, int lanes) {
+  if (lanes != 8 && lanes != 16) abort();  // a caller's bug (el_sgemm_supported): no order to compute in
 #if defined(__x86_64__) || defined(__i386__)
   if (lanes == 16 && el_internal_avx512()) {
     static const tile_fn t[4] = {tile16_4x1, tile16_4x2, tile16_4x3, tile16_4x4};

@@ -32,15 +32,19 @@ enum Parallel {
 }
 
 /// The numeric kernels: the C matrix-vector kernels for decoding; for prefill, the C tiled products (el_sgemm, in
-/// the order of llama.cpp's tinyBLAS) on CPUs with AVX2 or AVX-512, OpenBLAS sgemm elsewhere.
+/// the order of llama.cpp's tinyBLAS) on CPUs with AVX2 or AVX-512 (and, with llama.cpp's arithmetic, on every x86
+/// CPU), OpenBLAS sgemm elsewhere and for matrices whose shapes the tiles do not take (rows not a multiple of 4,
+/// rows not a multiple of the lanes).
 ///
 /// Every entry point takes the number of threads to use; nothing here keeps a thread count of its own.
 ///
 /// Which results depend on it: none. Decode steps compute each output row whole on one thread in a fixed order,
 /// and attention gives each (token, head) pair to one thread; prefill's tiled products sum each output in an order
-/// fixed by the row length alone, and where OpenBLAS runs, it runs single-threaded on chunks of rows (its threaded
-/// sgemm cuts the token dimension differently and changes the last bits). A stage's products have the same shapes
-/// as the unsplit model's, so a split model gives the unsplit model's bits.
+/// fixed by the row length and the lanes (the instruction set's with exact arithmetic: other bits on an AVX-512
+/// CPU than on an AVX2 one; the reproduced llama.cpp build's with llama.cpp's), and where OpenBLAS runs, it runs
+/// single-threaded on chunks of rows (its threaded sgemm cuts the token dimension differently and changes the last
+/// bits). A stage's products have the same shapes as the unsplit model's, so a split model gives the unsplit
+/// model's bits.
 public enum Kernels {
   /// Most threads the kernels use (the pool's size limit).
   public static let maxThreads = 64
@@ -202,13 +206,20 @@ public enum Kernels {
 
   /// The partial sums per output of the tiled prefill products (el_sgemm) for this group, or nil where the group
   /// takes another path. With llama.cpp's arithmetic: FP32, F16 and BF16 matrices, as many lanes as the llama.cpp
-  /// build reproduced (16 for AVX-512, 8 for AVX2; BF16 with AVX512-BF16: its own), where tinyBLAS takes the shapes. With exact arithmetic: every
-  /// type that widens to FP32, on CPUs with the vector kernels (elsewhere OpenBLAS is faster).
+  /// build reproduced (16 for AVX-512, 8 for AVX2; BF16 with AVX512-BF16: its own), where tinyBLAS takes the
+  /// shapes. With exact arithmetic: every type that widens to FP32, on CPUs with the vector kernels (elsewhere
+  /// OpenBLAS is faster).
   private static func tiledLanes(_ group: [(WeightMatrix, UnsafeMutablePointer<Float>)], llama: Bool) -> Int? {
     let lanes: Int
     if llama {
+      // The x86 builds' order, on every x86 CPU (without AVX2 in C, for tests); ARM keeps OpenBLAS (llama.cpp's
+      // NEON tinyBLAS sums in another order, which this does not reproduce).
+      #if arch(x86_64)
       guard group.allSatisfy({ [.f32, .f16, .bf16].contains($0.0.dtype) }) else { return nil }
       lanes = llamaCppSIMD == "avx512" ? 16 : 8
+      #else
+      return nil
+      #endif
     } else {
       guard group.allSatisfy({ !$0.0.interleaved }) else { return nil }
       switch isa {
@@ -219,8 +230,9 @@ public enum Kernels {
     }
     // BF16 as VDPBF16PS sums it goes in steps of 32 values (tinyBLAS's for that instruction).
     let fits = group.allSatisfy {
-      let stepLanes = llama && llamaCppBF16Dot && $0.0.dtype == .bf16 ? 32 : lanes
-      return el_sgemm_supported($0.0.rows, $0.0.cols, Int32(stepLanes)) != 0
+      llama && llamaCppBF16Dot && $0.0.dtype == .bf16
+        ? el_bf16dp_supported($0.0.rows, $0.0.cols) != 0
+        : el_sgemm_supported($0.0.rows, $0.0.cols, Int32(lanes)) != 0
     }
     return fits ? lanes : nil
   }

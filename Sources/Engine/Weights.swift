@@ -29,8 +29,10 @@ final class WeightMemory: @unchecked Sendable {
   }
 
   /// Maps the pages of a tensor now (MADV_POPULATE_READ, Linux 5.14), as llama.cpp maps its files with
-  /// MAP_POPULATE: the first prompt then takes no page faults (2–3% of a 1B model's FP32 prefill). Only the tensors
-  /// an engine uses are mapped. Where the kernel lacks the advice, pages fault in on first use as before.
+  /// MAP_POPULATE: the first prompt then takes no page faults (a tenth of a 1B model's FP32 prefill with one thread,
+  /// 40 → 44 tokens/s). Only the tensors an engine maps are touched (its layers' matrices, offloaded ones and the
+  /// whole tensors a tensor-parallel shard slices included). Where the kernel lacks the advice, pages fault in on
+  /// first use as before.
   private static func populate(_ p: UnsafeRawPointer, bytes: Int) {
     let page = Int(sysconf(Int32(_SC_PAGESIZE)))
     guard bytes > 0, page > 0 else { return }

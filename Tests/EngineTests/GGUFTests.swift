@@ -470,9 +470,9 @@ struct LlamaCppAgreementTests {
       prompt: ref.promptIds, maxNewTokens: expected.generatedIds.count, recordLogits: true)
     #expect(g.tokens == expected.generatedIds)
     let vocab = weights.config.vocabSize
-    // FP32 decode steps run the exact kernel of this instruction set, whose order is ggml's for the build of the same
-    // vector width only: where the emulated build is another (EDGELAB_LLAMACPP_SIMD, EDGELAB_KERNEL_ISA), FP32
-    // logits differ in their last bits.
+    // FP32 decode steps run the exact kernel of this instruction set, whose order is ggml's (for rows a multiple of
+    // 64 values, as here) for the build of the same vector width only: where the emulated build is another
+    // (EDGELAB_LLAMACPP_SIMD, EDGELAB_KERNEL_ISA), FP32 logits differ in their last bits.
     let nativeWidth = Kernels.isa == Kernels.llamaCppSIMD
     let tolerance = model.contains("f32") && !nativeWidth ? 3e-4 : 1e-5
     for (step, row) in expected.stepLogits.enumerated() {

@@ -236,9 +236,9 @@ int main(void) {
     for (int b = 0; b < BATCH; b++) el_matvec(w, EL_BF16_DP, COLS, xr + b * COLS, COLS, 1, dot1 + b * ROWS, ROWS, 0, ROWS);
     el_matvec_job job = {.w = w, .dtype = EL_BF16_DP, .rows = ROWS, .cols = COLS, .x = xr, .x_stride = COLS,
                          .y = gemm, .y_stride = ROWS};
-    el_sgemm_many(&job, 1, BATCH, 8, 32, 2);
+    el_sgemm_many(&job, 1, BATCH, 8, 16, 2);
     job.y = gemm2;
-    el_sgemm_many(&job, 1, BATCH, 44, 32, 1);
+    el_sgemm_many(&job, 1, BATCH, 44, 16, 1);
     if (memcmp(dot, dot1, sizeof dot) != 0 || memcmp(gemm, gemm2, sizeof gemm) != 0) {
       printf("FAIL bf16dp: the result depends on the batch, the rows or the threads\n");
       failures++;

@@ -115,8 +115,9 @@ void el_matvec_many(const el_matvec_job *jobs, int job_count, size_t batch, size
 // AVX2 build, 16: its AVX-512 one; see sgemm.c). The order depends only on k and lanes: every row range, token
 // count, thread and instruction set gives the same bits. Needs el_sgemm_supported (rows a multiple of 4, k of
 // lanes, as tinyBLAS does) and r0, r1 multiples of 4.
-// lanes 32: the BF16 products of EL_BF16_DP (el_sgemm_many only).
 int el_sgemm_supported(size_t rows, size_t cols, int lanes);
+// The shapes el_sgemm_many takes for EL_BF16_DP weights (tinyBLAS's steps of 32 for VDPBF16PS; `lanes` unused).
+int el_bf16dp_supported(size_t rows, size_t cols);
 void el_sgemm(const float *a, size_t lda, const float *b, size_t ldb, size_t k, float *c, size_t ldc, size_t n,
               size_t r0, size_t r1, int lanes);
 // el_sgemm over every row of every job (x, y and their strides as for el_matvec_many) for `tokens` inputs on
