@@ -25,7 +25,7 @@
 
 size_t el_act_kblock_bytes(void) { return sizeof(el_act_kblock); }
 
-int el_actk_supported(el_dtype t) { return t == EL_Q4_K || t == EL_Q5_K || t == EL_Q6_K; }
+int el_actk_supported(el_dtype t) { return t == EL_Q4_K || t == EL_Q4_KX8 || t == EL_Q5_K || t == EL_Q6_K; }
 
 
 // ggml's quantize_row_q8_K_ref: the value of largest magnitude maps to −127 (so q = round(−127·x/max), at most
@@ -306,13 +306,15 @@ EL_AVX2 static float q6_k_avx2(const uint8_t *row, size_t nb, const el_act_kbloc
       const __m256i b1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * j));
       const __m256i b2 = _mm256_loadu_si256((const __m256i *)(ql + 64 * j + 32));
       const __m256i bh = _mm256_loadu_si256((const __m256i *)(qh + 32 * j));
-      const __m256i q0 = _mm256_or_si256(_mm256_and_si256(b1, m15), _mm256_slli_epi16(_mm256_and_si256(bh, m3), 4));
-      const __m256i q1 = _mm256_or_si256(_mm256_and_si256(b2, m15),
-                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m3), 4));
-      const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m15),
-                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m3), 4));
-      const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m15),
-                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m3), 4));
+      // The two high bits of each value moved to bits 4–5 (ggml's masks: two operations each).
+      const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(bh, m3), 4);
+      const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8(12)), 2);
+      const __m256i h2 = _mm256_and_si256(bh, _mm256_set1_epi8(48));
+      const __m256i h3 = _mm256_srli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8(-64)), 2);
+      const __m256i q0 = _mm256_or_si256(_mm256_and_si256(b1, m15), h0);
+      const __m256i q1 = _mm256_or_si256(_mm256_and_si256(b2, m15), h1);
+      const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m15), h2);
+      const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m15), h3);
       const __m256i qs[4] = {q0, q1, q2, q3};
       for (int t = 0; t < 4; t++) {
         __m256i p = _mm256_maddubs_epi16(qs[t], _mm256_loadu_si256((const __m256i *)(y->q + 128 * j + 32 * t)));
@@ -333,119 +335,108 @@ EL_AVX2 static float q6_k_avx2(const uint8_t *row, size_t nb, const el_act_kbloc
   return tiled ? total : el_hsum8_avx2(acc);
 }
 
-// Eight rows of a Q4_K matrix times up to eight inputs (NT), as llama.cpp's kernels for Q4_K repacked in 8-row
-// groups compute them (ggml_gemm_q4_K_8x8_q8_K, which fuses each 64 values' integers into the float sums; GEMM = 0:
-// ggml_gemv, each super-block's): per step four input bytes broadcast to every lane times four bytes of each row, so
-// that lane j holds row j's sums; each sub-block's integer scaled by its 6-bit scale in the lanes, the minimum term
-// likewise; per row and input, S and M fused with d_w·d_x and dmin_w·d_x into two float sums, subtracted at the
-// end — the arithmetic of q4_k_portable, so the same bits for every grouping of rows and inputs. The eight rows'
-// 32-byte chunks are transposed in registers (8 × 8 dwords: row j's bytes 4k… in dword j of vector k), so the
-// matrix keeps the file's layout and decode its row kernel. A prompt's tokens go eight at a time (the scales,
-// unpacked per super-block, then serve eight). AVX2 sums the 16-bit products of a sub-block's eight steps before
-// scaling (at most 8·2·15·127, no overflow); VNNI accumulates in 32 bits and multiplies.
+// A Q4_K matrix repacked in groups of 8 rows (EL_Q4_KX8), as llama.cpp repacks Q4_K on x86 and multiplies it with
+// ggml_gemv_q4_K_8x8_q8_K (one input) and ggml_gemm_q4_K_8x8_q8_K (a prompt's tokens in fours, which fuses each 64
+// values' integers into the float sums): per step four input bytes broadcast to every lane times four bytes of each
+// row, so that lane j holds row j's sums; each sub-block's integer scaled by its 6-bit scale in the lanes, the minimum
+// term likewise; per row and input, S and M fused with d_w·d_x and dmin_w·d_x into two float sums, subtracted at the
+// end — the arithmetic of q4_k_portable, so the same bits for every grouping of rows and inputs and on every
+// instruction set. Loop order: per super-block, per 64 values (a pair of sub-blocks: 8 vectors of 32 bytes, low
+// nibbles the first sub-block, high the second), per input. AVX2 sums the 16-bit products of a sub-block's eight
+// steps before scaling (at most 8·2·15·127, no overflow); VNNI accumulates in 32 bits and multiplies.
 #define EL_VNNI_K __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define EL_KSTEP_AVX2(acc, w, a) acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16((w), (a)))
-#define EL_KSCALE_AVX2(sum, p, sc16, sc32) ((void)(sc32), sum = _mm256_add_epi32(sum, _mm256_madd_epi16((p), (sc16))))
 #define EL_KSTEP_VNNI(acc, w, a) acc = _mm256_dpbusd_epi32(acc, (w), (a))
-#define EL_KSCALE_VNNI(sum, p, sc16, sc32) ((void)(sc16), sum = _mm256_add_epi32(sum, _mm256_mullo_epi32((p), (sc32))))
+// S += sums × the 8 rows' scales of one sub-block (8 bytes at sc).
+#define EL_KSCALE_AVX2(sum, p, sc)                                                                                \
+  do {                                                                                                            \
+    const __m128i s8_ = _mm_loadl_epi64((const __m128i *)(sc));                                                  \
+    sum = _mm256_add_epi32(sum, _mm256_madd_epi16((p), _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(s8_, s8_))));      \
+  } while (0)
+#define EL_KSCALE_VNNI(sum, p, sc)                                                                                \
+  sum = _mm256_add_epi32(sum, _mm256_mullo_epi32((p), _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(sc)))))
 
-// out[k] = dword k of each of the eight rows (dword j of out[k] from in[j]).
-EL_AVX2 static inline void transpose8x8(const __m256i in[8], __m256i out[8]) {
-  __m256i t[8], u[8];
-  for (int i = 0; i < 4; i++) {
-    t[2 * i] = _mm256_unpacklo_epi32(in[2 * i], in[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_epi32(in[2 * i], in[2 * i + 1]);
-  }
-  for (int i = 0; i < 2; i++) {
-    u[4 * i] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-    u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-  }
-  for (int k = 0; k < 4; k++) {
-    out[k] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x20);
-    out[4 + k] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x31);
-  }
+// The 6-bit scales and mins of a repacked super-block (its 12 bytes of scales, byte b of row j at 32 + 8b + j) as
+// bytes sc[8·sub-block + row] and mn[8·sub-block + row] (ggml's get_scale_min_k4 for eight rows at once).
+EL_AVX2 static inline void q4_kx8_scales(const uint8_t *g, uint8_t sc[64], uint8_t mn[64]) {
+  const __m256i a = _mm256_loadu_si256((const __m256i *)(g + 32)), b = _mm256_loadu_si256((const __m256i *)(g + 64));
+  const __m256i c = _mm256_loadu_si256((const __m256i *)(g + 96));
+  const __m256i m63 = _mm256_set1_epi8(63), m15 = _mm256_set1_epi8(15), m48 = _mm256_set1_epi8(0x30);
+  _mm256_storeu_si256((__m256i *)sc, _mm256_and_si256(a, m63));
+  _mm256_storeu_si256((__m256i *)mn, _mm256_and_si256(b, m63));
+  _mm256_storeu_si256((__m256i *)(sc + 32),
+                      _mm256_or_si256(_mm256_and_si256(c, m15), _mm256_and_si256(_mm256_srli_epi16(a, 2), m48)));
+  _mm256_storeu_si256((__m256i *)(mn + 32), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), m15),
+                                                            _mm256_and_si256(_mm256_srli_epi16(b, 2), m48)));
 }
 
-#define EL_Q4_K8_TILE(NAME, ATTR, STEP, SCALE, NT, GEMM)                                                         \
+EL_AVX2 static inline __m256i bcast4(const int8_t *p) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+#define EL_Q4_KX8_TILE(NAME, ATTR, STEP, SCALE, NT, GEMM)                                                        \
   ATTR static void NAME(const void *w, size_t cols, const el_act_kblock *x, size_t xs, float *y, size_t ys,     \
                         size_t r) {                                                                             \
     const size_t nb = cols / 256;                                                                               \
-    const uint8_t *rows[8];                                                                                     \
-    for (int j = 0; j < 8; j++) rows[j] = (const uint8_t *)w + (r + (size_t)j) * nb * 144;                      \
+    const uint8_t *g0 = (const uint8_t *)w + (r / 8) * nb * 1152;                                               \
     const __m256i m4 = _mm256_set1_epi8(0x0F);                                                                  \
     __m256 acc[NT], accm[NT];                                                                                   \
     for (int t = 0; t < NT; t++) acc[t] = accm[t] = _mm256_setzero_ps();                                        \
     for (size_t ib = 0; ib < nb; ib++) {                                                                        \
-      uint16_t dh[8], mh[8];                                                                                    \
-      /* Sub-block j's scale of row r in 16-bit lanes 2r and 2r + 1 (and 32-bit lane r), its min in lane r. */  \
-      int16_t sc16[8][16];                                                                                      \
-      int32_t sc32[8][8], mn32[8][8];                                                                           \
-      __m256i q[64];                                                                                            \
-      for (int row = 0; row < 8; row++) {                                                                       \
-        const uint8_t *b = rows[row] + ib * 144;                                                                \
-        memcpy(&dh[row], b, 2);                                                                                 \
-        memcpy(&mh[row], b + 2, 2);                                                                             \
-        for (int j = 0; j < 8; j++) {                                                                           \
-          int sc, mn;                                                                                           \
-          el_k_scale_min(j, b + 4, &sc, &mn);                                                                        \
-          sc16[j][2 * row] = sc16[j][2 * row + 1] = (int16_t)sc;                                                \
-          sc32[j][row] = sc;                                                                                    \
-          mn32[j][row] = mn;                                                                                    \
-        }                                                                                                       \
-      }                                                                                                         \
-      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh));                                  \
-      const __m256 dmw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)mh));                                 \
+      const uint8_t *g = g0 + ib * 1152;                                                                        \
+      uint8_t sc[64], mn[64];                                                                                   \
+      q4_kx8_scales(g, sc, mn);                                                                                 \
+      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g));                                   \
+      const __m256 dmw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 16)));                           \
+      __m256i S[NT], M[NT];                                                                                     \
+      for (int t = 0; t < NT; t++) S[t] = M[t] = _mm256_setzero_si256();                                       \
       for (int p = 0; p < 4; p++) {                                                                             \
-        __m256i in[8], out[8];                                                                                  \
-        for (int row = 0; row < 8; row++)                                                                       \
-          in[row] = _mm256_loadu_si256((const __m256i *)(rows[row] + ib * 144 + 16 + 32 * p));                  \
-        transpose8x8(in, out);                                                                                  \
+        const uint8_t *q = g + 128 + 256 * p;                                                                   \
+        /* Row j's mins of sub-blocks 2p and 2p + 1 in 16-bit lanes 2j and 2j + 1. */                           \
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(                                             \
+          _mm_loadl_epi64((const __m128i *)(mn + 16 * p)), _mm_loadl_epi64((const __m128i *)(mn + 16 * p + 8)))); \
+        __m256i wl[8], wh[8];                                                                                   \
         for (int k = 0; k < 8; k++) {                                                                           \
-          q[16 * p + k] = _mm256_and_si256(out[k], m4);                                                         \
-          q[16 * p + 8 + k] = _mm256_and_si256(_mm256_srli_epi16(out[k], 4), m4);                               \
+          const __m256i v = _mm256_loadu_si256((const __m256i *)(q + 32 * k));                                  \
+          wl[k] = _mm256_and_si256(v, m4);                                                                      \
+          wh[k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);                                                \
         }                                                                                                       \
-      }                                                                                                         \
-      for (int t = 0; t < NT; t++) {                                                                            \
-        const el_act_kblock *yb = x + t * xs + ib;                                                              \
-        __m256i S = _mm256_setzero_si256(), M = _mm256_setzero_si256();                                         \
-        const __m256 da = _mm256_set1_ps(yb->d);                                                                \
-        for (int j = 0; j < 8; j++) {                                                                           \
-          const int8_t *a = yb->q + 32 * j;                                                                     \
-          const __m256i a0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)a));                  \
-          const __m256i a1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(a + 16)));          \
-          const __m256i *wq = q + 16 * (j / 2) + 8 * (j & 1);                                                   \
-          __m256i p = _mm256_setzero_si256();                                                                   \
-          STEP(p, wq[0], _mm256_shuffle_epi32(a0, 0x00));                                                       \
-          STEP(p, wq[1], _mm256_shuffle_epi32(a0, 0x55));                                                       \
-          STEP(p, wq[2], _mm256_shuffle_epi32(a0, 0xAA));                                                       \
-          STEP(p, wq[3], _mm256_shuffle_epi32(a0, 0xFF));                                                       \
-          STEP(p, wq[4], _mm256_shuffle_epi32(a1, 0x00));                                                       \
-          STEP(p, wq[5], _mm256_shuffle_epi32(a1, 0x55));                                                       \
-          STEP(p, wq[6], _mm256_shuffle_epi32(a1, 0xAA));                                                       \
-          STEP(p, wq[7], _mm256_shuffle_epi32(a1, 0xFF));                                                       \
-          SCALE(S, p, _mm256_loadu_si256((const __m256i *)sc16[j]), _mm256_loadu_si256((const __m256i *)sc32[j])); \
-          M = _mm256_add_epi32(M, _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)mn32[j]),                \
-                                                     _mm256_set1_epi32(yb->bsums[2 * j] + yb->bsums[2 * j + 1]))); \
-          if (GEMM && (j & 1)) { /* ggml's gemm: each 64 values fused on their own */                          \
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_mul_ps(dw, da), acc[t]);                     \
-            accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(M), _mm256_mul_ps(dmw, da), accm[t]);                  \
-            S = M = _mm256_setzero_si256();                                                                     \
+        for (int t = 0; t < NT; t++) {                                                                          \
+          const el_act_kblock *yb = x + t * xs + ib;                                                            \
+          const int8_t *a = yb->q + 64 * p;                                                                     \
+          __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();                                     \
+          for (int k = 0; k < 8; k++) {                                                                         \
+            STEP(lo, wl[k], bcast4(a + 4 * k));                                                                 \
+            STEP(hi, wh[k], bcast4(a + 32 + 4 * k));                                                            \
+          }                                                                                                     \
+          SCALE(S[t], lo, sc + 16 * p);                                                                         \
+          SCALE(S[t], hi, sc + 16 * p + 8);                                                                     \
+          const int b0 = yb->bsums[4 * p] + yb->bsums[4 * p + 1], b1 = yb->bsums[4 * p + 2] + yb->bsums[4 * p + 3]; \
+          const __m256i bp = _mm256_set1_epi32((int)((uint32_t)(uint16_t)b0 | (uint32_t)(uint16_t)b1 << 16));  \
+          M[t] = _mm256_add_epi32(M[t], _mm256_madd_epi16(mins, bp));                                           \
+          if (GEMM) { /* ggml's gemm: each 64 values fused on their own */                                     \
+            const __m256 da = _mm256_set1_ps(yb->d);                                                            \
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S[t]), _mm256_mul_ps(dw, da), acc[t]);                  \
+            accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(M[t]), _mm256_mul_ps(dmw, da), accm[t]);               \
+            S[t] = M[t] = _mm256_setzero_si256();                                                               \
           }                                                                                                     \
         }                                                                                                       \
-        if (!GEMM) {                                                                                            \
-          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_mul_ps(dw, da), acc[t]);                       \
-          accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(M), _mm256_mul_ps(dmw, da), accm[t]);                    \
-        }                                                                                                       \
       }                                                                                                         \
+      if (!GEMM)                                                                                                \
+        for (int t = 0; t < NT; t++) {                                                                          \
+          const __m256 da = _mm256_set1_ps(x[t * xs + ib].d);                                                   \
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S[t]), _mm256_mul_ps(dw, da), acc[t]);                    \
+          accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(M[t]), _mm256_mul_ps(dmw, da), accm[t]);                 \
+        }                                                                                                       \
     }                                                                                                           \
     for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + t * ys + r, _mm256_sub_ps(acc[t], accm[t]));              \
   }
-EL_Q4_K8_TILE(q4_k8_gemm8_avx2, EL_AVX2, EL_KSTEP_AVX2, EL_KSCALE_AVX2, 8, 1)
-EL_Q4_K8_TILE(q4_k8_gemm1_avx2, EL_AVX2, EL_KSTEP_AVX2, EL_KSCALE_AVX2, 1, 1)
-EL_Q4_K8_TILE(q4_k8_gemm8_vnni, EL_VNNI_K, EL_KSTEP_VNNI, EL_KSCALE_VNNI, 8, 1)
-EL_Q4_K8_TILE(q4_k8_gemm1_vnni, EL_VNNI_K, EL_KSTEP_VNNI, EL_KSCALE_VNNI, 1, 1)
+EL_Q4_KX8_TILE(q4_kx8_gemm4_avx2, EL_AVX2, EL_KSTEP_AVX2, EL_KSCALE_AVX2, 4, 1)
+EL_Q4_KX8_TILE(q4_kx8_gemv_avx2, EL_AVX2, EL_KSTEP_AVX2, EL_KSCALE_AVX2, 1, 0)
+EL_Q4_KX8_TILE(q4_kx8_gemm4_vnni, EL_VNNI_K, EL_KSTEP_VNNI, EL_KSCALE_VNNI, 4, 1)
+EL_Q4_KX8_TILE(q4_kx8_gemv_vnni, EL_VNNI_K, EL_KSTEP_VNNI, EL_KSCALE_VNNI, 1, 0)
 #endif
 
 // ---------------------------------------------------------------------------------------------------------
@@ -469,38 +460,74 @@ int el_actk_form(el_dtype t, size_t k, size_t batch) {
   return batch >= 8;
 }
 
+// Super-block i of row r of a repacked Q4_K matrix back in the file's layout (144 bytes at out).
+static void q4_kx8_gather(const uint8_t *w, size_t nb, size_t r, size_t i, uint8_t *out) {
+  const uint8_t *g = w + ((r / 8) * nb + i) * 1152;
+  const size_t j = r % 8;
+  memcpy(out, g + 2 * j, 2);
+  memcpy(out + 2, g + 16 + 2 * j, 2);
+  for (int b = 0; b < 12; b++) out[4 + b] = g[32 + 8 * b + j];
+  for (int k = 0; k < 32; k++) memcpy(out + 16 + 4 * k, g + 128 + 32 * k + 4 * j, 4);
+}
+
+void el_repack_q4_kx8(const void *src, void *dst, size_t rows, size_t cols) {
+  const size_t nb = cols / 256;
+  const uint8_t *s = src;
+  uint8_t *d = dst;
+  for (size_t g = 0; g < rows / 8; g++)
+    for (size_t i = 0; i < nb; i++) {
+      uint8_t *out = d + (g * nb + i) * 1152;
+      for (size_t j = 0; j < 8; j++) {
+        const uint8_t *b = s + ((g * 8 + j) * nb + i) * 144;
+        memcpy(out + 2 * j, b, 2);
+        memcpy(out + 16 + 2 * j, b + 2, 2);
+        for (int k = 0; k < 12; k++) out[32 + 8 * k + j] = b[4 + k];
+        for (int k = 0; k < 32; k++) memcpy(out + 128 + 32 * k + 4 * j, b + 16 + 4 * k, 4);
+      }
+    }
+}
+
+int el_repack_q4_kx8_wanted(void) {
+#ifdef EL_X86
+  return el_internal_avx2();
+#else
+  return 0;
+#endif
+}
+
 void el_actk_matvec(const void *w, el_dtype t, size_t cols, const el_act_kblock *x, size_t xs, size_t batch,
                     float *y, size_t ys, size_t r0, size_t r1) {
+  const size_t nb = cols / 256;
+  if (t == EL_Q4_KX8) {
 #ifdef EL_X86
-  // Q4_K: the tokens llama.cpp gives its gemm (a batch's first fours) eight rows at a time by the tile kernels,
-  // the rest (and rows past the last whole 8) by the row kernel below.
-  const size_t fours = batch - batch % 4;
-  if (t == EL_Q4_K && fours > 0 && el_internal_avx2()) {
-    if (vnni_k < 0) {
-      __builtin_cpu_init();
-      vnni_k = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
-               __builtin_cpu_supports("avx512dq") && el_internal_avx512();
+    // Rows [r0, r1) are whole groups of 8 (el_matvec_many's chunks). The tokens llama.cpp gives its gemm (a
+    // batch's first fours) four at a time, the rest one at a time as its gemv.
+    if (el_internal_avx2()) {
+      if (vnni_k < 0) {
+        __builtin_cpu_init();
+        vnni_k = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
+                 __builtin_cpu_supports("avx512dq") && el_internal_avx512();
+      }
+      const size_t fours = batch - batch % 4;
+      for (size_t r = r0; r < r1; r += 8) {
+        size_t k = 0;
+        for (; k < fours; k += 4) (vnni_k ? q4_kx8_gemm4_vnni : q4_kx8_gemm4_avx2)(w, cols, x + k * xs, xs, y + k * ys, ys, r);
+        for (; k < batch; k++) (vnni_k ? q4_kx8_gemv_vnni : q4_kx8_gemv_avx2)(w, cols, x + k * xs, xs, y + k * ys, ys, r);
+      }
+      return;
     }
-    void (*eight)(const void *, size_t, const el_act_kblock *, size_t, float *, size_t, size_t) =
-      vnni_k ? q4_k8_gemm8_vnni : q4_k8_gemm8_avx2;
-    void (*one)(const void *, size_t, const el_act_kblock *, size_t, float *, size_t, size_t) =
-      vnni_k ? q4_k8_gemm1_vnni : q4_k8_gemm1_avx2;
-    size_t r = r0;
-    for (; r + 8 <= r1; r += 8) {
-      size_t k = 0;
-      for (; k + 8 <= fours; k += 8) eight(w, cols, x + k * xs, xs, y + k * ys, ys, r);
-      for (; k < fours; k++) one(w, cols, x + k * xs, xs, y + k * ys, ys, r);
+#endif
+    // Elsewhere (the kernel harness; llama.cpp arithmetic repacks on AVX2 CPUs only) row by row in the file's
+    // layout, with the same arithmetic.
+    uint8_t *row = malloc(nb * 144 + 1);
+    if (!row) abort();
+    for (size_t r = r0; r < r1; r++) {
+      for (size_t i = 0; i < nb; i++) q4_kx8_gather(w, nb, r, i, row + i * 144);
+      for (size_t k = 0; k < batch; k++) y[k * ys + r] = q4_k_portable(row, nb, x + k * xs, el_actk_form(EL_Q4_K, k, batch));
     }
-    const size_t nb = cols / 256;
-    for (size_t rr = r; rr < r1; rr++)
-      for (size_t k = 0; k < fours; k++)
-        y[k * ys + rr] = q4_k_portable((const uint8_t *)w + rr * nb * 144, nb, x + k * xs, 1);
-    for (size_t rr = r0; rr < r1; rr++)
-      for (size_t k = fours; k < batch; k++)
-        y[k * ys + rr] = q4_k_avx2((const uint8_t *)w + rr * nb * 144, nb, x + k * xs, 0);
+    free(row);
     return;
   }
-#endif
   el_actk_fn fn = t == EL_Q4_K ? q4_k_portable : (t == EL_Q5_K ? q5_k_portable : q6_k_portable);
 #ifdef EL_X86
   if (el_internal_avx2()) fn = t == EL_Q4_K ? q4_k_avx2 : (t == EL_Q5_K ? q5_k_avx2 : q6_k_avx2);
@@ -509,7 +536,7 @@ void el_actk_matvec(const void *w, el_dtype t, size_t cols, const el_act_kblock 
     el_neon_actk(w, t, cols, x, xs, batch, y, ys, r0, r1);
     return;
   }
-  const size_t nb = cols / 256, bytes = nb * el_block_bytes(t);
+  const size_t bytes = nb * el_block_bytes(t);
   for (size_t r = r0; r < r1; r++)
     for (size_t k = 0; k < batch; k++)
       y[k * ys + r] = fn((const uint8_t *)w + r * bytes, nb, x + k * xs, el_actk_form(t, k, batch));

@@ -69,7 +69,7 @@ static inline void f2h(uint8_t *p, float f) {
 size_t el_block_values(el_dtype t) {
   switch (t) {
   case EL_Q8_0: case EL_Q4_0: case EL_Q4_1: case EL_Q4_0X8: case EL_Q5_0: case EL_Q5_1: return 32;
-  case EL_Q4_K: case EL_Q5_K: case EL_Q6_K: return 256;
+  case EL_Q4_K: case EL_Q4_KX8: case EL_Q5_K: case EL_Q6_K: return 256;
   default: return 1;
   }
 }
@@ -83,7 +83,7 @@ size_t el_block_bytes(el_dtype t) {
   case EL_Q4_1: return 20;
   case EL_Q5_0: return 22;
   case EL_Q5_1: return 24;
-  case EL_Q4_K: return 144;
+  case EL_Q4_K: case EL_Q4_KX8: return 144;
   case EL_Q5_K: return 176;
   case EL_Q6_K: return 210;
   }

@@ -212,15 +212,20 @@ public final class LlamaStage: @unchecked Sendable {
         throw CheckpointError(
           .missingTensor, file: "(checkpoint)", tensor: "lm_head.weight", "missing, and tie_word_embeddings is false")
       }
+      var head: WeightMatrix
       if tied {
         if let embedding {
-          lmHead = embedding
+          head = embedding
         } else {
-          lmHead = try weights.matrix("model.embed_tokens.weight", rows: c.vocabSize, cols: h)
+          head = try weights.matrix("model.embed_tokens.weight", rows: c.vocabSize, cols: h)
         }
       } else {
-        lmHead = try weights.matrix("lm_head.weight", rows: c.vocabSize, cols: h)
+        head = try weights.matrix("lm_head.weight", rows: c.vocabSize, cols: h)
       }
+      // llama.cpp loads a tied head twice (TENSOR_DUPLICATED), the embedding for lookups and a repacked copy for
+      // the product; so does this, where the type is repacked.
+      if arithmetic == .llamaCpp { head = head.repackedForLlamaCpp() }
+      lmHead = head
     } else {
       finalNorm = nil
       lmHead = nil

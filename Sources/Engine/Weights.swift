@@ -61,8 +61,8 @@ public struct WeightMatrix: Sendable {
   public let cols: Int
   public let dtype: WeightDType
   let memory: WeightMemory
-  /// Q4_0 repacked in groups of 8 rows for llama.cpp's arithmetic (`repackedForLlamaCpp`): read only by the
-  /// 8-bit-input kernels, never row by row.
+  /// Q4_0 or Q4_K repacked in groups of 8 rows for llama.cpp's arithmetic (`repackedForLlamaCpp`): read only by
+  /// the 8-bit-input kernels, never row by row.
   let interleaved: Bool
 
   init(rows: Int, cols: Int, dtype: WeightDType, memory: WeightMemory, interleaved: Bool = false) {
@@ -74,17 +74,29 @@ public struct WeightMatrix: Sendable {
   }
 
   /// The kernels' name for this matrix's layout.
-  var kernelType: el_dtype { interleaved ? EL_Q4_0X8 : dtype.cType }
+  var kernelType: el_dtype {
+    guard interleaved else { return dtype.cType }
+    return dtype == .q4_K ? EL_Q4_KX8 : EL_Q4_0X8
+  }
 
-  /// The matrix laid out for llama.cpp's arithmetic: Q4_0 with a multiple of 8 rows becomes 8-row groups (one
-  /// stream of weights for eight outputs, each weight unpacked once for four tokens of a prompt, as llama.cpp
-  /// repacks Q4_0 at load; the same bits per row); others as they are (Q4_K's kernels read eight rows at a time
-  /// from the file's layout).
+  /// The matrix laid out for llama.cpp's arithmetic, as llama.cpp repacks at load: Q4_0 with a multiple of 8 rows
+  /// becomes 8-row groups (one stream of weights for eight outputs, each weight unpacked once for four tokens of a
+  /// prompt; the same bits per row), and so does Q4_K on CPUs with AVX2 (where llama.cpp repacks it); others as
+  /// they are.
   func repackedForLlamaCpp() -> WeightMatrix {
-    guard dtype == .q4_0, !interleaved, rows % 8 == 0 else { return self }
-    let m = WeightMemory(allocating: byteCount)
-    el_repack_q4_0x8(base, m.owned!, rows, cols)
-    return WeightMatrix(rows: rows, cols: cols, dtype: dtype, memory: m, interleaved: true)
+    guard !interleaved, rows % 8 == 0 else { return self }
+    switch dtype {
+    case .q4_0:
+      let m = WeightMemory(allocating: byteCount)
+      el_repack_q4_0x8(base, m.owned!, rows, cols)
+      return WeightMatrix(rows: rows, cols: cols, dtype: dtype, memory: m, interleaved: true)
+    case .q4_K where el_repack_q4_kx8_wanted() != 0:
+      let m = WeightMemory(allocating: byteCount)
+      el_repack_q4_kx8(base, m.owned!, rows, cols)
+      return WeightMatrix(rows: rows, cols: cols, dtype: dtype, memory: m, interleaved: true)
+    default:
+      return self
+    }
   }
 
   /// Rows `range` of the matrix in memory of their own (a tensor-parallel member's output rows).

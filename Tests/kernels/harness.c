@@ -167,6 +167,23 @@ int main(void) {
           }
         free(packed);
       }
+      if (t == EL_Q4_K) {  // repacked in 8-row groups: the same bits, whole and by the pool in chunks of 8 rows
+        void *packed = malloc(bytes);
+        el_repack_q4_kx8(w, packed, 40, COLS);
+        memset(y1, 0, sizeof y1);
+        memset(y2, 0, sizeof y2);
+        el_actk_matvec(packed, EL_Q4_KX8, COLS, xk, nk, BATCH, y1, ROWS, 0, 40);
+        job = (el_matvec_job){packed, EL_Q4_KX8, 40, COLS, x, COLS, y2, ROWS, NULL, 0, xk, nk};
+        el_matvec_many(&job, 1, BATCH, 8, 2);
+        for (int b = 0; b < BATCH; b++)
+          if (memcmp(y + b * ROWS, y1 + b * ROWS, sizeof(float) * 40) != 0 ||
+              memcmp(y + b * ROWS, y2 + b * ROWS, sizeof(float) * 40) != 0) {
+            printf("FAIL q4_kx8: the repacked matrix gives other bits\n");
+            failures++;
+            break;
+          }
+        free(packed);
+      }
     }
     free(dense);
     free(w);

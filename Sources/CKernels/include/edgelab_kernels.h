@@ -25,7 +25,11 @@ typedef enum {
   // The 5-bit types: Q5_0 and Q5_1 (32 values per block; the fallbacks of the K mixes for rows that are not whole
   // super-blocks) and Q5_K (256).
   EL_Q5_0 = 9, EL_Q5_1 = 10, EL_Q5_K = 11,
-  // (12 is unused.)
+  // Q4_K repacked for llama.cpp's arithmetic: groups of 8 rows, per super-block position 1152 bytes: the 8 rows'
+  // d (float16, 16 bytes), their dmin (16), their 12 bytes of scales byte by byte (byte b of row j at 32 + 8b + j),
+  // then, for k = 0…31, bytes 4k…4k+3 of each row's 128 bytes of nibbles (at 128 + 32k + 4j) (el_repack_q4_kx8).
+  // Rows a multiple of 8; only el_actk_matvec reads it.
+  EL_Q4_KX8 = 12,
   // BF16 weights summed as ggml sums BF16 dot products on AVX2 (the last reduction of the four 8-lane sums differs
   // from its F32 one); EL_BF16 sums as F32 does, so that BF16 storage gives the bits of its FP32 widening.
   EL_BF16_GGML = 13,
@@ -40,6 +44,11 @@ typedef enum {
 void el_repack_q4_0x8(const void *src, void *dst, size_t rows, size_t cols);
 
 // Values per block (1 for the plain types) and bytes per block.
+// Repacks a Q4_K matrix of `rows` (a multiple of 8) × `cols` into EL_Q4_KX8 (same size), and whether the kernels
+// for it run on this CPU (x86 with AVX2: llama.cpp repacks Q4_K there; elsewhere it keeps the file's layout).
+void el_repack_q4_kx8(const void *src, void *dst, size_t rows, size_t cols);
+int el_repack_q4_kx8_wanted(void);
+
 size_t el_block_values(el_dtype dtype);
 size_t el_block_bytes(el_dtype dtype);
 
