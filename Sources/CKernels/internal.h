@@ -50,6 +50,16 @@ int el_internal_avx2(void);
 int el_internal_neon(void);
 int el_internal_neon_dotprod(void);
 
+// The interleaving of the repacked 8-row layouts (EL_Q4_0X8, EL_Q4_KX8): bytes 4k…4k+3 of row j's packed integers
+// at 32k + 4j of its group's, for k < chunks (el_interleave4 writes a row's into the group, el_deinterleave4 reads
+// them back).
+static inline void el_interleave4(uint8_t *group, const uint8_t *row, size_t j, int chunks) {
+  for (int k = 0; k < chunks; k++) memcpy(group + 32 * k + 4 * j, row + 4 * k, 4);
+}
+static inline void el_deinterleave4(uint8_t *row, const uint8_t *group, size_t j, int chunks) {
+  for (int k = 0; k < chunks; k++) memcpy(row + 4 * k, group + 32 * k + 4 * j, 4);
+}
+
 // Where block i of row r keeps its scale (the return value) and its 16 bytes of packed integers (*qs). A repacked
 // Q4_0 matrix interleaves them: those of its 8 rows four bytes at a time (see EL_Q4_0X8); they are gathered into
 // `tmp`.
@@ -57,7 +67,7 @@ static inline const uint8_t *el_act_weights(const uint8_t *w, el_dtype t, size_t
                                             const uint8_t **qs, uint8_t tmp[16]) {
   if (t == EL_Q4_0X8) {
     const uint8_t *g = w + ((r / 8) * nb + i) * 144;
-    for (int k = 0; k < 4; k++) memcpy(tmp + 4 * k, g + 16 + 32 * k + 4 * (r % 8), 4);
+    el_deinterleave4(tmp, g + 16, r % 8, 4);
     *qs = tmp;
     return g + 2 * (r % 8);
   }

@@ -467,7 +467,7 @@ static void q4_kx8_gather(const uint8_t *w, size_t nb, size_t r, size_t i, uint8
   memcpy(out, g + 2 * j, 2);
   memcpy(out + 2, g + 16 + 2 * j, 2);
   for (int b = 0; b < 12; b++) out[4 + b] = g[32 + 8 * b + j];
-  for (int k = 0; k < 32; k++) memcpy(out + 16 + 4 * k, g + 128 + 32 * k + 4 * j, 4);
+  el_deinterleave4(out + 16, g + 128, j, 32);
 }
 
 void el_repack_q4_kx8(const void *src, void *dst, size_t rows, size_t cols) {
@@ -482,7 +482,7 @@ void el_repack_q4_kx8(const void *src, void *dst, size_t rows, size_t cols) {
         memcpy(out + 2 * j, b, 2);
         memcpy(out + 16 + 2 * j, b + 2, 2);
         for (int k = 0; k < 12; k++) out[32 + 8 * k + j] = b[4 + k];
-        for (int k = 0; k < 32; k++) memcpy(out + 128 + 32 * k + 4 * j, b + 16 + 4 * k, 4);
+        el_interleave4(out + 128, b + 16, j, 32);
       }
     }
 }

@@ -764,7 +764,7 @@ void el_repack_q4_0x8(const void *src, void *dst, size_t rows, size_t cols) {
       for (int j = 0; j < 8; j++) {
         const uint8_t *b = s + ((g * 8 + (size_t)j) * nb + i) * 18;
         memcpy(out + 2 * j, b, 2);
-        for (int k = 0; k < 4; k++) memcpy(out + 16 + 32 * k + 4 * j, b + 2 + 4 * k, 4);
+        el_interleave4(out + 16, b + 2, (size_t)j, 4);
       }
     }
 }

@@ -85,18 +85,15 @@ public struct WeightMatrix: Sendable {
   /// they are.
   func repackedForLlamaCpp() -> WeightMatrix {
     guard !interleaved, rows % 8 == 0 else { return self }
+    let repack: (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int, Int) -> Void
     switch dtype {
-    case .q4_0:
-      let m = WeightMemory(allocating: byteCount)
-      el_repack_q4_0x8(base, m.owned!, rows, cols)
-      return WeightMatrix(rows: rows, cols: cols, dtype: dtype, memory: m, interleaved: true)
-    case .q4_K where el_repack_q4_kx8_wanted() != 0:
-      let m = WeightMemory(allocating: byteCount)
-      el_repack_q4_kx8(base, m.owned!, rows, cols)
-      return WeightMatrix(rows: rows, cols: cols, dtype: dtype, memory: m, interleaved: true)
-    default:
-      return self
+    case .q4_0: repack = el_repack_q4_0x8
+    case .q4_K where el_repack_q4_kx8_wanted() != 0: repack = el_repack_q4_kx8
+    default: return self
     }
+    let m = WeightMemory(allocating: byteCount)
+    repack(base, m.owned!, rows, cols)
+    return WeightMatrix(rows: rows, cols: cols, dtype: dtype, memory: m, interleaved: true)
   }
 
   /// Rows `range` of the matrix in memory of their own (a tensor-parallel member's output rows).

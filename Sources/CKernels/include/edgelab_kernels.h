@@ -43,12 +43,12 @@ typedef enum {
 // Repacks a Q4_0 matrix of `rows` (a multiple of 8) × `cols` into EL_Q4_0X8 (same size).
 void el_repack_q4_0x8(const void *src, void *dst, size_t rows, size_t cols);
 
-// Values per block (1 for the plain types) and bytes per block.
 // Repacks a Q4_K matrix of `rows` (a multiple of 8) × `cols` into EL_Q4_KX8 (same size), and whether the kernels
 // for it run on this CPU (x86 with AVX2: llama.cpp repacks Q4_K there; elsewhere it keeps the file's layout).
 void el_repack_q4_kx8(const void *src, void *dst, size_t rows, size_t cols);
 int el_repack_q4_kx8_wanted(void);
 
+// Values per block (1 for the plain types) and bytes per block.
 size_t el_block_values(el_dtype dtype);
 size_t el_block_bytes(el_dtype dtype);
 
