@@ -609,15 +609,23 @@ final class CoordinatedRun: @unchecked Sendable {
       bound: progressBound * dilation, stageDevices: job.plan.stages.map(\.device), source: x.source, start: t0)
     try send(x.source, .start)
     var failure: String?
+    var judged = t0
     serving: while completed.count < requests.count {
       try checkHealth()
+      let e = events.pop(timeout: 0.05)
       let now = options.clock.now()
-      // Only requests that have arrived and not finished can be stuck: an idle pipeline between arrivals is not.
-      if let stuck = monitor.verdict(at: now, outstanding: arrivals.count > completed.count) {
-        throw BackendError.fatal(
-          .stuck(stalled: stuck, boundSeconds: progressBound), logs: runDirectory, partial: partialOutcome(stuck))
+      // Judged once every report that has arrived is taken in (after the coordinator itself was held up — a slow
+      // callback, a loaded host — the reports waiting in the queue say where work went meanwhile), and at least
+      // once per bound however many messages arrive. Only requests that have arrived and not finished can be
+      // stuck: an idle pipeline between arrivals is not.
+      if e == nil || now - judged > monitor.bound {
+        judged = now
+        if let stuck = monitor.verdict(at: now, outstanding: arrivals.count > completed.count) {
+          throw BackendError.fatal(
+            .stuck(stalled: stuck, boundSeconds: progressBound), logs: runDirectory, partial: partialOutcome(stuck))
+        }
       }
-      guard let e = events.pop(timeout: 0.05) else { continue }
+      guard let e else { continue }
       switch e {
       case .lost(let d, let why):
         throw BackendError.fatal(blame(d, .connectionLost(why)), logs: runDirectory, partial: partialOutcome(nil))

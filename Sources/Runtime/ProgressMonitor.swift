@@ -60,7 +60,12 @@ public struct ProgressMonitor: Sendable {
       return
         "no progress for \(held): tokens of \(upstream - returned) micro-batch(es) from stage \(stageDevices.count - 1) never reached the source (link \(last)→\(source))"
     }
-    return "no progress for \(held) with requests outstanding, and no micro-batch in flight"
+    // The counters as reported, so that a stall nobody explains can still be read from the message.
+    let counts = stageDevices.indices.map { i in
+      "stage \(i) \(stage[i].map { "\($0.received)/\($0.completed)" } ?? "unreported")"
+    }
+    return
+      "no progress for \(held) with requests outstanding, and no micro-batch in flight (the source dispatched \(sourceProgress?.dispatched ?? 0), got \(returned) back; received/completed: \(counts.joined(separator: ", ")))"
   }
 }
 

@@ -149,7 +149,10 @@ public final class Worker: @unchecked Sendable {
         case .reply(let m): replies.append(m)
         case .compute(let stage, let m, let route):
           let (out, to, type) = compute(stage: stage, m, route: route)
-          queue.append(.computed(stage: stage))
+          // Counted as computed before it is sent: a send that blocks (a link that takes nothing) then shows as
+          // a micro-batch between two stages, which names the link, not as one the stage still holds.
+          _ = machine.handle(.computed(stage: stage))
+          lock.withLock { progress = machine.progress }
           if let out { queue += deliver(out, to: to, type: type) }
         case .deliver(let m, let to, let type): queue += deliver(m, to: to, type: type)
         case .draft(let r, let context, let count):
