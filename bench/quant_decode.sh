@@ -65,21 +65,28 @@ done
 python3 - "$out" "$MODE" <<'EOF'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-cells = {}
+cells, by_round = {}, {}
 for r in rows:
     cells.setdefault((r["file"], r["threads"], r["system"]), []).append(r["tokens_per_s"])
+    by_round[(r["file"], r["threads"], r["system"], r["round"])] = r["tokens_per_s"]
 files = list(dict.fromkeys(r["file"] for r in rows))
 threads = sorted({r["threads"] for r in rows})
+rounds = sorted({r["round"] for r in rows})
 systems = sorted({r["system"] for r in rows if r["system"] != "llama.cpp"})
-print(f"\n{sys.argv[2]} tokens/s, medians over rounds (EdgeLab's best arithmetic ÷ llama.cpp):")
-print("| file | threads | " + " | ".join(systems) + " | llama.cpp | ratio |")
-print("|---|---:|" + "---:|" * (len(systems) + 2))
+# The ratio of medians, and the ratio within each round (the systems ran back to back in it, so the host's drift
+# hits both): this host moves by tens of percent between rounds, and the per-round ratios show how far to trust a cell.
+print(f"\n{sys.argv[2]} tokens/s, medians over rounds (EdgeLab's best arithmetic ÷ llama.cpp), and that ratio per round:")
+print("| file | threads | " + " | ".join(systems) + " | llama.cpp | ratio | per round | median per round |")
+print("|---|---:|" + "---:|" * (len(systems) + 2) + "---|---:|")
 for t in threads:
     for f in files:
         med = {s: statistics.median(cells[(f, t, s)]) for s in systems + ["llama.cpp"] if (f, t, s) in cells}
         if "llama.cpp" not in med:
             continue
-        best = max(v for s, v in med.items() if s != "llama.cpp")
+        best_system = max((s for s in med if s != "llama.cpp"), key=lambda s: med[s])
+        per = [by_round[(f, t, best_system, n)] / by_round[(f, t, "llama.cpp", n)] for n in rounds
+               if (f, t, best_system, n) in by_round and (f, t, "llama.cpp", n) in by_round]
         print(f"| {f.replace('llama-3.2-1b-shapes-', '')} | {t} | " + " | ".join(f"{med.get(s, float('nan')):.2f}" for s in systems)
-              + f" | {med['llama.cpp']:.2f} | {best / med['llama.cpp']:.2f} |")
+              + f" | {med['llama.cpp']:.2f} | {med[best_system] / med['llama.cpp']:.2f} | "
+              + " ".join(f"{x:.2f}" for x in per) + f" | {statistics.median(per):.2f} |")
 EOF
