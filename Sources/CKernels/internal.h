@@ -108,9 +108,12 @@ __attribute__((target("avx2,fma,f16c"))) static inline float el_hsum8_avx2(__m25
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
+// The instruction sets of the kernels' "avx512" level (isa() in kernels.c checks exactly these): code compiled with
+// it runs only where el_internal_avx512() is true.
+#define EL_AVX512_LEVEL __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 // An __m512 summed as GCC's _mm512_reduce_add_ps (ggml's and tinyBLAS's AVX-512 reductions): the upper half onto
 // the lower, then as el_hsum8.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c"))) static inline float el_hsum16_avx512(__m512 v) {
+EL_AVX512_LEVEL static inline float el_hsum16_avx512(__m512 v) {
   __m256 lo = _mm512_castps512_ps256(v);
   __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
   return el_hsum8_avx2(_mm256_add_ps(lo, hi));

@@ -61,14 +61,14 @@ static void matvec_portable(const void *w, el_dtype t, size_t cols, const float 
 
 // One loader per weight type, so the inner loops hold no switch: FP32 as is, BF16 widened by a shift, F16 by
 // the F16C conversion (the same values as widening at load).
-__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+EL_AVX512_LEVEL
 static inline __m512 load16_f32(const void *w, size_t i, __mmask16 m) { return _mm512_maskz_loadu_ps(m, (const float *)w + i); }
-__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+EL_AVX512_LEVEL
 static inline __m512 load16_bf16(const void *w, size_t i, __mmask16 m) {
   __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i);
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
-__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+EL_AVX512_LEVEL
 static inline __m512 load16_f16(const void *w, size_t i, __mmask16 m) {
   return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i));
 }
@@ -77,9 +77,9 @@ static inline __m512 load16_f16(const void *w, size_t i, __mmask16 m) {
 // GB/s (medians of five interleaved passes over 256 MiB; FP32 28.5). (On an earlier host of the same kind it had
 // helped, 25 → 29-31 GB/s; its cost now outweighs it.)
 #define EL_PREFETCH_AHEAD 5120
-__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+EL_AVX512_LEVEL
 static inline void prefetch_f32(const void *w, size_t i) { (void)w; (void)i; }
-__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+EL_AVX512_LEVEL
 static inline void prefetch_16(const void *w, size_t i) { (void)w; (void)i; }
 #define prefetch_bf16 prefetch_16
 #define prefetch_f16 prefetch_16
@@ -89,7 +89,7 @@ static inline void prefetch_16(const void *w, size_t i) { (void)w; (void)i; }
 // The same order for every group size, so a row's result does not depend on the batch. One function per
 // weight type and group size (1–4 inputs) keeps the accumulators in registers and the loop free of branches.
 #define EL_AVX512_GROUP(DT, NB)                                                                                    \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))                                                     \
+  EL_AVX512_LEVEL                                                                                                 \
   static void matvec_avx512_##DT##_##NB(const void *w, size_t cols, const float *x, size_t xs, float *y,          \
                                         size_t ys, size_t r0, size_t r1) {                                       \
     for (size_t r = r0; r < r1; r++) {                                                                           \

@@ -247,7 +247,7 @@ EL_AVX2 static inline __m128 q4_k_block(const uint8_t *b, const el_act_kblock *y
 #include "kquant_rows.h"
 #undef EL_KROW_TARGET
 #undef EL_KROW_SUFFIX
-#define EL_KROW_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+#define EL_KROW_TARGET EL_AVX512_LEVEL
 #define EL_KROW_SUFFIX _avx512
 #include "kquant_rows.h"
 #undef EL_KROW_TARGET

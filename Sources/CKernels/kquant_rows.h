@@ -1,10 +1,12 @@
 // The K-quant row kernels of kquant.c (one row times Q8_K inputs, llama.cpp's vec_dot_q{4,5,6}_K arithmetic),
 // written with AVX2 intrinsics and included twice: compiled for AVX2 (EL_KROW_TARGET "avx2,fma,f16c", names
-// ending _avx2) and for AVX-512 CPUs (the same intrinsics with AVX-512 F/BW/VL/DQ enabled, names ending _avx512).
+// ending _avx2) and for the "avx512" level (the same intrinsics with AVX-512 F/BW/VL enabled, EL_AVX512_LEVEL, names
+// ending _avx512).
 // llama.cpp builds its AVX2 code with -march=native, so on an AVX-512 CPU the compiler encodes it with EVEX and
 // has 32 vector registers: the Q6_K kernel streamed 22.5 GB/s compiled for AVX2 and 25.7 compiled so, on the
 // AVX-512 machine of docs/performance.md. The same operations in the same order: the same bits either way.
-// Included by kquant.c only, after its AVX2 helpers; it defines EL_KROW_TARGET and EL_KROW before each inclusion.
+// Included by kquant.c only, after its AVX2 helpers; kquant.c sets EL_KROW_TARGET and EL_KROW_SUFFIX (the names'
+// ending, used by EL_KROW) before each inclusion.
 
 // A row's product: lane by lane fmaf((float)S, d_w·d_x, acc) and fmaf((float)M, dmin_w·d_x, accm) per super-block
 // (lane 0: acc, lane 1: accm), then acc − accm.

@@ -82,7 +82,7 @@ EL_SGEMM16X2_TILE(2, 1)
 // AVX-512, sixteen lanes: 4 × 4 tiles. (tinyBLAS's 4 × 6 keeps 31 registers live, which clang spills here: 42–61
 // GFLOP/s against 80–94 for 4 × 4 on a Zen 4 core, measured at the shapes of Llama-3.2-1B with 128 tokens.)
 #define EL_SGEMM16_TILE(RM, RN)                                                                                   \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c"))) static inline void tile16_##RM##x##RN(                 \
+  EL_AVX512_LEVEL static inline void tile16_##RM##x##RN(                                                        \
       const float *a, size_t lda, const float *b, size_t ldb, size_t k, float *c, size_t ldc) {                 \
     __m512 acc[RN][RM];                                                                                          \
     for (int j = 0; j < RN; j++)                                                                                 \
