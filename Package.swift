@@ -131,7 +131,7 @@ var package = Package(
         "EdgeLabCore", "Spec", "DSL", "Pipeline", "Metrics", "Results", "Runner", "Experiments", "Execution",
       ]),
     .target(
-      name: "Profiling", dependencies: ["EdgeLabCore", "Catalog", "CostModel", "Engine", "Transport"]),
+      name: "Profiling", dependencies: ["EdgeLabCore", "Catalog", "CostModel", "Engine", "Transport", "CLinux"]),
     .target(
       name: "Benchmarks",
       dependencies: [

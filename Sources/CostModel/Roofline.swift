@@ -116,11 +116,17 @@ public struct ProfiledTimeModel: LayerTimeModel {
     /// The device is the profiled host itself, and shares it with every other device bound so to the same
     /// profile (a loopback run's workers).
     public var sharesHost: Bool
-    public init(profile: HostProfile, hash: String, scale: Double, sharesHost: Bool = false) {
+    /// How the device's own worker computes relative to the profile (`calibration.worker_speeds`); nil: as the
+    /// profile says.
+    public var speed: WorkerSpeed?
+    public init(
+      profile: HostProfile, hash: String, scale: Double, sharesHost: Bool = false, speed: WorkerSpeed? = nil
+    ) {
       self.profile = profile
       self.hash = hash
       self.scale = scale
       self.sharesHost = sharesHost
+      self.speed = speed
     }
   }
   public var bindings: [String: Binding]
@@ -141,7 +147,11 @@ public struct ProfiledTimeModel: LayerTimeModel {
     guard let b = bindings[name] else {
       return fallback.time(layer, device: name, on: device, work: work, precision: precision)
     }
-    return Seconds(b.profile.time(layer, work: work, precision: precision) * b.scale)
+    var seconds = b.profile.time(layer, work: work, precision: precision) * b.scale
+    if let speed = b.speed {
+      if case .prefill = work { seconds *= speed.prefill } else { seconds *= speed.decode }
+    }
+    return Seconds(seconds)
   }
 
   /// The sender's measured message cost, where its profile's times are taken as they are (scale 1): a scaled
@@ -186,7 +196,12 @@ public struct ProfiledTimeModel: LayerTimeModel {
 
   public var provenance: String {
     let used = Set(bindings.values.map { "profile \($0.profile.name) (\($0.hash))" }).sorted()
-    let scaled = bindings.sorted { $0.key < $1.key }.map { "\($0.key) ×\(String(format: $0.value.scale, digits: 4))" }
+    let scaled = bindings.sorted { $0.key < $1.key }.map { name, b in
+      "\(name) ×\(String(format: b.scale, digits: 4))"
+        + (b.speed.map {
+          " (worker: decode ×\(String(format: $0.decode, digits: 4)), prefill ×\(String(format: $0.prefill, digits: 4)))"
+        } ?? "")
+    }
     return (used + ["scales: " + scaled.joined(separator: ", "), "others: " + fallback.provenance]).joined(
       separator: "; ")
   }

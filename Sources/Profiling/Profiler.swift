@@ -1,3 +1,4 @@
+import CLinux
 public import Catalog
 public import CostModel
 public import EdgeLabCore
@@ -229,18 +230,25 @@ public struct Profiler: Sendable {
 
   // MARK: - Messages
 
-  /// One-way time of an activation message between two threads over loopback TCP: from just before the sender
-  /// encodes it to when the receiver has decoded it. Over its size with the receiver just started waiting (the
-  /// sender sends again as soon as the reply is in), and, for a small message, over how long the receiver waited
-  /// (the sender computing for that long first). Every round visits every point once, so that drift moves all
-  /// points alike; each point is the mean of its samples' middle 80%, the expected cost without preemptions.
+  /// One-way time of an activation message between two pipeline stages over loopback TCP, along a worker's
+  /// path: from just before the sender encodes it to when the receiving thread has decoded it (a worker computes
+  /// on the thread that reads its input), the two on cores of their own where the machine has two, as
+  /// `CPUPlacement` places workers, so that the wake-up crosses cores as in a run. Over its size with the
+  /// receiver just started waiting (the sender sends again as soon as the reply is in), and, for a small message,
+  /// over how long the receiver waited (the sender computing for that long first). Every round visits every
+  /// point once, so that drift moves all points alike. Each point is the mean of its samples but the slowest 1%:
+  /// a run's time per token is a mean, and a virtual machine's wake-ups have a long tail (here the mean of a
+  /// message after 3 ms of waiting was 1.7 × its median) that a median or a trimmed mean leaves out.
   public func measureMessages() throws -> MessageProfile {
     let token = Array("profile-token".utf8)
     let listener = try Listener(host: "127.0.0.1", port: 0, token: token)
     defer { listener.close() }
+    let cpus = Self.affinity()
+    let (senderCPU, receiverCPU): ([Int32]?, [Int32]?) = cpus.count >= 2 ? ([cpus[0]], [cpus[1]]) : (nil, nil)
     let sentAt = Atomic<UInt64>(0)
     let last = Atomic<UInt64>(0)
     let echo = Thread {
+      if let receiverCPU { _ = el_set_affinity(0, receiverCPU, Int32(receiverCPU.count)) }
       guard let c = try? listener.accept() else { return }
       while let f = try? c.receive() {
         guard (try? ActivationMessage.decode(f.payload)) != nil else { break }
@@ -250,6 +258,9 @@ public struct Profiler: Sendable {
       c.close()
     }
     echo.start()
+    // The sender is this thread, on a core of its own while measuring.
+    if let senderCPU { _ = el_set_affinity(0, senderCPU, Int32(senderCPU.count)) }
+    defer { if !cpus.isEmpty { _ = el_set_affinity(0, cpus, Int32(cpus.count)) } }
     let c = try Connection.connect(to: listener.endpoint, token: token, name: "profile")
     defer { c.close() }
     func message(_ bytes: Int) -> [UInt8] {
@@ -283,15 +294,15 @@ public struct Profiler: Sendable {
       }
     }
     let points = zip(sized, sizeSamples).map { m, s in
-      MessageProfile.Point(bytes: m.count + Wire.headerSize, seconds: trimmedMean(s))
+      MessageProfile.Point(bytes: m.count + Wire.headerSize, seconds: meanBelowSlowest(s))
     }
     let knots = points.map { Double($0.bytes) }
     guard
       let fit = PiecewiseLinear.fit(knots: knots, points: points.map { (Double($0.bytes), $0.seconds) })
     else { throw ProfileError("cannot fit the message costs") }
-    let base = gapSamples.first.map(trimmedMean) ?? 0
+    let base = gapSamples.first.map(meanBelowSlowest) ?? 0
     let wakePoints = zip(gaps, gapSamples).map { g, s in
-      MessageProfile.WakePoint(idle: g, seconds: max(0, trimmedMean(s) - base))
+      MessageProfile.WakePoint(idle: g, seconds: max(0, meanBelowSlowest(s) - base))
     }
     let wake = PiecewiseLinear(knots: gaps, values: wakePoints.map(\.seconds))
     return MessageProfile(
@@ -308,15 +319,21 @@ public struct Profiler: Sendable {
     return m > 0 ? (hi - lo) / m : nil
   }
 
-  /// The mean of the middle 80% of `v`.
-  func trimmedMean(_ v: [Double]) -> Double {
-    let s = v.sorted()
-    let cut = s.count / 10
-    let middle = s.dropFirst(cut).dropLast(cut)
-    return middle.isEmpty ? .nan : middle.reduce(0, +) / Double(middle.count)
+  /// The mean of `v` without its slowest 1% (a preemption of milliseconds in a few hundred samples would
+  /// otherwise decide it).
+  func meanBelowSlowest(_ v: [Double]) -> Double {
+    let s = v.sorted().dropLast(v.count / 100)
+    return s.isEmpty ? .nan : s.reduce(0, +) / Double(s.count)
   }
 
   // MARK: - Helpers
+
+  /// The CPUs this thread may run on.
+  static func affinity() -> [Int32] {
+    var out = [Int32](repeating: 0, count: 1024)
+    let n = el_get_affinity(&out, Int32(out.count))
+    return n > 0 ? Array(out.prefix(Int(n))) : []
+  }
 
   func median(_ v: ArraySlice<Double>) -> Double {
     let s = v.sorted()

@@ -75,6 +75,16 @@ public final class ProfileLibrary: @unchecked Sendable {
         }
       }
     }
+    for (name, speed) in calibration.workerSpeeds.sorted(by: { $0.key < $1.key }) {
+      guard bindings[name] != nil else {
+        throw SpecError(
+          field: "calibration.worker_speeds.\(name)",
+          x.devices.contains { $0.name == name }
+            ? "\(name) has no measured profile to scale (set calibration.profile or its group's measured_profile)"
+            : "names no device; devices: \(x.devices.map(\.name).joined(separator: ", "))")
+      }
+      bindings[name]?.speed = speed
+    }
     if bindings.isEmpty { return roofline }
     return ProfiledTimeModel(bindings: bindings, fallback: roofline)
   }

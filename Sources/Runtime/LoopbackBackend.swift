@@ -439,6 +439,7 @@ final class CoordinatedRun: @unchecked Sendable {
       }
       return false
     }
+    let calibrated = e.calibrateWorkers ? try calibrateWorkers("before the workload") : [:]
     for d in devices { try send(d, .link) }
     try awaitMessages(devices.count, timeout: 30, what: "connecting the pipeline") { _, m in
       if case .linked = m { return true }
@@ -460,7 +461,7 @@ final class CoordinatedRun: @unchecked Sendable {
     if !chunk.isEmpty { try send(x.source, .workload(chunk)) }
     options.onServing?()
     logger.info("\(devices.count) workers ready in \(String(format: options.clock.now() - started, digits: 1)) s")
-    return try serve(loadSeconds: loadSeconds)
+    return try serve(loadSeconds: loadSeconds, calibrated: calibrated)
   }
 
   /// The stages `d` runs: those it runs alone or leads, and its shares of groups it is a member of (a member
@@ -597,7 +598,9 @@ final class CoordinatedRun: @unchecked Sendable {
 
   // MARK: Running the workload
 
-  func serve(loadSeconds: Double) throws -> RunOutcome {
+  /// - Parameter calibrated: the workers' speeds measured before the workload (`execution.calibrate_workers`);
+  ///   measured again after it.
+  func serve(loadSeconds: Double, calibrated: [String: WorkerSpeed]) throws -> RunOutcome {
     let x = job.experiment
     let requests = job.requests
     t0 = options.clock.now()
@@ -664,6 +667,8 @@ final class CoordinatedRun: @unchecked Sendable {
       }
     }
     let end = options.clock.now()
+    let recalibrated =
+      x.spec.execution.calibrateWorkers && failure == nil ? try calibrateWorkers("after the workload") : [:]
     // Statistics from every worker, then shut them down.
     var stats: [String: WorkerStats] = [:]
     for d in devices { try send(d, .collect) }
@@ -690,6 +695,12 @@ final class CoordinatedRun: @unchecked Sendable {
     outcome.generated = generated
     if speculation != nil { outcome.queries = speculativeQueries(outcome) }
     outcome.facts["worker_load_s"] = .number(loadSeconds)
+    for (suffix, speeds) in [("", calibrated), (".after", recalibrated)] {
+      for (d, v) in speeds {
+        outcome.facts["worker_speed.\(d).decode" + suffix] = .number(v.decode)
+        outcome.facts["worker_speed.\(d).prefill" + suffix] = .number(v.prefill)
+      }
+    }
     outcome.facts["worker_threads"] = .number(Double(options.threadsPerWorker))
     let overruns = stats.values.compactMap(\.paceOverruns)
     if !overruns.isEmpty {

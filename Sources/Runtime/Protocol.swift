@@ -356,6 +356,91 @@ public struct WorkerStats: Codable, Sendable {
   public static let maxEvents = 200_000
 }
 
+/// Coordinator → worker: time your own layers on this work before (or after) the workload; nothing of the run
+/// is touched (the calibration's sequences are its own, released after).
+public struct CalibrationRequest: Codable, Sendable, Hashable {
+  public struct Decode: Codable, Sendable, Hashable {
+    /// Sequences decoding one token each, every one at `context` cached tokens (the step's token is dropped
+    /// again after each pass, so every pass sees the same context).
+    public var batch: Int
+    public var context: Int
+  }
+  public var decode: [Decode]
+  /// Prompt lengths.
+  public var prefill: [Int]
+  /// Rounds (every point once) go on, after one untimed round, until this many seconds have passed for a part
+  /// of the model, between `minRepetitions` and `maxRepetitions` of them; each point's time is their mean. A
+  /// host's speed drifts from second to second: the rounds average over as long.
+  public var seconds: Double
+  public var minRepetitions: Int
+  public var maxRepetitions: Int
+
+  public init(decode: [Decode], prefill: [Int], seconds: Double, minRepetitions: Int, maxRepetitions: Int) {
+    self.decode = decode
+    self.prefill = prefill
+    self.seconds = seconds
+    self.minRepetitions = minRepetitions
+    self.maxRepetitions = maxRepetitions
+  }
+
+  public static let maxPoints = 8
+  public static let repetitionLimit = 10_000
+  public static let secondsLimit = 60.0
+
+  /// What is wrong with the request under the run's limits (nil: nothing): every sequence it makes must fit
+  /// what the run's own sequences may reach.
+  public func problem(_ l: RunLimits) -> String? {
+    if decode.count + prefill.count == 0 { return "no point to time" }
+    if decode.count > Self.maxPoints || prefill.count > Self.maxPoints {
+      return "at most \(Self.maxPoints) decode and \(Self.maxPoints) prompt points"
+    }
+    if !(1...Self.repetitionLimit).contains(minRepetitions)
+      || !(minRepetitions...Self.repetitionLimit).contains(maxRepetitions)
+    {
+      return "repetitions must be 1 ≤ min ≤ max ≤ \(Self.repetitionLimit), not \(minRepetitions)…\(maxRepetitions)"
+    }
+    if !(seconds >= 0 && seconds <= Self.secondsLimit) { return "seconds must be in [0, \(Self.secondsLimit)]" }
+    for d in decode {
+      if !(1...max(1, min(l.maxBatch, l.requests))).contains(d.batch) {
+        return "a decode batch of \(d.batch) is outside the run's 1…\(min(l.maxBatch, l.requests))"
+      }
+      if !(1..<l.maxContextTokens).contains(d.context) {
+        return
+          "a decode context of \(d.context) leaves no room for its token in the run's longest (\(l.maxContextTokens))"
+      }
+    }
+    if let t = prefill.first(where: { !(1...l.maxPromptTokens).contains($0) }) {
+      return "a prompt of \(t) tokens is outside the run's 1…\(l.maxPromptTokens)"
+    }
+    return nil
+  }
+}
+
+/// Worker → coordinator: what a calibration timed, per part of the model the worker computes.
+public struct WorkerCalibration: Codable, Sendable, Hashable {
+  public struct Part: Codable, Sendable, Hashable {
+    /// The stage it belongs to; nil for a speculative source's draft.
+    public var stage: Int?
+    /// The model's layers it runs (a group member: its share of these blocks).
+    public var layers: [Int]
+    /// Mean seconds per point, in the request's order.
+    public var decode: [Double]
+    public var prefill: [Double]
+
+    public init(stage: Int?, layers: [Int], decode: [Double], prefill: [Double]) {
+      self.stage = stage
+      self.layers = layers
+      self.decode = decode
+      self.prefill = prefill
+    }
+  }
+  /// Empty where the worker does not compute at its own speed (paced to an emulated device, or reading layers
+  /// from storage).
+  public var parts: [Part]
+
+  public init(parts: [Part]) { self.parts = parts }
+}
+
 /// Control messages (JSON in `control` frames).
 public enum ControlMessage: Codable, Sendable {
   /// Coordinator → worker: your part of the run.
@@ -382,6 +467,9 @@ public enum ControlMessage: Codable, Sendable {
   case refusedRequest(id: Int, reason: String)
   /// Coordinator → every worker: drop these sequences' KV caches.
   case release([Int])
+  /// Coordinator → worker (not while work is in flight): time your layers; answered with `calibrated`.
+  case calibrate(CalibrationRequest)
+  case calibrated(WorkerCalibration)
   /// Worker → coordinator, every heartbeat: how far work has gone.
   case progress(WorkerProgress)
   case collect

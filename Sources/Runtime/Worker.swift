@@ -163,6 +163,7 @@ public final class Worker: @unchecked Sendable {
             drafters[id] = nil
           }
           releaseInGroups(ids)
+        case .calibrate(let r): replies.append(calibrate(r))
         case .reportStats: replies.append(.stats(stats()))
         case .refuse(let c, let from, let error):
           logger.warning("refused a message; closing its connection", metadata: ["from": "\(from)", "why": "\(error)"])
@@ -623,6 +624,79 @@ public final class Worker: @unchecked Sendable {
     default:
       throw WireError.malformed("group message of kind \(m.batch) outside a step")
     }
+  }
+
+  /// Times this worker's own layers on the request's points, as the profiler times a host: every round visits
+  /// every point once, after one untimed round, and each point's time is the mean of its rounds. Each part is
+  /// timed alone (a group's part without its exchanges). Sequences are numbered past the run's requests and
+  /// released after. Nothing where the worker is paced to an emulated device or reads layers from storage: its
+  /// time is not its own computing.
+  func calibrate(_ r: CalibrationRequest) -> ControlMessage {
+    guard let a = assignment else { return .failure("calibrate before assign") }
+    if a.pace != nil || store != nil { return .calibrated(WorkerCalibration(parts: [])) }
+    var parts: [(stage: Int?, chain: [LlamaStage])] = stages.sorted { $0.key < $1.key }.map { ($0.key, [$0.value]) }
+    parts += memberStages.sorted { $0.key < $1.key }.map { ($0.key, [$0.value.stage]) }
+    if let d = draftModel { parts.append((nil, d.stages)) }
+    let h = a.limits.hiddenSize
+    var rng = SeededRandom(seed: 29)
+    var next = a.limits.requests
+    func fresh() -> Int {
+      next += 1
+      return next
+    }
+    func input(_ chain: [LlamaStage], tokens n: Int) -> StageInput {
+      chain[0].startsAtEmbedding
+        ? .tokens((0..<n).map { _ in Int32(rng.next() % UInt64(a.limits.vocabSize)) })
+        : .hidden((0..<(n * h)).map { _ in Float(rng.nextUnit() * 2 - 1) })
+    }
+    func pass(_ chain: [LlamaStage], _ spans: [SequenceSpan]) -> Double {
+      var x = input(chain, tokens: spans.reduce(0) { $0 + $1.count })
+      let t0 = monotonicNanoseconds()
+      for s in chain { x = .hidden(s.forward(spans, x).floats) }
+      return Double(monotonicNanoseconds() - t0) * 1e-9
+    }
+    var out: [WorkerCalibration.Part] = []
+    for (stage, chain) in parts {
+      // Each decode point's sequences, their caches filled to its context first.
+      let sets: [[Int]] = r.decode.map { d in
+        let ids = (0..<d.batch).map { _ in fresh() }
+        for id in ids { _ = pass(chain, [SequenceSpan(id: id, start: 0, count: d.context)]) }
+        return ids
+      }
+      var decode = [Double](repeating: 0, count: r.decode.count)
+      var prefill = [Double](repeating: 0, count: r.prefill.count)
+      var rounds = 0
+      let start = monotonicNanoseconds()
+      for round in 0... {
+        if round > 0 {
+          rounds = round
+          let elapsed = Double(monotonicNanoseconds() - start) * 1e-9
+          if round > r.maxRepetitions || (round > r.minRepetitions && elapsed >= r.seconds) {
+            rounds = round - 1
+            break
+          }
+        }
+        for (i, t) in r.prefill.enumerated() {
+          let id = fresh()
+          let s = pass(chain, [SequenceSpan(id: id, start: 0, count: t)])
+          for st in chain { st.release(sequence: id) }
+          if round > 0 { prefill[i] += s }
+        }
+        for (i, ids) in sets.enumerated() {
+          let c = r.decode[i].context
+          let s = pass(chain, ids.map { SequenceSpan(id: $0, start: c, count: 1) })
+          for id in ids { for st in chain { st.truncate(sequence: id, to: c) } }
+          if round > 0 { decode[i] += s }
+        }
+      }
+      for ids in sets { for id in ids { for st in chain { st.release(sequence: id) } } }
+      let n = Double(max(1, rounds))
+      out.append(
+        WorkerCalibration.Part(
+          stage: stage, layers: chain.flatMap { Array($0.layers) }, decode: decode.map { $0 / n },
+          prefill: prefill.map { $0 / n }))
+    }
+    return .calibrated(WorkerCalibration(parts: out))
   }
 
   /// Tells the members of every group this worker leads that sequences ended.

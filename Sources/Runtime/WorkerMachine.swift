@@ -104,6 +104,8 @@ public struct WorkerMachine: Sendable {
     /// `.drafted`.
     case draft(request: Int, context: [Int32], count: Int)
     case release([Int])
+    /// Time the worker's own layers on this work, then reply `calibrated` (the request is checked).
+    case calibrate(CalibrationRequest)
     /// Report statistics (the shell measures them).
     case reportStats
     /// Close the connection the bad message came on, and log why.
@@ -340,6 +342,12 @@ public struct WorkerMachine: Sendable {
     case .release(let ids):
       for s in positions.keys { for id in ids { positions[s]?[UInt64(truncatingIfNeeded: id)] = nil } }
       return [.release(ids)]
+    case .calibrate(let r):
+      guard [.ready, .linked, .serving].contains(phase), let a = assignment else {
+        return [.reply(.failure(WorkerError.unexpected("calibrate", phase: phase.rawValue).description))]
+      }
+      if let why = r.problem(a.limits) { return [.reply(.failure("\(a.device): bad calibration: \(why)"))] }
+      return [.calibrate(r)]
     case .collect:
       return [.reportStats]
     case .shutdown:

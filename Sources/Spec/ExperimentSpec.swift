@@ -338,6 +338,10 @@ public struct Calibration: Codable, Hashable, Sendable {
   /// Factors of particular device groups (by group name), replacing the ones above for those devices: a
   /// reproduction fits each device class of a paper's testbed to the paper's own baseline numbers.
   public var devices: [String: DeviceCalibration]
+  /// Per device (by name): how its own worker process computes relative to the profile it is bound to, as a
+  /// real run with `execution.calibrate_workers` measured it (facts `worker_speed.DEVICE.decode`, `.prefill`);
+  /// the device's profiled times are multiplied by these ratios. Devices without an entry take the profile's.
+  public var workerSpeeds: [String: WorkerSpeed]
 
   public enum ProfileScaling: String, Codable, Hashable, Sendable, CaseIterable {
     /// Every device is this host: its measured times as they are (plain worker processes on the host), and
@@ -351,8 +355,9 @@ public struct Calibration: Codable, Hashable, Sendable {
   public init(
     computeEfficiency: Double = 0.5, memoryEfficiency: Double = 0.94, layerOverhead: Seconds = .zero,
     profile: String? = nil, profileScaling: ProfileScaling = .bandwidth, messageOverhead: Seconds = .zero,
-    devices: [String: DeviceCalibration] = [:]
+    devices: [String: DeviceCalibration] = [:], workerSpeeds: [String: WorkerSpeed] = [:]
   ) {
+    self.workerSpeeds = workerSpeeds
     self.computeEfficiency = computeEfficiency
     self.memoryEfficiency = memoryEfficiency
     self.layerOverhead = layerOverhead
@@ -382,10 +387,12 @@ public struct Calibration: Codable, Hashable, Sendable {
     case profileScaling = "profile_scaling"
     case messageOverhead = "message_overhead"
     case devices
+    case workerSpeeds = "worker_speeds"
   }
   public init(from decoder: any Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
     let d = Calibration()
+    workerSpeeds = try c.decodeIfPresent([String: WorkerSpeed].self, forKey: .workerSpeeds) ?? [:]
     messageOverhead = try c.decodeIfPresent(Seconds.self, forKey: .messageOverhead) ?? d.messageOverhead
     devices = try c.decodeIfPresent([String: DeviceCalibration].self, forKey: .devices) ?? [:]
     computeEfficiency = try c.decodeIfPresent(Double.self, forKey: .computeEfficiency) ?? d.computeEfficiency
@@ -394,6 +401,24 @@ public struct Calibration: Codable, Hashable, Sendable {
     profile = try c.decodeIfPresent(String.self, forKey: .profile)
     profileScaling = try c.decodeIfPresent(ProfileScaling.self, forKey: .profileScaling) ?? d.profileScaling
   }
+}
+
+/// A worker's measured times ÷ its profile's, for decode steps and for prompts: above 1 the worker computes
+/// more slowly than the profile says.
+public struct WorkerSpeed: Codable, Hashable, Sendable {
+  public var decode: Double
+  public var prefill: Double
+
+  public init(decode: Double, prefill: Double) {
+    self.decode = decode
+    self.prefill = prefill
+  }
+
+  /// The ratio for a phase.
+  public func ratio(prefill isPrefill: Bool) -> Double { isPrefill ? prefill : decode }
+
+  /// Ratios outside this range are refused: they would be a broken measurement, not a slower process.
+  public static let bounds = 0.05...20.0
 }
 
 /// Calibration factors of one device group; nil fields keep the experiment's.
@@ -440,6 +465,11 @@ public struct ExecutionOptions: Codable, Hashable, Sendable {
   public var memoryAdmission: MemoryAdmission
   /// Record every stage computation, transfer and load of each run (for `edgelab trace`).
   public var recordEvents: Bool
+  /// Real runs: each worker that computes at its own speed (not paced to an emulated device) times its own
+  /// layers — a few decode steps and prompts of the workload's sizes — once its weights are loaded and again
+  /// after the last request, and the run records its times ÷ the time model's (facts
+  /// `worker_speed.DEVICE.decode` and `.prefill`, with `.after` for the second). Nothing of the workload is timed.
+  public var calibrateWorkers: Bool
   /// When micro-batches enter the pipeline (EdgeShard's two pipeline schedules).
   public var schedule: PipelineSchedule
   /// What the partitioner counts as a layer's memory.
@@ -472,8 +502,9 @@ public struct ExecutionOptions: Codable, Hashable, Sendable {
   public init(
     maxBatch: Int = 8, microBatches: Int? = nil, wirePrecision: Precision = .fp32, returnToSource: Bool = true,
     progressTimeout: Seconds? = nil, memoryAdmission: MemoryAdmission = .wait, recordEvents: Bool = false,
-    schedule: PipelineSchedule = .noBubbles, planMemory: PlanMemory = .weightsAndKV
+    schedule: PipelineSchedule = .noBubbles, planMemory: PlanMemory = .weightsAndKV, calibrateWorkers: Bool = false
   ) {
+    self.calibrateWorkers = calibrateWorkers
     self.schedule = schedule
     self.planMemory = planMemory
     self.maxBatch = maxBatch
@@ -493,6 +524,7 @@ public struct ExecutionOptions: Codable, Hashable, Sendable {
     case progressTimeout = "progress_timeout"
     case memoryAdmission = "memory_admission"
     case recordEvents = "record_events"
+    case calibrateWorkers = "calibrate_workers"
     case schedule
     case planMemory = "plan_memory"
   }
@@ -506,6 +538,7 @@ public struct ExecutionOptions: Codable, Hashable, Sendable {
     progressTimeout = try c.decodeIfPresent(Seconds.self, forKey: .progressTimeout)
     memoryAdmission = try c.decodeIfPresent(MemoryAdmission.self, forKey: .memoryAdmission) ?? d.memoryAdmission
     recordEvents = try c.decodeIfPresent(Bool.self, forKey: .recordEvents) ?? d.recordEvents
+    calibrateWorkers = try c.decodeIfPresent(Bool.self, forKey: .calibrateWorkers) ?? d.calibrateWorkers
     schedule = try c.decodeIfPresent(PipelineSchedule.self, forKey: .schedule) ?? d.schedule
     planMemory = try c.decodeIfPresent(PlanMemory.self, forKey: .planMemory) ?? d.planMemory
   }

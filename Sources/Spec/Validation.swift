@@ -247,6 +247,13 @@ extension ExperimentSpec {
         if let t, !(t.value >= 0 && t.value.isFinite) { add(field + "." + key, "must be a finite time ≥ 0") }
       }
     }
+    for (name, w) in c.workerSpeeds.sorted(by: { $0.key < $1.key }) {
+      for (key, v) in [("decode", w.decode), ("prefill", w.prefill)] where !WorkerSpeed.bounds.contains(v) {
+        add(
+          "calibration.worker_speeds.\(name).\(key)",
+          "must be a ratio in [\(WorkerSpeed.bounds.lowerBound), \(WorkerSpeed.bounds.upperBound)] (it is \(v))")
+      }
+    }
     if execution.maxBatch < 1 { add("execution.max_batch", "must be at least 1") }
     if execution.maxBatch > 1 << 16 { add("execution.max_batch", "\(execution.maxBatch) is more than \(1 << 16)") }
     for (i, n) in paper.enumerated() {

@@ -165,6 +165,58 @@ public struct Validation {
     return (file, runs.compactMap { $0 })
   }
 
+  /// Whether a case's prediction takes its workers' own speed: cases whose devices are this host (not paced to
+  /// an emulated device). Each worker times its layers once loaded and again after the workload
+  /// (`execution.calibrate_workers`), and the case is predicted twice, with each set of speeds
+  /// (`calibration.worker_speeds`): a process keeps the speed it lands on, which a profile measured in another
+  /// process does not see.
+  public static func calibratesWorkers(_ e: Experiment) -> Bool {
+    e.spec.emulation.mode == .none && e.spec.calibration.profileScaling == .host
+  }
+
+  /// The workers' speeds a real run recorded (facts `worker_speed.DEVICE.decode`, `.prefill`; `after`: those
+  /// measured after the workload).
+  public static func workerSpeeds(_ r: RunRecord, after: Bool) -> [String: WorkerSpeed] {
+    let suffix = after ? ".after" : ""
+    var out: [String: WorkerSpeed] = [:]
+    for (k, v) in r.outcome.facts where k.hasPrefix("worker_speed.") && k.hasSuffix(".decode" + suffix) {
+      let device = String(k.dropFirst("worker_speed.".count).dropLast((".decode" + suffix).count))
+      guard case .number(let decode) = v,
+        case .number(let prefill)? = r.outcome.facts["worker_speed.\(device).prefill" + suffix]
+      else { continue }
+      out[device] = WorkerSpeed(decode: decode, prefill: prefill)
+    }
+    return out
+  }
+
+  /// A case whose workers calibrate: the real run, then the simulator's predictions from the profile with the
+  /// workers' speeds before and after the workload.
+  func calibratedAttempt(_ e: Experiment, profile: String, path: String) throws -> Attempt {
+    let name = e.spec.name
+    var spec = prepared(e, profile: profile)
+    spec.execution.calibrateWorkers = true
+    let (file, real) = try execute(spec, backends: ["loopback"], path: path)
+    var predictions: [RunRecord] = []
+    for (after, suffix) in [(false, "-before"), (true, "-after")] {
+      let speeds = Self.workerSpeeds(real[0], after: after)
+      guard !speeds.isEmpty else {
+        throw ValidationError("\(name): the real run recorded no worker speeds (execution.calibrate_workers)")
+      }
+      var p = prepared(e, profile: profile)
+      p.calibration.workerSpeeds = speeds
+      predictions.append(
+        try execute(p, backends: ["simulated"], path: workDirectory + "/\(name)\(suffix).h5").1[0])
+      log(
+        "\(name): workers \(after ? "after" : "before") the workload: "
+          + speeds.sorted { $0.key < $1.key }.map {
+            "\($0.key) decode ×\(String(format: $0.value.decode, digits: 3)), prompts ×\(String(format: $0.value.prefill, digits: 3))"
+          }.joined(separator: "; "))
+    }
+    return Attempt(
+      real: real[0], before: predictions[0], after: predictions[1], specJSON: file.info.specJSON,
+      profiles: (profile + " × workers before", profile + " × workers after"))
+  }
+
   public func run(_ cases: [Experiment]) throws -> Report {
     try FileManager.default.createDirectory(atPath: workDirectory, withIntermediateDirectories: true)
     var rows: [Row] = []
@@ -196,10 +248,18 @@ public struct Validation {
             freshFor = e.spec.model
           }
           let path = workDirectory + "/\(name).h5"
-          let (file, pair) = try execute(prepared(e, profile: latest), backends: ["simulated", "loopback"], path: path)
-          var a = Attempt(
-            real: pair[1], before: pair[0], after: nil, specJSON: file.info.specJSON, profiles: (latest, nil))
-          if let remeasure {
+          var a: Attempt
+          if Self.calibratesWorkers(e) {
+            a = try calibratedAttempt(e, profile: latest, path: path)
+            // Its workers stood for the host's speed: the next case measures a profile of its own.
+            freshFor = nil
+          } else {
+            let (file, pair) = try execute(
+              prepared(e, profile: latest), backends: ["simulated", "loopback"], path: path)
+            a = Attempt(
+              real: pair[1], before: pair[0], after: nil, specJSON: file.info.specJSON, profiles: (latest, nil))
+          }
+          if let remeasure, a.after == nil {
             latest = try remeasure(latest, e)
             let after = try execute(
               prepared(e, profile: latest), backends: ["simulated"], path: workDirectory + "/\(name)-after.h5")
@@ -260,7 +320,7 @@ public struct Validation {
   public static func markdown(rows: [Row], skipped: [(String, String)]) -> String {
     let bracketed = rows.contains { $0.spread != nil }
     var t = TextTable(
-      header: ["case", "metric", "measured", "predicted", "error"] + (bracketed ? ["profile spread"] : [])
+      header: ["case", "metric", "measured", "predicted", "error"] + (bracketed ? ["spread"] : [])
         + ["planner's value"],
       rightAligned: bracketed ? [2, 3, 4, 5, 6] : [2, 3, 4, 5])
     for r in rows {
@@ -287,7 +347,8 @@ public struct Validation {
     if bracketed {
       let spreads = rows.compactMap(\.spread).sorted()
       out +=
-        "\nEach case is predicted from profiles measured just before and just after its real run (their mean); "
+        "\nEach case is predicted twice — a plain case with its workers' speeds timed before and after the workload, "
+        + "an emulated one from profiles measured just before and just after its real run — and by their mean; "
         + "the spread is how far the two predictions lie from it (median ±"
         + String(format: (spreads.isEmpty ? 0 : spreads[spreads.count / 2]) * 100, digits: 1) + "%)."
       let drifted = rows.filter { ($0.spread ?? 0) > driftLimit }

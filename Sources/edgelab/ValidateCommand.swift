@@ -24,10 +24,13 @@ struct ValidateCommand: ParsableCommand {
       arrivals, batched decode, a plan with offloaded layers; as root also emulated clusters at 10 Mbit/s – \
       1 Gbit/s. Writes the results file (both runs of every case and a 'validation' table), the table as \
       markdown (into --doc between its markers) and prints it. Without --profile, measures this host first. \
-      Each case is then predicted from its model's layer table, the message costs and the shared memory bandwidth \
-      measured again, each time in a fresh process, just before and just after its real run (the mean of the two \
-      predictions, their spread beside it); a case whose two predictions lie more than 5% from their mean runs a \
-      second time (--once: the one profile predicts every case).
+      Before each case its model's layer table, the message costs and the shared memory bandwidth are measured \
+      again in a fresh process. A plain case's workers then time their own layers before and after the workload \
+      (execution.calibrate_workers), and the case is predicted from that profile with each set of worker speeds \
+      (calibration.worker_speeds); an emulated case is predicted from profiles measured just before and just \
+      after its real run. The prediction is the mean of the two, their spread beside it; a case whose two \
+      predictions lie more than 5% from their mean runs a second time (--once: the first profile serves every \
+      case).
       """)
   @Option(help: "A host profile (edgelab profile); measured into the work directory when omitted.") var profile: String?
   @Option(help: "Results file.") var out = "results/validate.h5"
@@ -41,7 +44,7 @@ struct ValidateCommand: ParsableCommand {
   @Flag(help: "No progress output from the runs.") var quiet = false
   @Flag(
     help:
-      "Predict every case from the one profile, instead of from profiles measured just before and after each run.")
+      "Measure no profile again: the first serves every case (plain cases still take their workers' speeds).")
   var once = false
   /// Internal: re-measure --profile for the one --case into this file and exit (how each case's profiles are
   /// measured, in a process of their own).

@@ -102,6 +102,40 @@ struct ProfileTests {
     #expect(try library.timeModel(for: spec.resolve()) is RooflineModel)
   }
 
+  /// A device's worker speeds multiply its profiled times, decode steps and prompts each by their own ratio; a
+  /// name that is not a profiled device is refused by its field.
+  @Test func workerSpeedsScaleTheirDevicesProfiledTimes() throws {
+    var spec = Experiment("speeds") {
+      Model(.small)
+      Device("host", .orinNano8GB, count: 2)
+      Workload(requests: 1, prompt: 8, output: 2)
+      Algorithm("even")
+      Calibrate(profile: Self.shipped, scaling: .host)
+    }.spec
+    let library = ProfileLibrary()
+    let plain = try #require(try library.timeModel(for: spec.resolve()) as? ProfiledTimeModel)
+    spec.calibration.workerSpeeds = ["host1": WorkerSpeed(decode: 1.25, prefill: 0.8)]
+    let x = try spec.resolve()
+    let fast = try #require(try library.timeModel(for: x) as? ProfiledTimeModel)
+    let block = ModelLayers(config: x.model, precision: .fp32).layers[1]
+    let nano = x.devices[0].profile
+    for (work, ratio) in [(Work.decode(contexts: [16, 40]), 1.25), (.prefill(tokens: 32), 0.8)] {
+      let base = plain.time(block, device: "host1", on: nano, work: work, precision: .fp32).value
+      #expect(isClose(fast.time(block, device: "host1", on: nano, work: work, precision: .fp32).value, ratio * base))
+      #expect(
+        fast.time(block, device: "host0", on: nano, work: work, precision: .fp32)
+          == plain.time(block, device: "host0", on: nano, work: work, precision: .fp32))
+    }
+    spec.calibration.workerSpeeds = ["host7": WorkerSpeed(decode: 1, prefill: 1)]
+    #expect(throws: SpecError.self) { try library.timeModel(for: spec.resolve()) }
+    do { _ = try library.timeModel(for: spec.resolve()) } catch let e as SpecError {
+      #expect(e.issues.first?.field == "calibration.worker_speeds.host7" && e.description.contains("host0, host1"))
+    }
+    // A ratio no process could have is refused when the spec is read.
+    spec.calibration.workerSpeeds = ["host1": WorkerSpeed(decode: 0, prefill: 1)]
+    #expect(spec.problems().contains { $0.field == "calibration.worker_speeds.host1.decode" })
+  }
+
   @Test func aBadProfileFileIsRefusedNamingTheFileAndTheField() throws {
     let dir = NSTemporaryDirectory() + "edgelab-profile-test-\(getpid())"
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

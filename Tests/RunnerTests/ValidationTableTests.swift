@@ -23,7 +23,7 @@ struct ValidationTableTests {
         caseName: "validate-b", metric: "TTFT p50", before: 10, after: 12, measured: 9.5, planner: nil),
     ]
     let text = Validation.markdown(rows: rows, skipped: [("validate-c", "needs root")])
-    #expect(text.contains("| profile spread |"))
+    #expect(text.contains("| spread |"))
     #expect(text.contains("| a | TPOT mean (ms) | 10.00 | 10.10 | +1.0% | ±1.0% |"), "\(text)")
     // b: 11 predicted against 9.5 (+15.8%, outside), its profiles ±9.1% apart (drift).
     #expect(text.contains("| +15.8% ** | ±9.1% † |"), "\(text)")

@@ -82,6 +82,28 @@ struct LoopbackTests {
     #expect(pids.allGone)
   }
 
+  /// With `execution.calibrate_workers` every worker times its own layers before the workload and after it; the
+  /// run records each one's speed against the time model, and the workload's tokens are unchanged.
+  @Test func calibratedWorkersRecordTheirSpeedsBeforeAndAfter() throws {
+    var spec = Runs.spec(model: .small, devices: 2, requests: 2, output: 4)
+    spec.execution.calibrateWorkers = true
+    let (report, file) = try Runs.run(spec, Runs.options())
+    #expect(report.statusCounts == [.complete: 1], "\(file.runs.first?.outcome.message ?? "")")
+    let run = try #require(file.runs.first)
+    #expect(run.outcome.facts["lossless"] == .number(1))
+    for d in ["d0", "d1"] {
+      for key in ["decode", "prefill", "decode.after", "prefill.after"] {
+        guard case .number(let v)? = run.outcome.facts["worker_speed.\(d).\(key)"] else {
+          Issue.record("no worker_speed.\(d).\(key) in \(run.outcome.facts.keys.sorted())")
+          continue
+        }
+        #expect(v > 0 && v.isFinite)
+      }
+    }
+    // The calibration's sequences are not the run's: each stage computed only the workload's micro-batches.
+    #expect(run.outcome.stages.allSatisfy { $0.microBatches == 2 * 4 })
+  }
+
   /// A model whose shards cannot all fit this machine is refused before any worker starts, with the sizes.
   @Test func aPlanTooBigForThisMachineIsRefusedUpFront() throws {
     let spec = Experiment("too-big") {

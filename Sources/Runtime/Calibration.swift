@@ -1,0 +1,137 @@
+import Catalog
+import CostModel
+import EdgeLabCore
+import Execution
+import Logging
+import Pipeline
+import Spec
+
+/// A worker's calibration against the run's time model: how its own process computes relative to what the model
+/// (a host profile, for devices that are this host) says for the same parts of the model and the same work.
+///
+/// A process lands on a speed of its own — where its weights lie in memory, which core it runs on, what else the
+/// host does at that time — that a profile measured in another process does not see (up to ±10% on a shared
+/// virtual machine). The worker times its layers before the workload and after it (`Worker.calibrate`); the
+/// ratios let a prediction use the worker's own speed without timing anything of the workload.
+enum WorkerCalibrationPlan {
+  /// Seconds each part of a worker's model is timed for: a host's speed drifts from second to second (±10%
+  /// between one-second windows of one process here), so the calibration averages over as long.
+  static let seconds = 1.0
+
+  /// The points a run's workers time: the workload's median prompt (and a verification's tokens in a
+  /// speculative run), and decode steps at the median context halfway through the output, one sequence and,
+  /// where the run batches, its largest batch.
+  static func request(requests: [RequestPlan], limits l: RunLimits, maxBatch: Int) -> CalibrationRequest {
+    func median(_ v: [Int]) -> Int { v.isEmpty ? 1 : v.sorted()[v.count / 2] }
+    let prompt = min(max(1, median(requests.map(\.promptLength))), l.maxPromptTokens)
+    let output = median(requests.map(\.outputLength))
+    let context = max(1, min(prompt + output / 2, l.maxContextTokens - 1))
+    let batch = max(1, min(maxBatch, l.maxBatch, requests.count))
+    var prefill = [prompt]
+    if let v = l.verifyTokens, v > 0, v <= l.maxPromptTokens, v != prompt { prefill.append(v) }
+    return CalibrationRequest(
+      decode: (batch > 1 ? [1, batch] : [1]).map { .init(batch: $0, context: context) }, prefill: prefill,
+      seconds: seconds, minRepetitions: 3, maxRepetitions: 2000)
+  }
+
+  /// What went wrong with a worker's calibration reply.
+  struct Invalid: Error, CustomStringConvertible {
+    var description: String
+  }
+
+  /// Device `d`'s speed from its reply: measured ÷ predicted seconds summed over its parts and points, for
+  /// decode steps and for prompts; nil when it timed nothing.
+  ///
+  /// - Throws: `Invalid` naming what in the reply does not fit the request or the plan.
+  static func speed(
+    of d: String, _ reply: WorkerCalibration, request r: CalibrationRequest, plan: Plan,
+    experiment x: ResolvedExperiment,
+    timeModel: any LayerTimeModel
+  ) throws(Invalid) -> WorkerSpeed? {
+    guard let device = x.device(d) else { throw Invalid(description: "\(d) is not a device of the experiment") }
+    let precision = x.spec.model.precision
+    let layers = ModelLayers(config: x.model, precision: precision).layers
+    let c = x.model
+    var measured = (decode: 0.0, prefill: 0.0)
+    var predicted = (decode: 0.0, prefill: 0.0)
+    guard reply.parts.count <= layers.count + 1 else { throw Invalid(description: "\(reply.parts.count) parts") }
+    for p in reply.parts {
+      guard p.decode.count == r.decode.count, p.prefill.count == r.prefill.count,
+        (p.decode + p.prefill).allSatisfy({ $0 > 0 && $0.isFinite })
+      else { throw Invalid(description: "a part's times do not answer the request's points") }
+      guard !p.layers.isEmpty, p.layers.count <= layers.count, p.layers.allSatisfy({ layers.indices.contains($0) })
+      else { throw Invalid(description: "a part names layers outside the model") }
+      if let s = p.stage, !plan.stages.indices.contains(s) {
+        throw Invalid(description: "a part of stage \(s), which the plan does not have")
+      }
+      // A group's member computes its share of the stage's blocks.
+      let group = p.stage.flatMap { plan.stages[$0].group }
+      let member = group?.members.firstIndex(of: d)
+      func seconds(_ work: Work) -> Double {
+        p.layers.reduce(0) { acc, l in
+          let whole = timeModel.time(layers[l], device: d, on: device.profile, work: work, precision: precision).value
+          guard let g = group, let i = member, case .block = layers[l].kind else { return acc + whole }
+          var alone = [Double](repeating: 0, count: g.members.count)
+          alone[i] = whole
+          return acc
+            + g.blockSeconds(
+              alone, attention: Double(c.attentionParametersPerBlock), ffn: Double(c.ffnParametersPerBlock)
+            ) { _, share in
+              timeModel.shardRatio(layers[l], device: d, share: share, work: work, precision: precision)
+            }
+        }
+      }
+      for (k, point) in r.decode.enumerated() {
+        measured.decode += p.decode[k]
+        predicted.decode += seconds(.decode(contexts: Array(repeating: point.context, count: point.batch)))
+      }
+      for (k, tokens) in r.prefill.enumerated() {
+        measured.prefill += p.prefill[k]
+        predicted.prefill += seconds(.prefill(tokens: tokens))
+      }
+    }
+    guard measured.decode + measured.prefill > 0 else { return nil }
+    // Beyond WorkerSpeed.bounds is recorded as measured: against a roofline device (no profile) the ratio says
+    // how far this host is from it; a spec refuses such a ratio as a worker speed.
+    let speed = WorkerSpeed(
+      decode: r.decode.isEmpty ? 1 : measured.decode / predicted.decode,
+      prefill: r.prefill.isEmpty ? 1 : measured.prefill / predicted.prefill)
+    guard speed.decode > 0, speed.decode.isFinite, speed.prefill > 0, speed.prefill.isFinite else {
+      throw Invalid(description: "the time model predicts no time for its parts")
+    }
+    return speed
+  }
+}
+
+extension CoordinatedRun {
+  /// Has every worker that computes at its own speed time its layers, one worker at a time (none computes
+  /// meanwhile), and returns each one's speed; `moment` names when in the run's logs.
+  func calibrateWorkers(_ moment: String) throws -> [String: WorkerSpeed] {
+    let x = job.experiment
+    let request = WorkerCalibrationPlan.request(
+      requests: job.requests, limits: limits, maxBatch: x.spec.execution.maxBatch)
+    var speeds: [String: WorkerSpeed] = [:]
+    for d in devices where targets[d]?.emulatesDevice != true {
+      try send(d, .calibrate(request))
+      var reply: WorkerCalibration?
+      try awaitMessages(1, timeout: options.readyTimeout, what: "calibrating \(d)") { from, m in
+        guard from == d, case .calibrated(let c) = m else { return false }
+        reply = c
+        return true
+      }
+      guard let reply else { continue }
+      do {
+        speeds[d] = try WorkerCalibrationPlan.speed(
+          of: d, reply, request: request, plan: job.plan, experiment: x, timeModel: job.timeModel)
+      } catch {
+        throw fault(d, .reported("its calibration (\(moment)) is not usable: \(error)"))
+      }
+      if let s = speeds[d] {
+        logger.info(
+          "\(d) \(moment): decode ×\(String(format: s.decode, digits: 3)), prompts ×\(String(format: s.prefill, digits: 3)) of the time model"
+        )
+      }
+    }
+    return speeds
+  }
+}

@@ -1,0 +1,191 @@
+import CostModel
+import DSL
+import EdgeLabCore
+import Execution
+import Metrics
+import Partitioning
+import Pipeline
+import Runner
+import Spec
+import TestSupport
+import Testing
+
+@testable import Runtime
+
+/// Workers timing their own layers: what a calibration asks for, what a worker may be asked, and how its reply
+/// becomes the device's speed against the time model.
+@Suite("Worker calibration")
+struct CalibrationTests {
+  static func setting(algorithm: String, devices: Int = 2) throws -> (ResolvedExperiment, Plan, any LayerTimeModel) {
+    let x = try #require(
+      try Experiment("calibration") {
+        Model(.small, precision: .fp32)
+        Device("d", .orinNano8GB, count: devices).source()
+        Workload(requests: 4, prompt: 16, output: 8)
+        Algorithm(algorithm)
+        Execution(ExecutionOptions(maxBatch: 2))
+        Backend(.simulated)
+        Emulation(.none)
+      }.spec.expandPoints().first?.experiment)
+    let builder = ProblemBuilder.roofline(x.spec.calibration)
+    let plan = try Partitioners.solve(builder.problem(for: x, objective: .latency), algorithm: algorithm)
+    return (x, plan, builder.timeModel)
+  }
+
+  static let limits = RunLimits(
+    hiddenSize: 512, vocabSize: 32000, requests: 4, maxPromptTokens: 16, maxContextTokens: 24, maxBatch: 2)
+
+  /// A worker that takes 1.25 × the time model's time for every part it reports has speed 1.25, for decode steps
+  /// and prompts alike; the time model's time of a stage is summed here layer by layer, independently.
+  @Test func aWorkerAtAKnownMultipleOfTheModelHasThatSpeed() throws {
+    let (x, plan, model) = try Self.setting(algorithm: "even")
+    let r = WorkerCalibrationPlan.request(requests: [], limits: Self.limits, maxBatch: 2)
+    let layers = ModelLayers(config: x.model, precision: .fp32).layers
+    let stage = try #require(plan.stages.firstIndex { $0.device == "d1" })
+    let range = plan.stages[stage].firstLayer..<plan.stages[stage].endLayer
+    let profile = try #require(x.device("d1")).profile
+    func seconds(_ w: Work) -> Double {
+      range.reduce(0) { $0 + model.time(layers[$1], device: "d1", on: profile, work: w, precision: .fp32).value }
+    }
+    let reply = WorkerCalibration(parts: [
+      .init(
+        stage: stage, layers: Array(range),
+        decode: r.decode.map { 1.25 * seconds(.decode(contexts: Array(repeating: $0.context, count: $0.batch))) },
+        prefill: r.prefill.map { 1.25 * seconds(.prefill(tokens: $0)) })
+    ])
+    let speed = try #require(
+      try WorkerCalibrationPlan.speed(of: "d1", reply, request: r, plan: plan, experiment: x, timeModel: model))
+    #expect(isClose(speed.decode, 1.25) && isClose(speed.prefill, 1.25))
+    // A worker that timed nothing (paced to an emulated device) has no speed.
+    #expect(
+      try WorkerCalibrationPlan.speed(
+        of: "d1", WorkerCalibration(parts: []), request: r, plan: plan, experiment: x, timeModel: model) == nil)
+  }
+
+  /// A member of an even group of two computes half of each block (the leader also the embedding and the
+  /// head): at exactly those times its speed is 1.
+  @Test func aGroupMemberIsComparedWithItsShareOfTheBlocks() throws {
+    let (x, plan, model) = try Self.setting(algorithm: "tp-star")
+    let g = try #require(plan.stages.first?.group)
+    #expect(g.members == ["d0", "d1"])
+    let r = WorkerCalibrationPlan.request(requests: [], limits: Self.limits, maxBatch: 1)
+    let layers = ModelLayers(config: x.model, precision: .fp32).layers
+    let profile = try #require(x.device("d0")).profile
+    let s = plan.stages[0]
+    func part(_ d: String, _ ls: [Int]) -> WorkerCalibration.Part {
+      func seconds(_ w: Work) -> Double {
+        ls.reduce(0) { acc, l in
+          let whole = model.time(layers[l], device: d, on: profile, work: w, precision: .fp32).value
+          if case .block = layers[l].kind { return acc + whole / 2 }
+          return acc + whole
+        }
+      }
+      return .init(
+        stage: 0, layers: ls, decode: r.decode.map { seconds(.decode(contexts: [$0.context])) },
+        prefill: r.prefill.map { seconds(.prefill(tokens: $0)) })
+    }
+    let leader = part("d0", Array(s.firstLayer..<s.endLayer))
+    let member = part("d1", Array(s.layers.filter { (1...x.model.numHiddenLayers).contains($0) }))
+    for (d, p) in [("d0", leader), ("d1", member)] {
+      let speed = try #require(
+        try WorkerCalibrationPlan.speed(
+          of: d, WorkerCalibration(parts: [p]), request: r, plan: plan, experiment: x, timeModel: model))
+      #expect(isClose(speed.decode, 1) && isClose(speed.prefill, 1), "\(d): \(speed)")
+    }
+  }
+
+  /// A reply is untrusted: times that do not answer the request, layers or stages the model and plan do not
+  /// have, and times that are not positive are refused by name.
+  @Test func aMalformedReplyIsRefused() throws {
+    let (x, plan, model) = try Self.setting(algorithm: "even")
+    let r = WorkerCalibrationPlan.request(requests: [], limits: Self.limits, maxBatch: 2)
+    let good = WorkerCalibration.Part(
+      stage: 0, layers: [0, 1], decode: r.decode.map { _ in 0.001 }, prefill: r.prefill.map { _ in 0.002 })
+    var bad: [(WorkerCalibration.Part, String)] = []
+    var p = good
+    p.decode.removeLast()
+    bad.append((p, "points"))
+    p = good
+    p.prefill[0] = .nan
+    bad.append((p, "points"))
+    p = good
+    p.layers = [0, 99]
+    bad.append((p, "layers"))
+    p = good
+    p.stage = 7
+    bad.append((p, "stage 7"))
+    for (part, words) in bad {
+      #expect {
+        try WorkerCalibrationPlan.speed(
+          of: "d0", WorkerCalibration(parts: [part]), request: r, plan: plan, experiment: x, timeModel: model)
+      } throws: { "\($0)".contains(words) }
+    }
+    #expect(
+      try WorkerCalibrationPlan.speed(
+        of: "d0", WorkerCalibration(parts: [good]), request: r, plan: plan, experiment: x, timeModel: model) != nil)
+  }
+
+  /// The points follow the workload (median prompt; decode at its median context halfway through the output,
+  /// alone and at the run's batch; a verification's tokens when speculating) and fit the run's limits.
+  @Test func theRequestFollowsTheWorkloadWithinTheRunsLimits() throws {
+    let requests = (0..<5).map {
+      RequestPlan(id: $0, arrival: nil, promptLength: 10 + $0, outputLength: 6, promptTokens: [])
+    }
+    var limits = Self.limits
+    let r = WorkerCalibrationPlan.request(requests: requests, limits: limits, maxBatch: 8)
+    #expect(r.prefill == [12])
+    #expect(r.decode == [.init(batch: 1, context: 15), .init(batch: 2, context: 15)])
+    #expect(r.problem(limits) == nil)
+    limits.verifyTokens = 5
+    limits.maxContextTokens = 14
+    let v = WorkerCalibrationPlan.request(requests: requests, limits: limits, maxBatch: 1)
+    #expect(v.prefill == [12, 5] && v.decode == [.init(batch: 1, context: 13)])
+    #expect(v.problem(limits) == nil)
+  }
+
+  @Test func aRequestBeyondTheRunsLimitsIsRefused() {
+    let l = Self.limits
+    func request(
+      decode: [CalibrationRequest.Decode] = [.init(batch: 1, context: 8)], prefill: [Int] = [8], seconds: Double = 1,
+      min: Int = 3, max: Int = 10
+    ) -> CalibrationRequest {
+      CalibrationRequest(decode: decode, prefill: prefill, seconds: seconds, minRepetitions: min, maxRepetitions: max)
+    }
+    #expect(request().problem(l) == nil)
+    #expect(request(decode: [], prefill: []).problem(l)?.contains("no point") == true)
+    #expect(request(decode: [.init(batch: 3, context: 8)]).problem(l)?.contains("batch of 3") == true)
+    #expect(request(decode: [.init(batch: 1, context: 24)]).problem(l)?.contains("context of 24") == true)
+    #expect(request(decode: [.init(batch: 1, context: 0)]).problem(l)?.contains("context of 0") == true)
+    #expect(request(prefill: [17]).problem(l)?.contains("17 tokens") == true)
+    #expect(request(seconds: .infinity).problem(l)?.contains("seconds") == true)
+    #expect(request(min: 5, max: 4).problem(l)?.contains("repetitions") == true)
+    #expect(request(max: CalibrationRequest.repetitionLimit + 1).problem(l)?.contains("repetitions") == true)
+  }
+
+  /// A worker is calibrated once loaded (or later), never before its assignment, and never on a bad request.
+  @Test func aWorkerCalibratesOnlyWhenLoadedAndAskedWithinLimits() {
+    let ok = CalibrationRequest(
+      decode: [.init(batch: 1, context: 4)], prefill: [3], seconds: 0, minRepetitions: 1, maxRepetitions: 1)
+    var m = WorkerMachine()
+    guard case .reply(.failure(let why)) = m.handle(.control(.calibrate(ok))).first else {
+      Issue.record("calibrated before an assignment")
+      return
+    }
+    #expect(why.contains("calibrate"))
+    _ = m.handle(.control(.assign(Machines.assignment())))
+    _ = m.handle(.loaded(weightBytes: 1, seconds: 0))
+    guard case .calibrate(let asked) = m.handle(.control(.calibrate(ok))).first else {
+      Issue.record("a loaded worker did not calibrate")
+      return
+    }
+    #expect(asked == ok)
+    var tooLong = ok
+    tooLong.prefill = [Machines.limits.maxPromptTokens + 1]
+    guard case .reply(.failure(let bad)) = m.handle(.control(.calibrate(tooLong))).first else {
+      Issue.record("a prompt past the run's limits was timed")
+      return
+    }
+    #expect(bad.contains("bad calibration"))
+    #expect(m.phase == .ready)
+  }
+}
