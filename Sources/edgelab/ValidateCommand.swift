@@ -182,7 +182,7 @@ struct ValidateCommand: ParsableCommand {
     let profiles =
       once
       ? "profile \(profilePath) (\(hash))"
-      : "profile \(profilePath) (\(hash)) for the emulation's bandwidth, each case's own measured around it (\(work)/profile-N.json)"
+      : "profile \(profilePath) (\(hash)) for the emulation's bandwidth, each case's own measured before it (and after it for emulated cases; \(work)/profile-N.json), plain cases with their workers' speeds"
     if let doc { try Self.replaceTable(in: doc, with: table, profile: profiles) }
     let failed = report.skipped.filter { $0.1.hasPrefix("failed") }
     if !failed.isEmpty {
