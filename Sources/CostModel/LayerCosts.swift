@@ -35,6 +35,10 @@ public enum Work: Hashable, Sendable {
     case .decode(let c): c.count
     }
   }
+
+  public var isPrefill: Bool {
+    if case .prefill = self { true } else { false }
+  }
 }
 
 /// Sizes and costs of one layer, derived from the architecture and the precision.

@@ -14,14 +14,12 @@ import Spec
 /// virtual machine). The worker times its layers before the workload and after it (`Worker.calibrate`); the
 /// ratios let a prediction use the worker's own speed without timing anything of the workload.
 enum WorkerCalibrationPlan {
-  /// Seconds each part of a worker's model is timed for: a host's speed drifts from second to second (±10%
-  /// between one-second windows of one process here), so the calibration averages over as long.
-  static let seconds = 1.0
-
   /// The points a run's workers time: the workload's median prompt (and a verification's tokens in a
   /// speculative run), and decode steps at the median context halfway through the output, one sequence and,
   /// where the run batches, its largest batch.
-  static func request(requests: [RequestPlan], limits l: RunLimits, maxBatch: Int) -> CalibrationRequest {
+  static func request(requests: [RequestPlan], limits l: RunLimits, maxBatch: Int, seconds: Double)
+    -> CalibrationRequest
+  {
     func median(_ v: [Int]) -> Int { v.isEmpty ? 1 : v.sorted()[v.count / 2] }
     let prompt = min(max(1, median(requests.map(\.promptLength))), l.maxPromptTokens)
     let output = median(requests.map(\.outputLength))
@@ -29,9 +27,11 @@ enum WorkerCalibrationPlan {
     let batch = max(1, min(maxBatch, l.maxBatch, requests.count))
     var prefill = [prompt]
     if let v = l.verifyTokens, v > 0, v <= l.maxPromptTokens, v != prompt { prefill.append(v) }
+    // A run whose sequences end at one token has no room for a decode step after a cached context.
+    let batches = l.maxContextTokens < 2 ? [] : batch > 1 ? [1, batch] : [1]
     return CalibrationRequest(
-      decode: (batch > 1 ? [1, batch] : [1]).map { .init(batch: $0, context: context) }, prefill: prefill,
-      seconds: seconds, minRepetitions: 3, maxRepetitions: 2000)
+      decode: batches.map { .init(batch: $0, context: context) }, prefill: prefill,
+      seconds: seconds, minRepetitions: 3, maxRepetitions: CalibrationRequest.repetitionLimit)
   }
 
   /// What went wrong with a worker's calibration reply.
@@ -104,33 +104,42 @@ enum WorkerCalibrationPlan {
 }
 
 extension CoordinatedRun {
-  /// Has every worker that computes at its own speed time its layers, one worker at a time (none computes
-  /// meanwhile), and returns each one's speed; `moment` names when in the run's logs.
+  /// Has every worker that computes at its own speed (`Assignment.computesAtOwnSpeed`) time its layers, one
+  /// worker at a time (none computes meanwhile), and returns each one's speed against the profile (or roofline)
+  /// its device is bound to: a speed the spec already gave it (`calibration.worker_speeds`) is multiplied back
+  /// in. `moment` names when, in the run's logs.
   func calibrateWorkers(_ moment: String) throws -> [String: WorkerSpeed] {
     let x = job.experiment
     let request = WorkerCalibrationPlan.request(
-      requests: job.requests, limits: limits, maxBatch: x.spec.execution.maxBatch)
+      requests: job.requests, limits: limits, maxBatch: x.spec.execution.maxBatch,
+      seconds: options.calibrationSeconds)
     var speeds: [String: WorkerSpeed] = [:]
-    for d in devices where targets[d]?.emulatesDevice != true {
+    for d in devices where assignments[d]?.computesAtOwnSpeed == true {
       try send(d, .calibrate(request))
       var reply: WorkerCalibration?
-      try awaitMessages(1, timeout: options.readyTimeout, what: "calibrating \(d)") { from, m in
+      // The worker ends its calibration by itself within the limit; loading its caches and the reply on top.
+      try awaitMessages(1, timeout: CalibrationRequest.secondsLimit + 60, what: "calibrating \(d)") { from, m in
         guard from == d, case .calibrated(let c) = m else { return false }
         reply = c
         return true
       }
       guard let reply else { continue }
+      var speed: WorkerSpeed?
       do {
-        speeds[d] = try WorkerCalibrationPlan.speed(
+        speed = try WorkerCalibrationPlan.speed(
           of: d, reply, request: request, plan: job.plan, experiment: x, timeModel: job.timeModel)
       } catch {
         throw fault(d, .reported("its calibration (\(moment)) is not usable: \(error)"))
       }
-      if let s = speeds[d] {
-        logger.info(
-          "\(d) \(moment): decode ×\(String(format: s.decode, digits: 3)), prompts ×\(String(format: s.prefill, digits: 3)) of the time model"
-        )
+      guard var s = speed else { continue }
+      if let given = x.spec.calibration.workerSpeeds[d] {
+        s.decode *= given.decode
+        s.prefill *= given.prefill
       }
+      speeds[d] = s
+      logger.info(
+        "\(d) \(moment): decode ×\(String(format: s.decode, digits: 3)), prompts ×\(String(format: s.prefill, digits: 3)) of its profile"
+      )
     }
     return speeds
   }

@@ -47,6 +47,10 @@ public struct LoopbackOptions: Sendable {
   public var clock: any ExecutionClock
   /// The backend these options make: `loopback`, or `boards` with a launcher that reaches other machines.
   public var kind: BackendKind = .loopback
+  /// With `execution.calibrate_workers`: seconds each part of a worker's model is timed for, before and after
+  /// the workload. A host's speed moves from second to second (one process's decode of the `small` model in
+  /// one-second windows here: 165–208 tokens/s), so the calibration averages over as long.
+  public var calibrationSeconds = 1.0
 
   public init(
     executable: String, workDirectory: String = "/tmp", threadsPerWorker: Int = 1,
@@ -107,6 +111,8 @@ final class CoordinatedRun: @unchecked Sendable {
   var targets: [String: LaunchTarget] = [:]
   /// The CPUs of each worker on this machine, nil when they share every core (`CPUPlacement`).
   var placement: [String: [Int]]?
+  /// What each worker was assigned.
+  var assignments: [String: Assignment] = [:]
 
   // What the source reported, in device seconds since it started the run.
   var arrivals: [Int: Double] = [:]
@@ -429,6 +435,7 @@ final class CoordinatedRun: @unchecked Sendable {
         recordEvents: e.recordEvents, computeStretch: t.computeStretch,
         pace: t.emulatesDevice ? paces[d].map { ComputePace(model: $0, precision: x.spec.model.precision) } : nil,
         speculation: d == x.source ? speculation : nil)
+      assignments[d] = a
       try send(d, .assign(a))
     }
     var loadSeconds = 0.0
@@ -667,8 +674,13 @@ final class CoordinatedRun: @unchecked Sendable {
       }
     }
     let end = options.clock.now()
-    let recalibrated =
-      x.spec.execution.calibrateWorkers && failure == nil ? try calibrateWorkers("after the workload") : [:]
+    var recalibrated: [String: WorkerSpeed] = [:]
+    if x.spec.execution.calibrateWorkers && failure == nil {
+      // The workload is done: a calibration that fails now costs the run its second set of speeds, not its results.
+      do { recalibrated = try calibrateWorkers("after the workload") } catch {
+        logger.warning("the workers' calibration after the workload failed (\(error)); only the one before is recorded")
+      }
+    }
     // Statistics from every worker, then shut them down.
     var stats: [String: WorkerStats] = [:]
     for d in devices { try send(d, .collect) }

@@ -227,6 +227,10 @@ public struct Assignment: Codable, Sendable {
   public var recordEvents: Bool? = nil
   /// Pad each computation to this many wall seconds per CPU second (`LaunchTarget.computeStretch`).
   public var computeStretch: Double? = nil
+
+  /// Whether this worker's computations take its own time: not paced to an emulated device, not stretched, no
+  /// layers read from storage. Only such a worker calibrates (`CalibrationRequest`).
+  public var computesAtOwnSpeed: Bool { pace == nil && (computeStretch ?? 1) <= 1 && residency == nil }
   /// An emulated device's time model: each computation of a stage it runs alone (no group, no offloaded layer)
   /// takes the model's time for its work × `dilation` in wall time, whatever this host's CPU took (nil: not
   /// emulated, or the stretch above).
@@ -384,7 +388,9 @@ public struct CalibrationRequest: Codable, Sendable, Hashable {
   }
 
   public static let maxPoints = 8
-  public static let repetitionLimit = 10_000
+  public static let repetitionLimit = 2000
+  /// A worker ends its calibration after this many seconds in all, filling the caches included, whatever the
+  /// request says (after at least one timed round of each part).
   public static let secondsLimit = 60.0
 
   /// What is wrong with the request under the run's limits (nil: nothing): every sequence it makes must fit
@@ -400,14 +406,19 @@ public struct CalibrationRequest: Codable, Sendable, Hashable {
       return "repetitions must be 1 ≤ min ≤ max ≤ \(Self.repetitionLimit), not \(minRepetitions)…\(maxRepetitions)"
     }
     if !(seconds >= 0 && seconds <= Self.secondsLimit) { return "seconds must be in [0, \(Self.secondsLimit)]" }
+    let batch = max(1, min(l.maxBatch, l.requests))
     for d in decode {
-      if !(1...max(1, min(l.maxBatch, l.requests))).contains(d.batch) {
-        return "a decode batch of \(d.batch) is outside the run's 1…\(min(l.maxBatch, l.requests))"
+      if !(1...batch).contains(d.batch) {
+        return "a decode batch of \(d.batch) is outside the run's 1…\(batch)"
       }
       if !(1..<l.maxContextTokens).contains(d.context) {
         return
           "a decode context of \(d.context) leaves no room for its token in the run's longest (\(l.maxContextTokens))"
       }
+    }
+    // The decode points' sequences are held together: at most twice the run's largest batch.
+    if decode.reduce(0, { $0 + $1.batch }) > 2 * batch {
+      return "the decode points hold more than \(2 * batch) sequences at once"
     }
     if let t = prefill.first(where: { !(1...l.maxPromptTokens).contains($0) }) {
       return "a prompt of \(t) tokens is outside the run's 1…\(l.maxPromptTokens)"

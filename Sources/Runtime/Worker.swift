@@ -51,6 +51,9 @@ public final class Worker: @unchecked Sendable {
   var stages: [Int: LlamaStage] = [:]
   /// Stages this worker shares as a member of a group it does not lead, with its place in the group.
   var memberStages: [Int: (stage: LlamaStage, shard: ShardAssignment)] = [:]
+  /// Held while a member stage computes or releases (a group message on a reader thread, or a calibration on
+  /// the run loop): its KV caches are not for two threads at once.
+  let memberLock = NSLock()
   /// Round a ring, chunks from the previous member when it is not the leader (guarded by `lock`; nil: gone).
   var ringInbox: [String: BlockingQueue<ActivationMessage?>] = [:]
   /// The source's draft model of a speculative run, and a drafter (its KV cache) per request being served.
@@ -580,6 +583,8 @@ public final class Worker: @unchecked Sendable {
         throw WireError.malformed("group message: sequence \(s.id) at \(s.start)+\(s.count) is outside the run")
       }
     }
+    memberLock.lock()
+    defer { memberLock.unlock() }
     switch m.batch {
     case GroupMessage.release:
       for s in m.spans { stage.release(sequence: Int(s.id)) }
@@ -629,15 +634,18 @@ public final class Worker: @unchecked Sendable {
   /// Times this worker's own layers on the request's points, as the profiler times a host: every round visits
   /// every point once, after one untimed round, and each point's time is the mean of its rounds. Each part is
   /// timed alone (a group's part without its exchanges). Sequences are numbered past the run's requests and
-  /// released after. Nothing where the worker is paced to an emulated device or reads layers from storage: its
-  /// time is not its own computing.
+  /// released after. Nothing where the worker does not compute at its own speed (paced to an emulated device, or
+  /// reading layers from storage): its time is not its own computing.
   func calibrate(_ r: CalibrationRequest) -> ControlMessage {
     guard let a = assignment else { return .failure("calibrate before assign") }
-    if a.pace != nil || store != nil { return .calibrated(WorkerCalibration(parts: [])) }
-    var parts: [(stage: Int?, chain: [LlamaStage])] = stages.sorted { $0.key < $1.key }.map { ($0.key, [$0.value]) }
-    parts += memberStages.sorted { $0.key < $1.key }.map { ($0.key, [$0.value.stage]) }
-    if let d = draftModel { parts.append((nil, d.stages)) }
+    guard a.computesAtOwnSpeed else { return .calibrated(WorkerCalibration(parts: [])) }
+    var parts: [(stage: Int?, chain: [LlamaStage], member: Bool)] = stages.sorted { $0.key < $1.key }.map {
+      ($0.key, [$0.value], false)
+    }
+    parts += memberStages.sorted { $0.key < $1.key }.map { ($0.key, [$0.value.stage], true) }
+    if let d = draftModel { parts.append((nil, d.stages, false)) }
     let h = a.limits.hiddenSize
+    let chunk = max(1, a.limits.maxTokensPerBatch)
     var rng = SeededRandom(seed: 29)
     var next = a.limits.requests
     func fresh() -> Int {
@@ -655,26 +663,33 @@ public final class Worker: @unchecked Sendable {
       for s in chain { x = .hidden(s.forward(spans, x).floats) }
       return Double(monotonicNanoseconds() - t0) * 1e-9
     }
+    // However the request reads, the whole calibration ends after this (each part timed at least once).
+    let deadline = monotonicNanoseconds() &+ UInt64(CalibrationRequest.secondsLimit * 1e9)
     var out: [WorkerCalibration.Part] = []
-    for (stage, chain) in parts {
-      // Each decode point's sequences, their caches filled to its context first.
+    for (stage, chain, member) in parts {
+      if member { memberLock.lock() }
+      defer { if member { memberLock.unlock() } }
+      // Each decode point's sequences, their caches filled to its context first, in pieces no larger than the
+      // run's own micro-batches.
       let sets: [[Int]] = r.decode.map { d in
         let ids = (0..<d.batch).map { _ in fresh() }
-        for id in ids { _ = pass(chain, [SequenceSpan(id: id, start: 0, count: d.context)]) }
+        for id in ids {
+          for start in stride(from: 0, to: d.context, by: chunk) {
+            _ = pass(chain, [SequenceSpan(id: id, start: start, count: min(chunk, d.context - start))])
+          }
+        }
         return ids
       }
       var decode = [Double](repeating: 0, count: r.decode.count)
       var prefill = [Double](repeating: 0, count: r.prefill.count)
       var rounds = 0
-      let start = monotonicNanoseconds()
-      for round in 0... {
-        if round > 0 {
-          rounds = round
-          let elapsed = Double(monotonicNanoseconds() - start) * 1e-9
-          if round > r.maxRepetitions || (round > r.minRepetitions && elapsed >= r.seconds) {
-            rounds = round - 1
-            break
-          }
+      var start = monotonicNanoseconds()
+      for round in 0...r.maxRepetitions {
+        if round == 1 { start = monotonicNanoseconds() }
+        if round > 1 {
+          let now = monotonicNanoseconds()
+          let elapsed = Double(now - start) * 1e-9
+          if (round > r.minRepetitions && elapsed >= r.seconds) || now >= deadline { break }
         }
         for (i, t) in r.prefill.enumerated() {
           let id = fresh()
@@ -688,6 +703,7 @@ public final class Worker: @unchecked Sendable {
           for id in ids { for st in chain { st.truncate(sequence: id, to: c) } }
           if round > 0 { decode[i] += s }
         }
+        rounds = round
       }
       for ids in sets { for id in ids { for st in chain { st.release(sequence: id) } } }
       let n = Double(max(1, rounds))

@@ -347,6 +347,10 @@ public struct WorkerMachine: Sendable {
         return [.reply(.failure(WorkerError.unexpected("calibrate", phase: phase.rawValue).description))]
       }
       if let why = r.problem(a.limits) { return [.reply(.failure("\(a.device): bad calibration: \(why)"))] }
+      // Its timings would wait behind the run's work, and the work behind them.
+      if progress.stages.contains(where: { $0.received != $0.completed }) || progress.dispatched != progress.returned {
+        return [.reply(.failure("\(a.device): calibrate while micro-batches are in flight"))]
+      }
       return [.calibrate(r)]
     case .collect:
       return [.reportStats]

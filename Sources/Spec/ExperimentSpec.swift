@@ -465,10 +465,11 @@ public struct ExecutionOptions: Codable, Hashable, Sendable {
   public var memoryAdmission: MemoryAdmission
   /// Record every stage computation, transfer and load of each run (for `edgelab trace`).
   public var recordEvents: Bool
-  /// Real runs: each worker that computes at its own speed (not paced to an emulated device) times its own
-  /// layers — a few decode steps and prompts of the workload's sizes — once its weights are loaded and again
-  /// after the last request, and the run records its times ÷ the time model's (facts
-  /// `worker_speed.DEVICE.decode` and `.prefill`, with `.after` for the second). Nothing of the workload is timed.
+  /// Real runs: each worker that computes at its own speed (not paced to an emulated device, no layers read
+  /// from storage) times its own layers — decode steps and prompts of the workload's sizes, for about a second —
+  /// once its weights are loaded and again after the last request, and the run records its times ÷ its
+  /// profile's (facts `worker_speed.DEVICE.decode` and `.prefill`, with `.after` for the second). Nothing of the
+  /// workload is timed.
   public var calibrateWorkers: Bool
   /// When micro-batches enter the pipeline (EdgeShard's two pipeline schedules).
   public var schedule: PipelineSchedule

@@ -127,6 +127,10 @@ public struct Validation {
     var after: RunRecord?
     var specJSON: String
     var profiles: (before: String, after: String?)
+    /// Which workers' speeds each prediction took (`calibratedAttempt`): "before", "after", or "" for none.
+    var speeds: (before: String, after: String) = ("", "")
+    /// Predicted with its workers' speeds: no profile is measured after it.
+    var calibrated = false
 
     /// The largest spread among its rows.
     var drift: Double { rows("").compactMap(\.spread).max() ?? 0 }
@@ -190,31 +194,40 @@ public struct Validation {
   }
 
   /// A case whose workers calibrate: the real run, then the simulator's predictions from the profile with the
-  /// workers' speeds before and after the workload.
+  /// workers' speeds before and after the workload (one prediction when the run has no speeds after it; the
+  /// profile alone when no worker recorded a speed).
   func calibratedAttempt(_ e: Experiment, profile: String, path: String) throws -> Attempt {
     let name = e.spec.name
     var spec = prepared(e, profile: profile)
     spec.execution.calibrateWorkers = true
     let (file, real) = try execute(spec, backends: ["loopback"], path: path)
     var predictions: [RunRecord] = []
+    var labels: [String] = []
     for (after, suffix) in [(false, "-before"), (true, "-after")] {
       let speeds = Self.workerSpeeds(real[0], after: after)
-      guard !speeds.isEmpty else {
-        throw ValidationError("\(name): the real run recorded no worker speeds (execution.calibrate_workers)")
+      if speeds.isEmpty {
+        if after { break }
+        log("\(name): no worker recorded its speed; the profile alone predicts it")
       }
       var p = prepared(e, profile: profile)
       p.calibration.workerSpeeds = speeds
       predictions.append(
         try execute(p, backends: ["simulated"], path: workDirectory + "/\(name)\(suffix).h5").1[0])
-      log(
-        "\(name): workers \(after ? "after" : "before") the workload: "
-          + speeds.sorted { $0.key < $1.key }.map {
-            "\($0.key) decode ×\(String(format: $0.value.decode, digits: 3)), prompts ×\(String(format: $0.value.prefill, digits: 3))"
-          }.joined(separator: "; "))
+      labels.append(speeds.isEmpty ? "" : after ? "after" : "before")
+      if !speeds.isEmpty {
+        log(
+          "\(name): workers \(after ? "after" : "before") the workload: "
+            + speeds.sorted { $0.key < $1.key }.map {
+              "\($0.key) decode ×\(String(format: $0.value.decode, digits: 3)), prompts ×\(String(format: $0.value.prefill, digits: 3))"
+            }.joined(separator: "; "))
+      }
     }
-    return Attempt(
-      real: real[0], before: predictions[0], after: predictions[1], specJSON: file.info.specJSON,
-      profiles: (profile + " × workers before", profile + " × workers after"))
+    var a = Attempt(
+      real: real[0], before: predictions[0], after: predictions.count > 1 ? predictions[1] : nil,
+      specJSON: file.info.specJSON, profiles: (profile, predictions.count > 1 ? profile : nil))
+    a.speeds = (labels[0], labels.count > 1 ? labels[1] : "")
+    a.calibrated = true
+    return a
   }
 
   public func run(_ cases: [Experiment]) throws -> Report {
@@ -251,7 +264,7 @@ public struct Validation {
           var a: Attempt
           if Self.calibratesWorkers(e) {
             a = try calibratedAttempt(e, profile: latest, path: path)
-            // Its workers stood for the host's speed: the next case measures a profile of its own.
+            // No profile is measured after it: the next case (or attempt) measures one before it.
             freshFor = nil
           } else {
             let (file, pair) = try execute(
@@ -259,7 +272,7 @@ public struct Validation {
             a = Attempt(
               real: pair[1], before: pair[0], after: nil, specJSON: file.info.specJSON, profiles: (latest, nil))
           }
-          if let remeasure, a.after == nil {
+          if let remeasure, !a.calibrated {
             latest = try remeasure(latest, e)
             let after = try execute(
               prepared(e, profile: latest), backends: ["simulated"], path: workDirectory + "/\(name)-after.h5")
@@ -287,13 +300,17 @@ public struct Validation {
       if let failure { log("\(name): running it again failed (\(failure)); the first attempt is kept") }
       specs.append(a.specJSON)
       rows += a.rows(name)
-      let labelled: [(RunRecord, String)] =
-        [(a.before, URL(fileURLWithPath: a.profiles.before).lastPathComponent), (a.real, "")]
-        + (a.after.map { [($0, URL(fileURLWithPath: a.profiles.after ?? "").lastPathComponent)] } ?? [])
-      for (var r, profileName) in labelled {
+      let labelled: [(RunRecord, String, String)] =
+        [(a.before, URL(fileURLWithPath: a.profiles.before).lastPathComponent, a.speeds.before), (a.real, "", "")]
+        + (a.after.map { [($0, URL(fileURLWithPath: a.profiles.after ?? "").lastPathComponent, a.speeds.after)] }
+          ?? [])
+      for (var r, profileName, speeds) in labelled {
         r.index = runs.count
         r.parameters.insert(RunParameter(label: "case", path: "case", value: .string(name)), at: 0)
         r.parameters.append(RunParameter(label: "profile", path: "calibration.profile", value: .string(profileName)))
+        // Which of the real run's worker speeds the prediction took (empty: none).
+        r.parameters.append(
+          RunParameter(label: "worker_speeds", path: "calibration.worker_speeds", value: .string(speeds)))
         runs.append(r)
       }
     }

@@ -39,7 +39,7 @@ struct CalibrationTests {
   /// and prompts alike; the time model's time of a stage is summed here layer by layer, independently.
   @Test func aWorkerAtAKnownMultipleOfTheModelHasThatSpeed() throws {
     let (x, plan, model) = try Self.setting(algorithm: "even")
-    let r = WorkerCalibrationPlan.request(requests: [], limits: Self.limits, maxBatch: 2)
+    let r = WorkerCalibrationPlan.request(requests: [], limits: Self.limits, maxBatch: 2, seconds: 1)
     let layers = ModelLayers(config: x.model, precision: .fp32).layers
     let stage = try #require(plan.stages.firstIndex { $0.device == "d1" })
     let range = plan.stages[stage].firstLayer..<plan.stages[stage].endLayer
@@ -68,7 +68,7 @@ struct CalibrationTests {
     let (x, plan, model) = try Self.setting(algorithm: "tp-star")
     let g = try #require(plan.stages.first?.group)
     #expect(g.members == ["d0", "d1"])
-    let r = WorkerCalibrationPlan.request(requests: [], limits: Self.limits, maxBatch: 1)
+    let r = WorkerCalibrationPlan.request(requests: [], limits: Self.limits, maxBatch: 1, seconds: 1)
     let layers = ModelLayers(config: x.model, precision: .fp32).layers
     let profile = try #require(x.device("d0")).profile
     let s = plan.stages[0]
@@ -98,7 +98,7 @@ struct CalibrationTests {
   /// have, and times that are not positive are refused by name.
   @Test func aMalformedReplyIsRefused() throws {
     let (x, plan, model) = try Self.setting(algorithm: "even")
-    let r = WorkerCalibrationPlan.request(requests: [], limits: Self.limits, maxBatch: 2)
+    let r = WorkerCalibrationPlan.request(requests: [], limits: Self.limits, maxBatch: 2, seconds: 1)
     let good = WorkerCalibration.Part(
       stage: 0, layers: [0, 1], decode: r.decode.map { _ in 0.001 }, prefill: r.prefill.map { _ in 0.002 })
     var bad: [(WorkerCalibration.Part, String)] = []
@@ -132,15 +132,20 @@ struct CalibrationTests {
       RequestPlan(id: $0, arrival: nil, promptLength: 10 + $0, outputLength: 6, promptTokens: [])
     }
     var limits = Self.limits
-    let r = WorkerCalibrationPlan.request(requests: requests, limits: limits, maxBatch: 8)
+    let r = WorkerCalibrationPlan.request(requests: requests, limits: limits, maxBatch: 8, seconds: 1)
     #expect(r.prefill == [12])
     #expect(r.decode == [.init(batch: 1, context: 15), .init(batch: 2, context: 15)])
     #expect(r.problem(limits) == nil)
     limits.verifyTokens = 5
     limits.maxContextTokens = 14
-    let v = WorkerCalibrationPlan.request(requests: requests, limits: limits, maxBatch: 1)
+    let v = WorkerCalibrationPlan.request(requests: requests, limits: limits, maxBatch: 1, seconds: 1)
     #expect(v.prefill == [12, 5] && v.decode == [.init(batch: 1, context: 13)])
     #expect(v.problem(limits) == nil)
+    // Sequences that end at their first token leave no room for a decode step: prompts only.
+    limits.maxContextTokens = 1
+    limits.maxPromptTokens = 1
+    let p = WorkerCalibrationPlan.request(requests: requests, limits: limits, maxBatch: 1, seconds: 1)
+    #expect(p.decode.isEmpty && p.prefill == [1] && p.problem(limits) == nil)
   }
 
   @Test func aRequestBeyondTheRunsLimitsIsRefused() {
@@ -160,6 +165,9 @@ struct CalibrationTests {
     #expect(request(seconds: .infinity).problem(l)?.contains("seconds") == true)
     #expect(request(min: 5, max: 4).problem(l)?.contains("repetitions") == true)
     #expect(request(max: CalibrationRequest.repetitionLimit + 1).problem(l)?.contains("repetitions") == true)
+    // The points' sequences are held together: no more than twice the run's batch.
+    let many = [CalibrationRequest.Decode](repeating: .init(batch: 2, context: 8), count: 3)
+    #expect(request(decode: many).problem(l)?.contains("more than 4 sequences") == true)
   }
 
   /// A worker is calibrated once loaded (or later), never before its assignment, and never on a bad request.
@@ -187,5 +195,12 @@ struct CalibrationTests {
     }
     #expect(bad.contains("bad calibration"))
     #expect(m.phase == .ready)
+    // Not while micro-batches are in flight: the serving source has dispatched its first.
+    var (serving, _) = Machines.serving()
+    guard case .reply(.failure(let busy)) = serving.handle(.control(.calibrate(ok))).first else {
+      Issue.record("calibrated with a micro-batch in flight")
+      return
+    }
+    #expect(busy.contains("in flight"))
   }
 }

@@ -56,6 +56,29 @@ enum Runs {
     }
   }
 
+  /// `spec` run with `execution.calibrate_workers` (briefly): complete, lossless, and every device's speeds
+  /// before and after the workload recorded, positive and finite.
+  static func calibrated(_ spec: ExperimentSpec, devices: [String]) throws -> RunRecord {
+    var spec = spec
+    spec.execution.calibrateWorkers = true
+    var o = options()
+    o.calibrationSeconds = 0.05
+    let (report, file) = try run(spec, o)
+    #expect(report.statusCounts == [.complete: 1], "\(file.runs.first?.outcome.message ?? "")")
+    let run = try #require(file.runs.first)
+    #expect(run.outcome.facts["lossless"] == .number(1))
+    for d in devices {
+      for key in ["decode", "prefill", "decode.after", "prefill.after"] {
+        guard case .number(let v)? = run.outcome.facts["worker_speed.\(d).\(key)"] else {
+          Issue.record("no worker_speed.\(d).\(key) in \(run.outcome.facts.keys.sorted())")
+          continue
+        }
+        #expect(v > 0 && v.isFinite)
+      }
+    }
+    return run
+  }
+
   static func run(_ spec: ExperimentSpec, _ options: LoopbackOptions) throws -> (RunReport, ResultsFile) {
     let path = temporaryDirectory() + "/r.h5"
     let runner = ExperimentRunner(backends: [.loopback: LoopbackBackend(options: options)])
@@ -85,21 +108,7 @@ struct LoopbackTests {
   /// With `execution.calibrate_workers` every worker times its own layers before the workload and after it; the
   /// run records each one's speed against the time model, and the workload's tokens are unchanged.
   @Test func calibratedWorkersRecordTheirSpeedsBeforeAndAfter() throws {
-    var spec = Runs.spec(model: .small, devices: 2, requests: 2, output: 4)
-    spec.execution.calibrateWorkers = true
-    let (report, file) = try Runs.run(spec, Runs.options())
-    #expect(report.statusCounts == [.complete: 1], "\(file.runs.first?.outcome.message ?? "")")
-    let run = try #require(file.runs.first)
-    #expect(run.outcome.facts["lossless"] == .number(1))
-    for d in ["d0", "d1"] {
-      for key in ["decode", "prefill", "decode.after", "prefill.after"] {
-        guard case .number(let v)? = run.outcome.facts["worker_speed.\(d).\(key)"] else {
-          Issue.record("no worker_speed.\(d).\(key) in \(run.outcome.facts.keys.sorted())")
-          continue
-        }
-        #expect(v > 0 && v.isFinite)
-      }
-    }
+    let run = try Runs.calibrated(Runs.spec(model: .small, devices: 2, requests: 2, output: 4), devices: ["d0", "d1"])
     // The calibration's sequences are not the run's: each stage computed only the workload's micro-batches.
     #expect(run.outcome.stages.allSatisfy { $0.microBatches == 2 * 4 })
   }

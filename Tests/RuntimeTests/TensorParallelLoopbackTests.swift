@@ -54,6 +54,15 @@ struct TensorParallelLoopbackTests {
     #expect(pids.allGone)
   }
 
+  /// A member calibrates its share of the blocks as the leader does its own (with the embedding and the head),
+  /// before the workload and after it, without disturbing the group's tokens.
+  @Test func membersCalibrateTheirShares() throws {
+    let run = try Runs.calibrated(
+      Self.spec(devices: 2, algorithm: "tp-star", parameters: ["devices": .number(2)], requests: 2),
+      devices: ["d0", "d1"])
+    #expect(run.plan?.stages.first?.group?.members == ["d0", "d1"])
+  }
+
   /// Uneven shares chosen by an algorithm: `galaxy` sizes an AGX Orin's share to its speed beside an Orin Nano.
   @Test func unevenSharesGiveTheUnsplitTokens() throws {
     let spec = Experiment("tp-uneven") {
