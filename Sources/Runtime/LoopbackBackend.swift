@@ -707,10 +707,11 @@ final class CoordinatedRun: @unchecked Sendable {
     outcome.generated = generated
     if speculation != nil { outcome.queries = speculativeQueries(outcome) }
     outcome.facts["worker_load_s"] = .number(loadSeconds)
-    for (suffix, speeds) in [("", calibrated), (".after", recalibrated)] {
+    for (after, speeds) in [(false, calibrated), (true, recalibrated)] {
       for (d, v) in speeds {
-        outcome.facts["worker_speed.\(d).decode" + suffix] = .number(v.decode)
-        outcome.facts["worker_speed.\(d).prefill" + suffix] = .number(v.prefill)
+        let names = WorkerSpeed.factNames(device: d, after: after)
+        outcome.facts[names.decode] = .number(v.decode)
+        outcome.facts[names.prefill] = .number(v.prefill)
       }
     }
     outcome.facts["worker_threads"] = .number(Double(options.threadsPerWorker))

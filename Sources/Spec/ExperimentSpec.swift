@@ -419,6 +419,13 @@ public struct WorkerSpeed: Codable, Hashable, Sendable {
 
   /// Ratios outside this range are refused: they would be a broken measurement, not a slower process.
   public static let bounds = 0.05...20.0
+
+  /// The run facts a real run records device `device`'s speeds as (`execution.calibrate_workers`), measured
+  /// before the workload or, with `after`, after it.
+  public static func factNames(device: String, after: Bool) -> (decode: String, prefill: String) {
+    let suffix = after ? ".after" : ""
+    return ("worker_speed.\(device).decode" + suffix, "worker_speed.\(device).prefill" + suffix)
+  }
 }
 
 /// Calibration factors of one device group; nil fields keep the experiment's.

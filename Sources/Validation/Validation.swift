@@ -178,15 +178,14 @@ public struct Validation {
     e.spec.emulation.mode == .none && e.spec.calibration.profileScaling == .host
   }
 
-  /// The workers' speeds a real run recorded (facts `worker_speed.DEVICE.decode`, `.prefill`; `after`: those
-  /// measured after the workload).
+  /// The workers' speeds a real run recorded (`WorkerSpeed.factNames`; `after`: those measured after the
+  /// workload), for the devices that recorded both ratios.
   public static func workerSpeeds(_ r: RunRecord, after: Bool) -> [String: WorkerSpeed] {
-    let suffix = after ? ".after" : ""
     var out: [String: WorkerSpeed] = [:]
-    for (k, v) in r.outcome.facts where k.hasPrefix("worker_speed.") && k.hasSuffix(".decode" + suffix) {
-      let device = String(k.dropFirst("worker_speed.".count).dropLast((".decode" + suffix).count))
-      guard case .number(let decode) = v,
-        case .number(let prefill)? = r.outcome.facts["worker_speed.\(device).prefill" + suffix]
+    for device in r.outcome.devices.map(\.name) {
+      let names = WorkerSpeed.factNames(device: device, after: after)
+      guard case .number(let decode)? = r.outcome.facts[names.decode],
+        case .number(let prefill)? = r.outcome.facts[names.prefill]
       else { continue }
       out[device] = WorkerSpeed(decode: decode, prefill: prefill)
     }

@@ -102,16 +102,21 @@ struct ProfileTests {
     #expect(try library.timeModel(for: spec.resolve()) is RooflineModel)
   }
 
-  /// A device's worker speeds multiply its profiled times, decode steps and prompts each by their own ratio; a
-  /// name that is not a profiled device is refused by its field.
-  @Test func workerSpeedsScaleTheirDevicesProfiledTimes() throws {
-    var spec = Experiment("speeds") {
+  /// Two devices that are this host (the shipped profile, scaling `.host`), for the `small` model.
+  static func twoHosts(_ name: String) -> ExperimentSpec {
+    Experiment(name) {
       Model(.small)
       Device("host", .orinNano8GB, count: 2)
       Workload(requests: 1, prompt: 8, output: 2)
       Algorithm("even")
       Calibrate(profile: Self.shipped, scaling: .host)
     }.spec
+  }
+
+  /// A device's worker speeds multiply its profiled times, decode steps and prompts each by their own ratio; a
+  /// name that is not a profiled device is refused by its field.
+  @Test func workerSpeedsScaleTheirDevicesProfiledTimes() throws {
+    var spec = Self.twoHosts("speeds")
     let library = ProfileLibrary()
     let plain = try #require(try library.timeModel(for: spec.resolve()) as? ProfiledTimeModel)
     spec.calibration.workerSpeeds = ["host1": WorkerSpeed(decode: 1.25, prefill: 0.8)]
@@ -209,13 +214,7 @@ struct ProfileTests {
     #expect(shared.sharedSlowdown(device: "own", workers: 2, work: .decode(contexts: [16])) == 1)
     #expect(RooflineModel().sharedSlowdown(device: "a", workers: 4, work: .decode(contexts: [16])) == 1)
     // Experiments bind the devices that are this host as sharing it, scaled (emulated) devices not.
-    var spec = Experiment("share") {
-      Model(.small)
-      Device("host", .orinNano8GB, count: 2)
-      Workload(requests: 1, prompt: 8, output: 2)
-      Algorithm("even")
-      Calibrate(profile: Self.shipped, scaling: .host)
-    }.spec
+    var spec = Self.twoHosts("share")
     let library = ProfileLibrary()
     let host = try #require(try library.timeModel(for: spec.resolve()) as? ProfiledTimeModel)
     #expect(host.sharedHost(of: "host0") != nil && host.sharedHost(of: "host0") == host.sharedHost(of: "host1"))

@@ -1,3 +1,7 @@
+import EdgeLabCore
+import Metrics
+import Results
+import Spec
 import Testing
 import Validation
 
@@ -13,6 +17,30 @@ struct ValidationTableTests {
     let once = Validation.Row.bracketed(
       caseName: "validate-x", metric: "TPOT mean", before: 10, after: nil, measured: 11.5, planner: nil)
     #expect(once.predicted == 10 && once.spread == nil)
+  }
+
+  /// A plain case's predictions take the speeds its real run recorded, before or after the workload, for each
+  /// device that recorded both ratios.
+  @Test func workerSpeedsAreReadBackFromARunsFacts() {
+    var facts: [String: JSONValue] = [:]
+    for (device, after, decode, prefill) in [("h0", false, 1.1, 0.9), ("h0", true, 1.2, 1.0), ("h1", false, 0.8, 1.3)] {
+      let names = WorkerSpeed.factNames(device: device, after: after)
+      facts[names.decode] = .number(decode)
+      facts[names.prefill] = .number(prefill)
+    }
+    // h2 recorded a decode ratio only.
+    facts[WorkerSpeed.factNames(device: "h2", after: false).decode] = .number(1)
+    let devices = ["h0", "h1", "h2"].map {
+      DeviceRecord(
+        name: $0, peakMemoryBytes: 0, computeSeconds: 0, transferSeconds: 0, loadStallSeconds: 0, idleSeconds: 0)
+    }
+    let run = RunRecord(
+      index: 0, point: 0, algorithm: "even", label: "", repetition: 0, seed: 0, key: "", parameters: [], plan: nil,
+      outcome: RunOutcome(status: .complete, devices: devices, facts: facts))
+    #expect(
+      Validation.workerSpeeds(run, after: false)
+        == ["h0": WorkerSpeed(decode: 1.1, prefill: 0.9), "h1": WorkerSpeed(decode: 0.8, prefill: 1.3)])
+    #expect(Validation.workerSpeeds(run, after: true) == ["h0": WorkerSpeed(decode: 1.2, prefill: 1.0)])
   }
 
   @Test func theTablePrintsEachRowsSpreadAndFlagsDrift() {
