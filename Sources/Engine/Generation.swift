@@ -151,6 +151,14 @@ public enum ProcessMemory {
   public static func peakResidentBytes() -> Int { field("VmHWM:") }
   /// Current resident set size (VmRSS) in bytes.
   public static func residentBytes() -> Int { field("VmRSS:") }
+  /// Sets the peak resident set size back to the current one (Linux: "5" written to /proc/self/clear_refs);
+  /// returns whether the kernel took it.
+  @discardableResult
+  public static func resetPeak() -> Bool {
+    guard let h = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
+    defer { try? h.close() }
+    return (try? h.write(contentsOf: Data("5".utf8))) != nil
+  }
 
   static func field(_ name: String) -> Int {
     guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }

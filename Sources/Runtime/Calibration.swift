@@ -6,6 +6,10 @@ import Logging
 import Pipeline
 import Spec
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A worker's calibration against the run's time model: how its own process computes relative to what the model
 /// (a host profile, for devices that are this host) says for the same parts of the model and the same work.
 ///
@@ -17,9 +21,9 @@ enum WorkerCalibrationPlan {
   /// The points a run's workers time: the workload's median prompt (and a verification's tokens in a
   /// speculative run), and decode steps at the median context halfway through the output, one sequence and,
   /// where the run batches, its largest batch.
-  static func request(requests: [RequestPlan], limits l: RunLimits, maxBatch: Int, seconds: Double)
-    -> CalibrationRequest
-  {
+  static func request(
+    requests: [RequestPlan], limits l: RunLimits, maxBatch: Int, seconds: Double, coldBytes: Int = 0
+  ) -> CalibrationRequest {
     func median(_ v: [Int]) -> Int { v.isEmpty ? 1 : v.sorted()[v.count / 2] }
     let prompt = min(max(1, median(requests.map(\.promptLength))), l.maxPromptTokens)
     let output = median(requests.map(\.outputLength))
@@ -31,7 +35,25 @@ enum WorkerCalibrationPlan {
     let batches = l.maxContextTokens < 2 ? [] : batch > 1 ? [1, batch] : [1]
     return CalibrationRequest(
       decode: batches.map { .init(batch: $0, context: context) }, prefill: prefill,
-      seconds: seconds, minRepetitions: 3, maxRepetitions: CalibrationRequest.repetitionLimit)
+      seconds: seconds, minRepetitions: 3, maxRepetitions: CalibrationRequest.repetitionLimit,
+      coldBytes: min(max(0, coldBytes), CalibrationRequest.maxColdBytes))
+  }
+
+  /// The weight bytes the plan's other devices read as they compute (`CalibrationRequest.coldBytes` for device
+  /// `d`): those of every stage `d` has no part in, and the other members' shares (even ones) of a group's stage
+  /// it belongs to; not the embedding table, of which a step reads one row per token.
+  static func othersWeightBytes(of d: String, plan: Plan, layers: [LayerCost]) -> Int {
+    var total = 0.0
+    for s in plan.stages {
+      let bytes = s.layers.reduce(0.0) { acc, l in
+        guard layers.indices.contains(l), layers[l].kind != .embedding else { return acc }
+        return acc + layers[l].weightBytes.value
+      }
+      let members = Double(s.devices.count)
+      let mine = s.devices.contains(d) ? 1.0 : 0.0
+      total += bytes * (members - mine) / members
+    }
+    return total.isFinite ? Int(min(total, Double(CalibrationRequest.maxColdBytes))) : 0
   }
 
   /// What went wrong with a worker's calibration reply.
@@ -110,11 +132,13 @@ extension CoordinatedRun {
   /// in. `moment` names when, in the run's logs.
   func calibrateWorkers(_ moment: String) throws -> [String: WorkerSpeed] {
     let x = job.experiment
-    let request = WorkerCalibrationPlan.request(
-      requests: job.requests, limits: limits, maxBatch: x.spec.execution.maxBatch,
-      seconds: options.calibrationSeconds)
+    let layers = ModelLayers(config: x.model, precision: x.spec.model.precision).layers
     var speeds: [String: WorkerSpeed] = [:]
     for d in devices where assignments[d]?.computesAtOwnSpeed == true {
+      let request = WorkerCalibrationPlan.request(
+        requests: job.requests, limits: limits, maxBatch: x.spec.execution.maxBatch,
+        seconds: options.calibrationSeconds,
+        coldBytes: WorkerCalibrationPlan.othersWeightBytes(of: d, plan: job.plan, layers: layers))
       try send(d, .calibrate(request))
       var reply: WorkerCalibration?
       // The worker ends its calibration by itself within the limit; loading its caches and the reply on top.
@@ -143,4 +167,38 @@ extension CoordinatedRun {
     }
     return speeds
   }
+}
+
+/// Memory a calibrating worker reads through before each timed pass (`CalibrationRequest.coldBytes`), standing
+/// for the other workers' weights that pass through the host's shared caches between two of its computations in
+/// the run. Mapped for the calibration alone and unmapped after.
+final class CacheSweep {
+  private let base: UnsafeMutableRawPointer
+  let bytes: Int
+  /// What the reads summed, kept so that they are not optimised away.
+  private(set) var sink: UInt64 = 0
+
+  /// Nil for no bytes, or where the memory cannot be mapped (the calibration then runs warm).
+  init?(bytes: Int) {
+    guard bytes > 0, bytes <= CalibrationRequest.maxColdBytes else { return nil }
+    guard let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED
+    else { return nil }
+    base = p
+    self.bytes = bytes
+    // Written once so that every page is backed (untouched anonymous pages all read the one zero page).
+    memset(base, 1, bytes)
+  }
+
+  /// Reads a word from every 64-byte line.
+  func sweep() {
+    var s: UInt64 = 0
+    var offset = 0
+    while offset + 8 <= bytes {
+      s &+= base.load(fromByteOffset: offset, as: UInt64.self)
+      offset += 64
+    }
+    sink &+= s
+  }
+
+  deinit { munmap(base, bytes) }
 }

@@ -72,6 +72,8 @@ public final class Worker: @unchecked Sendable {
   var timeline: [TimelineEvent] = []
   var failedOnMemory = false
   var weightBytes = 0
+  /// The peak resident size before a calibration reset it (`stats` reports the larger).
+  var peakFloor = 0
 
   public init(listen: Endpoint, token: [UInt8], logger: Logger) throws {
     self.token = token
@@ -633,8 +635,9 @@ public final class Worker: @unchecked Sendable {
 
   /// Times this worker's own layers on the request's points, as the profiler times a host: every round visits
   /// every point once, after one untimed round, and each point's time is the mean of its rounds. Each part is
-  /// timed alone (a group's part without its exchanges). Sequences are numbered past the run's requests and
-  /// released after. Nothing where the worker does not compute at its own speed (paced to an emulated device, or
+  /// timed alone (a group's part without its exchanges). Before each timed pass the worker reads the request's
+  /// `coldBytes` through, as the other workers' computations would pass through the shared caches between two of
+  /// its own in the run. Sequences are numbered past the run's requests and released after. Nothing where the worker does not compute at its own speed (paced to an emulated device, or
   /// reading layers from storage): its time is not its own computing.
   func calibrate(_ r: CalibrationRequest) -> ControlMessage {
     guard let a = assignment else { return .failure("calibrate before assign") }
@@ -657,14 +660,27 @@ public final class Worker: @unchecked Sendable {
         ? .tokens((0..<n).map { _ in Int32(rng.next() % UInt64(a.limits.vocabSize)) })
         : .hidden((0..<(n * h)).map { _ in Float(rng.nextUnit() * 2 - 1) })
     }
-    func pass(_ chain: [LlamaStage], _ spans: [SequenceSpan]) -> Double {
+    func pass(_ chain: [LlamaStage], _ spans: [SequenceSpan], cold: Bool = false) -> Double {
       var x = input(chain, tokens: spans.reduce(0) { $0 + $1.count })
+      if cold { sweep?.sweep() }
       let t0 = monotonicNanoseconds()
       for s in chain { x = .hidden(s.forward(spans, x).floats) }
       return Double(monotonicNanoseconds() - t0) * 1e-9
     }
     // However the request reads, the whole calibration ends after this (each part timed at least once).
     let deadline = monotonicNanoseconds() &+ UInt64(CalibrationRequest.secondsLimit * 1e9)
+    // The sweep's memory is the calibration's, not the run's: the peak the worker reports leaves it out.
+    peakFloor = max(peakFloor, ProcessMemory.peakResidentBytes())
+    var sweep = CacheSweep(bytes: r.coldBytes)
+    defer {
+      sweep = nil
+      if r.coldBytes > 0 && !ProcessMemory.resetPeak() {
+        logger.notice("cannot reset the peak memory after calibrating: it includes \(r.coldBytes) bytes read through")
+      }
+    }
+    if r.coldBytes > 0 && sweep == nil {
+      logger.warning("cannot map \(r.coldBytes) bytes to read through: calibrating with warm caches")
+    }
     var out: [WorkerCalibration.Part] = []
     for (stage, chain, member) in parts {
       if member { memberLock.lock() }
@@ -693,13 +709,13 @@ public final class Worker: @unchecked Sendable {
         }
         for (i, t) in r.prefill.enumerated() {
           let id = fresh()
-          let s = pass(chain, [SequenceSpan(id: id, start: 0, count: t)])
+          let s = pass(chain, [SequenceSpan(id: id, start: 0, count: t)], cold: true)
           for st in chain { st.release(sequence: id) }
           if round > 0 { prefill[i] += s }
         }
         for (i, ids) in sets.enumerated() {
           let c = r.decode[i].context
-          let s = pass(chain, ids.map { SequenceSpan(id: $0, start: c, count: 1) })
+          let s = pass(chain, ids.map { SequenceSpan(id: $0, start: c, count: 1) }, cold: true)
           for id in ids { for st in chain { st.truncate(sequence: id, to: c) } }
           if round > 0 { decode[i] += s }
         }
@@ -768,7 +784,8 @@ public final class Worker: @unchecked Sendable {
         WorkerStats.Stage(index: $0, computeSeconds: stageCompute[$0]!.seconds, microBatches: stageCompute[$0]!.batches)
       },
       links: outbound.keys.sorted().map { WorkerStats.Link(to: $0, counters: outbound[$0]!.counters) },
-      peakResidentBytes: ProcessMemory.peakResidentBytes(), weightBytes: weightBytes, computeSeconds: computeSeconds,
+      peakResidentBytes: max(peakFloor, ProcessMemory.peakResidentBytes()), weightBytes: weightBytes,
+      computeSeconds: computeSeconds,
       loadStallSeconds: store?.stallSeconds ?? 0, offloadReads: store?.reads ?? 0,
       adaptations: residency?.adaptations ?? 0,
       refusedMessages: machine.refused, events: recording ? timeline : nil,

@@ -1,6 +1,8 @@
+import Catalog
 import CostModel
 import DSL
 import EdgeLabCore
+import Engine
 import Execution
 import Metrics
 import Partitioning
@@ -168,6 +170,68 @@ struct CalibrationTests {
     // The points' sequences are held together: no more than twice the run's batch.
     let many = [CalibrationRequest.Decode](repeating: .init(batch: 2, context: 8), count: 3)
     #expect(request(decode: many).problem(l)?.contains("more than 4 sequences") == true)
+    var cold = request()
+    cold.coldBytes = CalibrationRequest.maxColdBytes
+    #expect(cold.problem(l) == nil)
+    for bad in [-1, CalibrationRequest.maxColdBytes + 1] {
+      cold.coldBytes = bad
+      #expect(cold.problem(l)?.contains("cold bytes") == true)
+    }
+  }
+
+  /// A worker reads through before each pass what the plan's other devices compute with: a pipeline stage the
+  /// other stages' layers (their weights, the embedding table's row per token aside), a group member the other
+  /// member's share of the group's blocks and the stages it has no part in; a lone worker nothing.
+  @Test func coldBytesAreTheOtherDevicesWeights() throws {
+    let layers = ModelLayers(config: ModelPreset.small.config, precision: .fp32).layers
+    func bytes(_ r: Range<Int>) -> Double { r.reduce(0) { $0 + layers[$1].weightBytes.value } }
+    let (_, pipeline, _) = try Self.setting(algorithm: "even")
+    let first = try #require(pipeline.stages.first)
+    let second = try #require(pipeline.stages.last)
+    #expect(first.firstLayer == 0 && pipeline.stages.count == 2)
+    let forFirst = WorkerCalibrationPlan.othersWeightBytes(of: first.device, plan: pipeline, layers: layers)
+    let forSecond = WorkerCalibrationPlan.othersWeightBytes(of: second.device, plan: pipeline, layers: layers)
+    #expect(isClose(Double(forFirst), bytes(second.layers)))
+    #expect(isClose(Double(forSecond), bytes(1..<first.endLayer)))
+    let (_, one, _) = try Self.setting(algorithm: "even", devices: 1)
+    #expect(
+      WorkerCalibrationPlan.othersWeightBytes(of: try #require(one.stages.first).device, plan: one, layers: layers) == 0
+    )
+    let (_, group, _) = try Self.setting(algorithm: "tp-star")
+    let shared = try #require(group.stages.first { $0.group != nil })
+    let member = try #require(shared.group?.members.last)
+    let outside = group.stages.filter { !$0.devices.contains(member) }.reduce(0.0) {
+      $0 + bytes($1.layers.clamped(to: 1..<layers.count))
+    }
+    let members = Double(shared.devices.count)
+    let expected = outside + bytes(shared.layers.clamped(to: 1..<layers.count)) * (members - 1) / members
+    #expect(
+      isClose(
+        Double(WorkerCalibrationPlan.othersWeightBytes(of: member, plan: group, layers: layers)), expected))
+    // The request carries them, at most the largest a worker reads.
+    let r = WorkerCalibrationPlan.request(
+      requests: [], limits: Self.limits, maxBatch: 1, seconds: 1, coldBytes: .max)
+    #expect(r.coldBytes == CalibrationRequest.maxColdBytes)
+  }
+
+  /// The sweep reads every line of what it maps (its sum is the bytes' words, written as ones), and maps nothing
+  /// for no bytes or more than a calibration may hold.
+  @Test func aCacheSweepReadsItsMemory() throws {
+    #expect(CacheSweep(bytes: 0) == nil)
+    #expect(CacheSweep(bytes: CalibrationRequest.maxColdBytes + 1) == nil)
+    let sweep = try #require(CacheSweep(bytes: 1 << 20))
+    sweep.sweep()
+    #expect(sweep.sink == UInt64(1 << 20) / 64 &* 0x0101_0101_0101_0101)
+  }
+
+  /// A calibration's sweep leaves the peak memory a worker reports: once unmapped, the peak is reset below it.
+  @Test func thePeakIsResetAfterASweep() throws {
+    var sweep = CacheSweep(bytes: 256 << 20)
+    #expect(sweep != nil)
+    let peak = ProcessMemory.peakResidentBytes()
+    sweep = nil
+    #expect(ProcessMemory.resetPeak())
+    #expect(ProcessMemory.peakResidentBytes() < peak)
   }
 
   /// A worker is calibrated once loaded (or later), never before its assignment, and never on a bad request.
