@@ -235,7 +235,8 @@ public struct Profiler: Sendable {
   /// on the thread that reads its input), the two on cores of their own where the machine has two, as
   /// `CPUPlacement` places workers, so that the wake-up crosses cores as in a run. Over its size with the
   /// receiver just started waiting (the sender sends again as soon as the reply is in), and, for a small message,
-  /// over how long the receiver waited (the sender computing for that long first). Every round visits every
+  /// over how long the receiver waited (the sender computing for that long first, reading through memory as a
+  /// stage streams its weights). Every round visits every
   /// point once, so that drift moves all points alike. Each point is the mean of its samples but the slowest 1%:
   /// a run's time per token is a mean, and a virtual machine's wake-ups have a long tail (here the mean of a
   /// message after 3 ms of waiting was 1.7 × its median) that a median or a trimmed mean leaves out.
@@ -269,10 +270,14 @@ public struct Profiler: Sendable {
         values: [Float](repeating: 0.5, count: max(1, bytes / 4))
       ).encoded(halfPrecision: false)
     }
+    // While it waits, a worker of a run has the other stages stream their weights through the host's shared
+    // caches: the sender "computes" by reading through memory larger than a last-level cache, so that the receiver
+    // wakes to caches that no longer hold its code and data, as in the run.
+    let traffic = CacheSweep(bytes: Self.computeTrafficBytes)
     /// One message after `gap` seconds of the sender computing; its one-way seconds.
     func once(_ m: [UInt8], gap: Double) throws -> Double {
       let until = monotonicSeconds() + gap
-      while monotonicSeconds() < until {}
+      while monotonicSeconds() < until { traffic?.read(lines: 64) }
       sentAt.store(monotonicNanoseconds(), ordering: .releasing)
       try c.send(.activation, m)
       _ = try c.receive()
@@ -311,6 +316,9 @@ public struct Profiler: Sendable {
 
   /// The payload of the message the wake-up is measured with: a small model's hidden state of one token.
   static let wakeMessageBytes = 2048
+  /// What the sender reads through between messages (from where it stopped, around): a 2 ms wait reads some
+  /// tens of megabytes of it at a core's streaming rate.
+  static let computeTrafficBytes = 256 << 20
 
   /// (largest − smallest) / median of `v`; nil when empty.
   func spread(_ v: [Double]) -> Double? {

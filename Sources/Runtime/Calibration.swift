@@ -6,10 +6,6 @@ import Logging
 import Pipeline
 import Spec
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// A worker's calibration against the run's time model: how its own process computes relative to what the model
 /// (a host profile, for devices that are this host) says for the same parts of the model and the same work.
 ///
@@ -169,36 +165,3 @@ extension CoordinatedRun {
   }
 }
 
-/// Memory a calibrating worker reads through before each timed pass (`CalibrationRequest.coldBytes`), standing
-/// for the other workers' weights that pass through the host's shared caches between two of its computations in
-/// the run. Mapped for the calibration alone and unmapped after.
-final class CacheSweep {
-  private let base: UnsafeMutableRawPointer
-  let bytes: Int
-  /// What the reads summed, kept so that they are not optimised away.
-  private(set) var sink: UInt64 = 0
-
-  /// Nil for no bytes, or where the memory cannot be mapped (the calibration then runs warm).
-  init?(bytes: Int) {
-    guard bytes > 0, bytes <= CalibrationRequest.maxColdBytes else { return nil }
-    guard let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED
-    else { return nil }
-    base = p
-    self.bytes = bytes
-    // Written once so that every page is backed (untouched anonymous pages all read the one zero page).
-    memset(base, 1, bytes)
-  }
-
-  /// Reads a word from every 64-byte line.
-  func sweep() {
-    var s: UInt64 = 0
-    var offset = 0
-    while offset + 8 <= bytes {
-      s &+= base.load(fromByteOffset: offset, as: UInt64.self)
-      offset += 64
-    }
-    sink &+= s
-  }
-
-  deinit { munmap(base, bytes) }
-}

@@ -396,9 +396,8 @@ public struct CalibrationRequest: Codable, Sendable, Hashable {
   }
 
   public static let maxPoints = 8
-  /// The most `coldBytes` a worker reads through (and holds while it calibrates): more than any processor's
-  /// last-level cache.
-  public static let maxColdBytes = 1 << 30
+  /// The most `coldBytes` a worker reads through (and holds while it calibrates).
+  public static let maxColdBytes = CacheSweep.maxBytes
   public static let repetitionLimit = 2000
   /// A worker ends its calibration after this many seconds in all, filling the caches included, whatever the
   /// request says (after at least one timed round of each part).
