@@ -164,4 +164,3 @@ extension CoordinatedRun {
     return speeds
   }
 }
-
