@@ -473,8 +473,9 @@ public struct ExecutionOptions: Codable, Hashable, Sendable {
   /// Record every stage computation, transfer and load of each run (for `edgelab trace`).
   public var recordEvents: Bool
   /// Real runs: each worker that computes at its own speed (not paced to an emulated device, no layers read
-  /// from storage) times its own layers — decode steps and prompts of the workload's sizes, for about a second —
-  /// once its weights are loaded and again after the last request, and the run records its times ÷ its
+  /// from storage) times its own layers — decode steps and prompts of the workload's sizes, for about a second,
+  /// each pass after reading through as many bytes as the other devices' weights (the caches as the run leaves
+  /// them) — once its weights are loaded and again after the last request, and the run records its times ÷ its
   /// profile's (facts `worker_speed.DEVICE.decode` and `.prefill`, with `.after` for the second). Nothing of the
   /// workload is timed.
   public var calibrateWorkers: Bool
