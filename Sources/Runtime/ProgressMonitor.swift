@@ -12,6 +12,8 @@ public struct ProgressMonitor: Sendable {
   let stageDevices: [String]
   let source: String
   private var reports: [String: WorkerProgress] = [:]
+  /// When each worker's latest report arrived (heartbeats repeat the same report).
+  private var reportedAt: [String: Double] = [:]
   private var lastMove: Double
 
   public init(bound: Double, stageDevices: [String], source: String, start: Double) {
@@ -25,14 +27,22 @@ public struct ProgressMonitor: Sendable {
   public mutating func observe(_ p: WorkerProgress, from device: String, at now: Double) {
     if reports[device] != p { lastMove = now }
     reports[device] = p
+    reportedAt[device] = now
   }
 
   /// Something else moved (a token reached the coordinator, a request arrived).
   public mutating func moved(at now: Double) { lastMove = now }
 
   /// Why the run is stuck at `now`, or nil. `outstanding`: whether any request is unfinished.
+  ///
+  /// Judged only on fresh reports: while a worker that has reported before sent nothing for `bound` seconds (at
+  /// least five heartbeats; its process starved on a loaded host, its heartbeats held up), its last counters may
+  /// be of a moment long past (a micro-batch it has since finished), and the verdict waits for its next report.
+  /// A worker that stays silent is the silence watch's to name, not this deadline's.
   public func verdict(at now: Double, outstanding: Bool) -> String? {
     guard outstanding, now - lastMove > bound else { return nil }
+    let fresh = max(bound, 5 * Worker.heartbeatInterval)
+    guard reportedAt.values.allSatisfy({ now - $0 <= fresh }) else { return nil }
     let held = String(format: "%.1f s", now - lastMove)
     var stage: [Int: WorkerProgress.Stage] = [:]
     for p in reports.values { for s in p.stages { stage[s.index] = s } }

@@ -416,6 +416,10 @@ struct ProgressMonitorTests {
     m.observe(WorkerProgress(stages: [.init(index: 1, received: 3, completed: 3)]), from: "b", at: 1)
     m.observe(WorkerProgress(stages: [.init(index: 2, received: 2, completed: 2)]), from: "c", at: 1)
     // The same reports keep arriving: nothing moves.
+    m.observe(
+      WorkerProgress(stages: [.init(index: 0, received: 3, completed: 3)], dispatched: 3, returned: 2), from: "a", at: 9
+    )
+    m.observe(WorkerProgress(stages: [.init(index: 1, received: 3, completed: 3)]), from: "b", at: 9)
     m.observe(WorkerProgress(stages: [.init(index: 2, received: 2, completed: 2)]), from: "c", at: 9)
     #expect(m.verdict(at: 10.5, outstanding: true) == nil)
     let why = try #require(m.verdict(at: 11.5, outstanding: true))
@@ -424,10 +428,30 @@ struct ProgressMonitorTests {
 
   @Test func aStageThatHoldsWorkIsNamed() throws {
     var m = ProgressMonitor(bound: 10, stageDevices: Self.devices, source: "a", start: 0)
-    m.observe(WorkerProgress(stages: [.init(index: 0, received: 1, completed: 1)], dispatched: 1), from: "a", at: 0)
-    m.observe(WorkerProgress(stages: [.init(index: 1, received: 1, completed: 0)]), from: "b", at: 0)
+    // Heartbeats repeat the same counters until the verdict.
+    for t in [0.0, 15] {
+      m.observe(WorkerProgress(stages: [.init(index: 0, received: 1, completed: 1)], dispatched: 1), from: "a", at: t)
+      m.observe(WorkerProgress(stages: [.init(index: 1, received: 1, completed: 0)]), from: "b", at: t)
+    }
     let why = try #require(m.verdict(at: 20, outstanding: true))
     #expect(why.contains("stage 1 on b has held 1 micro-batch"), "\(why)")
+  }
+
+  /// A worker whose reports stopped coming (starved on a loaded host) may have finished what its last report
+  /// held: the verdict waits for its next report, which says where the work really is.
+  @Test func aStaleReportIsNotJudged() throws {
+    var m = ProgressMonitor(bound: 10, stageDevices: ["a", "b"], source: "a", start: 0)
+    m.observe(WorkerProgress(stages: [.init(index: 0, received: 1, completed: 0)], dispatched: 1), from: "a", at: 0)
+    m.observe(WorkerProgress(stages: [.init(index: 1, received: 0, completed: 0)]), from: "b", at: 15)
+    #expect(m.verdict(at: 20, outstanding: true) == nil)
+    // Its next report: the micro-batch was computed and sent, and never reached b.
+    m.observe(WorkerProgress(stages: [.init(index: 0, received: 1, completed: 1)], dispatched: 1), from: "a", at: 21)
+    m.observe(WorkerProgress(stages: [.init(index: 1, received: 0, completed: 0)]), from: "b", at: 21)
+    #expect(m.verdict(at: 25, outstanding: true) == nil)
+    m.observe(WorkerProgress(stages: [.init(index: 0, received: 1, completed: 1)], dispatched: 1), from: "a", at: 30)
+    m.observe(WorkerProgress(stages: [.init(index: 1, received: 0, completed: 0)]), from: "b", at: 30)
+    let why = try #require(m.verdict(at: 31.5, outstanding: true))
+    #expect(why.contains("never reached stage 1 on b (link a→b)"), "\(why)")
   }
 
   @Test func tokensThatNeverCameBackAreNamed() throws {
@@ -437,6 +461,12 @@ struct ProgressMonitorTests {
     )
     m.observe(WorkerProgress(stages: [.init(index: 1, received: 1, completed: 1)]), from: "b", at: 0)
     m.observe(WorkerProgress(stages: [.init(index: 2, received: 1, completed: 1)]), from: "c", at: 0)
+    #expect(m.verdict(at: 20, outstanding: true) == nil, "reports 20 s old are not judged")
+    m.observe(
+      WorkerProgress(stages: [.init(index: 0, received: 1, completed: 1)], dispatched: 1, returned: 0), from: "a", at: 19
+    )
+    m.observe(WorkerProgress(stages: [.init(index: 1, received: 1, completed: 1)]), from: "b", at: 19)
+    m.observe(WorkerProgress(stages: [.init(index: 2, received: 1, completed: 1)]), from: "c", at: 19)
     let why = try #require(m.verdict(at: 20, outstanding: true))
     #expect(why.contains("never reached the source (link c→a)"), "\(why)")
   }
