@@ -463,7 +463,8 @@ struct ProgressMonitorTests {
     m.observe(WorkerProgress(stages: [.init(index: 2, received: 1, completed: 1)]), from: "c", at: 0)
     #expect(m.verdict(at: 20, outstanding: true) == nil, "reports 20 s old are not judged")
     m.observe(
-      WorkerProgress(stages: [.init(index: 0, received: 1, completed: 1)], dispatched: 1, returned: 0), from: "a", at: 19
+      WorkerProgress(stages: [.init(index: 0, received: 1, completed: 1)], dispatched: 1, returned: 0), from: "a",
+      at: 19
     )
     m.observe(WorkerProgress(stages: [.init(index: 1, received: 1, completed: 1)]), from: "b", at: 19)
     m.observe(WorkerProgress(stages: [.init(index: 2, received: 1, completed: 1)]), from: "c", at: 19)
