@@ -637,8 +637,9 @@ public final class Worker: @unchecked Sendable {
   /// every point once, after one untimed round, and each point's time is the mean of its rounds. Each part is
   /// timed alone (a group's part without its exchanges). Before each timed pass the worker reads the request's
   /// `coldBytes` through, as the other workers' computations would pass through the shared caches between two of
-  /// its own in the run. Sequences are numbered past the run's requests and released after. Nothing where the worker does not compute at its own speed (paced to an emulated device, or
-  /// reading layers from storage): its time is not its own computing.
+  /// its own in the run. Sequences are numbered past the run's requests and released after. Nothing where the
+  /// worker does not compute at its own speed (paced to an emulated device, or reading layers from storage): its
+  /// time is not its own computing.
   func calibrate(_ r: CalibrationRequest) -> ControlMessage {
     guard let a = assignment else { return .failure("calibrate before assign") }
     guard a.computesAtOwnSpeed else { return .calibrated(WorkerCalibration(parts: [])) }
@@ -670,7 +671,7 @@ public final class Worker: @unchecked Sendable {
     // However the request reads, the whole calibration ends after this (each part timed at least once).
     let deadline = monotonicNanoseconds() &+ UInt64(CalibrationRequest.secondsLimit * 1e9)
     // The sweep's memory is the calibration's, not the run's: the peak the worker reports leaves it out.
-    peakFloor = max(peakFloor, ProcessMemory.peakResidentBytes())
+    if r.coldBytes > 0 { peakFloor = max(peakFloor, ProcessMemory.peakResidentBytes()) }
     var sweep = CacheSweep(bytes: r.coldBytes)
     defer {
       sweep = nil
