@@ -31,7 +31,7 @@ int el_actk_supported(el_dtype t) { return t == EL_Q4_K || t == EL_Q4_KX8 || t =
 // ggml's quantize_row_q8_K_ref: the value of largest magnitude maps to −127 (so q = round(−127·x/max), at most
 // 127), d = 1/iscale, the product iscale·x rounded to float before it is rounded to an integer (ggml computes it
 // without FMA). A block of zeros (or of non-finite values, a broken model) quantizes to zeros.
-void el_quantize_act_k(const float *x, size_t n, el_act_kblock *out) {
+static void quantize_act_k_portable(const float *x, size_t n, el_act_kblock *out) {
   for (size_t i = 0; i < n / 256; i++) {
     const float *v = x + 256 * i;
     el_act_kblock *b = out + i;
@@ -181,6 +181,57 @@ EL_AVX2 static inline float f16c(const uint8_t *p) {
   uint16_t h;
   memcpy(&h, p, 2);
   return _cvtsh_ss(h);
+}
+
+// el_quantize_act_k with AVX2: the same largest magnitude (a NaN never taken, as the portable loop's comparison
+// never takes it; the first value of that magnitude gives the sign), the same products iscale·x rounded to float,
+// clamped and rounded to the nearest even integer (NaN to 0), the same sums and scale.
+EL_AVX2 static void quantize_act_k_avx2(const float *x, size_t n, el_act_kblock *out) {
+  const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (size_t i = 0; i < n / 256; i++) {
+    const float *v = x + 256 * i;
+    el_act_kblock *b = out + i;
+    __m256 m = _mm256_setzero_ps();
+    // max_ps returns its second operand when the first is NaN.
+    for (int j = 0; j < 256; j += 8) m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(v + j), magnitude), m);
+    m = _mm256_max_ps(m, _mm256_permute2f128_ps(m, m, 1));
+    m = _mm256_max_ps(m, _mm256_shuffle_ps(m, m, 0x4e));
+    m = _mm256_max_ps(m, _mm256_shuffle_ps(m, m, 0xb1));
+    const float amax = _mm256_cvtss_f32(m);
+    if (!(amax > 0) || !isfinite(amax)) {
+      memset(b, 0, sizeof *b);
+      continue;
+    }
+    float max = 0;
+    for (int j = 0; j < 256; j++) {
+      if (fabsf(v[j]) == amax) {
+        max = v[j];
+        break;
+      }
+    }
+    const float iscale = -127.f / max;
+    const __m256 s = _mm256_set1_ps(iscale);
+    for (int j = 0; j < 256; j += 32) {
+      __m256i q[4];
+      for (int k = 0; k < 4; k++) {
+        const __m256 p = _mm256_mul_ps(s, _mm256_loadu_ps(v + j + 8 * k));
+        const __m256 r =
+          _mm256_round_ps(_mm256_min_ps(_mm256_max_ps(p, lo), hi), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m256 number = _mm256_cmp_ps(p, p, _CMP_ORD_Q);
+        q[k] = _mm256_cvtps_epi32(_mm256_and_ps(r, number));
+      }
+      const __m256i w = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+      _mm256_storeu_si256((__m256i *)(b->q + j), _mm256_permutevar8x32_epi32(w, order));
+    }
+    for (int j = 0; j < 16; j++) {
+      int sum = 0;
+      for (int k = 0; k < 16; k++) sum += b->q[16 * j + k];
+      b->bsums[j] = (int16_t)sum;
+    }
+    b->d = 1 / iscale;
+  }
 }
 
 // The 8 scales of a Q4_K / Q5_K super-block as 16-bit values (lanes 0–7) and its 8 mins (lanes 8–15).
@@ -456,7 +507,24 @@ void el_actk_matvec(const void *w, el_dtype t, size_t cols, const el_act_kblock 
     return;
   }
   const size_t bytes = nb * el_block_bytes(t);
+#ifdef EL_X86
+  // One input (a decode step): the rows in one loop with the row kernel inlined, no call per row.
+  if (batch == 1 && el_internal_avx2()) {
+    (el_internal_avx512() ? krows_avx512 : krows_avx2)(t, w, bytes, nb, x, y, r0, r1);
+    return;
+  }
+#endif
   for (size_t r = r0; r < r1; r++)
     for (size_t k = 0; k < batch; k++)
       y[k * ys + r] = fn((const uint8_t *)w + r * bytes, nb, x + k * xs, el_actk_form(t, k, batch));
+}
+
+void el_quantize_act_k(const float *x, size_t n, el_act_kblock *out) {
+#ifdef EL_X86
+  if (el_internal_avx2()) {
+    quantize_act_k_avx2(x, n, out);
+    return;
+  }
+#endif
+  quantize_act_k_portable(x, n, out);
 }

@@ -104,3 +104,21 @@ EL_KROW_TARGET static float EL_KROW(q6_k)(const uint8_t *row, size_t nb, const e
   }
   return tiled ? total : el_hsum8_avx2(acc);
 }
+
+// Rows [r0, r1) of a matrix times one input (a decode step; the form every kernel takes for a batch of one) into
+// y[r0..<r1], the row kernels above inlined into the loop.
+EL_KROW_TARGET static void EL_KROW(krows)(el_dtype t, const void *w, size_t bytes, size_t nb, const el_act_kblock *a,
+                                         float *y, size_t r0, size_t r1) {
+  const uint8_t *m = w;
+  switch (t) {
+  case EL_Q4_K:
+    for (size_t r = r0; r < r1; r++) y[r] = EL_KROW(q4_k)(m + r * bytes, nb, a, 0);
+    break;
+  case EL_Q5_K:
+    for (size_t r = r0; r < r1; r++) y[r] = EL_KROW(q5_k)(m + r * bytes, nb, a, 0);
+    break;
+  default:
+    for (size_t r = r0; r < r1; r++) y[r] = EL_KROW(q6_k)(m + r * bytes, nb, a, 0);
+    break;
+  }
+}

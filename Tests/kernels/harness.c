@@ -90,6 +90,25 @@ int main(void) {
   }
   printf("bits q8 %016llx\n", (unsigned long long)fnv(xq, sizeof(el_act_block) * nb * BATCH, 14695981039346656037ull));
   printf("bits q8k %016llx\n", (unsigned long long)fnv(xk, sizeof(el_act_kblock) * nk * BATCH, 14695981039346656037ull));
+  {
+    // The K quantizer on values that test its choices (the same bits on every instruction set): a NaN, the largest
+    // magnitude twice with either sign (the first decides), an infinity (a block of zeros), zeros, halves that round
+    // to even (iscale 1), a NaN first in its block.
+    static float s[256 * 6];
+    for (int i = 0; i < 256 * 6; i++) s[i] = unit() * 2.0f;
+    s[3] = NAN;
+    s[40] = -5.0f;
+    s[41] = 5.0f;
+    s[256 + 7] = INFINITY;
+    for (int i = 0; i < 256; i++) s[512 + i] = 0;
+    for (int i = 0; i < 256; i++) s[768 + i] = (float)(i % 50 - 25) + 0.5f;
+    s[768] = -127.0f;
+    s[1024] = NAN;
+    s[1280 + 255] = -3.0f;
+    el_act_kblock sk[6];
+    el_quantize_act_k(s, 256 * 6, sk);
+    printf("bits q8k-special %016llx\n", (unsigned long long)fnv(sk, sizeof sk, 14695981039346656037ull));
+  }
 
   el_pool_set_threads(2);
   float y[ROWS * BATCH], y1[ROWS * BATCH], y2[ROWS * BATCH];
