@@ -93,9 +93,10 @@ int main(void) {
   {
     // The K quantizer on values that test its choices (the same bits on every instruction set): a NaN, the largest
     // magnitude twice with either sign (the first decides), an infinity (a block of zeros), zeros, halves that round
-    // to even (iscale 1), a NaN first in its block.
-    static float s[256 * 6];
-    for (int i = 0; i < 256 * 6; i++) s[i] = unit() * 2.0f;
+    // to even (iscale 1), a NaN first in its block, the largest magnitude positive before its negative, a tiny
+    // largest magnitude among zeros (an infinite iscale), denormals and negative zeros.
+    static float s[256 * 9];
+    for (int i = 0; i < 256 * 9; i++) s[i] = unit() * 2.0f;
     s[3] = NAN;
     s[40] = -5.0f;
     s[41] = 5.0f;
@@ -105,8 +106,14 @@ int main(void) {
     s[768] = -127.0f;
     s[1024] = NAN;
     s[1280 + 255] = -3.0f;
-    el_act_kblock sk[6];
-    el_quantize_act_k(s, 256 * 6, sk);
+    s[1280 + 9] = 4.0f;
+    s[1280 + 10] = -4.0f;
+    for (int i = 0; i < 256; i++) s[1536 + i] = i % 3 == 0 ? -0.0f : 0.0f;
+    s[1536 + 77] = -1e-38f;
+    for (int i = 0; i < 256; i++) s[1792 + i] = (float)(i - 128) * 1e-41f;
+    for (int i = 0; i < 256; i += 2) s[2048 + i] = -0.0f;
+    el_act_kblock sk[9];
+    el_quantize_act_k(s, 256 * 9, sk);
     printf("bits q8k-special %016llx\n", (unsigned long long)fnv(sk, sizeof sk, 14695981039346656037ull));
   }
 
