@@ -28,6 +28,16 @@ size_t el_act_kblock_bytes(void) { return sizeof(el_act_kblock); }
 int el_actk_supported(el_dtype t) { return t == EL_Q4_K || t == EL_Q4_KX8 || t == EL_Q5_K || t == EL_Q6_K; }
 
 
+// A quantized block's sums of 16 and its scale, once its values are in (every quantizer's last step).
+static void finish_act_kblock(el_act_kblock *b, float iscale) {
+  for (int j = 0; j < 16; j++) {
+    int sum = 0;
+    for (int k = 0; k < 16; k++) sum += b->q[16 * j + k];
+    b->bsums[j] = (int16_t)sum;
+  }
+  b->d = 1 / iscale;
+}
+
 // ggml's quantize_row_q8_K_ref: the value of largest magnitude maps to −127 (so q = round(−127·x/max), at most
 // 127), d = 1/iscale, the product iscale·x rounded to float before it is rounded to an integer (ggml computes it
 // without FMA). A block of zeros (or of non-finite values, a broken model) quantizes to zeros.
@@ -50,12 +60,7 @@ static void quantize_act_k_portable(const float *x, size_t n, el_act_kblock *out
       int q = p == p ? (int)nearbyintf(fminf(fmaxf(p, -127.0f), 127.0f)) : 0;
       b->q[j] = (int8_t)q;
     }
-    for (int j = 0; j < 16; j++) {
-      int sum = 0;
-      for (int k = 0; k < 16; k++) sum += b->q[16 * j + k];
-      b->bsums[j] = (int16_t)sum;
-    }
-    b->d = 1 / iscale;
+    finish_act_kblock(b, iscale);
   }
 }
 
@@ -225,12 +230,7 @@ EL_AVX2 static void quantize_act_k_avx2(const float *x, size_t n, el_act_kblock 
       const __m256i w = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
       _mm256_storeu_si256((__m256i *)(b->q + j), _mm256_permutevar8x32_epi32(w, order));
     }
-    for (int j = 0; j < 16; j++) {
-      int sum = 0;
-      for (int k = 0; k < 16; k++) sum += b->q[16 * j + k];
-      b->bsums[j] = (int16_t)sum;
-    }
-    b->d = 1 / iscale;
+    finish_act_kblock(b, iscale);
   }
 }
 
@@ -497,6 +497,14 @@ void el_actk_matvec(const void *w, el_dtype t, size_t cols, const el_act_kblock 
     free(row);
     return;
   }
+  const size_t bytes = nb * el_block_bytes(t);
+#ifdef EL_X86
+  // One input (a decode step): the rows in one loop with the row kernel inlined, no call per row.
+  if (batch == 1 && el_internal_avx2()) {
+    (el_internal_avx512() ? krows_avx512 : krows_avx2)(t, w, bytes, nb, x, y, r0, r1);
+    return;
+  }
+#endif
   el_actk_fn fn = t == EL_Q4_K ? q4_k_portable : (t == EL_Q5_K ? q5_k_portable : q6_k_portable);
 #ifdef EL_X86
   if (el_internal_avx2()) fn = t == EL_Q4_K ? q4_k_avx2 : (t == EL_Q5_K ? q5_k_avx2 : q6_k_avx2);
@@ -506,14 +514,6 @@ void el_actk_matvec(const void *w, el_dtype t, size_t cols, const el_act_kblock 
     el_neon_actk(w, t, cols, x, xs, batch, y, ys, r0, r1);
     return;
   }
-  const size_t bytes = nb * el_block_bytes(t);
-#ifdef EL_X86
-  // One input (a decode step): the rows in one loop with the row kernel inlined, no call per row.
-  if (batch == 1 && el_internal_avx2()) {
-    (el_internal_avx512() ? krows_avx512 : krows_avx2)(t, w, bytes, nb, x, y, r0, r1);
-    return;
-  }
-#endif
   for (size_t r = r0; r < r1; r++)
     for (size_t k = 0; k < batch; k++)
       y[k * ys + r] = fn((const uint8_t *)w + r * bytes, nb, x + k * xs, el_actk_form(t, k, batch));
