@@ -148,7 +148,7 @@ public struct ProfiledTimeModel: LayerTimeModel {
       return fallback.time(layer, device: name, on: device, work: work, precision: precision)
     }
     var seconds = b.profile.time(layer, work: work, precision: precision) * b.scale
-    if let speed = b.speed { seconds *= speed.ratio(prefill: work.isPrefill) }
+    if let speed = b.speed { seconds *= speed.ratio(prefill: work.isPrefill, size: work.tokenCount) }
     return Seconds(seconds)
   }
 

@@ -72,6 +72,9 @@ enum WorkerCalibrationPlan {
     let c = x.model
     var measured = (decode: 0.0, prefill: 0.0)
     var predicted = (decode: 0.0, prefill: 0.0)
+    // Per size of each phase (decode batch, prompt tokens): measured and predicted seconds.
+    var decodeAt: [Int: (measured: Double, predicted: Double)] = [:]
+    var prefillAt: [Int: (measured: Double, predicted: Double)] = [:]
     guard reply.parts.count <= layers.count + 1 else { throw Invalid(description: "\(reply.parts.count) parts") }
     for p in reply.parts {
       guard p.decode.count == r.decode.count, p.prefill.count == r.prefill.count,
@@ -100,21 +103,36 @@ enum WorkerCalibrationPlan {
         }
       }
       for (k, point) in r.decode.enumerated() {
+        let model = seconds(.decode(contexts: Array(repeating: point.context, count: point.batch)))
         measured.decode += p.decode[k]
-        predicted.decode += seconds(.decode(contexts: Array(repeating: point.context, count: point.batch)))
+        predicted.decode += model
+        decodeAt[point.batch, default: (0, 0)].measured += p.decode[k]
+        decodeAt[point.batch, default: (0, 0)].predicted += model
       }
       for (k, tokens) in r.prefill.enumerated() {
+        let model = seconds(.prefill(tokens: tokens))
         measured.prefill += p.prefill[k]
-        predicted.prefill += seconds(.prefill(tokens: tokens))
+        predicted.prefill += model
+        prefillAt[tokens, default: (0, 0)].measured += p.prefill[k]
+        prefillAt[tokens, default: (0, 0)].predicted += model
       }
     }
     guard measured.decode + measured.prefill > 0 else { return nil }
     // Beyond WorkerSpeed.bounds is recorded as measured: against a roofline device (no profile) the ratio says
     // how far this host is from it; a spec refuses such a ratio as a worker speed.
+    func points(_ at: [Int: (measured: Double, predicted: Double)]) -> [WorkerSpeed.Point]? {
+      guard at.count > 1 else { return nil }
+      return at.map { WorkerSpeed.Point(size: $0.key, ratio: $0.value.measured / $0.value.predicted) }
+        .sorted { $0.size < $1.size }
+    }
     let speed = WorkerSpeed(
       decode: r.decode.isEmpty ? 1 : measured.decode / predicted.decode,
-      prefill: r.prefill.isEmpty ? 1 : measured.prefill / predicted.prefill)
-    guard speed.decode > 0, speed.decode.isFinite, speed.prefill > 0, speed.prefill.isFinite else {
+      prefill: r.prefill.isEmpty ? 1 : measured.prefill / predicted.prefill,
+      decodePoints: points(decodeAt), prefillPoints: points(prefillAt))
+    let ratios =
+      [speed.decode, speed.prefill] + (speed.decodePoints ?? []).map(\.ratio)
+      + (speed.prefillPoints ?? []).map(\.ratio)
+    guard ratios.allSatisfy({ $0 > 0 && $0.isFinite }) else {
       throw Invalid(description: "the time model predicts no time for its parts")
     }
     return speed
@@ -152,14 +170,9 @@ extension CoordinatedRun {
         throw fault(d, .reported("its calibration (\(moment)) is not usable: \(error)"))
       }
       guard var s = speed else { continue }
-      if let given = x.spec.calibration.workerSpeeds[d] {
-        s.decode *= given.decode
-        s.prefill *= given.prefill
-      }
+      if let given = x.spec.calibration.workerSpeeds[d] { s = s.compounded(with: given) }
       speeds[d] = s
-      logger.info(
-        "\(d) \(moment): decode ×\(String(format: s.decode, digits: 3)), prompts ×\(String(format: s.prefill, digits: 3)) of its profile"
-      )
+      logger.info("\(d) \(moment): \(s.summary) of its profile")
     }
     return speeds
   }

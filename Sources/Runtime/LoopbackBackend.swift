@@ -709,9 +709,7 @@ final class CoordinatedRun: @unchecked Sendable {
     outcome.facts["worker_load_s"] = .number(loadSeconds)
     for (after, speeds) in [(false, calibrated), (true, recalibrated)] {
       for (d, v) in speeds {
-        let names = WorkerSpeed.factNames(device: d, after: after)
-        outcome.facts[names.decode] = .number(v.decode)
-        outcome.facts[names.prefill] = .number(v.prefill)
+        for (name, ratio) in v.facts(device: d, after: after) { outcome.facts[name] = .number(ratio) }
       }
     }
     outcome.facts["worker_threads"] = .number(Double(options.threadsPerWorker))

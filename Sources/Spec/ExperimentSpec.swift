@@ -1,5 +1,6 @@
 public import Catalog
 public import EdgeLabCore
+import Foundation
 
 /// An experiment as plain data: what the DSL produces, what `edgelab spec` prints and `edgelab run --spec`
 /// reads. Nothing here does I/O or draws random numbers; `validate()` and `expand()` are separate steps.
@@ -405,26 +406,137 @@ public struct Calibration: Codable, Hashable, Sendable {
 
 /// A worker's measured times ÷ its profile's, for decode steps and for prompts: above 1 the worker computes
 /// more slowly than the profile says.
+///
+/// Where the worker timed several sizes of a phase (decode steps of one sequence and of the run's batch; the
+/// median prompt and a speculative run's verification), the ratio of each is kept: a process's ratio against a
+/// profile is not the same at every size (12% apart between one sequence and four here), so a step takes the
+/// ratio of the sizes it lies between, interpolated in log size, and that of the nearest beyond them.
 public struct WorkerSpeed: Codable, Hashable, Sendable {
-  public var decode: Double
-  public var prefill: Double
+  /// The ratio measured at one size of work: decode steps of `size` sequences, or prompts of `size` tokens.
+  public struct Point: Codable, Hashable, Sendable {
+    public var size: Int
+    public var ratio: Double
 
-  public init(decode: Double, prefill: Double) {
-    self.decode = decode
-    self.prefill = prefill
+    public init(size: Int, ratio: Double) {
+      self.size = size
+      self.ratio = ratio
+    }
   }
 
-  /// The ratio for a phase.
+  /// Over every decode step timed (their summed times ÷ the profile's).
+  public var decode: Double
+  /// Over every prompt timed.
+  public var prefill: Double
+  /// Per batch size, where more than one was timed; nil: `decode` at every size.
+  public var decodePoints: [Point]?
+  /// Per prompt length, where more than one was timed; nil: `prefill` at every length.
+  public var prefillPoints: [Point]?
+
+  public init(decode: Double, prefill: Double, decodePoints: [Point]? = nil, prefillPoints: [Point]? = nil) {
+    self.decode = decode
+    self.prefill = prefill
+    self.decodePoints = decodePoints
+    self.prefillPoints = prefillPoints
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case decode, prefill
+    case decodePoints = "decode_points"
+    case prefillPoints = "prefill_points"
+  }
+
+  /// The ratio for a phase over every size.
   public func ratio(prefill isPrefill: Bool) -> Double { isPrefill ? prefill : decode }
+
+  /// The ratio for a step of `size` (sequences for decode, tokens for a prompt).
+  public func ratio(prefill isPrefill: Bool, size: Int) -> Double {
+    let whole = ratio(prefill: isPrefill)
+    guard let points = isPrefill ? prefillPoints : decodePoints, !points.isEmpty else { return whole }
+    let sorted = points.sorted { $0.size < $1.size }
+    guard let first = sorted.first, let last = sorted.last else { return whole }
+    if size <= first.size { return first.ratio }
+    if size >= last.size { return last.ratio }
+    for (a, b) in zip(sorted, sorted.dropFirst()) where a.size <= size && size <= b.size {
+      guard b.size > a.size else { return a.ratio }
+      let t = log(Double(size) / Double(a.size)) / log(Double(b.size) / Double(a.size))
+      return a.ratio + (b.ratio - a.ratio) * t
+    }
+    return whole
+  }
+
+  /// This speed measured against a time model that already applied `given`: the ratios against the profile.
+  public func compounded(with given: WorkerSpeed) -> WorkerSpeed {
+    func points(_ p: [Point]?, prefill: Bool) -> [Point]? {
+      p?.map { Point(size: $0.size, ratio: $0.ratio * given.ratio(prefill: prefill, size: $0.size)) }
+    }
+    return WorkerSpeed(
+      decode: decode * given.decode, prefill: prefill * given.prefill,
+      decodePoints: points(decodePoints, prefill: false), prefillPoints: points(prefillPoints, prefill: true))
+  }
+
+  /// "decode ×0.985 (batch 1 ×0.98, 4 ×1.11), prompts ×1.05 (tokens 5 ×1.13, 32 ×1.05)", for logs.
+  public var summary: String {
+    func points(_ p: [Point]?, _ unit: String) -> String {
+      guard let p, !p.isEmpty else { return "" }
+      let each = p.enumerated().map { i, p in
+        (i == 0 ? "\(unit) " : "") + "\(p.size) ×\(String(format: p.ratio, digits: 3))"
+      }
+      return " (" + each.joined(separator: ", ") + ")"
+    }
+    return "decode ×\(String(format: decode, digits: 3))" + points(decodePoints, "batch")
+      + ", prompts ×\(String(format: prefill, digits: 3))" + points(prefillPoints, "tokens")
+  }
 
   /// Ratios outside this range are refused: they would be a broken measurement, not a slower process.
   public static let bounds = 0.05...20.0
+  /// The most points a phase may list, and the largest size a point may name.
+  public static let maxPoints = 16
+  public static let maxPointSize = 1 << 20
 
   /// The run facts a real run records device `device`'s speeds as (`execution.calibrate_workers`), measured
   /// before the workload or, with `after`, after it.
   public static func factNames(device: String, after: Bool) -> (decode: String, prefill: String) {
     let suffix = after ? ".after" : ""
     return ("worker_speed.\(device).decode" + suffix, "worker_speed.\(device).prefill" + suffix)
+  }
+
+  /// The fact a point is recorded as: `worker_speed.DEVICE.decode.batch_4`, `worker_speed.DEVICE.prefill.tokens_5`
+  /// (`.after` appended for the second calibration).
+  static func pointFactName(device: String, prefill: Bool, size: Int, after: Bool) -> String {
+    "worker_speed.\(device)." + (prefill ? "prefill.tokens_" : "decode.batch_") + "\(size)" + (after ? ".after" : "")
+  }
+
+  /// The facts this speed is recorded as.
+  public func facts(device: String, after: Bool) -> [String: Double] {
+    let names = Self.factNames(device: device, after: after)
+    var out = [names.decode: decode, names.prefill: prefill]
+    for (prefill, points) in [(false, decodePoints), (true, prefillPoints)] {
+      for p in points ?? [] {
+        out[Self.pointFactName(device: device, prefill: prefill, size: p.size, after: after)] = p.ratio
+      }
+    }
+    return out
+  }
+
+  /// Device `device`'s speed from a run's facts (`facts(device:after:)`); nil unless both phases' ratios are
+  /// there. Points whose names do not parse are ignored.
+  public init?(device: String, after: Bool, facts: [String: Double]) {
+    let names = Self.factNames(device: device, after: after)
+    guard let decode = facts[names.decode], let prefill = facts[names.prefill] else { return nil }
+    self.init(decode: decode, prefill: prefill)
+    let suffix = after ? ".after" : ""
+    for (isPrefill, stem) in [(false, "decode.batch_"), (true, "prefill.tokens_")] {
+      let prefix = "worker_speed.\(device)." + stem
+      let points = facts.compactMap { name, ratio -> Point? in
+        guard name.hasPrefix(prefix), name.hasSuffix(suffix) else { return nil }
+        let middle = name.dropFirst(prefix.count).dropLast(suffix.count)
+        guard let size = Int(middle) else { return nil }
+        return Point(size: size, ratio: ratio)
+      }.sorted { $0.size < $1.size }
+      if points.count > 1 {
+        if isPrefill { prefillPoints = points } else { decodePoints = points }
+      }
+    }
   }
 }
 

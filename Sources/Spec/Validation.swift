@@ -248,10 +248,24 @@ extension ExperimentSpec {
       }
     }
     for (name, w) in c.workerSpeeds.sorted(by: { $0.key < $1.key }) {
+      let field = "calibration.worker_speeds.\(name)"
+      let bounds = "[\(WorkerSpeed.bounds.lowerBound), \(WorkerSpeed.bounds.upperBound)]"
       for (key, v) in [("decode", w.decode), ("prefill", w.prefill)] where !WorkerSpeed.bounds.contains(v) {
-        add(
-          "calibration.worker_speeds.\(name).\(key)",
-          "must be a ratio in [\(WorkerSpeed.bounds.lowerBound), \(WorkerSpeed.bounds.upperBound)] (it is \(v))")
+        add(field + "." + key, "must be a ratio in \(bounds) (it is \(v))")
+      }
+      for (key, points) in [("decode_points", w.decodePoints), ("prefill_points", w.prefillPoints)] {
+        guard let points else { continue }
+        if points.count > WorkerSpeed.maxPoints {
+          add(field + "." + key, "lists \(points.count) points; at most \(WorkerSpeed.maxPoints)")
+        }
+        for (i, p) in points.enumerated().prefix(WorkerSpeed.maxPoints) {
+          if !(1...WorkerSpeed.maxPointSize).contains(p.size) {
+            add(field + ".\(key)[\(i)].size", "must be in 1...\(WorkerSpeed.maxPointSize) (it is \(p.size))")
+          }
+          if !WorkerSpeed.bounds.contains(p.ratio) {
+            add(field + ".\(key)[\(i)].ratio", "must be a ratio in \(bounds) (it is \(p.ratio))")
+          }
+        }
       }
     }
     if execution.maxBatch < 1 { add("execution.max_batch", "must be at least 1") }

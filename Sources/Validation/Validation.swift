@@ -182,12 +182,12 @@ public struct Validation {
   /// workload), for the devices that recorded both ratios.
   public static func workerSpeeds(_ r: RunRecord, after: Bool) -> [String: WorkerSpeed] {
     var out: [String: WorkerSpeed] = [:]
+    let numbers = r.outcome.facts.compactMapValues { v -> Double? in
+      guard case .number(let x) = v else { return nil }
+      return x
+    }
     for device in r.outcome.devices.map(\.name) {
-      let names = WorkerSpeed.factNames(device: device, after: after)
-      guard case .number(let decode)? = r.outcome.facts[names.decode],
-        case .number(let prefill)? = r.outcome.facts[names.prefill]
-      else { continue }
-      out[device] = WorkerSpeed(decode: decode, prefill: prefill)
+      out[device] = WorkerSpeed(device: device, after: after, facts: numbers)
     }
     return out
   }
@@ -216,9 +216,7 @@ public struct Validation {
       if !speeds.isEmpty {
         log(
           "\(name): workers \(after ? "after" : "before") the workload: "
-            + speeds.sorted { $0.key < $1.key }.map {
-              "\($0.key) decode ×\(String(format: $0.value.decode, digits: 3)), prompts ×\(String(format: $0.value.prefill, digits: 3))"
-            }.joined(separator: "; "))
+            + speeds.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.summary)" }.joined(separator: "; "))
       }
     }
     var a = Attempt(

@@ -141,6 +141,50 @@ struct ProfileTests {
     #expect(spec.problems().contains { $0.field == "calibration.worker_speeds.host1.decode" })
   }
 
+  /// Where a worker timed several sizes of a phase, a step takes the ratio of the sizes around it (in log size)
+  /// and the nearest one's beyond them; the points survive the run's facts and a spec's JSON, and bad ones are
+  /// refused by their field.
+  @Test func workerSpeedPointsGiveEachSizeItsOwnRatio() throws {
+    let speed = WorkerSpeed(
+      decode: 1.1, prefill: 1.0, decodePoints: [.init(size: 4, ratio: 1.2), .init(size: 1, ratio: 1.0)],
+      prefillPoints: [.init(size: 5, ratio: 1.13), .init(size: 32, ratio: 1.05)])
+    #expect(speed.ratio(prefill: false, size: 1) == 1.0)
+    #expect(speed.ratio(prefill: false, size: 4) == 1.2)
+    #expect(isClose(speed.ratio(prefill: false, size: 2), 1.1))
+    #expect(speed.ratio(prefill: false, size: 8) == 1.2)
+    #expect(speed.ratio(prefill: true, size: 2) == 1.13)
+    #expect(speed.ratio(prefill: true, size: 128) == 1.05)
+    #expect(WorkerSpeed(decode: 1.1, prefill: 0.9).ratio(prefill: false, size: 4) == 1.1)
+    let facts = speed.facts(device: "host1", after: true)
+    #expect(facts["worker_speed.host1.prefill.tokens_5.after"] == 1.13)
+    let back = try #require(WorkerSpeed(device: "host1", after: true, facts: facts))
+    #expect(back.decodePoints == [.init(size: 1, ratio: 1.0), .init(size: 4, ratio: 1.2)])
+    #expect(back.prefillPoints == [.init(size: 5, ratio: 1.13), .init(size: 32, ratio: 1.05)])
+    #expect(WorkerSpeed(device: "host1", after: false, facts: facts) == nil)
+    let json = try JSONEncoder().encode(speed)
+    #expect(try JSONDecoder().decode(WorkerSpeed.self, from: json) == speed)
+    #expect(String(decoding: json, as: UTF8.self).contains("prefill_points"))
+    // The time model takes a step's own point.
+    var spec = Self.twoHosts("points")
+    let library = ProfileLibrary()
+    let plain = try #require(try library.timeModel(for: spec.resolve()) as? ProfiledTimeModel)
+    spec.calibration.workerSpeeds = ["host1": speed]
+    let x = try spec.resolve()
+    let timed = try #require(try library.timeModel(for: x) as? ProfiledTimeModel)
+    let block = ModelLayers(config: x.model, precision: .fp32).layers[1]
+    let nano = x.devices[0].profile
+    for (work, ratio) in [(Work.decode(contexts: [16, 40, 9, 9]), 1.2), (.prefill(tokens: 5), 1.13)] {
+      let base = plain.time(block, device: "host1", on: nano, work: work, precision: .fp32).value
+      #expect(isClose(timed.time(block, device: "host1", on: nano, work: work, precision: .fp32).value, ratio * base))
+    }
+    spec.calibration.workerSpeeds = [
+      "host1": WorkerSpeed(decode: 1, prefill: 1, decodePoints: [.init(size: 0, ratio: 1), .init(size: 2, ratio: 99)])
+    ]
+    let fields = spec.problems().map(\.field)
+    #expect(fields.contains("calibration.worker_speeds.host1.decode_points[0].size"), "\(fields)")
+    #expect(fields.contains("calibration.worker_speeds.host1.decode_points[1].ratio"), "\(fields)")
+  }
+
   @Test func aBadProfileFileIsRefusedNamingTheFileAndTheField() throws {
     let dir = NSTemporaryDirectory() + "edgelab-profile-test-\(getpid())"
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

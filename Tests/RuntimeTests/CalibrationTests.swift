@@ -41,7 +41,10 @@ struct CalibrationTests {
   /// and prompts alike; the time model's time of a stage is summed here layer by layer, independently.
   @Test func aWorkerAtAKnownMultipleOfTheModelHasThatSpeed() throws {
     let (x, plan, model) = try Self.setting(algorithm: "even")
-    let r = WorkerCalibrationPlan.request(requests: [], limits: Self.limits, maxBatch: 2, seconds: 1)
+    let requests = (0..<4).map {
+      RequestPlan(id: $0, arrival: nil, promptLength: 16, outputLength: 8, promptTokens: [])
+    }
+    let r = WorkerCalibrationPlan.request(requests: requests, limits: Self.limits, maxBatch: 2, seconds: 1)
     let layers = ModelLayers(config: x.model, precision: .fp32).layers
     let stage = try #require(plan.stages.firstIndex { $0.device == "d1" })
     let range = plan.stages[stage].firstLayer..<plan.stages[stage].endLayer
@@ -58,6 +61,15 @@ struct CalibrationTests {
     let speed = try #require(
       try WorkerCalibrationPlan.speed(of: "d1", reply, request: r, plan: plan, experiment: x, timeModel: model))
     #expect(isClose(speed.decode, 1.25) && isClose(speed.prefill, 1.25))
+    // Decode steps of two sequences at 1.5 ×: each batch size keeps its own ratio, the phase's lies between.
+    try #require(r.decode.map(\.batch) == [1, 2])
+    var uneven = reply
+    uneven.parts[0].decode[1] *= 1.5 / 1.25
+    let both = try #require(
+      try WorkerCalibrationPlan.speed(of: "d1", uneven, request: r, plan: plan, experiment: x, timeModel: model))
+    let points = try #require(both.decodePoints)
+    #expect(points.map(\.size) == [1, 2] && isClose(points[0].ratio, 1.25) && isClose(points[1].ratio, 1.5))
+    #expect(both.decode > 1.25 && both.decode < 1.5 && both.prefillPoints == nil)
     // A worker that timed nothing (paced to an emulated device) has no speed.
     #expect(
       try WorkerCalibrationPlan.speed(
