@@ -21,8 +21,11 @@ public struct Validation {
     public var measured: Double
     public var planner: Double?
     /// How far the predictions from the profiles measured just before and just after the real run lie from
-    /// their mean (`predicted`), relative to it: the host's drift during the case; nil with one profile.
+    /// their mean (`predicted`), relative to it: the host's drift during the case (the mean over its runs); nil
+    /// with one profile.
     public var spread: Double?
+    /// Each run's own error (predicted / measured − 1), where the case ran more than once.
+    public var runErrors: [Double] = []
     /// predicted / measured − 1.
     public var error: Double { predicted / measured - 1 }
 
@@ -50,11 +53,24 @@ public struct Validation {
         caseName: caseName, metric: metric, predicted: mean, measured: measured, planner: planner,
         spread: mean > 0 ? abs(after - before) / 2 / mean : 0)
     }
+
+    /// A case's row over several runs of it (each a `bracketed` row): the mean measured against the mean
+    /// predicted, the mean spread, and each run's own error.
+    public static func combined(_ runs: [Row]) -> Row? {
+      guard var row = runs.first else { return nil }
+      guard runs.count > 1 else { return row }
+      let n = Double(runs.count)
+      row.predicted = runs.reduce(0) { $0 + $1.predicted } / n
+      row.measured = runs.reduce(0) { $0 + $1.measured } / n
+      let spreads = runs.compactMap(\.spread)
+      row.spread = spreads.count == runs.count ? spreads.reduce(0, +) / n : nil
+      row.runErrors = runs.map(\.error)
+      return row
+    }
   }
 
-  /// Cases whose predictions from the profiles before and after lie further than this from their mean (a `spread`
-  /// above it, in any metric) are run again, up to `attempts` times; the attempt with the smallest spread is
-  /// kept, and a row still above it is flagged.
+  /// Rows whose predictions from before and after the real runs lie further than this from their mean (a
+  /// `spread` above it) are flagged: the host drifted during the case.
   public static let driftLimit = 0.05
 
   public struct Report: Sendable {
@@ -84,8 +100,9 @@ public struct Validation {
   /// predicted from profiles measured just before and just after its real run (the mean, and the spread
   /// beside it); without it, the one profile predicts every case.
   public var remeasure: (@Sendable (_ profile: String, _ case: Experiment) throws -> String)?
-  /// Runs of a case whose host drifted (see `driftLimit`).
-  public var attempts = 2
+  /// Runs of each case: its row compares the mean of the real runs' metrics with the mean of their predictions,
+  /// so that the host's drift within one run (±5–10% per worker here) weighs 1 / `repetitions`.
+  public var repetitions = 2
 
   public init(
     runner: ExperimentRunner, profile: String, hostBandwidth: Bandwidth, workDirectory: String, canEmulate: Bool,
@@ -249,10 +266,11 @@ public struct Validation {
         continue
       }
       log("\(name): \(e.spec.summary)")
-      var kept: Attempt?
+      var done: [Attempt] = []
       var failure: (any Error)?
-      for attempt in 1...max(1, remeasure == nil ? 1 : attempts) {
+      for attempt in 1...max(1, repetitions) {
         do {
+          if attempt > 1 { log("\(name): run \(attempt) of \(repetitions)") }
           if let remeasure, freshFor != e.spec.model {
             latest = try remeasure(latest, e)
             freshFor = e.spec.model
@@ -276,39 +294,39 @@ public struct Validation {
             a.after = after.1[0]
             a.profiles.after = latest
           }
-          if kept.map({ a.drift < $0.drift }) ?? true { kept = a }
-          guard a.drift > Self.driftLimit, attempt < attempts else { break }
-          log(
-            "\(name): the host drifted during the run (predictions before and after it lie "
-              + "±\(String(format: a.drift * 100, digits: 1))% from their mean); running it again")
+          done.append(a)
         } catch {
           if stop() { throw error }
           failure = error
           break
         }
       }
-      guard let a = kept else {
+      guard let first = done.first else {
         // A case that cannot run is reported, and the others still run.
         let why = failure.map { "\($0)" } ?? "no attempt ran"
         log("\(name) failed: \(why)")
         skipped.append((name, "failed: \(why)"))
         continue
       }
-      if let failure { log("\(name): running it again failed (\(failure)); the first attempt is kept") }
-      specs.append(a.specJSON)
-      rows += a.rows(name)
-      let labelled: [(RunRecord, String, String)] =
-        [(a.before, URL(fileURLWithPath: a.profiles.before).lastPathComponent, a.speeds.before), (a.real, "", "")]
-        + (a.after.map { [($0, URL(fileURLWithPath: a.profiles.after ?? "").lastPathComponent, a.speeds.after)] }
-          ?? [])
-      for (var r, profileName, speeds) in labelled {
-        r.index = runs.count
-        r.parameters.insert(RunParameter(label: "case", path: "case", value: .string(name)), at: 0)
-        r.parameters.append(RunParameter(label: "profile", path: "calibration.profile", value: .string(profileName)))
-        // Which of the real run's worker speeds the prediction took (empty: none).
-        r.parameters.append(
-          RunParameter(label: "worker_speeds", path: "calibration.worker_speeds", value: .string(speeds)))
-        runs.append(r)
+      if let failure { log("\(name): run \(done.count + 1) failed (\(failure)); the row is of the runs before it") }
+      specs.append(first.specJSON)
+      let each = done.map { $0.rows(name) }
+      rows += first.rows(name).indices.compactMap { i in Row.combined(each.map { $0[i] }) }
+      for (repetition, a) in done.enumerated() {
+        let labelled: [(RunRecord, String, String)] =
+          [(a.before, URL(fileURLWithPath: a.profiles.before).lastPathComponent, a.speeds.before), (a.real, "", "")]
+          + (a.after.map { [($0, URL(fileURLWithPath: a.profiles.after ?? "").lastPathComponent, a.speeds.after)] }
+            ?? [])
+        for (var r, profileName, speeds) in labelled {
+          r.repetition = repetition
+          r.index = runs.count
+          r.parameters.insert(RunParameter(label: "case", path: "case", value: .string(name)), at: 0)
+          r.parameters.append(RunParameter(label: "profile", path: "calibration.profile", value: .string(profileName)))
+          // Which of the real run's worker speeds the prediction took (empty: none).
+          r.parameters.append(
+            RunParameter(label: "worker_speeds", path: "calibration.worker_speeds", value: .string(speeds)))
+          runs.append(r)
+        }
       }
     }
     let table = Table(
@@ -318,6 +336,9 @@ public struct Validation {
         .double("predicted", rows.map(\.predicted)), .double("measured", rows.map(\.measured)),
         .double("error_pct", rows.map { $0.error * 100 }), .double("planner", rows.map { $0.planner ?? .nan }),
         .double("spread_pct", rows.map { ($0.spread ?? .nan) * 100 }),
+        .string(
+          "run_errors_pct",
+          rows.map { $0.runErrors.map { String(format: $0 * 100, digits: 1) }.joined(separator: " ") }),
       ])
     let info = FileInfo(
       experiment: "validate", specJSON: "[" + specs.joined(separator: ",") + "]",
@@ -333,23 +354,26 @@ public struct Validation {
 
   public static func markdown(rows: [Row], skipped: [(String, String)]) -> String {
     let bracketed = rows.contains { $0.spread != nil }
-    var t = TextTable(
-      header: ["case", "metric", "measured", "predicted", "error"] + (bracketed ? ["spread"] : [])
-        + ["planner's value"],
-      rightAligned: bracketed ? [2, 3, 4, 5, 6] : [2, 3, 4, 5])
+    let repeated = rows.contains { $0.runErrors.count > 1 }
+    let header =
+      ["case", "metric", "measured", "predicted", "error"] + (repeated ? ["each run"] : [])
+      + (bracketed ? ["spread"] : []) + ["planner's value"]
+    var t = TextTable(header: header, rightAligned: Set(2..<header.count))
+    func percent(_ x: Double) -> String { (x >= 0 ? "+" : "") + String(format: x * 100, digits: 1) + "%" }
     for r in rows {
       let unit = metrics.first { $0.name == r.metric }?.unit ?? ""
-      t.append(
-        [
-          r.caseName.replacingOccurrences(of: "validate-", with: ""), r.metric + " (\(unit))",
-          String(format: r.measured, digits: 2), String(format: r.predicted, digits: 2),
-          (r.error >= 0 ? "+" : "") + String(format: r.error * 100, digits: 1) + "%"
-            + (abs(r.error) > 0.10 ? " **" : ""),
-        ]
-          + (bracketed
-            ? [
-              r.spread.map { "±" + String(format: $0 * 100, digits: 1) + "%" + ($0 > driftLimit ? " †" : "") } ?? ""
-            ] : []) + [r.planner.map { String(format: $0, digits: 2) } ?? ""])
+      var cells: [String] = [
+        r.caseName.replacingOccurrences(of: "validate-", with: ""), r.metric + " (\(unit))",
+        String(format: r.measured, digits: 2), String(format: r.predicted, digits: 2),
+        percent(r.error) + (abs(r.error) > 0.10 ? " **" : ""),
+      ]
+      if repeated { cells.append(r.runErrors.map(percent).joined(separator: " ")) }
+      if bracketed {
+        let flag = (r.spread ?? 0) > driftLimit ? " †" : ""
+        cells.append(r.spread.map { "±" + String(format: $0 * 100, digits: 1) + "%" + flag } ?? "")
+      }
+      cells.append(r.planner.map { String(format: $0, digits: 2) } ?? "")
+      t.append(cells)
     }
     var out = t.markdown()
     let outside = rows.filter { abs($0.error) > 0.10 }
@@ -358,6 +382,15 @@ public struct Validation {
       out += "; outside (**): " + outside.map { "\($0.caseName) \($0.metric)" }.joined(separator: ", ")
     }
     out += ".\n"
+    if repeated {
+      let runs = rows.map(\.runErrors.count).max() ?? 1
+      out +=
+        "\nEach case ran \(runs) times; a row compares the mean of its real runs with the mean of their "
+        + "predictions, each run's own error beside it."
+      let single = rows.flatMap(\.runErrors)
+      let within = single.filter { abs($0) <= 0.10 }.count
+      out += " Taken one run at a time, \(within) of \(single.count) rows were within 10%.\n"
+    }
     if bracketed {
       let spreads = rows.compactMap(\.spread).sorted()
       out +=
@@ -368,7 +401,7 @@ public struct Validation {
       let drifted = rows.filter { ($0.spread ?? 0) > driftLimit }
       if !drifted.isEmpty {
         out +=
-          " † the host drifted by more than ±\(Int(driftLimit * 100))% during the case in every attempt: "
+          " † the host drifted by more than ±\(Int(driftLimit * 100))% during the case: "
           + Set(drifted.map(\.caseName)).sorted().joined(separator: ", ") + "."
       }
       out += "\n"

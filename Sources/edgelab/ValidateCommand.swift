@@ -28,9 +28,9 @@ struct ValidateCommand: ParsableCommand {
       again in a fresh process. A plain case's workers then time their own layers before and after the workload \
       (execution.calibrate_workers), and the case is predicted from that profile with each set of worker speeds \
       (calibration.worker_speeds); an emulated case is predicted from profiles measured just before and just \
-      after its real run. The prediction is the mean of the two, their spread beside it; a case whose two \
-      predictions lie more than 5% from their mean runs a second time (--once: the first profile serves every \
-      case).
+      after its real run. The prediction is the mean of the two, their spread beside it. Each case runs \
+      --repetitions times (2) and its row compares the mean of the real runs with the mean of their \
+      predictions, each run's own error beside it (--once: the first profile serves every case).
       """)
   @Option(help: "A host profile (edgelab profile); measured into the work directory when omitted.") var profile: String?
   @Option(help: "Results file.") var out = "results/validate.h5"
@@ -46,6 +46,7 @@ struct ValidateCommand: ParsableCommand {
     help:
       "Measure no profile again: the first serves every case (plain cases still take their workers' speeds).")
   var once = false
+  @Option(help: "Runs of each case; a row compares their means.") var repetitions = 2
   /// Internal: re-measure --profile for the one --case into this file and exit (how each case's profiles are
   /// measured, in a process of their own).
   @Option(help: .hidden) var remeasureInto: String?
@@ -111,6 +112,9 @@ struct ValidateCommand: ParsableCommand {
   }
 
   func run() throws {
+    guard (1...10).contains(repetitions) else {
+      throw fail("--repetitions \(repetitions): give a number of runs of each case in 1...10", code: Exit.badInput)
+    }
     if let into = remeasureInto {
       guard let base = profile, cases.count == 1 else {
         throw fail("--remeasure-into needs --profile and one --case", code: Exit.badInput)
@@ -151,6 +155,7 @@ struct ValidateCommand: ParsableCommand {
       runner: runner, profile: profilePath, hostBandwidth: hostProfile.decodeBandwidth, workDirectory: work,
       canEmulate: geteuid() == 0, environment: EnvironmentFacts.provenance, stop: { Interrupt.isRequested }, log: log)
     validation.hostPrefillFlops = hostProfile.prefillFlops
+    validation.repetitions = repetitions
     validation.taskEvaluator = ModelEvaluator(threads: 1)
     validation.promptEncoder = ModelPromptEncoder()
     if !once {

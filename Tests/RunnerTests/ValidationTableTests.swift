@@ -56,11 +56,31 @@ struct ValidationTableTests {
     // b: 11 predicted against 9.5 (+15.8%, outside), its profiles ±9.1% apart (drift).
     #expect(text.contains("| +15.8% ** | ±9.1% † |"), "\(text)")
     #expect(text.contains("1 of 2 rows within 10%; outside (**): validate-b TTFT p50."))
-    #expect(text.contains("during the case in every attempt: validate-b."))
+    #expect(text.contains("during the case: validate-b."))
     #expect(text.contains("Not compared: validate-c: needs root."))
     // One profile for every case: no spread column.
     let once = Validation.markdown(
       rows: [.init(caseName: "validate-a", metric: "TPOT mean", predicted: 10, measured: 10)], skipped: [])
     #expect(!once.contains("spread"))
+  }
+
+  /// A case run twice: its row is the mean measured against the mean predicted, the mean spread, and each run's
+  /// own error is printed beside it.
+  @Test func aRepeatedCaseComparesItsMeansAndPrintsEachRun() throws {
+    let first = Validation.Row.bracketed(
+      caseName: "validate-a", metric: "TPOT mean", before: 10, after: 10.4, measured: 11, planner: 9)
+    let second = Validation.Row.bracketed(
+      caseName: "validate-a", metric: "TPOT mean", before: 9, after: 9.2, measured: 9.5, planner: 9)
+    let row = try #require(Validation.Row.combined([first, second]))
+    #expect(abs(row.predicted - (10.2 + 9.1) / 2) < 1e-12 && abs(row.measured - 10.25) < 1e-12)
+    #expect(abs((row.spread ?? 0) - ((first.spread ?? 0) + (second.spread ?? 0)) / 2) < 1e-12)
+    #expect(row.runErrors == [first.error, second.error] && row.planner == 9)
+    #expect(Validation.Row.combined([first]) == first && Validation.Row.combined([]) == nil)
+    let text = Validation.markdown(rows: [row], skipped: [])
+    // 9.65 against 10.25: −5.9%; the runs −7.3% and −4.2%.
+    let line = "| a | TPOT mean (ms) | 10.25 | 9.65 | -5.9% | -7.3% -4.2% | ±1.5% | 9.00 |"
+    #expect(text.contains(line), "\(text)")
+    #expect(
+      text.contains("Each case ran 2 times") && text.contains("Taken one run at a time, 2 of 2 rows were within 10%."))
   }
 }
