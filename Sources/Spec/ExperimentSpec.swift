@@ -451,8 +451,10 @@ public struct WorkerSpeed: Codable, Hashable, Sendable {
   /// The ratio for a step of `size` (sequences for decode, tokens for a prompt).
   public func ratio(prefill isPrefill: Bool, size: Int) -> Double {
     let whole = ratio(prefill: isPrefill)
-    guard let points = isPrefill ? prefillPoints : decodePoints, !points.isEmpty else { return whole }
-    let sorted = points.sorted { $0.size < $1.size }
+    // Points a spec's validation refuses (no size, a ratio that is not a number) are passed over here too.
+    let sorted =
+      (isPrefill ? prefillPoints : decodePoints)?.filter { $0.size >= 1 && $0.ratio.isFinite }
+      .sorted { $0.size < $1.size } ?? []
     guard let first = sorted.first, let last = sorted.last else { return whole }
     if size <= first.size { return first.ratio }
     if size >= last.size { return last.ratio }

@@ -155,6 +155,9 @@ struct ProfileTests {
     #expect(speed.ratio(prefill: true, size: 2) == 1.13)
     #expect(speed.ratio(prefill: true, size: 128) == 1.05)
     #expect(WorkerSpeed(decode: 1.1, prefill: 0.9).ratio(prefill: false, size: 4) == 1.1)
+    let broken = WorkerSpeed(
+      decode: 1.1, prefill: 0.9, decodePoints: [.init(size: 0, ratio: 2), .init(size: 2, ratio: .nan)])
+    #expect(broken.ratio(prefill: false, size: 1) == 1.1)
     let facts = speed.facts(device: "host1", after: true)
     #expect(facts["worker_speed.host1.prefill.tokens_5.after"] == 1.13)
     let back = try #require(WorkerSpeed(device: "host1", after: true, facts: facts))
