@@ -70,8 +70,6 @@ enum WorkerCalibrationPlan {
     let precision = x.spec.model.precision
     let layers = ModelLayers(config: x.model, precision: precision).layers
     let c = x.model
-    var measured = (decode: 0.0, prefill: 0.0)
-    var predicted = (decode: 0.0, prefill: 0.0)
     // Per size of each phase (decode batch, prompt tokens): measured and predicted seconds.
     var decodeAt: [Int: (measured: Double, predicted: Double)] = [:]
     var prefillAt: [Int: (measured: Double, predicted: Double)] = [:]
@@ -104,20 +102,21 @@ enum WorkerCalibrationPlan {
       }
       for (k, point) in r.decode.enumerated() {
         let model = seconds(.decode(contexts: Array(repeating: point.context, count: point.batch)))
-        measured.decode += p.decode[k]
-        predicted.decode += model
         decodeAt[point.batch, default: (0, 0)].measured += p.decode[k]
         decodeAt[point.batch, default: (0, 0)].predicted += model
       }
       for (k, tokens) in r.prefill.enumerated() {
         let model = seconds(.prefill(tokens: tokens))
-        measured.prefill += p.prefill[k]
-        predicted.prefill += model
         prefillAt[tokens, default: (0, 0)].measured += p.prefill[k]
         prefillAt[tokens, default: (0, 0)].predicted += model
       }
     }
-    guard measured.decode + measured.prefill > 0 else { return nil }
+    func total(_ at: [Int: (measured: Double, predicted: Double)]) -> (measured: Double, predicted: Double) {
+      at.values.reduce((0, 0)) { ($0.measured + $1.measured, $0.predicted + $1.predicted) }
+    }
+    let decode = total(decodeAt)
+    let prefill = total(prefillAt)
+    guard decode.measured + prefill.measured > 0 else { return nil }
     // Beyond WorkerSpeed.bounds is recorded as measured: against a roofline device (no profile) the ratio says
     // how far this host is from it; a spec refuses such a ratio as a worker speed.
     func points(_ at: [Int: (measured: Double, predicted: Double)]) -> [WorkerSpeed.Point]? {
@@ -126,8 +125,8 @@ enum WorkerCalibrationPlan {
         .sorted { $0.size < $1.size }
     }
     let speed = WorkerSpeed(
-      decode: r.decode.isEmpty ? 1 : measured.decode / predicted.decode,
-      prefill: r.prefill.isEmpty ? 1 : measured.prefill / predicted.prefill,
+      decode: r.decode.isEmpty ? 1 : decode.measured / decode.predicted,
+      prefill: r.prefill.isEmpty ? 1 : prefill.measured / prefill.predicted,
       decodePoints: points(decodeAt), prefillPoints: points(prefillAt))
     let ratios =
       [speed.decode, speed.prefill] + (speed.decodePoints ?? []).map(\.ratio)

@@ -450,20 +450,23 @@ public struct WorkerSpeed: Codable, Hashable, Sendable {
 
   /// The ratio for a step of `size` (sequences for decode, tokens for a prompt).
   public func ratio(prefill isPrefill: Bool, size: Int) -> Double {
-    let whole = ratio(prefill: isPrefill)
-    // Points a spec's validation refuses (no size, a ratio that is not a number) are passed over here too.
-    let sorted =
-      (isPrefill ? prefillPoints : decodePoints)?.filter { $0.size >= 1 && $0.ratio.isFinite }
-      .sorted { $0.size < $1.size } ?? []
-    guard let first = sorted.first, let last = sorted.last else { return whole }
-    if size <= first.size { return first.ratio }
-    if size >= last.size { return last.ratio }
-    for (a, b) in zip(sorted, sorted.dropFirst()) where a.size <= size && size <= b.size {
+    // The nearest points at or below and at or above `size`, in one pass (the simulator asks for every layer of
+    // every step); points a spec's validation refuses (no size, a ratio that is not a number) are passed over.
+    var below: Point?
+    var above: Point?
+    for p in (isPrefill ? prefillPoints : decodePoints) ?? [] where p.size >= 1 && p.ratio.isFinite {
+      if p.size <= size, p.size > below?.size ?? 0 { below = p }
+      if p.size >= size, p.size < above?.size ?? .max { above = p }
+    }
+    switch (below, above) {
+    case (nil, nil): return ratio(prefill: isPrefill)
+    case (let a?, nil): return a.ratio
+    case (nil, let b?): return b.ratio
+    case (let a?, let b?):
       guard b.size > a.size else { return a.ratio }
       let t = log(Double(size) / Double(a.size)) / log(Double(b.size) / Double(a.size))
       return a.ratio + (b.ratio - a.ratio) * t
     }
-    return whole
   }
 
   /// This speed measured against a time model that already applied `given`: the ratios against the profile.

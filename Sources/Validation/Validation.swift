@@ -149,9 +149,6 @@ public struct Validation {
     /// Predicted with its workers' speeds: no profile is measured after it.
     var calibrated = false
 
-    /// The largest spread among its rows.
-    var drift: Double { rows("").compactMap(\.spread).max() ?? 0 }
-
     func rows(_ name: String) -> [Row] {
       Validation.metrics.map { metric in
         Row.bracketed(
@@ -311,7 +308,7 @@ public struct Validation {
       if let failure { log("\(name): run \(done.count + 1) failed (\(failure)); the row is of the runs before it") }
       specs.append(first.specJSON)
       let each = done.map { $0.rows(name) }
-      rows += first.rows(name).indices.compactMap { i in Row.combined(each.map { $0[i] }) }
+      rows += each[0].indices.compactMap { i in Row.combined(each.map { $0[i] }) }
       for (repetition, a) in done.enumerated() {
         let labelled: [(RunRecord, String, String)] =
           [(a.before, URL(fileURLWithPath: a.profiles.before).lastPathComponent, a.speeds.before), (a.real, "", "")]
